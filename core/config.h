@@ -1,0 +1,117 @@
+/*
+ * config.h: ringmta's settings, typed, and the loader for ringmta.conf
+ * (flat "key = value" lines read with inih) and for "-o key=value".
+ *
+ * Ownership: struct config owns hostname, queue_dir and relay_networks;
+ * config_free() releases them. Everything else is stored inline. There is
+ * no global configuration: main() fills one struct config and hands a
+ * const pointer to whoever needs it; after loading it is read-only and may
+ * be shared between threads.
+ *
+ * Life cycle: config_defaults() (on an uninitialised or freed struct), then
+ * any number of config_load_file() / config_set_override() calls (later
+ * settings win), then config_validate(), and finally config_free().
+ *
+ * Error messages go into a caller's buffer (err, errlen), always
+ * NUL-terminated when errlen > 0, and name the file, line and key.
+ */
+#ifndef RINGMTA_CONFIG_H
+#define RINGMTA_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct netacl;
+
+/* The most addresses "listen" may name. */
+#define CONFIG_LISTEN_MAX 16
+
+/* Log levels, ordered by verbosity. The values are those of enum log_level
+ * in core/log.h (error 0 .. debug 3); config does not include log.h so that
+ * it builds and tests alone. */
+enum config_log_level {
+	CONFIG_LOG_ERROR = 0,
+	CONFIG_LOG_WARNING = 1,
+	CONFIG_LOG_INFO = 2,
+	CONFIG_LOG_DEBUG = 3,
+};
+
+struct config_listen {
+	struct sockaddr_storage cl_addr;	/* AF_INET or AF_INET6 */
+	socklen_t cl_addrlen;
+};
+
+struct config {
+	/* Where to accept SMTP: numeric addresses with ports, no duplicates. */
+	struct config_listen listen[CONFIG_LISTEN_MAX];
+	unsigned int listen_count;			/* 1..CONFIG_LISTEN_MAX */
+
+	char *hostname;		/* owned; greeting, EHLO reply, Received */
+	char *queue_dir;	/* owned */
+
+	unsigned int workers;			/* 0 = one per online CPU */
+	uint64_t max_message_size;		/* bytes */
+	unsigned int max_recipients;
+	unsigned int max_connections;		/* per process */
+	unsigned int max_connections_per_ip;	/* 0 = unlimited */
+	unsigned int max_errors;
+
+	struct netacl *relay_networks;	/* owned; never NULL after defaults */
+
+	unsigned int timeout_command;	/* seconds, RFC 5321 4.5.3.2.7 */
+	unsigned int timeout_data;	/* seconds, RFC 5321 4.5.3.2.5 */
+	unsigned int shutdown_timeout;	/* seconds */
+	unsigned int greeting_delay;	/* milliseconds before the 220; input
+					 * arriving earlier is refused */
+
+	uint64_t queue_map_size;	/* bytes, LMDB map size */
+	unsigned int recv_buffer_size;	/* bytes, power of two */
+	unsigned int recv_buffers_max;	/* per worker, power of two */
+	unsigned int listen_backlog;
+
+	enum config_log_level log_level;
+	bool smtputf8;		/* advertise SMTPUTF8 (RFC 6531) */
+	bool chunking;		/* advertise CHUNKING/BDAT (RFC 3030) */
+};
+
+/* Fill cfg with the defaults; cfg must not hold owned data (it is
+ * overwritten, not freed). Aborts only if memory runs out. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read settings from a file: "key = value" lines, '#' or ';' comments,
+ * no [sections]. A line that starts with whitespace continues the previous
+ * setting's value (for long listen / relay_networks lists). Unknown keys are
+ * errors; a key given twice takes the last value. Returns 0, or -1 with
+ * err like "ringmta.conf:12: unknown key 'listn'". Settings before and
+ * after the bad line may have been applied; cfg still needs config_free().
+ */
+int config_load_file(struct config *cfg, const char *path,
+		     char *err, size_t errlen);
+
+/* Set one setting from its text form. Returns 0, or -1 with err like
+ * "max_recipients: must be an integer >= 100"; on error cfg is unchanged. */
+int config_set(struct config *cfg, const char *key, const char *value,
+	       char *err, size_t errlen);
+
+/* config_set() for the text "key=value" (blanks around either part are
+ * ignored), as given to -o. Returns 0 or -1 with err like
+ * "-o listn=x: unknown key 'listn'". */
+int config_set_override(struct config *cfg, const char *kv,
+			char *err, size_t errlen);
+
+/* Checks that involve more than one setting; run after all loading.
+ * Returns 0 or -1 with err. */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/* Release owned data; cfg may then be given to config_defaults() again.
+ * Safe to call twice. */
+void config_free(struct config *cfg);
+
+/* Write "key = value" for every setting, in the order of the example file.
+ * The output loads back into an equal configuration. */
+void config_dump(const struct config *cfg, FILE *f);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * server: the inbound SMTP service. It owns the worker threads (one
+ * io_loop each), their listening sockets, the connection caps and the
+ * orderly shutdown. Sessions (smtp_server.h) live on one worker for
+ * their whole life.
+ */
+#ifndef RINGMTA_SERVER_H
+#define RINGMTA_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "io/loop.h"
+#include "queue/queue.h"
+
+struct smtp_session;
+
+#define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
+
+struct smtp_worker {
+	struct io_loop w_loop;
+	struct queue_sink w_sink;
+	struct server *w_srv;
+	unsigned w_id;
+	pthread_t w_thread;
+	uint64_t w_last_us;		/* for queue ids */
+	uint32_t w_sessions;		/* live sessions, orphans included */
+	struct smtp_session *w_list;	/* live, attached sessions */
+	bool w_stopping;
+	time_t w_date_sec;		/* cached RFC 5322 date */
+	char w_date[40];
+	uint64_t w_accepted, w_refused, w_messages, w_rejected;
+};
+
+struct server {
+	const struct config *s_cfg;
+	struct queue *s_queue;
+	struct smtp_worker *s_workers;
+	unsigned s_nworkers;
+	atomic_bool s_stopping;
+	atomic_uint s_conns;
+	uint64_t s_stop_deadline;	/* monotonic seconds */
+	/* Per-address counts, indexed by a hash of the address. A hash
+	 * collision makes the cap stricter for both addresses, never looser. */
+	atomic_ushort *s_iptab;
+};
+
+/* Bind listeners and start workers. err names what failed. */
+int server_start(struct server *srv, const struct config *cfg, struct queue *q,
+		 char *err, size_t errlen);
+/* Ask every worker to stop accepting and wind sessions down. */
+void server_stop(struct server *srv);
+/* Wait for every worker to finish. */
+void server_join(struct server *srv);
+void server_destroy(struct server *srv);
+
+/* For sessions: the next queue id of this worker. */
+uint64_t server_next_id(struct smtp_worker *w);
+/* For sessions: the current date in RFC 5322 form (cached per second). */
+const char *server_date(struct smtp_worker *w);
+/* A session ended: release its caps. */
+void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer);
+
+#endif

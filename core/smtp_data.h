@@ -1,0 +1,93 @@
+/*
+ * smtp_data: the DATA / BDAT body decoder.
+ *
+ * Fed the bytes that follow "354" (DATA) or a BDAT command, in as many
+ * pieces as the network delivers, it:
+ *   - finds the end of DATA: only <CRLF>.<CRLF> ends it (the CRLF that
+ *     ended the DATA command counts as the first CRLF); the terminator may
+ *     be split across pieces at any offset;
+ *   - removes dot-stuffing (RFC 5321 4.5.2): a line starting with "." has
+ *     that first dot dropped;
+ *   - flags, without stopping, a bare CR or bare LF anywhere (SMTP
+ *     smuggling defence), a text line over 1000 octets including CRLF,
+ *     and a body over max_size (then it stops emitting but keeps scanning
+ *     for the terminator, so the session can answer 552 after it);
+ *   - notes whether the header section has Date: and Message-ID: fields.
+ *
+ * Output is a sequence of slices of the caller's input, passed to an emit
+ * callback in order; concatenated they are the unstuffed message, with
+ * the terminating ".CRLF" (and nothing else) removed. The final CRLF
+ * before the terminator belongs to the message. The decoder copies no
+ * body byte and does no I/O.
+ */
+#ifndef RINGMTA_SMTP_DATA_H
+#define RINGMTA_SMTP_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define SMTP_DATA_LINE_MAX 1000	/* text line incl. CRLF, RFC 5321 4.5.3.1.6 */
+
+enum smtp_data_mode {
+	SMTP_DATA_DOT = 0,	/* DATA: dot-stuffed, ends at CRLF.CRLF */
+	SMTP_DATA_RAW = 1,	/* BDAT: the caller counts chunk octets; no
+				 * stuffing, no terminator */
+};
+
+/* Sticky flags, set as found. */
+#define SMTP_DATA_F_BARE_CR	0x01u
+#define SMTP_DATA_F_BARE_LF	0x02u
+#define SMTP_DATA_F_LONG_LINE	0x04u
+#define SMTP_DATA_F_TOO_BIG	0x08u
+#define SMTP_DATA_F_HAS_DATE	0x10u
+#define SMTP_DATA_F_HAS_MSGID	0x20u
+#define SMTP_DATA_F_8BIT	0x40u	/* a byte >= 0x80 was seen */
+
+typedef void smtp_data_emit_fn(void *ctx, const char *p, size_t len);
+
+/* Decoder state: small, embedded in the session; no pointers into input. */
+struct smtp_data {
+	uint64_t max_size;	/* 0 = unlimited */
+	uint64_t size;		/* unstuffed octets accepted so far */
+	uint32_t line_len;	/* octets in the current line so far */
+	uint8_t mode;		/* enum smtp_data_mode */
+	uint8_t state;		/* private: position relative to line start */
+	uint8_t hdr_state;	/* private: header-section tracking */
+	uint8_t hdr_pos;	/* private: chars matched of a header name */
+	uint32_t flags;		/* SMTP_DATA_F_* */
+};
+
+/*
+ * Start a body. For RAW mode (BDAT) keep the same struct across chunks:
+ * call smtp_data_init once per message, then smtp_data_feed per chunk.
+ */
+void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode,
+		    uint64_t max_size);
+
+/*
+ * Feed buf[0..len). Calls emit(ctx, ...) for each run of body bytes.
+ * Returns the number of input bytes consumed. In DOT mode, when the
+ * terminator is found, *done_r is set to true and the return value counts
+ * the bytes up to and including the terminator's LF: bytes after it are
+ * the next command (pipelining) and are not consumed. In RAW mode all
+ * bytes are consumed and *done_r is left false.
+ */
+size_t smtp_data_feed(struct smtp_data *d, const char *buf, size_t len,
+		      smtp_data_emit_fn *emit, void *ctx, bool *done_r);
+
+/*
+ * RAW mode only: the message is complete (BDAT LAST). Flags a body that
+ * does not end in CRLF? No: BDAT bodies may end anywhere; this only
+ * closes line accounting. Returns d->flags.
+ */
+uint32_t smtp_data_finish(struct smtp_data *d);
+
+/*
+ * The reply for a finished body whose flags show a refusal, or NULL when
+ * it may be queued. Full reply line, no CRLF, static storage. Order of
+ * precedence: bare CR/LF (smuggling), too big (552 5.3.4), long line.
+ */
+const char *smtp_data_refusal(uint32_t flags);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * listen: listening sockets. Each worker opens its own socket per address
+ * with SO_REUSEPORT, so the kernel spreads connections across workers
+ * and no accept queue is shared between threads.
+ */
+#ifndef RINGMTA_IO_LISTEN_H
+#define RINGMTA_IO_LISTEN_H
+
+#include <sys/socket.h>
+
+/* A bound, listening, non-blocking socket; returns fd or -errno. */
+int io_listen_open(const struct sockaddr *sa, socklen_t len, int backlog);
+
+/* "a.b.c.d:port" or "[v6]:port" into buf; returns buf. */
+char *io_sockaddr_str(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

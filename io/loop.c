@@ -1,0 +1,538 @@
+/*
+ * loop.c: see loop.h. Completions are handled in batches and acknowledged
+ * with one io_uring_cq_advance; output produced while handling a batch
+ * is sent after it, one send per connection.
+ */
+#include "io/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+enum io_op {
+	IO_OP_ACCEPT = 1,
+	IO_OP_RECV = 2,
+	IO_OP_SEND = 3,
+	IO_OP_TICK = 4,
+	IO_OP_WAKE = 5,
+	IO_OP_DELAY = 6,
+	IO_OP_IGNORE = 7,
+};
+
+#define IO_UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
+#define IO_UD_OP(ud) ((enum io_op)((ud) & 7u))
+#define IO_UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+
+uint64_t io_loop_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* An SQE, submitting first if the queue is full. */
+static struct io_uring_sqe *loop_sqe(struct io_loop *loop)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->lp_ring);
+
+	while (sqe == NULL) {
+		io_uring_submit(&loop->lp_ring);
+		sqe = io_uring_get_sqe(&loop->lp_ring);
+	}
+	return sqe;
+}
+
+static void loop_arm_tick(struct io_loop *loop)
+{
+	struct io_uring_sqe *sqe = loop_sqe(loop);
+
+	loop->lp_tick_ts.tv_sec = 1;
+	loop->lp_tick_ts.tv_nsec = 0;
+	io_uring_prep_timeout(sqe, &loop->lp_tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, IO_UD(loop, IO_OP_TICK));
+}
+
+static void loop_arm_wake(struct io_loop *loop)
+{
+	struct io_uring_sqe *sqe = loop_sqe(loop);
+
+	io_uring_prep_read(sqe, loop->lp_wake_fd, &loop->lp_wake_val,
+			   sizeof(loop->lp_wake_val), 0);
+	io_uring_sqe_set_data64(sqe, IO_UD(loop, IO_OP_WAKE));
+}
+
+static void loop_arm_accept(struct io_loop *loop, struct io_listener *l)
+{
+	struct io_uring_sqe *sqe = loop_sqe(loop);
+
+	io_uring_prep_multishot_accept(sqe, l->il_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, IO_UD(l, IO_OP_ACCEPT));
+	l->il_armed = true;
+}
+
+static void conn_arm_recv(struct io_conn *c)
+{
+	struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+
+	io_uring_prep_recv_multishot(sqe, c->ic_fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = c->ic_loop->lp_bufs.bp_bgid;
+	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_RECV));
+	c->ic_flags |= IO_CONN_F_RECV;
+	c->ic_inflight++;
+}
+
+int io_loop_init(struct io_loop *loop, const struct io_loop_params *p,
+		 const struct io_loop_ops *ops, void *owner)
+{
+	struct io_uring_params params;
+	int ret;
+
+	memset(loop, 0, sizeof(*loop));
+	memset(&params, 0, sizeof(params));
+	/* Created disabled: the worker thread enables it and so becomes its
+	 * single issuer (io_loop_run). */
+	params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED;
+	params.flags |= IORING_SETUP_CQSIZE;
+	params.cq_entries = p->entries * 8;
+	ret = io_uring_queue_init_params(p->entries, &loop->lp_ring, &params);
+	if (ret < 0)
+		return ret;
+	ret = bufpool_init(&loop->lp_bufs, &loop->lp_ring, 0, p->buf_size,
+			   p->buf_max, p->buf_target);
+	if (ret < 0) {
+		io_uring_queue_exit(&loop->lp_ring);
+		return ret;
+	}
+	loop->lp_wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (loop->lp_wake_fd < 0) {
+		ret = -errno;
+		bufpool_destroy(&loop->lp_bufs, &loop->lp_ring);
+		io_uring_queue_exit(&loop->lp_ring);
+		return ret;
+	}
+	loop->lp_ops = ops;
+	loop->lp_owner = owner;
+	loop->lp_now = io_loop_now();
+	timerwheel_init(&loop->lp_timers, loop->lp_now);
+	loop_arm_tick(loop);
+	loop_arm_wake(loop);
+	return 0;
+}
+
+void io_loop_destroy(struct io_loop *loop)
+{
+	io_loop_unlisten(loop);
+	free(loop->lp_listeners);
+	loop->lp_listeners = NULL;
+	bufpool_destroy(&loop->lp_bufs, &loop->lp_ring);
+	io_uring_queue_exit(&loop->lp_ring);
+	if (loop->lp_wake_fd >= 0)
+		close(loop->lp_wake_fd);
+	loop->lp_wake_fd = -1;
+}
+
+int io_loop_listen(struct io_loop *loop, const int *fds, unsigned n)
+{
+	loop->lp_listeners = calloc(n, sizeof(*loop->lp_listeners));
+	if (loop->lp_listeners == NULL)
+		return -ENOMEM;
+	loop->lp_nlisteners = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct io_listener *l = &loop->lp_listeners[i];
+
+		l->il_fd = fds[i];
+		l->il_index = i;
+		l->il_loop = loop;
+		loop_arm_accept(loop, l);
+	}
+	return 0;
+}
+
+void io_loop_unlisten(struct io_loop *loop)
+{
+	for (unsigned i = 0; i < loop->lp_nlisteners; i++) {
+		struct io_listener *l = &loop->lp_listeners[i];
+
+		if (l->il_fd < 0)
+			continue;
+		if (l->il_armed) {
+			struct io_uring_sqe *sqe = loop_sqe(loop);
+
+			io_uring_prep_cancel64(sqe, IO_UD(l, IO_OP_ACCEPT), 0);
+			io_uring_sqe_set_data64(sqe, IO_UD(loop, IO_OP_IGNORE));
+			l->il_armed = false;
+		}
+		/* The cancelled accept drops its own file reference. */
+		close(l->il_fd);
+		l->il_fd = -1;
+	}
+}
+
+void io_loop_stop(struct io_loop *loop)
+{
+	loop->lp_stop = true;
+}
+
+void io_loop_wake(struct io_loop *loop)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	do
+		n = write(loop->lp_wake_fd, &one, sizeof(one));
+	while (n < 0 && errno == EINTR);
+}
+
+/* ---- connections ---- */
+
+static void conn_mark_dirty(struct io_conn *c)
+{
+	if (c->ic_flags & IO_CONN_F_DIRTY)
+		return;
+	c->ic_flags |= IO_CONN_F_DIRTY;
+	c->ic_next_dirty = c->ic_loop->lp_dirty;
+	c->ic_loop->lp_dirty = c;
+}
+
+/*
+ * Queue the connection for freeing once it is shut down and the kernel
+ * holds nothing of it. The free happens after the batch, so a handler
+ * may still look at the connection after a callback closed it.
+ */
+static void conn_maybe_free(struct io_conn *c)
+{
+	if (!(c->ic_flags & IO_CONN_F_SHUT) || c->ic_inflight != 0 ||
+	    (c->ic_flags & (IO_CONN_F_DIRTY | IO_CONN_F_STARVED | IO_CONN_F_FREEING)))
+		return;
+	c->ic_flags |= IO_CONN_F_FREEING;
+	c->ic_next_dirty = c->ic_loop->lp_freeing;
+	c->ic_loop->lp_freeing = c;
+}
+
+static void conn_free(struct io_conn *c)
+{
+	timerwheel_del(&c->ic_timer);
+	close(c->ic_fd);
+	c->ic_fd = -1;
+	free(c->ic_obuf);
+	free(c->ic_sbuf);
+	c->ic_obuf = c->ic_sbuf = NULL;
+	c->ic_ops->on_free(c);
+}
+
+static void conn_shutdown(struct io_conn *c)
+{
+	if (c->ic_flags & IO_CONN_F_SHUT)
+		return;
+	c->ic_flags |= IO_CONN_F_SHUT;
+	/* Ends the multishot receive with a final completion. */
+	shutdown(c->ic_fd, SHUT_RDWR);
+	timerwheel_del(&c->ic_timer);
+	conn_maybe_free(c);
+}
+
+void io_conn_start(struct io_loop *loop, struct io_conn *c, int fd,
+		   const struct io_conn_ops *ops)
+{
+	memset(c, 0, sizeof(*c));
+	c->ic_loop = loop;
+	c->ic_ops = ops;
+	c->ic_fd = fd;
+	conn_arm_recv(c);
+}
+
+int io_conn_write(struct io_conn *c, const void *p, size_t len)
+{
+	if (c->ic_flags & IO_CONN_F_SHUT)
+		return -EPIPE;
+	if (c->ic_olen + len > c->ic_ocap) {
+		size_t cap = c->ic_ocap ? c->ic_ocap : 256;
+		char *n;
+
+		while (cap < c->ic_olen + len)
+			cap *= 2;
+		if (cap > (1u << 24))
+			return -ENOBUFS;
+		n = realloc(c->ic_obuf, cap);
+		if (n == NULL)
+			return -ENOMEM;
+		c->ic_obuf = n;
+		c->ic_ocap = (uint32_t)cap;
+	}
+	memcpy(c->ic_obuf + c->ic_olen, p, len);
+	c->ic_olen += (uint32_t)len;
+	conn_mark_dirty(c);
+	return 0;
+}
+
+static void conn_submit_send(struct io_conn *c)
+{
+	struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+
+	io_uring_prep_send(sqe, c->ic_fd, c->ic_sbuf + c->ic_soff,
+			   c->ic_slen - c->ic_soff, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_SEND));
+	c->ic_flags |= IO_CONN_F_SEND;
+	c->ic_inflight++;
+}
+
+/* Start a send of the pending output if none is in flight. */
+static void conn_flush(struct io_conn *c)
+{
+	char *tmp;
+	uint32_t cap;
+
+	if ((c->ic_flags & (IO_CONN_F_SEND | IO_CONN_F_SHUT)) || c->ic_olen == 0)
+		return;
+	/* Swap: the filled buffer goes to the kernel, the spare is refilled. */
+	tmp = c->ic_sbuf;
+	cap = c->ic_scap;
+	c->ic_sbuf = c->ic_obuf;
+	c->ic_scap = c->ic_ocap;
+	c->ic_slen = c->ic_olen;
+	c->ic_soff = 0;
+	c->ic_obuf = tmp;
+	c->ic_ocap = cap;
+	c->ic_olen = 0;
+	conn_submit_send(c);
+}
+
+void io_conn_set_deadline(struct io_conn *c, unsigned seconds)
+{
+	timerwheel_set(&c->ic_loop->lp_timers, &c->ic_timer,
+		       seconds ? io_loop_now() + seconds : 0);
+}
+
+int io_conn_delay(struct io_conn *c, unsigned ms)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->ic_flags & (IO_CONN_F_DELAY | IO_CONN_F_SHUT))
+		return -EBUSY;
+	sqe = loop_sqe(c->ic_loop);
+	c->ic_delay_ts.tv_sec = ms / 1000;
+	c->ic_delay_ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &c->ic_delay_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_DELAY));
+	c->ic_flags |= IO_CONN_F_DELAY;
+	c->ic_inflight++;
+	return 0;
+}
+
+void io_conn_close(struct io_conn *c)
+{
+	if (c->ic_flags & IO_CONN_F_CLOSING)
+		return;
+	c->ic_flags |= IO_CONN_F_CLOSING;
+	if (c->ic_olen == 0 && !(c->ic_flags & IO_CONN_F_SEND))
+		conn_shutdown(c);
+	/* else: shut down once the output has been sent (see on_send). */
+}
+
+static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
+			 const struct io_uring_cqe *cqe)
+{
+	bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+
+	if (!more) {
+		c->ic_flags &= ~IO_CONN_F_RECV;
+		c->ic_inflight--;
+	}
+	if (cqe->res > 0) {
+		struct io_buf *b = bufpool_take(&loop->lp_bufs,
+				(uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+
+		loop->lp_stats.recvs++;
+		loop->lp_stats.recv_bytes += (uint64_t)cqe->res;
+		if (!(c->ic_flags & IO_CONN_F_CLOSING))
+			c->ic_ops->on_recv(c, b, (size_t)cqe->res);
+		bufpool_unref(&loop->lp_bufs, b);
+		if (!more && !(c->ic_flags & IO_CONN_F_SHUT))
+			conn_arm_recv(c);
+	} else if (cqe->res == -ENOBUFS) {
+		loop->lp_stats.enobufs++;
+		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_STARVED))) {
+			c->ic_flags |= IO_CONN_F_STARVED;
+			c->ic_next_starved = loop->lp_starved;
+			loop->lp_starved = c;
+		}
+	} else if (!more) {
+		if (!(c->ic_flags & IO_CONN_F_CLOSING))
+			c->ic_ops->on_eof(c, cqe->res);
+		else
+			conn_shutdown(c);
+	}
+	conn_maybe_free(c);
+}
+
+static void loop_on_send(struct io_loop *loop, struct io_conn *c, int res)
+{
+	c->ic_flags &= ~IO_CONN_F_SEND;
+	c->ic_inflight--;
+	if (res < 0) {
+		/* The peer is gone; the receive side reports it. */
+		c->ic_olen = 0;
+		if (!(c->ic_flags & IO_CONN_F_SHUT))
+			conn_shutdown(c);
+		conn_maybe_free(c);
+		return;
+	}
+	loop->lp_stats.sends++;
+	loop->lp_stats.send_bytes += (uint64_t)res;
+	c->ic_soff += (uint32_t)res;
+	if (c->ic_soff < c->ic_slen && !(c->ic_flags & IO_CONN_F_SHUT)) {
+		conn_submit_send(c);	/* short send: the rest */
+		return;
+	}
+	c->ic_slen = c->ic_soff = 0;
+	if (c->ic_olen > 0) {
+		conn_flush(c);
+		return;
+	}
+	if (c->ic_flags & IO_CONN_F_CLOSING)
+		conn_shutdown(c);
+	else
+		c->ic_ops->on_drained(c);
+	conn_maybe_free(c);
+}
+
+static void loop_on_accept(struct io_loop *loop, struct io_listener *l,
+			   const struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		l->il_armed = false;
+	if (cqe->res >= 0) {
+		loop->lp_stats.accepts++;
+		loop->lp_ops->on_accept(loop, l, cqe->res);
+	}
+	/* Re-armed on the next tick when the kernel ended it (EMFILE...). */
+	if (!l->il_armed && l->il_fd >= 0 && cqe->res != -ECANCELED &&
+	    cqe->res != -EMFILE && cqe->res != -ENFILE)
+		loop_arm_accept(loop, l);
+}
+
+static void loop_fire_timer(struct timer_entry *te, void *ctx)
+{
+	struct io_conn *c = (struct io_conn *)((char *)te -
+					       offsetof(struct io_conn, ic_timer));
+
+	(void)ctx;
+	if (!(c->ic_flags & IO_CONN_F_SHUT))
+		c->ic_ops->on_timeout(c);
+}
+
+static void loop_on_tick(struct io_loop *loop)
+{
+	loop->lp_now = io_loop_now();
+	timerwheel_advance(&loop->lp_timers, loop->lp_now, loop_fire_timer, NULL);
+	for (unsigned i = 0; i < loop->lp_nlisteners; i++) {
+		struct io_listener *l = &loop->lp_listeners[i];
+
+		if (!l->il_armed && l->il_fd >= 0)
+			loop_arm_accept(loop, l);
+	}
+	if (loop->lp_ops->on_tick != NULL)
+		loop->lp_ops->on_tick(loop, loop->lp_now);
+	loop_arm_tick(loop);
+}
+
+static void loop_handle(struct io_loop *loop, const struct io_uring_cqe *cqe)
+{
+	void *ptr = IO_UD_PTR(cqe->user_data);
+
+	switch (IO_UD_OP(cqe->user_data)) {
+	case IO_OP_ACCEPT:
+		loop_on_accept(loop, ptr, cqe);
+		break;
+	case IO_OP_RECV:
+		loop_on_recv(loop, ptr, cqe);
+		break;
+	case IO_OP_SEND:
+		loop_on_send(loop, ptr, cqe->res);
+		break;
+	case IO_OP_TICK:
+		loop_on_tick(loop);
+		break;
+	case IO_OP_WAKE:
+		loop_arm_wake(loop);
+		loop->lp_ops->on_wake(loop);
+		break;
+	case IO_OP_DELAY: {
+		struct io_conn *c = ptr;
+
+		c->ic_flags &= ~IO_CONN_F_DELAY;
+		c->ic_inflight--;
+		if (!(c->ic_flags & IO_CONN_F_CLOSING))
+			c->ic_ops->on_delay(c);
+		conn_maybe_free(c);
+		break;
+	}
+	case IO_OP_IGNORE:
+		break;
+	}
+}
+
+/* After a batch: send what was written, re-arm starved receives. */
+static void loop_after_batch(struct io_loop *loop)
+{
+	struct io_conn *c, *next;
+
+	bufpool_publish(&loop->lp_bufs);
+	if (loop->lp_starved != NULL && loop->lp_bufs.bp_in_ring > 0) {
+		c = loop->lp_starved;
+		loop->lp_starved = NULL;
+		for (; c != NULL; c = next) {
+			next = c->ic_next_starved;
+			c->ic_flags &= ~IO_CONN_F_STARVED;
+			if (!(c->ic_flags & IO_CONN_F_SHUT))
+				conn_arm_recv(c);
+			conn_maybe_free(c);
+		}
+	}
+	while ((c = loop->lp_dirty) != NULL) {
+		loop->lp_dirty = c->ic_next_dirty;
+		c->ic_flags &= ~IO_CONN_F_DIRTY;
+		conn_flush(c);
+		conn_maybe_free(c);
+	}
+	while ((c = loop->lp_freeing) != NULL) {
+		loop->lp_freeing = c->ic_next_dirty;
+		conn_free(c);
+	}
+}
+
+int io_loop_run(struct io_loop *loop)
+{
+	/* liburing 2.3 declares io_uring_enable_rings but does not export it. */
+	int ret = (int)syscall(__NR_io_uring_register, loop->lp_ring.ring_fd,
+			       IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+
+	if (ret < 0)
+		return -errno;
+	while (!loop->lp_stop) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		loop_after_batch(loop);
+		ret = io_uring_submit_and_wait(&loop->lp_ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY)
+			return ret;
+		io_uring_for_each_cqe(&loop->lp_ring, head, cqe) {
+			loop_handle(loop, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&loop->lp_ring, n);
+		loop->lp_stats.loops++;
+		loop->lp_stats.cqes += n;
+	}
+	loop_after_batch(loop);
+	io_uring_submit(&loop->lp_ring);
+	return 0;
+}

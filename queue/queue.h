@@ -1,0 +1,100 @@
+/*
+ * queue: the durable message store (LMDB) and its group committer.
+ *
+ * Layout, one LMDB environment in queue_dir:
+ *   "meta"  queue id (8 bytes, big-endian) -> qrecord (envelope + state)
+ *   "body"  queue id -> the message as stored (trace header first)
+ *   "sched" next attempt (8 bytes BE, unix us) + queue id -> empty
+ *
+ * Group commit: workers hand complete messages to queue_submit(); one
+ * committer thread takes everything waiting, writes it all in one write
+ * transaction and commits it with one sync (LMDB's durable commit), then
+ * returns each message to the sink it came from. While it syncs, the next
+ * batch gathers, so the sync cost is shared by every message in a batch.
+ * A message is reported committed only after its transaction is on
+ * stable storage. The committer is the only cross-thread point of the
+ * receive path.
+ *
+ * Ownership: a queue_msg and everything it points to (record strings,
+ * body iovecs and the buffers they point into) belong to the submitting
+ * worker; the committer only reads them between queue_submit() and the
+ * message's return through queue_sink_take(). The worker must not change
+ * or free them in between.
+ */
+#ifndef RINGMTA_QUEUE_H
+#define RINGMTA_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/uio.h>
+
+#include "queue/qrecord.h"
+
+struct queue;
+struct queue_sink;
+
+struct queue_msg {
+	struct queue_msg *qm_next;	/* links in queue and sink lists */
+	struct queue_sink *qm_sink;	/* where the message returns */
+	uint64_t qm_id;
+	struct qrecord qm_rec;		/* envelope to store */
+	const struct iovec *qm_iov;	/* body pieces, in order */
+	unsigned qm_iovcnt;
+	int qm_status;			/* set by the committer: 0 or -errno */
+	uint64_t qm_submit_ns;		/* for commit latency */
+};
+
+/* A worker's inbox for committed messages. */
+struct queue_sink {
+	pthread_mutex_t qs_lock;
+	struct queue_msg *qs_head, *qs_tail;
+	void (*qs_notify)(void *ctx);	/* called by the committer, unlocked */
+	void *qs_ctx;
+};
+
+struct queue_stats {
+	uint64_t commits;		/* write transactions committed */
+	uint64_t messages;		/* messages committed */
+	uint64_t failures;		/* messages whose commit failed */
+	uint64_t commit_ns;		/* time spent in commits */
+};
+
+#define QUEUE_F_COMMITTER 0x01u		/* start the committer thread */
+#define QUEUE_F_RDONLY	  0x02u		/* inspection only */
+
+/* Open (creating queue_dir). err gets a message on failure. */
+int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
+	       unsigned flags, char *err, size_t errlen);
+/* Stop the committer after it has committed everything submitted. */
+void queue_close(struct queue **q);
+
+void queue_sink_init(struct queue_sink *s, void (*notify)(void *), void *ctx);
+void queue_sink_destroy(struct queue_sink *s);
+/* All messages returned so far, oldest first; the caller owns them again. */
+struct queue_msg *queue_sink_take(struct queue_sink *s);
+
+/* Any thread. */
+void queue_submit(struct queue *q, struct queue_msg *m);
+/* Highest queue id stored when the queue was opened (0 if empty). */
+uint64_t queue_last_id(const struct queue *q);
+void queue_get_stats(struct queue *q, struct queue_stats *st_r);
+
+/* Queue ids as text: 16 lower-case hex digits. */
+void queue_id_str(uint64_t id, char buf[17]);
+int queue_id_parse(const char *s, uint64_t *id_r);
+
+/* Administration (queue_admin.c); usable while a daemon runs. */
+int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
+int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
+int queue_admin_delete(struct queue *q, uint64_t id);
+/* Number of messages, for tests and metrics. */
+int queue_admin_count(struct queue *q, uint64_t *n_r);
+/* Visit every stored message (read-only). cb returns non-zero to stop. */
+int queue_admin_foreach(struct queue *q,
+			int (*cb)(void *ctx, uint64_t id, const struct qrecord *r,
+				  const void *body, size_t body_len),
+			void *ctx);
+
+#endif

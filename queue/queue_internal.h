@@ -1,0 +1,42 @@
+/* queue_internal.h: the queue's private state, shared by queue*.c only. */
+#ifndef RINGMTA_QUEUE_INTERNAL_H
+#define RINGMTA_QUEUE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "queue/queue.h"
+
+struct queue {
+	MDB_env *q_env;
+	MDB_dbi q_meta, q_body, q_sched;
+	unsigned q_flags;
+	uint64_t q_last_id;
+	pthread_t q_thread;
+	bool q_thread_started;
+	pthread_mutex_t q_lock;		/* guards the fields below */
+	pthread_cond_t q_cond;
+	struct queue_msg *q_head, *q_tail;
+	bool q_stop;
+	struct queue_stats q_stats;
+};
+
+static inline void queue_key_put(unsigned char k[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		k[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t queue_key_get(const unsigned char k[8])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | k[i];
+	return v;
+}
+
+#endif

@@ -1,0 +1,1018 @@
+/*
+ * test_config.c: table-driven tests of core/config: every key with good
+ * and bad values, unit suffixes and overflow, the file loader (line
+ * numbers in errors, unknown keys, [section] rejection, continuation and
+ * overlong lines, duplicates), -o overrides, cross-field validation,
+ * config_dump round trips and docs/ringmta.conf.example.
+ *
+ * Temporary files go under $TMPDIR; the example file is found under
+ * $RINGMTA_SRCDIR (default ".").
+ */
+#include "core/config.h"
+#include "core/netacl.h"
+#include "tests/unit/tap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Good values: what config_dump() must then print for the key. */
+static const struct {
+	const char *key, *value, *dumped;
+} test_good[] = {
+	{ "listen", "127.0.0.1:25", "127.0.0.1:25" },
+	{ "listen", "[::1]:2525", "[::1]:2525" },
+	{ "listen", "0.0.0.0:25, [::]:25", "0.0.0.0:25, [::]:25" },
+	{ "listen", "1.2.3.4:1 5.6.7.8:65535", "1.2.3.4:1, 5.6.7.8:65535" },
+	{ "listen", " ,127.0.0.1:25,,\t[::ffff:10.0.0.1]:587 ",
+	  "127.0.0.1:25, [::ffff:10.0.0.1]:587" },
+	{ "listen", "127.0.0.1:025", "127.0.0.1:25" },
+	{ "hostname", "mx.example.org", "mx.example.org" },
+	{ "hostname", "localhost", "localhost" },
+	{ "hostname", "host_1-a.example", "host_1-a.example" },
+	{ "queue_dir", "/var/spool/ringmta", "/var/spool/ringmta" },
+	{ "queue_dir", "queue with blanks", "queue with blanks" },
+	{ "workers", "0", "0" },
+	{ "workers", "1", "1" },
+	{ "workers", "256", "256" },
+	{ "workers", "007", "7" },
+	{ "max_message_size", "1024", "1024" },
+	{ "max_message_size", "1k", "1024" },
+	{ "max_message_size", "1K", "1024" },
+	{ "max_message_size", "10M", "10M" },
+	{ "max_message_size", "10m", "10M" },
+	{ "max_message_size", "2G", "2G" },
+	{ "max_message_size", "10240000", "10240000" },
+	{ "max_message_size", "1048576", "1M" },
+	{ "max_message_size", "8589934591G", "8589934591G" },
+	{ "max_message_size", "9223372036854775807", "9223372036854775807" },
+	{ "max_recipients", "100", "100" },
+	{ "max_recipients", "1000", "1000" },
+	{ "max_recipients", "2147483647", "2147483647" },
+	{ "max_connections", "1", "1" },
+	{ "max_connections", "1000000", "1000000" },
+	{ "max_connections_per_ip", "0", "0" },
+	{ "max_connections_per_ip", "20", "20" },
+	{ "max_errors", "1", "1" },
+	{ "max_errors", "50", "50" },
+	{ "relay_networks", "10.0.0.0/8 ::1", "10.0.0.0/8, ::1/128" },
+	{ "relay_networks", "", "" },
+	{ "relay_networks", "192.168.1.9/24", "192.168.1.0/24" },
+	{ "timeout_command", "300", "300" },
+	{ "timeout_command", "1", "1" },
+	{ "timeout_command", "30s", "30" },
+	{ "timeout_command", "5m", "300" },
+	{ "timeout_command", "1h", "3600" },
+	{ "timeout_command", "24h", "86400" },
+	{ "timeout_command", "1440m", "86400" },
+	{ "timeout_data", "3m", "180" },
+	{ "timeout_data", "86400s", "86400" },
+	{ "shutdown_timeout", "0", "0" },
+	{ "shutdown_timeout", "2m", "120" },
+	{ "queue_map_size", "16M", "16M" },
+	{ "queue_map_size", "16777216", "16M" },
+	{ "queue_map_size", "16384k", "16M" },
+	{ "queue_map_size", "1G", "1G" },
+	{ "queue_map_size", "1536M", "1536M" },
+	{ "queue_map_size", "16777217", "16777217" },
+	{ "recv_buffer_size", "1024", "1024" },
+	{ "recv_buffer_size", "1k", "1024" },
+	{ "recv_buffer_size", "8192", "8192" },
+	{ "recv_buffer_size", "64k", "65536" },
+	{ "recv_buffers_max", "64", "64" },
+	{ "recv_buffers_max", "1024", "1024" },
+	{ "recv_buffers_max", "32768", "32768" },
+	{ "listen_backlog", "1", "1" },
+	{ "listen_backlog", "65535", "65535" },
+	{ "log_level", "error", "error" },
+	{ "log_level", "warning", "warning" },
+	{ "log_level", "info", "info" },
+	{ "log_level", "debug", "debug" },
+	{ "log_level", "DEBUG", "debug" },
+	{ "smtputf8", "yes", "yes" },
+	{ "smtputf8", "no", "no" },
+	{ "smtputf8", "true", "yes" },
+	{ "smtputf8", "false", "no" },
+	{ "smtputf8", "on", "yes" },
+	{ "smtputf8", "off", "no" },
+	{ "smtputf8", "1", "yes" },
+	{ "smtputf8", "0", "no" },
+	{ "smtputf8", "YES", "yes" },
+	{ "chunking", "no", "no" },
+	{ "chunking", "On", "yes" },
+	{ "chunking", "0", "no" },
+};
+
+/* Bad values: the exact message config_set() must give. */
+static const struct {
+	const char *key, *value, *err;
+} test_bad[] = {
+	{ "listen", "", "listen: needs at least one address:port" },
+	{ "listen", " , ", "listen: needs at least one address:port" },
+	{ "listen", "127.0.0.1", "listen: '127.0.0.1': expected address:port" },
+	{ "listen", "::1:25", "listen: '::1:25': write IPv6 addresses in"
+	  " brackets, like [::1]:2525" },
+	{ "listen", "[::1]", "listen: '[::1]': expected [ipv6-address]:port" },
+	{ "listen", "[::1]25", "listen: '[::1]25': expected [ipv6-address]:port" },
+	{ "listen", "[::1:25", "listen: '[::1:25': expected [ipv6-address]:port" },
+	{ "listen", "[127.0.0.1]:25", "listen: '[127.0.0.1]:25': brackets are"
+	  " only for IPv6 addresses" },
+	{ "listen", "127.0.0.1:0", "listen: '127.0.0.1:0': port must be a"
+	  " number between 1 and 65535" },
+	{ "listen", "127.0.0.1:65536", "listen: '127.0.0.1:65536': port must be"
+	  " a number between 1 and 65535" },
+	{ "listen", "127.0.0.1:", "listen: '127.0.0.1:': port must be a number"
+	  " between 1 and 65535" },
+	{ "listen", "127.0.0.1:smtp", "listen: '127.0.0.1:smtp': port must be a"
+	  " number between 1 and 65535" },
+	{ "listen", "127.0.0.1:+25", "listen: '127.0.0.1:+25': port must be a"
+	  " number between 1 and 65535" },
+	{ "listen", "[::1]:25x", "listen: '[::1]:25x': port must be a number"
+	  " between 1 and 65535" },
+	{ "listen", "localhost:25", "listen: 'localhost:25': not a numeric IPv4"
+	  " address" },
+	{ "listen", "127.1:25", "listen: '127.1:25': not a numeric IPv4"
+	  " address" },
+	{ "listen", "0x7f.0.0.1:25", "listen: '0x7f.0.0.1:25': not a numeric"
+	  " IPv4 address" },
+	{ "listen", "256.0.0.1:25", "listen: '256.0.0.1:25': not a numeric IPv4"
+	  " address" },
+	{ "listen", "[::g]:25", "listen: '[::g]:25': not a numeric IPv6"
+	  " address" },
+	{ "listen", "127.0.0.1:25, 127.0.0.1:25", "listen: '127.0.0.1:25' is"
+	  " listed twice" },
+	{ "listen", "[::1]:25 [0::1]:25", "listen: '[0::1]:25' is listed twice" },
+	{ "hostname", "", "hostname: must be a host name (letters, digits, '-',"
+	  " '.', '_'; at most 253 characters)" },
+	{ "hostname", "bad host", "hostname: must be a host name (letters,"
+	  " digits, '-', '.', '_'; at most 253 characters)" },
+	{ "hostname", "-mx", "hostname: must be a host name (letters, digits,"
+	  " '-', '.', '_'; at most 253 characters)" },
+	{ "hostname", ".mx", "hostname: must be a host name (letters, digits,"
+	  " '-', '.', '_'; at most 253 characters)" },
+	{ "queue_dir", "", "queue_dir: must not be empty" },
+	{ "queue_dir", "a\tb", "queue_dir: must not contain control characters" },
+	{ "workers", "-1", "workers: must be an integer between 0 and 256" },
+	{ "workers", "257", "workers: must be an integer between 0 and 256" },
+	{ "workers", "", "workers: must be an integer between 0 and 256" },
+	{ "workers", "1k", "workers: must be an integer between 0 and 256" },
+	{ "workers", "4 ", "workers: must be an integer between 0 and 256" },
+	{ "workers", " 4", "workers: must be an integer between 0 and 256" },
+	{ "workers", "+4", "workers: must be an integer between 0 and 256" },
+	{ "workers", "0x10", "workers: must be an integer between 0 and 256" },
+	{ "workers", "1.5", "workers: must be an integer between 0 and 256" },
+	{ "workers", "99999999999999999999999",
+	  "workers: must be an integer between 0 and 256" },
+	{ "max_message_size", "1023", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "0k", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "1kb", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "1 k", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "k", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "1T", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "-2048", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "10MM", "max_message_size: must be a size of at"
+	  " least 1024 bytes (suffix k, M or G allowed)" },
+	{ "max_message_size", "9223372036854775808", "max_message_size: too"
+	  " large (at most 9223372036854775807 bytes)" },
+	{ "max_message_size", "18446744073709551615", "max_message_size: too"
+	  " large (at most 9223372036854775807 bytes)" },
+	{ "max_message_size", "18446744073709551616", "max_message_size: too"
+	  " large (at most 9223372036854775807 bytes)" },
+	{ "max_message_size", "17179869184G", "max_message_size: too large (at"
+	  " most 9223372036854775807 bytes)" },
+	{ "max_message_size", "8589934592G", "max_message_size: too large (at"
+	  " most 9223372036854775807 bytes)" },
+	{ "max_message_size", "99999999999999999999999k", "max_message_size:"
+	  " too large (at most 9223372036854775807 bytes)" },
+	{ "max_recipients", "99", "max_recipients: must be an integer >= 100" },
+	{ "max_recipients", "0", "max_recipients: must be an integer >= 100" },
+	{ "max_recipients", "1k", "max_recipients: must be an integer >= 100" },
+	{ "max_recipients", "many", "max_recipients: must be an integer >= 100" },
+	{ "max_recipients", "2147483648", "max_recipients: too large (at most"
+	  " 2147483647)" },
+	{ "max_recipients", "4294967296", "max_recipients: too large (at most"
+	  " 2147483647)" },
+	{ "max_connections", "0", "max_connections: must be an integer >= 1" },
+	{ "max_connections", "-5", "max_connections: must be an integer >= 1" },
+	{ "max_connections_per_ip", "-1",
+	  "max_connections_per_ip: must be an integer >= 0" },
+	{ "max_connections_per_ip", "unlimited",
+	  "max_connections_per_ip: must be an integer >= 0" },
+	{ "max_errors", "0", "max_errors: must be an integer >= 1" },
+	{ "max_errors", "", "max_errors: must be an integer >= 1" },
+	{ "relay_networks", "10.0.0.0/33", "relay_networks: invalid network"
+	  " '10.0.0.0/33': prefix length must be between 0 and 32" },
+	{ "relay_networks", "127.0.0.1 bogus", "relay_networks: invalid network"
+	  " 'bogus': not an IPv4 or IPv6 address" },
+	{ "timeout_command", "0", "timeout_command: must be a duration between"
+	  " 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "86401", "timeout_command: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "25h", "timeout_command: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "5M", "timeout_command: must be a duration between"
+	  " 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "1d", "timeout_command: must be a duration between"
+	  " 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "1h30m", "timeout_command: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "5 m", "timeout_command: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "0s", "timeout_command: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "", "timeout_command: must be a duration between"
+	  " 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_command", "307445734561825861h", "timeout_command: must be"
+	  " a duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_data", "0", "timeout_data: must be a duration between 1 and"
+	  " 86400 seconds (suffix s, m or h allowed)" },
+	{ "timeout_data", "3min", "timeout_data: must be a duration between 1"
+	  " and 86400 seconds (suffix s, m or h allowed)" },
+	{ "shutdown_timeout", "86401", "shutdown_timeout: must be a duration"
+	  " between 0 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "shutdown_timeout", "-1", "shutdown_timeout: must be a duration"
+	  " between 0 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "queue_map_size", "16777215", "queue_map_size: must be a size of at"
+	  " least 16M bytes (suffix k, M or G allowed)" },
+	{ "queue_map_size", "15M", "queue_map_size: must be a size of at least"
+	  " 16M bytes (suffix k, M or G allowed)" },
+	{ "queue_map_size", "1T", "queue_map_size: must be a size of at least"
+	  " 16M bytes (suffix k, M or G allowed)" },
+	{ "queue_map_size", "16G ", "queue_map_size: must be a size of at least"
+	  " 16M bytes (suffix k, M or G allowed)" },
+	{ "queue_map_size", "8589934592G", "queue_map_size: too large (at most"
+	  " 9223372036854775807 bytes)" },
+	{ "recv_buffer_size", "1000", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "3000", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "512", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "0", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "12k", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "128k", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffer_size", "1M", "recv_buffer_size: must be a power of two"
+	  " between 1024 and 65536 bytes (suffix k, M or G allowed)" },
+	{ "recv_buffers_max", "32", "recv_buffers_max: must be a power of two"
+	  " between 64 and 32768" },
+	{ "recv_buffers_max", "100", "recv_buffers_max: must be a power of two"
+	  " between 64 and 32768" },
+	{ "recv_buffers_max", "65536", "recv_buffers_max: must be a power of two"
+	  " between 64 and 32768" },
+	{ "recv_buffers_max", "1k", "recv_buffers_max: must be a power of two"
+	  " between 64 and 32768" },
+	{ "listen_backlog", "0", "listen_backlog: must be an integer >= 1" },
+	{ "listen_backlog", "2147483648", "listen_backlog: too large (at most"
+	  " 2147483647)" },
+	{ "log_level", "warn", "log_level: must be one of error, warning, info,"
+	  " debug" },
+	{ "log_level", "verbose", "log_level: must be one of error, warning,"
+	  " info, debug" },
+	{ "log_level", "", "log_level: must be one of error, warning, info,"
+	  " debug" },
+	{ "smtputf8", "y", "smtputf8: must be yes or no (or true/false, on/off,"
+	  " 1/0)" },
+	{ "smtputf8", "2", "smtputf8: must be yes or no (or true/false, on/off,"
+	  " 1/0)" },
+	{ "smtputf8", "", "smtputf8: must be yes or no (or true/false, on/off,"
+	  " 1/0)" },
+	{ "chunking", "yes please", "chunking: must be yes or no (or true/false,"
+	  " on/off, 1/0)" },
+	{ "chunking", "nope", "chunking: must be yes or no (or true/false,"
+	  " on/off, 1/0)" },
+	{ "listn", "127.0.0.1:25", "unknown key 'listn'" },
+	{ "Listen", "127.0.0.1:25", "unknown key 'Listen'" },
+	{ "", "x", "unknown key ''" },
+};
+
+/* Every key config_dump() must print, in order. */
+static const char *const test_keys[] = {
+	"listen", "hostname", "queue_dir", "workers", "max_message_size",
+	"max_recipients", "max_connections", "max_connections_per_ip",
+	"max_errors", "relay_networks", "timeout_command", "timeout_data",
+	"shutdown_timeout", "queue_map_size", "recv_buffer_size",
+	"recv_buffers_max", "listen_backlog", "log_level", "smtputf8",
+	"chunking",
+};
+
+#define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))
+
+/* config_dump() into a malloc'd string. */
+static char *test_dump(const struct config *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		abort();
+	config_dump(cfg, f);
+	fclose(f);
+	return buf;
+}
+
+/*
+ * The value config_dump() prints for key, with continuation lines joined
+ * by a blank (as the loader joins them), in buf. False if key is absent.
+ */
+static bool test_dump_value(const struct config *cfg, const char *key,
+			    char *buf, size_t size)
+{
+	char *dump = test_dump(cfg), *line, *next;
+	size_t klen = strlen(key), used = 0;
+	bool found = false;
+
+	buf[0] = '\0';
+	for (line = dump; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (!found && strncmp(line, key, klen) == 0 &&
+		    strncmp(line + klen, " = ", 3) == 0) {
+			found = true;
+			used = (size_t)snprintf(buf, size, "%s", line + klen + 3);
+		} else if (found && (line[0] == ' ' || line[0] == '\t')) {
+			while (*line == ' ' || *line == '\t')
+				line++;
+			if (used < size)
+				used += (size_t)snprintf(buf + used, size - used,
+							 " %s", line);
+		} else if (found) {
+			break;
+		}
+	}
+	free(dump);
+	return found;
+}
+
+static const char *test_tmpdir(void)
+{
+	const char *dir = getenv("TMPDIR");
+
+	return dir != NULL && dir[0] != '\0' ? dir : "/tmp";
+}
+
+/* Write text to a new temporary file; its name goes to path. */
+static bool test_write_file(const char *text, char *path, size_t size)
+{
+	size_t len = strlen(text);
+	int fd;
+
+	snprintf(path, size, "%s/ringmta-test-config-XXXXXX", test_tmpdir());
+	fd = mkstemp(path);
+	if (fd < 0)
+		return false;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(path);
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+/* Load text as a file into cfg (after defaults); returns the loader's rc. */
+static int test_load_text(struct config *cfg, const char *text,
+			  char *path, size_t pathsize, char *err, size_t errlen)
+{
+	int rc;
+
+	config_defaults(cfg);
+	if (!test_write_file(text, path, pathsize)) {
+		snprintf(err, errlen, "cannot write temporary file");
+		return -2;
+	}
+	err[0] = '\0';
+	rc = config_load_file(cfg, path, err, errlen);
+	unlink(path);
+	return rc;
+}
+
+static void test_set_good(void)
+{
+	struct config cfg;
+	char err[512], got[1024];
+	size_t i;
+
+	for (i = 0; i < sizeof(test_good) / sizeof(test_good[0]); i++) {
+		config_defaults(&cfg);
+		err[0] = '\0';
+		if (!tap_ok(config_set(&cfg, test_good[i].key, test_good[i].value,
+				       err, sizeof(err)) == 0,
+			    "%s = '%s' is accepted", test_good[i].key,
+			    test_good[i].value)) {
+			printf("# %s\n", err);
+		} else if (!tap_ok(test_dump_value(&cfg, test_good[i].key, got,
+						   sizeof(got)) &&
+				   strcmp(got, test_good[i].dumped) == 0,
+				   "%s = '%s' reads back as '%s'",
+				   test_good[i].key, test_good[i].value,
+				   test_good[i].dumped)) {
+			printf("# got '%s'\n", got);
+		}
+		config_free(&cfg);
+	}
+}
+
+static void test_set_bad(void)
+{
+	struct config cfg;
+	char err[512], before[8192], *dump;
+	size_t i;
+
+	for (i = 0; i < sizeof(test_bad) / sizeof(test_bad[0]); i++) {
+		config_defaults(&cfg);
+		dump = test_dump(&cfg);
+		snprintf(before, sizeof(before), "%s", dump);
+		free(dump);
+		strcpy(err, "(unset)");
+		tap_ok(config_set(&cfg, test_bad[i].key, test_bad[i].value, err,
+				  sizeof(err)) == -1, "%s = '%s' is rejected",
+		       test_bad[i].key, test_bad[i].value);
+		if (!tap_ok(strcmp(err, test_bad[i].err) == 0,
+			    "%s = '%s': message", test_bad[i].key,
+			    test_bad[i].value))
+			printf("# got:  %s\n# want: %s\n", err, test_bad[i].err);
+		dump = test_dump(&cfg);
+		tap_ok(strcmp(dump, before) == 0,
+		       "%s = '%s' leaves the configuration unchanged",
+		       test_bad[i].key, test_bad[i].value);
+		free(dump);
+		config_free(&cfg);
+	}
+}
+
+static void test_listen_limits(void)
+{
+	struct config cfg;
+	char value[1024], err[512];
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+	size_t used = 0;
+	int i;
+
+	for (i = 1; i <= CONFIG_LISTEN_MAX; i++)
+		used += (size_t)snprintf(value + used, sizeof(value) - used,
+					 "[2001:db8::%d]:25, ", i);
+	config_defaults(&cfg);
+	tap_ok(config_set(&cfg, "listen", value, err, sizeof(err)) == 0 &&
+	       cfg.listen_count == CONFIG_LISTEN_MAX,
+	       "listen takes %d addresses", CONFIG_LISTEN_MAX);
+	snprintf(value + used, sizeof(value) - used, "127.0.0.1:25");
+	tap_ok(config_set(&cfg, "listen", value, err, sizeof(err)) == -1 &&
+	       strcmp(err, "listen: too many addresses (at most 16)") == 0,
+	       "listen refuses %d addresses", CONFIG_LISTEN_MAX + 1);
+	tap_ok(cfg.listen_count == CONFIG_LISTEN_MAX,
+	       "a refused listen keeps the old list");
+
+	tap_ok(config_set(&cfg, "listen", "192.0.2.1:25 [2001:db8::1]:587",
+			  err, sizeof(err)) == 0 && cfg.listen_count == 2,
+	       "listen stores two addresses");
+	sin = (const struct sockaddr_in *)&cfg.listen[0].cl_addr;
+	tap_ok(sin->sin_family == AF_INET && ntohs(sin->sin_port) == 25 &&
+	       sin->sin_addr.s_addr == htonl(0xc0000201) &&
+	       cfg.listen[0].cl_addrlen == sizeof(struct sockaddr_in),
+	       "listen[0] is a sockaddr_in for 192.0.2.1:25");
+	sin6 = (const struct sockaddr_in6 *)&cfg.listen[1].cl_addr;
+	tap_ok(sin6->sin6_family == AF_INET6 && ntohs(sin6->sin6_port) == 587 &&
+	       sin6->sin6_addr.s6_addr[0] == 0x20 &&
+	       sin6->sin6_addr.s6_addr[15] == 1 &&
+	       cfg.listen[1].cl_addrlen == sizeof(struct sockaddr_in6),
+	       "listen[1] is a sockaddr_in6 for [2001:db8::1]:587");
+	config_free(&cfg);
+}
+
+static void test_defaults(void)
+{
+	struct config cfg;
+	const struct sockaddr_in *sin;
+	struct sockaddr_in probe;
+	char err[256], host[256];
+
+	config_defaults(&cfg);
+	sin = (const struct sockaddr_in *)&cfg.listen[0].cl_addr;
+	tap_ok(cfg.listen_count == 1 && sin->sin_family == AF_INET &&
+	       ntohs(sin->sin_port) == 2525 &&
+	       sin->sin_addr.s_addr == htonl(INADDR_LOOPBACK),
+	       "default listen is 127.0.0.1:2525");
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	tap_ok(cfg.hostname != NULL && (strcmp(cfg.hostname, host) == 0 ||
+					strcmp(cfg.hostname, "localhost") == 0),
+	       "default hostname is the machine's (%s)",
+	       cfg.hostname ? cfg.hostname : "(null)");
+	tap_ok(cfg.queue_dir != NULL &&
+	       strcmp(cfg.queue_dir, "./ringmta-queue") == 0,
+	       "default queue_dir");
+	tap_ok(cfg.workers == 0, "default workers");
+	tap_ok(cfg.max_message_size == 10240000, "default max_message_size");
+	tap_ok(cfg.max_recipients == 1000, "default max_recipients");
+	tap_ok(cfg.max_connections == 20000, "default max_connections");
+	tap_ok(cfg.max_connections_per_ip == 500,
+	       "default max_connections_per_ip");
+	tap_ok(cfg.max_errors == 10, "default max_errors");
+	tap_ok(netacl_count(cfg.relay_networks) == 2,
+	       "default relay_networks has two entries");
+	memset(&probe, 0, sizeof(probe));
+	probe.sin_family = AF_INET;
+	probe.sin_addr.s_addr = htonl(0x7f000005);
+	tap_ok(netacl_match(cfg.relay_networks, (struct sockaddr *)&probe),
+	       "default relay_networks admits 127.0.0.5");
+	probe.sin_addr.s_addr = htonl(0xc0000201);
+	tap_ok(!netacl_match(cfg.relay_networks, (struct sockaddr *)&probe),
+	       "default relay_networks refuses 192.0.2.1");
+	tap_ok(cfg.timeout_command == 300, "default timeout_command");
+	tap_ok(cfg.timeout_data == 180, "default timeout_data");
+	tap_ok(cfg.shutdown_timeout == 30, "default shutdown_timeout");
+	tap_ok(cfg.queue_map_size == (uint64_t)16 << 30,
+	       "default queue_map_size");
+	tap_ok(cfg.recv_buffer_size == 8192, "default recv_buffer_size");
+	tap_ok(cfg.recv_buffers_max == 16384, "default recv_buffers_max");
+	tap_ok(cfg.listen_backlog == 4096, "default listen_backlog");
+	tap_ok(cfg.log_level == CONFIG_LOG_INFO, "default log_level");
+	tap_ok(cfg.smtputf8 && cfg.chunking, "default smtputf8 and chunking");
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0,
+	       "defaults validate");
+
+	config_free(&cfg);
+	tap_ok(cfg.hostname == NULL && cfg.queue_dir == NULL &&
+	       cfg.relay_networks == NULL, "config_free clears owned pointers");
+	config_free(&cfg);
+	tap_ok(1, "config_free twice is harmless");
+}
+
+static void test_typed_fields(void)
+{
+	struct config cfg;
+	char err[256];
+
+	config_defaults(&cfg);
+	tap_ok(config_set(&cfg, "max_message_size", "8589934591G", err,
+			  sizeof(err)) == 0 &&
+	       cfg.max_message_size == 8589934591ULL << 30,
+	       "max_message_size holds 64-bit values");
+	tap_ok(config_set(&cfg, "queue_map_size", "64G", err, sizeof(err)) == 0
+	       && cfg.queue_map_size == (uint64_t)64 << 30,
+	       "queue_map_size holds 64G");
+	tap_ok(config_set(&cfg, "recv_buffer_size", "64k", err, sizeof(err)) == 0
+	       && cfg.recv_buffer_size == 65536, "recv_buffer_size = 64k");
+	tap_ok(config_set(&cfg, "timeout_data", "2h", err, sizeof(err)) == 0 &&
+	       cfg.timeout_data == 7200, "timeout_data = 2h");
+	tap_ok(config_set(&cfg, "log_level", "warning", err, sizeof(err)) == 0
+	       && cfg.log_level == CONFIG_LOG_WARNING, "log_level = warning");
+	tap_ok(config_set(&cfg, "chunking", "off", err, sizeof(err)) == 0 &&
+	       !cfg.chunking && cfg.smtputf8, "chunking = off");
+	tap_ok(config_set(&cfg, "hostname", "mx\r\n250 injected", err,
+			  sizeof(err)) == -1 && strcmp(cfg.hostname, "mx\r") != 0,
+	       "hostname refuses CR LF");
+	tap_ok(config_set(&cfg, "hostname", "x\xc3\xa9.example", err,
+			  sizeof(err)) == -1, "hostname refuses 8-bit bytes");
+	tap_ok(config_set(&cfg, "queue_dir", "q\nx", err, sizeof(err)) == -1,
+	       "queue_dir refuses a newline");
+	tap_ok(config_set(&cfg, "max_recipients", "2147483647", err,
+			  sizeof(err)) == 0 && cfg.max_recipients == 2147483647u,
+	       "max_recipients = INT_MAX");
+	config_free(&cfg);
+}
+
+static const struct {
+	const char *name, *text;
+	int rc;
+	const char *err;	/* after "<path>"; NULL for success */
+} test_files[] = {
+	{ "empty file", "", 0, NULL },
+	{ "comments and blank lines",
+	  "# a comment\n\n   # indented comment\n; semicolon comment\n\n", 0,
+	  NULL },
+	{ "unknown key names line and key",
+	  "# ringmta\n\nworkers = 2\n\nlistn = 127.0.0.1:25\n", -1,
+	  ":5: unknown key 'listn'" },
+	{ "bad value names line and key",
+	  "workers = 2\n#\n#\n#\n#\n#\nmax_recipients = 50\n", -1,
+	  ":7: max_recipients: must be an integer >= 100" },
+	{ "first error wins",
+	  "workers = 999\nlistn = x\n", -1,
+	  ":1: workers: must be an integer between 0 and 256" },
+	{ "section header rejected",
+	  "workers = 2\n\n[main]\nmax_errors = 3\n", -1,
+	  ":3: section headers are not supported ('[main]'); write plain"
+	  " 'key = value' lines" },
+	{ "section header at the end rejected",
+	  "workers = 2\n[main]\n", -1,
+	  ":2: section headers are not supported ('[main]'); write plain"
+	  " 'key = value' lines" },
+	{ "section header first rejected",
+	  "[ringmta]\nworkers = 2\n", -1,
+	  ":1: section headers are not supported ('[ringmta]'); write plain"
+	  " 'key = value' lines" },
+	{ "unterminated section header rejected",
+	  "\n[main\n", -1,
+	  ":2: section headers are not supported ('[main'); write plain"
+	  " 'key = value' lines" },
+	{ "line without '='",
+	  "workers = 2\n\nlisten\n", -1,
+	  ":3: syntax error: expected 'key = value'" },
+	{ "syntax error before a bad value",
+	  "garbage\nworkers = 999\n", -1,
+	  ":1: syntax error: expected 'key = value'" },
+	{ "bad value before a syntax error",
+	  "workers = 999\ngarbage\n", -1,
+	  ":1: workers: must be an integer between 0 and 256" },
+	{ "empty value for a number",
+	  "max_errors =\n", -1, ":1: max_errors: must be an integer >= 1" },
+	{ "a hash after a value is not a comment",
+	  "workers = 4 # four\n", -1,
+	  ":1: workers: must be an integer between 0 and 256" },
+	{ "continuation of a scalar fails",
+	  "workers = 1\n  2\n", -1,
+	  ":2: workers: must be an integer between 0 and 256" },
+	{ "continuation of a bad list names its line",
+	  "relay_networks = 10.0.0.0/8\n  ::1\n  10.0.0.0/99\n", -1,
+	  ":3: relay_networks: invalid network '10.0.0.0/99': prefix length"
+	  " must be between 0 and 32" },
+	{ "line after a long comment keeps its number",
+	  "# xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  " = [x]\nworkers = 2\nlistn = 1\n", -1,
+	  ":3: unknown key 'listn'" },
+	{ "overlong setting line",
+	  "workers = 2\nrelay_networks = 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8,"
+	  " 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8,"
+	  " 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8,"
+	  " 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8\nlistn = 1\n", -1,
+	  ":2: line too long (at most 199 characters); continue a long list"
+	  " on lines that start with a blank" },
+};
+
+static void test_file_table(void)
+{
+	struct config cfg;
+	char path[512], err[1024], want[1024];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(test_files) / sizeof(test_files[0]); i++) {
+		rc = test_load_text(&cfg, test_files[i].text, path, sizeof(path),
+				    err, sizeof(err));
+		tap_ok(rc == test_files[i].rc, "%s: returns %d",
+		       test_files[i].name, test_files[i].rc);
+		if (test_files[i].err != NULL) {
+			snprintf(want, sizeof(want), "%s%s", path,
+				 test_files[i].err);
+			if (!tap_ok(strcmp(err, want) == 0, "%s: message",
+				    test_files[i].name))
+				printf("# got:  %s\n# want: %s\n", err, want);
+		} else if (rc != 0) {
+			printf("# %s\n", err);
+		}
+		config_free(&cfg);
+	}
+}
+
+static void test_file_semantics(void)
+{
+	struct config cfg;
+	char path[512], err[1024], got[1024];
+	int rc;
+
+	rc = test_load_text(&cfg,
+			    "workers = 2\nmax_errors = 5\nworkers = 3\n",
+			    path, sizeof(path), err, sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 3 && cfg.max_errors == 5,
+	       "a key given twice takes the last value");
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg,
+			    "listen = 127.0.0.1:25\n"
+			    "    [::1]:25,\n"
+			    "  # a comment inside the list\n"
+			    "\t192.0.2.1:587\n"
+			    "relay_networks = 10.0.0.0/8,\n"
+			    "    192.168.0.0/16\n"
+			    "workers = 2\n",
+			    path, sizeof(path), err, sizeof(err));
+	tap_ok(rc == 0 && cfg.listen_count == 3 &&
+	       netacl_count(cfg.relay_networks) == 2 && cfg.workers == 2,
+	       "continuation lines extend lists");
+	if (rc != 0)
+		printf("# %s\n", err);
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg, "  workers = 7\n", path, sizeof(path), err,
+			    sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 7,
+	       "an indented first setting is a setting");
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg, "workers = 4 ; four\n", path, sizeof(path),
+			    err, sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 4,
+	       "' ;' starts an inline comment (inih)");
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg, "workers = 4\r\nmax_errors = 6\r\n", path,
+			    sizeof(path), err, sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 4 && cfg.max_errors == 6,
+	       "CRLF line ends are accepted");
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg, "\xEF\xBB\xBFworkers = 4\n", path,
+			    sizeof(path), err, sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 4, "a UTF-8 BOM is skipped");
+	config_free(&cfg);
+
+	rc = test_load_text(&cfg, "workers=9\nhostname   =   mx.example.org   \n"
+			    "max_errors = 5", path, sizeof(path), err,
+			    sizeof(err));
+	tap_ok(rc == 0 && cfg.workers == 9 && cfg.max_errors == 5 &&
+	       strcmp(cfg.hostname, "mx.example.org") == 0,
+	       "blanks around '=' and a missing final newline are fine");
+	config_free(&cfg);
+
+	/* inih's buffer holds 199 characters and the newline; one more is
+	 * too many. With and without a final newline. */
+	for (int len = 198; len <= 200; len++) {
+		for (int nl = 0; nl <= 1; nl++) {
+			char text[512];
+			int n = snprintf(text, sizeof(text), "relay_networks ="
+					 " 10.0.0.0/8, 10.1.0.0/16");
+
+			for (; n < len; n++)
+				text[n] = n == len - 1 ? '8' : ' ';
+			memcpy(text + n, nl ? "\nworkers = 3\n" : "", nl ? 14 : 1);
+			if (nl)
+				text[n + 14] = '\0';
+			rc = test_load_text(&cfg, text, path, sizeof(path),
+					    err, sizeof(err));
+			if (len <= 199) {
+				tap_ok(rc == -1 && strstr(err, ":1: relay_networks:"
+					" invalid network '8'") != NULL,
+				       "a line of %d characters%s is read whole",
+				       len, nl ? " and newline" : "");
+			} else {
+				tap_ok(rc == -1 && strstr(err, ":1: line too long")
+				       != NULL, "a line of %d characters%s is"
+				       " too long", len, nl ? " and newline" : "");
+			}
+			config_free(&cfg);
+		}
+	}
+
+	config_defaults(&cfg);
+	rc = config_load_file(&cfg, "/nonexistent/ringmta.conf", err,
+			      sizeof(err));
+	tap_ok(rc == -1 && strcmp(err, "/nonexistent/ringmta.conf: No such"
+				  " file or directory") == 0,
+	       "a missing file names the path and the reason");
+	config_free(&cfg);
+
+	config_defaults(&cfg);
+	rc = config_load_file(&cfg, test_tmpdir(), err, sizeof(err));
+	tap_ok(rc == -1 && strstr(err, "Is a directory") != NULL,
+	       "a directory is refused with the reason");
+	config_free(&cfg);
+
+	/* Files layer: later loads and overrides win over earlier ones. */
+	rc = test_load_text(&cfg, "workers = 4\n", path, sizeof(path), err,
+			    sizeof(err));
+	tap_ok(rc == 0 && config_set_override(&cfg, "workers=8", err,
+					      sizeof(err)) == 0 &&
+	       cfg.workers == 8, "-o overrides the file");
+	tap_ok(test_dump_value(&cfg, "workers", got, sizeof(got)) &&
+	       strcmp(got, "8") == 0, "the dump shows the override");
+	config_free(&cfg);
+}
+
+static const struct {
+	const char *kv;
+	int rc;
+	const char *err;
+} test_overrides[] = {
+	{ "workers=4", 0, NULL },
+	{ " workers = 5 ", 0, NULL },
+	{ "relay_networks=", 0, NULL },
+	{ "listen=[::1]:25,127.0.0.1:25", 0, NULL },
+	{ "listn=1", -1, "-o listn=1: unknown key 'listn'" },
+	{ "listn=127.0.0.1:25", -1, "-o listn=127.0.0.1:25: unknown key"
+	  " 'listn'" },
+	{ "workers", -1, "-o workers: expected key=value" },
+	{ "=4", -1, "-o =4: expected key=value" },
+	{ "", -1, "-o : expected key=value" },
+	{ "max_recipients=5", -1, "-o max_recipients=5: max_recipients: must"
+	  " be an integer >= 100" },
+	{ "hostname=", -1, "-o hostname=: hostname: must be a host name"
+	  " (letters, digits, '-', '.', '_'; at most 253 characters)" },
+	{ "workers=4=5", -1, "-o workers=4=5: workers: must be an integer"
+	  " between 0 and 256" },
+};
+
+static void test_override_table(void)
+{
+	struct config cfg;
+	char err[512];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(test_overrides) / sizeof(test_overrides[0]);
+	     i++) {
+		config_defaults(&cfg);
+		strcpy(err, "(unset)");
+		rc = config_set_override(&cfg, test_overrides[i].kv, err,
+					 sizeof(err));
+		tap_ok(rc == test_overrides[i].rc, "-o '%s' returns %d",
+		       test_overrides[i].kv, test_overrides[i].rc);
+		if (test_overrides[i].err != NULL &&
+		    !tap_ok(strcmp(err, test_overrides[i].err) == 0,
+			    "-o '%s': message", test_overrides[i].kv))
+			printf("# got:  %s\n# want: %s\n", err,
+			       test_overrides[i].err);
+		config_free(&cfg);
+	}
+
+	config_defaults(&cfg);
+	config_set_override(&cfg, " workers = 5 ", err, sizeof(err));
+	tap_ok(cfg.workers == 5, "-o trims blanks around key and value");
+	config_free(&cfg);
+}
+
+static void test_validate(void)
+{
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	config_set(&cfg, "max_message_size", "1G", err, sizeof(err));
+	config_set(&cfg, "queue_map_size", "1G", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "max_message_size (1G) must be smaller than"
+		      " queue_map_size (1G)") == 0,
+	       "max_message_size must be below queue_map_size");
+	config_set(&cfg, "queue_map_size", "2G", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0,
+	       "max_message_size below queue_map_size validates");
+	config_free(&cfg);
+
+	memset(&cfg, 0, sizeof(cfg));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strstr(err, "config_defaults") != NULL,
+	       "a configuration without defaults does not validate");
+}
+
+static void test_dump_roundtrip(void)
+{
+	struct config a, b;
+	char path[512], err[1024], value[4096];
+	char *da, *db;
+	size_t used = 0, i, lines = 0;
+	bool ok = true;
+	int n, rc;
+
+	config_defaults(&a);
+	for (n = 1; n <= CONFIG_LISTEN_MAX; n++)
+		used += (size_t)snprintf(value + used, sizeof(value) - used,
+					 "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:%x]:%d ",
+					 n, 2500 + n);
+	rc = config_set(&a, "listen", value, err, sizeof(err));
+	used = 0;
+	for (n = 0; n < 40; n++)
+		used += (size_t)snprintf(value + used, sizeof(value) - used,
+					 "10.%d.0.0/16 2001:db8:%x::/48 ", n, n);
+	rc |= config_set(&a, "relay_networks", value, err, sizeof(err));
+	rc |= config_set(&a, "hostname", "mx1.example.org", err, sizeof(err));
+	rc |= config_set(&a, "queue_map_size", "1536M", err, sizeof(err));
+	rc |= config_set(&a, "timeout_command", "10m", err, sizeof(err));
+	rc |= config_set(&a, "log_level", "debug", err, sizeof(err));
+	rc |= config_set(&a, "smtputf8", "no", err, sizeof(err));
+	tap_ok(rc == 0, "set up a configuration with long lists");
+
+	da = test_dump(&a);
+	for (i = 0; i < TEST_NKEYS; i++) {
+		char key[64];
+		const char *p;
+
+		snprintf(key, sizeof(key), "%s = ", test_keys[i]);
+		p = strstr(da, key);
+		if (p == NULL || (p != da && p[-1] != '\n'))
+			ok = false;
+	}
+	tap_ok(ok, "the dump names all %zu keys", TEST_NKEYS);
+	ok = true;
+	for (const char *p = da; *p != '\0'; p++) {
+		const char *nl = strchr(p, '\n');
+
+		if (nl == NULL || nl - p > 80)
+			ok = false;
+		if (nl == NULL)
+			break;
+		lines++;
+		p = nl;
+	}
+	tap_ok(ok && lines > TEST_NKEYS,
+	       "long lists are wrapped onto continuation lines");
+
+	config_defaults(&b);
+	if (!test_write_file(da, path, sizeof(path))) {
+		tap_ok(0, "write the dump");
+	} else {
+		rc = config_load_file(&b, path, err, sizeof(err));
+		unlink(path);
+		if (!tap_ok(rc == 0, "the dump loads back"))
+			printf("# %s\n", err);
+	}
+	db = test_dump(&b);
+	tap_ok(strcmp(da, db) == 0, "the reloaded dump is identical");
+	tap_ok(b.listen_count == CONFIG_LISTEN_MAX &&
+	       netacl_count(b.relay_networks) == 80,
+	       "all list entries survive the round trip");
+	free(da);
+	free(db);
+	config_free(&a);
+	config_free(&b);
+}
+
+static void test_example_file(void)
+{
+	struct config ex, def;
+	const char *srcdir = getenv("RINGMTA_SRCDIR");
+	char path[4096], err[1024], line[512];
+	char *dex, *ddef;
+	FILE *f;
+	size_t i;
+	int rc;
+
+	if (srcdir == NULL || srcdir[0] == '\0')
+		srcdir = ".";
+	snprintf(path, sizeof(path), "%s/docs/ringmta.conf.example", srcdir);
+
+	config_defaults(&ex);
+	rc = config_load_file(&ex, path, err, sizeof(err));
+	if (!tap_ok(rc == 0, "%s loads", path))
+		printf("# %s\n", err);
+	tap_ok(config_validate(&ex, err, sizeof(err)) == 0,
+	       "the example validates");
+
+	/* Every value in the example is the default. */
+	config_defaults(&def);
+	dex = test_dump(&ex);
+	ddef = test_dump(&def);
+	tap_ok(strcmp(dex, ddef) == 0, "the example sets the defaults");
+	free(dex);
+	free(ddef);
+	config_free(&ex);
+	config_free(&def);
+
+	/* Every key is documented: set, or (hostname) shown commented out. */
+	f = fopen(path, "r");
+	for (i = 0; i < TEST_NKEYS; i++) {
+		bool found = false;
+		size_t klen = strlen(test_keys[i]);
+
+		if (f == NULL)
+			break;
+		rewind(f);
+		while (fgets(line, sizeof(line), f) != NULL) {
+			const char *p = line[0] == '#' ? line + 1 : line;
+
+			if (strncmp(p, test_keys[i], klen) == 0 &&
+			    strncmp(p + klen, " = ", 3) == 0)
+				found = true;
+		}
+		tap_ok(found, "the example shows %s", test_keys[i]);
+	}
+	if (f != NULL)
+		fclose(f);
+	else
+		tap_ok(0, "open %s", path);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_typed_fields();
+	test_set_good();
+	test_set_bad();
+	test_listen_limits();
+	test_file_table();
+	test_file_semantics();
+	test_override_table();
+	test_validate();
+	test_dump_roundtrip();
+	test_example_file();
+	return tap_done();
+}
