@@ -47,12 +47,13 @@ class Server:
 
     def start(self, timeout=20):
         self.log = open(self.log_path, "ab")
+        mark = len(self.read_log())     # a restart must see its own "ready:"
         self.proc = subprocess.Popen([BIN, "-c", self.conf], stdout=self.log, stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("ringmta exited %s:\n%s" % (self.proc.returncode, self.read_log()))
-            if "ready:" in self.read_log():
+            if "ready:" in self.read_log()[mark:]:
                 return self
             time.sleep(0.05)
         raise RuntimeError("ringmta did not become ready:\n" + self.read_log())

@@ -1,0 +1,169 @@
+"""Limits from RFC 5321 4.5.3 and the configuration: line and path
+lengths, SIZE, message size, recipient cap, error cap, connection caps,
+timeouts."""
+import socket
+import time
+
+import pytest
+
+
+def ehlo_mail_rcpt(c):
+    c.cmd("EHLO x")
+    assert c.cmd("MAIL FROM:<a@example.org>")[0].startswith("250")
+    assert c.cmd("RCPT TO:<b@example.org>")[0].startswith("250")
+
+
+def test_command_line_512_limit(server, raw_factory):
+    c = raw_factory(server.port)
+    c.cmd("EHLO x")
+    ok = "NOOP " + "a" * (510 - 5)            # 510 + CRLF = 512
+    assert c.cmd(ok)[0].startswith("250")
+    too_long = "NOOP " + "a" * (511 - 5)      # 511 + CRLF = 513
+    assert c.cmd(too_long)[0].startswith("500 5.5.2")
+    huge = "NOOP " + "a" * 5000
+    assert c.cmd(huge)[0].startswith("500 5.5.2")
+    assert c.cmd("NOOP")[0].startswith("250")  # still in step
+
+
+def test_path_and_part_limits(server, raw_factory):
+    c = raw_factory(server.port)
+    c.cmd("EHLO x")
+    local64 = "l" * 64
+    assert c.cmd("MAIL FROM:<%s@example.org>" % local64)[0].startswith("250")
+    c.cmd("RSET")
+    assert c.cmd("MAIL FROM:<%s@example.org>" % ("l" * 65))[0].startswith("501 5.1.3")
+    dom = ".".join(["d" * 60] * 4) + ".org"    # 248 octets
+    assert c.cmd("MAIL FROM:<a@%s>" % dom)[0].startswith("250")
+    c.cmd("RSET")
+    longdom = ".".join(["d" * 63] * 4) + ".org"  # 259 octets
+    assert c.cmd("MAIL FROM:<a@%s>" % longdom)[0].startswith("501 5.1.3")
+
+
+def test_size_declared_too_big(make_server, raw_factory):
+    srv = make_server(max_message_size=2048).start()
+    c = raw_factory(srv.port)
+    r = c.cmd("EHLO x")
+    assert "250-SIZE 2048" in r
+    assert c.cmd("MAIL FROM:<a@example.org> SIZE=2049")[0].startswith("552 5.3.4")
+    assert c.cmd("MAIL FROM:<a@example.org> SIZE=2048")[0].startswith("250")
+
+
+def test_message_too_big_answered_after_terminator(make_server, raw_factory):
+    srv = make_server(max_message_size=2048).start()
+    c = raw_factory(srv.port)
+    ehlo_mail_rcpt(c)
+    assert c.cmd("DATA")[0].startswith("354")
+    line = b"x" * 76 + b"\r\n"
+    c.send(b"Subject: big\r\n\r\n" + line * 100)   # ~7.8 KiB, no answer yet
+    time.sleep(0.3)
+    c.sock.settimeout(0.5)
+    try:
+        early = c.sock.recv(100)
+    except socket.timeout:
+        early = b""
+    assert early == b"", "answered before the terminator: %r" % early
+    c.sock.settimeout(10)
+    c.send(b".\r\n")
+    assert c.reply()[0].startswith("552 5.3.4")
+    assert c.cmd("NOOP")[0].startswith("250")
+    assert srv.queue_count() == 0
+
+
+def test_message_at_exact_limit_accepted(make_server, raw_factory):
+    srv = make_server(max_message_size=1024).start()
+    c = raw_factory(srv.port)
+    ehlo_mail_rcpt(c)
+    c.cmd("DATA")
+    body = b"Subject: s\r\n\r\n"
+    body += (b"x" * 98 + b"\r\n") * 10 + b"y" * 8 + b"\r\n"
+    assert len(body) == 1024
+    c.send(body + b".\r\n")
+    assert c.reply()[0].startswith("250")
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    c.cmd("DATA")
+    c.send(b"z" + body + b".\r\n")
+    assert c.reply()[0].startswith("552 5.3.4")
+
+
+def test_long_text_line_refused(server, raw_factory):
+    c = raw_factory(server.port)
+    ehlo_mail_rcpt(c)
+    c.cmd("DATA")
+    c.send(b"Subject: l\r\n\r\n" + b"q" * 998 + b"\r\n" + b"w" * 999 + b"\r\n.\r\n")
+    assert c.reply()[0].startswith("500 5.5.2")
+    assert server.queue_count() == 0
+
+
+def test_recipient_cap(make_server, raw_factory):
+    srv = make_server(max_recipients=100, max_errors=50).start()
+    c = raw_factory(srv.port)
+    c.cmd("EHLO x")
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.send("".join("RCPT TO:<r%d@example.org>\r\n" % i for i in range(101)))
+    codes = [c.reply()[0][:9] for _ in range(101)]
+    assert codes[:100] == ["250 2.1.5"] * 100
+    assert codes[100] == "452 4.5.3"
+    assert c.cmd("DATA")[0].startswith("354")
+    c.send(b"Subject: many\r\n\r\nx\r\n.\r\n")
+    assert c.reply()[0].startswith("250")
+    ids = srv.queue_ids()
+    assert len(ids) == 1
+    assert srv.queue_show(ids[0]).count("recipient: <r") == 100
+
+
+def test_too_many_errors_closes(make_server, raw_factory):
+    srv = make_server(max_errors=3).start()
+    c = raw_factory(srv.port)
+    assert c.cmd("BAD1")[0].startswith("500")
+    assert c.cmd("BAD2")[0].startswith("500")
+    r = c.cmd("BAD3")
+    assert r[0].startswith("500")
+    assert c.reply()[0].startswith("421 4.7.0")
+    assert c.closed()
+
+
+def test_per_ip_connection_cap(make_server, raw_factory):
+    # 127.0.0.1 outside the relay networks, so the cap applies to it.
+    srv = make_server(relay_networks="192.0.2.0/24", max_connections_per_ip=2).start()
+    a = raw_factory(srv.port)
+    b = raw_factory(srv.port)
+    c = raw_factory(srv.port, greet=False)
+    assert c.reply()[0].startswith("421 4.7.0")
+    assert c.closed()
+    assert a.cmd("NOOP")[0].startswith("250") and b.cmd("NOOP")[0].startswith("250")
+    a.cmd("QUIT")
+    assert a.closed()
+    time.sleep(0.2)
+    d = raw_factory(srv.port)
+    assert d.greeting[0].startswith("220")
+
+
+def test_total_connection_cap(make_server, raw_factory):
+    srv = make_server(max_connections=2).start()
+    raw_factory(srv.port)
+    raw_factory(srv.port)
+    c = raw_factory(srv.port, greet=False)
+    assert c.reply()[0].startswith("421 4.7.0")
+
+
+def test_command_timeout(make_server, raw_factory):
+    srv = make_server(timeout_command="1s").start()
+    c = raw_factory(srv.port)
+    c.sock.settimeout(10)
+    t0 = time.time()
+    r = c.reply()
+    assert r[0].startswith("421 4.4.2"), r
+    assert time.time() - t0 < 5
+    assert c.closed()
+
+
+def test_data_timeout(make_server, raw_factory):
+    srv = make_server(timeout_data="1s", timeout_command="60s").start()
+    c = raw_factory(srv.port)
+    ehlo_mail_rcpt(c)
+    c.cmd("DATA")
+    c.send(b"Subject: slow\r\n\r\npartial")
+    c.sock.settimeout(10)
+    assert c.reply()[0].startswith("421 4.4.2")
+    assert srv.queue_count() == 0
