@@ -18,7 +18,9 @@
  * callback in order; concatenated they are the unstuffed message, with
  * the terminating ".CRLF" (and nothing else) removed. The final CRLF
  * before the terminator belongs to the message. The decoder copies no
- * body byte and does no I/O.
+ * body byte and does no I/O. One exception to "slices of the input": a
+ * CR held back at a piece boundary after "<CRLF>." that turns out to be
+ * bare is emitted from static storage (the message is refused anyway).
  */
 #ifndef RINGMTA_SMTP_DATA_H
 #define RINGMTA_SMTP_DATA_H
@@ -49,7 +51,8 @@ typedef void smtp_data_emit_fn(void *ctx, const char *p, size_t len);
 /* Decoder state: small, embedded in the session; no pointers into input. */
 struct smtp_data {
 	uint64_t max_size;	/* 0 = unlimited */
-	uint64_t size;		/* unstuffed octets accepted so far */
+	uint64_t size;		/* unstuffed octets seen so far; keeps
+				 * counting after SMTP_DATA_F_TOO_BIG */
 	uint32_t line_len;	/* octets in the current line so far */
 	uint8_t mode;		/* enum smtp_data_mode */
 	uint8_t state;		/* private: position relative to line start */
@@ -77,9 +80,9 @@ size_t smtp_data_feed(struct smtp_data *d, const char *buf, size_t len,
 		      smtp_data_emit_fn *emit, void *ctx, bool *done_r);
 
 /*
- * RAW mode only: the message is complete (BDAT LAST). Flags a body that
- * does not end in CRLF? No: BDAT bodies may end anywhere; this only
- * closes line accounting. Returns d->flags.
+ * RAW mode only: the message is complete (BDAT LAST). A lone CR at the
+ * very end is flagged as a bare CR; a body need not end in CRLF. Returns
+ * d->flags.
  */
 uint32_t smtp_data_finish(struct smtp_data *d);
 

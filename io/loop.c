@@ -169,7 +169,10 @@ void io_loop_unlisten(struct io_loop *loop)
 			io_uring_sqe_set_data64(sqe, IO_UD(loop, IO_OP_IGNORE));
 			l->il_armed = false;
 		}
-		/* The cancelled accept drops its own file reference. */
+		/* The pending accept holds a file reference until its
+		 * cancellation completes on this thread; shutdown(2) stops
+		 * the socket taking connections right now regardless. */
+		shutdown(l->il_fd, SHUT_RDWR);
 		close(l->il_fd);
 		l->il_fd = -1;
 	}
