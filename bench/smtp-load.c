@@ -676,6 +676,7 @@ static void load_on_reply(struct load *L, struct load_sess *s, int code)
 	case LOAD_S_GREET:
 		if (code != 220) {
 			load_err(L, "greeting", code, 0);
+			s->ls_flags |= LOAD_F_RETRY;	/* refused: back off a tick */
 			load_quit(L, s);
 			break;
 		}

@@ -33,6 +33,7 @@ enum config_type {
 	CONFIG_T_LISTEN,
 	CONFIG_T_HOSTNAME,
 	CONFIG_T_PATH,
+	CONFIG_T_STRING,	/* free text, may be empty, no control chars */
 	CONFIG_T_NUMBER,
 	CONFIG_T_NETACL,
 	CONFIG_T_LOG_LEVEL,
@@ -141,6 +142,52 @@ static const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(smtputf8), .ck_default = "yes" },
 	{ .ck_name = "chunking", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(chunking), .ck_default = "yes" },
+	/* Delivery */
+	{ .ck_name = "delivery", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(delivery), .ck_default = "yes" },
+	{ .ck_name = "relayhost", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(relayhost), .ck_default = "" },
+	{ .ck_name = "smtp_port", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_port),
+	  .ck_min = 1, .ck_max = 65535, .ck_default = "25" },
+	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dns_servers), .ck_default = "" },
+	{ .ck_name = "destination_concurrency_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_concurrency_limit),
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "20" },
+	{ .ck_name = "destination_rate_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_rate_limit),
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "0" },
+	{ .ck_name = "smtp_reuse_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_reuse_limit),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "100" },
+	{ .ck_name = "smtp_idle_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_idle_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "10" },
+	{ .ck_name = "smtp_connect_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_connect_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "30" },
+	{ .ck_name = "smtp_command_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_command_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "300" },
+	{ .ck_name = "smtp_data_init_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_init_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "120" },
+	{ .ck_name = "smtp_data_block_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_block_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "180" },
+	{ .ck_name = "smtp_data_done_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_done_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "600" },
+	{ .ck_name = "retry_min", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(retry_min),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "5m" },
+	{ .ck_name = "retry_max", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(retry_max),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "4h" },
+	{ .ck_name = "max_queue_lifetime", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(max_queue_lifetime),
+	  .ck_min = 1, .ck_max = 100 * 86400ull, .ck_default = "120h" },
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -418,8 +465,8 @@ static int config_set_string(struct config *cfg, const struct config_key *k,
 			 " at most 253 characters)");
 		return -1;
 	}
-	if (k->ck_type == CONFIG_T_PATH) {
-		if (value[0] == '\0') {
+	if (k->ck_type == CONFIG_T_PATH || k->ck_type == CONFIG_T_STRING) {
+		if (value[0] == '\0' && k->ck_type == CONFIG_T_PATH) {
 			snprintf(err, errlen, "must not be empty");
 			return -1;
 		}
@@ -603,6 +650,7 @@ static int config_set_key(struct config *cfg, const struct config_key *k,
 		return config_set_listen(cfg, value, msg, msglen);
 	case CONFIG_T_HOSTNAME:
 	case CONFIG_T_PATH:
+	case CONFIG_T_STRING:
 		return config_set_string(cfg, k, value, msg, msglen);
 	case CONFIG_T_NUMBER:
 		return config_set_number(cfg, k, value, msg, msglen);
@@ -899,6 +947,10 @@ void config_free(struct config *cfg)
 	cfg->hostname = NULL;
 	free(cfg->queue_dir);
 	cfg->queue_dir = NULL;
+	free(cfg->relayhost);
+	cfg->relayhost = NULL;
+	free(cfg->dns_servers);
+	cfg->dns_servers = NULL;
 	netacl_free(&cfg->relay_networks);
 }
 
@@ -989,6 +1041,7 @@ void config_dump(const struct config *cfg, FILE *f)
 			break;
 		case CONFIG_T_HOSTNAME:
 		case CONFIG_T_PATH:
+		case CONFIG_T_STRING:
 			fprintf(f, "%s = %s\n", k->ck_name,
 				*(char *const *)p != NULL ?
 				*(char *const *)p : "");

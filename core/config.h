@@ -74,6 +74,25 @@ struct config {
 	enum config_log_level log_level;
 	bool smtputf8;		/* advertise SMTPUTF8 (RFC 6531) */
 	bool chunking;		/* advertise CHUNKING/BDAT (RFC 3030) */
+
+	/* Delivery (outbound SMTP) */
+	bool delivery;		/* deliver the queue; no = accept only */
+	char *relayhost;	/* owned; "" = MX routing, else
+				 * "[ip]:port" or "domain[:port]" */
+	unsigned int smtp_port;	/* port for MX deliveries */
+	char *dns_servers;	/* owned; "" = /etc/resolv.conf */
+	unsigned int destination_concurrency_limit;
+	unsigned int destination_rate_limit;	/* messages/s, 0 = none */
+	unsigned int smtp_reuse_limit;	/* messages per connection */
+	unsigned int smtp_idle_timeout;	/* seconds an idle connection stays */
+	unsigned int smtp_connect_timeout;	/* seconds */
+	unsigned int smtp_command_timeout;	/* greeting, EHLO, MAIL, RCPT */
+	unsigned int smtp_data_init_timeout;	/* DATA -> 354 */
+	unsigned int smtp_data_block_timeout;	/* sending the body */
+	unsigned int smtp_data_done_timeout;	/* "." -> final reply */
+	unsigned int retry_min;		/* seconds: first retry delay */
+	unsigned int retry_max;		/* seconds: cap on the delay */
+	unsigned int max_queue_lifetime;	/* seconds, then bounce */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is

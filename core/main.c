@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/delivery.h"
 #include "core/log.h"
 #include "core/main.h"
 #include "core/server.h"
@@ -44,6 +45,7 @@ static int main_serve(const struct config *cfg)
 {
 	struct queue *q;
 	struct server srv;
+	struct delivery *dlv = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig;
@@ -70,6 +72,14 @@ static int main_serve(const struct config *cfg)
 		queue_close(&q);
 		return 1;
 	}
+	if (cfg->delivery && delivery_start(&dlv, &srv, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		server_stop(&srv);
+		server_join(&srv);
+		queue_close(&q);
+		server_destroy(&srv);
+		return 1;
+	}
 	for (unsigned i = 0; i < cfg->listen_count; i++)
 		log_msg(LOG_INFO, "listening on %s",
 			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
@@ -81,9 +91,11 @@ static int main_serve(const struct config *cfg)
 			sig = 0;
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
 	server_join(&srv);
 	queue_close(&q);		/* commits anything still waiting */
+	delivery_free(&dlv);
 	server_destroy(&srv);
 	log_msg(LOG_INFO, "stopped");
 	return 0;

@@ -13,6 +13,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "core/delivery.h"
+#include "core/delivery_internal.h"
 #include "core/log.h"
 #include "core/netacl.h"
 #include "core/smtp_server.h"
@@ -122,6 +124,8 @@ static void server_begin_stop(struct smtp_worker *w)
 
 	w->w_stopping = true;
 	io_loop_unlisten(&w->w_loop);
+	if (w->w_dlv != NULL)
+		dlv_worker_quiesce(w->w_dlv);
 	for (s = w->w_list; s != NULL; s = next) {
 		next = s->s_next;
 		smtp_server_shutdown(s, false);
@@ -130,8 +134,11 @@ static void server_begin_stop(struct smtp_worker *w)
 
 static void server_check_done(struct smtp_worker *w)
 {
-	if (w->w_stopping && w->w_sessions == 0)
-		io_loop_stop(&w->w_loop);
+	if (!w->w_stopping || w->w_sessions != 0)
+		return;
+	if (w->w_dlv != NULL && !dlv_worker_quiesce(w->w_dlv))
+		return;
+	io_loop_stop(&w->w_loop);
 }
 
 static void server_on_wake(struct io_loop *loop)
@@ -143,6 +150,8 @@ static void server_on_wake(struct io_loop *loop)
 		next = m->qm_next;
 		smtp_server_committed(m);
 	}
+	if (w->w_dlv != NULL)
+		dlv_worker_on_wake(w->w_dlv);
 	if (!w->w_stopping && atomic_load(&w->w_srv->s_stopping))
 		server_begin_stop(w);
 	server_check_done(w);
@@ -152,6 +161,8 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 
+	if (w->w_dlv != NULL)
+		dlv_worker_on_tick(w->w_dlv, now);
 	if (w->w_stopping && now >= w->w_srv->s_stop_deadline) {
 		struct smtp_session *s, *next;
 
@@ -159,6 +170,8 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 			next = s->s_next;
 			smtp_server_shutdown(s, true);
 		}
+		if (w->w_dlv != NULL)
+			smtp_client_abort_all(w->w_dlv);
 	}
 	server_check_done(w);
 }
@@ -270,6 +283,10 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
+		if (cfg->delivery && dlv_worker_init(&w->w_dlv, w, err, errlen) < 0) {
+			srv->s_nworkers = i + 1;
+			return -1;
+		}
 		if (server_worker_listen(w, cfg, err, errlen) < 0) {
 			srv->s_nworkers = i + 1;
 			return -1;
@@ -283,6 +300,7 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 			snprintf(err, errlen, "worker thread: %s", strerror(ret));
 			return -1;
 		}
+		w->w_thread_started = true;
 	}
 	return 0;
 }
@@ -298,12 +316,14 @@ void server_stop(struct server *srv)
 void server_join(struct server *srv)
 {
 	for (unsigned i = 0; i < srv->s_nworkers; i++)
-		pthread_join(srv->s_workers[i].w_thread, NULL);
+		if (srv->s_workers[i].w_thread_started)
+			pthread_join(srv->s_workers[i].w_thread, NULL);
 }
 
 void server_destroy(struct server *srv)
 {
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		dlv_worker_destroy(&srv->s_workers[i].w_dlv);
 		io_loop_destroy(&srv->s_workers[i].w_loop);
 		queue_sink_destroy(&srv->s_workers[i].w_sink);
 	}

@@ -18,6 +18,7 @@
 #include "queue/queue.h"
 
 struct smtp_session;
+struct dlv_worker;
 
 #define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
 
@@ -27,9 +28,11 @@ struct smtp_worker {
 	struct server *w_srv;
 	unsigned w_id;
 	pthread_t w_thread;
+	bool w_thread_started;
 	uint64_t w_last_us;		/* for queue ids */
 	uint32_t w_sessions;		/* live sessions, orphans included */
 	struct smtp_session *w_list;	/* live, attached sessions */
+	struct dlv_worker *w_dlv;	/* outbound side; NULL if delivery=no */
 	bool w_stopping;
 	time_t w_date_sec;		/* cached RFC 5322 date */
 	char w_date[40];

@@ -21,11 +21,13 @@ enum io_op {
 	IO_OP_WAKE = 5,
 	IO_OP_DELAY = 6,
 	IO_OP_IGNORE = 7,
+	IO_OP_CONNECT = 8,
+	IO_OP_WATCH = 9,
 };
 
 #define IO_UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
-#define IO_UD_OP(ud) ((enum io_op)((ud) & 7u))
-#define IO_UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+#define IO_UD_OP(ud) ((enum io_op)((ud) & 15u))
+#define IO_UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)15u))
 
 uint64_t io_loop_now(void)
 {
@@ -251,6 +253,75 @@ void io_conn_start(struct io_loop *loop, struct io_conn *c, int fd,
 	conn_arm_recv(c);
 }
 
+void io_conn_connect(struct io_loop *loop, struct io_conn *c, int fd,
+		     const struct sockaddr *sa, socklen_t len,
+		     const struct io_conn_ops *ops)
+{
+	struct io_uring_sqe *sqe;
+
+	memset(c, 0, sizeof(*c));
+	c->ic_loop = loop;
+	c->ic_ops = ops;
+	c->ic_fd = fd;
+	sqe = loop_sqe(loop);
+	io_uring_prep_connect(sqe, fd, sa, len);
+	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_CONNECT));
+	c->ic_inflight++;
+}
+
+static void loop_on_connect(struct io_conn *c, int res)
+{
+	c->ic_inflight--;
+	if (res == 0 && !(c->ic_flags & IO_CONN_F_SHUT))
+		conn_arm_recv(c);
+	if (!(c->ic_flags & IO_CONN_F_CLOSING))
+		c->ic_ops->on_connected(c, res);
+	conn_maybe_free(c);
+}
+
+static void watch_arm(struct io_watch *w)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w->iw_loop);
+
+	io_uring_prep_poll_add(sqe, w->iw_fd, w->iw_events);
+	io_uring_sqe_set_data64(sqe, IO_UD(w, IO_OP_WATCH));
+	w->iw_armed = true;
+	w->iw_armed_events = w->iw_events;
+}
+
+void io_watch_set(struct io_loop *loop, struct io_watch *w, int fd,
+		  unsigned events, void (*cb)(struct io_watch *, unsigned),
+		  void *ctx)
+{
+	if (w->iw_armed && (w->iw_fd != fd || w->iw_armed_events != events)) {
+		/* Remove the old poll; its completion re-arms as wanted. */
+		struct io_uring_sqe *sqe = loop_sqe(loop);
+
+		io_uring_prep_poll_remove(sqe, IO_UD(w, IO_OP_WATCH));
+		io_uring_sqe_set_data64(sqe, IO_UD(loop, IO_OP_IGNORE));
+	}
+	w->iw_loop = loop;
+	w->iw_cb = cb;
+	w->iw_ctx = ctx;
+	w->iw_events = events;
+	if (!w->iw_armed) {
+		w->iw_fd = fd;
+		if (events != 0)
+			watch_arm(w);
+	} else if (w->iw_fd != fd) {
+		w->iw_fd = fd;	/* takes effect when the old poll ends */
+	}
+}
+
+static void loop_on_watch(struct io_watch *w, int res)
+{
+	w->iw_armed = false;
+	if (res > 0 && w->iw_events != 0 && (w->iw_armed_events & (unsigned)res))
+		w->iw_cb(w, (unsigned)res);
+	if (!w->iw_armed && w->iw_events != 0)
+		watch_arm(w);
+}
+
 int io_conn_write(struct io_conn *c, const void *p, size_t len)
 {
 	if (c->ic_flags & IO_CONN_F_SHUT)
@@ -286,14 +357,69 @@ static void conn_submit_send(struct io_conn *c)
 	c->ic_inflight++;
 }
 
-/* Start a send of the pending output if none is in flight. */
+static void conn_submit_sendmsg(struct io_conn *c)
+{
+	struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+
+	memset(&c->ic_msg, 0, sizeof(c->ic_msg));
+	c->ic_msg.msg_iov = c->ic_iov;
+	c->ic_msg.msg_iovlen = c->ic_iovcnt > 1024 ? 1024 : c->ic_iovcnt;
+	io_uring_prep_sendmsg(sqe, c->ic_fd, &c->ic_msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_SEND));
+	c->ic_flags |= IO_CONN_F_SEND;
+	c->ic_inflight++;
+}
+
+int io_conn_sendv(struct io_conn *c, struct iovec *iov, unsigned n)
+{
+	if (c->ic_flags & IO_CONN_F_SHUT)
+		return -EPIPE;
+	if (c->ic_iovcnt != 0)
+		return -EBUSY;
+	/* Skip empty leading pieces so a send always carries bytes. */
+	while (n > 0 && iov->iov_len == 0) {
+		iov++;
+		n--;
+	}
+	c->ic_iov = iov;
+	c->ic_iovcnt = n;
+	conn_mark_dirty(c);
+	return 0;
+}
+
+/* Bytes sent from the caller's iovecs: advance past them. */
+static void conn_iov_advance(struct io_conn *c, size_t n)
+{
+	while (n > 0 && c->ic_iovcnt > 0) {
+		if (n < c->ic_iov->iov_len) {
+			c->ic_iov->iov_base = (char *)c->ic_iov->iov_base + n;
+			c->ic_iov->iov_len -= n;
+			return;
+		}
+		n -= c->ic_iov->iov_len;
+		c->ic_iov++;
+		c->ic_iovcnt--;
+	}
+	while (c->ic_iovcnt > 0 && c->ic_iov->iov_len == 0) {
+		c->ic_iov++;
+		c->ic_iovcnt--;
+	}
+}
+
+/* Start a send of the pending output if none is in flight: copied
+ * output first, then the caller's iovecs. */
 static void conn_flush(struct io_conn *c)
 {
 	char *tmp;
 	uint32_t cap;
 
-	if ((c->ic_flags & (IO_CONN_F_SEND | IO_CONN_F_SHUT)) || c->ic_olen == 0)
+	if (c->ic_flags & (IO_CONN_F_SEND | IO_CONN_F_SHUT))
 		return;
+	if (c->ic_olen == 0) {
+		if (c->ic_iovcnt > 0)
+			conn_submit_sendmsg(c);
+		return;
+	}
 	/* Swap: the filled buffer goes to the kernel, the spare is refilled. */
 	tmp = c->ic_sbuf;
 	cap = c->ic_scap;
@@ -334,7 +460,7 @@ void io_conn_close(struct io_conn *c)
 	if (c->ic_flags & IO_CONN_F_CLOSING)
 		return;
 	c->ic_flags |= IO_CONN_F_CLOSING;
-	if (c->ic_olen == 0 && !(c->ic_flags & IO_CONN_F_SEND))
+	if (c->ic_olen == 0 && c->ic_iovcnt == 0 && !(c->ic_flags & IO_CONN_F_SEND))
 		conn_shutdown(c);
 	/* else: shut down once the output has been sent (see on_send). */
 }
@@ -382,6 +508,7 @@ static void loop_on_send(struct io_loop *loop, struct io_conn *c, int res)
 	if (res < 0) {
 		/* The peer is gone; the receive side reports it. */
 		c->ic_olen = 0;
+		c->ic_iovcnt = 0;
 		if (!(c->ic_flags & IO_CONN_F_SHUT))
 			conn_shutdown(c);
 		conn_maybe_free(c);
@@ -389,13 +516,22 @@ static void loop_on_send(struct io_loop *loop, struct io_conn *c, int res)
 	}
 	loop->lp_stats.sends++;
 	loop->lp_stats.send_bytes += (uint64_t)res;
-	c->ic_soff += (uint32_t)res;
-	if (c->ic_soff < c->ic_slen && !(c->ic_flags & IO_CONN_F_SHUT)) {
-		conn_submit_send(c);	/* short send: the rest */
-		return;
+	if (c->ic_slen == 0) {
+		/* A sendmsg of the caller's iovecs. */
+		conn_iov_advance(c, (size_t)res);
+		if (c->ic_iovcnt > 0 && !(c->ic_flags & IO_CONN_F_SHUT)) {
+			conn_submit_sendmsg(c);
+			return;
+		}
+	} else {
+		c->ic_soff += (uint32_t)res;
+		if (c->ic_soff < c->ic_slen && !(c->ic_flags & IO_CONN_F_SHUT)) {
+			conn_submit_send(c);	/* short send: the rest */
+			return;
+		}
+		c->ic_slen = c->ic_soff = 0;
 	}
-	c->ic_slen = c->ic_soff = 0;
-	if (c->ic_olen > 0) {
+	if (c->ic_olen > 0 || c->ic_iovcnt > 0) {
 		conn_flush(c);
 		return;
 	}
@@ -478,6 +614,12 @@ static void loop_handle(struct io_loop *loop, const struct io_uring_cqe *cqe)
 		break;
 	}
 	case IO_OP_IGNORE:
+		break;
+	case IO_OP_CONNECT:
+		loop_on_connect(ptr, cqe->res);
+		break;
+	case IO_OP_WATCH:
+		loop_on_watch(ptr, cqe->res);
 		break;
 	}
 }

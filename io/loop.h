@@ -9,8 +9,8 @@
  * Threading: everything here runs on the worker's thread, except
  * io_loop_wake(), which any thread may call.
  *
- * user_data encodes a pointer (8-byte aligned) in the high bits and the
- * operation in the low three bits.
+ * user_data encodes a pointer (16-byte aligned) in the high bits and the
+ * operation in the low four bits.
  */
 #ifndef RINGMTA_IO_LOOP_H
 #define RINGMTA_IO_LOOP_H
@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "io/bufpool.h"
 #include "io/timerwheel.h"
@@ -40,6 +41,9 @@ struct io_conn_ops {
 	void (*on_delay)(struct io_conn *c);
 	/* Closed and no operation is in flight: free the owner now. */
 	void (*on_free)(struct io_conn *c);
+	/* Outbound only: the connect finished (0 or -errno). On success
+	 * receiving has started; on failure the owner calls io_conn_close. */
+	void (*on_connected)(struct io_conn *c, int res);
 };
 
 #define IO_CONN_F_RECV		0x01u	/* multishot receive armed */
@@ -53,7 +57,7 @@ struct io_conn_ops {
 
 /* Embedded in the owner's session; the owner allocates and frees it. */
 struct io_conn {
-	struct io_loop *ic_loop;
+	_Alignas(16) struct io_loop *ic_loop;
 	const struct io_conn_ops *ic_ops;
 	int ic_fd;
 	uint16_t ic_flags;
@@ -67,10 +71,15 @@ struct io_conn {
 	struct io_conn *ic_next_starved;
 	struct timer_entry ic_timer;
 	struct __kernel_timespec ic_delay_ts;
+	/* Zero-copy output (io_conn_sendv): the caller's iovecs, advanced
+	 * in place as the kernel takes bytes. */
+	struct iovec *ic_iov;
+	unsigned ic_iovcnt;
+	struct msghdr ic_msg;
 };
 
 struct io_listener {
-	int il_fd;
+	_Alignas(16) int il_fd;
 	unsigned il_index;		/* position in the configured list */
 	bool il_armed;
 	struct io_loop *il_loop;
@@ -92,7 +101,7 @@ struct io_loop_stats {
 };
 
 struct io_loop {
-	struct io_uring lp_ring;
+	_Alignas(16) struct io_uring lp_ring;
 	struct bufpool lp_bufs;
 	struct timerwheel lp_timers;
 	const struct io_loop_ops *lp_ops;
@@ -108,6 +117,22 @@ struct io_loop {
 	uint64_t lp_now;		/* monotonic seconds, updated per tick */
 	bool lp_stop;
 	struct io_loop_stats lp_stats;
+};
+
+/*
+ * A file descriptor watched for readiness (one-shot polls re-armed after
+ * each callback), for libraries that bring their own sockets (c-ares).
+ * The watch is embedded in its owner and must outlive the loop's use of
+ * it: stop it and wait for iw_armed to drop before freeing.
+ */
+struct io_watch {
+	_Alignas(16) struct io_loop *iw_loop;
+	void (*iw_cb)(struct io_watch *w, unsigned revents);
+	void *iw_ctx;
+	int iw_fd;
+	unsigned iw_events;		/* wanted: POLLIN | POLLOUT; 0 = stop */
+	unsigned iw_armed_events;	/* of the poll in flight */
+	bool iw_armed;
 };
 
 struct io_loop_params {
@@ -137,6 +162,22 @@ int io_conn_write(struct io_conn *c, const void *p, size_t len);
 void io_conn_set_deadline(struct io_conn *c, unsigned seconds);
 /* One-shot delay in milliseconds; calls on_delay. */
 int io_conn_delay(struct io_conn *c, unsigned ms);
+/*
+ * Send the caller's buffers without copying them, after any output queued
+ * with io_conn_write. iov (and what it points to) must stay valid and
+ * unchanged until on_drained; the loop advances iov in place. One
+ * io_conn_sendv at a time.
+ */
+int io_conn_sendv(struct io_conn *c, struct iovec *iov, unsigned n);
+/* Outbound: connect fd (non-blocking socket) to sa, which must stay
+ * valid until on_connected. */
+void io_conn_connect(struct io_loop *loop, struct io_conn *c, int fd,
+		     const struct sockaddr *sa, socklen_t len,
+		     const struct io_conn_ops *ops);
+/* Watch fd for events (POLLIN/POLLOUT); events 0 stops the watch. */
+void io_watch_set(struct io_loop *loop, struct io_watch *w, int fd,
+		  unsigned events, void (*cb)(struct io_watch *, unsigned),
+		  void *ctx);
 /* Close once pending output is sent; on_free follows when safe. */
 void io_conn_close(struct io_conn *c);
 static inline bool io_conn_closing(const struct io_conn *c)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define QREC_HDR (4 + 8 + 8 + 8 + 4 + 4)	/* magic .. nrcpt */
-#define QREC_RCPT_FIXED (1 + 1 + 2 + 8 + 2)
+#define QREC_RCPT_FIXED (1 + 1 + 2 + 8 + 2 + 2)	/* + addr + reply */
 
 static unsigned char *put16(unsigned char *p, uint16_t v)
 {
@@ -64,7 +64,7 @@ size_t qrecord_encoded_size(const struct qrecord *r)
 	size_t n = QREC_HDR + 6 + r->sender_len + r->client_len + r->helo_len;
 
 	for (uint32_t i = 0; i < r->nrcpt; i++)
-		n += QREC_RCPT_FIXED + r->rcpts[i].addr_len;
+		n += QREC_RCPT_FIXED + r->rcpts[i].addr_len + r->rcpts[i].reply_len;
 	return n;
 }
 
@@ -89,6 +89,7 @@ void qrecord_encode(const struct qrecord *r, void *buf)
 		p = put16(p, rc->attempts);
 		p = put64(p, rc->next_attempt);
 		p = put_str(p, rc->addr, rc->addr_len);
+		p = put_str(p, rc->reply, rc->reply_len);
 	}
 }
 
@@ -136,13 +137,14 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 		const char *a;
 		uint16_t alen;
 
-		if (r_r->rcpt_len - roff < QREC_RCPT_FIXED - 2)
+		if (r_r->rcpt_len - roff < QREC_RCPT_FIXED - 4)
 			return -EBADMSG;
 		rc.state = r_r->rcpt_data[roff];
 		if (rc.state > QRCPT_FAILED)
 			return -EBADMSG;
-		roff += QREC_RCPT_FIXED - 2;
-		if (get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0)
+		roff += QREC_RCPT_FIXED - 4;
+		if (get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0 ||
+		    get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0)
 			return -EBADMSG;
 	}
 	if (roff != r_r->rcpt_len)
@@ -162,6 +164,8 @@ int qrecord_rcpt_next(const struct qrecord *r, size_t *off, struct qrcpt *rc_r)
 	rc_r->next_attempt = get64(p + 4);
 	rc_r->addr_len = get16(p + 12);
 	rc_r->addr = (const char *)p + 14;
-	*off += QREC_RCPT_FIXED + rc_r->addr_len;
+	rc_r->reply_len = get16(p + 14 + rc_r->addr_len);
+	rc_r->reply = (const char *)p + 16 + rc_r->addr_len;
+	*off += QREC_RCPT_FIXED + rc_r->addr_len + rc_r->reply_len;
 	return 1;
 }

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QRECORD_MAGIC 0x32514d52u	/* "RMQ2" */
+#define QRECORD_MAGIC 0x33514d52u	/* "RMQ3" */
 #define QRECORD_F_8BIT		0x01u
 #define QRECORD_F_SMTPUTF8	0x02u
 
@@ -29,6 +29,8 @@ struct qrcpt {
 	uint64_t next_attempt;		/* unix microseconds */
 	const char *addr;
 	uint16_t addr_len;
+	const char *reply;		/* last reply or reason; may be NULL */
+	uint16_t reply_len;
 };
 
 struct qrecord {

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Each outbound transaction holds a read snapshot of its body. */
+#define QUEUE_MAX_READERS 16384
+
 static uint64_t queue_now_ns(void)
 {
 	struct timespec ts;
@@ -56,7 +59,7 @@ int queue_id_parse(const char *s, uint64_t *id_r)
 }
 
 /* Write one message into the open transaction. */
-static int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
+int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
 {
 	unsigned char key[8], skey[16];
 	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
@@ -109,44 +112,110 @@ static void queue_return(struct queue_msg *list)
 	}
 }
 
-static void queue_commit_batch(struct queue *q, struct queue_msg *batch)
+/* Ids of the messages a commit stored, for the listener. */
+struct queue_idlist {
+	uint64_t *ids;
+	unsigned n, cap;
+};
+
+static void queue_idlist_add(struct queue_idlist *l, uint64_t id)
 {
-	uint64_t t0 = queue_now_ns(), n = 0;
+	if (l->n == l->cap) {
+		unsigned cap = l->cap ? l->cap * 2 : 64;
+		uint64_t *n = realloc(l->ids, cap * sizeof(*n));
+
+		if (n == NULL)
+			return;		/* the scheduler's scan finds it later */
+		l->ids = n;
+		l->cap = cap;
+	}
+	l->ids[l->n++] = id;
+}
+
+/* One write transaction for everything gathered; one sync. */
+static int queue_write_batch(struct queue *q, struct queue_msg *batch,
+			     struct queue_update *ubatch, struct queue_idlist *ids)
+{
 	MDB_txn *txn;
 	int rc;
 
 	rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
-	if (rc == 0) {
-		for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
-			m->qm_status = queue_put_msg(q, txn, m);
-			if (m->qm_status != 0) {
-				/* A failed put leaves the txn unusable: abort
-				 * all and let the clients retry (451). */
-				rc = m->qm_status;
-				mdb_txn_abort(txn);
-				txn = NULL;
-				break;
+	if (rc != 0)
+		return rc;
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
+		m->qm_status = queue_put_msg(q, txn, m);
+		if (m->qm_status != 0)
+			goto fail;	/* the txn is unusable after a failed put */
+		queue_idlist_add(ids, m->qm_id);
+	}
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		u->qu_status = queue_apply_update(q, txn, u);
+		if (u->qu_status == -ENOENT)
+			continue;	/* deleted meanwhile: nothing to do */
+		if (u->qu_status != 0) {
+			rc = u->qu_status;
+			goto abort;
+		}
+		if (u->qu_new != NULL) {
+			u->qu_new->qm_status = queue_put_msg(q, txn, u->qu_new);
+			if (u->qu_new->qm_status != 0) {
+				rc = u->qu_new->qm_status;
+				goto abort;
 			}
+			queue_idlist_add(ids, u->qu_new->qm_id);
+		}
+	}
+	return mdb_txn_commit(txn);
+fail:
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
+		if (m->qm_status != 0) {
+			rc = m->qm_status;
+			break;
+		}
+abort:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
+			       struct queue_update *ubatch)
+{
+	struct queue_idlist ids = { NULL, 0, 0 };
+	uint64_t t0 = queue_now_ns(), n = 0, failed = 0;
+	int rc = queue_write_batch(q, batch, ubatch, &ids);
+
+	if (rc != 0) {
+		fprintf(stderr, "ringmta: queue commit failed: %s\n",
+			rc > 0 ? mdb_strerror(rc) : strerror(-rc));
+		ids.n = 0;
+	}
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
+		if (rc != 0) {
+			m->qm_status = rc > 0 ? -EIO : rc;
+			failed++;
+		} else {
 			n++;
 		}
-		if (txn != NULL)
-			rc = mdb_txn_commit(txn);
 	}
-	if (rc != 0) {
-		fprintf(stderr, "ringmta: queue commit failed: %s\n", mdb_strerror(rc));
-		for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
-			m->qm_status = rc > 0 ? -EIO : rc;
-		n = 0;
-	}
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
+		if (rc != 0)
+			u->qu_status = rc > 0 ? -EIO : rc;
 	pthread_mutex_lock(&q->q_lock);
 	q->q_stats.commits++;
 	q->q_stats.messages += n;
-	if (rc != 0)
-		for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
-			q->q_stats.failures++;
+	q->q_stats.failures += failed;
 	q->q_stats.commit_ns += queue_now_ns() - t0;
 	pthread_mutex_unlock(&q->q_lock);
+	if (ids.n > 0 && q->q_listener != NULL)
+		q->q_listener(q->q_listener_ctx, ids.ids, ids.n);
+	free(ids.ids);
 	queue_return(batch);
+	while (ubatch != NULL) {
+		struct queue_update *next = ubatch->qu_next;
+
+		ubatch->qu_done(ubatch);
+		ubatch = next;
+	}
 }
 
 static void *queue_committer(void *arg)
@@ -155,19 +224,49 @@ static void *queue_committer(void *arg)
 
 	for (;;) {
 		struct queue_msg *batch;
+		struct queue_update *ubatch;
 
 		pthread_mutex_lock(&q->q_lock);
-		while (q->q_head == NULL && !q->q_stop)
+		while (q->q_head == NULL && q->q_uhead == NULL && !q->q_stop)
 			pthread_cond_wait(&q->q_cond, &q->q_lock);
 		batch = q->q_head;
+		ubatch = q->q_uhead;
 		q->q_head = q->q_tail = NULL;
-		if (batch == NULL && q->q_stop) {
+		q->q_uhead = q->q_utail = NULL;
+		if (batch == NULL && ubatch == NULL && q->q_stop) {
 			pthread_mutex_unlock(&q->q_lock);
 			return NULL;
 		}
 		pthread_mutex_unlock(&q->q_lock);
-		queue_commit_batch(q, batch);
+		queue_commit_batch(q, batch, ubatch);
 	}
+}
+
+void queue_submit_update(struct queue *q, struct queue_update *u)
+{
+	bool was_empty;
+
+	u->qu_next = NULL;
+	u->qu_status = 0;
+	u->qu_removed = false;
+	pthread_mutex_lock(&q->q_lock);
+	was_empty = q->q_head == NULL && q->q_uhead == NULL;
+	if (q->q_utail != NULL)
+		q->q_utail->qu_next = u;
+	else
+		q->q_uhead = u;
+	q->q_utail = u;
+	pthread_mutex_unlock(&q->q_lock);
+	if (was_empty)
+		pthread_cond_signal(&q->q_cond);
+}
+
+void queue_set_listener(struct queue *q,
+			void (*fn)(void *ctx, const uint64_t *ids, unsigned n),
+			void *ctx)
+{
+	q->q_listener = fn;
+	q->q_listener_ctx = ctx;
 }
 
 void queue_submit(struct queue *q, struct queue_msg *m)
@@ -178,7 +277,7 @@ void queue_submit(struct queue *q, struct queue_msg *m)
 	m->qm_status = 0;
 	m->qm_submit_ns = queue_now_ns();
 	pthread_mutex_lock(&q->q_lock);
-	was_empty = q->q_head == NULL;
+	was_empty = q->q_head == NULL && q->q_uhead == NULL;
 	if (q->q_tail != NULL)
 		q->q_tail->qm_next = m;
 	else
@@ -274,7 +373,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	if ((rc = mdb_env_create(&q->q_env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(q->q_env, 4)) != 0 ||
 	    (rc = mdb_env_set_mapsize(q->q_env, map_size)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(q->q_env, 256)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(q->q_env, QUEUE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_open(q->q_env, dir, eflags, 0640)) != 0 ||
 	    (rc = queue_open_dbs(q)) != 0) {
 		snprintf(err, errlen, "queue %s: %s", dir, mdb_strerror(rc));

@@ -85,6 +85,72 @@ void queue_get_stats(struct queue *q, struct queue_stats *st_r);
 void queue_id_str(uint64_t id, char buf[17]);
 int queue_id_parse(const char *s, uint64_t *id_r);
 
+/*
+ * Delivery results for one message, applied by the committer in its next
+ * write transaction (so they are group-committed too). Recipients are
+ * named by their position in the record. A message whose recipients are
+ * all delivered or failed leaves the queue in that same transaction. An
+ * optional new message (a bounce) is stored in the same transaction, so a
+ * failure and its bounce are durable together.
+ *
+ * qu_done runs on the committer thread after the commit (qu_status 0,
+ * -ENOENT when the message was gone, or another -errno); it owns the
+ * update again and frees it. It must be quick and must not block.
+ */
+struct queue_rcpt_update {
+	uint32_t qru_index;
+	uint8_t qru_state;		/* enum qrcpt_state */
+	uint64_t qru_next_attempt;	/* unix us, for QRCPT_PENDING */
+	const char *qru_reply;		/* last reply or reason */
+	uint16_t qru_reply_len;
+};
+
+struct queue_update {
+	struct queue_update *qu_next;
+	uint64_t qu_id;
+	const struct queue_rcpt_update *qu_rcpts;
+	unsigned qu_nrcpt;
+	struct queue_msg *qu_new;	/* optional; its qm_sink may be NULL */
+	int qu_status;
+	bool qu_removed;		/* set: the message left the queue */
+	void (*qu_done)(struct queue_update *u);
+};
+
+void queue_submit_update(struct queue *q, struct queue_update *u);
+
+/*
+ * Called on the committer thread after each successful commit with the
+ * ids of the messages it stored (received mail and bounces). Set before
+ * any submit; must be quick.
+ */
+void queue_set_listener(struct queue *q,
+			void (*fn)(void *ctx, const uint64_t *ids, unsigned n),
+			void *ctx);
+
+/*
+ * A stored body, read in place: qb_data points into LMDB's map and stays
+ * valid (the read transaction pins it) until queue_body_release(). Any
+ * thread; each open body uses one LMDB reader slot.
+ */
+struct queue_body {
+	void *qb_txn;
+	const char *qb_data;
+	size_t qb_len;
+};
+int queue_body_get(struct queue *q, uint64_t id, struct queue_body *b_r);
+void queue_body_release(struct queue_body *b);
+
+/* Read one record; cb sees it inside a read transaction. -ENOENT if gone. */
+int queue_record_get(struct queue *q, uint64_t id,
+		     void (*cb)(void *ctx, uint64_t id, const struct qrecord *r),
+		     void *ctx);
+/*
+ * Visit the schedule in time order while the next attempt is <= now_us.
+ * cb returns non-zero to stop early. Read-only.
+ */
+int queue_scan_due(struct queue *q, uint64_t now_us,
+		   int (*cb)(void *ctx, uint64_t id, uint64_t when), void *ctx);
+
 /* Administration (queue_admin.c); usable while a daemon runs. */
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out);

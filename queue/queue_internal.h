@@ -18,9 +18,17 @@ struct queue {
 	pthread_mutex_t q_lock;		/* guards the fields below */
 	pthread_cond_t q_cond;
 	struct queue_msg *q_head, *q_tail;
+	struct queue_update *q_uhead, *q_utail;
 	bool q_stop;
+	void (*q_listener)(void *ctx, const uint64_t *ids, unsigned n);
+	void *q_listener_ctx;
 	struct queue_stats q_stats;
 };
+
+/* In queue_update.c: apply one update inside the committer's txn. */
+int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);
+/* In queue.c: store one new message inside the committer's txn. */
+int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
 
 static inline void queue_key_put(unsigned char k[8], uint64_t v)
 {

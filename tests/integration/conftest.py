@@ -36,6 +36,9 @@ class Server:
             "workers": "2",
             "queue_map_size": "256M",
             "log_level": "info",
+            # Inbound tests keep mail in the queue; delivery tests turn
+            # this on with loopback sinks and a loopback DNS server.
+            "delivery": "no",
         }
         self.settings.update({k: str(v) for k, v in settings.items()})
         self.conf = os.path.join(tmpdir, "ringmta.conf")

@@ -79,8 +79,8 @@ static int find_cb(void *ctx, uint64_t id, const struct qrecord *r,
 static void test_record(void)
 {
 	struct qrcpt rcpts[2] = {
-		{ QRCPT_PENDING, 0, 111, "a@example.org", 13 },
-		{ QRCPT_FAILED, 3, 222, "b@example.net", 13 },
+		{ QRCPT_PENDING, 0, 111, "a@example.org", 13, NULL, 0 },
+		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12 },
 	};
 	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 7, .flags = 1,
 			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
@@ -102,7 +102,8 @@ static void test_record(void)
 	     rc.next_attempt == 111 && rc.addr_len == 13 &&
 	     memcmp(rc.addr, "a@example.org", 13) == 0;
 	ok = ok && qrecord_rcpt_next(&d, &off, &rc) && rc.state == QRCPT_FAILED &&
-	     rc.attempts == 3 && rc.next_attempt == 222;
+	     rc.attempts == 3 && rc.next_attempt == 222 && rc.reply_len == 12 &&
+	     memcmp(rc.reply, "550 5.1.1 no", 12) == 0;
 	ok = ok && !qrecord_rcpt_next(&d, &off, &rc);
 	tap_ok(ok, "recipients round-trip with their state");
 	for (size_t cut = 0; cut < n; cut++)
@@ -139,7 +140,7 @@ static void test_commit(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	enum { N = 50 };
 	struct queue_msg msgs[N], *got[N];
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
 	struct iovec iov[N][3];
 	char err[256];
 	uint64_t count = 0;

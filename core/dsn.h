@@ -1,0 +1,57 @@
+/*
+ * dsn: builds delivery status notifications (RFC 3464 inside RFC 3462's
+ * multipart/report) for bounces and delay warnings. Pure: no I/O, no
+ * clock (the caller passes the date), output malloc'd.
+ */
+#ifndef RINGMTA_DSN_H
+#define RINGMTA_DSN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum dsn_action {
+	DSN_FAILED = 0,
+	DSN_DELAYED = 1,
+};
+
+struct dsn_rcpt {
+	const char *dr_addr;		/* final recipient, without <> */
+	enum dsn_action dr_action;
+	const char *dr_status;		/* enhanced code, e.g. "5.1.1" */
+	const char *dr_remote_mta;	/* host name that answered, or NULL */
+	const char *dr_diag;		/* the server's reply ("550 5.1.1 ...")
+					 * or our reason; may hold "\n" */
+	const char *dr_last_attempt;	/* RFC 5322 date, or NULL */
+};
+
+struct dsn_msg {
+	const char *dm_reporting_mta;	/* our host name */
+	const char *dm_to;		/* original envelope sender */
+	const char *dm_queue_id;	/* original queue id (text) */
+	const char *dm_arrival;		/* RFC 5322 date the original arrived */
+	const char *dm_date;		/* RFC 5322 date now */
+	const char *dm_message_id;	/* for the DSN, without <> */
+	const struct dsn_rcpt *dm_rcpts;
+	unsigned dm_nrcpt;
+	/* The original message's header section (up to and excluding the
+	 * empty line), returned as text/rfc822-headers. May be NULL. */
+	const char *dm_orig_headers;
+	size_t dm_orig_headers_len;
+};
+
+/*
+ * Build the whole DSN message (header and body, CRLF line endings, every
+ * line under 1000 octets, 7-bit except for SMTPUTF8 addresses which are
+ * written as utf-8-addr-xtext per RFC 6533 in the report fields).
+ * From: "Mail Delivery System" <MAILER-DAEMON@reporting_mta>, To: the
+ * original sender, Subject says failed or delayed, Auto-Submitted:
+ * auto-replied. Returns the length and sets *out_r (free() it), or -1 on
+ * allocation failure.
+ */
+long dsn_build(const struct dsn_msg *m, char **out_r);
+
+/* The header section of a stored message: length up to (excluding) the
+ * empty line, or len if there is none. */
+size_t dsn_header_len(const char *msg, size_t len);
+
+#endif
