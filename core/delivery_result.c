@@ -194,7 +194,9 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 					free(r->dr_reply);
 					r->dr_reply = why;
 				}
-				if (r->dr_ecode[0] == '4' || r->dr_ecode[0] == '\0')
+				/* Keep the last status, as Postfix does; 4.4.7
+				 * (delivery time expired) when there was none. */
+				if (r->dr_ecode[0] == '\0')
 					snprintf(r->dr_ecode, sizeof(r->dr_ecode), "4.4.7");
 				r->dr_result = DLV_R_FAILED;
 			}

@@ -521,37 +521,90 @@ static uint64_t dsn_fnv1a(const char *s)
 	return h;
 }
 
-static bool dsn_buf_has(const struct dsn_buf *b, const char *needle, size_t n)
+static bool dsn_boundary_clash(const struct dsn_buf *const *bufs, size_t nbufs,
+			       const char *b, size_t n)
 {
-	return b->db_len >= n && memmem(b->db_data, b->db_len, needle, n) != NULL;
+	for (size_t i = 0; i < nbufs; i++) {
+		if (bufs[i]->db_len >= n && memmem(bufs[i]->db_data, bufs[i]->db_len, b, n) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* The largest and smallest 16-hex-digit values that follow pfx in bufs;
+ * false when there are none. */
+static bool dsn_boundary_scan(const struct dsn_buf *const *bufs, size_t nbufs, const char *pfx,
+			      uint64_t *min_r, uint64_t *max_r)
+{
+	size_t plen = strlen(pfx);
+	bool found = false;
+
+	*min_r = UINT64_MAX;
+	*max_r = 0;
+	for (size_t i = 0; i < nbufs; i++) {
+		const char *p = bufs[i]->db_data, *end = p + bufs[i]->db_len;
+
+		while (p != NULL && (size_t)(end - p) >= plen + 16 &&
+		       (p = memmem(p, (size_t)(end - p), pfx, plen)) != NULL) {
+			uint64_t v = 0;
+			size_t k;
+
+			p += plen;
+			for (k = 0; k < 16 && (size_t)(end - p) > k; k++) {
+				char ch = p[k];
+
+				if (ch >= '0' && ch <= '9')
+					v = v << 4 | (uint64_t)(ch - '0');
+				else if (ch >= 'a' && ch <= 'f')
+					v = v << 4 | (uint64_t)(ch - 'a' + 10);
+				else
+					break;
+			}
+			if (k < 16)
+				continue;
+			found = true;
+			*min_r = v < *min_r ? v : *min_r;
+			*max_r = v > *max_r ? v : *max_r;
+		}
+	}
+	return found;
 }
 
 /*
- * "=_ringmta_{queue id}_{16 hex}": fixed length for one message, and a
- * different hex part on each try, so with L octets of content at most
- * L + 1 tries are needed; in practice the first one fits.
+ * "=_ringmta_{queue id}_{16 hex}", the hex part from the message id. If
+ * the content holds it, every string that could clash is the prefix and
+ * 16 hex digits somewhere in the content: one past the largest of those
+ * (or one below the smallest) cannot clash. So the cost stays linear in
+ * the content even when it was written to defeat us.
  */
-static void dsn_boundary(const struct dsn_msg *m, const struct dsn_buf *parts, size_t nparts,
-			 char *out, size_t outsz)
+static void dsn_boundary(const struct dsn_msg *m, const struct dsn_buf *const *bufs,
+			 size_t nbufs, char *out, size_t outsz)
 {
-	char qid[DSN_QID_MAX + 1];
+	char pfx[10 + DSN_QID_MAX + 2];
 	size_t q = 0;
-	uint64_t h = dsn_fnv1a(m->dm_message_id);
+	uint64_t v = dsn_fnv1a(m->dm_message_id), lo, hi;
+	int len;
 
+	memcpy(pfx, "=_ringmta_", 10);
 	for (const char *s = m->dm_queue_id; s != NULL && *s != '\0' && q < DSN_QID_MAX; s++) {
 		if ((*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') ||
 		    (*s >= 'a' && *s <= 'z'))
-			qid[q++] = *s;
+			pfx[10 + q++] = *s;
 	}
-	qid[q] = '\0';
-	for (uint64_t k = 0;; k++) {
-		int len = snprintf(out, outsz, "=_ringmta_%s_%016llx", qid,
-				   (unsigned long long)(h ^ k));
-		bool clash = false;
-
-		for (size_t i = 0; i < nparts && !clash; i++)
-			clash = dsn_buf_has(&parts[i], out, (size_t)len);
-		if (!clash)
+	pfx[10 + q] = '_';
+	pfx[11 + q] = '\0';
+	len = snprintf(out, outsz, "%s%016llx", pfx, (unsigned long long)v);
+	if (!dsn_boundary_clash(bufs, nbufs, out, (size_t)len) ||
+	    !dsn_boundary_scan(bufs, nbufs, pfx, &lo, &hi))
+		return;
+	if (hi < UINT64_MAX)
+		v = hi + 1;
+	else if (lo > 0)
+		v = lo - 1;
+	/* Both ends taken: walk on; at most one step per occurrence. */
+	for (;; v++) {
+		len = snprintf(out, outsz, "%s%016llx", pfx, (unsigned long long)v);
+		if (!dsn_boundary_clash(bufs, nbufs, out, (size_t)len))
 			return;
 	}
 }
@@ -603,8 +656,6 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 		dsn_part3(m->dm_orig_headers, m->dm_orig_headers_len, &parts[2], &eight3);
 	dsn_part1(&c, &parts[0], nfailed, ndelayed, parts[2].db_len > 0);
 	dsn_part2(&c, &parts[1]);
-	dsn_boundary(m, parts, 3, boundary, sizeof(boundary));
-
 	any_failed = nfailed > 0;
 	dsn_buf_puts(&out, "From: \"Mail Delivery System\" <MAILER-DAEMON@");
 	dsn_buf_puts(&out, c.mta);
@@ -625,8 +676,15 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 		dsn_buf_puts(&out, ">\r\n");
 	}
 	dsn_buf_puts(&out, "Auto-Submitted: auto-replied\r\n"
-		     "MIME-Version: 1.0\r\n"
-		     "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+		     "MIME-Version: 1.0\r\n");
+	/* Not in the parts, nor in the header above (a planted To: would do
+	 * no harm there, but this way it is unique in the message). */
+	{
+		const struct dsn_buf *bufs[] = { &parts[0], &parts[1], &parts[2], &out };
+
+		dsn_boundary(m, bufs, 4, boundary, sizeof(boundary));
+	}
+	dsn_buf_puts(&out, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 		     "\tboundary=\"");
 	dsn_buf_puts(&out, boundary);
 	dsn_buf_puts(&out, "\"\r\n");

@@ -442,6 +442,21 @@ static void test_boundary_collision(void)
 	}
 	test_dsn_free(&d2);
 
+	/* Planted with the largest and smallest hex values too. */
+	{
+		size_t plen = strlen(d1.boundary) - 16;
+
+		snprintf(hdrs, cap, "X-A: %s\r\nX-B: %.*sffffffffffffffff\r\nX-C: %.*s0000000000000000\r\n",
+			 d1.boundary, (int)plen, d1.boundary, (int)plen, d1.boundary);
+		m.dm_orig_headers = hdrs;
+		m.dm_orig_headers_len = strlen(hdrs);
+		if (tap_ok(test_build(&m, &d2), "collision at both ends: built"))
+			tap_ok(strstr(hdrs, d2.boundary) == NULL && strlen(d2.boundary) == strlen(d1.boundary) &&
+			       test_structure_ok(&d2, 3),
+			       "collision at both ends: boundary \"%s\"", d2.boundary);
+		test_dsn_free(&d2);
+	}
+
 	/* A boundary planted in a diagnostic is avoided just the same. */
 	{
 		struct dsn_rcpt r = test_rcpts[0];
