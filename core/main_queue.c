@@ -12,7 +12,7 @@
 
 static int main_queue_usage(void)
 {
-	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | count\n");
+	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | flush [ID] | count\n");
 	return 2;
 }
 
@@ -32,7 +32,11 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "ringmta: queue %s: expected a queue id (16 hex digits)\n", argv[0]);
 		return 2;
 	}
-	rdonly = strcmp(argv[0], "delete") != 0;
+	if (strcmp(argv[0], "flush") == 0 && argc == 2 && queue_id_parse(argv[1], &id) < 0) {
+		fprintf(stderr, "ringmta: queue flush: expected a queue id (16 hex digits)\n");
+		return 2;
+	}
+	rdonly = strcmp(argv[0], "delete") != 0 && strcmp(argv[0], "flush") != 0;
 	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size,
 		       rdonly ? QUEUE_F_RDONLY : 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ringmta: %s\n", err);
@@ -48,6 +52,14 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 		rc = queue_admin_delete(q, id);
 		if (rc == 0)
 			printf("deleted %s\n", argv[1]);
+	} else if (strcmp(argv[0], "flush") == 0) {
+		unsigned nflushed = 0;
+
+		gettimeofday(&tv, NULL);
+		rc = queue_admin_flush(q, id, (uint64_t)tv.tv_sec * 1000000u +
+				       (uint64_t)tv.tv_usec, &nflushed);
+		if (rc == 0)
+			printf("flushed %u message%s\n", nflushed, nflushed == 1 ? "" : "s");
 	} else if (strcmp(argv[0], "count") == 0) {
 		rc = queue_admin_count(q, &n);
 		if (rc == 0)

@@ -155,6 +155,8 @@ int queue_scan_due(struct queue *q, uint64_t now_us,
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
+/* Make message id (0: every message) due now; *n_r messages touched. */
+int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r);
 /* Number of messages, for tests and metrics. */
 int queue_admin_count(struct queue *q, uint64_t *n_r);
 /* Visit every stored message (read-only). cb returns non-zero to stop. */

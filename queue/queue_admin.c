@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *queue_rcpt_state_name(uint8_t st)
@@ -177,4 +178,107 @@ int queue_admin_count(struct queue *q, uint64_t *n_r)
 		return -EIO;
 	*n_r = st.ms_entries;
 	return 0;
+}
+
+/* Make one message due now: every pending recipient, and its schedule. */
+static int queue_flush_one(struct queue *q, MDB_txn *txn, uint64_t id, uint64_t now_us)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	struct queue_update u;
+	struct queue_rcpt_update *ru;
+	struct qrecord r;
+	struct qrcpt rc;
+	size_t off = 0;
+	unsigned n = 0;
+	int rc2;
+
+	queue_key_put(key, id);
+	if (mdb_get(txn, q->q_meta, &k, &v) != 0)
+		return -ENOENT;
+	if (qrecord_decode(v.mv_data, v.mv_size, &r) < 0)
+		return -EBADMSG;
+	ru = calloc(r.nrcpt ? r.nrcpt : 1, sizeof(*ru));
+	if (ru == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; qrecord_rcpt_next(&r, &off, &rc); i++) {
+		if (rc.state != QRCPT_PENDING)
+			continue;
+		ru[n].qru_index = i;
+		ru[n].qru_state = QRCPT_PENDING;
+		ru[n].qru_next_attempt = now_us;
+		/* Keep the last reply; the attempt count is restored below. */
+		ru[n].qru_reply = rc.reply;
+		ru[n].qru_reply_len = rc.reply_len;
+		n++;
+	}
+	memset(&u, 0, sizeof(u));
+	u.qu_id = id;
+	u.qu_rcpts = ru;
+	u.qu_nrcpt = n;
+	rc2 = n ? queue_apply_update_noattempt(q, txn, &u) : 0;
+	free(ru);
+	return rc2;
+}
+
+struct queue_flush_ctx {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+static int queue_flush_collect(void *arg, uint64_t id, const struct qrecord *r,
+			       const void *body, size_t body_len)
+{
+	struct queue_flush_ctx *ctx = arg;
+
+	(void)r;
+	(void)body;
+	(void)body_len;
+	if (ctx->n == ctx->cap) {
+		size_t cap = ctx->cap ? ctx->cap * 2 : 256;
+		uint64_t *n = realloc(ctx->ids, cap * sizeof(*n));
+
+		if (n == NULL)
+			return 1;
+		ctx->ids = n;
+		ctx->cap = cap;
+	}
+	ctx->ids[ctx->n++] = id;
+	return 0;
+}
+
+int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r)
+{
+	struct queue_flush_ctx ctx = { NULL, 0, 0 };
+	MDB_txn *txn;
+	int rc = 0;
+
+	*n_r = 0;
+	if (id != 0) {
+		ctx.ids = &id;
+		ctx.n = 1;
+	} else if ((rc = queue_admin_foreach(q, queue_flush_collect, &ctx)) < 0) {
+		free(ctx.ids);
+		return rc;
+	}
+	if (mdb_txn_begin(q->q_env, NULL, 0, &txn) != 0) {
+		if (id == 0)
+			free(ctx.ids);
+		return -EIO;
+	}
+	for (size_t i = 0; i < ctx.n; i++) {
+		rc = queue_flush_one(q, txn, ctx.ids[i], now_us);
+		if (rc == -ENOENT && id == 0)
+			rc = 0;		/* delivered meanwhile */
+		if (rc < 0)
+			break;
+		(*n_r)++;
+	}
+	if (id == 0)
+		free(ctx.ids);
+	if (rc < 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
 }

@@ -27,6 +27,8 @@ struct queue {
 
 /* In queue_update.c: apply one update inside the committer's txn. */
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);
+/* The same without counting an attempt (queue flush). */
+int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u);
 /* In queue.c: store one new message inside the committer's txn. */
 int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
 

@@ -15,7 +15,8 @@ static void queue_sched_key(unsigned char k[16], uint64_t when, uint64_t id)
 	queue_key_put(k + 8, id);
 }
 
-int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
+static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
+		       bool count_attempt)
 {
 	unsigned char key[8], skey[16];
 	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
@@ -46,7 +47,8 @@ int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
 		if (ru->qru_index >= r.nrcpt)
 			continue;
 		rcpts[ru->qru_index].state = ru->qru_state;
-		rcpts[ru->qru_index].attempts++;
+		if (count_attempt)
+			rcpts[ru->qru_index].attempts++;
 		rcpts[ru->qru_index].next_attempt = ru->qru_next_attempt;
 		rcpts[ru->qru_index].reply = ru->qru_reply;
 		rcpts[ru->qru_index].reply_len = ru->qru_reply_len;
@@ -87,6 +89,16 @@ int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
 		return -EIO;
 	queue_sched_key(skey, next, u->qu_id);
 	return mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 ? 0 : -EIO;
+}
+
+int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
+{
+	return queue_apply(q, txn, u, true);
+}
+
+int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u)
+{
+	return queue_apply(q, txn, u, false);
 }
 
 int queue_body_get(struct queue *q, uint64_t id, struct queue_body *b_r)

@@ -225,3 +225,20 @@ def test_kill9_during_delivery_loses_nothing(make_server):
         assert not missing, missing
     finally:
         sink.stop()
+
+
+def test_queue_flush_retries_now(make_server, sink):
+    srv = relay_server(make_server, sink, retry_min="1h", retry_max="2h")
+    send(srv, "from@example.org", ["tempthenok@example.com"], b"Subject: flush\r\n\r\nx\r\n")
+    deadline = time.time() + 10
+    while time.time() < deadline and "status=deferred" not in srv.read_log():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    qid = srv.queue_ids()[0]
+    assert not sink.wait_for(1, timeout=1.5)     # an hour away
+    out = srv.cli("queue", "flush", qid).stdout
+    assert "flushed 1 message" in out
+    assert sink.wait_for(1, timeout=10)
+    assert wait_queue_empty(srv)
+    r = srv.cli("queue", "flush").stdout
+    assert "flushed 0 messages" in r
