@@ -93,6 +93,10 @@ struct config {
 	unsigned int retry_min;		/* seconds: first retry delay */
 	unsigned int retry_max;		/* seconds: cap on the delay */
 	unsigned int max_queue_lifetime;	/* seconds, then bounce */
+
+	/* Operation */
+	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
+				 * endpoint, "" = off */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is

@@ -376,7 +376,7 @@ static int dns_parse_literal(const char *s, struct sockaddr_storage *ss)
 
 	if (len == 0 || s[0] != '[')
 		return 0;
-	if (len < 3 || s[len - 1] != ']')
+	if (len < 3 || len > DNS_NAME_MAX + 1 || s[len - 1] != ']')
 		return -1;
 	s++;
 	len -= 2;
@@ -761,6 +761,51 @@ static void dns_lookup_hosts_done(struct dns_lookup *l)
 	dns_lookup_complete(l, DNS_TTL_FAIL);
 }
 
+/*
+ * Take up to DNS_MAX_ADDRS addresses of h from nodes, alternating the
+ * families (starting with the first answered) so that neither crowds out
+ * the other; lowers l_ttl to theirs.
+ */
+static void dns_host_add_addrs(struct dns_lookup *l, struct dns_host *h,
+			       const struct ares_addrinfo_node *nodes)
+{
+	const struct ares_addrinfo_node *fam[2][DNS_MAX_ADDRS], *n;
+	unsigned nfam[2] = { 0, 0 }, next[2] = { 0, 0 }, first = 0;
+
+	for (n = nodes; n != NULL; n = n->ai_next) {
+		unsigned f;
+
+		if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
+		    n->ai_addr == NULL || n->ai_addrlen > sizeof(h->dh_addr[0]))
+			continue;
+		f = n->ai_family == AF_INET6;
+		if (nfam[0] + nfam[1] == 0)
+			first = f;
+		if (nfam[f] < DNS_MAX_ADDRS)
+			fam[f][nfam[f]++] = n;
+	}
+	for (unsigned k = 0; h->dh_naddr < DNS_MAX_ADDRS &&
+			     next[0] + next[1] < nfam[0] + nfam[1]; k++) {
+		unsigned f = (first + k) & 1;
+		struct sockaddr_storage *ss = &h->dh_addr[h->dh_naddr];
+
+		if (next[f] >= nfam[f])
+			continue;
+		n = fam[f][next[f]++];
+		memset(ss, 0, sizeof(*ss));
+		memcpy(ss, n->ai_addr, n->ai_addrlen);
+		if (ss->ss_family == AF_INET)
+			((struct sockaddr_in *)ss)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)ss)->sin6_port = 0;
+		h->dh_naddr++;
+		if (n->ai_ttl < 0)
+			l->l_ttl = 0;
+		else if ((uint32_t)n->ai_ttl < l->l_ttl)
+			l->l_ttl = (uint32_t)n->ai_ttl;
+	}
+}
+
 static void dns_addr_done(void *arg, int status, int timeouts,
 			  struct ares_addrinfo *res)
 {
@@ -769,29 +814,8 @@ static void dns_addr_done(void *arg, int status, int timeouts,
 	struct dns_host *h = &l->l_route.dr_hosts[hq->hq_index];
 
 	(void)timeouts;
-	if (status == ARES_SUCCESS && res != NULL && !l->l_dns->d_closing) {
-		const struct ares_addrinfo_node *n;
-
-		for (n = res->nodes; n != NULL && h->dh_naddr < DNS_MAX_ADDRS;
-		     n = n->ai_next) {
-			struct sockaddr_storage *ss = &h->dh_addr[h->dh_naddr];
-
-			if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
-			    n->ai_addr == NULL || n->ai_addrlen > sizeof(*ss))
-				continue;
-			memset(ss, 0, sizeof(*ss));
-			memcpy(ss, n->ai_addr, n->ai_addrlen);
-			if (ss->ss_family == AF_INET)
-				((struct sockaddr_in *)ss)->sin_port = 0;
-			else
-				((struct sockaddr_in6 *)ss)->sin6_port = 0;
-			h->dh_naddr++;
-			if (n->ai_ttl >= 0 && (uint32_t)n->ai_ttl < l->l_ttl)
-				l->l_ttl = (uint32_t)n->ai_ttl;
-			else if (n->ai_ttl < 0)
-				l->l_ttl = 0;
-		}
-	}
+	if (status == ARES_SUCCESS && res != NULL && !l->l_dns->d_closing)
+		dns_host_add_addrs(l, h, res->nodes);
 	if (res != NULL)
 		ares_freeaddrinfo(res);
 	if (status != ARES_SUCCESS && status != ARES_ENOTFOUND &&
@@ -919,7 +943,7 @@ static void dns_lookup_mx(struct dns_lookup *l, const unsigned char *abuf,
 	struct dns_route *r = &l->l_route;
 	struct ares_mx_reply *mx = NULL, *m;
 	struct dns_mx_cand cand[DNS_MX_CAND];
-	unsigned ncand = 0, nrec = 0;
+	unsigned ncand = 0, nnull = 0;
 	int status;
 
 	status = ares_parse_mx_reply(abuf, alen, &mx);
@@ -936,10 +960,13 @@ static void dns_lookup_mx(struct dns_lookup *l, const unsigned char *abuf,
 		return;
 	}
 	for (m = mx; m != NULL; m = m->next) {
-		nrec++;
 		/* The root (RFC 7505 null MX) is no host. */
 		if (m->host == NULL || m->host[0] == '\0' ||
-		    strcmp(m->host, ".") == 0 || strlen(m->host) > DNS_NAME_MAX)
+		    strcmp(m->host, ".") == 0) {
+			nnull++;
+			continue;
+		}
+		if (strlen(m->host) > DNS_NAME_MAX)
 			continue;
 		if (ncand < DNS_MX_CAND) {
 			cand[ncand].mc_pref = m->priority;
@@ -960,9 +987,15 @@ static void dns_lookup_mx(struct dns_lookup *l, const unsigned char *abuf,
 	l->l_ttl = wt != NULL && wt->wt_has_answer ? wt->wt_answer : DNS_TTL_UNKNOWN;
 	if (ncand == 0) {
 		ares_free_data(mx);
-		dns_route_fail(r, DNS_NULL_MX,
-			       "domain does not accept mail (null MX, RFC 7505)");
-		dns_lookup_complete(l, dns_clamp_ttl(l->l_ttl, DNS_TTL_MAX));
+		if (nnull > 0) {
+			dns_route_fail(r, DNS_NULL_MX,
+				       "domain does not accept mail (null MX, RFC 7505)");
+			dns_lookup_complete(l, dns_clamp_ttl(l->l_ttl, DNS_TTL_MAX));
+		} else {
+			dns_route_fail(r, DNS_NO_ADDRESS, "no usable MX host for %.80s",
+				       l->l_domain);
+			dns_lookup_complete(l, DNS_TTL_FAIL);
+		}
 		return;
 	}
 	ncand = dns_mx_order(l->l_dns, cand, ncand);

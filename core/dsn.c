@@ -542,8 +542,11 @@ static bool dsn_boundary_scan(const struct dsn_buf *const *bufs, size_t nbufs, c
 	*min_r = UINT64_MAX;
 	*max_r = 0;
 	for (size_t i = 0; i < nbufs; i++) {
-		const char *p = bufs[i]->db_data, *end = p + bufs[i]->db_len;
+		const char *p = bufs[i]->db_data, *end;
 
+		if (p == NULL)
+			continue;
+		end = p + bufs[i]->db_len;
 		while (p != NULL && (size_t)(end - p) >= plen + 16 &&
 		       (p = memmem(p, (size_t)(end - p), pfx, plen)) != NULL) {
 			uint64_t v = 0;

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/delivery.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/main.h"
 #include "core/server.h"
 #include "io/listen.h"
@@ -46,6 +47,7 @@ static int main_serve(const struct config *cfg)
 	struct queue *q;
 	struct server srv;
 	struct delivery *dlv = NULL;
+	struct metrics *met = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig;
@@ -80,6 +82,17 @@ static int main_serve(const struct config *cfg)
 		server_destroy(&srv);
 		return 1;
 	}
+	if (cfg->metrics_listen[0] != '\0' &&
+	    metrics_start(&met, cfg->metrics_listen, &srv, dlv, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		delivery_stop(&dlv);
+		server_stop(&srv);
+		server_join(&srv);
+		queue_close(&q);
+		delivery_free(&dlv);
+		server_destroy(&srv);
+		return 1;
+	}
 	for (unsigned i = 0; i < cfg->listen_count; i++)
 		log_msg(LOG_INFO, "listening on %s",
 			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
@@ -91,6 +104,7 @@ static int main_serve(const struct config *cfg)
 			sig = 0;
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	metrics_stop(&met);
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
 	server_join(&srv);

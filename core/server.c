@@ -83,7 +83,6 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 	char reply[300];
 	int one = 1;
 
-	(void)l;
 	if (w->w_stopping || getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
 		close(fd);
 		return;
@@ -91,7 +90,7 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (atomic_fetch_add(&srv->s_conns, 1) >= cfg->max_connections) {
 		atomic_fetch_sub(&srv->s_conns, 1);
-		w->w_refused++;
+		stat_inc(&w->w_refused);
 		snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too many connections\r\n",
 			 cfg->hostname);
 		server_refuse(fd, reply);
@@ -103,7 +102,7 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 		if (atomic_fetch_add(slot, 1) >= cfg->max_connections_per_ip) {
 			atomic_fetch_sub(slot, 1);
 			atomic_fetch_sub(&srv->s_conns, 1);
-			w->w_refused++;
+			stat_inc(&w->w_refused);
 			snprintf(reply, sizeof(reply),
 				 "421 4.7.0 %s Error: too many connections from your address\r\n",
 				 cfg->hostname);
@@ -111,8 +110,8 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 			return;
 		}
 	}
-	w->w_accepted++;
-	if (smtp_server_start(w, fd, (struct sockaddr *)&ss, len) == NULL) {
+	stat_inc(&w->w_accepted[l->il_index]);
+	if (smtp_server_start(w, fd, (struct sockaddr *)&ss, len, l->il_index) == NULL) {
 		server_session_gone(w, (struct sockaddr *)&ss);
 		server_refuse(fd, "421 4.3.0 Out of memory\r\n");
 	}

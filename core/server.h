@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "io/loop.h"
+#include "io/stat.h"
 #include "queue/queue.h"
 
 struct smtp_session;
@@ -36,7 +37,18 @@ struct smtp_worker {
 	bool w_stopping;
 	time_t w_date_sec;		/* cached RFC 5322 date */
 	char w_date[40];
-	uint64_t w_accepted, w_refused, w_messages, w_rejected;
+	/* Counters for the metrics endpoint (single writer: this worker). */
+	stat_t w_accepted[CONFIG_LISTEN_MAX];	/* per listener */
+	stat_t w_open[CONFIG_LISTEN_MAX];	/* sessions open, per listener */
+	stat_t w_refused;			/* connections over a cap */
+	stat_t w_messages;			/* messages queued */
+	stat_t w_rejected;			/* bodies refused */
+	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
+	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
+	stat_t w_bounces;
+	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
+	struct stat_hist w_accept_lat;		/* end of DATA -> 250 */
+	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
 
 struct server {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -190,6 +191,14 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 	return 0;
 }
 
+static uint64_t smtp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t smtp_now_us(void)
 {
 	struct timeval tv;
@@ -210,7 +219,7 @@ void smtp_server_message_done(struct smtp_session *s)
 
 	s->s_state = SMTP_S_CMD;
 	if (refusal != NULL || t->t_oom) {
-		s->s_worker->w_rejected++;
+		stat_inc(&s->s_worker->w_rejected);
 		log_msg(LOG_INFO, "reject client=%s from=<%s> reason=\"%s\"", s->s_addr,
 			t->t_sender, refusal ? refusal : "out of memory");
 		smtp_server_txn_end(s);
@@ -487,7 +496,8 @@ void smtp_server_committed(struct queue_msg *m)
 	}
 	s->s_state = SMTP_S_CMD;
 	if (m->qm_status == 0) {
-		w->w_messages++;
+		stat_inc(&w->w_messages);
+		stat_hist_observe(&w->w_accept_lat, smtp_now_ns() - m->qm_submit_ns);
 		s->s_messages++;
 		log_msg(LOG_INFO, "queued id=%s client=%s from=<%s> nrcpt=%u size=%" PRIu64,
 			ids, s->s_addr, t->t_sender, t->t_nrcpt, m->qm_rec.size);
@@ -553,6 +563,7 @@ static void smtp_on_free(struct io_conn *c)
 	if (s->s_next != NULL)
 		s->s_next->s_prev = s->s_prev;
 	server_session_gone(w, (const struct sockaddr *)&s->s_peer);
+	stat_add(&w->w_open[s->s_listener], (uint64_t)-1);
 	if (s->s_state == SMTP_S_COMMIT) {
 		s->s_gone = true;	/* freed by smtp_server_committed */
 		return;
@@ -575,7 +586,8 @@ static const struct io_conn_ops smtp_conn_ops = {
 };
 
 struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
-				       const struct sockaddr *peer, socklen_t len)
+				       const struct sockaddr *peer, socklen_t len,
+				       unsigned listener)
 {
 	const struct config *cfg = w->w_srv->s_cfg;
 	struct smtp_session *s = calloc(1, sizeof(*s));
@@ -583,6 +595,8 @@ struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
 	if (s == NULL)
 		return NULL;
 	s->s_worker = w;
+	s->s_listener = (uint8_t)listener;
+	stat_add(&w->w_open[listener], 1);
 	memcpy(&s->s_peer, peer, len < sizeof(s->s_peer) ? len : sizeof(s->s_peer));
 	if (peer->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,

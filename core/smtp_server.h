@@ -77,6 +77,7 @@ struct smtp_session {
 	bool s_relay_ok;
 	bool s_gone;			/* connection freed (commit pending) */
 	bool s_closing;
+	uint8_t s_listener;		/* index into the configured listeners */
 	uint16_t s_errors;
 	uint16_t s_line_len;
 	char *s_line;			/* partial command line (owned) */
@@ -96,7 +97,8 @@ struct smtp_session {
 
 /* Start a session on an accepted fd (the worker checked the caps). */
 struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
-				       const struct sockaddr *peer, socklen_t len);
+				       const struct sockaddr *peer, socklen_t len,
+				       unsigned listener);
 /* The queue returned a message of this session's. */
 void smtp_server_committed(struct queue_msg *m);
 /* Shutdown: close now if idle; force says close even mid-transaction. */

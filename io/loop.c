@@ -478,15 +478,15 @@ static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
 		struct io_buf *b = bufpool_take(&loop->lp_bufs,
 				(uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
 
-		loop->lp_stats.recvs++;
-		loop->lp_stats.recv_bytes += (uint64_t)cqe->res;
+		stat_inc(&loop->lp_stats.recvs);
+		stat_add(&loop->lp_stats.recv_bytes, (uint64_t)cqe->res);
 		if (!(c->ic_flags & IO_CONN_F_CLOSING))
 			c->ic_ops->on_recv(c, b, (size_t)cqe->res);
 		bufpool_unref(&loop->lp_bufs, b);
 		if (!more && !(c->ic_flags & IO_CONN_F_SHUT))
 			conn_arm_recv(c);
 	} else if (cqe->res == -ENOBUFS) {
-		loop->lp_stats.enobufs++;
+		stat_inc(&loop->lp_stats.enobufs);
 		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_STARVED))) {
 			c->ic_flags |= IO_CONN_F_STARVED;
 			c->ic_next_starved = loop->lp_starved;
@@ -514,8 +514,8 @@ static void loop_on_send(struct io_loop *loop, struct io_conn *c, int res)
 		conn_maybe_free(c);
 		return;
 	}
-	loop->lp_stats.sends++;
-	loop->lp_stats.send_bytes += (uint64_t)res;
+	stat_inc(&loop->lp_stats.sends);
+	stat_add(&loop->lp_stats.send_bytes, (uint64_t)res);
 	if (c->ic_slen == 0) {
 		/* A sendmsg of the caller's iovecs. */
 		conn_iov_advance(c, (size_t)res);
@@ -548,7 +548,7 @@ static void loop_on_accept(struct io_loop *loop, struct io_listener *l,
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		l->il_armed = false;
 	if (cqe->res >= 0) {
-		loop->lp_stats.accepts++;
+		stat_inc(&loop->lp_stats.accepts);
 		loop->lp_ops->on_accept(loop, l, cqe->res);
 	}
 	/* Re-armed on the next tick when the kernel ended it (EMFILE...). */
@@ -674,8 +674,8 @@ int io_loop_run(struct io_loop *loop)
 			n++;
 		}
 		io_uring_cq_advance(&loop->lp_ring, n);
-		loop->lp_stats.loops++;
-		loop->lp_stats.cqes += n;
+		stat_inc(&loop->lp_stats.loops);
+		stat_add(&loop->lp_stats.cqes, n);
 	}
 	loop_after_batch(loop);
 	io_uring_submit(&loop->lp_ring);

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "io/bufpool.h"
+#include "io/stat.h"
 #include "io/timerwheel.h"
 
 struct io_loop;
@@ -95,9 +96,10 @@ struct io_loop_ops {
 	void (*on_tick)(struct io_loop *loop, uint64_t now);
 };
 
+/* Written by the loop's thread, read by the metrics endpoint. */
 struct io_loop_stats {
-	uint64_t loops, cqes, accepts, recvs, recv_bytes, sends, send_bytes;
-	uint64_t enobufs;
+	stat_t loops, cqes, accepts, recvs, recv_bytes, sends, send_bytes;
+	stat_t enobufs;
 };
 
 struct io_loop {

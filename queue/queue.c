@@ -204,7 +204,21 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 	q->q_stats.commits++;
 	q->q_stats.messages += n;
 	q->q_stats.failures += failed;
-	q->q_stats.commit_ns += queue_now_ns() - t0;
+	{
+		static const double bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+			0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 10, 60 };
+		uint64_t dt = queue_now_ns() - t0;
+		unsigned b = 0;
+
+		while (b < 14 && (double)dt / 1e9 > bounds[b])
+			b++;
+		q->q_stats.hist[b]++;
+		q->q_stats.hist_count++;
+		q->q_stats.hist_sum_ns += dt;
+		q->q_stats.commit_ns += dt;
+		for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
+			q->q_stats.updates++;
+	}
 	pthread_mutex_unlock(&q->q_lock);
 	if (ids.n > 0 && q->q_listener != NULL)
 		q->q_listener(q->q_listener_ctx, ids.ids, ids.n);

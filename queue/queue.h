@@ -59,6 +59,10 @@ struct queue_stats {
 	uint64_t messages;		/* messages committed */
 	uint64_t failures;		/* messages whose commit failed */
 	uint64_t commit_ns;		/* time spent in commits */
+	uint64_t updates;		/* delivery results applied */
+	/* Commit latency histogram (stat_hist_bounds buckets). */
+	uint64_t hist[15];
+	uint64_t hist_count, hist_sum_ns;
 };
 
 #define QUEUE_F_COMMITTER 0x01u		/* start the committer thread */
@@ -77,6 +81,10 @@ struct queue_msg *queue_sink_take(struct queue_sink *s);
 
 /* Any thread. */
 void queue_submit(struct queue *q, struct queue_msg *m);
+/* Messages ready now (next attempt <= now_us) and scheduled later, and
+ * the arrival time of the oldest message (0 when empty). Read-only scan. */
+int queue_depth(struct queue *q, uint64_t now_us, uint64_t *ready_r,
+		uint64_t *scheduled_r, uint64_t *oldest_us_r);
 /* Highest queue id stored when the queue was opened (0 if empty). */
 uint64_t queue_last_id(const struct queue *q);
 void queue_get_stats(struct queue *q, struct queue_stats *st_r);

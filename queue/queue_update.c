@@ -182,3 +182,37 @@ int queue_scan_due(struct queue *q, uint64_t now_us,
 	mdb_txn_abort(txn);
 	return 0;
 }
+
+int queue_depth(struct queue *q, uint64_t now_us, uint64_t *ready_r,
+		uint64_t *scheduled_r, uint64_t *oldest_us_r)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_stat st;
+	int op = MDB_FIRST;
+
+	*ready_r = *scheduled_r = *oldest_us_r = 0;
+	if (mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) != 0)
+		return -EAGAIN;
+	/* The schedule is in time order: count up to now, the rest is later. */
+	if (mdb_stat(txn, q->q_sched, &st) == 0 &&
+	    mdb_cursor_open(txn, q->q_sched, &cur) == 0) {
+		while (mdb_cursor_get(cur, &k, &v, op) == 0) {
+			op = MDB_NEXT;
+			if (k.mv_size == 16 && queue_key_get(k.mv_data) > now_us)
+				break;
+			(*ready_r)++;
+		}
+		*scheduled_r = st.ms_entries - *ready_r;
+		mdb_cursor_close(cur);
+	}
+	/* Queue ids start with their arrival time in microseconds. */
+	if (mdb_cursor_open(txn, q->q_meta, &cur) == 0) {
+		if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
+			*oldest_us_r = queue_key_get(k.mv_data) >> 8;
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return 0;
+}

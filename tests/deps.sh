@@ -3,9 +3,9 @@
 # apt repositories only. Safe to run again: it installs only what is missing.
 set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
-  libjemalloc-dev libinih-dev android-libboringssl-dev"
+  libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev"
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
-  postfix lmdb-utils procps"
+  postfix lmdb-utils procps dnsmasq-base prometheus"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

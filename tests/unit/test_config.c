@@ -104,6 +104,57 @@ static const struct {
 	{ "chunking", "no", "no" },
 	{ "chunking", "On", "yes" },
 	{ "chunking", "0", "no" },
+	{ "greeting_delay", "0", "0" },
+	{ "greeting_delay", "250", "250" },
+	{ "greeting_delay", "250ms", "250" },
+	{ "greeting_delay", "1s", "1000" },
+	{ "greeting_delay", "60s", "60000" },
+	{ "greeting_delay", "60000ms", "60000" },
+	/* Delivery */
+	{ "delivery", "no", "no" },
+	{ "delivery", "yes", "yes" },
+	{ "delivery", "off", "no" },
+	{ "relayhost", "", "" },
+	{ "relayhost", "[192.0.2.10]:587", "[192.0.2.10]:587" },
+	{ "relayhost", "[IPv6:2001:db8::10]:25", "[IPv6:2001:db8::10]:25" },
+	{ "relayhost", "smtp.example.net:587", "smtp.example.net:587" },
+	{ "relayhost", "smtp.example.net", "smtp.example.net" },
+	{ "smtp_port", "1", "1" },
+	{ "smtp_port", "25", "25" },
+	{ "smtp_port", "587", "587" },
+	{ "smtp_port", "65535", "65535" },
+	{ "dns_servers", "", "" },
+	{ "dns_servers", "127.0.0.1:53", "127.0.0.1:53" },
+	{ "dns_servers", "192.0.2.53,[2001:db8::53]:53",
+	  "192.0.2.53,[2001:db8::53]:53" },
+	{ "destination_concurrency_limit", "1", "1" },
+	{ "destination_concurrency_limit", "20", "20" },
+	{ "destination_concurrency_limit", "10000", "10000" },
+	{ "destination_rate_limit", "0", "0" },
+	{ "destination_rate_limit", "50", "50" },
+	{ "destination_rate_limit", "2147483647", "2147483647" },
+	{ "smtp_reuse_limit", "1", "1" },
+	{ "smtp_reuse_limit", "100", "100" },
+	{ "smtp_reuse_limit", "2147483647", "2147483647" },
+	{ "smtp_idle_timeout", "1", "1" },
+	{ "smtp_idle_timeout", "2m", "120" },
+	{ "smtp_connect_timeout", "30s", "30" },
+	{ "smtp_connect_timeout", "24h", "86400" },
+	{ "smtp_command_timeout", "5m", "300" },
+	{ "smtp_command_timeout", "1", "1" },
+	{ "smtp_data_init_timeout", "2m", "120" },
+	{ "smtp_data_block_timeout", "3m", "180" },
+	{ "smtp_data_done_timeout", "10m", "600" },
+	{ "smtp_data_done_timeout", "86400", "86400" },
+	{ "retry_min", "1", "1" },
+	{ "retry_min", "5m", "300" },
+	{ "retry_min", "24h", "86400" },
+	{ "retry_max", "4h", "14400" },
+	{ "retry_max", "1s", "1" },
+	{ "max_queue_lifetime", "1", "1" },
+	{ "max_queue_lifetime", "120h", "432000" },
+	{ "max_queue_lifetime", "2400h", "8640000" },
+	{ "max_queue_lifetime", "8640000", "8640000" },
 };
 
 /* Bad values: the exact message config_set() must give. */
@@ -293,6 +344,95 @@ static const struct {
 	  " on/off, 1/0)" },
 	{ "chunking", "nope", "chunking: must be yes or no (or true/false,"
 	  " on/off, 1/0)" },
+	{ "greeting_delay", "60001", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "greeting_delay", "61s", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "greeting_delay", "1m", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "greeting_delay", "1.5s", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "greeting_delay", "-1", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "greeting_delay", "", "greeting_delay: must be a duration"
+	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	/* Delivery */
+	{ "delivery", "", "delivery: must be yes or no (or true/false, on/off,"
+	  " 1/0)" },
+	{ "delivery", "maybe", "delivery: must be yes or no (or true/false,"
+	  " on/off, 1/0)" },
+	{ "relayhost", "[192.0.2.1]:25\r\nRCPT", "relayhost: must not contain"
+	  " control characters" },
+	{ "relayhost", "smtp\texample", "relayhost: must not contain control"
+	  " characters" },
+	{ "relayhost", "smtp.example\n", "relayhost: must not contain control"
+	  " characters" },
+	{ "relayhost", "\x01", "relayhost: must not contain control"
+	  " characters" },
+	{ "relayhost", "smtp\x7f", "relayhost: must not contain control"
+	  " characters" },
+	{ "smtp_port", "0", "smtp_port: must be an integer between 1 and"
+	  " 65535" },
+	{ "smtp_port", "65536", "smtp_port: must be an integer between 1 and"
+	  " 65535" },
+	{ "smtp_port", "smtp", "smtp_port: must be an integer between 1 and"
+	  " 65535" },
+	{ "smtp_port", "", "smtp_port: must be an integer between 1 and"
+	  " 65535" },
+	{ "smtp_port", "-25", "smtp_port: must be an integer between 1 and"
+	  " 65535" },
+	{ "dns_servers", "127.0.0.1\n", "dns_servers: must not contain control"
+	  " characters" },
+	{ "dns_servers", "127.0.0.1,\t::1", "dns_servers: must not contain"
+	  " control characters" },
+	{ "destination_concurrency_limit", "0", "destination_concurrency_limit:"
+	  " must be an integer between 1 and 10000" },
+	{ "destination_concurrency_limit", "10001",
+	  "destination_concurrency_limit: must be an integer between 1 and"
+	  " 10000" },
+	{ "destination_concurrency_limit", "",
+	  "destination_concurrency_limit: must be an integer between 1 and"
+	  " 10000" },
+	{ "destination_rate_limit", "-1", "destination_rate_limit: must be an"
+	  " integer >= 0" },
+	{ "destination_rate_limit", "10/s", "destination_rate_limit: must be an"
+	  " integer >= 0" },
+	{ "destination_rate_limit", "2147483648", "destination_rate_limit: too"
+	  " large (at most 2147483647)" },
+	{ "smtp_reuse_limit", "0", "smtp_reuse_limit: must be an integer >= 1" },
+	{ "smtp_reuse_limit", "unlimited", "smtp_reuse_limit: must be an"
+	  " integer >= 1" },
+	{ "smtp_reuse_limit", "4294967296", "smtp_reuse_limit: too large (at"
+	  " most 2147483647)" },
+	{ "smtp_idle_timeout", "0", "smtp_idle_timeout: must be a duration"
+	  " between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "smtp_connect_timeout", "25h", "smtp_connect_timeout: must be a"
+	  " duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "smtp_command_timeout", "5min", "smtp_command_timeout: must be a"
+	  " duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "smtp_data_init_timeout", "", "smtp_data_init_timeout: must be a"
+	  " duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "smtp_data_block_timeout", "0s", "smtp_data_block_timeout: must be a"
+	  " duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "smtp_data_done_timeout", "86401", "smtp_data_done_timeout: must be a"
+	  " duration between 1 and 86400 seconds (suffix s, m or h allowed)" },
+	{ "retry_min", "0", "retry_min: must be a duration between 1 and 86400"
+	  " seconds (suffix s, m or h allowed)" },
+	{ "retry_min", "1d", "retry_min: must be a duration between 1 and 86400"
+	  " seconds (suffix s, m or h allowed)" },
+	{ "retry_max", "25h", "retry_max: must be a duration between 1 and"
+	  " 86400 seconds (suffix s, m or h allowed)" },
+	{ "retry_max", "4H", "retry_max: must be a duration between 1 and"
+	  " 86400 seconds (suffix s, m or h allowed)" },
+	{ "max_queue_lifetime", "0", "max_queue_lifetime: must be a duration"
+	  " between 1 and 8640000 seconds (suffix s, m or h allowed)" },
+	{ "max_queue_lifetime", "2401h", "max_queue_lifetime: must be a"
+	  " duration between 1 and 8640000 seconds (suffix s, m or h allowed)" },
+	{ "max_queue_lifetime", "5d", "max_queue_lifetime: must be a duration"
+	  " between 1 and 8640000 seconds (suffix s, m or h allowed)" },
+	{ "max_queue_lifetime", "99999999999999999999h", "max_queue_lifetime:"
+	  " must be a duration between 1 and 8640000 seconds (suffix s, m or h"
+	  " allowed)" },
 	{ "listn", "127.0.0.1:25", "unknown key 'listn'" },
 	{ "Listen", "127.0.0.1:25", "unknown key 'Listen'" },
 	{ "", "x", "unknown key ''" },
@@ -303,12 +443,38 @@ static const char *const test_keys[] = {
 	"listen", "hostname", "queue_dir", "workers", "max_message_size",
 	"max_recipients", "max_connections", "max_connections_per_ip",
 	"max_errors", "relay_networks", "timeout_command", "timeout_data",
-	"shutdown_timeout", "queue_map_size", "recv_buffer_size",
-	"recv_buffers_max", "listen_backlog", "log_level", "smtputf8",
-	"chunking",
+	"greeting_delay", "shutdown_timeout", "queue_map_size",
+	"recv_buffer_size", "recv_buffers_max", "listen_backlog", "log_level",
+	"smtputf8", "chunking",
+	"delivery", "relayhost", "smtp_port", "dns_servers",
+	"destination_concurrency_limit", "destination_rate_limit",
+	"smtp_reuse_limit", "smtp_idle_timeout", "smtp_connect_timeout",
+	"smtp_command_timeout", "smtp_data_init_timeout",
+	"smtp_data_block_timeout", "smtp_data_done_timeout", "retry_min",
+	"retry_max", "max_queue_lifetime", "metrics_listen",
 };
 
 #define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))
+
+/* s with control characters written as \xNN, so that a test name stays
+ * on its TAP line; in buf. */
+static const char *test_show(const char *s, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (; *s != '\0' && used + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			used += (size_t)snprintf(buf + used, size - used,
+						 "\\x%02x", c);
+		else
+			buf[used++] = (char)c;
+	}
+	buf[used] = '\0';
+	return buf;
+}
 
 /* config_dump() into a malloc'd string. */
 static char *test_dump(const struct config *cfg)
@@ -404,22 +570,22 @@ static int test_load_text(struct config *cfg, const char *text,
 static void test_set_good(void)
 {
 	struct config cfg;
-	char err[512], got[1024];
+	char err[512], got[1024], show[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(test_good) / sizeof(test_good[0]); i++) {
 		config_defaults(&cfg);
 		err[0] = '\0';
+		test_show(test_good[i].value, show, sizeof(show));
 		if (!tap_ok(config_set(&cfg, test_good[i].key, test_good[i].value,
 				       err, sizeof(err)) == 0,
-			    "%s = '%s' is accepted", test_good[i].key,
-			    test_good[i].value)) {
+			    "%s = '%s' is accepted", test_good[i].key, show)) {
 			printf("# %s\n", err);
 		} else if (!tap_ok(test_dump_value(&cfg, test_good[i].key, got,
 						   sizeof(got)) &&
 				   strcmp(got, test_good[i].dumped) == 0,
 				   "%s = '%s' reads back as '%s'",
-				   test_good[i].key, test_good[i].value,
+				   test_good[i].key, show,
 				   test_good[i].dumped)) {
 			printf("# got '%s'\n", got);
 		}
@@ -430,7 +596,7 @@ static void test_set_good(void)
 static void test_set_bad(void)
 {
 	struct config cfg;
-	char err[512], before[8192], *dump;
+	char err[512], before[8192], show[256], *dump;
 	size_t i;
 
 	for (i = 0; i < sizeof(test_bad) / sizeof(test_bad[0]); i++) {
@@ -439,17 +605,17 @@ static void test_set_bad(void)
 		snprintf(before, sizeof(before), "%s", dump);
 		free(dump);
 		strcpy(err, "(unset)");
+		test_show(test_bad[i].value, show, sizeof(show));
 		tap_ok(config_set(&cfg, test_bad[i].key, test_bad[i].value, err,
 				  sizeof(err)) == -1, "%s = '%s' is rejected",
-		       test_bad[i].key, test_bad[i].value);
+		       test_bad[i].key, show);
 		if (!tap_ok(strcmp(err, test_bad[i].err) == 0,
-			    "%s = '%s': message", test_bad[i].key,
-			    test_bad[i].value))
+			    "%s = '%s': message", test_bad[i].key, show))
 			printf("# got:  %s\n# want: %s\n", err, test_bad[i].err);
 		dump = test_dump(&cfg);
 		tap_ok(strcmp(dump, before) == 0,
 		       "%s = '%s' leaves the configuration unchanged",
-		       test_bad[i].key, test_bad[i].value);
+		       test_bad[i].key, show);
 		free(dump);
 		config_free(&cfg);
 	}
@@ -545,12 +711,37 @@ static void test_defaults(void)
 	tap_ok(cfg.listen_backlog == 4096, "default listen_backlog");
 	tap_ok(cfg.log_level == CONFIG_LOG_INFO, "default log_level");
 	tap_ok(cfg.smtputf8 && cfg.chunking, "default smtputf8 and chunking");
+	tap_ok(cfg.greeting_delay == 0, "default greeting_delay");
+	tap_ok(cfg.delivery, "default delivery is yes");
+	tap_ok(cfg.relayhost != NULL && cfg.relayhost[0] == '\0',
+	       "default relayhost is empty (MX routing)");
+	tap_ok(cfg.smtp_port == 25, "default smtp_port");
+	tap_ok(cfg.dns_servers != NULL && cfg.dns_servers[0] == '\0',
+	       "default dns_servers is empty (resolv.conf)");
+	tap_ok(cfg.destination_concurrency_limit == 20,
+	       "default destination_concurrency_limit");
+	tap_ok(cfg.destination_rate_limit == 0, "default destination_rate_limit");
+	tap_ok(cfg.smtp_reuse_limit == 100, "default smtp_reuse_limit");
+	tap_ok(cfg.smtp_idle_timeout == 10, "default smtp_idle_timeout");
+	tap_ok(cfg.smtp_connect_timeout == 30, "default smtp_connect_timeout");
+	tap_ok(cfg.smtp_command_timeout == 300, "default smtp_command_timeout");
+	tap_ok(cfg.smtp_data_init_timeout == 120,
+	       "default smtp_data_init_timeout");
+	tap_ok(cfg.smtp_data_block_timeout == 180,
+	       "default smtp_data_block_timeout");
+	tap_ok(cfg.smtp_data_done_timeout == 600,
+	       "default smtp_data_done_timeout");
+	tap_ok(cfg.retry_min == 300, "default retry_min is 5m");
+	tap_ok(cfg.retry_max == 4 * 3600, "default retry_max is 4h");
+	tap_ok(cfg.max_queue_lifetime == 5 * 86400,
+	       "default max_queue_lifetime is 5 days");
 	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0,
 	       "defaults validate");
 
 	config_free(&cfg);
 	tap_ok(cfg.hostname == NULL && cfg.queue_dir == NULL &&
-	       cfg.relay_networks == NULL, "config_free clears owned pointers");
+	       cfg.relay_networks == NULL && cfg.relayhost == NULL &&
+	       cfg.dns_servers == NULL, "config_free clears owned pointers");
 	config_free(&cfg);
 	tap_ok(1, "config_free twice is harmless");
 }
@@ -586,6 +777,73 @@ static void test_typed_fields(void)
 	tap_ok(config_set(&cfg, "max_recipients", "2147483647", err,
 			  sizeof(err)) == 0 && cfg.max_recipients == 2147483647u,
 	       "max_recipients = INT_MAX");
+	tap_ok(config_set(&cfg, "greeting_delay", "2s", err, sizeof(err)) == 0
+	       && cfg.greeting_delay == 2000, "greeting_delay = 2s is 2000 ms");
+
+	/* Delivery */
+	tap_ok(config_set(&cfg, "delivery", "no", err, sizeof(err)) == 0 &&
+	       !cfg.delivery, "delivery = no");
+	tap_ok(config_set(&cfg, "relayhost", "[192.0.2.10]:587", err,
+			  sizeof(err)) == 0 &&
+	       strcmp(cfg.relayhost, "[192.0.2.10]:587") == 0,
+	       "relayhost = [192.0.2.10]:587");
+	tap_ok(config_set(&cfg, "relayhost", "mx\r\nRCPT TO:<x@y>", err,
+			  sizeof(err)) == -1 &&
+	       strcmp(cfg.relayhost, "[192.0.2.10]:587") == 0,
+	       "relayhost refuses CR LF and keeps the old value");
+	tap_ok(config_set(&cfg, "relayhost", "", err, sizeof(err)) == 0 &&
+	       cfg.relayhost != NULL && cfg.relayhost[0] == '\0',
+	       "relayhost can be emptied again");
+	tap_ok(config_set(&cfg, "relayhost", NULL, err, sizeof(err)) == 0 &&
+	       cfg.relayhost != NULL && cfg.relayhost[0] == '\0',
+	       "a NULL value sets relayhost to empty");
+	tap_ok(config_set(&cfg, "dns_servers", "192.0.2.53,192.0.2.54:5353",
+			  err, sizeof(err)) == 0 &&
+	       strcmp(cfg.dns_servers, "192.0.2.53,192.0.2.54:5353") == 0,
+	       "dns_servers holds a list");
+	tap_ok(config_set(&cfg, "dns_servers", "", err, sizeof(err)) == 0 &&
+	       cfg.dns_servers[0] == '\0', "dns_servers can be emptied again");
+	tap_ok(config_set(&cfg, "smtp_port", "587", err, sizeof(err)) == 0 &&
+	       cfg.smtp_port == 587, "smtp_port = 587");
+	tap_ok(config_set(&cfg, "destination_concurrency_limit", "7", err,
+			  sizeof(err)) == 0 &&
+	       cfg.destination_concurrency_limit == 7,
+	       "destination_concurrency_limit = 7");
+	tap_ok(config_set(&cfg, "destination_rate_limit", "3", err,
+			  sizeof(err)) == 0 && cfg.destination_rate_limit == 3,
+	       "destination_rate_limit = 3");
+	tap_ok(config_set(&cfg, "smtp_reuse_limit", "1", err, sizeof(err)) == 0
+	       && cfg.smtp_reuse_limit == 1, "smtp_reuse_limit = 1");
+	tap_ok(config_set(&cfg, "smtp_idle_timeout", "1m", err, sizeof(err))
+	       == 0 && cfg.smtp_idle_timeout == 60, "smtp_idle_timeout = 1m");
+	tap_ok(config_set(&cfg, "smtp_connect_timeout", "45s", err,
+			  sizeof(err)) == 0 && cfg.smtp_connect_timeout == 45,
+	       "smtp_connect_timeout = 45s");
+	tap_ok(config_set(&cfg, "smtp_command_timeout", "2m", err, sizeof(err))
+	       == 0 && cfg.smtp_command_timeout == 120,
+	       "smtp_command_timeout = 2m");
+	tap_ok(config_set(&cfg, "smtp_data_init_timeout", "1m", err,
+			  sizeof(err)) == 0 && cfg.smtp_data_init_timeout == 60,
+	       "smtp_data_init_timeout = 1m");
+	tap_ok(config_set(&cfg, "smtp_data_block_timeout", "1h", err,
+			  sizeof(err)) == 0 &&
+	       cfg.smtp_data_block_timeout == 3600,
+	       "smtp_data_block_timeout = 1h");
+	tap_ok(config_set(&cfg, "smtp_data_done_timeout", "15m", err,
+			  sizeof(err)) == 0 && cfg.smtp_data_done_timeout == 900,
+	       "smtp_data_done_timeout = 15m");
+	tap_ok(config_set(&cfg, "retry_min", "1s", err, sizeof(err)) == 0 &&
+	       cfg.retry_min == 1, "retry_min = 1s");
+	tap_ok(config_set(&cfg, "retry_max", "2h", err, sizeof(err)) == 0 &&
+	       cfg.retry_max == 7200, "retry_max = 2h");
+	tap_ok(config_set(&cfg, "max_queue_lifetime", "2400h", err,
+			  sizeof(err)) == 0 &&
+	       cfg.max_queue_lifetime == 8640000u,
+	       "max_queue_lifetime = 2400h (100 days)");
+	tap_ok(config_set(&cfg, "max_queue_lifetime", "8640001", err,
+			  sizeof(err)) == -1 &&
+	       cfg.max_queue_lifetime == 8640000u,
+	       "max_queue_lifetime refuses more than 100 days");
 	config_free(&cfg);
 }
 
@@ -651,6 +909,17 @@ static const struct {
 	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	  " = [x]\nworkers = 2\nlistn = 1\n", -1,
 	  ":3: unknown key 'listn'" },
+	{ "empty relayhost and dns_servers",
+	  "relayhost =\ndns_servers =\nrelayhost = \n", 0, NULL },
+	{ "control character in relayhost names its line",
+	  "delivery = no\nrelayhost = [192.0.2.1]\x01:25\n", -1,
+	  ":2: relayhost: must not contain control characters" },
+	{ "carriage return inside dns_servers names its line",
+	  "#\ndns_servers = 127.0.0.1\r,127.0.0.2\n", -1,
+	  ":2: dns_servers: must not contain control characters" },
+	{ "bad delivery number names its line",
+	  "delivery = yes\nsmtp_port = 0\n", -1,
+	  ":2: smtp_port: must be an integer between 1 and 65535" },
 	{ "overlong setting line",
 	  "workers = 2\nrelay_networks = 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8,"
 	  " 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8, 10.0.0.0/8,"
@@ -788,6 +1057,25 @@ static void test_file_semantics(void)
 	       "a directory is refused with the reason");
 	config_free(&cfg);
 
+	rc = test_load_text(&cfg, "delivery = yes\n"
+			    "relayhost = [127.0.0.1]:2526\n"
+			    "smtp_port = 2525\n"
+			    "dns_servers = 127.0.0.1:9\n"
+			    "destination_concurrency_limit = 4\n"
+			    "retry_min = 1s\nretry_max = 2s\n"
+			    "max_queue_lifetime = 1h\n",
+			    path, sizeof(path), err, sizeof(err));
+	tap_ok(rc == 0 && cfg.delivery &&
+	       strcmp(cfg.relayhost, "[127.0.0.1]:2526") == 0 &&
+	       cfg.smtp_port == 2525 &&
+	       strcmp(cfg.dns_servers, "127.0.0.1:9") == 0 &&
+	       cfg.destination_concurrency_limit == 4 && cfg.retry_min == 1 &&
+	       cfg.retry_max == 2 && cfg.max_queue_lifetime == 3600,
+	       "a file sets the delivery settings");
+	if (rc != 0)
+		printf("# %s\n", err);
+	config_free(&cfg);
+
 	/* Files layer: later loads and overrides win over earlier ones. */
 	rc = test_load_text(&cfg, "workers = 4\n", path, sizeof(path), err,
 			    sizeof(err));
@@ -820,12 +1108,21 @@ static const struct {
 	  " (letters, digits, '-', '.', '_'; at most 253 characters)" },
 	{ "workers=4=5", -1, "-o workers=4=5: workers: must be an integer"
 	  " between 0 and 256" },
+	{ "relayhost=", 0, NULL },
+	{ "relayhost = [192.0.2.1]:587", 0, NULL },
+	{ "dns_servers=", 0, NULL },
+	{ "dns_servers=127.0.0.1:53", 0, NULL },
+	{ "delivery=no", 0, NULL },
+	{ "smtp_port=0", -1, "-o smtp_port=0: smtp_port: must be an integer"
+	  " between 1 and 65535" },
+	{ "relayhost=a\x7f", -1, "-o relayhost=a\x7f: relayhost: must not"
+	  " contain control characters" },
 };
 
 static void test_override_table(void)
 {
 	struct config cfg;
-	char err[512];
+	char err[512], show[256], show_err[1024], show_want[1024];
 	size_t i;
 	int rc;
 
@@ -833,15 +1130,18 @@ static void test_override_table(void)
 	     i++) {
 		config_defaults(&cfg);
 		strcpy(err, "(unset)");
+		test_show(test_overrides[i].kv, show, sizeof(show));
 		rc = config_set_override(&cfg, test_overrides[i].kv, err,
 					 sizeof(err));
-		tap_ok(rc == test_overrides[i].rc, "-o '%s' returns %d",
-		       test_overrides[i].kv, test_overrides[i].rc);
+		tap_ok(rc == test_overrides[i].rc, "-o '%s' returns %d", show,
+		       test_overrides[i].rc);
 		if (test_overrides[i].err != NULL &&
 		    !tap_ok(strcmp(err, test_overrides[i].err) == 0,
-			    "-o '%s': message", test_overrides[i].kv))
-			printf("# got:  %s\n# want: %s\n", err,
-			       test_overrides[i].err);
+			    "-o '%s': message", show))
+			printf("# got:  %s\n# want: %s\n",
+			       test_show(err, show_err, sizeof(show_err)),
+			       test_show(test_overrides[i].err, show_want,
+					 sizeof(show_want)));
 		config_free(&cfg);
 	}
 
@@ -899,6 +1199,14 @@ static void test_dump_roundtrip(void)
 	rc |= config_set(&a, "timeout_command", "10m", err, sizeof(err));
 	rc |= config_set(&a, "log_level", "debug", err, sizeof(err));
 	rc |= config_set(&a, "smtputf8", "no", err, sizeof(err));
+	rc |= config_set(&a, "greeting_delay", "1500ms", err, sizeof(err));
+	rc |= config_set(&a, "delivery", "no", err, sizeof(err));
+	rc |= config_set(&a, "relayhost", "[IPv6:2001:db8::1]:587", err,
+			 sizeof(err));
+	rc |= config_set(&a, "dns_servers", "192.0.2.53,[2001:db8::53]:53", err,
+			 sizeof(err));
+	rc |= config_set(&a, "retry_max", "1h", err, sizeof(err));
+	rc |= config_set(&a, "max_queue_lifetime", "2400h", err, sizeof(err));
 	tap_ok(rc == 0, "set up a configuration with long lists");
 
 	da = test_dump(&a);
@@ -940,10 +1248,31 @@ static void test_dump_roundtrip(void)
 	tap_ok(b.listen_count == CONFIG_LISTEN_MAX &&
 	       netacl_count(b.relay_networks) == 80,
 	       "all list entries survive the round trip");
+	tap_ok(!b.delivery && b.greeting_delay == 1500 &&
+	       strcmp(b.relayhost, "[IPv6:2001:db8::1]:587") == 0 &&
+	       strcmp(b.dns_servers, "192.0.2.53,[2001:db8::53]:53") == 0 &&
+	       b.retry_max == 3600 && b.max_queue_lifetime == 8640000u,
+	       "delivery settings survive the round trip");
 	free(da);
 	free(db);
 	config_free(&a);
 	config_free(&b);
+}
+
+/* Whether an example file line sets key ("key = ..."), or shows it
+ * commented out ("#key = ...", as for hostname). */
+static bool test_line_sets(const char *line, const char *key)
+{
+	size_t klen = strlen(key);
+
+	if (line[0] == '#')
+		line++;
+	if (strncmp(line, key, klen) != 0)
+		return false;
+	line += klen;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	return *line == '=';
 }
 
 static void test_example_file(void)
@@ -952,8 +1281,10 @@ static void test_example_file(void)
 	const char *srcdir = getenv("RINGMTA_SRCDIR");
 	char path[4096], err[1024], line[512];
 	char *dex, *ddef;
+	bool explained = true, in_order = true;
+	size_t nkeys = 0;
+	int last = 0;
 	FILE *f;
-	size_t i;
 	int rc;
 
 	if (srcdir == NULL || srcdir[0] == '\0')
@@ -977,28 +1308,65 @@ static void test_example_file(void)
 	config_free(&ex);
 	config_free(&def);
 
-	/* Every key is documented: set, or (hostname) shown commented out. */
+	/* Every key the dump of the defaults prints is documented: set, or
+	 * (hostname) shown commented out, with a comment above it, in the
+	 * dump's order. Keys come from the dump, not from a list here, so a
+	 * key added to the table cannot go undocumented. */
+	config_defaults(&def);
+	ddef = test_dump(&def);
+	config_free(&def);
 	f = fopen(path, "r");
-	for (i = 0; i < TEST_NKEYS; i++) {
-		bool found = false;
-		size_t klen = strlen(test_keys[i]);
-
-		if (f == NULL)
-			break;
-		rewind(f);
-		while (fgets(line, sizeof(line), f) != NULL) {
-			const char *p = line[0] == '#' ? line + 1 : line;
-
-			if (strncmp(p, test_keys[i], klen) == 0 &&
-			    strncmp(p + klen, " = ", 3) == 0)
-				found = true;
-		}
-		tap_ok(found, "the example shows %s", test_keys[i]);
-	}
-	if (f != NULL)
-		fclose(f);
-	else
+	if (f == NULL) {
 		tap_ok(0, "open %s", path);
+		free(ddef);
+		return;
+	}
+	for (char *p = ddef, *next; *p != '\0'; p = next) {
+		const char *eq;
+		char key[64], prev[512];
+		int lineno = 0, found = 0;
+
+		next = strchr(p, '\n');
+		next = next != NULL ? next + 1 : p + strlen(p);
+		if (p[0] == ' ' || p[0] == '\t')
+			continue;	/* a continuation line of a list */
+		eq = strstr(p, " = ");
+		if (eq == NULL || eq >= next || (size_t)(eq - p) >= sizeof(key)) {
+			tap_ok(0, "dump line '%.*s' is 'key = value'",
+			       (int)(next - p), p);
+			continue;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - p), p);
+		nkeys++;
+		rewind(f);
+		prev[0] = '\0';
+		while (fgets(line, sizeof(line), f) != NULL) {
+			lineno++;
+			if (test_line_sets(line, key)) {
+				found = lineno;
+				break;
+			}
+			snprintf(prev, sizeof(prev), "%s", line);
+		}
+		tap_ok(found != 0, "the example documents %s", key);
+		if (found != 0 && prev[0] != '#') {
+			explained = false;
+			printf("# %s: no comment above line %d\n", key, found);
+		}
+		if (found != 0 && found < last) {
+			in_order = false;
+			printf("# %s: line %d comes before line %d\n", key, found,
+			       last);
+		}
+		if (found != 0)
+			last = found;
+	}
+	tap_ok(explained, "every setting in the example has a comment above it");
+	tap_ok(in_order, "the example lists the settings in the dump's order");
+	tap_ok(nkeys == TEST_NKEYS, "the dump prints %zu keys, test_keys names"
+	       " %zu", nkeys, TEST_NKEYS);
+	fclose(f);
+	free(ddef);
 }
 
 int main(void)

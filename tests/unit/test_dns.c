@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -25,6 +26,7 @@
 
 #define DNSMASQ "/usr/sbin/dnsmasq"
 #define NULL_MX_ERROR "domain does not accept mail (null MX, RFC 7505)"
+#define BIG_MX 40	/* big.test: MX records, more than fit in 512 bytes */
 
 struct req {
 	const char *rq_domain;
@@ -36,7 +38,7 @@ struct req {
 
 enum {
 	R_EXAMPLE, R_EXAMPLE2, R_EXAMPLE_CASE, R_IMPLICIT, R_NULLMX, R_NX,
-	R_NOADDR, R_REFUSED, R_LITMX, R_EQ, R_SHORT,
+	R_NOADDR, R_REFUSED, R_LITMX, R_EQ, R_MANY, R_BIG, R_SHORT,
 	R_HIT, R_NXHIT, R_SHORT2, R_TIMEOUT, R_UNREACH, R_DROPPED,
 	R_LIT4, R_LIT6, R_BADLIT, R_BADNAME,
 	R_COUNT
@@ -191,14 +193,42 @@ static void check_first_round(void)
 		 host_is(r, 2, "a.eq.test", 10, "127.0.0.5"))),
 	       "eq.test: preference order, the equal pair in either order");
 
+	r = &reqs[R_MANY].rq_route;
+	{
+		unsigned v6 = 0;
+
+		for (unsigned i = 0; i < r->dr_hosts[0].dh_naddr; i++)
+			v6 += r->dr_hosts[0].dh_addr[i].ss_family == AF_INET6;
+		tap_ok(r->dr_status == DNS_OK && r->dr_nhosts == 1 &&
+		       r->dr_hosts[0].dh_naddr == DNS_MAX_ADDRS && v6 == 2,
+		       "many.test: %u addresses kept (%u IPv6): families alternate",
+		       r->dr_hosts[0].dh_naddr, v6);
+	}
+
+	r = &reqs[R_BIG].rq_route;
+	{
+		bool ok = r->dr_status == DNS_OK && r->dr_nhosts == DNS_MAX_HOSTS;
+		char name[64], ip[32];
+
+		for (unsigned i = 0; ok && i < r->dr_nhosts; i++) {
+			snprintf(name, sizeof(name),
+				 "mail-exchanger-number-%02u.big.test", i + 1);
+			snprintf(ip, sizeof(ip), "127.0.2.%u", i + 1);
+			ok = host_is(r, i, name, i + 1, ip);
+		}
+		tap_ok(ok, "big.test: %d MX records (answer over TCP), the %d best in order (%d %u %s)",
+		       BIG_MX, DNS_MAX_HOSTS, r->dr_status, r->dr_nhosts, r->dr_error);
+	}
+
 	r = &reqs[R_SHORT].rq_route;
 	tap_ok(r->dr_status == DNS_OK && r->dr_implicit &&
-	       host_is(r, 0, "short.test", 0, "127.0.0.8"), "short.test resolves");
+	       host_is(r, 0, "short.test", 0, "127.0.0.8"), "short.test resolves (%s)", r->dr_error);
 
 	dns_get_stats(dns_main, &st);
-	/* MX queries: 9 domains; address queries (A+AAAA): mx1, mx2,
-	 * implicit, nowhere, a, b, c, short. lit.test needs none. */
-	tap_ok(st.lookups == 9 + 2 * 8, "stats: %llu queries sent (expect 25)",
+	/* MX queries: 11 domains; address queries (A+AAAA): mx1, mx2,
+	 * implicit, nowhere, a, b, c, many, short, 10 of big. lit.test
+	 * needs none. */
+	tap_ok(st.lookups == 11 + 2 * 19, "stats: %llu queries sent (expect 49)",
 	       (unsigned long long)st.lookups);
 	tap_ok(st.failures == 4, "stats: %llu failures (null MX, NXDOMAIN, no address, refused)",
 	       (unsigned long long)st.failures);
@@ -243,7 +273,7 @@ static void on_tick(struct io_loop *lp, uint64_t now)
 		dns_get_stats(dns_main, &st_before_short2);
 		resolve(dns_main, R_SHORT2, "short.test", true);
 	}
-	if (now > start_sec + 40) {
+	if (now > start_sec + 25) {
 		tap_ok(0, "the test ran out of time (phase %d, %u pending)", phase, pending);
 		io_loop_stop(&loop);
 	}
@@ -328,8 +358,10 @@ static bool dns_answers(uint16_t port)
 
 static pid_t dnsmasq_start(uint16_t port)
 {
+	static char big[2 * BIG_MX][96];
 	char port_arg[32];
-	char *argv[] = {
+	char *argv[64 + 2 * BIG_MX];
+	char *base[] = {
 		DNSMASQ, "--no-daemon", port_arg, "--listen-address=127.0.0.1",
 		"--bind-interfaces", "--no-resolv", "--no-hosts",
 		"--conf-file=/dev/null", "--log-facility=-", "--local=/test/",
@@ -349,13 +381,38 @@ static pid_t dnsmasq_start(uint16_t port)
 		"--host-record=b.eq.test,127.0.0.6",
 		"--host-record=c.eq.test,127.0.0.7",
 		"--host-record=short.test,127.0.0.8,1",
-		NULL,
+		/* 10 IPv4 and 2 IPv6 addresses: more than DNS_MAX_ADDRS */
+		"--host-record=many.test,127.0.1.1,fd00::1",
+		"--host-record=many.test,127.0.1.2,fd00::2",
+		"--host-record=many.test,127.0.1.3", "--host-record=many.test,127.0.1.4",
+		"--host-record=many.test,127.0.1.5", "--host-record=many.test,127.0.1.6",
+		"--host-record=many.test,127.0.1.7", "--host-record=many.test,127.0.1.8",
+		"--host-record=many.test,127.0.1.9", "--host-record=many.test,127.0.1.10",
 	};
+	unsigned n = 0;
 	pid_t pid;
 
 	snprintf(port_arg, sizeof(port_arg), "--port=%u", port);
+	for (unsigned i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		argv[n++] = base[i];
+	/* Listed in reverse preference order, so that sorting shows. */
+	for (unsigned i = 0; i < BIG_MX; i++) {
+		unsigned pref = BIG_MX - i;
+
+		snprintf(big[2 * i], sizeof(big[0]),
+			 "--mx-host=big.test,mail-exchanger-number-%02u.big.test,%u",
+			 pref, pref);
+		snprintf(big[2 * i + 1], sizeof(big[0]),
+			 "--host-record=mail-exchanger-number-%02u.big.test,127.0.2.%u",
+			 pref, pref);
+		argv[n++] = big[2 * i];
+		argv[n++] = big[2 * i + 1];
+	}
+	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
+		/* Gone with the test, however it ends. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* Keep stdout for TAP: dnsmasq logs to stderr. */
 		dup2(2, 1);
 		execv(DNSMASQ, argv);
@@ -454,6 +511,8 @@ int main(void)
 	resolve(dns_main, R_REFUSED, "refused.invalid", true);
 	resolve(dns_main, R_LITMX, "lit.test", true);
 	resolve(dns_main, R_EQ, "eq.test", true);
+	resolve(dns_main, R_MANY, "many.test", true);
+	resolve(dns_main, R_BIG, "big.test", true);
 	resolve(dns_main, R_SHORT, "short.test", true);
 
 	/* Literals and bad names answer at once, without DNS. */
