@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* Timeouts beyond a day are mistakes, and a bound keeps ms arithmetic safe. */
@@ -135,6 +136,32 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "max_queue_lifetime", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(max_queue_lifetime),
 	  .ck_min = 1, .ck_max = 100 * 86400ull, .ck_default = "120h" },
+	/* TLS and AUTH */
+	{ .ck_name = "tls_cert_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_cert_file), .ck_default = "" },
+	{ .ck_name = "tls_key_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_key_file), .ck_default = "" },
+	{ .ck_name = "tls_ca_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_ca_file), .ck_default = "" },
+	{ .ck_name = "smtp_tls_policy", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_policy), .ck_default = "may" },
+	{ .ck_name = "smtp_tls_policy_map", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_policy_map), .ck_default = "" },
+	{ .ck_name = "smtp_tls_fallback", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtp_tls_fallback), .ck_default = "yes" },
+	{ .ck_name = "auth_passwd_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_passwd_file), .ck_default = "" },
+	{ .ck_name = "auth_jwt_keys_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_keys_file), .ck_default = "" },
+	{ .ck_name = "auth_jwt_issuer", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_issuer), .ck_default = "" },
+	{ .ck_name = "auth_jwt_audience", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_audience), .ck_default = "" },
+	{ .ck_name = "auth_plaintext_loopback", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(auth_plaintext_loopback), .ck_default = "no" },
+	{ .ck_name = "auth_max_failures", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(auth_max_failures),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -265,7 +292,65 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 			 " than queue_map_size (%s)", a, b);
 		return -1;
 	}
+	if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0')) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file go together");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->listen_count; i++)
+		if (cfg->listen[i].cl_kind == CONFIG_LISTEN_SUBMISSIONS &&
+		    cfg->tls_cert_file[0] == '\0') {
+			snprintf(err, errlen, "listen: a /submissions listener (implicit"
+				 " TLS) needs tls_cert_file and tls_key_file");
+			return -1;
+		}
+	if (config_tls_policy_parse(cfg->smtp_tls_policy) < 0) {
+		snprintf(err, errlen, "smtp_tls_policy: must be none, may, encrypt or verify");
+		return -1;
+	}
+	if (config_tls_policy_lookup(cfg->smtp_tls_policy_map, "", err, errlen) == -2)
+		return -1;
+	if ((cfg->auth_jwt_keys_file[0] != '\0') &&
+	    (cfg->auth_jwt_issuer[0] == '\0' || cfg->auth_jwt_audience[0] == '\0')) {
+		snprintf(err, errlen, "auth_jwt_keys_file needs auth_jwt_issuer and"
+			 " auth_jwt_audience");
+		return -1;
+	}
 	return 0;
+}
+
+int config_tls_policy_parse(const char *s)
+{
+	static const char *const names[] = { "none", "may", "encrypt", "verify" };
+
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen)
+{
+	const char *p = map;
+
+	while (p != NULL && *p != '\0') {
+		char dom[256], pol[16];
+		int n = 0;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (sscanf(p, "%255[^=, \t]=%15[a-zA-Z]%n", dom, pol, &n) != 2 || n == 0 ||
+		    config_tls_policy_parse(pol) < 0) {
+			snprintf(err, errlen, "smtp_tls_policy_map: expected domain=policy"
+				 " (none, may, encrypt, verify) near '%.40s'", p);
+			return -2;
+		}
+		if (strcasecmp(dom, domain) == 0)
+			return config_tls_policy_parse(pol);
+		p += n;
+	}
+	return -1;
 }
 
 void config_free(struct config *cfg)
@@ -280,5 +365,18 @@ void config_free(struct config *cfg)
 	cfg->dns_servers = NULL;
 	free(cfg->metrics_listen);
 	cfg->metrics_listen = NULL;
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
+	free(cfg->tls_ca_file);
+	free(cfg->smtp_tls_policy);
+	free(cfg->smtp_tls_policy_map);
+	free(cfg->auth_passwd_file);
+	free(cfg->auth_jwt_keys_file);
+	free(cfg->auth_jwt_issuer);
+	free(cfg->auth_jwt_audience);
+	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
+	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
+	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;
+	cfg->auth_jwt_issuer = cfg->auth_jwt_audience = NULL;
 	netacl_free(&cfg->relay_networks);
 }

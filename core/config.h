@@ -38,9 +38,18 @@ enum config_log_level {
 	CONFIG_LOG_DEBUG = 3,
 };
 
+/* What a listener is for; written "addr:port/submission" in the config. */
+enum config_listen_kind {
+	CONFIG_LISTEN_SMTP = 0,		/* MTA port 25: STARTTLS offered,
+					 * relay for relay_networks or AUTH */
+	CONFIG_LISTEN_SUBMISSION = 1,	/* port 587: STARTTLS, AUTH to relay */
+	CONFIG_LISTEN_SUBMISSIONS = 2,	/* port 465: implicit TLS, AUTH to relay */
+};
+
 struct config_listen {
 	struct sockaddr_storage cl_addr;	/* AF_INET or AF_INET6 */
 	socklen_t cl_addrlen;
+	enum config_listen_kind cl_kind;
 };
 
 struct config {
@@ -94,6 +103,20 @@ struct config {
 	unsigned int retry_max;		/* seconds: cap on the delay */
 	unsigned int max_queue_lifetime;	/* seconds, then bounce */
 
+	/* TLS and AUTH */
+	char *tls_cert_file;	/* owned; PEM chain; "" = no TLS offered */
+	char *tls_key_file;	/* owned; PEM private key */
+	char *tls_ca_file;	/* owned; outbound verify store, "" = system */
+	char *smtp_tls_policy;	/* owned; outbound default: none|may|encrypt|verify */
+	char *smtp_tls_policy_map;	/* owned; "domain=policy, ..." */
+	bool smtp_tls_fallback;	/* "may": retry in clear if the handshake fails */
+	char *auth_passwd_file;	/* owned; "" = no password accounts */
+	char *auth_jwt_keys_file;	/* owned; PEM public keys for OAuth */
+	char *auth_jwt_issuer;	/* owned */
+	char *auth_jwt_audience;	/* owned */
+	bool auth_plaintext_loopback;	/* offer AUTH without TLS to loopback */
+	unsigned int auth_max_failures;	/* per client address per 5 minutes */
+
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */
@@ -136,5 +159,18 @@ void config_free(struct config *cfg);
 /* Write "key = value" for every setting, in the order of the example file.
  * The output loads back into an equal configuration. */
 void config_dump(const struct config *cfg, FILE *f);
+
+/* Outbound TLS policies, in increasing strictness. */
+enum config_tls_policy {
+	CONFIG_TLS_NONE = 0,	/* never STARTTLS */
+	CONFIG_TLS_MAY = 1,	/* STARTTLS when offered, no verification */
+	CONFIG_TLS_ENCRYPT = 2,	/* STARTTLS required, no verification */
+	CONFIG_TLS_VERIFY = 3,	/* required, chain and MX host name verified */
+};
+/* "none"... to the enum, or -1. */
+int config_tls_policy_parse(const char *s);
+/* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
+ * err) if the map is malformed. */
+int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);
 
 #endif

@@ -33,7 +33,7 @@ static void config_dump_item(FILE *f, size_t *col, bool first,
 static void config_dump_listen(const struct config *cfg, FILE *f)
 {
 	char host[NI_MAXHOST], port[NI_MAXSERV];
-	char item[NI_MAXHOST + NI_MAXSERV + 4];
+	char item[NI_MAXHOST + NI_MAXSERV + 20];
 	size_t col;
 	unsigned int i;
 	int n;
@@ -49,8 +49,10 @@ static void config_dump_listen(const struct config *cfg, FILE *f)
 		    != 0)
 			continue;	/* cannot happen for parsed entries */
 		n = snprintf(item, sizeof(item),
-			     l->cl_addr.ss_family == AF_INET6 ? "[%s]:%s" :
-			     "%s:%s", host, port);
+			     l->cl_addr.ss_family == AF_INET6 ? "[%s]:%s%s" :
+			     "%s:%s%s", host, port,
+			     l->cl_kind == CONFIG_LISTEN_SUBMISSION ? "/submission" :
+			     l->cl_kind == CONFIG_LISTEN_SUBMISSIONS ? "/submissions" : "");
 		config_dump_item(f, &col, i == 0, item, (size_t)n);
 	}
 	fputc('\n', f);

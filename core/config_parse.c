@@ -424,8 +424,31 @@ static int config_set_listen(struct config *cfg, const char *value,
 				 CONFIG_LISTEN_MAX);
 			return -1;
 		}
-		if (config_parse_listen_one(p, len, &list[n], err, errlen) < 0)
-			return -1;
+		{
+			/* An optional "/kind" suffix says what the port is for. */
+			const char *slash = memchr(p, '/', len);
+			size_t alen = slash ? (size_t)(slash - p) : len;
+			enum config_listen_kind kind = CONFIG_LISTEN_SMTP;
+
+			if (slash != NULL) {
+				size_t klen = len - alen - 1;
+
+				if (klen == 4 && strncasecmp(slash + 1, "smtp", 4) == 0)
+					kind = CONFIG_LISTEN_SMTP;
+				else if (klen == 10 && strncasecmp(slash + 1, "submission", 10) == 0)
+					kind = CONFIG_LISTEN_SUBMISSION;
+				else if (klen == 11 && strncasecmp(slash + 1, "submissions", 11) == 0)
+					kind = CONFIG_LISTEN_SUBMISSIONS;
+				else {
+					snprintf(err, errlen, "'%.*s': unknown listener kind"
+						 " (smtp, submission or submissions)", (int)len, p);
+					return -1;
+				}
+			}
+			if (config_parse_listen_one(p, alen, &list[n], err, errlen) < 0)
+				return -1;
+			list[n].cl_kind = kind;
+		}
 		for (i = 0; i < n; i++) {
 			if (list[i].cl_addrlen == list[n].cl_addrlen &&
 			    memcmp(&list[i].cl_addr, &list[n].cl_addr,

@@ -216,13 +216,15 @@ static void check_first_round(void)
 			snprintf(ip, sizeof(ip), "127.0.2.%u", i + 1);
 			ok = host_is(r, i, name, i + 1, ip);
 		}
-		tap_ok(ok, "big.test: %d MX records (answer over TCP), the %d best in order (%d %u %s)",
-		       BIG_MX, DNS_MAX_HOSTS, r->dr_status, r->dr_nhosts, r->dr_error);
+		if (!tap_ok(ok, "big.test: %d MX records (answer over TCP), the %d best in order",
+			    BIG_MX, DNS_MAX_HOSTS))
+			printf("# status %d, %u hosts, %s\n", r->dr_status,
+			       r->dr_nhosts, r->dr_error);
 	}
 
 	r = &reqs[R_SHORT].rq_route;
 	tap_ok(r->dr_status == DNS_OK && r->dr_implicit &&
-	       host_is(r, 0, "short.test", 0, "127.0.0.8"), "short.test resolves (%s)", r->dr_error);
+	       host_is(r, 0, "short.test", 0, "127.0.0.8"), "short.test resolves (TTL 1) %s", r->dr_error);
 
 	dns_get_stats(dns_main, &st);
 	/* MX queries: 11 domains; address queries (A+AAAA): mx1, mx2,
@@ -362,7 +364,10 @@ static pid_t dnsmasq_start(uint16_t port)
 	char port_arg[32];
 	char *argv[64 + 2 * BIG_MX];
 	char *base[] = {
-		DNSMASQ, "--no-daemon", port_arg, "--listen-address=127.0.0.1",
+		/* Not --no-daemon: in that mode dnsmasq serves a TCP client
+		 * inline and answers no UDP until the connection closes. */
+		DNSMASQ, "--keep-in-foreground", "--pid-file", port_arg,
+		"--listen-address=127.0.0.1",
 		"--bind-interfaces", "--no-resolv", "--no-hosts",
 		"--conf-file=/dev/null", "--log-facility=-", "--local=/test/",
 		"--local-ttl=600",
@@ -464,7 +469,7 @@ int main(void)
 	};
 	char servers[64], err[256];
 	struct dns_stats st;
-	uint16_t port, silent_port, refused_port;
+	uint16_t port = 0, silent_port = 0, refused_port = 0;
 	int silent_fd, refused_fd, ret;
 	pid_t pid;
 
