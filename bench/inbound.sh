@@ -30,6 +30,9 @@
 #   CROSS [0]                    1: also drive each MTA with Postfix's smtp-source
 #                                (rig/bench.sh, SRC_MESSAGES [5000]) for a cross-check
 #   LOGGING [off]                on: ringmta log_level=info to a file, Postfix maillog on
+#   QUIET [0.3] QUIET_WAIT [120] before each run wait until the box's CPUs were at most QUIET
+#                                cores busy over one second (others share it), at most
+#                                QUIET_WAIT s; the raw log keeps pre_busy_cores and other_cores
 #   RINGMTA_PORT [2625]  RINGMTA [build/core/ringmta]  SMTP_LOAD [build/bench/smtp-load]
 #   RIG [/work/shared/rig]  OUT [/tmp/ringmta-bench] (raw log, ringmta queue and log)
 #
@@ -42,7 +45,7 @@ TABLE="$HERE/benchtable.py"
 if [ "${1:-}" = "--table" ]; then
     exec "$TABLE" table "${2:?usage: inbound.sh --table RAW.log}"
 elif [ $# -gt 0 ]; then
-    sed -n '2,36p' "$0"; exit 2
+    sed -n '2,40p' "$0"; exit 2
 fi
 
 SIZES=${SIZES:-"1024 10240 102400"}
@@ -55,6 +58,8 @@ POSTFIX_MODE=${POSTFIX_MODE:-hold}
 CROSS=${CROSS:-0}
 SRC_MESSAGES=${SRC_MESSAGES:-5000}
 LOGGING=${LOGGING:-off}
+QUIET=${QUIET:-0.3}
+QUIET_WAIT=${QUIET_WAIT:-120}
 RINGMTA_PORT=${RINGMTA_PORT:-2625}
 RINGMTA=${RINGMTA:-$ROOT/build/core/ringmta}
 SMTP_LOAD=${SMTP_LOAD:-$ROOT/build/bench/smtp-load}
@@ -81,6 +86,20 @@ wait_port() {   # HOST PORT: until it accepts (10 s)
     return 1
 }
 note() { echo "# $*" | tee -a "$RAW" >&2; }
+# The box is shared: before a run, wait (at most QUIET_WAIT s) until the CPUs have been
+# busier than QUIET cores for no full second; print the busy cores last seen.
+quiet() {
+    local a b busy waited=0
+    while :; do
+        a=$("$U" sys); sleep 1; b=$("$U" sys)
+        busy=$(awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN{split(a,x," "); split(b,y," ");
+            printf "%.2f", (y[2] > x[2]) ? n * (y[1] - x[1]) / (y[2] - x[2]) : 0}')
+        awk -v b="$busy" -v q="$QUIET" 'BEGIN{exit !(b <= q)}' && break
+        waited=$((waited + 1))
+        [ "$waited" -ge "$QUIET_WAIT" ] && { echo "# busy $busy cores after ${waited}s, running anyway" >&2; break; }
+    done
+    echo "$busy"
+}
 
 # One smtp-load run against TARGET, CPU taken of the process tree at PID.
 # Appends a key=value line to the raw log.
@@ -88,7 +107,8 @@ measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE [extra key=value...]
     local mta=$1 scen=$2 target=$3 pid=$4 sess=$5 size=$6; shift 6
     local n cpu0 cpu1 sys0 sys1 t0 t1 js kvs
     n=$(messages_for "$size")
-    sync; sleep 1        # settle: earlier runs' writeback is not charged to this one
+    sync                 # earlier runs' writeback is not charged to this one
+    local pre; pre=$(quiet)
     cpu0=$("$U" cpu "$pid"); sys0=$("$U" sys); t0=$(date +%s.%N)
     # shellcheck disable=SC2086
     js=$("$SMTP_LOAD" -s "$target" -c "$sess" -n "$n" -d "$DURATION" -z "$size" -q -j $LOAD_OPTS)
@@ -103,7 +123,7 @@ measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE [extra key=value...]
         d = c1 - c0; busy = (T1 > T0) ? n * (b1 - b0) / (T1 - T0) : 0
         printf "mta_cpu_s=%.2f mta_cpu_ms_per_msg=%s sys_busy_cores=%.2f other_cores=%.2f",
                d, (ok > 0 ? sprintf("%.4f", d * 1000 / ok) : "NA"), busy, busy - (d + lc) / (t1 - t0) }')
-    echo "tool=smtp-load mta=$mta scenario=$scen size=$size sessions=$sess load_opts=\"$LOAD_OPTS\" $kvs $line $*" >> "$RAW"
+    echo "tool=smtp-load mta=$mta scenario=$scen size=$size sessions=$sess load_opts=\"$LOAD_OPTS\" $kvs $line pre_busy_cores=$pre $*" >> "$RAW"
     printf '  %-16s %-14s %9s msg/s  cpu %s ms/msg  %s\n' "$mta" "$scen" \
         "$(grep -o ' msgs_per_sec=[0-9.]*' <<<" $kvs" | cut -d= -f2)" \
         "$(grep -o 'mta_cpu_ms_per_msg=[0-9.NA]*' <<<"$line" | cut -d= -f2)" \
@@ -113,7 +133,7 @@ measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE [extra key=value...]
 # smtp-source through the rig's bench.sh, for the cross-check column of the raw log.
 cross() {  # MTA SCENARIO TARGET PID SESSIONS SIZE
     local mta=$1 scen=$2 target=$3 pid=$4 sess=$5 size=$6 l
-    sync; sleep 1
+    sync; quiet >/dev/null
     l=$(CPU_TREES="mta:$pid" LABEL="$mta/$scen" "$RIG/bench.sh" "$target" "$sess" "$SRC_MESSAGES" "$size" 1 2>&1 | tail -1)
     echo "tool=smtp-source mta=$mta scenario=$scen $l" >> "$RAW"
     echo "  smtp-source $mta $scen: $l" >&2

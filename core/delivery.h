@@ -49,6 +49,7 @@ struct dlv_rcpt {
 	char *dr_reply;			/* owned: reply or reason */
 	char dr_ecode[12];
 	char dr_remote[300];		/* "host[ip]:port" that answered */
+	char dr_tls[80];		/* "TLSv1.3 cipher" or "" */
 };
 
 /* One message in this round; shared by its jobs' workers. */

@@ -75,5 +75,7 @@ void dlv_route_unref(struct dlv_route *rt);
 /* Record one recipient's outcome in its message. */
 void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
 		     const char *reply, const char *ecode, const char *remote);
+/* The TLS protocol and cipher the recipient's delivery used ("" = none). */
+void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls);
 
 #endif

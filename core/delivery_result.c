@@ -220,9 +220,10 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 
 			if (next != 0)
 				snprintf(nexts, sizeof(nexts), " next=%" PRIu64, next / 1000000u);
-			log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s attempt=%u delay=%.3fs "
-				"status=%s ecode=%s reply=\"%s\"%s",
+			log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
+				"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s",
 				ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
+				r->dr_tls[0] ? r->dr_tls : "none",
 				r->dr_attempts + 1u, (double)(now - m->dm_arrival) / 1e6,
 				dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
 				r->dr_reply ? r->dr_reply : "", nexts);

@@ -59,6 +59,13 @@ void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
 	snprintf(r->dr_remote, sizeof(r->dr_remote), "%s", remote ? remote : "");
 }
 
+void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls)
+{
+	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+	snprintf(r->dr_tls, sizeof(r->dr_tls), "%s", tls);
+}
+
 /* End every recipient of a job with one outcome and release the job. */
 static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result res,
 			const char *ecode, const char *reason)

@@ -17,7 +17,9 @@
 #include "core/server.h"
 #include "io/listen.h"
 #include "queue/queue.h"
+#include "tls/tls.h"
 #include "tls/tls_lib.h"
+#include "core/auth.h"
 
 static void main_usage(FILE *f)
 {
@@ -42,6 +44,38 @@ static enum log_level main_log_level(enum config_log_level l)
 	return LOG_INFO;
 }
 
+/* The server and client TLS contexts the configuration asks for. */
+static int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
+			 struct tls_ctx **client_r, char *err, size_t errlen)
+{
+	*server_r = *client_r = NULL;
+	if (cfg->tls_cert_file[0] != '\0' &&
+	    tls_ctx_server_new(server_r, cfg->tls_cert_file, cfg->tls_key_file, err, errlen) < 0)
+		return -1;
+	if (tls_ctx_client_new(client_r, cfg->tls_ca_file, err, errlen) < 0) {
+		tls_ctx_unref(server_r);
+		return -1;
+	}
+	return 0;
+}
+
+static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err,
+			  size_t errlen)
+{
+	struct auth_config ac = {
+		.passwd_file = cfg->auth_passwd_file,
+		.jwt_keys_file = cfg->auth_jwt_keys_file,
+		.jwt_issuer = cfg->auth_jwt_issuer,
+		.jwt_audience = cfg->auth_jwt_audience,
+		.hostname = cfg->hostname,
+	};
+
+	*db_r = NULL;
+	if (cfg->auth_passwd_file[0] == '\0' && cfg->auth_jwt_keys_file[0] == '\0')
+		return 0;
+	return auth_db_load(db_r, &ac, err, errlen);
+}
+
 static int main_serve(const struct config *cfg)
 {
 	struct queue *q;
@@ -56,6 +90,7 @@ static int main_serve(const struct config *cfg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	/* Threads inherit the mask: only sigwait below sees these. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (tls_lib_init() < 0) {
@@ -65,6 +100,15 @@ static int main_serve(const struct config *cfg)
 	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
 		       err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		return 1;
+	}
+	memset(&srv, 0, sizeof(srv));
+	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
+	    main_auth_load(cfg, &srv.s_auth, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		tls_ctx_unref(&srv.s_tls_server);
+		tls_ctx_unref(&srv.s_tls_client);
 		return 1;
 	}
 	if (server_start(&srv, cfg, q, err, sizeof(err)) < 0) {
@@ -102,6 +146,17 @@ static int main_serve(const struct config *cfg)
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
+		if (sig == SIGHUP) {
+			struct tls_ctx *ts = NULL, *tc = NULL;
+
+			/* Reload certificates; sessions in flight keep the old. */
+			if (main_tls_load(cfg, &ts, &tc, err, sizeof(err)) < 0) {
+				log_msg(LOG_ERROR, "reload: %s (keeping the old certificates)", err);
+			} else {
+				server_tls_swap(&srv, ts, tc);
+				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
+			}
+		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
 	metrics_stop(&met);
@@ -111,6 +166,7 @@ static int main_serve(const struct config *cfg)
 	queue_close(&q);		/* commits anything still waiting */
 	delivery_free(&dlv);
 	server_destroy(&srv);
+	auth_db_free(&srv.s_auth);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "core/netacl.h"
 #include "core/smtp_server.h"
 #include "io/listen.h"
+#include "tls/tls.h"
 
 static const struct io_loop_ops server_loop_ops;
 
@@ -50,6 +51,66 @@ static unsigned server_ip_slot(const struct sockaddr *sa)
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ p[i]) * 16777619u;
 	return h & (SERVER_IPTAB_SIZE - 1);
+}
+
+struct tls_ctx *server_tls_server(struct server *srv)
+{
+	struct tls_ctx *c = NULL;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	if (srv->s_tls_server != NULL)
+		c = tls_ctx_ref(srv->s_tls_server);
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	return c;
+}
+
+struct tls_ctx *server_tls_client(struct server *srv)
+{
+	struct tls_ctx *c = NULL;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	if (srv->s_tls_client != NULL)
+		c = tls_ctx_ref(srv->s_tls_client);
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	return c;
+}
+
+void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx)
+{
+	struct tls_ctx *old_s, *old_c;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	old_s = srv->s_tls_server;
+	old_c = srv->s_tls_client;
+	srv->s_tls_server = server_ctx;
+	srv->s_tls_client = client_ctx;
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	/* Sessions still using the old ones hold their own references. */
+	tls_ctx_unref(&old_s);
+	tls_ctx_unref(&old_c);
+}
+
+#define SERVER_AUTH_WINDOW 300u
+
+bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	unsigned slot = server_ip_slot(peer);
+
+	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW)
+		return false;
+	return atomic_load(&srv->s_authfail[slot]) >= srv->s_cfg->auth_max_failures;
+}
+
+void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	unsigned slot = server_ip_slot(peer);
+
+	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW) {
+		atomic_store(&srv->s_authfail_since[slot], (unsigned)now);
+		atomic_store(&srv->s_authfail[slot], 1);
+		return;
+	}
+	atomic_fetch_add(&srv->s_authfail[slot], 1);
 }
 
 /* Exempt from the per-address cap, as Postfix exempts $mynetworks. */
@@ -259,13 +320,24 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 	uint64_t base_us = queue_last_id(q) >> 8;
 	int ret;
 
+	struct tls_ctx *tls_s = srv->s_tls_server, *tls_c = srv->s_tls_client;
+	struct auth_db *adb = srv->s_auth;
+
+	/* The caller may have set TLS contexts and the AUTH db already. */
 	memset(srv, 0, sizeof(*srv));
+	srv->s_tls_server = tls_s;
+	srv->s_tls_client = tls_c;
+	srv->s_auth = adb;
 	srv->s_cfg = cfg;
 	srv->s_queue = q;
 	srv->s_nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
 	srv->s_workers = calloc(srv->s_nworkers, sizeof(*srv->s_workers));
 	srv->s_iptab = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_iptab));
-	if (srv->s_workers == NULL || srv->s_iptab == NULL) {
+	srv->s_authfail = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_authfail));
+	srv->s_authfail_since = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_authfail_since));
+	pthread_mutex_init(&srv->s_tls_lock, NULL);
+	if (srv->s_workers == NULL || srv->s_iptab == NULL || srv->s_authfail == NULL ||
+	    srv->s_authfail_since == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -328,6 +400,10 @@ void server_destroy(struct server *srv)
 	}
 	free(srv->s_workers);
 	free(srv->s_iptab);
+	free(srv->s_authfail);
+	free(srv->s_authfail_since);
 	srv->s_workers = NULL;
 	srv->s_iptab = NULL;
+	server_tls_swap(srv, NULL, NULL);
+	pthread_mutex_destroy(&srv->s_tls_lock);
 }

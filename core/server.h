@@ -20,6 +20,8 @@
 
 struct smtp_session;
 struct dlv_worker;
+struct tls_ctx;
+struct auth_db;
 
 #define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
 
@@ -47,6 +49,8 @@ struct smtp_worker {
 	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
 	stat_t w_bounces;
 	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
+	stat_t w_tls_handshakes, w_tls_failures;	/* inbound */
+	stat_t w_tls_out_handshakes, w_tls_out_failures;	/* outbound */
 	struct stat_hist w_accept_lat;		/* end of DATA -> 250 */
 	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
@@ -62,7 +66,24 @@ struct server {
 	/* Per-address counts, indexed by a hash of the address. A hash
 	 * collision makes the cap stricter for both addresses, never looser. */
 	atomic_ushort *s_iptab;
+	/* TLS contexts; swapped under s_tls_lock on reload (SIGHUP). */
+	pthread_mutex_t s_tls_lock;
+	struct tls_ctx *s_tls_server;	/* NULL: no TLS offered */
+	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
+	struct auth_db *s_auth;		/* immutable after start; may be NULL */
+	/* Failed AUTH per client address: count and window start (seconds). */
+	atomic_uint *s_authfail;
+	atomic_uint *s_authfail_since;
 };
+
+/* A new reference to the current server/client TLS context, or NULL. */
+struct tls_ctx *server_tls_server(struct server *srv);
+struct tls_ctx *server_tls_client(struct server *srv);
+/* Replace the TLS contexts (reload); takes ownership of the new ones. */
+void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx);
+/* AUTH failure accounting for a client address. */
+bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now);
+void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now);
 
 /* Bind listeners and start workers. err names what failed. */
 int server_start(struct server *srv, const struct config *cfg, struct queue *q,

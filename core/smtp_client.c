@@ -24,6 +24,8 @@
 
 #include "core/delivery_internal.h"
 #include "core/log.h"
+#include "core/server.h"
+#include "tls/tls.h"
 
 enum cl_state {
 	CL_CONNECT = 0,
@@ -36,6 +38,8 @@ enum cl_state {
 	CL_DOT_DISCARD,		/* 354 with no recipient: "." sent */
 	CL_RSET,
 	CL_QUIT,
+	CL_STARTTLS,		/* STARTTLS sent, 220 expected */
+	CL_TLS_HANDSHAKE,	/* handshake running; EHLO again after */
 };
 
 struct smtp_client {
@@ -62,12 +66,20 @@ struct smtp_client {
 	struct iovec *c_iov;
 	unsigned c_niov, c_iov_cap;
 	char c_remote[300];		/* host[ip]:port */
+	char c_host[256];		/* MX host name: SNI and verification */
+	struct tls_conn *c_tls;		/* owned; NULL in cleartext */
+	uint8_t c_policy;		/* enum config_tls_policy for this hop */
+	bool c_no_tls;			/* a cleartext retry after a failed handshake */
+	char c_tlsinfo[80];		/* "TLSv1.3 TLS_AES_128_GCM_SHA256" */
+	size_t c_body_left;		/* TLS: plaintext body bytes not yet encrypted */
 	char c_error[400];		/* why the session failed */
 	struct smtp_reply_parser c_rp;
 	struct smtp_reply c_reply;
 };
 
 static const struct io_conn_ops cl_ops;
+static void cl_tls_start(struct smtp_client *c);
+static void cl_tls_failed(struct smtp_client *c);
 
 static const struct config *cl_cfg(const struct smtp_client *c)
 {
@@ -101,6 +113,27 @@ static bool cl_candidate(const struct dlv_route *rt, unsigned n,
 	return false;
 }
 
+/* Move what the TLS engine produced to the socket. */
+static void cl_tls_flush(struct smtp_client *c)
+{
+	char buf[16384];
+	size_t n;
+
+	while ((n = tls_conn_take(c->c_tls, buf, sizeof(buf))) > 0)
+		io_conn_write(&c->c_conn, buf, n);
+}
+
+/* Bytes for the server, encrypted when TLS is on. */
+static void cl_out(struct smtp_client *c, const char *p, size_t n)
+{
+	if (c->c_tls != NULL) {
+		if (tls_conn_write(c->c_tls, p, n) == 0)
+			cl_tls_flush(c);
+		return;
+	}
+	io_conn_write(&c->c_conn, p, n);
+}
+
 static void cl_write(struct smtp_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void cl_write(struct smtp_client *c, const char *fmt, ...)
@@ -113,7 +146,7 @@ static void cl_write(struct smtp_client *c, const char *fmt, ...)
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		io_conn_write(&c->c_conn, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+		cl_out(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 static void cl_deadline(struct smtp_client *c, unsigned s)
@@ -150,6 +183,7 @@ static void cl_settle_reply(struct smtp_client *c, unsigned k, const struct smtp
 
 	cl_default_ecode(ecode, r->code, r->ecode);
 	dlv_rcpt_result(c->c_job, k, res, text ? text : "reply", ecode, c->c_remote);
+	dlv_rcpt_tls(c->c_job, k, c->c_tlsinfo);
 	free(text);
 }
 
@@ -328,6 +362,34 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
 }
 
+/* TLS: encrypt the next portion of the body (iovecs from the map). The
+ * cleartext path sends the iovecs themselves without copying; under TLS
+ * the encryption is the one pass over the bytes. */
+static void cl_tls_body_more(struct smtp_client *c)
+{
+	size_t budget = 256 * 1024;
+	unsigned i = 0;
+
+	while (i < c->c_niov && budget > 0) {
+		struct iovec *v = &c->c_iov[i];
+		size_t n = v->iov_len < budget ? v->iov_len : budget;
+
+		if (n > 0 && tls_conn_write(c->c_tls, v->iov_base, n) < 0) {
+			cl_fail(c, "TLS error while sending the message: %s", c->c_tls->tc_error);
+			return;
+		}
+		v->iov_base = (char *)v->iov_base + n;
+		v->iov_len -= n;
+		budget -= n;
+		if (v->iov_len == 0)
+			i++;
+	}
+	memmove(c->c_iov, c->c_iov + i, (c->c_niov - i) * sizeof(*c->c_iov));
+	c->c_niov -= i;
+	c->c_body_left = c->c_niov > 0;
+	cl_tls_flush(c);
+}
+
 /* The reply that answers DATA (phase n+1). */
 static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
@@ -341,11 +403,18 @@ static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cl_deadline(c, cl_cfg(c)->smtp_data_done_timeout);
 			return;
 		}
-		if (cl_body_iov(c) < 0 || io_conn_sendv(&c->c_conn, c->c_iov, c->c_niov) < 0) {
+		if (cl_body_iov(c) < 0) {
 			cl_fail(c, "cannot send the message body");
 			return;
 		}
 		c->c_state = CL_BODY;
+		if (c->c_tls != NULL) {
+			c->c_body_left = 1;	/* encrypted in portions as it drains */
+			cl_tls_body_more(c);
+		} else if (io_conn_sendv(&c->c_conn, c->c_iov, c->c_niov) < 0) {
+			cl_fail(c, "cannot send the message body");
+			return;
+		}
 		cl_deadline(c, cl_cfg(c)->smtp_data_block_timeout);
 		return;
 	}
@@ -432,6 +501,18 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CL_EHLO:
 		if (r->code == 250) {
 			c->c_ext = smtp_reply_ehlo(r, &c->c_maxsize);
+			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_MAY && !c->c_no_tls &&
+			    (c->c_ext & SMTP_EXT_STARTTLS)) {
+				c->c_state = CL_STARTTLS;
+				cl_write(c, "STARTTLS\r\n");
+				cl_deadline(c, cfg->smtp_command_timeout);
+				return;
+			}
+			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_ENCRYPT) {
+				cl_fail(c, "TLS is required, but was not offered by host %s",
+					c->c_remote);
+				return;
+			}
 			cl_ready(c);
 		} else if (r->code >= 500) {
 			c->c_state = CL_HELO;
@@ -440,6 +521,21 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		} else {
 			cl_fail(c, "host %s refused EHLO: %03u %s", c->c_remote, r->code, r->text);
 		}
+		return;
+	case CL_STARTTLS:
+		if (r->code != 220) {
+			if (c->c_policy >= CONFIG_TLS_ENCRYPT) {
+				cl_fail(c, "host %s refused STARTTLS: %03u %s", c->c_remote,
+					r->code, r->text);
+				return;
+			}
+			cl_ready(c);	/* "may": go on in cleartext */
+			return;
+		}
+		cl_tls_start(c);
+		return;
+	case CL_TLS_HANDSHAKE:
+		cl_fail(c, "host %s sent cleartext during the TLS handshake", c->c_remote);
 		return;
 	case CL_HELO:
 		if (r->code != 250) {
@@ -490,10 +586,82 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	}
 }
 
+/* 220 to STARTTLS: begin the handshake (ClientHello goes out now). */
+static void cl_tls_start(struct smtp_client *c)
+{
+	struct tls_ctx *ctx = server_tls_client(c->c_w->w_sw->w_srv);
+	char tmp[16];
+
+	c->c_tls = calloc(1, sizeof(*c->c_tls));
+	if (ctx == NULL || c->c_tls == NULL ||
+	    tls_conn_init(c->c_tls, ctx, false, c->c_host,
+			  c->c_policy == CONFIG_TLS_VERIFY ? c->c_host : NULL) < 0) {
+		tls_ctx_unref(&ctx);
+		free(c->c_tls);
+		c->c_tls = NULL;
+		cl_fail(c, "TLS setup failed");
+		return;
+	}
+	tls_ctx_unref(&ctx);
+	c->c_state = CL_TLS_HANDSHAKE;
+	smtp_reply_parser_init(&c->c_rp);	/* nothing said before counts */
+	(void)tls_conn_read(c->c_tls, tmp, sizeof(tmp));
+	cl_tls_flush(c);
+	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
+}
+
+static void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
+
+/* Ciphertext in: handshake, then plaintext replies. */
+static void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
+{
+	char buf[16384];
+	int n;
+
+	if (tls_conn_feed(c->c_tls, b->ib_data, len) < 0) {
+		cl_fail(c, "out of memory");
+		return;
+	}
+	for (;;) {
+		bool was_done = c->c_tls->tc_done;
+
+		n = tls_conn_read(c->c_tls, buf, sizeof(buf));
+		cl_tls_flush(c);
+		if (!was_done && c->c_tls->tc_done) {
+			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s",
+				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls));
+			stat_inc(&c->c_w->w_sw->w_tls_out_handshakes);
+			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
+				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
+			c->c_state = CL_EHLO;
+			cl_write(c, "EHLO %s\r\n", cl_cfg(c)->hostname);
+			cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
+		}
+		if (n <= 0)
+			break;
+		cl_on_replies(c, buf, (size_t)n);
+		if (io_conn_closing(&c->c_conn))
+			return;
+	}
+	if (c->c_tls->tc_failed)
+		cl_tls_failed(c);
+	else if (c->c_tls->tc_closed)
+		cl_fail(c, "host %s closed the TLS session", c->c_remote);
+}
+
 static void cl_on_recv(struct io_conn *conn, struct io_buf *b, size_t len)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
-	const char *p = b->ib_data;
+
+	if (c->c_tls != NULL)
+		cl_tls_input(c, b, len);
+	else
+		cl_on_replies(c, b->ib_data, len);
+}
+
+static void cl_on_replies(struct smtp_client *c, const char *p, size_t len)
+{
+	struct io_conn *conn = &c->c_conn;
 
 	while (len > 0 && !io_conn_closing(conn)) {
 		size_t used = 0;
@@ -508,6 +676,9 @@ static void cl_on_recv(struct io_conn *conn, struct io_buf *b, size_t len)
 		if (rc == SMTP_REPLY_MORE)
 			return;
 		cl_on_reply(c, &c->c_reply);
+		/* After 220 to STARTTLS, cleartext that followed is dropped. */
+		if (c->c_state == CL_TLS_HANDSHAKE && c->c_tls != NULL && !c->c_tls->tc_done)
+			return;
 	}
 }
 
@@ -516,9 +687,31 @@ static const char *cl_state_name(uint8_t st)
 	static const char *const names[] = {
 		"connecting", "waiting for the greeting", "after EHLO", "after HELO",
 		"idle", "in the transaction", "sending the message", "after DATA",
-		"after RSET", "after QUIT",
+		"after RSET", "after QUIT", "after STARTTLS", "in the TLS handshake",
 	};
 	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+/* The handshake (or a record) failed. "may" with fallback: the same
+ * host again in cleartext; otherwise this host has failed. */
+static void cl_tls_failed(struct smtp_client *c)
+{
+	stat_inc(&c->c_w->w_sw->w_tls_out_failures);
+	if (c->c_state == CL_TLS_HANDSHAKE && c->c_policy == CONFIG_TLS_MAY &&
+	    cl_cfg(c)->smtp_tls_fallback && !c->c_no_tls) {
+		struct smtp_client *n;
+
+		log_msg(LOG_INFO, "delivery: TLS handshake with %s failed (%s); trying again"
+			" in cleartext", c->c_remote, c->c_tls->tc_error);
+		n = smtp_client_open(c->c_w, c->c_dest, c->c_route, c->c_candidate);
+		if (n != NULL) {
+			n->c_no_tls = true;
+			c->c_gone_reported = true;	/* the new one takes the slot */
+			io_conn_close(&c->c_conn);
+			return;
+		}
+	}
+	cl_fail(c, "TLS handshake with %s failed: %s", c->c_remote, c->c_tls->tc_error);
 }
 
 static void cl_on_eof(struct io_conn *conn, int err)
@@ -537,6 +730,10 @@ static void cl_on_drained(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
+	if (c->c_state == CL_BODY && c->c_tls != NULL && c->c_body_left) {
+		cl_tls_body_more(c);
+		return;
+	}
 	/* The whole body is out: now wait for the final reply. */
 	if (c->c_state == CL_BODY)
 		cl_deadline(c, cl_cfg(c)->smtp_data_done_timeout);
@@ -581,6 +778,10 @@ static void cl_on_free(struct io_conn *conn)
 	queue_body_release(&c->c_body);
 	free(c->c_rcpt_ok);
 	free(c->c_iov);
+	if (c->c_tls != NULL) {
+		tls_conn_free(c->c_tls);
+		free(c->c_tls);
+	}
 	if (!c->c_gone_reported)
 		dlv_dest_client_gone(c->c_w, c->c_dest, c);
 	dlv_route_unref(c->c_route);
@@ -651,6 +852,15 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 		len = sizeof(*in6);
 	}
 	snprintf(c->c_remote, sizeof(c->c_remote), "%s[%s]:%u", h->dh_name, ip, rt->rt_port);
+	snprintf(c->c_host, sizeof(c->c_host), "%s", h->dh_name);
+	{
+		char perr[8];
+		int pol = config_tls_policy_lookup(w->w_cfg->smtp_tls_policy_map, d->dd_host,
+						   perr, sizeof(perr));
+
+		c->c_policy = (uint8_t)(pol >= 0 ? pol :
+					config_tls_policy_parse(w->w_cfg->smtp_tls_policy));
+	}
 	smtp_reply_parser_init(&c->c_rp);
 	w->w_nclients++;
 	fd = socket(a->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -18,6 +19,7 @@
 #include "core/log.h"
 #include "core/netacl.h"
 #include "core/server.h"
+#include "tls/tls.h"
 
 #define SMTP_INQ_MAX_BYTES (256u * 1024u)	/* pipelined input while waiting */
 
@@ -49,7 +51,8 @@ void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
 		n = (int)sizeof(buf) - 3;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	if (io_conn_write(&s->s_conn, buf, (size_t)n) < 0)
+	smtp_server_out(s, buf, (size_t)n);
+	if (io_conn_closing(&s->s_conn))
 		return;
 	if ((buf[0] == '4' || buf[0] == '5') && memcmp(buf, "421", 3) != 0 &&
 	    ++s->s_errors >= cfg->max_errors) {
@@ -163,20 +166,29 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 {
 	const struct config *cfg = smtp_server_cfg(s);
 	const char *date = server_date(s->s_worker);
-	const char *proto = t->t_smtputf8 ? "UTF8SMTP" : s->s_esmtp ? "ESMTP" : "SMTP";
-	size_t cap = 512 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
+	const char *base = t->t_smtputf8 ? "UTF8SMTP" : s->s_esmtp ? "ESMTP" : "SMTP";
+	bool tls = s->s_tls != NULL && s->s_tls->tc_done;
+	size_t cap = 768 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
+		     (s->s_auth_user ? strlen(s->s_auth_user) : 0) +
 		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0);
-	char ids[17];
+	char ids[17], tlsinfo[128] = "", authinfo[300] = "";
 	int n;
 
 	t->t_prefix = malloc(cap);
 	if (t->t_prefix == NULL)
 		return -ENOMEM;
 	queue_id_str(id, ids);
+	/* RFC 3848 protocol names; TLS and the identity as comments. */
+	if (tls)
+		snprintf(tlsinfo, sizeof(tlsinfo), "\r\n\t(using %s with cipher %s)",
+			 tls_conn_version(s->s_tls), tls_conn_cipher(s->s_tls));
+	if (s->s_auth_user != NULL)
+		snprintf(authinfo, sizeof(authinfo), "\r\n\t(Authenticated sender: %.250s)",
+			 s->s_auth_user);
 	n = snprintf(t->t_prefix, cap,
-		     "Received: from %s ([%s])\r\n\tby %s (ringmta) with %s id %s",
-		     s->s_helo ? s->s_helo : "unknown", s->s_addr, cfg->hostname,
-		     proto, ids);
+		     "Received: from %s ([%s])%s%s\r\n\tby %s (ringmta) with %s%s%s id %s",
+		     s->s_helo ? s->s_helo : "unknown", s->s_addr, tlsinfo, authinfo,
+		     cfg->hostname, base, tls ? "S" : "", s->s_auth_user ? "A" : "", ids);
 	if (t->t_nrcpt == 1)
 		n += snprintf(t->t_prefix + n, cap - (size_t)n, "\r\n\tfor <%.*s>",
 			      (int)t->t_rcpts[0].addr_len, t->t_rcpts[0].addr);
@@ -275,16 +287,32 @@ static void smtp_line_done(struct smtp_session *s, const char *p, size_t n)
 				  "lines must end with CRLF");
 		return;
 	}
-	smtp_server_command(s, p, n - 2);
+	if (s->s_state == SMTP_S_AUTH)
+		smtp_auth_line(s, p, n - 2);
+	else
+		smtp_server_command(s, p, n - 2);
+}
+
+/* SASL lines may be longer than commands (RFC 4954 section 4). */
+static size_t smtp_line_limit(const struct smtp_session *s, const char *p, size_t len)
+{
+	const char *start = s->s_line_len ? s->s_line : p;
+	size_t have = s->s_line_len ? s->s_line_len : len;
+
+	if (s->s_state == SMTP_S_AUTH)
+		return SMTP_AUTH_LINE_MAX;
+	if (have >= 5 && strncasecmp(start, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
 }
 
 static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 {
 	const char *lf = memchr(p, '\n', len);
-	size_t n;
+	size_t n, limit = smtp_line_limit(s, p, len);
 
 	if (lf == NULL) {
-		if (s->s_line_len + len > SMTP_CMD_LINE_MAX) {
+		if (s->s_line_len + len > limit) {
 			free(s->s_line);
 			s->s_line = NULL;
 			s->s_line_len = 0;
@@ -292,7 +320,7 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 			s->s_state = SMTP_S_SKIP;
 			return len;
 		}
-		if (s->s_line == NULL && (s->s_line = malloc(SMTP_CMD_LINE_MAX)) == NULL) {
+		if (s->s_line == NULL && (s->s_line = malloc(SMTP_AUTH_LINE_MAX)) == NULL) {
 			smtp_server_reply(s, "421 4.3.0 Out of memory");
 			smtp_server_close(s, "out of memory");
 			return len;
@@ -302,7 +330,7 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 		return len;
 	}
 	n = (size_t)(lf - p) + 1;
-	if (s->s_line_len + n > SMTP_CMD_LINE_MAX) {
+	if (s->s_line_len + n > limit) {
 		free(s->s_line);
 		s->s_line = NULL;
 		s->s_line_len = 0;
@@ -333,13 +361,20 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 
 	s->s_cur_buf = b;
 	while (pos < len && !s->s_closing) {
+		/* After STARTTLS every cleartext byte already received is
+		 * dropped (CVE-2011-0411): only the handshake may follow. */
+		if (s->s_tls_starting)
+			return len;
 		switch (s->s_state) {
+		case SMTP_S_TLS_HANDSHAKE:
+			return len;	/* cannot happen: TLS input is separate */
 		case SMTP_S_GREET:
 			smtp_server_reply(s, "554 5.5.0 Error: SMTP protocol synchronization: "
 					  "input before greeting");
 			smtp_server_close(s, "pre-greeting input");
 			return len;
 		case SMTP_S_CMD:
+		case SMTP_S_AUTH:
 			pos += smtp_input_cmd(s, p + pos, len - pos);
 			break;
 		case SMTP_S_SKIP: {
@@ -446,28 +481,56 @@ static void smtp_maybe_shutdown(struct smtp_session *s)
 		smtp_server_shutdown(s, false);
 }
 
-static void smtp_on_recv(struct io_conn *c, struct io_buf *b, size_t len)
+void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
+			     size_t len)
 {
-	struct smtp_session *s = smtp_of_conn(c);
 	size_t used;
 
 	if (s->s_closing)
 		return;
 	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT) {
-		if (smtp_inq_push(s, b, 0, len) < 0) {
+		if (smtp_inq_push(s, b, off, len) < 0) {
 			smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
 			smtp_server_close(s, "pipelining overflow");
 		}
 		return;
 	}
-	used = smtp_input(s, b, b->ib_data, len);
-	if (used < len && !s->s_closing && smtp_inq_push(s, b, used, len - used) < 0) {
+	used = smtp_input(s, b, b->ib_data + off, len);
+	if (s->s_tls_starting) {
+		/* STARTTLS: the rest of this input is dropped, TLS begins. */
+		s->s_tls_starting = false;
+		if (smtp_tls_begin(s) < 0) {
+			smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
+			smtp_server_close(s, "TLS setup failed");
+		}
+		return;
+	}
+	if (used < len && !s->s_closing && smtp_inq_push(s, b, off + used, len - used) < 0) {
 		smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
 		smtp_server_close(s, "pipelining overflow");
 	}
 	if (!s->s_closing)
 		smtp_deadline(s);
 	smtp_maybe_shutdown(s);
+}
+
+static void smtp_on_recv(struct io_conn *c, struct io_buf *b, size_t len)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+
+	if (s->s_tls != NULL)
+		smtp_tls_input(s, b, len);
+	else
+		smtp_server_input_plain(s, b, 0, len);
+}
+
+void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->s_tls != NULL) {
+		smtp_tls_write(s, p, n);
+		return;
+	}
+	io_conn_write(&s->s_conn, p, n);
 }
 
 void smtp_server_committed(struct queue_msg *m)
@@ -488,6 +551,7 @@ void smtp_server_committed(struct queue_msg *m)
 		smtp_txn_free(w, t);
 		s->s_txn = NULL;
 		smtp_inq_clear(s);
+		smtp_tls_free(s);
 		free(s->s_helo);
 		free(s->s_line);
 		w->w_sessions--;
@@ -499,8 +563,10 @@ void smtp_server_committed(struct queue_msg *m)
 		stat_inc(&w->w_messages);
 		stat_hist_observe(&w->w_accept_lat, smtp_now_ns() - m->qm_submit_ns);
 		s->s_messages++;
-		log_msg(LOG_INFO, "queued id=%s client=%s from=<%s> nrcpt=%u size=%" PRIu64,
-			ids, s->s_addr, t->t_sender, t->t_nrcpt, m->qm_rec.size);
+		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64,
+			ids, s->s_addr, s->s_auth_user ? " user=" : "",
+			s->s_auth_user ? s->s_auth_user : "", t->t_sender, t->t_nrcpt,
+			m->qm_rec.size);
 		smtp_server_reply(s, "250 2.0.0 Ok: queued as %s", ids);
 	} else {
 		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
@@ -537,7 +603,7 @@ static void smtp_on_timeout(struct io_conn *c)
 	smtp_server_close(s, "timeout");
 }
 
-static void smtp_send_greeting(struct smtp_session *s)
+void smtp_server_greet(struct smtp_session *s)
 {
 	s->s_state = SMTP_S_CMD;
 	smtp_server_reply(s, "220 %s ESMTP ringmta", smtp_server_cfg(s)->hostname);
@@ -548,7 +614,7 @@ static void smtp_on_delay(struct io_conn *c)
 	struct smtp_session *s = smtp_of_conn(c);
 
 	if (s->s_state == SMTP_S_GREET && !s->s_closing)
-		smtp_send_greeting(s);
+		smtp_server_greet(s);
 }
 
 static void smtp_on_free(struct io_conn *c)
@@ -570,6 +636,7 @@ static void smtp_on_free(struct io_conn *c)
 	}
 	smtp_server_txn_end(s);
 	smtp_inq_clear(s);
+	smtp_tls_free(s);
 	free(s->s_helo);
 	free(s->s_line);
 	w->w_sessions--;
@@ -604,7 +671,10 @@ struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
 	else
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
 			  s->s_addr, sizeof(s->s_addr));
-	s->s_relay_ok = netacl_match(cfg->relay_networks, peer);
+	s->s_kind = (uint8_t)cfg->listen[listener].cl_kind;
+	/* Submission ports relay only for authenticated clients. */
+	s->s_relay_ok = s->s_kind == CONFIG_LISTEN_SMTP &&
+			netacl_match(cfg->relay_networks, peer);
 	s->s_start = io_loop_now();
 	s->s_next = w->w_list;
 	if (w->w_list != NULL)
@@ -613,10 +683,18 @@ struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
 	w->w_sessions++;
 	io_conn_start(&w->w_loop, &s->s_conn, fd, &smtp_conn_ops);
 	log_msg(LOG_DEBUG, "connect client=%s", s->s_addr);
-	if (cfg->greeting_delay > 0 && io_conn_delay(&s->s_conn, cfg->greeting_delay) == 0)
+	if (s->s_kind == CONFIG_LISTEN_SUBMISSIONS) {
+		/* Implicit TLS: the greeting follows the handshake. */
+		s->s_state = SMTP_S_TLS_HANDSHAKE;
+		if (smtp_tls_begin(s) < 0) {
+			smtp_server_close(s, "TLS setup failed");
+			return s;
+		}
+	} else if (cfg->greeting_delay > 0 && io_conn_delay(&s->s_conn, cfg->greeting_delay) == 0) {
 		s->s_state = SMTP_S_GREET;
-	else
-		smtp_send_greeting(s);
+	} else {
+		smtp_server_greet(s);
+	}
 	io_conn_set_deadline(&s->s_conn, cfg->timeout_command);
 	return s;
 }

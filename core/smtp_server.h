@@ -28,8 +28,11 @@
 #include "queue/queue.h"
 
 #define SMTP_CMD_LINE_MAX 512	/* RFC 5321 4.5.3.1.4, including CRLF */
+#define SMTP_AUTH_LINE_MAX 12288 /* RFC 4954 section 4 */
 
 struct smtp_worker;
+struct tls_conn;
+struct auth_exchange;
 
 enum smtp_state {
 	SMTP_S_GREET = 0,	/* greeting delayed; any input is refused */
@@ -38,6 +41,8 @@ enum smtp_state {
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
 	SMTP_S_COMMIT,		/* waiting for the queue commit */
 	SMTP_S_SKIP,		/* discarding an overlong line */
+	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
+	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
 };
 
 /* One mail transaction, MAIL to the end of the body. */
@@ -78,6 +83,11 @@ struct smtp_session {
 	bool s_gone;			/* connection freed (commit pending) */
 	bool s_closing;
 	uint8_t s_listener;		/* index into the configured listeners */
+	uint8_t s_kind;			/* enum config_listen_kind */
+	bool s_tls_starting;		/* STARTTLS accepted: drop the rest */
+	struct tls_conn *s_tls;		/* owned; NULL in cleartext */
+	struct auth_exchange *s_auth;	/* owned while AUTH runs */
+	char *s_auth_user;		/* owned; authenticated identity */
 	uint16_t s_errors;
 	uint16_t s_line_len;
 	char *s_line;			/* partial command line (owned) */
@@ -105,6 +115,21 @@ void smtp_server_committed(struct queue_msg *m);
 void smtp_server_shutdown(struct smtp_session *s, bool force);
 
 /* Internal to smtp_server*.c */
+/* Queue reply bytes for the client, through TLS when it is on. */
+void smtp_server_out(struct smtp_session *s, const char *p, size_t n);
+/* Feed received bytes (cleartext) to the protocol. */
+void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
+			     size_t len);
+void smtp_server_greet(struct smtp_session *s);
+/* smtp_server_tls.c */
+int smtp_tls_begin(struct smtp_session *s);
+void smtp_tls_input(struct smtp_session *s, struct io_buf *b, size_t len);
+void smtp_tls_write(struct smtp_session *s, const char *p, size_t n);
+void smtp_tls_free(struct smtp_session *s);
+bool smtp_auth_offered(const struct smtp_session *s);
+void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void smtp_server_command(struct smtp_session *s, const char *line, size_t len);

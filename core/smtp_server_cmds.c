@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -60,11 +61,21 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_cmd *cmd, 
 		smtp_server_reply(s, "250 %s", cfg->hostname);
 		return;
 	}
-	smtp_server_reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n"
-			  "250-ENHANCEDSTATUSCODES\r\n%s%s250 HELP",
-			  cfg->hostname, (unsigned long long)cfg->max_message_size,
-			  cfg->smtputf8 ? "250-SMTPUTF8\r\n" : "",
-			  cfg->chunking ? "250-CHUNKING\r\n" : "");
+	{
+		char auth[128] = "", mechs[96];
+		bool tls = s->s_tls == NULL && s->s_worker->w_srv->s_tls_server != NULL;
+
+		if (smtp_auth_offered(s)) {
+			auth_mech_list(s->s_worker->w_srv->s_auth, mechs, sizeof(mechs));
+			snprintf(auth, sizeof(auth), "250-AUTH %s\r\n", mechs);
+		}
+		smtp_server_reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+				  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n%s%s%s%s250 HELP",
+				  cfg->hostname, (unsigned long long)cfg->max_message_size,
+				  cfg->smtputf8 ? "250-SMTPUTF8\r\n" : "",
+				  cfg->chunking ? "250-CHUNKING\r\n" : "",
+				  tls ? "250-STARTTLS\r\n" : "", auth);
+	}
 }
 
 static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
@@ -82,6 +93,10 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	const struct config *cfg = smtp_server_cfg(s);
 	struct smtp_txn *t;
 
+	if (s->s_kind != CONFIG_LISTEN_SMTP && s->s_auth_user == NULL) {
+		smtp_server_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	if (cmd->smtputf8 && (!s->s_esmtp || !cfg->smtputf8)) {
 		smtp_server_reply(s, "555 5.5.4 SMTPUTF8 not available");
 		return;
@@ -288,10 +303,14 @@ static void cmd_help(struct smtp_session *s, const struct smtp_cmd *cmd)
 			  "NOOP QUIT VRFY HELP; see RFC 5321");
 }
 
-static void cmd_not_impl(struct smtp_session *s, const struct smtp_cmd *cmd)
+static void cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
-	(void)cmd;
-	smtp_server_reply(s, "502 5.5.1 Error: command not implemented");
+	smtp_starttls_command(s, cmd);
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	smtp_auth_command(s, cmd);
 }
 
 static const struct smtp_cmd_row smtp_cmd_table[SMTP_VERB_COUNT] = {
@@ -307,8 +326,8 @@ static const struct smtp_cmd_row smtp_cmd_table[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_VRFY] = { 0, cmd_vrfy },
 	[SMTP_VERB_EXPN] = { 0, cmd_expn },
 	[SMTP_VERB_HELP] = { 0, cmd_help },
-	[SMTP_VERB_STARTTLS] = { 0, cmd_not_impl },
-	[SMTP_VERB_AUTH] = { 0, cmd_not_impl },
+	[SMTP_VERB_STARTTLS] = { CMD_F_NO_MAIL, cmd_starttls },
+	[SMTP_VERB_AUTH] = { 0, cmd_auth },
 };
 
 void smtp_server_command(struct smtp_session *s, const char *line, size_t len)

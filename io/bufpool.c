@@ -120,6 +120,15 @@ struct io_buf *bufpool_take(struct bufpool *bp, uint16_t bid)
 	return b;
 }
 
+struct io_buf *bufpool_alloc(struct bufpool *bp)
+{
+	struct io_buf *b = bp_alloc(bp);
+
+	if (b != NULL)
+		b->ib_refs = 1;
+	return b;
+}
+
 void bufpool_unref(struct bufpool *bp, struct io_buf *b)
 {
 	if (--b->ib_refs > 0)

@@ -49,6 +49,10 @@ void bufpool_destroy(struct bufpool *bp, struct io_uring *ring);
 /* The buffer a completion named, now owned by the caller with one ref. */
 struct io_buf *bufpool_take(struct bufpool *bp, uint16_t bid);
 
+/* A buffer for the owner to fill (decrypted TLS input), one reference;
+ * NULL when the pool is at its maximum. Recycled like any other. */
+struct io_buf *bufpool_alloc(struct bufpool *bp);
+
 static inline void io_buf_ref(struct io_buf *b) { b->ib_refs++; }
 /* Drop a reference; at zero the buffer is recycled. */
 void bufpool_unref(struct bufpool *bp, struct io_buf *b);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
@@ -316,8 +317,16 @@ void io_watch_set(struct io_loop *loop, struct io_watch *w, int fd,
 static void loop_on_watch(struct io_watch *w, int res)
 {
 	w->iw_armed = false;
-	if (res > 0 && w->iw_events != 0 && (w->iw_armed_events & (unsigned)res))
+	/* POLLERR and POLLHUP come whether asked for or not: pass them on,
+	 * or a socket in error would re-arm and fire forever. */
+	if (res > 0 && w->iw_events != 0 &&
+	    (((w->iw_armed_events | POLLERR | POLLHUP) & (unsigned)res) != 0))
 		w->iw_cb(w, (unsigned)res);
+	/* A poll that failed (-EBADF...) would fail again: stop watching. */
+	if (res < 0 && res != -ECANCELED) {
+		w->iw_events = 0;
+		return;
+	}
 	if (!w->iw_armed && w->iw_events != 0)
 		watch_arm(w);
 }

@@ -152,7 +152,8 @@ int tls_conn_init(struct tls_conn *t, struct tls_ctx *c, bool server, const char
 			SSL_set_tlsext_host_name(ssl, sni);
 		if (verify_host != NULL) {
 			SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-			if (X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), verify_host, 0) != 1) {
+			if (X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), verify_host,
+							strlen(verify_host)) != 1) {
 				SSL_free(ssl);
 				return -1;
 			}

@@ -17,12 +17,14 @@ import time
 
 class Sink:
     def __init__(self, host="127.0.0.1", port=0, pipelining=True, greeting="220 sink ESMTP",
-                 data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000")):
+                 data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000"),
+                 tls_context=None):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
         self.data_delay = data_delay
         self.ehlo_keywords = list(ehlo_keywords) + (["PIPELINING"] if pipelining else [])
+        self.tls_context = tls_context     # offer STARTTLS with this ssl.SSLContext
         self.messages = []          # dicts: sender, rcpts, data, conn
         self.connections = 0
         self.active = 0
@@ -86,6 +88,7 @@ class Sink:
             self.reads.append(reads)
         buf = b""
         sender, rcpts, accepted = None, [], []
+        tls = False
 
         async def send(line):
             writer.write((line + "\r\n").encode())
@@ -109,8 +112,15 @@ class Sink:
             while True:
                 line = await readline()
                 verb = line[:4].upper()
+                if verb == "STAR" and line.upper() == "STARTTLS" and self.tls_context and not tls:
+                    await send("220 2.0.0 Ready to start TLS")
+                    buf = b""
+                    await writer.start_tls(self.tls_context)
+                    tls = True
+                    continue
                 if verb in ("EHLO",):
-                    lines = ["sink"] + self.ehlo_keywords
+                    lines = ["sink"] + self.ehlo_keywords + (
+                        ["STARTTLS"] if self.tls_context and not tls else [])
                     for i, l in enumerate(lines):
                         await send("250%s%s" % ("-" if i < len(lines) - 1 else " ", l))
                 elif verb == "HELO":
@@ -153,7 +163,7 @@ class Sink:
                     else:
                         with self.lock:
                             self.messages.append({"sender": sender, "rcpts": list(accepted),
-                                                  "data": unstuffed, "conn": conn})
+                                                  "data": unstuffed, "conn": conn, "tls": tls})
                         await send("250 2.0.0 Ok: queued")
                     sender, rcpts, accepted = None, [], []
                 elif verb == "RSET":
@@ -166,7 +176,7 @@ class Sink:
                     return
                 else:
                     await send("502 5.5.2 Error: command not recognized")
-        except (EOFError, ConnectionError, asyncio.CancelledError):
+        except (EOFError, ConnectionError, asyncio.CancelledError, OSError):
             pass
         finally:
             with self.lock:

@@ -2,11 +2,12 @@
  * Unit tests for core/dns: routes resolved through a private dnsmasq on
  * loopback, driven by a real io_loop on this thread. Covers MX order,
  * implicit and null MX, NXDOMAIN, MX hosts without address, literals,
- * shared lookups, the cache and its TTL expiry, a server that never
- * answers and one that refuses (ICMP port unreachable).
+ * shared lookups, the cache and its TTL expiry, address and host limits,
+ * a truncated answer retried over TCP, a server that never answers and
+ * one that refuses (ICMP port unreachable). Takes about 7 s: c-ares
+ * gives the silent server 2 s, then 4 s.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
