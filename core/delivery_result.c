@@ -139,6 +139,17 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	b->qm_rec.helo_len = (uint16_t)strlen(cfg->hostname);
 	b->qm_rec.nrcpt = 1;
 	b->qm_rec.rcpts = rc;
+	/* A bounce about UTF-8 addresses is 8-bit (message/global-*). */
+	for (long i = 0; i < len; i++)
+		if ((unsigned char)text[i] >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_8BIT;
+			break;
+		}
+	for (const char *p = m->dm_sender; *p; p++)
+		if ((unsigned char)*p >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_SMTPUTF8;
+			break;
+		}
 	b->qm_iov = iov;
 	b->qm_iovcnt = 1;
 	log_msg(LOG_INFO, "bounce id=%016" PRIx64 " for=%s to=<%s> failed=%u", b->qm_id, ids,

@@ -41,8 +41,9 @@ struct dsn_msg {
 
 /*
  * Build the whole DSN message (header and body, CRLF line endings, every
- * line under 1000 octets, 7-bit except for SMTPUTF8 addresses which are
- * written as utf-8-addr-xtext per RFC 6533 in the report fields).
+ * line under 1000 octets). 7-bit unless an address or diagnostic holds
+ * UTF-8: then the report is message/global-delivery-status with "utf-8;"
+ * address types (RFC 6533) and the message is 8-bit.
  * From: "Mail Delivery System" <MAILER-DAEMON@reporting_mta>, To: the
  * original sender, Subject says failed or delayed, Auto-Submitted:
  * auto-replied. Returns the length and sets *out_r (free() it), or -1 on

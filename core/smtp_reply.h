@@ -41,8 +41,7 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p);
 enum smtp_reply_result {
 	SMTP_REPLY_MORE = 0,		/* need more bytes; all were consumed */
 	SMTP_REPLY_DONE = 1,		/* *r_r holds a reply; *used_r bytes used */
-	SMTP_REPLY_E_SYNTAX = -1,	/* not a reply (bad code, mixed codes,
-					 * bare LF tolerated? no: see below) */
+	SMTP_REPLY_E_SYNTAX = -1,	/* not a reply (bad code, mixed codes) */
 	SMTP_REPLY_E_TOO_LONG = -2,
 };
 
