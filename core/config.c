@@ -136,6 +136,9 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "max_queue_lifetime", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(max_queue_lifetime),
 	  .ck_min = 1, .ck_max = 100 * 86400ull, .ck_default = "120h" },
+	{ .ck_name = "delay_warning_time", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(delay_warning_time),
+	  .ck_min = 0, .ck_max = 100 * 86400ull, .ck_default = "0" },
 	/* TLS and AUTH */
 	{ .ck_name = "tls_cert_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(tls_cert_file), .ck_default = "" },

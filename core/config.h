@@ -102,6 +102,7 @@ struct config {
 	unsigned int retry_min;		/* seconds: first retry delay */
 	unsigned int retry_max;		/* seconds: cap on the delay */
 	unsigned int max_queue_lifetime;	/* seconds, then bounce */
+	unsigned int delay_warning_time;	/* seconds; 0 = no delay DSN */
 
 	/* TLS and AUTH */
 	char *tls_cert_file;	/* owned; PEM chain; "" = no TLS offered */

@@ -62,8 +62,10 @@ static void dres_update_done(struct queue_update *u)
 	delivery_msg_done(m);
 }
 
-/* A bounce for the recipients that failed this round. */
-static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now)
+/* A DSN for the recipients that failed this round, and, when warn is
+ * set, those deferred (a delay warning). */
+static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now,
+				     bool warn)
 {
 	const struct config *cfg = w->w_cfg;
 	struct dsn_rcpt *dr;
@@ -83,11 +85,12 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
 		struct dlv_rcpt *r = &m->dm_rcpts[i];
 
-		if (r->dr_result != DLV_R_FAILED)
+		if (r->dr_result != DLV_R_FAILED && !(warn && r->dr_result == DLV_R_DEFERRED))
 			continue;
 		dr[n].dr_addr = r->dr_addr;
-		dr[n].dr_action = DSN_FAILED;
-		dr[n].dr_status = r->dr_ecode[0] ? r->dr_ecode : "5.0.0";
+		dr[n].dr_action = r->dr_result == DLV_R_FAILED ? DSN_FAILED : DSN_DELAYED;
+		dr[n].dr_status = r->dr_ecode[0] ? r->dr_ecode :
+				  r->dr_result == DLV_R_FAILED ? "5.0.0" : "4.0.0";
 		dr[n].dr_remote_mta = r->dr_remote[0] ? r->dr_remote : NULL;
 		dr[n].dr_diag = r->dr_reply ? r->dr_reply : "";
 		dr[n].dr_last_attempt = NULL;
@@ -152,8 +155,8 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 		}
 	b->qm_iov = iov;
 	b->qm_iovcnt = 1;
-	log_msg(LOG_INFO, "bounce id=%016" PRIx64 " for=%s to=<%s> failed=%u", b->qm_id, ids,
-		m->dm_sender, n);
+	log_msg(LOG_INFO, "%s id=%016" PRIx64 " for=%s to=<%s> recipients=%u",
+		warn ? "dsn" : "bounce", b->qm_id, ids, m->dm_sender, n);
 	return b;
 fail:
 	free(dr);
@@ -178,7 +181,8 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 {
 	const struct config *cfg = w->w_cfg;
 	uint64_t now = dres_now_us();
-	unsigned n = 0, failed = 0;
+	unsigned n = 0, failed = 0, deferred = 0;
+	bool warn;
 	char ids[17];
 
 	queue_id_str(m->dm_id, ids);
@@ -220,6 +224,8 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		u->qru_reply_len = r->dr_reply ? (uint16_t)strnlen(r->dr_reply, 65535) : 0;
 		if (r->dr_result == DLV_R_FAILED)
 			failed++;
+		else if (r->dr_result == DLV_R_DEFERRED)
+			deferred++;
 		n++;
 		stat_inc(&w->w_sw->w_rcpt_result[r->dr_result]);
 		if (r->dr_reply != NULL && r->dr_reply[0] >= '2' && r->dr_reply[0] <= '5')
@@ -244,8 +250,12 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		delivery_msg_done(m);	/* nothing was tried (shutdown) */
 		return;
 	}
-	if (failed > 0 && m->dm_sender[0] != '\0') {
-		m->dm_bounce = dres_bounce(w, m, now);
+	/* One delay warning per message, when configured (off by default). */
+	warn = deferred > 0 && cfg->delay_warning_time > 0 &&
+	       !(m->dm_flags & QRECORD_F_DELAY_WARNED) &&
+	       now >= m->dm_arrival + (uint64_t)cfg->delay_warning_time * 1000000u;
+	if ((failed > 0 || warn) && m->dm_sender[0] != '\0') {
+		m->dm_bounce = dres_bounce(w, m, now, warn);
 		if (m->dm_bounce != NULL)
 			stat_inc(&w->w_sw->w_bounces);
 	}
@@ -254,6 +264,8 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	m->dm_update.qu_rcpts = m->dm_updates;
 	m->dm_update.qu_nrcpt = n;
 	m->dm_update.qu_new = m->dm_bounce;
+	if (warn && m->dm_bounce != NULL)
+		m->dm_update.qu_set_flags = QRECORD_F_DELAY_WARNED;
 	m->dm_update.qu_done = dres_update_done;
 	queue_submit_update(w->w_queue, &m->dm_update);
 }

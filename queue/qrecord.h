@@ -16,6 +16,7 @@
 #define QRECORD_MAGIC 0x33514d52u	/* "RMQ3" */
 #define QRECORD_F_8BIT		0x01u
 #define QRECORD_F_SMTPUTF8	0x02u
+#define QRECORD_F_DELAY_WARNED	0x04u	/* a delay DSN was sent */
 
 enum qrcpt_state {
 	QRCPT_PENDING = 0,

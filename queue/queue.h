@@ -119,6 +119,7 @@ struct queue_update {
 	const struct queue_rcpt_update *qu_rcpts;
 	unsigned qu_nrcpt;
 	struct queue_msg *qu_new;	/* optional; its qm_sink may be NULL */
+	uint32_t qu_set_flags;		/* QRECORD_F_* to add to the record */
 	int qu_status;
 	bool qu_removed;		/* set: the message left the queue */
 	void (*qu_done)(struct queue_update *u);

@@ -73,6 +73,7 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 	}
 	/* Re-encode from copies: v points into pages the put may move. */
 	r.next_attempt = next;
+	r.flags |= u->qu_set_flags;
 	r.rcpts = rcpts;
 	v.mv_size = qrecord_encoded_size(&r);
 	enc = malloc(v.mv_size);

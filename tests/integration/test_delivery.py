@@ -242,3 +242,21 @@ def test_queue_flush_retries_now(make_server, sink):
     assert wait_queue_empty(srv)
     r = srv.cli("queue", "flush").stdout
     assert "flushed 0 messages" in r
+
+
+def test_delay_warning_sent_once(make_server, sink):
+    srv = relay_server(make_server, sink, retry_min="1s", retry_max="1s",
+                       delay_warning_time="1s")
+    send(srv, "sender@example.org", ["tempfail@example.com"], b"Subject: slow\r\n\r\nx\r\n")
+    assert sink.wait_for(1, timeout=15)
+    dsn = sink.messages[0]
+    assert dsn["sender"] == "" and dsn["rcpts"] == ["sender@example.org"]
+    text = dsn["data"].decode()
+    assert "Subject: Delayed Mail" in text and "Action: delayed" in text, text
+    # Later attempts keep deferring, but warn no more.
+    deadline = time.time() + 4
+    while time.time() < deadline and srv.read_log().count("status=deferred") < 4:
+        time.sleep(0.1)
+    assert srv.read_log().count("status=deferred") >= 3
+    assert len(sink.messages) == 1
+    assert srv.queue_count() == 1

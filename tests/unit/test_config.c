@@ -451,7 +451,7 @@ static const char *const test_keys[] = {
 	"smtp_reuse_limit", "smtp_idle_timeout", "smtp_connect_timeout",
 	"smtp_command_timeout", "smtp_data_init_timeout",
 	"smtp_data_block_timeout", "smtp_data_done_timeout", "retry_min",
-	"retry_max", "max_queue_lifetime",
+	"retry_max", "max_queue_lifetime", "delay_warning_time",
 	"tls_cert_file", "tls_key_file", "tls_ca_file", "smtp_tls_policy",
 	"smtp_tls_policy_map", "smtp_tls_fallback", "auth_passwd_file",
 	"auth_jwt_keys_file", "auth_jwt_issuer", "auth_jwt_audience",
