@@ -5,7 +5,7 @@ set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
   libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev"
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
-  postfix lmdb-utils procps dnsmasq-base prometheus"
+  postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh openssl"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

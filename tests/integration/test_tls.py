@@ -286,3 +286,77 @@ def test_outbound_verify_wrong_name_fails(make_server, pki):
     finally:
         sink.stop()
         dns.stop()
+
+
+def test_testssl_no_weak_protocol_or_cipher(tls_server):
+    import shutil
+    exe = shutil.which("testssl") or shutil.which("testssl.sh")
+    assert exe, "testssl.sh (Debian package testssl.sh) is required"
+    r = subprocess.run([exe, "--quiet", "--color", "0", "--warnings", "off", "-p", "-s", "-f",
+                        "--starttls", "smtp", "127.0.0.1:%d" % tls_server.port],
+                       capture_output=True, text=True, timeout=300)
+    out = r.stdout
+    for line in ("SSLv2      not offered", "SSLv3      not offered", "TLS 1      not offered",
+                 "TLS 1.1    not offered", "TLS 1.2    offered", "TLS 1.3    offered"):
+        assert line in out, out
+    for cat in ("NULL ciphers", "Anonymous NULL", "Export ciphers", "LOW: 64 Bit",
+                "Triple DES Ciphers", "Obsolete CBC ciphers"):
+        assert re.search(re.escape(cat) + r".*not offered", out), out
+    assert "PFS is offered (OK)" in out
+
+
+def _b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _jwt(key, claims):
+    import json
+    head = _b64u(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    body = _b64u(json.dumps(claims).encode())
+    signed = ("%s.%s" % (head, body)).encode()
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signed,
+                         capture_output=True, check=True).stdout
+    return "%s.%s.%s" % (head, body, _b64u(sig))
+
+
+@pytest.fixture
+def oauth_server(make_server, pki):
+    key = os.path.join(pki.dir, "jwt.key")
+    pub = os.path.join(pki.dir, "jwt.pub")
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-out", pub], check=True,
+                   capture_output=True)
+    srv = make_server(tls_cert_file=pki.server_crt, tls_key_file=pki.server_key,
+                      auth_jwt_keys_file=pub, auth_jwt_issuer="https://issuer.test/",
+                      auth_jwt_audience="smtp.test").start()
+    srv.jwt_key = key
+    return srv
+
+
+@pytest.mark.parametrize("mech", ["XOAUTH2", "OAUTHBEARER"])
+def test_oauth_bearer_tokens(oauth_server, pki, mech):
+    now = int(time.time())
+    good = _jwt(oauth_server.jwt_key, {"iss": "https://issuer.test/", "aud": "smtp.test",
+                                      "sub": "carol", "exp": now + 300})
+    expired = _jwt(oauth_server.jwt_key, {"iss": "https://issuer.test/", "aud": "smtp.test",
+                                         "sub": "carol", "exp": now - 10})
+
+    def msg(tok):
+        if mech == "XOAUTH2":
+            raw = "user=carol\x01auth=Bearer %s\x01\x01" % tok
+        else:
+            raw = "n,a=carol,\x01auth=Bearer %s\x01\x01" % tok
+        return base64.b64encode(raw.encode()).decode()
+
+    with smtplib.SMTP("127.0.0.1", oauth_server.port, timeout=10) as s:
+        s.starttls(context=client_ctx(pki))
+        s.ehlo("c")
+        assert mech in s.esmtp_features["auth"]
+        code, _ = s.docmd("AUTH", "%s %s" % (mech, msg(expired)))
+        assert code == 334                       # the error challenge
+        code, _ = s.docmd("AQ==" if mech == "OAUTHBEARER" else "")
+        assert code == 535
+        code, _ = s.docmd("AUTH", "%s %s" % (mech, msg(good)))
+        assert code == 235
+        s.sendmail("carol@example.org", ["far@example.net"], b"Subject: oauth\r\n\r\nx\r\n")
+    assert "auth client=127.0.0.1 user=carol mechanism=%s" % mech in oauth_server.read_log()
