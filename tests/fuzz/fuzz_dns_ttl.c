@@ -1,11 +1,14 @@
 /*
- * fuzz_dns_ttl: the bounds-checked parts of core/dns.c that read
- * untrusted bytes: the DNS answer walker (dns_wire_ttls, fed raw server
- * replies) and the domain and address-literal checks (fed recipient
- * domains). They are static, so the file is included; the target links
- * with c-ares and io/loop like dns.c itself.
+ * fuzz_dns_ttl: the parts of core/dns that read untrusted bytes: the DNS
+ * answer walker (dns_wire_ttls in core/dns_wire.c, fed raw server
+ * replies) and the domain and address-literal checks (core/dns_name.c,
+ * fed recipient domains). Both are compiled into the target alone; it
+ * needs c-ares only for the declarations in core/dns_internal.h.
  */
-#include "core/dns.c"
+#include "core/dns_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,9 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size < sizeof(str) - 1 ? size : sizeof(str) - 1;
 	memcpy(str, data, n);
 	str[n] = '\0';
-	len = dns_normalize(str, name);
+	len = dns_name_normalize(str, name);
 	if (len >= 0 && (size_t)len != strlen(name))
 		abort();
-	(void)dns_parse_literal(str, &ss);
+	(void)dns_name_parse_literal(str, &ss);
 	return 0;
 }
