@@ -339,7 +339,7 @@ static void auth_pick_dummy(struct auth_db *db)
 	db->ad_dummy_hash = seen[best].h;
 }
 
-static int auth_creds_parse(struct auth_db *db, const char *path, char *err, size_t errlen)
+int auth_creds_parse(struct auth_db *db, const char *path, char *err, size_t errlen)
 {
 	char *p = db->ad_text, *end = db->ad_text + db->ad_text_len;
 	size_t cap = 0;

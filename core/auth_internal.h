@@ -60,6 +60,10 @@ struct auth_db {
  * NUL-terminated buffer the caller frees. Returns 0, or -1 with err. */
 int auth_read_file(const char *path, char **buf_r, size_t *len_r, char *err, size_t errlen);
 
+/* Parse db->ad_text (ad_text_len octets and a NUL; split in place) into
+ * db's accounts. path names the file in errors. Returns 0, or -1 with err. */
+int auth_creds_parse(struct auth_db *db, const char *path, char *err, size_t errlen);
+
 /*
  * Strict base64 (RFC 4648 section 4): length a multiple of 4, padding only
  * at the end, no whitespace, unused bits zero. Writes at most outmax

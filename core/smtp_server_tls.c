@@ -20,6 +20,17 @@
 #include "core/smtp_server.h"
 #include "tls/tls.h"
 
+#include <openssl/rand.h>
+
+/* CRAM-MD5 challenges must not be predictable. */
+static uint64_t smtp_tls_nonce(void)
+{
+	uint64_t n = 0;
+
+	RAND_bytes((uint8_t *)&n, sizeof(n));
+	return n;
+}
+
 static uint64_t smtp_tls_now(void)
 {
 	struct timeval tv;
@@ -258,7 +269,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 	out[0] = '\0';
 	r = auth_start(s->s_auth, srv->s_auth, (enum auth_mech)mech,
 		       sp ? sp + 1 : NULL, sp ? alen - mlen - 1 : 0, smtp_tls_now(),
-		       ((uint64_t)random() << 32) ^ (uint64_t)random(), out, sizeof(out));
+		       smtp_tls_nonce(), out, sizeof(out));
 	smtp_auth_result(s, r, out);
 }
 

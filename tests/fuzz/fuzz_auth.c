@@ -2,7 +2,7 @@
  * fuzz_auth: libFuzzer target for core/auth: the SASL exchanges, the JSON
  * reader and the JWT check.
  *
- * Byte 0 picks a mode (its value modulo 8):
+ * Byte 0 picks a mode (its value modulo 9):
  *   0-4  a SASL exchange with that mechanism. Byte 1: bit 0, the first
  *        line is the initial response; bit 1, each line is base64-encoded
  *        here first (so the SASL parsers see the raw bytes); bit 2, the
@@ -12,8 +12,11 @@
  *        is then walked with every accessor.
  *   6    the rest is a JWT payload, signed here with the configured ES256
  *        key, so that the claim checks are reached; checked directly and
- *        through an OAUTHBEARER or XOAUTH2 exchange.
+ *        through an OAUTHBEARER (byte 1 bit 0 clear) or XOAUTH2 exchange.
+ *        With byte 1 bit 1 set, the JOSE header is fuzzed too: it is the
+ *        text up to the first '\n', the payload the rest.
  *   7    the rest is a token for auth_jwt_verify().
+ *   8    the rest is a credentials file for the credentials parser.
  *
  * The db (one account with a cheap SHA-256 hash and a CRAM-MD5 secret, an
  * RSA and an EC key) is built once, in a temporary directory that is
@@ -261,11 +264,13 @@ static char *fuzz_b64url(const uint8_t *p, size_t n)
 	return o;
 }
 
-static void fuzz_signed_payload(const uint8_t *p, size_t n, bool xoauth2)
+static void fuzz_signed_payload(const uint8_t *p, size_t n, uint8_t flags)
 {
-	static const char hdr[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
-	char *h = fuzz_b64url((const uint8_t *)hdr, sizeof(hdr) - 1), *pl = fuzz_b64url(p, n);
-	char *input, *sig64, *tok, *msg, *enc, out[512], sub[AUTH_USER_MAX + 1];
+	static const char es256[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
+	const uint8_t *hdr = (const uint8_t *)es256, *nl;
+	size_t hn = sizeof(es256) - 1;
+	bool xoauth2 = flags & 1, fixed_header = true;
+	char *h, *pl, *input, *sig64, *tok, *msg, *enc, out[512], sub[AUTH_USER_MAX + 1];
 	uint8_t digest[SHA256_DIGEST_LENGTH], sig[64];
 	const BIGNUM *r, *s;
 	ECDSA_SIG *es;
@@ -273,6 +278,15 @@ static void fuzz_signed_payload(const uint8_t *p, size_t n, bool xoauth2)
 	size_t len;
 	int v, res;
 
+	if ((flags & 2) && (nl = memchr(p, '\n', n)) != NULL) {
+		hdr = p;
+		hn = (size_t)(nl - p);
+		n -= hn + 1;
+		p = nl + 1;
+		fixed_header = false;
+	}
+	h = fuzz_b64url(hdr, hn);
+	pl = fuzz_b64url(p, n);
 	if (asprintf(&input, "%s.%s", h, pl) < 0)
 		abort();
 	SHA256((const uint8_t *)input, strlen(input), digest);
@@ -287,7 +301,8 @@ static void fuzz_signed_payload(const uint8_t *p, size_t n, bool xoauth2)
 		abort();
 
 	v = auth_jwt_verify(fuzz_db, tok, strlen(tok), NOW, sub, sizeof(sub));
-	fuzz_check(v <= 0 && v >= AUTH_JWT_E_NOKEYS && v != AUTH_JWT_E_SIG && v != AUTH_JWT_E_ALG);
+	fuzz_check(v <= 0 && v >= AUTH_JWT_E_NOKEYS);
+	fuzz_check(!fixed_header || (v != AUTH_JWT_E_SIG && v != AUTH_JWT_E_ALG));
 	fuzz_check(v != 0 || (sub[0] != '\0' && strlen(sub) <= AUTH_USER_MAX));
 	fuzz_check(v == 0 || sub[0] == '\0');
 
@@ -305,7 +320,7 @@ static void fuzz_signed_payload(const uint8_t *p, size_t n, bool xoauth2)
 	 * the control characters that would break the XOAUTH2 framing). */
 	if (v == 0)
 		fuzz_check(res == AUTH_R_OK && strcmp(x.ax_user, sub) == 0);
-	if (v != 0)
+	else if (len <= AUTH_RESPONSE_MAX)
 		fuzz_check(res == AUTH_R_CONTINUE && x.ax_failing);
 	free(enc);
 	free(msg);
@@ -316,6 +331,36 @@ static void fuzz_signed_payload(const uint8_t *p, size_t n, bool xoauth2)
 	free(pl);
 }
 
+/* The credentials parser: accounts come out sorted, unique and sane. */
+static void fuzz_creds(const char *p, size_t n)
+{
+	struct auth_db *db = calloc(1, sizeof(*db));
+	char err[256];
+
+	fuzz_check(db != NULL);
+	db->ad_text = malloc(n + 1);
+	memcpy(db->ad_text, p, n);
+	db->ad_text[n] = '\0';
+	db->ad_text_len = n;
+	err[0] = '\0';
+	if (auth_creds_parse(db, "fuzz", err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < db->ad_naccounts; i++) {
+			const struct auth_account *a = &db->ad_accounts[i];
+
+			fuzz_check(a->aa_user_len > 0 && a->aa_user_len <= AUTH_USER_MAX);
+			fuzz_check(strlen(a->aa_user) == a->aa_user_len);
+			fuzz_check(a->aa_hash[0] == '$');
+			fuzz_check(a->aa_cram == NULL || strlen(a->aa_cram) == a->aa_cram_len);
+			if (i > 0)
+				fuzz_check(strcmp(db->ad_accounts[i - 1].aa_user, a->aa_user) < 0);
+		}
+		fuzz_check(db->ad_naccounts == 0 || db->ad_dummy_hash != NULL);
+	} else {
+		fuzz_check(strncmp(err, "fuzz:", 5) == 0);
+	}
+	auth_db_free(&db);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *copy;
@@ -324,7 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	mode = data[0] % 8;
+	mode = data[0] % 9;
 	flags = data[1];
 	/* A private copy so ASan sees any read past the end. */
 	n = size - 2;
@@ -335,7 +380,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_json(copy, n);
 		break;
 	case 6:
-		fuzz_signed_payload((const uint8_t *)copy, n, flags & 1);
+		fuzz_signed_payload((const uint8_t *)copy, n, flags);
 		break;
 	case 7: {
 		char sub[AUTH_USER_MAX + 1];
@@ -345,6 +390,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check(v == 0 || sub[0] == '\0');
 		break;
 	}
+	case 8:
+		fuzz_creds(copy, n);
+		break;
 	default:
 		fuzz_exchange((enum auth_mech)mode, flags, copy, copy + n);
 		break;

@@ -258,7 +258,7 @@ static char *test_passwd, *test_keys;
 static void test_setup(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	char *alice, *bob, *carol, *dave, *text;
+	char *alice, *bob, *carol, *dave, *erin, *text;
 	char pem[8192] = "";
 
 	snprintf(test_dir, sizeof(test_dir), "%s/test_auth.XXXXXX",
@@ -271,6 +271,7 @@ static void test_setup(void)
 	bob = test_hash("$6$", "bob-pw");
 	carol = test_hash("$y$", "carol pw");
 	dave = test_hash("$6$", "dave-pw");
+	erin = test_hash("$2b$", "erin-pw");
 	if (asprintf(&text,
 		     "# ringmta test accounts\n"
 		     "\n"
@@ -278,8 +279,9 @@ static void test_setup(void)
 		     "   # indented comment\n"
 		     "bob:%s:cram-md5=bob-secret:with:colons\r\n"
 		     "carol:%s\n"
-		     "dave@example.org:%s\n",
-		     alice, bob, carol, dave) < 0)
+		     "dave@example.org:%s\n"
+		     "erin:%s",
+		     alice, bob, carol, dave, erin) < 0)
 		exit(1);
 	test_passwd = strdup(test_write_str("passwd", text));
 	free(text);
@@ -287,6 +289,7 @@ static void test_setup(void)
 	free(bob);
 	free(carol);
 	free(dave);
+	free(erin);
 
 	test_rsa = test_gen_rsa(2048);
 	test_ec = test_gen_ec(NID_X9_62_prime256v1);
@@ -321,8 +324,8 @@ static void test_load_good(void)
 	test_db = test_load(test_passwd, test_keys, err, sizeof(err));
 	if (!tap_ok(test_db != NULL, "full config loads (%s)", err))
 		exit(tap_done());
-	tap_ok(test_db->ad_naccounts == 4 && test_db->ad_ncram == 1 && test_db->ad_nkeys == 2,
-	       "4 accounts, 1 CRAM-MD5, 2 keys");
+	tap_ok(test_db->ad_naccounts == 5 && test_db->ad_ncram == 1 && test_db->ad_nkeys == 2,
+	       "5 accounts, 1 CRAM-MD5, 2 keys");
 	auth_mech_list(test_db, list, sizeof(list));
 	tap_ok(strcmp(list, "PLAIN LOGIN CRAM-MD5 OAUTHBEARER XOAUTH2") == 0, "mech list: %s", list);
 	for (int m = 0; m < AUTH_MECH_COUNT; m++)
@@ -450,7 +453,6 @@ static void test_load_bad_passwd(void)
 		{ longuser, ":1:", "longer than 255" },
 	};
 	char *texts[4];
-	size_t lens[sizeof(cases) / sizeof(cases[0])];
 
 	snprintf(trunc, sizeof(trunc), "a:%.*s\n", (int)strlen(good) - 1, good);
 	if (asprintf(&texts[0], "a:%s\nb:%s:md5=x\n", good, yes) < 0 ||
@@ -458,13 +460,10 @@ static void test_load_bad_passwd(void)
 	    asprintf(&texts[2], "a:%s\nb:%s\na:%s\n", good, yes, yes) < 0 ||
 	    asprintf(&texts[3], "a b:%s\n", good) < 0)
 		exit(1);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		lens[i] = cases[i].text != NULL ? strlen(cases[i].text) : 0;
-
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[512], name[32];
 		const char *text = cases[i].text, *path;
-		size_t len = lens[i];
+		size_t len = text != NULL && text != nul_line && text != longuser ? strlen(text) : 0;
 		struct auth_db *db;
 
 		if (text == NULL && i >= 7 && i <= 10) {
@@ -610,6 +609,8 @@ static void test_plain(void)
 	test_expect(test_plain_initial("\0bob\0bob-pw", 11, &x), AUTH_R_OK, "PLAIN SHA-512 account");
 	test_expect(test_plain_initial("\0dave@example.org\0dave-pw", 25, &x), AUTH_R_OK,
 		    "PLAIN address-like user");
+	test_expect(test_plain_initial("\0erin\0erin-pw", 13, &x), AUTH_R_OK,
+		    "PLAIN bcrypt account, last line without a newline");
 	test_expect(test_plain_initial("\0carol\0carol pw", 15, &x), AUTH_R_OK,
 		    "PLAIN password with a space");
 	r = test_plain_initial("\0alice\0alice-PW", 15, &x);
@@ -872,6 +873,8 @@ static void test_cram(void)
 	auth_start(&x, test_db, AUTH_MECH_CRAM_MD5, NULL, 0, NOW, 7, out, sizeof(out));
 	test_expect(auth_step(&x, test_db, "*", 1, NOW, out, sizeof(out)), AUTH_R_CANCELLED,
 		    "CRAM-MD5 cancel");
+	test_expect(auth_start(&x, test_db, AUTH_MECH_CRAM_MD5, "*", 1, NOW, 7, out, sizeof(out)),
+		    AUTH_R_CANCELLED, "CRAM-MD5 \"*\" on the AUTH line");
 	test_expect(auth_start(&x, test_db, AUTH_MECH_CRAM_MD5, NULL, 0, NOW, 7, out, 20),
 		    AUTH_R_TEMP, "CRAM-MD5: out too small");
 	tap_ok(out[0] == '\0', "out left empty");
@@ -1379,8 +1382,9 @@ static void test_json(void)
 	struct auth_json_val v, e;
 	char buf[64];
 	size_t n, pos = 0, len;
-	uint64_t u;
+	uint64_t u = 0;
 	const char *doc;
+	int r;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		tap_ok(auth_json_parse(good[i], strlen(good[i]), &lim, m, &n) == 0, "JSON good %zu", i);
@@ -1395,11 +1399,12 @@ static void test_json(void)
 	doc = "{\"k\\u0065y\":\"x\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\",\"arr\":[\"p\", \"q\\u0021\"],"
 	      "\"num\":1700000000.9,\"big\":123456789012345678901234567890,\"neg\":-5,\"exp\":1e3,"
 	      "\"dup\":1,\"dup\":2}";
-	tap_ok(auth_json_parse(doc, strlen(doc), &lim, m, &n) == 0 && n == 8, "JSON doc: %zu members", n);
+	r = auth_json_parse(doc, strlen(doc), &lim, m, &n);
+	tap_ok(r == 0 && n == 8, "JSON doc: %zu members", n);
 	tap_ok(auth_json_find(m, n, "key", &v) == 1 && v.jv_type == AUTH_JSON_STRING,
 	       "escaped key found");
-	tap_ok(auth_json_str_copy(&v, buf, sizeof(buf), &len) == 0 && len == 15 &&
-		       memcmp(buf, TEST_DECODED, 16) == 0,
+	r = auth_json_str_copy(&v, buf, sizeof(buf), &len);
+	tap_ok(r == 0 && len == 15 && memcmp(buf, TEST_DECODED, 16) == 0,
 	       "str_copy decodes escapes (%zu octets)", len);
 	tap_ok(auth_json_str_eq(&v, TEST_DECODED, 15), "str_eq across escapes");
 	tap_ok(!auth_json_str_eq(&v, "x", 1) && !auth_json_str_eq(&v, TEST_DECODED "!", 16) &&
@@ -1413,8 +1418,8 @@ static void test_json(void)
 		       auth_json_array_next(&v, &pos, &e) == 1 && auth_json_str_eq(&e, "q!", 2) &&
 		       auth_json_array_next(&v, &pos, &e) == 0,
 	       "array_next walks it");
-	tap_ok(auth_json_find(m, n, "num", &v) == 1 && auth_json_num_u64(&v, &u) == 0 &&
-		       u == 1700000000u,
+	r = auth_json_find(m, n, "num", &v) == 1 ? auth_json_num_u64(&v, &u) : -1;
+	tap_ok(r == 0 && u == 1700000000u,
 	       "fraction dropped: %llu", (unsigned long long)u);
 	tap_ok(auth_json_find(m, n, "big", &v) == 1 && auth_json_num_u64(&v, &u) == 0 &&
 		       u == UINT64_MAX,
