@@ -262,9 +262,10 @@ void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 			    const char *ecode, const char *reason)
 {
 	log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, reason);
-	/* No other session reaches this destination: it is down for now. */
-	if (d->dd_nconns <= 1)
-		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
+	/* Every address of the route failed: the destination is down for
+	 * now. Defer what waits rather than open session after session to
+	 * it (the retry schedule brings the mail back). */
+	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
 }
 
 void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)

@@ -260,3 +260,20 @@ def test_delay_warning_sent_once(make_server, sink):
     assert srv.read_log().count("status=deferred") >= 3
     assert len(sink.messages) == 1
     assert srv.queue_count() == 1
+
+
+def test_dead_destination_no_connection_storm(make_server):
+    from conftest import free_port
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % free_port(),
+                      retry_min="1h", retry_max="2h", dns_servers="127.0.0.1:9").start()
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        for i in range(10):
+            s.sendmail("from@example.org", ["d%d@example.com" % i], b"Subject: d\r\n\r\nx\r\n")
+    deadline = time.time() + 15
+    while time.time() < deadline and srv.read_log().count("status=deferred") < 10:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    log = srv.read_log()
+    assert log.count("status=deferred") == 10
+    # One failed attempt defers what waits: no storm of reconnects.
+    assert log.count("Connection refused") <= 20, log.count("Connection refused")
