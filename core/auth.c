@@ -1,15 +1,18 @@
 /*
- * auth.c: the credentials file, strict base64, and the SASL exchanges
- * PLAIN, LOGIN and CRAM-MD5; OAUTHBEARER and XOAUTH2 are in auth_jwt.c.
+ * auth.c: the auth database as a whole (auth_db_load() reads the files
+ * and hands them to auth_creds.c and auth_keys.c), the mechanism list,
+ * and the SASL exchange: its states, the base64 framing of each line, and
+ * the PLAIN, LOGIN and CRAM-MD5 checks. OAUTHBEARER and XOAUTH2 are in
+ * auth_oauth.c.
  *
  * Owns struct auth_db: the credentials file read into one buffer and split
  * in place, an array of accounts pointing into it (sorted, for bsearch),
- * and what auth_jwt.c loads (public keys, issuer, audience). Secrets are
- * wiped before they are freed. No I/O happens after auth_db_load().
+ * and what auth_keys.c loads (public keys) with the issuer and audience.
+ * Secrets are wiped before they are freed. No I/O happens after
+ * auth_db_load().
  */
 #include "core/auth_internal.h"
 
-#include <openssl/base64.h>
 #include <openssl/digest.h>
 #include <openssl/hmac.h>
 #include <openssl/mem.h>
@@ -89,322 +92,7 @@ int auth_read_file(const char *path, char **buf_r, size_t *len_r, char *err, siz
 	return 0;
 }
 
-/* ---- base64 ---- */
-
-static int auth_b64_index(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Whether the last quad of an already decoded text leaves no stray bits. */
-static bool auth_b64_canonical(const char *q)
-{
-	if (q[3] != '=')
-		return true;
-	if (q[2] == '=')
-		return (auth_b64_index((unsigned char)q[1]) & 0x0f) == 0;
-	return (auth_b64_index((unsigned char)q[2]) & 0x03) == 0;
-}
-
-int auth_b64_decode(const char *in, size_t len, uint8_t *out, size_t outmax, size_t *len_r)
-{
-	size_t n = 0;
-
-	*len_r = 0;
-	if (len % 4 != 0 || len / 4 * 3 > outmax)
-		return -1;
-	if (len == 0)
-		return 0;
-	if (!EVP_DecodeBase64(out, &n, outmax, (const uint8_t *)in, len))
-		return -1;
-	if (!auth_b64_canonical(in + len - 4))
-		return -1;
-	*len_r = n;
-	return 0;
-}
-
-int auth_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outmax, size_t *len_r)
-{
-	size_t o = 0;
-
-	*len_r = 0;
-	if (len % 4 == 1)
-		return -1;
-	/* BoringSSL decodes the standard alphabet; map a quad at a time. */
-	for (size_t i = 0; i < len; i += 4) {
-		char q[4];
-		uint8_t tmp[3];
-		size_t k = len - i < 4 ? len - i : 4, n = 0;
-
-		for (size_t j = 0; j < 4; j++) {
-			char c = j < k ? in[i + j] : '=';
-
-			if (c == '+' || c == '/' || (j < k && c == '='))
-				return -1;
-			q[j] = c == '-' ? '+' : c == '_' ? '/' : c;
-		}
-		if (!EVP_DecodeBase64(tmp, &n, sizeof(tmp), (const uint8_t *)q, 4) ||
-		    !auth_b64_canonical(q) || n > outmax - o)
-			return -1;
-		memcpy(out + o, tmp, n);
-		o += n;
-	}
-	*len_r = o;
-	return 0;
-}
-
-int auth_b64_encode(char *out, size_t outlen, const uint8_t *in, size_t len)
-{
-	size_t need;
-
-	if (!EVP_EncodedLength(&need, len) || need > outlen || out == NULL)
-		return -1;
-	EVP_EncodeBlock((uint8_t *)out, in, len);
-	return 0;
-}
-
-/* ---- the credentials file ---- */
-
-struct auth_hash_method {
-	const char *hm_prefix;
-	size_t hm_last;		/* length of the field after the last '$' */
-	size_t hm_total;	/* or of the whole hash (bcrypt) */
-};
-
-/* Strong methods only; each with the length of what it outputs, so that a
- * bare setting ("$6$salt") or a truncated hash is caught at load time. */
-static const struct auth_hash_method auth_hash_methods[] = {
-	{ "$y$", 43, 0 },	/* yescrypt */
-	{ "$gy$", 43, 0 },	/* gost-yescrypt */
-	{ "$7$", 43, 0 },	/* scrypt */
-	{ "$6$", 86, 0 },	/* sha512crypt */
-	{ "$5$", 43, 0 },	/* sha256crypt */
-	{ "$2b$", 0, 60 },	/* bcrypt */
-	{ "$2a$", 0, 60 },
-	{ "$2y$", 0, 60 },
-};
-
-/* NULL when h (len octets, NUL-terminated) is a usable crypt(3) hash,
- * else why not. */
-static const char *auth_hash_check(const char *h, size_t len)
-{
-	const struct auth_hash_method *hm = NULL;
-	const char *last;
-	int cs;
-
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] >= 0x7f)
-			return "password hash contains whitespace or control characters";
-	for (size_t i = 0; i < sizeof(auth_hash_methods) / sizeof(auth_hash_methods[0]); i++)
-		if (strncmp(h, auth_hash_methods[i].hm_prefix,
-			    strlen(auth_hash_methods[i].hm_prefix)) == 0)
-			hm = &auth_hash_methods[i];
-	if (hm == NULL)
-		return "not a supported crypt(3) hash (want $y$, $gy$, $7$, $6$, $5$ or $2b$)";
-	last = strrchr(h, '$');
-	if (hm->hm_total != 0) {
-		if (len != hm->hm_total || last != h + 6)
-			return "malformed bcrypt hash";
-	} else if ((size_t)(last - h) < strlen(hm->hm_prefix) ||
-		   strlen(last + 1) != hm->hm_last) {
-		return "malformed or truncated crypt(3) hash";
-	}
-	cs = crypt_checksalt(h);
-	if (cs != CRYPT_SALT_OK && cs != CRYPT_SALT_METHOD_LEGACY)
-		return "crypt(3) hash refused by libcrypt";
-	return NULL;
-}
-
-static const char *auth_user_check(const char *u, size_t len)
-{
-	if (len == 0)
-		return "empty user name";
-	if (len > AUTH_USER_MAX)
-		return "user name longer than 255 octets";
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] == 0x7f)
-			return "user name contains whitespace or control characters";
-	return NULL;
-}
-
-static int auth_account_cmp(const void *a, const void *b)
-{
-	const struct auth_account *x = a, *y = b;
-	size_t n = x->aa_user_len < y->aa_user_len ? x->aa_user_len : y->aa_user_len;
-	int c = memcmp(x->aa_user, y->aa_user, n);
-
-	if (c != 0)
-		return c;
-	return x->aa_user_len < y->aa_user_len ? -1 : x->aa_user_len > y->aa_user_len;
-}
-
-static const struct auth_account *auth_account_find(const struct auth_db *db, const void *user,
-						    size_t len)
-{
-	struct auth_account key = { .aa_user = user, .aa_user_len = len };
-
-	if (len == 0 || len > AUTH_USER_MAX || memchr(user, '\0', len) != NULL ||
-	    db->ad_naccounts == 0)
-		return NULL;
-	return bsearch(&key, db->ad_accounts, db->ad_naccounts, sizeof(key), auth_account_cmp);
-}
-
-/* Parse one non-blank, non-comment line (NUL-terminated at eol) into *a. */
-static const char *auth_creds_line(char *p, char *eol, struct auth_account *a)
-{
-	char *colon, *colon2, *hash;
-	const char *why;
-
-	colon = strchr(p, ':');
-	if (colon == NULL)
-		return "expected user:hash[:cram-md5=SECRET]";
-	why = auth_user_check(p, (size_t)(colon - p));
-	if (why != NULL)
-		return why;
-	hash = colon + 1;
-	colon2 = strchr(hash, ':');
-	if (colon2 != NULL)
-		*colon2 = '\0';
-	why = auth_hash_check(hash, strlen(hash));
-	if (why != NULL)
-		return why;
-	*colon = '\0';
-	a->aa_user = p;
-	a->aa_user_len = (size_t)(colon - p);
-	a->aa_hash = hash;
-	a->aa_cram = NULL;
-	a->aa_cram_len = 0;
-	if (colon2 != NULL) {
-		const char *opt = colon2 + 1;
-
-		if (strncmp(opt, "cram-md5=", 9) != 0)
-			return "unknown option after the hash (want cram-md5=SECRET)";
-		if (opt[9] == '\0')
-			return "empty cram-md5 secret";
-		a->aa_cram = opt + 9;
-		a->aa_cram_len = (size_t)(eol - a->aa_cram);
-	}
-	return NULL;
-}
-
-/* The method and cost part of a checked hash: what sets its running time. */
-static size_t auth_hash_cost_len(const char *h)
-{
-	const char *last = strrchr(h, '$'), *p;
-
-	if (h[1] == '2')
-		return (size_t)(last - h);	/* bcrypt: "$2b$NN" */
-	for (p = last - 1; p > h && *p != '$'; p--)
-		;
-	return (size_t)(p - h);			/* up to the salt */
-}
-
-/* Unknown users are hashed against a real hash so that they take about as
- * long as known ones: one of the most common method and cost. */
-static void auth_pick_dummy(struct auth_db *db)
-{
-	struct {
-		const char *h;
-		size_t len, count;
-	} seen[16];
-	size_t nseen = 0, best = 0;
-
-	for (size_t i = 0; i < db->ad_naccounts; i++) {
-		const char *h = db->ad_accounts[i].aa_hash;
-		size_t len = auth_hash_cost_len(h), j;
-
-		for (j = 0; j < nseen; j++)
-			if (seen[j].len == len && memcmp(seen[j].h, h, len) == 0)
-				break;
-		if (j == nseen) {
-			if (nseen == sizeof(seen) / sizeof(seen[0]))
-				continue;
-			seen[nseen].h = h;
-			seen[nseen].len = len;
-			seen[nseen++].count = 0;
-		}
-		if (++seen[j].count > seen[best].count)
-			best = j;
-	}
-	db->ad_dummy_hash = seen[best].h;
-}
-
-int auth_creds_parse(struct auth_db *db, const char *path, char *err, size_t errlen)
-{
-	char *p = db->ad_text, *end = db->ad_text + db->ad_text_len;
-	size_t cap = 0;
-	unsigned line = 0;
-
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *eol = nl != NULL ? nl : end, *next = nl != NULL ? nl + 1 : end, *s;
-		struct auth_account a;
-		const char *why;
-
-		line++;
-		if (eol > p && eol[-1] == '\r')
-			eol--;
-		if (memchr(p, '\0', (size_t)(eol - p)) != NULL) {
-			snprintf(err, errlen, "%s:%u: NUL byte in line", path, line);
-			return -1;
-		}
-		*eol = '\0';
-		for (s = p; *s == ' ' || *s == '\t'; s++)
-			;
-		if (*s == '\0' || *s == '#') {
-			p = next;
-			continue;
-		}
-		why = auth_creds_line(p, eol, &a);
-		if (why != NULL) {
-			snprintf(err, errlen, "%s:%u: %s", path, line, why);
-			return -1;
-		}
-		a.aa_line = line;
-		if (db->ad_naccounts == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct auth_account *na = reallocarray(db->ad_accounts, ncap, sizeof(*na));
-
-			if (na == NULL) {
-				snprintf(err, errlen, "%s: out of memory", path);
-				return -1;
-			}
-			db->ad_accounts = na;
-			cap = ncap;
-		}
-		db->ad_accounts[db->ad_naccounts++] = a;
-		if (a.aa_cram != NULL)
-			db->ad_ncram++;
-		p = next;
-	}
-	if (db->ad_naccounts == 0)
-		return 0;
-	qsort(db->ad_accounts, db->ad_naccounts, sizeof(db->ad_accounts[0]), auth_account_cmp);
-	for (size_t i = 1; i < db->ad_naccounts; i++) {
-		const struct auth_account *a = &db->ad_accounts[i - 1], *b = &db->ad_accounts[i];
-
-		if (auth_account_cmp(a, b) == 0) {
-			unsigned first = a->aa_line < b->aa_line ? a->aa_line : b->aa_line;
-			unsigned again = a->aa_line < b->aa_line ? b->aa_line : a->aa_line;
-
-			snprintf(err, errlen, "%s:%u: duplicate user \"%s\" (first on line %u)",
-				 path, again, a->aa_user, first);
-			return -1;
-		}
-	}
-	auth_pick_dummy(db);
-	return 0;
-}
+/* ---- the database ---- */
 
 static bool auth_hostname_ok(const char *h)
 {
@@ -588,7 +276,7 @@ static int auth_set_user(struct auth_exchange *x, const void *user, size_t len)
 static int auth_check_password(struct auth_exchange *x, const struct auth_db *db,
 			       const void *user, size_t ulen, const uint8_t *pw, size_t pwlen)
 {
-	const struct auth_account *a = user != NULL ? auth_account_find(db, user, ulen) : NULL;
+	const struct auth_account *a = user != NULL ? auth_creds_find(db, user, ulen) : NULL;
 
 	if (!auth_password_ok(db, a, pw, pwlen))
 		return AUTH_R_FAIL;
@@ -679,7 +367,7 @@ static int auth_cram(struct auth_exchange *x, const struct auth_db *db, const ui
 			return AUTH_R_MALFORMED;
 		want[i] = (uint8_t)(hi << 4 | lo);
 	}
-	a = auth_account_find(db, msg, (size_t)(sp - msg));
+	a = auth_creds_find(db, msg, (size_t)(sp - msg));
 	if (a != NULL && a->aa_cram != NULL) {
 		secret = a->aa_cram;
 		slen = a->aa_cram_len;

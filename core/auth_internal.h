@@ -1,8 +1,11 @@
 /*
- * auth_internal: what core/auth.c and core/auth_jwt.c share: the loaded
- * database, strict base64, the small JSON reader and the JWT check. Not
- * part of the API; outside core/auth*.c only the unit test and the fuzz
- * target include it, to reach the parsers directly.
+ * auth_internal: what the files of the auth module share: the loaded
+ * database (auth.c), the credentials file (auth_creds.c), strict base64
+ * (auth_b64.c), the small JSON reader (auth_json.c), the JWT check
+ * (auth_jwt.c), the public keys file (auth_keys.c) and the OAuth
+ * exchanges (auth_oauth.c). Not part of the API; outside core/auth*.c
+ * only the unit tests and the fuzz target include it, to reach the
+ * parsers directly.
  */
 #ifndef RINGMTA_AUTH_INTERNAL_H
 #define RINGMTA_AUTH_INTERNAL_H
@@ -21,6 +24,7 @@
 #define AUTH_FILE_MAX		(64u << 20)	/* credentials or keys file */
 #define AUTH_KEYS_MAX		64
 #define AUTH_CLAIM_MAX		1024	/* configured issuer / audience */
+#define AUTH_JWT_SIG_MAX	1024	/* octets: RSA keys up to 8192 bits */
 
 /* Private exchange states (auth_exchange.ax_step). */
 enum auth_state {
@@ -63,6 +67,8 @@ int auth_read_file(const char *path, char **buf_r, size_t *len_r, char *err, siz
 /* Parse db->ad_text (ad_text_len octets and a NUL; split in place) into
  * db's accounts. path names the file in errors. Returns 0, or -1 with err. */
 int auth_creds_parse(struct auth_db *db, const char *path, char *err, size_t errlen);
+/* The account named by the len octets at user, or NULL. */
+const struct auth_account *auth_creds_find(const struct auth_db *db, const void *user, size_t len);
 
 /*
  * Strict base64 (RFC 4648 section 4): length a multiple of 4, padding only
