@@ -45,7 +45,7 @@ TABLE="$HERE/benchtable.py"
 if [ "${1:-}" = "--table" ]; then
     exec "$TABLE" table "${2:?usage: inbound.sh --table RAW.log}"
 elif [ $# -gt 0 ]; then
-    sed -n '2,40p' "$0"; exit 2
+    sed -n '2,39p' "$0"; exit 2
 fi
 
 SIZES=${SIZES:-"1024 10240 102400"}
