@@ -41,7 +41,7 @@ fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 Q="$OUT/idle-queue"; rm -rf "$Q"
 # shellcheck disable=SC2086
-"$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$Q" -o log_level=warning \
+"$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$Q" -o log_level=warning -o delivery=no \
     -o hostname=ringmta.bench $RINGMTA_OPTS > "$OUT/idle-ringmta.log" 2>&1 &
 RM=$!
 LOADPID=""

@@ -146,7 +146,7 @@ ringmta_start() {
     [ "$LOGGING" = on ] && lvl=info
     rm -rf "$q"
     "$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$q" -o "log_level=$lvl" \
-               -o workers=0 -o hostname=ringmta.bench >> "$OUT/ringmta.log" 2>&1 &
+               -o workers=0 -o hostname=ringmta.bench -o delivery=no >> "$OUT/ringmta.log" 2>&1 &
     RM_PID=$!
     wait_port 127.0.0.1 "$RINGMTA_PORT" || die "ringmta did not listen on $RINGMTA_PORT (see $OUT/ringmta.log)"
 }

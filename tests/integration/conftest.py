@@ -39,6 +39,8 @@ class Server:
             # Inbound tests keep mail in the queue; delivery tests turn
             # this on with loopback sinks and a loopback DNS server.
             "delivery": "no",
+            # Never the machine's resolver: tests talk to loopback only.
+            "dns_servers": "127.0.0.1:9",
         }
         self.settings.update({k: str(v) for k, v in settings.items()})
         self.conf = os.path.join(tmpdir, "ringmta.conf")
