@@ -71,7 +71,8 @@ def table(path):
     others = [m for m in mtas if m != base]
     hdr = ["scenario", f"{base} msg/s"] + [f"{m} msg/s" for m in others] + \
           [f"ratio {base}/{m}" for m in others] + \
-          [f"{m} CPU ms/msg" for m in [base] + others] + ["load-gen CPU ms/msg", "runs", "errors"]
+          [f"{m} CPU ms/msg" for m in [base] + others] + ["load-gen CPU ms/msg"] + \
+          [f"{m} p50/p99 ms" for m in [base] + others] + ["runs", "errors"]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for scen, by in runs.items():
@@ -85,6 +86,10 @@ def table(path):
             row.append(fmt(rate[base] / rate[m], 1) + "x" if rate[base] and rate[m] else "n/a")
         row += [fmt(cpu[m], 3) for m in [base] + others]
         row.append(" / ".join(fmt(lcpu[m], 3) for m in [base] + others))
+        for m in [base] + others:
+            p50 = med([fnum(r.get("lat_p50_ms")) for r in by.get(m, [])])
+            p99 = med([fnum(r.get("lat_p99_ms")) for r in by.get(m, [])])
+            row.append(f"{fmt(p50, 1)} / {fmt(p99, 1)}")
         row += [nruns, " ".join(errs) if errs else "none"]
         print("| " + " | ".join(row) + " |")
     if not cross:

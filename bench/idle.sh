@@ -40,8 +40,11 @@ mem() {  # PID -> "VmRSS_kB RssAnon_kB"
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 Q="$OUT/idle-queue"; rm -rf "$Q"
+# delivery=no where the build has outbound delivery (no DNS, nothing relayed)
+NODELIVERY=""
+"$RINGMTA" -o delivery=no --check >/dev/null 2>&1 && NODELIVERY="-o delivery=no"
 # shellcheck disable=SC2086
-"$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$Q" -o log_level=warning -o delivery=no \
+"$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$Q" -o log_level=warning $NODELIVERY \
     -o hostname=ringmta.bench $RINGMTA_OPTS > "$OUT/idle-ringmta.log" 2>&1 &
 RM=$!
 LOADPID=""
@@ -67,6 +70,7 @@ wait "$LOADPID"; LOADPID=""
 sleep 2
 read -r rss2 anon2 <<<"$(mem "$RM")"; fd2=$(fds "$RM")
 kill -TERM "$RM"; wait "$RM"; rc=$?; RM=""
+rm -rf "$Q"
 trap - EXIT
 
 awk -v n="$SESSIONS" -v e="${established:-0}" -v r0="$rss0" -v a0="$anon0" -v r1="$rss1" -v a1="$anon1" \

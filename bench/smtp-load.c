@@ -17,6 +17,12 @@
  * an SQE on them (one receive and one send in flight per session).
  * A socket is closed only once no operation on it is in flight, so a
  * completion always belongs to the session's current connection.
+ *
+ * Sockets live in the ring's registered file table, slot = session index
+ * (created with socket(2) for setsockopt, installed, and the plain fd
+ * closed at once): the operations skip the fd lookup, and -c sessions use
+ * -c table slots, not -c descriptors, so the table can be as large as
+ * RLIMIT_NOFILE itself. Without a table (old kernels) plain fds are used.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -118,7 +124,7 @@ struct load_opts {
 
 /* One session; multiplied by -c, so kept near 700 bytes. */
 struct load_sess {
-	int ls_fd;
+	int ls_fd;			/* plain fd, or -1 when in the file table */
 	uint8_t ls_state;		/* enum load_state */
 	uint8_t ls_inflight;		/* LOAD_IF_* */
 	uint8_t ls_flags;		/* LOAD_F_* */
@@ -155,6 +161,7 @@ struct load_err {
 struct load {
 	const struct load_opts *l_opts;
 	struct io_uring l_ring;
+	bool l_fixed;			/* sockets are in the registered file table */
 	struct load_sess *l_sess;
 	struct sockaddr_storage l_addr;
 	socklen_t l_addrlen;
@@ -357,6 +364,17 @@ static uint32_t load_idx(const struct load *L, const struct load_sess *s)
 	return (uint32_t)(s - L->l_sess);
 }
 
+/* Point sqe at the session's socket: its table slot, or its fd. */
+static void load_sqe_file(struct load *L, struct load_sess *s, struct io_uring_sqe *sqe)
+{
+	if (L->l_fixed) {
+		sqe->fd = (int)load_idx(L, s);
+		sqe->flags |= IOSQE_FIXED_FILE;
+	} else {
+		sqe->fd = s->ls_fd;
+	}
+}
+
 static void load_arm_tick(struct load *L)
 {
 	struct io_uring_sqe *sqe = load_sqe(L);
@@ -371,8 +389,8 @@ static void load_post_recv(struct load *L, struct load_sess *s)
 {
 	struct io_uring_sqe *sqe = load_sqe(L);
 
-	io_uring_prep_recv(sqe, s->ls_fd, s->ls_rx + s->ls_rxlen,
-			   LOAD_RX_SIZE - s->ls_rxlen, 0);
+	io_uring_prep_recv(sqe, -1, s->ls_rx + s->ls_rxlen, LOAD_RX_SIZE - s->ls_rxlen, 0);
+	load_sqe_file(L, s, sqe);
 	io_uring_sqe_set_data64(sqe, LOAD_UD(load_idx(L, s), LOAD_OP_RECV));
 	s->ls_inflight |= LOAD_IF_RECV;
 }
@@ -384,10 +402,10 @@ static void load_post_send(struct load *L, struct load_sess *s)
 
 	/* MSG_WAITALL: the kernel retries short sends on stream sockets. */
 	if (s->ls_msg.msg_iovlen == 1)
-		io_uring_prep_send(sqe, s->ls_fd, v->iov_base, v->iov_len,
-				   MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_prep_send(sqe, -1, v->iov_base, v->iov_len, MSG_NOSIGNAL | MSG_WAITALL);
 	else
-		io_uring_prep_sendmsg(sqe, s->ls_fd, &s->ls_msg, MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_prep_sendmsg(sqe, -1, &s->ls_msg, MSG_NOSIGNAL | MSG_WAITALL);
+	load_sqe_file(L, s, sqe);
 	io_uring_sqe_set_data64(sqe, LOAD_UD(load_idx(L, s), LOAD_OP_SEND));
 	s->ls_inflight |= LOAD_IF_SEND;
 }
@@ -507,14 +525,20 @@ static void load_send(struct load *L, struct load_sess *s, enum load_send kind)
 /* Close the connection once nothing is in flight; then maybe reopen. */
 static void load_maybe_free(struct load *L, struct load_sess *s)
 {
-	struct io_uring_sqe *sqe;
-
 	if (s->ls_state != LOAD_S_CLOSING || s->ls_inflight != 0)
 		return;
-	sqe = load_sqe(L);
-	io_uring_prep_close(sqe, s->ls_fd);
-	io_uring_sqe_set_data64(sqe, LOAD_UD(load_idx(L, s), LOAD_OP_CLOSE));
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	if (L->l_fixed) {
+		/* Synchronous, so the slot is free before a reopen fills it. */
+		int none = -1;
+
+		io_uring_register_files_update(&L->l_ring, load_idx(L, s), &none, 1);
+	} else {
+		struct io_uring_sqe *sqe = load_sqe(L);
+
+		io_uring_prep_close(sqe, s->ls_fd);
+		io_uring_sqe_set_data64(sqe, LOAD_UD(load_idx(L, s), LOAD_OP_CLOSE));
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	}
 	s->ls_fd = -1;
 	while (s->ls_slots > 0)
 		load_msg_end(L, s, false);
@@ -929,13 +953,32 @@ static void load_open(struct load *L, struct load_sess *s)
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0)
 			load_err(L, "bind", 0, errno);
 	}
+	if (L->l_fixed) {
+		int rc = io_uring_register_files_update(&L->l_ring, load_idx(L, s), &fd, 1);
+
+		close(fd);
+		if (rc != 1) {
+			load_err(L, "connect", 0, rc < 0 ? -rc : EBADF);
+			L->l_conn_failed++;
+			load_msg_end(L, s, false);
+			if (!o->lo_idle) {
+				s->ls_flags |= LOAD_F_RETRY;
+				L->l_retry++;
+			} else {
+				L->l_idle_lost++;
+			}
+			return;
+		}
+		fd = -1;
+	}
 	s->ls_fd = fd;
 	s->ls_state = LOAD_S_CONNECT;
 	s->ls_deadline = L->l_now + (uint64_t)o->lo_timeout * LOAD_NS;
 	L->l_open++;
 	L->l_conns++;
 	sqe = load_sqe(L);
-	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&L->l_addr, L->l_addrlen);
+	io_uring_prep_connect(sqe, -1, (struct sockaddr *)&L->l_addr, L->l_addrlen);
+	load_sqe_file(L, s, sqe);
 	io_uring_sqe_set_data64(sqe, LOAD_UD(load_idx(L, s), LOAD_OP_CONNECT));
 	s->ls_inflight |= LOAD_IF_CONNECT;
 }
@@ -1068,7 +1111,10 @@ static void load_run(struct load *L)
 			n++;
 		}
 		io_uring_cq_advance(&L->l_ring, n);
-		/* Reopen after the batch, so no handler sees its session reborn. */
+		/* Reopen after the batch, so no handler sees its session reborn;
+		 * submit first, so that the old sockets' closes run. */
+		if (L->l_nreopen > 0)
+			io_uring_submit(&L->l_ring);
 		for (unsigned i = 0; i < L->l_nreopen; i++)
 			load_open(L, &L->l_sess[L->l_reopen[i]]);
 		L->l_nreopen = 0;
@@ -1200,6 +1246,9 @@ static void load_resolve(struct load *L, const char *hostport)
 	freeaddrinfo(res);
 }
 
+/* RLIMIT_NOFILE bounds the registered file table (-c slots) and, without
+ * a table, the plain descriptors (-c plus a few). Raise it as far as that
+ * needs, and as far as the hard limit allows. */
 static void load_raise_nofile(unsigned sessions)
 {
 	struct rlimit rl;
@@ -1207,14 +1256,17 @@ static void load_raise_nofile(unsigned sessions)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
 		return;
-	if (rl.rlim_max < want)
-		rl.rlim_max = want;	/* works as root */
-	rl.rlim_cur = want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		getrlimit(RLIMIT_NOFILE, &rl);
-		load_die("need %llu file descriptors for -c %u, the limit is %llu (ulimit -n)",
-			 (unsigned long long)want, sessions, (unsigned long long)rl.rlim_max);
+	if (rl.rlim_max < want) {
+		struct rlimit hard = { want, want };
+
+		if (setrlimit(RLIMIT_NOFILE, &hard) == 0)	/* root, usually */
+			return;
+		want = rl.rlim_max;
 	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || want < sessions)
+		load_die("-c %u needs RLIMIT_NOFILE >= %u; the hard limit is %llu",
+			 sessions, sessions, (unsigned long long)rl.rlim_max);
 }
 
 static void load_ring_init(struct load *L)
@@ -1238,6 +1290,18 @@ static void load_ring_init(struct load *L)
 	}
 	if (rc < 0)
 		load_die("io_uring_queue_init: %s", strerror(-rc));
+	rc = io_uring_register_files_sparse(&L->l_ring, L->l_opts->lo_sessions);
+	L->l_fixed = rc == 0;
+	if (!L->l_fixed) {
+		struct rlimit rl;
+
+		/* Plain descriptors: the limit must cover them all. */
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < (rlim_t)L->l_opts->lo_sessions + 16)
+			load_die("no registered file table (%s) and RLIMIT_NOFILE %llu is too "
+				 "small for -c %u", strerror(-rc), (unsigned long long)rl.rlim_cur,
+				 L->l_opts->lo_sessions);
+	}
 }
 
 /* ---------------------------------------------------------------- report */
