@@ -18,7 +18,9 @@
  *
  *   gcc -std=gnu11 -O2 bench/smtp-sink.c -luring -lpthread -o smtp-sink
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <liburing.h>
 #include <limits.h>
