@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "core/config.h"
 #include "core/delivery.h"
@@ -42,6 +43,24 @@ static enum log_level main_log_level(enum config_log_level l)
 	case CONFIG_LOG_DEBUG: return LOG_DEBUG;
 	}
 	return LOG_INFO;
+}
+
+/* Sessions are file descriptors: lift the soft limit to the hard one,
+ * and say so when even that is below max_connections. */
+static void main_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 256)
+		log_msg(LOG_WARNING, "open file limit %llu is below max_connections %u: raise"
+			" it (ulimit -n) or lower max_connections",
+			(unsigned long long)rl.rlim_cur, cfg->max_connections);
 }
 
 /* The server and client TLS contexts the configuration asks for. */
@@ -87,6 +106,7 @@ static int main_serve(const struct config *cfg)
 	int sig;
 
 	signal(SIGPIPE, SIG_IGN);
+	main_raise_nofile(cfg);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
