@@ -277,3 +277,20 @@ def test_dead_destination_no_connection_storm(make_server):
     assert log.count("status=deferred") == 10
     # One failed attempt defers what waits: no storm of reconnects.
     assert log.count("Connection refused") <= 20, log.count("Connection refused")
+
+
+def test_destination_rate_limit(make_server):
+    sink = Sink()
+    try:
+        srv = relay_server(make_server, sink, destination_rate_limit=1)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            for i in range(3):
+                s.sendmail("from@example.org", ["r%d@example.com" % i], b"Subject: r\r\n\r\nx\r\n")
+        t0 = time.time()
+        assert sink.wait_for(3, timeout=20)
+        # One send per second at most: three sends span at least two
+        # rate windows (a lower bound, so a slow machine cannot fail it).
+        assert time.time() - t0 >= 1.0
+        assert wait_queue_empty(srv)
+    finally:
+        sink.stop()

@@ -360,3 +360,64 @@ def test_oauth_bearer_tokens(oauth_server, pki, mech):
         assert code == 235
         s.sendmail("carol@example.org", ["far@example.net"], b"Subject: oauth\r\n\r\nx\r\n")
     assert "auth client=127.0.0.1 user=carol mechanism=%s" % mech in oauth_server.read_log()
+
+
+def test_sighup_reloads_certificate(make_server, pki):
+    crt2, key2 = pki.leaf("reloaded.test", ["DNS:reloaded.test", "IP:127.0.0.1"])
+    d = pki.dir
+    live_crt, live_key = os.path.join(d, "live.pem"), os.path.join(d, "live.key")
+    shutil_copy = __import__("shutil").copy
+    shutil_copy(pki.server_crt, live_crt)
+    shutil_copy(pki.server_key, live_key)
+    srv = make_server(tls_cert_file=live_crt, tls_key_file=live_key).start()
+
+    def peer_cn():
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            ctx = ssl.create_default_context(cafile=pki.ca)
+            ctx.check_hostname = False
+            s.starttls(context=ctx)
+            cert = s.sock.getpeercert()
+            return dict(x[0] for x in cert["subject"])["commonName"]
+
+    assert peer_cn() == "mx.test.invalid"
+    shutil_copy(crt2, live_crt)
+    shutil_copy(key2, live_key)
+    srv.proc.send_signal(__import__("signal").SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and "TLS certificates reloaded" not in srv.read_log():
+        time.sleep(0.05)
+    assert peer_cn() == "reloaded.test"
+
+
+def test_outbound_handshake_failure_falls_back_to_cleartext(make_server, pki):
+    ctx = sink_ctx(pki.server_crt, pki.server_key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("AES128-SHA")       # CBC only: ringmta offers AEAD only
+    sink = Sink(tls_context=ctx)
+    try:
+        srv = relay(make_server, sink)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.com"], b"Subject: fb\r\n\r\nx\r\n")
+        assert sink.wait_for(1, timeout=20)
+        assert sink.messages[0]["tls"] is False
+        assert "trying again in cleartext" in srv.read_log()
+    finally:
+        sink.stop()
+
+
+def test_outbound_no_fallback_when_disabled(make_server, pki):
+    ctx = sink_ctx(pki.server_crt, pki.server_key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("AES128-SHA")
+    sink = Sink(tls_context=ctx)
+    try:
+        srv = relay(make_server, sink, smtp_tls_fallback="no")
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.com"], b"Subject: fb\r\n\r\nx\r\n")
+        deadline = time.time() + 15
+        while time.time() < deadline and "status=deferred" not in srv.read_log():
+            time.sleep(0.05)
+        assert "status=deferred" in srv.read_log()
+        assert sink.messages == []
+    finally:
+        sink.stop()
