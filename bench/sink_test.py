@@ -4,9 +4,10 @@ the kernel picks and talks to it with smtplib and raw sockets.
 
 Run alone (/usr/bin/python3 bench/sink_test.py; exit 77 means skipped) or
 under pytest (the test_* functions). The binary is $SMTP_SINK, else
-build/bench/smtp-sink, else compiled from bench/smtp-sink.c into a
-temporary directory.
+build/bench/smtp-sink (when newer than its sources), else compiled from
+bench/sink_*.c into a temporary directory.
 """
+import glob
 import json
 import os
 import re
@@ -20,7 +21,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(HERE, "smtp-sink.c")
+SRCS = sorted(glob.glob(os.path.join(HERE, "sink_*.c")))
+HDRS = [os.path.join(HERE, "sink.h")]
 SKIP = 77
 
 
@@ -48,7 +50,7 @@ def sink_binary():
     if not cand:
         built = os.path.join(HERE, "..", "build", "bench", "smtp-sink")
         if os.access(built, os.X_OK) and \
-                os.path.getmtime(built) >= os.path.getmtime(SRC):
+                os.path.getmtime(built) >= max(os.path.getmtime(p) for p in SRCS + HDRS):
             cand = built
     if not cand:
         gcc = shutil.which("gcc") or shutil.which("cc")
@@ -57,7 +59,7 @@ def sink_binary():
         out = os.path.join(tempfile.mkdtemp(prefix="sink-test-"), "smtp-sink")
         r = subprocess.run([gcc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
                             "-Wshadow", "-Wmissing-prototypes", "-Wstrict-prototypes",
-                            SRC, "-luring", "-lpthread", "-o", out],
+                            *SRCS, "-luring", "-lpthread", "-o", out],
                            capture_output=True, text=True)
         if r.returncode != 0:
             if "liburing.h" in r.stderr:
