@@ -224,6 +224,7 @@ sink_stop() {
 sink_wait() {  # BASE TARGET T0 LOADJSON
     python3 - "$SINK" "$SINK_PID" "$RUN/sink.out" "$1" "$2" "$3" "$TIMEOUT" "$POLL" "$4" <<'PY'
 import json, os, re, signal, sys, time
+signal.signal(signal.SIGINT, lambda *a: sys.exit(130))     # Ctrl-C: no traceback
 kind, pid, out, base, target, t0, timeout, poll, loadjs = sys.argv[1:]
 pid, base, target, t0 = int(pid), int(base), int(target), float(t0)
 timeout, poll = float(timeout), float(poll)
@@ -247,7 +248,10 @@ want, got = target, 0
 while True:
     if kind == "ours":
         ts = time.time()
-        os.kill(pid, signal.SIGUSR1)
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            print(f"{ts:.6f} {got} sink-gone"); break
         time.sleep(poll)
         c = count_ours()
         if c is None:
@@ -380,7 +384,10 @@ cleanup() {
     sink_stop >/dev/null 2>&1
     # an smtp-load still running (Ctrl-C): by its recorded pid, if it is still ours
     local lp; lp=$(cat "$RUN/load.pid" 2>/dev/null)
-    [ -n "$lp" ] && [ "$(readlink "/proc/$lp/exe" 2>/dev/null)" = "$(readlink -f "$SMTP_LOAD")" ] && kill -TERM "$lp"
+    if [ -n "$lp" ] && [ "$(readlink "/proc/$lp/exe" 2>/dev/null)" = "$(readlink -f "$SMTP_LOAD")" ]; then
+        kill -TERM "$lp" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$lp" 2>/dev/null || break; sleep 0.1; done
+    fi
 }
 trap cleanup EXIT
 trap 'echo "e2e.sh: interrupted" >&2; exit 130' INT TERM
@@ -408,7 +415,7 @@ for mta in $MTAS; do
     esac
 done
 sink_stop
-echo "# sink: $(tail -1 "$RUN/sink.out" 2>/dev/null)" >> "$RAW"
+echo "# sink: $(tail -c 300 "$RUN/sink.out" 2>/dev/null | tr '\r' '\n' | grep . | tail -1)" >> "$RAW"
 
 echo
 echo "raw log: $RAW"

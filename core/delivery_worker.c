@@ -340,15 +340,20 @@ void dlv_worker_destroy(struct dlv_worker **wp)
 
 void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j)
 {
+	bool was_empty;
+
 	j->dj_next = NULL;
 	pthread_mutex_lock(&w->w_lock);
+	was_empty = w->w_in_head == NULL;
 	if (w->w_in_tail != NULL)
 		w->w_in_tail->dj_next = j;
 	else
 		w->w_in_head = j;
 	w->w_in_tail = j;
 	pthread_mutex_unlock(&w->w_lock);
-	io_loop_wake(w->w_loop);
+	/* One wake per batch: the worker takes the whole inbox at once. */
+	if (was_empty)
+		io_loop_wake(w->w_loop);
 }
 
 void dlv_worker_on_wake(struct dlv_worker *w)
