@@ -722,6 +722,14 @@ static void cl_on_eof(struct io_conn *conn, int err)
 		io_conn_close(conn);
 		return;
 	}
+	/* A server that gives up on the handshake often just closes: that is
+	 * a failed handshake (cleartext fallback applies), not a lost line. */
+	if (c->c_state == CL_TLS_HANDSHAKE && c->c_tls != NULL && !c->c_tls->tc_done) {
+		snprintf(c->c_tls->tc_error, sizeof(c->c_tls->tc_error),
+			 "connection closed during the handshake");
+		cl_tls_failed(c);
+		return;
+	}
 	cl_fail(c, "lost connection with %s %s%s%s", c->c_remote, cl_state_name(c->c_state),
 		err ? ": " : "", err ? strerror(-err) : "");
 }
