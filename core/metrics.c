@@ -215,6 +215,18 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_printf(b, "ringmta_dns_failures_total %llu\n",
 		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_failures)));
 
+	mb_head(b, "ringmta_tls_handshakes_total", "counter",
+		"TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.");
+	mb_printf(b, "ringmta_tls_handshakes_total{direction=\"inbound\"} %llu\n"
+		  "ringmta_tls_handshakes_total{direction=\"outbound\"} %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_handshakes)),
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_out_handshakes)));
+	mb_head(b, "ringmta_tls_failures_total", "counter",
+		"TLS handshakes or records that failed.");
+	mb_printf(b, "ringmta_tls_failures_total{direction=\"inbound\"} %llu\n"
+		  "ringmta_tls_failures_total{direction=\"outbound\"} %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_failures)),
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_out_failures)));
 	mb_head(b, "ringmta_worker_loop_iterations_total", "counter",
 		"Event loop iterations (io_uring waits), per worker.");
 	for (unsigned i = 0; i < srv->s_nworkers; i++)

@@ -294,3 +294,20 @@ def test_destination_rate_limit(make_server):
         assert wait_queue_empty(srv)
     finally:
         sink.stop()
+
+
+def test_smtputf8_needed_but_not_offered_bounces(make_server):
+    sink = Sink(ehlo_keywords=("8BITMIME", "SIZE 50000000"))     # no SMTPUTF8
+    try:
+        srv = relay_server(make_server, sink)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.ehlo("c")
+            s.sendmail("sender@example.org", ["jürgen@example.com"],
+                       "Subject: ü\r\n\r\nü\r\n".encode(), mail_options=["SMTPUTF8"])
+        assert sink.wait_for(1)
+        dsn = sink.messages[0]
+        assert dsn["sender"] == "" and dsn["rcpts"] == ["sender@example.org"]
+        assert b"Status: 5.6.7" in dsn["data"] and b"SMTPUTF8" in dsn["data"]
+        assert wait_queue_empty(srv)
+    finally:
+        sink.stop()

@@ -67,6 +67,8 @@ def test_promtool_accepts_output_and_counters_move(msrv):
     assert metric(after, "ringmta_accept_to_reply_seconds_count") == 3
     assert metric(after, "ringmta_network_received_bytes_total") > 0
     assert metric(after, "ringmta_queue_oldest_message_age_seconds") >= 0
+    assert metric(after, 'ringmta_tls_handshakes_total{direction="inbound"}') == 0
+    assert metric(after, "ringmta_dns_lookups_total") == 0
 
 
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
