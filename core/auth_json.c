@@ -179,12 +179,30 @@ static int auth_json_number(struct auth_json_parser *jp, struct auth_json_val *v
 
 static int auth_json_value(struct auth_json_parser *jp, struct auth_json_val *v);
 
+/* After a member or element: 1 at ',' (another follows), 0 at close (the
+ * container ends), -1 on anything else. Consumes what it read. */
+static int auth_json_next(struct auth_json_parser *jp, char close)
+{
+	auth_json_ws(jp);
+	if (jp->jp_p >= jp->jp_end)
+		return -1;
+	if (*jp->jp_p == ',') {
+		jp->jp_p++;
+		return 1;
+	}
+	if (*jp->jp_p != close)
+		return -1;
+	jp->jp_p++;
+	return 0;
+}
+
 /* An object at jp_p ('{'); top-level members go to m when m != NULL. */
 static int auth_json_object(struct auth_json_parser *jp, struct auth_json_val *v,
 			    struct auth_json_member *m, size_t max, size_t *n_r)
 {
 	const char *start = jp->jp_p;
 	size_t n = 0;
+	int r;
 
 	if (++jp->jp_depth > jp->jp_max_depth)
 		return -1;
@@ -213,17 +231,11 @@ static int auth_json_object(struct auth_json_parser *jp, struct auth_json_val *v
 				m[n].jm_val = val;
 				n++;
 			}
-			auth_json_ws(jp);
-			if (jp->jp_p >= jp->jp_end)
+			r = auth_json_next(jp, '}');
+			if (r < 0)
 				return -1;
-			if (*jp->jp_p == ',') {
-				jp->jp_p++;
-				continue;
-			}
-			if (*jp->jp_p != '}')
-				return -1;
-			jp->jp_p++;
-			break;
+			if (r == 0)
+				break;
 		}
 	}
 	jp->jp_depth--;
@@ -240,6 +252,7 @@ static int auth_json_array(struct auth_json_parser *jp, struct auth_json_val *v)
 {
 	const char *start = jp->jp_p;
 	bool strings = true;
+	int r;
 
 	if (++jp->jp_depth > jp->jp_max_depth)
 		return -1;
@@ -255,17 +268,11 @@ static int auth_json_array(struct auth_json_parser *jp, struct auth_json_val *v)
 			if (auth_json_value(jp, &e) != 0)
 				return -1;
 			strings &= e.jv_type == AUTH_JSON_STRING;
-			auth_json_ws(jp);
-			if (jp->jp_p >= jp->jp_end)
+			r = auth_json_next(jp, ']');
+			if (r < 0)
 				return -1;
-			if (*jp->jp_p == ',') {
-				jp->jp_p++;
-				continue;
-			}
-			if (*jp->jp_p != ']')
-				return -1;
-			jp->jp_p++;
-			break;
+			if (r == 0)
+				break;
 		}
 	}
 	jp->jp_depth--;
