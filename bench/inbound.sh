@@ -88,21 +88,7 @@ wait_port() {   # HOST PORT: until it accepts (10 s)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
-note() { echo "# $*" | tee -a "$RAW" >&2; }
-# The box is shared: before a run, wait (at most QUIET_WAIT s) until the CPUs have been
-# busier than QUIET cores for no full second; print the busy cores last seen.
-quiet() {
-    local a b busy waited=0
-    while :; do
-        a=$("$U" sys); sleep 1; b=$("$U" sys)
-        busy=$(awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN{split(a,x," "); split(b,y," ");
-            printf "%.2f", (y[2] > x[2]) ? n * (y[1] - x[1]) / (y[2] - x[2]) : 0}')
-        awk -v b="$busy" -v q="$QUIET" 'BEGIN{exit !(b <= q)}' && break
-        waited=$((waited + 1))
-        [ "$waited" -ge "$QUIET_WAIT" ] && { echo "# busy $busy cores after ${waited}s, running anyway" >&2; break; }
-    done
-    echo "$busy"
-}
+. "$HERE/benchlib.sh"   # note, quiet
 
 # One smtp-load run against TARGET, CPU taken of the process tree at PID.
 # Appends a key=value line to the raw log.

@@ -72,6 +72,15 @@ static void mb_head(struct mbuf *b, const char *name, const char *type, const ch
 	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter with an inbound and an outbound series. */
+static void mb_inout(struct mbuf *b, const char *name, const char *help, uint64_t in,
+		     uint64_t out)
+{
+	mb_head(b, name, "counter", help);
+	mb_printf(b, "%s{direction=\"inbound\"} %llu\n%s{direction=\"outbound\"} %llu\n",
+		  name, (unsigned long long)in, name, (unsigned long long)out);
+}
+
 /* Sum one counter over the workers. */
 #define SUM_WORKERS(srv, expr) ({					\
 	uint64_t _s = 0;						\
@@ -215,18 +224,13 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_printf(b, "ringmta_dns_failures_total %llu\n",
 		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_failures)));
 
-	mb_head(b, "ringmta_tls_handshakes_total", "counter",
-		"TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.");
-	mb_printf(b, "ringmta_tls_handshakes_total{direction=\"inbound\"} %llu\n"
-		  "ringmta_tls_handshakes_total{direction=\"outbound\"} %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_handshakes)),
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_out_handshakes)));
-	mb_head(b, "ringmta_tls_failures_total", "counter",
-		"TLS handshakes or records that failed.");
-	mb_printf(b, "ringmta_tls_failures_total{direction=\"inbound\"} %llu\n"
-		  "ringmta_tls_failures_total{direction=\"outbound\"} %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_failures)),
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_tls_out_failures)));
+	mb_inout(b, "ringmta_tls_handshakes_total",
+		 "TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.",
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_handshakes)),
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_handshakes)));
+	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_failures)),
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_failures)));
 	mb_head(b, "ringmta_worker_loop_iterations_total", "counter",
 		"Event loop iterations (io_uring waits), per worker.");
 	for (unsigned i = 0; i < srv->s_nworkers; i++)

@@ -306,6 +306,29 @@ static size_t smtp_line_limit(const struct smtp_session *s, const char *p, size_
 	return SMTP_CMD_LINE_MAX;
 }
 
+/*
+ * Room for a partial line of need octets: 512 for a command, grown to the
+ * AUTH limit only when a SASL line needs it, so a slow client's partial
+ * command costs no more than a command. -1 (session closed) without memory.
+ */
+static int smtp_line_reserve(struct smtp_session *s, size_t need)
+{
+	size_t cap = need <= SMTP_CMD_LINE_MAX ? SMTP_CMD_LINE_MAX : SMTP_AUTH_LINE_MAX;
+	char *n;
+
+	if (s->s_line != NULL && s->s_line_cap >= need)
+		return 0;
+	n = realloc(s->s_line, cap);
+	if (n == NULL) {
+		smtp_server_reply(s, "421 4.3.0 Out of memory");
+		smtp_server_close(s, "out of memory");
+		return -1;
+	}
+	s->s_line = n;
+	s->s_line_cap = (uint16_t)cap;
+	return 0;
+}
+
 static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 {
 	const char *lf = memchr(p, '\n', len);
@@ -315,16 +338,13 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 		if (s->s_line_len + len > limit) {
 			free(s->s_line);
 			s->s_line = NULL;
-			s->s_line_len = 0;
+			s->s_line_len = s->s_line_cap = 0;
 			s->s_skip_reply = "500 5.5.2 Error: command line too long";
 			s->s_state = SMTP_S_SKIP;
 			return len;
 		}
-		if (s->s_line == NULL && (s->s_line = malloc(SMTP_AUTH_LINE_MAX)) == NULL) {
-			smtp_server_reply(s, "421 4.3.0 Out of memory");
-			smtp_server_close(s, "out of memory");
+		if (smtp_line_reserve(s, s->s_line_len + len) < 0)
 			return len;
-		}
 		memcpy(s->s_line + s->s_line_len, p, len);
 		s->s_line_len += (uint16_t)len;
 		return len;
@@ -333,18 +353,22 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 	if (s->s_line_len + n > limit) {
 		free(s->s_line);
 		s->s_line = NULL;
-		s->s_line_len = 0;
+		s->s_line_len = s->s_line_cap = 0;
 		smtp_server_reply(s, "500 5.5.2 Error: command line too long");
 		return n;
 	}
 	if (s->s_line_len > 0) {
-		/* The rare split line: join it (at most 512 octets). */
-		char *line = s->s_line;
+		/* The rare split line: join it. */
+		char *line;
 		size_t total = s->s_line_len + n;
 
+		if (smtp_line_reserve(s, total) < 0)
+			return n;
+		line = s->s_line;
 		memcpy(line + s->s_line_len, p, n);
 		s->s_line = NULL;
 		s->s_line_len = 0;
+		s->s_line_cap = 0;
 		smtp_line_done(s, line, total);
 		free(line);
 		return n;

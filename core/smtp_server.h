@@ -90,6 +90,7 @@ struct smtp_session {
 	char *s_auth_user;		/* owned; authenticated identity */
 	uint16_t s_errors;
 	uint16_t s_line_len;
+	uint16_t s_line_cap;		/* bytes allocated at s_line */
 	char *s_line;			/* partial command line (owned) */
 	char *s_helo;			/* owned */
 	const char *s_skip_reply;	/* reply after an overlong line */

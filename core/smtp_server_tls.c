@@ -73,7 +73,7 @@ int smtp_tls_begin(struct smtp_session *s)
 	s->s_esmtp = false;
 	free(s->s_line);
 	s->s_line = NULL;
-	s->s_line_len = 0;
+	s->s_line_len = s->s_line_cap = 0;
 	return 0;
 }
 

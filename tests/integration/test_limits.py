@@ -167,3 +167,33 @@ def test_data_timeout(make_server, raw_factory):
     c.sock.settimeout(10)
     assert c.reply()[0].startswith("421 4.4.2")
     assert srv.queue_count() == 0
+
+
+def test_split_lines_and_long_auth_line(make_server, raw_factory, tmp_path):
+    import base64
+    import crypt
+    pw = tmp_path / "passwd"
+    pw.write_text("alice:%s\n" % crypt.crypt("secret", crypt.mksalt(crypt.METHOD_SHA512)))
+    srv = make_server(auth_passwd_file=str(pw), auth_plaintext_loopback="yes").start()
+    c = raw_factory(srv.port)
+    # A command cut in three receives is one command.
+    for part in (b"EH", b"LO split.exa", b"mple\r\n"):
+        c.send(part)
+        time.sleep(0.05)
+    assert c.reply()[0] == "250-mx.test.invalid"
+    # An AUTH line longer than 512 octets (RFC 4954 allows 12288), split.
+    resp = base64.b64encode(b"\0alice\0" + b"x" * 600).decode()
+    line = ("AUTH PLAIN %s\r\n" % resp).encode()
+    assert len(line) > 512
+    c.send(line[:300])
+    time.sleep(0.05)
+    c.send(line[300:])
+    assert c.reply()[0].startswith("535 5.7.8")          # wrong password, not "too long"
+    resp = base64.b64encode(b"\0alice\0secret").decode()
+    assert c.cmd("AUTH PLAIN " + resp)[0].startswith("235 2.7.0")
+    # A command over 512 octets is still refused, split or not.
+    c.send(b"NOOP " + b"a" * 300)
+    time.sleep(0.05)
+    c.send(b"a" * 300 + b"\r\n")
+    assert c.reply()[0].startswith("500 5.5.2")
+    assert c.cmd("NOOP")[0].startswith("250")

@@ -389,11 +389,16 @@ def test_sighup_reloads_certificate(make_server, pki):
     assert peer_cn() == "reloaded.test"
 
 
-def test_outbound_handshake_failure_falls_back_to_cleartext(make_server, pki):
+def cbc_only_sink(pki):
+    """A sink offering STARTTLS whose only cipher ringmta will not use."""
     ctx = sink_ctx(pki.server_crt, pki.server_key)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers("AES128-SHA")       # CBC only: ringmta offers AEAD only
-    sink = Sink(tls_context=ctx)
+    return Sink(tls_context=ctx)
+
+
+def test_outbound_handshake_failure_falls_back_to_cleartext(make_server, pki):
+    sink = cbc_only_sink(pki)
     try:
         srv = relay(make_server, sink)
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
@@ -406,10 +411,7 @@ def test_outbound_handshake_failure_falls_back_to_cleartext(make_server, pki):
 
 
 def test_outbound_no_fallback_when_disabled(make_server, pki):
-    ctx = sink_ctx(pki.server_crt, pki.server_key)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers("AES128-SHA")
-    sink = Sink(tls_context=ctx)
+    sink = cbc_only_sink(pki)
     try:
         srv = relay(make_server, sink, smtp_tls_fallback="no")
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
