@@ -24,8 +24,8 @@
  * documented set, NUL-terminated base64 output on CONTINUE, and an
  * identity only on OK.
  */
-#include "core/auth.h"
-#include "core/auth_internal.h"
+#include "core/sasl/auth.h"
+#include "core/sasl/auth_internal.h"
 
 #include <openssl/base64.h>
 #include <openssl/bio.h>

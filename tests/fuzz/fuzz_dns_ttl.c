@@ -5,7 +5,7 @@
  * fed recipient domains). Both are compiled into the target alone; it
  * needs c-ares only for the declarations in core/dns_internal.h.
  */
-#include "core/dns_internal.h"
+#include "core/dns/dns_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  * only in the Content-Type and as the two or three part delimiters and
  * the closing one, and 7-bit octets only when the input had none.
  */
-#include "core/dsn.h"
+#include "core/message/dsn.h"
 
 #include <stdbool.h>
 #include <stdio.h>

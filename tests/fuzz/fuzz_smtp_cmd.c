@@ -6,7 +6,7 @@
  * must lie inside the line, and what the parser reports must agree with
  * the limits it was given.
  */
-#include "core/smtp_cmd.h"
+#include "core/wire/smtp_cmd.h"
 
 #include <stdlib.h>
 #include <string.h>

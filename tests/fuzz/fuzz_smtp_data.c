@@ -12,7 +12,7 @@
  * smtp_data.c), and agree exactly with the slow byte-at-a-time reference
  * below on the message, the flags and where the terminator ends.
  */
-#include "core/smtp_data.h"
+#include "core/wire/smtp_data.h"
 
 #include <stdlib.h>
 #include <string.h>

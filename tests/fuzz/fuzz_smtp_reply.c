@@ -12,7 +12,7 @@
  * code, a NUL-terminated text of text_len octets, an ecode that is empty
  * or an RFC 3463 code of the reply's class.
  */
-#include "core/smtp_reply.h"
+#include "core/wire/smtp_reply.h"
 
 #include <stdlib.h>
 #include <string.h>

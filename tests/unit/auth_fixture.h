@@ -10,8 +10,8 @@
 #ifndef RINGMTA_TEST_AUTH_FIXTURE
 #define RINGMTA_TEST_AUTH_FIXTURE
 
-#include "core/auth.h"
-#include "core/auth_internal.h"
+#include "core/sasl/auth.h"
+#include "core/sasl/auth_internal.h"
 #include "tests/unit/tap.h"
 
 #include <openssl/base64.h>

@@ -7,7 +7,7 @@
  * Files, -o overrides, defaults, dump round trips and the example file
  * are in test_config_load.c.
  */
-#include "core/config.h"
+#include "core/config/config.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/config_fixture.h"
 

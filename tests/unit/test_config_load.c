@@ -9,8 +9,8 @@
  * Temporary files go under $TMPDIR; the example file is found under
  * $RINGMTA_SRCDIR (default ".").
  */
-#include "core/config.h"
-#include "core/netacl.h"
+#include "core/config/config.h"
+#include "core/config/netacl.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/config_fixture.h"
 

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "core/dns.h"
+#include "core/dns/dns.h"
 #include "io/loop.h"
 #include "tests/unit/tap.h"
 

@@ -10,7 +10,7 @@
  * (written to a file under $TMPDIR) as an independent check of the MIME
  * structure; without it those checks are skipped.
  */
-#include "core/dsn.h"
+#include "core/message/dsn.h"
 #include "tests/unit/tap.h"
 
 #include <stdbool.h>

@@ -3,7 +3,7 @@
  * bare addresses, prefix edges, bad tokens), matching of IPv4, IPv6 and
  * IPv4-mapped IPv6 clients, canonical formatting and freeing.
  */
-#include "core/netacl.h"
+#include "core/config/netacl.h"
 #include "tests/unit/tap.h"
 
 #include <arpa/inet.h>

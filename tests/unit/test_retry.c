@@ -1,7 +1,7 @@
 /* Unit tests for core/retry: the backoff schedule and expiry. */
 #include <stdint.h>
 
-#include "core/retry.h"
+#include "core/delivery/retry.h"
 #include "tests/unit/tap.h"
 
 #define S 1000000ull

@@ -3,7 +3,7 @@
  * (core/smtp_cmd.c): every verb, every RFC 5321 length limit at and one
  * past its boundary, paths, parameters and the error replies.
  */
-#include "core/smtp_cmd.h"
+#include "core/wire/smtp_cmd.h"
 #include "tests/unit/tap.h"
 
 #include <stdlib.h>

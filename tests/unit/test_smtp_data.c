@@ -8,7 +8,7 @@
  * AddressSanitizer catches a read outside the piece, and every emitted
  * slice is checked to lie inside the piece it came from.
  */
-#include "core/smtp_data.h"
+#include "core/wire/smtp_data.h"
 #include "tests/unit/tap.h"
 
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * own heap block of exactly its size so AddressSanitizer catches a read
  * past it.
  */
-#include "core/smtp_reply.h"
+#include "core/wire/smtp_reply.h"
 #include "tests/unit/tap.h"
 
 #include <stdlib.h>

@@ -1,0 +1,270 @@
+/*
+ * main.c: the ringmta command. Runs the server in the foreground, checks
+ * a configuration, or hands "queue ..." to main_queue.c.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+
+#include "core/config/config.h"
+#include "core/delivery/delivery.h"
+#include "core/base/log.h"
+#include "core/http/metrics.h"
+#include "core/app/main.h"
+#include "core/app/server.h"
+#include "io/listen.h"
+#include "queue/queue.h"
+#include "tls/tls.h"
+#include "tls/tls_lib.h"
+#include "core/sasl/auth.h"
+
+static void main_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringmta [-c FILE] [-o key=value]... [--check [-v]]\n"
+		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|count\n"
+		"       ringmta --version\n"
+		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
+		"  -c FILE    configuration file (default: built-in defaults)\n"
+		"  -o K=V     override one setting; may be repeated\n"
+		"  --check    validate the configuration and exit (-v prints it)\n");
+}
+
+static enum log_level main_log_level(enum config_log_level l)
+{
+	switch (l) {
+	case CONFIG_LOG_ERROR: return LOG_ERROR;
+	case CONFIG_LOG_WARNING: return LOG_WARNING;
+	case CONFIG_LOG_INFO: return LOG_INFO;
+	case CONFIG_LOG_DEBUG: return LOG_DEBUG;
+	}
+	return LOG_INFO;
+}
+
+/* Sessions are file descriptors: lift the soft limit to the hard one,
+ * and say so when even that is below max_connections. */
+static void main_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 256)
+		log_msg(LOG_WARNING, "open file limit %llu is below max_connections %u: raise"
+			" it (ulimit -n) or lower max_connections",
+			(unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
+/* The server and client TLS contexts the configuration asks for. */
+static int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
+			 struct tls_ctx **client_r, char *err, size_t errlen)
+{
+	*server_r = *client_r = NULL;
+	if (cfg->tls_cert_file[0] != '\0' &&
+	    tls_ctx_server_new(server_r, cfg->tls_cert_file, cfg->tls_key_file, err, errlen) < 0)
+		return -1;
+	if (tls_ctx_client_new(client_r, cfg->tls_ca_file, err, errlen) < 0) {
+		tls_ctx_unref(server_r);
+		return -1;
+	}
+	return 0;
+}
+
+static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err,
+			  size_t errlen)
+{
+	struct auth_config ac = {
+		.passwd_file = cfg->auth_passwd_file,
+		.jwt_keys_file = cfg->auth_jwt_keys_file,
+		.jwt_issuer = cfg->auth_jwt_issuer,
+		.jwt_audience = cfg->auth_jwt_audience,
+		.hostname = cfg->hostname,
+	};
+
+	*db_r = NULL;
+	if (cfg->auth_passwd_file[0] == '\0' && cfg->auth_jwt_keys_file[0] == '\0')
+		return 0;
+	return auth_db_load(db_r, &ac, err, errlen);
+}
+
+static int main_serve(const struct config *cfg)
+{
+	struct queue *q;
+	struct server srv;
+	struct delivery *dlv = NULL;
+	struct metrics *met = NULL;
+	sigset_t set;
+	char err[512], addr[80];
+	int sig;
+
+	signal(SIGPIPE, SIG_IGN);
+	main_raise_nofile(cfg);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Threads inherit the mask: only sigwait below sees these. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (tls_lib_init() < 0) {
+		log_msg(LOG_ERROR, "TLS library failed to initialise");
+		return 1;
+	}
+	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
+		       err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		return 1;
+	}
+	memset(&srv, 0, sizeof(srv));
+	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
+	    main_auth_load(cfg, &srv.s_auth, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		tls_ctx_unref(&srv.s_tls_server);
+		tls_ctx_unref(&srv.s_tls_client);
+		return 1;
+	}
+	if (server_start(&srv, cfg, q, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		server_stop(&srv);
+		server_join(&srv);
+		queue_close(&q);
+		return 1;
+	}
+	if (cfg->delivery && delivery_start(&dlv, &srv, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		server_stop(&srv);
+		server_join(&srv);
+		queue_close(&q);
+		server_destroy(&srv);
+		return 1;
+	}
+	if (cfg->metrics_listen[0] != '\0' &&
+	    metrics_start(&met, cfg->metrics_listen, &srv, dlv, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		delivery_stop(&dlv);
+		server_stop(&srv);
+		server_join(&srv);
+		queue_close(&q);
+		delivery_free(&dlv);
+		server_destroy(&srv);
+		return 1;
+	}
+	for (unsigned i = 0; i < cfg->listen_count; i++)
+		log_msg(LOG_INFO, "listening on %s",
+			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
+					addr, sizeof(addr)));
+	log_msg(LOG_INFO, "ready: workers=%u queue_dir=%s hostname=%s tls=%s",
+		srv.s_nworkers, cfg->queue_dir, cfg->hostname, tls_lib_version());
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = 0;
+		if (sig == SIGHUP) {
+			struct tls_ctx *ts = NULL, *tc = NULL;
+
+			/* Reload certificates; sessions in flight keep the old. */
+			if (main_tls_load(cfg, &ts, &tc, err, sizeof(err)) < 0) {
+				log_msg(LOG_ERROR, "reload: %s (keeping the old certificates)", err);
+			} else {
+				server_tls_swap(&srv, ts, tc);
+				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
+			}
+		}
+	} while (sig != SIGTERM && sig != SIGINT);
+	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	metrics_stop(&met);
+	delivery_stop(&dlv);		/* no new deliveries start */
+	server_stop(&srv);
+	server_join(&srv);
+	queue_close(&q);		/* commits anything still waiting */
+	delivery_free(&dlv);
+	server_destroy(&srv);
+	auth_db_free(&srv.s_auth);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	const char *file = NULL;
+	bool check = false, verbose = false;
+	char err[512];
+	int i, rc;
+
+	config_defaults(&cfg);
+	/* First pass: the file, so that -o applies on top of it. */
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			file = argv[++i];
+		else if (strcmp(argv[i], "-o") == 0)
+			i++;
+		else if (strcmp(argv[i], "queue") == 0)
+			break;
+	}
+	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		config_free(&cfg);
+		return 2;
+	}
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			i++;
+		} else if (strcmp(argv[i], "-o") == 0) {
+			if (i + 1 >= argc) {
+				main_usage(stderr);
+				config_free(&cfg);
+				return 2;
+			}
+			if (config_set_override(&cfg, argv[++i], err, sizeof(err)) < 0) {
+				fprintf(stderr, "ringmta: %s\n", err);
+				config_free(&cfg);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--check") == 0) {
+			check = true;
+		} else if (strcmp(argv[i], "-v") == 0) {
+			verbose = true;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("ringmta %s (%s)\n", RINGMTA_VERSION, tls_lib_version());
+			config_free(&cfg);
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			main_usage(stdout);
+			config_free(&cfg);
+			return 0;
+		} else if (strcmp(argv[i], "queue") == 0) {
+			break;
+		} else {
+			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
+			main_usage(stderr);
+			config_free(&cfg);
+			return 2;
+		}
+	}
+	if (config_validate(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+		config_free(&cfg);
+		return 2;
+	}
+	log_set_level(main_log_level(cfg.log_level));
+	if (i < argc) {
+		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
+	} else if (check) {
+		if (verbose)
+			config_dump(&cfg, stdout);
+		printf("ringmta: configuration %s is valid\n", file ? file : "(defaults)");
+		rc = 0;
+	} else {
+		rc = main_serve(&cfg);
+	}
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,12 @@
+/* main.h: pieces of the ringmta command shared between main*.c. */
+#ifndef RINGMTA_MAIN_H
+#define RINGMTA_MAIN_H
+
+#include "core/config/config.h"
+
+#define RINGMTA_VERSION "0.1.0"
+
+/* "ringmta queue ARGS": returns the exit code. */
+int main_queue(const struct config *cfg, int argc, char **argv);
+
+#endif

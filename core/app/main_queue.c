@@ -1,0 +1,81 @@
+/*
+ * main_queue.c: "ringmta queue list|show ID|delete ID|count". Works beside
+ * a running daemon: each action is one LMDB transaction.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/app/main.h"
+#include "queue/queue.h"
+
+static int main_queue_usage(void)
+{
+	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | flush [ID] | count\n");
+	return 2;
+}
+
+int main_queue(const struct config *cfg, int argc, char **argv)
+{
+	struct queue *q;
+	struct timeval tv;
+	char err[512];
+	uint64_t id = 0, n;
+	bool rdonly;
+	int rc;
+
+	if (argc < 1)
+		return main_queue_usage();
+	if ((strcmp(argv[0], "show") == 0 || strcmp(argv[0], "delete") == 0) &&
+	    (argc != 2 || queue_id_parse(argv[1], &id) < 0)) {
+		fprintf(stderr, "ringmta: queue %s: expected a queue id (16 hex digits)\n", argv[0]);
+		return 2;
+	}
+	if (strcmp(argv[0], "flush") == 0 && argc == 2 && queue_id_parse(argv[1], &id) < 0) {
+		fprintf(stderr, "ringmta: queue flush: expected a queue id (16 hex digits)\n");
+		return 2;
+	}
+	rdonly = strcmp(argv[0], "delete") != 0 && strcmp(argv[0], "flush") != 0;
+	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size,
+		       rdonly ? QUEUE_F_RDONLY : 0, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		return 1;
+	}
+	if (strcmp(argv[0], "list") == 0) {
+		gettimeofday(&tv, NULL);
+		rc = queue_admin_list(q, stdout, (uint64_t)tv.tv_sec * 1000000u +
+				      (uint64_t)tv.tv_usec);
+	} else if (strcmp(argv[0], "show") == 0) {
+		rc = queue_admin_show(q, id, stdout);
+	} else if (strcmp(argv[0], "delete") == 0) {
+		rc = queue_admin_delete(q, id);
+		if (rc == 0)
+			printf("deleted %s\n", argv[1]);
+	} else if (strcmp(argv[0], "flush") == 0) {
+		unsigned nflushed = 0;
+
+		gettimeofday(&tv, NULL);
+		rc = queue_admin_flush(q, id, (uint64_t)tv.tv_sec * 1000000u +
+				       (uint64_t)tv.tv_usec, &nflushed);
+		if (rc == 0)
+			printf("flushed %u message%s\n", nflushed, nflushed == 1 ? "" : "s");
+	} else if (strcmp(argv[0], "count") == 0) {
+		rc = queue_admin_count(q, &n);
+		if (rc == 0)
+			printf("%llu\n", (unsigned long long)n);
+	} else {
+		queue_close(&q);
+		return main_queue_usage();
+	}
+	queue_close(&q);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "ringmta: queue: no message %s\n", argc > 1 ? argv[1] : "");
+		return 1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "ringmta: queue: %s\n", strerror(-rc));
+		return 1;
+	}
+	return 0;
+}

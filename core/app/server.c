@@ -1,0 +1,409 @@
+/*
+ * server.c: workers, listeners, connection caps and shutdown. See
+ * server.h.
+ */
+#include "core/app/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/delivery/delivery.h"
+#include "core/delivery/delivery_internal.h"
+#include "core/base/log.h"
+#include "core/config/netacl.h"
+#include "core/inbound/smtp_server.h"
+#include "io/listen.h"
+#include "tls/tls.h"
+
+static const struct io_loop_ops server_loop_ops;
+
+static struct smtp_worker *server_worker_of(struct io_loop *loop)
+{
+	return loop->lp_owner;
+}
+
+/* The slot for an address: IPv4 and IPv4-mapped IPv6 hash alike. */
+static unsigned server_ip_slot(const struct sockaddr *sa)
+{
+	const unsigned char *p;
+	size_t n;
+	uint32_t h = 2166136261u;
+
+	if (sa->sa_family == AF_INET) {
+		p = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+		n = 4;
+	} else {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		p = a->s6_addr;
+		n = 16;
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			p += 12;
+			n = 4;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h & (SERVER_IPTAB_SIZE - 1);
+}
+
+struct tls_ctx *server_tls_server(struct server *srv)
+{
+	struct tls_ctx *c = NULL;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	if (srv->s_tls_server != NULL)
+		c = tls_ctx_ref(srv->s_tls_server);
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	return c;
+}
+
+struct tls_ctx *server_tls_client(struct server *srv)
+{
+	struct tls_ctx *c = NULL;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	if (srv->s_tls_client != NULL)
+		c = tls_ctx_ref(srv->s_tls_client);
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	return c;
+}
+
+void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx)
+{
+	struct tls_ctx *old_s, *old_c;
+
+	pthread_mutex_lock(&srv->s_tls_lock);
+	old_s = srv->s_tls_server;
+	old_c = srv->s_tls_client;
+	srv->s_tls_server = server_ctx;
+	srv->s_tls_client = client_ctx;
+	pthread_mutex_unlock(&srv->s_tls_lock);
+	/* Sessions still using the old ones hold their own references. */
+	tls_ctx_unref(&old_s);
+	tls_ctx_unref(&old_c);
+}
+
+#define SERVER_AUTH_WINDOW 300u
+
+bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	unsigned slot = server_ip_slot(peer);
+
+	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW)
+		return false;
+	return atomic_load(&srv->s_authfail[slot]) >= srv->s_cfg->auth_max_failures;
+}
+
+void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	unsigned slot = server_ip_slot(peer);
+
+	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW) {
+		atomic_store(&srv->s_authfail_since[slot], (unsigned)now);
+		atomic_store(&srv->s_authfail[slot], 1);
+		return;
+	}
+	atomic_fetch_add(&srv->s_authfail[slot], 1);
+}
+
+/* Exempt from the per-address cap, as Postfix exempts $mynetworks. */
+static bool server_ip_exempt(const struct server *srv, const struct sockaddr *sa)
+{
+	return netacl_match(srv->s_cfg->relay_networks, sa);
+}
+
+void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
+{
+	struct server *srv = w->w_srv;
+
+	atomic_fetch_sub(&srv->s_conns, 1);
+	if (srv->s_cfg->max_connections_per_ip > 0 && !server_ip_exempt(srv, peer))
+		atomic_fetch_sub(&srv->s_iptab[server_ip_slot(peer)], 1);
+}
+
+static void server_refuse(int fd, const char *reply)
+{
+	(void)!write(fd, reply, strlen(reply));
+	close(fd);
+}
+
+static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd)
+{
+	struct smtp_worker *w = server_worker_of(loop);
+	struct server *srv = w->w_srv;
+	const struct config *cfg = srv->s_cfg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char reply[300];
+	int one = 1;
+
+	if (w->w_stopping || getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (atomic_fetch_add(&srv->s_conns, 1) >= cfg->max_connections) {
+		atomic_fetch_sub(&srv->s_conns, 1);
+		stat_inc(&w->w_refused);
+		snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too many connections\r\n",
+			 cfg->hostname);
+		server_refuse(fd, reply);
+		return;
+	}
+	if (cfg->max_connections_per_ip > 0 && !server_ip_exempt(srv, (struct sockaddr *)&ss)) {
+		atomic_ushort *slot = &srv->s_iptab[server_ip_slot((struct sockaddr *)&ss)];
+
+		if (atomic_fetch_add(slot, 1) >= cfg->max_connections_per_ip) {
+			atomic_fetch_sub(slot, 1);
+			atomic_fetch_sub(&srv->s_conns, 1);
+			stat_inc(&w->w_refused);
+			snprintf(reply, sizeof(reply),
+				 "421 4.7.0 %s Error: too many connections from your address\r\n",
+				 cfg->hostname);
+			server_refuse(fd, reply);
+			return;
+		}
+	}
+	stat_inc(&w->w_accepted[l->il_index]);
+	if (smtp_server_start(w, fd, (struct sockaddr *)&ss, len, l->il_index) == NULL) {
+		server_session_gone(w, (struct sockaddr *)&ss);
+		server_refuse(fd, "421 4.3.0 Out of memory\r\n");
+	}
+}
+
+static void server_begin_stop(struct smtp_worker *w)
+{
+	struct smtp_session *s, *next;
+
+	w->w_stopping = true;
+	io_loop_unlisten(&w->w_loop);
+	if (w->w_dlv != NULL)
+		dlv_worker_quiesce(w->w_dlv);
+	for (s = w->w_list; s != NULL; s = next) {
+		next = s->s_next;
+		smtp_server_shutdown(s, false);
+	}
+}
+
+static void server_check_done(struct smtp_worker *w)
+{
+	if (!w->w_stopping || w->w_sessions != 0)
+		return;
+	if (w->w_dlv != NULL && !dlv_worker_quiesce(w->w_dlv))
+		return;
+	io_loop_stop(&w->w_loop);
+}
+
+static void server_on_wake(struct io_loop *loop)
+{
+	struct smtp_worker *w = server_worker_of(loop);
+	struct queue_msg *m, *next;
+
+	for (m = queue_sink_take(&w->w_sink); m != NULL; m = next) {
+		next = m->qm_next;
+		smtp_server_committed(m);
+	}
+	if (w->w_dlv != NULL)
+		dlv_worker_on_wake(w->w_dlv);
+	if (!w->w_stopping && atomic_load(&w->w_srv->s_stopping))
+		server_begin_stop(w);
+	server_check_done(w);
+}
+
+static void server_on_tick(struct io_loop *loop, uint64_t now)
+{
+	struct smtp_worker *w = server_worker_of(loop);
+
+	if (w->w_dlv != NULL)
+		dlv_worker_on_tick(w->w_dlv, now);
+	if (w->w_stopping && now >= w->w_srv->s_stop_deadline) {
+		struct smtp_session *s, *next;
+
+		for (s = w->w_list; s != NULL; s = next) {
+			next = s->s_next;
+			smtp_server_shutdown(s, true);
+		}
+		if (w->w_dlv != NULL)
+			smtp_client_abort_all(w->w_dlv);
+	}
+	server_check_done(w);
+}
+
+static const struct io_loop_ops server_loop_ops = {
+	.on_accept = server_on_accept,
+	.on_wake = server_on_wake,
+	.on_tick = server_on_tick,
+};
+
+static void server_sink_notify(void *ctx)
+{
+	io_loop_wake(ctx);
+}
+
+static void *server_worker_main(void *arg)
+{
+	struct smtp_worker *w = arg;
+	int ret = io_loop_run(&w->w_loop);
+
+	if (ret < 0)
+		log_msg(LOG_ERROR, "worker %u: event loop failed: %s", w->w_id, strerror(-ret));
+	return NULL;
+}
+
+uint64_t server_next_id(struct smtp_worker *w)
+{
+	struct timeval tv;
+	uint64_t us;
+
+	gettimeofday(&tv, NULL);
+	us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	if (us <= w->w_last_us)
+		us = w->w_last_us + 1;
+	w->w_last_us = us;
+	return (us << 8) | (w->w_id & 0xffu);
+}
+
+const char *server_date(struct smtp_worker *w)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != w->w_date_sec) {
+		gmtime_r(&now, &tm);
+		strftime(w->w_date, sizeof(w->w_date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		w->w_date_sec = now;
+	}
+	return w->w_date;
+}
+
+/* The listening sockets of one worker, one per configured address. */
+static int server_worker_listen(struct smtp_worker *w, const struct config *cfg,
+				char *err, size_t errlen)
+{
+	int fds[CONFIG_LISTEN_MAX];
+	char addr[80];
+
+	for (unsigned i = 0; i < cfg->listen_count; i++) {
+		const struct config_listen *cl = &cfg->listen[i];
+
+		fds[i] = io_listen_open((const struct sockaddr *)&cl->cl_addr, cl->cl_addrlen,
+					(int)cfg->listen_backlog);
+		if (fds[i] < 0) {
+			snprintf(err, errlen, "listen %s: %s",
+				 io_sockaddr_str((const struct sockaddr *)&cl->cl_addr, addr,
+						 sizeof(addr)), strerror(-fds[i]));
+			while (i-- > 0)
+				close(fds[i]);
+			return -1;
+		}
+	}
+	return io_loop_listen(&w->w_loop, fds, cfg->listen_count);
+}
+
+int server_start(struct server *srv, const struct config *cfg, struct queue *q,
+		 char *err, size_t errlen)
+{
+	struct io_loop_params p = {
+		.entries = 4096,
+		.buf_size = cfg->recv_buffer_size,
+		.buf_max = cfg->recv_buffers_max,
+		.buf_target = cfg->recv_buffers_max < 256 ? cfg->recv_buffers_max : 256,
+	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t base_us = queue_last_id(q) >> 8;
+	int ret;
+
+	struct tls_ctx *tls_s = srv->s_tls_server, *tls_c = srv->s_tls_client;
+	struct auth_db *adb = srv->s_auth;
+
+	/* The caller may have set TLS contexts and the AUTH db already. */
+	memset(srv, 0, sizeof(*srv));
+	srv->s_tls_server = tls_s;
+	srv->s_tls_client = tls_c;
+	srv->s_auth = adb;
+	srv->s_cfg = cfg;
+	srv->s_queue = q;
+	srv->s_nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	srv->s_workers = calloc(srv->s_nworkers, sizeof(*srv->s_workers));
+	srv->s_iptab = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_iptab));
+	srv->s_authfail = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_authfail));
+	srv->s_authfail_since = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_authfail_since));
+	pthread_mutex_init(&srv->s_tls_lock, NULL);
+	if (srv->s_workers == NULL || srv->s_iptab == NULL || srv->s_authfail == NULL ||
+	    srv->s_authfail_since == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		struct smtp_worker *w = &srv->s_workers[i];
+
+		w->w_srv = srv;
+		w->w_id = i;
+		w->w_last_us = base_us;
+		ret = io_loop_init(&w->w_loop, &p, &server_loop_ops, w);
+		if (ret < 0) {
+			snprintf(err, errlen, "worker %u: io_uring setup: %s", i, strerror(-ret));
+			srv->s_nworkers = i;
+			return -1;
+		}
+		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
+		if (cfg->delivery && dlv_worker_init(&w->w_dlv, w, err, errlen) < 0) {
+			srv->s_nworkers = i + 1;
+			return -1;
+		}
+		if (server_worker_listen(w, cfg, err, errlen) < 0) {
+			srv->s_nworkers = i + 1;
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		struct smtp_worker *w = &srv->s_workers[i];
+
+		ret = pthread_create(&w->w_thread, NULL, server_worker_main, w);
+		if (ret != 0) {
+			snprintf(err, errlen, "worker thread: %s", strerror(ret));
+			return -1;
+		}
+		w->w_thread_started = true;
+	}
+	return 0;
+}
+
+void server_stop(struct server *srv)
+{
+	srv->s_stop_deadline = io_loop_now() + srv->s_cfg->shutdown_timeout;
+	atomic_store(&srv->s_stopping, true);
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		io_loop_wake(&srv->s_workers[i].w_loop);
+}
+
+void server_join(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		if (srv->s_workers[i].w_thread_started)
+			pthread_join(srv->s_workers[i].w_thread, NULL);
+}
+
+void server_destroy(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		dlv_worker_destroy(&srv->s_workers[i].w_dlv);
+		io_loop_destroy(&srv->s_workers[i].w_loop);
+		queue_sink_destroy(&srv->s_workers[i].w_sink);
+	}
+	free(srv->s_workers);
+	free(srv->s_iptab);
+	free(srv->s_authfail);
+	free(srv->s_authfail_since);
+	srv->s_workers = NULL;
+	srv->s_iptab = NULL;
+	server_tls_swap(srv, NULL, NULL);
+	pthread_mutex_destroy(&srv->s_tls_lock);
+}

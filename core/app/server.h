@@ -1,0 +1,104 @@
+/*
+ * server: the inbound SMTP service. It owns the worker threads (one
+ * io_loop each), their listening sockets, the connection caps and the
+ * orderly shutdown. Sessions (smtp_server.h) live on one worker for
+ * their whole life.
+ */
+#ifndef RINGMTA_SERVER_H
+#define RINGMTA_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/config/config.h"
+#include "io/loop.h"
+#include "io/stat.h"
+#include "queue/queue.h"
+
+struct smtp_session;
+struct dlv_worker;
+struct tls_ctx;
+struct auth_db;
+
+#define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
+
+struct smtp_worker {
+	struct io_loop w_loop;
+	struct queue_sink w_sink;
+	struct server *w_srv;
+	unsigned w_id;
+	pthread_t w_thread;
+	bool w_thread_started;
+	uint64_t w_last_us;		/* for queue ids */
+	uint32_t w_sessions;		/* live sessions, orphans included */
+	struct smtp_session *w_list;	/* live, attached sessions */
+	struct dlv_worker *w_dlv;	/* outbound side; NULL if delivery=no */
+	bool w_stopping;
+	time_t w_date_sec;		/* cached RFC 5322 date */
+	char w_date[40];
+	/* Counters for the metrics endpoint (single writer: this worker). */
+	stat_t w_accepted[CONFIG_LISTEN_MAX];	/* per listener */
+	stat_t w_open[CONFIG_LISTEN_MAX];	/* sessions open, per listener */
+	stat_t w_refused;			/* connections over a cap */
+	stat_t w_messages;			/* messages queued */
+	stat_t w_rejected;			/* bodies refused */
+	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
+	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
+	stat_t w_bounces;
+	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
+	stat_t w_tls_handshakes, w_tls_failures;	/* inbound */
+	stat_t w_tls_out_handshakes, w_tls_out_failures;	/* outbound */
+	struct stat_hist w_accept_lat;		/* end of DATA -> 250 */
+	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
+};
+
+struct server {
+	const struct config *s_cfg;
+	struct queue *s_queue;
+	struct smtp_worker *s_workers;
+	unsigned s_nworkers;
+	atomic_bool s_stopping;
+	atomic_uint s_conns;
+	uint64_t s_stop_deadline;	/* monotonic seconds */
+	/* Per-address counts, indexed by a hash of the address. A hash
+	 * collision makes the cap stricter for both addresses, never looser. */
+	atomic_ushort *s_iptab;
+	/* TLS contexts; swapped under s_tls_lock on reload (SIGHUP). */
+	pthread_mutex_t s_tls_lock;
+	struct tls_ctx *s_tls_server;	/* NULL: no TLS offered */
+	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
+	struct auth_db *s_auth;		/* immutable after start; may be NULL */
+	/* Failed AUTH per client address: count and window start (seconds). */
+	atomic_uint *s_authfail;
+	atomic_uint *s_authfail_since;
+};
+
+/* A new reference to the current server/client TLS context, or NULL. */
+struct tls_ctx *server_tls_server(struct server *srv);
+struct tls_ctx *server_tls_client(struct server *srv);
+/* Replace the TLS contexts (reload); takes ownership of the new ones. */
+void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx);
+/* AUTH failure accounting for a client address. */
+bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now);
+void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now);
+
+/* Bind listeners and start workers. err names what failed. */
+int server_start(struct server *srv, const struct config *cfg, struct queue *q,
+		 char *err, size_t errlen);
+/* Ask every worker to stop accepting and wind sessions down. */
+void server_stop(struct server *srv);
+/* Wait for every worker to finish. */
+void server_join(struct server *srv);
+void server_destroy(struct server *srv);
+
+/* For sessions: the next queue id of this worker. */
+uint64_t server_next_id(struct smtp_worker *w);
+/* For sessions: the current date in RFC 5322 form (cached per second). */
+const char *server_date(struct smtp_worker *w);
+/* A session ended: release its caps. */
+void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * config.c: the settings table and what works on the whole of struct
+ * config: defaults, config_set() and -o overrides, cross-setting
+ * validation and config_free().
+ *
+ * Every setting is one row of config_keys[]: its name, type, where it lives
+ * in struct config, its limits and its default written as text. Defaults
+ * go through the same parsers as the file (config_parse.c), so the table,
+ * config_dump() (config_dump.c) and docs/ringmta.conf.example speak the
+ * same language. The file loader is config_file.c. Owns nothing beyond
+ * what struct config owns (see config.h).
+ */
+#include "core/config/config_internal.h"
+#include "core/config/netacl.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Timeouts beyond a day are mistakes, and a bound keeps ms arithmetic safe. */
+#define CONFIG_DURATION_MAX 86400u
+
+#define CONFIG_MEMBER(m) \
+	.ck_offset = offsetof(struct config, m), \
+	.ck_size = sizeof(((struct config *)NULL)->m)
+
+const struct config_key config_keys[] = {
+	{ .ck_name = "listen", .ck_type = CONFIG_T_LISTEN,
+	  .ck_default = "127.0.0.1:2525" },
+	{ .ck_name = "hostname", .ck_type = CONFIG_T_HOSTNAME,
+	  CONFIG_MEMBER(hostname), .ck_default = NULL },
+	{ .ck_name = "queue_dir", .ck_type = CONFIG_T_PATH,
+	  CONFIG_MEMBER(queue_dir), .ck_default = "./ringmta-queue" },
+	{ .ck_name = "workers", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(workers),
+	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
+	{ .ck_name = "max_message_size", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(max_message_size),
+	  .ck_min = 1024, .ck_max = CONFIG_OPEN_MAX64,
+	  .ck_default = "10240000" },
+	{ .ck_name = "max_recipients", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(max_recipients),
+	  .ck_min = 100, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "1000" },
+	{ .ck_name = "max_connections", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(max_connections),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "20000" },
+	{ .ck_name = "max_connections_per_ip", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(max_connections_per_ip),
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "500" },
+	{ .ck_name = "max_errors", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(max_errors),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
+	{ .ck_name = "relay_networks", .ck_type = CONFIG_T_NETACL,
+	  CONFIG_MEMBER(relay_networks), .ck_default = "127.0.0.0/8, ::1" },
+	{ .ck_name = "timeout_command", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(timeout_command),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "300" },
+	{ .ck_name = "timeout_data", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(timeout_data),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "180" },
+	{ .ck_name = "greeting_delay", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_MILLIS, CONFIG_MEMBER(greeting_delay),
+	  .ck_min = 0, .ck_max = 60000, .ck_default = "0" },
+	{ .ck_name = "shutdown_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(shutdown_timeout),
+	  .ck_min = 0, .ck_max = CONFIG_DURATION_MAX, .ck_default = "30" },
+	{ .ck_name = "queue_map_size", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(queue_map_size),
+	  .ck_min = 16 * CONFIG_MIB, .ck_max = CONFIG_OPEN_MAX64,
+	  .ck_default = "16G" },
+	{ .ck_name = "recv_buffer_size", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_BYTES, .ck_pow2 = true,
+	  CONFIG_MEMBER(recv_buffer_size),
+	  .ck_min = 1024, .ck_max = 65536, .ck_default = "8192" },
+	{ .ck_name = "recv_buffers_max", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, .ck_pow2 = true,
+	  CONFIG_MEMBER(recv_buffers_max),
+	  .ck_min = 64, .ck_max = 32768, .ck_default = "16384" },
+	{ .ck_name = "listen_backlog", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(listen_backlog),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "4096" },
+	{ .ck_name = "log_level", .ck_type = CONFIG_T_LOG_LEVEL,
+	  CONFIG_MEMBER(log_level), .ck_default = "info" },
+	{ .ck_name = "smtputf8", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtputf8), .ck_default = "yes" },
+	{ .ck_name = "chunking", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(chunking), .ck_default = "yes" },
+	/* Delivery */
+	{ .ck_name = "delivery", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(delivery), .ck_default = "yes" },
+	{ .ck_name = "relayhost", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(relayhost), .ck_default = "" },
+	{ .ck_name = "smtp_port", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_port),
+	  .ck_min = 1, .ck_max = 65535, .ck_default = "25" },
+	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dns_servers), .ck_default = "" },
+	{ .ck_name = "destination_concurrency_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_concurrency_limit),
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "20" },
+	{ .ck_name = "destination_rate_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_rate_limit),
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "0" },
+	{ .ck_name = "smtp_reuse_limit", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_reuse_limit),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "100" },
+	{ .ck_name = "smtp_idle_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_idle_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "10" },
+	{ .ck_name = "smtp_connect_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_connect_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "30" },
+	{ .ck_name = "smtp_command_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_command_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "300" },
+	{ .ck_name = "smtp_data_init_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_init_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "120" },
+	{ .ck_name = "smtp_data_block_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_block_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "180" },
+	{ .ck_name = "smtp_data_done_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(smtp_data_done_timeout),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "600" },
+	{ .ck_name = "retry_min", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(retry_min),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "5m" },
+	{ .ck_name = "retry_max", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(retry_max),
+	  .ck_min = 1, .ck_max = CONFIG_DURATION_MAX, .ck_default = "4h" },
+	{ .ck_name = "max_queue_lifetime", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(max_queue_lifetime),
+	  .ck_min = 1, .ck_max = 100 * 86400ull, .ck_default = "120h" },
+	{ .ck_name = "delay_warning_time", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(delay_warning_time),
+	  .ck_min = 0, .ck_max = 100 * 86400ull, .ck_default = "0" },
+	/* TLS and AUTH */
+	{ .ck_name = "tls_cert_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_cert_file), .ck_default = "" },
+	{ .ck_name = "tls_key_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_key_file), .ck_default = "" },
+	{ .ck_name = "tls_ca_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(tls_ca_file), .ck_default = "" },
+	{ .ck_name = "smtp_tls_policy", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_policy), .ck_default = "may" },
+	{ .ck_name = "smtp_tls_policy_map", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_policy_map), .ck_default = "" },
+	{ .ck_name = "smtp_tls_fallback", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtp_tls_fallback), .ck_default = "yes" },
+	{ .ck_name = "auth_passwd_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_passwd_file), .ck_default = "" },
+	{ .ck_name = "auth_jwt_keys_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_keys_file), .ck_default = "" },
+	{ .ck_name = "auth_jwt_issuer", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_issuer), .ck_default = "" },
+	{ .ck_name = "auth_jwt_audience", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(auth_jwt_audience), .ck_default = "" },
+	{ .ck_name = "auth_plaintext_loopback", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(auth_plaintext_loopback), .ck_default = "no" },
+	{ .ck_name = "auth_max_failures", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(auth_max_failures),
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
+	/* Operation */
+	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
+};
+
+const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
+
+static const struct config_key *config_find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < config_nkeys; i++) {
+		if (strcmp(config_keys[i].ck_name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+int config_set(struct config *cfg, const char *key, const char *value,
+	       char *err, size_t errlen)
+{
+	const struct config_key *k = config_find_key(key);
+	char msg[CONFIG_MSG_MAX];
+
+	if (k == NULL) {
+		snprintf(err, errlen, "unknown key '%s'", key);
+		return -1;
+	}
+	if (value == NULL)
+		value = "";
+	if (config_set_key(cfg, k, value, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: %s", key, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* A default that fails to parse is a bug in the table; running out of
+ * memory this early leaves nothing sensible to do either. */
+static void config_set_default(struct config *cfg, const char *key,
+			       const char *value)
+{
+	char err[CONFIG_MSG_MAX];
+
+	if (config_set(cfg, key, value, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: config default %s = %s: %s\n",
+			key, value, err);
+		abort();
+	}
+}
+
+void config_defaults(struct config *cfg)
+{
+	char host[HOST_NAME_MAX + 1];
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < config_nkeys; i++) {
+		if (config_keys[i].ck_default != NULL)
+			config_set_default(cfg, config_keys[i].ck_name,
+					   config_keys[i].ck_default);
+	}
+
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if (!config_hostname_ok(host))
+		snprintf(host, sizeof(host), "localhost");
+	config_set_default(cfg, "hostname", host);
+}
+
+int config_set_override(struct config *cfg, const char *kv,
+			char *err, size_t errlen)
+{
+	char msg[CONFIG_MSG_MAX];
+	char *copy, *key, *value, *end;
+	int rc;
+
+	copy = strdup(kv);
+	if (copy == NULL) {
+		snprintf(err, errlen, "-o %s: out of memory", kv);
+		return -1;
+	}
+
+	value = strchr(copy, '=');
+	if (value != NULL)
+		*value++ = '\0';
+	key = copy;
+	while (isspace((unsigned char)*key))
+		key++;
+	end = key + strlen(key);
+	while (end > key && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	if (value == NULL || key[0] == '\0') {
+		snprintf(err, errlen, "-o %s: expected key=value", kv);
+		free(copy);
+		return -1;
+	}
+	while (isspace((unsigned char)*value))
+		value++;
+	end = value + strlen(value);
+	while (end > value && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+
+	rc = config_set(cfg, key, value, msg, sizeof(msg));
+	if (rc < 0)
+		snprintf(err, errlen, "-o %s: %s", kv, msg);
+	free(copy);
+	return rc;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+	char a[32], b[32];
+
+	if (cfg->hostname == NULL || cfg->queue_dir == NULL ||
+	    cfg->relay_networks == NULL || cfg->listen_count == 0) {
+		snprintf(err, errlen, "configuration not initialised"
+			 " (config_defaults was not called)");
+		return -1;
+	}
+	if (cfg->max_message_size >= cfg->queue_map_size) {
+		config_format_number(cfg->max_message_size, CONFIG_U_BYTES,
+				     a, sizeof(a));
+		config_format_number(cfg->queue_map_size, CONFIG_U_BYTES,
+				     b, sizeof(b));
+		snprintf(err, errlen, "max_message_size (%s) must be smaller"
+			 " than queue_map_size (%s)", a, b);
+		return -1;
+	}
+	if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0')) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file go together");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->listen_count; i++)
+		if (cfg->listen[i].cl_kind == CONFIG_LISTEN_SUBMISSIONS &&
+		    cfg->tls_cert_file[0] == '\0') {
+			snprintf(err, errlen, "listen: a /submissions listener (implicit"
+				 " TLS) needs tls_cert_file and tls_key_file");
+			return -1;
+		}
+	if (config_tls_policy_parse(cfg->smtp_tls_policy) < 0) {
+		snprintf(err, errlen, "smtp_tls_policy: must be none, may, encrypt or verify");
+		return -1;
+	}
+	if (config_tls_policy_lookup(cfg->smtp_tls_policy_map, "", err, errlen) == -2)
+		return -1;
+	if ((cfg->auth_jwt_keys_file[0] != '\0') &&
+	    (cfg->auth_jwt_issuer[0] == '\0' || cfg->auth_jwt_audience[0] == '\0')) {
+		snprintf(err, errlen, "auth_jwt_keys_file needs auth_jwt_issuer and"
+			 " auth_jwt_audience");
+		return -1;
+	}
+	return 0;
+}
+
+int config_tls_policy_parse(const char *s)
+{
+	static const char *const names[] = { "none", "may", "encrypt", "verify" };
+
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen)
+{
+	const char *p = map;
+
+	while (p != NULL && *p != '\0') {
+		char dom[256], pol[16];
+		int n = 0;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (sscanf(p, "%255[^=, \t]=%15[a-zA-Z]%n", dom, pol, &n) != 2 || n == 0 ||
+		    config_tls_policy_parse(pol) < 0) {
+			snprintf(err, errlen, "smtp_tls_policy_map: expected domain=policy"
+				 " (none, may, encrypt, verify) near '%.40s'", p);
+			return -2;
+		}
+		if (strcasecmp(dom, domain) == 0)
+			return config_tls_policy_parse(pol);
+		p += n;
+	}
+	return -1;
+}
+
+void config_free(struct config *cfg)
+{
+	free(cfg->hostname);
+	cfg->hostname = NULL;
+	free(cfg->queue_dir);
+	cfg->queue_dir = NULL;
+	free(cfg->relayhost);
+	cfg->relayhost = NULL;
+	free(cfg->dns_servers);
+	cfg->dns_servers = NULL;
+	free(cfg->metrics_listen);
+	cfg->metrics_listen = NULL;
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
+	free(cfg->tls_ca_file);
+	free(cfg->smtp_tls_policy);
+	free(cfg->smtp_tls_policy_map);
+	free(cfg->auth_passwd_file);
+	free(cfg->auth_jwt_keys_file);
+	free(cfg->auth_jwt_issuer);
+	free(cfg->auth_jwt_audience);
+	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
+	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
+	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;
+	cfg->auth_jwt_issuer = cfg->auth_jwt_audience = NULL;
+	netacl_free(&cfg->relay_networks);
+}

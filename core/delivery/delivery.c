@@ -1,0 +1,412 @@
+/*
+ * delivery.c: the delivery scheduler thread. It learns of new messages
+ * from the committer (queue listener), scans the schedule once a second
+ * for deferred mail whose time has come, keeps the set of messages in
+ * flight, and splits each message into per-next-hop jobs for the workers.
+ * See delivery.h.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/delivery/delivery.h"
+#include "core/base/log.h"
+#include "core/app/server.h"
+
+#define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
+
+/* Open-addressing set of queue ids (never 0 or ~0: ids carry a time). */
+struct idset {
+	uint64_t *is_slots;
+	size_t is_cap, is_n;
+};
+
+#define IDSET_EMPTY 0u
+
+static size_t idset_pos(const struct idset *s, uint64_t id)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20) & (s->is_cap - 1);
+}
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+	if (s->is_cap == 0)
+		return false;
+	for (size_t i = idset_pos(s, id);; i = (i + 1) & (s->is_cap - 1)) {
+		if (s->is_slots[i] == id)
+			return true;
+		if (s->is_slots[i] == IDSET_EMPTY)
+			return false;
+	}
+}
+
+static int idset_add(struct idset *s, uint64_t id);
+
+static int idset_grow(struct idset *s)
+{
+	struct idset n = { NULL, s->is_cap ? s->is_cap * 2 : 1024, 0 };
+
+	n.is_slots = calloc(n.is_cap, sizeof(uint64_t));
+	if (n.is_slots == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->is_cap; i++)
+		if (s->is_slots[i] != IDSET_EMPTY)
+			idset_add(&n, s->is_slots[i]);
+	free(s->is_slots);
+	*s = n;
+	return 0;
+}
+
+static int idset_add(struct idset *s, uint64_t id)
+{
+	size_t i;
+
+	if ((s->is_n + 1) * 2 > s->is_cap && idset_grow(s) < 0)
+		return -ENOMEM;
+	for (i = idset_pos(s, id); s->is_slots[i] != IDSET_EMPTY; i = (i + 1) & (s->is_cap - 1))
+		if (s->is_slots[i] == id)
+			return 0;
+	s->is_slots[i] = id;
+	s->is_n++;
+	return 0;
+}
+
+/* Delete with backward shift, so probes never need tombstones. */
+static void idset_del(struct idset *s, uint64_t id)
+{
+	size_t i, j;
+
+	if (s->is_cap == 0)
+		return;
+	for (i = idset_pos(s, id); s->is_slots[i] != id; i = (i + 1) & (s->is_cap - 1))
+		if (s->is_slots[i] == IDSET_EMPTY)
+			return;
+	s->is_slots[i] = IDSET_EMPTY;
+	s->is_n--;
+	for (j = (i + 1) & (s->is_cap - 1); s->is_slots[j] != IDSET_EMPTY;
+	     j = (j + 1) & (s->is_cap - 1)) {
+		size_t home = idset_pos(s, s->is_slots[j]);
+
+		/* Move j back to i unless its home lies cyclically in (i, j]. */
+		if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
+			s->is_slots[i] = s->is_slots[j];
+			s->is_slots[j] = IDSET_EMPTY;
+			i = j;
+		}
+	}
+}
+
+struct id_list {
+	uint64_t *ids;
+	unsigned n, cap;
+};
+
+static void id_list_add(struct id_list *l, uint64_t id)
+{
+	if (l->n == l->cap) {
+		unsigned cap = l->cap ? l->cap * 2 : 256;
+		uint64_t *n = realloc(l->ids, cap * sizeof(*n));
+
+		if (n == NULL)
+			return;		/* found again by the next scan */
+		l->ids = n;
+		l->cap = cap;
+	}
+	l->ids[l->n++] = id;
+}
+
+struct delivery {
+	struct server *d_srv;
+	const struct config *d_cfg;
+	struct queue *d_q;
+	pthread_t d_thread;
+	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_stop */
+	pthread_cond_t d_cond;
+	struct id_list d_new, d_done;
+	bool d_stop;
+	atomic_uint d_inflight_n;
+	/* scheduler thread only */
+	struct idset d_inflight;
+	uint64_t d_last_scan;
+	uint64_t d_rr;
+};
+
+static uint64_t dlv_now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* Committer thread: messages just stored. */
+static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
+{
+	struct delivery *d = ctx;
+
+	pthread_mutex_lock(&d->d_lock);
+	for (unsigned i = 0; i < n; i++)
+		id_list_add(&d->d_new, ids[i]);
+	pthread_mutex_unlock(&d->d_lock);
+	pthread_cond_signal(&d->d_cond);
+}
+
+static void dlv_msg_free(struct dlv_msg *m)
+{
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		free(m->dm_rcpts[i].dr_addr);
+		free(m->dm_rcpts[i].dr_reply);
+	}
+	free(m->dm_rcpts);
+	free(m->dm_sender);
+	free(m->dm_updates);
+	free(m);
+}
+
+void delivery_msg_done(struct dlv_msg *m)
+{
+	struct delivery *d = m->dm_dlv;
+
+	pthread_mutex_lock(&d->d_lock);
+	id_list_add(&d->d_done, m->dm_id);
+	pthread_mutex_unlock(&d->d_lock);
+	pthread_cond_signal(&d->d_cond);
+	dlv_msg_free(m);
+}
+
+unsigned delivery_inflight(struct delivery *d)
+{
+	return atomic_load(&d->d_inflight_n);
+}
+
+/* The next hop of a recipient: the relayhost, or its domain. */
+static void dlv_nexthop(const struct config *cfg, const char *addr, char *out, size_t len)
+{
+	const char *at = strrchr(addr, '@');
+	size_t i;
+
+	if (cfg->relayhost != NULL && cfg->relayhost[0] != '\0') {
+		snprintf(out, len, "%s", cfg->relayhost);
+		return;
+	}
+	snprintf(out, len, "%s", at ? at + 1 : cfg->hostname);
+	for (i = 0; out[i]; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+struct dlv_build {
+	struct delivery *d;
+	struct dlv_msg *m;
+};
+
+static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
+{
+	struct dlv_build *b = ctx;
+	struct dlv_msg *m = calloc(1, sizeof(*m));
+	struct qrcpt rc;
+	size_t off = 0;
+	uint32_t i = 0;
+
+	if (m == NULL)
+		return;
+	m->dm_id = id;
+	m->dm_dlv = b->d;
+	m->dm_sender = strndup(r->sender, r->sender_len);
+	m->dm_arrival = r->arrival;
+	m->dm_size = r->size;
+	m->dm_flags = r->flags;
+	m->dm_nrcpt = r->nrcpt;
+	m->dm_rcpts = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_rcpts));
+	if (m->dm_sender == NULL || m->dm_rcpts == NULL) {
+		dlv_msg_free(m);
+		return;
+	}
+	while (i < r->nrcpt && qrecord_rcpt_next(r, &off, &rc)) {
+		struct dlv_rcpt *dr = &m->dm_rcpts[i++];
+
+		dr->dr_addr = strndup(rc.addr, rc.addr_len);
+		dr->dr_attempts = rc.attempts;
+		/* Only pending recipients whose time has come take part. */
+		dr->dr_result = (rc.state == QRCPT_PENDING && dr->dr_addr != NULL) ?
+				DLV_R_NONE : 0xff;
+	}
+	b->m = m;
+}
+
+/* Split a message into jobs by next hop and hand them to the workers. */
+static void delivery_dispatch(struct delivery *d, uint64_t id)
+{
+	struct dlv_build b = { d, NULL };
+	struct dlv_msg *m;
+	struct dlv_job **jobs;
+	unsigned njobs = 0;
+	char hop[300];
+
+	if (idset_has(&d->d_inflight, id))
+		return;
+	if (queue_record_get(d->d_q, id, dlv_build_cb, &b) < 0 || b.m == NULL)
+		return;
+	m = b.m;
+	jobs = calloc(m->dm_nrcpt ? m->dm_nrcpt : 1, sizeof(*jobs));
+	if (jobs == NULL) {
+		dlv_msg_free(m);
+		return;
+	}
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		struct dlv_job *j = NULL;
+
+		if (m->dm_rcpts[i].dr_result != DLV_R_NONE)
+			continue;
+		dlv_nexthop(d->d_cfg, m->dm_rcpts[i].dr_addr, hop, sizeof(hop));
+		for (unsigned k = 0; k < njobs; k++)
+			if (strcmp(jobs[k]->dj_nexthop, hop) == 0)
+				j = jobs[k];
+		if (j == NULL) {
+			j = calloc(1, sizeof(*j));
+			if (j == NULL || (j->dj_nexthop = strdup(hop)) == NULL ||
+			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL) {
+				if (j != NULL)
+					dlv_job_free(j);
+				continue;	/* retried by the next scan */
+			}
+			j->dj_msg = m;
+			jobs[njobs++] = j;
+		}
+		j->dj_rcpts[j->dj_nrcpt++] = i;
+	}
+	/* Recipients not taking part keep their stored state. */
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++)
+		if (m->dm_rcpts[i].dr_result == 0xff)
+			m->dm_rcpts[i].dr_result = DLV_R_NONE;
+	if (njobs == 0) {
+		free(jobs);
+		dlv_msg_free(m);
+		return;
+	}
+	idset_add(&d->d_inflight, id);
+	atomic_fetch_add(&d->d_inflight_n, 1);
+	m->dm_start_us = dlv_now_us();
+	atomic_store(&m->dm_parts_left, njobs);
+	for (unsigned k = 0; k < njobs; k++) {
+		struct server *srv = d->d_srv;
+		uint32_t h = 2166136261u;
+
+		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+		dlv_worker_push(srv->s_workers[h % srv->s_nworkers].w_dlv, jobs[k]);
+	}
+	free(jobs);
+}
+
+static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
+{
+	struct id_list *l = ctx;
+
+	(void)when;
+	id_list_add(l, id);
+	return l->n >= DLV_SCAN_MAX;
+}
+
+static void *delivery_main(void *arg)
+{
+	struct delivery *d = arg;
+
+	pthread_mutex_lock(&d->d_lock);
+	while (!d->d_stop) {
+		struct id_list fresh, done, due = { NULL, 0, 0 };
+		struct timespec ts;
+		uint64_t now;
+
+		if (d->d_new.n == 0 && d->d_done.n == 0) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&d->d_cond, &d->d_lock, &ts);
+			if (d->d_stop)
+				break;
+		}
+		fresh = d->d_new;
+		done = d->d_done;
+		memset(&d->d_new, 0, sizeof(d->d_new));
+		memset(&d->d_done, 0, sizeof(d->d_done));
+		pthread_mutex_unlock(&d->d_lock);
+
+		for (unsigned i = 0; i < done.n; i++) {
+			idset_del(&d->d_inflight, done.ids[i]);
+			atomic_fetch_sub(&d->d_inflight_n, 1);
+		}
+		for (unsigned i = 0; i < fresh.n; i++)
+			delivery_dispatch(d, fresh.ids[i]);
+		now = dlv_now_us();
+		if (now >= d->d_last_scan + 1000000u) {
+			d->d_last_scan = now;
+			queue_scan_due(d->d_q, now, delivery_scan_cb, &due);
+			for (unsigned i = 0; i < due.n; i++)
+				delivery_dispatch(d, due.ids[i]);
+		}
+		free(fresh.ids);
+		free(done.ids);
+		free(due.ids);
+		pthread_mutex_lock(&d->d_lock);
+	}
+	pthread_mutex_unlock(&d->d_lock);
+	return NULL;
+}
+
+int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	int rc;
+
+	*d_r = NULL;
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	d->d_srv = srv;
+	d->d_cfg = srv->s_cfg;
+	d->d_q = srv->s_queue;
+	pthread_mutex_init(&d->d_lock, NULL);
+	pthread_cond_init(&d->d_cond, NULL);
+	queue_set_listener(d->d_q, delivery_on_commit, d);
+	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
+	if (rc != 0) {
+		snprintf(err, errlen, "delivery thread: %s", strerror(rc));
+		free(d);
+		return -1;
+	}
+	*d_r = d;
+	return 0;
+}
+
+void delivery_stop(struct delivery **dp)
+{
+	struct delivery *d = *dp;
+
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->d_lock);
+	d->d_stop = true;
+	pthread_mutex_unlock(&d->d_lock);
+	pthread_cond_signal(&d->d_cond);
+	pthread_join(d->d_thread, NULL);
+}
+
+/* After the committer drained: free what is left. */
+void delivery_free(struct delivery **dp)
+{
+	struct delivery *d = *dp;
+
+	if (d == NULL)
+		return;
+	free(d->d_new.ids);
+	free(d->d_done.ids);
+	free(d->d_inflight.is_slots);
+	pthread_mutex_destroy(&d->d_lock);
+	pthread_cond_destroy(&d->d_cond);
+	free(d);
+	*dp = NULL;
+}

@@ -1,0 +1,116 @@
+/*
+ * delivery: getting queued mail to the recipients' servers.
+ *
+ * The scheduler thread (delivery.c) decides what to try: messages the
+ * committer just stored, and every second those whose next attempt has
+ * come (queue_scan_due). It keeps the set of messages in flight so none
+ * is tried twice at once, reads each message's record, and splits its
+ * pending recipients by next hop (the relayhost, or the recipient's
+ * domain). Each share (a dlv_job) goes to the worker that owns that next
+ * hop (a hash of its name), so per-destination limits and connection
+ * reuse live on one thread without locks.
+ *
+ * On the worker (delivery_worker.c) jobs queue per destination; outbound
+ * SMTP sessions (smtp_client.c) take them one transaction at a time.
+ * When the last share of a message is done, that worker turns the
+ * results into one queue_update (delivered / failed / deferred with the
+ * next attempt; a bounce for new failures) which the committer applies
+ * durably; then the message leaves the in-flight set.
+ *
+ * At-least-once: state changes only after the remote server's reply, so
+ * a crash mid-delivery means the message is tried again after restart.
+ */
+#ifndef RINGMTA_DELIVERY_H
+#define RINGMTA_DELIVERY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "queue/queue.h"
+
+struct server;
+struct smtp_worker;
+struct dlv_worker;
+
+enum dlv_result {
+	DLV_R_NONE = 0,		/* not tried this round */
+	DLV_R_SENT,
+	DLV_R_DEFERRED,
+	DLV_R_FAILED,
+};
+
+struct dlv_rcpt {
+	char *dr_addr;			/* owned */
+	uint16_t dr_attempts;		/* before this round */
+	uint8_t dr_result;		/* enum dlv_result */
+	char *dr_reply;			/* owned: reply or reason */
+	char dr_ecode[12];
+	char dr_remote[300];		/* "host[ip]:port" that answered */
+	char dr_tls[80];		/* "TLSv1.3 cipher" or "" */
+};
+
+/* One message in this round; shared by its jobs' workers. */
+struct dlv_msg {
+	uint64_t dm_id;
+	struct delivery *dm_dlv;
+	char *dm_sender;		/* owned; "" = null sender */
+	uint64_t dm_arrival;		/* unix us */
+	uint64_t dm_size;
+	uint32_t dm_flags;		/* QRECORD_F_* */
+	uint32_t dm_nrcpt;
+	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
+	atomic_uint dm_parts_left;
+	uint64_t dm_start_us;
+	/* Result of this round, built by the last worker. */
+	struct queue_update dm_update;
+	struct queue_rcpt_update *dm_updates;
+	struct queue_msg *dm_bounce;
+};
+
+/* One next hop's share of a message. */
+struct dlv_job {
+	struct dlv_job *dj_next;
+	struct dlv_msg *dj_msg;
+	char *dj_nexthop;		/* owned: domain or relayhost */
+	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
+	unsigned dj_nrcpt;
+};
+
+struct delivery_stats {
+	uint64_t dispatched, sent, deferred, failed, bounces;
+};
+
+struct delivery;
+
+/* Start the scheduler thread; ties itself to the queue's listener. */
+int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen);
+/* Stop dispatching and join the scheduler (workers finish what they hold). */
+void delivery_stop(struct delivery **d);
+/* Free it, once the committer has drained (after queue_close). */
+void delivery_free(struct delivery **d);
+/* Count of messages in flight (for shutdown and tests). */
+unsigned delivery_inflight(struct delivery *d);
+
+/* Scheduler side, called by workers: a message's round is over. */
+void delivery_msg_done(struct dlv_msg *m);
+/* Worker side: a job is finished (results filled in). */
+void delivery_job_done(struct dlv_worker *w, struct dlv_job *j);
+
+/* Per-worker part (delivery_worker.c). */
+int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, size_t errlen);
+void dlv_worker_destroy(struct dlv_worker **w);
+/* Any thread: hand a job to this worker. */
+void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j);
+/* On the worker thread: from the loop's wake and tick. */
+void dlv_worker_on_wake(struct dlv_worker *w);
+void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now);
+/* Shutdown: close idle connections, take no new jobs. True when idle. */
+bool dlv_worker_quiesce(struct dlv_worker *w);
+
+/* Free a job and its strings. */
+void dlv_job_free(struct dlv_job *j);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * delivery_result.c: the end of a message's delivery round. The worker
+ * that finishes the last job turns every recipient's outcome into the
+ * stored state (delivered, failed, or deferred to its next attempt by the
+ * backoff schedule, failing once past max_queue_lifetime), logs one line
+ * per recipient, builds a bounce (RFC 3464) for new failures unless the
+ * sender is null, and submits it all as one queue update.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/delivery/delivery_internal.h"
+#include "core/message/dsn.h"
+#include "core/base/log.h"
+#include "core/delivery/retry.h"
+#include "core/app/server.h"
+
+static uint64_t dres_now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static void dres_date(uint64_t us, char *buf, size_t len)
+{
+	time_t t = (time_t)(us / 1000000u);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+static uint32_t dres_rand(struct dlv_worker *w)
+{
+	w->w_rnd ^= w->w_rnd << 13;
+	w->w_rnd ^= w->w_rnd >> 7;
+	w->w_rnd ^= w->w_rnd << 17;
+	return (uint32_t)(w->w_rnd >> 32);
+}
+
+/* Committer thread: the update is durable (or failed). */
+static void dres_update_done(struct queue_update *u)
+{
+	struct dlv_msg *m = (struct dlv_msg *)((char *)u - offsetof(struct dlv_msg, dm_update));
+
+	if (u->qu_status != 0 && u->qu_status != -2 /* -ENOENT */)
+		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed (%d);"
+			" it will be tried again", m->dm_id, u->qu_status);
+	if (m->dm_bounce != NULL) {
+		free((void *)m->dm_bounce->qm_iov[0].iov_base);
+		free((void *)m->dm_bounce->qm_iov);
+		free((void *)m->dm_bounce->qm_rec.rcpts);
+		free(m->dm_bounce);
+		m->dm_bounce = NULL;
+	}
+	delivery_msg_done(m);
+}
+
+/* A DSN for the recipients that failed this round, and, when warn is
+ * set, those deferred (a delay warning). */
+static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now,
+				     bool warn)
+{
+	const struct config *cfg = w->w_cfg;
+	struct dsn_rcpt *dr;
+	struct dsn_msg dm;
+	struct queue_body body;
+	struct queue_msg *b;
+	struct iovec *iov;
+	struct qrcpt *rc;
+	char arrival[40], date[40], ids[17], msgid[80];
+	char *text = NULL;
+	unsigned n = 0;
+	long len;
+
+	dr = calloc(m->dm_nrcpt, sizeof(*dr));
+	if (dr == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		struct dlv_rcpt *r = &m->dm_rcpts[i];
+
+		if (r->dr_result != DLV_R_FAILED && !(warn && r->dr_result == DLV_R_DEFERRED))
+			continue;
+		dr[n].dr_addr = r->dr_addr;
+		dr[n].dr_action = r->dr_result == DLV_R_FAILED ? DSN_FAILED : DSN_DELAYED;
+		dr[n].dr_status = r->dr_ecode[0] ? r->dr_ecode :
+				  r->dr_result == DLV_R_FAILED ? "5.0.0" : "4.0.0";
+		dr[n].dr_remote_mta = r->dr_remote[0] ? r->dr_remote : NULL;
+		dr[n].dr_diag = r->dr_reply ? r->dr_reply : "";
+		dr[n].dr_last_attempt = NULL;
+		n++;
+	}
+	queue_id_str(m->dm_id, ids);
+	dres_date(m->dm_arrival, arrival, sizeof(arrival));
+	dres_date(now, date, sizeof(date));
+	memset(&dm, 0, sizeof(dm));
+	dm.dm_reporting_mta = cfg->hostname;
+	dm.dm_to = m->dm_sender;
+	dm.dm_queue_id = ids;
+	dm.dm_arrival = arrival;
+	dm.dm_date = date;
+	dm.dm_rcpts = dr;
+	dm.dm_nrcpt = n;
+	b = calloc(1, sizeof(*b));
+	iov = calloc(1, sizeof(*iov));
+	rc = calloc(1, sizeof(*rc));
+	if (b == NULL || iov == NULL || rc == NULL)
+		goto fail;
+	b->qm_id = server_next_id(w->w_sw);
+	snprintf(msgid, sizeof(msgid), "%016" PRIx64 ".bounce@%.40s", b->qm_id, cfg->hostname);
+	dm.dm_message_id = msgid;
+	if (queue_body_get(w->w_queue, m->dm_id, &body) == 0) {
+		dm.dm_orig_headers = body.qb_data;
+		dm.dm_orig_headers_len = dsn_header_len(body.qb_data, body.qb_len);
+		len = dsn_build(&dm, &text);
+		queue_body_release(&body);
+	} else {
+		len = dsn_build(&dm, &text);
+	}
+	if (len < 0)
+		goto fail;
+	free(dr);
+	rc->state = QRCPT_PENDING;
+	rc->addr = m->dm_sender;	/* copied into the record at commit */
+	rc->addr_len = (uint16_t)strlen(m->dm_sender);
+	rc->next_attempt = now;
+	iov[0].iov_base = text;
+	iov[0].iov_len = (size_t)len;
+	b->qm_sink = NULL;
+	b->qm_rec.arrival = now;
+	b->qm_rec.next_attempt = now;
+	b->qm_rec.sender = "";
+	b->qm_rec.client = "localhost";
+	b->qm_rec.client_len = 9;
+	b->qm_rec.helo = cfg->hostname;
+	b->qm_rec.helo_len = (uint16_t)strlen(cfg->hostname);
+	b->qm_rec.nrcpt = 1;
+	b->qm_rec.rcpts = rc;
+	/* A bounce about UTF-8 addresses is 8-bit (message/global-*). */
+	for (long i = 0; i < len; i++)
+		if ((unsigned char)text[i] >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_8BIT;
+			break;
+		}
+	for (const char *p = m->dm_sender; *p; p++)
+		if ((unsigned char)*p >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_SMTPUTF8;
+			break;
+		}
+	b->qm_iov = iov;
+	b->qm_iovcnt = 1;
+	log_msg(LOG_INFO, "%s id=%016" PRIx64 " for=%s to=<%s> recipients=%u",
+		warn ? "dsn" : "bounce", b->qm_id, ids, m->dm_sender, n);
+	return b;
+fail:
+	free(dr);
+	free(text);
+	free(b);
+	free(iov);
+	free(rc);
+	return NULL;
+}
+
+static const char *dres_name(uint8_t res)
+{
+	switch (res) {
+	case DLV_R_SENT: return "sent";
+	case DLV_R_DEFERRED: return "deferred";
+	case DLV_R_FAILED: return "bounced";
+	}
+	return "none";
+}
+
+static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
+{
+	const struct config *cfg = w->w_cfg;
+	uint64_t now = dres_now_us();
+	unsigned n = 0, failed = 0, deferred = 0;
+	bool warn;
+	char ids[17];
+
+	queue_id_str(m->dm_id, ids);
+	m->dm_updates = calloc(m->dm_nrcpt ? m->dm_nrcpt : 1, sizeof(*m->dm_updates));
+	if (m->dm_updates == NULL) {
+		delivery_msg_done(m);	/* nothing stored: tried again later */
+		return;
+	}
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		struct dlv_rcpt *r = &m->dm_rcpts[i];
+		struct queue_rcpt_update *u = &m->dm_updates[n];
+		uint64_t next = 0;
+
+		if (r->dr_result == DLV_R_NONE)
+			continue;
+		if (r->dr_result == DLV_R_DEFERRED) {
+			next = now + retry_delay_us(r->dr_attempts + 1u, cfg->retry_min,
+						    cfg->retry_max, dres_rand(w));
+			if (retry_expired(m->dm_arrival, next, cfg->max_queue_lifetime)) {
+				char *why = NULL;
+
+				if (asprintf(&why, "%s (gave up: message expired after %us in the queue)",
+					     r->dr_reply ? r->dr_reply : "", cfg->max_queue_lifetime) > 0) {
+					free(r->dr_reply);
+					r->dr_reply = why;
+				}
+				/* Keep the last status, as Postfix does; 4.4.7
+				 * (delivery time expired) when there was none. */
+				if (r->dr_ecode[0] == '\0')
+					snprintf(r->dr_ecode, sizeof(r->dr_ecode), "4.4.7");
+				r->dr_result = DLV_R_FAILED;
+			}
+		}
+		u->qru_index = i;
+		u->qru_state = r->dr_result == DLV_R_SENT ? QRCPT_DELIVERED :
+			       r->dr_result == DLV_R_FAILED ? QRCPT_FAILED : QRCPT_PENDING;
+		u->qru_next_attempt = next;
+		u->qru_reply = r->dr_reply;
+		u->qru_reply_len = r->dr_reply ? (uint16_t)strnlen(r->dr_reply, 65535) : 0;
+		if (r->dr_result == DLV_R_FAILED)
+			failed++;
+		else if (r->dr_result == DLV_R_DEFERRED)
+			deferred++;
+		n++;
+		stat_inc(&w->w_sw->w_rcpt_result[r->dr_result]);
+		if (r->dr_reply != NULL && r->dr_reply[0] >= '2' && r->dr_reply[0] <= '5')
+			stat_inc(&w->w_sw->w_reply_class[r->dr_reply[0] - '0']);
+		if (r->dr_result == DLV_R_SENT)
+			stat_hist_observe(&w->w_sw->w_delivery_lat, (now - m->dm_arrival) * 1000u);
+		{
+			char nexts[40] = "";
+
+			if (next != 0)
+				snprintf(nexts, sizeof(nexts), " next=%" PRIu64, next / 1000000u);
+			log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
+				"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s",
+				ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
+				r->dr_tls[0] ? r->dr_tls : "none",
+				r->dr_attempts + 1u, (double)(now - m->dm_arrival) / 1e6,
+				dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
+				r->dr_reply ? r->dr_reply : "", nexts);
+		}
+	}
+	if (n == 0) {
+		delivery_msg_done(m);	/* nothing was tried (shutdown) */
+		return;
+	}
+	/* One delay warning per message, when configured (off by default). */
+	warn = deferred > 0 && cfg->delay_warning_time > 0 &&
+	       !(m->dm_flags & QRECORD_F_DELAY_WARNED) &&
+	       now >= m->dm_arrival + (uint64_t)cfg->delay_warning_time * 1000000u;
+	if ((failed > 0 || warn) && m->dm_sender[0] != '\0') {
+		m->dm_bounce = dres_bounce(w, m, now, warn);
+		if (m->dm_bounce != NULL)
+			stat_inc(&w->w_sw->w_bounces);
+	}
+	memset(&m->dm_update, 0, sizeof(m->dm_update));
+	m->dm_update.qu_id = m->dm_id;
+	m->dm_update.qu_rcpts = m->dm_updates;
+	m->dm_update.qu_nrcpt = n;
+	m->dm_update.qu_new = m->dm_bounce;
+	if (warn && m->dm_bounce != NULL)
+		m->dm_update.qu_set_flags = QRECORD_F_DELAY_WARNED;
+	m->dm_update.qu_done = dres_update_done;
+	queue_submit_update(w->w_queue, &m->dm_update);
+}
+
+void delivery_job_done(struct dlv_worker *w, struct dlv_job *j)
+{
+	struct dlv_msg *m = j->dj_msg;
+
+	dlv_job_free(j);
+	if (atomic_fetch_sub(&m->dm_parts_left, 1) == 1)
+		dres_finalize(w, m);
+}

@@ -1,0 +1,437 @@
+/*
+ * delivery_worker.c: the worker side of delivery. Jobs arrive in an inbox
+ * (any thread may push); on the worker they queue per destination (next
+ * hop). A destination resolves its route (dns.c), opens sessions up to
+ * destination_concurrency_limit, hands each ready session the next job,
+ * keeps idle sessions for reuse and paces sends by
+ * destination_rate_limit. Single-threaded apart from the inbox.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/delivery/delivery_internal.h"
+#include "core/base/log.h"
+#include "core/app/server.h"
+
+#define DLV_BUCKETS 1024u
+#define DLV_DEST_IDLE_FREE 60	/* seconds before an unused destination goes */
+
+static unsigned dlv_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*s)) * 16777619u;
+	return h;
+}
+
+void dlv_route_unref(struct dlv_route *rt)
+{
+	if (rt != NULL && --rt->rt_refs == 0)
+		free(rt);
+}
+
+void dlv_job_free(struct dlv_job *j)
+{
+	free(j->dj_nexthop);
+	free(j->dj_rcpts);
+	free(j);
+}
+
+void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
+		     const char *reply, const char *ecode, const char *remote)
+{
+	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+	if (r->dr_result != DLV_R_NONE || res == DLV_R_NONE)
+		return;
+	r->dr_result = (uint8_t)res;
+	free(r->dr_reply);
+	r->dr_reply = strdup(reply ? reply : "");
+	/* One line: it goes into logs and the record. */
+	for (char *p = r->dr_reply; p != NULL && *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '"')
+			*p = *p == '"' ? '\'' : ' ';
+	snprintf(r->dr_ecode, sizeof(r->dr_ecode), "%s", ecode ? ecode : "");
+	snprintf(r->dr_remote, sizeof(r->dr_remote), "%s", remote ? remote : "");
+}
+
+void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls)
+{
+	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+	snprintf(r->dr_tls, sizeof(r->dr_tls), "%s", tls);
+}
+
+/* End every recipient of a job with one outcome and release the job. */
+static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result res,
+			const char *ecode, const char *reason)
+{
+	for (unsigned k = 0; k < j->dj_nrcpt; k++)
+		dlv_rcpt_result(j, k, res, reason, ecode, "");
+	delivery_job_done(w, j);
+}
+
+/* Split "[ip]:port" / "host:port" / "host" into name and port. */
+static void dlv_parse_nexthop(const char *s, unsigned defport, char *name, size_t len,
+			      uint16_t *port_r)
+{
+	const char *colon = NULL;
+
+	*port_r = (uint16_t)defport;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close != NULL && close[1] == ':')
+			colon = close + 1;
+	} else if (strchr(s, ':') == strrchr(s, ':')) {
+		colon = strchr(s, ':');	/* one colon: a port */
+	}
+	if (colon != NULL) {
+		unsigned long p = strtoul(colon + 1, NULL, 10);
+
+		if (p > 0 && p < 65536)
+			*port_r = (uint16_t)p;
+		snprintf(name, len, "%.*s", (int)(colon - s), s);
+	} else {
+		snprintf(name, len, "%s", s);
+	}
+}
+
+static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
+{
+	unsigned b = dlv_hash(nexthop) & (w->w_nbuckets - 1);
+	struct dlv_dest *d;
+	char name[300];
+	uint16_t port;
+
+	for (d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
+		if (strcasecmp(d->dd_name, nexthop) == 0)
+			return d;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return NULL;
+	d->dd_name = strdup(nexthop);
+	if (d->dd_name == NULL) {
+		free(d);
+		return NULL;
+	}
+	dlv_parse_nexthop(nexthop, w->w_cfg->smtp_port, name, sizeof(name), &port);
+	d->dd_host = strdup(name);
+	if (d->dd_host == NULL) {
+		free(d->dd_name);
+		free(d);
+		return NULL;
+	}
+	d->dd_port = port;
+	d->dd_w = w;
+	d->dd_tokens = w->w_cfg->destination_rate_limit;
+	d->dd_last_active = io_loop_now();
+	d->dd_hnext = w->w_dests[b];
+	w->w_dests[b] = d;
+	return d;
+}
+
+static void dlv_dest_enqueue(struct dlv_dest *d, struct dlv_job *j)
+{
+	j->dj_next = NULL;
+	if (d->dd_tail != NULL)
+		d->dd_tail->dj_next = j;
+	else
+		d->dd_head = j;
+	d->dd_tail = j;
+	d->dd_queued++;
+}
+
+static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
+{
+	struct dlv_job *j = d->dd_head;
+
+	if (j == NULL)
+		return NULL;
+	d->dd_head = j->dj_next;
+	if (d->dd_head == NULL)
+		d->dd_tail = NULL;
+	d->dd_queued--;
+	return j;
+}
+
+static bool dlv_rate_ok(struct dlv_worker *w, struct dlv_dest *d)
+{
+	if (w->w_cfg->destination_rate_limit == 0)
+		return true;
+	if (d->dd_tokens == 0)
+		return false;
+	d->dd_tokens--;
+	return true;
+}
+
+/* End every waiting job of a destination with one outcome. */
+static void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d,
+				 enum dlv_result res, const char *ecode, const char *reason)
+{
+	struct dlv_job *j;
+
+	while ((j = dlv_dest_pop(d)) != NULL)
+		dlv_job_end(w, j, res, ecode, reason);
+}
+
+static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d);
+
+/* The route is known: open sessions for the waiting jobs. */
+static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
+{
+	struct dlv_dest *d = ctx;
+	struct dlv_worker *w = d->dd_w;
+	const struct config *cfg = w->w_cfg;
+	struct dlv_route *rt;
+	unsigned want;
+
+	d->dd_resolving = false;
+	if (r->dr_status != DNS_OK) {
+		bool perm = r->dr_status == DNS_NULL_MX || r->dr_status == DNS_NXDOMAIN;
+
+		log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, r->dr_error);
+		if (perm || d->dd_nconns == 0)
+			dlv_dest_fail_queued(w, d, perm ? DLV_R_FAILED : DLV_R_DEFERRED,
+					     r->dr_status == DNS_NULL_MX ? "5.1.10" :
+					     r->dr_status == DNS_NXDOMAIN ? "5.1.2" : "4.4.3",
+					     r->dr_error);
+		return;
+	}
+	rt = malloc(sizeof(*rt));
+	if (rt == NULL) {
+		if (d->dd_nconns == 0)
+			dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.3.0", "out of memory");
+		return;
+	}
+	rt->rt_refs = 1;
+	rt->rt_port = d->dd_port;
+	rt->rt_dns = *r;
+	want = d->dd_queued;
+	if (want > cfg->destination_concurrency_limit - d->dd_nconns)
+		want = cfg->destination_concurrency_limit - d->dd_nconns;
+	for (unsigned i = 0; i < want; i++) {
+		d->dd_nconns++;
+		if (smtp_client_open(w, d, rt, 0) == NULL) {
+			d->dd_nconns--;
+			break;
+		}
+	}
+	dlv_route_unref(rt);
+}
+
+static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
+{
+	while (d->dd_head != NULL && d->dd_idle != NULL && !w->w_quiesce) {
+		struct smtp_client *c = d->dd_idle;
+
+		if (!dlv_rate_ok(w, d))
+			return;
+		d->dd_idle = smtp_client_next_idle(c);
+		smtp_client_set_next_idle(c, NULL);
+		smtp_client_start_job(c, dlv_dest_pop(d));
+	}
+	if (d->dd_head != NULL && !d->dd_resolving && !w->w_quiesce &&
+	    d->dd_nconns < w->w_cfg->destination_concurrency_limit &&
+	    d->dd_queued > 0) {
+		d->dd_resolving = true;
+		dns_resolve(w->w_dns, d->dd_host, dlv_dest_on_route, d);
+	}
+}
+
+void dlv_dest_client_ready(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+{
+	d->dd_last_active = io_loop_now();
+	if (w->w_quiesce) {
+		smtp_client_quit(c);
+		return;
+	}
+	if (d->dd_head != NULL && dlv_rate_ok(w, d)) {
+		smtp_client_start_job(c, dlv_dest_pop(d));
+		return;
+	}
+	smtp_client_set_next_idle(c, d->dd_idle);
+	d->dd_idle = c;
+}
+
+void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
+			    const char *ecode, const char *reason)
+{
+	log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, reason);
+	/* Every address of the route failed: the destination is down for
+	 * now. Defer what waits rather than open session after session to
+	 * it (the retry schedule brings the mail back). */
+	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
+}
+
+void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+{
+	/* Unlink c from the idle list if it is there. */
+	if (d->dd_idle == c) {
+		d->dd_idle = smtp_client_next_idle(c);
+	} else {
+		for (struct smtp_client *p = d->dd_idle; p != NULL; p = smtp_client_next_idle(p))
+			if (smtp_client_next_idle(p) == c) {
+				smtp_client_set_next_idle(p, smtp_client_next_idle(c));
+				break;
+			}
+	}
+	d->dd_nconns--;
+	d->dd_last_active = io_loop_now();
+	dlv_dest_kick(w, d);
+}
+
+int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, size_t errlen)
+{
+	struct dlv_worker *w = calloc(1, sizeof(*w));
+
+	*w_r = NULL;
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->w_sw = sw;
+	w->w_loop = &sw->w_loop;
+	w->w_cfg = sw->w_srv->s_cfg;
+	w->w_queue = sw->w_srv->s_queue;
+	w->w_nbuckets = DLV_BUCKETS;
+	w->w_rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)w;
+	pthread_mutex_init(&w->w_lock, NULL);
+	w->w_dests = calloc(w->w_nbuckets, sizeof(*w->w_dests));
+	if (w->w_dests == NULL ||
+	    dns_init(&w->w_dns, w->w_loop, w->w_cfg->dns_servers, err, errlen) < 0) {
+		if (w->w_dests == NULL)
+			snprintf(err, errlen, "out of memory");
+		free(w->w_dests);
+		pthread_mutex_destroy(&w->w_lock);
+		free(w);
+		return -1;
+	}
+	*w_r = w;
+	return 0;
+}
+
+void dlv_worker_destroy(struct dlv_worker **wp)
+{
+	struct dlv_worker *w = *wp;
+
+	if (w == NULL)
+		return;
+	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+		struct dlv_dest *d = w->w_dests[b], *next;
+
+		for (; d != NULL; d = next) {
+			next = d->dd_hnext;
+			free(d->dd_name);
+			free(d->dd_host);
+			free(d);
+		}
+	}
+	free(w->w_dests);
+	dns_destroy(&w->w_dns);
+	pthread_mutex_destroy(&w->w_lock);
+	free(w);
+	*wp = NULL;
+}
+
+void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j)
+{
+	bool was_empty;
+
+	j->dj_next = NULL;
+	pthread_mutex_lock(&w->w_lock);
+	was_empty = w->w_in_head == NULL;
+	if (w->w_in_tail != NULL)
+		w->w_in_tail->dj_next = j;
+	else
+		w->w_in_head = j;
+	w->w_in_tail = j;
+	pthread_mutex_unlock(&w->w_lock);
+	/* One wake per batch: the worker takes the whole inbox at once. */
+	if (was_empty)
+		io_loop_wake(w->w_loop);
+}
+
+void dlv_worker_on_wake(struct dlv_worker *w)
+{
+	struct dlv_job *j, *next;
+
+	pthread_mutex_lock(&w->w_lock);
+	j = w->w_in_head;
+	w->w_in_head = w->w_in_tail = NULL;
+	pthread_mutex_unlock(&w->w_lock);
+	for (; j != NULL; j = next) {
+		struct dlv_dest *d;
+
+		next = j->dj_next;
+		if (w->w_quiesce) {
+			dlv_job_end(w, j, DLV_R_NONE, "", "");
+			continue;
+		}
+		d = dlv_dest_get(w, j->dj_nexthop);
+		if (d == NULL) {
+			dlv_job_end(w, j, DLV_R_DEFERRED, "4.3.0", "out of memory");
+			continue;
+		}
+		dlv_dest_enqueue(d, j);
+		dlv_dest_kick(w, d);
+	}
+}
+
+void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
+{
+	struct dns_stats ds;
+
+	dns_tick(w->w_dns);
+	/* Publish for the metrics endpoint (dns.c's counters are private). */
+	dns_get_stats(w->w_dns, &ds);
+	atomic_store_explicit(&w->w_sw->w_dns_lookups, ds.lookups, memory_order_relaxed);
+	atomic_store_explicit(&w->w_sw->w_dns_failures, ds.failures, memory_order_relaxed);
+	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+		struct dlv_dest **pp = &w->w_dests[b], *d;
+
+		while ((d = *pp) != NULL) {
+			d->dd_tokens = w->w_cfg->destination_rate_limit;
+			if (d->dd_head != NULL)
+				dlv_dest_kick(w, d);
+			if (d->dd_head == NULL && d->dd_nconns == 0 && !d->dd_resolving &&
+			    now > d->dd_last_active + DLV_DEST_IDLE_FREE) {
+				*pp = d->dd_hnext;
+				free(d->dd_name);
+				free(d->dd_host);
+				free(d);
+				continue;
+			}
+			pp = &d->dd_hnext;
+		}
+	}
+}
+
+bool dlv_worker_quiesce(struct dlv_worker *w)
+{
+	bool idle = true;
+
+	w->w_quiesce = true;
+	dlv_worker_on_wake(w);		/* ends whatever is in the inbox */
+	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext) {
+			struct smtp_client *c;
+
+			/* Jobs not started yet: nothing changes for them. */
+			while (d->dd_head != NULL)
+				dlv_job_end(w, dlv_dest_pop(d), DLV_R_NONE, "", "");
+			while ((c = d->dd_idle) != NULL) {
+				d->dd_idle = smtp_client_next_idle(c);
+				smtp_client_set_next_idle(c, NULL);
+				smtp_client_quit(c);
+			}
+			if (d->dd_nconns > 0 || d->dd_resolving)
+				idle = false;
+		}
+	}
+	return idle && w->w_nclients == 0;
+}

@@ -1,0 +1,22 @@
+/* retry.c: see retry.h. */
+#include "core/delivery/retry.h"
+
+uint64_t retry_delay_us(unsigned attempts, unsigned min_s, unsigned max_s,
+			uint32_t rnd)
+{
+	uint64_t d = (uint64_t)min_s * 1000000u, max = (uint64_t)max_s * 1000000u;
+	uint64_t jitter;
+
+	for (unsigned i = 1; i < attempts && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	/* +-10%: d * (0.9 + 0.2 * rnd / 2^32) */
+	jitter = d / 5;
+	return d - d / 10 + (jitter * rnd >> 32);
+}
+
+bool retry_expired(uint64_t arrival_us, uint64_t next_us, unsigned lifetime_s)
+{
+	return next_us >= arrival_us + (uint64_t)lifetime_s * 1000000u;
+}

@@ -1,0 +1,363 @@
+/*
+ * metrics.c: see metrics.h. Names follow the Prometheus conventions:
+ * ringmta_ prefix, _total for counters, base units (seconds, bytes).
+ */
+#include "core/http/metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/delivery/delivery.h"
+#include "core/app/server.h"
+#include "io/listen.h"
+#include "io/stat.h"
+#include "queue/queue.h"
+
+struct metrics {
+	struct MHD_Daemon *m_daemon;
+	struct server *m_srv;
+	struct delivery *m_dlv;
+	struct sockaddr_storage m_addr;
+};
+
+/* A growing text buffer. */
+struct mbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void mb_printf(struct mbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void mb_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = b->cap * 2 + (size_t)n;
+			char *p = realloc(b->p, cap);
+
+			if (p == NULL) {
+				b->oom = 1;
+				return;
+			}
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+}
+
+static void mb_head(struct mbuf *b, const char *name, const char *type, const char *help)
+{
+	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A counter with an inbound and an outbound series. */
+static void mb_inout(struct mbuf *b, const char *name, const char *help, uint64_t in,
+		     uint64_t out)
+{
+	mb_head(b, name, "counter", help);
+	mb_printf(b, "%s{direction=\"inbound\"} %llu\n%s{direction=\"outbound\"} %llu\n",
+		  name, (unsigned long long)in, name, (unsigned long long)out);
+}
+
+/* Sum one counter over the workers. */
+#define SUM_WORKERS(srv, expr) ({					\
+	uint64_t _s = 0;						\
+	for (unsigned _i = 0; _i < (srv)->s_nworkers; _i++) {		\
+		const struct smtp_worker *w = &(srv)->s_workers[_i];	\
+		_s += (expr);						\
+	}								\
+	_s; })
+
+static void mb_hist(struct mbuf *b, const char *name, const uint64_t *buckets,
+		    uint64_t count, uint64_t sum_ns)
+{
+	uint64_t cum = 0;
+
+	for (unsigned i = 0; i < STAT_HIST_NBUCKETS - 1; i++) {
+		cum += buckets[i];
+		mb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, stat_hist_bounds[i],
+			  (unsigned long long)cum);
+	}
+	mb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
+		  (unsigned long long)count, name, (double)sum_ns / 1e9, name,
+		  (unsigned long long)count);
+}
+
+static void mb_worker_hist(struct mbuf *b, struct server *srv, const char *name,
+			   size_t offset)
+{
+	uint64_t buckets[STAT_HIST_NBUCKETS] = { 0 }, count = 0, sum = 0;
+
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		const struct stat_hist *h = (const void *)((const char *)&srv->s_workers[i] + offset);
+
+		for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
+			buckets[k] += stat_get(&h->sh_buckets[k]);
+		count += stat_get(&h->sh_count);
+		sum += stat_get(&h->sh_sum_ns);
+	}
+	mb_hist(b, name, buckets, count, sum);
+}
+
+static void metrics_render(struct metrics *m, struct mbuf *b)
+{
+	struct server *srv = m->m_srv;
+	const struct config *cfg = srv->s_cfg;
+	struct queue_stats qs;
+	struct timeval tv;
+	uint64_t now_us, ready = 0, scheduled = 0, oldest = 0;
+	char addr[80];
+
+	gettimeofday(&tv, NULL);
+	now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+
+	mb_head(b, "ringmta_connections_accepted_total", "counter",
+		"Inbound SMTP connections accepted, per listener.");
+	for (unsigned l = 0; l < cfg->listen_count; l++)
+		mb_printf(b, "ringmta_connections_accepted_total{listener=\"%s\"} %llu\n",
+			  io_sockaddr_str((const struct sockaddr *)&cfg->listen[l].cl_addr, addr,
+					  sizeof(addr)),
+			  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_accepted[l])));
+	mb_head(b, "ringmta_connections_open", "gauge",
+		"Inbound SMTP sessions open now, per listener.");
+	for (unsigned l = 0; l < cfg->listen_count; l++)
+		mb_printf(b, "ringmta_connections_open{listener=\"%s\"} %lld\n",
+			  io_sockaddr_str((const struct sockaddr *)&cfg->listen[l].cl_addr, addr,
+					  sizeof(addr)),
+			  (long long)SUM_WORKERS(srv, stat_get(&w->w_open[l])));
+	mb_head(b, "ringmta_connections_refused_total", "counter",
+		"Inbound connections refused by a connection cap.");
+	mb_printf(b, "ringmta_connections_refused_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_refused)));
+	mb_head(b, "ringmta_messages_received_total", "counter",
+		"Messages accepted and queued (answered 250 after DATA or BDAT LAST).");
+	mb_printf(b, "ringmta_messages_received_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_messages)));
+	mb_head(b, "ringmta_messages_rejected_total", "counter",
+		"Message bodies refused (bare CR/LF, too big, long lines).");
+	mb_printf(b, "ringmta_messages_rejected_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rejected)));
+	mb_head(b, "ringmta_recipients_total", "counter",
+		"Delivery attempts' outcomes per recipient.");
+	mb_printf(b, "ringmta_recipients_total{result=\"delivered\"} %llu\n"
+		  "ringmta_recipients_total{result=\"deferred\"} %llu\n"
+		  "ringmta_recipients_total{result=\"bounced\"} %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_SENT])),
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_DEFERRED])),
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_FAILED])));
+	mb_head(b, "ringmta_recipient_replies_total", "counter",
+		"Recipients by the class of the remote server's reply.");
+	for (unsigned c = 2; c <= 5; c++)
+		if (c != 3)
+			mb_printf(b, "ringmta_recipient_replies_total{class=\"%uxx\"} %llu\n", c,
+				  (unsigned long long)SUM_WORKERS(srv,
+						stat_get(&w->w_reply_class[c])));
+	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
+	mb_printf(b, "ringmta_bounces_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_bounces)));
+	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
+		"Messages being delivered now.");
+	mb_printf(b, "ringmta_deliveries_in_flight %u\n",
+		  m->m_dlv != NULL ? delivery_inflight(m->m_dlv) : 0);
+
+	queue_depth(srv->s_queue, now_us, &ready, &scheduled, &oldest);
+	mb_head(b, "ringmta_queue_messages", "gauge",
+		"Messages in the queue: ready to try now, or scheduled for later.");
+	mb_printf(b, "ringmta_queue_messages{state=\"ready\"} %llu\n"
+		  "ringmta_queue_messages{state=\"scheduled\"} %llu\n",
+		  (unsigned long long)ready, (unsigned long long)scheduled);
+	mb_head(b, "ringmta_queue_oldest_message_age_seconds", "gauge",
+		"Age of the oldest queued message (0 when empty).");
+	mb_printf(b, "ringmta_queue_oldest_message_age_seconds %.3f\n",
+		  oldest && now_us > oldest ? (double)(now_us - oldest) / 1e6 : 0.0);
+
+	queue_get_stats(srv->s_queue, &qs);
+	mb_head(b, "ringmta_queue_commits_total", "counter",
+		"Durable queue write transactions (each one sync, shared by its batch).");
+	mb_printf(b, "ringmta_queue_commits_total %llu\n", (unsigned long long)qs.commits);
+	mb_head(b, "ringmta_queue_commit_seconds", "histogram",
+		"Time to write and sync one queue transaction.");
+	mb_hist(b, "ringmta_queue_commit_seconds", qs.hist, qs.hist_count, qs.hist_sum_ns);
+	mb_head(b, "ringmta_accept_to_reply_seconds", "histogram",
+		"From the end of a message's data to its 250 reply (queue commit included).");
+	mb_worker_hist(b, srv, "ringmta_accept_to_reply_seconds",
+		       offsetof(struct smtp_worker, w_accept_lat));
+	mb_head(b, "ringmta_delivery_seconds", "histogram",
+		"From arrival to delivery, per delivered recipient.");
+	mb_worker_hist(b, srv, "ringmta_delivery_seconds",
+		       offsetof(struct smtp_worker, w_delivery_lat));
+
+	mb_head(b, "ringmta_network_received_bytes_total", "counter",
+		"Bytes received on SMTP connections (in and out bound).");
+	mb_printf(b, "ringmta_network_received_bytes_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_loop.lp_stats.recv_bytes)));
+	mb_head(b, "ringmta_network_sent_bytes_total", "counter",
+		"Bytes sent on SMTP connections (in and out bound).");
+	mb_printf(b, "ringmta_network_sent_bytes_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_loop.lp_stats.send_bytes)));
+	mb_head(b, "ringmta_dns_lookups_total", "counter", "DNS queries sent.");
+	mb_printf(b, "ringmta_dns_lookups_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_lookups)));
+	mb_head(b, "ringmta_dns_failures_total", "counter", "DNS lookups that failed.");
+	mb_printf(b, "ringmta_dns_failures_total %llu\n",
+		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_failures)));
+
+	mb_inout(b, "ringmta_tls_handshakes_total",
+		 "TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.",
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_handshakes)),
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_handshakes)));
+	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_failures)),
+		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_failures)));
+	mb_head(b, "ringmta_worker_loop_iterations_total", "counter",
+		"Event loop iterations (io_uring waits), per worker.");
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		mb_printf(b, "ringmta_worker_loop_iterations_total{worker=\"%u\"} %llu\n", i,
+			  (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.loops));
+	mb_head(b, "ringmta_worker_completions_total", "counter",
+		"io_uring completions handled, per worker.");
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		mb_printf(b, "ringmta_worker_completions_total{worker=\"%u\"} %llu\n", i,
+			  (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.cqes));
+	mb_head(b, "ringmta_worker_receive_buffer_exhausted_total", "counter",
+		"Receives that found the provided-buffer ring empty, per worker.");
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		mb_printf(b, "ringmta_worker_receive_buffer_exhausted_total{worker=\"%u\"} %llu\n",
+			  i, (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.enobufs));
+}
+
+static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
+				       const char *url, const char *method,
+				       const char *version, const char *upload_data,
+				       size_t *upload_data_size, void **con_cls)
+{
+	struct metrics *m = cls;
+	struct MHD_Response *resp;
+	struct mbuf b = { NULL, 0, 0, 0 };
+	unsigned status = MHD_HTTP_OK;
+	const char *ctype = "text/plain; charset=utf-8";
+	enum MHD_Result ret;
+
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)con_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		mb_printf(&b, "method not allowed\n");
+	} else if (strcmp(url, "/metrics") == 0) {
+		b.cap = 16384;
+		b.p = malloc(b.cap);
+		if (b.p == NULL)
+			return MHD_NO;
+		metrics_render(m, &b);
+		ctype = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/") == 0) {
+		mb_printf(&b, "ok\n");
+	} else {
+		status = MHD_HTTP_NOT_FOUND;
+		mb_printf(&b, "not found; try /metrics or /healthz\n");
+	}
+	if (b.oom) {
+		free(b.p);
+		return MHD_NO;
+	}
+	resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(b.p);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int metrics_start(struct metrics **m_r, const char *addr, struct server *srv,
+		  struct delivery *dlv, char *err, size_t errlen)
+{
+	struct metrics *m;
+	char host[64];
+	const char *colon;
+	unsigned port;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	*m_r = NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	m->m_srv = srv;
+	m->m_dlv = dlv;
+	colon = strrchr(addr, ':');
+	if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
+		goto bad;
+	if (addr[0] == '[') {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&m->m_addr;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr - 2), addr + 1);
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+			goto bad;
+		flags |= MHD_USE_IPv6;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&m->m_addr;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+			goto bad;
+	}
+	m->m_daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, metrics_handler, m,
+				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&m->m_addr,
+				       MHD_OPTION_CONNECTION_LIMIT, 64u,
+				       MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+				       MHD_OPTION_END);
+	if (m->m_daemon == NULL) {
+		snprintf(err, errlen, "metrics_listen %s: cannot listen", addr);
+		free(m);
+		return -1;
+	}
+	*m_r = m;
+	return 0;
+bad:
+	snprintf(err, errlen, "metrics_listen %s: expected ip:port or [ip6]:port", addr);
+	free(m);
+	return -1;
+}
+
+void metrics_stop(struct metrics **mp)
+{
+	struct metrics *m = *mp;
+
+	if (m == NULL)
+		return;
+	MHD_stop_daemon(m->m_daemon);
+	free(m);
+	*mp = NULL;
+}

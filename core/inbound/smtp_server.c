@@ -1,0 +1,737 @@
+/*
+ * smtp_server.c: session lifecycle, input framing, message bodies and the
+ * hand-off to the queue. Commands themselves are in smtp_server_cmds.c.
+ */
+#include "core/inbound/smtp_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/config/config.h"
+#include "core/base/log.h"
+#include "core/config/netacl.h"
+#include "core/app/server.h"
+#include "tls/tls.h"
+
+#define SMTP_INQ_MAX_BYTES (256u * 1024u)	/* pipelined input while waiting */
+
+static const struct io_conn_ops smtp_conn_ops;
+
+static struct smtp_session *smtp_of_conn(struct io_conn *c)
+{
+	return (struct smtp_session *)c;	/* s_conn is the first member */
+}
+
+const struct config *smtp_server_cfg(const struct smtp_session *s)
+{
+	return s->s_worker->w_srv->s_cfg;
+}
+
+void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	const struct config *cfg = smtp_server_cfg(s);
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	smtp_server_out(s, buf, (size_t)n);
+	if (io_conn_closing(&s->s_conn))
+		return;
+	if ((buf[0] == '4' || buf[0] == '5') && memcmp(buf, "421", 3) != 0 &&
+	    ++s->s_errors >= cfg->max_errors) {
+		smtp_server_reply(s, "421 4.7.0 %s Error: too many errors", cfg->hostname);
+		smtp_server_close(s, "too many errors");
+	}
+}
+
+void smtp_server_close(struct smtp_session *s, const char *reason)
+{
+	if (s->s_closing)
+		return;
+	s->s_closing = true;
+	log_msg(LOG_INFO, "disconnect client=%s helo=%s messages=%u errors=%u outcome=%s",
+		s->s_addr, s->s_helo ? s->s_helo : "-", s->s_messages, s->s_errors,
+		reason);
+	io_conn_close(&s->s_conn);
+}
+
+/* ---- transactions ---- */
+
+static void smtp_txn_free(struct smtp_worker *w, struct smtp_txn *t)
+{
+	for (unsigned i = 0; i < t->t_nbufs; i++)
+		bufpool_unref(&w->w_loop.lp_bufs, t->t_bufs[i]);
+	for (uint32_t i = 0; i < t->t_nrcpt; i++)
+		free((char *)t->t_rcpts[i].addr);
+	free(t->t_rcpts);
+	free(t->t_iov);
+	free(t->t_bufs);
+	free(t->t_prefix);
+	free(t->t_sender);
+	free(t);
+}
+
+void smtp_server_txn_end(struct smtp_session *s)
+{
+	if (s->s_txn != NULL)
+		smtp_txn_free(s->s_worker, s->s_txn);
+	s->s_txn = NULL;
+}
+
+/* Body slices from the decoder: record them, keep their buffer. */
+static void smtp_emit(void *ctx, const char *p, size_t len)
+{
+	struct smtp_session *s = ctx;
+	struct smtp_txn *t = s->s_txn;
+	struct iovec *last;
+
+	if (t->t_oom || len == 0)
+		return;
+	if (t->t_nbufs == 0 || t->t_bufs[t->t_nbufs - 1] != s->s_cur_buf) {
+		if (t->t_nbufs == t->t_buf_cap) {
+			unsigned cap = t->t_buf_cap ? t->t_buf_cap * 2 : 4;
+			struct io_buf **n = realloc(t->t_bufs, cap * sizeof(*n));
+
+			if (n == NULL) {
+				t->t_oom = true;
+				return;
+			}
+			t->t_bufs = n;
+			t->t_buf_cap = cap;
+		}
+		io_buf_ref(s->s_cur_buf);
+		t->t_bufs[t->t_nbufs++] = s->s_cur_buf;
+	}
+	/* Contiguous with the previous slice: extend it. */
+	last = &t->t_iov[t->t_niov - 1];
+	if (t->t_niov > 1 && (const char *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+		return;
+	}
+	if (t->t_niov == t->t_iov_cap) {
+		unsigned cap = t->t_iov_cap * 2;
+		struct iovec *n = realloc(t->t_iov, cap * sizeof(*n));
+
+		if (n == NULL) {
+			t->t_oom = true;
+			return;
+		}
+		t->t_iov = n;
+		t->t_iov_cap = cap;
+	}
+	t->t_iov[t->t_niov].iov_base = (void *)p;
+	t->t_iov[t->t_niov].iov_len = len;
+	t->t_niov++;
+}
+
+void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	struct smtp_txn *t = s->s_txn;
+
+	if (t->t_iov == NULL) {
+		t->t_iov_cap = 8;
+		t->t_iov = malloc(t->t_iov_cap * sizeof(*t->t_iov));
+		if (t->t_iov == NULL) {
+			t->t_oom = true;
+			t->t_iov_cap = 0;
+		} else {
+			t->t_iov[0].iov_base = NULL;	/* the trace header */
+			t->t_iov[0].iov_len = 0;
+			t->t_niov = 1;
+		}
+		smtp_data_init(&s->s_data, mode, smtp_server_cfg(s)->max_message_size);
+	}
+}
+
+/* Received:, and Date:/Message-ID: when the message lacks them. */
+static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
+			     uint64_t id, uint32_t flags)
+{
+	const struct config *cfg = smtp_server_cfg(s);
+	const char *date = server_date(s->s_worker);
+	const char *base = t->t_smtputf8 ? "UTF8SMTP" : s->s_esmtp ? "ESMTP" : "SMTP";
+	bool tls = s->s_tls != NULL && s->s_tls->tc_done;
+	size_t cap = 768 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
+		     (s->s_auth_user ? strlen(s->s_auth_user) : 0) +
+		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0);
+	char ids[17], tlsinfo[128] = "", authinfo[300] = "";
+	int n;
+
+	t->t_prefix = malloc(cap);
+	if (t->t_prefix == NULL)
+		return -ENOMEM;
+	queue_id_str(id, ids);
+	/* RFC 3848 protocol names; TLS and the identity as comments. */
+	if (tls)
+		snprintf(tlsinfo, sizeof(tlsinfo), "\r\n\t(using %s with cipher %s)",
+			 tls_conn_version(s->s_tls), tls_conn_cipher(s->s_tls));
+	if (s->s_auth_user != NULL)
+		snprintf(authinfo, sizeof(authinfo), "\r\n\t(Authenticated sender: %.250s)",
+			 s->s_auth_user);
+	n = snprintf(t->t_prefix, cap,
+		     "Received: from %s ([%s])%s%s\r\n\tby %s (ringmta) with %s%s%s id %s",
+		     s->s_helo ? s->s_helo : "unknown", s->s_addr, tlsinfo, authinfo,
+		     cfg->hostname, base, tls ? "S" : "", s->s_auth_user ? "A" : "", ids);
+	if (t->t_nrcpt == 1)
+		n += snprintf(t->t_prefix + n, cap - (size_t)n, "\r\n\tfor <%.*s>",
+			      (int)t->t_rcpts[0].addr_len, t->t_rcpts[0].addr);
+	n += snprintf(t->t_prefix + n, cap - (size_t)n, "; %s\r\n", date);
+	if (!(flags & SMTP_DATA_F_HAS_DATE))
+		n += snprintf(t->t_prefix + n, cap - (size_t)n, "Date: %s\r\n", date);
+	if (!(flags & SMTP_DATA_F_HAS_MSGID))
+		n += snprintf(t->t_prefix + n, cap - (size_t)n,
+			      "Message-ID: <%s@%s>\r\n", ids, cfg->hostname);
+	t->t_iov[0].iov_base = t->t_prefix;
+	t->t_iov[0].iov_len = (size_t)n;
+	return 0;
+}
+
+static uint64_t smtp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t smtp_now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* The body is complete: refuse it, or hand it to the queue. */
+void smtp_server_message_done(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->s_txn;
+	struct queue_msg *m = &t->t_msg;
+	uint32_t flags = s->s_data.mode == SMTP_DATA_RAW ?
+			 smtp_data_finish(&s->s_data) : s->s_data.flags;
+	const char *refusal = smtp_data_refusal(flags);
+	uint64_t id;
+
+	s->s_state = SMTP_S_CMD;
+	if (refusal != NULL || t->t_oom) {
+		stat_inc(&s->s_worker->w_rejected);
+		log_msg(LOG_INFO, "reject client=%s from=<%s> reason=\"%s\"", s->s_addr,
+			t->t_sender, refusal ? refusal : "out of memory");
+		smtp_server_txn_end(s);
+		smtp_server_reply(s, "%s", refusal ? refusal :
+				  "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	id = server_next_id(s->s_worker);
+	if (smtp_build_prefix(s, t, id, flags) < 0) {
+		smtp_server_txn_end(s);
+		smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	memset(m, 0, sizeof(*m));
+	m->qm_sink = &s->s_worker->w_sink;
+	m->qm_id = id;
+	m->qm_rec.arrival = smtp_now_us();
+	m->qm_rec.next_attempt = m->qm_rec.arrival;
+	m->qm_rec.flags = ((flags & SMTP_DATA_F_8BIT) ? QRECORD_F_8BIT : 0) |
+			  (t->t_smtputf8 ? QRECORD_F_SMTPUTF8 : 0);
+	m->qm_rec.sender = t->t_sender;
+	m->qm_rec.sender_len = t->t_sender_len;
+	m->qm_rec.client = s->s_addr;
+	m->qm_rec.client_len = (uint16_t)strlen(s->s_addr);
+	m->qm_rec.helo = s->s_helo ? s->s_helo : "";
+	m->qm_rec.helo_len = (uint16_t)strlen(m->qm_rec.helo);
+	for (uint32_t i = 0; i < t->t_nrcpt; i++)
+		t->t_rcpts[i].next_attempt = m->qm_rec.arrival;
+	m->qm_rec.nrcpt = t->t_nrcpt;
+	m->qm_rec.rcpts = t->t_rcpts;
+	m->qm_iov = t->t_iov;
+	m->qm_iovcnt = t->t_niov;
+	s->s_state = SMTP_S_COMMIT;
+	queue_submit(s->s_worker->w_srv->s_queue, m);
+}
+
+/* ---- input ---- */
+
+static void smtp_deadline(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_cfg(s);
+
+	io_conn_set_deadline(&s->s_conn, (s->s_state == SMTP_S_DATA ||
+					  s->s_state == SMTP_S_BDAT) ?
+			     cfg->timeout_data : cfg->timeout_command);
+}
+
+/* One command line, with its line ending (n >= 1, p[n-1] == '\n'). */
+static void smtp_line_done(struct smtp_session *s, const char *p, size_t n)
+{
+	if (n < 2 || p[n - 2] != '\r' || memchr(p, '\r', n - 2) != NULL) {
+		smtp_server_reply(s, "500 5.5.2 Error: bare CR or LF in command; "
+				  "lines must end with CRLF");
+		return;
+	}
+	if (s->s_state == SMTP_S_AUTH)
+		smtp_auth_line(s, p, n - 2);
+	else
+		smtp_server_command(s, p, n - 2);
+}
+
+/* SASL lines may be longer than commands (RFC 4954 section 4). */
+static size_t smtp_line_limit(const struct smtp_session *s, const char *p, size_t len)
+{
+	const char *start = s->s_line_len ? s->s_line : p;
+	size_t have = s->s_line_len ? s->s_line_len : len;
+
+	if (s->s_state == SMTP_S_AUTH)
+		return SMTP_AUTH_LINE_MAX;
+	if (have >= 5 && strncasecmp(start, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
+
+/*
+ * Room for a partial line of need octets: 512 for a command, grown to the
+ * AUTH limit only when a SASL line needs it, so a slow client's partial
+ * command costs no more than a command. -1 (session closed) without memory.
+ */
+static int smtp_line_reserve(struct smtp_session *s, size_t need)
+{
+	size_t cap = need <= SMTP_CMD_LINE_MAX ? SMTP_CMD_LINE_MAX : SMTP_AUTH_LINE_MAX;
+	char *n;
+
+	if (s->s_line != NULL && s->s_line_cap >= need)
+		return 0;
+	n = realloc(s->s_line, cap);
+	if (n == NULL) {
+		smtp_server_reply(s, "421 4.3.0 Out of memory");
+		smtp_server_close(s, "out of memory");
+		return -1;
+	}
+	s->s_line = n;
+	s->s_line_cap = (uint16_t)cap;
+	return 0;
+}
+
+static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
+{
+	const char *lf = memchr(p, '\n', len);
+	size_t n, limit = smtp_line_limit(s, p, len);
+
+	if (lf == NULL) {
+		if (s->s_line_len + len > limit) {
+			free(s->s_line);
+			s->s_line = NULL;
+			s->s_line_len = s->s_line_cap = 0;
+			s->s_skip_reply = "500 5.5.2 Error: command line too long";
+			s->s_state = SMTP_S_SKIP;
+			return len;
+		}
+		if (smtp_line_reserve(s, s->s_line_len + len) < 0)
+			return len;
+		memcpy(s->s_line + s->s_line_len, p, len);
+		s->s_line_len += (uint16_t)len;
+		return len;
+	}
+	n = (size_t)(lf - p) + 1;
+	if (s->s_line_len + n > limit) {
+		free(s->s_line);
+		s->s_line = NULL;
+		s->s_line_len = s->s_line_cap = 0;
+		smtp_server_reply(s, "500 5.5.2 Error: command line too long");
+		return n;
+	}
+	if (s->s_line_len > 0) {
+		/* The rare split line: join it. */
+		char *line;
+		size_t total = s->s_line_len + n;
+
+		if (smtp_line_reserve(s, total) < 0)
+			return n;
+		line = s->s_line;
+		memcpy(line + s->s_line_len, p, n);
+		s->s_line = NULL;
+		s->s_line_len = 0;
+		s->s_line_cap = 0;
+		smtp_line_done(s, line, total);
+		free(line);
+		return n;
+	}
+	smtp_line_done(s, p, n);
+	return n;
+}
+
+/* Process bytes; returns how many were used. Stops early while waiting. */
+static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
+			 const char *p, size_t len)
+{
+	size_t pos = 0;
+
+	s->s_cur_buf = b;
+	while (pos < len && !s->s_closing) {
+		/* After STARTTLS every cleartext byte already received is
+		 * dropped (CVE-2011-0411): only the handshake may follow. */
+		if (s->s_tls_starting)
+			return len;
+		switch (s->s_state) {
+		case SMTP_S_TLS_HANDSHAKE:
+			return len;	/* cannot happen: TLS input is separate */
+		case SMTP_S_GREET:
+			smtp_server_reply(s, "554 5.5.0 Error: SMTP protocol synchronization: "
+					  "input before greeting");
+			smtp_server_close(s, "pre-greeting input");
+			return len;
+		case SMTP_S_CMD:
+		case SMTP_S_AUTH:
+			pos += smtp_input_cmd(s, p + pos, len - pos);
+			break;
+		case SMTP_S_SKIP: {
+			const char *lf = memchr(p + pos, '\n', len - pos);
+
+			if (lf == NULL)
+				return len;
+			pos = (size_t)(lf - p) + 1;
+			s->s_state = SMTP_S_CMD;
+			smtp_server_reply(s, "%s", s->s_skip_reply);
+			break;
+		}
+		case SMTP_S_DATA: {
+			bool done = false;
+
+			pos += smtp_data_feed(&s->s_data, p + pos, len - pos, smtp_emit, s, &done);
+			if (done)
+				smtp_server_message_done(s);
+			break;
+		}
+		case SMTP_S_BDAT: {
+			struct smtp_txn *t = s->s_txn;
+			size_t take = len - pos;
+
+			if (take > t->t_bdat_left)
+				take = (size_t)t->t_bdat_left;
+			if (!t->t_bdat_discard) {
+				bool done = false;
+
+				smtp_data_feed(&s->s_data, p + pos, take, smtp_emit, s, &done);
+			}
+			pos += take;
+			t->t_bdat_left -= take;
+			if (t->t_bdat_left == 0)
+				smtp_server_bdat_done(s);
+			break;
+		}
+		case SMTP_S_COMMIT:
+			return pos;
+		}
+	}
+	return len;
+}
+
+static int smtp_inq_push(struct smtp_session *s, struct io_buf *b,
+			 size_t off, size_t len)
+{
+	if (s->s_inq_bytes + len > SMTP_INQ_MAX_BYTES)
+		return -ENOBUFS;
+	if (s->s_inq_n == s->s_inq_cap) {
+		uint16_t cap = s->s_inq_cap ? (uint16_t)(s->s_inq_cap * 2) : 4;
+		struct smtp_inq *n = realloc(s->s_inq, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		s->s_inq = n;
+		s->s_inq_cap = cap;
+	}
+	io_buf_ref(b);
+	s->s_inq[s->s_inq_n].q_buf = b;
+	s->s_inq[s->s_inq_n].q_off = (uint32_t)off;
+	s->s_inq[s->s_inq_n].q_len = (uint32_t)len;
+	s->s_inq_n++;
+	s->s_inq_bytes += (uint32_t)len;
+	return 0;
+}
+
+/* Run queued input until it is used up or the session waits again. */
+static void smtp_inq_drain(struct smtp_session *s)
+{
+	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
+
+	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && !s->s_closing) {
+		struct smtp_inq *q = &s->s_inq[0];
+		size_t used = smtp_input(s, q->q_buf, q->q_buf->ib_data + q->q_off, q->q_len);
+
+		s->s_inq_bytes -= (uint32_t)used;
+		if (used < q->q_len) {
+			q->q_off += (uint32_t)used;
+			q->q_len -= (uint32_t)used;
+			break;
+		}
+		bufpool_unref(bp, q->q_buf);
+		memmove(s->s_inq, s->s_inq + 1, (size_t)(s->s_inq_n - 1) * sizeof(*q));
+		s->s_inq_n--;
+	}
+}
+
+static void smtp_inq_clear(struct smtp_session *s)
+{
+	for (uint16_t i = 0; i < s->s_inq_n; i++)
+		bufpool_unref(&s->s_worker->w_loop.lp_bufs, s->s_inq[i].q_buf);
+	free(s->s_inq);
+	s->s_inq = NULL;
+	s->s_inq_n = s->s_inq_cap = 0;
+	s->s_inq_bytes = 0;
+}
+
+/* Idle between transactions during shutdown: say goodbye. */
+static void smtp_maybe_shutdown(struct smtp_session *s)
+{
+	if (s->s_worker->w_stopping && !s->s_closing && s->s_txn == NULL &&
+	    s->s_state == SMTP_S_CMD && s->s_inq_n == 0)
+		smtp_server_shutdown(s, false);
+}
+
+void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
+			     size_t len)
+{
+	size_t used;
+
+	if (s->s_closing)
+		return;
+	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT) {
+		if (smtp_inq_push(s, b, off, len) < 0) {
+			smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
+			smtp_server_close(s, "pipelining overflow");
+		}
+		return;
+	}
+	used = smtp_input(s, b, b->ib_data + off, len);
+	if (s->s_tls_starting) {
+		/* STARTTLS: the rest of this input is dropped, TLS begins. */
+		s->s_tls_starting = false;
+		if (smtp_tls_begin(s) < 0) {
+			smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
+			smtp_server_close(s, "TLS setup failed");
+		}
+		return;
+	}
+	if (used < len && !s->s_closing && smtp_inq_push(s, b, off + used, len - used) < 0) {
+		smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
+		smtp_server_close(s, "pipelining overflow");
+	}
+	if (!s->s_closing)
+		smtp_deadline(s);
+	smtp_maybe_shutdown(s);
+}
+
+static void smtp_on_recv(struct io_conn *c, struct io_buf *b, size_t len)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+
+	if (s->s_tls != NULL)
+		smtp_tls_input(s, b, len);
+	else
+		smtp_server_input_plain(s, b, 0, len);
+}
+
+void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->s_tls != NULL) {
+		smtp_tls_write(s, p, n);
+		return;
+	}
+	io_conn_write(&s->s_conn, p, n);
+}
+
+void smtp_server_committed(struct queue_msg *m)
+{
+	struct smtp_txn *t = (struct smtp_txn *)m;
+	struct smtp_session *s = t->t_sess;
+	struct smtp_worker *w = s->s_worker;
+	char ids[17];
+
+	queue_id_str(m->qm_id, ids);
+	if (s->s_gone) {
+		/* The client left while we committed: the message is queued
+		 * (or not) all the same; nobody is left to tell. */
+		log_msg(m->qm_status == 0 ? LOG_INFO : LOG_WARNING,
+			"%s id=%s client=%s from=<%s> nrcpt=%u size=%" PRIu64 " (client gone)",
+			m->qm_status == 0 ? "queued" : "queue-failed", ids, s->s_addr,
+			t->t_sender, t->t_nrcpt, m->qm_rec.size);
+		smtp_txn_free(w, t);
+		s->s_txn = NULL;
+		smtp_inq_clear(s);
+		smtp_tls_free(s);
+		free(s->s_helo);
+		free(s->s_line);
+		w->w_sessions--;
+		free(s);
+		return;
+	}
+	s->s_state = SMTP_S_CMD;
+	if (m->qm_status == 0) {
+		stat_inc(&w->w_messages);
+		stat_hist_observe(&w->w_accept_lat, smtp_now_ns() - m->qm_submit_ns);
+		s->s_messages++;
+		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64,
+			ids, s->s_addr, s->s_auth_user ? " user=" : "",
+			s->s_auth_user ? s->s_auth_user : "", t->t_sender, t->t_nrcpt,
+			m->qm_rec.size);
+		smtp_server_reply(s, "250 2.0.0 Ok: queued as %s", ids);
+	} else {
+		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
+	}
+	smtp_server_txn_end(s);
+	smtp_inq_drain(s);
+	if (!s->s_closing)
+		smtp_deadline(s);
+	smtp_maybe_shutdown(s);
+}
+
+static void smtp_on_eof(struct io_conn *c, int err)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+
+	smtp_server_close(s, err == 0 ? (s->s_state == SMTP_S_DATA ? "lost connection in DATA"
+					 : "client closed") : "connection error");
+}
+
+static void smtp_on_drained(struct io_conn *c)
+{
+	(void)c;
+}
+
+static void smtp_on_timeout(struct io_conn *c)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+
+	if (s->s_state == SMTP_S_COMMIT) {
+		io_conn_set_deadline(c, 1);
+		return;
+	}
+	smtp_server_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_server_cfg(s)->hostname);
+	smtp_server_close(s, "timeout");
+}
+
+void smtp_server_greet(struct smtp_session *s)
+{
+	s->s_state = SMTP_S_CMD;
+	smtp_server_reply(s, "220 %s ESMTP ringmta", smtp_server_cfg(s)->hostname);
+}
+
+static void smtp_on_delay(struct io_conn *c)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+
+	if (s->s_state == SMTP_S_GREET && !s->s_closing)
+		smtp_server_greet(s);
+}
+
+static void smtp_on_free(struct io_conn *c)
+{
+	struct smtp_session *s = smtp_of_conn(c);
+	struct smtp_worker *w = s->s_worker;
+
+	if (s->s_prev != NULL)
+		s->s_prev->s_next = s->s_next;
+	else
+		w->w_list = s->s_next;
+	if (s->s_next != NULL)
+		s->s_next->s_prev = s->s_prev;
+	server_session_gone(w, (const struct sockaddr *)&s->s_peer);
+	stat_add(&w->w_open[s->s_listener], (uint64_t)-1);
+	if (s->s_state == SMTP_S_COMMIT) {
+		s->s_gone = true;	/* freed by smtp_server_committed */
+		return;
+	}
+	smtp_server_txn_end(s);
+	smtp_inq_clear(s);
+	smtp_tls_free(s);
+	free(s->s_helo);
+	free(s->s_line);
+	w->w_sessions--;
+	free(s);
+}
+
+static const struct io_conn_ops smtp_conn_ops = {
+	.on_recv = smtp_on_recv,
+	.on_eof = smtp_on_eof,
+	.on_drained = smtp_on_drained,
+	.on_timeout = smtp_on_timeout,
+	.on_delay = smtp_on_delay,
+	.on_free = smtp_on_free,
+};
+
+struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
+				       const struct sockaddr *peer, socklen_t len,
+				       unsigned listener)
+{
+	const struct config *cfg = w->w_srv->s_cfg;
+	struct smtp_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->s_worker = w;
+	s->s_listener = (uint8_t)listener;
+	stat_add(&w->w_open[listener], 1);
+	memcpy(&s->s_peer, peer, len < sizeof(s->s_peer) ? len : sizeof(s->s_peer));
+	if (peer->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
+			  s->s_addr, sizeof(s->s_addr));
+	else
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
+			  s->s_addr, sizeof(s->s_addr));
+	s->s_kind = (uint8_t)cfg->listen[listener].cl_kind;
+	/* Submission ports relay only for authenticated clients. */
+	s->s_relay_ok = s->s_kind == CONFIG_LISTEN_SMTP &&
+			netacl_match(cfg->relay_networks, peer);
+	s->s_start = io_loop_now();
+	s->s_next = w->w_list;
+	if (w->w_list != NULL)
+		w->w_list->s_prev = s;
+	w->w_list = s;
+	w->w_sessions++;
+	io_conn_start(&w->w_loop, &s->s_conn, fd, &smtp_conn_ops);
+	log_msg(LOG_DEBUG, "connect client=%s", s->s_addr);
+	if (s->s_kind == CONFIG_LISTEN_SUBMISSIONS) {
+		/* Implicit TLS: the greeting follows the handshake. */
+		s->s_state = SMTP_S_TLS_HANDSHAKE;
+		if (smtp_tls_begin(s) < 0) {
+			smtp_server_close(s, "TLS setup failed");
+			return s;
+		}
+	} else if (cfg->greeting_delay > 0 && io_conn_delay(&s->s_conn, cfg->greeting_delay) == 0) {
+		s->s_state = SMTP_S_GREET;
+	} else {
+		smtp_server_greet(s);
+	}
+	io_conn_set_deadline(&s->s_conn, cfg->timeout_command);
+	return s;
+}
+
+void smtp_server_shutdown(struct smtp_session *s, bool force)
+{
+	if (s->s_closing)
+		return;
+	if (!force && (s->s_txn != NULL || s->s_state != SMTP_S_CMD))
+		return;
+	if (s->s_state == SMTP_S_COMMIT)
+		return;		/* answered when the commit returns */
+	smtp_server_reply(s, "421 4.3.2 %s Service shutting down, closing connection",
+			  smtp_server_cfg(s)->hostname);
+	smtp_server_close(s, "shutdown");
+}

@@ -1,0 +1,144 @@
+/*
+ * smtp_server: one inbound SMTP session (RFC 5321) on a worker.
+ *
+ * Input arrives in receive buffers. Commands are framed, parsed
+ * (smtp_cmd) and executed through the command table in
+ * smtp_server_cmds.c; replies are queued on the connection and go out in
+ * one send per batch of input (PIPELINING). Message bodies are decoded
+ * in place (smtp_data): the session keeps references to the receive
+ * buffers and a list of slices, and hands both to the queue's committer,
+ * which copies the bytes once, into the store. Until the commit returns,
+ * the session answers nothing more: input that arrives meanwhile waits,
+ * in its buffers, in order.
+ *
+ * Ownership: the worker allocates sessions at accept; a session frees
+ * itself when its connection is gone and no commit is outstanding.
+ */
+#ifndef RINGMTA_SMTP_SERVER_H
+#define RINGMTA_SMTP_SERVER_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/wire/smtp_cmd.h"
+#include "core/wire/smtp_data.h"
+#include "io/loop.h"
+#include "queue/queue.h"
+
+#define SMTP_CMD_LINE_MAX 512	/* RFC 5321 4.5.3.1.4, including CRLF */
+#define SMTP_AUTH_LINE_MAX 12288 /* RFC 4954 section 4 */
+
+struct smtp_worker;
+struct tls_conn;
+struct auth_exchange;
+
+enum smtp_state {
+	SMTP_S_GREET = 0,	/* greeting delayed; any input is refused */
+	SMTP_S_CMD,		/* reading commands */
+	SMTP_S_DATA,		/* reading a DATA body */
+	SMTP_S_BDAT,		/* reading a BDAT chunk */
+	SMTP_S_COMMIT,		/* waiting for the queue commit */
+	SMTP_S_SKIP,		/* discarding an overlong line */
+	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
+	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
+};
+
+/* One mail transaction, MAIL to the end of the body. */
+struct smtp_txn {
+	struct queue_msg t_msg;		/* first: container_of from the queue */
+	struct smtp_session *t_sess;
+	char *t_sender;			/* owned; NUL-terminated */
+	uint16_t t_sender_len;
+	bool t_smtputf8;
+	bool t_bdat;			/* BDAT used: DATA no longer allowed */
+	bool t_bdat_discard;		/* chunk being read only to skip it */
+	uint64_t t_bdat_left;		/* octets left in the current chunk */
+	bool t_bdat_last;
+	struct qrcpt *t_rcpts;		/* addr strings owned */
+	uint32_t t_nrcpt, t_rcpt_cap;
+	struct iovec *t_iov;		/* [0] is the trace header */
+	unsigned t_niov, t_iov_cap;
+	struct io_buf **t_bufs;		/* referenced receive buffers */
+	unsigned t_nbufs, t_buf_cap;
+	char *t_prefix;			/* owned: Received and added headers */
+	bool t_oom;			/* a slice could not be recorded */
+};
+
+/* Input received while the session was waiting. */
+struct smtp_inq {
+	struct io_buf *q_buf;		/* one reference held */
+	uint32_t q_off, q_len;
+};
+
+struct smtp_session {
+	struct io_conn s_conn;		/* first: container_of from io */
+	struct smtp_worker *s_worker;
+	struct smtp_session *s_next, *s_prev;	/* worker's list */
+	uint8_t s_state;		/* enum smtp_state */
+	bool s_esmtp;
+	bool s_helo_done;
+	bool s_relay_ok;
+	bool s_gone;			/* connection freed (commit pending) */
+	bool s_closing;
+	uint8_t s_listener;		/* index into the configured listeners */
+	uint8_t s_kind;			/* enum config_listen_kind */
+	bool s_tls_starting;		/* STARTTLS accepted: drop the rest */
+	struct tls_conn *s_tls;		/* owned; NULL in cleartext */
+	struct auth_exchange *s_auth;	/* owned while AUTH runs */
+	char *s_auth_user;		/* owned; authenticated identity */
+	uint16_t s_errors;
+	uint16_t s_line_len;
+	uint16_t s_line_cap;		/* bytes allocated at s_line */
+	char *s_line;			/* partial command line (owned) */
+	char *s_helo;			/* owned */
+	const char *s_skip_reply;	/* reply after an overlong line */
+	struct smtp_txn *s_txn;
+	struct io_buf *s_cur_buf;	/* buffer being decoded */
+	struct smtp_data s_data;
+	struct smtp_inq *s_inq;		/* owned array */
+	uint16_t s_inq_n, s_inq_cap;
+	uint32_t s_inq_bytes;
+	uint32_t s_messages;
+	struct sockaddr_in6 s_peer;	/* AF_INET or AF_INET6 */
+	char s_addr[46];		/* client address, text */
+	uint64_t s_start;		/* monotonic seconds */
+};
+
+/* Start a session on an accepted fd (the worker checked the caps). */
+struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
+				       const struct sockaddr *peer, socklen_t len,
+				       unsigned listener);
+/* The queue returned a message of this session's. */
+void smtp_server_committed(struct queue_msg *m);
+/* Shutdown: close now if idle; force says close even mid-transaction. */
+void smtp_server_shutdown(struct smtp_session *s, bool force);
+
+/* Internal to smtp_server*.c */
+/* Queue reply bytes for the client, through TLS when it is on. */
+void smtp_server_out(struct smtp_session *s, const char *p, size_t n);
+/* Feed received bytes (cleartext) to the protocol. */
+void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
+			     size_t len);
+void smtp_server_greet(struct smtp_session *s);
+/* smtp_server_tls.c */
+int smtp_tls_begin(struct smtp_session *s);
+void smtp_tls_input(struct smtp_session *s, struct io_buf *b, size_t len);
+void smtp_tls_write(struct smtp_session *s, const char *p, size_t n);
+void smtp_tls_free(struct smtp_session *s);
+bool smtp_auth_offered(const struct smtp_session *s);
+void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd);
+void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void smtp_server_command(struct smtp_session *s, const char *line, size_t len);
+void smtp_server_txn_end(struct smtp_session *s);
+void smtp_server_close(struct smtp_session *s, const char *reason);
+void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode);
+void smtp_server_message_done(struct smtp_session *s);
+void smtp_server_bdat_done(struct smtp_session *s);
+const struct config *smtp_server_cfg(const struct smtp_session *s);
+
+#endif
