@@ -147,7 +147,7 @@ static int main_serve(const struct config *cfg)
 		return 1;
 	}
 	if (cfg->metrics_listen[0] != '\0' &&
-	    metrics_start(&met, cfg->metrics_listen, &srv, dlv, err, sizeof(err)) < 0) {
+	    metrics_start(&met, cfg, q, &srv, dlv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		delivery_stop(&dlv);
 		server_stop(&srv);

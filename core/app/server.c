@@ -407,3 +407,56 @@ void server_destroy(struct server *srv)
 	server_tls_swap(srv, NULL, NULL);
 	pthread_mutex_destroy(&srv->s_tls_lock);
 }
+
+static void server_hist_add(struct server_hist *to, const struct stat_hist *h)
+{
+	for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
+		to->sh_buckets[k] += stat_get(&h->sh_buckets[k]);
+	to->sh_count += stat_get(&h->sh_count);
+	to->sh_sum_ns += stat_get(&h->sh_sum_ns);
+}
+
+void server_get_stats(struct server *srv, struct server_stats *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		const struct smtp_worker *w = &srv->s_workers[i];
+
+		for (unsigned l = 0; l < CONFIG_LISTEN_MAX; l++) {
+			st_r->accepted[l] += stat_get(&w->w_accepted[l]);
+			st_r->open[l] += stat_get(&w->w_open[l]);
+		}
+		st_r->refused += stat_get(&w->w_refused);
+		st_r->messages += stat_get(&w->w_messages);
+		st_r->rejected += stat_get(&w->w_rejected);
+		st_r->bounces += stat_get(&w->w_bounces);
+		for (unsigned k = 0; k < 4; k++)
+			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
+		for (unsigned k = 0; k < 6; k++)
+			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
+		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
+		st_r->dns_failures += stat_get(&w->w_dns_failures);
+		st_r->tls_handshakes += stat_get(&w->w_tls_handshakes);
+		st_r->tls_failures += stat_get(&w->w_tls_failures);
+		st_r->tls_out_handshakes += stat_get(&w->w_tls_out_handshakes);
+		st_r->tls_out_failures += stat_get(&w->w_tls_out_failures);
+		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
+		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
+		server_hist_add(&st_r->accept_lat, &w->w_accept_lat);
+		server_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
+	}
+}
+
+unsigned server_nworkers(const struct server *srv)
+{
+	return srv->s_nworkers;
+}
+
+void server_get_worker_stats(struct server *srv, unsigned i, struct server_worker_stats *st_r)
+{
+	const struct io_loop_stats *ls = &srv->s_workers[i].w_loop.lp_stats;
+
+	st_r->loops = stat_get(&ls->loops);
+	st_r->cqes = stat_get(&ls->cqes);
+	st_r->enobufs = stat_get(&ls->enobufs);
+}

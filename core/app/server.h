@@ -101,4 +101,36 @@ const char *server_date(struct smtp_worker *w);
 /* A session ended: release its caps. */
 void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer);
 
+/*
+ * A plain copy of the workers' counters, summed over workers (per worker
+ * for the loop counters): what the metrics endpoint reads, instead of the
+ * workers' own structs. Any thread; each value was true at some recent
+ * moment (io/stat.h).
+ */
+struct server_hist {
+	uint64_t sh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
+	uint64_t sh_count, sh_sum_ns;
+};
+
+struct server_worker_stats {
+	uint64_t loops, cqes, enobufs;
+};
+
+struct server_stats {
+	uint64_t accepted[CONFIG_LISTEN_MAX];	/* per listener */
+	uint64_t open[CONFIG_LISTEN_MAX];
+	uint64_t refused, messages, rejected, bounces;
+	uint64_t rcpt_result[4];		/* enum dlv_result */
+	uint64_t reply_class[6];
+	uint64_t dns_lookups, dns_failures;
+	uint64_t tls_handshakes, tls_failures, tls_out_handshakes, tls_out_failures;
+	uint64_t recv_bytes, send_bytes;
+	struct server_hist accept_lat, delivery_lat;
+};
+
+void server_get_stats(struct server *srv, struct server_stats *st_r);
+/* Worker i's loop counters, i < server_nworkers(). */
+unsigned server_nworkers(const struct server *srv);
+void server_get_worker_stats(struct server *srv, unsigned i, struct server_worker_stats *st_r);
+
 #endif

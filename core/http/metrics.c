@@ -20,7 +20,9 @@
 
 struct metrics {
 	struct MHD_Daemon *m_daemon;
-	struct server *m_srv;
+	struct server *m_srv;		/* read through server_get_stats() only */
+	const struct config *m_cfg;
+	struct queue *m_queue;
 	struct delivery *m_dlv;
 	struct sockaddr_storage m_addr;
 };
@@ -81,15 +83,6 @@ static void mb_inout(struct mbuf *b, const char *name, const char *help, uint64_
 		  name, (unsigned long long)in, name, (unsigned long long)out);
 }
 
-/* Sum one counter over the workers. */
-#define SUM_WORKERS(srv, expr) ({					\
-	uint64_t _s = 0;						\
-	for (unsigned _i = 0; _i < (srv)->s_nworkers; _i++) {		\
-		const struct smtp_worker *w = &(srv)->s_workers[_i];	\
-		_s += (expr);						\
-	}								\
-	_s; })
-
 static void mb_hist(struct mbuf *b, const char *name, const uint64_t *buckets,
 		    uint64_t count, uint64_t sum_ns)
 {
@@ -105,26 +98,25 @@ static void mb_hist(struct mbuf *b, const char *name, const uint64_t *buckets,
 		  (unsigned long long)count);
 }
 
-static void mb_worker_hist(struct mbuf *b, struct server *srv, const char *name,
-			   size_t offset)
+/* A per-worker counter: field is an offset in struct server_worker_stats. */
+static void mb_per_worker(struct mbuf *b, struct metrics *m, const char *name,
+			  const char *help, size_t field)
 {
-	uint64_t buckets[STAT_HIST_NBUCKETS] = { 0 }, count = 0, sum = 0;
+	struct server_worker_stats ws;
+	unsigned n = server_nworkers(m->m_srv);
 
-	for (unsigned i = 0; i < srv->s_nworkers; i++) {
-		const struct stat_hist *h = (const void *)((const char *)&srv->s_workers[i] + offset);
-
-		for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
-			buckets[k] += stat_get(&h->sh_buckets[k]);
-		count += stat_get(&h->sh_count);
-		sum += stat_get(&h->sh_sum_ns);
+	mb_head(b, name, "counter", help);
+	for (unsigned i = 0; i < n; i++) {
+		server_get_worker_stats(m->m_srv, i, &ws);
+		mb_printf(b, "%s{worker=\"%u\"} %llu\n", name, i,
+			  (unsigned long long)*(const uint64_t *)((const char *)&ws + field));
 	}
-	mb_hist(b, name, buckets, count, sum);
 }
 
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
-	struct server *srv = m->m_srv;
-	const struct config *cfg = srv->s_cfg;
+	const struct config *cfg = m->m_cfg;
+	struct server_stats ss;
 	struct queue_stats qs;
 	struct timeval tv;
 	uint64_t now_us, ready = 0, scheduled = 0, oldest = 0;
@@ -132,6 +124,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 
 	gettimeofday(&tv, NULL);
 	now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	server_get_stats(m->m_srv, &ss);
 
 	mb_head(b, "ringmta_connections_accepted_total", "counter",
 		"Inbound SMTP connections accepted, per listener.");
@@ -139,50 +132,49 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		mb_printf(b, "ringmta_connections_accepted_total{listener=\"%s\"} %llu\n",
 			  io_sockaddr_str((const struct sockaddr *)&cfg->listen[l].cl_addr, addr,
 					  sizeof(addr)),
-			  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_accepted[l])));
+			  (unsigned long long)ss.accepted[l]);
 	mb_head(b, "ringmta_connections_open", "gauge",
 		"Inbound SMTP sessions open now, per listener.");
 	for (unsigned l = 0; l < cfg->listen_count; l++)
 		mb_printf(b, "ringmta_connections_open{listener=\"%s\"} %lld\n",
 			  io_sockaddr_str((const struct sockaddr *)&cfg->listen[l].cl_addr, addr,
 					  sizeof(addr)),
-			  (long long)SUM_WORKERS(srv, stat_get(&w->w_open[l])));
+			  (long long)ss.open[l]);
 	mb_head(b, "ringmta_connections_refused_total", "counter",
 		"Inbound connections refused by a connection cap.");
 	mb_printf(b, "ringmta_connections_refused_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_refused)));
+		  (unsigned long long)ss.refused);
 	mb_head(b, "ringmta_messages_received_total", "counter",
 		"Messages accepted and queued (answered 250 after DATA or BDAT LAST).");
 	mb_printf(b, "ringmta_messages_received_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_messages)));
+		  (unsigned long long)ss.messages);
 	mb_head(b, "ringmta_messages_rejected_total", "counter",
 		"Message bodies refused (bare CR/LF, too big, long lines).");
 	mb_printf(b, "ringmta_messages_rejected_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rejected)));
+		  (unsigned long long)ss.rejected);
 	mb_head(b, "ringmta_recipients_total", "counter",
 		"Delivery attempts' outcomes per recipient.");
 	mb_printf(b, "ringmta_recipients_total{result=\"delivered\"} %llu\n"
 		  "ringmta_recipients_total{result=\"deferred\"} %llu\n"
 		  "ringmta_recipients_total{result=\"bounced\"} %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_SENT])),
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_DEFERRED])),
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_rcpt_result[DLV_R_FAILED])));
+		  (unsigned long long)ss.rcpt_result[DLV_R_SENT],
+		  (unsigned long long)ss.rcpt_result[DLV_R_DEFERRED],
+		  (unsigned long long)ss.rcpt_result[DLV_R_FAILED]);
 	mb_head(b, "ringmta_recipient_replies_total", "counter",
 		"Recipients by the class of the remote server's reply.");
 	for (unsigned c = 2; c <= 5; c++)
 		if (c != 3)
 			mb_printf(b, "ringmta_recipient_replies_total{class=\"%uxx\"} %llu\n", c,
-				  (unsigned long long)SUM_WORKERS(srv,
-						stat_get(&w->w_reply_class[c])));
+				  (unsigned long long)ss.reply_class[c]);
 	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
 	mb_printf(b, "ringmta_bounces_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_bounces)));
+		  (unsigned long long)ss.bounces);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",
 		  m->m_dlv != NULL ? delivery_inflight(m->m_dlv) : 0);
 
-	queue_depth(srv->s_queue, now_us, &ready, &scheduled, &oldest);
+	queue_depth(m->m_queue, now_us, &ready, &scheduled, &oldest);
 	mb_head(b, "ringmta_queue_messages", "gauge",
 		"Messages in the queue: ready to try now, or scheduled for later.");
 	mb_printf(b, "ringmta_queue_messages{state=\"ready\"} %llu\n"
@@ -193,7 +185,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_printf(b, "ringmta_queue_oldest_message_age_seconds %.3f\n",
 		  oldest && now_us > oldest ? (double)(now_us - oldest) / 1e6 : 0.0);
 
-	queue_get_stats(srv->s_queue, &qs);
+	queue_get_stats(m->m_queue, &qs);
 	mb_head(b, "ringmta_queue_commits_total", "counter",
 		"Durable queue write transactions (each one sync, shared by its batch).");
 	mb_printf(b, "ringmta_queue_commits_total %llu\n", (unsigned long long)qs.commits);
@@ -202,50 +194,44 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_hist(b, "ringmta_queue_commit_seconds", qs.hist, qs.hist_count, qs.hist_sum_ns);
 	mb_head(b, "ringmta_accept_to_reply_seconds", "histogram",
 		"From the end of a message's data to its 250 reply (queue commit included).");
-	mb_worker_hist(b, srv, "ringmta_accept_to_reply_seconds",
-		       offsetof(struct smtp_worker, w_accept_lat));
+	mb_hist(b, "ringmta_accept_to_reply_seconds", ss.accept_lat.sh_buckets,
+		ss.accept_lat.sh_count, ss.accept_lat.sh_sum_ns);
 	mb_head(b, "ringmta_delivery_seconds", "histogram",
 		"From arrival to delivery, per delivered recipient.");
-	mb_worker_hist(b, srv, "ringmta_delivery_seconds",
-		       offsetof(struct smtp_worker, w_delivery_lat));
+	mb_hist(b, "ringmta_delivery_seconds", ss.delivery_lat.sh_buckets,
+		ss.delivery_lat.sh_count, ss.delivery_lat.sh_sum_ns);
 
 	mb_head(b, "ringmta_network_received_bytes_total", "counter",
 		"Bytes received on SMTP connections (in and out bound).");
 	mb_printf(b, "ringmta_network_received_bytes_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_loop.lp_stats.recv_bytes)));
+		  (unsigned long long)ss.recv_bytes);
 	mb_head(b, "ringmta_network_sent_bytes_total", "counter",
 		"Bytes sent on SMTP connections (in and out bound).");
 	mb_printf(b, "ringmta_network_sent_bytes_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_loop.lp_stats.send_bytes)));
+		  (unsigned long long)ss.send_bytes);
 	mb_head(b, "ringmta_dns_lookups_total", "counter", "DNS queries sent.");
 	mb_printf(b, "ringmta_dns_lookups_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_lookups)));
+		  (unsigned long long)ss.dns_lookups);
 	mb_head(b, "ringmta_dns_failures_total", "counter", "DNS lookups that failed.");
 	mb_printf(b, "ringmta_dns_failures_total %llu\n",
-		  (unsigned long long)SUM_WORKERS(srv, stat_get(&w->w_dns_failures)));
+		  (unsigned long long)ss.dns_failures);
 
 	mb_inout(b, "ringmta_tls_handshakes_total",
 		 "TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.",
-		 SUM_WORKERS(srv, stat_get(&w->w_tls_handshakes)),
-		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_handshakes)));
+		 ss.tls_handshakes,
+		 ss.tls_out_handshakes);
 	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
-		 SUM_WORKERS(srv, stat_get(&w->w_tls_failures)),
-		 SUM_WORKERS(srv, stat_get(&w->w_tls_out_failures)));
-	mb_head(b, "ringmta_worker_loop_iterations_total", "counter",
-		"Event loop iterations (io_uring waits), per worker.");
-	for (unsigned i = 0; i < srv->s_nworkers; i++)
-		mb_printf(b, "ringmta_worker_loop_iterations_total{worker=\"%u\"} %llu\n", i,
-			  (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.loops));
-	mb_head(b, "ringmta_worker_completions_total", "counter",
-		"io_uring completions handled, per worker.");
-	for (unsigned i = 0; i < srv->s_nworkers; i++)
-		mb_printf(b, "ringmta_worker_completions_total{worker=\"%u\"} %llu\n", i,
-			  (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.cqes));
-	mb_head(b, "ringmta_worker_receive_buffer_exhausted_total", "counter",
-		"Receives that found the provided-buffer ring empty, per worker.");
-	for (unsigned i = 0; i < srv->s_nworkers; i++)
-		mb_printf(b, "ringmta_worker_receive_buffer_exhausted_total{worker=\"%u\"} %llu\n",
-			  i, (unsigned long long)stat_get(&srv->s_workers[i].w_loop.lp_stats.enobufs));
+		 ss.tls_failures,
+		 ss.tls_out_failures);
+	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
+		      "Event loop iterations (io_uring waits), per worker.",
+		      offsetof(struct server_worker_stats, loops));
+	mb_per_worker(b, m, "ringmta_worker_completions_total",
+		      "io_uring completions handled, per worker.",
+		      offsetof(struct server_worker_stats, cqes));
+	mb_per_worker(b, m, "ringmta_worker_receive_buffer_exhausted_total",
+		      "Receives that found the provided-buffer ring empty, per worker.",
+		      offsetof(struct server_worker_stats, enobufs));
 }
 
 static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
@@ -295,9 +281,10 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
 	return ret;
 }
 
-int metrics_start(struct metrics **m_r, const char *addr, struct server *srv,
-		  struct delivery *dlv, char *err, size_t errlen)
+int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *q,
+		  struct server *srv, struct delivery *dlv, char *err, size_t errlen)
 {
+	const char *addr = cfg->metrics_listen;
 	struct metrics *m;
 	char host[64];
 	const char *colon;
@@ -311,6 +298,8 @@ int metrics_start(struct metrics **m_r, const char *addr, struct server *srv,
 		return -1;
 	}
 	m->m_srv = srv;
+	m->m_cfg = cfg;
+	m->m_queue = q;
 	m->m_dlv = dlv;
 	colon = strrchr(addr, ':');
 	if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)

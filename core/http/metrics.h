@@ -11,13 +11,20 @@
 
 #include <stddef.h>
 
+struct config;
+struct queue;
 struct server;
 struct delivery;
 struct metrics;
 
-/* Start serving on addr ("ip:port" or "[ip6]:port"). err names the problem. */
-int metrics_start(struct metrics **m_r, const char *addr, struct server *srv,
-		  struct delivery *dlv, char *err, size_t errlen);
+/*
+ * Start serving on cfg->metrics_listen ("ip:port" or "[ip6]:port"). It
+ * reads the workers through server_get_stats(), the queue through
+ * queue_get_stats()/queue_depth() and delivery through delivery_inflight();
+ * every argument must outlive metrics_stop(). err names the problem.
+ */
+int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *q,
+		  struct server *srv, struct delivery *dlv, char *err, size_t errlen);
 void metrics_stop(struct metrics **m);
 
 #endif
