@@ -1,0 +1,438 @@
+/*
+ * fuzz_session: libFuzzer target that drives whole inbound SMTP sessions
+ * (core/inbound) with the client's bytes split at random points, in the
+ * manner of Dovecot's fuzz-smtp-server. The session runs on the stand-in
+ * environment of session_env.c: no io_uring, no sockets, no threads.
+ *
+ * Input: byte 0 picks the set-up, byte 1 seeds the split points, the rest
+ * is what the client sends.
+ *   byte 0 bits 0-1  listener: 0/3 MTA port (STARTTLS), 1 submission
+ *                    (587, STARTTLS), 2 submissions (465, implicit TLS)
+ *          bit 2     queue commits fail (-EIO), as on a broken disk
+ *          bit 3     the client is outside relay_networks (192.0.2.1)
+ *          bit 4     the session ends with a timeout, not an EOF
+ *          bit 5     greeting delay: the client may talk first
+ *          bit 6     commits return before the next receive (else: only
+ *                    after every second receive, so input queues up)
+ * Once the session has accepted STARTTLS (or from the start on 465), the
+ * driver becomes a real TLS client (BoringSSL, in memory): it completes
+ * the handshake and sends the rest of the input encrypted, still split at
+ * random points; replies are decrypted again. AUTH PLAIN/LOGIN/CRAM-MD5
+ * work against one account ("fuzz", password "pw") and are offered in
+ * cleartext (auth_plaintext_loopback) to a loopback client.
+ *
+ * Checks, whatever the input: no crash, leak or use after free (the
+ * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
+ * with the first digit 2-5; every message the session hands to the queue
+ * has a sender slot, at least one recipient and body bytes that can all be
+ * read (ASan); every buffer is freed when the session is gone; a
+ * successful commit gets exactly one "250 2.0.0 Ok: queued" reply.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <crypt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/app/server.h"
+#include "core/base/log.h"
+#include "core/config/config.h"
+#include "core/inbound/smtp_server.h"
+#include "core/sasl/auth.h"
+#include "tests/fuzz/session_env.h"
+#include "tls/tls.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct config fz_cfg;
+static struct server fz_srv;
+static struct smtp_worker fz_worker;
+static struct tls_ctx *fz_tls_client;
+
+static void fz_die(const char *what)
+{
+	fprintf(stderr, "fuzz_session: %s\n", what);
+	exit(1);
+}
+
+static void fz_check(bool cond, const char *what)
+{
+	if (!cond) {
+		fprintf(stderr, "fuzz_session: check failed: %s\n", what);
+		abort();
+	}
+}
+
+/* A throwaway self-signed P-256 certificate for the server context. */
+static void fz_make_cert(const char *cert_path, const char *key_path)
+{
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+	EVP_PKEY *pk = NULL;
+	X509 *x = X509_new();
+	X509_NAME *name;
+	FILE *f;
+
+	if (kc == NULL || x == NULL || EVP_PKEY_keygen_init(kc) != 1 ||
+	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc, NID_X9_62_prime256v1) != 1 ||
+	    EVP_PKEY_keygen(kc, &pk) != 1)
+		fz_die("key");
+	name = X509_get_subject_name(x);
+	if (!X509_set_version(x, 2) || !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365) || !X509_set_pubkey(x, pk) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+					(const uint8_t *)"mx.fuzz.invalid", -1, -1, 0) ||
+	    !X509_set_issuer_name(x, name) || !X509_sign(x, pk, EVP_sha256()))
+		fz_die("certificate");
+	f = fopen(cert_path, "w");
+	if (f == NULL || !PEM_write_X509(f, x))
+		fz_die("cert file");
+	fclose(f);
+	f = fopen(key_path, "w");
+	if (f == NULL || !PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL))
+		fz_die("key file");
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(kc);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], passwd[600], cert[600], key[600], err[512];
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	struct auth_config ac = { .hostname = "mx.fuzz.invalid" };
+	FILE *f;
+
+	(void)argc;
+	(void)argv;
+	log_set_level(getenv("FUZZ_SESSION_LOG") != NULL ? LOG_DEBUG : LOG_ERROR);
+	snprintf(dir, sizeof(dir), "%s/fuzz_session.XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL || cd == NULL)
+		fz_die("mkdtemp");
+	snprintf(passwd, sizeof(passwd), "%s/passwd", dir);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+
+	/* sha256crypt with the fewest rounds: cheap enough to run often. */
+	if (crypt_gensalt_rn("$5$", 1000, NULL, 0, setting, sizeof(setting)) == NULL)
+		fz_die("crypt_gensalt_rn");
+	f = fopen(passwd, "w");
+	if (f == NULL)
+		fz_die("passwd");
+	fprintf(f, "fuzz:%s:cram-md5=secret\n", crypt_r("pw", setting, cd));
+	fclose(f);
+	free(cd);
+	fz_make_cert(cert, key);
+
+	config_defaults(&fz_cfg);
+	if (config_set(&fz_cfg, "hostname", "mx.fuzz.invalid", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "listen", "127.0.0.1:25, 127.0.0.1:587/submission, "
+		       "127.0.0.1:465/submissions", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "tls_cert_file", cert, err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "tls_key_file", key, err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "auth_passwd_file", passwd, err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "auth_plaintext_loopback", "yes", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "max_message_size", "200000", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0)
+		fz_die(err);
+	ac.passwd_file = passwd;
+	if (auth_db_load(&fz_srv.s_auth, &ac, err, sizeof(err)) != 0)
+		fz_die(err);
+	if (tls_ctx_server_new(&session_env.tls_server, cert, key, err, sizeof(err)) != 0 ||
+	    tls_ctx_client_new(&fz_tls_client, NULL, err, sizeof(err)) != 0)
+		fz_die(err);
+	unlink(passwd);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+
+	fz_srv.s_cfg = &fz_cfg;
+	fz_srv.s_tls_server = session_env.tls_server;
+	fz_srv.s_nworkers = 1;
+	fz_srv.s_workers = &fz_worker;
+	fz_worker.w_srv = &fz_srv;
+	fz_worker.w_loop.lp_bufs.bp_size = 4096;
+	return 0;
+}
+
+/* One run's state. */
+struct fz_run {
+	const uint8_t *in;		/* the client's bytes not sent yet */
+	size_t in_len;
+	uint32_t rng;
+	bool fail_commits;
+	bool commit_every_recv;
+	unsigned recvs;
+	bool gone;			/* on_free called: the session is not ours */
+	struct smtp_session *s;
+	struct tls_conn client;		/* when the client speaks TLS */
+	bool tls;
+	char *plain;			/* replies as the client reads them */
+	size_t plain_len, plain_cap, plain_checked;
+	unsigned queued_ok;		/* commits that succeeded */
+};
+
+static uint32_t fz_rand(struct fz_run *r)
+{
+	r->rng ^= r->rng << 13;
+	r->rng ^= r->rng >> 17;
+	r->rng ^= r->rng << 5;
+	return r->rng;
+}
+
+/* Where the next split falls: mostly small pieces, sometimes big ones. */
+static size_t fz_piece(struct fz_run *r, size_t left)
+{
+	uint32_t x = fz_rand(r);
+	size_t n = (x & 3) == 0 ? 1 + (x >> 8) % 8192 : 1 + (x >> 8) % 64;
+
+	return n < left ? n : left;
+}
+
+static void fz_plain_add(struct fz_run *r, const char *p, size_t n)
+{
+	if (r->plain_len + n > r->plain_cap) {
+		r->plain_cap = (r->plain_cap + n) * 2;
+		r->plain = realloc(r->plain, r->plain_cap);
+		if (r->plain == NULL)
+			abort();
+	}
+	memcpy(r->plain + r->plain_len, p, n);
+	r->plain_len += n;
+}
+
+/* Every complete reply line the client has read is well formed. */
+static void fz_check_replies(struct fz_run *r)
+{
+	while (r->plain_checked < r->plain_len) {
+		const char *p = r->plain + r->plain_checked;
+		size_t left = r->plain_len - r->plain_checked;
+		const char *nl = memchr(p, '\n', left);
+		size_t n;
+
+		if (nl == NULL)
+			return;
+		n = (size_t)(nl - p) + 1;
+		fz_check(n >= 6 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+			 p[2] >= '0' && p[2] <= '9' && (p[3] == ' ' || p[3] == '-') &&
+			 p[n - 2] == '\r', "reply line form");
+		if (n > 22 && memcmp(p, "250 2.0.0 Ok: queued as", 23) == 0)
+			fz_check(r->queued_ok-- > 0, "a 250 queued for each commit");
+		r->plain_checked += n;
+	}
+}
+
+/* Take what the session wrote: to the TLS client, or straight to the reader. */
+static void fz_pull_output(struct fz_run *r)
+{
+	char buf[16384];
+	int n;
+
+	if (session_env.out_len == 0)
+		return;
+	if (!r->tls) {
+		fz_plain_add(r, session_env.out, session_env.out_len);
+	} else {
+		if (tls_conn_feed(&r->client, session_env.out, session_env.out_len) < 0)
+			abort();
+		while ((n = tls_conn_read(&r->client, buf, sizeof(buf))) > 0)
+			fz_plain_add(r, buf, (size_t)n);
+	}
+	session_env.out_len = 0;
+	fz_check_replies(r);
+}
+
+/* Messages handed to the queue come back, committed or failed. */
+static void fz_commit(struct fz_run *r)
+{
+	struct queue_msg *m;
+
+	while ((m = session_env.pending) != NULL) {
+		uint64_t sum = 0;
+
+		session_env.pending = m->qm_next;
+		if (session_env.pending == NULL)
+			session_env.pending_tail = NULL;
+		fz_check(m->qm_rec.nrcpt > 0, "a queued message has recipients");
+		for (unsigned i = 0; i < m->qm_iovcnt; i++)
+			for (size_t k = 0; k < m->qm_iov[i].iov_len; k++)
+				sum += ((const uint8_t *)m->qm_iov[i].iov_base)[k];
+		(void)sum;
+		m->qm_status = r->fail_commits ? -EIO : 0;
+		if (!r->fail_commits && !r->gone)
+			r->queued_ok++;
+		smtp_server_committed(m);
+		fz_pull_output(r);
+	}
+}
+
+/* The loop frees a closed connection once no operation is in flight. */
+static void fz_after_callback(struct fz_run *r)
+{
+	fz_pull_output(r);
+	if (!r->gone && (session_env.conn->ic_flags & IO_CONN_F_CLOSING)) {
+		r->gone = true;
+		session_env.conn->ic_ops->on_free(session_env.conn);
+	}
+}
+
+/* Hand n bytes to the session as one receive. */
+static void fz_recv(struct fz_run *r, const void *p, size_t n)
+{
+	struct io_buf *b;
+
+	while (n > 0 && !r->gone) {
+		size_t k = n < fz_worker.w_loop.lp_bufs.bp_size ? n : fz_worker.w_loop.lp_bufs.bp_size;
+
+		b = bufpool_alloc(&fz_worker.w_loop.lp_bufs);
+		if (b == NULL)
+			abort();
+		memcpy(b->ib_data, p, k);
+		session_env.conn->ic_ops->on_recv(session_env.conn, b, k);
+		bufpool_unref(&fz_worker.w_loop.lp_bufs, b);
+		fz_after_callback(r);
+		p = (const char *)p + k;
+		n -= k;
+		if (r->commit_every_recv || (++r->recvs & 1) == 0)
+			fz_commit(r);
+	}
+}
+
+/* Send what the TLS client produced, split at random points. */
+static void fz_send_cipher(struct fz_run *r)
+{
+	char buf[16384];
+	size_t n;
+
+	while (!r->gone && (n = tls_conn_take(&r->client, buf, sizeof(buf))) > 0) {
+		size_t off = 0;
+
+		while (off < n && !r->gone) {
+			size_t k = fz_piece(r, n - off);
+
+			fz_recv(r, buf + off, k);
+			off += k;
+		}
+	}
+}
+
+/* The session accepted STARTTLS (or is on 465): become a TLS client. */
+static void fz_start_tls(struct fz_run *r)
+{
+	char buf[16384];
+
+	if (tls_conn_init(&r->client, fz_tls_client, false, "mx.fuzz.invalid", NULL) != 0)
+		abort();
+	r->tls = true;
+	r->plain_checked = r->plain_len;	/* a new stream of replies */
+	for (int round = 0; round < 8 && !r->gone && !r->client.tc_done &&
+			    !r->client.tc_failed; round++) {
+		int n = tls_conn_read(&r->client, buf, sizeof(buf));
+
+		if (n > 0)
+			fz_plain_add(r, buf, (size_t)n);
+		fz_send_cipher(r);
+	}
+}
+
+static bool fz_session_in_tls(const struct fz_run *r)
+{
+	return !r->gone && r->s->s_tls != NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_run r;
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	unsigned listener;
+	uint8_t flags;
+
+	if (size < 2)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	flags = data[0];
+	r.rng = 0x9e3779b9u ^ ((uint32_t)data[1] << 8 | data[1]);
+	r.in = data + 2;
+	r.in_len = size - 2;
+	r.fail_commits = (flags & 4) != 0;
+	r.commit_every_recv = (flags & 64) != 0;
+	listener = (flags & 3) == 3 ? 0 : flags & 3;
+	peer.sin_addr.s_addr = htonl((flags & 8) ? 0xc0000201u : 0x7f000001u);
+	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
+
+	session_env_reset();
+	r.s = smtp_server_start(&fz_worker, -1, (const struct sockaddr *)&peer, sizeof(peer),
+				listener);
+	if (r.s == NULL)
+		return 0;
+	fz_after_callback(&r);
+	if (!r.gone && r.s->s_state == SMTP_S_GREET && (flags & 32)) {
+		/* The client talks first, then the delay ends. */
+		size_t k = fz_piece(&r, r.in_len);
+
+		fz_recv(&r, r.in, k);
+		r.in += k;
+		r.in_len -= k;
+		if (!r.gone) {
+			session_env.conn->ic_ops->on_delay(session_env.conn);
+			fz_after_callback(&r);
+		}
+	}
+	while (!r.gone) {
+		if (!r.tls && fz_session_in_tls(&r))
+			fz_start_tls(&r);
+		if (r.in_len == 0 || r.gone)
+			break;
+		{
+			size_t k = fz_piece(&r, r.in_len);
+
+			if (r.tls) {
+				if (!r.client.tc_done)
+					break;
+				if (tls_conn_write(&r.client, r.in, k) != 0)
+					abort();
+				fz_send_cipher(&r);
+			} else {
+				fz_recv(&r, r.in, k);
+			}
+			r.in += k;
+			r.in_len -= k;
+		}
+	}
+	fz_commit(&r);
+	if (!r.gone) {
+		if (flags & 16) {
+			session_env.now += 3600;
+			session_env.conn->ic_ops->on_timeout(session_env.conn);
+		} else {
+			session_env.conn->ic_ops->on_eof(session_env.conn, 0);
+		}
+		fz_after_callback(&r);
+	}
+	if (!r.gone) {
+		/* A session that did not close itself: the loop tears it down. */
+		io_conn_close(session_env.conn);
+		fz_after_callback(&r);
+	}
+	fz_commit(&r);
+	fz_check(session_env.pending == NULL, "every submitted message returned");
+	fz_check(session_env.bufs_live == 0, "every buffer freed with the session");
+	fz_check(session_env.sessions_gone == 1, "the session was released once");
+	if (getenv("FUZZ_SESSION_LOG") != NULL)
+		fprintf(stderr, "--- replies read by the client:\n%.*s---\n", (int)r.plain_len,
+			r.plain != NULL ? r.plain : "");
+	if (r.tls)
+		tls_conn_free(&r.client);
+	free(r.plain);
+	return 0;
+}

@@ -1,0 +1,181 @@
+/*
+ * session_env.c: the inbound session's environment without io_uring, for
+ * fuzz_session. It stands in, at link time, for what the session takes
+ * from io/loop.c, io/bufpool.c, core/app/server.c and queue/queue.c:
+ *
+ *   connection   io_conn_start/write/close/set_deadline/delay record what
+ *                the session asked for; bytes written collect in
+ *                session_env_out, closing sets IO_CONN_F_CLOSING and the
+ *                driver calls on_free once the session's callback returned
+ *                (as the loop does when no operation is in flight);
+ *   buffers      bufpool_alloc/unref are malloc'd, reference-counted
+ *                buffers; every buffer is freed at zero, so AddressSanitizer
+ *                sees any use after the last reference;
+ *   worker       queue ids from a counter, a fixed date, the TLS context
+ *                the driver made, AUTH failures never blocking;
+ *   queue        queue_submit() keeps messages on a list; the driver
+ *                "commits" them between receives, reading every body byte.
+ *
+ * Single-threaded, like a worker. See fuzz_session.c for the driver.
+ */
+#include "tests/fuzz/session_env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/app/server.h"
+#include "io/bufpool.h"
+#include "io/loop.h"
+#include "queue/queue.h"
+#include "tls/tls.h"
+
+struct session_env session_env;
+
+void session_env_reset(void)
+{
+	struct tls_ctx *tls = session_env.tls_server;
+
+	free(session_env.out);
+	memset(&session_env, 0, sizeof(session_env));
+	session_env.tls_server = tls;
+	session_env.now = 1000;
+}
+
+/* io/loop.c */
+
+uint64_t io_loop_now(void)
+{
+	return session_env.now;
+}
+
+void io_conn_start(struct io_loop *loop, struct io_conn *c, int fd,
+		   const struct io_conn_ops *ops)
+{
+	c->ic_loop = loop;
+	c->ic_ops = ops;
+	c->ic_fd = fd;
+	c->ic_flags = 0;
+	session_env.conn = c;
+}
+
+int io_conn_write(struct io_conn *c, const void *p, size_t len)
+{
+	if (c->ic_flags & IO_CONN_F_CLOSING)
+		return 0;
+	if (session_env.out_len + len > session_env.out_cap) {
+		size_t cap = (session_env.out_cap + len) * 2;
+		char *o = realloc(session_env.out, cap);
+
+		if (o == NULL)
+			abort();
+		session_env.out = o;
+		session_env.out_cap = cap;
+	}
+	memcpy(session_env.out + session_env.out_len, p, len);
+	session_env.out_len += len;
+	return 0;
+}
+
+void io_conn_set_deadline(struct io_conn *c, unsigned seconds)
+{
+	(void)c;
+	session_env.deadline = seconds;
+}
+
+int io_conn_delay(struct io_conn *c, unsigned ms)
+{
+	(void)c;
+	session_env.delay_ms = ms;
+	return 0;
+}
+
+void io_conn_close(struct io_conn *c)
+{
+	c->ic_flags |= IO_CONN_F_CLOSING;
+}
+
+/* io/bufpool.c */
+
+struct io_buf *bufpool_alloc(struct bufpool *bp)
+{
+	struct io_buf *b = malloc(sizeof(*b) + bp->bp_size);
+
+	if (b == NULL)
+		return NULL;
+	b->ib_refs = 1;
+	b->ib_bid = 0;
+	session_env.bufs_live++;
+	return b;
+}
+
+void bufpool_unref(struct bufpool *bp, struct io_buf *b)
+{
+	(void)bp;
+	if (b->ib_refs == 0)
+		abort();
+	if (--b->ib_refs == 0) {
+		session_env.bufs_live--;
+		free(b);
+	}
+}
+
+/* core/app/server.c */
+
+uint64_t server_next_id(struct smtp_worker *w)
+{
+	(void)w;
+	return ++session_env.next_id;
+}
+
+const char *server_date(struct smtp_worker *w)
+{
+	(void)w;
+	return "Fri, 04 Dec 2026 12:00:00 +0000";
+}
+
+void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
+{
+	(void)w;
+	(void)peer;
+	session_env.sessions_gone++;
+}
+
+struct tls_ctx *server_tls_server(struct server *srv)
+{
+	(void)srv;
+	return session_env.tls_server != NULL ? tls_ctx_ref(session_env.tls_server) : NULL;
+}
+
+bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	(void)srv;
+	(void)peer;
+	(void)now;
+	return false;
+}
+
+void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now)
+{
+	(void)srv;
+	(void)peer;
+	(void)now;
+}
+
+/* queue/queue.c */
+
+void queue_id_str(uint64_t id, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)id);
+}
+
+void queue_submit(struct queue *q, struct queue_msg *m)
+{
+	(void)q;
+	m->qm_next = NULL;
+	if (session_env.pending_tail != NULL)
+		session_env.pending_tail->qm_next = m;
+	else
+		session_env.pending = m;
+	session_env.pending_tail = m;
+}
