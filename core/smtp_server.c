@@ -22,6 +22,17 @@
 #include "tls/tls.h"
 
 #define SMTP_INQ_MAX_BYTES (256u * 1024u)	/* pipelined input while waiting */
+/*
+ * Bodies: a slice shorter than SMTP_BODY_COPY_MAX is copied, so slices
+ * (16 octets each) stay few per octet even for dot-stuffed lines; a
+ * receive buffer is kept only for a slice of a quarter of it or more, and
+ * at most SMTP_BODY_KEEP_MAX of them per message. Copies go to heap
+ * chunks that grow from SMTP_ARENA_MIN to SMTP_ARENA_MAX.
+ */
+#define SMTP_BODY_COPY_MAX 256u
+#define SMTP_BODY_KEEP_MAX 32u
+#define SMTP_ARENA_MIN (4u * 1024u)
+#define SMTP_ARENA_MAX (1024u * 1024u)
 
 static const struct io_conn_ops smtp_conn_ops;
 
@@ -95,30 +106,103 @@ void smtp_server_txn_end(struct smtp_session *s)
 	s->s_txn = NULL;
 }
 
-/* Body slices from the decoder: record them, keep their buffer. */
+/* Hold b (one reference, the caller's) until the transaction ends. */
+static int smtp_txn_hold(struct smtp_txn *t, struct io_buf *b)
+{
+	if (t->t_nbufs == t->t_buf_cap) {
+		unsigned cap = t->t_buf_cap ? t->t_buf_cap * 2 : 4;
+		struct io_buf **n = realloc(t->t_bufs, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		t->t_bufs = n;
+		t->t_buf_cap = cap;
+	}
+	t->t_bufs[t->t_nbufs++] = b;
+	return 0;
+}
+
+/* Whether the slice may stay in its receive buffer b (see the limits). */
+static bool smtp_body_may_keep(struct smtp_session *s, struct smtp_txn *t,
+			       struct io_buf *b, size_t len)
+{
+	if (len < SMTP_BODY_COPY_MAX)
+		return false;
+	if (b == t->t_keep_last)
+		return true;
+	if (len < b->ib_size / 4 || t->t_nkept >= SMTP_BODY_KEEP_MAX)
+		return false;
+	return (b->ib_flags & IO_BUF_F_HEAP) ||
+	       !bufpool_low(&s->s_worker->w_loop.lp_bufs);
+}
+
+static void smtp_body_slice(struct smtp_txn *t, const char *p, size_t len);
+
+/* Copy a slice into the transaction's heap chunks. */
+static void smtp_body_copy(struct smtp_txn *t, const char *p, size_t len)
+{
+	while (len > 0 && !t->t_oom) {
+		struct io_buf *a = t->t_arena;
+		size_t n;
+
+		if (a == NULL || t->t_arena_len == a->ib_size) {
+			size_t size = a == NULL ? SMTP_ARENA_MIN : (size_t)a->ib_size * 2;
+
+			if (size > SMTP_ARENA_MAX)
+				size = SMTP_ARENA_MAX;
+			a = bufpool_alloc_heap(size);
+			if (a == NULL || smtp_txn_hold(t, a) < 0) {
+				if (a != NULL)
+					free(a);	/* never shared */
+				t->t_oom = true;
+				return;
+			}
+			t->t_arena = a;
+			t->t_arena_len = 0;
+		}
+		n = a->ib_size - t->t_arena_len;
+		if (n > len)
+			n = len;
+		memcpy(a->ib_data + t->t_arena_len, p, n);
+		smtp_body_slice(t, a->ib_data + t->t_arena_len, n);
+		t->t_arena_len += (uint32_t)n;
+		p += n;
+		len -= n;
+	}
+}
+
+/* Body slices from the decoder: keep them in their buffer or copy them. */
 static void smtp_emit(void *ctx, const char *p, size_t len)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_txn *t = s->s_txn;
-	struct iovec *last;
+	struct io_buf *b = s->s_cur_buf;
 
 	if (t->t_oom || len == 0)
 		return;
-	if (t->t_nbufs == 0 || t->t_bufs[t->t_nbufs - 1] != s->s_cur_buf) {
-		if (t->t_nbufs == t->t_buf_cap) {
-			unsigned cap = t->t_buf_cap ? t->t_buf_cap * 2 : 4;
-			struct io_buf **n = realloc(t->t_bufs, cap * sizeof(*n));
-
-			if (n == NULL) {
-				t->t_oom = true;
-				return;
-			}
-			t->t_bufs = n;
-			t->t_buf_cap = cap;
-		}
-		io_buf_ref(s->s_cur_buf);
-		t->t_bufs[t->t_nbufs++] = s->s_cur_buf;
+	if (!smtp_body_may_keep(s, t, b, len)) {
+		smtp_body_copy(t, p, len);
+		return;
 	}
+	if (b != t->t_keep_last) {
+		if (smtp_txn_hold(t, b) < 0) {
+			t->t_oom = true;
+			return;
+		}
+		io_buf_ref(b);
+		t->t_keep_last = b;
+		t->t_nkept++;
+	}
+	smtp_body_slice(t, p, len);
+}
+
+/* Record a slice that stays where it is until the transaction ends. */
+static void smtp_body_slice(struct smtp_txn *t, const char *p, size_t len)
+{
+	struct iovec *last;
+
+	if (t->t_oom)
+		return;
 	/* Contiguous with the previous slice: extend it. */
 	last = &t->t_iov[t->t_niov - 1];
 	if (t->t_niov > 1 && (const char *)last->iov_base + last->iov_len == p) {
