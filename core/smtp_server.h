@@ -14,8 +14,10 @@
  * quarter of it, and none while the worker's pool is low; other bytes
  * (short slices, small segments, the rest of a big message) are copied
  * into heap chunks owned by the transaction, so slices stay few and
- * large. Until the commit returns, the session answers nothing more:
- * input that arrives meanwhile waits, in its buffers, in order.
+ * large. The session takes no input while a commit is pending or while
+ * the client has more than SMTP_OUT_HIGH octets of replies unread: input
+ * that arrives meanwhile waits, in order, in the input queue, and the
+ * connection stops receiving once that holds SMTP_INQ_PAUSE_BYTES.
  *
  * Ownership: the worker allocates sessions at accept; a session frees
  * itself when its connection is gone and no commit is outstanding.
@@ -76,7 +78,8 @@ struct smtp_txn {
 	bool t_oom;			/* a slice could not be recorded */
 };
 
-/* Input received while the session was waiting. */
+/* Input received while the session was waiting. q_off + q_len is the end
+ * of the bytes in q_buf, so small input may be appended after them. */
 struct smtp_inq {
 	struct io_buf *q_buf;		/* one reference held */
 	uint32_t q_off, q_len;
