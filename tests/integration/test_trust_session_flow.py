@@ -21,13 +21,18 @@ def sender(sock, data, done):
 
 def test_unread_replies_apply_backpressure(make_server):
     srv = make_server().start()
+    probe = Raw(srv.port)
+    help_reply = ("\r\n".join(probe.cmd("HELP")) + "\r\n").encode()
+    probe.close()
     base = proc_status_kb(srv.proc.pid, "RssAnon")
-    n = 1500000
+    # 1.5M commands: blocks of 999 NOOPs and a HELP, so order shows.
+    blocks = 1500
+    n = blocks * 1000
     conns, threads = [], []
     for i in range(3):
         c = Raw(srv.port)
         done = threading.Event()
-        data = b"NOOP\r\n" * n + b"QUIT\r\n"
+        data = (b"NOOP\r\n" * 999 + b"HELP\r\n") * blocks + b"QUIT\r\n"
         t = threading.Thread(target=sender, args=(c.sock, data, done), daemon=True)
         t.start()
         conns.append((c, done))
@@ -38,13 +43,13 @@ def test_unread_replies_apply_backpressure(make_server):
         time.sleep(0.1)
     time.sleep(0.5)
     grown = proc_status_kb(srv.proc.pid, "RssAnon") - base
-    # 3 x 1.5M replies would be 63 MB if buffered; a bounded server keeps
+    # 3 x 1.5M replies would be 64 MB if buffered; a bounded server keeps
     # a small window per client and leaves the rest in the sockets.
     assert grown < 24 * 1024, "RssAnon grew by %d KiB" % grown
     # Now read: every reply is there, in order, none dropped.
     for c, _ in conns:
         c.sock.settimeout(20)
-        want = NOOP_REPLY * n
+        want = (NOOP_REPLY * 999 + help_reply) * blocks
         got = bytearray(c.buf)
         while len(got) < len(want) + 5:
             chunk = c.sock.recv(1 << 20)
