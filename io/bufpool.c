@@ -24,6 +24,8 @@ static struct io_buf *bp_alloc(struct bufpool *bp)
 	if (b == NULL)
 		return NULL;
 	b->ib_refs = 0;
+	b->ib_flags = 0;
+	b->ib_size = bp->bp_size;
 	b->ib_bid = (uint16_t)bp->bp_allocated;
 	bp->bp_bufs[b->ib_bid] = b;
 	bp->bp_allocated++;
@@ -129,10 +131,31 @@ struct io_buf *bufpool_alloc(struct bufpool *bp)
 	return b;
 }
 
+struct io_buf *bufpool_alloc_heap(size_t size)
+{
+	struct io_buf *b;
+
+	if (size > UINT32_MAX)
+		return NULL;
+	b = malloc(sizeof(*b) + size);
+	if (b == NULL)
+		return NULL;
+	b->ib_refs = 1;
+	b->ib_bid = 0;
+	b->ib_flags = IO_BUF_F_HEAP;
+	b->ib_size = (uint32_t)size;
+	b->ib_pad = 0;
+	return b;
+}
+
 void bufpool_unref(struct bufpool *bp, struct io_buf *b)
 {
 	if (--b->ib_refs > 0)
 		return;
+	if (b->ib_flags & IO_BUF_F_HEAP) {
+		free(b);
+		return;
+	}
 	if (bp->bp_in_ring < bp->bp_target) {
 		bp_ring_add(bp, b);
 	} else {

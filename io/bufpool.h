@@ -12,19 +12,31 @@
  * Single-threaded: only the owning worker touches it; other threads may
  * read the bytes of a buffer they were given a reference to, never
  * change its count.
+ *
+ * Keeping is bounded: an owner that would hold a buffer past the
+ * callback (a body until its commit, input queued behind one) keeps it
+ * only while bufpool_low() is false, and copies the bytes into a heap
+ * buffer (bufpool_alloc_heap) otherwise, so the ring always refills.
+ * Heap buffers carry the same header and reference count and are freed
+ * at zero; they never enter the ring.
  */
 #ifndef RINGMTA_BUFPOOL_H
 #define RINGMTA_BUFPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <liburing.h>
 
+#define IO_BUF_F_HEAP	0x01u	/* from bufpool_alloc_heap, not the pool */
+
 struct io_buf {
 	uint32_t ib_refs;
-	uint16_t ib_bid;
-	uint16_t ib_pad;
-	char ib_data[];		/* ib_size bytes, the pool's buffer size */
+	uint16_t ib_bid;	/* pool buffers only */
+	uint16_t ib_flags;	/* IO_BUF_F_* */
+	uint32_t ib_size;	/* bytes at ib_data */
+	uint32_t ib_pad;
+	char ib_data[];
 };
 
 struct bufpool {
@@ -52,6 +64,17 @@ struct io_buf *bufpool_take(struct bufpool *bp, uint16_t bid);
 /* A buffer for the owner to fill (decrypted TLS input), one reference;
  * NULL when the pool is at its maximum. Recycled like any other. */
 struct io_buf *bufpool_alloc(struct bufpool *bp);
+
+/* A buffer of size bytes from the heap, one reference, for bytes an owner
+ * keeps that should not hold a pool buffer; NULL without memory. */
+struct io_buf *bufpool_alloc_heap(size_t size);
+
+/* True when owners hold half the pool or more outside the ring: keep no
+ * more pool buffers, copy instead. */
+static inline bool bufpool_low(const struct bufpool *bp)
+{
+	return bp->bp_allocated - bp->bp_in_ring - bp->bp_nfree >= bp->bp_max / 2;
+}
 
 static inline void io_buf_ref(struct io_buf *b) { b->ib_refs++; }
 /* Drop a reference; at zero the buffer is recycled. */

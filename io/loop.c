@@ -233,11 +233,37 @@ static void conn_free(struct io_conn *c)
 	c->ic_ops->on_free(c);
 }
 
+static void conn_starved_add(struct io_conn *c)
+{
+	struct io_loop *loop = c->ic_loop;
+
+	c->ic_flags |= IO_CONN_F_STARVED;
+	c->ic_next_starved = loop->lp_starved;
+	if (loop->lp_starved != NULL)
+		loop->lp_starved->ic_starved_pprev = &c->ic_next_starved;
+	c->ic_starved_pprev = &loop->lp_starved;
+	loop->lp_starved = c;
+}
+
+static void conn_starved_del(struct io_conn *c)
+{
+	if (!(c->ic_flags & IO_CONN_F_STARVED))
+		return;
+	c->ic_flags &= ~IO_CONN_F_STARVED;
+	*c->ic_starved_pprev = c->ic_next_starved;
+	if (c->ic_next_starved != NULL)
+		c->ic_next_starved->ic_starved_pprev = c->ic_starved_pprev;
+	c->ic_next_starved = NULL;
+	c->ic_starved_pprev = NULL;
+}
+
 static void conn_shutdown(struct io_conn *c)
 {
 	if (c->ic_flags & IO_CONN_F_SHUT)
 		return;
 	c->ic_flags |= IO_CONN_F_SHUT;
+	/* A connection waiting for buffers waits no more: it can be freed. */
+	conn_starved_del(c);
 	/* Ends the multishot receive with a final completion. */
 	shutdown(c->ic_fd, SHUT_RDWR);
 	timerwheel_del(&c->ic_timer);
@@ -444,6 +470,8 @@ static void conn_flush(struct io_conn *c)
 
 void io_conn_set_deadline(struct io_conn *c, unsigned seconds)
 {
+	if (c->ic_flags & IO_CONN_F_CLOSING)
+		return;		/* the linger deadline stands */
 	timerwheel_set(&c->ic_loop->lp_timers, &c->ic_timer,
 		       seconds ? io_loop_now() + seconds : 0);
 }
@@ -469,9 +497,41 @@ void io_conn_close(struct io_conn *c)
 	if (c->ic_flags & IO_CONN_F_CLOSING)
 		return;
 	c->ic_flags |= IO_CONN_F_CLOSING;
-	if (c->ic_olen == 0 && c->ic_iovcnt == 0 && !(c->ic_flags & IO_CONN_F_SEND))
+	if (c->ic_olen == 0 && c->ic_iovcnt == 0 && !(c->ic_flags & IO_CONN_F_SEND)) {
 		conn_shutdown(c);
-	/* else: shut down once the output has been sent (see on_send). */
+		return;
+	}
+	/* Shut down once the output has been sent (see on_send), or when a
+	 * peer that does not read has had long enough (loop_fire_timer). */
+	timerwheel_set(&c->ic_loop->lp_timers, &c->ic_timer,
+		       io_loop_now() + IO_CONN_LINGER_S);
+}
+
+void io_conn_pause(struct io_conn *c)
+{
+	if (c->ic_flags & (IO_CONN_F_PAUSED | IO_CONN_F_SHUT))
+		return;
+	c->ic_flags |= IO_CONN_F_PAUSED;
+	if (c->ic_flags & IO_CONN_F_RECV) {
+		/* The receive ends with -ECANCELED (loop_on_recv). Its user_data
+		 * stays unique: c is not freed while the receive is armed. */
+		struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+
+		io_uring_prep_cancel64(sqe, IO_UD(c, IO_OP_RECV), 0);
+		io_uring_sqe_set_data64(sqe, IO_UD(c->ic_loop, IO_OP_IGNORE));
+	}
+	conn_starved_del(c);
+}
+
+void io_conn_resume(struct io_conn *c)
+{
+	if (!(c->ic_flags & IO_CONN_F_PAUSED))
+		return;
+	c->ic_flags &= ~IO_CONN_F_PAUSED;
+	/* With the cancelled receive still to complete, its completion
+	 * re-arms (loop_on_recv). */
+	if (!(c->ic_flags & (IO_CONN_F_RECV | IO_CONN_F_SHUT | IO_CONN_F_STARVED)))
+		conn_arm_recv(c);
 }
 
 static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
@@ -492,15 +552,16 @@ static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
 		if (!(c->ic_flags & IO_CONN_F_CLOSING))
 			c->ic_ops->on_recv(c, b, (size_t)cqe->res);
 		bufpool_unref(&loop->lp_bufs, b);
-		if (!more && !(c->ic_flags & IO_CONN_F_SHUT))
+		if (!more && !(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_PAUSED)))
 			conn_arm_recv(c);
 	} else if (cqe->res == -ENOBUFS) {
 		stat_inc(&loop->lp_stats.enobufs);
-		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_STARVED))) {
-			c->ic_flags |= IO_CONN_F_STARVED;
-			c->ic_next_starved = loop->lp_starved;
-			loop->lp_starved = c;
-		}
+		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_STARVED | IO_CONN_F_PAUSED)))
+			conn_starved_add(c);
+	} else if (cqe->res == -ECANCELED && !(c->ic_flags & IO_CONN_F_CLOSING)) {
+		/* io_conn_pause's cancel; resumed meanwhile: receive again. */
+		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_PAUSED)))
+			conn_arm_recv(c);
 	} else if (!more) {
 		if (!(c->ic_flags & IO_CONN_F_CLOSING))
 			c->ic_ops->on_eof(c, cqe->res);
@@ -572,8 +633,15 @@ static void loop_fire_timer(struct timer_entry *te, void *ctx)
 					       offsetof(struct io_conn, ic_timer));
 
 	(void)ctx;
-	if (!(c->ic_flags & IO_CONN_F_SHUT))
-		c->ic_ops->on_timeout(c);
+	if (c->ic_flags & IO_CONN_F_SHUT)
+		return;
+	if (c->ic_flags & IO_CONN_F_CLOSING) {
+		/* The linger deadline: the peer did not take its last output.
+		 * The send in flight fails and the connection is freed. */
+		conn_shutdown(c);
+		return;
+	}
+	c->ic_ops->on_timeout(c);
 }
 
 static void loop_on_tick(struct io_loop *loop)
@@ -645,9 +713,10 @@ static void loop_after_batch(struct io_loop *loop)
 		for (; c != NULL; c = next) {
 			next = c->ic_next_starved;
 			c->ic_flags &= ~IO_CONN_F_STARVED;
-			if (!(c->ic_flags & IO_CONN_F_SHUT))
-				conn_arm_recv(c);
-			conn_maybe_free(c);
+			c->ic_next_starved = NULL;
+			c->ic_starved_pprev = NULL;
+			/* Shut or paused connections are never on the list. */
+			conn_arm_recv(c);
 		}
 	}
 	while ((c = loop->lp_dirty) != NULL) {

@@ -55,6 +55,10 @@ struct io_conn_ops {
 #define IO_CONN_F_STARVED	0x20u	/* waiting for receive buffers */
 #define IO_CONN_F_FREEING	0x40u	/* on the free list */
 #define IO_CONN_F_DELAY		0x80u	/* a delay timer in flight */
+#define IO_CONN_F_PAUSED	0x100u	/* the owner stopped receiving */
+
+/* Seconds a closing connection may take to send its last output. */
+#define IO_CONN_LINGER_S	5u
 
 /* Embedded in the owner's session; the owner allocates and frees it. */
 struct io_conn {
@@ -70,6 +74,7 @@ struct io_conn {
 	char *ic_sbuf;			/* owned; the kernel reads it while SEND */
 	struct io_conn *ic_next_dirty;	/* also links the free list */
 	struct io_conn *ic_next_starved;
+	struct io_conn **ic_starved_pprev;	/* unlinked when shut down */
 	struct timer_entry ic_timer;
 	struct __kernel_timespec ic_delay_ts;
 	/* Zero-copy output (io_conn_sendv): the caller's iovecs, advanced
@@ -180,7 +185,22 @@ void io_conn_connect(struct io_loop *loop, struct io_conn *c, int fd,
 void io_watch_set(struct io_loop *loop, struct io_watch *w, int fd,
 		  unsigned events, void (*cb)(struct io_watch *, unsigned),
 		  void *ctx);
-/* Close once pending output is sent; on_free follows when safe. */
+/*
+ * Flow control: stop receiving (cancels the multishot receive; bytes the
+ * kernel already took may still come to on_recv) and start again. A
+ * paused connection still times out and closes normally.
+ */
+void io_conn_pause(struct io_conn *c);
+void io_conn_resume(struct io_conn *c);
+/* Bytes written with io_conn_write that the kernel has not taken yet. */
+static inline size_t io_conn_unsent(const struct io_conn *c)
+{
+	return (size_t)c->ic_olen + (c->ic_slen - c->ic_soff);
+}
+/*
+ * Close once pending output is sent, or after IO_CONN_LINGER_S seconds
+ * if the peer will not take it; on_free follows when safe.
+ */
 void io_conn_close(struct io_conn *c);
 static inline bool io_conn_closing(const struct io_conn *c)
 {

@@ -314,7 +314,10 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 		.entries = 4096,
 		.buf_size = cfg->recv_buffer_size,
 		.buf_max = cfg->recv_buffers_max,
-		.buf_target = cfg->recv_buffers_max < 256 ? cfg->recv_buffers_max : 256,
+		/* At most a quarter of the pool in the ring: the rest is for what
+		 * owners keep (up to half, see bufpool_low) and for decrypted
+		 * TLS input (bufpool_alloc), even when the pool is small. */
+		.buf_target = cfg->recv_buffers_max / 4 < 256 ? cfg->recv_buffers_max / 4 : 256,
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t base_us = queue_last_id(q) >> 8;

@@ -21,7 +21,30 @@
 #include "core/app/server.h"
 #include "tls/tls.h"
 
-#define SMTP_INQ_MAX_BYTES (256u * 1024u)	/* pipelined input while waiting */
+/*
+ * Flow control (see smtp_server.h). Input waits while a commit is pending
+ * or more than SMTP_OUT_HIGH octets of replies are unread; the connection
+ * stops receiving once SMTP_INQ_PAUSE_BYTES (or _BUFS buffers) wait. What
+ * the kernel had already taken still arrives after that; past
+ * SMTP_INQ_MAX_BYTES (never in practice) the session is closed with 421.
+ */
+#define SMTP_OUT_HIGH (64u * 1024u)
+#define SMTP_INQ_PAUSE_BYTES (256u * 1024u)
+#define SMTP_INQ_PAUSE_BUFS 32u
+#define SMTP_INQ_MAX_BYTES (8u * 1024u * 1024u)
+#define SMTP_INQ_MAX_ENTRIES 4096u
+#define SMTP_INQ_CHUNK 4096u		/* heap chunk for small queued input */
+/*
+ * Bodies: a slice shorter than SMTP_BODY_COPY_MAX is copied, so slices
+ * (16 octets each) stay few per octet even for dot-stuffed lines; a
+ * receive buffer is kept only for a slice of a quarter of it or more, and
+ * at most SMTP_BODY_KEEP_MAX of them per message. Copies go to heap
+ * chunks that grow from SMTP_ARENA_MIN to SMTP_ARENA_MAX.
+ */
+#define SMTP_BODY_COPY_MAX 256u
+#define SMTP_BODY_KEEP_MAX 32u
+#define SMTP_ARENA_MIN (4u * 1024u)
+#define SMTP_ARENA_MAX (1024u * 1024u)
 
 static const struct io_conn_ops smtp_conn_ops;
 
@@ -95,30 +118,103 @@ void smtp_server_txn_end(struct smtp_session *s)
 	s->s_txn = NULL;
 }
 
-/* Body slices from the decoder: record them, keep their buffer. */
+/* Hold b (one reference, the caller's) until the transaction ends. */
+static int smtp_txn_hold(struct smtp_txn *t, struct io_buf *b)
+{
+	if (t->t_nbufs == t->t_buf_cap) {
+		unsigned cap = t->t_buf_cap ? t->t_buf_cap * 2 : 4;
+		struct io_buf **n = realloc(t->t_bufs, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		t->t_bufs = n;
+		t->t_buf_cap = cap;
+	}
+	t->t_bufs[t->t_nbufs++] = b;
+	return 0;
+}
+
+/* Whether the slice may stay in its receive buffer b (see the limits). */
+static bool smtp_body_may_keep(struct smtp_session *s, struct smtp_txn *t,
+			       struct io_buf *b, size_t len)
+{
+	if (len < SMTP_BODY_COPY_MAX)
+		return false;
+	if (b == t->t_keep_last)
+		return true;
+	if (len < b->ib_size / 4 || t->t_nkept >= SMTP_BODY_KEEP_MAX)
+		return false;
+	return (b->ib_flags & IO_BUF_F_HEAP) ||
+	       !bufpool_low(&s->s_worker->w_loop.lp_bufs);
+}
+
+static void smtp_body_slice(struct smtp_txn *t, const char *p, size_t len);
+
+/* Copy a slice into the transaction's heap chunks. */
+static void smtp_body_copy(struct smtp_txn *t, const char *p, size_t len)
+{
+	while (len > 0 && !t->t_oom) {
+		struct io_buf *a = t->t_arena;
+		size_t n;
+
+		if (a == NULL || t->t_arena_len == a->ib_size) {
+			size_t size = a == NULL ? SMTP_ARENA_MIN : (size_t)a->ib_size * 2;
+
+			if (size > SMTP_ARENA_MAX)
+				size = SMTP_ARENA_MAX;
+			a = bufpool_alloc_heap(size);
+			if (a == NULL || smtp_txn_hold(t, a) < 0) {
+				if (a != NULL)
+					free(a);	/* never shared */
+				t->t_oom = true;
+				return;
+			}
+			t->t_arena = a;
+			t->t_arena_len = 0;
+		}
+		n = a->ib_size - t->t_arena_len;
+		if (n > len)
+			n = len;
+		memcpy(a->ib_data + t->t_arena_len, p, n);
+		smtp_body_slice(t, a->ib_data + t->t_arena_len, n);
+		t->t_arena_len += (uint32_t)n;
+		p += n;
+		len -= n;
+	}
+}
+
+/* Body slices from the decoder: keep them in their buffer or copy them. */
 static void smtp_emit(void *ctx, const char *p, size_t len)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_txn *t = s->s_txn;
-	struct iovec *last;
+	struct io_buf *b = s->s_cur_buf;
 
 	if (t->t_oom || len == 0)
 		return;
-	if (t->t_nbufs == 0 || t->t_bufs[t->t_nbufs - 1] != s->s_cur_buf) {
-		if (t->t_nbufs == t->t_buf_cap) {
-			unsigned cap = t->t_buf_cap ? t->t_buf_cap * 2 : 4;
-			struct io_buf **n = realloc(t->t_bufs, cap * sizeof(*n));
-
-			if (n == NULL) {
-				t->t_oom = true;
-				return;
-			}
-			t->t_bufs = n;
-			t->t_buf_cap = cap;
-		}
-		io_buf_ref(s->s_cur_buf);
-		t->t_bufs[t->t_nbufs++] = s->s_cur_buf;
+	if (!smtp_body_may_keep(s, t, b, len)) {
+		smtp_body_copy(t, p, len);
+		return;
 	}
+	if (b != t->t_keep_last) {
+		if (smtp_txn_hold(t, b) < 0) {
+			t->t_oom = true;
+			return;
+		}
+		io_buf_ref(b);
+		t->t_keep_last = b;
+		t->t_nkept++;
+	}
+	smtp_body_slice(t, p, len);
+}
+
+/* Record a slice that stays where it is until the transaction ends. */
+static void smtp_body_slice(struct smtp_txn *t, const char *p, size_t len)
+{
+	struct iovec *last;
+
+	if (t->t_oom)
+		return;
 	/* Contiguous with the previous slice: extend it. */
 	last = &t->t_iov[t->t_niov - 1];
 	if (t->t_niov > 1 && (const char *)last->iov_base + last->iov_len == p) {
@@ -389,6 +485,9 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 		 * dropped (CVE-2011-0411): only the handshake may follow. */
 		if (s->s_tls_starting)
 			return len;
+		/* Replies the client has not read: wait until it does. */
+		if (io_conn_unsent(&s->s_conn) > SMTP_OUT_HIGH)
+			return pos;
 		switch (s->s_state) {
 		case SMTP_S_TLS_HANDSHAKE:
 			return len;	/* cannot happen: TLS input is separate */
@@ -443,10 +542,31 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 	return len;
 }
 
+/*
+ * Queue input for later (see the flow-control limits). Small input is
+ * appended to the last queued bytes when they have room after them, or
+ * copied to a heap chunk, so a trickle of tiny segments keeps no pool
+ * buffers; a large segment keeps its buffer unless the pool is low.
+ */
 static int smtp_inq_push(struct smtp_session *s, struct io_buf *b,
 			 size_t off, size_t len)
 {
+	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
+	struct smtp_inq *last = s->s_inq_n ? &s->s_inq[s->s_inq_n - 1] : NULL;
+	bool keep;
+
 	if (s->s_inq_bytes + len > SMTP_INQ_MAX_BYTES)
+		return -ENOBUFS;
+	keep = len >= b->ib_size / 4 && s->s_inq_n < SMTP_INQ_PAUSE_BUFS &&
+	       ((b->ib_flags & IO_BUF_F_HEAP) || !bufpool_low(bp));
+	if (!keep && last != NULL &&
+	    (size_t)last->q_off + last->q_len + len <= last->q_buf->ib_size) {
+		memcpy(last->q_buf->ib_data + last->q_off + last->q_len, b->ib_data + off, len);
+		last->q_len += (uint32_t)len;
+		s->s_inq_bytes += (uint32_t)len;
+		return 0;
+	}
+	if (s->s_inq_n >= SMTP_INQ_MAX_ENTRIES)
 		return -ENOBUFS;
 	if (s->s_inq_n == s->s_inq_cap) {
 		uint16_t cap = s->s_inq_cap ? (uint16_t)(s->s_inq_cap * 2) : 4;
@@ -457,13 +577,35 @@ static int smtp_inq_push(struct smtp_session *s, struct io_buf *b,
 		s->s_inq = n;
 		s->s_inq_cap = cap;
 	}
-	io_buf_ref(b);
+	if (keep) {
+		io_buf_ref(b);
+	} else {
+		struct io_buf *h = bufpool_alloc_heap(len > SMTP_INQ_CHUNK ? len : SMTP_INQ_CHUNK);
+
+		if (h == NULL)
+			return -ENOMEM;
+		memcpy(h->ib_data, b->ib_data + off, len);
+		b = h;
+		off = 0;
+	}
 	s->s_inq[s->s_inq_n].q_buf = b;
 	s->s_inq[s->s_inq_n].q_off = (uint32_t)off;
 	s->s_inq[s->s_inq_n].q_len = (uint32_t)len;
 	s->s_inq_n++;
 	s->s_inq_bytes += (uint32_t)len;
 	return 0;
+}
+
+/* Queue input; stop receiving when enough waits. 421 past the hard cap. */
+static void smtp_inq_add(struct smtp_session *s, struct io_buf *b, size_t off, size_t len)
+{
+	if (smtp_inq_push(s, b, off, len) < 0) {
+		smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
+		smtp_server_close(s, "pipelining overflow");
+		return;
+	}
+	if (s->s_inq_bytes >= SMTP_INQ_PAUSE_BYTES || s->s_inq_n >= SMTP_INQ_PAUSE_BUFS)
+		io_conn_pause(&s->s_conn);
 }
 
 /* Run queued input until it is used up or the session waits again. */
@@ -505,6 +647,34 @@ static void smtp_maybe_shutdown(struct smtp_session *s)
 		smtp_server_shutdown(s, false);
 }
 
+/* STARTTLS was accepted: the rest of the input is dropped, TLS begins. */
+static void smtp_starttls_now(struct smtp_session *s)
+{
+	s->s_tls_starting = false;
+	if (smtp_tls_begin(s) < 0) {
+		smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
+		smtp_server_close(s, "TLS setup failed");
+	}
+}
+
+/* The session may take input again (commit done, replies read): run what
+ * waited, and receive again once nothing waits. */
+static void smtp_inq_run(struct smtp_session *s)
+{
+	smtp_inq_drain(s);
+	if (s->s_closing)
+		return;
+	if (s->s_tls_starting) {
+		smtp_starttls_now(s);
+		if (s->s_closing)
+			return;
+	}
+	if (s->s_inq_n == 0)
+		io_conn_resume(&s->s_conn);
+	smtp_deadline(s);
+	smtp_maybe_shutdown(s);
+}
+
 void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
 			     size_t len)
 {
@@ -512,27 +682,19 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 
 	if (s->s_closing)
 		return;
-	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT) {
-		if (smtp_inq_push(s, b, off, len) < 0) {
-			smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
-			smtp_server_close(s, "pipelining overflow");
-		}
+	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT ||
+	    io_conn_unsent(&s->s_conn) > SMTP_OUT_HIGH) {
+		smtp_inq_add(s, b, off, len);
 		return;
 	}
 	used = smtp_input(s, b, b->ib_data + off, len);
 	if (s->s_tls_starting) {
 		/* STARTTLS: the rest of this input is dropped, TLS begins. */
-		s->s_tls_starting = false;
-		if (smtp_tls_begin(s) < 0) {
-			smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
-			smtp_server_close(s, "TLS setup failed");
-		}
+		smtp_starttls_now(s);
 		return;
 	}
-	if (used < len && !s->s_closing && smtp_inq_push(s, b, off + used, len - used) < 0) {
-		smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
-		smtp_server_close(s, "pipelining overflow");
-	}
+	if (used < len && !s->s_closing)
+		smtp_inq_add(s, b, off + used, len - used);
 	if (!s->s_closing)
 		smtp_deadline(s);
 	smtp_maybe_shutdown(s);
@@ -554,7 +716,10 @@ void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
 		smtp_tls_write(s, p, n);
 		return;
 	}
-	io_conn_write(&s->s_conn, p, n);
+	/* Flow control keeps this far below the connection's cap; should a
+	 * reply not fit all the same, end the session rather than lose it. */
+	if (io_conn_write(&s->s_conn, p, n) < 0 && !s->s_closing)
+		smtp_server_close(s, "output overflow");
 }
 
 void smtp_server_committed(struct queue_msg *m)
@@ -596,10 +761,7 @@ void smtp_server_committed(struct queue_msg *m)
 		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
 	}
 	smtp_server_txn_end(s);
-	smtp_inq_drain(s);
-	if (!s->s_closing)
-		smtp_deadline(s);
-	smtp_maybe_shutdown(s);
+	smtp_inq_run(s);
 }
 
 static void smtp_on_eof(struct io_conn *c, int err)
@@ -610,9 +772,14 @@ static void smtp_on_eof(struct io_conn *c, int err)
 					 : "client closed") : "connection error");
 }
 
+/* All replies were sent: input that waited for the client to read them
+ * may run. */
 static void smtp_on_drained(struct io_conn *c)
 {
-	(void)c;
+	struct smtp_session *s = smtp_of_conn(c);
+
+	if (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && !s->s_closing)
+		smtp_inq_run(s);
 }
 
 static void smtp_on_timeout(struct io_conn *c)

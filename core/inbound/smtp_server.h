@@ -7,9 +7,17 @@
  * one send per batch of input (PIPELINING). Message bodies are decoded
  * in place (smtp_data): the session keeps references to the receive
  * buffers and a list of slices, and hands both to the queue's committer,
- * which copies the bytes once, into the store. Until the commit returns,
- * the session answers nothing more: input that arrives meanwhile waits,
- * in its buffers, in order.
+ * which copies the bytes once, into the store.
+ *
+ * What a session keeps is bounded. A body keeps at most
+ * SMTP_BODY_KEEP_MAX receive buffers, each for a slice of at least a
+ * quarter of it, and none while the worker's pool is low; other bytes
+ * (short slices, small segments, the rest of a big message) are copied
+ * into heap chunks owned by the transaction, so slices stay few and
+ * large. The session takes no input while a commit is pending or while
+ * the client has more than SMTP_OUT_HIGH octets of replies unread: input
+ * that arrives meanwhile waits, in order, in the input queue, and the
+ * connection stops receiving once that holds SMTP_INQ_PAUSE_BYTES.
  *
  * Ownership: the worker allocates sessions at accept; a session frees
  * itself when its connection is gone and no commit is outstanding.
@@ -63,10 +71,15 @@ struct smtp_txn {
 	struct io_buf **t_bufs;		/* referenced receive buffers */
 	unsigned t_nbufs, t_buf_cap;
 	char *t_prefix;			/* owned: Received and added headers */
+	struct io_buf *t_keep_last;	/* last receive buffer kept (in t_bufs) */
+	struct io_buf *t_arena;		/* heap chunk being filled (in t_bufs) */
+	uint32_t t_arena_len;		/* octets used in t_arena */
+	unsigned t_nkept;		/* receive buffers kept */
 	bool t_oom;			/* a slice could not be recorded */
 };
 
-/* Input received while the session was waiting. */
+/* Input received while the session was waiting. q_off + q_len is the end
+ * of the bytes in q_buf, so small input may be appended after them. */
 struct smtp_inq {
 	struct io_buf *q_buf;		/* one reference held */
 	uint32_t q_off, q_len;

@@ -202,3 +202,12 @@ def raw_factory():
     yield make
     for c in conns:
         c.close()
+
+
+def proc_status_kb(pid, field):
+    """A size field of /proc/PID/status (VmRSS, RssAnon, VmHWM...) in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
