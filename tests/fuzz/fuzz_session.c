@@ -14,6 +14,8 @@
  *          bit 5     greeting delay: the client may talk first
  *          bit 6     commits return before the next receive (else: only
  *                    after every second receive, so input queues up)
+ *          bit 7     a slow reader: the client reads the replies only now
+ *                    and then, so unsent output builds up (back-pressure)
  * Once the session has accepted STARTTLS (or from the start on 465), the
  * driver becomes a real TLS client (BoringSSL, in memory): it completes
  * the handshake and sends the rest of the input encrypted, still split at
@@ -24,9 +26,12 @@
  * Checks, whatever the input: no crash, leak or use after free (the
  * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
  * with the first digit 2-5; every message the session hands to the queue
- * has a sender slot, at least one recipient and body bytes that can all be
- * read (ASan); every buffer is freed when the session is gone; a
- * successful commit gets exactly one "250 2.0.0 Ok: queued" reply.
+ * has at least one recipient and body bytes that can all be read (ASan);
+ * every buffer is freed when the session is gone; a successful commit gets
+ * exactly one "250 2.0.0 Ok: queued" reply; a session that stopped
+ * receiving (io_conn_pause) starts again once its replies were read and its
+ * commits returned, and never holds more than 256 KiB of unread replies
+ * beyond one receive's worth.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -162,6 +167,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz_srv.s_workers = &fz_worker;
 	fz_worker.w_srv = &fz_srv;
 	fz_worker.w_loop.lp_bufs.bp_size = 4096;
+	fz_worker.w_loop.lp_bufs.bp_max = 64;
 	return 0;
 }
 
@@ -172,6 +178,7 @@ struct fz_run {
 	uint32_t rng;
 	bool fail_commits;
 	bool commit_every_recv;
+	bool slow_reader;
 	unsigned recvs;
 	bool gone;			/* on_free called: the session is not ours */
 	struct smtp_session *s;
@@ -232,7 +239,8 @@ static void fz_check_replies(struct fz_run *r)
 	}
 }
 
-/* Take what the session wrote: to the TLS client, or straight to the reader. */
+/* The client reads what the session wrote: through the TLS client, or
+ * straight; then the loop reports the output drained. */
 static void fz_pull_output(struct fz_run *r)
 {
 	char buf[16384];
@@ -240,6 +248,7 @@ static void fz_pull_output(struct fz_run *r)
 
 	if (session_env.out_len == 0)
 		return;
+	fz_check(session_env.out_len <= 512 * 1024, "unread replies stay bounded");
 	if (!r->tls) {
 		fz_plain_add(r, session_env.out, session_env.out_len);
 	} else {
@@ -249,7 +258,17 @@ static void fz_pull_output(struct fz_run *r)
 			fz_plain_add(r, buf, (size_t)n);
 	}
 	session_env.out_len = 0;
+	session_env.conn->ic_olen = 0;
 	fz_check_replies(r);
+	if (!r->gone && session_env.conn->ic_ops->on_drained != NULL)
+		session_env.conn->ic_ops->on_drained(session_env.conn);
+}
+
+/* After a callback: a slow reader reads only now and then. */
+static void fz_maybe_pull(struct fz_run *r)
+{
+	if (!r->slow_reader || (fz_rand(r) & 7) == 0)
+		fz_pull_output(r);
 }
 
 /* Messages handed to the queue come back, committed or failed. */
@@ -272,14 +291,18 @@ static void fz_commit(struct fz_run *r)
 		if (!r->fail_commits && !r->gone)
 			r->queued_ok++;
 		smtp_server_committed(m);
-		fz_pull_output(r);
+		fz_maybe_pull(r);
 	}
 }
 
-/* The loop frees a closed connection once no operation is in flight. */
+/* The loop frees a closed connection once no operation is in flight
+ * (here: once the client has read what was written). */
 static void fz_after_callback(struct fz_run *r)
 {
-	fz_pull_output(r);
+	if (session_env.conn->ic_flags & IO_CONN_F_CLOSING)
+		fz_pull_output(r);
+	else
+		fz_maybe_pull(r);
 	if (!r->gone && (session_env.conn->ic_flags & IO_CONN_F_CLOSING)) {
 		r->gone = true;
 		session_env.conn->ic_ops->on_free(session_env.conn);
@@ -294,6 +317,19 @@ static void fz_recv(struct fz_run *r, const void *p, size_t n)
 	while (n > 0 && !r->gone) {
 		size_t k = n < fz_worker.w_loop.lp_bufs.bp_size ? n : fz_worker.w_loop.lp_bufs.bp_size;
 
+		if (session_env.paused) {
+			/* Receiving stopped: the client's replies and the
+			 * commits are what can start it again. */
+			fz_commit(r);
+			fz_pull_output(r);
+			if (!r->gone && session_env.paused) {
+				fz_commit(r);
+				fz_pull_output(r);
+			}
+			if (r->gone)
+				break;
+			fz_check(!session_env.paused, "a paused session resumes");
+		}
 		b = bufpool_alloc(&fz_worker.w_loop.lp_bufs);
 		if (b == NULL)
 			abort();
@@ -366,6 +402,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.in_len = size - 2;
 	r.fail_commits = (flags & 4) != 0;
 	r.commit_every_recv = (flags & 64) != 0;
+	r.slow_reader = (flags & 128) != 0;
 	listener = (flags & 3) == 3 ? 0 : flags & 3;
 	peer.sin_addr.s_addr = htonl((flags & 8) ? 0xc0000201u : 0x7f000001u);
 	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
@@ -410,6 +447,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	fz_commit(&r);
+	fz_pull_output(&r);
 	if (!r.gone) {
 		if (flags & 16) {
 			session_env.now += 3600;

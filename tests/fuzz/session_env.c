@@ -3,14 +3,18 @@
  * fuzz_session. It stands in, at link time, for what the session takes
  * from io/loop.c, io/bufpool.c, core/app/server.c and queue/queue.c:
  *
- *   connection   io_conn_start/write/close/set_deadline/delay record what
- *                the session asked for; bytes written collect in
- *                session_env_out, closing sets IO_CONN_F_CLOSING and the
- *                driver calls on_free once the session's callback returned
- *                (as the loop does when no operation is in flight);
- *   buffers      bufpool_alloc/unref are malloc'd, reference-counted
- *                buffers; every buffer is freed at zero, so AddressSanitizer
- *                sees any use after the last reference;
+ *   connection   io_conn_start/write/close/set_deadline/delay/pause/resume
+ *                record what the session asked for; bytes written collect
+ *                in session_env.out and count as unsent (ic_olen) until the
+ *                driver reads them and calls on_drained; closing sets
+ *                IO_CONN_F_CLOSING and the driver calls on_free once the
+ *                session's callback returned (as the loop does when no
+ *                operation is in flight);
+ *   buffers      bufpool_alloc/alloc_heap/unref are malloc'd,
+ *                reference-counted buffers, freed at zero, so
+ *                AddressSanitizer sees any use after the last reference;
+ *                pool buffers count in bp_allocated, so bufpool_low()
+ *                turns true when the session holds half of bp_max;
  *   worker       queue ids from a counter, a fixed date, the TLS context
  *                the driver made, AUTH failures never blocking;
  *   queue        queue_submit() keeps messages on a list; the driver
@@ -74,7 +78,20 @@ int io_conn_write(struct io_conn *c, const void *p, size_t len)
 	}
 	memcpy(session_env.out + session_env.out_len, p, len);
 	session_env.out_len += len;
+	c->ic_olen += (uint32_t)len;
 	return 0;
+}
+
+void io_conn_pause(struct io_conn *c)
+{
+	(void)c;
+	session_env.paused = true;
+}
+
+void io_conn_resume(struct io_conn *c)
+{
+	(void)c;
+	session_env.paused = false;
 }
 
 void io_conn_set_deadline(struct io_conn *c, unsigned seconds)
@@ -97,27 +114,48 @@ void io_conn_close(struct io_conn *c)
 
 /* io/bufpool.c */
 
-struct io_buf *bufpool_alloc(struct bufpool *bp)
+static struct io_buf *session_env_buf(size_t size, uint16_t flags)
 {
-	struct io_buf *b = malloc(sizeof(*b) + bp->bp_size);
+	struct io_buf *b = malloc(sizeof(*b) + size);
 
 	if (b == NULL)
 		return NULL;
 	b->ib_refs = 1;
 	b->ib_bid = 0;
+	b->ib_flags = flags;
+	b->ib_size = (uint32_t)size;
+	b->ib_pad = 0;
 	session_env.bufs_live++;
 	return b;
 }
 
+struct io_buf *bufpool_alloc(struct bufpool *bp)
+{
+	struct io_buf *b;
+
+	if (bp->bp_allocated >= bp->bp_max)
+		return NULL;
+	b = session_env_buf(bp->bp_size, 0);
+	if (b != NULL)
+		bp->bp_allocated++;
+	return b;
+}
+
+struct io_buf *bufpool_alloc_heap(size_t size)
+{
+	return session_env_buf(size, IO_BUF_F_HEAP);
+}
+
 void bufpool_unref(struct bufpool *bp, struct io_buf *b)
 {
-	(void)bp;
 	if (b->ib_refs == 0)
 		abort();
-	if (--b->ib_refs == 0) {
-		session_env.bufs_live--;
-		free(b);
-	}
+	if (--b->ib_refs > 0)
+		return;
+	if (!(b->ib_flags & IO_BUF_F_HEAP))
+		bp->bp_allocated--;
+	session_env.bufs_live--;
+	free(b);
 }
 
 /* core/app/server.c */

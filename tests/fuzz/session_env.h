@@ -6,6 +6,7 @@
 #ifndef RINGMTA_FUZZ_SESSION_ENV_H
 #define RINGMTA_FUZZ_SESSION_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct session_env {
 	uint64_t now;			/* io_loop_now() */
 	uint64_t next_id;
 	long bufs_live;			/* buffers allocated and not freed */
+	bool paused;			/* io_conn_pause() in force */
 	unsigned sessions_gone;
 	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
 	struct tls_ctx *tls_server;	/* not reset: made once */
