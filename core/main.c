@@ -104,7 +104,7 @@ static int main_serve(const struct config *cfg)
 	struct metrics *met = NULL;
 	sigset_t set;
 	char err[512], addr[80];
-	int sig;
+	int sig, rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile(cfg);
@@ -120,9 +120,11 @@ static int main_serve(const struct config *cfg)
 	}
 	/* Never start over a damaged queue (checked in a child, before any
 	 * thread), nor beside another ringmta on the same queue or port. */
-	if (queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err)) < 0 ||
-	    queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
-		       err, sizeof(err)) < 0) {
+	rc = queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err));
+	if (rc > 0)
+		log_msg(LOG_WARNING, "%s", err);
+	if (rc < 0 || queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
+				 err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		return 1;
 	}

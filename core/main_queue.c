@@ -48,13 +48,19 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 			fprintf(stderr, "ringmta: %s\n", err);
 			return 1;
 		}
+		/* The walk did not fault in the child: list every finding here. */
 		if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_RDONLY,
 			       err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s\n", err);
 			return 1;
 		}
-		rc = queue_admin_check(q, stdout);	/* the notes, if any */
+		rc = queue_admin_check(q, stdout);
 		queue_close(&q);
+		if (rc != 0) {
+			fprintf(stderr, "ringmta: queue %s/data.mdb: %s\n", cfg->queue_dir,
+				rc < 0 ? queue_strerror(rc) : "damaged messages (listed above)");
+			return 1;
+		}
 		printf("queue %s: ok\n", cfg->queue_dir);
 		return 0;
 	}

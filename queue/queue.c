@@ -591,6 +591,16 @@ fail:
 	return -EBADMSG;
 }
 
+/* An LMDB failure while opening, naming the file. */
+static void queue_open_err(char *err, size_t errlen, const char *dir, int rc)
+{
+	bool damaged = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+		       rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN;
+
+	snprintf(err, errlen, "queue %s/data.mdb%s: %s%s", dir, damaged ? " is damaged" : "",
+		 queue_strerror(rc), damaged ? "; restore it, see \"ringmta queue check\"" : "");
+}
+
 /* queue_dir/ringmta.lock: one daemon (or queue compact) per queue. */
 static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen)
 {
@@ -681,7 +691,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	    (rc = mdb_env_set_maxreaders(q->q_env, QUEUE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_open(q->q_env, dir, eflags, 0640)) != 0 ||
 	    (rc = mdb_env_stat(q->q_env, &ms)) != 0) {
-		snprintf(err, errlen, "queue %s: %s", dir, queue_strerror(rc));
+		queue_open_err(err, errlen, dir, rc);
 		queue_close(&q);
 		return rc > 0 ? -rc : -EIO;
 	}
@@ -706,7 +716,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		}
 	}
 	if ((rc = queue_open_dbs(q)) != 0) {
-		snprintf(err, errlen, "queue %s: %s", dir, queue_strerror(rc));
+		queue_open_err(err, errlen, dir, rc);
 		queue_close(&q);
 		return rc > 0 ? -rc : -EIO;
 	}

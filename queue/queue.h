@@ -192,15 +192,18 @@ int queue_admin_compact(struct queue **q, const char *dir, uint64_t *before_r,
 /*
  * Walk every database: each record decodes, has its body (of the recorded
  * size, readable to its last byte) and a schedule entry; every schedule
- * entry names a record. Problems are written to out, one a line; returns
- * the number found (0: sound) or -errno/MDB_* when the walk itself failed.
+ * entry names a record. Problems are written to out, one a line ("note:"
+ * lines are harmless); returns the number of damaged messages (0: sound),
+ * or a negative status when LMDB's own structure is damaged.
  */
 int queue_admin_check(struct queue *q, FILE *out);
 /*
  * The same check, run in a child process so that a damaged file that
  * makes LMDB fault or assert is reported rather than fatal: 0 when the
- * queue in dir is sound (or does not exist yet), else -1 with the reason
- * in err. Call before starting threads.
+ * queue in dir is sound (or does not exist yet), -1 with the reason in
+ * err when it is damaged beyond use, 1 with a warning in err when only
+ * some messages are (the store works; those stay, undeliverable). Call
+ * before starting threads.
  */
 int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen);
 /* Number of messages, for tests and metrics. */

@@ -458,7 +458,7 @@ int queue_admin_check(struct queue *q, FILE *out)
 lmdb:
 	fprintf(out, "database: %s\n", queue_strerror(rc));
 	mdb_txn_abort(txn);
-	return bad + 1;
+	return rc == MDB_NOTFOUND ? -EBADMSG : (queue_status(rc) < 0 ? queue_status(rc) : -EIO);
 }
 
 int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen)
@@ -501,7 +501,7 @@ int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen
 		bad = queue_admin_check(q, out);
 		queue_close(&q);
 		fclose(out);
-		_exit(bad == 0 ? 0 : 1);
+		_exit(bad == 0 ? 0 : bad < 0 ? 1 : 4);
 	}
 	close(pfd[1]);
 	buf[0] = '\0';
@@ -532,6 +532,11 @@ int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen
 		if (WEXITSTATUS(status) == 2) {
 			snprintf(err, errlen, "%s", line);
 			return -1;
+		}
+		if (WEXITSTATUS(status) == 4) {
+			snprintf(err, errlen, "queue %s: damaged messages (the first: %s); they stay"
+				 " queued, see \"ringmta queue check\"", path, line);
+			return 1;
 		}
 		if (WEXITSTATUS(status) != 0) {
 			snprintf(err, errlen, "queue %s is damaged: %s; restore it, see"

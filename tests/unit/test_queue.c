@@ -325,6 +325,17 @@ static void test_isolation(const char *dir)
 	       "new mail in the same batch commits (%d)", m[2].qm_status);
 	tap_ok(queue_admin_count(q, &count) == 0 && count == 2,
 	       "the damaged message and the new one remain");
+	{
+		FILE *out = tmpfile();
+		char line[256] = "";
+
+		tap_ok(queue_admin_check(q, out) == 1, "check counts one damaged message");
+		rewind(out);
+		if (fgets(line, sizeof(line), out) != NULL)
+			line[strcspn(line, "\n")] = '\0';
+		tap_ok(strstr(line, "0000000000000001") != NULL, "and names it: %s", line);
+		fclose(out);
+	}
 	queue_sink_destroy(&sink);
 	queue_close(&q);
 }
