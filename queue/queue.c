@@ -78,7 +78,6 @@ int queue_room(struct queue *q, uint64_t need)
 {
 	MDB_envinfo ei;
 	uint64_t used, want, start;
-	int rc;
 
 	if (q->q_fd < 0)
 		return 0;	/* read-only: writes nothing */
@@ -92,9 +91,13 @@ int queue_room(struct queue *q, uint64_t need)
 		return 0;
 	/* Pages up to used were written by LMDB, so they are allocated. */
 	start = q->q_alloc_end > used ? q->q_alloc_end : used;
-	rc = posix_fallocate(q->q_fd, (off_t)start, (off_t)(want - start));
-	if (rc != 0)
-		return -rc;
+	/* fallocate(2), not posix_fallocate(): glibc's fallback writes bytes,
+	 * which could race with another process's transaction. */
+	if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(want - start)) < 0) {
+		if (errno != EOPNOTSUPP)
+			return -errno;
+		/* No allocation on this filesystem: nothing to promise. */
+	}
 	q->q_alloc_end = want;
 	return 0;
 }
@@ -652,7 +655,7 @@ static void queue_lockfile_alloc(const char *dir)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) == 0 && st.st_size > 0)
-		(void)posix_fallocate(fd, 0, st.st_size);
+		(void)fallocate(fd, 0, 0, st.st_size);
 	close(fd);
 }
 
@@ -709,7 +712,8 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		q->q_reserve = r;
 		queue_lockfile_alloc(dir);
 		if (queue_room(q, QUEUE_TXN_PAGES * q->q_psize +
-				  ((flags & QUEUE_F_COMMITTER) ? q->q_reserve : 0)) < 0) {
+				  ((flags & QUEUE_F_COMMITTER) ? q->q_reserve : 0)) < 0 &&
+		    (flags & QUEUE_F_COMMITTER)) {
 			q->q_full = true;
 			fprintf(stderr, "ringmta: queue %s: cannot allocate storage: refusing new"
 				" mail until space returns\n", dir);
