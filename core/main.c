@@ -130,7 +130,17 @@ static int main_serve(const struct config *cfg)
 	}
 	for (unsigned i = 0; i < cfg->listen_count; i++) {
 		const struct config_listen *cl = &cfg->listen[i];
-		int prc = io_listen_probe((const struct sockaddr *)&cl->cl_addr, cl->cl_addrlen);
+		int prc;
+
+		/* A killed process's io_uring lets go of its listening socket
+		 * a little after the process is gone: give it a few seconds. */
+		for (unsigned t = 0; t < 60; t++) {
+			prc = io_listen_probe((const struct sockaddr *)&cl->cl_addr,
+					      cl->cl_addrlen);
+			if (prc != -EADDRINUSE)
+				break;
+			usleep(50000);
+		}
 
 		if (prc < 0) {
 			log_msg(LOG_ERROR, "listen %s: %s%s",

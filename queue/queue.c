@@ -277,6 +277,13 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	}
 }
 
+static void queue_refuse_bounces(struct queue_update *u)
+{
+	for (; u != NULL; u = u->qu_next)
+		if (u->qu_new != NULL && u->qu_status == 0)
+			u->qu_status = u->qu_new->qm_status = -ENOSPC;
+}
+
 /*
  * One write transaction for everything gathered; one sync. An item whose
  * write fails (a damaged record, no room for a bounce) must not take the
@@ -328,6 +335,8 @@ static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 				if (rc != 0) {
 					queue_log_item("bounce", u->qu_new->qm_id, rc);
 					u->qu_new->qm_status = u->qu_status = queue_status(rc);
+					if (rc == MDB_MAP_FULL)	/* no other bounce fits */
+						queue_refuse_bounces(u->qu_next);
 					goto retry;
 				}
 				queue_idlist_add(ids, u->qu_new->qm_id);
