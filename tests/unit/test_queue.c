@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "queue/queue.h"
 #include "queue/queue_internal.h"
@@ -374,6 +375,48 @@ static void test_map_full(const char *dir)
 	free(body);
 }
 
+/* A process that dies inside a read transaction leaves its reader slot;
+ * the committer clears it before its next batch. */
+static void test_dead_reader(const char *dir)
+{
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct queue_msg m, *got[1];
+	struct iovec iov;
+	char err[256];
+	int status = -1, dead = -1;
+	pid_t pid;
+
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "readers: queue opens");
+	queue_sink_init(&sink, notify, &w);
+	fill_msg(&m, &sink, 20, &rc, &iov, "body\r\n", 6);
+	queue_submit(q, &m);
+	take_all(&sink, &w, 1, got, 1);
+	pid = fork();
+	if (pid == 0) {
+		struct queue *cq;
+		struct queue_body b;
+
+		if (queue_open(&cq, dir, 64u << 20, QUEUE_F_RDONLY, err, sizeof(err)) < 0 ||
+		    queue_body_get(cq, 20, &b) < 0)
+			_exit(1);
+		_exit(0);	/* dies holding its read transaction */
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child died inside a read");
+	q->q_reader_check_ns = 0;	/* due now, not in a second */
+	fill_msg(&m, &sink, 21, &rc, &iov, "body\r\n", 6);
+	queue_submit(q, &m);
+	take_all(&sink, &w, 1, got, 1);
+	tap_ok(mdb_reader_check(q->q_env, &dead) == 0 && dead == 0,
+	       "the committer cleared the dead reader");
+	queue_sink_destroy(&sink);
+	queue_close(&q);
+}
+
 int main(void)
 {
 	char dir[512];
@@ -394,6 +437,8 @@ int main(void)
 		test_isolation(sub);
 		snprintf(sub, sizeof(sub), "%s/full", dir);
 		test_map_full(sub);
+		snprintf(sub, sizeof(sub), "%s/readers", dir);
+		test_dead_reader(sub);
 	}
 	{
 		char cmd[600];
