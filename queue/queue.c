@@ -609,6 +609,11 @@ static void queue_open_err(char *err, size_t errlen, const char *dir, int rc)
 	bool damaged = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
 		       rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN;
 
+	if (rc == MDB_NOTFOUND) {	/* from mdb_dbi_open(): no such database */
+		snprintf(err, errlen, "queue %s/data.mdb is damaged or not a ringmta queue:"
+			 " its databases are missing; restore it", dir);
+		return;
+	}
 	snprintf(err, errlen, "queue %s/data.mdb%s: %s%s", dir, damaged ? " is damaged" : "",
 		 queue_strerror(rc), damaged ? "; restore it, see \"ringmta queue check\"" : "");
 }
