@@ -92,14 +92,19 @@ int queue_room(struct queue *q, uint64_t need)
 	/* Pages up to used were written by LMDB, so they are allocated. */
 	start = q->q_alloc_end > used ? q->q_alloc_end : used;
 	/* fallocate(2), not posix_fallocate(): glibc's fallback writes bytes,
-	 * which could race with another process's transaction. */
-	if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(want - start)) < 0) {
-		if (errno != EOPNOTSUPP)
+	 * which could race with another process's transaction. Grow by a
+	 * quarter reserve more than asked, so that not every batch calls it. */
+	for (uint64_t extra = q->q_reserve / 4;; extra = 0) {
+		uint64_t end = want + extra > ei.me_mapsize ? ei.me_mapsize : want + extra;
+
+		if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(end - start)) == 0 ||
+		    errno == EOPNOTSUPP) {	/* nothing to promise there */
+			q->q_alloc_end = end;
+			return 0;
+		}
+		if (errno != ENOSPC || extra == 0 || end == want)
 			return -errno;
-		/* No allocation on this filesystem: nothing to promise. */
 	}
-	q->q_alloc_end = want;
-	return 0;
 }
 
 void queue_id_str(uint64_t id, char buf[17])
