@@ -141,7 +141,6 @@ static int main_serve(const struct config *cfg)
 				break;
 			usleep(50000);
 		}
-
 		if (prc < 0) {
 			log_msg(LOG_ERROR, "listen %s: %s%s",
 				io_sockaddr_str((const struct sockaddr *)&cl->cl_addr, addr,
