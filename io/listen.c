@@ -31,6 +31,23 @@ fail:
 	return err;
 }
 
+int io_listen_probe(const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1, fd, err = 0;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* SO_REUSEADDR only: a port in TIME_WAIT is free, a listener is not. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (sa->sa_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, sa, len) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 char *io_sockaddr_str(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN];

@@ -11,6 +11,11 @@
 /* A bound, listening, non-blocking socket; returns fd or -errno. */
 int io_listen_open(const struct sockaddr *sa, socklen_t len, int backlog);
 
+/* Whether sa is free: a bind without SO_REUSEPORT, closed at once, so
+ * that a second server cannot join the first one's SO_REUSEPORT group.
+ * 0 or -errno (-EADDRINUSE: someone listens there). */
+int io_listen_probe(const struct sockaddr *sa, socklen_t len);
+
 /* "a.b.c.d:port" or "[v6]:port" into buf; returns buf. */
 char *io_sockaddr_str(const struct sockaddr *sa, char *buf, size_t len);
 

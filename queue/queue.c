@@ -5,19 +5,37 @@
  * LMDB is opened with MDB_WRITEMAP: the committer copies each body from
  * the workers' receive buffers straight into the map (MDB_RESERVE), the
  * only user-space copy a body byte gets; the commit then msyncs it.
+ *
+ * MDB_WRITEMAP makes the data file as long as the map but sparse; a store
+ * into a hole on a full filesystem is a SIGBUS, not an error. So the file
+ * is kept allocated (fallocate) past LMDB's last page by a reserve, and
+ * the committer grows that allocation before each batch: when it cannot,
+ * new mail is refused with -ENOSPC while delivery results and deletes
+ * still commit inside the reserve (queue_room(), README "Queue storage").
  */
 #include "queue/queue_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Each outbound transaction holds a read snapshot of its body. */
 #define QUEUE_MAX_READERS 16384
+/* The most kept allocated past LMDB's last page (less for small maps). */
+#define QUEUE_RESERVE_MAX (16u << 20)
+/* Pages a write transaction may touch besides its records and bodies
+ * (branch pages, leaf splits, the free list) ... */
+#define QUEUE_TXN_PAGES 64
+/* ... and what one record or one update costs past its body. */
+#define QUEUE_ITEM_BYTES 1024
 
 static uint64_t queue_now_ns(void)
 {
@@ -25,6 +43,68 @@ static uint64_t queue_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *queue_strerror(int err)
+{
+	if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)
+		return mdb_strerror(err);
+	return strerror(err < 0 ? -err : err);
+}
+
+int queue_status(int mdb_rc)
+{
+	if (mdb_rc == MDB_MAP_FULL)
+		return -ENOSPC;
+	if (mdb_rc > 0)
+		return -mdb_rc;
+	return mdb_rc;
+}
+
+void queue_readers_check(struct queue *q, bool force)
+{
+	uint64_t now = queue_now_ns();
+	int dead = 0;
+
+	if (!force && now - q->q_reader_check_ns < 1000000000u)
+		return;
+	q->q_reader_check_ns = now;
+	if (mdb_reader_check(q->q_env, &dead) == 0 && dead > 0)
+		fprintf(stderr, "ringmta: queue: cleared %d reader slot%s left by dead"
+			" processes\n", dead, dead == 1 ? "" : "s");
+}
+
+int queue_room(struct queue *q, uint64_t need)
+{
+	MDB_envinfo ei;
+	uint64_t used, want, start;
+
+	if (q->q_fd < 0)
+		return 0;	/* read-only: writes nothing */
+	if (mdb_env_info(q->q_env, &ei) != 0)
+		return -EIO;
+	used = ((uint64_t)ei.me_last_pgno + 1) * q->q_psize;
+	want = used + need;
+	if (want > ei.me_mapsize)
+		want = ei.me_mapsize;	/* beyond it LMDB says MDB_MAP_FULL */
+	if (want <= q->q_alloc_end)
+		return 0;
+	/* Pages up to used were written by LMDB, so they are allocated. */
+	start = q->q_alloc_end > used ? q->q_alloc_end : used;
+	/* fallocate(2), not posix_fallocate(): glibc's fallback writes bytes,
+	 * which could race with another process's transaction. Grow by a
+	 * quarter reserve more than asked, so that not every batch calls it. */
+	for (uint64_t extra = q->q_reserve / 4;; extra = 0) {
+		uint64_t end = want + extra > ei.me_mapsize ? ei.me_mapsize : want + extra;
+
+		if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(end - start)) == 0 ||
+		    errno == EOPNOTSUPP) {	/* nothing to promise there */
+			q->q_alloc_end = end;
+			return 0;
+		}
+		if (errno != ENOSPC || extra == 0 || end == want)
+			return -errno;
+	}
 }
 
 void queue_id_str(uint64_t id, char buf[17])
@@ -132,49 +212,146 @@ static void queue_idlist_add(struct queue_idlist *l, uint64_t id)
 	l->ids[l->n++] = id;
 }
 
-/* One write transaction for everything gathered; one sync. */
+static uint64_t queue_msg_bytes(const struct queue_msg *m)
+{
+	uint64_t n = QUEUE_ITEM_BYTES;
+
+	for (unsigned i = 0; i < m->qm_iovcnt; i++)
+		n += m->qm_iov[i].iov_len;
+	return n + qrecord_encoded_size(&m->qm_rec);
+}
+
+static uint64_t queue_update_bytes(const struct queue_update *u)
+{
+	return QUEUE_ITEM_BYTES * 2 + (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
+}
+
+static void queue_log_item(const char *what, uint64_t id, int err)
+{
+	char ids[17];
+
+	queue_id_str(id, ids);
+	fprintf(stderr, "ringmta: queue: %s %s not stored: %s\n", what, ids,
+		queue_strerror(err));
+}
+
+/*
+ * Room for this batch, before any page is touched: new mail goes in only
+ * when the data file can be allocated for it plus the reserve; otherwise
+ * it is refused (-ENOSPC) and the updates run inside what is allocated,
+ * each one that does not fit refused too. Recovers by itself: every batch
+ * tries to grow the allocation again.
+ */
+static void queue_batch_room(struct queue *q, struct queue_msg *batch,
+			     struct queue_update *ubatch)
+{
+	uint64_t fixed = QUEUE_TXN_PAGES * q->q_psize, in = 0, up = 0;
+	int rc;
+
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
+		in += queue_msg_bytes(m);
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
+		up += queue_update_bytes(u);
+	if (batch == NULL && ubatch == NULL)
+		return;
+	rc = queue_room(q, fixed + in + up + q->q_reserve);
+	if (rc == 0) {
+		if (q->q_full)
+			fprintf(stderr, "ringmta: queue: storage available again;"
+				" accepting mail\n");
+		q->q_full = false;
+		return;
+	}
+	if (!q->q_full)
+		fprintf(stderr, "ringmta: queue: cannot allocate storage (%s):"
+			" refusing new mail until space returns\n", queue_strerror(rc));
+	q->q_full = true;
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
+		m->qm_status = -ENOSPC;
+	up = 0;
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		uint64_t b = queue_update_bytes(u);
+
+		if (queue_room(q, fixed + up + b) < 0) {
+			u->qu_status = -ENOSPC;
+			if (u->qu_new != NULL)
+				u->qu_new->qm_status = -ENOSPC;
+			continue;
+		}
+		up += b;
+	}
+}
+
+static void queue_refuse_bounces(struct queue_update *u)
+{
+	for (; u != NULL; u = u->qu_next)
+		if (u->qu_new != NULL && u->qu_status == 0)
+			u->qu_status = u->qu_new->qm_status = -ENOSPC;
+}
+
+/*
+ * One write transaction for everything gathered; one sync. An item whose
+ * write fails (a damaged record, no room for a bounce) must not take the
+ * batch down: the transaction is aborted (LMDB's is unusable after most
+ * errors, and MDB_WRITEMAP rules out nested ones) and the batch is written
+ * again without it, so at most one retry per failing item. A full map
+ * refuses all new mail of the batch at once.
+ */
 static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			     struct queue_update *ubatch, struct queue_idlist *ids)
 {
 	MDB_txn *txn;
 	int rc;
 
-	rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
-	if (rc != 0)
-		return rc;
-	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
-		m->qm_status = queue_put_msg(q, txn, m);
-		if (m->qm_status != 0)
-			goto fail;	/* the txn is unusable after a failed put */
-		queue_idlist_add(ids, m->qm_id);
-	}
-	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
-		u->qu_status = queue_apply_update(q, txn, u);
-		if (u->qu_status == -ENOENT)
-			continue;	/* deleted meanwhile: nothing to do */
-		if (u->qu_status != 0) {
-			rc = u->qu_status;
-			goto abort;
-		}
-		if (u->qu_new != NULL) {
-			u->qu_new->qm_status = queue_put_msg(q, txn, u->qu_new);
-			if (u->qu_new->qm_status != 0) {
-				rc = u->qu_new->qm_status;
-				goto abort;
+	for (;;) {
+		ids->n = 0;
+		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
+		if (rc != 0)
+			return queue_status(rc);
+		for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
+			if (m->qm_status != 0)
+				continue;	/* refused earlier */
+			rc = queue_put_msg(q, txn, m);
+			if (rc != 0) {
+				queue_log_item("message", m->qm_id, rc);
+				m->qm_status = queue_status(rc);
+				if (rc == MDB_MAP_FULL)
+					for (struct queue_msg *o = batch; o != NULL; o = o->qm_next)
+						if (o->qm_status == 0)
+							o->qm_status = -ENOSPC;
+				goto retry;
 			}
-			queue_idlist_add(ids, u->qu_new->qm_id);
+			queue_idlist_add(ids, m->qm_id);
 		}
+		for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+			if (u->qu_status != 0 && u->qu_status != -ENOENT)
+				continue;	/* failed earlier */
+			u->qu_removed = false;
+			rc = queue_apply_update(q, txn, u);
+			u->qu_status = rc;
+			if (rc == -ENOENT)
+				continue;	/* deleted meanwhile: nothing to do */
+			if (rc != 0) {
+				queue_log_item("update of", u->qu_id, rc);
+				goto retry;
+			}
+			if (u->qu_new != NULL) {
+				rc = queue_put_msg(q, txn, u->qu_new);
+				if (rc != 0) {
+					queue_log_item("bounce", u->qu_new->qm_id, rc);
+					u->qu_new->qm_status = u->qu_status = queue_status(rc);
+					if (rc == MDB_MAP_FULL)	/* no other bounce fits */
+						queue_refuse_bounces(u->qu_next);
+					goto retry;
+				}
+				queue_idlist_add(ids, u->qu_new->qm_id);
+			}
+		}
+		rc = mdb_txn_commit(txn);
+		return queue_status(rc);
+retry:
+		mdb_txn_abort(txn);
 	}
-	return mdb_txn_commit(txn);
-fail:
-	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
-		if (m->qm_status != 0) {
-			rc = m->qm_status;
-			break;
-		}
-abort:
-	mdb_txn_abort(txn);
-	return rc;
 }
 
 static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
@@ -182,24 +359,40 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 {
 	struct queue_idlist ids = { NULL, 0, 0 };
 	uint64_t t0 = queue_now_ns(), n = 0, failed = 0;
-	int rc = queue_write_batch(q, batch, ubatch, &ids);
+	int rc;
 
+	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
+		m->qm_status = 0;
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		u->qu_status = 0;
+		if (u->qu_new != NULL)
+			u->qu_new->qm_status = 0;
+	}
+	queue_readers_check(q, false);
+	queue_batch_room(q, batch, ubatch);
+	rc = queue_write_batch(q, batch, ubatch, &ids);
 	if (rc != 0) {
-		fprintf(stderr, "ringmta: queue commit failed: %s\n",
-			rc > 0 ? mdb_strerror(rc) : strerror(-rc));
+		fprintf(stderr, "ringmta: queue commit failed: %s\n", queue_strerror(rc));
 		ids.n = 0;
 	}
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
-		if (rc != 0) {
-			m->qm_status = rc > 0 ? -EIO : rc;
+		if (rc != 0 && m->qm_status == 0)
+			m->qm_status = rc;
+		if (m->qm_status < -4095)
+			m->qm_status = -EIO;	/* an LMDB code: logged above */
+		if (m->qm_status != 0)
 			failed++;
-		} else {
+		else
 			n++;
-		}
 	}
-	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
-		if (rc != 0)
-			u->qu_status = rc > 0 ? -EIO : rc;
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		if (rc != 0 && (u->qu_status == 0 || u->qu_status == -ENOENT)) {
+			u->qu_status = rc;
+			u->qu_removed = false;
+		}
+		if (u->qu_status < -4095)
+			u->qu_status = -EIO;
+	}
 	pthread_mutex_lock(&q->q_lock);
 	q->q_stats.commits++;
 	q->q_stats.messages += n;
@@ -364,14 +557,138 @@ static int queue_open_dbs(struct queue *q)
 	return mdb_txn_commit(txn);
 }
 
+/*
+ * Before LMDB maps data.mdb (which, with MDB_WRITEMAP, also stretches it
+ * to the map size): an empty file would silently become a new empty
+ * queue, a truncated one faults (SIGBUS) on the missing pages. Compare the
+ * file with what its meta pages claim, using a read-only, lock-free look.
+ */
+static int queue_open_precheck(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	MDB_env *env;
+	MDB_envinfo ei;
+	MDB_stat ms;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;	/* a new queue */
+		rc = -errno;
+		snprintf(err, errlen, "queue %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "queue %s is empty (truncated?): refusing to start an"
+			 " empty queue over it; restore it, or remove it to start afresh", path);
+		return -EBADMSG;
+	}
+	if ((rc = mdb_env_create(&env)) != 0)
+		goto fail;
+	(void)mdb_env_set_maxdbs(env, 4);
+	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0);
+	if (rc == 0 && (rc = mdb_env_info(env, &ei)) == 0 &&
+	    (rc = mdb_env_stat(env, &ms)) == 0 &&
+	    ((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize > (uint64_t)st.st_size) {
+		snprintf(err, errlen, "queue %s is damaged (truncated): %llu bytes, but its"
+			 " pages reach %llu; restore it (see \"ringmta queue check\")", path,
+			 (unsigned long long)st.st_size,
+			 (unsigned long long)(((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize));
+		mdb_env_close(env);
+		return -EBADMSG;
+	}
+	mdb_env_close(env);
+	if (rc == 0)
+		return 0;
+fail:
+	snprintf(err, errlen, "queue %s is damaged or not an LMDB file: %s", path,
+		 queue_strerror(rc));
+	return -EBADMSG;
+}
+
+/* An LMDB failure while opening, naming the file. */
+static void queue_open_err(char *err, size_t errlen, const char *dir, int rc)
+{
+	bool damaged = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+		       rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN;
+
+	if (rc == MDB_NOTFOUND) {	/* from mdb_dbi_open(): no such database */
+		snprintf(err, errlen, "queue %s/data.mdb is damaged or not a ringmta queue:"
+			 " its databases are missing; restore it", dir);
+		return;
+	}
+	snprintf(err, errlen, "queue %s/data.mdb%s: %s%s", dir, damaged ? " is damaged" : "",
+		 queue_strerror(rc), damaged ? "; restore it, see \"ringmta queue check\"" : "");
+}
+
+/* queue_dir/ringmta.lock: one daemon (or queue compact) per queue. */
+static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX], pid[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ringmta.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		int rc = -errno;
+
+		snprintf(err, errlen, "queue lock %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (rc == -EBUSY)
+			snprintf(err, errlen, "queue_dir %s is in use by another ringmta (pid %s,"
+				 " lock %s): refusing to run a second one on it",
+				 dir, pid[0] ? pid : "?", path);
+		else
+			snprintf(err, errlen, "queue lock %s: %s", path, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	/* The pid is only for the message above: a failure to write it is
+	 * not one to stop for. */
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, pid, (size_t)n, 0);
+	q->q_lockfd = fd;
+	return 0;
+}
+
+/* The lock file's reader table is a sparse mapping too: allocate it. */
+static void queue_lockfile_alloc(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		(void)fallocate(fd, 0, 0, st.st_size);
+	close(fd);
+}
+
 int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	       unsigned flags, char *err, size_t errlen)
 {
 	struct queue *q;
 	unsigned eflags = MDB_WRITEMAP | MDB_NOTLS | MDB_NORDAHEAD;
+	MDB_stat ms;
 	int rc;
 
 	*q_r = NULL;
+	if (flags & QUEUE_F_COMMITTER)
+		flags |= QUEUE_F_EXCLUSIVE;
 	if (flags & QUEUE_F_RDONLY)
 		eflags = MDB_RDONLY | MDB_NOTLS;
 	if (!(flags & QUEUE_F_RDONLY) && mkdir(dir, 0750) < 0 && errno != EEXIST) {
@@ -382,17 +699,49 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	if (q == NULL)
 		return -ENOMEM;
 	q->q_flags = flags;
+	q->q_fd = q->q_lockfd = -1;
 	pthread_mutex_init(&q->q_lock, NULL);
 	pthread_cond_init(&q->q_cond, NULL);
+	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, err, errlen)) < 0) ||
+	    (rc = queue_open_precheck(dir, err, errlen)) < 0) {
+		queue_close(&q);
+		return rc;
+	}
 	if ((rc = mdb_env_create(&q->q_env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(q->q_env, 4)) != 0 ||
 	    (rc = mdb_env_set_mapsize(q->q_env, map_size)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(q->q_env, QUEUE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_open(q->q_env, dir, eflags, 0640)) != 0 ||
-	    (rc = queue_open_dbs(q)) != 0) {
-		snprintf(err, errlen, "queue %s: %s", dir, mdb_strerror(rc));
+	    (rc = mdb_env_stat(q->q_env, &ms)) != 0) {
+		queue_open_err(err, errlen, dir, rc);
 		queue_close(&q);
-		return rc > 0 ? -EIO : rc;
+		return rc > 0 ? -rc : -EIO;
+	}
+	q->q_psize = ms.ms_psize;
+	/* Readers a killed process left behind pin old pages for ever. */
+	queue_readers_check(q, true);
+	if (!(flags & QUEUE_F_RDONLY)) {
+		uint64_t r = map_size / 16;
+
+		(void)mdb_env_get_fd(q->q_env, &q->q_fd);
+		if (r > QUEUE_RESERVE_MAX)
+			r = QUEUE_RESERVE_MAX;
+		if (r < QUEUE_TXN_PAGES * q->q_psize)
+			r = QUEUE_TXN_PAGES * q->q_psize;
+		q->q_reserve = r;
+		queue_lockfile_alloc(dir);
+		if (queue_room(q, QUEUE_TXN_PAGES * q->q_psize +
+				  ((flags & QUEUE_F_COMMITTER) ? q->q_reserve : 0)) < 0 &&
+		    (flags & QUEUE_F_COMMITTER)) {
+			q->q_full = true;
+			fprintf(stderr, "ringmta: queue %s: cannot allocate storage: refusing new"
+				" mail until space returns\n", dir);
+		}
+	}
+	if ((rc = queue_open_dbs(q)) != 0) {
+		queue_open_err(err, errlen, dir, rc);
+		queue_close(&q);
+		return rc > 0 ? -rc : -EIO;
 	}
 	if (flags & QUEUE_F_COMMITTER) {
 		rc = pthread_create(&q->q_thread, NULL, queue_committer, q);
@@ -422,6 +771,8 @@ void queue_close(struct queue **qp)
 	}
 	if (q->q_env != NULL)
 		mdb_env_close(q->q_env);
+	if (q->q_lockfd >= 0)
+		close(q->q_lockfd);	/* releases the flock */
 	pthread_mutex_destroy(&q->q_lock);
 	pthread_cond_destroy(&q->q_cond);
 	free(q);

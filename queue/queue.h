@@ -67,8 +67,26 @@ struct queue_stats {
 
 #define QUEUE_F_COMMITTER 0x01u		/* start the committer thread */
 #define QUEUE_F_RDONLY	  0x02u		/* inspection only */
+#define QUEUE_F_EXCLUSIVE 0x04u		/* hold queue_dir's lock (the daemon,
+					   queue compact); implied by
+					   QUEUE_F_COMMITTER */
 
-/* Open (creating queue_dir). err gets a message on failure. */
+/*
+ * Status vocabulary: 0, -errno, or an LMDB code (MDB_*, all below -30000).
+ * -ENOSPC: no storage (filesystem full or LMDB map full); the committer
+ * returns it for new mail it refused, and SMTP answers 452 4.3.1.
+ * queue_strerror() names any of them.
+ */
+const char *queue_strerror(int err);
+
+/*
+ * Open (creating queue_dir). err gets a message on failure. Before LMDB
+ * maps the file, it is checked against what its meta pages claim (an empty
+ * or truncated data.mdb is refused, never replaced by an empty queue).
+ * With QUEUE_F_EXCLUSIVE, queue_dir/ringmta.lock is flock()ed for the
+ * queue's life and a second holder gets -EBUSY; plain CLI opens take no
+ * lock and work beside the daemon.
+ */
 int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	       unsigned flags, char *err, size_t errlen);
 /* Stop the committer after it has committed everything submitted. */
@@ -166,6 +184,28 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
 /* Make message id (0: every message) due now; *n_r messages touched. */
 int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r);
+/* Copy the store with compaction (mdb_env_copy2 MDB_CP_COMPACT) and
+ * replace data.mdb with the copy. Needs QUEUE_F_EXCLUSIVE (no daemon).
+ * *before_r, *after_r: file sizes in bytes. q is closed on return. */
+int queue_admin_compact(struct queue **q, const char *dir, uint64_t *before_r,
+			uint64_t *after_r);
+/*
+ * Walk every database: each record decodes, has its body (of the recorded
+ * size, readable to its last byte) and a schedule entry; every schedule
+ * entry names a record. Problems are written to out, one a line ("note:"
+ * lines are harmless); returns the number of damaged messages (0: sound),
+ * or a negative status when LMDB's own structure is damaged.
+ */
+int queue_admin_check(struct queue *q, FILE *out);
+/*
+ * The same check, run in a child process so that a damaged file that
+ * makes LMDB fault or assert is reported rather than fatal: 0 when the
+ * queue in dir is sound (or does not exist yet), -1 with the reason in
+ * err when it is damaged beyond use, 1 with a warning in err when only
+ * some messages are (the store works; those stay, undeliverable). Call
+ * before starting threads.
+ */
+int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen);
 /* Number of messages, for tests and metrics. */
 int queue_admin_count(struct queue *q, uint64_t *n_r);
 /* Visit every stored message (read-only). cb returns non-zero to stop. */

@@ -6,9 +6,15 @@
 #include "queue/queue_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 static const char *queue_rcpt_state_name(uint8_t st)
 {
@@ -85,14 +91,17 @@ static int queue_list_one(void *arg, uint64_t id, const struct qrecord *r,
 		fprintf(ctx->out, "    <%.*s> %s attempts=%u next=%" PRIu64 "\n",
 			(int)rc.addr_len, rc.addr, queue_rcpt_state_name(rc.state),
 			rc.attempts, rc.next_attempt / 1000000u);
-	return 0;
+	return ferror(ctx->out) ? 1 : 0;	/* reader gone (EPIPE): stop */
 }
 
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us)
 {
 	struct queue_list_ctx ctx = { out, now_us };
+	int rc = queue_admin_foreach(q, queue_list_one, &ctx);
 
-	return queue_admin_foreach(q, queue_list_one, &ctx);
+	if (rc == 0 && (fflush(out) != 0 || ferror(out)))
+		rc = -EPIPE;
+	return rc;
 }
 
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
@@ -144,24 +153,27 @@ int queue_admin_delete(struct queue *q, uint64_t id)
 	int rc;
 
 	queue_key_put(key, id);
-	if (mdb_txn_begin(q->q_env, NULL, 0, &txn) != 0)
-		return -EIO;
+	/* A delete copies a few pages too: never into a hole (see queue.c). */
+	if ((rc = queue_room(q, 64 * q->q_psize)) < 0)
+		return rc;
+	if ((rc = mdb_txn_begin(q->q_env, NULL, 0, &txn)) != 0)
+		return queue_status(rc);
 	rc = mdb_get(txn, q->q_meta, &k, &v);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
+		return rc == MDB_NOTFOUND ? -ENOENT : queue_status(rc);
 	}
 	if (qrecord_decode(v.mv_data, v.mv_size, &r) == 0) {
 		queue_key_put(skey, r.next_attempt);
 		queue_key_put(skey + 8, id);
 		(void)mdb_del(txn, q->q_sched, &sk, NULL);
 	}
-	if (mdb_del(txn, q->q_meta, &k, NULL) != 0) {
+	if ((rc = mdb_del(txn, q->q_meta, &k, NULL)) != 0) {
 		mdb_txn_abort(txn);
-		return -EIO;
+		return queue_status(rc);
 	}
 	(void)mdb_del(txn, q->q_body, &k, NULL);	/* absent is fine */
-	return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+	return queue_status(mdb_txn_commit(txn));
 }
 
 int queue_admin_count(struct queue *q, uint64_t *n_r)
@@ -261,10 +273,11 @@ int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n
 		free(ctx.ids);
 		return rc;
 	}
-	if (mdb_txn_begin(q->q_env, NULL, 0, &txn) != 0) {
+	if ((rc = queue_room(q, (64 + 2 * ctx.n) * q->q_psize)) < 0 ||
+	    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0) {
 		if (id == 0)
 			free(ctx.ids);
-		return -EIO;
+		return rc;
 	}
 	for (size_t i = 0; i < ctx.n; i++) {
 		rc = queue_flush_one(q, txn, ctx.ids[i], now_us);
@@ -280,5 +293,256 @@ int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+	return queue_status(mdb_txn_commit(txn));
+}
+
+int queue_admin_compact(struct queue **qp, const char *dir, uint64_t *before_r,
+			uint64_t *after_r)
+{
+	struct queue *q = *qp;
+	char tmp[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
+	int rc, fd;
+
+	*before_r = *after_r = 0;
+	if (!(q->q_flags & QUEUE_F_EXCLUSIVE)) {
+		queue_close(qp);
+		return -EBUSY;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/compact.tmp", dir);
+	snprintf(src, sizeof(src), "%s/compact.tmp/data.mdb", dir);
+	snprintf(dst, sizeof(dst), "%s/data.mdb", dir);
+	if (stat(dst, &st) == 0)
+		*before_r = (uint64_t)st.st_blocks * 512u;
+	(void)unlink(src);
+	if (mkdir(tmp, 0750) < 0 && errno != EEXIST) {
+		rc = -errno;
+		queue_close(qp);
+		return rc;
+	}
+	rc = queue_status(mdb_env_copy2(q->q_env, tmp, MDB_CP_COMPACT));
+	if (rc == 0 && (fd = open(src, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (fchmod(fd, 0640) < 0 || fsync(fd) < 0)
+			rc = -errno;
+		close(fd);
+	}
+	/* Replace the file only after LMDB let go of it; the lock (held by
+	 * q, so no daemon) is released last. */
+	if (rc == 0) {
+		int lockfd = q->q_lockfd;
+
+		q->q_lockfd = -1;
+		queue_close(qp);
+		if (rename(src, dst) < 0)
+			rc = -errno;
+		if (rc == 0 && (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
+		if (rc == 0 && stat(dst, &st) == 0)
+			*after_r = (uint64_t)st.st_blocks * 512u;
+		close(lockfd);
+	} else {
+		queue_close(qp);
+	}
+	(void)unlink(src);
+	(void)rmdir(tmp);
+	return rc;
+}
+
+/* The byte at p, read so that a page beyond the end of the file faults. */
+static void queue_check_touch(const void *p, size_t len)
+{
+	if (len > 0)
+		(void)*(const volatile char *)((const char *)p + len - 1);
+}
+
+int queue_admin_check(struct queue *q, FILE *out)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v, bv, sk, sv;
+	MDB_stat st;
+	unsigned char skey[16];
+	char ids[17];
+	int rc, op, bad = 0;
+
+	if ((rc = mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn)) != 0)
+		return queue_status(rc);
+	if ((rc = mdb_stat(txn, q->q_meta, &st)) != 0 ||
+	    (rc = mdb_stat(txn, q->q_body, &st)) != 0 ||
+	    (rc = mdb_stat(txn, q->q_sched, &st)) != 0)
+		goto lmdb;
+	/* Records: decode, body, schedule. */
+	if ((rc = mdb_cursor_open(txn, q->q_meta, &cur)) != 0)
+		goto lmdb;
+	for (op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+		struct qrecord r;
+		struct qrcpt rr;
+		size_t off = 0;
+		uint32_t n = 0;
+
+		if (k.mv_size != 8) {
+			fprintf(out, "meta: a key of %zu bytes\n", k.mv_size);
+			bad++;
+			continue;
+		}
+		queue_id_str(queue_key_get(k.mv_data), ids);
+		queue_check_touch(v.mv_data, v.mv_size);
+		if (qrecord_decode(v.mv_data, v.mv_size, &r) < 0) {
+			fprintf(out, "message %s: record does not decode\n", ids);
+			bad++;
+			continue;
+		}
+		while (qrecord_rcpt_next(&r, &off, &rr))
+			n++;
+		if (n != r.nrcpt) {
+			fprintf(out, "message %s: %u of %u recipients decode\n", ids, n, r.nrcpt);
+			bad++;
+		}
+		rc = mdb_get(txn, q->q_body, &k, &bv);
+		if (rc == MDB_NOTFOUND) {
+			fprintf(out, "message %s: no body\n", ids);
+			bad++;
+		} else if (rc != 0) {
+			mdb_cursor_close(cur);
+			goto lmdb;
+		} else if (bv.mv_size != r.size) {
+			fprintf(out, "message %s: body is %zu bytes, record says %llu\n", ids,
+				bv.mv_size, (unsigned long long)r.size);
+			bad++;
+		} else {
+			queue_check_touch(bv.mv_data, bv.mv_size);
+		}
+		queue_key_put(skey, r.next_attempt);
+		memcpy(skey + 8, k.mv_data, 8);
+		sk.mv_size = 16;
+		sk.mv_data = skey;
+		rc = mdb_get(txn, q->q_sched, &sk, &sv);
+		if (rc == MDB_NOTFOUND)
+			fprintf(out, "note: message %s is not scheduled (\"ringmta queue flush %s\""
+				" schedules it)\n", ids, ids);
+		else if (rc != 0) {
+			mdb_cursor_close(cur);
+			goto lmdb;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		goto lmdb;
+	/* Bodies and schedule entries without a record. */
+	if ((rc = mdb_cursor_open(txn, q->q_body, &cur)) != 0)
+		goto lmdb;
+	for (op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+		if (k.mv_size != 8 || mdb_get(txn, q->q_meta, &k, &bv) != 0) {
+			fprintf(out, "note: a body without a record (%zu-byte key)\n", k.mv_size);
+			continue;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		goto lmdb;
+	if ((rc = mdb_cursor_open(txn, q->q_sched, &cur)) != 0)
+		goto lmdb;
+	for (op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+		MDB_val mk = { 8, (char *)k.mv_data + 8 };
+
+		if (k.mv_size != 16 || mdb_get(txn, q->q_meta, &mk, &bv) != 0)
+			fprintf(out, "note: a schedule entry without a record\n");
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		goto lmdb;
+	mdb_txn_abort(txn);
+	return bad;
+lmdb:
+	fprintf(out, "database: %s\n", queue_strerror(rc));
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? -EBADMSG : (queue_status(rc) < 0 ? queue_status(rc) : -EIO);
+}
+
+int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen)
+{
+	char path[PATH_MAX], buf[512];
+	struct stat st;
+	int pfd[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) < 0 && errno == ENOENT)
+		return 0;	/* a new queue */
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "queue check: %s", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "queue check: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct queue *q;
+		FILE *out;
+		int bad;
+
+		close(pfd[0]);
+		out = fdopen(pfd[1], "w");
+		if (out == NULL)
+			_exit(3);
+		if (queue_open(&q, dir, map_size, QUEUE_F_RDONLY, buf, sizeof(buf)) < 0) {
+			fprintf(out, "%s\n", buf);
+			fclose(out);
+			_exit(2);
+		}
+		bad = queue_admin_check(q, out);
+		queue_close(&q);
+		fclose(out);
+		_exit(bad == 0 ? 0 : bad < 0 ? 1 : 4);
+	}
+	close(pfd[1]);
+	buf[0] = '\0';
+	while (got < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(pfd[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	/* The first problem that is not a note names the damage. */
+	{
+		char *line = buf;
+
+		while (strncmp(line, "note:", 5) == 0 && strchr(line, '\n') != NULL)
+			line = strchr(line, '\n') + 1;
+		line[strcspn(line, "\n")] = '\0';
+		if (WIFSIGNALED(status)) {
+			snprintf(err, errlen, "queue %s is damaged: reading it crashed (%s);"
+				 " restore it, see \"ringmta queue check\"", path,
+				 strsignal(WTERMSIG(status)));
+			return -1;
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) == 3) {
+			snprintf(err, errlen, "queue %s: the check did not run", path);
+			return -1;
+		}
+		if (WEXITSTATUS(status) == 2) {
+			snprintf(err, errlen, "%s", line);
+			return -1;
+		}
+		if (WEXITSTATUS(status) == 4) {
+			snprintf(err, errlen, "queue %s: damaged messages (the first: %s); they stay"
+				 " queued, see \"ringmta queue check\"", path, line);
+			return 1;
+		}
+		if (WEXITSTATUS(status) != 0) {
+			snprintf(err, errlen, "queue %s is damaged: %s; restore it, see"
+				 " \"ringmta queue check\"", path, line);
+			return -1;
+		}
+	}
+	return 0;
 }

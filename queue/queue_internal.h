@@ -23,7 +23,26 @@ struct queue {
 	void (*q_listener)(void *ctx, const uint64_t *ids, unsigned n);
 	void *q_listener_ctx;
 	struct queue_stats q_stats;
+	/* Storage room (committer, or the one CLI thread): see queue_room(). */
+	int q_fd;			/* LMDB's data file */
+	int q_lockfd;			/* queue_dir/ringmta.lock, or -1 */
+	uint64_t q_psize;		/* LMDB page size */
+	uint64_t q_alloc_end;		/* data file allocated up to here */
+	uint64_t q_reserve;		/* kept allocated past LMDB's use */
+	bool q_full;			/* refusing new mail: no room */
+	uint64_t q_reader_check_ns;	/* last mdb_reader_check() */
 };
+
+/* In queue.c: make sure LMDB's next writes, up to need bytes past the
+ * pages in use, land in allocated blocks (MDB_WRITEMAP faults on a hole
+ * when the filesystem is full). 0 or -ENOSPC (or another -errno). */
+int queue_room(struct queue *q, uint64_t need);
+/* Clear reader slots left by dead processes; at most once a second unless
+ * force. */
+void queue_readers_check(struct queue *q, bool force);
+/* An LMDB return (0, a positive errno or an MDB_* code) as our status:
+ * 0, -errno, MDB_* codes kept (they are below -30000), MAP_FULL -ENOSPC. */
+int queue_status(int mdb_rc);
 
 /* In queue_update.c: apply one update inside the committer's txn. */
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);

@@ -33,7 +33,7 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
 	if (rc != 0)
-		return -EIO;
+		return queue_status(rc);
 	if (qrecord_decode(v.mv_data, v.mv_size, &r) < 0)
 		return -EBADMSG;
 	rcpts = calloc(r.nrcpt ? r.nrcpt : 1, sizeof(*rcpts));
@@ -69,7 +69,7 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 		rc = mdb_del(txn, q->q_meta, &k, NULL);
 		if (rc == 0)
 			rc = mdb_del(txn, q->q_body, &k, NULL);
-		return rc == 0 || rc == MDB_NOTFOUND ? 0 : -EIO;
+		return rc == 0 || rc == MDB_NOTFOUND ? 0 : queue_status(rc);
 	}
 	/* Re-encode from copies: v points into pages the put may move. */
 	r.next_attempt = next;
@@ -87,9 +87,9 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 	rc = mdb_put(txn, q->q_meta, &k, &v, 0);
 	free(enc);
 	if (rc != 0)
-		return -EIO;
+		return queue_status(rc);
 	queue_sched_key(skey, next, u->qu_id);
-	return mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 ? 0 : -EIO;
+	return queue_status(mdb_put(txn, q->q_sched, &sk, &sv, 0));
 }
 
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)

@@ -26,7 +26,8 @@ static void main_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringmta [-c FILE] [-o key=value]... [--check [-v]]\n"
-		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|count\n"
+		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
+		"               check|compact\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -103,7 +104,7 @@ static int main_serve(const struct config *cfg)
 	struct metrics *met = NULL;
 	sigset_t set;
 	char err[512], addr[80];
-	int sig;
+	int sig, rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile(cfg);
@@ -117,10 +118,38 @@ static int main_serve(const struct config *cfg)
 		log_msg(LOG_ERROR, "TLS library failed to initialise");
 		return 1;
 	}
-	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
-		       err, sizeof(err)) < 0) {
+	/* Never start over a damaged queue (checked in a child, before any
+	 * thread), nor beside another ringmta on the same queue or port. */
+	rc = queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err));
+	if (rc > 0)
+		log_msg(LOG_WARNING, "%s", err);
+	if (rc < 0 || queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
+				 err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		return 1;
+	}
+	for (unsigned i = 0; i < cfg->listen_count; i++) {
+		const struct config_listen *cl = &cfg->listen[i];
+		int prc;
+
+		/* A killed process's io_uring lets go of its listening socket
+		 * a little after the process is gone: give it a few seconds. */
+		for (unsigned t = 0; t < 60; t++) {
+			prc = io_listen_probe((const struct sockaddr *)&cl->cl_addr,
+					      cl->cl_addrlen);
+			if (prc != -EADDRINUSE)
+				break;
+			usleep(50000);
+		}
+		if (prc < 0) {
+			log_msg(LOG_ERROR, "listen %s: %s%s",
+				io_sockaddr_str((const struct sockaddr *)&cl->cl_addr, addr,
+						sizeof(addr)), strerror(-prc),
+				prc == -EADDRINUSE ? " (another ringmta or another server"
+				" holds it; refusing to share it)" : "");
+			queue_close(&q);
+			return 1;
+		}
 	}
 	memset(&srv, 0, sizeof(srv));
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||

@@ -1,8 +1,12 @@
 /*
- * main_queue.c: "ringmta queue list|show ID|delete ID|count". Works beside
- * a running daemon: each action is one LMDB transaction.
+ * main_queue.c: "ringmta queue list|show ID|delete ID|flush [ID]|count|
+ * check|compact". Works beside a running daemon: each action is one LMDB
+ * transaction (compact excepted: it needs the daemon stopped). SIGPIPE is
+ * ignored so that "queue list | head" ends the read transaction cleanly
+ * instead of dying inside it.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -12,7 +16,8 @@
 
 static int main_queue_usage(void)
 {
-	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | flush [ID] | count\n");
+	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | flush [ID] | count | check"
+		" | compact\n");
 	return 2;
 }
 
@@ -35,6 +40,47 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 	if (strcmp(argv[0], "flush") == 0 && argc == 2 && queue_id_parse(argv[1], &id) < 0) {
 		fprintf(stderr, "ringmta: queue flush: expected a queue id (16 hex digits)\n");
 		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(argv[0], "check") == 0) {
+		/* In a child: a damaged file may make LMDB fault or assert. */
+		if (queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringmta: %s\n", err);
+			return 1;
+		}
+		/* The walk did not fault in the child: list every finding here. */
+		if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_RDONLY,
+			       err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringmta: %s\n", err);
+			return 1;
+		}
+		rc = queue_admin_check(q, stdout);
+		queue_close(&q);
+		if (rc != 0) {
+			fprintf(stderr, "ringmta: queue %s/data.mdb: %s\n", cfg->queue_dir,
+				rc < 0 ? queue_strerror(rc) : "damaged messages (listed above)");
+			return 1;
+		}
+		printf("queue %s: ok\n", cfg->queue_dir);
+		return 0;
+	}
+	if (strcmp(argv[0], "compact") == 0) {
+		uint64_t before, after;
+
+		if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_EXCLUSIVE,
+			       err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringmta: queue compact: %s%s\n", err,
+				strstr(err, "in use") ? " (stop the daemon first)" : "");
+			return 1;
+		}
+		rc = queue_admin_compact(&q, cfg->queue_dir, &before, &after);
+		if (rc < 0) {
+			fprintf(stderr, "ringmta: queue compact: %s\n", queue_strerror(rc));
+			return 1;
+		}
+		printf("compacted %s: %llu -> %llu bytes on disk\n", cfg->queue_dir,
+		       (unsigned long long)before, (unsigned long long)after);
+		return 0;
 	}
 	rdonly = strcmp(argv[0], "delete") != 0 && strcmp(argv[0], "flush") != 0;
 	if (queue_open(&q, cfg->queue_dir, cfg->queue_map_size,
@@ -73,8 +119,10 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "ringmta: queue: no message %s\n", argc > 1 ? argv[1] : "");
 		return 1;
 	}
+	if (rc == -EPIPE && strcmp(argv[0], "list") == 0)
+		return 1;	/* the reader went away; nothing to say */
 	if (rc < 0) {
-		fprintf(stderr, "ringmta: queue: %s\n", strerror(-rc));
+		fprintf(stderr, "ringmta: queue: %s\n", queue_strerror(rc));
 		return 1;
 	}
 	return 0;

@@ -757,6 +757,8 @@ void smtp_server_committed(struct queue_msg *m)
 			s->s_auth_user ? s->s_auth_user : "", t->t_sender, t->t_nrcpt,
 			m->qm_rec.size);
 		smtp_server_reply(s, "250 2.0.0 Ok: queued as %s", ids);
+	} else if (m->qm_status == -ENOSPC) {
+		smtp_server_reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
 	} else {
 		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
 	}

@@ -1,7 +1,8 @@
 /*
  * Unit tests for queue/: record encoding, group commit through the
  * committer thread, byte-exact bodies from scattered iovecs, persistence
- * across reopen, delete, and damaged records.
+ * across reopen, delete, and damaged records; one failing item does not
+ * fail the rest of its batch; a full map is -ENOSPC.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -9,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "queue/queue.h"
+#include "queue/queue_internal.h"
 #include "tests/unit/tap.h"
 
 struct waiter {
@@ -222,6 +225,198 @@ static void test_commit(const char *dir)
 	queue_close(&q);
 }
 
+static void fill_msg(struct queue_msg *m, struct queue_sink *sink, uint64_t id,
+		     struct qrcpt *rc, struct iovec *iov, const char *body, size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	m->qm_sink = sink;
+	m->qm_id = id;
+	m->qm_rec.sender = "from@example.org";
+	m->qm_rec.sender_len = 16;
+	m->qm_rec.nrcpt = 1;
+	m->qm_rec.rcpts = rc;
+	iov->iov_base = (void *)body;
+	iov->iov_len = len;
+	m->qm_iov = iov;
+	m->qm_iovcnt = 1;
+}
+
+struct done_count {
+	struct waiter *w;
+	int n;
+};
+
+static struct done_count *g_done;
+
+static void update_done(struct queue_update *u)
+{
+	(void)u;
+	pthread_mutex_lock(&g_done->w->lock);
+	g_done->n++;
+	pthread_cond_signal(&g_done->w->cond);
+	pthread_mutex_unlock(&g_done->w->lock);
+}
+
+/*
+ * One damaged record in a batch: its update fails, the other update and
+ * the new message of the same batch commit. The batch is made by holding
+ * LMDB's write lock while they are submitted.
+ */
+static void test_isolation(const char *dir)
+{
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct done_count dc = { &wd, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct queue_rcpt_update ru = { 0, QRCPT_DELIVERED, 0, "250 ok", 6 };
+	struct queue_update u0, u1, u2;
+	struct queue_msg m[3], *got[3];
+	struct iovec iov[3];
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v = { 5, "junk!" };
+	MDB_txn *txn, *hold;
+	char err[256];
+	uint64_t count = 0;
+	int n;
+
+	g_done = &dc;
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "isolation: queue opens");
+	queue_sink_init(&sink, notify, &w);
+	fill_msg(&m[0], &sink, 1, &rc, &iov[0], "one\r\n", 5);
+	fill_msg(&m[1], &sink, 2, &rc, &iov[1], "two\r\n", 5);
+	queue_submit(q, &m[0]);
+	queue_submit(q, &m[1]);
+	n = take_all(&sink, &w, 2, got, 3);
+	tap_ok(n == 2 && got[0]->qm_status == 0 && got[1]->qm_status == 0, "two messages stored");
+	/* Damage message 1's record. */
+	queue_key_put(key, 1);
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &txn) == 0 &&
+	       mdb_put(txn, q->q_meta, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0,
+	       "record of message 1 damaged");
+	memset(&u0, 0, sizeof(u0));
+	u0.qu_id = 999;		/* absent: the committer takes it and waits */
+	u0.qu_done = update_done;
+	u1 = u0;
+	u1.qu_id = 1;
+	u1.qu_rcpts = &ru;
+	u1.qu_nrcpt = 1;
+	u2 = u1;
+	u2.qu_id = 2;
+	fill_msg(&m[2], &sink, 3, &rc, &iov[2], "three\r\n", 7);
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &hold) == 0, "write lock held");
+	queue_submit_update(q, &u0);
+	usleep(100000);		/* let it take u0 alone; harmless if not */
+	queue_submit_update(q, &u1);
+	queue_submit_update(q, &u2);
+	queue_submit(q, &m[2]);
+	mdb_txn_abort(hold);
+	n = take_all(&sink, &w, 1, got, 3);
+	pthread_mutex_lock(&wd.lock);
+	while (dc.n < 3)
+		pthread_cond_wait(&wd.cond, &wd.lock);
+	pthread_mutex_unlock(&wd.lock);
+	tap_ok(u0.qu_status == -ENOENT, "update of a missing message: -ENOENT");
+	tap_ok(u1.qu_status == -EBADMSG && !u1.qu_removed,
+	       "update of the damaged record fails alone (%d)", u1.qu_status);
+	tap_ok(u2.qu_status == 0 && u2.qu_removed, "the other update commits (%d)", u2.qu_status);
+	tap_ok(n == 1 && got[0] == &m[2] && m[2].qm_status == 0,
+	       "new mail in the same batch commits (%d)", m[2].qm_status);
+	tap_ok(queue_admin_count(q, &count) == 0 && count == 2,
+	       "the damaged message and the new one remain");
+	{
+		FILE *out = tmpfile();
+		char line[256] = "";
+
+		tap_ok(queue_admin_check(q, out) == 1, "check counts one damaged message");
+		rewind(out);
+		if (fgets(line, sizeof(line), out) != NULL)
+			line[strcspn(line, "\n")] = '\0';
+		tap_ok(strstr(line, "0000000000000001") != NULL, "and names it: %s", line);
+		fclose(out);
+	}
+	queue_sink_destroy(&sink);
+	queue_close(&q);
+}
+
+/* A full map is "no storage" (-ENOSPC), and the queue goes on working. */
+static void test_map_full(const char *dir)
+{
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct queue_msg m[2], *got[2];
+	struct iovec iov[2];
+	size_t big = 2u << 20;
+	char *body = malloc(big), err[256];
+	int n;
+
+	memset(body, 'x', big);
+	tap_ok(queue_open(&q, dir, 1u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "map-full: 1 MiB queue opens");
+	queue_sink_init(&sink, notify, &w);
+	fill_msg(&m[0], &sink, 10, &rc, &iov[0], body, big);
+	queue_submit(q, &m[0]);
+	n = take_all(&sink, &w, 1, got, 2);
+	tap_ok(n == 1 && m[0].qm_status == -ENOSPC, "a message larger than the map: -ENOSPC (%d)",
+	       m[0].qm_status);
+	tap_ok(strcmp(queue_strerror(MDB_MAP_FULL), mdb_strerror(MDB_MAP_FULL)) == 0 &&
+	       strstr(queue_strerror(MDB_MAP_FULL), "Unknown") == NULL,
+	       "LMDB codes are named by LMDB: %s", queue_strerror(MDB_MAP_FULL));
+	fill_msg(&m[1], &sink, 11, &rc, &iov[1], "small\r\n", 7);
+	queue_submit(q, &m[1]);
+	n = take_all(&sink, &w, 1, got, 2);
+	tap_ok(n == 1 && m[1].qm_status == 0, "a small message commits afterwards");
+	queue_sink_destroy(&sink);
+	queue_close(&q);
+	free(body);
+}
+
+/* A process that dies inside a read transaction leaves its reader slot;
+ * the committer clears it before its next batch. */
+static void test_dead_reader(const char *dir)
+{
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct queue_msg m, *got[1];
+	struct iovec iov;
+	char err[256];
+	int status = -1, dead = -1;
+	pid_t pid;
+
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "readers: queue opens");
+	queue_sink_init(&sink, notify, &w);
+	fill_msg(&m, &sink, 20, &rc, &iov, "body\r\n", 6);
+	queue_submit(q, &m);
+	take_all(&sink, &w, 1, got, 1);
+	pid = fork();
+	if (pid == 0) {
+		struct queue *cq;
+		struct queue_body b;
+
+		if (queue_open(&cq, dir, 64u << 20, QUEUE_F_RDONLY, err, sizeof(err)) < 0 ||
+		    queue_body_get(cq, 20, &b) < 0)
+			_exit(1);
+		_exit(0);	/* dies holding its read transaction */
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child died inside a read");
+	q->q_reader_check_ns = 0;	/* due now, not in a second */
+	fill_msg(&m, &sink, 21, &rc, &iov, "body\r\n", 6);
+	queue_submit(q, &m);
+	take_all(&sink, &w, 1, got, 1);
+	tap_ok(mdb_reader_check(q->q_env, &dead) == 0 && dead == 0,
+	       "the committer cleared the dead reader");
+	queue_sink_destroy(&sink);
+	queue_close(&q);
+}
+
 int main(void)
 {
 	char dir[512];
@@ -235,6 +430,16 @@ int main(void)
 	test_record();
 	test_ids();
 	test_commit(dir);
+	{
+		char sub[600];
+
+		snprintf(sub, sizeof(sub), "%s/iso", dir);
+		test_isolation(sub);
+		snprintf(sub, sizeof(sub), "%s/full", dir);
+		test_map_full(sub);
+		snprintf(sub, sizeof(sub), "%s/readers", dir);
+		test_dead_reader(sub);
+	}
 	{
 		char cmd[600];
 
