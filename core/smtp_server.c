@@ -505,6 +505,17 @@ static void smtp_maybe_shutdown(struct smtp_session *s)
 		smtp_server_shutdown(s, false);
 }
 
+/* STARTTLS was accepted: what input is left is dropped, TLS begins. */
+static void smtp_starttls_now(struct smtp_session *s)
+{
+	s->s_tls_starting = false;
+	smtp_inq_clear(s);
+	if (smtp_tls_begin(s) < 0) {
+		smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
+		smtp_server_close(s, "TLS setup failed");
+	}
+}
+
 void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t off,
 			     size_t len)
 {
@@ -522,11 +533,7 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 	used = smtp_input(s, b, b->ib_data + off, len);
 	if (s->s_tls_starting) {
 		/* STARTTLS: the rest of this input is dropped, TLS begins. */
-		s->s_tls_starting = false;
-		if (smtp_tls_begin(s) < 0) {
-			smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
-			smtp_server_close(s, "TLS setup failed");
-		}
+		smtp_starttls_now(s);
 		return;
 	}
 	if (used < len && !s->s_closing && smtp_inq_push(s, b, off + used, len - used) < 0) {
@@ -597,6 +604,10 @@ void smtp_server_committed(struct queue_msg *m)
 	}
 	smtp_server_txn_end(s);
 	smtp_inq_drain(s);
+	/* STARTTLS pipelined after the body: the rest of the queued
+	 * plaintext is dropped (CVE-2011-0411), the handshake follows. */
+	if (s->s_tls_starting && !s->s_closing)
+		smtp_starttls_now(s);
 	if (!s->s_closing)
 		smtp_deadline(s);
 	smtp_maybe_shutdown(s);
