@@ -336,6 +336,8 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 
 	if (lf == NULL) {
 		if (s->s_line_len + len > limit) {
+			if (s->s_state == SMTP_S_AUTH)
+				smtp_auth_abort(s);	/* the skip ends it */
 			free(s->s_line);
 			s->s_line = NULL;
 			s->s_line_len = s->s_line_cap = 0;
@@ -351,6 +353,10 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 	}
 	n = (size_t)(lf - p) + 1;
 	if (s->s_line_len + n > limit) {
+		if (s->s_state == SMTP_S_AUTH) {
+			smtp_auth_abort(s);
+			s->s_state = SMTP_S_CMD;
+		}
 		free(s->s_line);
 		s->s_line = NULL;
 		s->s_line_len = s->s_line_cap = 0;
@@ -437,6 +443,7 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 			break;
 		}
 		case SMTP_S_COMMIT:
+		case SMTP_S_AUTH_WAIT:
 			return pos;
 		}
 	}
@@ -471,7 +478,8 @@ static void smtp_inq_drain(struct smtp_session *s)
 {
 	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
 
-	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && !s->s_closing) {
+	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT &&
+	       s->s_state != SMTP_S_AUTH_WAIT && !s->s_closing) {
 		struct smtp_inq *q = &s->s_inq[0];
 		size_t used = smtp_input(s, q->q_buf, q->q_buf->ib_data + q->q_off, q->q_len);
 
@@ -523,7 +531,7 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 
 	if (s->s_closing)
 		return;
-	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT) {
+	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT) {
 		if (smtp_inq_push(s, b, off, len) < 0) {
 			smtp_server_reply(s, "421 4.7.0 Error: too much pipelined input");
 			smtp_server_close(s, "pipelining overflow");
@@ -603,6 +611,11 @@ void smtp_server_committed(struct queue_msg *m)
 		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
 	}
 	smtp_server_txn_end(s);
+	smtp_server_resume(s);
+}
+
+void smtp_server_resume(struct smtp_session *s)
+{
 	smtp_inq_drain(s);
 	/* STARTTLS pipelined after the body: the rest of the queued
 	 * plaintext is dropped (CVE-2011-0411), the handshake follows. */
@@ -630,7 +643,7 @@ static void smtp_on_timeout(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_state == SMTP_S_COMMIT) {
+	if (s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT) {
 		io_conn_set_deadline(c, 1);
 		return;
 	}
