@@ -205,7 +205,6 @@ static void server_on_wake(struct io_loop *loop)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 	struct queue_msg *m, *next;
-
 	struct auth_job *j, *jnext;
 
 	for (m = queue_sink_take(&w->w_sink); m != NULL; m = next) {
