@@ -4,8 +4,16 @@
 set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
   libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev"
+# Installed with --no-install-recommends, so every package a test relies on
+# is named here, Recommends included: swaks needs libnet-ssleay-perl and
+# libio-socket-ssl-perl for --tls/--tlsc ("TLS not available: requires
+# Net::SSLeay" otherwise) and libio-socket-inet6-perl for IPv6; testssl.sh
+# calls dig (bind9-dnsutils) and hexdump (bsdextrautils); test_metrics runs
+# prometheus and promtool (package prometheus).
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
-  postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh openssl"
+  libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
+  postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
+  bsdextrautils openssl ca-certificates"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

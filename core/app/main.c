@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "core/config/config.h"
 #include "core/delivery/delivery.h"
@@ -58,10 +59,14 @@ static void main_raise_nofile(const struct config *cfg)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* What the limit is now (setrlimit may have failed). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 256)
-		log_msg(LOG_WARNING, "open file limit %llu is below max_connections %u: raise"
-			" it (ulimit -n) or lower max_connections",
-			(unsigned long long)rl.rlim_cur, cfg->max_connections);
+		log_msg(LOG_WARNING, "open file limit %llu is below the %llu that max_connections"
+			" %u needs (256 more for listeners, the queue and delivery): raise it"
+			" (ulimit -n) or lower max_connections", (unsigned long long)rl.rlim_cur,
+			(unsigned long long)cfg->max_connections + 256, cfg->max_connections);
 }
 
 /* The server and client TLS contexts the configuration asks for. */
@@ -94,6 +99,62 @@ static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char 
 	if (cfg->auth_passwd_file[0] == '\0' && cfg->auth_jwt_keys_file[0] == '\0')
 		return 0;
 	return auth_db_load(db_r, &ac, err, errlen);
+}
+
+/*
+ * --check: what start-up refuses beyond the settings' syntax, with the
+ * loaders main_serve() uses: the queue directory's parent must exist
+ * (queue_open creates only the last component), certificates, keys and
+ * credentials must load. Nothing is created or changed.
+ */
+static int main_check_start(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_ctx *ts = NULL, *tc = NULL;
+	struct auth_db *adb = NULL;
+	char *parent, *slash;
+	struct stat st;
+
+	if (stat(cfg->queue_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "queue_dir %s: not a directory", cfg->queue_dir);
+			return -1;
+		}
+	} else {
+		parent = strdup(cfg->queue_dir);
+		if (parent == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		while ((slash = strrchr(parent, '/')) != NULL && slash[1] == '\0' &&
+		       slash != parent)
+			*slash = '\0';		/* trailing slashes */
+		slash = strrchr(parent, '/');
+		if (slash == parent)
+			slash[1] = '\0';
+		else if (slash != NULL)
+			*slash = '\0';
+		else
+			strcpy(parent, ".");
+		if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "queue_dir %s: parent directory %s does not exist",
+				 cfg->queue_dir, parent);
+			free(parent);
+			return -1;
+		}
+		free(parent);
+	}
+	if (tls_lib_init() < 0) {
+		snprintf(err, errlen, "TLS library failed to initialise");
+		return -1;
+	}
+	if (main_tls_load(cfg, &ts, &tc, err, errlen) < 0)
+		return -1;
+	tls_ctx_unref(&ts);
+	tls_ctx_unref(&tc);
+	if (main_auth_load(cfg, &adb, err, errlen) < 0)
+		return -1;
+	auth_db_free(&adb);
+	return 0;
 }
 
 static int main_serve(const struct config *cfg)
@@ -287,6 +348,11 @@ int main(int argc, char **argv)
 	if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {
+		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+			config_free(&cfg);
+			return 2;
+		}
 		if (verbose)
 			config_dump(&cfg, stdout);
 		printf("ringmta: configuration %s is valid\n", file ? file : "(defaults)");

@@ -205,10 +205,15 @@ static void server_on_wake(struct io_loop *loop)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 	struct queue_msg *m, *next;
+	struct auth_job *j, *jnext;
 
 	for (m = queue_sink_take(&w->w_sink); m != NULL; m = next) {
 		next = m->qm_next;
 		smtp_server_committed(m);
+	}
+	for (j = auth_sink_take(&w->w_auth_sink); j != NULL; j = jnext) {
+		jnext = j->aj_next;
+		smtp_auth_done(j);
 	}
 	if (w->w_dlv != NULL)
 		dlv_worker_on_wake(w->w_dlv);
@@ -357,6 +362,7 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
+		auth_sink_init(&w->w_auth_sink, server_sink_notify, &w->w_loop);
 		if (cfg->delivery && dlv_worker_init(&w->w_dlv, w, err, errlen) < 0) {
 			srv->s_nworkers = i + 1;
 			return -1;
@@ -366,6 +372,11 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 	}
+	/* Password checks run off the workers' rings (auth_pool.h). */
+	if (srv->s_auth != NULL &&
+	    auth_pool_start(&srv->s_auth_pool, srv->s_nworkers < 2 ? 2 :
+			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
+		return -1;
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct smtp_worker *w = &srv->s_workers[i];
 
@@ -396,6 +407,19 @@ void server_join(struct server *srv)
 
 void server_destroy(struct server *srv)
 {
+	/* Checks still running belong to sessions that are gone: let them
+	 * finish, then free what came back. */
+	auth_pool_stop(&srv->s_auth_pool);
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		struct auth_job *j, *next;
+
+		for (j = auth_sink_take(&srv->s_workers[i].w_auth_sink); j != NULL; j = next) {
+			next = j->aj_next;
+			j->aj_owner = NULL;	/* no session waits any more */
+			smtp_auth_done(j);
+		}
+		auth_sink_destroy(&srv->s_workers[i].w_auth_sink);
+	}
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		dlv_worker_destroy(&srv->s_workers[i].w_dlv);
 		io_loop_destroy(&srv->s_workers[i].w_loop);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/config/config.h"
+#include "core/sasl/auth_pool.h"
 #include "io/loop.h"
 #include "io/stat.h"
 #include "queue/queue.h"
@@ -28,6 +29,7 @@ struct auth_db;
 struct smtp_worker {
 	struct io_loop w_loop;
 	struct queue_sink w_sink;
+	struct auth_sink w_auth_sink;	/* password checks coming back */
 	struct server *w_srv;
 	unsigned w_id;
 	pthread_t w_thread;
@@ -71,6 +73,7 @@ struct server {
 	struct tls_ctx *s_tls_server;	/* NULL: no TLS offered */
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
 	struct auth_db *s_auth;		/* immutable after start; may be NULL */
+	struct auth_pool *s_auth_pool;	/* password checks; NULL without s_auth */
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;

@@ -93,12 +93,12 @@ const struct config_key config_keys[] = {
 	/* Delivery */
 	{ .ck_name = "delivery", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(delivery), .ck_default = "yes" },
-	{ .ck_name = "relayhost", .ck_type = CONFIG_T_STRING,
+	{ .ck_name = "relayhost", .ck_type = CONFIG_T_RELAYHOST,
 	  CONFIG_MEMBER(relayhost), .ck_default = "" },
 	{ .ck_name = "smtp_port", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_port),
 	  .ck_min = 1, .ck_max = 65535, .ck_default = "25" },
-	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_STRING,
+	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_DNS_SERVERS,
 	  CONFIG_MEMBER(dns_servers), .ck_default = "" },
 	{ .ck_name = "destination_concurrency_limit", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_concurrency_limit),
@@ -166,7 +166,7 @@ const struct config_key config_keys[] = {
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(auth_max_failures),
 	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
 	/* Operation */
-	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_STRING,
+	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
 };
 
@@ -312,6 +312,13 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (config_tls_policy_lookup(cfg->smtp_tls_policy_map, "", err, errlen) == -2)
 		return -1;
+	if (cfg->retry_min > cfg->retry_max) {
+		config_format_number(cfg->retry_min, CONFIG_U_SECONDS, a, sizeof(a));
+		config_format_number(cfg->retry_max, CONFIG_U_SECONDS, b, sizeof(b));
+		snprintf(err, errlen, "retry_min (%ss) must not be greater than retry_max (%ss)",
+			 a, b);
+		return -1;
+	}
 	if ((cfg->auth_jwt_keys_file[0] != '\0') &&
 	    (cfg->auth_jwt_issuer[0] == '\0' || cfg->auth_jwt_audience[0] == '\0')) {
 		snprintf(err, errlen, "auth_jwt_keys_file needs auth_jwt_issuer and"

@@ -104,6 +104,9 @@ void config_dump(const struct config *cfg, FILE *f)
 		case CONFIG_T_HOSTNAME:
 		case CONFIG_T_PATH:
 		case CONFIG_T_STRING:
+		case CONFIG_T_RELAYHOST:
+		case CONFIG_T_ADDRPORT:
+		case CONFIG_T_DNS_SERVERS:
 			fprintf(f, "%s = %s\n", k->ck_name,
 				*(char *const *)p != NULL ?
 				*(char *const *)p : "");

@@ -24,6 +24,9 @@ enum config_type {
 	CONFIG_T_NETACL,
 	CONFIG_T_LOG_LEVEL,
 	CONFIG_T_BOOL,
+	CONFIG_T_RELAYHOST,	/* "" or a next hop; an IP gets its brackets */
+	CONFIG_T_ADDRPORT,	/* "" or ip:port / [ipv6]:port, as listen */
+	CONFIG_T_DNS_SERVERS,	/* "" or ip[:port] list; stored comma-separated */
 };
 
 /* What a number counts; decides the suffixes it takes. */

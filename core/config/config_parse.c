@@ -470,6 +470,191 @@ static int config_set_listen(struct config *cfg, const char *value,
 	return 0;
 }
 
+/* Free text: refuses control characters as config_set_string does. */
+static int config_check_cntrl(const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; value[i] != '\0'; i++) {
+		if (iscntrl((unsigned char)value[i])) {
+			snprintf(err, errlen, "must not contain control characters");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A port: 1 to 65535, digits only. */
+static bool config_port_ok(const char *p)
+{
+	size_t n = strlen(p);
+
+	return n > 0 && n <= 5 && strspn(p, "0123456789") == n && atoi(p) >= 1 &&
+	       atoi(p) <= 65535;
+}
+
+/*
+ * relayhost: "[ip]", "[IPv6:ip6]", "host", each with an optional ":port".
+ * Brackets mean "this address"; a host name is looked up as MX, as
+ * Postfix does. An IP address without brackets can only mean itself, so
+ * it is stored with them ("127.0.0.1:2526" becomes "[127.0.0.1]:2526",
+ * never an MX lookup of "127.0.0.1"); a bracketed IPv6 address gets the
+ * "IPv6:" tag RFC 5321 literals carry. Anything else is refused here, so
+ * that --check and start-up agree with what delivery will do.
+ */
+static int config_set_relayhost(struct config *cfg, const struct config_key *k,
+				const char *value, char *err, size_t errlen)
+{
+	char host[300], out[320];
+	const char *port = NULL, *ip6;
+	struct in6_addr a6;
+	struct in_addr a4;
+	bool bracketed = value[0] == '[';
+	size_t hlen;
+
+	if (config_check_cntrl(value, err, errlen) < 0)
+		return -1;
+	if (value[0] == '\0')
+		return config_set_string(cfg, k, value, err, errlen);
+	if (bracketed) {
+		const char *close = strchr(value, ']');
+
+		if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+			snprintf(err, errlen, "'%s': expected [address] or [address]:port", value);
+			return -1;
+		}
+		hlen = (size_t)(close - value - 1);
+		if (close[1] == ':')
+			port = close + 2;
+		value++;
+	} else {
+		const char *colon = strchr(value, ':');
+
+		/* One colon: host:port. More: an IPv6 address, no port. */
+		hlen = colon != NULL && colon == strrchr(value, ':') ?
+		       (size_t)(colon - value) : strlen(value);
+		if (hlen < strlen(value))
+			port = value + hlen + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		snprintf(err, errlen, "'%s': expected a host name or an IP address", value);
+		return -1;
+	}
+	memcpy(host, value, hlen);
+	host[hlen] = '\0';
+	if (port != NULL && !config_port_ok(port)) {
+		snprintf(err, errlen, "port '%s' must be a number between 1 and 65535", port);
+		return -1;
+	}
+	ip6 = bracketed && strncasecmp(host, "IPv6:", 5) == 0 ? host + 5 : host;
+	if (ip6 == host && inet_pton(AF_INET, host, &a4) == 1) {
+		snprintf(out, sizeof(out), "[%s]%s%s", host, port ? ":" : "", port ? port : "");
+	} else if (inet_pton(AF_INET6, ip6, &a6) == 1) {
+		snprintf(out, sizeof(out), "[IPv6:%s]%s%s", ip6, port ? ":" : "",
+			 port ? port : "");
+	} else if (bracketed) {
+		snprintf(err, errlen, "'[%s]': only an IP address goes in brackets (write %s"
+			 " without them to use its MX records)", host, host);
+		return -1;
+	} else if (!config_hostname_ok(host)) {
+		snprintf(err, errlen, "'%s': not a host name or an IP address", host);
+		return -1;
+	} else {
+		snprintf(out, sizeof(out), "%s", value);
+	}
+	return config_set_string(cfg, k, out, err, errlen);
+}
+
+/* metrics_listen: empty, or one address:port with the listen syntax. */
+static int config_set_addrport(struct config *cfg, const struct config_key *k,
+			       const char *value, char *err, size_t errlen)
+{
+	struct config_listen l;
+
+	if (config_check_cntrl(value, err, errlen) < 0)
+		return -1;
+	if (value[0] != '\0' &&
+	    config_parse_listen_one(value, strlen(value), &l, err, errlen) < 0)
+		return -1;
+	return config_set_string(cfg, k, value, err, errlen);
+}
+
+/*
+ * dns_servers: addresses separated by commas and/or blanks, each "ip",
+ * "ip:port", "ip6" or "[ip6]:port". Stored as the comma-separated list
+ * the resolver takes (c-ares refuses blanks).
+ */
+static int config_set_dns_servers(struct config *cfg, const struct config_key *k,
+				  const char *value, char *err, size_t errlen)
+{
+	char out[1024], tok[CONFIG_LISTEN_TOKEN_MAX + 1];
+	const char *p = value;
+	size_t o = 0, len;
+
+	if (config_check_cntrl(value, err, errlen) < 0)
+		return -1;
+	out[0] = '\0';
+	for (;;) {
+		const char *port = NULL;
+		struct in6_addr a6;
+		struct in_addr a4;
+		char *host = tok;
+
+		while (*p != '\0' && config_is_sep(*p))
+			p++;
+		if (*p == '\0')
+			break;
+		for (len = 0; p[len] != '\0' && !config_is_sep(p[len]); len++)
+			;
+		if (len >= sizeof(tok)) {
+			snprintf(err, errlen, "'%.*s...': too long", 40, p);
+			return -1;
+		}
+		memcpy(tok, p, len);
+		tok[len] = '\0';
+		if (tok[0] == '[') {
+			char *close = strchr(tok, ']');
+
+			if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+				snprintf(err, errlen, "'%s': expected [ipv6-address]:port", tok);
+				return -1;
+			}
+			*close = '\0';
+			host = tok + 1;
+			if (close[1] == ':')
+				port = close + 2;
+			if (inet_pton(AF_INET6, host, &a6) != 1) {
+				snprintf(err, errlen, "'%.*s': not a numeric IPv6 address",
+					 (int)len, p);
+				return -1;
+			}
+		} else if (strchr(tok, ':') != NULL && strchr(tok, ':') == strrchr(tok, ':')) {
+			port = strchr(tok, ':') + 1;
+			*strchr(tok, ':') = '\0';
+			if (inet_pton(AF_INET, host, &a4) != 1) {
+				snprintf(err, errlen, "'%.*s': not a numeric IPv4 address"
+					 " (name servers are not looked up by name)", (int)len, p);
+				return -1;
+			}
+		} else if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1) {
+			snprintf(err, errlen, "'%.*s': not a numeric IP address"
+				 " (name servers are not looked up by name)", (int)len, p);
+			return -1;
+		}
+		if (port != NULL && !config_port_ok(port)) {
+			snprintf(err, errlen, "'%.*s': port must be a number between 1 and 65535",
+				 (int)len, p);
+			return -1;
+		}
+		if (o + len + 2 > sizeof(out)) {
+			snprintf(err, errlen, "too many servers");
+			return -1;
+		}
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", o ? "," : "",
+				      (int)len, p);
+		p += len;
+	}
+	return config_set_string(cfg, k, out, err, errlen);
+}
+
 /* Dispatch on the key's type (contract in config_internal.h). */
 int config_set_key(struct config *cfg, const struct config_key *k,
 		   const char *value, char *msg, size_t msglen)
@@ -489,6 +674,12 @@ int config_set_key(struct config *cfg, const struct config_key *k,
 		return config_set_log_level(cfg, k, value, msg, msglen);
 	case CONFIG_T_BOOL:
 		return config_set_bool(cfg, k, value, msg, msglen);
+	case CONFIG_T_RELAYHOST:
+		return config_set_relayhost(cfg, k, value, msg, msglen);
+	case CONFIG_T_ADDRPORT:
+		return config_set_addrport(cfg, k, value, msg, msglen);
+	case CONFIG_T_DNS_SERVERS:
+		return config_set_dns_servers(cfg, k, value, msg, msglen);
 	}
 	snprintf(msg, msglen, "internal error: bad key type");
 	return -1;

@@ -432,6 +432,8 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 
 	if (lf == NULL) {
 		if (s->s_line_len + len > limit) {
+			if (s->s_state == SMTP_S_AUTH)
+				smtp_auth_abort(s);	/* the skip ends it */
 			free(s->s_line);
 			s->s_line = NULL;
 			s->s_line_len = s->s_line_cap = 0;
@@ -447,6 +449,10 @@ static size_t smtp_input_cmd(struct smtp_session *s, const char *p, size_t len)
 	}
 	n = (size_t)(lf - p) + 1;
 	if (s->s_line_len + n > limit) {
+		if (s->s_state == SMTP_S_AUTH) {
+			smtp_auth_abort(s);
+			s->s_state = SMTP_S_CMD;
+		}
 		free(s->s_line);
 		s->s_line = NULL;
 		s->s_line_len = s->s_line_cap = 0;
@@ -536,6 +542,7 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 			break;
 		}
 		case SMTP_S_COMMIT:
+		case SMTP_S_AUTH_WAIT:
 			return pos;
 		}
 	}
@@ -613,7 +620,8 @@ static void smtp_inq_drain(struct smtp_session *s)
 {
 	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
 
-	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && !s->s_closing) {
+	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT &&
+	       s->s_state != SMTP_S_AUTH_WAIT && !s->s_closing) {
 		struct smtp_inq *q = &s->s_inq[0];
 		size_t used = smtp_input(s, q->q_buf, q->q_buf->ib_data + q->q_off, q->q_len);
 
@@ -647,19 +655,20 @@ static void smtp_maybe_shutdown(struct smtp_session *s)
 		smtp_server_shutdown(s, false);
 }
 
-/* STARTTLS was accepted: the rest of the input is dropped, TLS begins. */
+/* STARTTLS was accepted: what input is left is dropped, TLS begins. */
 static void smtp_starttls_now(struct smtp_session *s)
 {
 	s->s_tls_starting = false;
+	smtp_inq_clear(s);
 	if (smtp_tls_begin(s) < 0) {
 		smtp_server_reply(s, "454 4.7.0 TLS not available due to local problem");
 		smtp_server_close(s, "TLS setup failed");
 	}
 }
 
-/* The session may take input again (commit done, replies read): run what
- * waited, and receive again once nothing waits. */
-static void smtp_inq_run(struct smtp_session *s)
+/* The session may take input again (commit or AUTH check done, replies
+ * read): run what waited, and receive again once nothing waits. */
+void smtp_server_resume(struct smtp_session *s)
 {
 	smtp_inq_drain(s);
 	if (s->s_closing)
@@ -682,7 +691,7 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 
 	if (s->s_closing)
 		return;
-	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT ||
+	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT ||
 	    io_conn_unsent(&s->s_conn) > SMTP_OUT_HIGH) {
 		smtp_inq_add(s, b, off, len);
 		return;
@@ -763,7 +772,7 @@ void smtp_server_committed(struct queue_msg *m)
 		smtp_server_reply(s, "451 4.3.0 Error: queue write failed, try again later");
 	}
 	smtp_server_txn_end(s);
-	smtp_inq_run(s);
+	smtp_server_resume(s);
 }
 
 static void smtp_on_eof(struct io_conn *c, int err)
@@ -780,15 +789,16 @@ static void smtp_on_drained(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && !s->s_closing)
-		smtp_inq_run(s);
+	if (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && s->s_state != SMTP_S_AUTH_WAIT &&
+	    !s->s_closing)
+		smtp_server_resume(s);
 }
 
 static void smtp_on_timeout(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_state == SMTP_S_COMMIT) {
+	if (s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT) {
 		io_conn_set_deadline(c, 1);
 		return;
 	}

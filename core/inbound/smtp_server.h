@@ -41,6 +41,7 @@
 struct smtp_worker;
 struct tls_conn;
 struct auth_exchange;
+struct auth_job;
 
 enum smtp_state {
 	SMTP_S_GREET = 0,	/* greeting delayed; any input is refused */
@@ -51,6 +52,7 @@ enum smtp_state {
 	SMTP_S_SKIP,		/* discarding an overlong line */
 	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
 	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
+	SMTP_S_AUTH_WAIT,	/* a password check runs in the auth pool */
 };
 
 /* One mail transaction, MAIL to the end of the body. */
@@ -66,6 +68,7 @@ struct smtp_txn {
 	bool t_bdat_last;
 	struct qrcpt *t_rcpts;		/* addr strings owned */
 	uint32_t t_nrcpt, t_rcpt_cap;
+	uint32_t t_overshoot;		/* RCPTs refused past max_recipients */
 	struct iovec *t_iov;		/* [0] is the trace header */
 	unsigned t_niov, t_iov_cap;
 	struct io_buf **t_bufs;		/* referenced receive buffers */
@@ -100,6 +103,7 @@ struct smtp_session {
 	bool s_tls_starting;		/* STARTTLS accepted: drop the rest */
 	struct tls_conn *s_tls;		/* owned; NULL in cleartext */
 	struct auth_exchange *s_auth;	/* owned while AUTH runs */
+	struct auth_job *s_auth_job;	/* in the auth pool (owns s_auth meanwhile) */
 	char *s_auth_user;		/* owned; authenticated identity */
 	uint16_t s_errors;
 	uint16_t s_line_len;
@@ -143,6 +147,12 @@ void smtp_tls_free(struct smtp_session *s);
 bool smtp_auth_offered(const struct smtp_session *s);
 void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+/* A password check came back from the auth pool (worker thread). */
+void smtp_auth_done(struct auth_job *j);
+/* The exchange cannot go on (its line was too long): forget it. */
+void smtp_auth_abort(struct smtp_session *s);
+/* The session stopped waiting: run the input queued meanwhile. */
+void smtp_server_resume(struct smtp_session *s);
 void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

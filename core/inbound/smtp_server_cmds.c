@@ -18,6 +18,8 @@
 #define CMD_F_NEED_MAIL	0x02u	/* only inside a transaction */
 #define CMD_F_NO_MAIL	0x04u	/* not inside a transaction */
 
+#define SMTP_RCPT_OVERSHOOT 1000u	/* RCPTs past max_recipients not counted as errors */
+
 struct smtp_cmd_row {
 	unsigned flags;
 	void (*act)(struct smtp_session *s, const struct smtp_cmd *cmd);
@@ -129,6 +131,20 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct qrcpt *rc;
 
 	if (t->t_nrcpt >= cfg->max_recipients) {
+		/*
+		 * A client may send more and must take 452 as "send these
+		 * later" (RFC 5321 4.5.3.1.10): not an error, or max_errors
+		 * would close the session and lose the accepted ones. Like
+		 * Postfix's smtpd_recipient_overshoot_limit, only an excess
+		 * beyond SMTP_RCPT_OVERSHOOT counts.
+		 */
+		static const char over[] = "452 4.5.3 Error: too many recipients\r\n";
+
+		if (t->t_overshoot < SMTP_RCPT_OVERSHOOT) {
+			t->t_overshoot++;
+			smtp_server_out(s, over, sizeof(over) - 1);
+			return;
+		}
 		smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 
 #include "core/sasl/auth.h"
+#include "core/sasl/auth_pool.h"
 #include "core/config/config.h"
 #include "core/base/log.h"
 #include "core/app/server.h"
@@ -84,8 +85,14 @@ void smtp_tls_free(struct smtp_session *s)
 		free(s->s_tls);
 		s->s_tls = NULL;
 	}
-	free(s->s_auth);
-	s->s_auth = NULL;
+	if (s->s_auth_job != NULL) {
+		/* A password check is running: the job keeps the exchange
+		 * and frees it when it comes back (smtp_auth_done). */
+		s->s_auth_job->aj_owner = NULL;
+		s->s_auth_job = NULL;
+		s->s_auth = NULL;
+	}
+	smtp_auth_abort(s);
 	free(s->s_auth_user);
 	s->s_auth_user = NULL;
 }
@@ -174,11 +181,30 @@ bool smtp_auth_offered(const struct smtp_session *s)
 	       (strncmp(s->s_addr, "127.", 4) == 0 || strcmp(s->s_addr, "::1") == 0);
 }
 
+/* Client bytes for a log line: control characters, DEL and backslash as
+ * \xNN, so one event stays one unambiguous line. */
+static const char *smtp_auth_log_text(char *buf, size_t len, const char *p)
+{
+	size_t o = 0;
+
+	for (; *p != '\0' && o + 5 < len; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* An exchange ended: account for it and answer. */
 static void smtp_auth_finish(struct smtp_session *s, int r)
 {
 	struct server *srv = s->s_worker->w_srv;
 	struct auth_exchange *x = s->s_auth;
+	char esc[4 * sizeof(x->ax_tried) + 1];
 	static const char *const mech_names[] = {
 		"PLAIN", "LOGIN", "CRAM-MD5", "OAUTHBEARER", "XOAUTH2",
 	};
@@ -188,7 +214,8 @@ static void smtp_auth_finish(struct smtp_session *s, int r)
 	case AUTH_R_OK:
 		s->s_auth_user = strdup(x->ax_user);
 		s->s_relay_ok = true;
-		log_msg(LOG_INFO, "auth client=%s user=%s mechanism=%s", s->s_addr, x->ax_user,
+		log_msg(LOG_INFO, "auth client=%s user=%s mechanism=%s", s->s_addr,
+			smtp_auth_log_text(esc, sizeof(esc), x->ax_user),
 			mech_names[x->ax_mech < 5 ? x->ax_mech : 0]);
 		smtp_server_reply(s, "235 2.7.0 Authentication successful");
 		break;
@@ -205,12 +232,63 @@ static void smtp_auth_finish(struct smtp_session *s, int r)
 	default:
 		server_auth_failed(srv, (const struct sockaddr *)&s->s_peer, smtp_tls_now());
 		log_msg(LOG_INFO, "auth-failed client=%s user=%s", s->s_addr,
-			x->ax_user[0] ? x->ax_user : "-");
+			x->ax_tried[0] ? smtp_auth_log_text(esc, sizeof(esc), x->ax_tried) : "-");
 		smtp_server_reply(s, "535 5.7.8 Error: authentication failed");
 		break;
 	}
-	free(s->s_auth);
-	s->s_auth = NULL;
+	smtp_auth_abort(s);
+}
+
+void smtp_auth_abort(struct smtp_session *s)
+{
+	if (s->s_auth != NULL) {
+		auth_exchange_clear(s->s_auth);
+		free(s->s_auth);
+		s->s_auth = NULL;
+	}
+}
+
+/* Hand the password check to the pool; the session waits for it. */
+static void smtp_auth_wait(struct smtp_session *s)
+{
+	struct server *srv = s->s_worker->w_srv;
+	struct auth_job *j = calloc(1, sizeof(*j));
+
+	if (j != NULL) {
+		j->aj_sink = &s->s_worker->w_auth_sink;
+		j->aj_x = s->s_auth;
+		j->aj_owner = s;
+	}
+	if (j == NULL || srv->s_auth_pool == NULL || auth_pool_submit(srv->s_auth_pool, j) < 0) {
+		free(j);
+		smtp_auth_finish(s, AUTH_R_TEMP);
+		return;
+	}
+	s->s_auth_job = j;
+	s->s_state = SMTP_S_AUTH_WAIT;
+}
+
+void smtp_auth_done(struct auth_job *j)
+{
+	struct smtp_session *s = j->aj_owner;
+	int r = j->aj_result;
+
+	if (s == NULL) {
+		/* The session left meanwhile. */
+		auth_exchange_clear(j->aj_x);
+		free(j->aj_x);
+		free(j);
+		return;
+	}
+	free(j);
+	s->s_auth_job = NULL;
+	if (s->s_closing) {
+		s->s_state = SMTP_S_CMD;
+		smtp_auth_abort(s);
+		return;
+	}
+	smtp_auth_finish(s, r);
+	smtp_server_resume(s);
 }
 
 static void smtp_auth_result(struct smtp_session *s, int r, const char *out)
@@ -218,6 +296,10 @@ static void smtp_auth_result(struct smtp_session *s, int r, const char *out)
 	if (r == AUTH_R_CONTINUE) {
 		s->s_state = SMTP_S_AUTH;
 		smtp_server_reply(s, "334 %s", out);
+		return;
+	}
+	if (r == AUTH_R_VERIFY) {
+		smtp_auth_wait(s);
 		return;
 	}
 	smtp_auth_finish(s, r);
@@ -261,13 +343,14 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_server_reply(s, "504 5.5.4 Error: unsupported authentication mechanism");
 		return;
 	}
+	smtp_auth_abort(s);
 	s->s_auth = calloc(1, sizeof(*s->s_auth));
 	if (s->s_auth == NULL) {
 		smtp_server_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
 	out[0] = '\0';
-	r = auth_start(s->s_auth, srv->s_auth, (enum auth_mech)mech,
+	r = auth_start_deferred(s->s_auth, srv->s_auth, (enum auth_mech)mech,
 		       sp ? sp + 1 : NULL, sp ? alen - mlen - 1 : 0, smtp_tls_now(),
 		       smtp_tls_nonce(), out, sizeof(out));
 	smtp_auth_result(s, r, out);
@@ -279,7 +362,7 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 	int r;
 
 	out[0] = '\0';
-	r = auth_step(s->s_auth, s->s_worker->w_srv->s_auth, line, len, smtp_tls_now(),
-		      out, sizeof(out));
+	r = auth_step_deferred(s->s_auth, s->s_worker->w_srv->s_auth, line, len, smtp_tls_now(),
+			       out, sizeof(out));
 	smtp_auth_result(s, r, out);
 }

@@ -235,33 +235,21 @@ int auth_mech_parse(const char *name, size_t len)
 
 /* ---- password checks ---- */
 
-struct auth_crypt_work {
-	struct crypt_data cw_data;	/* 32 KiB: never on a worker's stack */
-	char cw_phrase[CRYPT_MAX_PASSPHRASE_SIZE];
+/* A password check waiting to run; wiped before it is freed. */
+struct auth_verify {
+	struct crypt_data av_data;	/* 32 KiB: never on a worker's stack */
+	char av_phrase[CRYPT_MAX_PASSPHRASE_SIZE];
+	const char *av_hash;		/* the account's, or the dummy; in the db */
+	bool av_known;			/* an account: success is possible */
 };
 
-/* Whether pw is a's password. a may be NULL (unknown user): then a dummy
- * hash is computed all the same and the answer is false. */
-static bool auth_password_ok(const struct auth_db *db, const struct auth_account *a,
-			     const uint8_t *pw, size_t pwlen)
+static void auth_verify_free(struct auth_exchange *x)
 {
-	struct auth_crypt_work *cw;
-	const char *h;
-	bool ok;
-
-	if (db->ad_dummy_hash == NULL || pwlen >= CRYPT_MAX_PASSPHRASE_SIZE ||
-	    memchr(pw, '\0', pwlen) != NULL)
-		return false;
-	cw = calloc(1, sizeof(*cw));
-	if (cw == NULL)
-		return false;
-	memcpy(cw->cw_phrase, pw, pwlen);
-	h = crypt_r(cw->cw_phrase, a != NULL ? a->aa_hash : db->ad_dummy_hash, &cw->cw_data);
-	ok = a != NULL && h != NULL && h[0] != '*' && strlen(h) == strlen(a->aa_hash) &&
-	     CRYPTO_memcmp(h, a->aa_hash, strlen(h)) == 0;
-	OPENSSL_cleanse(cw, sizeof(*cw));
-	free(cw);
-	return ok;
+	if (x->ax_verify != NULL) {
+		OPENSSL_cleanse(x->ax_verify, sizeof(*x->ax_verify));
+		free(x->ax_verify);
+		x->ax_verify = NULL;
+	}
 }
 
 static int auth_set_user(struct auth_exchange *x, const void *user, size_t len)
@@ -273,14 +261,49 @@ static int auth_set_user(struct auth_exchange *x, const void *user, size_t len)
 	return AUTH_R_OK;
 }
 
+/* The name a client tried, kept for the failure log (cut to fit). */
+static void auth_set_tried(struct auth_exchange *x, const void *user, size_t len)
+{
+	if (len > AUTH_USER_MAX)
+		len = AUTH_USER_MAX;
+	memmove(x->ax_tried, user, len);
+	x->ax_tried[len] = '\0';
+}
+
+/*
+ * Prepare the check of pw against the account named in x->ax_tried (or
+ * none: a dummy hash is computed all the same and the answer is false).
+ * Returns AUTH_R_VERIFY, or AUTH_R_FAIL/AUTH_R_TEMP at once.
+ */
 static int auth_check_password(struct auth_exchange *x, const struct auth_db *db,
 			       const void *user, size_t ulen, const uint8_t *pw, size_t pwlen)
 {
 	const struct auth_account *a = user != NULL ? auth_creds_find(db, user, ulen) : NULL;
+	struct auth_verify *v;
 
-	if (!auth_password_ok(db, a, pw, pwlen))
+	if (user != NULL)
+		auth_set_tried(x, user, ulen);
+	if (db->ad_dummy_hash == NULL || pwlen >= CRYPT_MAX_PASSPHRASE_SIZE ||
+	    memchr(pw, '\0', pwlen) != NULL || (a != NULL && ulen > AUTH_USER_MAX))
 		return AUTH_R_FAIL;
-	return auth_set_user(x, user, ulen);
+	v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return AUTH_R_TEMP;
+	memcpy(v->av_phrase, pw, pwlen);
+	v->av_hash = a != NULL ? a->aa_hash : db->ad_dummy_hash;
+	v->av_known = a != NULL;
+	auth_verify_free(x);
+	x->ax_verify = v;
+	return AUTH_R_VERIFY;
+}
+
+/* Whether the pending phrase matches; the slow part (crypt_r). */
+static bool auth_verify_run(struct auth_verify *v)
+{
+	const char *h = crypt_r(v->av_phrase, v->av_hash, &v->av_data);
+
+	return v->av_known && h != NULL && h[0] != '*' && strlen(h) == strlen(v->av_hash) &&
+	       CRYPTO_memcmp(h, v->av_hash, strlen(h)) == 0;
 }
 
 /* RFC 4616: [authzid] NUL authcid NUL passwd. */
@@ -318,8 +341,7 @@ static int auth_login(struct auth_exchange *x, const struct auth_db *db, const u
 		if (len == 0 || len > AUTH_USER_MAX || memchr(msg, '\0', len) != NULL) {
 			x->ax_step = AUTH_ST_LOGIN_BADUSER;
 		} else {
-			memcpy(x->ax_user, msg, len);
-			x->ax_user[len] = '\0';
+			auth_set_tried(x, msg, len);
 			x->ax_step = AUTH_ST_LOGIN_PASS;
 		}
 		if (out == NULL || outlen < sizeof(AUTH_LOGIN_PASS_PROMPT))
@@ -329,7 +351,7 @@ static int auth_login(struct auth_exchange *x, const struct auth_db *db, const u
 	}
 	if (x->ax_step == AUTH_ST_LOGIN_BADUSER)
 		return auth_check_password(x, db, NULL, 0, msg, len);
-	return auth_check_password(x, db, x->ax_user, strlen(x->ax_user), msg, len);
+	return auth_check_password(x, db, x->ax_tried, strlen(x->ax_tried), msg, len);
 }
 
 static int auth_hex_nibble(uint8_t c)
@@ -368,6 +390,7 @@ static int auth_cram(struct auth_exchange *x, const struct auth_db *db, const ui
 		want[i] = (uint8_t)(hi << 4 | lo);
 	}
 	a = auth_creds_find(db, msg, (size_t)(sp - msg));
+	auth_set_tried(x, msg, (size_t)(sp - msg));
 	if (a != NULL && a->aa_cram != NULL) {
 		secret = a->aa_cram;
 		slen = a->aa_cram_len;
@@ -389,13 +412,37 @@ static int auth_cram(struct auth_exchange *x, const struct auth_db *db, const ui
 
 static int auth_end(struct auth_exchange *x, int r)
 {
-	if (r != AUTH_R_CONTINUE) {
+	if (r == AUTH_R_VERIFY && !x->ax_defer)
+		r = auth_verify(x);	/* ends the exchange */
+	if (r != AUTH_R_CONTINUE && r != AUTH_R_VERIFY) {
+		auth_verify_free(x);
 		x->ax_step = AUTH_ST_IDLE;
 		x->ax_failing = false;
 		if (r != AUTH_R_OK)
 			memset(x->ax_user, 0, sizeof(x->ax_user));
+		if (r != AUTH_R_FAIL)
+			memset(x->ax_tried, 0, sizeof(x->ax_tried));
 	}
 	return r;
+}
+
+int auth_verify(struct auth_exchange *x)
+{
+	int r;
+
+	if (x->ax_verify == NULL)
+		return auth_end(x, AUTH_R_TEMP);
+	r = auth_verify_run(x->ax_verify) ?
+	    auth_set_user(x, x->ax_tried, strlen(x->ax_tried)) : AUTH_R_FAIL;
+	auth_verify_free(x);
+	x->ax_defer = false;
+	return auth_end(x, r);
+}
+
+void auth_exchange_clear(struct auth_exchange *x)
+{
+	auth_verify_free(x);
+	OPENSSL_cleanse(x, sizeof(*x));
 }
 
 static int auth_respond(struct auth_exchange *x, const struct auth_db *db, const uint8_t *msg,
@@ -445,12 +492,13 @@ static int auth_input(struct auth_exchange *x, const struct auth_db *db, const c
 	return auth_end(x, r);
 }
 
-int auth_start(struct auth_exchange *x, const struct auth_db *db, enum auth_mech m,
-	       const char *initial, size_t initial_len, uint64_t now, uint64_t nonce,
-	       char *out, size_t outlen)
+static int auth_start_common(struct auth_exchange *x, const struct auth_db *db,
+			     enum auth_mech m, const char *initial, size_t initial_len,
+			     uint64_t now, uint64_t nonce, char *out, size_t outlen, bool defer)
 {
 	memset(x, 0, sizeof(*x));
 	x->ax_mech = (uint8_t)m;
+	x->ax_defer = defer;
 	if (out != NULL && outlen > 0)
 		out[0] = '\0';
 	if (db == NULL)
@@ -501,12 +549,40 @@ int auth_start(struct auth_exchange *x, const struct auth_db *db, enum auth_mech
 	return auth_input(x, db, initial, initial_len, true, now, out, outlen);
 }
 
-int auth_step(struct auth_exchange *x, const struct auth_db *db, const char *line, size_t len,
-	      uint64_t now, char *out, size_t outlen)
+int auth_start(struct auth_exchange *x, const struct auth_db *db, enum auth_mech m,
+	       const char *initial, size_t initial_len, uint64_t now, uint64_t nonce,
+	       char *out, size_t outlen)
+{
+	return auth_start_common(x, db, m, initial, initial_len, now, nonce, out, outlen, false);
+}
+
+int auth_start_deferred(struct auth_exchange *x, const struct auth_db *db, enum auth_mech m,
+			const char *initial, size_t initial_len, uint64_t now,
+			uint64_t nonce, char *out, size_t outlen)
+{
+	return auth_start_common(x, db, m, initial, initial_len, now, nonce, out, outlen, true);
+}
+
+static int auth_step_common(struct auth_exchange *x, const struct auth_db *db,
+			    const char *line, size_t len, uint64_t now, char *out,
+			    size_t outlen, bool defer)
 {
 	if (out != NULL && outlen > 0)
 		out[0] = '\0';
+	x->ax_defer = defer;
 	if (x->ax_step == AUTH_ST_IDLE || db == NULL || (line == NULL && len != 0))
 		return auth_end(x, AUTH_R_MALFORMED);
 	return auth_input(x, db, line != NULL ? line : "", len, false, now, out, outlen);
+}
+
+int auth_step(struct auth_exchange *x, const struct auth_db *db, const char *line, size_t len,
+	      uint64_t now, char *out, size_t outlen)
+{
+	return auth_step_common(x, db, line, len, now, out, outlen, false);
+}
+
+int auth_step_deferred(struct auth_exchange *x, const struct auth_db *db, const char *line,
+		       size_t len, uint64_t now, char *out, size_t outlen)
+{
+	return auth_step_common(x, db, line, len, now, out, outlen, true);
 }

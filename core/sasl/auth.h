@@ -63,15 +63,23 @@ enum auth_result {
 	AUTH_R_MALFORMED = 3,	/* 501 5.5.2 bad base64 or SASL syntax */
 	AUTH_R_CANCELLED = 4,	/* client sent "*": 501 5.0.0 */
 	AUTH_R_TEMP = 5,	/* 454 4.7.0 temporary failure */
+	AUTH_R_VERIFY = 6,	/* deferred only: a password check must run,
+				 * auth_verify() (slow; any thread) */
 };
 
-/* One SASL exchange; small, embedded in the session while it runs. */
+struct auth_verify;
+
+/* One SASL exchange; small, allocated by the session while it runs. */
 struct auth_exchange {
 	uint8_t ax_mech;		/* enum auth_mech */
 	uint8_t ax_step;		/* private */
 	bool ax_failing;		/* private: OAuth error sent, await ack */
+	bool ax_defer;			/* private: return AUTH_R_VERIFY */
 	char ax_user[256];		/* identity (NUL-terminated) */
+	char ax_tried[256];		/* on AUTH_R_FAIL: the name tried, for
+					 * logs ("" when none; raw client bytes) */
 	char ax_challenge[160];		/* private: CRAM-MD5 challenge */
+	struct auth_verify *ax_verify;	/* owned: the check AUTH_R_VERIFY wants */
 };
 
 /*
@@ -86,5 +94,23 @@ int auth_start(struct auth_exchange *x, const struct auth_db *db, enum auth_mech
 /* The client's next line (without CRLF). */
 int auth_step(struct auth_exchange *x, const struct auth_db *db, const char *line,
 	      size_t len, uint64_t now, char *out, size_t outlen);
+
+/*
+ * The same, but a password check (crypt_r: tens of milliseconds for
+ * yescrypt) is not run here: they return AUTH_R_VERIFY instead, and the
+ * caller runs auth_verify() where it may block (auth_pool.h), which gives
+ * the final result. The exchange must not be touched meanwhile.
+ */
+int auth_start_deferred(struct auth_exchange *x, const struct auth_db *db, enum auth_mech m,
+			const char *initial, size_t initial_len, uint64_t now,
+			uint64_t nonce, char *out, size_t outlen);
+int auth_step_deferred(struct auth_exchange *x, const struct auth_db *db, const char *line,
+		       size_t len, uint64_t now, char *out, size_t outlen);
+/* Run the pending password check: AUTH_R_OK, AUTH_R_FAIL or AUTH_R_TEMP.
+ * Thread-safe for distinct exchanges (the db is only read). */
+int auth_verify(struct auth_exchange *x);
+/* Forget an exchange (a pending check included, wiped) before freeing it
+ * or starting over; it is idle after. */
+void auth_exchange_clear(struct auth_exchange *x);
 
 #endif

@@ -3,9 +3,10 @@
  *
  * One table row per verb names the function that checks its arguments.
  * Every result is a slice of the caller's line; nothing is copied out and
- * nothing is allocated. The parser only checks structure: whether an
- * 8-bit address is acceptable (SMTPUTF8) or a HELO name is plausible is
- * the session's policy, not ours.
+ * nothing is allocated. The parser only checks structure and encoding
+ * (8-bit octets must be well-formed UTF-8; a HELO name has no control
+ * characters): whether an 8-bit address is acceptable (SMTPUTF8) or a
+ * HELO name is plausible is the session's policy, not ours.
  *
  * Where RFC 5321 is stricter than deployed clients, we follow Postfix:
  * one space is tolerated after "FROM:" / "TO:", trailing blanks are
@@ -287,6 +288,46 @@ static int smtp_cmd_route(struct smtp_cmd_cur *c, const struct smtp_limits *lim)
 	}
 }
 
+bool smtp_cmd_utf8_valid(const char *p, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)p, *end = u + len;
+
+	while (u < end) {
+		unsigned char c = *u;
+		unsigned char lo = 0x80, hi = 0xbf;	/* range of the 2nd octet */
+		size_t n;
+
+		if (c < 0x80) {
+			u++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0)
+				lo = 0xa0;	/* overlong */
+			else if (c == 0xed)
+				hi = 0x9f;	/* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0)
+				lo = 0x90;	/* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f;	/* above U+10FFFF */
+		} else {
+			return false;	/* continuation, C0/C1 overlong, F5..FF */
+		}
+		if ((size_t)(end - u) <= n || u[1] < lo || u[1] > hi)
+			return false;
+		for (size_t i = 2; i <= n; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return false;
+		u += n + 1;
+	}
+	return true;
+}
+
 /*
  * "<" [A-d-l ":"] Mailbox ">" or, if null_ok, "<>". On success c is past
  * the '>' and *path_r is the mailbox without the route.
@@ -325,6 +366,9 @@ static int smtp_cmd_path(struct smtp_cmd_cur *c, const struct smtp_limits *lim,
 	c->p++;
 	if ((size_t)(c->p - open) > lim->path)
 		return SMTP_CMD_E_PATH_LEN;
+	/* atext and labels take any octet >= 0x80: it must be UTF-8. */
+	if (!smtp_cmd_utf8_valid(open, (size_t)(c->p - open)))
+		return SMTP_CMD_E_UTF8;
 	*path_r = smtp_cmd_slice(mbox, c->p - 1);
 	return SMTP_CMD_OK;
 }
@@ -479,16 +523,27 @@ static int smtp_cmd_args_rcpt(struct smtp_cmd *cmd, const struct smtp_limits *li
 }
 
 /* HELO/EHLO: the first word is the client's name; anything after it is
- * ignored, as every MTA does. */
+ * ignored, as every MTA does. The name goes into logs and the Received
+ * header: no control characters (C0, DEL, C1), UTF-8 only. */
 static int smtp_cmd_args_helo(struct smtp_cmd *cmd, const struct smtp_limits *lim)
 {
 	const char *sp;
+	const struct smtp_slice *d = &cmd->domain;
 
 	(void)lim;
 	if (cmd->arg.len == 0)
 		return SMTP_CMD_E_SYNTAX;
 	sp = memchr(cmd->arg.p, ' ', cmd->arg.len);
 	cmd->domain = smtp_cmd_slice(cmd->arg.p, sp ? sp : cmd->arg.p + cmd->arg.len);
+	for (uint32_t i = 0; i < d->len; i++) {
+		unsigned char ch = (unsigned char)d->p[i];
+
+		if (ch < 0x20 || ch == 0x7f ||
+		    (ch == 0xc2 && i + 1 < d->len && (unsigned char)d->p[i + 1] < 0xa0))
+			return SMTP_CMD_E_HELO;
+	}
+	if (!smtp_cmd_utf8_valid(d->p, d->len))
+		return SMTP_CMD_E_HELO;
 	return SMTP_CMD_OK;
 }
 
@@ -611,6 +666,10 @@ const char *smtp_cmd_strerror(int err)
 		return "501 5.1.3 Bad address syntax";
 	case SMTP_CMD_E_NOARGS:
 		return "501 5.5.4 Syntax error: command takes no arguments";
+	case SMTP_CMD_E_UTF8:
+		return "553 5.6.7 Address is not valid UTF-8";
+	case SMTP_CMD_E_HELO:
+		return "501 5.5.4 Invalid HELO/EHLO name: control character or invalid UTF-8";
 	default:
 		return "451 4.3.0 Internal error";
 	}

@@ -85,6 +85,9 @@ enum smtp_cmd_err {
 	SMTP_CMD_E_DOMAIN_LEN = -6,	/* 501 5.1.3 domain too long */
 	SMTP_CMD_E_ADDR = -7,		/* 501 5.1.3 bad address syntax */
 	SMTP_CMD_E_NOARGS = -8,		/* 501 5.5.4 command takes no arguments */
+	SMTP_CMD_E_UTF8 = -9,		/* 553 5.6.7 address not valid UTF-8 */
+	SMTP_CMD_E_HELO = -10,		/* 501 5.5.4 control character or bad UTF-8
+					 * in the HELO/EHLO name */
 };
 
 /*
@@ -97,6 +100,13 @@ int smtp_cmd_parse(const char *line, size_t len, const struct smtp_limits *lim,
 
 /* The reply line, with code and enhanced code, no CRLF; static storage. */
 const char *smtp_cmd_strerror(int err);
+
+/*
+ * Whether len octets at p are well-formed UTF-8 (RFC 3629): no overlong
+ * forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no
+ * truncated sequence.
+ */
+bool smtp_cmd_utf8_valid(const char *p, size_t len);
 
 /* Upper-case verb name for logs, "UNKNOWN" if out of range. */
 const char *smtp_cmd_verb_name(enum smtp_verb verb);

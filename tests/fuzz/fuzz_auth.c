@@ -6,8 +6,9 @@
  *   0-4  a SASL exchange with that mechanism. Byte 1: bit 0, the first
  *        line is the initial response; bit 1, each line is base64-encoded
  *        here first (so the SASL parsers see the raw bytes); bit 2, the
- *        exchange's output buffer is small. The rest is split at '\n'
- *        into lines fed to auth_start() / auth_step().
+ *        exchange's output buffer is small; bit 3, the deferred calls
+ *        (auth_start_deferred() ...) with auth_verify() after them. The
+ *        rest is split at '\n' into lines fed to auth_start() / auth_step().
  *   5    the rest is a JSON document for auth_json_parse(), whose result
  *        is then walked with every accessor.
  *   6    the rest is a JWT payload, signed here with the configured ES256
@@ -179,6 +180,20 @@ static const char *fuzz_line(const char **p, const char *end, size_t *len_r)
 	return line;
 }
 
+/* A deferred password check runs now, as the pool would run it; only the
+ * deferred calls ask for one, and no check is left behind after it. */
+static int fuzz_verify(int r, struct auth_exchange *x)
+{
+	if (r == AUTH_R_VERIFY) {
+		fuzz_check(x->ax_defer && x->ax_verify != NULL && x->ax_user[0] == '\0');
+		r = auth_verify(x);
+		fuzz_check(r == AUTH_R_OK || r == AUTH_R_FAIL || r == AUTH_R_TEMP);
+	}
+	if (r != AUTH_R_CONTINUE)
+		fuzz_check(x->ax_verify == NULL);
+	return r;
+}
+
 static void fuzz_exchange(enum auth_mech m, uint8_t flags, const char *p, const char *end)
 {
 	struct auth_exchange x;
@@ -191,18 +206,23 @@ static void fuzz_exchange(enum auth_mech m, uint8_t flags, const char *p, const 
 		line = fuzz_line(&p, end, &len);
 		if (flags & 2)
 			line = enc = fuzz_b64((const uint8_t *)line, len, &len);
-		r = auth_start(&x, fuzz_db, m, line, len, NOW, 42, out, outlen);
+		r = flags & 8 ? auth_start_deferred(&x, fuzz_db, m, line, len, NOW, 42, out, outlen)
+			      : auth_start(&x, fuzz_db, m, line, len, NOW, 42, out, outlen);
 		free(enc);
 	} else {
-		r = auth_start(&x, fuzz_db, m, NULL, 0, NOW, 42, out, outlen);
+		r = flags & 8 ? auth_start_deferred(&x, fuzz_db, m, NULL, 0, NOW, 42, out, outlen)
+			      : auth_start(&x, fuzz_db, m, NULL, 0, NOW, 42, out, outlen);
 	}
+	r = fuzz_verify(r, &x);
 	fuzz_result(r, &x, out, outlen);
 	while (r == AUTH_R_CONTINUE && p < end) {
 		enc = NULL;
 		line = fuzz_line(&p, end, &len);
 		if (flags & 2)
 			line = enc = fuzz_b64((const uint8_t *)line, len, &len);
-		r = auth_step(&x, fuzz_db, line, len, NOW, out, outlen);
+		r = flags & 8 ? auth_step_deferred(&x, fuzz_db, line, len, NOW, out, outlen)
+			      : auth_step(&x, fuzz_db, line, len, NOW, out, outlen);
+		r = fuzz_verify(r, &x);
 		fuzz_result(r, &x, out, outlen);
 		free(enc);
 	}

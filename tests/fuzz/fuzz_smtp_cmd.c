@@ -31,7 +31,7 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 	int err = smtp_cmd_parse(line, len, lim, &cmd);
 	const char *text = smtp_cmd_strerror(err);
 
-	fuzz_cmd_check(err <= SMTP_CMD_OK && err >= SMTP_CMD_E_NOARGS);
+	fuzz_cmd_check(err <= SMTP_CMD_OK && err >= SMTP_CMD_E_HELO);
 	fuzz_cmd_check(cmd.verb >= SMTP_VERB_UNKNOWN && cmd.verb < SMTP_VERB_COUNT);
 	fuzz_cmd_check(text != NULL && strlen(text) > 4);
 	fuzz_cmd_check(smtp_cmd_verb_name(cmd.verb) != NULL);
@@ -48,10 +48,16 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 		case SMTP_VERB_RCPT:
 			fuzz_cmd_check(cmd.path.len + 2u <= lim->path);
 			fuzz_cmd_check(cmd.verb == SMTP_VERB_MAIL || cmd.path.len > 0);
+			fuzz_cmd_check(smtp_cmd_utf8_valid(cmd.path.p, cmd.path.len));
 			break;
 		case SMTP_VERB_HELO:
 		case SMTP_VERB_EHLO:
 			fuzz_cmd_check(cmd.domain.len > 0 && memchr(cmd.domain.p, ' ', cmd.domain.len) == NULL);
+			/* It goes into logs and headers: UTF-8, no controls. */
+			fuzz_cmd_check(smtp_cmd_utf8_valid(cmd.domain.p, cmd.domain.len));
+			for (uint32_t i = 0; i < cmd.domain.len; i++)
+				fuzz_cmd_check((unsigned char)cmd.domain.p[i] >= 0x20 &&
+					       (unsigned char)cmd.domain.p[i] != 0x7f);
 			break;
 		case SMTP_VERB_BDAT:
 			fuzz_cmd_check(cmd.chunk_size <= (uint64_t)INT64_MAX);

@@ -238,12 +238,12 @@ static void test_pem_append(char *buf, size_t len, EVP_PKEY *k)
 }
 
 static const char *const test_result_names[] = {
-	"CONTINUE", "OK", "FAIL", "MALFORMED", "CANCELLED", "TEMP",
+	"CONTINUE", "OK", "FAIL", "MALFORMED", "CANCELLED", "TEMP", "VERIFY",
 };
 
 static const char *test_rname(int r)
 {
-	return r >= 0 && r <= 5 ? test_result_names[r] : "?";
+	return r >= 0 && r <= 6 ? test_result_names[r] : "?";
 }
 
 static int test_expect(int got, int want, const char *what)

@@ -549,6 +549,63 @@ static void test_base64(void)
 	}
 }
 
+/* Deferred checks: AUTH_R_VERIFY, then auth_verify() gives the result;
+ * a failure keeps the name tried for the log, never as the identity. */
+static void test_deferred(void)
+{
+	struct auth_exchange x;
+	char out[512], *b;
+	int r;
+
+	b = test_b64n("\0alice\0alice-pw", 15);
+	r = auth_start_deferred(&x, test_db, AUTH_MECH_PLAIN, b, strlen(b), NOW, 1, out,
+				sizeof(out));
+	free(b);
+	test_expect(r, AUTH_R_VERIFY, "deferred PLAIN: check pending");
+	tap_ok(x.ax_user[0] == '\0', "deferred PLAIN: no identity while pending");
+	test_expect(auth_verify(&x), AUTH_R_OK, "deferred PLAIN: verified");
+	tap_ok(strcmp(x.ax_user, "alice") == 0, "deferred PLAIN identity: %s", x.ax_user);
+	tap_ok(x.ax_verify == NULL, "deferred PLAIN: check freed");
+
+	b = test_b64n("\0alice\0wrong", 12);
+	r = auth_start_deferred(&x, test_db, AUTH_MECH_PLAIN, b, strlen(b), NOW, 1, out,
+				sizeof(out));
+	free(b);
+	test_expect(r, AUTH_R_VERIFY, "deferred PLAIN wrong: check pending");
+	test_expect(auth_verify(&x), AUTH_R_FAIL, "deferred PLAIN wrong: fails");
+	tap_ok(x.ax_user[0] == '\0' && strcmp(x.ax_tried, "alice") == 0,
+	       "failure: no identity, name tried kept (%s)", x.ax_tried);
+
+	/* LOGIN: the name comes first, the check after the password. */
+	r = auth_start_deferred(&x, test_db, AUTH_MECH_LOGIN, NULL, 0, NOW, 1, out, sizeof(out));
+	test_expect(r, AUTH_R_CONTINUE, "deferred LOGIN: username prompt");
+	b = test_b64("bob");
+	r = auth_step_deferred(&x, test_db, b, strlen(b), NOW, out, sizeof(out));
+	free(b);
+	test_expect(r, AUTH_R_CONTINUE, "deferred LOGIN: password prompt");
+	b = test_b64("nope");
+	r = auth_step_deferred(&x, test_db, b, strlen(b), NOW, out, sizeof(out));
+	free(b);
+	test_expect(r, AUTH_R_VERIFY, "deferred LOGIN: check pending");
+	test_expect(auth_verify(&x), AUTH_R_FAIL, "deferred LOGIN wrong: fails");
+	tap_ok(strcmp(x.ax_tried, "bob") == 0, "LOGIN failure keeps the name tried");
+
+	/* The synchronous calls keep the name tried as well. */
+	r = test_plain_initial("\0mallory\0x", 10, &x);
+	test_expect(r, AUTH_R_FAIL, "PLAIN unknown user (sync)");
+	tap_ok(strcmp(x.ax_tried, "mallory") == 0 && x.ax_user[0] == '\0',
+	       "unknown user: name tried kept");
+
+	/* Cleared while pending: the check is dropped (LeakSanitizer). */
+	b = test_b64n("\0alice\0alice-pw", 15);
+	r = auth_start_deferred(&x, test_db, AUTH_MECH_PLAIN, b, strlen(b), NOW, 1, out,
+				sizeof(out));
+	free(b);
+	test_expect(r, AUTH_R_VERIFY, "deferred PLAIN again");
+	auth_exchange_clear(&x);
+	tap_ok(x.ax_verify == NULL && x.ax_user[0] == '\0', "cleared while pending");
+}
+
 int main(void)
 {
 	test_setup("test_auth");
@@ -559,6 +616,7 @@ int main(void)
 	test_login();
 	test_cram();
 	test_base64();
+	test_deferred();
 	test_teardown();
 	return tap_done();
 }

@@ -116,12 +116,20 @@ static const struct {
 	{ "relayhost", "[IPv6:2001:db8::10]:25", "[IPv6:2001:db8::10]:25" },
 	{ "relayhost", "smtp.example.net:587", "smtp.example.net:587" },
 	{ "relayhost", "smtp.example.net", "smtp.example.net" },
+	/* an IP address without brackets is that address, never an MX name */
+	{ "relayhost", "127.0.0.1:2526", "[127.0.0.1]:2526" },
+	{ "relayhost", "192.0.2.10", "[192.0.2.10]" },
+	{ "relayhost", "2001:db8::10", "[IPv6:2001:db8::10]" },
+	{ "relayhost", "[2001:db8::10]:25", "[IPv6:2001:db8::10]:25" },
+	{ "relayhost", "[ipv6:::1]", "[IPv6:::1]" },
 	{ "smtp_port", "1", "1" },
 	{ "smtp_port", "25", "25" },
 	{ "smtp_port", "587", "587" },
 	{ "smtp_port", "65535", "65535" },
 	{ "dns_servers", "", "" },
 	{ "dns_servers", "127.0.0.1:53", "127.0.0.1:53" },
+	{ "dns_servers", "127.0.0.1, 127.0.0.2", "127.0.0.1,127.0.0.2" },
+	{ "dns_servers", " ::1  [::1]:5353 ,, 192.0.2.1:53 ", "::1,[::1]:5353,192.0.2.1:53" },
 	{ "dns_servers", "192.0.2.53,[2001:db8::53]:53",
 	  "192.0.2.53,[2001:db8::53]:53" },
 	{ "destination_concurrency_limit", "1", "1" },
@@ -368,6 +376,25 @@ static const struct {
 	  " characters" },
 	{ "relayhost", "smtp\x7f", "relayhost: must not contain control"
 	  " characters" },
+	{ "relayhost", "[127.0.0.1]:99999", "relayhost: port '99999' must be a number"
+	  " between 1 and 65535" },
+	{ "relayhost", "smtp.example:", "relayhost: port '' must be a number"
+	  " between 1 and 65535" },
+	{ "relayhost", "[127.0.0.1", "relayhost: '[127.0.0.1': expected [address] or"
+	  " [address]:port" },
+	{ "relayhost", "[smtp.example]:25", "relayhost: '[smtp.example]': only an IP"
+	  " address goes in brackets (write smtp.example without them to use its MX"
+	  " records)" },
+	{ "relayhost", "smtp example", "relayhost: 'smtp example': not a host name or"
+	  " an IP address" },
+	{ "metrics_listen", "localhost:3531", "metrics_listen: 'localhost:3531': not a"
+	  " numeric IPv4 address" },
+	{ "metrics_listen", "127.0.0.1", "metrics_listen: '127.0.0.1': expected"
+	  " address:port" },
+	{ "dns_servers", "localhost", "dns_servers: 'localhost': not a numeric IP"
+	  " address (name servers are not looked up by name)" },
+	{ "dns_servers", "127.0.0.1:0", "dns_servers: '127.0.0.1:0': port must be a"
+	  " number between 1 and 65535" },
 	{ "smtp_port", "0", "smtp_port: must be an integer between 1 and"
 	  " 65535" },
 	{ "smtp_port", "65536", "smtp_port: must be an integer between 1 and"
@@ -645,6 +672,13 @@ static void test_validate(void)
 	config_set(&cfg, "queue_map_size", "2G", err, sizeof(err));
 	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0,
 	       "max_message_size below queue_map_size validates");
+	config_set(&cfg, "retry_min", "1h", err, sizeof(err));
+	config_set(&cfg, "retry_max", "5m", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "retry_min (3600s) must not be greater than retry_max (300s)") == 0,
+	       "retry_min above retry_max is refused: %s", err);
+	config_set(&cfg, "retry_max", "1h", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "retry_min = retry_max validates");
 	config_free(&cfg);
 
 	memset(&cfg, 0, sizeof(cfg));

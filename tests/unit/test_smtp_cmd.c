@@ -31,6 +31,15 @@ static const struct cmd_case cmd_cases[] = {
 	{ "EHLO   foo  ", SMTP_CMD_OK, SMTP_VERB_EHLO, NULL, "foo", "foo" },
 	{ "EHLO", SMTP_CMD_E_SYNTAX, SMTP_VERB_EHLO, NULL, NULL, NULL },
 	{ "HELO    ", SMTP_CMD_E_SYNTAX, SMTP_VERB_HELO, NULL, NULL, NULL },
+	/* the name goes into logs and Received: no controls, only UTF-8 */
+	{ "EHLO ev\x01il", SMTP_CMD_E_HELO, SMTP_VERB_EHLO, NULL, NULL, NULL },
+	{ "EHLO evil\x1b[31m", SMTP_CMD_E_HELO, SMTP_VERB_EHLO, NULL, NULL, NULL },
+	{ "EHLO a\tb", SMTP_CMD_E_HELO, SMTP_VERB_EHLO, NULL, NULL, NULL },
+	{ "HELO a\x7f", SMTP_CMD_E_HELO, SMTP_VERB_HELO, NULL, NULL, NULL },
+	{ "EHLO a\xc2\x85" "b", SMTP_CMD_E_HELO, SMTP_VERB_EHLO, NULL, NULL, NULL },
+	{ "EHLO a\xff", SMTP_CMD_E_HELO, SMTP_VERB_EHLO, NULL, NULL, NULL },
+	{ "EHLO \xc3\xa9x.example", SMTP_CMD_OK, SMTP_VERB_EHLO, NULL, "\xc3\xa9x.example", NULL },
+	{ "EHLO ok.example \x01junk", SMTP_CMD_OK, SMTP_VERB_EHLO, NULL, "ok.example", NULL },
 
 	/* verbs without arguments */
 	{ "DATA", SMTP_CMD_OK, SMTP_VERB_DATA, NULL, NULL, "" },
@@ -165,6 +174,18 @@ static const struct cmd_case cmd_cases[] = {
 	  SMTP_CMD_OK, SMTP_VERB_RCPT,
 	  "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a", NULL, NULL },
 	{ "RCPT TO:<\"\xc3\xa9t\xc3\xa9\"@example.com>", SMTP_CMD_OK, SMTP_VERB_RCPT, NULL, NULL, NULL },
+	/* 8-bit addresses must be well-formed UTF-8 */
+	{ "RCPT TO:<\xff@example.com>", SMTP_CMD_E_UTF8, SMTP_VERB_RCPT, NULL, NULL, NULL },
+	{ "RCPT TO:<a\xc0\xaf" "b@example.com>", SMTP_CMD_E_UTF8, SMTP_VERB_RCPT, NULL, NULL, NULL },
+	{ "MAIL FROM:<\xed\xa0\x80@example.com> SMTPUTF8", SMTP_CMD_E_UTF8, SMTP_VERB_MAIL,
+	  NULL, NULL, NULL },
+	{ "MAIL FROM:<a@\xe4\xbe.example> SMTPUTF8", SMTP_CMD_E_UTF8, SMTP_VERB_MAIL,
+	  NULL, NULL, NULL },
+	{ "RCPT TO:<\"\xc3\"@example.com>", SMTP_CMD_E_UTF8, SMTP_VERB_RCPT, NULL, NULL, NULL },
+	{ "RCPT TO:<@\xf5x.example:a@example.com>", SMTP_CMD_E_UTF8, SMTP_VERB_RCPT, NULL, NULL,
+	  NULL },
+	{ "RCPT TO:<\xf0\x9f\x98\x80@example.com>", SMTP_CMD_OK, SMTP_VERB_RCPT,
+	  "\xf0\x9f\x98\x80@example.com", NULL, NULL },
 
 	/* parameter syntax */
 	{ "MAIL FROM:<a@b.example> FOO=bar", SMTP_CMD_E_PARAM, SMTP_VERB_MAIL, NULL, NULL, NULL },
@@ -468,6 +489,9 @@ static void test_strings(void)
 		{ SMTP_CMD_E_DOMAIN_LEN, "501 5.1.3 Domain too long" },
 		{ SMTP_CMD_E_ADDR, "501 5.1.3 Bad address syntax" },
 		{ SMTP_CMD_E_NOARGS, "501 5.5.4 Syntax error: command takes no arguments" },
+		{ SMTP_CMD_E_UTF8, "553 5.6.7 Address is not valid UTF-8" },
+		{ SMTP_CMD_E_HELO,
+		  "501 5.5.4 Invalid HELO/EHLO name: control character or invalid UTF-8" },
 		{ -99, "451 4.3.0 Internal error" },
 		{ 1, "451 4.3.0 Internal error" },
 		{ SMTP_CMD_OK, "451 4.3.0 Internal error" },
@@ -488,6 +512,50 @@ static void test_strings(void)
 	       "verb name out of range is UNKNOWN");
 }
 
+/* RFC 3629 well-formedness, at and past every boundary of its table. */
+static void test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		bool ok;
+	} cases[] = {
+		{ "", 0, true },
+		{ "plain ascii", 11, true },
+		{ "\x7f", 1, true },
+		{ "\xc2\x80", 2, true },		/* U+0080 */
+		{ "\xdf\xbf", 2, true },		/* U+07FF */
+		{ "\xe0\xa0\x80", 3, true },	/* U+0800 */
+		{ "\xed\x9f\xbf", 3, true },	/* U+D7FF */
+		{ "\xee\x80\x80", 3, true },	/* U+E000 */
+		{ "\xef\xbf\xbf", 3, true },	/* U+FFFF */
+		{ "\xf0\x90\x80\x80", 4, true },	/* U+10000 */
+		{ "\xf4\x8f\xbf\xbf", 4, true },	/* U+10FFFF */
+		{ "\x80", 1, false },		/* lone continuation */
+		{ "\xbf", 1, false },
+		{ "\xc0\x80", 2, false },		/* overlong NUL */
+		{ "\xc1\xbf", 2, false },		/* overlong */
+		{ "\xe0\x9f\xbf", 3, false },	/* overlong */
+		{ "\xf0\x8f\xbf\xbf", 4, false },	/* overlong */
+		{ "\xed\xa0\x80", 3, false },	/* U+D800 */
+		{ "\xed\xbf\xbf", 3, false },	/* U+DFFF */
+		{ "\xf4\x90\x80\x80", 4, false },	/* U+110000 */
+		{ "\xf5\x80\x80\x80", 4, false },
+		{ "\xff", 1, false },
+		{ "\xc3", 1, false },		/* truncated */
+		{ "\xe4\xbe", 2, false },
+		{ "\xf0\x9f\x98", 3, false },
+		{ "\xc3(", 2, false },		/* bad continuation */
+		{ "\xe4\xbe(", 3, false },
+		{ "\xf0\x9f\x98(", 4, false },
+		{ "a\xc3\xa9" "b\xe4\xbe\x8b", 7, true },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		tap_ok(smtp_cmd_utf8_valid(cases[i].s, cases[i].len) == cases[i].ok,
+		       "utf8 case %zu is %s", i, cases[i].ok ? "valid" : "invalid");
+}
+
 int main(void)
 {
 	test_table();
@@ -497,5 +565,6 @@ int main(void)
 	test_nul();
 	test_unterminated();
 	test_strings();
+	test_utf8();
 	return tap_done();
 }
