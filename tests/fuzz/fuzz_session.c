@@ -50,6 +50,7 @@
 #include "core/config/config.h"
 #include "core/inbound/smtp_server.h"
 #include "core/sasl/auth.h"
+#include "core/sasl/auth_pool.h"
 #include "tests/fuzz/session_env.h"
 #include "tls/tls.h"
 
@@ -163,6 +164,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	fz_srv.s_cfg = &fz_cfg;
 	fz_srv.s_tls_server = session_env.tls_server;
+	/* Never dereferenced: auth_pool_submit() is session_env's. */
+	fz_srv.s_auth_pool = (struct auth_pool *)&fz_srv;
 	fz_srv.s_nworkers = 1;
 	fz_srv.s_workers = &fz_worker;
 	fz_worker.w_srv = &fz_srv;
@@ -271,10 +274,22 @@ static void fz_maybe_pull(struct fz_run *r)
 		fz_pull_output(r);
 }
 
-/* Messages handed to the queue come back, committed or failed. */
+/* Messages handed to the queue come back, committed or failed; password
+ * checks handed to the pool come back with their result. */
 static void fz_commit(struct fz_run *r)
 {
 	struct queue_msg *m;
+	struct auth_job *j;
+
+again:
+	while ((j = session_env.auth_pending) != NULL) {
+		session_env.auth_pending = j->aj_next;
+		if (session_env.auth_pending == NULL)
+			session_env.auth_tail = NULL;
+		j->aj_result = auth_verify(j->aj_x);
+		smtp_auth_done(j);
+		fz_maybe_pull(r);
+	}
 
 	while ((m = session_env.pending) != NULL) {
 		uint64_t sum = 0;
@@ -293,6 +308,8 @@ static void fz_commit(struct fz_run *r)
 		smtp_server_committed(m);
 		fz_maybe_pull(r);
 	}
+	if (session_env.auth_pending != NULL)
+		goto again;
 }
 
 /* The loop frees a closed connection once no operation is in flight
@@ -320,9 +337,7 @@ static void fz_recv(struct fz_run *r, const void *p, size_t n)
 		if (session_env.paused) {
 			/* Receiving stopped: the client's replies and the
 			 * commits are what can start it again. */
-			fz_commit(r);
-			fz_pull_output(r);
-			if (!r->gone && session_env.paused) {
+			for (int i = 0; i < 16 && !r->gone && session_env.paused; i++) {
 				fz_commit(r);
 				fz_pull_output(r);
 			}
@@ -464,6 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fz_commit(&r);
 	fz_check(session_env.pending == NULL, "every submitted message returned");
+	fz_check(session_env.auth_pending == NULL, "every password check returned");
 	fz_check(session_env.bufs_live == 0, "every buffer freed with the session");
 	fz_check(session_env.sessions_gone == 1, "the session was released once");
 	if (getenv("FUZZ_SESSION_LOG") != NULL)

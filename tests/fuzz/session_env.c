@@ -18,7 +18,9 @@
  *   worker       queue ids from a counter, a fixed date, the TLS context
  *                the driver made, AUTH failures never blocking;
  *   queue        queue_submit() keeps messages on a list; the driver
- *                "commits" them between receives, reading every body byte.
+ *                "commits" them between receives, reading every body byte;
+ *   auth pool    auth_pool_submit() keeps jobs on a list; the driver runs
+ *                the password checks between receives.
  *
  * Single-threaded, like a worker. See fuzz_session.c for the driver.
  */
@@ -31,6 +33,7 @@
 #include "core/app/server.h"
 #include "io/bufpool.h"
 #include "io/loop.h"
+#include "core/sasl/auth_pool.h"
 #include "queue/queue.h"
 #include "tls/tls.h"
 
@@ -216,4 +219,18 @@ void queue_submit(struct queue *q, struct queue_msg *m)
 	else
 		session_env.pending = m;
 	session_env.pending_tail = m;
+}
+
+/* core/sasl/auth_pool.c */
+
+int auth_pool_submit(struct auth_pool *p, struct auth_job *j)
+{
+	(void)p;
+	j->aj_next = NULL;
+	if (session_env.auth_tail != NULL)
+		session_env.auth_tail->aj_next = j;
+	else
+		session_env.auth_pending = j;
+	session_env.auth_tail = j;
+	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct auth_job;
 struct io_conn;
 struct queue_msg;
 struct tls_ctx;
@@ -26,6 +27,7 @@ struct session_env {
 	bool paused;			/* io_conn_pause() in force */
 	unsigned sessions_gone;
 	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
+	struct auth_job *auth_pending, *auth_tail;	/* password checks to run */
 	struct tls_ctx *tls_server;	/* not reset: made once */
 };
 
