@@ -182,6 +182,9 @@ void io_watch_set(struct io_loop *loop, struct io_watch *w, int fd,
 		  void *ctx);
 /* Close once pending output is sent; on_free follows when safe. */
 void io_conn_close(struct io_conn *c);
+/* Close now, dropping output not yet sent (a peer that stopped reading);
+ * on_free follows once the kernel holds nothing of c. */
+void io_conn_abort(struct io_conn *c);
 static inline bool io_conn_closing(const struct io_conn *c)
 {
 	return (c->ic_flags & IO_CONN_F_CLOSING) != 0;
