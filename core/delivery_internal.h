@@ -34,6 +34,8 @@ struct dlv_dest {
 	struct dlv_job *dd_head, *dd_tail;	/* waiting jobs */
 	unsigned dd_queued;
 	unsigned dd_nconns;		/* sessions open or opening */
+	unsigned dd_nopening;		/* of those, not ready yet: each will
+					 * take a waiting job when it is */
 	struct smtp_client *dd_idle;	/* sessions waiting for a job */
 	bool dd_resolving;
 	uint32_t dd_tokens;		/* rate limit: sends left this second */
@@ -90,7 +92,11 @@ int dlv_route_filter(const struct config *cfg, bool trusted, uint16_t port,
 void dlv_dest_client_ready(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c);
 void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 			    const char *ecode, const char *reason);
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c);
+/* A session ended; opening: it never became ready. */
+void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
+			  bool opening);
+/* A session opened by dlv_dest_on_route is ready for the first time. */
+void dlv_dest_client_opened(struct dlv_dest *d);
 void dlv_route_unref(struct dlv_route *rt);
 /* Record one recipient's outcome in its message. */
 void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,

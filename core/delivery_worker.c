@@ -283,13 +283,18 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 			return;
 		}
 	}
-	want = d->dd_queued;
+	/* Sessions still opening will each take a waiting job: open only
+	 * for the rest (else every job that arrives during a connect opens
+	 * a session per waiting job, and a dead host sees a storm). */
+	want = d->dd_queued > d->dd_nopening ? d->dd_queued - d->dd_nopening : 0;
 	if (want > cfg->destination_concurrency_limit - d->dd_nconns)
 		want = cfg->destination_concurrency_limit - d->dd_nconns;
 	for (unsigned i = 0; i < want; i++) {
 		d->dd_nconns++;
+		d->dd_nopening++;
 		if (smtp_client_open(w, d, rt, 0) == NULL) {
 			d->dd_nconns--;
+			d->dd_nopening--;
 			break;
 		}
 	}
@@ -340,8 +345,16 @@ void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
 }
 
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+void dlv_dest_client_opened(struct dlv_dest *d)
 {
+	d->dd_nopening--;
+}
+
+void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
+			  bool opening)
+{
+	if (opening)
+		d->dd_nopening--;
 	/* Unlink c from the idle list if it is there. */
 	if (d->dd_idle == c) {
 		d->dd_idle = smtp_client_next_idle(c);

@@ -71,6 +71,8 @@ struct smtp_client {
 	struct sockaddr_storage c_sa;
 	uint8_t c_state;
 	bool c_ready_once;
+	bool c_opening;			/* counted in dd_nopening (or its
+					 * predecessor was, on a hand-over) */
 	bool c_gone_reported;
 	bool c_mail_ok;
 	uint32_t c_ext;
@@ -284,6 +286,10 @@ static void cl_protocol_error(struct smtp_client *c, const char *fmt, ...)
 
 static void cl_ready(struct smtp_client *c)
 {
+	if (c->c_opening) {
+		c->c_opening = false;
+		dlv_dest_client_opened(c->c_dest);
+	}
 	c->c_state = CL_READY;
 	c->c_ready_once = true;
 	cl_deadline(c, cl_cfg(c)->smtp_idle_timeout);
@@ -861,7 +867,7 @@ static void cl_on_free(struct io_conn *conn)
 		free(c->c_tls);
 	}
 	if (!c->c_gone_reported)
-		dlv_dest_client_gone(c->c_w, c->c_dest, c);
+		dlv_dest_client_gone(c->c_w, c->c_dest, c, c->c_opening);
 	dlv_route_unref(c->c_route);
 	if (c->c_all_prev != NULL)
 		c->c_all_prev->c_all_next = c->c_all_next;
@@ -915,6 +921,7 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 	c->c_route = rt;
 	rt->rt_refs++;
 	c->c_candidate = candidate;
+	c->c_opening = true;
 	c->c_sa = *a;
 	if (a->ss_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&c->c_sa;

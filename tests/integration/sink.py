@@ -30,7 +30,7 @@ class Sink:
                  data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000"),
                  tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
                  early_chunk=65536, early_delay=0.05, early_limit=15.0,
-                 stall_after=100000, stall_seconds=4.0, rcvbuf=0):
+                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
@@ -46,6 +46,7 @@ class Sink:
         self.stall_after, self.stall_seconds = stall_after, stall_seconds
         self.stall_event = threading.Event()
         self.rcvbuf = rcvbuf        # SO_RCVBUF of accepted sockets; 0 = system default
+        self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
         self.connections = 0
         self.active = 0
@@ -136,6 +137,8 @@ class Sink:
             return line.rstrip(b"\r").decode("utf-8", "replace")
 
         try:
+            if self.greeting_delay:
+                await asyncio.sleep(self.greeting_delay)
             await send(self.greeting)
             if not self.greeting.startswith("220"):
                 return
