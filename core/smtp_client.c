@@ -54,8 +54,11 @@ enum cl_state {
 	CL_DATA_DONE,		/* whole body and "." sent; final reply expected */
 };
 
-/* Body bytes copied into the output per step; see the top of the file. */
-#define CL_BODY_WINDOW (256u * 1024u)
+/* Body bytes copied into the output per step; see the top of the file.
+ * Stuffed (at worst 4/3 of it, all "." lines) it still fits the loop's
+ * 256 KiB output buffer, and a window is enough to keep the socket's
+ * send buffer fed between two on_drained calls. */
+#define CL_BODY_WINDOW (128u * 1024u)
 /* Seconds a closing session may take to flush its output before it is
  * dropped (a peer that stopped reading must not hold it forever). */
 #define CL_CLOSE_GRACE 10u

@@ -5,12 +5,14 @@ defers and is never logged as sent, and no LMDB read snapshot stays open
 while a receiver is slow."""
 import re
 import smtplib
+import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
+from pki import Pki
 from sink import Sink
 
 
@@ -161,3 +163,42 @@ def test_dot_lines_across_windows_byte_exact(make_server, sink):
     assert sink.wait_for(1)
     assert sink.messages[0]["data"].endswith(body + b"\r\n")
     assert wait_log(srv, r"to=<dots@example.com> .*status=sent")
+
+
+@pytest.fixture(scope="module")
+def tls_ctx():
+    p = Pki()
+    crt, key = p.leaf("sink.test.invalid", ["DNS:sink.test.invalid", "IP:127.0.0.1"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    return ctx
+
+
+def test_tls_dot_lines_across_windows_byte_exact(make_server, tls_ctx):
+    sink = Sink(tls_context=tls_ctx)
+    try:
+        srv = relay_server(make_server, sink)
+        body = b"Subject: dots\r\n\r\n" + b".\r\n" * 400000 + b"..x\r\n.end"
+        send(srv, ["dots@example.com"], body + b"\r\n")
+        assert sink.wait_for(1)
+        assert sink.messages[0]["tls"] is True
+        assert sink.messages[0]["data"].endswith(body + b"\r\n")
+    finally:
+        sink.stop()
+
+
+def test_tls_early_reply_is_not_sent(make_server, tls_ctx):
+    sink = Sink(tls_context=tls_ctx, rcvbuf=65536, early_chunk=65536, early_delay=0.02)
+    try:
+        srv = relay_server(make_server, sink)
+        send(srv, ["early@example.com"], big_body(b"BIG", 4 * 1024 * 1024))
+        assert sink.early_event.wait(20)
+        for i in range(5):
+            send(srv, ["other%d@example.com" % i], big_body(b"FOREIGN%02d" % i, 120 * 1024))
+        assert sink.early_done.wait(30)
+        assert b"FOREIGN" not in b"".join(sink.early_data.values())
+        assert wait_log(srv, r"to=<early@example.com> .*status=deferred")
+        assert results(srv, "early@example.com") == ["deferred"]
+        assert sink.wait_for(5, timeout=30)
+    finally:
+        sink.stop()
