@@ -80,8 +80,8 @@ struct dlv_job {
 	unsigned dj_nrcpt;
 };
 
-/* Like Postfix's hopcount_limit: a message with more Received: headers
- * than this is looping somewhere and bounces (5.4.6). */
+/* Postfix's hopcount_limit: a message with this many Received: headers
+ * (ours included) or more is looping somewhere and bounces (5.4.6). */
 #define DLV_HOPCOUNT_LIMIT 50u
 
 struct delivery_stats {

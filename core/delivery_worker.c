@@ -457,7 +457,7 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 			dlv_job_end(w, j, DLV_R_NONE, "", "");
 			continue;
 		}
-		if (j->dj_msg->dm_hops > DLV_HOPCOUNT_LIMIT) {
+		if (j->dj_msg->dm_hops >= DLV_HOPCOUNT_LIMIT) {
 			char why[120];
 
 			snprintf(why, sizeof(why), "too many hops (%u Received: headers, the"
