@@ -63,6 +63,7 @@ def test_early_reply_sends_no_foreign_bytes_and_is_not_sent(make_server, sink):
     but the big message may reach that connection, and the early 250
     must not count as delivery."""
     srv = relay_server(make_server, sink)
+    # Bigger than what the socket buffers can take (tcp_wmem's 4 MB).
     send(srv, ["early@example.com"], big_body(b"BIG", 12 * 1024 * 1024))
     assert sink.early_event.wait(20), "the early reply never went out"
     for i in range(30):
@@ -191,7 +192,8 @@ def test_tls_early_reply_is_not_sent(make_server, tls_ctx):
     sink = Sink(tls_context=tls_ctx, rcvbuf=65536, early_chunk=65536, early_delay=0.02)
     try:
         srv = relay_server(make_server, sink)
-        send(srv, ["early@example.com"], big_body(b"BIG", 4 * 1024 * 1024))
+        # Bigger than what the socket buffers can take (tcp_wmem's 4 MB).
+        send(srv, ["early@example.com"], big_body(b"BIG", 12 * 1024 * 1024))
         assert sink.early_event.wait(20)
         for i in range(5):
             send(srv, ["other%d@example.com" % i], big_body(b"FOREIGN%02d" % i, 120 * 1024))
