@@ -534,6 +534,16 @@ void io_conn_resume(struct io_conn *c)
 		conn_arm_recv(c);
 }
 
+void io_conn_abort(struct io_conn *c)
+{
+	/* Output not yet handed to the kernel is dropped; a send in flight
+	 * ends with an error or a short count and is not resumed (SHUT). */
+	c->ic_flags |= IO_CONN_F_CLOSING;
+	c->ic_olen = 0;
+	c->ic_iovcnt = 0;
+	conn_shutdown(c);
+}
+
 static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
 			 const struct io_uring_cqe *cqe)
 {

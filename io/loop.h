@@ -202,6 +202,9 @@ static inline size_t io_conn_unsent(const struct io_conn *c)
  * if the peer will not take it; on_free follows when safe.
  */
 void io_conn_close(struct io_conn *c);
+/* Close now, dropping output not yet sent (a peer that stopped reading);
+ * on_free follows once the kernel holds nothing of c. */
+void io_conn_abort(struct io_conn *c);
 static inline bool io_conn_closing(const struct io_conn *c)
 {
 	return (c->ic_flags & IO_CONN_F_CLOSING) != 0;

@@ -98,6 +98,8 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "smtp_port", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(smtp_port),
 	  .ck_min = 1, .ck_max = 65535, .ck_default = "25" },
+	{ .ck_name = "smtp_allow_private_destinations", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtp_allow_private_destinations), .ck_default = "no" },
 	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_DNS_SERVERS,
 	  CONFIG_MEMBER(dns_servers), .ck_default = "" },
 	{ .ck_name = "destination_concurrency_limit", .ck_type = CONFIG_T_NUMBER,

@@ -89,6 +89,8 @@ struct config {
 	char *relayhost;	/* owned; "" = MX routing, else
 				 * "[ip]:port" or "domain[:port]" */
 	unsigned int smtp_port;	/* port for MX deliveries */
+	bool smtp_allow_private_destinations;	/* MX hosts on loopback,
+						 * private, link-local addresses */
 	char *dns_servers;	/* owned; "" = /etc/resolv.conf */
 	unsigned int destination_concurrency_limit;
 	unsigned int destination_rate_limit;	/* messages/s, 0 = none */

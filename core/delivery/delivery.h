@@ -61,6 +61,7 @@ struct dlv_msg {
 	uint64_t dm_size;
 	uint32_t dm_flags;		/* QRECORD_F_* */
 	uint32_t dm_nrcpt;
+	unsigned dm_hops;		/* Received: headers of the stored message */
 	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
 	atomic_uint dm_parts_left;
 	uint64_t dm_start_us;
@@ -78,6 +79,10 @@ struct dlv_job {
 	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
 	unsigned dj_nrcpt;
 };
+
+/* Postfix's hopcount_limit: a message with this many Received: headers
+ * (ours included) or more is looping somewhere and bounces (5.4.6). */
+#define DLV_HOPCOUNT_LIMIT 50u
 
 struct delivery_stats {
 	uint64_t dispatched, sent, deferred, failed, bounces;

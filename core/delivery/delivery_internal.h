@@ -34,6 +34,8 @@ struct dlv_dest {
 	struct dlv_job *dd_head, *dd_tail;	/* waiting jobs */
 	unsigned dd_queued;
 	unsigned dd_nconns;		/* sessions open or opening */
+	unsigned dd_nopening;		/* of those, not ready yet: each will
+					 * take a waiting job when it is */
 	struct smtp_client *dd_idle;	/* sessions waiting for a job */
 	bool dd_resolving;
 	uint32_t dd_tokens;		/* rate limit: sends left this second */
@@ -66,11 +68,35 @@ void smtp_client_abort_all(struct dlv_worker *w);
 struct smtp_client *smtp_client_next_idle(struct smtp_client *c);
 void smtp_client_set_next_idle(struct smtp_client *c, struct smtp_client *n);
 
+/* delivery_route.c: the addresses of a route delivery may use. */
+enum {
+	DLV_ROUTE_OK = 0,
+	DLV_ROUTE_LOOP,		/* only ourselves (or worse MX hosts) left: 5.4.6 */
+	DLV_ROUTE_PRIVATE,	/* only private addresses, not allowed: 5.4.4 */
+	DLV_ROUTE_EMPTY,	/* nothing to try at all */
+};
+/* Loopback, RFC 1918, CGNAT, link-local, ULA, unspecified, multicast. */
+bool dlv_addr_private(const struct sockaddr_storage *a);
+/* Whether a:port reaches one of cfg's listeners; ifs are the machine's
+ * interface addresses (for wildcard listeners). */
+bool dlv_addr_self(const struct config *cfg, const struct sockaddr_storage *a, uint16_t port,
+		   const struct sockaddr_storage *ifs, unsigned nifs);
+/* Drop from r (in place) what must not be used: ourselves and MX hosts
+ * not better than us, and private addresses unless trusted (relayhost)
+ * or allowed by smtp_allow_private_destinations. Returns DLV_ROUTE_OK
+ * with at least one address left, else why nothing is left. */
+int dlv_route_filter(const struct config *cfg, bool trusted, uint16_t port,
+		     struct dns_route *r, const struct sockaddr_storage *ifs, unsigned nifs);
+
 /* delivery_worker.c, called by sessions */
 void dlv_dest_client_ready(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c);
 void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 			    const char *ecode, const char *reason);
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c);
+/* A session ended; opening: it never became ready. */
+void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
+			  bool opening);
+/* A session opened by dlv_dest_on_route is ready for the first time. */
+void dlv_dest_client_opened(struct dlv_dest *d);
 void dlv_route_unref(struct dlv_route *rt);
 /* Record one recipient's outcome in its message. */
 void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,

@@ -62,6 +62,22 @@ static void dres_update_done(struct queue_update *u)
 	delivery_msg_done(m);
 }
 
+/* The MTA's name for Remote-MTA (RFC 3464 2.3.5, type dns) from
+ * "host[ip]:port": the host, or the address of a literal "[ip]:port". */
+static void dres_mta_name(const char *remote, char *out, size_t len)
+{
+	const char *b = strchr(remote, '[');
+
+	if (remote[0] == '[') {
+		const char *e = strchr(remote, ']');
+
+		snprintf(out, len, "%.*s", e != NULL ? (int)(e - remote - 1) : 0, remote + 1);
+	} else {
+		snprintf(out, len, "%.*s", b != NULL ? (int)(b - remote) : (int)strlen(remote),
+			 remote);
+	}
+}
+
 /* A DSN for the recipients that failed this round, and, when warn is
  * set, those deferred (a delay warning). */
 static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now,
@@ -69,6 +85,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 {
 	const struct config *cfg = w->w_cfg;
 	struct dsn_rcpt *dr;
+	char (*mta)[sizeof(m->dm_rcpts[0].dr_remote)];
 	struct dsn_msg dm;
 	struct queue_body body;
 	struct queue_msg *b;
@@ -80,8 +97,12 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	long len;
 
 	dr = calloc(m->dm_nrcpt, sizeof(*dr));
-	if (dr == NULL)
+	mta = calloc(m->dm_nrcpt, sizeof(*mta));
+	if (dr == NULL || mta == NULL) {
+		free(dr);
+		free(mta);
 		return NULL;
+	}
 	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
 		struct dlv_rcpt *r = &m->dm_rcpts[i];
 
@@ -91,7 +112,9 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 		dr[n].dr_action = r->dr_result == DLV_R_FAILED ? DSN_FAILED : DSN_DELAYED;
 		dr[n].dr_status = r->dr_ecode[0] ? r->dr_ecode :
 				  r->dr_result == DLV_R_FAILED ? "5.0.0" : "4.0.0";
-		dr[n].dr_remote_mta = r->dr_remote[0] ? r->dr_remote : NULL;
+		dres_mta_name(r->dr_remote, mta[n], sizeof(mta[n]));
+		dr[n].dr_remote_mta = mta[n][0] ? mta[n] : NULL;
+		dr[n].dr_remote_addr = r->dr_remote[0] ? r->dr_remote : NULL;
 		dr[n].dr_diag = r->dr_reply ? r->dr_reply : "";
 		dr[n].dr_last_attempt = NULL;
 		n++;
@@ -126,6 +149,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	if (len < 0)
 		goto fail;
 	free(dr);
+	free(mta);
 	rc->state = QRCPT_PENDING;
 	rc->addr = m->dm_sender;	/* copied into the record at commit */
 	rc->addr_len = (uint16_t)strlen(m->dm_sender);
@@ -160,6 +184,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	return b;
 fail:
 	free(dr);
+	free(mta);
 	free(text);
 	free(b);
 	free(iov);

@@ -6,11 +6,15 @@
  * keeps idle sessions for reuse and paces sends by
  * destination_rate_limit. Single-threaded apart from the inbox.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
@@ -181,6 +185,41 @@ static void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d,
 
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d);
 
+#define DLV_IFADDRS_MAX 64
+
+/* The machine's interface addresses, when a wildcard listener needs them
+ * for the loop check (read per route, so a new address counts). */
+static unsigned dlv_local_addrs(const struct config *cfg, struct sockaddr_storage *out,
+				unsigned max)
+{
+	struct ifaddrs *ifa, *i;
+	bool wildcard = false;
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < cfg->listen_count; k++) {
+		const struct sockaddr_storage *l = &cfg->listen[k].cl_addr;
+
+		if ((l->ss_family == AF_INET &&
+		     ((const struct sockaddr_in *)l)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+		    (l->ss_family == AF_INET6 &&
+		     IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)l)->sin6_addr)))
+			wildcard = true;
+	}
+	if (!wildcard || getifaddrs(&ifa) < 0)
+		return 0;
+	for (i = ifa; i != NULL && n < max; i = i->ifa_next) {
+		if (i->ifa_addr == NULL ||
+		    (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		memcpy(&out[n], i->ifa_addr, i->ifa_addr->sa_family == AF_INET ?
+		       sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		n++;
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
 /* The route is known: open sessions for the waiting jobs. */
 static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 {
@@ -211,13 +250,51 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 	rt->rt_refs = 1;
 	rt->rt_port = d->dd_port;
 	rt->rt_dns = *r;
-	want = d->dd_queued;
+	{
+		struct sockaddr_storage ifs[DLV_IFADDRS_MAX];
+		unsigned nifs = dlv_local_addrs(cfg, ifs, DLV_IFADDRS_MAX);
+		/* The operator's relayhost is trusted with private addresses. */
+		bool trusted = cfg->relayhost != NULL && cfg->relayhost[0] != '\0' &&
+			       strcasecmp(d->dd_name, cfg->relayhost) == 0;
+		char why[400];
+
+		switch (dlv_route_filter(cfg, trusted, d->dd_port, &rt->rt_dns, ifs, nifs)) {
+		case DLV_ROUTE_OK:
+			break;
+		case DLV_ROUTE_LOOP:
+			snprintf(why, sizeof(why), "mail for %s loops back to myself", d->dd_name);
+			log_msg(LOG_INFO, "delivery: %s", why);
+			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.6", why);
+			free(rt);
+			return;
+		case DLV_ROUTE_PRIVATE:
+			snprintf(why, sizeof(why), "no deliverable address for %s: its mail hosts"
+				 " have only loopback, private or link-local addresses"
+				 " (smtp_allow_private_destinations = no)", d->dd_name);
+			log_msg(LOG_INFO, "delivery: %s", why);
+			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.4", why);
+			free(rt);
+			return;
+		default:
+			snprintf(why, sizeof(why), "no address to deliver to for %s", d->dd_name);
+			if (d->dd_nconns == 0)
+				dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.4", why);
+			free(rt);
+			return;
+		}
+	}
+	/* Sessions still opening will each take a waiting job: open only
+	 * for the rest (else every job that arrives during a connect opens
+	 * a session per waiting job, and a dead host sees a storm). */
+	want = d->dd_queued > d->dd_nopening ? d->dd_queued - d->dd_nopening : 0;
 	if (want > cfg->destination_concurrency_limit - d->dd_nconns)
 		want = cfg->destination_concurrency_limit - d->dd_nconns;
 	for (unsigned i = 0; i < want; i++) {
 		d->dd_nconns++;
+		d->dd_nopening++;
 		if (smtp_client_open(w, d, rt, 0) == NULL) {
 			d->dd_nconns--;
+			d->dd_nopening--;
 			break;
 		}
 	}
@@ -268,8 +345,16 @@ void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
 }
 
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+void dlv_dest_client_opened(struct dlv_dest *d)
 {
+	d->dd_nopening--;
+}
+
+void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
+			  bool opening)
+{
+	if (opening)
+		d->dd_nopening--;
 	/* Unlink c from the idle list if it is there. */
 	if (d->dd_idle == c) {
 		d->dd_idle = smtp_client_next_idle(c);
@@ -370,6 +455,15 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 		next = j->dj_next;
 		if (w->w_quiesce) {
 			dlv_job_end(w, j, DLV_R_NONE, "", "");
+			continue;
+		}
+		if (j->dj_msg->dm_hops >= DLV_HOPCOUNT_LIMIT) {
+			char why[120];
+
+			snprintf(why, sizeof(why), "too many hops (%u Received: headers, the"
+				 " limit is %u): the message is looping", j->dj_msg->dm_hops,
+				 DLV_HOPCOUNT_LIMIT);
+			dlv_job_end(w, j, DLV_R_FAILED, "5.4.6", why);
 			continue;
 		}
 		d = dlv_dest_get(w, j->dj_nexthop);

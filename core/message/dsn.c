@@ -347,7 +347,8 @@ static const char *dsn_rcpt_addr(struct dsn_ctx *c, const struct dsn_rcpt *r)
 /* The explanation's line for one recipient: "<addr>: host H said: ...". */
 static void dsn_part1_rcpt(struct dsn_ctx *c, struct dsn_buf *b, const struct dsn_rcpt *r)
 {
-	const char *host = dsn_value(&c->host, r->dr_remote_mta, DSN_SHORT_MAX, 0);
+	const char *host = dsn_value(&c->host, r->dr_remote_addr != NULL ? r->dr_remote_addr :
+				     r->dr_remote_mta, DSN_SHORT_MAX, 0);
 	const char *diag = dsn_value(&c->diag, r->dr_diag, DSN_DIAG_MAX,
 				     DSN_C_SPACE | DSN_C_UTF8 | DSN_C_LINES);
 	const char *what = r->dr_action == DSN_DELAYED ? "delayed" : "failed";

@@ -19,6 +19,8 @@ struct dsn_rcpt {
 	enum dsn_action dr_action;
 	const char *dr_status;		/* enhanced code, e.g. "5.1.1" */
 	const char *dr_remote_mta;	/* host name that answered, or NULL */
+	const char *dr_remote_addr;	/* "host[ip]:port" for the explanation;
+					 * NULL: dr_remote_mta */
 	const char *dr_diag;		/* the server's reply ("550 5.1.1 ...")
 					 * or our reason; may hold "\n" */
 	const char *dr_last_attempt;	/* RFC 5322 date, or NULL */

@@ -2,10 +2,21 @@
  * smtp_client.c: one outbound SMTP session (RFC 5321 client side) on a
  * worker: connect, greeting, EHLO (HELO when refused), then transactions
  * handed over by its destination, with PIPELINING when offered (RFC 2920:
- * MAIL, every RCPT and DATA in one send). The body goes from the queue's
- * map to the socket without a user-space copy: the session holds a read
- * snapshot of the body and sends iovecs over it, with a one-byte "." piece
- * inserted before each line that starts with a dot (dot-stuffing).
+ * MAIL, every RCPT and DATA in one send). The body goes out in windows of
+ * CL_BODY_WINDOW bytes: for each, a read transaction is opened, the window
+ * is copied (dot-stuffed) into the connection's output and the
+ * transaction is closed again, and the next window follows when the
+ * output has drained. Why a copy and not iovecs over the map: a read
+ * transaction held while a slow receiver takes minutes to read a large
+ * body stops LMDB from reusing freed pages (the file grows), and anything
+ * the loop still sends from the map after the snapshot is released goes
+ * out as whatever was written into those pages since, i.e. other mail.
+ * With the copy, no map page is referenced outside one callback, and the
+ * memory per sending session is bounded by the window.
+ *
+ * A reply before the whole body has been sent is a protocol error (the
+ * server answered before it read the end of data, or lies): the attempt
+ * is deferred and the connection is dropped, never counted as delivered.
  *
  * A session that fails before it is ready (connect, greeting, EHLO)
  * hands over to a new session on the next address of the route; after
@@ -40,7 +51,17 @@ enum cl_state {
 	CL_QUIT,
 	CL_STARTTLS,		/* STARTTLS sent, 220 expected */
 	CL_TLS_HANDSHAKE,	/* handshake running; EHLO again after */
+	CL_DATA_DONE,		/* whole body and "." sent; final reply expected */
 };
+
+/* Body bytes copied into the output per step; see the top of the file.
+ * Stuffed (at worst 4/3 of it, all "." lines) it still fits the loop's
+ * 256 KiB output buffer, and a window is enough to keep the socket's
+ * send buffer fed between two on_drained calls. */
+#define CL_BODY_WINDOW (128u * 1024u)
+/* Seconds a closing session may take to flush its output before it is
+ * dropped (a peer that stopped reading must not hold it forever). */
+#define CL_CLOSE_GRACE 10u
 
 struct smtp_client {
 	struct io_conn c_conn;		/* first: container_of from io */
@@ -53,6 +74,8 @@ struct smtp_client {
 	struct sockaddr_storage c_sa;
 	uint8_t c_state;
 	bool c_ready_once;
+	bool c_opening;			/* counted in dd_nopening (or its
+					 * predecessor was, on a hand-over) */
 	bool c_gone_reported;
 	bool c_mail_ok;
 	uint32_t c_ext;
@@ -62,16 +85,16 @@ struct smtp_client {
 	unsigned c_msgs;
 	struct dlv_job *c_job;
 	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
-	struct queue_body c_body;
-	struct iovec *c_iov;
-	unsigned c_niov, c_iov_cap;
+	uint64_t c_body_off;		/* stored body bytes already written */
+	uint64_t c_body_len;		/* stored body size, from the first window */
+	bool c_body_bol;		/* the last byte written ended a line */
+	bool c_body_end;		/* the "." line is written too */
 	char c_remote[300];		/* host[ip]:port */
 	char c_host[256];		/* MX host name: SNI and verification */
 	struct tls_conn *c_tls;		/* owned; NULL in cleartext */
 	uint8_t c_policy;		/* enum config_tls_policy for this hop */
 	bool c_no_tls;			/* a cleartext retry after a failed handshake */
 	char c_tlsinfo[80];		/* "TLSv1.3 TLS_AES_128_GCM_SHA256" */
-	size_t c_body_left;		/* TLS: plaintext body bytes not yet encrypted */
 	char c_error[400];		/* why the session failed */
 	struct smtp_reply_parser c_rp;
 	struct smtp_reply c_reply;
@@ -178,8 +201,9 @@ static void cl_settle_reply(struct smtp_client *c, unsigned k, const struct smtp
 {
 	char ecode[12];
 	char *text = cl_reply_text(r);
-	enum dlv_result res = r->code < 400 ? DLV_R_SENT :
-			      r->code < 500 ? DLV_R_DEFERRED : DLV_R_FAILED;
+	/* Only 2xx delivers; callers turn 1xx and 3xx into protocol errors. */
+	enum dlv_result res = r->code >= 200 && r->code < 300 ? DLV_R_SENT :
+			      r->code >= 500 ? DLV_R_FAILED : DLV_R_DEFERRED;
 
 	cl_default_ecode(ecode, r->code, r->ecode);
 	dlv_rcpt_result(c->c_job, k, res, text ? text : "reply", ecode, c->c_remote);
@@ -197,27 +221,25 @@ static void cl_job_end(struct smtp_client *c, enum dlv_result res, const char *e
 		return;
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
 		dlv_rcpt_result(j, k, res, reason, ecode, c->c_remote);
-	queue_body_release(&c->c_body);
 	free(c->c_rcpt_ok);
 	c->c_rcpt_ok = NULL;
 	c->c_job = NULL;
 	delivery_job_done(c->c_w, j);
 }
 
-/* The session is unusable: report, and close. */
-static void cl_fail(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void cl_fail(struct smtp_client *c, const char *fmt, ...)
+/* The session is unusable: report, and close. Recipients not settled
+ * yet are deferred with ecode. Mid-body the output is dropped: the rest
+ * of a message the server will not take is useless to it, and the
+ * receiver may have stopped reading. */
+static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, va_list ap)
 {
-	va_list ap;
+	bool in_body = c->c_state == CL_BODY;
 
 	if (io_conn_closing(&c->c_conn))
 		return;
-	va_start(ap, fmt);
 	vsnprintf(c->c_error, sizeof(c->c_error), fmt, ap);
-	va_end(ap);
 	if (c->c_job != NULL)
-		cl_job_end(c, DLV_R_DEFERRED, "4.4.2", c->c_error);
+		cl_job_end(c, DLV_R_DEFERRED, ecode, c->c_error);
 	if (!c->c_ready_once) {
 		/* Not ready yet: try the next address of the route. */
 		const struct dns_host *h;
@@ -233,11 +255,44 @@ static void cl_fail(struct smtp_client *c, const char *fmt, ...)
 			dlv_dest_client_failed(c->c_w, c->c_dest, "4.4.1", c->c_error);
 		}
 	}
-	io_conn_close(&c->c_conn);
+	if (in_body) {
+		io_conn_abort(&c->c_conn);
+	} else {
+		io_conn_close(&c->c_conn);
+		cl_deadline(c, CL_CLOSE_GRACE);	/* on_timeout drops it */
+	}
+}
+
+static void cl_fail(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void cl_fail(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cl_vfail(c, "4.4.2", fmt, ap);
+	va_end(ap);
+}
+
+/* The server broke the protocol (a reply out of turn, or of a class that
+ * cannot answer that command): defer what is open and close. */
+static void cl_protocol_error(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void cl_protocol_error(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cl_vfail(c, "4.5.0", fmt, ap);
+	va_end(ap);
 }
 
 static void cl_ready(struct smtp_client *c)
 {
+	if (c->c_opening) {
+		c->c_opening = false;
+		dlv_dest_client_opened(c->c_dest);
+	}
 	c->c_state = CL_READY;
 	c->c_ready_once = true;
 	cl_deadline(c, cl_cfg(c)->smtp_idle_timeout);
@@ -253,53 +308,75 @@ void smtp_client_quit(struct smtp_client *c)
 	cl_deadline(c, 5);
 }
 
-/* Build the DATA iovecs: the body with dot-stuffing, then the end. */
-static int cl_body_iov(struct smtp_client *c)
+/* Body bytes out: encrypted under TLS, else queued (copied) for the
+ * socket. Returns 0 or -errno. */
+static int cl_body_put(struct smtp_client *c, const char *p, size_t n)
 {
-	static char dot[] = ".";
-	static char end_crlf[] = ".\r\n", end_nocrlf[] = "\r\n.\r\n";
-	const char *p = c->c_body.qb_data, *end = p + c->c_body.qb_len, *seg = p;
+	if (n == 0)
+		return 0;
+	if (c->c_tls != NULL) {
+		if (tls_conn_write(c->c_tls, p, n) < 0)
+			return -EIO;
+		cl_tls_flush(c);
+		return 0;
+	}
+	return io_conn_write(&c->c_conn, p, n);
+}
 
-	c->c_niov = 0;
-	for (;;) {
-		const char *lf;
+/*
+ * Write the next window of the body, dot-stuffed (RFC 5321 4.5.2: a line
+ * that starts with "." gets one more), and after the last window the
+ * end of data. The read transaction lives only inside this call: nothing
+ * written refers to the map afterwards. Returns 0 or -errno (the body is
+ * gone or changed, or the output failed).
+ */
+static int cl_body_more(struct smtp_client *c)
+{
+	struct queue_body b;
+	const char *p, *end, *seg;
+	int rc;
 
-		if (c->c_niov + 3 > c->c_iov_cap) {
-			unsigned cap = c->c_iov_cap ? c->c_iov_cap * 2 : 16;
-			struct iovec *n = realloc(c->c_iov, cap * sizeof(*n));
-
-			if (n == NULL)
-				return -ENOMEM;
-			c->c_iov = n;
-			c->c_iov_cap = cap;
+	if (c->c_body_off < c->c_body_len) {
+		rc = queue_body_get(c->c_w->w_queue, c->c_job->dj_msg->dm_id, &b);
+		if (rc < 0)
+			return rc;
+		if (b.qb_len != c->c_body_len) {
+			queue_body_release(&b);
+			return -EIO;
 		}
-		/* A line starting at p that starts with '.': stuff it. */
-		if (p < end && *p == '.') {
-			if (p > seg) {
-				c->c_iov[c->c_niov].iov_base = (void *)seg;
-				c->c_iov[c->c_niov++].iov_len = (size_t)(p - seg);
+		p = seg = b.qb_data + c->c_body_off;
+		end = c->c_body_len - c->c_body_off > CL_BODY_WINDOW ? p + CL_BODY_WINDOW :
+		      b.qb_data + b.qb_len;
+		while (p < end && rc == 0) {
+			const char *lf;
+
+			if (c->c_body_bol && *p == '.') {
+				rc = cl_body_put(c, seg, (size_t)(p - seg));
+				if (rc == 0)
+					rc = cl_body_put(c, ".", 1);
+				seg = p;
 			}
-			c->c_iov[c->c_niov].iov_base = dot;
-			c->c_iov[c->c_niov++].iov_len = 1;
-			seg = p;
+			lf = memchr(p, '\n', (size_t)(end - p));
+			p = lf != NULL ? lf + 1 : end;
+			c->c_body_bol = lf != NULL;
 		}
-		lf = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
-		if (lf == NULL)
-			break;
-		p = lf + 1;
+		if (rc == 0)
+			rc = cl_body_put(c, seg, (size_t)(end - seg));
+		c->c_body_off = (uint64_t)(end - b.qb_data);
+		/* The end of data below needs to know how the body ends. */
+		if (c->c_body_off == c->c_body_len && c->c_body_len >= 2 &&
+		    end[-2] == '\r' && end[-1] == '\n')
+			c->c_body_bol = true;
+		else if (c->c_body_off == c->c_body_len)
+			c->c_body_bol = false;
+		queue_body_release(&b);
+		if (rc < 0)
+			return rc;
+		if (c->c_body_off < c->c_body_len)
+			return 0;
 	}
-	if (end > seg) {
-		c->c_iov[c->c_niov].iov_base = (void *)seg;
-		c->c_iov[c->c_niov++].iov_len = (size_t)(end - seg);
-	}
-	if (c->c_body.qb_len >= 2 && end[-2] == '\r' && end[-1] == '\n') {
-		c->c_iov[c->c_niov].iov_base = end_crlf;
-		c->c_iov[c->c_niov++].iov_len = 3;
-	} else {
-		c->c_iov[c->c_niov].iov_base = end_nocrlf;
-		c->c_iov[c->c_niov++].iov_len = 5;
-	}
-	return 0;
+	c->c_body_end = true;
+	return c->c_body_bol ? cl_body_put(c, ".\r\n", 3) : cl_body_put(c, "\r\n.\r\n", 5);
 }
 
 static void cl_send_rcpt(struct smtp_client *c, unsigned k)
@@ -337,19 +414,29 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 		cl_ready(c);
 		return;
 	}
-	rc = queue_body_get(c->c_w->w_queue, m->dm_id, &c->c_body);
-	if (rc < 0) {
-		cl_job_end(c, DLV_R_DEFERRED, "4.3.0", "queue file read error");
-		cl_ready(c);
-		return;
+	{
+		struct queue_body b;
+
+		/* Only the size now; the bytes are read window by window. */
+		rc = queue_body_get(c->c_w->w_queue, m->dm_id, &b);
+		if (rc < 0) {
+			cl_job_end(c, DLV_R_DEFERRED, "4.3.0", "queue file read error");
+			cl_ready(c);
+			return;
+		}
+		c->c_body_len = b.qb_len;
+		queue_body_release(&b);
 	}
+	c->c_body_off = 0;
+	c->c_body_bol = true;
+	c->c_body_end = false;
 	{
 		char size[32] = "";
 
 		/* SIZE= the stored size (RFC 1870), when offered. */
 		if (c->c_ext & SMTP_EXT_SIZE)
 			snprintf(size, sizeof(size), " SIZE=%llu",
-				 (unsigned long long)c->c_body.qb_len);
+				 (unsigned long long)c->c_body_len);
 		cl_write(c, "MAIL FROM:<%s>%s%s%s\r\n", m->dm_sender, size,
 			 ((m->dm_flags & QRECORD_F_8BIT) && (c->c_ext & SMTP_EXT_8BITMIME)) ?
 			 " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
@@ -360,34 +447,6 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 		cl_write(c, "DATA\r\n");
 	}
 	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
-}
-
-/* TLS: encrypt the next portion of the body (iovecs from the map). The
- * cleartext path sends the iovecs themselves without copying; under TLS
- * the encryption is the one pass over the bytes. */
-static void cl_tls_body_more(struct smtp_client *c)
-{
-	size_t budget = 256 * 1024;
-	unsigned i = 0;
-
-	while (i < c->c_niov && budget > 0) {
-		struct iovec *v = &c->c_iov[i];
-		size_t n = v->iov_len < budget ? v->iov_len : budget;
-
-		if (n > 0 && tls_conn_write(c->c_tls, v->iov_base, n) < 0) {
-			cl_fail(c, "TLS error while sending the message: %s", c->c_tls->tc_error);
-			return;
-		}
-		v->iov_base = (char *)v->iov_base + n;
-		v->iov_len -= n;
-		budget -= n;
-		if (v->iov_len == 0)
-			i++;
-	}
-	memmove(c->c_iov, c->c_iov + i, (c->c_niov - i) * sizeof(*c->c_iov));
-	c->c_niov -= i;
-	c->c_body_left = c->c_niov > 0;
-	cl_tls_flush(c);
 }
 
 /* The reply that answers DATA (phase n+1). */
@@ -403,19 +462,16 @@ static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cl_deadline(c, cl_cfg(c)->smtp_data_done_timeout);
 			return;
 		}
-		if (cl_body_iov(c) < 0) {
-			cl_fail(c, "cannot send the message body");
-			return;
-		}
 		c->c_state = CL_BODY;
-		if (c->c_tls != NULL) {
-			c->c_body_left = 1;	/* encrypted in portions as it drains */
-			cl_tls_body_more(c);
-		} else if (io_conn_sendv(&c->c_conn, c->c_iov, c->c_niov) < 0) {
-			cl_fail(c, "cannot send the message body");
-			return;
-		}
 		cl_deadline(c, cl_cfg(c)->smtp_data_block_timeout);
+		if (cl_body_more(c) < 0)
+			cl_fail(c, "cannot send the message body");
+		return;
+	}
+	if (r->code < 400) {
+		/* 2xx to DATA: the server claims a message it never got. */
+		cl_protocol_error(c, "host %s answered DATA with %03u %s", c->c_remote,
+				  r->code, r->text);
 		return;
 	}
 	/* DATA refused: accepted recipients take this reply. */
@@ -436,6 +492,12 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 	bool pipelined = (c->c_ext & SMTP_EXT_PIPELINING) != 0;
 	unsigned phase = c->c_phase++;
 
+	if (phase <= j->dj_nrcpt && (r->code < 200 || (r->code >= 300 && r->code < 400))) {
+		/* MAIL and RCPT take 2xx, 4xx or 5xx; 354 here is out of turn. */
+		cl_protocol_error(c, "host %s answered %s with %03u %s", c->c_remote,
+				  phase == 0 ? "MAIL FROM" : "RCPT TO", r->code, r->text);
+		return;
+	}
 	if (phase == 0) {
 		c->c_mail_ok = r->code >= 200 && r->code < 300;
 		if (!c->c_mail_ok) {
@@ -553,9 +615,20 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CL_TXN:
 		cl_on_txn_reply(c, r);
 		return;
-	case CL_BODY: {
+	case CL_BODY:
+		/* Before the end of data has been sent: the server did not
+		 * read the message it answers for (or lies). */
+		cl_protocol_error(c, "host %s replied before the end of the message: %03u %s",
+				  c->c_remote, r->code, r->text);
+		return;
+	case CL_DATA_DONE: {
 		struct dlv_job *j = c->c_job;
 
+		if (r->code < 200 || (r->code >= 300 && r->code < 400)) {
+			cl_protocol_error(c, "host %s answered the end of the message with %03u %s",
+					  c->c_remote, r->code, r->text);
+			return;
+		}
 		for (unsigned k = 0; k < j->dj_nrcpt; k++)
 			if (c->c_rcpt_ok[k])
 				cl_settle_reply(c, k, r);
@@ -688,6 +761,7 @@ static const char *cl_state_name(uint8_t st)
 		"connecting", "waiting for the greeting", "after EHLO", "after HELO",
 		"idle", "in the transaction", "sending the message", "after DATA",
 		"after RSET", "after QUIT", "after STARTTLS", "in the TLS handshake",
+		"waiting for the reply to the end of the message",
 	};
 	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
@@ -738,25 +812,32 @@ static void cl_on_drained(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	if (c->c_state == CL_BODY && c->c_tls != NULL && c->c_body_left) {
-		cl_tls_body_more(c);
+	if (c->c_state != CL_BODY)
+		return;
+	if (!c->c_body_end) {
+		/* The window went out: the next one, with a fresh deadline
+		 * (the receiver is making progress). */
+		cl_deadline(c, cl_cfg(c)->smtp_data_block_timeout);
+		if (cl_body_more(c) < 0)
+			cl_fail(c, "cannot send the message body");
 		return;
 	}
-	/* The whole body is out: now wait for the final reply. */
-	if (c->c_state == CL_BODY)
-		cl_deadline(c, cl_cfg(c)->smtp_data_done_timeout);
+	/* The whole body and the "." are out: now wait for the final reply. */
+	c->c_state = CL_DATA_DONE;
+	cl_deadline(c, cl_cfg(c)->smtp_data_done_timeout);
 }
 
 static void cl_on_timeout(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	if (c->c_state == CL_READY) {
-		smtp_client_quit(c);	/* idle too long */
+	if (io_conn_closing(conn) || c->c_state == CL_QUIT) {
+		/* Output the peer does not take: give up on it. */
+		io_conn_abort(conn);
 		return;
 	}
-	if (c->c_state == CL_QUIT) {
-		io_conn_close(conn);
+	if (c->c_state == CL_READY) {
+		smtp_client_quit(c);	/* idle too long */
 		return;
 	}
 	cl_fail(c, "conversation with %s timed out %s", c->c_remote, cl_state_name(c->c_state));
@@ -783,15 +864,13 @@ static void cl_on_free(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	queue_body_release(&c->c_body);
 	free(c->c_rcpt_ok);
-	free(c->c_iov);
 	if (c->c_tls != NULL) {
 		tls_conn_free(c->c_tls);
 		free(c->c_tls);
 	}
 	if (!c->c_gone_reported)
-		dlv_dest_client_gone(c->c_w, c->c_dest, c);
+		dlv_dest_client_gone(c->c_w, c->c_dest, c, c->c_opening);
 	dlv_route_unref(c->c_route);
 	if (c->c_all_prev != NULL)
 		c->c_all_prev->c_all_next = c->c_all_next;
@@ -811,7 +890,7 @@ void smtp_client_abort_all(struct dlv_worker *w)
 		cl_job_end(c, DLV_R_NONE, "", "");
 		c->c_gone_reported = false;
 		c->c_ready_once = true;		/* no hand-over to another host */
-		io_conn_close(&c->c_conn);
+		io_conn_abort(&c->c_conn);	/* the shutdown deadline passed */
 	}
 }
 
@@ -845,6 +924,7 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 	c->c_route = rt;
 	rt->rt_refs++;
 	c->c_candidate = candidate;
+	c->c_opening = true;
 	c->c_sa = *a;
 	if (a->ss_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&c->c_sa;
@@ -859,7 +939,12 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
 		len = sizeof(*in6);
 	}
-	snprintf(c->c_remote, sizeof(c->c_remote), "%s[%s]:%u", h->dh_name, ip, rt->rt_port);
+	/* "mx.example[192.0.2.1]:25"; an address literal is its own name. */
+	if (h->dh_name[0] == '[')
+		snprintf(c->c_remote, sizeof(c->c_remote), "[%s]:%u", ip, rt->rt_port);
+	else
+		snprintf(c->c_remote, sizeof(c->c_remote), "%s[%s]:%u", h->dh_name, ip,
+			 rt->rt_port);
 	snprintf(c->c_host, sizeof(c->c_host), "%s", h->dh_name);
 	{
 		char perr[8];

@@ -133,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rcpts[i].dr_addr = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_status = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_remote_mta = fuzz_dsn_next(&p, end);
+		rcpts[i].dr_remote_addr = NULL;
 		rcpts[i].dr_diag = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_last_attempt = fuzz_dsn_next(&p, end);
 	}

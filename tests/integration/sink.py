@@ -7,10 +7,20 @@ Replies are chosen by the recipient's local part:
   tempthenok@ -> RCPT 451 4.3.0 on the first try, 250 after
   datafail@   -> the final DATA reply is 554 5.6.0 when this is the only
                  recipient accepted
+  early@      -> after reading early_after bytes of the body, answer 250
+                 at once, then read slowly (early_chunk bytes every
+                 early_delay s) until the client closes or early_limit s
+                 pass; what arrived is in early_data (bytes, per conn)
+  stall@      -> after reading stall_after bytes of the body, stop
+                 reading for stall_seconds (stall_event is set then),
+                 then go on as usual
+  dup354@     -> DATA is answered with two 354 replies in one write
+  data250@    -> DATA is answered 250 (no 354), the body is not read
 anything else -> 250. EHLO keywords, a greeting code and a delay before
 the final DATA reply are settings. Every read is recorded per connection,
 so tests can tell whether commands came pipelined."""
 import asyncio
+import socket
 import threading
 import time
 
@@ -18,13 +28,25 @@ import time
 class Sink:
     def __init__(self, host="127.0.0.1", port=0, pipelining=True, greeting="220 sink ESMTP",
                  data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000"),
-                 tls_context=None):
+                 tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
+                 early_chunk=65536, early_delay=0.05, early_limit=15.0,
+                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
         self.data_delay = data_delay
         self.ehlo_keywords = list(ehlo_keywords) + (["PIPELINING"] if pipelining else [])
         self.tls_context = tls_context     # offer STARTTLS with this ssl.SSLContext
+        self.mail_reply = mail_reply
+        self.early_after, self.early_chunk = early_after, early_chunk
+        self.early_delay, self.early_limit = early_delay, early_limit
+        self.early_data = {}        # conn -> bytes read in an early@ session
+        self.early_event = threading.Event()    # the early reply went out
+        self.early_done = threading.Event()     # that session is over
+        self.stall_after, self.stall_seconds = stall_after, stall_seconds
+        self.stall_event = threading.Event()
+        self.rcvbuf = rcvbuf        # SO_RCVBUF of accepted sockets; 0 = system default
+        self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
         self.connections = 0
         self.active = 0
@@ -40,8 +62,17 @@ class Sink:
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._session, self.host, self.port))
+        if self.rcvbuf:
+            # Set on the listener, so the TCP window is small from the start.
+            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.bind((self.host, self.port))
+            self.server = self.loop.run_until_complete(
+                asyncio.start_server(self._session, sock=sock))
+        else:
+            self.server = self.loop.run_until_complete(
+                asyncio.start_server(self._session, self.host, self.port))
         self.port = self.server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
@@ -106,6 +137,8 @@ class Sink:
             return line.rstrip(b"\r").decode("utf-8", "replace")
 
         try:
+            if self.greeting_delay:
+                await asyncio.sleep(self.greeting_delay)
             await send(self.greeting)
             if not self.greeting.startswith("220"):
                 return
@@ -128,7 +161,7 @@ class Sink:
                 elif verb == "MAIL":
                     sender = line[10:].split(">")[0].lstrip("<")
                     rcpts, accepted = [], []
-                    await send("250 2.1.0 Ok")
+                    await send(self.mail_reply)
                 elif verb == "RCPT":
                     rcpt = line[8:].split(">")[0].lstrip("<")
                     rcpts.append(rcpt)
@@ -140,7 +173,47 @@ class Sink:
                     if sender is None or not accepted:
                         await send("554 5.5.1 Error: no valid recipients")
                         continue
-                    await send("354 go ahead")
+                    local = accepted[0].split("@")[0].lower()
+                    if local == "data250":
+                        await send("250 2.0.0 Ok: nothing read")
+                        continue
+                    if local == "early":
+                        await send("354 go ahead")
+                        got = bytearray(buf)
+                        while len(got) < self.early_after:
+                            chunk = await reader.read(65536)
+                            if not chunk:
+                                break
+                            got += chunk
+                        await send("250 2.0.0 Ok: taken early")
+                        self.early_event.set()
+                        deadline = time.time() + self.early_limit
+                        try:
+                            while time.time() < deadline:
+                                await asyncio.sleep(self.early_delay)
+                                try:
+                                    chunk = await asyncio.wait_for(
+                                        reader.read(self.early_chunk),
+                                        max(0.01, deadline - time.time()))
+                                except asyncio.TimeoutError:
+                                    break
+                                if not chunk:
+                                    break
+                                got += chunk
+                        finally:
+                            with self.lock:
+                                self.early_data[conn] = bytes(got)
+                            self.early_done.set()
+                        return
+                    await send("354 go ahead\r\n354 again" if local == "dup354" else "354 go ahead")
+                    if local == "stall":
+                        while len(buf) < self.stall_after:
+                            chunk = await reader.read(65536)
+                            if not chunk:
+                                raise EOFError
+                            buf += chunk
+                        self.stall_event.set()
+                        await asyncio.sleep(self.stall_seconds)
                     while True:
                         if buf.startswith(b".\r\n"):
                             data, buf = b"", buf[3:]

@@ -111,6 +111,8 @@ static const struct {
 	{ "delivery", "no", "no" },
 	{ "delivery", "yes", "yes" },
 	{ "delivery", "off", "no" },
+	{ "smtp_allow_private_destinations", "yes", "yes" },
+	{ "smtp_allow_private_destinations", "no", "no" },
 	{ "relayhost", "", "" },
 	{ "relayhost", "[192.0.2.10]:587", "[192.0.2.10]:587" },
 	{ "relayhost", "[IPv6:2001:db8::10]:25", "[IPv6:2001:db8::10]:25" },
