@@ -6,6 +6,7 @@
  * per recipient, builds a bounce (RFC 3464) for new failures unless the
  * sender is null, and submits it all as one queue update.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +50,9 @@ static void dres_update_done(struct queue_update *u)
 {
 	struct dlv_msg *m = (struct dlv_msg *)((char *)u - offsetof(struct dlv_msg, dm_update));
 
-	if (u->qu_status != 0 && u->qu_status != -2 /* -ENOENT */)
-		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed (%d);"
-			" it will be tried again", m->dm_id, u->qu_status);
+	if (u->qu_status != 0 && u->qu_status != -ENOENT)
+		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed: %s;"
+			" it will be tried again", m->dm_id, queue_strerror(u->qu_status));
 	if (m->dm_bounce != NULL) {
 		free((void *)m->dm_bounce->qm_iov[0].iov_base);
 		free((void *)m->dm_bounce->qm_iov);
