@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,11 @@ static const struct io_loop_ops server_loop_ops;
 static struct smtp_worker *server_worker_of(struct io_loop *loop)
 {
 	return loop->lp_owner;
+}
+
+static struct smtp_worker *server_worker_of_env(struct smtp_env *env)
+{
+	return (struct smtp_worker *)((char *)env - offsetof(struct smtp_worker, w_env));
 }
 
 /* The slot for an address: IPv4 and IPv4-mapped IPv6 hash alike. */
@@ -92,8 +98,9 @@ void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_
 
 #define SERVER_AUTH_WINDOW 300u
 
-bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now)
+static bool server_auth_blocked(struct smtp_env *env, const struct sockaddr *peer, uint64_t now)
 {
+	struct server *srv = server_worker_of_env(env)->w_srv;
 	unsigned slot = server_ip_slot(peer);
 
 	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW)
@@ -101,8 +108,9 @@ bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64
 	return atomic_load(&srv->s_authfail[slot]) >= srv->s_cfg->auth_max_failures;
 }
 
-void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now)
+static void server_auth_failed(struct smtp_env *env, const struct sockaddr *peer, uint64_t now)
 {
+	struct server *srv = server_worker_of_env(env)->w_srv;
 	unsigned slot = server_ip_slot(peer);
 
 	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW) {
@@ -119,7 +127,8 @@ static bool server_ip_exempt(const struct server *srv, const struct sockaddr *sa
 	return netacl_match(srv->s_cfg->relay_networks, sa);
 }
 
-void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
+/* A session ended (or never started): release its caps. */
+static void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
 {
 	struct server *srv = w->w_srv;
 
@@ -144,7 +153,7 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 	char reply[300];
 	int one = 1;
 
-	if (w->w_stopping || getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+	if (w->w_env.e_stopping || getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
 		close(fd);
 		return;
 	}
@@ -172,7 +181,7 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 		}
 	}
 	stat_inc(&w->w_accepted[l->il_index]);
-	if (smtp_server_start(w, fd, (struct sockaddr *)&ss, len, l->il_index) == NULL) {
+	if (smtp_server_start(&w->w_env, fd, (struct sockaddr *)&ss, len, l->il_index) == NULL) {
 		server_session_gone(w, (struct sockaddr *)&ss);
 		server_refuse(fd, "421 4.3.0 Out of memory\r\n");
 	}
@@ -180,21 +189,16 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 
 static void server_begin_stop(struct smtp_worker *w)
 {
-	struct smtp_session *s, *next;
-
-	w->w_stopping = true;
+	w->w_env.e_stopping = true;
 	io_loop_unlisten(&w->w_loop);
 	if (w->w_dlv != NULL)
 		dlv_worker_quiesce(w->w_dlv);
-	for (s = w->w_list; s != NULL; s = next) {
-		next = s->s_next;
-		smtp_server_shutdown(s, false);
-	}
+	smtp_server_shutdown_all(&w->w_env, false);
 }
 
 static void server_check_done(struct smtp_worker *w)
 {
-	if (!w->w_stopping || w->w_sessions != 0)
+	if (!w->w_env.e_stopping || w->w_env.e_nsessions != 0)
 		return;
 	if (w->w_dlv != NULL && !dlv_worker_quiesce(w->w_dlv))
 		return;
@@ -217,7 +221,7 @@ static void server_on_wake(struct io_loop *loop)
 	}
 	if (w->w_dlv != NULL)
 		dlv_worker_on_wake(w->w_dlv);
-	if (!w->w_stopping && atomic_load(&w->w_srv->s_stopping))
+	if (!w->w_env.e_stopping && atomic_load(&w->w_srv->s_stopping))
 		server_begin_stop(w);
 	server_check_done(w);
 }
@@ -228,13 +232,8 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 
 	if (w->w_dlv != NULL)
 		dlv_worker_on_tick(w->w_dlv, now);
-	if (w->w_stopping && now >= w->w_srv->s_stop_deadline) {
-		struct smtp_session *s, *next;
-
-		for (s = w->w_list; s != NULL; s = next) {
-			next = s->s_next;
-			smtp_server_shutdown(s, true);
-		}
+	if (w->w_env.e_stopping && now >= w->w_srv->s_stop_deadline) {
+		smtp_server_shutdown_all(&w->w_env, true);
 		if (w->w_dlv != NULL)
 			smtp_client_abort_all(w->w_dlv);
 	}
@@ -275,7 +274,8 @@ uint64_t server_next_id(struct smtp_worker *w)
 	return (us << 8) | (w->w_id & 0xffu);
 }
 
-const char *server_date(struct smtp_worker *w)
+/* The current date in RFC 5322 form (cached per second). */
+static const char *server_date(struct smtp_worker *w)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -287,6 +287,63 @@ const char *server_date(struct smtp_worker *w)
 	}
 	return w->w_date;
 }
+
+/* The session environment's ops (smtp_env.h), on the worker's thread. */
+static void server_env_submit(struct smtp_env *env, struct queue_msg *m)
+{
+	struct smtp_worker *w = server_worker_of_env(env);
+
+	m->qm_sink = &w->w_sink;
+	queue_submit(w->w_srv->s_queue, m);
+}
+
+static int server_env_auth_submit(struct smtp_env *env, struct auth_job *j)
+{
+	struct smtp_worker *w = server_worker_of_env(env);
+
+	if (w->w_srv->s_auth_pool == NULL)
+		return -EAGAIN;
+	j->aj_sink = &w->w_auth_sink;
+	return auth_pool_submit(w->w_srv->s_auth_pool, j);
+}
+
+static uint64_t server_env_next_id(struct smtp_env *env)
+{
+	return server_next_id(server_worker_of_env(env));
+}
+
+static const char *server_env_date(struct smtp_env *env)
+{
+	return server_date(server_worker_of_env(env));
+}
+
+static bool server_env_tls_offered(struct smtp_env *env)
+{
+	/* Only whether there is one: no reference, no lock. */
+	return server_worker_of_env(env)->w_srv->s_tls_server != NULL;
+}
+
+static struct tls_ctx *server_env_tls_server(struct smtp_env *env)
+{
+	return server_tls_server(server_worker_of_env(env)->w_srv);
+}
+
+static void server_env_session_gone(struct smtp_env *env, const struct sockaddr *peer)
+{
+	server_session_gone(server_worker_of_env(env), peer);
+}
+
+static const struct smtp_env_ops server_env_ops = {
+	.submit = server_env_submit,
+	.auth_submit = server_env_auth_submit,
+	.next_id = server_env_next_id,
+	.date = server_env_date,
+	.tls_offered = server_env_tls_offered,
+	.tls_server = server_env_tls_server,
+	.auth_blocked = server_auth_blocked,
+	.auth_failed = server_auth_failed,
+	.session_gone = server_env_session_gone,
+};
 
 /* The listening sockets of one worker, one per configured address. */
 static int server_worker_listen(struct smtp_worker *w, const struct config *cfg,
@@ -361,6 +418,11 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 			srv->s_nworkers = i;
 			return -1;
 		}
+		w->w_env.e_ops = &server_env_ops;
+		w->w_env.e_cfg = cfg;
+		w->w_env.e_auth = srv->s_auth;
+		w->w_env.e_loop = &w->w_loop;
+		w->w_env.e_bufs = &w->w_loop.lp_bufs;
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
 		auth_sink_init(&w->w_auth_sink, server_sink_notify, &w->w_loop);
 		if (cfg->delivery && dlv_worker_init(&w->w_dlv, w, err, errlen) < 0) {
@@ -448,14 +510,15 @@ void server_get_stats(struct server *srv, struct server_stats *st_r)
 	memset(st_r, 0, sizeof(*st_r));
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		const struct smtp_worker *w = &srv->s_workers[i];
+		const struct smtp_env_stats *es = &w->w_env.e_stats;
 
 		for (unsigned l = 0; l < CONFIG_LISTEN_MAX; l++) {
 			st_r->accepted[l] += stat_get(&w->w_accepted[l]);
-			st_r->open[l] += stat_get(&w->w_open[l]);
+			st_r->open[l] += stat_get(&es->es_open[l]);
 		}
 		st_r->refused += stat_get(&w->w_refused);
-		st_r->messages += stat_get(&w->w_messages);
-		st_r->rejected += stat_get(&w->w_rejected);
+		st_r->messages += stat_get(&es->es_messages);
+		st_r->rejected += stat_get(&es->es_rejected);
 		st_r->bounces += stat_get(&w->w_bounces);
 		for (unsigned k = 0; k < 4; k++)
 			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
@@ -463,13 +526,13 @@ void server_get_stats(struct server *srv, struct server_stats *st_r)
 			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
 		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
 		st_r->dns_failures += stat_get(&w->w_dns_failures);
-		st_r->tls_handshakes += stat_get(&w->w_tls_handshakes);
-		st_r->tls_failures += stat_get(&w->w_tls_failures);
+		st_r->tls_handshakes += stat_get(&es->es_tls_handshakes);
+		st_r->tls_failures += stat_get(&es->es_tls_failures);
 		st_r->tls_out_handshakes += stat_get(&w->w_tls_out_handshakes);
 		st_r->tls_out_failures += stat_get(&w->w_tls_out_failures);
 		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
 		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
-		server_hist_add(&st_r->accept_lat, &w->w_accept_lat);
+		server_hist_add(&st_r->accept_lat, &es->es_accept_lat);
 		server_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
 	}
 }

@@ -2,7 +2,8 @@
  * server: the inbound SMTP service. It owns the worker threads (one
  * io_loop each), their listening sockets, the connection caps and the
  * orderly shutdown. Sessions (smtp_server.h) live on one worker for
- * their whole life.
+ * their whole life and reach it only through the worker's session
+ * environment (w_env, smtp_env.h), which server.c fills and implements.
  */
 #ifndef RINGMTA_SERVER_H
 #define RINGMTA_SERVER_H
@@ -14,12 +15,12 @@
 #include <time.h>
 
 #include "core/config/config.h"
+#include "core/inbound/smtp_env.h"
 #include "core/sasl/auth_pool.h"
 #include "io/loop.h"
 #include "io/stat.h"
 #include "queue/queue.h"
 
-struct smtp_session;
 struct dlv_worker;
 struct tls_ctx;
 struct auth_db;
@@ -28,6 +29,7 @@ struct auth_db;
 
 struct smtp_worker {
 	struct io_loop w_loop;
+	struct smtp_env w_env;		/* the sessions' view of this worker */
 	struct queue_sink w_sink;
 	struct auth_sink w_auth_sink;	/* password checks coming back */
 	struct server *w_srv;
@@ -35,25 +37,18 @@ struct smtp_worker {
 	pthread_t w_thread;
 	bool w_thread_started;
 	uint64_t w_last_us;		/* for queue ids */
-	uint32_t w_sessions;		/* live sessions, orphans included */
-	struct smtp_session *w_list;	/* live, attached sessions */
 	struct dlv_worker *w_dlv;	/* outbound side; NULL if delivery=no */
-	bool w_stopping;
 	time_t w_date_sec;		/* cached RFC 5322 date */
 	char w_date[40];
-	/* Counters for the metrics endpoint (single writer: this worker). */
+	/* Counters for the metrics endpoint (single writer: this worker);
+	 * the sessions' own are in w_env.e_stats. */
 	stat_t w_accepted[CONFIG_LISTEN_MAX];	/* per listener */
-	stat_t w_open[CONFIG_LISTEN_MAX];	/* sessions open, per listener */
 	stat_t w_refused;			/* connections over a cap */
-	stat_t w_messages;			/* messages queued */
-	stat_t w_rejected;			/* bodies refused */
 	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
 	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
 	stat_t w_bounces;
 	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
-	stat_t w_tls_handshakes, w_tls_failures;	/* inbound */
 	stat_t w_tls_out_handshakes, w_tls_out_failures;	/* outbound */
-	struct stat_hist w_accept_lat;		/* end of DATA -> 250 */
 	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
 
@@ -84,9 +79,6 @@ struct tls_ctx *server_tls_server(struct server *srv);
 struct tls_ctx *server_tls_client(struct server *srv);
 /* Replace the TLS contexts (reload); takes ownership of the new ones. */
 void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx);
-/* AUTH failure accounting for a client address. */
-bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now);
-void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now);
 
 /* Bind listeners and start workers. err names what failed. */
 int server_start(struct server *srv, const struct config *cfg, struct queue *q,
@@ -97,12 +89,8 @@ void server_stop(struct server *srv);
 void server_join(struct server *srv);
 void server_destroy(struct server *srv);
 
-/* For sessions: the next queue id of this worker. */
+/* The next queue id of this worker (sessions get theirs through w_env). */
 uint64_t server_next_id(struct smtp_worker *w);
-/* For sessions: the current date in RFC 5322 form (cached per second). */
-const char *server_date(struct smtp_worker *w);
-/* A session ended: release its caps. */
-void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer);
 
 /*
  * A plain copy of the workers' counters, summed over workers (per worker

@@ -18,7 +18,6 @@
 #include "core/config/config.h"
 #include "core/base/log.h"
 #include "core/config/netacl.h"
-#include "core/app/server.h"
 #include "tls/tls.h"
 
 /*
@@ -55,7 +54,7 @@ static struct smtp_session *smtp_of_conn(struct io_conn *c)
 
 const struct config *smtp_server_cfg(const struct smtp_session *s)
 {
-	return s->s_worker->w_srv->s_cfg;
+	return s->s_env->e_cfg;
 }
 
 void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
@@ -97,10 +96,10 @@ void smtp_server_close(struct smtp_session *s, const char *reason)
 
 /* ---- transactions ---- */
 
-static void smtp_txn_free(struct smtp_worker *w, struct smtp_txn *t)
+static void smtp_txn_free(struct smtp_env *env, struct smtp_txn *t)
 {
 	for (unsigned i = 0; i < t->t_nbufs; i++)
-		bufpool_unref(&w->w_loop.lp_bufs, t->t_bufs[i]);
+		bufpool_unref(env->e_bufs, t->t_bufs[i]);
 	for (uint32_t i = 0; i < t->t_nrcpt; i++)
 		free((char *)t->t_rcpts[i].addr);
 	free(t->t_rcpts);
@@ -114,7 +113,7 @@ static void smtp_txn_free(struct smtp_worker *w, struct smtp_txn *t)
 void smtp_server_txn_end(struct smtp_session *s)
 {
 	if (s->s_txn != NULL)
-		smtp_txn_free(s->s_worker, s->s_txn);
+		smtp_txn_free(s->s_env, s->s_txn);
 	s->s_txn = NULL;
 }
 
@@ -145,7 +144,7 @@ static bool smtp_body_may_keep(struct smtp_session *s, struct smtp_txn *t,
 	if (len < b->ib_size / 4 || t->t_nkept >= SMTP_BODY_KEEP_MAX)
 		return false;
 	return (b->ib_flags & IO_BUF_F_HEAP) ||
-	       !bufpool_low(&s->s_worker->w_loop.lp_bufs);
+	       !bufpool_low(s->s_env->e_bufs);
 }
 
 static void smtp_body_slice(struct smtp_txn *t, const char *p, size_t len);
@@ -261,7 +260,7 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 			     uint64_t id, uint32_t flags)
 {
 	const struct config *cfg = smtp_server_cfg(s);
-	const char *date = server_date(s->s_worker);
+	const char *date = s->s_env->e_ops->date(s->s_env);
 	const char *base = t->t_smtputf8 ? "UTF8SMTP" : s->s_esmtp ? "ESMTP" : "SMTP";
 	bool tls = s->s_tls != NULL && s->s_tls->tc_done;
 	size_t cap = 768 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
@@ -327,7 +326,7 @@ void smtp_server_message_done(struct smtp_session *s)
 
 	s->s_state = SMTP_S_CMD;
 	if (refusal != NULL || t->t_oom) {
-		stat_inc(&s->s_worker->w_rejected);
+		stat_inc(&s->s_env->e_stats.es_rejected);
 		log_msg(LOG_INFO, "reject client=%s from=<%s> reason=\"%s\"", s->s_addr,
 			t->t_sender, refusal ? refusal : "out of memory");
 		smtp_server_txn_end(s);
@@ -335,14 +334,13 @@ void smtp_server_message_done(struct smtp_session *s)
 				  "452 4.3.1 Insufficient system storage");
 		return;
 	}
-	id = server_next_id(s->s_worker);
+	id = s->s_env->e_ops->next_id(s->s_env);
 	if (smtp_build_prefix(s, t, id, flags) < 0) {
 		smtp_server_txn_end(s);
 		smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
 		return;
 	}
 	memset(m, 0, sizeof(*m));
-	m->qm_sink = &s->s_worker->w_sink;
 	m->qm_id = id;
 	m->qm_rec.arrival = smtp_now_us();
 	m->qm_rec.next_attempt = m->qm_rec.arrival;
@@ -361,7 +359,7 @@ void smtp_server_message_done(struct smtp_session *s)
 	m->qm_iov = t->t_iov;
 	m->qm_iovcnt = t->t_niov;
 	s->s_state = SMTP_S_COMMIT;
-	queue_submit(s->s_worker->w_srv->s_queue, m);
+	s->s_env->e_ops->submit(s->s_env, m);
 }
 
 /* ---- input ---- */
@@ -558,7 +556,7 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 static int smtp_inq_push(struct smtp_session *s, struct io_buf *b,
 			 size_t off, size_t len)
 {
-	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
+	struct bufpool *bp = s->s_env->e_bufs;
 	struct smtp_inq *last = s->s_inq_n ? &s->s_inq[s->s_inq_n - 1] : NULL;
 	bool keep;
 
@@ -618,7 +616,7 @@ static void smtp_inq_add(struct smtp_session *s, struct io_buf *b, size_t off, s
 /* Run queued input until it is used up or the session waits again. */
 static void smtp_inq_drain(struct smtp_session *s)
 {
-	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
+	struct bufpool *bp = s->s_env->e_bufs;
 
 	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT &&
 	       s->s_state != SMTP_S_AUTH_WAIT && !s->s_closing) {
@@ -640,7 +638,7 @@ static void smtp_inq_drain(struct smtp_session *s)
 static void smtp_inq_clear(struct smtp_session *s)
 {
 	for (uint16_t i = 0; i < s->s_inq_n; i++)
-		bufpool_unref(&s->s_worker->w_loop.lp_bufs, s->s_inq[i].q_buf);
+		bufpool_unref(s->s_env->e_bufs, s->s_inq[i].q_buf);
 	free(s->s_inq);
 	s->s_inq = NULL;
 	s->s_inq_n = s->s_inq_cap = 0;
@@ -650,7 +648,7 @@ static void smtp_inq_clear(struct smtp_session *s)
 /* Idle between transactions during shutdown: say goodbye. */
 static void smtp_maybe_shutdown(struct smtp_session *s)
 {
-	if (s->s_worker->w_stopping && !s->s_closing && s->s_txn == NULL &&
+	if (s->s_env->e_stopping && !s->s_closing && s->s_txn == NULL &&
 	    s->s_state == SMTP_S_CMD && s->s_inq_n == 0)
 		smtp_server_shutdown(s, false);
 }
@@ -735,7 +733,7 @@ void smtp_server_committed(struct queue_msg *m)
 {
 	struct smtp_txn *t = (struct smtp_txn *)m;
 	struct smtp_session *s = t->t_sess;
-	struct smtp_worker *w = s->s_worker;
+	struct smtp_env *env = s->s_env;
 	char ids[17];
 
 	queue_id_str(m->qm_id, ids);
@@ -746,20 +744,20 @@ void smtp_server_committed(struct queue_msg *m)
 			"%s id=%s client=%s from=<%s> nrcpt=%u size=%" PRIu64 " (client gone)",
 			m->qm_status == 0 ? "queued" : "queue-failed", ids, s->s_addr,
 			t->t_sender, t->t_nrcpt, m->qm_rec.size);
-		smtp_txn_free(w, t);
+		smtp_txn_free(env, t);
 		s->s_txn = NULL;
 		smtp_inq_clear(s);
 		smtp_tls_free(s);
 		free(s->s_helo);
 		free(s->s_line);
-		w->w_sessions--;
+		env->e_nsessions--;
 		free(s);
 		return;
 	}
 	s->s_state = SMTP_S_CMD;
 	if (m->qm_status == 0) {
-		stat_inc(&w->w_messages);
-		stat_hist_observe(&w->w_accept_lat, smtp_now_ns() - m->qm_submit_ns);
+		stat_inc(&env->e_stats.es_messages);
+		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_now_ns() - m->qm_submit_ns);
 		s->s_messages++;
 		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64,
 			ids, s->s_addr, s->s_auth_user ? " user=" : "",
@@ -823,16 +821,16 @@ static void smtp_on_delay(struct io_conn *c)
 static void smtp_on_free(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
-	struct smtp_worker *w = s->s_worker;
+	struct smtp_env *env = s->s_env;
 
 	if (s->s_prev != NULL)
 		s->s_prev->s_next = s->s_next;
 	else
-		w->w_list = s->s_next;
+		env->e_sessions = s->s_next;
 	if (s->s_next != NULL)
 		s->s_next->s_prev = s->s_prev;
-	server_session_gone(w, (const struct sockaddr *)&s->s_peer);
-	stat_add(&w->w_open[s->s_listener], (uint64_t)-1);
+	env->e_ops->session_gone(env, (const struct sockaddr *)&s->s_peer);
+	stat_add(&env->e_stats.es_open[s->s_listener], (uint64_t)-1);
 	if (s->s_state == SMTP_S_COMMIT) {
 		s->s_gone = true;	/* freed by smtp_server_committed */
 		return;
@@ -842,7 +840,7 @@ static void smtp_on_free(struct io_conn *c)
 	smtp_tls_free(s);
 	free(s->s_helo);
 	free(s->s_line);
-	w->w_sessions--;
+	env->e_nsessions--;
 	free(s);
 }
 
@@ -855,18 +853,18 @@ static const struct io_conn_ops smtp_conn_ops = {
 	.on_free = smtp_on_free,
 };
 
-struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
+struct smtp_session *smtp_server_start(struct smtp_env *env, int fd,
 				       const struct sockaddr *peer, socklen_t len,
 				       unsigned listener)
 {
-	const struct config *cfg = w->w_srv->s_cfg;
+	const struct config *cfg = env->e_cfg;
 	struct smtp_session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
-	s->s_worker = w;
+	s->s_env = env;
 	s->s_listener = (uint8_t)listener;
-	stat_add(&w->w_open[listener], 1);
+	stat_add(&env->e_stats.es_open[listener], 1);
 	memcpy(&s->s_peer, peer, len < sizeof(s->s_peer) ? len : sizeof(s->s_peer));
 	if (peer->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
@@ -879,12 +877,12 @@ struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
 	s->s_relay_ok = s->s_kind == CONFIG_LISTEN_SMTP &&
 			netacl_match(cfg->relay_networks, peer);
 	s->s_start = io_loop_now();
-	s->s_next = w->w_list;
-	if (w->w_list != NULL)
-		w->w_list->s_prev = s;
-	w->w_list = s;
-	w->w_sessions++;
-	io_conn_start(&w->w_loop, &s->s_conn, fd, &smtp_conn_ops);
+	s->s_next = env->e_sessions;
+	if (env->e_sessions != NULL)
+		env->e_sessions->s_prev = s;
+	env->e_sessions = s;
+	env->e_nsessions++;
+	io_conn_start(env->e_loop, &s->s_conn, fd, &smtp_conn_ops);
 	log_msg(LOG_DEBUG, "connect client=%s", s->s_addr);
 	if (s->s_kind == CONFIG_LISTEN_SUBMISSIONS) {
 		/* Implicit TLS: the greeting follows the handshake. */
@@ -913,4 +911,14 @@ void smtp_server_shutdown(struct smtp_session *s, bool force)
 	smtp_server_reply(s, "421 4.3.2 %s Service shutting down, closing connection",
 			  smtp_server_cfg(s)->hostname);
 	smtp_server_close(s, "shutdown");
+}
+
+void smtp_server_shutdown_all(struct smtp_env *env, bool force)
+{
+	struct smtp_session *s, *next;
+
+	for (s = env->e_sessions; s != NULL; s = next) {
+		next = s->s_next;
+		smtp_server_shutdown(s, force);
+	}
 }

@@ -19,8 +19,13 @@
  * that arrives meanwhile waits, in order, in the input queue, and the
  * connection stops receiving once that holds SMTP_INQ_PAUSE_BYTES.
  *
- * Ownership: the worker allocates sessions at accept; a session frees
- * itself when its connection is gone and no commit is outstanding.
+ * Everything a session needs from outside (settings, buffer pool, queue,
+ * password checks, ids, date, TLS context) comes through its environment
+ * (smtp_env.h); the session knows nothing of the worker that runs it.
+ *
+ * Ownership: smtp_server_start() allocates a session on its env's list;
+ * a session frees itself when its connection is gone and no commit is
+ * outstanding.
  */
 #ifndef RINGMTA_SMTP_SERVER_H
 #define RINGMTA_SMTP_SERVER_H
@@ -30,6 +35,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "core/inbound/smtp_env.h"
 #include "core/wire/smtp_cmd.h"
 #include "core/wire/smtp_data.h"
 #include "io/loop.h"
@@ -38,7 +44,6 @@
 #define SMTP_CMD_LINE_MAX 512	/* RFC 5321 4.5.3.1.4, including CRLF */
 #define SMTP_AUTH_LINE_MAX 12288 /* RFC 4954 section 4 */
 
-struct smtp_worker;
 struct tls_conn;
 struct auth_exchange;
 struct auth_job;
@@ -90,8 +95,8 @@ struct smtp_inq {
 
 struct smtp_session {
 	struct io_conn s_conn;		/* first: container_of from io */
-	struct smtp_worker *s_worker;
-	struct smtp_session *s_next, *s_prev;	/* worker's list */
+	struct smtp_env *s_env;
+	struct smtp_session *s_next, *s_prev;	/* env's list */
 	uint8_t s_state;		/* enum smtp_state */
 	bool s_esmtp;
 	bool s_helo_done;
@@ -123,14 +128,17 @@ struct smtp_session {
 	uint64_t s_start;		/* monotonic seconds */
 };
 
-/* Start a session on an accepted fd (the worker checked the caps). */
-struct smtp_session *smtp_server_start(struct smtp_worker *w, int fd,
+/* Start a session on an accepted fd (the owner checked the caps). NULL
+ * without memory: nothing started, the env's ops were not called. */
+struct smtp_session *smtp_server_start(struct smtp_env *env, int fd,
 				       const struct sockaddr *peer, socklen_t len,
 				       unsigned listener);
 /* The queue returned a message of this session's. */
 void smtp_server_committed(struct queue_msg *m);
 /* Shutdown: close now if idle; force says close even mid-transaction. */
 void smtp_server_shutdown(struct smtp_session *s, bool force);
+/* smtp_server_shutdown() for every session attached to env. */
+void smtp_server_shutdown_all(struct smtp_env *env, bool force);
 
 /* Internal to smtp_server*.c */
 /* Queue reply bytes for the client, through TLS when it is on. */

@@ -11,7 +11,6 @@
 #include "core/sasl/auth.h"
 #include "core/config/config.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 #include "core/inbound/smtp_server.h"
 
 #define CMD_F_NEED_HELO	0x01u	/* only after HELO/EHLO */
@@ -65,10 +64,10 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_cmd *cmd, 
 	}
 	{
 		char auth[128] = "", mechs[96];
-		bool tls = s->s_tls == NULL && s->s_worker->w_srv->s_tls_server != NULL;
+		bool tls = s->s_tls == NULL && s->s_env->e_ops->tls_offered(s->s_env);
 
 		if (smtp_auth_offered(s)) {
-			auth_mech_list(s->s_worker->w_srv->s_auth, mechs, sizeof(mechs));
+			auth_mech_list(s->s_env->e_auth, mechs, sizeof(mechs));
 			snprintf(auth, sizeof(auth), "250-AUTH %s\r\n", mechs);
 		}
 		smtp_server_reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"

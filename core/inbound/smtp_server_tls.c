@@ -17,7 +17,6 @@
 #include "core/sasl/auth_pool.h"
 #include "core/config/config.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 #include "core/inbound/smtp_server.h"
 #include "tls/tls.h"
 
@@ -52,8 +51,7 @@ static void smtp_tls_flush(struct smtp_session *s)
 
 int smtp_tls_begin(struct smtp_session *s)
 {
-	struct server *srv = s->s_worker->w_srv;
-	struct tls_ctx *ctx = server_tls_server(srv);
+	struct tls_ctx *ctx = s->s_env->e_ops->tls_server(s->s_env);
 	struct tls_conn *t;
 
 	if (ctx == NULL)
@@ -106,7 +104,7 @@ void smtp_tls_write(struct smtp_session *s, const char *p, size_t n)
 
 void smtp_tls_input(struct smtp_session *s, struct io_buf *b, size_t len)
 {
-	struct bufpool *bp = &s->s_worker->w_loop.lp_bufs;
+	struct bufpool *bp = s->s_env->e_bufs;
 	struct tls_conn *t = s->s_tls;
 	bool was_done = t->tc_done;
 
@@ -130,7 +128,7 @@ void smtp_tls_input(struct smtp_session *s, struct io_buf *b, size_t len)
 			log_msg(LOG_INFO, "tls client=%s version=%s cipher=%s resumed=%s",
 				s->s_addr, tls_conn_version(t), tls_conn_cipher(t),
 				tls_conn_resumed(t) ? "yes" : "no");
-			stat_inc(&s->s_worker->w_tls_handshakes);
+			stat_inc(&s->s_env->e_stats.es_tls_handshakes);
 			if (s->s_state == SMTP_S_TLS_HANDSHAKE)
 				smtp_server_greet(s);
 		}
@@ -142,7 +140,7 @@ void smtp_tls_input(struct smtp_session *s, struct io_buf *b, size_t len)
 	}
 	smtp_tls_flush(s);
 	if (t->tc_failed) {
-		stat_inc(&s->s_worker->w_tls_failures);
+		stat_inc(&s->s_env->e_stats.es_tls_failures);
 		log_msg(LOG_INFO, "tls client=%s handshake or record error: %s", s->s_addr,
 			t->tc_error);
 		smtp_server_close(s, "TLS error");
@@ -161,7 +159,7 @@ void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_server_reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	if (s->s_worker->w_srv->s_tls_server == NULL) {
+	if (!s->s_env->e_ops->tls_offered(s->s_env)) {
 		smtp_server_reply(s, "502 5.5.1 Error: command not implemented");
 		return;
 	}
@@ -171,9 +169,7 @@ void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 
 bool smtp_auth_offered(const struct smtp_session *s)
 {
-	const struct server *srv = s->s_worker->w_srv;
-
-	if (srv->s_auth == NULL || s->s_auth_user != NULL)
+	if (s->s_env->e_auth == NULL || s->s_auth_user != NULL)
 		return false;
 	if (s->s_tls != NULL && s->s_tls->tc_done)
 		return true;
@@ -202,7 +198,7 @@ static const char *smtp_auth_log_text(char *buf, size_t len, const char *p)
 /* An exchange ended: account for it and answer. */
 static void smtp_auth_finish(struct smtp_session *s, int r)
 {
-	struct server *srv = s->s_worker->w_srv;
+	struct smtp_env *env = s->s_env;
 	struct auth_exchange *x = s->s_auth;
 	char esc[4 * sizeof(x->ax_tried) + 1];
 	static const char *const mech_names[] = {
@@ -223,14 +219,14 @@ static void smtp_auth_finish(struct smtp_session *s, int r)
 		smtp_server_reply(s, "501 5.0.0 Authentication cancelled");
 		break;
 	case AUTH_R_MALFORMED:
-		server_auth_failed(srv, (const struct sockaddr *)&s->s_peer, smtp_tls_now());
+		env->e_ops->auth_failed(env, (const struct sockaddr *)&s->s_peer, smtp_tls_now());
 		smtp_server_reply(s, "501 5.5.2 Error: malformed authentication data");
 		break;
 	case AUTH_R_TEMP:
 		smtp_server_reply(s, "454 4.7.0 Temporary authentication failure");
 		break;
 	default:
-		server_auth_failed(srv, (const struct sockaddr *)&s->s_peer, smtp_tls_now());
+		env->e_ops->auth_failed(env, (const struct sockaddr *)&s->s_peer, smtp_tls_now());
 		log_msg(LOG_INFO, "auth-failed client=%s user=%s", s->s_addr,
 			x->ax_tried[0] ? smtp_auth_log_text(esc, sizeof(esc), x->ax_tried) : "-");
 		smtp_server_reply(s, "535 5.7.8 Error: authentication failed");
@@ -251,15 +247,13 @@ void smtp_auth_abort(struct smtp_session *s)
 /* Hand the password check to the pool; the session waits for it. */
 static void smtp_auth_wait(struct smtp_session *s)
 {
-	struct server *srv = s->s_worker->w_srv;
 	struct auth_job *j = calloc(1, sizeof(*j));
 
 	if (j != NULL) {
-		j->aj_sink = &s->s_worker->w_auth_sink;
 		j->aj_x = s->s_auth;
 		j->aj_owner = s;
 	}
-	if (j == NULL || srv->s_auth_pool == NULL || auth_pool_submit(srv->s_auth_pool, j) < 0) {
+	if (j == NULL || s->s_env->e_ops->auth_submit(s->s_env, j) < 0) {
 		free(j);
 		smtp_auth_finish(s, AUTH_R_TEMP);
 		return;
@@ -307,7 +301,7 @@ static void smtp_auth_result(struct smtp_session *s, int r, const char *out)
 
 void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
-	struct server *srv = s->s_worker->w_srv;
+	struct smtp_env *env = s->s_env;
 	const char *arg = cmd->arg.p, *sp;
 	size_t alen = cmd->arg.len, mlen;
 	char out[1024];
@@ -326,12 +320,12 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if (!smtp_auth_offered(s)) {
-		smtp_server_reply(s, srv->s_auth == NULL ?
+		smtp_server_reply(s, env->e_auth == NULL ?
 				  "502 5.5.1 Error: authentication not enabled" :
 				  "538 5.7.11 Encryption required for requested authentication mechanism");
 		return;
 	}
-	if (server_auth_blocked(srv, (const struct sockaddr *)&s->s_peer, smtp_tls_now())) {
+	if (env->e_ops->auth_blocked(env, (const struct sockaddr *)&s->s_peer, smtp_tls_now())) {
 		smtp_server_reply(s, "454 4.7.0 Too many failed authentication attempts, "
 				  "try again later");
 		return;
@@ -339,7 +333,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 	sp = memchr(arg, ' ', alen);
 	mlen = sp ? (size_t)(sp - arg) : alen;
 	mech = auth_mech_parse(arg, mlen);
-	if (mech < 0 || !auth_mech_available(srv->s_auth, (enum auth_mech)mech)) {
+	if (mech < 0 || !auth_mech_available(env->e_auth, (enum auth_mech)mech)) {
 		smtp_server_reply(s, "504 5.5.4 Error: unsupported authentication mechanism");
 		return;
 	}
@@ -350,7 +344,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	out[0] = '\0';
-	r = auth_start_deferred(s->s_auth, srv->s_auth, (enum auth_mech)mech,
+	r = auth_start_deferred(s->s_auth, env->e_auth, (enum auth_mech)mech,
 		       sp ? sp + 1 : NULL, sp ? alen - mlen - 1 : 0, smtp_tls_now(),
 		       smtp_tls_nonce(), out, sizeof(out));
 	smtp_auth_result(s, r, out);
@@ -362,7 +356,7 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 	int r;
 
 	out[0] = '\0';
-	r = auth_step_deferred(s->s_auth, s->s_worker->w_srv->s_auth, line, len, smtp_tls_now(),
+	r = auth_step_deferred(s->s_auth, s->s_env->e_auth, line, len, smtp_tls_now(),
 			       out, sizeof(out));
 	smtp_auth_result(s, r, out);
 }

@@ -1,8 +1,13 @@
 /*
  * fuzz_session: libFuzzer target that drives whole inbound SMTP sessions
  * (core/inbound) with the client's bytes split at random points, in the
- * manner of Dovecot's fuzz-smtp-server. The session runs on the stand-in
- * environment of session_env.c: no io_uring, no sockets, no threads.
+ * manner of Dovecot's fuzz-smtp-server. The session runs on an
+ * environment (struct smtp_env) that this driver builds: its ops collect
+ * the messages handed to the queue and the password checks handed to the
+ * auth pool, which the driver runs itself between receives, and give
+ * queue ids from a counter, a fixed date and the driver's TLS context;
+ * AUTH failures never block. Its connection is an io_conn on the
+ * stand-ins of session_env.c: no io_uring, no sockets, no threads.
  *
  * Input: byte 0 picks the set-up, byte 1 seeds the split points, the rest
  * is what the client sends.
@@ -31,7 +36,8 @@
  * exactly one "250 2.0.0 Ok: queued" reply; a session that stopped
  * receiving (io_conn_pause) starts again once its replies were read and its
  * commits returned, and never holds more than 256 KiB of unread replies
- * beyond one receive's worth.
+ * beyond one receive's worth; when it is gone it has left the env's
+ * session list, count and open-sessions counter as it found them.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -45,12 +51,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/app/server.h"
 #include "core/base/log.h"
 #include "core/config/config.h"
+#include "core/inbound/smtp_env.h"
 #include "core/inbound/smtp_server.h"
 #include "core/sasl/auth.h"
 #include "core/sasl/auth_pool.h"
+#include "io/bufpool.h"
+#include "queue/queue.h"
 #include "tests/fuzz/session_env.h"
 #include "tls/tls.h"
 
@@ -58,9 +66,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct config fz_cfg;
-static struct server fz_srv;
-static struct smtp_worker fz_worker;
-static struct tls_ctx *fz_tls_client;
+static struct tls_ctx *fz_tls_server, *fz_tls_client;
+
+/* The session's environment and what its ops collected; one session at a
+ * time. */
+static struct fz_env {
+	struct smtp_env env;		/* first: the ops' env is this */
+	struct bufpool bufs;		/* only the counts session_env.c keeps */
+	uint64_t next_id;
+	unsigned sessions_gone;
+	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
+	struct auth_job *auth_pending, *auth_tail;	/* password checks to run */
+} fz;
+
+static struct fz_env *fz_of(struct smtp_env *env)
+{
+	return (struct fz_env *)env;	/* env is the first member */
+}
 
 static void fz_die(const char *what)
 {
@@ -110,6 +132,93 @@ static void fz_make_cert(const char *cert_path, const char *key_path)
 	EVP_PKEY_CTX_free(kc);
 }
 
+/* The env's ops: the queue and the auth pool are lists the driver
+ * empties (fz_commit). */
+static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
+{
+	struct fz_env *f = fz_of(env);
+
+	m->qm_sink = NULL;
+	m->qm_next = NULL;
+	if (f->pending_tail != NULL)
+		f->pending_tail->qm_next = m;
+	else
+		f->pending = m;
+	f->pending_tail = m;
+}
+
+static int fz_env_auth_submit(struct smtp_env *env, struct auth_job *j)
+{
+	struct fz_env *f = fz_of(env);
+
+	j->aj_sink = NULL;
+	j->aj_next = NULL;
+	if (f->auth_tail != NULL)
+		f->auth_tail->aj_next = j;
+	else
+		f->auth_pending = j;
+	f->auth_tail = j;
+	return 0;
+}
+
+static uint64_t fz_env_next_id(struct smtp_env *env)
+{
+	return ++fz_of(env)->next_id;
+}
+
+static const char *fz_env_date(struct smtp_env *env)
+{
+	(void)env;
+	return "Fri, 04 Dec 2026 12:00:00 +0000";
+}
+
+static bool fz_env_tls_offered(struct smtp_env *env)
+{
+	(void)env;
+	return fz_tls_server != NULL;
+}
+
+static struct tls_ctx *fz_env_tls_server(struct smtp_env *env)
+{
+	(void)env;
+	return fz_tls_server != NULL ? tls_ctx_ref(fz_tls_server) : NULL;
+}
+
+static bool fz_env_auth_blocked(struct smtp_env *env, const struct sockaddr *peer,
+				uint64_t now)
+{
+	(void)env;
+	(void)peer;
+	(void)now;
+	return false;
+}
+
+static void fz_env_auth_failed(struct smtp_env *env, const struct sockaddr *peer,
+			       uint64_t now)
+{
+	(void)env;
+	(void)peer;
+	(void)now;
+}
+
+static void fz_env_session_gone(struct smtp_env *env, const struct sockaddr *peer)
+{
+	(void)peer;
+	fz_of(env)->sessions_gone++;
+}
+
+static const struct smtp_env_ops fz_env_ops = {
+	.submit = fz_env_submit,
+	.auth_submit = fz_env_auth_submit,
+	.next_id = fz_env_next_id,
+	.date = fz_env_date,
+	.tls_offered = fz_env_tls_offered,
+	.tls_server = fz_env_tls_server,
+	.auth_blocked = fz_env_auth_blocked,
+	.auth_failed = fz_env_auth_failed,
+	.session_gone = fz_env_session_gone,
+};
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -117,6 +226,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	struct auth_config ac = { .hostname = "mx.fuzz.invalid" };
+	struct auth_db *adb = NULL;
 	FILE *f;
 
 	(void)argc;
@@ -152,9 +262,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0)
 		fz_die(err);
 	ac.passwd_file = passwd;
-	if (auth_db_load(&fz_srv.s_auth, &ac, err, sizeof(err)) != 0)
+	if (auth_db_load(&adb, &ac, err, sizeof(err)) != 0)
 		fz_die(err);
-	if (tls_ctx_server_new(&session_env.tls_server, cert, key, err, sizeof(err)) != 0 ||
+	if (tls_ctx_server_new(&fz_tls_server, cert, key, err, sizeof(err)) != 0 ||
 	    tls_ctx_client_new(&fz_tls_client, NULL, err, sizeof(err)) != 0)
 		fz_die(err);
 	unlink(passwd);
@@ -162,15 +272,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	unlink(key);
 	rmdir(dir);
 
-	fz_srv.s_cfg = &fz_cfg;
-	fz_srv.s_tls_server = session_env.tls_server;
-	/* Never dereferenced: auth_pool_submit() is session_env's. */
-	fz_srv.s_auth_pool = (struct auth_pool *)&fz_srv;
-	fz_srv.s_nworkers = 1;
-	fz_srv.s_workers = &fz_worker;
-	fz_worker.w_srv = &fz_srv;
-	fz_worker.w_loop.lp_bufs.bp_size = 4096;
-	fz_worker.w_loop.lp_bufs.bp_max = 64;
+	fz.bufs.bp_size = 4096;
+	fz.bufs.bp_max = 64;
+	fz.env.e_ops = &fz_env_ops;
+	fz.env.e_cfg = &fz_cfg;
+	fz.env.e_auth = adb;
+	fz.env.e_loop = NULL;		/* session_env's io_conn_start keeps it only */
+	fz.env.e_bufs = &fz.bufs;
 	return 0;
 }
 
@@ -282,21 +390,21 @@ static void fz_commit(struct fz_run *r)
 	struct auth_job *j;
 
 again:
-	while ((j = session_env.auth_pending) != NULL) {
-		session_env.auth_pending = j->aj_next;
-		if (session_env.auth_pending == NULL)
-			session_env.auth_tail = NULL;
+	while ((j = fz.auth_pending) != NULL) {
+		fz.auth_pending = j->aj_next;
+		if (fz.auth_pending == NULL)
+			fz.auth_tail = NULL;
 		j->aj_result = auth_verify(j->aj_x);
 		smtp_auth_done(j);
 		fz_maybe_pull(r);
 	}
 
-	while ((m = session_env.pending) != NULL) {
+	while ((m = fz.pending) != NULL) {
 		uint64_t sum = 0;
 
-		session_env.pending = m->qm_next;
-		if (session_env.pending == NULL)
-			session_env.pending_tail = NULL;
+		fz.pending = m->qm_next;
+		if (fz.pending == NULL)
+			fz.pending_tail = NULL;
 		fz_check(m->qm_rec.nrcpt > 0, "a queued message has recipients");
 		for (unsigned i = 0; i < m->qm_iovcnt; i++)
 			for (size_t k = 0; k < m->qm_iov[i].iov_len; k++)
@@ -308,7 +416,7 @@ again:
 		smtp_server_committed(m);
 		fz_maybe_pull(r);
 	}
-	if (session_env.auth_pending != NULL)
+	if (fz.auth_pending != NULL)
 		goto again;
 }
 
@@ -332,7 +440,7 @@ static void fz_recv(struct fz_run *r, const void *p, size_t n)
 	struct io_buf *b;
 
 	while (n > 0 && !r->gone) {
-		size_t k = n < fz_worker.w_loop.lp_bufs.bp_size ? n : fz_worker.w_loop.lp_bufs.bp_size;
+		size_t k = n < fz.bufs.bp_size ? n : fz.bufs.bp_size;
 
 		if (session_env.paused) {
 			/* Receiving stopped: the client's replies and the
@@ -345,12 +453,12 @@ static void fz_recv(struct fz_run *r, const void *p, size_t n)
 				break;
 			fz_check(!session_env.paused, "a paused session resumes");
 		}
-		b = bufpool_alloc(&fz_worker.w_loop.lp_bufs);
+		b = bufpool_alloc(&fz.bufs);
 		if (b == NULL)
 			abort();
 		memcpy(b->ib_data, p, k);
 		session_env.conn->ic_ops->on_recv(session_env.conn, b, k);
-		bufpool_unref(&fz_worker.w_loop.lp_bufs, b);
+		bufpool_unref(&fz.bufs, b);
 		fz_after_callback(r);
 		p = (const char *)p + k;
 		n -= k;
@@ -423,7 +531,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
 
 	session_env_reset();
-	r.s = smtp_server_start(&fz_worker, -1, (const struct sockaddr *)&peer, sizeof(peer),
+	fz.next_id = 0;
+	fz.sessions_gone = 0;
+	fz.pending = fz.pending_tail = NULL;
+	fz.auth_pending = fz.auth_tail = NULL;
+	r.s = smtp_server_start(&fz.env, -1, (const struct sockaddr *)&peer, sizeof(peer),
 				listener);
 	if (r.s == NULL)
 		return 0;
@@ -478,10 +590,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_after_callback(&r);
 	}
 	fz_commit(&r);
-	fz_check(session_env.pending == NULL, "every submitted message returned");
-	fz_check(session_env.auth_pending == NULL, "every password check returned");
+	fz_check(fz.pending == NULL, "every submitted message returned");
+	fz_check(fz.auth_pending == NULL, "every password check returned");
 	fz_check(session_env.bufs_live == 0, "every buffer freed with the session");
-	fz_check(session_env.sessions_gone == 1, "the session was released once");
+	fz_check(fz.sessions_gone == 1, "the session was released once");
+	fz_check(fz.env.e_sessions == NULL && fz.env.e_nsessions == 0,
+		 "the session left the env's list and count");
+	fz_check(stat_get(&fz.env.e_stats.es_open[listener]) == 0,
+		 "the session left the open-sessions counter");
 	if (getenv("FUZZ_SESSION_LOG") != NULL)
 		fprintf(stderr, "--- replies read by the client:\n%.*s---\n", (int)r.plain_len,
 			r.plain != NULL ? r.plain : "");

@@ -1,7 +1,9 @@
 /*
- * session_env.c: the inbound session's environment without io_uring, for
- * fuzz_session. It stands in, at link time, for what the session takes
- * from io/loop.c, io/bufpool.c, core/app/server.c and queue/queue.c:
+ * session_env.c: the io layer under the inbound session without io_uring,
+ * for fuzz_session. It stands in, at link time, for what the session
+ * takes from io/loop.c and io/bufpool.c (the connection stays an io_conn;
+ * everything else the session needs comes through the struct smtp_env
+ * that the driver builds):
  *
  *   connection   io_conn_start/write/close/set_deadline/delay/pause/resume
  *                record what the session asked for; bytes written collect
@@ -14,38 +16,24 @@
  *                reference-counted buffers, freed at zero, so
  *                AddressSanitizer sees any use after the last reference;
  *                pool buffers count in bp_allocated, so bufpool_low()
- *                turns true when the session holds half of bp_max;
- *   worker       queue ids from a counter, a fixed date, the TLS context
- *                the driver made, AUTH failures never blocking;
- *   queue        queue_submit() keeps messages on a list; the driver
- *                "commits" them between receives, reading every body byte;
- *   auth pool    auth_pool_submit() keeps jobs on a list; the driver runs
- *                the password checks between receives.
+ *                turns true when the session holds half of bp_max.
  *
  * Single-threaded, like a worker. See fuzz_session.c for the driver.
  */
 #include "tests/fuzz/session_env.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/app/server.h"
 #include "io/bufpool.h"
 #include "io/loop.h"
-#include "core/sasl/auth_pool.h"
-#include "queue/queue.h"
-#include "tls/tls.h"
 
 struct session_env session_env;
 
 void session_env_reset(void)
 {
-	struct tls_ctx *tls = session_env.tls_server;
-
 	free(session_env.out);
 	memset(&session_env, 0, sizeof(session_env));
-	session_env.tls_server = tls;
 	session_env.now = 1000;
 }
 
@@ -159,78 +147,4 @@ void bufpool_unref(struct bufpool *bp, struct io_buf *b)
 		bp->bp_allocated--;
 	session_env.bufs_live--;
 	free(b);
-}
-
-/* core/app/server.c */
-
-uint64_t server_next_id(struct smtp_worker *w)
-{
-	(void)w;
-	return ++session_env.next_id;
-}
-
-const char *server_date(struct smtp_worker *w)
-{
-	(void)w;
-	return "Fri, 04 Dec 2026 12:00:00 +0000";
-}
-
-void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
-{
-	(void)w;
-	(void)peer;
-	session_env.sessions_gone++;
-}
-
-struct tls_ctx *server_tls_server(struct server *srv)
-{
-	(void)srv;
-	return session_env.tls_server != NULL ? tls_ctx_ref(session_env.tls_server) : NULL;
-}
-
-bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now)
-{
-	(void)srv;
-	(void)peer;
-	(void)now;
-	return false;
-}
-
-void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now)
-{
-	(void)srv;
-	(void)peer;
-	(void)now;
-}
-
-/* queue/queue.c */
-
-void queue_id_str(uint64_t id, char buf[17])
-{
-	snprintf(buf, 17, "%016llx", (unsigned long long)id);
-}
-
-void queue_submit(struct queue *q, struct queue_msg *m)
-{
-	(void)q;
-	m->qm_next = NULL;
-	if (session_env.pending_tail != NULL)
-		session_env.pending_tail->qm_next = m;
-	else
-		session_env.pending = m;
-	session_env.pending_tail = m;
-}
-
-/* core/sasl/auth_pool.c */
-
-int auth_pool_submit(struct auth_pool *p, struct auth_job *j)
-{
-	(void)p;
-	j->aj_next = NULL;
-	if (session_env.auth_tail != NULL)
-		session_env.auth_tail->aj_next = j;
-	else
-		session_env.auth_pending = j;
-	session_env.auth_tail = j;
-	return 0;
 }

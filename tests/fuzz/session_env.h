@@ -1,7 +1,8 @@
 /*
- * session_env.h: what session_env.c (the inbound session's stand-in
- * environment) recorded, for the fuzz_session driver. One session at a
- * time; reset before each.
+ * session_env.h: what session_env.c (the io layer's stand-ins under the
+ * inbound session) recorded, for the fuzz_session driver. One session at
+ * a time; reset before each. The session's own environment (struct
+ * smtp_env: queue, password checks, ids, date, TLS) is the driver's.
  */
 #ifndef RINGMTA_FUZZ_SESSION_ENV_H
 #define RINGMTA_FUZZ_SESSION_ENV_H
@@ -10,10 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct auth_job;
 struct io_conn;
-struct queue_msg;
-struct tls_ctx;
 
 struct session_env {
 	struct io_conn *conn;		/* the session's, from io_conn_start */
@@ -22,13 +20,8 @@ struct session_env {
 	unsigned deadline;		/* last io_conn_set_deadline() */
 	unsigned delay_ms;		/* last io_conn_delay() */
 	uint64_t now;			/* io_loop_now() */
-	uint64_t next_id;
 	long bufs_live;			/* buffers allocated and not freed */
 	bool paused;			/* io_conn_pause() in force */
-	unsigned sessions_gone;
-	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
-	struct auth_job *auth_pending, *auth_tail;	/* password checks to run */
-	struct tls_ctx *tls_server;	/* not reset: made once */
 };
 
 extern struct session_env session_env;
