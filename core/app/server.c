@@ -456,21 +456,11 @@ void server_get_stats(struct server *srv, struct server_stats *st_r)
 		st_r->refused += stat_get(&w->w_refused);
 		st_r->messages += stat_get(&w->w_messages);
 		st_r->rejected += stat_get(&w->w_rejected);
-		st_r->bounces += stat_get(&w->w_bounces);
-		for (unsigned k = 0; k < 4; k++)
-			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
-		for (unsigned k = 0; k < 6; k++)
-			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
-		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
-		st_r->dns_failures += stat_get(&w->w_dns_failures);
 		st_r->tls_handshakes += stat_get(&w->w_tls_handshakes);
 		st_r->tls_failures += stat_get(&w->w_tls_failures);
-		st_r->tls_out_handshakes += stat_get(&w->w_tls_out_handshakes);
-		st_r->tls_out_failures += stat_get(&w->w_tls_out_failures);
 		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
 		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
 		server_hist_add(&st_r->accept_lat, &w->w_accept_lat);
-		server_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
 	}
 }
 

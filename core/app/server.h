@@ -47,14 +47,8 @@ struct smtp_worker {
 	stat_t w_refused;			/* connections over a cap */
 	stat_t w_messages;			/* messages queued */
 	stat_t w_rejected;			/* bodies refused */
-	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
-	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
-	stat_t w_bounces;
-	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
 	stat_t w_tls_handshakes, w_tls_failures;	/* inbound */
-	stat_t w_tls_out_handshakes, w_tls_out_failures;	/* outbound */
 	struct stat_hist w_accept_lat;		/* end of DATA -> 250 */
-	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
 
 struct server {
@@ -105,10 +99,10 @@ const char *server_date(struct smtp_worker *w);
 void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer);
 
 /*
- * A plain copy of the workers' counters, summed over workers (per worker
- * for the loop counters): what the metrics endpoint reads, instead of the
- * workers' own structs. Any thread; each value was true at some recent
- * moment (io/stat.h).
+ * A plain copy of the workers' inbound counters, summed over workers (per
+ * worker for the loop counters): what the metrics endpoint reads, instead
+ * of the workers' own structs (delivery keeps its own). Any thread; each
+ * value was true at some recent moment (io/stat.h).
  */
 struct server_hist {
 	uint64_t sh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
@@ -122,13 +116,10 @@ struct server_worker_stats {
 struct server_stats {
 	uint64_t accepted[CONFIG_LISTEN_MAX];	/* per listener */
 	uint64_t open[CONFIG_LISTEN_MAX];
-	uint64_t refused, messages, rejected, bounces;
-	uint64_t rcpt_result[4];		/* enum dlv_result */
-	uint64_t reply_class[6];
-	uint64_t dns_lookups, dns_failures;
-	uint64_t tls_handshakes, tls_failures, tls_out_handshakes, tls_out_failures;
-	uint64_t recv_bytes, send_bytes;
-	struct server_hist accept_lat, delivery_lat;
+	uint64_t refused, messages, rejected;
+	uint64_t tls_handshakes, tls_failures;
+	uint64_t recv_bytes, send_bytes;		/* in and out bound */
+	struct server_hist accept_lat;
 };
 
 void server_get_stats(struct server *srv, struct server_stats *st_r);

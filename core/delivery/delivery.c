@@ -14,7 +14,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "core/delivery/delivery.h"
+#include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
 #include "core/app/server.h"
 
@@ -182,6 +182,35 @@ void delivery_msg_done(struct dlv_msg *m)
 unsigned delivery_inflight(struct delivery *d)
 {
 	return atomic_load(&d->d_inflight_n);
+}
+
+static void delivery_hist_add(struct delivery_hist *to, const struct stat_hist *h)
+{
+	for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
+		to->dh_buckets[k] += stat_get(&h->sh_buckets[k]);
+	to->dh_count += stat_get(&h->sh_count);
+	to->dh_sum_ns += stat_get(&h->sh_sum_ns);
+}
+
+void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	if (d == NULL)
+		return;
+	for (unsigned i = 0; i < d->d_srv->s_nworkers; i++) {
+		const struct dlv_worker *w = d->d_srv->s_workers[i].w_dlv;
+
+		for (unsigned k = 0; k < 4; k++)
+			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
+		for (unsigned k = 0; k < 6; k++)
+			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
+		st_r->bounces += stat_get(&w->w_bounces);
+		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
+		st_r->dns_failures += stat_get(&w->w_dns_failures);
+		st_r->tls_handshakes += stat_get(&w->w_tls_handshakes);
+		st_r->tls_failures += stat_get(&w->w_tls_failures);
+		delivery_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
+	}
 }
 
 /* The next hop of a recipient: the relayhost, or its domain. */

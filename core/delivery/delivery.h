@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
+#include "io/stat.h"
 #include "queue/queue.h"
 
 struct server;
@@ -84,11 +85,26 @@ struct dlv_job {
  * (ours included) or more is looping somewhere and bounces (5.4.6). */
 #define DLV_HOPCOUNT_LIMIT 50u
 
-struct delivery_stats {
-	uint64_t dispatched, sent, deferred, failed, bounces;
+struct delivery;
+
+/*
+ * A plain copy of delivery's counters, summed over the workers: what the
+ * metrics endpoint reads. Any thread; each value was true at some recent
+ * moment (io/stat.h).
+ */
+struct delivery_hist {
+	uint64_t dh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
+	uint64_t dh_count, dh_sum_ns;
 };
 
-struct delivery;
+struct delivery_stats {
+	uint64_t rcpt_result[4];		/* enum dlv_result */
+	uint64_t reply_class[6];		/* recipients by reply class 2..5 */
+	uint64_t bounces;
+	uint64_t dns_lookups, dns_failures;
+	uint64_t tls_handshakes, tls_failures;	/* outbound */
+	struct delivery_hist delivery_lat;	/* arrival -> delivered */
+};
 
 /* Start the scheduler thread; ties itself to the queue's listener. */
 int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen);
@@ -98,6 +114,8 @@ void delivery_stop(struct delivery **d);
 void delivery_free(struct delivery **d);
 /* Count of messages in flight (for shutdown and tests). */
 unsigned delivery_inflight(struct delivery *d);
+/* The counters now; all zero when d is NULL (delivery = no). */
+void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);

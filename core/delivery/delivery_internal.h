@@ -14,6 +14,7 @@
 #include "core/dns/dns.h"
 #include "core/wire/smtp_reply.h"
 #include "io/loop.h"
+#include "io/stat.h"
 #include "queue/queue.h"
 
 /* A resolved route, shared by the sessions that use it. */
@@ -56,6 +57,13 @@ struct dlv_worker {
 	struct smtp_client *w_clients;	/* every session, for shutdown */
 	bool w_quiesce;
 	uint64_t w_rnd;
+	/* Counters for delivery_get_stats() (single writer: this worker). */
+	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
+	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
+	stat_t w_bounces;
+	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
+	stat_t w_tls_handshakes, w_tls_failures;	/* outbound */
+	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
 
 /* smtp_client.c */

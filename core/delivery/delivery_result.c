@@ -252,11 +252,11 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		else if (r->dr_result == DLV_R_DEFERRED)
 			deferred++;
 		n++;
-		stat_inc(&w->w_sw->w_rcpt_result[r->dr_result]);
+		stat_inc(&w->w_rcpt_result[r->dr_result]);
 		if (r->dr_reply != NULL && r->dr_reply[0] >= '2' && r->dr_reply[0] <= '5')
-			stat_inc(&w->w_sw->w_reply_class[r->dr_reply[0] - '0']);
+			stat_inc(&w->w_reply_class[r->dr_reply[0] - '0']);
 		if (r->dr_result == DLV_R_SENT)
-			stat_hist_observe(&w->w_sw->w_delivery_lat, (now - m->dm_arrival) * 1000u);
+			stat_hist_observe(&w->w_delivery_lat, (now - m->dm_arrival) * 1000u);
 		{
 			char nexts[40] = "";
 
@@ -282,7 +282,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	if ((failed > 0 || warn) && m->dm_sender[0] != '\0') {
 		m->dm_bounce = dres_bounce(w, m, now, warn);
 		if (m->dm_bounce != NULL)
-			stat_inc(&w->w_sw->w_bounces);
+			stat_inc(&w->w_bounces);
 	}
 	memset(&m->dm_update, 0, sizeof(m->dm_update));
 	m->dm_update.qu_id = m->dm_id;

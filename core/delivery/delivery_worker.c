@@ -483,8 +483,8 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 	dns_tick(w->w_dns);
 	/* Publish for the metrics endpoint (dns.c's counters are private). */
 	dns_get_stats(w->w_dns, &ds);
-	atomic_store_explicit(&w->w_sw->w_dns_lookups, ds.lookups, memory_order_relaxed);
-	atomic_store_explicit(&w->w_sw->w_dns_failures, ds.failures, memory_order_relaxed);
+	atomic_store_explicit(&w->w_dns_lookups, ds.lookups, memory_order_relaxed);
+	atomic_store_explicit(&w->w_dns_failures, ds.failures, memory_order_relaxed);
 	for (unsigned b = 0; b < w->w_nbuckets; b++) {
 		struct dlv_dest **pp = &w->w_dests[b], *d;
 

@@ -703,7 +703,7 @@ static void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
 		if (!was_done && c->c_tls->tc_done) {
 			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s",
 				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls));
-			stat_inc(&c->c_w->w_sw->w_tls_out_handshakes);
+			stat_inc(&c->c_w->w_tls_handshakes);
 			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
 				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
 			c->c_state = CL_EHLO;
@@ -770,7 +770,7 @@ static const char *cl_state_name(uint8_t st)
  * host again in cleartext; otherwise this host has failed. */
 static void cl_tls_failed(struct smtp_client *c)
 {
-	stat_inc(&c->c_w->w_sw->w_tls_out_failures);
+	stat_inc(&c->c_w->w_tls_failures);
 	if (c->c_state == CL_TLS_HANDSHAKE && c->c_policy == CONFIG_TLS_MAY &&
 	    cl_cfg(c)->smtp_tls_fallback && !c->c_no_tls) {
 		struct smtp_client *n;
