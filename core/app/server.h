@@ -2,7 +2,9 @@
  * server: the inbound SMTP service. It owns the worker threads (one
  * io_loop each), their listening sockets, the connection caps and the
  * orderly shutdown. Sessions (smtp_server.h) live on one worker for
- * their whole life.
+ * their whole life. Other work on the workers' loops (delivery) attaches
+ * as a service (struct server_service_ops) between server_init() and
+ * server_run(); the server knows nothing else of it.
  */
 #ifndef RINGMTA_SERVER_H
 #define RINGMTA_SERVER_H
@@ -20,11 +22,36 @@
 #include "queue/queue.h"
 
 struct smtp_session;
-struct dlv_worker;
 struct tls_ctx;
 struct auth_db;
 
 #define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
+
+/*
+ * A service on a worker's loop beside the sessions (delivery). Every
+ * call comes on that worker's thread, with the ctx given to
+ * server_attach(). on_wake runs after each io_loop_wake() (the sessions'
+ * sinks first), on_tick once a second. Stopping: quiesce is called when
+ * the worker begins to stop and again until it returns true (nothing
+ * left open: the loop stops only then); abort once the shutdown deadline
+ * has passed (drop what is still open, then quiesce is asked again).
+ * destroy comes from server_destroy(), after the thread has ended and
+ * before the loop goes; the ctx stays the caller's to free.
+ */
+struct server_service_ops {
+	void (*on_wake)(void *ctx);
+	void (*on_tick)(void *ctx, uint64_t now);
+	bool (*quiesce)(void *ctx);
+	void (*abort)(void *ctx);
+	void (*destroy)(void *ctx);
+};
+
+#define SERVER_SERVICES_MAX 2u
+
+struct server_service {
+	const struct server_service_ops *sv_ops;
+	void *sv_ctx;
+};
 
 struct smtp_worker {
 	struct io_loop w_loop;
@@ -37,7 +64,8 @@ struct smtp_worker {
 	uint64_t w_last_us;		/* for queue ids */
 	uint32_t w_sessions;		/* live sessions, orphans included */
 	struct smtp_session *w_list;	/* live, attached sessions */
-	struct dlv_worker *w_dlv;	/* outbound side; NULL if delivery=no */
+	struct server_service w_services[SERVER_SERVICES_MAX];	/* delivery, when on */
+	unsigned w_nservices;
 	bool w_stopping;
 	time_t w_date_sec;		/* cached RFC 5322 date */
 	char w_date[40];
@@ -82,9 +110,19 @@ void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_
 bool server_auth_blocked(struct server *srv, const struct sockaddr *peer, uint64_t now);
 void server_auth_failed(struct server *srv, const struct sockaddr *peer, uint64_t now);
 
-/* Bind listeners and start workers. err names what failed. */
-int server_start(struct server *srv, const struct config *cfg, struct queue *q,
-		 char *err, size_t errlen);
+/* Set up the workers' loops, bind listeners, start the password-check
+ * pool; no worker thread runs yet. err names what failed. */
+int server_init(struct server *srv, const struct config *cfg, struct queue *q,
+		char *err, size_t errlen);
+/* Worker i's loop (i < server_nworkers()), for a service to attach to. */
+struct io_loop *server_worker_loop(struct server *srv, unsigned i);
+/* Between server_init() and server_run(): add a service to worker i.
+ * ops and ctx must outlive server_destroy(). -1 when the worker has
+ * SERVER_SERVICES_MAX already. */
+int server_attach(struct server *srv, unsigned i, const struct server_service_ops *ops,
+		  void *ctx);
+/* Start the worker threads. err names what failed. */
+int server_run(struct server *srv, char *err, size_t errlen);
 /* Ask every worker to stop accepting and wind sessions down. */
 void server_stop(struct server *srv);
 /* Wait for every worker to finish. */

@@ -16,7 +16,6 @@
 
 #include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 
 #define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
 
@@ -121,10 +120,12 @@ static void id_list_add(struct id_list *l, uint64_t id)
 }
 
 struct delivery {
-	struct server *d_srv;
+	struct delivery_env d_env;
+	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
 	const struct config *d_cfg;
 	struct queue *d_q;
 	pthread_t d_thread;
+	bool d_started;			/* d_thread runs */
 	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_stop */
 	pthread_cond_t d_cond;
 	struct id_list d_new, d_done;
@@ -197,8 +198,8 @@ void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
 	memset(st_r, 0, sizeof(*st_r));
 	if (d == NULL)
 		return;
-	for (unsigned i = 0; i < d->d_srv->s_nworkers; i++) {
-		const struct dlv_worker *w = d->d_srv->s_workers[i].w_dlv;
+	for (unsigned i = 0; i < d->d_env.de_nworkers; i++) {
+		const struct dlv_worker *w = d->d_workers[i];
 
 		for (unsigned k = 0; k < 4; k++)
 			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
@@ -346,12 +347,11 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	m->dm_start_us = dlv_now_us();
 	atomic_store(&m->dm_parts_left, njobs);
 	for (unsigned k = 0; k < njobs; k++) {
-		struct server *srv = d->d_srv;
 		uint32_t h = 2166136261u;
 
 		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
 			h = (h ^ (unsigned char)*p) * 16777619u;
-		dlv_worker_push(srv->s_workers[h % srv->s_nworkers].w_dlv, jobs[k]);
+		dlv_worker_push(d->d_workers[h % d->d_env.de_nworkers], jobs[k]);
 	}
 	free(jobs);
 }
@@ -410,29 +410,47 @@ static void *delivery_main(void *arg)
 	return NULL;
 }
 
-int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen)
+int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *err,
+		  size_t errlen)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
-	int rc;
 
 	*d_r = NULL;
-	if (d == NULL) {
+	if (d == NULL || (d->d_workers = calloc(env->de_nworkers, sizeof(*d->d_workers))) == NULL) {
+		free(d);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	d->d_srv = srv;
-	d->d_cfg = srv->s_cfg;
-	d->d_q = srv->s_queue;
+	d->d_env = *env;
+	d->d_cfg = env->de_cfg;
+	d->d_q = env->de_queue;
 	pthread_mutex_init(&d->d_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
+	*d_r = d;
+	for (unsigned i = 0; i < env->de_nworkers; i++)
+		if (dlv_worker_init(&d->d_workers[i], &d->d_env, i, err, errlen) < 0) {
+			delivery_free(d_r);
+			return -1;
+		}
+	return 0;
+}
+
+struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)
+{
+	return d->d_workers[i];
+}
+
+int delivery_start(struct delivery *d, char *err, size_t errlen)
+{
+	int rc;
+
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
 	if (rc != 0) {
 		snprintf(err, errlen, "delivery thread: %s", strerror(rc));
-		free(d);
 		return -1;
 	}
-	*d_r = d;
+	d->d_started = true;
 	return 0;
 }
 
@@ -440,13 +458,14 @@ void delivery_stop(struct delivery **dp)
 {
 	struct delivery *d = *dp;
 
-	if (d == NULL)
+	if (d == NULL || !d->d_started)
 		return;
 	pthread_mutex_lock(&d->d_lock);
 	d->d_stop = true;
 	pthread_mutex_unlock(&d->d_lock);
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
+	d->d_started = false;
 }
 
 /* After the committer drained: free what is left. */
@@ -459,6 +478,9 @@ void delivery_free(struct delivery **dp)
 	free(d->d_new.ids);
 	free(d->d_done.ids);
 	free(d->d_inflight.is_slots);
+	for (unsigned i = 0; i < d->d_env.de_nworkers; i++)
+		dlv_worker_destroy(&d->d_workers[i]);
+	free(d->d_workers);
 	pthread_mutex_destroy(&d->d_lock);
 	pthread_cond_destroy(&d->d_cond);
 	free(d);

@@ -44,7 +44,8 @@ struct dlv_dest {
 };
 
 struct dlv_worker {
-	struct smtp_worker *w_sw;
+	const struct delivery_env *w_env;	/* the program's; see delivery.h */
+	unsigned w_index;			/* the worker's number */
 	struct io_loop *w_loop;
 	const struct config *w_cfg;
 	struct queue *w_queue;

@@ -17,7 +17,6 @@
 #include "core/message/dsn.h"
 #include "core/base/log.h"
 #include "core/delivery/retry.h"
-#include "core/app/server.h"
 
 static uint64_t dres_now_us(void)
 {
@@ -135,7 +134,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	rc = calloc(1, sizeof(*rc));
 	if (b == NULL || iov == NULL || rc == NULL)
 		goto fail;
-	b->qm_id = server_next_id(w->w_sw);
+	b->qm_id = w->w_env->de_next_id(w->w_env->de_arg, w->w_index);
 	snprintf(msgid, sizeof(msgid), "%016" PRIx64 ".bounce@%.40s", b->qm_id, cfg->hostname);
 	dm.dm_message_id = msgid;
 	if (queue_body_get(w->w_queue, m->dm_id, &body) == 0) {

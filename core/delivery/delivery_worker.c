@@ -18,7 +18,6 @@
 
 #include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 
 #define DLV_BUCKETS 1024u
 #define DLV_DEST_IDLE_FREE 60	/* seconds before an unused destination goes */
@@ -370,7 +369,8 @@ void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 	dlv_dest_kick(w, d);
 }
 
-int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, size_t errlen)
+int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, unsigned index,
+		    char *err, size_t errlen)
 {
 	struct dlv_worker *w = calloc(1, sizeof(*w));
 
@@ -379,10 +379,11 @@ int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	w->w_sw = sw;
-	w->w_loop = &sw->w_loop;
-	w->w_cfg = sw->w_srv->s_cfg;
-	w->w_queue = sw->w_srv->s_queue;
+	w->w_env = env;
+	w->w_index = index;
+	w->w_loop = env->de_loop(env->de_arg, index);
+	w->w_cfg = env->de_cfg;
+	w->w_queue = env->de_queue;
 	w->w_nbuckets = DLV_BUCKETS;
 	w->w_rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)w;
 	pthread_mutex_init(&w->w_lock, NULL);
@@ -400,13 +401,9 @@ int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, 
 	return 0;
 }
 
-void dlv_worker_destroy(struct dlv_worker **wp)
+void dlv_worker_close(struct dlv_worker *w)
 {
-	struct dlv_worker *w = *wp;
-
-	if (w == NULL)
-		return;
-	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+	for (unsigned b = 0; w->w_dests != NULL && b < w->w_nbuckets; b++) {
 		struct dlv_dest *d = w->w_dests[b], *next;
 
 		for (; d != NULL; d = next) {
@@ -417,7 +414,17 @@ void dlv_worker_destroy(struct dlv_worker **wp)
 		}
 	}
 	free(w->w_dests);
+	w->w_dests = NULL;
 	dns_destroy(&w->w_dns);
+}
+
+void dlv_worker_destroy(struct dlv_worker **wp)
+{
+	struct dlv_worker *w = *wp;
+
+	if (w == NULL)
+		return;
+	dlv_worker_close(w);
 	pthread_mutex_destroy(&w->w_lock);
 	free(w);
 	*wp = NULL;
@@ -503,6 +510,11 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 			pp = &d->dd_hnext;
 		}
 	}
+}
+
+void dlv_worker_abort(struct dlv_worker *w)
+{
+	smtp_client_abort_all(w);
 }
 
 bool dlv_worker_quiesce(struct dlv_worker *w)

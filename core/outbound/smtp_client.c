@@ -35,7 +35,6 @@
 
 #include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 #include "tls/tls.h"
 
 enum cl_state {
@@ -662,7 +661,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 /* 220 to STARTTLS: begin the handshake (ClientHello goes out now). */
 static void cl_tls_start(struct smtp_client *c)
 {
-	struct tls_ctx *ctx = server_tls_client(c->c_w->w_sw->w_srv);
+	struct tls_ctx *ctx = c->c_w->w_env->de_tls_client(c->c_w->w_env->de_arg);
 	char tmp[16];
 
 	c->c_tls = calloc(1, sizeof(*c->c_tls));
