@@ -208,8 +208,8 @@ void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
 		st_r->bounces += stat_get(&w->w_bounces);
 		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
 		st_r->dns_failures += stat_get(&w->w_dns_failures);
-		st_r->tls_handshakes += stat_get(&w->w_tls_handshakes);
-		st_r->tls_failures += stat_get(&w->w_tls_failures);
+		st_r->tls_handshakes += stat_get(&w->w_cl.ce_tls_handshakes);
+		st_r->tls_failures += stat_get(&w->w_cl.ce_tls_failures);
 		delivery_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
 	}
 }
@@ -323,7 +323,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		if (j == NULL) {
 			j = calloc(1, sizeof(*j));
 			if (j == NULL || (j->dj_nexthop = strdup(hop)) == NULL ||
-			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL) {
+			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL ||
+			    (j->dj_addrs = calloc(m->dm_nrcpt, sizeof(char *))) == NULL) {
 				if (j != NULL)
 					dlv_job_free(j);
 				continue;	/* retried by the next scan */
@@ -331,6 +332,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 			j->dj_msg = m;
 			jobs[njobs++] = j;
 		}
+		j->dj_addrs[j->dj_nrcpt] = m->dm_rcpts[i].dr_addr;
 		j->dj_rcpts[j->dj_nrcpt++] = i;
 	}
 	/* Recipients not taking part keep their stored state. */
@@ -347,7 +349,16 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	m->dm_start_us = dlv_now_us();
 	atomic_store(&m->dm_parts_left, njobs);
 	for (unsigned k = 0; k < njobs; k++) {
+		struct smtp_client_txn *t = &jobs[k]->dj_txn;
 		uint32_t h = 2166136261u;
+
+		/* What a session sends; the strings are the message's. */
+		t->ct_id = m->dm_id;
+		t->ct_sender = m->dm_sender;
+		t->ct_size = m->dm_size;
+		t->ct_flags = m->dm_flags;
+		t->ct_nrcpt = jobs[k]->dj_nrcpt;
+		t->ct_rcpts = jobs[k]->dj_addrs;
 
 		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
 			h = (h ^ (unsigned char)*p) * 16777619u;

@@ -11,7 +11,8 @@
  * reuse live on one thread without locks.
  *
  * On the worker (delivery_worker.c) jobs queue per destination; outbound
- * SMTP sessions (smtp_client.c) take them one transaction at a time.
+ * SMTP sessions (core/outbound/smtp_client.h) take them one transaction at
+ * a time and report back through the callbacks delivery gives them.
  * When the last share of a message is done, that worker turns the
  * results into one queue_update (delivered / failed / deferred with the
  * next attempt; a bounce for new failures) which the committer applies
@@ -34,6 +35,7 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
+#include "core/outbound/smtp_client.h"
 #include "io/stat.h"
 #include "queue/queue.h"
 
@@ -83,7 +85,9 @@ struct dlv_job {
 	struct dlv_msg *dj_msg;
 	char *dj_nexthop;		/* owned: domain or relayhost */
 	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
+	const char **dj_addrs;		/* owned array: their addresses */
 	unsigned dj_nrcpt;
+	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
 };
 
 /* Postfix's hopcount_limit: a message with this many Received: headers
