@@ -101,6 +101,82 @@ static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char 
 	return auth_db_load(db_r, &ac, err, errlen);
 }
 
+/* Delivery's part of each worker runs on that worker's loop as a service
+ * (server.h); delivery itself knows nothing of the server. */
+static void main_dlv_wake(void *ctx)
+{
+	dlv_worker_on_wake(ctx);
+}
+
+static void main_dlv_tick(void *ctx, uint64_t now)
+{
+	dlv_worker_on_tick(ctx, now);
+}
+
+static bool main_dlv_quiesce(void *ctx)
+{
+	return dlv_worker_quiesce(ctx);
+}
+
+static void main_dlv_abort(void *ctx)
+{
+	dlv_worker_abort(ctx);
+}
+
+static void main_dlv_close(void *ctx)
+{
+	dlv_worker_close(ctx);
+}
+
+static const struct server_service_ops main_dlv_service = {
+	.on_wake = main_dlv_wake,
+	.on_tick = main_dlv_tick,
+	.quiesce = main_dlv_quiesce,
+	.abort = main_dlv_abort,
+	.destroy = main_dlv_close,
+};
+
+static struct io_loop *main_dlv_loop(void *arg, unsigned i)
+{
+	return server_worker_loop(arg, i);
+}
+
+static uint64_t main_dlv_next_id(void *arg, unsigned i)
+{
+	struct server *srv = arg;
+
+	return server_next_id(&srv->s_workers[i]);
+}
+
+static struct tls_ctx *main_dlv_tls_client(void *arg)
+{
+	return server_tls_client(arg);
+}
+
+/* Delivery's parts on every worker, attached before the threads run. */
+static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
+			      const struct config *cfg, struct queue *q, char *err, size_t errlen)
+{
+	struct delivery_env env = {
+		.de_cfg = cfg,
+		.de_queue = q,
+		.de_nworkers = server_nworkers(srv),
+		.de_loop = main_dlv_loop,
+		.de_next_id = main_dlv_next_id,
+		.de_tls_client = main_dlv_tls_client,
+		.de_arg = srv,
+	};
+
+	if (delivery_init(dlv_r, &env, err, errlen) < 0)
+		return -1;
+	for (unsigned i = 0; i < env.de_nworkers; i++)
+		if (server_attach(srv, i, &main_dlv_service, delivery_worker(*dlv_r, i)) < 0) {
+			snprintf(err, errlen, "worker %u: too many services", i);
+			return -1;
+		}
+	return 0;
+}
+
 /*
  * --check: what start-up refuses beyond the settings' syntax, with the
  * loaders main_serve() uses: the queue directory's parent must exist
@@ -221,19 +297,24 @@ static int main_serve(const struct config *cfg)
 		tls_ctx_unref(&srv.s_tls_client);
 		return 1;
 	}
-	if (server_start(&srv, cfg, q, err, sizeof(err)) < 0) {
+	if (server_init(&srv, cfg, q, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		server_stop(&srv);
 		server_join(&srv);
 		queue_close(&q);
 		return 1;
 	}
-	if (cfg->delivery && delivery_start(&dlv, &srv, err, sizeof(err)) < 0) {
+	/* The workers' threads start only once delivery is attached to them;
+	 * the scheduler only once they run. */
+	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
+	    server_run(&srv, err, sizeof(err)) < 0 ||
+	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0)) {
 		log_msg(LOG_ERROR, "%s", err);
 		server_stop(&srv);
 		server_join(&srv);
 		queue_close(&q);
 		server_destroy(&srv);
+		delivery_free(&dlv);
 		return 1;
 	}
 	if (cfg->metrics_listen[0] != '\0' &&
@@ -243,8 +324,8 @@ static int main_serve(const struct config *cfg)
 		server_stop(&srv);
 		server_join(&srv);
 		queue_close(&q);
-		delivery_free(&dlv);
 		server_destroy(&srv);
+		delivery_free(&dlv);
 		return 1;
 	}
 	for (unsigned i = 0; i < cfg->listen_count; i++)
@@ -274,8 +355,8 @@ static int main_serve(const struct config *cfg)
 	server_stop(&srv);
 	server_join(&srv);
 	queue_close(&q);		/* commits anything still waiting */
+	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);
-	server_destroy(&srv);
 	auth_db_free(&srv.s_auth);
 	log_msg(LOG_INFO, "stopped");
 	return 0;

@@ -14,8 +14,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "core/delivery/delivery.h"
-#include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
 #include "core/config/netacl.h"
 #include "core/inbound/smtp_server.h"
@@ -187,12 +185,22 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 	}
 }
 
+/* Ask every service to wind down; true when all of them are idle. */
+static bool server_services_quiesce(struct smtp_worker *w)
+{
+	bool idle = true;
+
+	for (unsigned i = 0; i < w->w_nservices; i++)
+		if (!w->w_services[i].sv_ops->quiesce(w->w_services[i].sv_ctx))
+			idle = false;
+	return idle;
+}
+
 static void server_begin_stop(struct smtp_worker *w)
 {
 	w->w_env.e_stopping = true;
 	io_loop_unlisten(&w->w_loop);
-	if (w->w_dlv != NULL)
-		dlv_worker_quiesce(w->w_dlv);
+	(void)server_services_quiesce(w);
 	smtp_server_shutdown_all(&w->w_env, false);
 }
 
@@ -200,7 +208,7 @@ static void server_check_done(struct smtp_worker *w)
 {
 	if (!w->w_env.e_stopping || w->w_env.e_nsessions != 0)
 		return;
-	if (w->w_dlv != NULL && !dlv_worker_quiesce(w->w_dlv))
+	if (!server_services_quiesce(w))
 		return;
 	io_loop_stop(&w->w_loop);
 }
@@ -219,8 +227,8 @@ static void server_on_wake(struct io_loop *loop)
 		jnext = j->aj_next;
 		smtp_auth_done(j);
 	}
-	if (w->w_dlv != NULL)
-		dlv_worker_on_wake(w->w_dlv);
+	for (unsigned i = 0; i < w->w_nservices; i++)
+		w->w_services[i].sv_ops->on_wake(w->w_services[i].sv_ctx);
 	if (!w->w_env.e_stopping && atomic_load(&w->w_srv->s_stopping))
 		server_begin_stop(w);
 	server_check_done(w);
@@ -230,12 +238,12 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 
-	if (w->w_dlv != NULL)
-		dlv_worker_on_tick(w->w_dlv, now);
+	for (unsigned i = 0; i < w->w_nservices; i++)
+		w->w_services[i].sv_ops->on_tick(w->w_services[i].sv_ctx, now);
 	if (w->w_env.e_stopping && now >= w->w_srv->s_stop_deadline) {
 		smtp_server_shutdown_all(&w->w_env, true);
-		if (w->w_dlv != NULL)
-			smtp_client_abort_all(w->w_dlv);
+		for (unsigned i = 0; i < w->w_nservices; i++)
+			w->w_services[i].sv_ops->abort(w->w_services[i].sv_ctx);
 	}
 	server_check_done(w);
 }
@@ -369,8 +377,8 @@ static int server_worker_listen(struct smtp_worker *w, const struct config *cfg,
 	return io_loop_listen(&w->w_loop, fds, cfg->listen_count);
 }
 
-int server_start(struct server *srv, const struct config *cfg, struct queue *q,
-		 char *err, size_t errlen)
+int server_init(struct server *srv, const struct config *cfg, struct queue *q,
+		char *err, size_t errlen)
 {
 	struct io_loop_params p = {
 		.entries = 4096,
@@ -425,10 +433,6 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
 		auth_sink_init(&w->w_auth_sink, server_sink_notify, &w->w_loop);
-		if (cfg->delivery && dlv_worker_init(&w->w_dlv, w, err, errlen) < 0) {
-			srv->s_nworkers = i + 1;
-			return -1;
-		}
 		if (server_worker_listen(w, cfg, err, errlen) < 0) {
 			srv->s_nworkers = i + 1;
 			return -1;
@@ -439,6 +443,31 @@ int server_start(struct server *srv, const struct config *cfg, struct queue *q,
 	    auth_pool_start(&srv->s_auth_pool, srv->s_nworkers < 2 ? 2 :
 			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
 		return -1;
+	return 0;
+}
+
+struct io_loop *server_worker_loop(struct server *srv, unsigned i)
+{
+	return &srv->s_workers[i].w_loop;
+}
+
+int server_attach(struct server *srv, unsigned i, const struct server_service_ops *ops,
+		  void *ctx)
+{
+	struct smtp_worker *w = &srv->s_workers[i];
+
+	if (w->w_nservices == SERVER_SERVICES_MAX)
+		return -1;
+	w->w_services[w->w_nservices].sv_ops = ops;
+	w->w_services[w->w_nservices].sv_ctx = ctx;
+	w->w_nservices++;
+	return 0;
+}
+
+int server_run(struct server *srv, char *err, size_t errlen)
+{
+	int ret;
+
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct smtp_worker *w = &srv->s_workers[i];
 
@@ -483,7 +512,11 @@ void server_destroy(struct server *srv)
 		auth_sink_destroy(&srv->s_workers[i].w_auth_sink);
 	}
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
-		dlv_worker_destroy(&srv->s_workers[i].w_dlv);
+		struct smtp_worker *w = &srv->s_workers[i];
+
+		for (unsigned k = 0; k < w->w_nservices; k++)
+			w->w_services[k].sv_ops->destroy(w->w_services[k].sv_ctx);
+		w->w_nservices = 0;
 		io_loop_destroy(&srv->s_workers[i].w_loop);
 		queue_sink_destroy(&srv->s_workers[i].w_sink);
 	}
@@ -519,21 +552,11 @@ void server_get_stats(struct server *srv, struct server_stats *st_r)
 		st_r->refused += stat_get(&w->w_refused);
 		st_r->messages += stat_get(&es->es_messages);
 		st_r->rejected += stat_get(&es->es_rejected);
-		st_r->bounces += stat_get(&w->w_bounces);
-		for (unsigned k = 0; k < 4; k++)
-			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
-		for (unsigned k = 0; k < 6; k++)
-			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
-		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
-		st_r->dns_failures += stat_get(&w->w_dns_failures);
 		st_r->tls_handshakes += stat_get(&es->es_tls_handshakes);
 		st_r->tls_failures += stat_get(&es->es_tls_failures);
-		st_r->tls_out_handshakes += stat_get(&w->w_tls_out_handshakes);
-		st_r->tls_out_failures += stat_get(&w->w_tls_out_failures);
 		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
 		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
 		server_hist_add(&st_r->accept_lat, &es->es_accept_lat);
-		server_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
 	}
 }
 

@@ -4,6 +4,9 @@
  * orderly shutdown. Sessions (smtp_server.h) live on one worker for
  * their whole life and reach it only through the worker's session
  * environment (w_env, smtp_env.h), which server.c fills and implements.
+ * Other work on the workers' loops (delivery) attaches as a service
+ * (struct server_service_ops) between server_init() and server_run();
+ * the server knows nothing else of it.
  */
 #ifndef RINGMTA_SERVER_H
 #define RINGMTA_SERVER_H
@@ -21,11 +24,36 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
-struct dlv_worker;
 struct tls_ctx;
 struct auth_db;
 
 #define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
+
+/*
+ * A service on a worker's loop beside the sessions (delivery). Every
+ * call comes on that worker's thread, with the ctx given to
+ * server_attach(). on_wake runs after each io_loop_wake() (the sessions'
+ * sinks first), on_tick once a second. Stopping: quiesce is called when
+ * the worker begins to stop and again until it returns true (nothing
+ * left open: the loop stops only then); abort once the shutdown deadline
+ * has passed (drop what is still open, then quiesce is asked again).
+ * destroy comes from server_destroy(), after the thread has ended and
+ * before the loop goes; the ctx stays the caller's to free.
+ */
+struct server_service_ops {
+	void (*on_wake)(void *ctx);
+	void (*on_tick)(void *ctx, uint64_t now);
+	bool (*quiesce)(void *ctx);
+	void (*abort)(void *ctx);
+	void (*destroy)(void *ctx);
+};
+
+#define SERVER_SERVICES_MAX 2u
+
+struct server_service {
+	const struct server_service_ops *sv_ops;
+	void *sv_ctx;
+};
 
 struct smtp_worker {
 	struct io_loop w_loop;
@@ -37,19 +65,14 @@ struct smtp_worker {
 	pthread_t w_thread;
 	bool w_thread_started;
 	uint64_t w_last_us;		/* for queue ids */
-	struct dlv_worker *w_dlv;	/* outbound side; NULL if delivery=no */
+	struct server_service w_services[SERVER_SERVICES_MAX];	/* delivery, when on */
+	unsigned w_nservices;
 	time_t w_date_sec;		/* cached RFC 5322 date */
 	char w_date[40];
 	/* Counters for the metrics endpoint (single writer: this worker);
 	 * the sessions' own are in w_env.e_stats. */
 	stat_t w_accepted[CONFIG_LISTEN_MAX];	/* per listener */
 	stat_t w_refused;			/* connections over a cap */
-	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
-	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
-	stat_t w_bounces;
-	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
-	stat_t w_tls_out_handshakes, w_tls_out_failures;	/* outbound */
-	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
 
 struct server {
@@ -80,9 +103,19 @@ struct tls_ctx *server_tls_client(struct server *srv);
 /* Replace the TLS contexts (reload); takes ownership of the new ones. */
 void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx);
 
-/* Bind listeners and start workers. err names what failed. */
-int server_start(struct server *srv, const struct config *cfg, struct queue *q,
-		 char *err, size_t errlen);
+/* Set up the workers' loops, bind listeners, start the password-check
+ * pool; no worker thread runs yet. err names what failed. */
+int server_init(struct server *srv, const struct config *cfg, struct queue *q,
+		char *err, size_t errlen);
+/* Worker i's loop (i < server_nworkers()), for a service to attach to. */
+struct io_loop *server_worker_loop(struct server *srv, unsigned i);
+/* Between server_init() and server_run(): add a service to worker i.
+ * ops and ctx must outlive server_destroy(). -1 when the worker has
+ * SERVER_SERVICES_MAX already. */
+int server_attach(struct server *srv, unsigned i, const struct server_service_ops *ops,
+		  void *ctx);
+/* Start the worker threads. err names what failed. */
+int server_run(struct server *srv, char *err, size_t errlen);
 /* Ask every worker to stop accepting and wind sessions down. */
 void server_stop(struct server *srv);
 /* Wait for every worker to finish. */
@@ -93,10 +126,10 @@ void server_destroy(struct server *srv);
 uint64_t server_next_id(struct smtp_worker *w);
 
 /*
- * A plain copy of the workers' counters, summed over workers (per worker
- * for the loop counters): what the metrics endpoint reads, instead of the
- * workers' own structs. Any thread; each value was true at some recent
- * moment (io/stat.h).
+ * A plain copy of the workers' inbound counters, summed over workers (per
+ * worker for the loop counters): what the metrics endpoint reads, instead
+ * of the workers' own structs (delivery keeps its own). Any thread; each
+ * value was true at some recent moment (io/stat.h).
  */
 struct server_hist {
 	uint64_t sh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
@@ -110,13 +143,10 @@ struct server_worker_stats {
 struct server_stats {
 	uint64_t accepted[CONFIG_LISTEN_MAX];	/* per listener */
 	uint64_t open[CONFIG_LISTEN_MAX];
-	uint64_t refused, messages, rejected, bounces;
-	uint64_t rcpt_result[4];		/* enum dlv_result */
-	uint64_t reply_class[6];
-	uint64_t dns_lookups, dns_failures;
-	uint64_t tls_handshakes, tls_failures, tls_out_handshakes, tls_out_failures;
-	uint64_t recv_bytes, send_bytes;
-	struct server_hist accept_lat, delivery_lat;
+	uint64_t refused, messages, rejected;
+	uint64_t tls_handshakes, tls_failures;
+	uint64_t recv_bytes, send_bytes;		/* in and out bound */
+	struct server_hist accept_lat;
 };
 
 void server_get_stats(struct server *srv, struct server_stats *st_r);

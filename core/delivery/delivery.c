@@ -14,9 +14,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "core/delivery/delivery.h"
+#include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 
 #define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
 
@@ -121,10 +120,12 @@ static void id_list_add(struct id_list *l, uint64_t id)
 }
 
 struct delivery {
-	struct server *d_srv;
+	struct delivery_env d_env;
+	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
 	const struct config *d_cfg;
 	struct queue *d_q;
 	pthread_t d_thread;
+	bool d_started;			/* d_thread runs */
 	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_stop */
 	pthread_cond_t d_cond;
 	struct id_list d_new, d_done;
@@ -182,6 +183,35 @@ void delivery_msg_done(struct dlv_msg *m)
 unsigned delivery_inflight(struct delivery *d)
 {
 	return atomic_load(&d->d_inflight_n);
+}
+
+static void delivery_hist_add(struct delivery_hist *to, const struct stat_hist *h)
+{
+	for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
+		to->dh_buckets[k] += stat_get(&h->sh_buckets[k]);
+	to->dh_count += stat_get(&h->sh_count);
+	to->dh_sum_ns += stat_get(&h->sh_sum_ns);
+}
+
+void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	if (d == NULL)
+		return;
+	for (unsigned i = 0; i < d->d_env.de_nworkers; i++) {
+		const struct dlv_worker *w = d->d_workers[i];
+
+		for (unsigned k = 0; k < 4; k++)
+			st_r->rcpt_result[k] += stat_get(&w->w_rcpt_result[k]);
+		for (unsigned k = 0; k < 6; k++)
+			st_r->reply_class[k] += stat_get(&w->w_reply_class[k]);
+		st_r->bounces += stat_get(&w->w_bounces);
+		st_r->dns_lookups += stat_get(&w->w_dns_lookups);
+		st_r->dns_failures += stat_get(&w->w_dns_failures);
+		st_r->tls_handshakes += stat_get(&w->w_cl.ce_tls_handshakes);
+		st_r->tls_failures += stat_get(&w->w_cl.ce_tls_failures);
+		delivery_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
+	}
 }
 
 /* The next hop of a recipient: the relayhost, or its domain. */
@@ -293,7 +323,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		if (j == NULL) {
 			j = calloc(1, sizeof(*j));
 			if (j == NULL || (j->dj_nexthop = strdup(hop)) == NULL ||
-			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL) {
+			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL ||
+			    (j->dj_addrs = calloc(m->dm_nrcpt, sizeof(char *))) == NULL) {
 				if (j != NULL)
 					dlv_job_free(j);
 				continue;	/* retried by the next scan */
@@ -301,6 +332,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 			j->dj_msg = m;
 			jobs[njobs++] = j;
 		}
+		j->dj_addrs[j->dj_nrcpt] = m->dm_rcpts[i].dr_addr;
 		j->dj_rcpts[j->dj_nrcpt++] = i;
 	}
 	/* Recipients not taking part keep their stored state. */
@@ -317,12 +349,20 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	m->dm_start_us = dlv_now_us();
 	atomic_store(&m->dm_parts_left, njobs);
 	for (unsigned k = 0; k < njobs; k++) {
-		struct server *srv = d->d_srv;
+		struct smtp_client_txn *t = &jobs[k]->dj_txn;
 		uint32_t h = 2166136261u;
+
+		/* What a session sends; the strings are the message's. */
+		t->ct_id = m->dm_id;
+		t->ct_sender = m->dm_sender;
+		t->ct_size = m->dm_size;
+		t->ct_flags = m->dm_flags;
+		t->ct_nrcpt = jobs[k]->dj_nrcpt;
+		t->ct_rcpts = jobs[k]->dj_addrs;
 
 		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
 			h = (h ^ (unsigned char)*p) * 16777619u;
-		dlv_worker_push(srv->s_workers[h % srv->s_nworkers].w_dlv, jobs[k]);
+		dlv_worker_push(d->d_workers[h % d->d_env.de_nworkers], jobs[k]);
 	}
 	free(jobs);
 }
@@ -381,29 +421,47 @@ static void *delivery_main(void *arg)
 	return NULL;
 }
 
-int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen)
+int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *err,
+		  size_t errlen)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
-	int rc;
 
 	*d_r = NULL;
-	if (d == NULL) {
+	if (d == NULL || (d->d_workers = calloc(env->de_nworkers, sizeof(*d->d_workers))) == NULL) {
+		free(d);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	d->d_srv = srv;
-	d->d_cfg = srv->s_cfg;
-	d->d_q = srv->s_queue;
+	d->d_env = *env;
+	d->d_cfg = env->de_cfg;
+	d->d_q = env->de_queue;
 	pthread_mutex_init(&d->d_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
+	*d_r = d;
+	for (unsigned i = 0; i < env->de_nworkers; i++)
+		if (dlv_worker_init(&d->d_workers[i], &d->d_env, i, err, errlen) < 0) {
+			delivery_free(d_r);
+			return -1;
+		}
+	return 0;
+}
+
+struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)
+{
+	return d->d_workers[i];
+}
+
+int delivery_start(struct delivery *d, char *err, size_t errlen)
+{
+	int rc;
+
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
 	if (rc != 0) {
 		snprintf(err, errlen, "delivery thread: %s", strerror(rc));
-		free(d);
 		return -1;
 	}
-	*d_r = d;
+	d->d_started = true;
 	return 0;
 }
 
@@ -411,13 +469,14 @@ void delivery_stop(struct delivery **dp)
 {
 	struct delivery *d = *dp;
 
-	if (d == NULL)
+	if (d == NULL || !d->d_started)
 		return;
 	pthread_mutex_lock(&d->d_lock);
 	d->d_stop = true;
 	pthread_mutex_unlock(&d->d_lock);
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
+	d->d_started = false;
 }
 
 /* After the committer drained: free what is left. */
@@ -430,6 +489,9 @@ void delivery_free(struct delivery **dp)
 	free(d->d_new.ids);
 	free(d->d_done.ids);
 	free(d->d_inflight.is_slots);
+	for (unsigned i = 0; i < d->d_env.de_nworkers; i++)
+		dlv_worker_destroy(&d->d_workers[i]);
+	free(d->d_workers);
 	pthread_mutex_destroy(&d->d_lock);
 	pthread_cond_destroy(&d->d_cond);
 	free(d);

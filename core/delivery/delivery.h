@@ -11,7 +11,8 @@
  * reuse live on one thread without locks.
  *
  * On the worker (delivery_worker.c) jobs queue per destination; outbound
- * SMTP sessions (smtp_client.c) take them one transaction at a time.
+ * SMTP sessions (core/outbound/smtp_client.h) take them one transaction at
+ * a time and report back through the callbacks delivery gives them.
  * When the last share of a message is done, that worker turns the
  * results into one queue_update (delivered / failed / deferred with the
  * next attempt; a bounce for new failures) which the committer applies
@@ -19,6 +20,11 @@
  *
  * At-least-once: state changes only after the remote server's reply, so
  * a crash mid-delivery means the message is tried again after restart.
+ *
+ * Delivery knows nothing of the program around it: what it takes (the
+ * workers' loops, queue ids, the client TLS context) comes in a struct
+ * delivery_env, and the program runs each worker's part from that
+ * worker's loop (dlv_worker_on_wake/on_tick/quiesce/abort/close).
  */
 #ifndef RINGMTA_DELIVERY_H
 #define RINGMTA_DELIVERY_H
@@ -29,10 +35,12 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
+#include "core/outbound/smtp_client.h"
+#include "io/stat.h"
 #include "queue/queue.h"
 
-struct server;
-struct smtp_worker;
+struct io_loop;
+struct tls_ctx;
 struct dlv_worker;
 
 enum dlv_result {
@@ -77,27 +85,66 @@ struct dlv_job {
 	struct dlv_msg *dj_msg;
 	char *dj_nexthop;		/* owned: domain or relayhost */
 	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
+	const char **dj_addrs;		/* owned array: their addresses */
 	unsigned dj_nrcpt;
+	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
 };
 
 /* Postfix's hopcount_limit: a message with this many Received: headers
  * (ours included) or more is looping somewhere and bounces (5.4.6). */
 #define DLV_HOPCOUNT_LIMIT 50u
 
-struct delivery_stats {
-	uint64_t dispatched, sent, deferred, failed, bounces;
-};
-
 struct delivery;
 
+/*
+ * A plain copy of delivery's counters, summed over the workers: what the
+ * metrics endpoint reads. Any thread; each value was true at some recent
+ * moment (io/stat.h).
+ */
+struct delivery_hist {
+	uint64_t dh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
+	uint64_t dh_count, dh_sum_ns;
+};
+
+struct delivery_stats {
+	uint64_t rcpt_result[4];		/* enum dlv_result */
+	uint64_t reply_class[6];		/* recipients by reply class 2..5 */
+	uint64_t bounces;
+	uint64_t dns_lookups, dns_failures;
+	uint64_t tls_handshakes, tls_failures;	/* outbound */
+	struct delivery_hist delivery_lat;	/* arrival -> delivered */
+};
+
+/* What delivery takes from the program; copied by delivery_init(). */
+struct delivery_env {
+	const struct config *de_cfg;
+	struct queue *de_queue;
+	unsigned de_nworkers;
+	/* Worker i's loop; delivery_init() sets up a dlv_worker on each. */
+	struct io_loop *(*de_loop)(void *arg, unsigned i);
+	/* On worker i's thread: a new queue id (for bounces). */
+	uint64_t (*de_next_id)(void *arg, unsigned i);
+	/* Any worker: a new reference to the client TLS context, or NULL. */
+	struct tls_ctx *(*de_tls_client)(void *arg);
+	void *de_arg;
+};
+
+/* Set up the per-worker parts (before the workers' threads run). */
+int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *err,
+		  size_t errlen);
+/* Worker i's part, for the program to run from that worker's loop. */
+struct dlv_worker *delivery_worker(struct delivery *d, unsigned i);
 /* Start the scheduler thread; ties itself to the queue's listener. */
-int delivery_start(struct delivery **d_r, struct server *srv, char *err, size_t errlen);
+int delivery_start(struct delivery *d, char *err, size_t errlen);
 /* Stop dispatching and join the scheduler (workers finish what they hold). */
 void delivery_stop(struct delivery **d);
-/* Free it, once the committer has drained (after queue_close). */
+/* Free it, once the committer has drained (after queue_close) and the
+ * workers' loops are gone (each dlv_worker_close()d). */
 void delivery_free(struct delivery **d);
 /* Count of messages in flight (for shutdown and tests). */
 unsigned delivery_inflight(struct delivery *d);
+/* The counters now; all zero when d is NULL (delivery = no). */
+void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
@@ -105,7 +152,9 @@ void delivery_msg_done(struct dlv_msg *m);
 void delivery_job_done(struct dlv_worker *w, struct dlv_job *j);
 
 /* Per-worker part (delivery_worker.c). */
-int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, size_t errlen);
+int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, unsigned index,
+		    char *err, size_t errlen);
+/* Frees what dlv_worker_close() left (the counters), or everything. */
 void dlv_worker_destroy(struct dlv_worker **w);
 /* Any thread: hand a job to this worker. */
 void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j);
@@ -114,6 +163,11 @@ void dlv_worker_on_wake(struct dlv_worker *w);
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now);
 /* Shutdown: close idle connections, take no new jobs. True when idle. */
 bool dlv_worker_quiesce(struct dlv_worker *w);
+/* Shutdown deadline passed: drop every session now; jobs keep their state. */
+void dlv_worker_abort(struct dlv_worker *w);
+/* After the worker's loop stopped for good, before it is destroyed: free
+ * the destinations and the resolver. Its counters stay readable. */
+void dlv_worker_close(struct dlv_worker *w);
 
 /* Free a job and its strings. */
 void dlv_job_free(struct dlv_job *j);

@@ -1,7 +1,7 @@
 /*
- * delivery_internal.h: what delivery_worker.c and smtp_client.c share on
- * a worker thread: destinations (one per next hop), their routes, and
- * the outbound SMTP sessions. Everything here belongs to one worker.
+ * delivery_internal.h: what delivery's files share: the worker's part
+ * (destinations, one per next hop, with their outbound sessions) and the
+ * route checks. Everything in a dlv_worker belongs to one worker.
  */
 #ifndef RINGMTA_DELIVERY_INTERNAL_H
 #define RINGMTA_DELIVERY_INTERNAL_H
@@ -12,18 +12,9 @@
 
 #include "core/delivery/delivery.h"
 #include "core/dns/dns.h"
-#include "core/wire/smtp_reply.h"
 #include "io/loop.h"
+#include "io/stat.h"
 #include "queue/queue.h"
-
-/* A resolved route, shared by the sessions that use it. */
-struct dlv_route {
-	unsigned rt_refs;
-	uint16_t rt_port;
-	struct dns_route rt_dns;
-};
-
-struct smtp_client;
 
 struct dlv_dest {
 	struct dlv_dest *dd_hnext;	/* hash chain */
@@ -43,7 +34,8 @@ struct dlv_dest {
 };
 
 struct dlv_worker {
-	struct smtp_worker *w_sw;
+	const struct delivery_env *w_env;	/* the program's; see delivery.h */
+	unsigned w_index;			/* the worker's number */
 	struct io_loop *w_loop;
 	const struct config *w_cfg;
 	struct queue *w_queue;
@@ -52,21 +44,16 @@ struct dlv_worker {
 	struct dns *w_dns;
 	struct dlv_dest **w_dests;	/* hash buckets */
 	unsigned w_nbuckets;
-	unsigned w_nclients;
-	struct smtp_client *w_clients;	/* every session, for shutdown */
+	struct smtp_client_env w_cl;	/* the outbound sessions */
 	bool w_quiesce;
 	uint64_t w_rnd;
+	/* Counters for delivery_get_stats() (single writer: this worker). */
+	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
+	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
+	stat_t w_bounces;
+	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
+	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
-
-/* smtp_client.c */
-struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
-				     struct dlv_route *rt, unsigned candidate);
-void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j);
-void smtp_client_quit(struct smtp_client *c);
-/* Shutdown deadline: close every session now; jobs keep their state. */
-void smtp_client_abort_all(struct dlv_worker *w);
-struct smtp_client *smtp_client_next_idle(struct smtp_client *c);
-void smtp_client_set_next_idle(struct smtp_client *c, struct smtp_client *n);
 
 /* delivery_route.c: the addresses of a route delivery may use. */
 enum {
@@ -87,21 +74,5 @@ bool dlv_addr_self(const struct config *cfg, const struct sockaddr_storage *a, u
  * with at least one address left, else why nothing is left. */
 int dlv_route_filter(const struct config *cfg, bool trusted, uint16_t port,
 		     struct dns_route *r, const struct sockaddr_storage *ifs, unsigned nifs);
-
-/* delivery_worker.c, called by sessions */
-void dlv_dest_client_ready(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c);
-void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
-			    const char *ecode, const char *reason);
-/* A session ended; opening: it never became ready. */
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
-			  bool opening);
-/* A session opened by dlv_dest_on_route is ready for the first time. */
-void dlv_dest_client_opened(struct dlv_dest *d);
-void dlv_route_unref(struct dlv_route *rt);
-/* Record one recipient's outcome in its message. */
-void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
-		     const char *reply, const char *ecode, const char *remote);
-/* The TLS protocol and cipher the recipient's delivery used ("" = none). */
-void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls);
 
 #endif

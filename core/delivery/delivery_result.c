@@ -18,7 +18,6 @@
 #include "core/message/dsn.h"
 #include "core/base/log.h"
 #include "core/delivery/retry.h"
-#include "core/app/server.h"
 
 static uint64_t dres_now_us(void)
 {
@@ -136,7 +135,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	rc = calloc(1, sizeof(*rc));
 	if (b == NULL || iov == NULL || rc == NULL)
 		goto fail;
-	b->qm_id = server_next_id(w->w_sw);
+	b->qm_id = w->w_env->de_next_id(w->w_env->de_arg, w->w_index);
 	snprintf(msgid, sizeof(msgid), "%016" PRIx64 ".bounce@%.40s", b->qm_id, cfg->hostname);
 	dm.dm_message_id = msgid;
 	if (queue_body_get(w->w_queue, m->dm_id, &body) == 0) {
@@ -253,11 +252,11 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		else if (r->dr_result == DLV_R_DEFERRED)
 			deferred++;
 		n++;
-		stat_inc(&w->w_sw->w_rcpt_result[r->dr_result]);
+		stat_inc(&w->w_rcpt_result[r->dr_result]);
 		if (r->dr_reply != NULL && r->dr_reply[0] >= '2' && r->dr_reply[0] <= '5')
-			stat_inc(&w->w_sw->w_reply_class[r->dr_reply[0] - '0']);
+			stat_inc(&w->w_reply_class[r->dr_reply[0] - '0']);
 		if (r->dr_result == DLV_R_SENT)
-			stat_hist_observe(&w->w_sw->w_delivery_lat, (now - m->dm_arrival) * 1000u);
+			stat_hist_observe(&w->w_delivery_lat, (now - m->dm_arrival) * 1000u);
 		{
 			char nexts[40] = "";
 
@@ -283,7 +282,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	if ((failed > 0 || warn) && m->dm_sender[0] != '\0') {
 		m->dm_bounce = dres_bounce(w, m, now, warn);
 		if (m->dm_bounce != NULL)
-			stat_inc(&w->w_sw->w_bounces);
+			stat_inc(&w->w_bounces);
 	}
 	memset(&m->dm_update, 0, sizeof(m->dm_update));
 	m->dm_update.qu_id = m->dm_id;

@@ -4,9 +4,11 @@
  * hop). A destination resolves its route (dns.c), opens sessions up to
  * destination_concurrency_limit, hands each ready session the next job,
  * keeps idle sessions for reuse and paces sends by
- * destination_rate_limit. Single-threaded apart from the inbox.
+ * destination_rate_limit. Single-threaded apart from the inbox. The
+ * sessions (core/outbound/smtp_client.h) report back through dlv_cl_ops.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -18,7 +20,6 @@
 
 #include "core/delivery/delivery_internal.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
 
 #define DLV_BUCKETS 1024u
 #define DLV_DEST_IDLE_FREE 60	/* seconds before an unused destination goes */
@@ -32,21 +33,17 @@ static unsigned dlv_hash(const char *s)
 	return h;
 }
 
-void dlv_route_unref(struct dlv_route *rt)
-{
-	if (rt != NULL && --rt->rt_refs == 0)
-		free(rt);
-}
-
 void dlv_job_free(struct dlv_job *j)
 {
 	free(j->dj_nexthop);
 	free(j->dj_rcpts);
+	free(j->dj_addrs);
 	free(j);
 }
 
-void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
-		     const char *reply, const char *ecode, const char *remote)
+/* Record one recipient's outcome in its message (the first one counts). */
+static void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
+			    const char *reply, const char *ecode, const char *remote)
 {
 	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
 
@@ -63,7 +60,8 @@ void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
 	snprintf(r->dr_remote, sizeof(r->dr_remote), "%s", remote ? remote : "");
 }
 
-void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls)
+/* The TLS protocol and cipher the recipient's delivery used ("" = none). */
+static void dlv_rcpt_tls(struct dlv_job *j, unsigned k, const char *tls)
 {
 	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
 
@@ -226,7 +224,7 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 	struct dlv_dest *d = ctx;
 	struct dlv_worker *w = d->dd_w;
 	const struct config *cfg = w->w_cfg;
-	struct dlv_route *rt;
+	struct smtp_route *rt;
 	unsigned want;
 
 	d->dd_resolving = false;
@@ -292,13 +290,13 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 	for (unsigned i = 0; i < want; i++) {
 		d->dd_nconns++;
 		d->dd_nopening++;
-		if (smtp_client_open(w, d, rt, 0) == NULL) {
+		if (smtp_client_open(&w->w_cl, d, rt, 0, d->dd_host) == NULL) {
 			d->dd_nconns--;
 			d->dd_nopening--;
 			break;
 		}
 	}
-	dlv_route_unref(rt);
+	smtp_route_unref(rt);
 }
 
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
@@ -310,7 +308,7 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 			return;
 		d->dd_idle = smtp_client_next_idle(c);
 		smtp_client_set_next_idle(c, NULL);
-		smtp_client_start_job(c, dlv_dest_pop(d));
+		smtp_client_start_job(c, &dlv_dest_pop(d)->dj_txn);
 	}
 	if (d->dd_head != NULL && !d->dd_resolving && !w->w_quiesce &&
 	    d->dd_nconns < w->w_cfg->destination_concurrency_limit &&
@@ -320,24 +318,31 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 	}
 }
 
-void dlv_dest_client_ready(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+/* The sessions' callbacks (struct smtp_client_ops): ctx is the worker,
+ * dest the destination that opened the session. */
+static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 {
+	struct dlv_worker *w = ctx;
+	struct dlv_dest *d = dest;
+
 	d->dd_last_active = io_loop_now();
 	if (w->w_quiesce) {
 		smtp_client_quit(c);
 		return;
 	}
 	if (d->dd_head != NULL && dlv_rate_ok(w, d)) {
-		smtp_client_start_job(c, dlv_dest_pop(d));
+		smtp_client_start_job(c, &dlv_dest_pop(d)->dj_txn);
 		return;
 	}
 	smtp_client_set_next_idle(c, d->dd_idle);
 	d->dd_idle = c;
 }
 
-void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
-			    const char *ecode, const char *reason)
+static void dlv_cl_failed(void *ctx, void *dest, const char *ecode, const char *reason)
 {
+	struct dlv_worker *w = ctx;
+	struct dlv_dest *d = dest;
+
 	log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, reason);
 	/* Every address of the route failed: the destination is down for
 	 * now. Defer what waits rather than open session after session to
@@ -345,14 +350,19 @@ void dlv_dest_client_failed(struct dlv_worker *w, struct dlv_dest *d,
 	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
 }
 
-void dlv_dest_client_opened(struct dlv_dest *d)
+static void dlv_cl_opened(void *ctx, void *dest)
 {
+	struct dlv_dest *d = dest;
+
+	(void)ctx;
 	d->dd_nopening--;
 }
 
-void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
-			  bool opening)
+static void dlv_cl_gone(void *ctx, void *dest, struct smtp_client *c, bool opening)
 {
+	struct dlv_worker *w = ctx;
+	struct dlv_dest *d = dest;
+
 	if (opening)
 		d->dd_nopening--;
 	/* Unlink c from the idle list if it is there. */
@@ -370,7 +380,45 @@ void dlv_dest_client_gone(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 	dlv_dest_kick(w, d);
 }
 
-int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, size_t errlen)
+static_assert((int)SMTP_CLIENT_R_NONE == DLV_R_NONE && (int)SMTP_CLIENT_R_SENT == DLV_R_SENT &&
+	      (int)SMTP_CLIENT_R_DEFERRED == DLV_R_DEFERRED &&
+	      (int)SMTP_CLIENT_R_FAILED == DLV_R_FAILED, "the client reports dlv_result values");
+
+static void dlv_cl_rcpt_result(void *ctx, struct smtp_client_txn *t, unsigned k,
+			       enum smtp_client_result res, const char *reply, const char *ecode,
+			       const char *remote, const char *tls)
+{
+	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
+
+	(void)ctx;
+	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote);
+	if (tls != NULL)
+		dlv_rcpt_tls(j, k, tls);
+}
+
+static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
+{
+	delivery_job_done(ctx, (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn)));
+}
+
+static const struct smtp_client_ops dlv_cl_ops = {
+	.rcpt_result = dlv_cl_rcpt_result,
+	.txn_done = dlv_cl_txn_done,
+	.opened = dlv_cl_opened,
+	.ready = dlv_cl_ready,
+	.failed = dlv_cl_failed,
+	.gone = dlv_cl_gone,
+};
+
+static struct tls_ctx *dlv_cl_tls_client(void *arg)
+{
+	const struct delivery_env *env = arg;
+
+	return env->de_tls_client(env->de_arg);
+}
+
+int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, unsigned index,
+		    char *err, size_t errlen)
 {
 	struct dlv_worker *w = calloc(1, sizeof(*w));
 
@@ -379,12 +427,20 @@ int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	w->w_sw = sw;
-	w->w_loop = &sw->w_loop;
-	w->w_cfg = sw->w_srv->s_cfg;
-	w->w_queue = sw->w_srv->s_queue;
+	w->w_env = env;
+	w->w_index = index;
+	w->w_loop = env->de_loop(env->de_arg, index);
+	w->w_cfg = env->de_cfg;
+	w->w_queue = env->de_queue;
 	w->w_nbuckets = DLV_BUCKETS;
 	w->w_rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)w;
+	w->w_cl.ce_loop = w->w_loop;
+	w->w_cl.ce_cfg = w->w_cfg;
+	w->w_cl.ce_queue = w->w_queue;
+	w->w_cl.ce_tls_client = dlv_cl_tls_client;
+	w->w_cl.ce_tls_arg = (void *)env;
+	w->w_cl.ce_ops = &dlv_cl_ops;
+	w->w_cl.ce_ctx = w;
 	pthread_mutex_init(&w->w_lock, NULL);
 	w->w_dests = calloc(w->w_nbuckets, sizeof(*w->w_dests));
 	if (w->w_dests == NULL ||
@@ -400,13 +456,9 @@ int dlv_worker_init(struct dlv_worker **w_r, struct smtp_worker *sw, char *err, 
 	return 0;
 }
 
-void dlv_worker_destroy(struct dlv_worker **wp)
+void dlv_worker_close(struct dlv_worker *w)
 {
-	struct dlv_worker *w = *wp;
-
-	if (w == NULL)
-		return;
-	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+	for (unsigned b = 0; w->w_dests != NULL && b < w->w_nbuckets; b++) {
 		struct dlv_dest *d = w->w_dests[b], *next;
 
 		for (; d != NULL; d = next) {
@@ -417,7 +469,17 @@ void dlv_worker_destroy(struct dlv_worker **wp)
 		}
 	}
 	free(w->w_dests);
+	w->w_dests = NULL;
 	dns_destroy(&w->w_dns);
+}
+
+void dlv_worker_destroy(struct dlv_worker **wp)
+{
+	struct dlv_worker *w = *wp;
+
+	if (w == NULL)
+		return;
+	dlv_worker_close(w);
 	pthread_mutex_destroy(&w->w_lock);
 	free(w);
 	*wp = NULL;
@@ -483,8 +545,8 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 	dns_tick(w->w_dns);
 	/* Publish for the metrics endpoint (dns.c's counters are private). */
 	dns_get_stats(w->w_dns, &ds);
-	atomic_store_explicit(&w->w_sw->w_dns_lookups, ds.lookups, memory_order_relaxed);
-	atomic_store_explicit(&w->w_sw->w_dns_failures, ds.failures, memory_order_relaxed);
+	atomic_store_explicit(&w->w_dns_lookups, ds.lookups, memory_order_relaxed);
+	atomic_store_explicit(&w->w_dns_failures, ds.failures, memory_order_relaxed);
 	for (unsigned b = 0; b < w->w_nbuckets; b++) {
 		struct dlv_dest **pp = &w->w_dests[b], *d;
 
@@ -503,6 +565,11 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 			pp = &d->dd_hnext;
 		}
 	}
+}
+
+void dlv_worker_abort(struct dlv_worker *w)
+{
+	smtp_client_abort_all(&w->w_cl);
 }
 
 bool dlv_worker_quiesce(struct dlv_worker *w)
@@ -527,5 +594,5 @@ bool dlv_worker_quiesce(struct dlv_worker *w)
 				idle = false;
 		}
 	}
-	return idle && w->w_nclients == 0;
+	return idle && w->w_cl.ce_nclients == 0;
 }

@@ -117,6 +117,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
 	struct server_stats ss;
+	struct delivery_stats ds;
 	struct queue_stats qs;
 	struct timeval tv;
 	uint64_t now_us, ready = 0, scheduled = 0, oldest = 0;
@@ -125,6 +126,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	gettimeofday(&tv, NULL);
 	now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 	server_get_stats(m->m_srv, &ss);
+	delivery_get_stats(m->m_dlv, &ds);
 
 	mb_head(b, "ringmta_connections_accepted_total", "counter",
 		"Inbound SMTP connections accepted, per listener.");
@@ -157,18 +159,18 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_printf(b, "ringmta_recipients_total{result=\"delivered\"} %llu\n"
 		  "ringmta_recipients_total{result=\"deferred\"} %llu\n"
 		  "ringmta_recipients_total{result=\"bounced\"} %llu\n",
-		  (unsigned long long)ss.rcpt_result[DLV_R_SENT],
-		  (unsigned long long)ss.rcpt_result[DLV_R_DEFERRED],
-		  (unsigned long long)ss.rcpt_result[DLV_R_FAILED]);
+		  (unsigned long long)ds.rcpt_result[DLV_R_SENT],
+		  (unsigned long long)ds.rcpt_result[DLV_R_DEFERRED],
+		  (unsigned long long)ds.rcpt_result[DLV_R_FAILED]);
 	mb_head(b, "ringmta_recipient_replies_total", "counter",
 		"Recipients by the class of the remote server's reply.");
 	for (unsigned c = 2; c <= 5; c++)
 		if (c != 3)
 			mb_printf(b, "ringmta_recipient_replies_total{class=\"%uxx\"} %llu\n", c,
-				  (unsigned long long)ss.reply_class[c]);
+				  (unsigned long long)ds.reply_class[c]);
 	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
 	mb_printf(b, "ringmta_bounces_total %llu\n",
-		  (unsigned long long)ss.bounces);
+		  (unsigned long long)ds.bounces);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",
@@ -198,8 +200,8 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		ss.accept_lat.sh_count, ss.accept_lat.sh_sum_ns);
 	mb_head(b, "ringmta_delivery_seconds", "histogram",
 		"From arrival to delivery, per delivered recipient.");
-	mb_hist(b, "ringmta_delivery_seconds", ss.delivery_lat.sh_buckets,
-		ss.delivery_lat.sh_count, ss.delivery_lat.sh_sum_ns);
+	mb_hist(b, "ringmta_delivery_seconds", ds.delivery_lat.dh_buckets,
+		ds.delivery_lat.dh_count, ds.delivery_lat.dh_sum_ns);
 
 	mb_head(b, "ringmta_network_received_bytes_total", "counter",
 		"Bytes received on SMTP connections (in and out bound).");
@@ -211,18 +213,18 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		  (unsigned long long)ss.send_bytes);
 	mb_head(b, "ringmta_dns_lookups_total", "counter", "DNS queries sent.");
 	mb_printf(b, "ringmta_dns_lookups_total %llu\n",
-		  (unsigned long long)ss.dns_lookups);
+		  (unsigned long long)ds.dns_lookups);
 	mb_head(b, "ringmta_dns_failures_total", "counter", "DNS lookups that failed.");
 	mb_printf(b, "ringmta_dns_failures_total %llu\n",
-		  (unsigned long long)ss.dns_failures);
+		  (unsigned long long)ds.dns_failures);
 
 	mb_inout(b, "ringmta_tls_handshakes_total",
 		 "TLS handshakes completed, inbound (STARTTLS, implicit) and outbound.",
 		 ss.tls_handshakes,
-		 ss.tls_out_handshakes);
+		 ds.tls_handshakes);
 	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
 		 ss.tls_failures,
-		 ss.tls_out_failures);
+		 ds.tls_failures);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct server_worker_stats, loops));

@@ -20,7 +20,8 @@ struct metrics;
 /*
  * Start serving on cfg->metrics_listen ("ip:port" or "[ip6]:port"). It
  * reads the workers through server_get_stats(), the queue through
- * queue_get_stats()/queue_depth() and delivery through delivery_inflight();
+ * queue_get_stats()/queue_depth() and delivery through delivery_get_stats()
+ * and delivery_inflight() (dlv may be NULL);
  * every argument must outlive metrics_stop(). err names the problem.
  */
 int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *q,

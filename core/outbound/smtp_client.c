@@ -22,6 +22,9 @@
  * hands over to a new session on the next address of the route; after
  * the last one, the destination is told. A failure during a transaction
  * defers the recipients not yet settled.
+ *
+ * Everything the session learns goes to its owner through the callbacks
+ * of its environment (smtp_client.h); it includes nothing of delivery.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,9 +36,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/delivery/delivery_internal.h"
+#include "core/outbound/smtp_client.h"
 #include "core/base/log.h"
-#include "core/app/server.h"
+#include "core/wire/smtp_reply.h"
 #include "tls/tls.h"
 
 enum cl_state {
@@ -65,9 +68,9 @@ enum cl_state {
 
 struct smtp_client {
 	struct io_conn c_conn;		/* first: container_of from io */
-	struct dlv_worker *c_w;
-	struct dlv_dest *c_dest;
-	struct dlv_route *c_route;	/* one reference */
+	struct smtp_client_env *c_env;
+	void *c_dest;			/* the owner's, given back in callbacks */
+	struct smtp_route *c_route;	/* one reference */
 	struct smtp_client *c_next_idle;
 	struct smtp_client *c_all_next, *c_all_prev;	/* worker's list */
 	unsigned c_candidate;		/* index over (host, address) pairs */
@@ -83,7 +86,7 @@ struct smtp_client {
 	unsigned c_phase;		/* 0 MAIL, 1..n RCPT, n+1 DATA */
 	unsigned c_accepted;
 	unsigned c_msgs;
-	struct dlv_job *c_job;
+	struct smtp_client_txn *c_job;	/* the transaction under way */
 	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
 	uint64_t c_body_off;		/* stored body bytes already written */
 	uint64_t c_body_len;		/* stored body size, from the first window */
@@ -106,7 +109,21 @@ static void cl_tls_failed(struct smtp_client *c);
 
 static const struct config *cl_cfg(const struct smtp_client *c)
 {
-	return c->c_w->w_cfg;
+	return c->c_env->ce_cfg;
+}
+
+static const struct smtp_client_ops *cl_ops_of(const struct smtp_client *c)
+{
+	return c->c_env->ce_ops;
+}
+
+static struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
+				   struct smtp_route *rt, unsigned candidate, uint8_t policy);
+
+void smtp_route_unref(struct smtp_route *rt)
+{
+	if (rt != NULL && --rt->rt_refs == 0)
+		free(rt);
 }
 
 struct smtp_client *smtp_client_next_idle(struct smtp_client *c)
@@ -120,7 +137,7 @@ void smtp_client_set_next_idle(struct smtp_client *c, struct smtp_client *n)
 }
 
 /* The n-th (host, address) pair of the route, or false past the end. */
-static bool cl_candidate(const struct dlv_route *rt, unsigned n,
+static bool cl_candidate(const struct smtp_route *rt, unsigned n,
 			 const struct dns_host **h_r, const struct sockaddr_storage **a_r)
 {
 	for (unsigned i = 0; i < rt->rt_dns.dr_nhosts; i++) {
@@ -202,29 +219,31 @@ static void cl_settle_reply(struct smtp_client *c, unsigned k, const struct smtp
 	char ecode[12];
 	char *text = cl_reply_text(r);
 	/* Only 2xx delivers; callers turn 1xx and 3xx into protocol errors. */
-	enum dlv_result res = r->code >= 200 && r->code < 300 ? DLV_R_SENT :
-			      r->code >= 500 ? DLV_R_FAILED : DLV_R_DEFERRED;
+	enum smtp_client_result res = r->code >= 200 && r->code < 300 ? SMTP_CLIENT_R_SENT :
+				      r->code >= 500 ? SMTP_CLIENT_R_FAILED :
+				      SMTP_CLIENT_R_DEFERRED;
 
 	cl_default_ecode(ecode, r->code, r->ecode);
-	dlv_rcpt_result(c->c_job, k, res, text ? text : "reply", ecode, c->c_remote);
-	dlv_rcpt_tls(c->c_job, k, c->c_tlsinfo);
+	cl_ops_of(c)->rcpt_result(c->c_env->ce_ctx, c->c_job, k, res, text ? text : "reply",
+				  ecode, c->c_remote, c->c_tlsinfo);
 	free(text);
 }
 
 /* Finish the current job: unsettled recipients get res with reason. */
-static void cl_job_end(struct smtp_client *c, enum dlv_result res, const char *ecode,
+static void cl_job_end(struct smtp_client *c, enum smtp_client_result res, const char *ecode,
 		       const char *reason)
 {
-	struct dlv_job *j = c->c_job;
+	struct smtp_client_txn *j = c->c_job;
 
 	if (j == NULL)
 		return;
-	for (unsigned k = 0; k < j->dj_nrcpt; k++)
-		dlv_rcpt_result(j, k, res, reason, ecode, c->c_remote);
+	for (unsigned k = 0; k < j->ct_nrcpt; k++)
+		cl_ops_of(c)->rcpt_result(c->c_env->ce_ctx, j, k, res, reason, ecode, c->c_remote,
+					  NULL);
 	free(c->c_rcpt_ok);
 	c->c_rcpt_ok = NULL;
 	c->c_job = NULL;
-	delivery_job_done(c->c_w, j);
+	cl_ops_of(c)->txn_done(c->c_env->ce_ctx, j);
 }
 
 /* The session is unusable: report, and close. Recipients not settled
@@ -239,7 +258,7 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 		return;
 	vsnprintf(c->c_error, sizeof(c->c_error), fmt, ap);
 	if (c->c_job != NULL)
-		cl_job_end(c, DLV_R_DEFERRED, ecode, c->c_error);
+		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, ecode, c->c_error);
 	if (!c->c_ready_once) {
 		/* Not ready yet: try the next address of the route. */
 		const struct dns_host *h;
@@ -248,11 +267,11 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 		if (cl_candidate(c->c_route, c->c_candidate + 1, &h, &a)) {
 			log_msg(LOG_DEBUG, "delivery: %s: %s; trying next host", c->c_remote,
 				c->c_error);
-			if (smtp_client_open(c->c_w, c->c_dest, c->c_route,
-					     c->c_candidate + 1) != NULL)
+			if (cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate + 1,
+				    c->c_policy) != NULL)
 				c->c_gone_reported = true;	/* the new one counts */
 		} else {
-			dlv_dest_client_failed(c->c_w, c->c_dest, "4.4.1", c->c_error);
+			cl_ops_of(c)->failed(c->c_env->ce_ctx, c->c_dest, "4.4.1", c->c_error);
 		}
 	}
 	if (in_body) {
@@ -291,12 +310,12 @@ static void cl_ready(struct smtp_client *c)
 {
 	if (c->c_opening) {
 		c->c_opening = false;
-		dlv_dest_client_opened(c->c_dest);
+		cl_ops_of(c)->opened(c->c_env->ce_ctx, c->c_dest);
 	}
 	c->c_state = CL_READY;
 	c->c_ready_once = true;
 	cl_deadline(c, cl_cfg(c)->smtp_idle_timeout);
-	dlv_dest_client_ready(c->c_w, c->c_dest, c);
+	cl_ops_of(c)->ready(c->c_env->ce_ctx, c->c_dest, c);
 }
 
 void smtp_client_quit(struct smtp_client *c)
@@ -337,7 +356,7 @@ static int cl_body_more(struct smtp_client *c)
 	int rc;
 
 	if (c->c_body_off < c->c_body_len) {
-		rc = queue_body_get(c->c_w->w_queue, c->c_job->dj_msg->dm_id, &b);
+		rc = queue_body_get(c->c_env->ce_queue, c->c_job->ct_id, &b);
 		if (rc < 0)
 			return rc;
 		if (b.qb_len != c->c_body_len) {
@@ -381,15 +400,12 @@ static int cl_body_more(struct smtp_client *c)
 
 static void cl_send_rcpt(struct smtp_client *c, unsigned k)
 {
-	const struct dlv_msg *m = c->c_job->dj_msg;
-
-	cl_write(c, "RCPT TO:<%s>\r\n", m->dm_rcpts[c->c_job->dj_rcpts[k]].dr_addr);
+	cl_write(c, "RCPT TO:<%s>\r\n", c->c_job->ct_rcpts[k]);
 }
 
-void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
+void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 {
-	const struct dlv_msg *m = j->dj_msg;
-	bool utf8 = (m->dm_flags & QRECORD_F_SMTPUTF8) != 0;
+	bool utf8 = (j->ct_flags & QRECORD_F_SMTPUTF8) != 0;
 	int rc;
 
 	c->c_job = j;
@@ -397,19 +413,19 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 	c->c_phase = 0;
 	c->c_accepted = 0;
 	c->c_mail_ok = false;
-	c->c_rcpt_ok = calloc(j->dj_nrcpt, sizeof(bool));
+	c->c_rcpt_ok = calloc(j->ct_nrcpt, sizeof(bool));
 	if (c->c_rcpt_ok == NULL) {
 		cl_fail(c, "out of memory");
 		return;
 	}
 	if (utf8 && !(c->c_ext & SMTP_EXT_SMTPUTF8)) {
-		cl_job_end(c, DLV_R_FAILED, "5.6.7",
+		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.6.7",
 			   "SMTPUTF8 is required, but was not offered by the remote server");
 		cl_ready(c);
 		return;
 	}
-	if (c->c_maxsize != 0 && m->dm_size > c->c_maxsize) {
-		cl_job_end(c, DLV_R_FAILED, "5.3.4",
+	if (c->c_maxsize != 0 && j->ct_size > c->c_maxsize) {
+		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.3.4",
 			   "message size exceeds the remote server's fixed limit");
 		cl_ready(c);
 		return;
@@ -418,9 +434,9 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 		struct queue_body b;
 
 		/* Only the size now; the bytes are read window by window. */
-		rc = queue_body_get(c->c_w->w_queue, m->dm_id, &b);
+		rc = queue_body_get(c->c_env->ce_queue, j->ct_id, &b);
 		if (rc < 0) {
-			cl_job_end(c, DLV_R_DEFERRED, "4.3.0", "queue file read error");
+			cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.3.0", "queue file read error");
 			cl_ready(c);
 			return;
 		}
@@ -437,12 +453,12 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 		if (c->c_ext & SMTP_EXT_SIZE)
 			snprintf(size, sizeof(size), " SIZE=%llu",
 				 (unsigned long long)c->c_body_len);
-		cl_write(c, "MAIL FROM:<%s>%s%s%s\r\n", m->dm_sender, size,
-			 ((m->dm_flags & QRECORD_F_8BIT) && (c->c_ext & SMTP_EXT_8BITMIME)) ?
+		cl_write(c, "MAIL FROM:<%s>%s%s%s\r\n", j->ct_sender, size,
+			 ((j->ct_flags & QRECORD_F_8BIT) && (c->c_ext & SMTP_EXT_8BITMIME)) ?
 			 " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
 	}
 	if (c->c_ext & SMTP_EXT_PIPELINING) {
-		for (unsigned k = 0; k < j->dj_nrcpt; k++)
+		for (unsigned k = 0; k < j->ct_nrcpt; k++)
 			cl_send_rcpt(c, k);
 		cl_write(c, "DATA\r\n");
 	}
@@ -452,7 +468,7 @@ void smtp_client_start_job(struct smtp_client *c, struct dlv_job *j)
 /* The reply that answers DATA (phase n+1). */
 static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
-	struct dlv_job *j = c->c_job;
+	struct smtp_client_txn *j = c->c_job;
 
 	if (r->code == 354) {
 		if (!c->c_mail_ok || c->c_accepted == 0) {
@@ -476,10 +492,10 @@ static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 	}
 	/* DATA refused: accepted recipients take this reply. */
 	if (c->c_mail_ok)
-		for (unsigned k = 0; k < j->dj_nrcpt; k++)
+		for (unsigned k = 0; k < j->ct_nrcpt; k++)
 			if (c->c_rcpt_ok[k])
 				cl_settle_reply(c, k, r);
-	cl_job_end(c, DLV_R_DEFERRED, "4.0.0", "no reply to DATA");
+	cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no reply to DATA");
 	c->c_msgs++;
 	c->c_state = CL_RSET;
 	cl_write(c, "RSET\r\n");
@@ -488,11 +504,11 @@ static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 
 static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
-	struct dlv_job *j = c->c_job;
+	struct smtp_client_txn *j = c->c_job;
 	bool pipelined = (c->c_ext & SMTP_EXT_PIPELINING) != 0;
 	unsigned phase = c->c_phase++;
 
-	if (phase <= j->dj_nrcpt && (r->code < 200 || (r->code >= 300 && r->code < 400))) {
+	if (phase <= j->ct_nrcpt && (r->code < 200 || (r->code >= 300 && r->code < 400))) {
 		/* MAIL and RCPT take 2xx, 4xx or 5xx; 354 here is out of turn. */
 		cl_protocol_error(c, "host %s answered %s with %03u %s", c->c_remote,
 				  phase == 0 ? "MAIL FROM" : "RCPT TO", r->code, r->text);
@@ -501,10 +517,10 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 	if (phase == 0) {
 		c->c_mail_ok = r->code >= 200 && r->code < 300;
 		if (!c->c_mail_ok) {
-			for (unsigned k = 0; k < j->dj_nrcpt; k++)
+			for (unsigned k = 0; k < j->ct_nrcpt; k++)
 				cl_settle_reply(c, k, r);
 			if (!pipelined) {
-				cl_job_end(c, DLV_R_DEFERRED, "4.0.0", "MAIL refused");
+				cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "MAIL refused");
 				c->c_state = CL_RSET;
 				cl_write(c, "RSET\r\n");
 			}
@@ -514,7 +530,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cl_send_rcpt(c, 0);
 		return;
 	}
-	if (phase <= j->dj_nrcpt) {
+	if (phase <= j->ct_nrcpt) {
 		unsigned k = phase - 1;
 
 		if (c->c_mail_ok) {
@@ -526,13 +542,13 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			}
 		}
 		if (!pipelined) {
-			if (k + 1 < j->dj_nrcpt) {
+			if (k + 1 < j->ct_nrcpt) {
 				cl_send_rcpt(c, k + 1);
 			} else if (c->c_accepted > 0) {
 				cl_write(c, "DATA\r\n");
 				cl_deadline(c, cl_cfg(c)->smtp_data_init_timeout);
 			} else {
-				cl_job_end(c, DLV_R_DEFERRED, "4.0.0", "no recipient accepted");
+				cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no recipient accepted");
 				c->c_state = CL_RSET;
 				cl_write(c, "RSET\r\n");
 			}
@@ -622,17 +638,17 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				  c->c_remote, r->code, r->text);
 		return;
 	case CL_DATA_DONE: {
-		struct dlv_job *j = c->c_job;
+		struct smtp_client_txn *j = c->c_job;
 
 		if (r->code < 200 || (r->code >= 300 && r->code < 400)) {
 			cl_protocol_error(c, "host %s answered the end of the message with %03u %s",
 					  c->c_remote, r->code, r->text);
 			return;
 		}
-		for (unsigned k = 0; k < j->dj_nrcpt; k++)
+		for (unsigned k = 0; k < j->ct_nrcpt; k++)
 			if (c->c_rcpt_ok[k])
 				cl_settle_reply(c, k, r);
-		cl_job_end(c, DLV_R_DEFERRED, "4.0.0", "no final reply");
+		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
 		if (c->c_msgs >= cfg->smtp_reuse_limit)
 			smtp_client_quit(c);
@@ -641,7 +657,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	case CL_DOT_DISCARD:
-		cl_job_end(c, DLV_R_DEFERRED, "4.0.0", "no recipient accepted");
+		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no recipient accepted");
 		c->c_msgs++;
 		c->c_state = CL_RSET;
 		cl_write(c, "RSET\r\n");
@@ -662,7 +678,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 /* 220 to STARTTLS: begin the handshake (ClientHello goes out now). */
 static void cl_tls_start(struct smtp_client *c)
 {
-	struct tls_ctx *ctx = server_tls_client(c->c_w->w_sw->w_srv);
+	struct tls_ctx *ctx = c->c_env->ce_tls_client(c->c_env->ce_tls_arg);
 	char tmp[16];
 
 	c->c_tls = calloc(1, sizeof(*c->c_tls));
@@ -703,7 +719,7 @@ static void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
 		if (!was_done && c->c_tls->tc_done) {
 			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s",
 				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls));
-			stat_inc(&c->c_w->w_sw->w_tls_out_handshakes);
+			stat_inc(&c->c_env->ce_tls_handshakes);
 			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
 				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
 			c->c_state = CL_EHLO;
@@ -770,14 +786,14 @@ static const char *cl_state_name(uint8_t st)
  * host again in cleartext; otherwise this host has failed. */
 static void cl_tls_failed(struct smtp_client *c)
 {
-	stat_inc(&c->c_w->w_sw->w_tls_out_failures);
+	stat_inc(&c->c_env->ce_tls_failures);
 	if (c->c_state == CL_TLS_HANDSHAKE && c->c_policy == CONFIG_TLS_MAY &&
 	    cl_cfg(c)->smtp_tls_fallback && !c->c_no_tls) {
 		struct smtp_client *n;
 
 		log_msg(LOG_INFO, "delivery: TLS handshake with %s failed (%s); trying again"
 			" in cleartext", c->c_remote, c->c_tls->tc_error);
-		n = smtp_client_open(c->c_w, c->c_dest, c->c_route, c->c_candidate);
+		n = cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate, c->c_policy);
 		if (n != NULL) {
 			n->c_no_tls = true;
 			c->c_gone_reported = true;	/* the new one takes the slot */
@@ -870,24 +886,24 @@ static void cl_on_free(struct io_conn *conn)
 		free(c->c_tls);
 	}
 	if (!c->c_gone_reported)
-		dlv_dest_client_gone(c->c_w, c->c_dest, c, c->c_opening);
-	dlv_route_unref(c->c_route);
+		cl_ops_of(c)->gone(c->c_env->ce_ctx, c->c_dest, c, c->c_opening);
+	smtp_route_unref(c->c_route);
 	if (c->c_all_prev != NULL)
 		c->c_all_prev->c_all_next = c->c_all_next;
 	else
-		c->c_w->w_clients = c->c_all_next;
+		c->c_env->ce_clients = c->c_all_next;
 	if (c->c_all_next != NULL)
 		c->c_all_next->c_all_prev = c->c_all_prev;
-	c->c_w->w_nclients--;
+	c->c_env->ce_nclients--;
 	free(c);
 }
 
-void smtp_client_abort_all(struct dlv_worker *w)
+void smtp_client_abort_all(struct smtp_client_env *env)
 {
-	for (struct smtp_client *c = w->w_clients; c != NULL; c = c->c_all_next) {
+	for (struct smtp_client *c = env->ce_clients; c != NULL; c = c->c_all_next) {
 		if (io_conn_closing(&c->c_conn))
 			continue;
-		cl_job_end(c, DLV_R_NONE, "", "");
+		cl_job_end(c, SMTP_CLIENT_R_NONE, "", "");
 		c->c_gone_reported = false;
 		c->c_ready_once = true;		/* no hand-over to another host */
 		io_conn_abort(&c->c_conn);	/* the shutdown deadline passed */
@@ -904,8 +920,8 @@ static const struct io_conn_ops cl_ops = {
 	.on_connected = cl_on_connected,
 };
 
-struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
-				     struct dlv_route *rt, unsigned candidate)
+static struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
+				   struct smtp_route *rt, unsigned candidate, uint8_t policy)
 {
 	const struct dns_host *h;
 	const struct sockaddr_storage *a;
@@ -919,8 +935,8 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->c_w = w;
-	c->c_dest = d;
+	c->c_env = env;
+	c->c_dest = dest;
 	c->c_route = rt;
 	rt->rt_refs++;
 	c->c_candidate = candidate;
@@ -946,33 +962,38 @@ struct smtp_client *smtp_client_open(struct dlv_worker *w, struct dlv_dest *d,
 		snprintf(c->c_remote, sizeof(c->c_remote), "%s[%s]:%u", h->dh_name, ip,
 			 rt->rt_port);
 	snprintf(c->c_host, sizeof(c->c_host), "%s", h->dh_name);
-	{
-		char perr[8];
-		int pol = config_tls_policy_lookup(w->w_cfg->smtp_tls_policy_map, d->dd_host,
-						   perr, sizeof(perr));
-
-		c->c_policy = (uint8_t)(pol >= 0 ? pol :
-					config_tls_policy_parse(w->w_cfg->smtp_tls_policy));
-	}
+	c->c_policy = policy;
 	smtp_reply_parser_init(&c->c_rp);
-	w->w_nclients++;
+	env->ce_nclients++;
 	fd = socket(a->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		/* Without a socket we cannot even try: report as a failure
 		 * of this destination now. */
 		snprintf(c->c_error, sizeof(c->c_error), "socket: %s", strerror(errno));
-		dlv_dest_client_failed(w, d, "4.3.0", c->c_error);
-		dlv_route_unref(rt);
-		w->w_nclients--;
+		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
+		smtp_route_unref(rt);
+		env->ce_nclients--;
 		free(c);
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->c_all_next = w->w_clients;
-	if (w->w_clients != NULL)
-		w->w_clients->c_all_prev = c;
-	w->w_clients = c;
-	io_conn_connect(w->w_loop, &c->c_conn, fd, (struct sockaddr *)&c->c_sa, len, &cl_ops);
-	io_conn_set_deadline(&c->c_conn, w->w_cfg->smtp_connect_timeout);
+	c->c_all_next = env->ce_clients;
+	if (env->ce_clients != NULL)
+		env->ce_clients->c_all_prev = c;
+	env->ce_clients = c;
+	io_conn_connect(env->ce_loop, &c->c_conn, fd, (struct sockaddr *)&c->c_sa, len, &cl_ops);
+	io_conn_set_deadline(&c->c_conn, env->ce_cfg->smtp_connect_timeout);
 	return c;
+}
+
+struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
+				     struct smtp_route *rt, unsigned candidate,
+				     const char *policy_host)
+{
+	char perr[8];
+	int pol = config_tls_policy_lookup(env->ce_cfg->smtp_tls_policy_map, policy_host,
+					   perr, sizeof(perr));
+
+	return cl_open(env, dest, rt, candidate,
+		       (uint8_t)(pol >= 0 ? pol : config_tls_policy_parse(env->ce_cfg->smtp_tls_policy)));
 }

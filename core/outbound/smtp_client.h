@@ -1,0 +1,125 @@
+/*
+ * smtp_client: outbound SMTP sessions on one worker (see smtp_client.c).
+ *
+ * The client knows nothing of who uses it. Its owner (delivery) gives it
+ * an environment per worker (struct smtp_client_env: the loop, the
+ * configuration, the queue the bodies are read from, the TLS context, and
+ * a table of callbacks), opens sessions to a route for a next hop, and
+ * hands each ready session one transaction at a time. Results come back
+ * through the callbacks only: per recipient, when a transaction is done,
+ * when a session is ready (again), when every address of the route failed
+ * before a session was ready, and when a session is gone. Everything runs
+ * on the worker's thread.
+ */
+#ifndef RINGMTA_SMTP_CLIENT_H
+#define RINGMTA_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "core/dns/dns.h"
+#include "io/loop.h"
+#include "io/stat.h"
+#include "queue/queue.h"
+
+struct smtp_client;
+struct tls_ctx;
+
+/* A resolved route, shared by the sessions that use it (reference-counted;
+ * the last smtp_route_unref() frees it). */
+struct smtp_route {
+	unsigned rt_refs;
+	uint16_t rt_port;
+	struct dns_route rt_dns;
+};
+
+void smtp_route_unref(struct smtp_route *rt);
+
+/* A recipient's outcome; the values are delivery's enum dlv_result. */
+enum smtp_client_result {
+	SMTP_CLIENT_R_NONE = 0,		/* not tried: keeps its state */
+	SMTP_CLIENT_R_SENT,
+	SMTP_CLIENT_R_DEFERRED,
+	SMTP_CLIENT_R_FAILED,
+};
+
+/*
+ * One transaction: the owner's, with every pointer valid until the
+ * txn_done callback; the client only reads it. The body is read from the
+ * queue by ct_id, window by window.
+ */
+struct smtp_client_txn {
+	uint64_t ct_id;			/* queue id */
+	const char *ct_sender;		/* "" = null sender */
+	uint64_t ct_size;		/* for SIZE checks */
+	uint32_t ct_flags;		/* QRECORD_F_* (8BIT, SMTPUTF8) */
+	unsigned ct_nrcpt;
+	const char *const *ct_rcpts;	/* ct_nrcpt addresses */
+};
+
+/*
+ * What the client reports, each with the env's ce_ctx. dest is the value
+ * given to smtp_client_open() (the owner's, opaque to the client).
+ */
+struct smtp_client_ops {
+	/* Recipient k of t settled: res with the reply (or reason), the
+	 * enhanced status code and "host[ip]:port" ("" before a connection).
+	 * tls is "TLSv1.3 cipher" or "" when the recipient's delivery
+	 * answered, NULL when the outcome is not a reply (nothing to record).
+	 * A recipient may be reported more than once: the first outcome
+	 * counts. */
+	void (*rcpt_result)(void *ctx, struct smtp_client_txn *t, unsigned k,
+			    enum smtp_client_result res, const char *reply, const char *ecode,
+			    const char *remote, const char *tls);
+	/* The client is done with t (every recipient reported). */
+	void (*txn_done)(void *ctx, struct smtp_client_txn *t);
+	/* A session from smtp_client_open() is ready for the first time (a
+	 * session opened in its place on a hand-over counts as the same). */
+	void (*opened)(void *ctx, void *dest);
+	/* c is ready for a transaction: call smtp_client_start_job() or
+	 * smtp_client_quit(), or keep it idle. */
+	void (*ready)(void *ctx, void *dest, struct smtp_client *c);
+	/* Every address of the route failed before a session was ready. */
+	void (*failed)(void *ctx, void *dest, const char *ecode, const char *reason);
+	/* c is gone (freed after this); opening: it never became ready. */
+	void (*gone)(void *ctx, void *dest, struct smtp_client *c, bool opening);
+};
+
+/* The client's environment on one worker; embedded in its owner. */
+struct smtp_client_env {
+	/* Set by the owner before the first smtp_client_open(). */
+	struct io_loop *ce_loop;
+	const struct config *ce_cfg;
+	struct queue *ce_queue;
+	/* A new reference to the client TLS context, or NULL. */
+	struct tls_ctx *(*ce_tls_client)(void *arg);
+	void *ce_tls_arg;
+	const struct smtp_client_ops *ce_ops;
+	void *ce_ctx;
+	/* The client's own; zero at first. */
+	struct smtp_client *ce_clients;	/* every session, for shutdown */
+	unsigned ce_nclients;
+	/* Counters (single writer: this worker; io/stat.h). */
+	stat_t ce_tls_handshakes, ce_tls_failures;
+};
+
+/* Open a session to the candidate-th (host, address) of rt for next hop
+ * policy_host (its TLS policy), owned by dest. NULL when the route has no
+ * such candidate, or on failure (a socket failure is reported through
+ * failed first). rt gains a reference. */
+struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
+				     struct smtp_route *rt, unsigned candidate,
+				     const char *policy_host);
+/* Start transaction t on a ready session; results come through the ops. */
+void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
+/* Say QUIT and close (a ready or idle session). */
+void smtp_client_quit(struct smtp_client *c);
+/* Shutdown deadline: close every session now; transactions end with
+ * SMTP_CLIENT_R_NONE for what is not settled. */
+void smtp_client_abort_all(struct smtp_client_env *env);
+/* The owner's list of idle sessions, linked through the sessions. */
+struct smtp_client *smtp_client_next_idle(struct smtp_client *c);
+void smtp_client_set_next_idle(struct smtp_client *c, struct smtp_client *n);
+
+#endif
