@@ -308,19 +308,11 @@ static int main_serve(const struct config *cfg)
 	 * the scheduler only once they run. */
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
-	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0)) {
+	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
+	    (cfg->metrics_listen[0] != '\0' &&
+	     metrics_start(&met, cfg, q, &srv, dlv, err, sizeof(err)) < 0)) {
 		log_msg(LOG_ERROR, "%s", err);
-		server_stop(&srv);
-		server_join(&srv);
-		queue_close(&q);
-		server_destroy(&srv);
-		delivery_free(&dlv);
-		return 1;
-	}
-	if (cfg->metrics_listen[0] != '\0' &&
-	    metrics_start(&met, cfg, q, &srv, dlv, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERROR, "%s", err);
-		delivery_stop(&dlv);
+		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
 		queue_close(&q);

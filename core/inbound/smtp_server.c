@@ -729,6 +729,19 @@ void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
 		smtp_server_close(s, "output overflow");
 }
 
+/* A session's last step, its transaction already ended: free what it owns. */
+static void smtp_session_free(struct smtp_session *s)
+{
+	struct smtp_env *env = s->s_env;
+
+	smtp_inq_clear(s);
+	smtp_tls_free(s);
+	free(s->s_helo);
+	free(s->s_line);
+	env->e_nsessions--;
+	free(s);
+}
+
 void smtp_server_committed(struct queue_msg *m)
 {
 	struct smtp_txn *t = (struct smtp_txn *)m;
@@ -746,12 +759,7 @@ void smtp_server_committed(struct queue_msg *m)
 			t->t_sender, t->t_nrcpt, m->qm_rec.size);
 		smtp_txn_free(env, t);
 		s->s_txn = NULL;
-		smtp_inq_clear(s);
-		smtp_tls_free(s);
-		free(s->s_helo);
-		free(s->s_line);
-		env->e_nsessions--;
-		free(s);
+		smtp_session_free(s);
 		return;
 	}
 	s->s_state = SMTP_S_CMD;
@@ -836,12 +844,7 @@ static void smtp_on_free(struct io_conn *c)
 		return;
 	}
 	smtp_server_txn_end(s);
-	smtp_inq_clear(s);
-	smtp_tls_free(s);
-	free(s->s_helo);
-	free(s->s_line);
-	env->e_nsessions--;
-	free(s);
+	smtp_session_free(s);
 }
 
 static const struct io_conn_ops smtp_conn_ops = {

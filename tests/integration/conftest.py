@@ -212,3 +212,22 @@ def proc_status_kb(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
+
+
+def wait_log(srv, pattern, timeout=15):
+    """True once the regular expression pattern matches the server's log."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if re.search(pattern, srv.read_log()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def relay_server(make_server, sink, **kw):
+    """A started server that delivers everything to sink, retrying only
+    after an hour (a test sees one attempt per message)."""
+    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                    retry_min="1h", retry_max="2h")
+    settings.update(kw)
+    return make_server(**settings).start()

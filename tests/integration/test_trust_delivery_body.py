@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from conftest import wait_log
+
 from pki import Pki
 from sink import Sink
 
@@ -27,14 +29,6 @@ def send(srv, rcpts, body, sender="from@example.org"):
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
         s.sendmail(sender, rcpts, body)
 
-
-def wait_log(srv, pattern, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if re.search(pattern, srv.read_log()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def results(srv, rcpt):
@@ -76,7 +70,7 @@ def test_early_reply_sends_no_foreign_bytes_and_is_not_sent(make_server, sink):
     assert b"\r\n\r\n" in data
     for line in data.split(b"\r\n\r\n", 1)[1].split(b"\r\n")[:-1]:
         assert line.startswith(b"BIG-"), line[:100]
-    assert wait_log(srv, r"to=<early@example.com> .*status=deferred")
+    assert wait_log(srv, r"to=<early@example.com> .*status=deferred", timeout=20)
     log = srv.read_log()
     assert "status=sent" not in " ".join(l for l in log.splitlines() if "to=<early@" in l)
     assert "replied before the end of the message" in log
@@ -89,7 +83,7 @@ def test_early_reply_sends_no_foreign_bytes_and_is_not_sent(make_server, sink):
 def test_second_354_is_not_delivery(make_server, sink):
     srv = relay_server(make_server, sink)
     send(srv, ["dup354@example.com"], b"Subject: dup\r\n\r\nx\r\n")
-    assert wait_log(srv, r"to=<dup354@example.com> .*status=\w+")
+    assert wait_log(srv, r"to=<dup354@example.com> .*status=\w+", timeout=20)
     time.sleep(0.3)
     assert results(srv, "dup354@example.com") == ["deferred"]
 
@@ -99,7 +93,7 @@ def test_354_to_mail_is_not_delivery(make_server):
     try:
         srv = relay_server(make_server, sink)
         send(srv, ["a@example.com", "b@example.com"], b"Subject: m\r\n\r\nx\r\n")
-        assert wait_log(srv, r"to=<b@example.com> .*status=\w+")
+        assert wait_log(srv, r"to=<b@example.com> .*status=\w+", timeout=20)
         assert results(srv, "a@example.com") == ["deferred"]
         assert results(srv, "b@example.com") == ["deferred"]
         assert "answered MAIL FROM with 354" in srv.read_log()
@@ -110,7 +104,7 @@ def test_354_to_mail_is_not_delivery(make_server):
 def test_250_to_data_is_not_delivery(make_server, sink):
     srv = relay_server(make_server, sink)
     send(srv, ["data250@example.com"], b"Subject: d\r\n\r\nx\r\n")
-    assert wait_log(srv, r"to=<data250@example.com> .*status=\w+")
+    assert wait_log(srv, r"to=<data250@example.com> .*status=\w+", timeout=20)
     assert results(srv, "data250@example.com") == ["deferred"]
     assert "answered DATA with 250" in srv.read_log()
 
@@ -149,7 +143,7 @@ def test_slow_receiver_pins_no_snapshot(make_server):
         assert sink.wait_for(2, timeout=40)
         got = [m for m in sink.messages if m["rcpts"] == ["stall@example.com"]]
         assert len(got) == 1 and got[0]["data"].endswith(body)
-        assert wait_log(srv, r"to=<stall@example.com> .*status=sent")
+        assert wait_log(srv, r"to=<stall@example.com> .*status=sent", timeout=20)
     finally:
         sink.stop()
 
@@ -163,7 +157,7 @@ def test_dot_lines_across_windows_byte_exact(make_server, sink):
     send(srv, ["dots@example.com"], body + b"\r\n")
     assert sink.wait_for(1)
     assert sink.messages[0]["data"].endswith(body + b"\r\n")
-    assert wait_log(srv, r"to=<dots@example.com> .*status=sent")
+    assert wait_log(srv, r"to=<dots@example.com> .*status=sent", timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +193,7 @@ def test_tls_early_reply_is_not_sent(make_server, tls_ctx):
             send(srv, ["other%d@example.com" % i], big_body(b"FOREIGN%02d" % i, 120 * 1024))
         assert sink.early_done.wait(30)
         assert b"FOREIGN" not in b"".join(sink.early_data.values())
-        assert wait_log(srv, r"to=<early@example.com> .*status=deferred")
+        assert wait_log(srv, r"to=<early@example.com> .*status=deferred", timeout=20)
         assert results(srv, "early@example.com") == ["deferred"]
         assert sink.wait_for(5, timeout=30)
     finally:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, relay_server, wait_log
 from dnsfix import Dnsmasq
 from sink import Sink
 
@@ -18,14 +18,6 @@ def send(port, sender, rcpts, body):
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
         s.sendmail(sender, rcpts, body)
 
-
-def wait_log(srv, pattern, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if re.search(pattern, srv.read_log()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def received_headers(n):
@@ -39,12 +31,6 @@ def sink():
     yield s
     s.stop()
 
-
-def relay_server(make_server, sink, **kw):
-    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
-                    retry_min="1h", retry_max="2h")
-    settings.update(kw)
-    return make_server(**settings).start()
 
 
 def test_too_many_received_headers_bounce(make_server, sink):

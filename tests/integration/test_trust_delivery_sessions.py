@@ -10,23 +10,11 @@ import time
 
 import pytest
 
+from conftest import wait_log, relay_server
+
 from sink import Sink
 
 
-def relay_server(make_server, sink, **kw):
-    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
-                    retry_min="1h", retry_max="2h")
-    settings.update(kw)
-    return make_server(**settings).start()
-
-
-def wait_log(srv, pattern, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if re.search(pattern, srv.read_log()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_jobs_during_connect_open_no_extra_sessions(make_server):
