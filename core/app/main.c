@@ -239,6 +239,7 @@ static int main_serve(const struct config *cfg)
 	struct server srv;
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
+	struct metrics_inbound met_in;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig, rc;
@@ -306,11 +307,12 @@ static int main_serve(const struct config *cfg)
 	}
 	/* The workers' threads start only once delivery is attached to them;
 	 * the scheduler only once they run. */
+	server_metrics_source(&srv, &met_in);
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    (cfg->metrics_listen[0] != '\0' &&
-	     metrics_start(&met, cfg, q, &srv, dlv, err, sizeof(err)) < 0)) {
+	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0)) {
 		log_msg(LOG_ERROR, "%s", err);
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);

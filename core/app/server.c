@@ -16,6 +16,7 @@
 
 #include "core/base/log.h"
 #include "core/config/netacl.h"
+#include "core/http/metrics.h"
 #include "core/inbound/smtp_server.h"
 #include "io/listen.h"
 #include "tls/tls.h"
@@ -530,7 +531,7 @@ void server_destroy(struct server *srv)
 	pthread_mutex_destroy(&srv->s_tls_lock);
 }
 
-static void server_hist_add(struct server_hist *to, const struct stat_hist *h)
+static void server_hist_add(struct metrics_hist *to, const struct stat_hist *h)
 {
 	for (unsigned k = 0; k < STAT_HIST_NBUCKETS; k++)
 		to->sh_buckets[k] += stat_get(&h->sh_buckets[k]);
@@ -538,8 +539,10 @@ static void server_hist_add(struct server_hist *to, const struct stat_hist *h)
 	to->sh_sum_ns += stat_get(&h->sh_sum_ns);
 }
 
-void server_get_stats(struct server *srv, struct server_stats *st_r)
+static void server_get_stats(void *ctx, struct metrics_inbound_stats *st_r)
 {
+	struct server *srv = ctx;
+
 	memset(st_r, 0, sizeof(*st_r));
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		const struct smtp_worker *w = &srv->s_workers[i];
@@ -565,11 +568,26 @@ unsigned server_nworkers(const struct server *srv)
 	return srv->s_nworkers;
 }
 
-void server_get_worker_stats(struct server *srv, unsigned i, struct server_worker_stats *st_r)
+static unsigned server_metrics_nworkers(void *ctx)
 {
+	return server_nworkers(ctx);
+}
+
+static void server_get_worker_stats(void *ctx, unsigned i, struct metrics_worker_stats *st_r)
+{
+	struct server *srv = ctx;
+
 	const struct io_loop_stats *ls = &srv->s_workers[i].w_loop.lp_stats;
 
 	st_r->loops = stat_get(&ls->loops);
 	st_r->cqes = stat_get(&ls->cqes);
 	st_r->enobufs = stat_get(&ls->enobufs);
+}
+
+void server_metrics_source(struct server *srv, struct metrics_inbound *src_r)
+{
+	src_r->mi_ctx = srv;
+	src_r->mi_stats = server_get_stats;
+	src_r->mi_nworkers = server_metrics_nworkers;
+	src_r->mi_worker = server_get_worker_stats;
 }

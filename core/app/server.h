@@ -24,6 +24,7 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
+struct metrics_inbound;
 struct tls_ctx;
 struct auth_db;
 
@@ -126,32 +127,11 @@ void server_destroy(struct server *srv);
 uint64_t server_next_id(struct smtp_worker *w);
 
 /*
- * A plain copy of the workers' inbound counters, summed over workers (per
- * worker for the loop counters): what the metrics endpoint reads, instead
- * of the workers' own structs (delivery keeps its own). Any thread; each
- * value was true at some recent moment (io/stat.h).
+ * What the metrics endpoint reads of the workers: a source whose calls
+ * sum the sessions' and loops' counters (struct metrics_inbound_stats, in
+ * core/http/metrics.h). Delivery and the queue have their own snapshots.
  */
-struct server_hist {
-	uint64_t sh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
-	uint64_t sh_count, sh_sum_ns;
-};
-
-struct server_worker_stats {
-	uint64_t loops, cqes, enobufs;
-};
-
-struct server_stats {
-	uint64_t accepted[CONFIG_LISTEN_MAX];	/* per listener */
-	uint64_t open[CONFIG_LISTEN_MAX];
-	uint64_t refused, messages, rejected;
-	uint64_t tls_handshakes, tls_failures;
-	uint64_t recv_bytes, send_bytes;		/* in and out bound */
-	struct server_hist accept_lat;
-};
-
-void server_get_stats(struct server *srv, struct server_stats *st_r);
-/* Worker i's loop counters, i < server_nworkers(). */
+void server_metrics_source(struct server *srv, struct metrics_inbound *src_r);
 unsigned server_nworkers(const struct server *srv);
-void server_get_worker_stats(struct server *srv, unsigned i, struct server_worker_stats *st_r);
 
 #endif

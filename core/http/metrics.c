@@ -13,14 +13,13 @@
 #include <sys/time.h>
 
 #include "core/delivery/delivery.h"
-#include "core/app/server.h"
 #include "io/listen.h"
 #include "io/stat.h"
 #include "queue/queue.h"
 
 struct metrics {
 	struct MHD_Daemon *m_daemon;
-	struct server *m_srv;		/* read through server_get_stats() only */
+	struct metrics_inbound m_in;	/* the workers' counters */
 	const struct config *m_cfg;
 	struct queue *m_queue;
 	struct delivery *m_dlv;
@@ -98,16 +97,16 @@ static void mb_hist(struct mbuf *b, const char *name, const uint64_t *buckets,
 		  (unsigned long long)count);
 }
 
-/* A per-worker counter: field is an offset in struct server_worker_stats. */
+/* A per-worker counter: field is an offset in struct metrics_worker_stats. */
 static void mb_per_worker(struct mbuf *b, struct metrics *m, const char *name,
 			  const char *help, size_t field)
 {
-	struct server_worker_stats ws;
-	unsigned n = server_nworkers(m->m_srv);
+	struct metrics_worker_stats ws;
+	unsigned n = m->m_in.mi_nworkers(m->m_in.mi_ctx);
 
 	mb_head(b, name, "counter", help);
 	for (unsigned i = 0; i < n; i++) {
-		server_get_worker_stats(m->m_srv, i, &ws);
+		m->m_in.mi_worker(m->m_in.mi_ctx, i, &ws);
 		mb_printf(b, "%s{worker=\"%u\"} %llu\n", name, i,
 			  (unsigned long long)*(const uint64_t *)((const char *)&ws + field));
 	}
@@ -116,7 +115,7 @@ static void mb_per_worker(struct mbuf *b, struct metrics *m, const char *name,
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
-	struct server_stats ss;
+	struct metrics_inbound_stats ss;
 	struct delivery_stats ds;
 	struct queue_stats qs;
 	struct timeval tv;
@@ -125,7 +124,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 
 	gettimeofday(&tv, NULL);
 	now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-	server_get_stats(m->m_srv, &ss);
+	m->m_in.mi_stats(m->m_in.mi_ctx, &ss);
 	delivery_get_stats(m->m_dlv, &ds);
 
 	mb_head(b, "ringmta_connections_accepted_total", "counter",
@@ -227,13 +226,13 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		 ds.tls_failures);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
-		      offsetof(struct server_worker_stats, loops));
+		      offsetof(struct metrics_worker_stats, loops));
 	mb_per_worker(b, m, "ringmta_worker_completions_total",
 		      "io_uring completions handled, per worker.",
-		      offsetof(struct server_worker_stats, cqes));
+		      offsetof(struct metrics_worker_stats, cqes));
 	mb_per_worker(b, m, "ringmta_worker_receive_buffer_exhausted_total",
 		      "Receives that found the provided-buffer ring empty, per worker.",
-		      offsetof(struct server_worker_stats, enobufs));
+		      offsetof(struct metrics_worker_stats, enobufs));
 }
 
 static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
@@ -284,7 +283,8 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
 }
 
 int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *q,
-		  struct server *srv, struct delivery *dlv, char *err, size_t errlen)
+		  const struct metrics_inbound *src, struct delivery *dlv, char *err,
+		  size_t errlen)
 {
 	const char *addr = cfg->metrics_listen;
 	struct metrics *m;
@@ -299,7 +299,7 @@ int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	m->m_srv = srv;
+	m->m_in = *src;
 	m->m_cfg = cfg;
 	m->m_queue = q;
 	m->m_dlv = dlv;

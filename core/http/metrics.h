@@ -10,22 +10,57 @@
 #define RINGMTA_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-struct config;
+#include "core/config/config.h"
+#include "io/stat.h"
+
 struct queue;
-struct server;
 struct delivery;
 struct metrics;
 
 /*
+ * The inbound side's counters as the endpoint reads them: a plain copy,
+ * summed over the workers (per worker for the loop counters). Each value
+ * was true at some recent moment (io/stat.h).
+ */
+struct metrics_hist {
+	uint64_t sh_buckets[STAT_HIST_NBUCKETS];	/* not cumulative */
+	uint64_t sh_count, sh_sum_ns;
+};
+
+struct metrics_worker_stats {
+	uint64_t loops, cqes, enobufs;
+};
+
+struct metrics_inbound_stats {
+	uint64_t accepted[CONFIG_LISTEN_MAX];	/* per listener */
+	uint64_t open[CONFIG_LISTEN_MAX];
+	uint64_t refused, messages, rejected;
+	uint64_t tls_handshakes, tls_failures;
+	uint64_t recv_bytes, send_bytes;		/* in and out bound */
+	struct metrics_hist accept_lat;
+};
+
+/* Where those come from (the workers: server_metrics_source()); called
+ * on the endpoint's thread, so each must be safe from any thread. */
+struct metrics_inbound {
+	void *mi_ctx;
+	void (*mi_stats)(void *ctx, struct metrics_inbound_stats *st_r);
+	unsigned (*mi_nworkers)(void *ctx);
+	void (*mi_worker)(void *ctx, unsigned i, struct metrics_worker_stats *st_r);
+};
+
+/*
  * Start serving on cfg->metrics_listen ("ip:port" or "[ip6]:port"). It
- * reads the workers through server_get_stats(), the queue through
+ * reads the workers through src (copied), the queue through
  * queue_get_stats()/queue_depth() and delivery through delivery_get_stats()
  * and delivery_inflight() (dlv may be NULL);
  * every argument must outlive metrics_stop(). err names the problem.
  */
 int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *q,
-		  struct server *srv, struct delivery *dlv, char *err, size_t errlen);
+		  const struct metrics_inbound *src, struct delivery *dlv, char *err,
+		  size_t errlen);
 void metrics_stop(struct metrics **m);
 
 #endif
