@@ -13,7 +13,7 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
-  bsdextrautils openssl ca-certificates"
+  bsdextrautils openssl ca-certificates mount"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""
