@@ -166,6 +166,11 @@ void smtp_server_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void smtp_server_command(struct smtp_session *s, const char *line, size_t len);
 void smtp_server_txn_end(struct smtp_session *s);
+/* smtp_server_txn.c */
+void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t);
+/* The body decoder's output (smtp_data_feed's emit; ctx is the session). */
+void smtp_server_emit(void *ctx, const char *p, size_t len);
+uint64_t smtp_server_now_ns(void);	/* monotonic */
 void smtp_server_close(struct smtp_session *s, const char *reason);
 void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode);
 void smtp_server_message_done(struct smtp_session *s);

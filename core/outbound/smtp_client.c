@@ -36,89 +36,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/outbound/smtp_client.h"
+#include "core/outbound/smtp_client_internal.h"
 #include "core/base/log.h"
 #include "core/wire/smtp_reply.h"
 #include "tls/tls.h"
 
-enum cl_state {
-	CL_CONNECT = 0,
-	CL_GREETING,
-	CL_EHLO,
-	CL_HELO,
-	CL_READY,		/* idle between transactions */
-	CL_TXN,			/* MAIL / RCPT / DATA replies expected */
-	CL_BODY,		/* body sent or sending; final reply expected */
-	CL_DOT_DISCARD,		/* 354 with no recipient: "." sent */
-	CL_RSET,
-	CL_QUIT,
-	CL_STARTTLS,		/* STARTTLS sent, 220 expected */
-	CL_TLS_HANDSHAKE,	/* handshake running; EHLO again after */
-	CL_DATA_DONE,		/* whole body and "." sent; final reply expected */
-};
-
-/* Body bytes copied into the output per step; see the top of the file.
- * Stuffed (at worst 4/3 of it, all "." lines) it still fits the loop's
- * 256 KiB output buffer, and a window is enough to keep the socket's
- * send buffer fed between two on_drained calls. */
-#define CL_BODY_WINDOW (128u * 1024u)
-/* Seconds a closing session may take to flush its output before it is
- * dropped (a peer that stopped reading must not hold it forever). */
-#define CL_CLOSE_GRACE 10u
-
-struct smtp_client {
-	struct io_conn c_conn;		/* first: container_of from io */
-	struct smtp_client_env *c_env;
-	void *c_dest;			/* the owner's, given back in callbacks */
-	struct smtp_route *c_route;	/* one reference */
-	struct smtp_client *c_next_idle;
-	struct smtp_client *c_all_next, *c_all_prev;	/* worker's list */
-	unsigned c_candidate;		/* index over (host, address) pairs */
-	struct sockaddr_storage c_sa;
-	uint8_t c_state;
-	bool c_ready_once;
-	bool c_opening;			/* counted in dd_nopening (or its
-					 * predecessor was, on a hand-over) */
-	bool c_gone_reported;
-	bool c_mail_ok;
-	uint32_t c_ext;
-	uint64_t c_maxsize;
-	unsigned c_phase;		/* 0 MAIL, 1..n RCPT, n+1 DATA */
-	unsigned c_accepted;
-	unsigned c_msgs;
-	struct smtp_client_txn *c_job;	/* the transaction under way */
-	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
-	uint64_t c_body_off;		/* stored body bytes already written */
-	uint64_t c_body_len;		/* stored body size, from the first window */
-	bool c_body_bol;		/* the last byte written ended a line */
-	bool c_body_end;		/* the "." line is written too */
-	char c_remote[300];		/* host[ip]:port */
-	char c_host[256];		/* MX host name: SNI and verification */
-	struct tls_conn *c_tls;		/* owned; NULL in cleartext */
-	uint8_t c_policy;		/* enum config_tls_policy for this hop */
-	bool c_no_tls;			/* a cleartext retry after a failed handshake */
-	char c_tlsinfo[80];		/* "TLSv1.3 TLS_AES_128_GCM_SHA256" */
-	char c_error[400];		/* why the session failed */
-	struct smtp_reply_parser c_rp;
-	struct smtp_reply c_reply;
-};
-
 static const struct io_conn_ops cl_ops;
-static void cl_tls_start(struct smtp_client *c);
-static void cl_tls_failed(struct smtp_client *c);
-
-static const struct config *cl_cfg(const struct smtp_client *c)
-{
-	return c->c_env->ce_cfg;
-}
 
 static const struct smtp_client_ops *cl_ops_of(const struct smtp_client *c)
 {
 	return c->c_env->ce_ops;
 }
 
-static struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
-				   struct smtp_route *rt, unsigned candidate, uint8_t policy);
 
 void smtp_route_unref(struct smtp_route *rt)
 {
@@ -153,18 +82,9 @@ static bool cl_candidate(const struct smtp_route *rt, unsigned n,
 	return false;
 }
 
-/* Move what the TLS engine produced to the socket. */
-static void cl_tls_flush(struct smtp_client *c)
-{
-	char buf[16384];
-	size_t n;
-
-	while ((n = tls_conn_take(c->c_tls, buf, sizeof(buf))) > 0)
-		io_conn_write(&c->c_conn, buf, n);
-}
 
 /* Bytes for the server, encrypted when TLS is on. */
-static void cl_out(struct smtp_client *c, const char *p, size_t n)
+void cl_out(struct smtp_client *c, const char *p, size_t n)
 {
 	if (c->c_tls != NULL) {
 		if (tls_conn_write(c->c_tls, p, n) == 0)
@@ -174,9 +94,7 @@ static void cl_out(struct smtp_client *c, const char *p, size_t n)
 	io_conn_write(&c->c_conn, p, n);
 }
 
-static void cl_write(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void cl_write(struct smtp_client *c, const char *fmt, ...)
+void cl_write(struct smtp_client *c, const char *fmt, ...)
 {
 	char buf[1200];
 	va_list ap;
@@ -189,7 +107,7 @@ static void cl_write(struct smtp_client *c, const char *fmt, ...)
 		cl_out(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static void cl_deadline(struct smtp_client *c, unsigned s)
+void cl_deadline(struct smtp_client *c, unsigned s)
 {
 	io_conn_set_deadline(&c->c_conn, s);
 }
@@ -282,9 +200,7 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 	}
 }
 
-static void cl_fail(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void cl_fail(struct smtp_client *c, const char *fmt, ...)
+void cl_fail(struct smtp_client *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -327,76 +243,7 @@ void smtp_client_quit(struct smtp_client *c)
 	cl_deadline(c, 5);
 }
 
-/* Body bytes out: encrypted under TLS, else queued (copied) for the
- * socket. Returns 0 or -errno. */
-static int cl_body_put(struct smtp_client *c, const char *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (c->c_tls != NULL) {
-		if (tls_conn_write(c->c_tls, p, n) < 0)
-			return -EIO;
-		cl_tls_flush(c);
-		return 0;
-	}
-	return io_conn_write(&c->c_conn, p, n);
-}
 
-/*
- * Write the next window of the body, dot-stuffed (RFC 5321 4.5.2: a line
- * that starts with "." gets one more), and after the last window the
- * end of data. The read transaction lives only inside this call: nothing
- * written refers to the map afterwards. Returns 0 or -errno (the body is
- * gone or changed, or the output failed).
- */
-static int cl_body_more(struct smtp_client *c)
-{
-	struct queue_body b;
-	const char *p, *end, *seg;
-	int rc;
-
-	if (c->c_body_off < c->c_body_len) {
-		rc = queue_body_get(c->c_env->ce_queue, c->c_job->ct_id, &b);
-		if (rc < 0)
-			return rc;
-		if (b.qb_len != c->c_body_len) {
-			queue_body_release(&b);
-			return -EIO;
-		}
-		p = seg = b.qb_data + c->c_body_off;
-		end = c->c_body_len - c->c_body_off > CL_BODY_WINDOW ? p + CL_BODY_WINDOW :
-		      b.qb_data + b.qb_len;
-		while (p < end && rc == 0) {
-			const char *lf;
-
-			if (c->c_body_bol && *p == '.') {
-				rc = cl_body_put(c, seg, (size_t)(p - seg));
-				if (rc == 0)
-					rc = cl_body_put(c, ".", 1);
-				seg = p;
-			}
-			lf = memchr(p, '\n', (size_t)(end - p));
-			p = lf != NULL ? lf + 1 : end;
-			c->c_body_bol = lf != NULL;
-		}
-		if (rc == 0)
-			rc = cl_body_put(c, seg, (size_t)(end - seg));
-		c->c_body_off = (uint64_t)(end - b.qb_data);
-		/* The end of data below needs to know how the body ends. */
-		if (c->c_body_off == c->c_body_len && c->c_body_len >= 2 &&
-		    end[-2] == '\r' && end[-1] == '\n')
-			c->c_body_bol = true;
-		else if (c->c_body_off == c->c_body_len)
-			c->c_body_bol = false;
-		queue_body_release(&b);
-		if (rc < 0)
-			return rc;
-		if (c->c_body_off < c->c_body_len)
-			return 0;
-	}
-	c->c_body_end = true;
-	return c->c_body_bol ? cl_body_put(c, ".\r\n", 3) : cl_body_put(c, "\r\n.\r\n", 5);
-}
 
 static void cl_send_rcpt(struct smtp_client *c, unsigned k)
 {
@@ -675,68 +522,8 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	}
 }
 
-/* 220 to STARTTLS: begin the handshake (ClientHello goes out now). */
-static void cl_tls_start(struct smtp_client *c)
-{
-	struct tls_ctx *ctx = c->c_env->ce_tls_client(c->c_env->ce_tls_arg);
-	char tmp[16];
 
-	c->c_tls = calloc(1, sizeof(*c->c_tls));
-	if (ctx == NULL || c->c_tls == NULL ||
-	    tls_conn_init(c->c_tls, ctx, false, c->c_host,
-			  c->c_policy == CONFIG_TLS_VERIFY ? c->c_host : NULL) < 0) {
-		tls_ctx_unref(&ctx);
-		free(c->c_tls);
-		c->c_tls = NULL;
-		cl_fail(c, "TLS setup failed");
-		return;
-	}
-	tls_ctx_unref(&ctx);
-	c->c_state = CL_TLS_HANDSHAKE;
-	smtp_reply_parser_init(&c->c_rp);	/* nothing said before counts */
-	(void)tls_conn_read(c->c_tls, tmp, sizeof(tmp));
-	cl_tls_flush(c);
-	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
-}
 
-static void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
-
-/* Ciphertext in: handshake, then plaintext replies. */
-static void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
-{
-	char buf[16384];
-	int n;
-
-	if (tls_conn_feed(c->c_tls, b->ib_data, len) < 0) {
-		cl_fail(c, "out of memory");
-		return;
-	}
-	for (;;) {
-		bool was_done = c->c_tls->tc_done;
-
-		n = tls_conn_read(c->c_tls, buf, sizeof(buf));
-		cl_tls_flush(c);
-		if (!was_done && c->c_tls->tc_done) {
-			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s",
-				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls));
-			stat_inc(&c->c_env->ce_tls_handshakes);
-			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
-				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
-			c->c_state = CL_EHLO;
-			cl_write(c, "EHLO %s\r\n", cl_cfg(c)->hostname);
-			cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
-		}
-		if (n <= 0)
-			break;
-		cl_on_replies(c, buf, (size_t)n);
-		if (io_conn_closing(&c->c_conn))
-			return;
-	}
-	if (c->c_tls->tc_failed)
-		cl_tls_failed(c);
-	else if (c->c_tls->tc_closed)
-		cl_fail(c, "host %s closed the TLS session", c->c_remote);
-}
 
 static void cl_on_recv(struct io_conn *conn, struct io_buf *b, size_t len)
 {
@@ -748,7 +535,7 @@ static void cl_on_recv(struct io_conn *conn, struct io_buf *b, size_t len)
 		cl_on_replies(c, b->ib_data, len);
 }
 
-static void cl_on_replies(struct smtp_client *c, const char *p, size_t len)
+void cl_on_replies(struct smtp_client *c, const char *p, size_t len)
 {
 	struct io_conn *conn = &c->c_conn;
 
@@ -782,27 +569,6 @@ static const char *cl_state_name(uint8_t st)
 	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
-/* The handshake (or a record) failed. "may" with fallback: the same
- * host again in cleartext; otherwise this host has failed. */
-static void cl_tls_failed(struct smtp_client *c)
-{
-	stat_inc(&c->c_env->ce_tls_failures);
-	if (c->c_state == CL_TLS_HANDSHAKE && c->c_policy == CONFIG_TLS_MAY &&
-	    cl_cfg(c)->smtp_tls_fallback && !c->c_no_tls) {
-		struct smtp_client *n;
-
-		log_msg(LOG_INFO, "delivery: TLS handshake with %s failed (%s); trying again"
-			" in cleartext", c->c_remote, c->c_tls->tc_error);
-		n = cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate, c->c_policy);
-		if (n != NULL) {
-			n->c_no_tls = true;
-			c->c_gone_reported = true;	/* the new one takes the slot */
-			io_conn_close(&c->c_conn);
-			return;
-		}
-	}
-	cl_fail(c, "TLS handshake with %s failed: %s", c->c_remote, c->c_tls->tc_error);
-}
 
 static void cl_on_eof(struct io_conn *conn, int err)
 {
@@ -920,7 +686,7 @@ static const struct io_conn_ops cl_ops = {
 	.on_connected = cl_on_connected,
 };
 
-static struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
+struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 				   struct smtp_route *rt, unsigned candidate, uint8_t policy)
 {
 	const struct dns_host *h;

@@ -1,0 +1,110 @@
+/*
+ * smtp_client_internal.h: what the files of the outbound session share
+ * (smtp_client.c: the session and its replies; smtp_client_body.c: the
+ * body; smtp_client_tls.c: STARTTLS). Nothing outside core/outbound
+ * includes it.
+ */
+#ifndef RINGMTA_SMTP_CLIENT_INTERNAL_H
+#define RINGMTA_SMTP_CLIENT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/config/config.h"
+#include "core/outbound/smtp_client.h"
+#include "core/wire/smtp_reply.h"
+#include "io/loop.h"
+
+enum cl_state {
+	CL_CONNECT = 0,
+	CL_GREETING,
+	CL_EHLO,
+	CL_HELO,
+	CL_READY,		/* idle between transactions */
+	CL_TXN,			/* MAIL / RCPT / DATA replies expected */
+	CL_BODY,		/* body sent or sending; final reply expected */
+	CL_DOT_DISCARD,		/* 354 with no recipient: "." sent */
+	CL_RSET,
+	CL_QUIT,
+	CL_STARTTLS,		/* STARTTLS sent, 220 expected */
+	CL_TLS_HANDSHAKE,	/* handshake running; EHLO again after */
+	CL_DATA_DONE,		/* whole body and "." sent; final reply expected */
+};
+
+/* Body bytes copied into the output per step; see the top of the file.
+ * Stuffed (at worst 4/3 of it, all "." lines) it still fits the loop's
+ * 256 KiB output buffer, and a window is enough to keep the socket's
+ * send buffer fed between two on_drained calls. */
+#define CL_BODY_WINDOW (128u * 1024u)
+/* Seconds a closing session may take to flush its output before it is
+ * dropped (a peer that stopped reading must not hold it forever). */
+#define CL_CLOSE_GRACE 10u
+
+struct smtp_client {
+	struct io_conn c_conn;		/* first: container_of from io */
+	struct smtp_client_env *c_env;
+	void *c_dest;			/* the owner's, given back in callbacks */
+	struct smtp_route *c_route;	/* one reference */
+	struct smtp_client *c_next_idle;
+	struct smtp_client *c_all_next, *c_all_prev;	/* worker's list */
+	unsigned c_candidate;		/* index over (host, address) pairs */
+	struct sockaddr_storage c_sa;
+	uint8_t c_state;
+	bool c_ready_once;
+	bool c_opening;			/* counted in dd_nopening (or its
+					 * predecessor was, on a hand-over) */
+	bool c_gone_reported;
+	bool c_mail_ok;
+	uint32_t c_ext;
+	uint64_t c_maxsize;
+	unsigned c_phase;		/* 0 MAIL, 1..n RCPT, n+1 DATA */
+	unsigned c_accepted;
+	unsigned c_msgs;
+	struct smtp_client_txn *c_job;	/* the transaction under way */
+	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
+	uint64_t c_body_off;		/* stored body bytes already written */
+	uint64_t c_body_len;		/* stored body size, from the first window */
+	bool c_body_bol;		/* the last byte written ended a line */
+	bool c_body_end;		/* the "." line is written too */
+	char c_remote[300];		/* host[ip]:port */
+	char c_host[256];		/* MX host name: SNI and verification */
+	struct tls_conn *c_tls;		/* owned; NULL in cleartext */
+	uint8_t c_policy;		/* enum config_tls_policy for this hop */
+	bool c_no_tls;			/* a cleartext retry after a failed handshake */
+	char c_tlsinfo[80];		/* "TLSv1.3 TLS_AES_128_GCM_SHA256" */
+	char c_error[400];		/* why the session failed */
+	struct smtp_reply_parser c_rp;
+	struct smtp_reply c_reply;
+};
+
+static inline const struct config *cl_cfg(const struct smtp_client *c)
+{
+	return c->c_env->ce_cfg;
+}
+
+/* smtp_client.c */
+/* Bytes for the server, encrypted when TLS is on. */
+void cl_out(struct smtp_client *c, const char *p, size_t n);
+void cl_write(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cl_deadline(struct smtp_client *c, unsigned s);
+/* The session is unusable: report, and close. */
+void cl_fail(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Plaintext from the server: parse and act on each complete reply. */
+void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
+/* A new session on the route's candidate address; NULL when none is left. */
+struct smtp_client *cl_open(struct smtp_client_env *env, void *dest, struct smtp_route *rt,
+			    unsigned candidate, uint8_t policy);
+
+/* smtp_client_body.c */
+/* Write the next window of the body (then the end of data): 0 or -errno. */
+int cl_body_more(struct smtp_client *c);
+
+/* smtp_client_tls.c */
+void cl_tls_flush(struct smtp_client *c);
+void cl_tls_start(struct smtp_client *c);
+void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len);
+void cl_tls_failed(struct smtp_client *c);
+
+#endif
