@@ -112,12 +112,18 @@ static void smtp_line_done(struct smtp_session *s, const char *p, size_t n)
 /* SASL lines may be longer than commands (RFC 4954 section 4). */
 static size_t smtp_line_limit(const struct smtp_session *s, const char *p, size_t len)
 {
-	const char *start = s->s_line_len ? s->s_line : p;
-	size_t have = s->s_line_len ? s->s_line_len : len;
+	char head[5];
+	size_t n = s->s_line_len < sizeof(head) ? s->s_line_len : sizeof(head), k;
 
 	if (s->s_state == SMTP_S_AUTH)
 		return SMTP_AUTH_LINE_MAX;
-	if (have >= 5 && strncasecmp(start, "AUTH ", 5) == 0)
+	/* The verb may be split across receives ("AU" + "TH PLAIN ..."):
+	 * look at what was kept and what just came, together. */
+	if (n > 0)
+		memcpy(head, s->s_line, n);
+	k = sizeof(head) - n < len ? sizeof(head) - n : len;
+	memcpy(head + n, p, k);
+	if (n + k == sizeof(head) && strncasecmp(head, "AUTH ", sizeof(head)) == 0)
 		return SMTP_AUTH_LINE_MAX;
 	return SMTP_CMD_LINE_MAX;
 }

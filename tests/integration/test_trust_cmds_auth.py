@@ -161,3 +161,24 @@ def test_auth_failed_log_names_user(make_server, passwd, mech):
     log = srv.read_log()
     assert "auth-failed client=127.0.0.1 user=alice" in log, log
     assert re.search(r"auth-failed client=127\.0\.0\.1 user=ev\\x0ail\\x01$", log, re.M), log
+
+
+def test_long_auth_line_split_inside_the_verb(make_server, passwd):
+    # "AU" in one receive, "TH PLAIN <600+ octets>" in the next: still a
+    # SASL line with its 12288-octet limit, not a 512-octet command.
+    srv = _auth_server(make_server, passwd)
+    c = Raw(srv.port)
+    c.cmd("EHLO x.test")
+    c.send("AU")
+    c.sock.settimeout(0.3)
+    try:
+        c.sock.recv(1, socket.MSG_PEEK)
+    except socket.timeout:
+        pass
+    c.sock.settimeout(10)
+    line = "TH PLAIN %s" % _plain(b"alice", b"p" * 600)
+    assert len(line) > 512
+    r = c.cmd(line)
+    assert r[0].startswith("535"), r
+    assert c.cmd("QUIT")[0].startswith("221")
+    c.close()
