@@ -36,6 +36,9 @@
 #define QUEUE_TXN_PAGES 64
 /* ... and what one record or one update costs past its body. */
 #define QUEUE_ITEM_BYTES 1024
+/* Pages one delivery update may copy at worst, counted while the disk is
+ * full (queue_batch_room). */
+#define QUEUE_UPDATE_PAGES 6
 
 static uint64_t queue_now_ns(void)
 {
@@ -268,9 +271,14 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	q->q_full = true;
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
 		m->qm_status = -ENOSPC;
+	/* Inside the allocation, count an update as the pages it may copy
+	 * (the record's leaf and branch in "meta", the old and the new
+	 * schedule entries' in "sched"), not its bytes: an estimate too low
+	 * here is a write into a hole, and SIGBUS. */
 	up = 0;
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
-		uint64_t b = queue_update_bytes(u);
+		uint64_t b = QUEUE_UPDATE_PAGES * q->q_psize +
+			     (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
 
 		if (queue_room(q, fixed + up + b) < 0) {
 			u->qu_status = -ENOSPC;
@@ -279,6 +287,17 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 			continue;
 		}
 		up += b;
+	}
+}
+
+static void queue_refuse_updates(struct queue_update *u)
+{
+	for (; u != NULL; u = u->qu_next) {
+		if (u->qu_status != 0 && u->qu_status != -ENOENT)
+			continue;
+		u->qu_status = -ENOSPC;
+		if (u->qu_new != NULL)
+			u->qu_new->qm_status = -ENOSPC;
 	}
 }
 
@@ -333,6 +352,12 @@ static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 				continue;	/* deleted meanwhile: nothing to do */
 			if (rc != 0) {
 				queue_log_item("update of", u->qu_id, rc);
+				/* A full map has no room for the updates after
+				 * this one either: refuse them now (delivery
+				 * tries them again later) rather than rewrite
+				 * the batch once per update. */
+				if (rc == -ENOSPC)
+					queue_refuse_updates(u->qu_next);
 				goto retry;
 			}
 			if (u->qu_new != NULL) {
