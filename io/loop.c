@@ -575,8 +575,11 @@ static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
 	} else if (!more) {
 		if (!(c->ic_flags & IO_CONN_F_CLOSING))
 			c->ic_ops->on_eof(c, cqe->res);
-		else
+		else if (c->ic_olen == 0 && c->ic_iovcnt == 0 && !(c->ic_flags & IO_CONN_F_SEND))
 			conn_shutdown(c);
+		/* else: closing with output left (a pause's cancel, or the peer
+		 * half-closed): on_send or the linger timer shuts it down, so
+		 * the last reply is not cut off. */
 	}
 	conn_maybe_free(c);
 }
