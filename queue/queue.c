@@ -687,6 +687,43 @@ static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen
 	return 0;
 }
 
+/*
+ * queue_dir/ringmta.tools.lock: CLI tools hold it shared, queue compact
+ * alone, so that no tool writes (or keeps lock.mdb open) while compact
+ * copies and replaces data.mdb. The daemon does not take it.
+ */
+static int queue_tools_lock(struct queue *q, const char *dir, bool alone, char *err,
+			    size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ringmta.tools.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 && errno == ENOENT)
+		return 0;	/* no queue_dir yet: nothing to compact */
+	if (fd < 0 && (errno == EACCES || errno == EROFS) && !alone)
+		return 0;	/* a reader without write access: it cannot race */
+	if (fd < 0) {
+		int rc = -errno;
+
+		snprintf(err, errlen, "queue lock %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (flock(fd, (alone ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		snprintf(err, errlen, rc != -EBUSY ? "queue lock %s: %s" :
+			 alone ? "queue_dir's tools are in use (%s%.0s): run compact alone" :
+			 "queue compact is running (%s%.0s): try again when it is done",
+			 path, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	q->q_toolsfd = fd;
+	return 0;
+}
+
 /* The lock file's reader table is a sparse mapping too: allocate it. */
 static void queue_lockfile_alloc(const char *dir)
 {
@@ -724,10 +761,12 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	if (q == NULL)
 		return -ENOMEM;
 	q->q_flags = flags;
-	q->q_fd = q->q_lockfd = -1;
+	q->q_fd = q->q_lockfd = q->q_toolsfd = -1;
 	pthread_mutex_init(&q->q_lock, NULL);
 	pthread_cond_init(&q->q_cond, NULL);
 	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, err, errlen)) < 0) ||
+	    (!(flags & QUEUE_F_COMMITTER) &&
+	     (rc = queue_tools_lock(q, dir, (flags & QUEUE_F_EXCLUSIVE) != 0, err, errlen)) < 0) ||
 	    (rc = queue_open_precheck(dir, err, errlen)) < 0) {
 		queue_close(&q);
 		return rc;
@@ -798,6 +837,8 @@ void queue_close(struct queue **qp)
 		mdb_env_close(q->q_env);
 	if (q->q_lockfd >= 0)
 		close(q->q_lockfd);	/* releases the flock */
+	if (q->q_toolsfd >= 0)
+		close(q->q_toolsfd);
 	pthread_mutex_destroy(&q->q_lock);
 	pthread_cond_destroy(&q->q_cond);
 	free(q);

@@ -84,8 +84,10 @@ const char *queue_strerror(int err);
  * maps the file, it is checked against what its meta pages claim (an empty
  * or truncated data.mdb is refused, never replaced by an empty queue).
  * With QUEUE_F_EXCLUSIVE, queue_dir/ringmta.lock is flock()ed for the
- * queue's life and a second holder gets -EBUSY; plain CLI opens take no
- * lock and work beside the daemon.
+ * queue's life and a second holder gets -EBUSY. Plain CLI opens work
+ * beside the daemon; they share queue_dir/ringmta.tools.lock, which
+ * queue compact (QUEUE_F_EXCLUSIVE without QUEUE_F_COMMITTER) takes alone,
+ * so a tool never runs while compact replaces the file (-EBUSY either way).
  */
 int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	       unsigned flags, char *err, size_t errlen);

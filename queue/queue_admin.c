@@ -329,9 +329,9 @@ int queue_admin_compact(struct queue **qp, const char *dir, uint64_t *before_r,
 	/* Replace the file only after LMDB let go of it; the lock (held by
 	 * q, so no daemon) is released last. */
 	if (rc == 0) {
-		int lockfd = q->q_lockfd;
+		int lockfd = q->q_lockfd, toolsfd = q->q_toolsfd;
 
-		q->q_lockfd = -1;
+		q->q_lockfd = q->q_toolsfd = -1;
 		queue_close(qp);
 		if (rename(src, dst) < 0)
 			rc = -errno;
@@ -341,6 +341,7 @@ int queue_admin_compact(struct queue **qp, const char *dir, uint64_t *before_r,
 		}
 		if (rc == 0 && stat(dst, &st) == 0)
 			*after_r = (uint64_t)st.st_blocks * 512u;
+		close(toolsfd);
 		close(lockfd);
 	} else {
 		queue_close(qp);

@@ -26,6 +26,7 @@ struct queue {
 	/* Storage room (committer, or the one CLI thread): see queue_room(). */
 	int q_fd;			/* LMDB's data file */
 	int q_lockfd;			/* queue_dir/ringmta.lock, or -1 */
+	int q_toolsfd;			/* queue_dir/ringmta.tools.lock, or -1 */
 	uint64_t q_psize;		/* LMDB page size */
 	uint64_t q_alloc_end;		/* data file allocated up to here */
 	uint64_t q_reserve;		/* kept allocated past LMDB's use */

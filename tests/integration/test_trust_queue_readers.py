@@ -89,3 +89,26 @@ def test_compact_refuses_beside_daemon_then_shrinks(server):
     srv.start()
     send(srv, 1, 1000)
     assert srv.queue_count() == 3
+
+
+def test_compact_and_queue_tools_exclude_each_other(server):
+    # A queue tool that runs while compact copies and replaces data.mdb
+    # would have its change undone (or keep lock.mdb open over the new
+    # file): a tool holds ringmta.tools.lock shared, compact alone.
+    import fcntl
+    srv = server
+    send(srv, 3, 1000)
+    first = srv.queue_ids()[0]
+    assert srv.stop() == 0
+    path = os.path.join(srv.queue_dir, "ringmta.tools.lock")
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_SH)          # as a running "queue list" does
+        r = srv.cli("queue", "compact", check=False)
+        assert r.returncode != 0 and "tools are in use" in r.stderr, r.stderr
+        fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)          # as a running compact does
+        r = srv.cli("queue", "delete", first, check=False)
+        assert r.returncode != 0 and "compact is running" in r.stderr, r.stderr
+        fcntl.flock(f, fcntl.LOCK_UN)
+    assert "compacted" in srv.cli("queue", "compact").stdout
+    assert srv.queue_count() == 3
