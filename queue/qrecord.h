@@ -17,6 +17,10 @@
 #define QRECORD_F_8BIT		0x01u
 #define QRECORD_F_SMTPUTF8	0x02u
 #define QRECORD_F_DELAY_WARNED	0x04u	/* a delay DSN was sent */
+#define QRECORD_F_LOOPING	0x08u	/* hop limit reached at acceptance */
+/* Received: fields, the receiving MTA's included, at which a message is
+ * looping: it is bounced 5.4.6, not delivered (Postfix's hopcount_limit). */
+#define QRECORD_HOPCOUNT_LIMIT	50u
 
 enum qrcpt_state {
 	QRCPT_PENDING = 0,

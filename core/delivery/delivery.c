@@ -268,29 +268,6 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 	b->m = m;
 }
 
-/* Received: header fields in the message's header section (hops taken so
- * far); continuation lines and the body do not count. */
-static unsigned dlv_count_hops(struct queue *q, uint64_t id)
-{
-	struct queue_body b;
-	const char *p, *end;
-	unsigned n = 0;
-
-	if (queue_body_get(q, id, &b) < 0)
-		return 0;
-	p = b.qb_data;
-	end = p + b.qb_len;
-	while (p < end && *p != '\r' && *p != '\n') {
-		const char *lf = memchr(p, '\n', (size_t)(end - p));
-
-		if (end - p >= 9 && strncasecmp(p, "Received:", 9) == 0)
-			n++;
-		p = lf != NULL ? lf + 1 : end;
-	}
-	queue_body_release(&b);
-	return n;
-}
-
 /* Split a message into jobs by next hop and hand them to the workers. */
 static void delivery_dispatch(struct delivery *d, uint64_t id)
 {
@@ -305,7 +282,6 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	if (queue_record_get(d->d_q, id, dlv_build_cb, &b) < 0 || b.m == NULL)
 		return;
 	m = b.m;
-	m->dm_hops = dlv_count_hops(d->d_q, id);
 	jobs = calloc(m->dm_nrcpt ? m->dm_nrcpt : 1, sizeof(*jobs));
 	if (jobs == NULL) {
 		dlv_msg_free(m);

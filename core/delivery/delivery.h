@@ -69,7 +69,6 @@ struct dlv_msg {
 	uint64_t dm_size;
 	uint32_t dm_flags;		/* QRECORD_F_* */
 	uint32_t dm_nrcpt;
-	unsigned dm_hops;		/* Received: headers of the stored message */
 	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
 	atomic_uint dm_parts_left;
 	uint64_t dm_start_us;
@@ -89,10 +88,6 @@ struct dlv_job {
 	unsigned dj_nrcpt;
 	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
 };
-
-/* Postfix's hopcount_limit: a message with this many Received: headers
- * (ours included) or more is looping somewhere and bounces (5.4.6). */
-#define DLV_HOPCOUNT_LIMIT 50u
 
 struct delivery;
 

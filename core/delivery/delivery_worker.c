@@ -519,12 +519,12 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 			dlv_job_end(w, j, DLV_R_NONE, "", "");
 			continue;
 		}
-		if (j->dj_msg->dm_hops >= DLV_HOPCOUNT_LIMIT) {
+		if (j->dj_msg->dm_flags & QRECORD_F_LOOPING) {
+			/* Counted at acceptance, by the body decoder. */
 			char why[120];
 
-			snprintf(why, sizeof(why), "too many hops (%u Received: headers, the"
-				 " limit is %u): the message is looping", j->dj_msg->dm_hops,
-				 DLV_HOPCOUNT_LIMIT);
+			snprintf(why, sizeof(why), "too many hops (%u or more Received: header"
+				 " fields): the message is looping", QRECORD_HOPCOUNT_LIMIT);
 			dlv_job_end(w, j, DLV_R_FAILED, "5.4.6", why);
 			continue;
 		}

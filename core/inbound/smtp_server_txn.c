@@ -280,7 +280,9 @@ void smtp_server_message_done(struct smtp_session *s)
 	m->qm_rec.arrival = smtp_now_us();
 	m->qm_rec.next_attempt = m->qm_rec.arrival;
 	m->qm_rec.flags = ((flags & SMTP_DATA_F_8BIT) ? QRECORD_F_8BIT : 0) |
-			  (t->t_smtputf8 ? QRECORD_F_SMTPUTF8 : 0);
+			  (t->t_smtputf8 ? QRECORD_F_SMTPUTF8 : 0) |
+			  /* the client's Received: fields and ours */
+			  (s->s_data.hops + 1u >= QRECORD_HOPCOUNT_LIMIT ? QRECORD_F_LOOPING : 0);
 	m->qm_rec.sender = t->t_sender;
 	m->qm_rec.sender_len = t->t_sender_len;
 	m->qm_rec.client = s->s_addr;

@@ -192,12 +192,12 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 			cl_ops_of(c)->failed(c->c_env->ce_ctx, c->c_dest, "4.4.1", c->c_error);
 		}
 	}
-	if (in_body) {
+	/* Closing, the loop drops a peer that does not take the rest of
+	 * the output within IO_CONN_LINGER_S. */
+	if (in_body)
 		io_conn_abort(&c->c_conn);
-	} else {
+	else
 		io_conn_close(&c->c_conn);
-		cl_deadline(c, CL_CLOSE_GRACE);	/* on_timeout drops it */
-	}
 }
 
 void cl_fail(struct smtp_client *c, const char *fmt, ...)
@@ -613,8 +613,8 @@ static void cl_on_timeout(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	if (io_conn_closing(conn) || c->c_state == CL_QUIT) {
-		/* Output the peer does not take: give up on it. */
+	if (c->c_state == CL_QUIT) {
+		/* No 221: the peer does not answer; give up on it. */
 		io_conn_abort(conn);
 		return;
 	}

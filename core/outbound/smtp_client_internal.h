@@ -38,9 +38,6 @@ enum cl_state {
  * 256 KiB output buffer, and a window is enough to keep the socket's
  * send buffer fed between two on_drained calls. */
 #define CL_BODY_WINDOW (128u * 1024u)
-/* Seconds a closing session may take to flush its output before it is
- * dropped (a peer that stopped reading must not hold it forever). */
-#define CL_CLOSE_GRACE 10u
 
 struct smtp_client {
 	struct io_conn c_conn;		/* first: container_of from io */

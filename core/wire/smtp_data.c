@@ -57,6 +57,7 @@ static const struct smtp_data_name {
 } smtp_data_names[] = {
 	{ "date", 4, SMTP_DATA_F_HAS_DATE },
 	{ "message-id", 10, SMTP_DATA_F_HAS_MSGID },
+	{ "received", 8, 0 },		/* counted in hops */
 };
 
 /* The one octet that may be emitted from outside the input (see above). */
@@ -131,6 +132,8 @@ static uint8_t smtp_data_hdr_octet(struct smtp_data *d, uint8_t st, unsigned cha
 	case SMTP_DATA_H_WSP:
 		if (ch == ':') {
 			d->flags |= nm->flag;
+			if (nm->flag == 0 && d->hops < UINT16_MAX)
+				d->hops++;
 			return SMTP_DATA_H_SKIP;
 		}
 		return (ch == ' ' || ch == '\t') ? SMTP_DATA_H_WSP : SMTP_DATA_H_SKIP;

@@ -12,7 +12,8 @@
  *     smuggling defence), a text line over 1000 octets including CRLF,
  *     and a body over max_size (then it stops emitting but keeps scanning
  *     for the terminator, so the session can answer 552 after it);
- *   - notes whether the header section has Date: and Message-ID: fields.
+ *   - notes whether the header section has Date: and Message-ID: fields,
+ *     and counts its Received: fields (hops, for the loop limit).
  *
  * Output is a sequence of slices of the caller's input, passed to an emit
  * callback in order; concatenated they are the unstuffed message, with
@@ -59,6 +60,8 @@ struct smtp_data {
 	uint8_t hdr_state;	/* private: header-section tracking */
 	uint8_t hdr_pos;	/* private: chars matched of a header name */
 	uint32_t flags;		/* SMTP_DATA_F_* */
+	uint16_t hops;		/* Received: fields in the header section
+				 * (stops counting at UINT16_MAX) */
 };
 
 /*

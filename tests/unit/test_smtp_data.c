@@ -33,6 +33,7 @@ struct test_out {
 	bool done;
 	uint32_t flags;
 	uint64_t size;
+	unsigned hops;		/* Received: fields counted */
 };
 
 static void test_emit(void *ctx, const char *p, size_t n)
@@ -91,6 +92,7 @@ static void test_decode(const char *msg, size_t len, const size_t *cuts, size_t 
 	}
 	o->flags = mode == SMTP_DATA_RAW ? smtp_data_finish(&d) : d.flags;
 	o->size = d.size;
+	o->hops = d.hops;
 }
 
 static void test_decode1(const char *msg, size_t len, enum smtp_data_mode mode, uint64_t max,
@@ -600,6 +602,41 @@ static void test_refusal(void)
 	}
 }
 
+/* Received: fields of the header section are counted (the hop limit):
+ * any case, WSP before the colon, split anywhere; not continuation lines,
+ * not look-alikes, not the body. */
+static void test_hops(void)
+{
+	static const char msg[] =
+		"Received: from a by b\r\n"
+		"\tfor <x@example>; Mon, 30 Nov 2026 10:00:00 +0000\r\n"
+		"RECEIVED : from b by c\r\n"
+		"received:from c by d\r\n"
+		"Received-SPF: pass\r\n"
+		"X-Received: by e\r\n"
+		"Subject: Received: no\r\n"
+		"\r\n"
+		"Received: in the body\r\n"
+		".\r\n";
+	size_t len = sizeof(msg) - 1;
+	struct test_out o;
+	bool all = true;
+
+	test_decode1(msg, len, SMTP_DATA_DOT, 0, &o);
+	tap_ok(o.done && o.hops == 3, "three Received: fields in the header (%u)", o.hops);
+	test_out_free(&o);
+	for (size_t cut = 1; cut < len; cut++) {
+		test_decode(msg, len, &cut, 1, SMTP_DATA_DOT, 0, &o);
+		if (o.hops != 3)
+			all = false;
+		test_out_free(&o);
+	}
+	tap_ok(all, "the same count with the input split at every offset");
+	test_decode1(msg, len - 3, SMTP_DATA_RAW, 0, &o);
+	tap_ok(o.hops == 3, "and in BDAT (%u)", o.hops);
+	test_out_free(&o);
+}
+
 int main(void)
 {
 	test_table();
@@ -611,5 +648,6 @@ int main(void)
 	test_raw();
 	test_after_done();
 	test_refusal();
+	test_hops();
 	return tap_done();
 }
