@@ -42,6 +42,17 @@ def _plain(user, pw):
     return base64.b64encode(b"\0" + user + b"\0" + pw).decode()
 
 
+def _separate_receive(c, wait=0.3):
+    """Pause so that what was sent arrives as a receive of its own (the
+    server answers nothing meanwhile: the peek only waits)."""
+    c.sock.settimeout(wait)
+    try:
+        c.sock.recv(1, socket.MSG_PEEK)
+    except socket.timeout:
+        pass
+    c.sock.settimeout(10)
+
+
 def _auth_server(make_server, passwd, **kw):
     s = dict(auth_passwd_file=passwd, auth_plaintext_loopback="yes",
              auth_max_failures=1000, max_errors=1000)
@@ -112,12 +123,7 @@ def test_split_overlong_sasl_line_does_not_leak(make_server, passwd):
     # Longer than the 12288-octet SASL line limit, in several receives.
     for _ in range(4):
         c.send("A" * 4000)
-        c.sock.settimeout(0.2)
-        try:
-            c.sock.recv(1, socket.MSG_PEEK)
-        except socket.timeout:
-            pass
-        c.sock.settimeout(10)
+        _separate_receive(c)
     c.send("\r\n")
     r = c.reply()
     assert r[0].startswith("500 5.5.2"), r
@@ -170,12 +176,7 @@ def test_long_auth_line_split_inside_the_verb(make_server, passwd):
     c = Raw(srv.port)
     c.cmd("EHLO x.test")
     c.send("AU")
-    c.sock.settimeout(0.3)
-    try:
-        c.sock.recv(1, socket.MSG_PEEK)
-    except socket.timeout:
-        pass
-    c.sock.settimeout(10)
+    _separate_receive(c)
     line = "TH PLAIN %s" % _plain(b"alice", b"p" * 600)
     assert len(line) > 512
     r = c.cmd(line)

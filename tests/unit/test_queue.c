@@ -259,6 +259,29 @@ static void update_done(struct queue_update *u)
 }
 
 /*
+ * Make one batch: hold LMDB's write lock, hand the committer `first` (an
+ * update of an absent message, which it takes and then waits on), then the
+ * rest, and let go of *hold_r. False when the lock could not be taken.
+ */
+static bool batch_begin(struct queue *q, struct queue_update *first, MDB_txn **hold_r)
+{
+	if (mdb_txn_begin(q->q_env, NULL, 0, hold_r) != 0)
+		return false;
+	queue_submit_update(q, first);
+	usleep(100000);		/* let it take `first` alone; harmless if not */
+	return true;
+}
+
+/* Wait until n updates have come back through update_done. */
+static void wait_updates(struct done_count *dc, int n)
+{
+	pthread_mutex_lock(&dc->w->lock);
+	while (dc->n < n)
+		pthread_cond_wait(&dc->w->cond, &dc->w->lock);
+	pthread_mutex_unlock(&dc->w->lock);
+}
+
+/*
  * One damaged record in a batch: its update fails, the other update and
  * the new message of the same batch commit. The batch is made by holding
  * LMDB's write lock while they are submitted.
@@ -307,18 +330,13 @@ static void test_isolation(const char *dir)
 	u2 = u1;
 	u2.qu_id = 2;
 	fill_msg(&m[2], &sink, 3, &rc, &iov[2], "three\r\n", 7);
-	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &hold) == 0, "write lock held");
-	queue_submit_update(q, &u0);
-	usleep(100000);		/* let it take u0 alone; harmless if not */
+	tap_ok(batch_begin(q, &u0, &hold), "write lock held");
 	queue_submit_update(q, &u1);
 	queue_submit_update(q, &u2);
 	queue_submit(q, &m[2]);
 	mdb_txn_abort(hold);
 	n = take_all(&sink, &w, 1, got, 3);
-	pthread_mutex_lock(&wd.lock);
-	while (dc.n < 3)
-		pthread_cond_wait(&wd.cond, &wd.lock);
-	pthread_mutex_unlock(&wd.lock);
+	wait_updates(&dc, 3);
 	tap_ok(u0.qu_status == -ENOENT, "update of a missing message: -ENOENT");
 	tap_ok(u1.qu_status == -EBADMSG && !u1.qu_removed,
 	       "update of the damaged record fails alone (%d)", u1.qu_status);
@@ -430,16 +448,11 @@ static void test_map_full_updates(const char *dir)
 	saved = dup(2);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	dup2(fd, 2);
-	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &hold) == 0, "write lock held");
-	queue_submit_update(q, &u[0]);
-	usleep(100000);		/* let it take u[0] alone; harmless if not */
+	tap_ok(batch_begin(q, &u[0], &hold), "write lock held");
 	for (int i = 1; i <= FULL_UPDATES; i++)
 		queue_submit_update(q, &u[i]);
 	mdb_txn_abort(hold);
-	pthread_mutex_lock(&wd.lock);
-	while (dc.n < FULL_UPDATES + 1)
-		pthread_cond_wait(&wd.cond, &wd.lock);
-	pthread_mutex_unlock(&wd.lock);
+	wait_updates(&dc, FULL_UPDATES + 1);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
