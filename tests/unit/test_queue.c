@@ -259,9 +259,10 @@ static void update_done(struct queue_update *u)
 }
 
 /*
- * Make one batch: hold LMDB's write lock, hand the committer `first` (an
- * update of an absent message, which it takes and then waits on), then the
- * rest, and let go of *hold_r. False when the lock could not be taken.
+ * Start one batch: hold LMDB's write lock in *hold_r and hand the
+ * committer `first` (an update of an absent message, which it takes and
+ * then waits on). The caller submits the rest and aborts *hold_r: all of
+ * it forms the next batch. False when the lock could not be taken.
  */
 static bool batch_begin(struct queue *q, struct queue_update *first, MDB_txn **hold_r)
 {
