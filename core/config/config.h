@@ -175,5 +175,9 @@ int config_tls_policy_parse(const char *s);
 /* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
  * err) if the map is malformed. */
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);
+/* An "a.b.c.d:port" or "[ipv6]:port" setting (listen, metrics_listen) as a
+ * socket address; 0, or -1 with a message naming the value. */
+int config_addrport_parse(const char *s, struct sockaddr_storage *addr_r, socklen_t *len_r,
+			  char *err, size_t errlen);
 
 #endif

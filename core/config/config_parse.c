@@ -564,6 +564,18 @@ static int config_set_relayhost(struct config *cfg, const struct config_key *k,
 }
 
 /* metrics_listen: empty, or one address:port with the listen syntax. */
+int config_addrport_parse(const char *s, struct sockaddr_storage *addr_r, socklen_t *len_r,
+			  char *err, size_t errlen)
+{
+	struct config_listen l;
+
+	if (config_parse_listen_one(s, strlen(s), &l, err, errlen) < 0)
+		return -1;
+	*addr_r = l.cl_addr;
+	*len_r = l.cl_addrlen;
+	return 0;
+}
+
 static int config_set_addrport(struct config *cfg, const struct config_key *k,
 			       const char *value, char *err, size_t errlen)
 {

@@ -288,8 +288,7 @@ int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *
 {
 	const char *addr = cfg->metrics_listen;
 	struct metrics *m;
-	char host[64];
-	const char *colon;
+	socklen_t alen;
 	unsigned port;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
@@ -303,27 +302,15 @@ int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *
 	m->m_cfg = cfg;
 	m->m_queue = q;
 	m->m_dlv = dlv;
-	colon = strrchr(addr, ':');
-	if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
-		goto bad;
-	if (addr[0] == '[') {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&m->m_addr;
-
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr - 2), addr + 1);
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			goto bad;
-		flags |= MHD_USE_IPv6;
-	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)&m->m_addr;
-
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-			goto bad;
+	if (config_addrport_parse(addr, &m->m_addr, &alen, err, errlen) < 0) {
+		free(m);
+		return -1;		/* --check refused it already */
 	}
+	if (m->m_addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	port = ntohs(m->m_addr.ss_family == AF_INET6 ?
+		     ((struct sockaddr_in6 *)&m->m_addr)->sin6_port :
+		     ((struct sockaddr_in *)&m->m_addr)->sin_port);
 	m->m_daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, metrics_handler, m,
 				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&m->m_addr,
 				       MHD_OPTION_CONNECTION_LIMIT, 64u,
@@ -336,10 +323,6 @@ int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *
 	}
 	*m_r = m;
 	return 0;
-bad:
-	snprintf(err, errlen, "metrics_listen %s: expected ip:port or [ip6]:port", addr);
-	free(m);
-	return -1;
 }
 
 void metrics_stop(struct metrics **mp)
