@@ -17,9 +17,12 @@
  * supplies the interface addresses, so this is unit-tested alone.
  */
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/config/netacl.h"
 #include "core/delivery/delivery_internal.h"
 
 /* An IPv4 address (host order) in a from a v4 or v4-mapped v6 address. */
@@ -41,35 +44,30 @@ static bool dlv_addr_v4(const struct sockaddr_storage *a, uint32_t *v4_r)
 	return false;
 }
 
-static bool dlv_v4_in(uint32_t a, uint32_t net, unsigned bits)
+/*
+ * Where delivery does not go unless smtp_allow_private_destinations: "this
+ * host", RFC 1918, CGNAT, loopback, link-local, multicast and reserved,
+ * unspecified, ULA and site-local. Matched with the relay_networks code
+ * (netacl), which takes v4-mapped IPv6 addresses as IPv4.
+ */
+static const char dlv_private_spec[] =
+	"0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12"
+	" 192.168.0.0/16 224.0.0.0/3 ::/128 ::1/128 fc00::/7 fe80::/10 fec0::/10 ff00::/8";
+static struct netacl *dlv_private_acl;	/* parsed once, never changed */
+static pthread_once_t dlv_private_once = PTHREAD_ONCE_INIT;
+
+static void dlv_private_init(void)
 {
-	return bits == 0 || (a >> (32 - bits)) == (net >> (32 - bits));
+	if (netacl_parse(dlv_private_spec, &dlv_private_acl, NULL, 0) != 0)
+		abort();	/* a constant: a bug, not an input */
 }
 
 bool dlv_addr_private(const struct sockaddr_storage *a)
 {
-	uint32_t v4;
-
-	if (dlv_addr_v4(a, &v4))
-		return dlv_v4_in(v4, 0x00000000u, 8) ||		/* 0/8: "this host" */
-		       dlv_v4_in(v4, 0x0a000000u, 8) ||		/* 10/8 */
-		       dlv_v4_in(v4, 0x64400000u, 10) ||	/* 100.64/10 CGNAT */
-		       dlv_v4_in(v4, 0x7f000000u, 8) ||		/* 127/8 */
-		       dlv_v4_in(v4, 0xa9fe0000u, 16) ||	/* 169.254/16 */
-		       dlv_v4_in(v4, 0xac100000u, 12) ||	/* 172.16/12 */
-		       dlv_v4_in(v4, 0xc0a80000u, 16) ||	/* 192.168/16 */
-		       dlv_v4_in(v4, 0xe0000000u, 3);		/* multicast, reserved */
-	if (a->ss_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr;
-		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
-
-		return IN6_IS_ADDR_UNSPECIFIED(in6) || IN6_IS_ADDR_LOOPBACK(in6) ||
-		       (b[0] & 0xfe) == 0xfc ||			/* fc00::/7 ULA */
-		       (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||	/* fe80::/10 */
-		       (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) ||	/* fec0::/10 */
-		       b[0] == 0xff;				/* multicast */
-	}
-	return true;	/* an unknown family is not delivered to */
+	if (a->ss_family != AF_INET && a->ss_family != AF_INET6)
+		return true;	/* an unknown family is not delivered to */
+	pthread_once(&dlv_private_once, dlv_private_init);
+	return netacl_match(dlv_private_acl, (const struct sockaddr *)a);
 }
 
 /* Same address, v4-mapped v6 taken as v4; the unspecified address is
