@@ -36,6 +36,7 @@
  *     part 3.
  */
 #include "core/message/dsn.h"
+#include "core/base/utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -124,34 +125,9 @@ static void dsn_buf_free(struct dsn_buf *b)
  */
 static size_t dsn_utf8_len(const unsigned char *s, size_t n)
 {
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len;
+	size_t len = s[0] >= 0x80 ? utf8_seq_len(s, n) : 0;
 
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xc2)
-		lo = 0xa0;	/* U+0080..U+009F are C1 controls */
-	else if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++) {
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	}
-	return len;
+	return utf8_is_c1(s, len) ? 0 : len;
 }
 
 /* Whether s holds a non-ASCII character that cleaning would keep. */

@@ -9,6 +9,7 @@
  * indexed; nested values are checked and skipped.
  */
 #include "core/sasl/auth_internal.h"
+#include "core/base/utf8.h"
 
 #include <string.h>
 
@@ -29,31 +30,7 @@ static void auth_json_ws(struct auth_json_parser *jp)
 /* Length of the well-formed UTF-8 sequence at p, or 0. */
 static size_t auth_json_utf8(const unsigned char *p, const unsigned char *end)
 {
-	unsigned c = p[0];
-	uint32_t cp, min;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2, cp = c & 0x1f, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		n = 3, cp = c & 0x0f, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4, cp = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
+	return utf8_seq_len(p, (size_t)(end - p));
 }
 
 static int auth_json_hex4(const char *p, uint32_t *v)

@@ -14,6 +14,7 @@
  * placement ("first.last.@example.jp" exists in the wild).
  */
 #include "core/wire/smtp_cmd.h"
+#include "core/base/utf8.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -290,42 +291,7 @@ static int smtp_cmd_route(struct smtp_cmd_cur *c, const struct smtp_limits *lim)
 
 bool smtp_cmd_utf8_valid(const char *p, size_t len)
 {
-	const unsigned char *u = (const unsigned char *)p, *end = u + len;
-
-	while (u < end) {
-		unsigned char c = *u;
-		unsigned char lo = 0x80, hi = 0xbf;	/* range of the 2nd octet */
-		size_t n;
-
-		if (c < 0x80) {
-			u++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0;	/* overlong */
-			else if (c == 0xed)
-				hi = 0x9f;	/* surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90;	/* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f;	/* above U+10FFFF */
-		} else {
-			return false;	/* continuation, C0/C1 overlong, F5..FF */
-		}
-		if ((size_t)(end - u) <= n || u[1] < lo || u[1] > hi)
-			return false;
-		for (size_t i = 2; i <= n; i++)
-			if ((u[i] & 0xc0) != 0x80)
-				return false;
-		u += n + 1;
-	}
-	return true;
+	return utf8_valid(p, len);
 }
 
 /*

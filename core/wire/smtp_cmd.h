@@ -104,7 +104,7 @@ const char *smtp_cmd_strerror(int err);
 /*
  * Whether len octets at p are well-formed UTF-8 (RFC 3629): no overlong
  * forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no
- * truncated sequence.
+ * truncated sequence (core/base/utf8.h).
  */
 bool smtp_cmd_utf8_valid(const char *p, size_t len);
 
