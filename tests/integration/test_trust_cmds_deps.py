@@ -20,7 +20,7 @@ def test_deps_names_recommends_the_tests_use():
     pkgs = _test_pkgs()
     for p in ("swaks", "libnet-ssleay-perl", "libio-socket-ssl-perl", "libio-socket-inet6-perl",
               "testssl.sh", "bind9-dnsutils", "bsdextrautils", "prometheus", "dnsmasq-base",
-              "python3-aiosmtpd", "postfix", "openssl"):
+              "python3-aiosmtpd", "postfix", "openssl", "mount"):
         assert p in pkgs, "tests/deps.sh does not install %s" % p
 
 
