@@ -3,17 +3,22 @@
 # apt repositories only. Safe to run again: it installs only what is missing.
 set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
-  libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev"
+  libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev
+  libpsl-dev publicsuffix libspf2-dev"
 # Installed with --no-install-recommends, so every package a test relies on
 # is named here, Recommends included: swaks needs libnet-ssleay-perl and
 # libio-socket-ssl-perl for --tls/--tlsc ("TLS not available: requires
 # Net::SSLeay" otherwise) and libio-socket-inet6-perl for IPv6; testssl.sh
 # calls dig (bind9-dnsutils) and hexdump (bsdextrautils); test_metrics runs
-# prometheus and promtool (package prometheus).
+# prometheus and promtool (package prometheus). DKIM signatures are checked
+# by dkimpy (python3-dkim, with python3-nacl for Ed25519 and python3-dnspython
+# for its DNS) and OpenDKIM (opendkim-tools), run in a network namespace
+# (iproute2) whose resolver is a dnsmasq on loopback.
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
-  bsdextrautils openssl ca-certificates mount"
+  bsdextrautils openssl ca-certificates mount
+  python3-dkim python3-nacl python3-dnspython opendkim-tools iproute2 util-linux"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""
