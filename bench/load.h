@@ -109,6 +109,7 @@ struct load_opts {
 	const char *lo_helo;
 	const char *lo_sizes;		/* -z as given: SIZE or SIZE:WEIGHT,... */
 	const char *lo_domains;		/* -D as given: DOMAIN[:WEIGHT],... */
+	const char *lo_from;		/* -F: the sender's domain (From:, MAIL FROM) */
 	unsigned lo_sessions;		/* -c */
 	uint64_t lo_messages;		/* -n; 0 = no count limit */
 	unsigned lo_duration;		/* -d seconds; 0 = no time limit */

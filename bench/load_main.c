@@ -103,7 +103,7 @@ static void load_usage(FILE *f)
 		"usage: smtp-load -s HOST:PORT [-c SESSIONS] [-n MESSAGES | -d SECONDS]\n"
 		"                 [-z SIZE | -z SIZE:WEIGHT,...] [-D DOMAIN[:WEIGHT],...]\n"
 		"                 [-r RCPTS] [-m PER_CONN] [-P] [-T] [-S] [-I] [-q] [-j]\n"
-		"                 [-t TIMEOUT] [-b N] [-H HELO]\n"
+		"                 [-t TIMEOUT] [-b N] [-H HELO] [-F DOMAIN]\n"
 		"  -s HOST:PORT  server (numeric or name; [v6]:port)\n"
 		"  -c N          concurrent sessions (default 50, up to %u)\n"
 		"  -n N          messages in all (default 10000 unless -d is given);\n"
@@ -115,6 +115,8 @@ static void load_usage(FILE *f)
 		"  -D DOMAINS    recipient domains DOMAIN[:WEIGHT],... such as\n"
 		"                a.test:80,b.test:20: each recipient picks its domain by\n"
 		"                weight (default example.com)\n"
+		"  -F DOMAIN     sender domain: From: and MAIL FROM are\n"
+		"                smtp-load@DOMAIN (default load.example)\n"
 		"  -r N          recipients per message (default 1)\n"
 		"  -m N          messages per connection (default 1; 0 = no limit)\n"
 		"  -P            use PIPELINING: MAIL, RCPT.., DATA in one write; the\n"
@@ -154,6 +156,7 @@ int main(int argc, char **argv)
 		.lo_helo = "smtp-load.example",
 		.lo_sizes = "1024",
 		.lo_domains = "example.com",
+		.lo_from = "load.example",
 		.lo_sessions = 50,
 		.lo_rcpts = 1,
 		.lo_per_conn = 1,
@@ -163,7 +166,7 @@ int main(int argc, char **argv)
 	struct load *L;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:c:n:d:z:D:r:m:t:b:H:PTSIqjh")) != -1) {
+	while ((opt = getopt(argc, argv, "s:c:n:d:z:D:F:r:m:t:b:H:PTSIqjh")) != -1) {
 		switch (opt) {
 		case 's': o.lo_server = optarg; break;
 		case 'c': o.lo_sessions = (unsigned)load_num(optarg, 'c', 1, LOAD_MAX_SESSIONS); break;
@@ -171,6 +174,12 @@ int main(int argc, char **argv)
 		case 'd': o.lo_duration = (unsigned)load_num(optarg, 'd', 1, 86400); break;
 		case 'z': o.lo_sizes = optarg; break;	/* checked by load_text_init */
 		case 'D': o.lo_domains = optarg; break;
+		case 'F':
+			if (optarg[0] == '\0' || strlen(optarg) > 253 ||
+			    strpbrk(optarg, "<>@ \t\r\n") != NULL)
+				load_die("-F: '%s' is not a domain", optarg);
+			o.lo_from = optarg;
+			break;
 		case 'r': o.lo_rcpts = (unsigned)load_num(optarg, 'r', 1, LOAD_MAX_RCPTS); break;
 		case 'm': o.lo_per_conn = (unsigned)load_num(optarg, 'm', 0, UINT32_MAX); break;
 		case 't': o.lo_timeout = (unsigned)load_num(optarg, 't', 1, 3600); break;

@@ -198,9 +198,9 @@ static void load_text_messages(struct load *L)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	hdr = load_strdupf(&hdr_len, "Date: %s\r\nFrom: <smtp-load@load.example>\r\n"
+	hdr = load_strdupf(&hdr_len, "Date: %s\r\nFrom: <smtp-load@%s>\r\n"
 			   "To: <rcpt0@%s>\r\nSubject: smtp-load test message\r\n\r\n",
-			   date, L->l_domains[0].ld_name);
+			   date, L->l_opts->lo_from, L->l_domains[0].ld_name);
 	load_text_mid(L, &L->l_sess[0]);
 	L->l_seq = 0;
 	mid_len = strlen(L->l_sess[0].ls_mid);
@@ -217,8 +217,8 @@ static void load_text_messages(struct load *L)
 		z->lz_msg_len = hdr_len + body_len;
 		free(body);
 		z->lz_mail = load_strdupf(&z->lz_mail_len,
-					  "MAIL FROM:<smtp-load@load.example> SIZE=%zu\r\n",
-					  z->lz_size);
+					  "MAIL FROM:<smtp-load@%s> SIZE=%zu\r\n",
+					  L->l_opts->lo_from, z->lz_size);
 	}
 	free(hdr);
 }
