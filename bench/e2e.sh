@@ -42,6 +42,12 @@
 #   RINGMTA_OPTS [""]             more "-o key=value" for ringmta
 #   COMMIT [git log -1 of this tree]  the commit the binaries were built from, for the log
 #   RIG [/work/shared/rig]  OUT [/tmp/ringmta-bench] (raw log, queue, logs)
+#   PF_EXTRA_PIDS [""]            more process trees whose CPU counts as Postfix's (its
+#                                 milters: bench/dkim.sh passes OpenDKIM's pids)
+#   PROBE [""]                    a command run as "PROBE MTA" right before each run's load
+#                                 starts and right after the sink has everything; it prints
+#                                 key=value words, added to the raw line as before_KEY=...
+#                                 and after_KEY=... (bench/dkim.sh reads ringmta's metrics)
 #
 # Output: the table on stdout; one key=value line per run in $OUT/e2e-<time>.log
 # (e2e_msgs_per_sec, delivered, e2e_status, msgs_per_sec = smtp-load's acceptance rate,
@@ -277,16 +283,23 @@ sink_now() {   # current count (after one second without change: earlier deliver
 }
 
 # ---------------------------------------------------------------- one run
+# "MTA_CPU SINK_CPU": CPU s of the trees rooted at the pids in the list $1, summed, and of the sink.
+cpu_now() { "$U" cpu "$SINK_PID" $1 | awk '{ m = 0; for (i = 2; i <= NF; i++) m += $i; printf "%.2f %s\n", m, $1 }'; }
+probe() {  # WHEN MTA
+    [ -n "${PROBE:-}" ] || return 0
+    $PROBE "$2" | awk -v w="$1" '{ for (i = 1; i <= NF; i++) if ($i ~ /=/) printf " %s_%s", w, $i }'
+}
 # Appends one key=value line to the raw log; MTA_EXTRA is added by the caller after.
-measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE
+measure() {  # MTA SCENARIO TARGET "PID..." SESSIONS SIZE
     local mta=$1 scen=$2 target=$3 pid=$4 sess=$5 size=$6 n base pre
     n=$(msgs_for "$mta" "$size")
     sync
     pre=$(quiet)
     base=$(sink_now)
     local js="$RUN/load.json"; rm -f "$js"
-    local c0 c1 sys0 sys1 t0 tend got st
-    read -r -a c0 < <("$U" cpu "$pid" "$SINK_PID")
+    local c0 c1 sys0 sys1 t0 tend got st pr0 pr1
+    pr0=$(probe before "$mta")
+    read -r -a c0 < <(cpu_now "$pid")
     sys0=$("$U" sys); t0=$(date +%s.%N)
     # shellcheck disable=SC2086
     ( "$SMTP_LOAD" -s "$target" -c "$sess" -n "$n" -z "$size" -q -j $LOAD_OPTS > "$js.tmp" 2> "$RUN/load.err" &
@@ -294,7 +307,8 @@ measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE
     local lp=$!
     read -r tend got st < <(sink_wait "$base" "$n" "$t0" "$js")
     sys1=$("$U" sys)
-    read -r -a c1 < <("$U" cpu "$pid" "$SINK_PID")
+    read -r -a c1 < <(cpu_now "$pid")
+    pr1=$(probe after "$mta")
     wait "$lp"; rm -f "$RUN/load.pid"
     local kvs
     kvs=$("$TABLE" kv < "$js" 2>/dev/null) || kvs="ok=0 errors=no-summary"
@@ -308,7 +322,7 @@ measure() {  # MTA SCENARIO TARGET PID SESSIONS SIZE
         printf "e2e_seconds=%.3f e2e_msgs_per_sec=%.1f mta_cpu_s=%.2f sink_cpu_s=%.2f", d, got / d, md, sd
         printf " mta_cpu_ms_per_msg=%s sys_busy_cores=%.2f other_cores=%.2f",
                (got > 0 ? sprintf("%.4f", md * 1000 / got) : "NA"), busy, busy - (md + sd + lc) / d }')
-    echo "tool=e2e mta=$mta scenario=$scen size=$size sessions=$sess messages=$n load_opts=\"$LOAD_OPTS\" sink=$SINK delivered=$got e2e_status=$st $line $kvs pre_busy_cores=$pre" >> "$RAW"
+    echo "tool=e2e mta=$mta scenario=$scen size=$size sessions=$sess messages=$n load_opts=\"$LOAD_OPTS\" sink=$SINK delivered=$got e2e_status=$st $line $kvs pre_busy_cores=$pre$pr0$pr1" >> "$RAW"
     printf '  %-13s %-14s %9s msg/s e2e (inject %s)  mta %s ms/msg  %s/%s delivered %s %s\n' "$mta" "$scen" \
         "$(grep -o 'e2e_msgs_per_sec=[0-9.]*' <<<"$line" | cut -d= -f2)" \
         "$(grep -o ' msgs_per_sec=[0-9.]*' <<<" $kvs" | cut -d= -f2)" \
@@ -359,7 +373,7 @@ run_postfix() {  # SESSIONS SIZE SCENARIO
     local pid
     pf_purge
     pid=$(tr -d ' ' < /var/spool/postfix/pid/master.pid)
-    measure postfix "$3" "$PF_ADDR" "$pid" "$1" "$2"
+    measure postfix "$3" "$PF_ADDR" "$pid${PF_EXTRA_PIDS:+ $PF_EXTRA_PIDS}" "$1" "$2"
     local left; left=$(pf_queued)
     sleep 1
     add "left=$left left_after_1s=$(pf_queued)"
