@@ -5,6 +5,8 @@
   benchtable.py table RAW.log     the inbound comparison table (markdown) from a raw log
                                   written by inbound.sh; medians when a scenario ran more
                                   than once
+  benchtable.py dkim RAW.log      the signing table of bench/dkim.sh (e2e.sh's lines with
+                                  sign=MODE), then its "# check" and "# dkim-bench" lines
 
 Raw log lines are key=value (values without blanks, or "quoted"); inbound.sh writes one
 line per run with at least: mta scenario msgs_per_sec mta_cpu_ms_per_msg.
@@ -53,12 +55,72 @@ def fmt(x, nd=0):
     return f"{x:.{nd}f}"
 
 
+def parse(line):
+    return dict((k, v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+
+
+def delta(r, key, per=None):
+    """after_KEY - before_KEY of a run (the PROBE values e2e.sh adds), over per's value."""
+    a, b = fnum(r.get("after_" + key)), fnum(r.get("before_" + key))
+    if a is None or b is None:
+        return None
+    if per is None:
+        return a - b
+    n = fnum(r.get(per))
+    return (a - b) / n if n else None
+
+
+def dkim(path):
+    runs = OrderedDict()        # (sign, size) -> "ringmta"/"postfix" -> list of dicts
+    notes = []
+    for line in open(path):
+        if line.startswith(("# check ", "# dkim-bench", "# ringmta skipped")):
+            notes.append(line[2:].rstrip())
+        d = parse(line)
+        if d.get("tool") != "e2e":
+            continue
+        m = "ringmta" if d["mta"].startswith("ringmta") else d["mta"]
+        runs.setdefault((d.get("sign", "?"), d["size"]), OrderedDict()).setdefault(m, []).append(d)
+    hdr = ["signing", "size", "ringmta msg/s", "Postfix+OpenDKIM msg/s", "ratio ringmta/Postfix",
+           "ringmta CPU ms/msg", "Postfix+OpenDKIM CPU ms/msg", "of which OpenDKIM",
+           "CPU ratio Postfix/ringmta", "ringmta signing threads busy", "ringmta signed / delivered", "runs",
+           "status"]
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for (sign, size), by in runs.items():
+        rm, pf = by.get("ringmta", []), by.get("postfix", [])
+        rate = [med([fnum(r.get("e2e_msgs_per_sec")) for r in x]) for x in (rm, pf)]
+        cpu = [med([fnum(r.get("mta_cpu_ms_per_msg")) for r in x]) for x in (rm, pf)]
+        od = med([1000 * x if x is not None else None
+                  for x in (delta(r, "milter_cpu_s", "delivered") for r in pf)])
+        busy = med([delta(r, "dkim_busy_s") / delta(r, "t") / fnum(r.get("after_threads"))
+                    if delta(r, "dkim_busy_s") is not None and delta(r, "t")
+                    and fnum(r.get("after_threads")) else None for r in rm])
+        signed = med([delta(r, "dkim_signed", "delivered") for r in rm])
+        bad = [f"{m}: {r.get('delivered')}/{r.get('messages')} {r.get('e2e_status')} "
+               f"errors={r.get('errors', 'none')}"
+               for m, x in (("ringmta", rm), ("postfix", pf)) for r in x
+               if r.get("e2e_status") != "ok" or r.get("errors", "none") != "none"
+               or r.get("exit_rc", "0") != "0"]
+        ratio = lambda a, b: fmt(a / b, 1) + "x" if a and b else "n/a"
+        kib = fnum(size)
+        row = [sign, f"{kib / 1024:g} KiB" if kib else size, fmt(rate[0]), fmt(rate[1]),
+               ratio(rate[0], rate[1]), fmt(cpu[0], 3), fmt(cpu[1], 3), fmt(od, 3),
+               ratio(cpu[1], cpu[0]), f"{busy * 100:.0f} %" if busy is not None else "n/a",
+               fmt(signed, 2), f"{len(rm)}/{len(pf)}", "; ".join(bad) or "all delivered"]
+        print("| " + " | ".join(row) + " |")
+    if notes:
+        print()
+        for n in notes:
+            print(n)
+
+
 def table(path):
     runs = OrderedDict()        # scenario -> mta -> list of dicts
     cross = OrderedDict()       # the same for smtp-source runs
     mtas = []
     for line in open(path):
-        d = dict((k, v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+        d = parse(line)
         if "scenario" not in d or "mta" not in d:
             continue
         if d.get("tool", "smtp-load") != "smtp-load":
@@ -121,6 +183,8 @@ if __name__ == "__main__":
         kv()
     elif a[:1] == ["table"] and len(a) == 2:
         table(a[1])
+    elif a[:1] == ["dkim"] and len(a) == 2:
+        dkim(a[1])
     else:
         print(__doc__)
         sys.exit(2)
