@@ -113,8 +113,10 @@ mkdir -p "$DIR" && chmod 755 "$DIR"
 
 # ---------------------------------------------------------------- keys and tables
 K="$DIR/keys"; mkdir -m 700 "$K"
-openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out "$K/rsa2048.pem" 2>/dev/null &&
-    openssl genpkey -algorithm ed25519 -out "$K/ed25519.pem" || die "openssl genpkey failed"
+if ! openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out "$K/rsa2048.pem" 2>/dev/null ||
+   ! openssl genpkey -algorithm ed25519 -out "$K/ed25519.pem"; then
+    die "openssl genpkey failed"
+fi
 chmod 600 "$K"/*.pem
 {   echo "rsa1._domainkey.bench.test v=DKIM1; k=rsa; p=$(openssl pkey -in "$K/rsa2048.pem" -pubout -outform DER | base64 -w0)"
     # the raw 32-byte Ed25519 key is the end of its SubjectPublicKeyInfo (RFC 8463)
@@ -202,7 +204,7 @@ milter_default_action = tempfail"
         echo "== $mode: signature check, $CHECK messages per size and MTA" >&2
         OUT="$DIR/check-$mode-e2e" SINK=postfix SINK_OPTS="-d $dump/%M." SIZES="$SIZES" \
             SESSIONS=1 REPEATS=1 MTAS="$MTAS" MSGS_RINGMTA="$CHECK" MSGS_POSTFIX="$CHECK" \
-            QUIET_WAIT=3 LOAD_OPTS="$lopts" RINGMTA_OPTS="$rmopts" PROBE= \
+            QUIET_WAIT=3 LOAD_OPTS="$lopts" RINGMTA_OPTS="$rmopts" PROBE='' \
             "$HERE/e2e.sh" > "$DIR/check-$mode-e2e.out" 2>&1
         for m in $MTAS; do
             # Postfix's messages carry its Received field; the rest came through ringmta

@@ -284,6 +284,7 @@ sink_now() {   # current count (after one second without change: earlier deliver
 
 # ---------------------------------------------------------------- one run
 # "MTA_CPU SINK_CPU": CPU s of the trees rooted at the pids in the list $1, summed, and of the sink.
+# shellcheck disable=SC2086
 cpu_now() { "$U" cpu "$SINK_PID" $1 | awk '{ m = 0; for (i = 2; i <= NF; i++) m += $i; printf "%.2f %s\n", m, $1 }'; }
 probe() {  # WHEN MTA
     [ -n "${PROBE:-}" ] || return 0
