@@ -6,7 +6,7 @@
 #
 # It makes an RSA-2048 and an Ed25519 key (openssl genpkey, chmod 600), ringmta key tables
 # ("[bench.test] keys = rsa1:RSA [ed1:ED25519]") and OpenDKIM configurations (Mode s,
-# relaxed/relaxed, KeyTable + SigningTable, on 127.0.0.1). OpenDKIM 2.11 has one
+# relaxed/relaxed, Domain + Selector + KeyFile, on 127.0.0.1). OpenDKIM 2.11 has one
 # SignatureAlgorithm per process, so it runs one opendkim for RSA and one for Ed25519, and
 # "rsa+ed25519" chains the two milters in Postfix. For each signing mode it runs
 # bench/e2e.sh (one connection per message) with
@@ -143,27 +143,26 @@ DKIM_NTHREADS=${DKIM_THREADS:-0}; [ "$DKIM_NTHREADS" = 0 ] && DKIM_NTHREADS=$(np
 export DKIM_NTHREADS
 
 # ---------------------------------------------------------------- OpenDKIM
-printf '%s\n' "rsa1._domainkey.bench.test bench.test:rsa1:$K/rsa2048.pem" \
-              "ed1._domainkey.bench.test bench.test:ed1:$K/ed25519.pem" > "$DIR/od-keytable"
 declare -A OD_PID=()
-od_start() {  # NAME SELECTOR PORT ALG
-    printf '*@bench.test %s._domainkey.bench.test\n' "$2" > "$DIR/od-signing-$1"
-    # RequireSafeKeys: the keys live under /tmp, which others may write
+od_start() {  # NAME SELECTOR KEY PORT ALG
+    # one key per opendkim, loaded once at its start (KeyFile); RequireSafeKeys: the keys
+    # live under /tmp, which others may write
     cat > "$DIR/od-$1.conf" <<EOF
 Syslog no
 Mode s
+Domain bench.test
+Selector $2
+KeyFile $3
+SignatureAlgorithm $5
 Canonicalization relaxed/relaxed
-SignatureAlgorithm $4
-KeyTable file:$DIR/od-keytable
-SigningTable refile:$DIR/od-signing-$1
 RequireSafeKeys no
-Socket inet:$3@127.0.0.1
+Socket inet:$4@127.0.0.1
 UserID root
 EOF
     opendkim -f -x "$DIR/od-$1.conf" >> "$DIR/opendkim.log" 2>&1 &
     OD_PID[$1]=$!
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && return 0; sleep 0.1; done
-    die "opendkim ($1) did not listen on $3 (see $DIR/opendkim.log)"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$4") 2>/dev/null && return 0; sleep 0.1; done
+    die "opendkim ($1) did not listen on $4 (see $DIR/opendkim.log)"
 }
 cleanup() {
     trap - EXIT INT TERM
@@ -181,8 +180,8 @@ note "dkim.sh $(date -u '+%Y-%m-%d %H:%M:%S UTC') host=$(hostname) nproc=$(nproc
      "nthreads=$DKIM_NTHREADS load_opts=\"$LOAD_OPTS\" commit=${COMMIT:-$(git -C "$ROOT" log -1 --format=%h 2>/dev/null)}"
 note "ringmta $("$RINGMTA" --version 2>&1 | head -1); postfix $(postconf -h mail_version 2>/dev/null);" \
      "$(opendkim -V 2>&1 | head -1); keys: RSA-2048 s=rsa1, Ed25519 s=ed1, d=bench.test, relaxed/relaxed"
-od_start rsa rsa1 "$RSA_PORT" rsa-sha256
-[[ " $SIGN " == *" rsa+ed25519 "* ]] && od_start ed ed1 "$ED_PORT" ed25519-sha256
+od_start rsa rsa1 "$K/rsa2048.pem" "$RSA_PORT" rsa-sha256
+[[ " $SIGN " == *" rsa+ed25519 "* ]] && od_start ed ed1 "$K/ed25519.pem" "$ED_PORT" ed25519-sha256
 
 # ---------------------------------------------------------------- per signing mode
 for mode in $SIGN; do
