@@ -40,12 +40,13 @@ def main(dnsfile, want, msgs):
             tags = dict(t.strip().split(b"=", 1) for t in sig.split(b";") if b"=" in t)
             alg = b"".join(tags.get(b"a", b"?").split()).decode()
             sel = b"".join(tags.get(b"s", b"?").split()).decode()
+            canon = b"".join(tags.get(b"c", b"simple/simple").split()).decode()
             try:
                 ok = d.verify(idx=i, dnsfunc=dnsfunc)
             except dkim.DKIMException as e:
                 ok = False
                 print(f"  {path}: signature {i}: {e}")
-            res.append((alg, sel, ok))
+            res.append((alg, f"{sel} c={canon}", ok))
         have = {a for a, _, ok in res if ok}
         good = all(ok for _, _, ok in res) and all(w in have for w in want)
         bad += not good
