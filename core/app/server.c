@@ -218,15 +218,15 @@ static void server_on_wake(struct io_loop *loop)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 	struct queue_msg *m, *next;
-	struct auth_job *j, *jnext;
+	struct work_job *j, *jnext;
 
 	for (m = queue_sink_take(&w->w_sink); m != NULL; m = next) {
 		next = m->qm_next;
 		smtp_server_committed(m);
 	}
-	for (j = auth_sink_take(&w->w_auth_sink); j != NULL; j = jnext) {
-		jnext = j->aj_next;
-		smtp_auth_done(j);
+	for (j = work_sink_take(&w->w_jobs); j != NULL; j = jnext) {
+		jnext = j->wj_next;
+		j->wj_done(j);
 	}
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_wake(w->w_services[i].sv_ctx);
@@ -306,14 +306,14 @@ static void server_env_submit(struct smtp_env *env, struct queue_msg *m)
 	queue_submit(w->w_srv->s_queue, m);
 }
 
-static int server_env_auth_submit(struct smtp_env *env, struct auth_job *j)
+static int server_env_auth_submit(struct smtp_env *env, struct work_job *j)
 {
 	struct smtp_worker *w = server_worker_of_env(env);
 
 	if (w->w_srv->s_auth_pool == NULL)
 		return -EAGAIN;
-	j->aj_sink = &w->w_auth_sink;
-	return auth_pool_submit(w->w_srv->s_auth_pool, j);
+	j->wj_sink = &w->w_jobs;
+	return work_pool_submit(w->w_srv->s_auth_pool, j);
 }
 
 static uint64_t server_env_next_id(struct smtp_env *env)
@@ -433,7 +433,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		w->w_env.e_loop = &w->w_loop;
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
-		auth_sink_init(&w->w_auth_sink, server_sink_notify, &w->w_loop);
+		work_sink_init(&w->w_jobs, server_sink_notify, &w->w_loop);
 		if (server_worker_listen(w, cfg, err, errlen) < 0) {
 			srv->s_nworkers = i + 1;
 			return -1;
@@ -441,7 +441,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	}
 	/* Password checks run off the workers' rings (auth_pool.h). */
 	if (srv->s_auth != NULL &&
-	    auth_pool_start(&srv->s_auth_pool, srv->s_nworkers < 2 ? 2 :
+	    work_pool_start(&srv->s_auth_pool, "auth", srv->s_nworkers < 2 ? 2 :
 			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
 		return -1;
 	return 0;
@@ -501,16 +501,16 @@ void server_destroy(struct server *srv)
 {
 	/* Checks still running belong to sessions that are gone: let them
 	 * finish, then free what came back. */
-	auth_pool_stop(&srv->s_auth_pool);
+	work_pool_stop(&srv->s_auth_pool);
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
-		struct auth_job *j, *next;
+		struct work_job *j, *next;
 
-		for (j = auth_sink_take(&srv->s_workers[i].w_auth_sink); j != NULL; j = next) {
-			next = j->aj_next;
-			j->aj_owner = NULL;	/* no session waits any more */
-			smtp_auth_done(j);
+		for (j = work_sink_take(&srv->s_workers[i].w_jobs); j != NULL; j = next) {
+			next = j->wj_next;
+			j->wj_owner = NULL;	/* no session waits any more */
+			j->wj_done(j);
 		}
-		auth_sink_destroy(&srv->s_workers[i].w_auth_sink);
+		work_sink_destroy(&srv->s_workers[i].w_jobs);
 	}
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct smtp_worker *w = &srv->s_workers[i];

@@ -60,7 +60,7 @@ struct smtp_worker {
 	struct io_loop w_loop;
 	struct smtp_env w_env;		/* the sessions' view of this worker */
 	struct queue_sink w_sink;
-	struct auth_sink w_auth_sink;	/* password checks coming back */
+	struct work_sink w_jobs;	/* jobs back from the pools (workpool.h) */
 	struct server *w_srv;
 	unsigned w_id;
 	pthread_t w_thread;
@@ -92,7 +92,7 @@ struct server {
 	struct tls_ctx *s_tls_server;	/* NULL: no TLS offered */
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
 	struct auth_db *s_auth;		/* immutable after start; may be NULL */
-	struct auth_pool *s_auth_pool;	/* password checks; NULL without s_auth */
+	struct work_pool *s_auth_pool;	/* password checks; NULL without s_auth */
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;

@@ -31,7 +31,7 @@
 #include "io/stat.h"
 
 struct auth_db;
-struct auth_job;
+struct work_job;
 struct bufpool;
 struct io_loop;
 struct queue_msg;
@@ -46,9 +46,9 @@ struct smtp_env_ops {
 	 * queue as queue.h says. */
 	void (*submit)(struct smtp_env *env, struct queue_msg *m);
 	/* Run a password check off this thread. The op sets where the job
-	 * returns (aj_sink); 0: it comes back through smtp_auth_done(),
+	 * returns (wj_sink); 0: it comes back through its wj_done,
 	 * <0: not taken (no pool, pool full), the session answers 454. */
-	int (*auth_submit)(struct smtp_env *env, struct auth_job *j);
+	int (*auth_submit)(struct smtp_env *env, struct work_job *j);
 	/* The next queue id: unique, increasing. */
 	uint64_t (*next_id)(struct smtp_env *env);
 	/* The current date in RFC 5322 form; valid until the next call. */

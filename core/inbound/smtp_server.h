@@ -47,6 +47,7 @@
 struct tls_conn;
 struct auth_exchange;
 struct auth_job;
+struct work_job;
 
 enum smtp_state {
 	SMTP_S_GREET = 0,	/* greeting delayed; any input is refused */
@@ -156,7 +157,7 @@ bool smtp_auth_offered(const struct smtp_session *s);
 void smtp_auth_command(struct smtp_session *s, const struct smtp_cmd *cmd);
 void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
 /* A password check came back from the auth pool (worker thread). */
-void smtp_auth_done(struct auth_job *j);
+void smtp_auth_done(struct work_job *w);
 /* The exchange cannot go on (its line was too long): forget it. */
 void smtp_auth_abort(struct smtp_session *s);
 /* The session stopped waiting: run the input queued meanwhile. */

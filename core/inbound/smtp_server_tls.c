@@ -86,7 +86,7 @@ void smtp_tls_free(struct smtp_session *s)
 	if (s->s_auth_job != NULL) {
 		/* A password check is running: the job keeps the exchange
 		 * and frees it when it comes back (smtp_auth_done). */
-		s->s_auth_job->aj_owner = NULL;
+		s->s_auth_job->aj_work.wj_owner = NULL;
 		s->s_auth_job = NULL;
 		s->s_auth = NULL;
 	}
@@ -249,11 +249,9 @@ static void smtp_auth_wait(struct smtp_session *s)
 {
 	struct auth_job *j = calloc(1, sizeof(*j));
 
-	if (j != NULL) {
-		j->aj_x = s->s_auth;
-		j->aj_owner = s;
-	}
-	if (j == NULL || s->s_env->e_ops->auth_submit(s->s_env, j) < 0) {
+	if (j != NULL)
+		auth_job_init(j, s->s_auth, s, smtp_auth_done);
+	if (j == NULL || s->s_env->e_ops->auth_submit(s->s_env, &j->aj_work) < 0) {
 		free(j);
 		smtp_auth_finish(s, AUTH_R_TEMP);
 		return;
@@ -262,10 +260,11 @@ static void smtp_auth_wait(struct smtp_session *s)
 	s->s_state = SMTP_S_AUTH_WAIT;
 }
 
-void smtp_auth_done(struct auth_job *j)
+void smtp_auth_done(struct work_job *w)
 {
-	struct smtp_session *s = j->aj_owner;
-	int r = j->aj_result;
+	struct auth_job *j = (struct auth_job *)w;
+	struct smtp_session *s = w->wj_owner;
+	int r = auth_job_result(j);
 
 	if (s == NULL) {
 		/* The session left meanwhile. */

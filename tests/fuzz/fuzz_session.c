@@ -76,7 +76,7 @@ static struct fz_env {
 	uint64_t next_id;
 	unsigned sessions_gone;
 	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
-	struct auth_job *auth_pending, *auth_tail;	/* password checks to run */
+	struct work_job *auth_pending, *auth_tail;	/* password checks to run */
 } fz;
 
 static struct fz_env *fz_of(struct smtp_env *env)
@@ -147,14 +147,14 @@ static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
 	f->pending_tail = m;
 }
 
-static int fz_env_auth_submit(struct smtp_env *env, struct auth_job *j)
+static int fz_env_auth_submit(struct smtp_env *env, struct work_job *j)
 {
 	struct fz_env *f = fz_of(env);
 
-	j->aj_sink = NULL;
-	j->aj_next = NULL;
+	j->wj_sink = NULL;
+	j->wj_next = NULL;
 	if (f->auth_tail != NULL)
-		f->auth_tail->aj_next = j;
+		f->auth_tail->wj_next = j;
 	else
 		f->auth_pending = j;
 	f->auth_tail = j;
@@ -387,15 +387,16 @@ static void fz_maybe_pull(struct fz_run *r)
 static void fz_commit(struct fz_run *r)
 {
 	struct queue_msg *m;
-	struct auth_job *j;
+	struct work_job *j;
 
 again:
 	while ((j = fz.auth_pending) != NULL) {
-		fz.auth_pending = j->aj_next;
+		fz.auth_pending = j->wj_next;
 		if (fz.auth_pending == NULL)
 			fz.auth_tail = NULL;
-		j->aj_result = auth_verify(j->aj_x);
-		smtp_auth_done(j);
+		j->wj_cancelled = false;
+		j->wj_run(j);
+		j->wj_done(j);
 		fz_maybe_pull(r);
 	}
 
