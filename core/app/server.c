@@ -680,6 +680,20 @@ static void server_get_stats(void *ctx, struct metrics_inbound_stats *st_r)
 		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
 		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
 		server_hist_add(&st_r->accept_lat, &es->es_accept_lat);
+		st_r->dkim_signed += stat_get(&es->es_dkim_signed);
+		st_r->dkim_unsigned_no_key += stat_get(&es->es_dkim_unsigned_no_key);
+		st_r->dkim_refused_no_key += stat_get(&es->es_dkim_refused_no_key);
+		st_r->dkim_refused_unaligned += stat_get(&es->es_dkim_refused_unaligned);
+		st_r->dkim_refused_error += stat_get(&es->es_dkim_refused_error);
+		st_r->dmarc_unaligned += stat_get(&es->es_dmarc_unaligned);
+	}
+	if (srv->s_sign_pool != NULL) {
+		struct work_pool_stats ps;
+
+		work_pool_get_stats(srv->s_sign_pool, &ps);
+		st_r->dkim_sign_queue = ps.queued + atomic_load(&srv->s_sign_waiting);
+		st_r->dkim_sign_threads = ps.nthreads;
+		st_r->dkim_sign_busy_ns = ps.busy_ns;
 	}
 }
 
