@@ -465,3 +465,36 @@ def test_8bit_to_a_hop_without_8bitmime_bounces(make_server, keys):
         assert all(b"BODY=8BITMIME" not in b"".join(r) for r in plain.reads)
     finally:
         plain.stop()
+
+
+def test_clients_gone_while_signing(make_server, sink, keys):
+    """Clients that close right after the dot, while one signing thread is
+    busy: every message is either queued (and signed) or dropped with a
+    log line, nothing leaks, and the server goes on."""
+    srv = signing(make_server, sink, keys, dkim_sign_threads=1)
+    body = ("x" * 998 + "\r\n") * 500
+    n = 20
+    socks = []
+    for i in range(n):
+        c = Raw(srv.port)
+        c.cmd("EHLO gone.test")
+        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n")
+        c.reply(), c.reply(), c.reply()
+        socks.append(c)
+    for i, c in enumerate(socks):
+        c.send(message(extra="X-N: %d\r\n" % i, body=body) + b".\r\n")
+    for c in socks:
+        c.close()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        log = srv.read_log()
+        queued = len(re.findall(r"info: queued id=\S+ client=\S+ from=<alice", log))
+        gone = len(re.findall(r"info: not queued id=\S+ .*: client gone while signing", log))
+        done = queued + gone
+        if done >= n:
+            break
+        time.sleep(0.1)
+    assert done == n, log[-3000:]
+    send(srv, message(extra="X-N: after\r\n"))
+    assert wait_log(srv, r"queued id=\S+ client=127.0.0.1 from=<alice@example.test> .*dkim=")
+    assert sink.wait_for(queued + 1)
