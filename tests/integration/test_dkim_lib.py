@@ -129,3 +129,19 @@ def test_tampered_fails(keys, alg, canon):
           records, dns, False)
     check(signed.replace(b"Received: from a", b"From: Mallory <m@evil.example>\r\nReceived: from a"),
           records, dns, False)
+
+
+def test_expiry_and_two_signatures(keys):
+    """x= is accepted by both verifiers; an RSA and an Ed25519 signature on
+    one message (RFC 8463 recommends both) each verify."""
+    k, records, dns = keys
+    m = MESSAGES["plain"]
+    check(sign(k["rsa"], "rsa", m, "relaxed", "-x", "3600"), records, dns, True)
+    both = sign(k["rsa"], "rsa", sign(k["ed25519"], "ed25519", m, "relaxed"), "simple")
+    assert [ok for ok, _ in verify_dkimpy(both, dns.server)] == [True, True]
+    if opendkim_usable():
+        ok, out = verify_opendkim(both, records)
+        assert ok, out
+    expired = sign(k["ed25519"], "ed25519", m, "relaxed", "-t", "1000000000", "-x", "60")
+    res = verify_dkimpy(expired, dns.server)
+    assert not res[0][0], res
