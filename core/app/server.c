@@ -694,6 +694,7 @@ static void server_get_stats(void *ctx, struct metrics_inbound_stats *st_r)
 		st_r->dkim_sign_queue = ps.queued + atomic_load(&srv->s_sign_waiting);
 		st_r->dkim_sign_threads = ps.nthreads;
 		st_r->dkim_sign_busy_ns = ps.busy_ns;
+		st_r->dkim_sign_full = ps.full;
 	}
 }
 

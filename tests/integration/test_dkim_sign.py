@@ -409,7 +409,12 @@ def test_kill9_after_250_message_is_signed(make_server, sink, keys):
 
 
 def test_back_pressure_one_thread(make_server, sink, keys):
-    srv = signing(make_server, sink, keys, dkim_sign_threads=1, workers=2,
+    """One signing thread with a slow key (RSA-4096) and many clients at
+    once: the queue fills, sessions wait for their 250, none is lost."""
+    slow = make_key(keys.dir, "rsa", bits=4096, name="slow.pem")
+    records = keys.records + [("slow", "example.test", slow.record())]
+    table = table_file(keys, "[example.test]\nkeys = slow:%s ed2026:{ed}\n" % slow.path)
+    srv = signing(make_server, sink, keys, table=table, dkim_sign_threads=1, workers=2,
                   metrics_listen="127.0.0.1:%d" % __import__("conftest").free_port())
     n_clients, per = 24, 3
     errors = []
@@ -433,16 +438,19 @@ def test_back_pressure_one_thread(make_server, sink, keys):
     total = n_clients * per
     assert sink.wait_for(total, timeout=60)
     tags = set()
-    for m in sink.messages:
-        res = verify_dkimpy(m["data"], keys.dns.server)
-        assert len(res) == 2 and all(ok for ok, _ in res), res
-        tags.add(re.search(rb"X-N: (\S+)", m["data"]).group(1))
+    with KeyDns(records) as dns:
+        for m in sink.messages:
+            res = verify_dkimpy(m["data"], dns.server)
+            assert len(res) == 2 and all(ok for ok, _ in res), res
+            tags.add(re.search(rb"X-N: (\S+)", m["data"]).group(1))
     assert len(tags) == total
     import urllib.request
     met = urllib.request.urlopen("http://%s/metrics" % srv.settings["metrics_listen"],
                                  timeout=10).read().decode()
     assert "ringmta_dkim_signed_total %d" % total in met, met
     assert "ringmta_dkim_sign_threads 1" in met
+    full = int(re.search(r"^ringmta_dkim_sign_full_total (\d+)$", met, re.M).group(1))
+    assert full > 0, "the signing queue never filled: back-pressure not exercised"
     import subprocess
     p = subprocess.run(["promtool", "check", "metrics"], input=met.encode(), capture_output=True)
     assert p.returncode == 0, p.stdout + p.stderr
