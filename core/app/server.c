@@ -121,7 +121,7 @@ static void server_sign_retry(struct smtp_worker *w)
 
 		if (work_pool_submit(srv->s_sign_pool, j) < 0)
 			return;
-		w->w_sign_wait = next;
+		__atomic_store_n(&w->w_sign_wait, next, __ATOMIC_RELAXED);
 		if (next == NULL)
 			w->w_sign_wait_tail = NULL;
 		atomic_fetch_sub(&srv->s_sign_waiting, 1);
