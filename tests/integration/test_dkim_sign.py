@@ -57,6 +57,7 @@ keys = rsa2026:{rsa} ed2026:{ed}
 
 [other.test]
 keys = rsa2026:{rsa}
+expire = 1d
 
 [parent.test]
 keys = rsa2026:{rsa}
@@ -173,6 +174,8 @@ def test_rsa_alone_simple_and_single(make_server, sink, keys):
     by = {m["sender"]: m["data"] for m in sink.messages}
     s = sigs_of(by["x@other.test"])
     assert len(s) == 1 and tag(s[0], "c") == "relaxed/relaxed"
+    assert int(tag(s[0], "x")) == int(tag(s[0], "t")) + 86400
+    assert abs(int(tag(s[0], "t")) - time.time()) < 120
     verified(keys, by["x@other.test"], n=1)
     s = sigs_of(by["x@simple.test"])
     assert tag(s[0], "c") == "simple/simple"
@@ -374,6 +377,12 @@ def test_sighup_good_and_bad_table(make_server, sink, keys):
 
 
 def test_refusals_at_start_and_check(make_server, keys):
+    bad = table_file(keys, "[example.test]\nkeys = rsa2026:{rsa}\nflavour = mint\n")
+    srv = make_server(dkim_key_table=bad)
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "dkim.ini:3: unknown key 'flavour' in [example.test]" in str(e.value), str(e.value)
+
     d = tempfile.mkdtemp(prefix="ringmta-dkim-perm-")
     key = os.path.join(d, "open.pem")
     with open(keys.rsa.path, "rb") as f, open(key, "wb") as g:
