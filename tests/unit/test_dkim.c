@@ -645,13 +645,34 @@ static void test_sign(struct dkim_key *rsa, struct dkim_key *ed)
 	if (tap_ok(whole != NULL, "signs with a header list and oversigning")) {
 		char *h = sig_tag(whole, "h"), *x = sig_tag(whole, "x"), *t = sig_tag(whole, "t");
 
-		tap_ok(h && strcmp(h, "from:from:to:to:subject:subject") == 0, "h= is %s", h);
+		tap_ok(h && strcmp(h, "from:from:to:to:subject:subject") == 0, "h= is %s", h ? h : "(none)");
 		tap_ok(x && strcmp(x, "1796403600") == 0 && t && strcmp(t, "1796400000") == 0, "t= and x=");
 		tap_ok(verify(whole, small_msg, mlen, ed), "verifies with oversigned names");
 		free(h);
 		free(x);
 		free(t);
 		free(whole);
+	}
+	/* A name listed twice counts once; an oversigned name not in the
+	 * list is signed too; without From there is no signature. */
+	{
+		const char *const dup[] = { "From", "Subject", "FROM", NULL };
+		const char *const extra[] = { "Reply-To", "subject", NULL };
+		const char *const nofrom[] = { "To", "Subject", NULL };
+		struct dkim_sign_spec s2 = sp[1];
+		char *h;
+
+		s2.headers = dup;
+		s2.oversign = extra;
+		whole = sign_cut(&s2, 1, small_msg, mlen, NULL, 0);
+		h = whole ? sig_tag(whole, "h") : NULL;
+		tap_ok(h && strcmp(h, "From:Subject:Subject:Reply-To") == 0, "h= is %s", h ? h : "(none)");
+		tap_ok(whole && verify(whole, small_msg, mlen, ed), "and verifies");
+		free(h);
+		free(whole);
+		s2.headers = nofrom;
+		s2.oversign = NULL;
+		tap_ok(sign_cut(&s2, 1, small_msg, mlen, NULL, 0) == NULL, "From not signed: refused");
 	}
 	/* Tampering breaks it. */
 	{
