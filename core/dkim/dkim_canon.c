@@ -20,6 +20,9 @@ static const char dkim_crlfs[] =
 	"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"
 	"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
 
+/* Bytes that end a run of plain bytes in relaxed mode. */
+static const bool dkim_relaxed_special[256] = { ['\t'] = true, [' '] = true, ['\r'] = true };
+
 static inline int dkim_wsp(unsigned char c)
 {
 	return c == ' ' || c == '\t';
@@ -246,8 +249,19 @@ void dkim_body_canon_feed(struct dkim_body_canon *b, const char *p, size_t n)
 		/* Inside a line: skip to the next byte that matters. */
 		i++;
 		if (relaxed) {
-			while (i < n && p[i] != '\r' && p[i] != ' ' && p[i] != '\t')
-				i++;
+			/* Single SPs between other bytes stay in the run. */
+			while (i < n) {
+				unsigned char x = (unsigned char)p[i];
+
+				if (!dkim_relaxed_special[x]) {
+					i++;
+				} else if (x == ' ' && i + 1 < n &&
+					   !dkim_relaxed_special[(unsigned char)p[i + 1]]) {
+					i += 2;
+				} else {
+					break;
+				}
+			}
 		} else {
 			const char *q = memchr(p + i, '\r', n - i);
 
@@ -257,23 +271,29 @@ void dkim_body_canon_feed(struct dkim_body_canon *b, const char *p, size_t n)
 	dkim_run_flush(b, &r, n);
 }
 
+/*
+ * A last line without CRLF gets one. Its whitespace is not "at the end of
+ * a line" (no CRLF follows it), so relaxed keeps it as one SP, and a last
+ * line of only whitespace is not empty: RFC 6376 3.4.4's steps in order,
+ * as dkimpy applies them. (OpenDKIM 2.11 differs there: it drops such a
+ * line, and after "x " adds no CRLF at all. Mail through SMTP DATA always
+ * ends in CRLF; only BDAT can end otherwise.)
+ */
 void dkim_body_canon_finish(struct dkim_body_canon *b)
 {
-	if (b->cr) {
-		b->cr = false;
+	if (b->cr || b->wsp) {
 		if (b->line_empty) {
 			b->line_empty = false;
 			dkim_body_blanks(b);
 		}
-		if (b->wsp) {
+		if (b->wsp)
 			dkim_body_emit(b, " ", 1);
-			b->wsp = false;
-		}
-		dkim_body_emit(b, "\r", 1);
+		if (b->cr)
+			dkim_body_emit(b, "\r", 1);
+		b->cr = b->wsp = false;
 	}
-	b->wsp = false;
 	if (!b->line_empty)
-		dkim_body_emit(b, "\r\n", 2);	/* a last line without CRLF */
+		dkim_body_emit(b, "\r\n", 2);
 	b->blank_lines = 0;
 	b->line_empty = true;
 	if (!b->any && b->c == DKIM_CANON_SIMPLE)

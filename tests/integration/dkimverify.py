@@ -19,7 +19,8 @@ several character-strings, as DNS requires. Use a domain under .test (or
 Verifiers (msg: the signed message, bytes with CRLF line ends):
   - verify_dkimpy(msg, dns_server): python3-dkim (dkimpy) verifies every
     DKIM-Signature field in turn; returns one (ok, detail) per signature,
-    top first ([] when there is none). Handles rsa-sha256 and
+    top first ([] when there is none; one failure when dkimpy cannot
+    parse the header section, e.g. a space before a colon). Handles rsa-sha256 and
     ed25519-sha256.
   - verify_opendkim(msg, records): Debian's OpenDKIM (opendkim-testmsg in
     verify mode). Returns (ok, output); ok means exit status 0, i.e. the
@@ -43,6 +44,7 @@ Packages (tests/deps.sh): python3-dkim, python3-nacl, python3-dnspython,
 opendkim-tools, dnsmasq-base, iproute2, openssl.
 """
 import base64
+import functools
 import os
 import shutil
 import subprocess
@@ -141,7 +143,11 @@ def verify_dkimpy(msg, dns_server):
     a list of (ok, detail)."""
     func = dnsfunc_for(dns_server)
     results = []
-    for idx in range(count_signatures(msg)):
+    try:
+        n = count_signatures(msg)
+    except dkim.DKIMException as e:     # dkimpy cannot parse the header
+        return [(False, "%s: %s" % (type(e).__name__, e))]
+    for idx in range(n):
         d = dkim.DKIM(msg)
         try:
             ok = bool(d.verify(idx=idx, dnsfunc=func))
@@ -152,11 +158,17 @@ def verify_dkimpy(msg, dns_server):
     return results
 
 
+@functools.lru_cache(maxsize=None)
 def opendkim_usable():
-    """Whether verify_opendkim can run here (root, unshare, the tools)."""
-    return (os.geteuid() == 0 and os.access(OPENDKIM_TESTMSG, os.X_OK)
+    """Whether verify_opendkim can run here: root, the tools, and a new
+    network and mount namespace (tried once)."""
+    if not (os.geteuid() == 0 and os.access(OPENDKIM_TESTMSG, os.X_OK)
             and shutil.which("unshare") is not None and shutil.which("ip") is not None
-            and os.access(DNSMASQ, os.X_OK))
+            and os.access(DNSMASQ, os.X_OK)):
+        return False
+    p = subprocess.run(["unshare", "--net", "--mount", "ip", "link", "set", "lo", "up"],
+                       capture_output=True)
+    return p.returncode == 0
 
 
 _NS_SCRIPT = r"""
