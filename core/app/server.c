@@ -283,8 +283,12 @@ static void server_on_wake(struct io_loop *loop)
 			signed_back = true;
 		j->wj_done(j);
 	}
-	if (signed_back || w->w_sign_wait != NULL)
+	/* Only a job that came back wakes the others: woken workers just
+	 * retry their own, so two waiting workers never wake each other. */
+	if (signed_back)
 		server_sign_room(w);
+	else if (w->w_sign_wait != NULL)
+		server_sign_retry(w);
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_wake(w->w_services[i].sv_ctx);
 	if (!w->w_env.e_stopping && atomic_load(&w->w_srv->s_stopping))
