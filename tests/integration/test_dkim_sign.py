@@ -90,6 +90,13 @@ domain = user.test
 """
 
 
+def slow_key(keys):
+    """An RSA-4096 key (slow to sign with), made once per module."""
+    if not hasattr(keys, "slow"):
+        keys.slow = make_key(keys.dir, "rsa", bits=4096, name="slow.pem")
+    return keys.slow
+
+
 def table_file(keys, text=None, name="dkim.ini"):
     d = tempfile.mkdtemp(prefix="ringmta-dkim-table-")
     path = os.path.join(d, name)
@@ -427,7 +434,7 @@ def test_kill9_after_250_message_is_signed(make_server, sink, keys):
 def test_back_pressure_one_thread(make_server, sink, keys):
     """One signing thread with a slow key (RSA-4096) and many clients at
     once: the queue fills, sessions wait for their 250, none is lost."""
-    slow = make_key(keys.dir, "rsa", bits=4096, name="slow.pem")
+    slow = slow_key(keys)
     records = keys.records + [("slow", "example.test", slow.record())]
     table = table_file(keys, "[example.test]\nkeys = slow:%s ed2026:{ed}\n" % slow.path)
     srv = signing(make_server, sink, keys, table=table, dkim_sign_threads=1, workers=2,
@@ -491,6 +498,21 @@ def test_8bit_to_a_hop_without_8bitmime_bounces(make_server, keys):
         plain.stop()
 
 
+def bodies_at_once(srv, n, body):
+    """n sessions brought to DATA, then each sends its body and the dot
+    (X-N: i), without reading the final reply. Returns the connections."""
+    socks = []
+    for i in range(n):
+        c = Raw(srv.port)
+        c.cmd("EHLO many.test")
+        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n")
+        c.reply(), c.reply(), c.reply()
+        socks.append(c)
+    for i, c in enumerate(socks):
+        c.send(message(extra="X-N: %d\r\n" % i, body=body) + b".\r\n")
+    return socks
+
+
 def test_clients_gone_while_signing(make_server, sink, keys):
     """Clients that close right after the dot, while one signing thread is
     busy: every message is either queued (and signed) or dropped with a
@@ -498,15 +520,7 @@ def test_clients_gone_while_signing(make_server, sink, keys):
     srv = signing(make_server, sink, keys, dkim_sign_threads=1)
     body = ("x" * 998 + "\r\n") * 500
     n = 20
-    socks = []
-    for i in range(n):
-        c = Raw(srv.port)
-        c.cmd("EHLO gone.test")
-        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n")
-        c.reply(), c.reply(), c.reply()
-        socks.append(c)
-    for i, c in enumerate(socks):
-        c.send(message(extra="X-N: %d\r\n" % i, body=body) + b".\r\n")
+    socks = bodies_at_once(srv, n, body)
     for c in socks:
         c.close()
     deadline = time.time() + 30
@@ -522,3 +536,31 @@ def test_clients_gone_while_signing(make_server, sink, keys):
     send(srv, message(extra="X-N: after\r\n"))
     assert wait_log(srv, r"queued id=\S+ client=127.0.0.1 from=<alice@example.test> .*dkim=")
     assert sink.wait_for(queued + 1)
+
+
+def test_sigterm_with_jobs_waiting(make_server, keys):
+    """SIGTERM while sessions wait for one slow signing thread: the daemon
+    exits cleanly, and every message that got its 250 is stored signed."""
+    import subprocess
+    from conftest import BIN
+    table = table_file(keys, "[example.test]\nkeys = slow:%s\n" % slow_key(keys).path)
+    srv = make_server(dkim_key_table=table, dkim_sign_threads=1).start()
+    socks = bodies_at_once(srv, 16, "Hello.\r\n")
+    assert wait_log(srv, r"info: queued id=")
+    srv.proc.send_signal(signal.SIGTERM)
+    got = 0
+    for c in socks:
+        try:
+            if c.reply()[-1].startswith("250"):
+                got += 1
+        except (EOFError, OSError):
+            pass
+        c.close()
+    assert srv.proc.wait(60) == 0, srv.read_log()[-3000:]
+    srv.log.close()
+    ids = srv.queue_ids()
+    assert len(ids) >= got > 0
+    for qid in ids:
+        raw = subprocess.run([BIN, "-c", srv.conf, "queue", "show", qid], capture_output=True,
+                             timeout=30).stdout.split(b"\n\n", 1)[1]
+        assert len(sigs_of(raw)) == 1
