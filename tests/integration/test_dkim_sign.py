@@ -43,6 +43,7 @@ def keys():
         ("rsa2026", "simple.test", k.rsa.record()),
         ("rsa2026", "single.test", k.rsa.record()),
         ("rsa2026", "rep.test", k.rsa.record()),
+        ("ed2026", "edonly.test", k.ed.record()),
         ("ed2026", "single.test", k.ed.record()),
     ]
     k.dns = KeyDns(k.records)
@@ -84,6 +85,9 @@ single_signature = yes
 [rep.test]
 keys = rsa2026:{rsa}
 headers = from:to:subject:date:message-id:keywords:comments
+
+[edonly.test]
+keys = ed2026:{ed}
 
 [user carol]
 domain = user.test
@@ -172,12 +176,13 @@ def test_rsa_and_ed25519_from_one_keys_line(make_server, sink, keys):
     assert wait_log(srv, r"queued id=\S+ .* dkim=example.test/rsa2026,ed2026")
 
 
-def test_rsa_alone_simple_and_single(make_server, sink, keys):
+def test_rsa_alone_simple_single_and_ed25519_alone(make_server, sink, keys):
     srv = signing(make_server, sink, keys)
     send(srv, message(frm="x@other.test"), sender="x@other.test")
     send(srv, message(frm="x@simple.test"), sender="x@simple.test")
     send(srv, message(frm="x@single.test"), sender="x@single.test")
-    assert sink.wait_for(3)
+    send(srv, message(frm="x@edonly.test"), sender="x@edonly.test")
+    assert sink.wait_for(4)
     by = {m["sender"]: m["data"] for m in sink.messages}
     s = sigs_of(by["x@other.test"])
     assert len(s) == 1 and tag(s[0], "c") == "relaxed/relaxed"
@@ -190,6 +195,10 @@ def test_rsa_alone_simple_and_single(make_server, sink, keys):
     s = sigs_of(by["x@single.test"])
     assert len(s) == 1 and tag(s[0], "s") == "rsa2026"
     verified(keys, by["x@single.test"], n=1)
+    # Ed25519 alone: OpenDKIM must verify it too
+    s = sigs_of(by["x@edonly.test"])
+    assert len(s) == 1 and tag(s[0], "a") == "ed25519-sha256"
+    verified(keys, by["x@edonly.test"], n=1)
 
 
 def test_bdat_and_body_edges(make_server, sink, keys):
