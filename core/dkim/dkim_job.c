@@ -26,7 +26,8 @@ static const char *const dkim_job_unique[] = {
 	"list-id", "list-unsubscribe", "list-unsubscribe-post", "feedback-id", NULL,
 };
 
-#define DKIM_JOB_HDR_MAX 64	/* names in h= (configured + ours) */
+/* names in h=: the configured ones and the RFC 8058 two */
+#define DKIM_JOB_HDR_MAX (DKIM_TABLE_HEADERS_MAX + 2)
 
 static char *dkim_job_copy(char **pos, const char *s)
 {
@@ -251,7 +252,7 @@ static void dkim_job_headers(const struct dkim_domain *dd, const char **h, const
 	static const char *const extra[] = { "list-unsubscribe", "list-unsubscribe-post", NULL };
 	unsigned n = 0, no = 0;
 
-	for (unsigned i = 0; base[i] != NULL && n < DKIM_JOB_HDR_MAX - 3; i++)
+	for (unsigned i = 0; base[i] != NULL && n < DKIM_JOB_HDR_MAX - 2; i++)
 		h[n++] = base[i];
 	for (unsigned e = 0; extra[e] != NULL; e++) {
 		bool have = false;
@@ -279,7 +280,7 @@ void dkim_job_run(struct work_job *w)
 	int from_n = dkim_from_domain(j->dj_iov, j->dj_iovcnt, j->dj_from, sizeof(j->dj_from));
 	char added[2600], err[256];
 	const char *h[DKIM_JOB_HDR_MAX + 1], *over[DKIM_JOB_HDR_MAX + 1];
-	struct dkim_sign_spec specs[16];
+	struct dkim_sign_spec specs[DKIM_TABLE_KEYS_MAX];
 	struct iovec *iov;
 	unsigned nspecs;
 	char *sigs = NULL;

@@ -247,6 +247,10 @@ static int dkim_load_keys(struct dkim_load *dl, struct dkim_domain *dd, const ch
 			snprintf(path, sizeof(path), "%s", colon + 1);
 		else
 			snprintf(path, sizeof(path), "%s/%s", dl->dl_dir, colon + 1);
+		if (dd->dd_nsel == DKIM_TABLE_KEYS_MAX) {
+			dkim_load_error(dl, line, "keys: at most %u per domain", DKIM_TABLE_KEYS_MAX);
+			return -1;
+		}
 		sel = realloc(dd->dd_sel, (dd->dd_nsel + 1) * sizeof(*sel));
 		if (sel == NULL) {
 			dkim_load_error(dl, line, "out of memory");
@@ -300,6 +304,10 @@ static int dkim_load_headers(struct dkim_load *dl, struct dkim_domain *dd, const
 						(int)len, p);
 				goto fail;
 			}
+		if (n == DKIM_TABLE_HEADERS_MAX) {
+			dkim_load_error(dl, line, "headers: at most %u names", DKIM_TABLE_HEADERS_MAX);
+			goto fail;
+		}
 		nh = realloc(h, (n + 2) * sizeof(*h));
 		if (nh == NULL)
 			goto oom;

@@ -124,6 +124,14 @@ static void test_errors(void)
 	test_bad("[example.com]\nkeys = a:%1$s\nunsubscribe_url = http://x/\n",
 		 "expected an https:// URL", "unsubscribe_url must be https");
 	test_bad("# nothing\n", "no [domain] section", "empty table");
+	test_bad("[example.com]\nkeys = a:%1$s\n b:%1$s\n c:%1$s\n d:%1$s\n e:%1$s\n f:%1$s\n"
+		 " g:%1$s\n h:%1$s\n i:%1$s\n j:%1$s\n k:%1$s\n l:%1$s\n m:%1$s\n n:%1$s\n"
+		 " o:%1$s\n p:%1$s\n q:%1$s\n",
+		 "keys: at most 16 per domain", "too many keys");
+	test_bad("[example.com]\nkeys = a:%1$s\nheaders = from a b c d e f g h i j k l m n o p"
+		 " q r s t u v w x y z\n  aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp qq rr ss tt uu"
+		 " vv ww\n",
+		 "headers: at most 48 names", "too many header names");
 	test_bad("[example.com]\nkeys = a:%1$s\nexpire = soon\n", "table.ini:3: expire: 'soon'",
 		 "bad expire");
 	/* Group-readable key: refused, naming the file. */
