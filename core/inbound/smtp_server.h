@@ -14,18 +14,20 @@
  * quarter of it, and none while the worker's pool is low; other bytes
  * (short slices, small segments, the rest of a big message) are copied
  * into heap chunks owned by the transaction, so slices stay few and
- * large. The session takes no input while a commit is pending or while
- * the client has more than SMTP_OUT_HIGH octets of replies unread: input
+ * large. The session takes no input while a commit (or the DKIM
+ * signature before it, a job in the signing pool) is pending or while the
+ * client has more than SMTP_OUT_HIGH octets of replies unread: input
  * that arrives meanwhile waits, in order, in the input queue, and the
  * connection stops receiving once that holds SMTP_INQ_PAUSE_BYTES.
  *
  * Everything a session needs from outside (settings, buffer pool, queue,
- * password checks, ids, date, TLS context) comes through its environment
- * (smtp_env.h); the session knows nothing of the worker that runs it.
+ * password checks, DKIM signing, ids, date, TLS context) comes through
+ * its environment (smtp_env.h); the session knows nothing of the worker
+ * that runs it.
  *
  * Ownership: smtp_server_start() allocates a session on its env's list;
- * a session frees itself when its connection is gone and no commit is
- * outstanding.
+ * a session frees itself when its connection is gone and no commit or
+ * signature is outstanding.
  */
 #ifndef RINGMTA_SMTP_SERVER_H
 #define RINGMTA_SMTP_SERVER_H
