@@ -352,6 +352,10 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "dkim_default_domain: one domain name");
 		return -1;
 	}
+	if (cfg->dkim_default_domain[0] != '\0' && cfg->dkim_key_table[0] == '\0') {
+		snprintf(err, errlen, "dkim_default_domain needs dkim_key_table");
+		return -1;
+	}
 	return 0;
 }
 

@@ -398,6 +398,9 @@ def test_refusals_at_start_and_check(make_server, keys):
     with pytest.raises(RuntimeError) as e:
         srv.start()
     assert "dkim.ini:3: unknown key 'flavour' in [example.test]" in str(e.value), str(e.value)
+    srv = make_server(dkim_key_table=table_file(keys), dkim_default_domain="missing.test")
+    r = srv.cli("--check", check=False)
+    assert r.returncode != 0 and "dkim_default_domain missing.test: no [missing.test]" in r.stderr
 
     d = tempfile.mkdtemp(prefix="ringmta-dkim-perm-")
     key = os.path.join(d, "open.pem")

@@ -724,6 +724,10 @@ static void test_dkim_settings(void)
 	config_set(&cfg, "dmarc_unaligned_action", "reject", err, sizeof(err));
 	config_set(&cfg, "dkim_default_domain", "example.com", err, sizeof(err));
 	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "good DKIM settings validate");
+	config_set(&cfg, "dkim_key_table", "", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "dkim_default_domain needs dkim_key_table") == 0,
+	       "a default domain without a table: %s", err);
 	config_free(&cfg);
 }
 
