@@ -22,6 +22,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/outbound/smtp_client.h"
 
 static void main_usage(FILE *f)
 {
@@ -230,6 +231,8 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_auth_load(cfg, &adb, err, errlen) < 0)
 		return -1;
 	auth_db_free(&adb);
+	if (smtp_client_check_bind(cfg, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -288,6 +291,11 @@ static int main_serve(const struct config *cfg)
 			queue_close(&q);
 			return 1;
 		}
+	}
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		return 1;
 	}
 	memset(&srv, 0, sizeof(srv));
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
