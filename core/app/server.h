@@ -93,6 +93,9 @@ struct server {
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
 	struct auth_db *s_auth;		/* immutable after start; may be NULL */
 	struct work_pool *s_auth_pool;	/* password checks; NULL without s_auth */
+	/* SPF checks of inbound mail (spf_inbound); both NULL when off. */
+	struct spf *s_spf;
+	struct work_pool *s_spf_pool;
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;

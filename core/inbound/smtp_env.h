@@ -49,6 +49,10 @@ struct smtp_env_ops {
 	 * returns (wj_sink); 0: it comes back through its wj_done,
 	 * <0: not taken (no pool, pool full), the session answers 454. */
 	int (*auth_submit)(struct smtp_env *env, struct work_job *j);
+	/* Run an SPF check (a struct spf_job, spf_inbound.h) off this
+	 * thread, as auth_submit does; NULL: no SPF checks (spf_inbound =
+	 * none), <0: not taken, the session counts it as a temperror. */
+	int (*spf_submit)(struct smtp_env *env, struct work_job *j);
 	/* The next queue id: unique, increasing. */
 	uint64_t (*next_id)(struct smtp_env *env);
 	/* The current date in RFC 5322 form; valid until the next call. */

@@ -16,6 +16,7 @@
 
 #include "core/dns/dns_sync.h"
 #include "core/spf/spf.h"
+#include "core/spf/spf_inbound.h"
 #include "tests/unit/tap.h"
 
 #define DNSMASQ "/usr/sbin/dnsmasq"
@@ -168,6 +169,37 @@ static void test_dns_sync(const char *servers)
 	dns_sync_free(&d);
 }
 
+/* The Authentication-Results field (RFC 8601) of spf_inbound. */
+static void test_auth_results(void)
+{
+	static const struct {
+		enum spf_result r;
+		const char *from, *helo, *want;
+	} cases[] = {
+		{ SPF_RES_PASS, "a@example.com", "h.example",
+		  "Authentication-Results: mx.test; spf=pass smtp.mailfrom=example.com\r\n" },
+		{ SPF_RES_FAIL, "", "h.example",
+		  "Authentication-Results: mx.test; spf=fail smtp.helo=h.example\r\n" },
+		{ SPF_RES_TEMPERROR, "", "odd \"helo\"; x=y",
+		  "Authentication-Results: mx.test; spf=temperror smtp.helo=\"odd \\\"helo\\\"; x=y\"\r\n" },
+		{ SPF_RES_NONE, "", NULL,
+		  "Authentication-Results: mx.test; spf=none smtp.helo=unknown\r\n" },
+		{ SPF_RES_SOFTFAIL, "\"q@x\"@b.example", NULL,
+		  "Authentication-Results: mx.test; spf=softfail smtp.mailfrom=b.example\r\n" },
+	};
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = spf_auth_results(buf, sizeof(buf), "mx.test", cases[i].r, cases[i].from,
+					 cases[i].helo);
+
+		tap_ok(n > 0 && strcmp(buf, cases[i].want) == 0 && (size_t)n == strlen(buf),
+		       "auth results %zu: %s", i, n > 0 ? buf : "error");
+	}
+	tap_ok(spf_auth_results(buf, 30, "mx.test", SPF_RES_PASS, "a@example.com", NULL) < 0,
+	       "a small buffer is refused");
+}
+
 int main(void)
 {
 	struct spf *spf;
@@ -179,6 +211,7 @@ int main(void)
 		return 77;
 	}
 	spf_lib_init();
+	test_auth_results();
 	port = test_free_port();
 	if (port < 0 || test_start_dnsmasq(port) < 0) {
 		printf("1..0 # SKIP cannot start dnsmasq\n");
