@@ -205,9 +205,7 @@ static int dns_sync_txt(const unsigned char *p, size_t rdlen, struct dns_sync_rr
 	return 0;
 }
 
-/* Walk the answer section for records of type. 0 or -1 (malformed). */
-static int dns_sync_parse(const unsigned char *abuf, int alen, int type,
-			  struct dns_sync_result *r)
+int dns_sync_parse(const unsigned char *abuf, int alen, int type, struct dns_sync_result *r)
 {
 	size_t off = 12, end = (size_t)alen;
 	unsigned qd, an;

@@ -71,6 +71,10 @@ enum dns_sync_status dns_sync_lookup(struct dns_sync *d, const char *name, int t
  * order) into buf (at least 74 bytes): "4.3.2.1.in-addr.arpa". */
 void dns_sync_reverse_name(int family, const void *addr, char *buf, size_t cap);
 void dns_sync_result_free(struct dns_sync_result *r);
+/* The answer walker, for tests and the fuzzer: the records of type in
+ * the answer section of abuf (alen bytes, untrusted) into r, which the
+ * caller zeroed and frees whatever the result. 0, or -1 when malformed. */
+int dns_sync_parse(const unsigned char *abuf, int alen, int type, struct dns_sync_result *r);
 const char *dns_sync_status_name(enum dns_sync_status st);
 
 #endif

@@ -258,3 +258,10 @@ def test_source_defaults_to_smtp_bind_address(world):
     r = subprocess.run([BIN, "-c", world, "-o", "smtp_bind_address=127.0.0.2", "domain",
                         "check", "good.test"], capture_output=True, text=True, timeout=60)
     assert "pass ptr    127.0.0.2 -> mx.good.test" in r.stdout, r.stdout
+
+
+def test_config_after_the_verb(world):
+    """-c and -o may follow the domain check's arguments."""
+    r = subprocess.run([BIN, "domain", "check", "good.test", "--source", SRC, "-c", world,
+                        "-o", "hostname=other.test"], capture_output=True, text=True, timeout=60)
+    assert "pass spf    127.0.0.2: pass for postmaster@good.test" in r.stdout, r.stdout + r.stderr

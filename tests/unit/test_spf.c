@@ -169,6 +169,51 @@ static void test_dns_sync(const char *servers)
 	dns_sync_free(&d);
 }
 
+/* dns_sync's answer walker on hand-made answers. */
+static void test_dns_parse(void)
+{
+	/* Header (1 question, 1 answer), question x.test TXT IN, answer
+	 * with a pointer to the question name, TXT "ab" "cd". */
+	static const unsigned char good[] = {
+		0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0,
+		1, 'x', 4, 't', 'e', 's', 't', 0, 0, 16, 0, 1,
+		0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 6, 2, 'a', 'b', 2, 'c', 'd',
+	};
+	unsigned char bad[sizeof(good)];
+	struct dns_sync_result r;
+
+	memset(&r, 0, sizeof(r));
+	tap_ok(dns_sync_parse(good, sizeof(good), DNS_SYNC_TXT, &r) == 0 && r.ds_n == 1 &&
+	       strcmp(r.ds_rr[0].dr_text, "abcd") == 0 && r.ds_rr[0].dr_ttl == 60,
+	       "TXT parsed and joined");
+	dns_sync_result_free(&r);
+	memset(&r, 0, sizeof(r));
+	tap_ok(dns_sync_parse(good, sizeof(good), DNS_SYNC_MX, &r) == 0 && r.ds_n == 0,
+	       "other types are passed over");
+	dns_sync_result_free(&r);
+	for (size_t cut = 0; cut < sizeof(good); cut++) {
+		memset(&r, 0, sizeof(r));
+		if (dns_sync_parse(good, (int)cut, DNS_SYNC_TXT, &r) == 0 && r.ds_n > 0) {
+			tap_ok(0, "a truncated answer (%zu bytes) is refused", cut);
+			dns_sync_result_free(&r);
+			return;
+		}
+		dns_sync_result_free(&r);
+	}
+	tap_ok(1, "every truncated answer is refused");
+	memcpy(bad, good, sizeof(bad));
+	bad[sizeof(bad) - 3] = 9;		/* "cd" claims 9 bytes */
+	memset(&r, 0, sizeof(r));
+	tap_ok(dns_sync_parse(bad, sizeof(bad), DNS_SYNC_TXT, &r) < 0, "TXT string overrun refused");
+	dns_sync_result_free(&r);
+	memcpy(bad, good, sizeof(bad));
+	bad[24] = 0xc0;
+	bad[25] = 24;				/* the answer name points at itself */
+	memset(&r, 0, sizeof(r));
+	tap_ok(dns_sync_parse(bad, sizeof(bad), DNS_SYNC_TXT, &r) < 0, "pointer loop refused");
+	dns_sync_result_free(&r);
+}
+
 /* The Authentication-Results field (RFC 8601) of spf_inbound. */
 static void test_auth_results(void)
 {
@@ -212,6 +257,7 @@ int main(void)
 	}
 	spf_lib_init();
 	test_auth_results();
+	test_dns_parse();
 	port = test_free_port();
 	if (port < 0 || test_start_dnsmasq(port) < 0) {
 		printf("1..0 # SKIP cannot start dnsmasq\n");
