@@ -175,6 +175,18 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "auth_max_failures", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(auth_max_failures),
 	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
+	/* DKIM signing */
+	{ .ck_name = "dkim_key_table", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_key_table), .ck_default = "" },
+	{ .ck_name = "dkim_default_domain", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_default_domain), .ck_default = "" },
+	{ .ck_name = "dkim_no_key_action", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_no_key_action), .ck_default = "unsigned" },
+	{ .ck_name = "dkim_sign_threads", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(dkim_sign_threads),
+	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
+	{ .ck_name = "dmarc_unaligned_action", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dmarc_unaligned_action), .ck_default = "accept" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -339,6 +351,19 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 			 " auth_jwt_audience");
 		return -1;
 	}
+	if (config_dkim_no_key_parse(cfg->dkim_no_key_action) < 0) {
+		snprintf(err, errlen, "dkim_no_key_action: must be unsigned, defer or reject");
+		return -1;
+	}
+	if (config_dmarc_unaligned_parse(cfg->dmarc_unaligned_action) < 0) {
+		snprintf(err, errlen, "dmarc_unaligned_action: must be accept or reject");
+		return -1;
+	}
+	if (strchr(cfg->dkim_default_domain, ' ') != NULL ||
+	    strchr(cfg->dkim_default_domain, '\t') != NULL) {
+		snprintf(err, errlen, "dkim_default_domain: one domain name");
+		return -1;
+	}
 	return 0;
 }
 
@@ -375,6 +400,25 @@ int config_spf_inbound_parse(const char *s)
 	for (int i = 0; i < 3; i++)
 		if (strcasecmp(s, names[i]) == 0)
 			return i;
+	return -1;
+}
+
+int config_dkim_no_key_parse(const char *s)
+{
+	static const char *const names[] = { "unsigned", "defer", "reject" };
+
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_dmarc_unaligned_parse(const char *s)
+{
+	if (strcasecmp(s, "accept") == 0)
+		return CONFIG_DMARC_UNALIGNED_ACCEPT;
+	if (strcasecmp(s, "reject") == 0)
+		return CONFIG_DMARC_UNALIGNED_REJECT;
 	return -1;
 }
 
@@ -438,6 +482,12 @@ void config_free(struct config *cfg)
 	free(cfg->auth_jwt_keys_file);
 	free(cfg->auth_jwt_issuer);
 	free(cfg->auth_jwt_audience);
+	free(cfg->dkim_key_table);
+	free(cfg->dkim_default_domain);
+	free(cfg->dkim_no_key_action);
+	free(cfg->dmarc_unaligned_action);
+	cfg->dkim_key_table = cfg->dkim_default_domain = NULL;
+	cfg->dkim_no_key_action = cfg->dmarc_unaligned_action = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

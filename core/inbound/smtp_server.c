@@ -18,6 +18,7 @@
 
 #include "core/config/config.h"
 #include "core/base/log.h"
+#include "core/dkim/dkim_job.h"
 #include "core/config/netacl.h"
 #include "tls/tls.h"
 
@@ -458,7 +459,7 @@ void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
 }
 
 /* A session's last step, its transaction already ended: free what it owns. */
-static void smtp_session_free(struct smtp_session *s)
+void smtp_server_session_free(struct smtp_session *s)
 {
 	struct smtp_env *env = s->s_env;
 
@@ -488,7 +489,7 @@ void smtp_server_committed(struct queue_msg *m)
 			t->t_sender, t->t_nrcpt, m->qm_rec.size);
 		smtp_server_txn_free(env, t);
 		s->s_txn = NULL;
-		smtp_session_free(s);
+		smtp_server_session_free(s);
 		return;
 	}
 	s->s_state = SMTP_S_CMD;
@@ -496,10 +497,11 @@ void smtp_server_committed(struct queue_msg *m)
 		stat_inc(&env->e_stats.es_messages);
 		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_server_now_ns() - m->qm_submit_ns);
 		s->s_messages++;
-		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64,
-			ids, s->s_addr, s->s_auth_user ? " user=" : "",
+		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64
+			"%s%s", ids, s->s_addr, s->s_auth_user ? " user=" : "",
 			s->s_auth_user ? s->s_auth_user : "", t->t_sender, t->t_nrcpt,
-			m->qm_rec.size);
+			m->qm_rec.size, t->t_sign ? " dkim=" : "",
+			t->t_sign ? t->t_sign->dj_sig : "");
 		smtp_server_reply(s, "250 2.0.0 Ok: queued as %s", ids);
 	} else if (m->qm_status == -ENOSPC) {
 		smtp_server_reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
@@ -572,7 +574,7 @@ static void smtp_on_free(struct io_conn *c)
 		return;
 	}
 	smtp_server_txn_end(s);
-	smtp_session_free(s);
+	smtp_server_session_free(s);
 }
 
 static const struct io_conn_ops smtp_conn_ops = {

@@ -48,6 +48,7 @@ struct tls_conn;
 struct auth_exchange;
 struct auth_job;
 struct spf_job;
+struct dkim_job;
 struct work_job;
 
 enum smtp_state {
@@ -55,7 +56,7 @@ enum smtp_state {
 	SMTP_S_CMD,		/* reading commands */
 	SMTP_S_DATA,		/* reading a DATA body */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
-	SMTP_S_COMMIT,		/* waiting for the queue commit */
+	SMTP_S_COMMIT,		/* waiting for the signer, then the queue commit */
 	SMTP_S_SKIP,		/* discarding an overlong line */
 	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
 	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
@@ -95,6 +96,9 @@ struct smtp_txn {
 	bool t_oom;			/* a slice could not be recorded */
 	char *t_auth_results;		/* owned: Authentication-Results field
 					 * with CRLF (spf_inbound), or NULL */
+	/* DKIM: the signing job, out while signing and kept (for the log)
+	 * once back; owned. NULL: no signing. */
+	struct dkim_job *t_sign;
 };
 
 /* Input received while the session was waiting. q_off + q_len is the end
@@ -195,6 +199,10 @@ void smtp_server_close(struct smtp_session *s, const char *reason);
 void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode);
 void smtp_server_message_done(struct smtp_session *s);
 void smtp_server_bdat_done(struct smtp_session *s);
+/* A session's last step, its transaction already ended. */
+void smtp_server_session_free(struct smtp_session *s);
+/* A signing job came back (worker thread). */
+void smtp_server_sign_done(struct work_job *w);
 const struct config *smtp_server_cfg(const struct smtp_session *s);
 
 #endif

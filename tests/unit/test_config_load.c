@@ -40,6 +40,8 @@ static const char *const test_keys[] = {
 	"smtp_tls_policy_map", "smtp_tls_fallback", "auth_passwd_file",
 	"auth_jwt_keys_file", "auth_jwt_issuer", "auth_jwt_audience",
 	"auth_plaintext_loopback", "auth_max_failures",
+	"dkim_key_table", "dkim_default_domain", "dkim_no_key_action",
+	"dkim_sign_threads", "dmarc_unaligned_action",
 	"metrics_listen",
 };
 
