@@ -223,7 +223,8 @@ static void domain_check_selector(struct domain_run *r, const struct dkim_select
 		*ok = false;
 	} else if (rec == NULL) {
 		domain_line(r, "fail", "dkim", "%s: no DKIM record; publish TXT \"v=DKIM1; k=%s;"
-			    " p=%s\"", name, ed ? "ed25519" : "rsa", want);
+			    " p=%s\"%s", name, ed ? "ed25519" : "rsa", want, strlen(want) > 230 ?
+			    " (as several strings of at most 255 characters)" : "");
 		*ok = false;
 	} else if (nrec > 1) {
 		domain_line(r, "fail", "dkim", "%s: %u DKIM records; keep exactly one", name, nrec);
