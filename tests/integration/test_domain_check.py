@@ -94,6 +94,10 @@ def world():
                         "v=DMARC1; p=reject; rua=mailto:d@ptrbad.test", "mx", "good"),
         "nullmx.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip4:127.0.0.2 -all",
                         "v=DMARC1; p=reject; rua=mailto:d@nullmx.test", "null", "good"),
+        "baddmarc.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip4:127.0.0.2 -all",
+                          "v=DMARC1; p=bogus", "mx", "good"),
+        "vlast.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip4:127.0.0.2 -all",
+                       "p=reject; v=DMARC1", "mx", "good"),
         "nokey.test": (None, "v=spf1 ip4:127.0.0.2 -all",
                        "v=DMARC1; p=reject; rua=mailto:d@nokey.test", "mx", None),
     }
@@ -207,6 +211,18 @@ def test_no_dmarc(world):
     r, lines = check(world, "nodmarc.test")
     assert r.returncode == 1
     assert line(lines, "fail", "dmarc", "no DMARC record at _dmarc.nodmarc.test"), r.stdout
+
+
+def test_dmarc_invalid_policy(world):
+    r, lines = check(world, "baddmarc.test")
+    assert r.returncode == 1
+    assert line(lines, "fail", "dmarc", "invalid record"), r.stdout
+
+
+def test_dmarc_version_not_first_is_no_record(world):
+    r, lines = check(world, "vlast.test")
+    assert r.returncode == 1
+    assert line(lines, "fail", "dmarc", "no DMARC record at _dmarc.vlast.test"), r.stdout
 
 
 def test_dmarc_p_none_and_no_rua_warn(world):
