@@ -369,7 +369,7 @@ static int domain_dmarc_lookup(struct domain_run *r, const char *name, char **re
 {
 	struct dns_sync_result res;
 	char qname[300];
-	unsigned n = 0;
+	unsigned n = 0, misplaced = 0;
 
 	*rec_r = NULL;
 	snprintf(qname, sizeof(qname), "_dmarc.%s", name);
@@ -390,7 +390,16 @@ static int domain_dmarc_lookup(struct domain_run *r, const char *name, char **re
 			if (*rec_r == NULL)
 				*rec_r = strdup(t);
 			n++;
+		} else if (strstr(t, "DMARC1") != NULL) {
+			misplaced = i + 1;
 		}
+	}
+	if (n == 0 && misplaced > 0) {
+		domain_line(r, "fail", "dmarc", "%s: \"%.200s\" is ignored: a DMARC record must"
+			    " start with v=DMARC1 (RFC 7489 6.4); move v=DMARC1 to the front", qname,
+			    res.ds_rr[misplaced - 1].dr_text);
+		dns_sync_result_free(&res);
+		return -1;
 	}
 	dns_sync_result_free(&res);
 	if (n > 1) {
