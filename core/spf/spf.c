@@ -4,8 +4,9 @@
  * SPF_dns_rr_t; a libspf2 server on top of it per context; a mutex-
  * guarded free list of contexts in struct spf.
  *
- * libspf2 owns the layer once SPF_server_new_dns() has it (its destroy
- * frees our hook too). Nothing is cached across calls beyond what the
+ * SPF_server_new_dns() leaves the layer to its caller (SPF_server_free
+ * does not destroy it): a context frees its server, then its layer and
+ * the layer's channel. Nothing is cached across calls beyond what the
  * DNS servers cache.
  */
 #include "core/spf/spf.h"
@@ -29,6 +30,7 @@
 struct spf_ctx {
 	struct spf_ctx *sc_next;
 	SPF_server_t *sc_server;
+	SPF_dns_server_t *sc_layer;	/* ours; hook: its dns_sync */
 };
 
 struct spf {
@@ -145,7 +147,9 @@ static void spf_dns_destroy(SPF_dns_server_t *layer)
 static void spf_ctx_free(struct spf_ctx *c)
 {
 	if (c->sc_server != NULL)
-		SPF_server_free(c->sc_server);	/* and the layer (its destroy) */
+		SPF_server_free(c->sc_server);
+	if (c->sc_layer != NULL)
+		spf_dns_destroy(c->sc_layer);
 	free(c);
 }
 
@@ -171,10 +175,10 @@ static struct spf_ctx *spf_ctx_new(struct spf *spf, char *err, size_t errlen)
 	layer->lookup = spf_dns_lookup;
 	layer->name = "ringmta";
 	layer->hook = d;
+	c->sc_layer = layer;
 	c->sc_server = SPF_server_new_dns(layer, 0);
 	if (c->sc_server == NULL) {
-		spf_dns_destroy(layer);
-		free(c);
+		spf_ctx_free(c);
 		snprintf(err, errlen, "spf: cannot start libspf2");
 		return NULL;
 	}
