@@ -32,7 +32,7 @@ static inline unsigned char dkim_lower(unsigned char c)
 
 long dkim_canon_header(enum dkim_canon c, const char *field, size_t len, char *out, size_t cap)
 {
-	size_t i = 0, o = 0, colon;
+	size_t i = 0, o = 0, colon, vstart;
 	const char *p;
 	int sp = 0;
 
@@ -59,6 +59,7 @@ long dkim_canon_header(enum dkim_canon c, const char *field, size_t len, char *o
 	if (o >= cap)
 		return -1;
 	out[o++] = ':';
+	vstart = o;
 	/* The value: unfolded, WSP runs as one SP, none at either end. */
 	for (i = colon + 1; i < len; i++) {
 		unsigned char ch = (unsigned char)field[i];
@@ -71,7 +72,7 @@ long dkim_canon_header(enum dkim_canon c, const char *field, size_t len, char *o
 			sp = 1;
 			continue;
 		}
-		if (sp && o > colon + 1) {
+		if (sp && o > vstart) {
 			if (o >= cap)
 				return -1;
 			out[o++] = ' ';

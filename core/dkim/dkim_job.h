@@ -64,7 +64,7 @@ struct dkim_job {
 	bool dj_unaligned;		/* From aligned with neither identity */
 	char dj_from[256];		/* From domain, "" when none or several */
 	char dj_sig[300];		/* for the log: "d/s1,s2" or "none(no key)" */
-	char dj_note[200];		/* for the log: what was left out, or "" */
+	char dj_note[400];		/* for the log: what was left out, or "" */
 };
 
 /* A job for the message iov (iovcnt pieces), done runs on the submitter's

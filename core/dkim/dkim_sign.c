@@ -254,6 +254,8 @@ static int dkim_sign_one(const struct dkim_sign_spec *sp, const struct dkim_fiel
 		snprintf(err, errlen, "dkim: no header field to sign (From is required)");
 		return -1;
 	}
+	if (out->nomem)
+		goto nomem;
 	out->p[out->len - 1] = ';';	/* the last name's ':' */
 
 	memcpy(bh64, "bh=", 3);

@@ -5,7 +5,7 @@
  * from outside comes through one environment: the settings, the AUTH
  * accounts, the loop and buffer pool its connections live on, and an ops
  * table for what only the owner can do (queue a message, run a password
- * check, hand out queue ids, the date, the TLS context, AUTH failure
+ * check, sign a message, hand out queue ids, the date, the TLS context, AUTH failure
  * accounting, release a session's caps). The server (core/app/server.c)
  * builds one per worker from the worker's queue sink, auth sink and
  * loop; the fuzzer (tests/fuzz/fuzz_session.c) builds one that collects

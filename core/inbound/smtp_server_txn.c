@@ -369,12 +369,8 @@ void smtp_server_sign_done(struct work_job *w)
 	struct smtp_txn *t;
 	char ids[17];
 
-	if (s == NULL) {
-		/* Nobody waits (the server is going away): the transaction
-		 * that owned the job let it go. */
-		dkim_job_free(&j);
-		return;
-	}
+	if (s == NULL)
+		return;	/* the server is going away; the transaction owns the job */
 	env = s->s_env;
 	t = s->s_txn;
 	queue_id_str(t->t_msg.qm_id, ids);

@@ -33,8 +33,11 @@ Verifiers (msg: the signed message, bytes with CRLF line ends):
     Debian 12's opendkim-testmsg (2.11.0~beta2) does verify
     ed25519-sha256: tests/integration/test_dkim_lib.py checks both
     algorithms with both verifiers. It checks headers strictly: a message
-    without exactly one Date and one From field fails (exit 70, "Syntax
-    error") whatever its signatures, so test messages need a Date.
+    without exactly one Date and one From field, or with more than one
+    To, Cc, Bcc, Subject, Reply-To, Message-ID, In-Reply-To or References
+    field, fails (exit 70, "Syntax error") whatever its signatures, so
+    test messages need a Date, and repeated-instance tests use Received
+    or other repeatable fields (or dkimpy alone).
 
 Packages (tests/deps.sh): python3-dkim, python3-nacl, python3-dnspython,
 opendkim-tools, dnsmasq-base, iproute2, openssl.
