@@ -20,6 +20,9 @@ static const char dkim_crlfs[] =
 	"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"
 	"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
 
+/* Bytes that end a run of plain bytes in relaxed mode. */
+static const bool dkim_relaxed_special[256] = { ['\t'] = true, [' '] = true, ['\r'] = true };
+
 static inline int dkim_wsp(unsigned char c)
 {
 	return c == ' ' || c == '\t';
@@ -246,8 +249,19 @@ void dkim_body_canon_feed(struct dkim_body_canon *b, const char *p, size_t n)
 		/* Inside a line: skip to the next byte that matters. */
 		i++;
 		if (relaxed) {
-			while (i < n && p[i] != '\r' && p[i] != ' ' && p[i] != '\t')
-				i++;
+			/* Single SPs between other bytes stay in the run. */
+			while (i < n) {
+				unsigned char x = (unsigned char)p[i];
+
+				if (!dkim_relaxed_special[x]) {
+					i++;
+				} else if (x == ' ' && i + 1 < n &&
+					   !dkim_relaxed_special[(unsigned char)p[i + 1]]) {
+					i += 2;
+				} else {
+					break;
+				}
+			}
 		} else {
 			const char *q = memchr(p + i, '\r', n - i);
 

@@ -124,9 +124,10 @@ static void dkim_sha_emit(void *ctx, const void *p, size_t n)
 	SHA256_Update(ctx, p, n);
 }
 
-static int dkim_in_list(const char *const *list, const char *name, size_t n)
+/* Whether name (n bytes) is in list before stop (NULL: anywhere). */
+static int dkim_in_list(const char *const *list, const char *const *stop, const char *name, size_t n)
 {
-	for (; list && *list; list++)
+	for (; list && *list && list != stop; list++)
 		if (strlen(*list) == n && strncasecmp(*list, name, n) == 0)
 			return 1;
 	return 0;
@@ -169,20 +170,67 @@ static int dkim_hash_field(SHA256_CTX *sha, enum dkim_canon c, const char *p, si
 	return 0;
 }
 
+/*
+ * h=: each name once per instance present, the instances hashed
+ * bottom-up (RFC 6376 5.4.2), and each oversigned name (also one not in
+ * the list) once more. Returns how many names h= got, -1 without memory;
+ * *from_r says whether From is among them.
+ */
+static long dkim_sign_h(const struct dkim_sign_spec *sp, const struct dkim_field *fields, size_t nf,
+			SHA256_CTX *sha, struct dkim_fold *f, struct dkim_buf *tmp, int *from_r)
+{
+	const char *const *names = sp->headers ? sp->headers : dkim_default_headers;
+	const char *const *lists[2] = { names, sp->oversign };
+	long nh = 0;
+	int first = 1;
+
+	for (unsigned li = 0; li < 2; li++) {
+		for (const char *const *np = lists[li]; np && *np; np++) {
+			size_t nl = strlen(*np), k, count = 0;
+
+			if (nl == 0 || nl > 200 || !dkim_sign_valid_name(*np))
+				continue;
+			/* Each name once: the first time it is listed. */
+			if (li == 0 ? dkim_in_list(names, np, *np, nl)
+				    : dkim_in_list(names, NULL, *np, nl) || dkim_in_list(lists[1], np, *np, nl))
+				continue;
+			for (k = nf; k-- > 0;) {
+				if (!dkim_field_is(&fields[k], *np, nl))
+					continue;
+				if (dkim_hash_field(sha, sp->hcanon, fields[k].start, fields[k].len, tmp, 1) < 0)
+					return -1;
+				count++;
+			}
+			if (dkim_in_list(sp->oversign, NULL, *np, nl))
+				count++;
+			while (count-- > 0) {
+				char unit[208];
+
+				snprintf(unit, sizeof(unit), "%s%s:", first ? "h=" : "", *np);
+				dkim_fold_unit(f, unit, strlen(unit), first);
+				first = 0;
+				nh++;
+				if (nl == 4 && strncasecmp(*np, "From", 4) == 0)
+					*from_r = 1;
+			}
+		}
+	}
+	return nh;
+}
+
 /* One signature into out. */
 static int dkim_sign_one(const struct dkim_sign_spec *sp, const struct dkim_field *fields,
 			 size_t nf, const uint8_t bh[32], struct dkim_buf *out,
 			 struct dkim_buf *tmp, char *err, size_t errlen)
 {
-	const char *const *names = sp->headers ? sp->headers : dkim_default_headers;
-	const char *const *lists[2] = { names, sp->oversign };
 	struct dkim_fold f = { out, 0 };
-	size_t start = out->len, hlen = 0, nh = 0;
+	size_t start = out->len, hlen = 0;
+	long nh;
+	int from = 0;
 	char bh64[64], num[32], *b64 = NULL;
 	uint8_t digest[32], sig[512];
 	size_t siglen = 0, b64len;
 	SHA256_CTX sha;
-	int first = 1;
 
 	if (sp->key == NULL || !sp->domain || !sp->selector ||
 	    !dkim_sign_valid_name(sp->domain) || !dkim_sign_valid_name(sp->selector)) {
@@ -210,48 +258,11 @@ static int dkim_sign_one(const struct dkim_sign_spec *sp, const struct dkim_fiel
 		dkim_fold_unit(&f, num, strlen(num), 1);
 	}
 
-	/* h=: each name once per instance, bottom-up, and the oversigned
-	 * ones (also those not in the list) once more. Hash as we go. */
-	for (unsigned li = 0; li < 2; li++) {
-		for (const char *const *np = lists[li]; np && *np; np++) {
-			size_t nl = strlen(*np), k, count = 0;
-			int seen = 0;
-
-			if (nl == 0 || nl > 200 || !dkim_sign_valid_name(*np))
-				continue;
-			for (const char *const *pp = names; pp != np && *pp; pp++)
-				if (strlen(*pp) == nl && strncasecmp(*pp, *np, nl) == 0)
-					seen = 1;
-			if (li == 1) {
-				if (dkim_in_list(names, *np, nl))
-					continue;
-				for (const char *const *pp = lists[1]; pp != np; pp++)
-					if (strlen(*pp) == nl && strncasecmp(*pp, *np, nl) == 0)
-						seen = 1;
-			}
-			if (seen)
-				continue;
-			for (k = nf; k-- > 0;) {
-				if (!dkim_field_is(&fields[k], *np, nl))
-					continue;
-				if (dkim_hash_field(&sha, sp->hcanon, fields[k].start, fields[k].len, tmp, 1) < 0)
-					goto nomem;
-				count++;
-			}
-			if (dkim_in_list(sp->oversign, *np, nl))
-				count++;
-			while (count-- > 0) {
-				char unit[208];
-
-				snprintf(unit, sizeof(unit), "%s%s:", first ? "h=" : "", *np);
-				dkim_fold_unit(&f, unit, strlen(unit), first);
-				first = 0;
-				nh++;
-			}
-		}
-	}
-	if (nh == 0) {
-		snprintf(err, errlen, "dkim: no header field to sign (From is required)");
+	nh = dkim_sign_h(sp, fields, nf, &sha, &f, tmp, &from);
+	if (nh < 0)
+		goto nomem;
+	if (!from) {
+		snprintf(err, errlen, "dkim: From must be signed (RFC 6376 5.4)");
 		return -1;
 	}
 	if (out->nomem)

@@ -43,6 +43,7 @@ Packages (tests/deps.sh): python3-dkim, python3-nacl, python3-dnspython,
 opendkim-tools, dnsmasq-base, iproute2, openssl.
 """
 import base64
+import functools
 import os
 import shutil
 import subprocess
@@ -152,11 +153,17 @@ def verify_dkimpy(msg, dns_server):
     return results
 
 
+@functools.lru_cache(maxsize=None)
 def opendkim_usable():
-    """Whether verify_opendkim can run here (root, unshare, the tools)."""
-    return (os.geteuid() == 0 and os.access(OPENDKIM_TESTMSG, os.X_OK)
+    """Whether verify_opendkim can run here: root, the tools, and a new
+    network and mount namespace (tried once)."""
+    if not (os.geteuid() == 0 and os.access(OPENDKIM_TESTMSG, os.X_OK)
             and shutil.which("unshare") is not None and shutil.which("ip") is not None
-            and os.access(DNSMASQ, os.X_OK))
+            and os.access(DNSMASQ, os.X_OK)):
+        return False
+    p = subprocess.run(["unshare", "--net", "--mount", "ip", "link", "set", "lo", "up"],
+                       capture_output=True)
+    return p.returncode == 0
 
 
 _NS_SCRIPT = r"""
