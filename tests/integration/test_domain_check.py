@@ -79,6 +79,8 @@ def world():
                         "v=DMARC1; p=reject; rua=mailto:d@nodkim.test", "mx", "good"),
         "revoked.test": ("v=DKIM1; k=rsa; p=", "v=spf1 ip4:127.0.0.2 -all",
                          "v=DMARC1; p=reject; rua=mailto:d@revoked.test", "mx", "good"),
+        "edgood.test": ("v=DKIM1; k=ed25519; p=" + keys["ed"][1], "v=spf1 ip4:127.0.0.2 -all",
+                        "v=DMARC1; p=quarantine; rua=mailto:d@edgood.test", "mx", "ed"),
         "kmismatch.test": ("v=DKIM1; k=rsa; p=" + keys["ed"][1], "v=spf1 ip4:127.0.0.2 -all",
                            "v=DMARC1; p=reject; rua=mailto:d@kmismatch.test", "mx", "ed"),
         "spfsrc.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip4:192.0.2.1 ~all",
@@ -158,6 +160,14 @@ def test_good_domain_without_dkim(world):
     for c in ("spf", "dmarc", "mx", "ptr", "align"):
         assert line(lines, "pass", c), (c, r.stdout)
     assert not [l for l in lines if l.split()[1] != "dkim" and not l.startswith("pass")], r.stdout
+
+
+@need_dkim
+def test_ed25519_key_passes(world):
+    r, lines = check(world, "edgood.test")
+    assert r.returncode == 0, r.stdout
+    assert line(lines, "pass", "dkim", "k=ed25519 key matches"), r.stdout
+    assert line(lines, "pass", "dmarc", "p=quarantine"), r.stdout
 
 
 @need_dkim
