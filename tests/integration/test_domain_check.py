@@ -63,7 +63,9 @@ def world():
     keys = {}
     for n, alg in (("good", "rsa"), ("other", "rsa"), ("ed", "ed25519")):
         keys[n] = make_key(d, n, alg)
-    records = ["--local=/in-addr.arpa/",
+    records = ["--local=/in-addr.arpa/", "--local=/ip6.arpa/",
+               "--host-record=mx6.good.test,::1",
+               "--ptr-record=%s,mx6.good.test" % ".".join(reversed("0" * 31 + "1")) + ".ip6.arpa",
                "--host-record=mx.good.test,127.0.0.2",
                "--ptr-record=2.0.0.127.in-addr.arpa,mx.good.test",
                "--ptr-record=4.0.0.127.in-addr.arpa,bad.ptr.test",
@@ -81,6 +83,8 @@ def world():
                          "v=DMARC1; p=reject; rua=mailto:d@revoked.test", "mx", "good"),
         "edgood.test": ("v=DKIM1; k=ed25519; p=" + keys["ed"][1], "v=spf1 ip4:127.0.0.2 -all",
                         "v=DMARC1; p=quarantine; rua=mailto:d@edgood.test", "mx", "ed"),
+        "six.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip6:::1 -all",
+                     "v=DMARC1; p=reject; rua=mailto:d@six.test", "mx", "good"),
         "kmismatch.test": ("v=DKIM1; k=rsa; p=" + keys["ed"][1], "v=spf1 ip4:127.0.0.2 -all",
                            "v=DMARC1; p=reject; rua=mailto:d@kmismatch.test", "mx", "ed"),
         "spfsrc.test": ("v=DKIM1; k=rsa; p=" + keys["good"][1], "v=spf1 ip4:192.0.2.1 ~all",
@@ -168,6 +172,14 @@ def test_ed25519_key_passes(world):
     assert r.returncode == 0, r.stdout
     assert line(lines, "pass", "dkim", "k=ed25519 key matches"), r.stdout
     assert line(lines, "pass", "dmarc", "p=quarantine"), r.stdout
+
+
+def test_ipv6_source(world):
+    r, lines = check(world, "six.test", "::1")
+    assert line(lines, "pass", "spf", "::1: pass for postmaster@six.test"), r.stdout
+    assert line(lines, "pass", "ptr", "::1 -> mx6.good.test -> ::1"), r.stdout
+    r, lines = check(world, "six.test", "::1", SRC)
+    assert line(lines, "fail", "spf", "add ip4:127.0.0.2 to the SPF record of six.test"), r.stdout
 
 
 @need_dkim
