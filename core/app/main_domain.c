@@ -30,9 +30,7 @@
 #include "core/dmarc/dmarc_org.h"
 #include "core/dns/dns_sync.h"
 #include "core/spf/spf.h"
-#ifdef RINGMTA_HAVE_DKIM_TABLE
 #include "core/dkim/dkim_table.h"
-#endif
 
 #define DOMAIN_MAX_SOURCES 16
 #define DOMAIN_DNS_TIMEOUT_MS 2000
@@ -42,6 +40,7 @@ struct domain_run {
 	struct dns_sync *dr_dns;
 	struct spf *dr_spf;
 	char dr_domain[254];
+	char dr_dkim_d[254];	/* d= that would sign From DOMAIN; "" none */
 	struct sockaddr_storage dr_src[DOMAIN_MAX_SOURCES];
 	unsigned dr_nsrc;
 	unsigned dr_failed;	/* fail lines printed */
@@ -144,7 +143,6 @@ static int domain_route_source(int family, struct sockaddr_storage *ss)
 	return rc == 0 ? 0 : -1;
 }
 
-#ifdef RINGMTA_HAVE_DKIM_TABLE
 /*
  * The value of tag in a tag=value list (RFC 6376 3.2: "; "-separated,
  * blanks around names and values ignored) into buf, blanks inside the
@@ -193,8 +191,8 @@ static int domain_tag(const char *rec, const char *tag, char *buf, size_t cap)
 
 /* ---- DKIM ---- */
 
-static void domain_check_selector(struct domain_run *r, const struct dkim_selector *sel,
-				  bool *ok)
+static void domain_check_selector(struct domain_run *r, const struct dkim_domain *dd,
+				  const struct dkim_selector *sel, bool *ok)
 {
 	bool ed = dkim_key_alg(sel->ds_key) == DKIM_ALG_ED25519_SHA256;
 	char name[512], k[32], v[32], *want, *p = NULL;
@@ -208,7 +206,7 @@ static void domain_check_selector(struct domain_run *r, const struct dkim_select
 		*ok = false;
 		return;
 	}
-	snprintf(name, sizeof(name), "%s._domainkey.%s", sel->ds_name, r->dr_domain);
+	snprintf(name, sizeof(name), "%s._domainkey.%s", sel->ds_name, dd->dd_name);
 	dns_sync_lookup(r->dr_dns, name, DNS_SYNC_TXT, &res);
 	for (unsigned i = 0; i < res.ds_n; i++) {
 		if (domain_tag(res.ds_rr[i].dr_text, "p", NULL, 0) != 0) {
@@ -265,11 +263,14 @@ static void domain_check_selector(struct domain_run *r, const struct dkim_select
 	free(want);
 	dns_sync_result_free(&res);
 }
-#endif
 
+/*
+ * The key table's entry that would sign mail From DOMAIN (dkim_table_match:
+ * DOMAIN, its parents, then dkim_default_domain), and each of its
+ * selectors' records under its d=. Sets dr_dkim_d for the alignment line.
+ */
 static bool domain_check_dkim(struct domain_run *r)
 {
-#ifdef RINGMTA_HAVE_DKIM_TABLE
 	const struct dkim_domain *dd;
 	struct dkim_table *t = NULL;
 	char err[512];
@@ -284,22 +285,46 @@ static bool domain_check_dkim(struct domain_run *r)
 		domain_line(r, "fail", "dkim", "dkim_key_table: %s", err);
 		return false;
 	}
-	dd = dkim_table_find(t, r->dr_domain);
+	dd = dkim_table_match(t, NULL, NULL, r->dr_domain,
+			      r->dr_cfg->dkim_default_domain[0] ? r->dr_cfg->dkim_default_domain :
+			      NULL);
 	if (dd == NULL || dd->dd_nsel == 0) {
 		domain_line(r, "fail", "dkim", "no key in dkim_key_table for %s; add a [%s]"
 			    " section with keys = SELECTOR:KEYFILE", r->dr_domain, r->dr_domain);
 		dkim_table_unref(&t);
 		return false;
 	}
+	snprintf(r->dr_dkim_d, sizeof(r->dr_dkim_d), "%s", dd->dd_name);
 	for (unsigned i = 0; i < dd->dd_nsel; i++)
-		domain_check_selector(r, &dd->dd_sel[i], &ok);
+		domain_check_selector(r, dd, &dd->dd_sel[i], &ok);
 	dkim_table_unref(&t);
 	return ok;
-#else
-	domain_line(r, "fail", "dkim", "no key in dkim_key_table for %s (this build has no"
-		    " DKIM key table)", r->dr_domain);
-	return false;
-#endif
+}
+
+/* DMARC alignment (RFC 7489 3.1) of what ringmta would sign and send
+ * with From addresses at DOMAIN. */
+static void domain_check_align(struct domain_run *r)
+{
+	char org[256];
+
+	if (dmarc_org_domain(r->dr_domain, org, sizeof(org)) < 0)
+		snprintf(org, sizeof(org), "%s", r->dr_domain);
+	if (r->dr_dkim_d[0] == '\0')
+		domain_line(r, "warn", "align", "no DKIM key signs mail From %s, so only SPF"
+			    " (MAIL FROM at %s) can align", r->dr_domain, r->dr_domain);
+	else if (strcmp(r->dr_dkim_d, r->dr_domain) == 0)
+		domain_line(r, "pass", "align", "DKIM signs d=%s, the From domain, and SPF checks"
+			    " postmaster@%s: both align with From addresses at %s (strict and"
+			    " relaxed)", r->dr_domain, r->dr_domain, r->dr_domain);
+	else if (dmarc_org_aligned(r->dr_dkim_d, r->dr_domain))
+		domain_line(r, "pass", "align", "DKIM signs mail From %s with d=%s: relaxed"
+			    " alignment holds (organizational domain %s), strict (adkim=s) would"
+			    " not", r->dr_domain, r->dr_dkim_d, org);
+	else
+		domain_line(r, "fail", "align", "DKIM signs mail From %s with d=%s, which does not"
+			    " align (different organizational domains): DMARC cannot pass on DKIM;"
+			    " add a [%s] section to dkim_key_table", r->dr_domain, r->dr_dkim_d,
+			    r->dr_domain);
 }
 
 /* ---- SPF ---- */
@@ -635,10 +660,7 @@ static int domain_check(const struct config *cfg, const char *domain,
 	domain_check_dmarc(&r);
 	domain_check_mx(&r);
 	domain_check_ptr(&r);
-	domain_line(&r, "pass", "align", "DKIM signs d=%s and SPF checks postmaster@%s: both"
-		    " align (DMARC, relaxed) with From addresses at %s or its subdomains;"
-		    " send with From: ...@%s", r.dr_domain, r.dr_domain, r.dr_domain,
-		    r.dr_domain);
+	domain_check_align(&r);
 	printf("%s: %u check%s failed\n", r.dr_domain, r.dr_failed, r.dr_failed == 1 ? "" : "s");
 	if (r.dr_failed == 0)
 		rc = 0;

@@ -121,6 +121,9 @@ def world():
     # A subdomain with no records of its own but the MX: DMARC falls back
     # to the organizational domain's record (good.test, not in the PSL).
     records.append("--mx-host=sub.good.test,mx.good.test,10")
+    # A subdomain without its own key: the table signs it as good.test.
+    records += ["--mx-host=sub2.good.test,mx.good.test,10",
+                txt("sub2.good.test", "v=spf1 ip4:127.0.0.2 -all")]
     dns = Dnsmasq(records)
     conf = os.path.join(d, "ringmta.conf")
     with open(os.path.join(d, "keys.ini"), "w") as f:
@@ -156,6 +159,7 @@ def test_good_domain_passes(world):
     assert lines and all(l.startswith("pass ") for l in lines), r.stdout
     for c in ("dkim", "spf", "dmarc", "mx", "ptr", "align"):
         assert line(lines, "pass", c), (c, r.stdout)
+    assert line(lines, "pass", "align", "d=good.test, the From domain"), r.stdout
 
 
 def test_good_domain_without_dkim(world):
@@ -180,6 +184,24 @@ def test_ipv6_source(world):
     assert line(lines, "pass", "ptr", "::1 -> mx6.good.test -> ::1"), r.stdout
     r, lines = check(world, "six.test", "::1", SRC)
     assert line(lines, "fail", "spf", "add ip4:127.0.0.2 to the SPF record of six.test"), r.stdout
+
+
+@need_dkim
+def test_parent_domain_key_aligns_relaxed(world):
+    r, lines = check(world, "sub2.good.test")
+    assert r.returncode == 0, r.stdout
+    assert line(lines, "pass", "dkim", "sel1._domainkey.good.test: k=rsa key matches"), r.stdout
+    assert line(lines, "pass", "align", "with d=good.test: relaxed alignment holds"), r.stdout
+
+
+@need_dkim
+def test_default_domain_key_does_not_align(world):
+    r = subprocess.run([BIN, "-c", world, "-o", "dkim_default_domain=good.test", "domain",
+                        "check", "nokey.test", "--source", SRC], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert "fail align  DKIM signs mail From nokey.test with d=good.test, which does not" \
+        " align" in r.stdout, r.stdout
 
 
 @need_dkim
