@@ -122,7 +122,7 @@ static void server_sign_retry(struct smtp_worker *w)
 
 		if (work_pool_submit(srv->s_sign_pool, j) < 0)
 			return;
-		w->w_sign_wait = next;
+		__atomic_store_n(&w->w_sign_wait, next, __ATOMIC_RELAXED);
 		if (next == NULL)
 			w->w_sign_wait_tail = NULL;
 		atomic_fetch_sub(&srv->s_sign_waiting, 1);
@@ -284,8 +284,12 @@ static void server_on_wake(struct io_loop *loop)
 			signed_back = true;
 		j->wj_done(j);
 	}
-	if (signed_back || w->w_sign_wait != NULL)
+	/* Only a job that came back wakes the others: woken workers just
+	 * retry their own, so two waiting workers never wake each other. */
+	if (signed_back)
 		server_sign_room(w);
+	else if (w->w_sign_wait != NULL)
+		server_sign_retry(w);
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_wake(w->w_services[i].sv_ctx);
 	if (!w->w_env.e_stopping && atomic_load(&w->w_srv->s_stopping))
@@ -727,6 +731,7 @@ static void server_get_stats(void *ctx, struct metrics_inbound_stats *st_r)
 		st_r->dkim_sign_queue = ps.queued + atomic_load(&srv->s_sign_waiting);
 		st_r->dkim_sign_threads = ps.nthreads;
 		st_r->dkim_sign_busy_ns = ps.busy_ns;
+		st_r->dkim_sign_full = ps.full;
 	}
 }
 

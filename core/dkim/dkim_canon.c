@@ -271,23 +271,29 @@ void dkim_body_canon_feed(struct dkim_body_canon *b, const char *p, size_t n)
 	dkim_run_flush(b, &r, n);
 }
 
+/*
+ * A last line without CRLF gets one. Its whitespace is not "at the end of
+ * a line" (no CRLF follows it), so relaxed keeps it as one SP, and a last
+ * line of only whitespace is not empty: RFC 6376 3.4.4's steps in order,
+ * as dkimpy applies them. (OpenDKIM 2.11 differs there: it drops such a
+ * line, and after "x " adds no CRLF at all. Mail through SMTP DATA always
+ * ends in CRLF; only BDAT can end otherwise.)
+ */
 void dkim_body_canon_finish(struct dkim_body_canon *b)
 {
-	if (b->cr) {
-		b->cr = false;
+	if (b->cr || b->wsp) {
 		if (b->line_empty) {
 			b->line_empty = false;
 			dkim_body_blanks(b);
 		}
-		if (b->wsp) {
+		if (b->wsp)
 			dkim_body_emit(b, " ", 1);
-			b->wsp = false;
-		}
-		dkim_body_emit(b, "\r", 1);
+		if (b->cr)
+			dkim_body_emit(b, "\r", 1);
+		b->cr = b->wsp = false;
 	}
-	b->wsp = false;
 	if (!b->line_empty)
-		dkim_body_emit(b, "\r\n", 2);	/* a last line without CRLF */
+		dkim_body_emit(b, "\r\n", 2);
 	b->blank_lines = 0;
 	b->line_empty = true;
 	if (!b->any && b->c == DKIM_CANON_SIMPLE)

@@ -26,7 +26,8 @@ static const char *const dkim_job_unique[] = {
 	"list-id", "list-unsubscribe", "list-unsubscribe-post", "feedback-id", NULL,
 };
 
-#define DKIM_JOB_HDR_MAX 64	/* names in h= (configured + ours) */
+/* names in h=: the configured ones and the RFC 8058 two */
+#define DKIM_JOB_HDR_MAX (DKIM_TABLE_HEADERS_MAX + 2)
 
 static char *dkim_job_copy(char **pos, const char *s)
 {
@@ -136,6 +137,19 @@ int dkim_job_unsub_url(const char *tmpl, const char *rcpt, const char *queue_id,
 	return (int)n;
 }
 
+/* 1 for a List-Unsubscribe field name, 2 for List-Unsubscribe-Post,
+ * 0 for any other (name may end in blanks before the colon). */
+static unsigned dkim_job_unsub_bit(const char *name, size_t n)
+{
+	while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+		n--;
+	if (n == 16 && strncasecmp(name, "list-unsubscribe", 16) == 0)
+		return 1;
+	if (n == 21 && strncasecmp(name, "list-unsubscribe-post", 21) == 0)
+		return 2;
+	return 0;
+}
+
 /* Which of list-unsubscribe / -post the header section holds (bit 0, 1). */
 static unsigned dkim_job_has_unsub(const struct iovec *iov, unsigned iovcnt)
 {
@@ -169,13 +183,7 @@ static unsigned dkim_job_has_unsub(const struct iovec *iov, unsigned iovcnt)
 			}
 			if (in_name) {
 				if (c == ':') {
-					while (nlen > 0 && (name[nlen - 1] == ' ' || name[nlen - 1] == '\t'))
-						nlen--;
-					if (nlen == 16 && strncasecmp(name, "list-unsubscribe", 16) == 0)
-						found |= 1;
-					else if (nlen == 21 &&
-						 strncasecmp(name, "list-unsubscribe-post", 21) == 0)
-						found |= 2;
+					found |= dkim_job_unsub_bit(name, nlen);
 					in_name = false;
 				} else if (nlen < sizeof(name)) {
 					name[nlen++] = c;
@@ -251,7 +259,7 @@ static void dkim_job_headers(const struct dkim_domain *dd, const char **h, const
 	static const char *const extra[] = { "list-unsubscribe", "list-unsubscribe-post", NULL };
 	unsigned n = 0, no = 0;
 
-	for (unsigned i = 0; base[i] != NULL && n < DKIM_JOB_HDR_MAX - 3; i++)
+	for (unsigned i = 0; base[i] != NULL && n < DKIM_JOB_HDR_MAX - 2; i++)
 		h[n++] = base[i];
 	for (unsigned e = 0; extra[e] != NULL; e++) {
 		bool have = false;
@@ -279,7 +287,7 @@ void dkim_job_run(struct work_job *w)
 	int from_n = dkim_from_domain(j->dj_iov, j->dj_iovcnt, j->dj_from, sizeof(j->dj_from));
 	char added[2600], err[256];
 	const char *h[DKIM_JOB_HDR_MAX + 1], *over[DKIM_JOB_HDR_MAX + 1];
-	struct dkim_sign_spec specs[16];
+	struct dkim_sign_spec specs[DKIM_TABLE_KEYS_MAX];
 	struct iovec *iov;
 	unsigned nspecs;
 	char *sigs = NULL;
@@ -292,26 +300,23 @@ void dkim_job_run(struct work_job *w)
 			      p->default_domain);
 	if (dd == NULL) {
 		snprintf(j->dj_sig, sizeof(j->dj_sig), "none(no key)");
-		if (p->no_key_action == CONFIG_DKIM_NO_KEY_DEFER) {
-			dkim_job_refuse(j, "no_key", "451 4.7.0 Error: no DKIM key for From domain %s",
-					j->dj_from[0] ? j->dj_from : "(none)");
-			return;
-		}
-		if (p->no_key_action == CONFIG_DKIM_NO_KEY_REJECT) {
-			dkim_job_refuse(j, "no_key", "550 5.7.0 Error: no DKIM key for From domain %s",
-					j->dj_from[0] ? j->dj_from : "(none)");
+		if (p->no_key_action != CONFIG_DKIM_NO_KEY_UNSIGNED) {
+			dkim_job_refuse(j, "no_key", "%s Error: no DKIM key for From domain %s",
+					p->no_key_action == CONFIG_DKIM_NO_KEY_DEFER ? "451 4.7.0" :
+					"550 5.7.0", j->dj_from[0] ? j->dj_from : "(none)");
 			return;
 		}
 	}
 	/* DMARC, relaxed: From's organizational domain against d= and against
 	 * the envelope sender's (SPF's identity). */
-	j->dj_unaligned = from_n != 1 || !((dd != NULL && dmarc_org_aligned(j->dj_from, dd->dd_name)) ||
-					   dmarc_org_aligned(j->dj_from, sdom));
+	j->dj_unaligned = from_n != 1 ||
+			  !((dd != NULL && dmarc_org_aligned(j->dj_from, dd->dd_name)) ||
+			    dmarc_org_aligned(j->dj_from, sdom));
 	if (j->dj_unaligned && p->unaligned_action == CONFIG_DMARC_UNALIGNED_REJECT) {
 		if (from_n == 1)
 			dkim_job_refuse(j, "unaligned", "550 5.7.1 Error: From domain %s is not"
-					" aligned with the DKIM domain or the envelope sender (DMARC)",
-					j->dj_from);
+					" aligned with the DKIM domain or the envelope sender"
+					" (DMARC)", j->dj_from);
 		else
 			dkim_job_refuse(j, "unaligned", "550 5.7.1 Error: the message needs exactly"
 					" one From address (DMARC)");

@@ -247,6 +247,11 @@ static int dkim_load_keys(struct dkim_load *dl, struct dkim_domain *dd, const ch
 			snprintf(path, sizeof(path), "%s", colon + 1);
 		else
 			snprintf(path, sizeof(path), "%s/%s", dl->dl_dir, colon + 1);
+		if (dd->dd_nsel == DKIM_TABLE_KEYS_MAX) {
+			dkim_load_error(dl, line, "keys: at most %u per domain",
+					DKIM_TABLE_KEYS_MAX);
+			return -1;
+		}
 		sel = realloc(dd->dd_sel, (dd->dd_nsel + 1) * sizeof(*sel));
 		if (sel == NULL) {
 			dkim_load_error(dl, line, "out of memory");
@@ -265,7 +270,8 @@ static int dkim_load_keys(struct dkim_load *dl, struct dkim_domain *dd, const ch
 		dkim_lower(sel->ds_name);
 		if (dkim_key_load(&sel->ds_key, path, kerr, sizeof(kerr)) < 0) {
 			sel->ds_key = NULL;
-			dkim_load_error(dl, line, "[%s] key %s: %s", dd->dd_name, sel->ds_name, kerr);
+			dkim_load_error(dl, line, "[%s] key %s: %s", dd->dd_name, sel->ds_name,
+					kerr);
 			return -1;
 		}
 	}
@@ -300,6 +306,11 @@ static int dkim_load_headers(struct dkim_load *dl, struct dkim_domain *dd, const
 						(int)len, p);
 				goto fail;
 			}
+		if (n == DKIM_TABLE_HEADERS_MAX) {
+			dkim_load_error(dl, line, "headers: at most %u names",
+					DKIM_TABLE_HEADERS_MAX);
+			goto fail;
+		}
 		nh = realloc(h, (n + 2) * sizeof(*h));
 		if (nh == NULL)
 			goto oom;
@@ -348,7 +359,8 @@ static void dkim_load_end_section(struct dkim_load *dl)
 					  &t->dt_listeners[t->dt_nlisteners - 1];
 
 		if (o->do_domain == NULL)
-			dkim_load_error(dl, dl->dl_sect_line, "[%s] needs domain =", dl->dl_section);
+			dkim_load_error(dl, dl->dl_sect_line, "[%s] needs domain =",
+					dl->dl_section);
 	}
 	free(dl->dl_keys);
 	free(dl->dl_headers);
@@ -566,7 +578,8 @@ static void dkim_load_domain_key(struct dkim_load *dl, struct dkim_domain *dd, c
 		snprintf(h, sizeof(h), "%.*s",
 			 (int)(slash ? (size_t)(slash - value) : strlen(value)), value);
 		snprintf(b, sizeof(b), "%s", slash ? slash + 1 : "simple");
-		if (dkim_canon_parse(h, &dd->dd_hcanon) < 0 || dkim_canon_parse(b, &dd->dd_bcanon) < 0)
+		if (dkim_canon_parse(h, &dd->dd_hcanon) < 0 ||
+		    dkim_canon_parse(b, &dd->dd_bcanon) < 0)
 			dkim_load_error(dl, line, "canonicalization: '%s': expected header/body,"
 					" each relaxed or simple", value);
 	} else if (strcmp(name, "single_signature") == 0) {
@@ -574,7 +587,8 @@ static void dkim_load_domain_key(struct dkim_load *dl, struct dkim_domain *dd, c
 			goto twice;
 		dl->dl_seen_single = true;
 		if (dkim_bool_parse(value, &dd->dd_single) < 0)
-			dkim_load_error(dl, line, "single_signature: '%s': expected yes or no", value);
+			dkim_load_error(dl, line, "single_signature: '%s': expected yes or no",
+					value);
 	} else if (strcmp(name, "expire") == 0) {
 		if (dl->dl_seen_expire)
 			goto twice;

@@ -45,6 +45,9 @@
 
 struct dkim_table;
 
+#define DKIM_TABLE_KEYS_MAX 16u		/* selectors per domain */
+#define DKIM_TABLE_HEADERS_MAX 48u	/* names in headers = */
+
 struct dkim_selector {
 	char *ds_name;			/* s= */
 	char *ds_path;			/* key file */

@@ -143,6 +143,9 @@ static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_sta
 		  "Signing jobs waiting for a signing thread.", "", ss->dkim_sign_queue);
 	mb_series(b, "ringmta_dkim_sign_threads", "gauge", "Signing threads (0: signing off).",
 		  "", ss->dkim_sign_threads);
+	mb_series(b, "ringmta_dkim_sign_full_total", "counter",
+		  "Times the signing queue was full: the job waited in its worker and its"
+		  " client for the 250 (back-pressure).", "", ss->dkim_sign_full);
 	mb_head(b, "ringmta_dkim_sign_busy_seconds_total", "counter",
 		"Time the signing threads spent signing.");
 	mb_printf(b, "ringmta_dkim_sign_busy_seconds_total %.6f\n", ss->dkim_sign_busy_ns / 1e9);

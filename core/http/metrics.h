@@ -47,6 +47,7 @@ struct metrics_inbound_stats {
 	unsigned dkim_sign_queue;	/* jobs waiting: the pool's and the workers' */
 	unsigned dkim_sign_threads;	/* 0: signing off */
 	uint64_t dkim_sign_busy_ns;	/* the signing threads' time in jobs */
+	uint64_t dkim_sign_full;	/* submits the full queue refused (jobs then wait) */
 };
 
 /* Where those come from (the workers: server_metrics_source()); called

@@ -495,7 +495,7 @@ void smtp_server_committed(struct queue_msg *m)
 	s->s_state = SMTP_S_CMD;
 	if (m->qm_status == 0) {
 		stat_inc(&env->e_stats.es_messages);
-		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_server_now_ns() - m->qm_submit_ns);
+		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_server_now_ns() - t->t_end_ns);
 		s->s_messages++;
 		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64
 			"%s%s", ids, s->s_addr, s->s_auth_user ? " user=" : "",

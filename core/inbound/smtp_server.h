@@ -99,6 +99,7 @@ struct smtp_txn {
 	/* DKIM: the signing job, out while signing and kept (for the log)
 	 * once back; owned. NULL: no signing. */
 	struct dkim_job *t_sign;
+	uint64_t t_end_ns;		/* end of the body (monotonic), for es_accept_lat */
 };
 
 /* Input received while the session was waiting. q_off + q_len is the end

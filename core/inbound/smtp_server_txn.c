@@ -308,6 +308,7 @@ void smtp_server_message_done(struct smtp_session *s)
 	m->qm_rec.rcpts = t->t_rcpts;
 	m->qm_iov = t->t_iov;
 	m->qm_iovcnt = t->t_niov;
+	t->t_end_ns = smtp_server_now_ns();	/* the 250's latency includes signing */
 	s->s_state = SMTP_S_COMMIT;
 	if (smtp_sign_start(s, t, id) != 0)
 		return;		/* signing, or refused */

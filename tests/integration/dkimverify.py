@@ -19,7 +19,8 @@ several character-strings, as DNS requires. Use a domain under .test (or
 Verifiers (msg: the signed message, bytes with CRLF line ends):
   - verify_dkimpy(msg, dns_server): python3-dkim (dkimpy) verifies every
     DKIM-Signature field in turn; returns one (ok, detail) per signature,
-    top first ([] when there is none). Handles rsa-sha256 and
+    top first ([] when there is none; one failure when dkimpy cannot
+    parse the header section, e.g. a space before a colon). Handles rsa-sha256 and
     ed25519-sha256.
   - verify_opendkim(msg, records): Debian's OpenDKIM (opendkim-testmsg in
     verify mode). Returns (ok, output); ok means exit status 0, i.e. the
@@ -142,7 +143,11 @@ def verify_dkimpy(msg, dns_server):
     a list of (ok, detail)."""
     func = dnsfunc_for(dns_server)
     results = []
-    for idx in range(count_signatures(msg)):
+    try:
+        n = count_signatures(msg)
+    except dkim.DKIMException as e:     # dkimpy cannot parse the header
+        return [(False, "%s: %s" % (type(e).__name__, e))]
+    for idx in range(n):
         d = dkim.DKIM(msg)
         try:
             ok = bool(d.verify(idx=idx, dnsfunc=func))

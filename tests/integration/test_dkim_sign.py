@@ -43,6 +43,7 @@ def keys():
         ("rsa2026", "simple.test", k.rsa.record()),
         ("rsa2026", "single.test", k.rsa.record()),
         ("rsa2026", "rep.test", k.rsa.record()),
+        ("ed2026", "edonly.test", k.ed.record()),
         ("ed2026", "single.test", k.ed.record()),
     ]
     k.dns = KeyDns(k.records)
@@ -57,6 +58,7 @@ keys = rsa2026:{rsa} ed2026:{ed}
 
 [other.test]
 keys = rsa2026:{rsa}
+expire = 1d
 
 [parent.test]
 keys = rsa2026:{rsa}
@@ -84,9 +86,19 @@ single_signature = yes
 keys = rsa2026:{rsa}
 headers = from:to:subject:date:message-id:keywords:comments
 
+[edonly.test]
+keys = ed2026:{ed}
+
 [user carol]
 domain = user.test
 """
+
+
+def slow_key(keys):
+    """An RSA-4096 key (slow to sign with), made once per module."""
+    if not hasattr(keys, "slow"):
+        keys.slow = make_key(keys.dir, "rsa", bits=4096, name="slow.pem")
+    return keys.slow
 
 
 def table_file(keys, text=None, name="dkim.ini"):
@@ -164,15 +176,18 @@ def test_rsa_and_ed25519_from_one_keys_line(make_server, sink, keys):
     assert wait_log(srv, r"queued id=\S+ .* dkim=example.test/rsa2026,ed2026")
 
 
-def test_rsa_alone_simple_and_single(make_server, sink, keys):
+def test_rsa_alone_simple_single_and_ed25519_alone(make_server, sink, keys):
     srv = signing(make_server, sink, keys)
     send(srv, message(frm="x@other.test"), sender="x@other.test")
     send(srv, message(frm="x@simple.test"), sender="x@simple.test")
     send(srv, message(frm="x@single.test"), sender="x@single.test")
-    assert sink.wait_for(3)
+    send(srv, message(frm="x@edonly.test"), sender="x@edonly.test")
+    assert sink.wait_for(4)
     by = {m["sender"]: m["data"] for m in sink.messages}
     s = sigs_of(by["x@other.test"])
     assert len(s) == 1 and tag(s[0], "c") == "relaxed/relaxed"
+    assert int(tag(s[0], "x")) == int(tag(s[0], "t")) + 86400
+    assert abs(int(tag(s[0], "t")) - time.time()) < 120
     verified(keys, by["x@other.test"], n=1)
     s = sigs_of(by["x@simple.test"])
     assert tag(s[0], "c") == "simple/simple"
@@ -180,6 +195,10 @@ def test_rsa_alone_simple_and_single(make_server, sink, keys):
     s = sigs_of(by["x@single.test"])
     assert len(s) == 1 and tag(s[0], "s") == "rsa2026"
     verified(keys, by["x@single.test"], n=1)
+    # Ed25519 alone: OpenDKIM must verify it too
+    s = sigs_of(by["x@edonly.test"])
+    assert len(s) == 1 and tag(s[0], "a") == "ed25519-sha256"
+    verified(keys, by["x@edonly.test"], n=1)
 
 
 def test_bdat_and_body_edges(make_server, sink, keys):
@@ -223,8 +242,7 @@ def test_bdat_and_body_edges(make_server, sink, keys):
 
 def test_8bit_smtputf8_and_10mb(make_server, sink, keys):
     srv = signing(make_server, sink, keys, max_message_size="20M")
-    send(srv, message(body="Gr\u00fc\u00dfe, caf\u00e9 \u2603\r\n".encode().decode("latin-1")
-                      ).decode("latin-1").encode("latin-1"), opts=["BODY=8BITMIME"])
+    send(srv, message(body="Gr\u00fc\u00dfe, caf\u00e9 \u2603\r\n"), opts=["BODY=8BITMIME"])
     utf8 = ("From: J\u00f6rg <j\u00f6rg@example.test>\r\nTo: b\u00f8b@dest.test\r\n"
             "Subject: \u00fcber\r\n\r\nK\u00e4se\r\n").encode()
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
@@ -375,6 +393,12 @@ def test_sighup_good_and_bad_table(make_server, sink, keys):
 
 
 def test_refusals_at_start_and_check(make_server, keys):
+    bad = table_file(keys, "[example.test]\nkeys = rsa2026:{rsa}\nflavour = mint\n")
+    srv = make_server(dkim_key_table=bad)
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "dkim.ini:3: unknown key 'flavour' in [example.test]" in str(e.value), str(e.value)
+
     d = tempfile.mkdtemp(prefix="ringmta-dkim-perm-")
     key = os.path.join(d, "open.pem")
     with open(keys.rsa.path, "rb") as f, open(key, "wb") as g:
@@ -396,6 +420,8 @@ def test_refusals_at_start_and_check(make_server, keys):
 
 
 def test_kill9_after_250_message_is_signed(make_server, sink, keys):
+    """kill -9 right after the 250: the stored message is signed, and after
+    a restart it is delivered signed (never signed again)."""
     import subprocess
     from conftest import BIN
     srv = make_server(dkim_key_table=table_file(keys)).start()     # delivery off
@@ -406,10 +432,21 @@ def test_kill9_after_250_message_is_signed(make_server, sink, keys):
     raw = subprocess.run([BIN, "-c", srv.conf, "queue", "show", ids[0]], capture_output=True,
                          timeout=30).stdout.split(b"\n\n", 1)[1]
     verified(keys, raw, n=2)
+    with open(srv.conf, "a") as f:
+        f.write("delivery = yes\nrelayhost = [127.0.0.1]:%d\n" % sink.port)
+    srv.start()
+    data = delivered(sink)
+    assert data == raw
+    verified(keys, data, n=2)
 
 
 def test_back_pressure_one_thread(make_server, sink, keys):
-    srv = signing(make_server, sink, keys, dkim_sign_threads=1, workers=2,
+    """One signing thread with a slow key (RSA-4096) and many clients at
+    once: the queue fills, sessions wait for their 250, none is lost."""
+    slow = slow_key(keys)
+    records = keys.records + [("slow", "example.test", slow.record())]
+    table = table_file(keys, "[example.test]\nkeys = slow:%s ed2026:{ed}\n" % slow.path)
+    srv = signing(make_server, sink, keys, table=table, dkim_sign_threads=1, workers=2,
                   metrics_listen="127.0.0.1:%d" % __import__("conftest").free_port())
     n_clients, per = 24, 3
     errors = []
@@ -433,16 +470,19 @@ def test_back_pressure_one_thread(make_server, sink, keys):
     total = n_clients * per
     assert sink.wait_for(total, timeout=60)
     tags = set()
-    for m in sink.messages:
-        res = verify_dkimpy(m["data"], keys.dns.server)
-        assert len(res) == 2 and all(ok for ok, _ in res), res
-        tags.add(re.search(rb"X-N: (\S+)", m["data"]).group(1))
+    with KeyDns(records) as dns:
+        for m in sink.messages:
+            res = verify_dkimpy(m["data"], dns.server)
+            assert len(res) == 2 and all(ok for ok, _ in res), res
+            tags.add(re.search(rb"X-N: (\S+)", m["data"]).group(1))
     assert len(tags) == total
     import urllib.request
     met = urllib.request.urlopen("http://%s/metrics" % srv.settings["metrics_listen"],
                                  timeout=10).read().decode()
     assert "ringmta_dkim_signed_total %d" % total in met, met
     assert "ringmta_dkim_sign_threads 1" in met
+    full = int(re.search(r"^ringmta_dkim_sign_full_total (\d+)$", met, re.M).group(1))
+    assert full > 0, "the signing queue never filled: back-pressure not exercised"
     import subprocess
     p = subprocess.run(["promtool", "check", "metrics"], input=met.encode(), capture_output=True)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -467,6 +507,21 @@ def test_8bit_to_a_hop_without_8bitmime_bounces(make_server, keys):
         plain.stop()
 
 
+def bodies_at_once(srv, n, body):
+    """n sessions brought to DATA, then each sends its body and the dot
+    (X-N: i), without reading the final reply. Returns the connections."""
+    socks = []
+    for i in range(n):
+        c = Raw(srv.port)
+        c.cmd("EHLO many.test")
+        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n")
+        c.reply(), c.reply(), c.reply()
+        socks.append(c)
+    for i, c in enumerate(socks):
+        c.send(message(extra="X-N: %d\r\n" % i, body=body) + b".\r\n")
+    return socks
+
+
 def test_clients_gone_while_signing(make_server, sink, keys):
     """Clients that close right after the dot, while one signing thread is
     busy: every message is either queued (and signed) or dropped with a
@@ -474,15 +529,7 @@ def test_clients_gone_while_signing(make_server, sink, keys):
     srv = signing(make_server, sink, keys, dkim_sign_threads=1)
     body = ("x" * 998 + "\r\n") * 500
     n = 20
-    socks = []
-    for i in range(n):
-        c = Raw(srv.port)
-        c.cmd("EHLO gone.test")
-        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n")
-        c.reply(), c.reply(), c.reply()
-        socks.append(c)
-    for i, c in enumerate(socks):
-        c.send(message(extra="X-N: %d\r\n" % i, body=body) + b".\r\n")
+    socks = bodies_at_once(srv, n, body)
     for c in socks:
         c.close()
     deadline = time.time() + 30
@@ -498,3 +545,31 @@ def test_clients_gone_while_signing(make_server, sink, keys):
     send(srv, message(extra="X-N: after\r\n"))
     assert wait_log(srv, r"queued id=\S+ client=127.0.0.1 from=<alice@example.test> .*dkim=")
     assert sink.wait_for(queued + 1)
+
+
+def test_sigterm_with_jobs_waiting(make_server, keys):
+    """SIGTERM while sessions wait for one slow signing thread: the daemon
+    exits cleanly, and every message that got its 250 is stored signed."""
+    import subprocess
+    from conftest import BIN
+    table = table_file(keys, "[example.test]\nkeys = slow:%s\n" % slow_key(keys).path)
+    srv = make_server(dkim_key_table=table, dkim_sign_threads=1).start()
+    socks = bodies_at_once(srv, 16, "Hello.\r\n")
+    assert wait_log(srv, r"info: queued id=")
+    srv.proc.send_signal(signal.SIGTERM)
+    got = 0
+    for c in socks:
+        try:
+            if c.reply()[-1].startswith("250"):
+                got += 1
+        except (EOFError, OSError):
+            pass
+        c.close()
+    assert srv.proc.wait(60) == 0, srv.read_log()[-3000:]
+    srv.log.close()
+    ids = srv.queue_ids()
+    assert len(ids) >= got > 0
+    for qid in ids:
+        raw = subprocess.run([BIN, "-c", srv.conf, "queue", "show", qid], capture_output=True,
+                             timeout=30).stdout.split(b"\n\n", 1)[1]
+        assert len(sigs_of(raw)) == 1

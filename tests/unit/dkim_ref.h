@@ -1,7 +1,9 @@
 /*
  * dkim_ref.h: the slow reference body canonicalization for the unit test
  * and the fuzzer: whole lines, RFC 6376 3.4.3 and 3.4.4 as written, no
- * streaming. out needs n + 2 bytes; returns the length written.
+ * streaming. A last line without CRLF gets one after the steps (so its
+ * trailing whitespace stays, as one SP in relaxed, as dkimpy does it).
+ * out needs n + 2 bytes; returns the length written.
  */
 #ifndef RINGMTA_TEST_DKIM_REF_H
 #define RINGMTA_TEST_DKIM_REF_H
@@ -33,6 +35,8 @@ static inline size_t dkim_ref_body(enum dkim_canon c, const char *in, size_t n, 
 				sp = 0;
 				out[o++] = in[k];
 			}
+			if (sp && j == n)
+				out[o++] = ' ';	/* not before a CRLF: kept */
 		} else {
 			memcpy(out + o, in + i, e - i);
 			o += e - i;

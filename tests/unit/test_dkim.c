@@ -123,7 +123,8 @@ static const struct canon_case body_cases[] = {
 	{ DKIM_CANON_SIMPLE, "\r\n\r\n\r\n", "\r\n", "simple: only blank lines is CRLF" },
 	{ DKIM_CANON_RELAXED, "\r\n \r\n\t\r\n", "", "relaxed: only blank lines is empty" },
 	{ DKIM_CANON_SIMPLE, "abc", "abc\r\n", "simple: no final CRLF gets one" },
-	{ DKIM_CANON_RELAXED, "abc  ", "abc\r\n", "relaxed: no final CRLF gets one, WSP dropped" },
+	{ DKIM_CANON_RELAXED, "abc \t", "abc \r\n", "relaxed: no final CRLF gets one after the WSP (as dkimpy)" },
+	{ DKIM_CANON_RELAXED, "abc\r\n\r\n \t", "abc\r\n\r\n \r\n", "relaxed: a last line of WSP without CRLF is kept" },
 	{ DKIM_CANON_RELAXED, "a \t\r\nb\t\r\n", "a\r\nb\r\n", "relaxed: WSP at line ends dropped" },
 	{ DKIM_CANON_SIMPLE, "a \t\r\n", "a \t\r\n", "simple: WSP kept" },
 	{ DKIM_CANON_RELAXED, "a\rb \r\n", "a\rb\r\n", "relaxed: a lone CR is content" },
@@ -329,6 +330,16 @@ static void test_keys(struct dkim_key **rsa_r, struct dkim_key **ed_r)
 	tap_ok(dkim_key_load(ed_r, keypath("ed.pem"), err, sizeof(err)) == 0 &&
 	       dkim_key_alg(*ed_r) == DKIM_ALG_ED25519_SHA256 && dkim_key_bits(*ed_r) == 256,
 	       "Ed25519 (PKCS#8) loads");
+	sh("openssl pkey -in '%s' -traditional -out '%s.pkcs1' && chmod 600 '%s.pkcs1'", keypath("rsa.pem"));
+	tap_ok(dkim_key_load(&k, keypath("rsa.pem.pkcs1"), err, sizeof(err)) == 0 &&
+	       dkim_key_bits(k) == 2048, "RSA in PKCS#1 (BEGIN RSA PRIVATE KEY) loads");
+	dkim_key_free(k);
+	k = NULL;
+	tap_ok(make_key("rsa1024.pem", "-algorithm RSA -pkeyopt rsa_keygen_bits:1024") &&
+	       dkim_key_load(&k, keypath("rsa1024.pem"), err, sizeof(err)) == 0 && dkim_key_bits(k) == 1024,
+	       "RSA-1024 loads");
+	dkim_key_free(k);
+	k = NULL;
 	tap_ok(dkim_key_load(&k, keypath("rsa512.pem"), err, sizeof(err)) == -1 && k == NULL &&
 	       strstr(err, "512") != NULL, "RSA-512 refused: %s", err);
 

@@ -2,7 +2,9 @@
  * test_dkim_table.c: the DKIM key table (core/dkim/dkim_table.c): the
  * file format and its errors (file:line), key files (missing, readable by
  * group), the lookup order (user, listener, From and its parents,
- * default domain), per-domain options, and dkim_job's unsubscribe URL.
+ * default domain), per-domain options, and signing jobs (dkim_job.c)
+ * run inline: no-key actions, alignment, RFC 8058 fields, single
+ * signature, a message split at odd places.
  * Keys are made here with BoringSSL (RSA 1024 for speed, Ed25519), in
  * $TMPDIR.
  */
@@ -122,6 +124,14 @@ static void test_errors(void)
 	test_bad("[example.com]\nkeys = a:%1$s\nunsubscribe_url = http://x/\n",
 		 "expected an https:// URL", "unsubscribe_url must be https");
 	test_bad("# nothing\n", "no [domain] section", "empty table");
+	test_bad("[example.com]\nkeys = a:%1$s\n b:%1$s\n c:%1$s\n d:%1$s\n e:%1$s\n f:%1$s\n"
+		 " g:%1$s\n h:%1$s\n i:%1$s\n j:%1$s\n k:%1$s\n l:%1$s\n m:%1$s\n n:%1$s\n"
+		 " o:%1$s\n p:%1$s\n q:%1$s\n",
+		 "keys: at most 16 per domain", "too many keys");
+	test_bad("[example.com]\nkeys = a:%1$s\nheaders = from a b c d e f g h i j k l m n o p"
+		 " q r s t u v w x y z\n  aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp qq rr ss tt uu"
+		 " vv ww\n",
+		 "headers: at most 48 names", "too many header names");
 	test_bad("[example.com]\nkeys = a:%1$s\nexpire = soon\n", "table.ini:3: expire: 'soon'",
 		 "bad expire");
 	/* Group-readable key: refused, naming the file. */
@@ -239,6 +249,106 @@ static void test_unsub_url(void)
 	       -1, "too long: -1");
 }
 
+/* Run a job for msg (split into pieces of 7 octets) and return it. */
+static struct dkim_job *test_job(struct dkim_table *t, const char *msg, const char *sender,
+				 const char *rcpt, unsigned nrcpt, enum config_dkim_no_key nk,
+				 enum config_dmarc_unaligned ua)
+{
+	static struct iovec iov[512];
+	struct dkim_job_params p = {
+		.table = t, .sender = sender, .rcpt = rcpt, .nrcpt = nrcpt,
+		.queue_id = 0x0123456789abcdefull, .default_domain = "",
+		.no_key_action = nk, .unaligned_action = ua, .now = 1767225600,
+	};
+	size_t len = strlen(msg);
+	unsigned n = 0;
+	struct dkim_job *j;
+
+	for (size_t off = 0; off < len && n < 512; off += 7, n++) {
+		iov[n].iov_base = (void *)(msg + off);
+		iov[n].iov_len = len - off < 7 ? len - off : 7;
+	}
+	j = dkim_job_new(&p, iov, n, NULL, NULL);
+	if (j != NULL)
+		dkim_job_run(&j->dj_work);
+	return j;
+}
+
+static void test_jobs(void)
+{
+	struct dkim_table *t = NULL;
+	struct dkim_job *j;
+	char err[600];
+	const char *msg = "From: A <a@news.example.com>\r\nTo: b@x.example\r\nSubject: s\r\n"
+			  "\r\nbody\r\n";
+
+	if (dkim_table_load(&t, test_table(
+		"[example.com]\nkeys = r:%1$s e:%2$s\n"
+		"unsubscribe_url = https://u.example.com/u?r={rcpt}&q={queue_id}\n"
+		"unsubscribe_mailto = unsub@example.com\n"
+		"[single.org]\nkeys = r:%1$s e:%2$s\nsingle_signature = yes\n"), err,
+		sizeof(err)) < 0) {
+		tap_ok(0, "job table: %s", err);
+		return;
+	}
+	j = test_job(t, msg, "bounce@example.com", "b@x.example", 1, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_REJECT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_SIGNED && !j->dj_unaligned &&
+	       strcmp(j->dj_sig, "example.com/r,e") == 0 && strcmp(j->dj_from, "news.example.com") == 0,
+	       "parent domain signs with both keys: %s", j ? j->dj_sig : "");
+	tap_ok(j != NULL && j->dj_prefix != NULL &&
+	       strncmp(j->dj_prefix, "DKIM-Signature:", 15) == 0 &&
+	       strstr(j->dj_prefix, "List-Unsubscribe: <https://u.example.com/u?r=b%40x.example&"
+		      "q=0123456789abcdef>,\r\n <mailto:unsub@example.com?subject=unsubscribe>\r\n"
+		      "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != NULL,
+	       "signatures, then the RFC 8058 fields");
+	dkim_job_free(&j);
+	tap_ok(j == NULL, "dkim_job_free clears the pointer");
+	j = test_job(t, msg, "bounce@example.com", NULL, 3, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_SIGNED && j->dj_prefix != NULL &&
+	       strstr(j->dj_prefix, "https://") == NULL &&
+	       strstr(j->dj_prefix, "\r\nList-Unsubscribe-Post:") == NULL &&
+	       strstr(j->dj_note, "3 recipients: mailto only") != NULL,
+	       "several recipients: mailto only, noted: %s", j ? j->dj_note : "");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@single.org\r\n\r\nx", "", "b@x", 1, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_SIGNED && strcmp(j->dj_sig, "single.org/r") == 0,
+	       "single_signature: the first key only");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@nokey.net\r\n\r\nx", "a@nokey.net", "b@x", 1,
+		     CONFIG_DKIM_NO_KEY_UNSIGNED, CONFIG_DMARC_UNALIGNED_REJECT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_UNSIGNED && !j->dj_unaligned &&
+	       strcmp(j->dj_sig, "none(no key)") == 0 && j->dj_prefix == NULL,
+	       "no key, unsigned; aligned through the envelope sender");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@nokey.net\r\n\r\nx", "a@nokey.net", "b@x", 1,
+		     CONFIG_DKIM_NO_KEY_DEFER, CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_REFUSED &&
+	       strcmp(j->dj_reply, "451 4.7.0 Error: no DKIM key for From domain nokey.net") == 0 &&
+	       strcmp(j->dj_reason, "no_key") == 0, "no key, defer: %s", j ? j->dj_reply : "");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@nokey.net\r\n\r\nx", "a@nokey.net", "b@x", 1,
+		     CONFIG_DKIM_NO_KEY_REJECT, CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_REFUSED && strncmp(j->dj_reply, "550 5.7.0", 9) == 0,
+	       "no key, reject: %s", j ? j->dj_reply : "");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@nokey.net\r\n\r\nx", "z@else.org", "b@x", 1,
+		     CONFIG_DKIM_NO_KEY_UNSIGNED, CONFIG_DMARC_UNALIGNED_REJECT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_REFUSED && j->dj_unaligned &&
+	       strcmp(j->dj_reply, "550 5.7.1 Error: From domain nokey.net is not aligned with the"
+		      " DKIM domain or the envelope sender (DMARC)") == 0 &&
+	       strcmp(j->dj_reason, "unaligned") == 0, "unaligned, reject: %s", j ? j->dj_reply : "");
+	dkim_job_free(&j);
+	j = test_job(t, "From: a@b.example.com, c@example.com\r\n\r\nx", "a@example.com", "b@x", 1,
+		     CONFIG_DKIM_NO_KEY_UNSIGNED, CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_unaligned && j->dj_status == DKIM_JOB_UNSIGNED,
+	       "two From addresses: no author domain, unaligned");
+	dkim_job_free(&j);
+	dkim_table_unref(&t);
+}
+
 int main(void)
 {
 	if (!test_make_keys()) {
@@ -248,6 +358,7 @@ int main(void)
 	test_errors();
 	test_lookup();
 	test_unsub_url();
+	test_jobs();
 	unlink(test_rsa);
 	unlink(test_ed);
 	unlink(test_table(""));
