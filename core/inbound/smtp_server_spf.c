@@ -62,7 +62,7 @@ void smtp_spf_start(struct smtp_session *s)
 	j = spf_job_new((const struct sockaddr *)&s->s_peer, s->s_helo, t->t_sender,
 			t->t_sender_len, s, smtp_spf_done);
 	if (j == NULL || env->e_ops->spf_submit(env, &j->sj_work) < 0) {
-		spf_job_free(j);
+		spf_job_free(&j);
 		smtp_spf_apply(s, SPF_RES_TEMPERROR, "SPF checks are busy");
 		return;
 	}
@@ -76,17 +76,17 @@ void smtp_spf_done(struct work_job *w)
 	struct smtp_session *s = w->wj_owner;
 
 	if (s == NULL) {	/* the session left meanwhile */
-		spf_job_free(j);
+		spf_job_free(&j);
 		return;
 	}
 	s->s_spf_job = NULL;
 	s->s_state = SMTP_S_CMD;
 	if (s->s_closing || s->s_txn == NULL) {
-		spf_job_free(j);
+		spf_job_free(&j);
 		return;
 	}
 	smtp_spf_apply(s, j->sj_result, j->sj_why);
-	spf_job_free(j);
+	spf_job_free(&j);
 	smtp_server_resume(s);
 }
 

@@ -30,7 +30,7 @@ struct spf_job *spf_job_new(const struct sockaddr *client, const char *helo, con
 	j->sj_helo = strdup(helo != NULL ? helo : "");
 	j->sj_from = strndup(from != NULL ? from : "", from_len);
 	if (j->sj_helo == NULL || j->sj_from == NULL) {
-		spf_job_free(j);
+		spf_job_free(&j);
 		return NULL;
 	}
 	j->sj_work.wj_run = spf_job_run;
@@ -42,10 +42,13 @@ struct spf_job *spf_job_new(const struct sockaddr *client, const char *helo, con
 	return j;
 }
 
-void spf_job_free(struct spf_job *j)
+void spf_job_free(struct spf_job **j_r)
 {
+	struct spf_job *j = *j_r;
+
 	if (j == NULL)
 		return;
+	*j_r = NULL;
 	free(j->sj_helo);
 	free(j->sj_from);
 	free(j);

@@ -32,7 +32,7 @@ struct spf_job {
  * when it is back (wj_owner = owner). NULL without memory. */
 struct spf_job *spf_job_new(const struct sockaddr *client, const char *helo, const char *from,
 			    size_t from_len, void *owner, void (*done)(struct work_job *j));
-void spf_job_free(struct spf_job *j);
+void spf_job_free(struct spf_job **j);
 
 /*
  * "Authentication-Results: authserv; spf=RESULT smtp.mailfrom=DOMAIN"
