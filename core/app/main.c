@@ -24,6 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/outbound/smtp_client.h"
 
 static void main_usage(FILE *f)
 {
@@ -31,6 +32,7 @@ static void main_usage(FILE *f)
 		"usage: ringmta [-c FILE] [-o key=value]... [--check [-v]]\n"
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
+		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -253,6 +255,8 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_auth_load(cfg, &adb, err, errlen) < 0)
 		return -1;
 	auth_db_free(&adb);
+	if (smtp_client_check_bind(cfg, err, errlen) < 0)
+		return -1;
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
@@ -315,6 +319,11 @@ static int main_serve(const struct config *cfg)
 			queue_close(&q);
 			return 1;
 		}
+	}
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		return 1;
 	}
 	memset(&srv, 0, sizeof(srv));
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
@@ -411,16 +420,20 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
+	bool domain = false;
 	int i, rc;
 
 	config_defaults(&cfg);
-	/* First pass: the file, so that -o applies on top of it. */
+	/* First pass: the file, so that -o applies on top of it. "domain"
+	 * takes -c after its arguments too. */
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "queue") == 0)
+		else if (strcmp(argv[i], "domain") == 0 && !domain)
+			domain = true;
+		else if (strcmp(argv[i], "queue") == 0 && !domain)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -454,7 +467,7 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -469,7 +482,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(main_log_level(cfg.log_level));
-	if (i < argc) {
+	if (i < argc && strcmp(argv[i], "domain") == 0) {
+		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {

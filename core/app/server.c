@@ -20,6 +20,7 @@
 #include "core/config/netacl.h"
 #include "core/http/metrics.h"
 #include "core/inbound/smtp_server.h"
+#include "core/spf/spf_inbound.h"
 #include "io/listen.h"
 #include "tls/tls.h"
 
@@ -379,6 +380,33 @@ static int server_env_auth_submit(struct smtp_env *env, struct work_job *j)
 	return work_pool_submit(w->w_srv->s_auth_pool, j);
 }
 
+/* spf_inbound: the SPF pool and its checker (server_spf_start). */
+static int server_env_spf_submit(struct smtp_env *env, struct work_job *j)
+{
+	struct smtp_worker *w = server_worker_of_env(env);
+
+	if (w->w_srv->s_spf_pool == NULL)
+		return -EAGAIN;
+	j->wj_sink = &w->w_jobs;
+	((struct spf_job *)j)->sj_spf = w->w_srv->s_spf;
+	return work_pool_submit(w->w_srv->s_spf_pool, j);
+}
+
+/* SPF lookups wait on DNS, not on a CPU: more threads than workers. */
+static int server_spf_start(struct server *srv, const struct config *cfg, char *err,
+			    size_t errlen)
+{
+	unsigned n = srv->s_nworkers * 4;
+
+	if (config_spf_inbound_parse(cfg->spf_inbound) <= CONFIG_SPF_NONE)
+		return 0;
+	spf_lib_init();
+	if (spf_new(&srv->s_spf, cfg->dns_servers, cfg->hostname, 2000, err, errlen) < 0)
+		return -1;
+	return work_pool_start(&srv->s_spf_pool, "spf", n < 4 ? 4 : n > 32 ? 32 : n, 1024, err,
+			       errlen);
+}
+
 static struct dkim_table *server_env_sign_table(struct smtp_env *env)
 {
 	struct server *srv = server_worker_of_env(env)->w_srv;
@@ -444,6 +472,7 @@ static void server_env_session_gone(struct smtp_env *env, const struct sockaddr 
 static const struct smtp_env_ops server_env_ops = {
 	.submit = server_env_submit,
 	.auth_submit = server_env_auth_submit,
+	.spf_submit = server_env_spf_submit,
 	.sign_table = server_env_sign_table,
 	.sign_submit = server_env_sign_submit,
 	.next_id = server_env_next_id,
@@ -548,6 +577,8 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	    work_pool_start(&srv->s_auth_pool, "auth", srv->s_nworkers < 2 ? 2 :
 			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
 		return -1;
+	if (server_spf_start(srv, cfg, err, errlen) < 0)
+		return -1;
 	/* DKIM signatures too; a few queued jobs per thread, so that a burst
 	 * keeps the threads busy while back-pressure reaches the clients. */
 	if (srv->s_dkim_table != NULL) {
@@ -615,6 +646,7 @@ void server_destroy(struct server *srv)
 	/* Checks still running belong to sessions that are gone: let them
 	 * finish, then free what came back. */
 	work_pool_stop(&srv->s_auth_pool);
+	work_pool_stop(&srv->s_spf_pool);
 	work_pool_stop(&srv->s_sign_pool);
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct work_job *j, *next;
@@ -634,6 +666,7 @@ void server_destroy(struct server *srv)
 		}
 		work_sink_destroy(&srv->s_workers[i].w_jobs);
 	}
+	spf_free(&srv->s_spf);
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct smtp_worker *w = &srv->s_workers[i];
 

@@ -99,6 +99,9 @@ struct server {
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
 	struct auth_db *s_auth;		/* immutable after start; may be NULL */
 	struct work_pool *s_auth_pool;	/* password checks; NULL without s_auth */
+	/* SPF checks of inbound mail (spf_inbound); both NULL when off. */
+	struct spf *s_spf;
+	struct work_pool *s_spf_pool;
 	/* DKIM: the key table (swapped under s_dkim_lock on reload; jobs
 	 * hold their own references) and the signing pool. The caller sets
 	 * s_dkim_table before server_init(), which then starts the pool. */

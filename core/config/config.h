@@ -106,6 +106,12 @@ struct config {
 	unsigned int max_queue_lifetime;	/* seconds, then bounce */
 	unsigned int delay_warning_time;	/* seconds; 0 = no delay DSN */
 
+	/* Source addresses and SPF */
+	char *smtp_bind_address;	/* owned; "" or an IPv4 address that
+					 * outbound IPv4 sockets bind to */
+	char *smtp_bind_address6;	/* owned; "" or an IPv6 address */
+	char *spf_inbound;	/* owned; none|header|refuse (config_spf_inbound) */
+
 	/* TLS and AUTH */
 	char *tls_cert_file;	/* owned; PEM chain; "" = no TLS offered */
 	char *tls_key_file;	/* owned; PEM private key */
@@ -179,6 +185,15 @@ enum config_tls_policy {
 };
 /* "none"... to the enum, or -1. */
 int config_tls_policy_parse(const char *s);
+
+/* SPF checks of inbound mail on smtp listeners (spf_inbound). */
+enum config_spf_inbound {
+	CONFIG_SPF_NONE = 0,	/* no check */
+	CONFIG_SPF_HEADER = 1,	/* Authentication-Results header only */
+	CONFIG_SPF_REFUSE = 2,	/* header; fail: 550 5.7.23, temperror: 451 */
+};
+/* "none", "header", "refuse" to the enum, or -1. */
+int config_spf_inbound_parse(const char *s);
 /* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
  * err) if the map is malformed. */
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);

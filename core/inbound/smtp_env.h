@@ -50,6 +50,10 @@ struct smtp_env_ops {
 	 * returns (wj_sink); 0: it comes back through its wj_done,
 	 * <0: not taken (no pool, pool full), the session answers 454. */
 	int (*auth_submit)(struct smtp_env *env, struct work_job *j);
+	/* Run an SPF check (a struct spf_job, spf_inbound.h) off this
+	 * thread, as auth_submit does; NULL: no SPF checks (spf_inbound =
+	 * none), <0: not taken, the session counts it as a temperror. */
+	int (*spf_submit)(struct smtp_env *env, struct work_job *j);
 	/* DKIM signing (may be NULL: no signing). sign_table: a new
 	 * reference to the key table current now, or NULL when none is
 	 * configured. sign_submit: run a signing job (core/dkim/dkim_job.h)

@@ -270,6 +270,7 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 		}
 		case SMTP_S_COMMIT:
 		case SMTP_S_AUTH_WAIT:
+		case SMTP_S_SPF_WAIT:
 			return pos;
 		}
 	}
@@ -347,8 +348,7 @@ static void smtp_inq_drain(struct smtp_session *s)
 {
 	struct bufpool *bp = s->s_env->e_bufs;
 
-	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT &&
-	       s->s_state != SMTP_S_AUTH_WAIT && !s->s_closing) {
+	while (s->s_inq_n > 0 && !smtp_state_waits(s->s_state) && !s->s_closing) {
 		struct smtp_inq *q = &s->s_inq[0];
 		size_t used = smtp_input(s, q->q_buf, q->q_buf->ib_data + q->q_off, q->q_len);
 
@@ -418,7 +418,7 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 
 	if (s->s_closing)
 		return;
-	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT ||
+	if (s->s_inq_n > 0 || smtp_state_waits(s->s_state) ||
 	    io_conn_unsent(&s->s_conn) > SMTP_OUT_HIGH) {
 		smtp_inq_add(s, b, off, len);
 		return;
@@ -464,6 +464,7 @@ void smtp_server_session_free(struct smtp_session *s)
 	struct smtp_env *env = s->s_env;
 
 	smtp_inq_clear(s);
+	smtp_spf_forget(s);
 	smtp_tls_free(s);
 	free(s->s_helo);
 	free(s->s_line);
@@ -525,8 +526,7 @@ static void smtp_on_drained(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && s->s_state != SMTP_S_AUTH_WAIT &&
-	    !s->s_closing)
+	if (s->s_inq_n > 0 && !smtp_state_waits(s->s_state) && !s->s_closing)
 		smtp_server_resume(s);
 }
 
@@ -534,7 +534,7 @@ static void smtp_on_timeout(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT) {
+	if (smtp_state_waits(s->s_state)) {
 		io_conn_set_deadline(c, 1);
 		return;
 	}

@@ -49,6 +49,7 @@
 struct tls_conn;
 struct auth_exchange;
 struct auth_job;
+struct spf_job;
 struct dkim_job;
 struct work_job;
 
@@ -62,7 +63,14 @@ enum smtp_state {
 	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
 	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
 	SMTP_S_AUTH_WAIT,	/* a password check runs in the auth pool */
+	SMTP_S_SPF_WAIT,	/* an SPF check runs in the SPF pool */
 };
+
+/* States in which input waits (queued, paused) for a result. */
+static inline bool smtp_state_waits(uint8_t st)
+{
+	return st == SMTP_S_COMMIT || st == SMTP_S_AUTH_WAIT || st == SMTP_S_SPF_WAIT;
+}
 
 /* One mail transaction, MAIL to the end of the body. */
 struct smtp_txn {
@@ -88,6 +96,8 @@ struct smtp_txn {
 	uint32_t t_arena_len;		/* octets used in t_arena */
 	unsigned t_nkept;		/* receive buffers kept */
 	bool t_oom;			/* a slice could not be recorded */
+	char *t_auth_results;		/* owned: Authentication-Results field
+					 * with CRLF (spf_inbound), or NULL */
 	/* DKIM: the signing job, out while signing and kept (for the log)
 	 * once back; owned. NULL: no signing. */
 	struct dkim_job *t_sign;
@@ -117,6 +127,7 @@ struct smtp_session {
 	struct tls_conn *s_tls;		/* owned; NULL in cleartext */
 	struct auth_exchange *s_auth;	/* owned while AUTH runs */
 	struct auth_job *s_auth_job;	/* in the auth pool (owns s_auth meanwhile) */
+	struct spf_job *s_spf_job;	/* in the SPF pool (smtp_server_spf.c) */
 	char *s_auth_user;		/* owned; authenticated identity */
 	uint16_t s_errors;
 	uint16_t s_line_len;
@@ -167,6 +178,14 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
 void smtp_auth_done(struct work_job *w);
 /* The exchange cannot go on (its line was too long): forget it. */
 void smtp_auth_abort(struct smtp_session *s);
+/* smtp_server_spf.c: SPF at MAIL FROM (spf_inbound). Whether this
+ * session's MAIL gets a check; start it for s_txn (the session waits, the
+ * reply comes when it is done); the check came back (worker thread); the
+ * session is going: a running check is left to finish alone. */
+bool smtp_spf_wanted(const struct smtp_session *s);
+void smtp_spf_start(struct smtp_session *s);
+void smtp_spf_done(struct work_job *w);
+void smtp_spf_forget(struct smtp_session *s);
 /* The session stopped waiting: run the input queued meanwhile. */
 void smtp_server_resume(struct smtp_session *s);
 void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd);

@@ -47,6 +47,7 @@ void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t)
 	free(t->t_bufs);
 	free(t->t_prefix);
 	free(t->t_sender);
+	free(t->t_auth_results);
 	dkim_job_free(&t->t_sign);
 	free(t);
 }
@@ -206,7 +207,8 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 	bool tls = s->s_tls != NULL && s->s_tls->tc_done;
 	size_t cap = 768 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
 		     (s->s_auth_user ? strlen(s->s_auth_user) : 0) +
-		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0);
+		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0) +
+		     (t->t_auth_results != NULL ? strlen(t->t_auth_results) : 0);
 	char ids[17], tlsinfo[128] = "", authinfo[300] = "";
 	int n;
 
@@ -229,6 +231,8 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 		n += snprintf(t->t_prefix + n, cap - (size_t)n, "\r\n\tfor <%.*s>",
 			      (int)t->t_rcpts[0].addr_len, t->t_rcpts[0].addr);
 	n += snprintf(t->t_prefix + n, cap - (size_t)n, "; %s\r\n", date);
+	if (t->t_auth_results != NULL)	/* spf_inbound: after Received */
+		n += snprintf(t->t_prefix + n, cap - (size_t)n, "%s", t->t_auth_results);
 	if (!(flags & SMTP_DATA_F_HAS_DATE))
 		n += snprintf(t->t_prefix + n, cap - (size_t)n, "Date: %s\r\n", date);
 	if (!(flags & SMTP_DATA_F_HAS_MSGID))

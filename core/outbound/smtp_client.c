@@ -752,6 +752,16 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		free(c);
 		return NULL;
 	}
+	if (smtp_client_bind_source(env->ce_cfg, fd, a->ss_family, c->c_error,
+				    sizeof(c->c_error)) < 0) {
+		/* Checked at start: the address went away since. */
+		close(fd);
+		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
+		smtp_route_unref(rt);
+		env->ce_nclients--;
+		free(c);
+		return NULL;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_all_next = env->ce_clients;
 	if (env->ce_clients != NULL)

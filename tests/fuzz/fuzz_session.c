@@ -33,6 +33,10 @@
  * random points; replies are decrypted again. AUTH PLAIN/LOGIN/CRAM-MD5
  * work against one account ("fuzz", password "pw") and are offered in
  * cleartext (auth_plaintext_loopback) to a loopback client.
+ * spf_inbound is "refuse": MAIL from a client outside relay_networks
+ * waits for an SPF check that the driver answers between receives, with
+ * a result picked by the sender's length (pass, fail, temperror...),
+ * never with DNS.
  *
  * Checks, whatever the input: no crash, leak or use after free (the
  * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
@@ -65,6 +69,7 @@
 #include "core/inbound/smtp_server.h"
 #include "core/sasl/auth.h"
 #include "core/sasl/auth_pool.h"
+#include "core/spf/spf_inbound.h"
 #include "io/bufpool.h"
 #include "queue/queue.h"
 #include "tests/fuzz/session_env.h"
@@ -222,6 +227,23 @@ static void fz_make_dkim(const char *dir)
 	EVP_PKEY_CTX_free(kc);
 }
 
+/* An SPF check without DNS: the result follows from the input (the
+ * sender's length), so that a run can be replayed. */
+static void fz_spf_run(struct work_job *w)
+{
+	struct spf_job *j = (struct spf_job *)w;
+
+	j->sj_result = (enum spf_result)(strlen(j->sj_from) % (SPF_RES_PERMERROR + 1));
+	snprintf(j->sj_why, sizeof(j->sj_why), "fuzz result for <%.100s>", j->sj_from);
+}
+
+/* SPF checks wait in the password checks' list and run the same way. */
+static int fz_env_spf_submit(struct smtp_env *env, struct work_job *j)
+{
+	j->wj_run = fz_spf_run;
+	return fz_env_auth_submit(env, j);
+}
+
 static uint64_t fz_env_next_id(struct smtp_env *env)
 {
 	return ++fz_of(env)->next_id;
@@ -271,6 +293,7 @@ static void fz_env_session_gone(struct smtp_env *env, const struct sockaddr *pee
 static const struct smtp_env_ops fz_env_ops = {
 	.submit = fz_env_submit,
 	.auth_submit = fz_env_auth_submit,
+	.spf_submit = fz_env_spf_submit,
 	.sign_table = fz_env_sign_table,
 	.sign_submit = fz_env_sign_submit,
 	.next_id = fz_env_next_id,
@@ -323,7 +346,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    config_set(&fz_cfg, "auth_passwd_file", passwd, err, sizeof(err)) != 0 ||
 	    config_set(&fz_cfg, "auth_plaintext_loopback", "yes", err, sizeof(err)) != 0 ||
 	    config_set(&fz_cfg, "max_message_size", "200000", err, sizeof(err)) != 0 ||
-	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0)
+	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "spf_inbound", "refuse", err, sizeof(err)) != 0)
 		fz_die(err);
 	ac.passwd_file = passwd;
 	if (auth_db_load(&adb, &ac, err, sizeof(err)) != 0)

@@ -689,6 +689,43 @@ static void test_validate(void)
 	       "a configuration without defaults does not validate");
 }
 
+/* smtp_bind_address, smtp_bind_address6 and spf_inbound. */
+static void test_validate_sender_auth(void)
+{
+	static const struct {
+		const char *key, *value, *err;	/* err NULL: validates */
+	} cases[] = {
+		{ "smtp_bind_address", "192.0.2.5", NULL },
+		{ "smtp_bind_address", "2001:db8::5", "smtp_bind_address: '2001:db8::5' is not"
+		  " a numeric IPv4 address" },
+		{ "smtp_bind_address", "mail.example", "smtp_bind_address: 'mail.example' is not"
+		  " a numeric IPv4 address" },
+		{ "smtp_bind_address6", "2001:db8::5", NULL },
+		{ "smtp_bind_address6", "192.0.2.5", "smtp_bind_address6: '192.0.2.5' is not"
+		  " a numeric IPv6 address" },
+		{ "spf_inbound", "header", NULL },
+		{ "spf_inbound", "REFUSE", NULL },
+		{ "spf_inbound", "reject", "spf_inbound: must be none, header or refuse" },
+	};
+	struct config cfg;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc;
+
+		config_defaults(&cfg);
+		config_set(&cfg, cases[i].key, cases[i].value, err, sizeof(err));
+		err[0] = '\0';
+		rc = config_validate(&cfg, err, sizeof(err));
+		tap_ok(cases[i].err == NULL ? rc == 0 : rc == -1 && strcmp(err, cases[i].err) == 0,
+		       "%s = %s: %s", cases[i].key, cases[i].value, rc == 0 ? "valid" : err);
+		config_free(&cfg);
+	}
+	tap_ok(config_spf_inbound_parse("none") == CONFIG_SPF_NONE &&
+	       config_spf_inbound_parse("header") == CONFIG_SPF_HEADER &&
+	       config_spf_inbound_parse("refuse") == CONFIG_SPF_REFUSE, "spf_inbound values");
+}
+
 /* The DKIM and DMARC settings: defaults, values, refusals. */
 static void test_dkim_settings(void)
 {
@@ -735,6 +772,7 @@ int main(void)
 {
 	test_dkim_settings();
 	test_typed_fields();
+	test_validate_sender_auth();
 	test_set_good();
 	test_set_bad();
 	test_listen_limits();

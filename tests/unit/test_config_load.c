@@ -35,6 +35,7 @@ static const char *const test_keys[] = {
 	"smtp_command_timeout", "smtp_data_init_timeout",
 	"smtp_data_block_timeout", "smtp_data_done_timeout", "retry_min",
 	"retry_max", "max_queue_lifetime", "delay_warning_time",
+	"smtp_bind_address", "smtp_bind_address6", "spf_inbound",
 	"tls_cert_file", "tls_key_file", "tls_ca_file", "smtp_tls_policy",
 	"smtp_tls_policy_map", "smtp_tls_fallback", "auth_passwd_file",
 	"auth_jwt_keys_file", "auth_jwt_issuer", "auth_jwt_audience",
