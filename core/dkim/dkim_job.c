@@ -150,6 +150,21 @@ static unsigned dkim_job_unsub_bit(const char *name, size_t n)
 	return 0;
 }
 
+/* Whether the message's last two octets are CRLF. */
+static bool dkim_job_ends_crlf(const struct iovec *iov, unsigned iovcnt)
+{
+	char last[2] = { 0, 0 };
+	unsigned have = 0;
+
+	for (unsigned i = iovcnt; i-- > 0 && have < 2;) {
+		const char *p = iov[i].iov_base;
+
+		for (size_t k = iov[i].iov_len; k-- > 0 && have < 2;)
+			last[1 - have++] = p[k];
+	}
+	return have == 2 && last[0] == '\r' && last[1] == '\n';
+}
+
 /* Which of list-unsubscribe / -post the header section holds (bit 0, 1). */
 static unsigned dkim_job_has_unsub(const struct iovec *iov, unsigned iovcnt)
 {
@@ -289,6 +304,7 @@ void dkim_job_run(struct work_job *w)
 	const char *h[DKIM_JOB_HDR_MAX + 1], *over[DKIM_JOB_HDR_MAX + 1];
 	struct dkim_sign_spec specs[DKIM_TABLE_KEYS_MAX];
 	struct iovec *iov;
+	unsigned niov;
 	unsigned nspecs;
 	char *sigs = NULL;
 	size_t siglen = 0, addlen;
@@ -350,7 +366,7 @@ void dkim_job_run(struct work_job *w)
 			sl += (size_t)snprintf(j->dj_sig + sl, sizeof(j->dj_sig) - sl, "%s%s",
 					       i ? "," : "", dd->dd_sel[i].ds_name);
 	}
-	iov = malloc((j->dj_iovcnt + 1) * sizeof(*iov));
+	iov = malloc((j->dj_iovcnt + 2) * sizeof(*iov));
 	if (iov == NULL) {
 		dkim_job_refuse(j, "error", "451 4.3.0 Error: out of memory while signing");
 		return;
@@ -358,7 +374,16 @@ void dkim_job_run(struct work_job *w)
 	iov[0].iov_base = added;
 	iov[0].iov_len = addlen;
 	memcpy(iov + 1, j->dj_iov, j->dj_iovcnt * sizeof(*iov));
-	if (dkim_sign(specs, nspecs, iov, j->dj_iovcnt + 1, &sigs, &siglen, err, sizeof(err)) < 0) {
+	niov = j->dj_iovcnt + 1;
+	/* Sign what will be sent: the outbound client ends a body that does
+	 * not end in CRLF (BDAT allows it) with one before the dot, and a
+	 * verifier canonicalizes that line, trailing blanks and all. */
+	if (!dkim_job_ends_crlf(j->dj_iov, j->dj_iovcnt)) {
+		iov[niov].iov_base = (void *)"\r\n";
+		iov[niov].iov_len = 2;
+		niov++;
+	}
+	if (dkim_sign(specs, nspecs, iov, niov, &sigs, &siglen, err, sizeof(err)) < 0) {
 		free(iov);
 		snprintf(j->dj_note, sizeof(j->dj_note), "dkim_sign: %s", err);
 		dkim_job_refuse(j, "error", "451 4.3.0 Error: signing failed, try again later");
