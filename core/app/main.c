@@ -13,6 +13,8 @@
 
 #include "core/config/config.h"
 #include "core/delivery/delivery.h"
+#include "core/dkim/dkim_table.h"
+#include "core/dmarc/dmarc_org.h"
 #include "core/base/log.h"
 #include "core/http/metrics.h"
 #include "core/app/main.h"
@@ -22,6 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/outbound/smtp_client.h"
 
 static void main_usage(FILE *f)
 {
@@ -29,6 +32,7 @@ static void main_usage(FILE *f)
 		"usage: ringmta [-c FILE] [-o key=value]... [--check [-v]]\n"
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
+		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -177,6 +181,26 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 	return 0;
 }
 
+/* The DKIM key table, when one is configured (*t_r NULL otherwise):
+ * every key loads, or err names the file. */
+static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
+			  size_t errlen)
+{
+	*t_r = NULL;
+	if (cfg->dkim_key_table[0] == '\0')
+		return 0;
+	if (dkim_table_load(t_r, cfg->dkim_key_table, err, errlen) < 0)
+		return -1;
+	if (cfg->dkim_default_domain[0] != '\0' &&
+	    dkim_table_find(*t_r, cfg->dkim_default_domain) == NULL) {
+		snprintf(err, errlen, "dkim_default_domain %s: no [%s] section in %s",
+			 cfg->dkim_default_domain, cfg->dkim_default_domain, cfg->dkim_key_table);
+		dkim_table_unref(t_r);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * --check: what start-up refuses beyond the settings' syntax, with the
  * loaders main_serve() uses: the queue directory's parent must exist
@@ -187,6 +211,7 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_ctx *ts = NULL, *tc = NULL;
 	struct auth_db *adb = NULL;
+	struct dkim_table *dkt = NULL;
 	char *parent, *slash;
 	struct stat st;
 
@@ -230,6 +255,11 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_auth_load(cfg, &adb, err, errlen) < 0)
 		return -1;
 	auth_db_free(&adb);
+	if (smtp_client_check_bind(cfg, err, errlen) < 0)
+		return -1;
+	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
+		return -1;
+	dkim_table_unref(&dkt);
 	return 0;
 }
 
@@ -256,6 +286,7 @@ static int main_serve(const struct config *cfg)
 		log_msg(LOG_ERROR, "TLS library failed to initialise");
 		return 1;
 	}
+	dmarc_org_init();	/* before any thread */
 	/* Never start over a damaged queue (checked in a child, before any
 	 * thread), nor beside another ringmta on the same queue or port. */
 	rc = queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err));
@@ -289,13 +320,20 @@ static int main_serve(const struct config *cfg)
 			return 1;
 		}
 	}
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		return 1;
+	}
 	memset(&srv, 0, sizeof(srv));
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
-	    main_auth_load(cfg, &srv.s_auth, err, sizeof(err)) < 0) {
+	    main_auth_load(cfg, &srv.s_auth, err, sizeof(err)) < 0 ||
+	    main_dkim_load(cfg, &srv.s_dkim_table, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
 		tls_ctx_unref(&srv.s_tls_server);
 		tls_ctx_unref(&srv.s_tls_client);
+		auth_db_free(&srv.s_auth);
 		return 1;
 	}
 	if (server_init(&srv, cfg, q, err, sizeof(err)) < 0) {
@@ -328,6 +366,13 @@ static int main_serve(const struct config *cfg)
 					addr, sizeof(addr)));
 	log_msg(LOG_INFO, "ready: workers=%u queue_dir=%s hostname=%s tls=%s",
 		srv.s_nworkers, cfg->queue_dir, cfg->hostname, tls_lib_version());
+	if (srv.s_dkim_table != NULL) {
+		struct work_pool_stats ps;
+
+		work_pool_get_stats(srv.s_sign_pool, &ps);
+		log_msg(LOG_INFO, "dkim: signing with %s: %u domains, %u threads",
+			cfg->dkim_key_table, dkim_table_count(srv.s_dkim_table), ps.nthreads);
+	}
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
@@ -340,6 +385,19 @@ static int main_serve(const struct config *cfg)
 			} else {
 				server_tls_swap(&srv, ts, tc);
 				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
+			}
+			if (cfg->dkim_key_table[0] != '\0') {
+				struct dkim_table *dkt = NULL;
+
+				/* Messages being signed keep the table they started with. */
+				if (main_dkim_load(cfg, &dkt, err, sizeof(err)) < 0) {
+					log_msg(LOG_ERROR, "reload: %s (keeping the old DKIM key"
+						" table)", err);
+				} else {
+					log_msg(LOG_INFO, "reload: DKIM key table reloaded: %u"
+						" domains", dkim_table_count(dkt));
+					server_dkim_swap(&srv, dkt);
+				}
 			}
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
@@ -362,16 +420,20 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
+	bool domain = false;
 	int i, rc;
 
 	config_defaults(&cfg);
-	/* First pass: the file, so that -o applies on top of it. */
+	/* First pass: the file, so that -o applies on top of it. "domain"
+	 * takes -c after its arguments too. */
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "queue") == 0)
+		else if (strcmp(argv[i], "domain") == 0 && !domain)
+			domain = true;
+		else if (strcmp(argv[i], "queue") == 0 && !domain)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -405,7 +467,7 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -420,7 +482,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(main_log_level(cfg.log_level));
-	if (i < argc) {
+	if (i < argc && strcmp(argv[i], "domain") == 0) {
+		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include "core/base/log.h"
+#include "core/dkim/dkim_job.h"
+#include "core/dkim/dkim_table.h"
 #include "core/config/netacl.h"
 #include "core/http/metrics.h"
 #include "core/inbound/smtp_server.h"
+#include "core/spf/spf_inbound.h"
 #include "io/listen.h"
 #include "tls/tls.h"
 
@@ -93,6 +96,55 @@ void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_
 	/* Sessions still using the old ones hold their own references. */
 	tls_ctx_unref(&old_s);
 	tls_ctx_unref(&old_c);
+}
+
+void server_dkim_swap(struct server *srv, struct dkim_table *t)
+{
+	struct dkim_table *old;
+
+	pthread_mutex_lock(&srv->s_dkim_lock);
+	old = srv->s_dkim_table;
+	srv->s_dkim_table = t;
+	pthread_mutex_unlock(&srv->s_dkim_lock);
+	/* Jobs still signing with the old one hold their own references. */
+	dkim_table_unref(&old);
+}
+
+/* Jobs waiting for room in the signing pool: submit them, in order,
+ * until the pool is full again. */
+static void server_sign_retry(struct smtp_worker *w)
+{
+	struct server *srv = w->w_srv;
+	struct work_job *j;
+
+	while ((j = w->w_sign_wait) != NULL) {
+		struct work_job *next = j->wj_next;
+
+		if (work_pool_submit(srv->s_sign_pool, j) < 0)
+			return;
+		__atomic_store_n(&w->w_sign_wait, next, __ATOMIC_RELAXED);
+		if (next == NULL)
+			w->w_sign_wait_tail = NULL;
+		atomic_fetch_sub(&srv->s_sign_waiting, 1);
+	}
+}
+
+/* A signing job came back: there is room. Wake the other workers that
+ * have jobs waiting (their own jobs may all be done). */
+static void server_sign_room(struct smtp_worker *w)
+{
+	struct server *srv = w->w_srv;
+
+	server_sign_retry(w);
+	if (atomic_load(&srv->s_sign_waiting) == 0)
+		return;
+	for (unsigned i = 0; i < srv->s_nworkers; i++) {
+		struct smtp_worker *o = &srv->s_workers[i];
+
+		/* w_sign_wait is another thread's: only whether it is set */
+		if (o != w && __atomic_load_n(&o->w_sign_wait, __ATOMIC_RELAXED) != NULL)
+			io_loop_wake(&o->w_loop);
+	}
 }
 
 #define SERVER_AUTH_WINDOW 300u
@@ -224,10 +276,20 @@ static void server_on_wake(struct io_loop *loop)
 		next = m->qm_next;
 		smtp_server_committed(m);
 	}
+	bool signed_back = false;
+
 	for (j = work_sink_take(&w->w_jobs); j != NULL; j = jnext) {
 		jnext = j->wj_next;
+		if (j->wj_run == dkim_job_run)
+			signed_back = true;
 		j->wj_done(j);
 	}
+	/* Only a job that came back wakes the others: woken workers just
+	 * retry their own, so two waiting workers never wake each other. */
+	if (signed_back)
+		server_sign_room(w);
+	else if (w->w_sign_wait != NULL)
+		server_sign_retry(w);
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_wake(w->w_services[i].sv_ctx);
 	if (!w->w_env.e_stopping && atomic_load(&w->w_srv->s_stopping))
@@ -241,6 +303,8 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_tick(w->w_services[i].sv_ctx, now);
+	if (w->w_sign_wait != NULL)
+		server_sign_retry(w);	/* never stuck, should a wake be missed */
 	if (w->w_env.e_stopping && now >= w->w_srv->s_stop_deadline) {
 		smtp_server_shutdown_all(&w->w_env, true);
 		for (unsigned i = 0; i < w->w_nservices; i++)
@@ -316,6 +380,69 @@ static int server_env_auth_submit(struct smtp_env *env, struct work_job *j)
 	return work_pool_submit(w->w_srv->s_auth_pool, j);
 }
 
+/* spf_inbound: the SPF pool and its checker (server_spf_start). */
+static int server_env_spf_submit(struct smtp_env *env, struct work_job *j)
+{
+	struct smtp_worker *w = server_worker_of_env(env);
+
+	if (w->w_srv->s_spf_pool == NULL)
+		return -EAGAIN;
+	j->wj_sink = &w->w_jobs;
+	((struct spf_job *)j)->sj_spf = w->w_srv->s_spf;
+	return work_pool_submit(w->w_srv->s_spf_pool, j);
+}
+
+/* SPF lookups wait on DNS, not on a CPU: more threads than workers. */
+static int server_spf_start(struct server *srv, const struct config *cfg, char *err,
+			    size_t errlen)
+{
+	unsigned n = srv->s_nworkers * 4;
+
+	if (config_spf_inbound_parse(cfg->spf_inbound) <= CONFIG_SPF_NONE)
+		return 0;
+	spf_lib_init();
+	if (spf_new(&srv->s_spf, cfg->dns_servers, cfg->hostname, 2000, err, errlen) < 0)
+		return -1;
+	return work_pool_start(&srv->s_spf_pool, "spf", n < 4 ? 4 : n > 32 ? 32 : n, 1024, err,
+			       errlen);
+}
+
+static struct dkim_table *server_env_sign_table(struct smtp_env *env)
+{
+	struct server *srv = server_worker_of_env(env)->w_srv;
+	struct dkim_table *t = NULL;
+
+	if (srv->s_sign_pool == NULL)
+		return NULL;
+	pthread_mutex_lock(&srv->s_dkim_lock);
+	if (srv->s_dkim_table != NULL)
+		t = dkim_table_ref(srv->s_dkim_table);
+	pthread_mutex_unlock(&srv->s_dkim_lock);
+	return t;
+}
+
+/* Never refuses once the pool runs: a job the pool cannot take now waits
+ * in the worker's list, and its session waits for it (back-pressure). */
+static int server_env_sign_submit(struct smtp_env *env, struct work_job *j)
+{
+	struct smtp_worker *w = server_worker_of_env(env);
+	struct server *srv = w->w_srv;
+
+	if (srv->s_sign_pool == NULL)
+		return -EAGAIN;
+	j->wj_sink = &w->w_jobs;
+	j->wj_next = NULL;
+	if (w->w_sign_wait == NULL && work_pool_submit(srv->s_sign_pool, j) == 0)
+		return 0;
+	if (w->w_sign_wait_tail != NULL)
+		w->w_sign_wait_tail->wj_next = j;
+	else
+		__atomic_store_n(&w->w_sign_wait, j, __ATOMIC_RELAXED);
+	w->w_sign_wait_tail = j;
+	atomic_fetch_add(&srv->s_sign_waiting, 1);
+	return 0;
+}
+
 static uint64_t server_env_next_id(struct smtp_env *env)
 {
 	return server_next_id(server_worker_of_env(env));
@@ -345,6 +472,9 @@ static void server_env_session_gone(struct smtp_env *env, const struct sockaddr 
 static const struct smtp_env_ops server_env_ops = {
 	.submit = server_env_submit,
 	.auth_submit = server_env_auth_submit,
+	.spf_submit = server_env_spf_submit,
+	.sign_table = server_env_sign_table,
+	.sign_submit = server_env_sign_submit,
 	.next_id = server_env_next_id,
 	.date = server_env_date,
 	.tls_offered = server_env_tls_offered,
@@ -396,12 +526,15 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 
 	struct tls_ctx *tls_s = srv->s_tls_server, *tls_c = srv->s_tls_client;
 	struct auth_db *adb = srv->s_auth;
+	struct dkim_table *dkt = srv->s_dkim_table;
 
 	/* The caller may have set TLS contexts and the AUTH db already. */
 	memset(srv, 0, sizeof(*srv));
 	srv->s_tls_server = tls_s;
 	srv->s_tls_client = tls_c;
 	srv->s_auth = adb;
+	srv->s_dkim_table = dkt;
+	pthread_mutex_init(&srv->s_dkim_lock, NULL);
 	srv->s_cfg = cfg;
 	srv->s_queue = q;
 	srv->s_nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
@@ -444,6 +577,17 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	    work_pool_start(&srv->s_auth_pool, "auth", srv->s_nworkers < 2 ? 2 :
 			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
 		return -1;
+	if (server_spf_start(srv, cfg, err, errlen) < 0)
+		return -1;
+	/* DKIM signatures too; a few queued jobs per thread, so that a burst
+	 * keeps the threads busy while back-pressure reaches the clients. */
+	if (srv->s_dkim_table != NULL) {
+		unsigned n = cfg->dkim_sign_threads ? cfg->dkim_sign_threads :
+			     (unsigned)(ncpu > 0 ? ncpu : 1);
+
+		if (work_pool_start(&srv->s_sign_pool, "dkim", n, 4 * n, err, errlen) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -502,8 +646,18 @@ void server_destroy(struct server *srv)
 	/* Checks still running belong to sessions that are gone: let them
 	 * finish, then free what came back. */
 	work_pool_stop(&srv->s_auth_pool);
+	work_pool_stop(&srv->s_spf_pool);
+	work_pool_stop(&srv->s_sign_pool);
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct work_job *j, *next;
+
+		for (j = srv->s_workers[i].w_sign_wait; j != NULL; j = next) {
+			next = j->wj_next;
+			j->wj_cancelled = true;
+			j->wj_owner = NULL;
+			j->wj_done(j);
+		}
+		srv->s_workers[i].w_sign_wait = srv->s_workers[i].w_sign_wait_tail = NULL;
 
 		for (j = work_sink_take(&srv->s_workers[i].w_jobs); j != NULL; j = next) {
 			next = j->wj_next;
@@ -512,6 +666,7 @@ void server_destroy(struct server *srv)
 		}
 		work_sink_destroy(&srv->s_workers[i].w_jobs);
 	}
+	spf_free(&srv->s_spf);
 	for (unsigned i = 0; i < srv->s_nworkers; i++) {
 		struct smtp_worker *w = &srv->s_workers[i];
 
@@ -529,6 +684,8 @@ void server_destroy(struct server *srv)
 	srv->s_iptab = NULL;
 	server_tls_swap(srv, NULL, NULL);
 	pthread_mutex_destroy(&srv->s_tls_lock);
+	dkim_table_unref(&srv->s_dkim_table);
+	pthread_mutex_destroy(&srv->s_dkim_lock);
 }
 
 static void server_hist_add(struct metrics_hist *to, const struct stat_hist *h)
@@ -560,6 +717,21 @@ static void server_get_stats(void *ctx, struct metrics_inbound_stats *st_r)
 		st_r->recv_bytes += stat_get(&w->w_loop.lp_stats.recv_bytes);
 		st_r->send_bytes += stat_get(&w->w_loop.lp_stats.send_bytes);
 		server_hist_add(&st_r->accept_lat, &es->es_accept_lat);
+		st_r->dkim_signed += stat_get(&es->es_dkim_signed);
+		st_r->dkim_unsigned_no_key += stat_get(&es->es_dkim_unsigned_no_key);
+		st_r->dkim_refused_no_key += stat_get(&es->es_dkim_refused_no_key);
+		st_r->dkim_refused_unaligned += stat_get(&es->es_dkim_refused_unaligned);
+		st_r->dkim_refused_error += stat_get(&es->es_dkim_refused_error);
+		st_r->dmarc_unaligned += stat_get(&es->es_dmarc_unaligned);
+	}
+	if (srv->s_sign_pool != NULL) {
+		struct work_pool_stats ps;
+
+		work_pool_get_stats(srv->s_sign_pool, &ps);
+		st_r->dkim_sign_queue = ps.queued + atomic_load(&srv->s_sign_waiting);
+		st_r->dkim_sign_threads = ps.nthreads;
+		st_r->dkim_sign_busy_ns = ps.busy_ns;
+		st_r->dkim_sign_full = ps.full;
 	}
 }
 

@@ -24,6 +24,7 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
+struct dkim_table;
 struct metrics_inbound;
 struct tls_ctx;
 struct auth_db;
@@ -74,6 +75,11 @@ struct smtp_worker {
 	 * the sessions' own are in w_env.e_stats. */
 	stat_t w_accepted[CONFIG_LISTEN_MAX];	/* per listener */
 	stat_t w_refused;			/* connections over a cap */
+	/* Signing jobs the pool refused (queue full), in order, linked by
+	 * wj_next: submitted again when a signing job comes back. Each is
+	 * one session's message, and that session reads no input meanwhile,
+	 * so the list is bounded by the sessions. */
+	struct work_job *w_sign_wait, *w_sign_wait_tail;
 };
 
 struct server {
@@ -93,6 +99,16 @@ struct server {
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
 	struct auth_db *s_auth;		/* immutable after start; may be NULL */
 	struct work_pool *s_auth_pool;	/* password checks; NULL without s_auth */
+	/* SPF checks of inbound mail (spf_inbound); both NULL when off. */
+	struct spf *s_spf;
+	struct work_pool *s_spf_pool;
+	/* DKIM: the key table (swapped under s_dkim_lock on reload; jobs
+	 * hold their own references) and the signing pool. The caller sets
+	 * s_dkim_table before server_init(), which then starts the pool. */
+	pthread_mutex_t s_dkim_lock;
+	struct dkim_table *s_dkim_table;	/* NULL: no signing */
+	struct work_pool *s_sign_pool;
+	atomic_uint s_sign_waiting;	/* jobs in the workers' w_sign_wait */
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;
@@ -103,6 +119,10 @@ struct tls_ctx *server_tls_server(struct server *srv);
 struct tls_ctx *server_tls_client(struct server *srv);
 /* Replace the TLS contexts (reload); takes ownership of the new ones. */
 void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_ctx *client_ctx);
+
+/* Replace the DKIM key table (reload); takes the caller's reference.
+ * Only when one was loaded at start (the pool runs). */
+void server_dkim_swap(struct server *srv, struct dkim_table *t);
 
 /* Set up the workers' loops, bind listeners, start the password-check
  * pool; no worker thread runs yet. err names what failed. */

@@ -13,6 +13,7 @@
 #include "core/config/config_internal.h"
 #include "core/config/netacl.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
@@ -141,6 +142,13 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "delay_warning_time", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(delay_warning_time),
 	  .ck_min = 0, .ck_max = 100 * 86400ull, .ck_default = "0" },
+	/* Source addresses and SPF (sender authentication) */
+	{ .ck_name = "smtp_bind_address", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_bind_address), .ck_default = "" },
+	{ .ck_name = "smtp_bind_address6", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_bind_address6), .ck_default = "" },
+	{ .ck_name = "spf_inbound", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(spf_inbound), .ck_default = "none" },
 	/* TLS and AUTH */
 	{ .ck_name = "tls_cert_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(tls_cert_file), .ck_default = "" },
@@ -167,6 +175,18 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "auth_max_failures", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(auth_max_failures),
 	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "10" },
+	/* DKIM signing */
+	{ .ck_name = "dkim_key_table", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_key_table), .ck_default = "" },
+	{ .ck_name = "dkim_default_domain", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_default_domain), .ck_default = "" },
+	{ .ck_name = "dkim_no_key_action", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dkim_no_key_action), .ck_default = "unsigned" },
+	{ .ck_name = "dkim_sign_threads", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(dkim_sign_threads),
+	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
+	{ .ck_name = "dmarc_unaligned_action", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(dmarc_unaligned_action), .ck_default = "accept" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -278,6 +298,8 @@ int config_set_override(struct config *cfg, const char *kv,
 	return rc;
 }
 
+static int config_validate_sender_auth(const struct config *cfg, char *err, size_t errlen);
+
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	char a[32], b[32];
@@ -321,13 +343,87 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 			 a, b);
 		return -1;
 	}
+	if (config_validate_sender_auth(cfg, err, errlen) < 0)
+		return -1;
 	if ((cfg->auth_jwt_keys_file[0] != '\0') &&
 	    (cfg->auth_jwt_issuer[0] == '\0' || cfg->auth_jwt_audience[0] == '\0')) {
 		snprintf(err, errlen, "auth_jwt_keys_file needs auth_jwt_issuer and"
 			 " auth_jwt_audience");
 		return -1;
 	}
+	if (config_dkim_no_key_parse(cfg->dkim_no_key_action) < 0) {
+		snprintf(err, errlen, "dkim_no_key_action: must be unsigned, defer or reject");
+		return -1;
+	}
+	if (config_dmarc_unaligned_parse(cfg->dmarc_unaligned_action) < 0) {
+		snprintf(err, errlen, "dmarc_unaligned_action: must be accept or reject");
+		return -1;
+	}
+	if (strchr(cfg->dkim_default_domain, ' ') != NULL ||
+	    strchr(cfg->dkim_default_domain, '\t') != NULL) {
+		snprintf(err, errlen, "dkim_default_domain: one domain name");
+		return -1;
+	}
+	if (cfg->dkim_default_domain[0] != '\0' && cfg->dkim_key_table[0] == '\0') {
+		snprintf(err, errlen, "dkim_default_domain needs dkim_key_table");
+		return -1;
+	}
 	return 0;
+}
+
+/* The source address and SPF settings (syntax only: whether an
+ * address is local is for smtp_client_check_bind(), which binds). */
+static int config_validate_sender_auth(const struct config *cfg, char *err, size_t errlen)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (cfg->smtp_bind_address[0] != '\0' &&
+	    inet_pton(AF_INET, cfg->smtp_bind_address, &a4) != 1) {
+		snprintf(err, errlen, "smtp_bind_address: '%s' is not a numeric IPv4 address",
+			 cfg->smtp_bind_address);
+		return -1;
+	}
+	if (cfg->smtp_bind_address6[0] != '\0' &&
+	    inet_pton(AF_INET6, cfg->smtp_bind_address6, &a6) != 1) {
+		snprintf(err, errlen, "smtp_bind_address6: '%s' is not a numeric IPv6 address",
+			 cfg->smtp_bind_address6);
+		return -1;
+	}
+	if (config_spf_inbound_parse(cfg->spf_inbound) < 0) {
+		snprintf(err, errlen, "spf_inbound: must be none, header or refuse");
+		return -1;
+	}
+	return 0;
+}
+
+int config_spf_inbound_parse(const char *s)
+{
+	static const char *const names[] = { "none", "header", "refuse" };
+
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_dkim_no_key_parse(const char *s)
+{
+	static const char *const names[] = { "unsigned", "defer", "reject" };
+
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_dmarc_unaligned_parse(const char *s)
+{
+	if (strcasecmp(s, "accept") == 0)
+		return CONFIG_DMARC_UNALIGNED_ACCEPT;
+	if (strcasecmp(s, "reject") == 0)
+		return CONFIG_DMARC_UNALIGNED_REJECT;
+	return -1;
 }
 
 int config_tls_policy_parse(const char *s)
@@ -377,6 +473,10 @@ void config_free(struct config *cfg)
 	cfg->dns_servers = NULL;
 	free(cfg->metrics_listen);
 	cfg->metrics_listen = NULL;
+	free(cfg->smtp_bind_address);
+	free(cfg->smtp_bind_address6);
+	free(cfg->spf_inbound);
+	cfg->smtp_bind_address = cfg->smtp_bind_address6 = cfg->spf_inbound = NULL;
 	free(cfg->tls_cert_file);
 	free(cfg->tls_key_file);
 	free(cfg->tls_ca_file);
@@ -386,6 +486,12 @@ void config_free(struct config *cfg)
 	free(cfg->auth_jwt_keys_file);
 	free(cfg->auth_jwt_issuer);
 	free(cfg->auth_jwt_audience);
+	free(cfg->dkim_key_table);
+	free(cfg->dkim_default_domain);
+	free(cfg->dkim_no_key_action);
+	free(cfg->dmarc_unaligned_action);
+	cfg->dkim_key_table = cfg->dkim_default_domain = NULL;
+	cfg->dkim_no_key_action = cfg->dmarc_unaligned_action = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

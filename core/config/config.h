@@ -106,6 +106,12 @@ struct config {
 	unsigned int max_queue_lifetime;	/* seconds, then bounce */
 	unsigned int delay_warning_time;	/* seconds; 0 = no delay DSN */
 
+	/* Source addresses and SPF */
+	char *smtp_bind_address;	/* owned; "" or an IPv4 address that
+					 * outbound IPv4 sockets bind to */
+	char *smtp_bind_address6;	/* owned; "" or an IPv6 address */
+	char *spf_inbound;	/* owned; none|header|refuse (config_spf_inbound) */
+
 	/* TLS and AUTH */
 	char *tls_cert_file;	/* owned; PEM chain; "" = no TLS offered */
 	char *tls_key_file;	/* owned; PEM private key */
@@ -119,6 +125,13 @@ struct config {
 	char *auth_jwt_audience;	/* owned */
 	bool auth_plaintext_loopback;	/* offer AUTH without TLS to loopback */
 	unsigned int auth_max_failures;	/* per client address per 5 minutes */
+
+	/* DKIM signing and DMARC alignment (README "DKIM signing") */
+	char *dkim_key_table;	/* owned; key table file, "" = no signing */
+	char *dkim_default_domain;	/* owned; d= when nothing else matches */
+	char *dkim_no_key_action;	/* owned; unsigned | defer | reject */
+	unsigned int dkim_sign_threads;	/* 0 = one per online CPU */
+	char *dmarc_unaligned_action;	/* owned; accept | reject */
 
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
@@ -172,9 +185,36 @@ enum config_tls_policy {
 };
 /* "none"... to the enum, or -1. */
 int config_tls_policy_parse(const char *s);
+
+/* SPF checks of inbound mail on smtp listeners (spf_inbound). */
+enum config_spf_inbound {
+	CONFIG_SPF_NONE = 0,	/* no check */
+	CONFIG_SPF_HEADER = 1,	/* Authentication-Results header only */
+	CONFIG_SPF_REFUSE = 2,	/* header; fail: 550 5.7.23, temperror: 451 */
+};
+/* "none", "header", "refuse" to the enum, or -1. */
+int config_spf_inbound_parse(const char *s);
 /* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
  * err) if the map is malformed. */
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);
+/* What to do with a message whose From domain has no DKIM key. */
+enum config_dkim_no_key {
+	CONFIG_DKIM_NO_KEY_UNSIGNED = 0,	/* send it unsigned (counted, logged) */
+	CONFIG_DKIM_NO_KEY_DEFER = 1,		/* 451 4.7.0 at the end of DATA */
+	CONFIG_DKIM_NO_KEY_REJECT = 2,		/* 550 5.7.0 */
+};
+/* "unsigned"... to the enum, or -1. */
+int config_dkim_no_key_parse(const char *s);
+
+/* What to do with a message whose From domain aligns with neither the
+ * DKIM domain nor the envelope sender's (DMARC, relaxed). */
+enum config_dmarc_unaligned {
+	CONFIG_DMARC_UNALIGNED_ACCEPT = 0,	/* counted and logged */
+	CONFIG_DMARC_UNALIGNED_REJECT = 1,	/* 550 5.7.1 at the end of DATA */
+};
+/* "accept" or "reject" to the enum, or -1. */
+int config_dmarc_unaligned_parse(const char *s);
+
 /* An "a.b.c.d:port" or "[ipv6]:port" setting (listen, metrics_listen) as a
  * socket address; 0, or -1 with a message naming the value. */
 int config_addrport_parse(const char *s, struct sockaddr_storage *addr_r, socklen_t *len_r,

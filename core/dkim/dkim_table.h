@@ -22,6 +22,10 @@
  * permissions checked) when the table loads, so a table that loads can
  * sign.
  *
+ * A relative key path is taken from the table file's folder. Listener
+ * names may carry "/kind" as in listen; it is ignored. Values may not
+ * contain " ;" (inih's inline comment).
+ *
  * Lookup (dkim_table_match): the user's override, else the listener's,
  * else the From domain, then its parent domains (a.b.example.com ->
  * b.example.com -> example.com), then default_domain. NULL: no key.
@@ -35,10 +39,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/dkim/dkim.h"
 
 struct dkim_table;
+
+#define DKIM_TABLE_KEYS_MAX 16u		/* selectors per domain */
+#define DKIM_TABLE_HEADERS_MAX 48u	/* names in headers = */
 
 struct dkim_selector {
 	char *ds_name;			/* s= */
@@ -75,5 +83,9 @@ const struct dkim_domain *dkim_table_at(const struct dkim_table *t, unsigned i);
 const struct dkim_domain *dkim_table_match(const struct dkim_table *t, const char *user,
 					   const char *listener, const char *from_domain,
 					   const char *default_domain);
+/* The listener text dkim_table_match() compares: a [listener ...] name
+ * after parsing, "1.2.3.4:25" or "[::1]:587", from an address. Returns
+ * what snprintf returns. (Added for the daemon.) */
+int dkim_table_listener_name(const struct sockaddr *sa, char *buf, size_t cap);
 
 #endif

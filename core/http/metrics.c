@@ -112,6 +112,45 @@ static void mb_per_worker(struct mbuf *b, struct metrics *m, const char *name,
 	}
 }
 
+/* One series without labels: name{labels} value, under its head. */
+static void mb_series(struct mbuf *b, const char *name, const char *type, const char *help,
+		      const char *labels, uint64_t value)
+{
+	mb_head(b, name, type, help);
+	mb_printf(b, "%s%s %llu\n", name, labels, (unsigned long long)value);
+}
+
+/* Signing at acceptance (core/dkim) and DMARC alignment. */
+static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_stats *ss)
+{
+	mb_series(b, "ringmta_dkim_signed_total", "counter",
+		  "Messages signed with DKIM at acceptance.", "", ss->dkim_signed);
+	mb_series(b, "ringmta_dkim_unsigned_total", "counter",
+		  "Messages accepted unsigned (dkim_no_key_action = unsigned).",
+		  "{reason=\"no_key\"}", ss->dkim_unsigned_no_key);
+	mb_head(b, "ringmta_dkim_refused_total", "counter",
+		"Messages refused at the end of DATA by the signing step, per reason.");
+	mb_printf(b, "ringmta_dkim_refused_total{reason=\"no_key\"} %llu\n"
+		  "ringmta_dkim_refused_total{reason=\"unaligned\"} %llu\n"
+		  "ringmta_dkim_refused_total{reason=\"error\"} %llu\n",
+		  (unsigned long long)ss->dkim_refused_no_key,
+		  (unsigned long long)ss->dkim_refused_unaligned,
+		  (unsigned long long)ss->dkim_refused_error);
+	mb_series(b, "ringmta_dmarc_unaligned_total", "counter",
+		  "Messages whose From domain aligned with neither the DKIM domain nor the"
+		  " envelope sender's (accepted or refused).", "", ss->dmarc_unaligned);
+	mb_series(b, "ringmta_dkim_sign_queue", "gauge",
+		  "Signing jobs waiting for a signing thread.", "", ss->dkim_sign_queue);
+	mb_series(b, "ringmta_dkim_sign_threads", "gauge", "Signing threads (0: signing off).",
+		  "", ss->dkim_sign_threads);
+	mb_series(b, "ringmta_dkim_sign_full_total", "counter",
+		  "Times the signing queue was full: the job waited in its worker and its"
+		  " client for the 250 (back-pressure).", "", ss->dkim_sign_full);
+	mb_head(b, "ringmta_dkim_sign_busy_seconds_total", "counter",
+		"Time the signing threads spent signing.");
+	mb_printf(b, "ringmta_dkim_sign_busy_seconds_total %.6f\n", ss->dkim_sign_busy_ns / 1e9);
+}
+
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
@@ -153,6 +192,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		"Message bodies refused (bare CR/LF, too big, long lines).");
 	mb_printf(b, "ringmta_messages_rejected_total %llu\n",
 		  (unsigned long long)ss.rejected);
+	metrics_render_dkim(b, &ss);
 	mb_head(b, "ringmta_recipients_total", "counter",
 		"Delivery attempts' outcomes per recipient.");
 	mb_printf(b, "ringmta_recipients_total{result=\"delivered\"} %llu\n"

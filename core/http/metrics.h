@@ -40,6 +40,14 @@ struct metrics_inbound_stats {
 	uint64_t tls_handshakes, tls_failures;
 	uint64_t recv_bytes, send_bytes;		/* in and out bound */
 	struct metrics_hist accept_lat;
+	/* DKIM signing at acceptance and DMARC alignment */
+	uint64_t dkim_signed, dkim_unsigned_no_key;
+	uint64_t dkim_refused_no_key, dkim_refused_unaligned, dkim_refused_error;
+	uint64_t dmarc_unaligned;
+	unsigned dkim_sign_queue;	/* jobs waiting: the pool's and the workers' */
+	unsigned dkim_sign_threads;	/* 0: signing off */
+	uint64_t dkim_sign_busy_ns;	/* the signing threads' time in jobs */
+	uint64_t dkim_sign_full;	/* submits the full queue refused (jobs then wait) */
 };
 
 /* Where those come from (the workers: server_metrics_source()); called

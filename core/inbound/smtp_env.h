@@ -5,7 +5,7 @@
  * from outside comes through one environment: the settings, the AUTH
  * accounts, the loop and buffer pool its connections live on, and an ops
  * table for what only the owner can do (queue a message, run a password
- * check, hand out queue ids, the date, the TLS context, AUTH failure
+ * check, sign a message, hand out queue ids, the date, the TLS context, AUTH failure
  * accounting, release a session's caps). The server (core/app/server.c)
  * builds one per worker from the worker's queue sink, auth sink and
  * loop; the fuzzer (tests/fuzz/fuzz_session.c) builds one that collects
@@ -31,6 +31,7 @@
 #include "io/stat.h"
 
 struct auth_db;
+struct dkim_table;
 struct work_job;
 struct bufpool;
 struct io_loop;
@@ -49,6 +50,18 @@ struct smtp_env_ops {
 	 * returns (wj_sink); 0: it comes back through its wj_done,
 	 * <0: not taken (no pool, pool full), the session answers 454. */
 	int (*auth_submit)(struct smtp_env *env, struct work_job *j);
+	/* Run an SPF check (a struct spf_job, spf_inbound.h) off this
+	 * thread, as auth_submit does; NULL: no SPF checks (spf_inbound =
+	 * none), <0: not taken, the session counts it as a temperror. */
+	int (*spf_submit)(struct smtp_env *env, struct work_job *j);
+	/* DKIM signing (may be NULL: no signing). sign_table: a new
+	 * reference to the key table current now, or NULL when none is
+	 * configured. sign_submit: run a signing job (core/dkim/dkim_job.h)
+	 * off this thread; the op sets wj_sink. 0: it comes back through its
+	 * wj_done, perhaps after waiting for room in the pool (the session
+	 * waits too: back-pressure); <0: not taken, the session answers 451. */
+	struct dkim_table *(*sign_table)(struct smtp_env *env);
+	int (*sign_submit)(struct smtp_env *env, struct work_job *j);
 	/* The next queue id: unique, increasing. */
 	uint64_t (*next_id)(struct smtp_env *env);
 	/* The current date in RFC 5322 form; valid until the next call. */
@@ -74,6 +87,13 @@ struct smtp_env_stats {
 	stat_t es_rejected;			/* bodies refused */
 	stat_t es_tls_handshakes, es_tls_failures;
 	struct stat_hist es_accept_lat;		/* end of DATA -> 250 */
+	/* DKIM signing at acceptance, DMARC alignment */
+	stat_t es_dkim_signed;			/* messages signed */
+	stat_t es_dkim_unsigned_no_key;		/* sent unsigned: no key */
+	stat_t es_dkim_refused_no_key;		/* 451/550: no key */
+	stat_t es_dkim_refused_unaligned;	/* 550 5.7.1: not aligned */
+	stat_t es_dkim_refused_error;		/* 451: signing failed */
+	stat_t es_dmarc_unaligned;		/* From aligned with neither */
 };
 
 struct smtp_env {

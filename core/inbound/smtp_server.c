@@ -18,6 +18,7 @@
 
 #include "core/config/config.h"
 #include "core/base/log.h"
+#include "core/dkim/dkim_job.h"
 #include "core/config/netacl.h"
 #include "tls/tls.h"
 
@@ -269,6 +270,7 @@ static size_t smtp_input(struct smtp_session *s, struct io_buf *b,
 		}
 		case SMTP_S_COMMIT:
 		case SMTP_S_AUTH_WAIT:
+		case SMTP_S_SPF_WAIT:
 			return pos;
 		}
 	}
@@ -346,8 +348,7 @@ static void smtp_inq_drain(struct smtp_session *s)
 {
 	struct bufpool *bp = s->s_env->e_bufs;
 
-	while (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT &&
-	       s->s_state != SMTP_S_AUTH_WAIT && !s->s_closing) {
+	while (s->s_inq_n > 0 && !smtp_state_waits(s->s_state) && !s->s_closing) {
 		struct smtp_inq *q = &s->s_inq[0];
 		size_t used = smtp_input(s, q->q_buf, q->q_buf->ib_data + q->q_off, q->q_len);
 
@@ -417,7 +418,7 @@ void smtp_server_input_plain(struct smtp_session *s, struct io_buf *b, size_t of
 
 	if (s->s_closing)
 		return;
-	if (s->s_inq_n > 0 || s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT ||
+	if (s->s_inq_n > 0 || smtp_state_waits(s->s_state) ||
 	    io_conn_unsent(&s->s_conn) > SMTP_OUT_HIGH) {
 		smtp_inq_add(s, b, off, len);
 		return;
@@ -458,11 +459,12 @@ void smtp_server_out(struct smtp_session *s, const char *p, size_t n)
 }
 
 /* A session's last step, its transaction already ended: free what it owns. */
-static void smtp_session_free(struct smtp_session *s)
+void smtp_server_session_free(struct smtp_session *s)
 {
 	struct smtp_env *env = s->s_env;
 
 	smtp_inq_clear(s);
+	smtp_spf_forget(s);
 	smtp_tls_free(s);
 	free(s->s_helo);
 	free(s->s_line);
@@ -487,18 +489,19 @@ void smtp_server_committed(struct queue_msg *m)
 			t->t_sender, t->t_nrcpt, m->qm_rec.size);
 		smtp_server_txn_free(env, t);
 		s->s_txn = NULL;
-		smtp_session_free(s);
+		smtp_server_session_free(s);
 		return;
 	}
 	s->s_state = SMTP_S_CMD;
 	if (m->qm_status == 0) {
 		stat_inc(&env->e_stats.es_messages);
-		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_server_now_ns() - m->qm_submit_ns);
+		stat_hist_observe(&env->e_stats.es_accept_lat, smtp_server_now_ns() - t->t_end_ns);
 		s->s_messages++;
-		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64,
-			ids, s->s_addr, s->s_auth_user ? " user=" : "",
+		log_msg(LOG_INFO, "queued id=%s client=%s%s%s from=<%s> nrcpt=%u size=%" PRIu64
+			"%s%s", ids, s->s_addr, s->s_auth_user ? " user=" : "",
 			s->s_auth_user ? s->s_auth_user : "", t->t_sender, t->t_nrcpt,
-			m->qm_rec.size);
+			m->qm_rec.size, t->t_sign ? " dkim=" : "",
+			t->t_sign ? t->t_sign->dj_sig : "");
 		smtp_server_reply(s, "250 2.0.0 Ok: queued as %s", ids);
 	} else if (m->qm_status == -ENOSPC) {
 		smtp_server_reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
@@ -523,8 +526,7 @@ static void smtp_on_drained(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_inq_n > 0 && s->s_state != SMTP_S_COMMIT && s->s_state != SMTP_S_AUTH_WAIT &&
-	    !s->s_closing)
+	if (s->s_inq_n > 0 && !smtp_state_waits(s->s_state) && !s->s_closing)
 		smtp_server_resume(s);
 }
 
@@ -532,7 +534,7 @@ static void smtp_on_timeout(struct io_conn *c)
 {
 	struct smtp_session *s = smtp_of_conn(c);
 
-	if (s->s_state == SMTP_S_COMMIT || s->s_state == SMTP_S_AUTH_WAIT) {
+	if (smtp_state_waits(s->s_state)) {
 		io_conn_set_deadline(c, 1);
 		return;
 	}
@@ -572,7 +574,7 @@ static void smtp_on_free(struct io_conn *c)
 		return;
 	}
 	smtp_server_txn_end(s);
-	smtp_session_free(s);
+	smtp_server_session_free(s);
 }
 
 static const struct io_conn_ops smtp_conn_ops = {

@@ -14,18 +14,20 @@
  * quarter of it, and none while the worker's pool is low; other bytes
  * (short slices, small segments, the rest of a big message) are copied
  * into heap chunks owned by the transaction, so slices stay few and
- * large. The session takes no input while a commit is pending or while
- * the client has more than SMTP_OUT_HIGH octets of replies unread: input
+ * large. The session takes no input while a commit (or the DKIM
+ * signature before it, a job in the signing pool) is pending or while the
+ * client has more than SMTP_OUT_HIGH octets of replies unread: input
  * that arrives meanwhile waits, in order, in the input queue, and the
  * connection stops receiving once that holds SMTP_INQ_PAUSE_BYTES.
  *
  * Everything a session needs from outside (settings, buffer pool, queue,
- * password checks, ids, date, TLS context) comes through its environment
- * (smtp_env.h); the session knows nothing of the worker that runs it.
+ * password checks, DKIM signing, ids, date, TLS context) comes through
+ * its environment (smtp_env.h); the session knows nothing of the worker
+ * that runs it.
  *
  * Ownership: smtp_server_start() allocates a session on its env's list;
- * a session frees itself when its connection is gone and no commit is
- * outstanding.
+ * a session frees itself when its connection is gone and no commit or
+ * signature is outstanding.
  */
 #ifndef RINGMTA_SMTP_SERVER_H
 #define RINGMTA_SMTP_SERVER_H
@@ -47,6 +49,8 @@
 struct tls_conn;
 struct auth_exchange;
 struct auth_job;
+struct spf_job;
+struct dkim_job;
 struct work_job;
 
 enum smtp_state {
@@ -54,12 +58,19 @@ enum smtp_state {
 	SMTP_S_CMD,		/* reading commands */
 	SMTP_S_DATA,		/* reading a DATA body */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
-	SMTP_S_COMMIT,		/* waiting for the queue commit */
+	SMTP_S_COMMIT,		/* waiting for the signer, then the queue commit */
 	SMTP_S_SKIP,		/* discarding an overlong line */
 	SMTP_S_AUTH,		/* reading SASL responses (RFC 4954) */
 	SMTP_S_TLS_HANDSHAKE,	/* implicit TLS: greeting after the handshake */
 	SMTP_S_AUTH_WAIT,	/* a password check runs in the auth pool */
+	SMTP_S_SPF_WAIT,	/* an SPF check runs in the SPF pool */
 };
+
+/* States in which input waits (queued, paused) for a result. */
+static inline bool smtp_state_waits(uint8_t st)
+{
+	return st == SMTP_S_COMMIT || st == SMTP_S_AUTH_WAIT || st == SMTP_S_SPF_WAIT;
+}
 
 /* One mail transaction, MAIL to the end of the body. */
 struct smtp_txn {
@@ -85,6 +96,12 @@ struct smtp_txn {
 	uint32_t t_arena_len;		/* octets used in t_arena */
 	unsigned t_nkept;		/* receive buffers kept */
 	bool t_oom;			/* a slice could not be recorded */
+	char *t_auth_results;		/* owned: Authentication-Results field
+					 * with CRLF (spf_inbound), or NULL */
+	/* DKIM: the signing job, out while signing and kept (for the log)
+	 * once back; owned. NULL: no signing. */
+	struct dkim_job *t_sign;
+	uint64_t t_end_ns;		/* end of the body (monotonic), for es_accept_lat */
 };
 
 /* Input received while the session was waiting. q_off + q_len is the end
@@ -110,6 +127,7 @@ struct smtp_session {
 	struct tls_conn *s_tls;		/* owned; NULL in cleartext */
 	struct auth_exchange *s_auth;	/* owned while AUTH runs */
 	struct auth_job *s_auth_job;	/* in the auth pool (owns s_auth meanwhile) */
+	struct spf_job *s_spf_job;	/* in the SPF pool (smtp_server_spf.c) */
 	char *s_auth_user;		/* owned; authenticated identity */
 	uint16_t s_errors;
 	uint16_t s_line_len;
@@ -160,6 +178,14 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
 void smtp_auth_done(struct work_job *w);
 /* The exchange cannot go on (its line was too long): forget it. */
 void smtp_auth_abort(struct smtp_session *s);
+/* smtp_server_spf.c: SPF at MAIL FROM (spf_inbound). Whether this
+ * session's MAIL gets a check; start it for s_txn (the session waits, the
+ * reply comes when it is done); the check came back (worker thread); the
+ * session is going: a running check is left to finish alone. */
+bool smtp_spf_wanted(const struct smtp_session *s);
+void smtp_spf_start(struct smtp_session *s);
+void smtp_spf_done(struct work_job *w);
+void smtp_spf_forget(struct smtp_session *s);
 /* The session stopped waiting: run the input queued meanwhile. */
 void smtp_server_resume(struct smtp_session *s);
 void smtp_starttls_command(struct smtp_session *s, const struct smtp_cmd *cmd);
@@ -176,6 +202,10 @@ void smtp_server_close(struct smtp_session *s, const char *reason);
 void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode);
 void smtp_server_message_done(struct smtp_session *s);
 void smtp_server_bdat_done(struct smtp_session *s);
+/* A session's last step, its transaction already ended. */
+void smtp_server_session_free(struct smtp_session *s);
+/* A signing job came back (worker thread). */
+void smtp_server_sign_done(struct work_job *w);
 const struct config *smtp_server_cfg(const struct smtp_session *s);
 
 #endif

@@ -120,6 +120,10 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	t->t_sender_len = (uint16_t)cmd->path.len;
 	t->t_smtputf8 = cmd->smtputf8;
 	s->s_txn = t;
+	if (smtp_spf_wanted(s)) {
+		smtp_spf_start(s);	/* it answers */
+		return;
+	}
 	smtp_server_reply(s, "250 2.1.0 Ok");
 }
 

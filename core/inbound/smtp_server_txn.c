@@ -1,7 +1,10 @@
 /*
  * smtp_server_txn.c: a mail transaction's body and its hand-off to the
  * queue: body slices kept in their receive buffers or copied into heap
- * chunks (bounded per message), the trace header, and the submit.
+ * chunks (bounded per message), the trace header, DKIM signing (a job
+ * in the signing pool between the end of the body and the submit: the
+ * signature is stored with the message, in the same commit, before the
+ * 250), and the submit.
  */
 #include "core/inbound/smtp_server.h"
 
@@ -15,6 +18,8 @@
 
 #include "core/base/log.h"
 #include "core/config/config.h"
+#include "core/dkim/dkim_job.h"
+#include "core/dkim/dkim_table.h"
 #include "tls/tls.h"
 
 /*
@@ -42,6 +47,8 @@ void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t)
 	free(t->t_bufs);
 	free(t->t_prefix);
 	free(t->t_sender);
+	free(t->t_auth_results);
+	dkim_job_free(&t->t_sign);
 	free(t);
 }
 
@@ -200,7 +207,8 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 	bool tls = s->s_tls != NULL && s->s_tls->tc_done;
 	size_t cap = 768 + strlen(cfg->hostname) * 2 + strlen(s->s_helo ? s->s_helo : "") +
 		     (s->s_auth_user ? strlen(s->s_auth_user) : 0) +
-		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0);
+		     (t->t_nrcpt == 1 ? t->t_rcpts[0].addr_len : 0) +
+		     (t->t_auth_results != NULL ? strlen(t->t_auth_results) : 0);
 	char ids[17], tlsinfo[128] = "", authinfo[300] = "";
 	int n;
 
@@ -223,6 +231,8 @@ static int smtp_build_prefix(struct smtp_session *s, struct smtp_txn *t,
 		n += snprintf(t->t_prefix + n, cap - (size_t)n, "\r\n\tfor <%.*s>",
 			      (int)t->t_rcpts[0].addr_len, t->t_rcpts[0].addr);
 	n += snprintf(t->t_prefix + n, cap - (size_t)n, "; %s\r\n", date);
+	if (t->t_auth_results != NULL)	/* spf_inbound: after Received */
+		n += snprintf(t->t_prefix + n, cap - (size_t)n, "%s", t->t_auth_results);
 	if (!(flags & SMTP_DATA_F_HAS_DATE))
 		n += snprintf(t->t_prefix + n, cap - (size_t)n, "Date: %s\r\n", date);
 	if (!(flags & SMTP_DATA_F_HAS_MSGID))
@@ -249,7 +259,10 @@ static uint64_t smtp_now_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* The body is complete: refuse it, or hand it to the queue. */
+static int smtp_sign_start(struct smtp_session *s, struct smtp_txn *t, uint64_t id);
+
+/* The body is complete: refuse it, or hand it to the queue (through the
+ * signer when a key table is loaded). */
 void smtp_server_message_done(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->s_txn;
@@ -295,6 +308,126 @@ void smtp_server_message_done(struct smtp_session *s)
 	m->qm_rec.rcpts = t->t_rcpts;
 	m->qm_iov = t->t_iov;
 	m->qm_iovcnt = t->t_niov;
+	t->t_end_ns = smtp_server_now_ns();	/* the 250's latency includes signing */
 	s->s_state = SMTP_S_COMMIT;
+	if (smtp_sign_start(s, t, id) != 0)
+		return;		/* signing, or refused */
 	s->s_env->e_ops->submit(s->s_env, m);
+}
+
+/* Hand the message to the signing pool when a key table is loaded.
+ * Returns 0 when there is nothing to sign (submit now), 1 when the job is
+ * out (state stays SMTP_S_COMMIT: no input), -1 when it was answered. */
+static int smtp_sign_start(struct smtp_session *s, struct smtp_txn *t, uint64_t id)
+{
+	struct smtp_env *env = s->s_env;
+	const struct config *cfg = smtp_server_cfg(s);
+	struct dkim_job_params p;
+	struct dkim_table *tab;
+	char listener[80];
+
+	if (env->e_ops->sign_table == NULL || env->e_ops->sign_submit == NULL ||
+	    (tab = env->e_ops->sign_table(env)) == NULL)
+		return 0;
+	dkim_table_listener_name((const struct sockaddr *)&cfg->listen[s->s_listener].cl_addr,
+				 listener, sizeof(listener));
+	p = (struct dkim_job_params){
+		.table = tab,
+		.sender = t->t_sender,
+		.user = s->s_auth_user,
+		.listener = listener,
+		.rcpt = t->t_nrcpt == 1 ? t->t_rcpts[0].addr : NULL,
+		.nrcpt = t->t_nrcpt,
+		.queue_id = id,
+		.default_domain = cfg->dkim_default_domain,
+		.no_key_action = (enum config_dkim_no_key)config_dkim_no_key_parse(
+			cfg->dkim_no_key_action),
+		.unaligned_action = (enum config_dmarc_unaligned)config_dmarc_unaligned_parse(
+			cfg->dmarc_unaligned_action),
+		.now = (uint64_t)time(NULL),
+	};
+	t->t_sign = dkim_job_new(&p, t->t_iov, t->t_niov, s, smtp_server_sign_done);
+	dkim_table_unref(&tab);
+	if (t->t_sign == NULL || env->e_ops->sign_submit(env, &t->t_sign->dj_work) < 0) {
+		s->s_state = SMTP_S_CMD;
+		log_msg(LOG_WARNING, "reject client=%s from=<%s> reason=\"signing unavailable\"",
+			s->s_addr, t->t_sender);
+		smtp_server_txn_end(s);
+		smtp_server_reply(s, "451 4.3.0 Error: signing unavailable, try again later");
+		return -1;
+	}
+	return 1;
+}
+
+/* The signature (or the refusal) is back: prepend it and submit, or
+ * answer. The session waited in SMTP_S_COMMIT; a session whose client
+ * left meanwhile (s_gone) ends here without queuing: no 250 was given. */
+void smtp_server_sign_done(struct work_job *w)
+{
+	struct dkim_job *j = (struct dkim_job *)w;
+	struct smtp_session *s = w->wj_owner;
+	struct smtp_env *env;
+	struct smtp_txn *t;
+	char ids[17];
+
+	if (s == NULL)
+		return;	/* the server is going away; the transaction owns the job */
+	env = s->s_env;
+	t = s->s_txn;
+	queue_id_str(t->t_msg.qm_id, ids);
+	if (s->s_gone) {
+		log_msg(LOG_INFO, "not queued id=%s client=%s from=<%s>: client gone while signing",
+			ids, s->s_addr, t->t_sender);
+		smtp_server_txn_end(s);
+		smtp_server_session_free(s);
+		return;
+	}
+	if (j->dj_unaligned) {
+		stat_inc(&env->e_stats.es_dmarc_unaligned);
+		log_msg(LOG_WARNING, "dmarc: unaligned id=%s client=%s from=<%s> header_from=%s"
+			" dkim=%s action=%s", ids, s->s_addr, t->t_sender,
+			j->dj_from[0] ? j->dj_from : "(none or several)",
+			j->dj_sig[0] ? j->dj_sig : "none",
+			j->dj_status == DKIM_JOB_REFUSED ? "reject" : "accept");
+	}
+	if (j->dj_note[0] != '\0')
+		log_msg(LOG_INFO, "dkim: id=%s %s", ids, j->dj_note);
+	if (j->dj_status == DKIM_JOB_REFUSED) {
+		const char *r = j->dj_reason;
+
+		stat_inc(strcmp(r, "no_key") == 0 ? &env->e_stats.es_dkim_refused_no_key :
+			 strcmp(r, "unaligned") == 0 ? &env->e_stats.es_dkim_refused_unaligned :
+			 &env->e_stats.es_dkim_refused_error);
+		stat_inc(&env->e_stats.es_rejected);
+		log_msg(LOG_INFO, "reject id=%s client=%s from=<%s> reason=\"%s\"", ids, s->s_addr,
+			t->t_sender, j->dj_reply);
+		s->s_state = SMTP_S_CMD;
+		smtp_server_reply(s, "%s", j->dj_reply);
+		smtp_server_txn_end(s);
+		smtp_server_resume(s);
+		return;
+	}
+	if (j->dj_status == DKIM_JOB_UNSIGNED) {
+		stat_inc(&env->e_stats.es_dkim_unsigned_no_key);
+	} else {
+		/* Signatures (and added fields) above the trace header. */
+		size_t plen = t->t_iov[0].iov_len;
+		char *np = realloc(j->dj_prefix, j->dj_prefix_len + plen + 1);
+
+		if (np == NULL) {
+			s->s_state = SMTP_S_CMD;
+			smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
+			smtp_server_txn_end(s);
+			smtp_server_resume(s);
+			return;
+		}
+		memcpy(np + j->dj_prefix_len, t->t_iov[0].iov_base, plen);
+		free(t->t_prefix);
+		t->t_prefix = np;
+		j->dj_prefix = NULL;
+		t->t_iov[0].iov_base = np;
+		t->t_iov[0].iov_len = j->dj_prefix_len + plen;
+		stat_inc(&env->e_stats.es_dkim_signed);
+	}
+	env->e_ops->submit(env, &t->t_msg);
 }

@@ -271,6 +271,16 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 		cl_ready(c);
 		return;
 	}
+	/* ringmta never downgrades an 8-bit body to 7 bits (RFC 6152 leaves
+	 * conversion to the sender): converting would break the DKIM
+	 * signatures made at acceptance. A hop without 8BITMIME gets none. */
+	if ((j->ct_flags & QRECORD_F_8BIT) && !(c->c_ext & SMTP_EXT_8BITMIME)) {
+		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.6.3",
+			   "next hop does not support 8BITMIME; ringmta does not convert"
+			   " 8-bit mail, which would break its DKIM signature");
+		cl_ready(c);
+		return;
+	}
 	if (c->c_maxsize != 0 && j->ct_size > c->c_maxsize) {
 		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.3.4",
 			   "message size exceeds the remote server's fixed limit");
@@ -301,8 +311,8 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 			snprintf(size, sizeof(size), " SIZE=%llu",
 				 (unsigned long long)c->c_body_len);
 		cl_write(c, "MAIL FROM:<%s>%s%s%s\r\n", j->ct_sender, size,
-			 ((j->ct_flags & QRECORD_F_8BIT) && (c->c_ext & SMTP_EXT_8BITMIME)) ?
-			 " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
+			 (j->ct_flags & QRECORD_F_8BIT) ? " BODY=8BITMIME" : "",
+			 utf8 ? " SMTPUTF8" : "");
 	}
 	if (c->c_ext & SMTP_EXT_PIPELINING) {
 		for (unsigned k = 0; k < j->ct_nrcpt; k++)
@@ -736,6 +746,16 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		/* Without a socket we cannot even try: report as a failure
 		 * of this destination now. */
 		snprintf(c->c_error, sizeof(c->c_error), "socket: %s", strerror(errno));
+		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
+		smtp_route_unref(rt);
+		env->ce_nclients--;
+		free(c);
+		return NULL;
+	}
+	if (smtp_client_bind_source(env->ce_cfg, fd, a->ss_family, c->c_error,
+				    sizeof(c->c_error)) < 0) {
+		/* Checked at start: the address went away since. */
+		close(fd);
 		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
 		smtp_route_unref(rt);
 		env->ce_nclients--;

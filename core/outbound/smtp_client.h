@@ -111,6 +111,18 @@ struct smtp_client_env {
 struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 				     struct smtp_route *rt, unsigned candidate,
 				     const char *policy_host);
+/* Source addresses (smtp_client_bind.c). The configured source for
+ * family (AF_INET: smtp_bind_address, AF_INET6: smtp_bind_address6):
+ * 1 with the address (port 0), 0 when none is set, -EINVAL. */
+int smtp_client_source(const struct config *cfg, int family, struct sockaddr_storage *ss_r,
+		       socklen_t *len_r);
+/* bind() fd to it before connect: 1 bound, 0 none set, -errno with err. */
+int smtp_client_bind_source(const struct config *cfg, int fd, int family, char *err,
+			    size_t errlen);
+/* Start-up and --check: every configured source address can be bound
+ * (is one of this host's). 0 or -1 with err. */
+int smtp_client_check_bind(const struct config *cfg, char *err, size_t errlen);
+
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
 /* Say QUIT and close (a ready or idle session). */

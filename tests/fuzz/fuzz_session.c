@@ -9,8 +9,14 @@
  * AUTH failures never block. Its connection is an io_conn on the
  * stand-ins of session_env.c: no io_uring, no sockets, no threads.
  *
- * Input: byte 0 picks the set-up, byte 1 seeds the split points, the rest
- * is what the client sends.
+ * Signing: with byte 1's bit 0 set, a DKIM key table is loaded (one
+ * Ed25519 key for fuzz.example, with RFC 8058 fields); the signing jobs
+ * the session hands over are run by the driver between receives, like
+ * password checks, so a client may leave while its message is signed.
+ * Byte 1's bits 1-2 pick dkim_no_key_action, bit 3 dmarc_unaligned_action.
+ *
+ * Input: byte 0 picks the set-up, byte 1 seeds the split points (and the
+ * signing settings), the rest is what the client sends.
  *   byte 0 bits 0-1  listener: 0/3 MTA port (STARTTLS), 1 submission
  *                    (587, STARTTLS), 2 submissions (465, implicit TLS)
  *          bit 2     queue commits fail (-EIO), as on a broken disk
@@ -27,6 +33,10 @@
  * random points; replies are decrypted again. AUTH PLAIN/LOGIN/CRAM-MD5
  * work against one account ("fuzz", password "pw") and are offered in
  * cleartext (auth_plaintext_loopback) to a loopback client.
+ * spf_inbound is "refuse": MAIL from a client outside relay_networks
+ * waits for an SPF check that the driver answers between receives, with
+ * a result picked by the sender's length (pass, fail, temperror...),
+ * never with DNS.
  *
  * Checks, whatever the input: no crash, leak or use after free (the
  * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
@@ -49,14 +59,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/base/log.h"
 #include "core/config/config.h"
+#include "core/dkim/dkim_table.h"
 #include "core/inbound/smtp_env.h"
 #include "core/inbound/smtp_server.h"
 #include "core/sasl/auth.h"
 #include "core/sasl/auth_pool.h"
+#include "core/spf/spf_inbound.h"
 #include "io/bufpool.h"
 #include "queue/queue.h"
 #include "tests/fuzz/session_env.h"
@@ -67,6 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct config fz_cfg;
 static struct tls_ctx *fz_tls_server, *fz_tls_client;
+static struct dkim_table *fz_dkim;	/* the key table */
+static bool fz_signing;			/* this run signs */
 
 /* The session's environment and what its ops collected; one session at a
  * time. */
@@ -77,6 +92,7 @@ static struct fz_env {
 	unsigned sessions_gone;
 	struct queue_msg *pending, *pending_tail;	/* submitted, not returned */
 	struct work_job *auth_pending, *auth_tail;	/* password checks to run */
+	struct work_job *sign_pending, *sign_tail;	/* signing jobs to run */
 } fz;
 
 static struct fz_env *fz_of(struct smtp_env *env)
@@ -147,18 +163,85 @@ static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
 	f->pending_tail = m;
 }
 
+/* Append j to a list of jobs the driver runs (fz_commit). */
+static int fz_jobs_add(struct work_job **head, struct work_job **tail, struct work_job *j)
+{
+	j->wj_sink = NULL;
+	j->wj_next = NULL;
+	if (*tail != NULL)
+		(*tail)->wj_next = j;
+	else
+		*head = j;
+	*tail = j;
+	return 0;
+}
+
 static int fz_env_auth_submit(struct smtp_env *env, struct work_job *j)
 {
 	struct fz_env *f = fz_of(env);
 
-	j->wj_sink = NULL;
-	j->wj_next = NULL;
-	if (f->auth_tail != NULL)
-		f->auth_tail->wj_next = j;
-	else
-		f->auth_pending = j;
-	f->auth_tail = j;
-	return 0;
+	return fz_jobs_add(&f->auth_pending, &f->auth_tail, j);
+}
+
+static struct dkim_table *fz_env_sign_table(struct smtp_env *env)
+{
+	(void)env;
+	return fz_signing ? dkim_table_ref(fz_dkim) : NULL;
+}
+
+static int fz_env_sign_submit(struct smtp_env *env, struct work_job *j)
+{
+	struct fz_env *f = fz_of(env);
+
+	return fz_jobs_add(&f->sign_pending, &f->sign_tail, j);
+}
+
+/* An Ed25519 key (cheap to sign with) and a table naming it. */
+static void fz_make_dkim(const char *dir)
+{
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	EVP_PKEY *pk = NULL;
+	char key[600], table[600], err[600];
+	FILE *f;
+
+	snprintf(key, sizeof(key), "%s/dkim.pem", dir);
+	snprintf(table, sizeof(table), "%s/dkim.ini", dir);
+	if (kc == NULL || EVP_PKEY_keygen_init(kc) != 1 || EVP_PKEY_keygen(kc, &pk) != 1)
+		fz_die("dkim key");
+	f = fopen(key, "w");
+	if (f == NULL || !PEM_write_PKCS8PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL))
+		fz_die("dkim key file");
+	fclose(f);
+	chmod(key, 0600);
+	f = fopen(table, "w");
+	if (f == NULL)
+		fz_die("dkim table");
+	fprintf(f, "[fuzz.example]\nkeys = ed:%s\nunsubscribe_url = https://u.fuzz.example/"
+		"{rcpt}/{queue_id}\nunsubscribe_mailto = u@fuzz.example\n", key);
+	fclose(f);
+	if (dkim_table_load(&fz_dkim, table, err, sizeof(err)) != 0)
+		fz_die(err);
+	unlink(key);
+	unlink(table);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(kc);
+}
+
+/* An SPF check without DNS: the result follows from the input (the
+ * sender's length), so that a run can be replayed. */
+static void fz_spf_run(struct work_job *w)
+{
+	struct spf_job *j = (struct spf_job *)w;
+
+	j->sj_result = (enum spf_result)(strlen(j->sj_from) % (SPF_RES_PERMERROR + 1));
+	snprintf(j->sj_why, sizeof(j->sj_why), "fuzz result for <%.100s>", j->sj_from);
+}
+
+/* SPF checks wait in the password checks' list and run the same way. */
+static int fz_env_spf_submit(struct smtp_env *env, struct work_job *j)
+{
+	j->wj_run = fz_spf_run;
+	return fz_env_auth_submit(env, j);
 }
 
 static uint64_t fz_env_next_id(struct smtp_env *env)
@@ -210,6 +293,9 @@ static void fz_env_session_gone(struct smtp_env *env, const struct sockaddr *pee
 static const struct smtp_env_ops fz_env_ops = {
 	.submit = fz_env_submit,
 	.auth_submit = fz_env_auth_submit,
+	.spf_submit = fz_env_spf_submit,
+	.sign_table = fz_env_sign_table,
+	.sign_submit = fz_env_sign_submit,
 	.next_id = fz_env_next_id,
 	.date = fz_env_date,
 	.tls_offered = fz_env_tls_offered,
@@ -249,6 +335,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fclose(f);
 	free(cd);
 	fz_make_cert(cert, key);
+	fz_make_dkim(dir);
 
 	config_defaults(&fz_cfg);
 	if (config_set(&fz_cfg, "hostname", "mx.fuzz.invalid", err, sizeof(err)) != 0 ||
@@ -259,7 +346,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    config_set(&fz_cfg, "auth_passwd_file", passwd, err, sizeof(err)) != 0 ||
 	    config_set(&fz_cfg, "auth_plaintext_loopback", "yes", err, sizeof(err)) != 0 ||
 	    config_set(&fz_cfg, "max_message_size", "200000", err, sizeof(err)) != 0 ||
-	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0)
+	    config_set(&fz_cfg, "max_recipients", "100", err, sizeof(err)) != 0 ||
+	    config_set(&fz_cfg, "spf_inbound", "refuse", err, sizeof(err)) != 0)
 		fz_die(err);
 	ac.passwd_file = passwd;
 	if (auth_db_load(&adb, &ac, err, sizeof(err)) != 0)
@@ -382,23 +470,31 @@ static void fz_maybe_pull(struct fz_run *r)
 		fz_pull_output(r);
 }
 
+/* Run the jobs of one list, as a pool would, and hand each back. */
+static void fz_run_jobs(struct fz_run *r, struct work_job **head, struct work_job **tail)
+{
+	struct work_job *j;
+
+	while ((j = *head) != NULL) {
+		*head = j->wj_next;
+		if (*head == NULL)
+			*tail = NULL;
+		j->wj_cancelled = false;
+		j->wj_run(j);
+		j->wj_done(j);	/* a signature may submit the message or free the session */
+		fz_maybe_pull(r);
+	}
+}
+
 /* Messages handed to the queue come back, committed or failed; password
- * checks handed to the pool come back with their result. */
+ * checks and signing jobs handed to the pools come back with their result. */
 static void fz_commit(struct fz_run *r)
 {
 	struct queue_msg *m;
-	struct work_job *j;
 
 again:
-	while ((j = fz.auth_pending) != NULL) {
-		fz.auth_pending = j->wj_next;
-		if (fz.auth_pending == NULL)
-			fz.auth_tail = NULL;
-		j->wj_cancelled = false;
-		j->wj_run(j);
-		j->wj_done(j);
-		fz_maybe_pull(r);
-	}
+	fz_run_jobs(r, &fz.sign_pending, &fz.sign_tail);
+	fz_run_jobs(r, &fz.auth_pending, &fz.auth_tail);
 
 	while ((m = fz.pending) != NULL) {
 		uint64_t sum = 0;
@@ -417,7 +513,7 @@ again:
 		smtp_server_committed(m);
 		fz_maybe_pull(r);
 	}
-	if (fz.auth_pending != NULL)
+	if (fz.auth_pending != NULL || fz.sign_pending != NULL)
 		goto again;
 }
 
@@ -530,12 +626,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	listener = (flags & 3) == 3 ? 0 : flags & 3;
 	peer.sin_addr.s_addr = htonl((flags & 8) ? 0xc0000201u : 0x7f000001u);
 	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
+	fz_signing = (data[1] & 1) != 0;
+	if (fz_signing) {
+		static const char *const nk[] = { "unsigned", "defer", "reject", "unsigned" };
+		char err[200];
+
+		if (config_set(&fz_cfg, "dkim_no_key_action", nk[(data[1] >> 1) & 3], err,
+			       sizeof(err)) != 0 ||
+		    config_set(&fz_cfg, "dmarc_unaligned_action", (data[1] & 8) ? "reject" : "accept",
+			       err, sizeof(err)) != 0)
+			fz_die(err);
+	}
 
 	session_env_reset();
 	fz.next_id = 0;
 	fz.sessions_gone = 0;
 	fz.pending = fz.pending_tail = NULL;
 	fz.auth_pending = fz.auth_tail = NULL;
+	fz.sign_pending = fz.sign_tail = NULL;
 	r.s = smtp_server_start(&fz.env, -1, (const struct sockaddr *)&peer, sizeof(peer),
 				listener);
 	if (r.s == NULL)
@@ -593,6 +701,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_commit(&r);
 	fz_check(fz.pending == NULL, "every submitted message returned");
 	fz_check(fz.auth_pending == NULL, "every password check returned");
+	fz_check(fz.sign_pending == NULL, "every signing job returned");
 	fz_check(session_env.bufs_live == 0, "every buffer freed with the session");
 	fz_check(fz.sessions_gone == 1, "the session was released once");
 	fz_check(fz.env.e_sessions == NULL && fz.env.e_nsessions == 0,

@@ -236,7 +236,8 @@ class Sink:
                     else:
                         with self.lock:
                             self.messages.append({"sender": sender, "rcpts": list(accepted),
-                                                  "data": unstuffed, "conn": conn, "tls": tls})
+                                                  "data": unstuffed, "conn": conn, "tls": tls,
+                                                  "peer": writer.get_extra_info("peername")[0]})
                         await send("250 2.0.0 Ok: queued")
                     sender, rcpts, accepted = None, [], []
                 elif verb == "RSET":

@@ -689,9 +689,90 @@ static void test_validate(void)
 	       "a configuration without defaults does not validate");
 }
 
+/* smtp_bind_address, smtp_bind_address6 and spf_inbound. */
+static void test_validate_sender_auth(void)
+{
+	static const struct {
+		const char *key, *value, *err;	/* err NULL: validates */
+	} cases[] = {
+		{ "smtp_bind_address", "192.0.2.5", NULL },
+		{ "smtp_bind_address", "2001:db8::5", "smtp_bind_address: '2001:db8::5' is not"
+		  " a numeric IPv4 address" },
+		{ "smtp_bind_address", "mail.example", "smtp_bind_address: 'mail.example' is not"
+		  " a numeric IPv4 address" },
+		{ "smtp_bind_address6", "2001:db8::5", NULL },
+		{ "smtp_bind_address6", "192.0.2.5", "smtp_bind_address6: '192.0.2.5' is not"
+		  " a numeric IPv6 address" },
+		{ "spf_inbound", "header", NULL },
+		{ "spf_inbound", "REFUSE", NULL },
+		{ "spf_inbound", "reject", "spf_inbound: must be none, header or refuse" },
+	};
+	struct config cfg;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc;
+
+		config_defaults(&cfg);
+		config_set(&cfg, cases[i].key, cases[i].value, err, sizeof(err));
+		err[0] = '\0';
+		rc = config_validate(&cfg, err, sizeof(err));
+		tap_ok(cases[i].err == NULL ? rc == 0 : rc == -1 && strcmp(err, cases[i].err) == 0,
+		       "%s = %s: %s", cases[i].key, cases[i].value, rc == 0 ? "valid" : err);
+		config_free(&cfg);
+	}
+	tap_ok(config_spf_inbound_parse("none") == CONFIG_SPF_NONE &&
+	       config_spf_inbound_parse("header") == CONFIG_SPF_HEADER &&
+	       config_spf_inbound_parse("refuse") == CONFIG_SPF_REFUSE, "spf_inbound values");
+}
+
+/* The DKIM and DMARC settings: defaults, values, refusals. */
+static void test_dkim_settings(void)
+{
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	tap_ok(strcmp(cfg.dkim_key_table, "") == 0 && strcmp(cfg.dkim_default_domain, "") == 0 &&
+	       config_dkim_no_key_parse(cfg.dkim_no_key_action) == CONFIG_DKIM_NO_KEY_UNSIGNED &&
+	       config_dmarc_unaligned_parse(cfg.dmarc_unaligned_action) ==
+	       CONFIG_DMARC_UNALIGNED_ACCEPT && cfg.dkim_sign_threads == 0,
+	       "DKIM defaults: no table, unsigned, accept, one thread per CPU");
+	tap_ok(config_set(&cfg, "dkim_key_table", "/etc/ringmta/dkim.ini", err, sizeof(err)) == 0 &&
+	       strcmp(cfg.dkim_key_table, "/etc/ringmta/dkim.ini") == 0, "dkim_key_table set");
+	tap_ok(config_set(&cfg, "dkim_sign_threads", "3", err, sizeof(err)) == 0 &&
+	       cfg.dkim_sign_threads == 3, "dkim_sign_threads = 3");
+	tap_ok(config_set(&cfg, "dkim_sign_threads", "257", err, sizeof(err)) == -1,
+	       "dkim_sign_threads above 256 refused: %s", err);
+	tap_ok(config_dkim_no_key_parse("defer") == CONFIG_DKIM_NO_KEY_DEFER &&
+	       config_dkim_no_key_parse("REJECT") == CONFIG_DKIM_NO_KEY_REJECT &&
+	       config_dkim_no_key_parse("drop") == -1, "dkim_no_key_action values");
+	tap_ok(config_dmarc_unaligned_parse("reject") == CONFIG_DMARC_UNALIGNED_REJECT &&
+	       config_dmarc_unaligned_parse("quarantine") == -1, "dmarc_unaligned_action values");
+	config_set(&cfg, "dkim_no_key_action", "drop", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "dkim_no_key_action: must be unsigned, defer or reject") == 0,
+	       "a bad dkim_no_key_action does not validate: %s", err);
+	config_set(&cfg, "dkim_no_key_action", "defer", err, sizeof(err));
+	config_set(&cfg, "dmarc_unaligned_action", "quarantine", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "dmarc_unaligned_action: must be accept or reject") == 0,
+	       "a bad dmarc_unaligned_action does not validate: %s", err);
+	config_set(&cfg, "dmarc_unaligned_action", "reject", err, sizeof(err));
+	config_set(&cfg, "dkim_default_domain", "example.com", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "good DKIM settings validate");
+	config_set(&cfg, "dkim_key_table", "", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "dkim_default_domain needs dkim_key_table") == 0,
+	       "a default domain without a table: %s", err);
+	config_free(&cfg);
+}
+
 int main(void)
 {
+	test_dkim_settings();
 	test_typed_fields();
+	test_validate_sender_auth();
 	test_set_good();
 	test_set_bad();
 	test_listen_limits();

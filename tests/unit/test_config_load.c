@@ -35,10 +35,13 @@ static const char *const test_keys[] = {
 	"smtp_command_timeout", "smtp_data_init_timeout",
 	"smtp_data_block_timeout", "smtp_data_done_timeout", "retry_min",
 	"retry_max", "max_queue_lifetime", "delay_warning_time",
+	"smtp_bind_address", "smtp_bind_address6", "spf_inbound",
 	"tls_cert_file", "tls_key_file", "tls_ca_file", "smtp_tls_policy",
 	"smtp_tls_policy_map", "smtp_tls_fallback", "auth_passwd_file",
 	"auth_jwt_keys_file", "auth_jwt_issuer", "auth_jwt_audience",
 	"auth_plaintext_loopback", "auth_max_failures",
+	"dkim_key_table", "dkim_default_domain", "dkim_no_key_action",
+	"dkim_sign_threads", "dmarc_unaligned_action",
 	"metrics_listen",
 };
 
