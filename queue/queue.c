@@ -573,6 +573,14 @@ static int queue_open_dbs(struct queue *q)
 		mdb_txn_abort(txn);
 		return rc;
 	}
+	/* Shaping state (queue_shaping.c); older files have none until the
+	 * daemon opens them once. */
+	rc = mdb_dbi_open(txn, "shaping", dflags, &q->q_shaping);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	q->q_has_shaping = rc == 0;
 	rc = mdb_cursor_open(txn, q->q_meta, &cur);
 	if (rc == 0) {
 		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
@@ -612,7 +620,7 @@ static int queue_open_precheck(const char *dir, char *err, size_t errlen)
 	}
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
-	(void)mdb_env_set_maxdbs(env, 4);
+	(void)mdb_env_set_maxdbs(env, 8);
 	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0);
 	if (rc == 0 && (rc = mdb_env_info(env, &ei)) == 0 &&
 	    (rc = mdb_env_stat(env, &ms)) == 0 &&
@@ -772,7 +780,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		return rc;
 	}
 	if ((rc = mdb_env_create(&q->q_env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(q->q_env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(q->q_env, 8)) != 0 ||
 	    (rc = mdb_env_set_mapsize(q->q_env, map_size)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(q->q_env, QUEUE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_open(q->q_env, dir, eflags, 0640)) != 0 ||

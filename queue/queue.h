@@ -208,6 +208,17 @@ int queue_admin_check(struct queue *q, FILE *out);
  * before starting threads.
  */
 int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen);
+/*
+ * Named blobs beside the messages (queue_shaping.c): the shaping engine's
+ * state and the sources' warm-up counters, each a versioned blob its
+ * owner encodes. put replaces the blob in its own write transaction (any
+ * thread but the committer's; it waits for the committer's transaction);
+ * get calls fn with the bytes inside a read transaction (valid only
+ * there): 0, -ENOENT when there is none, or another -errno.
+ */
+int queue_blob_put(struct queue *q, const char *name, const void *data, size_t len);
+int queue_blob_get(struct queue *q, const char *name,
+		   void (*fn)(void *arg, const void *data, size_t len), void *arg);
 /* Number of messages, for tests and metrics. */
 int queue_admin_count(struct queue *q, uint64_t *n_r);
 /* Visit every stored message (read-only). cb returns non-zero to stop. */

@@ -11,6 +11,8 @@
 struct queue {
 	MDB_env *q_env;
 	MDB_dbi q_meta, q_body, q_sched;
+	MDB_dbi q_shaping;		/* named blobs (queue_shaping.c) */
+	bool q_has_shaping;		/* false: a read-only open of an older file */
 	unsigned q_flags;
 	uint64_t q_last_id;
 	pthread_t q_thread;
