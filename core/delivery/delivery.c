@@ -122,6 +122,8 @@ static void id_list_add(struct id_list *l, uint64_t id)
 struct delivery {
 	struct delivery_env d_env;
 	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
+	struct dlv_shaping *d_shp;	/* shared by the workers */
+	uint64_t d_shp_saved;		/* unix us of the last save */
 	const struct config *d_cfg;
 	struct queue *d_q;
 	pthread_t d_thread;
@@ -343,6 +345,48 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	free(jobs);
 }
 
+#define DLV_SHP_BLOB "shaping"
+#define DLV_SHP_IDLE_US (600ull * 1000000u)	/* store entries unused this long go */
+
+/* Write the shaping state into the queue database (scheduler thread,
+ * at most once a second, and at stop). */
+static void delivery_shp_save(struct delivery *d, uint64_t now)
+{
+	size_t n = shp_state_save(d->d_shp->ds_state, now, NULL, 0);
+	char *buf = malloc(n);
+	int rc;
+
+	if (buf == NULL)
+		return;
+	n = shp_state_save(d->d_shp->ds_state, now, buf, n);
+	rc = queue_blob_put(d->d_q, DLV_SHP_BLOB, buf, n);
+	if (rc < 0)
+		log_msg(LOG_WARNING, "delivery: cannot save the shaping state: %s",
+			queue_strerror(rc));
+	free(buf);
+	d->d_shp_saved = now;
+}
+
+static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
+{
+	struct delivery *d = arg;
+
+	if (shp_state_restore(d->d_shp->ds_state, data, len) < 0)
+		log_msg(LOG_WARNING, "delivery: the saved shaping state is damaged or of another"
+			" version (%zu bytes): ignored, starting without it", len);
+}
+
+/* Once a second on the scheduler thread. */
+static void delivery_shp_tick(struct delivery *d, uint64_t now)
+{
+	if (now >= d->d_shp_saved + 10000000u) {
+		shp_state_expire(d->d_shp->ds_state, now);
+		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
+	}
+	if (now >= d->d_shp_saved + 1000000u && shp_state_take_dirty(d->d_shp->ds_state))
+		delivery_shp_save(d, now);
+}
+
 static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
 {
 	struct id_list *l = ctx;
@@ -387,6 +431,7 @@ static void *delivery_main(void *arg)
 			queue_scan_due(d->d_q, now, delivery_scan_cb, &due);
 			for (unsigned i = 0; i < due.n; i++)
 				delivery_dispatch(d, due.ids[i]);
+			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
 		free(done.ids);
@@ -414,11 +459,18 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	pthread_mutex_init(&d->d_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
 	*d_r = d;
-	for (unsigned i = 0; i < env->de_nworkers; i++)
+	if (dlv_shaping_new(&d->d_shp) < 0) {
+		snprintf(err, errlen, "out of memory");
+		delivery_free(d_r);
+		return -1;
+	}
+	for (unsigned i = 0; i < env->de_nworkers; i++) {
 		if (dlv_worker_init(&d->d_workers[i], &d->d_env, i, err, errlen) < 0) {
 			delivery_free(d_r);
 			return -1;
 		}
+		d->d_workers[i]->w_shp = d->d_shp;
+	}
 	return 0;
 }
 
@@ -431,6 +483,8 @@ int delivery_start(struct delivery *d, char *err, size_t errlen)
 {
 	int rc;
 
+	/* What shaping knew before a restart (suspensions, learned limits). */
+	(void)queue_blob_get(d->d_q, DLV_SHP_BLOB, delivery_shp_restore_cb, d);
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
 	if (rc != 0) {
@@ -453,6 +507,7 @@ void delivery_stop(struct delivery **dp)
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
 	d->d_started = false;
+	delivery_shp_save(d, dlv_now_us());
 }
 
 /* After the committer drained: free what is left. */
@@ -465,9 +520,10 @@ void delivery_free(struct delivery **dp)
 	free(d->d_new.ids);
 	free(d->d_done.ids);
 	free(d->d_inflight.is_slots);
-	for (unsigned i = 0; i < d->d_env.de_nworkers; i++)
+	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);
 	free(d->d_workers);
+	dlv_shaping_free(&d->d_shp);
 	pthread_mutex_destroy(&d->d_lock);
 	pthread_cond_destroy(&d->d_cond);
 	free(d);

@@ -56,6 +56,28 @@ struct smtp_client_txn {
 	uint32_t ct_flags;		/* QRECORD_F_* (8BIT, SMTPUTF8) */
 	unsigned ct_nrcpt;
 	const char *const *ct_rcpts;	/* ct_nrcpt addresses */
+	/* A header to leave out of the body (the pool header): its offset
+	 * and length in the stored body; ct_strip_len 0 = none. */
+	uint64_t ct_strip_off;
+	uint32_t ct_strip_len;
+};
+
+struct shp_source;
+
+/*
+ * The egress path a session belongs to (traffic shaping): where it binds,
+ * what it says in EHLO, its TLS policy, timeouts and how many messages it
+ * carries. Copied by smtp_client_open(); cp_source must outlive the
+ * session (the caller holds the rules that own it).
+ */
+struct smtp_client_path {
+	const struct shp_source *cp_source;	/* NULL = smtp_bind_address */
+	const char *cp_ehlo;			/* NULL = hostname */
+	uint8_t cp_tls;				/* enum shp_tls; UNSET = the
+						 * smtp_tls_policy(_map) */
+	uint32_t cp_connect_timeout_ms;		/* 0 = smtp_connect_timeout */
+	uint32_t cp_idle_timeout_ms;		/* 0 = smtp_idle_timeout */
+	uint32_t cp_max_msgs;			/* 0 = smtp_reuse_limit */
 };
 
 /*
@@ -84,6 +106,16 @@ struct smtp_client_ops {
 	void (*failed)(void *ctx, void *dest, const char *ecode, const char *reason);
 	/* c is gone (freed after this); opening: it never became ready. */
 	void (*gone)(void *ctx, void *dest, struct smtp_client *c, bool opening);
+	/* The receiver answered with a 4xx or 5xx (greeting, EHLO, MAIL,
+	 * RCPT, DATA, end of data): code, ecode ("" when none) and the text
+	 * on one line. Only replies the receiver sent, never ours. */
+	void (*reply)(void *ctx, void *dest, unsigned code, const char *ecode,
+		      const char *text);
+	/* The receiver closed the connection without an error reply after
+	 * nmsgs messages. t, when not NULL, is the transaction it left
+	 * unanswered: nothing of it is settled, the owner gets it back to
+	 * try again on another session. */
+	void (*closed_after)(void *ctx, void *dest, unsigned nmsgs, struct smtp_client_txn *t);
 };
 
 /* The client's environment on one worker; embedded in its owner. */
@@ -105,12 +137,15 @@ struct smtp_client_env {
 };
 
 /* Open a session to the candidate-th (host, address) of rt for next hop
- * policy_host (its TLS policy), owned by dest. NULL when the route has no
- * such candidate, or on failure (a socket failure is reported through
- * failed first). rt gains a reference. */
+ * policy_host (its TLS policy unless p sets one), owned by dest, on path
+ * p (NULL = ringmta.conf's settings). NULL when the route has no such
+ * candidate, or on failure (a socket failure is reported through failed
+ * first). rt gains a reference. */
 struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 				     struct smtp_route *rt, unsigned candidate,
-				     const char *policy_host);
+				     const char *policy_host, const struct smtp_client_path *p);
+/* An idle session waits ms (a throttle), then reports ready again. */
+void smtp_client_wait(struct smtp_client *c, unsigned ms);
 /* Source addresses (smtp_client_bind.c). The configured source for
  * family (AF_INET: smtp_bind_address, AF_INET6: smtp_bind_address6):
  * 1 with the address (port 0), 0 when none is set, -EINVAL. */

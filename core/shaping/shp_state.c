@@ -469,36 +469,36 @@ void shp_state_foreach(struct shp_state *st, uint64_t now,
 
 				if (!shp_active_on(a, now))
 					continue;
-				it.si_kind = k == SHP_SLOT_SUSPEND && p->ps_source[0] == '\0' ?
+				it.sti_kind = k == SHP_SLOT_SUSPEND && p->ps_source[0] == '\0' ?
 					     "suspend_site" : shp_slot_names[k];
-				it.si_rule = a->pa_rule;
-				it.si_until_us = k == SHP_SLOT_RAMP && now < a->pa_pause_until ?
+				it.sti_rule = a->pa_rule;
+				it.sti_until_us = k == SHP_SLOT_RAMP && now < a->pa_pause_until ?
 						 a->pa_pause_until : a->pa_until;
-				it.si_value = k == SHP_SLOT_RAMP ? a->pa_allow : a->pa_value;
-				it.si_text = "";
+				it.sti_value = k == SHP_SLOT_RAMP ? a->pa_allow : a->pa_value;
+				it.sti_text = "";
 				if (k == SHP_SLOT_RATE) {
 					shp_rate_format(&a->pa_rate, rate, sizeof(rate));
-					it.si_text = rate;
+					it.sti_text = rate;
 				} else if (k == SHP_SLOT_RAMP) {
-					it.si_text = now < a->pa_pause_until ? "paused" : "ramping";
+					it.sti_text = now < a->pa_pause_until ? "paused" : "ramping";
 				}
 				fn(arg, &it);
 			}
 			if (p->ps_level > 0) {
-				it.si_kind = "health";
-				it.si_rule = "";
-				it.si_until_us = p->ps_health_until;
-				it.si_value = p->ps_level;
-				it.si_text = p->ps_probe ? "probing" :
+				it.sti_kind = "health";
+				it.sti_rule = "";
+				it.sti_until_us = p->ps_health_until;
+				it.sti_value = p->ps_level;
+				it.sti_text = p->ps_probe ? "probing" :
 					     now < p->ps_health_until ? "suspended" : "probe due";
 				fn(arg, &it);
 			}
 			if (p->ps_max_msgs > 0) {
-				it.si_kind = "learned_max_messages";
-				it.si_rule = "";
-				it.si_until_us = 0;
-				it.si_value = p->ps_max_msgs;
-				it.si_text = "";
+				it.sti_kind = "learned_max_messages";
+				it.sti_rule = "";
+				it.sti_until_us = 0;
+				it.sti_value = p->ps_max_msgs;
+				it.sti_text = "";
 				fn(arg, &it);
 			}
 		}

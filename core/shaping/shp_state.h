@@ -102,13 +102,13 @@ void shp_state_expire(struct shp_state *st, uint64_t now_us);
  * "bounce", "ramp", "health" or "learned_max_messages"; value is the
  * number that goes with it (connections, messages, backoff level). */
 struct shp_state_item {
-	const char *si_site;
-	const char *si_source;		/* "" for the site */
-	const char *si_kind;
-	const char *si_rule;		/* "" when none */
-	uint64_t si_until_us;		/* 0 = no expiry */
-	uint64_t si_value;
-	const char *si_text;		/* rate as text, or "" */
+	const char *sti_site;
+	const char *sti_source;		/* "" for the site */
+	const char *sti_kind;
+	const char *sti_rule;		/* "" when none */
+	uint64_t sti_until_us;		/* 0 = no expiry */
+	uint64_t sti_value;
+	const char *sti_text;		/* rate as text, or "" */
 };
 void shp_state_foreach(struct shp_state *st, uint64_t now_us,
 		       void (*fn)(void *arg, const struct shp_state_item *it), void *arg);

@@ -31,7 +31,7 @@ static void count_cb(void *arg, const struct shp_state_item *it)
 
 	c->n++;
 	snprintf(c->kinds + strlen(c->kinds), sizeof(c->kinds) - strlen(c->kinds), "%s%s:%s",
-		 c->kinds[0] ? "," : "", it->si_kind, it->si_rule);
+		 c->kinds[0] ? "," : "", it->sti_kind, it->sti_rule);
 }
 
 static void test_actions(void)

@@ -1,0 +1,399 @@
+/*
+ * delivery_shaping.c: traffic shaping on the workers' side of delivery.
+ * A destination (one domain, or the relayhost) learns its site from its
+ * MX hosts (or the shared domain -> site cache, before any DNS), its
+ * provider and the limits of its path (site, source) from the rules.
+ * Limits across the destinations of one site, and of one provider, live
+ * in the shared store (shp_store.h) under keys built from the path, so
+ * two domains on the same MX hosts share one connection limit even when
+ * they sit on different workers; sessions themselves stay per domain.
+ * What receivers say (every 4xx/5xx) goes through the automation rules;
+ * what the state says (shp_state.h) gates every new connection and every
+ * transaction: suspended paths defer their mail without an attempt.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/base/log.h"
+#include "core/delivery/delivery_internal.h"
+
+#define DLV_SITE_TTL_S 300u		/* domain -> site cache */
+#define DLV_SOURCE_DEFAULT "default"	/* until sources are chosen per pool */
+#define DLV_KEY_MAX 600
+
+uint64_t dlv_unix_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+int dlv_shaping_new(struct dlv_shaping **s_r)
+{
+	struct dlv_shaping *s = calloc(1, sizeof(*s));
+
+	*s_r = NULL;
+	if (s == NULL || shp_store_local_new(&s->ds_store) < 0 || shp_state_new(&s->ds_state) < 0) {
+		if (s != NULL)
+			shp_store_free(&s->ds_store);
+		free(s);
+		return -1;
+	}
+	*s_r = s;
+	return 0;
+}
+
+void dlv_shaping_free(struct dlv_shaping **sp)
+{
+	struct dlv_shaping *s = *sp;
+
+	if (s == NULL)
+		return;
+	shp_store_free(&s->ds_store);
+	shp_state_free(&s->ds_state);
+	free(s);
+	*sp = NULL;
+}
+
+struct shp_rules *dlv_rules_get(struct dlv_worker *w)
+{
+	(void)w;
+	return NULL;	/* no rules loader yet: ringmta.conf's limits */
+}
+
+static const char *dlv_shp_source(const struct dlv_dest *d)
+{
+	return d->dd_shp.dp_source != NULL ? d->dd_shp.dp_source : DLV_SOURCE_DEFAULT;
+}
+
+/* Limits of the path, with ringmta.conf's as the base. */
+static void dlv_shp_limits(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+
+	shp_rules_limits(p->dp_rules, p->dp_prov, p->dp_site, d->dd_name, dlv_shp_source(d),
+			 w->w_cfg->destination_concurrency_limit,
+			 w->w_cfg->destination_rate_limit, &p->dp_limits);
+	if (p->dp_prov != NULL)
+		shp_rules_provider_limits(p->dp_rules, p->dp_prov, dlv_shp_source(d),
+					  &p->dp_plimits);
+	else
+		memset(&p->dp_plimits, 0, sizeof(p->dp_plimits));
+	p->dp_eff = p->dp_limits;
+}
+
+static void dlv_shp_set_rules(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+
+	if (p->dp_rules != NULL)
+		shp_rules_unref(&p->dp_rules);
+	p->dp_rules = dlv_rules_get(w);
+	p->dp_prov = NULL;
+}
+
+void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	char site[sizeof(p->dp_site)], prov[sizeof(p->dp_provider)];
+
+	if (p->dp_known && io_loop_now() < p->dp_expires)
+		return;
+	if (!shp_state_site_get(w->w_shp->ds_state, d->dd_name, dlv_unix_us(), site, sizeof(site),
+				prov, sizeof(prov)))
+		return;
+	if (d->dd_nconns > 0 && p->dp_known && strcmp(site, p->dp_site) != 0)
+		return;		/* units are held under the old site's keys */
+	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
+	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", prov);
+	dlv_shp_set_rules(w, d);
+	/* The provider object comes with the route; limits by site now. */
+	dlv_shp_limits(w, d);
+	p->dp_known = true;
+	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
+}
+
+void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	const char *hosts[DNS_MAX_HOSTS];
+	const struct config *cfg = w->w_cfg;
+	char site[sizeof(p->dp_site)];
+	bool relay = cfg->relayhost != NULL && cfg->relayhost[0] != '\0' &&
+		     strcasecmp(d->dd_name, cfg->relayhost) == 0;
+	const char *pname;
+
+	for (unsigned i = 0; i < r->dr_nhosts; i++)
+		hosts[i] = r->dr_hosts[i].dh_name;
+	dlv_shp_set_rules(w, d);
+	/* A relayhost is a site of its own; so is a domain the rules set
+	 * apart, or one whose MX set does not fit a name. */
+	if (relay || r->dr_implicit || r->dr_nhosts == 0 ||
+	    (p->dp_rules != NULL && shp_rules_domain_alone(p->dp_rules, d->dd_name)) ||
+	    shp_site_name(hosts, r->dr_nhosts, site, sizeof(site)) == 0)
+		snprintf(site, sizeof(site), "%s", d->dd_name);
+	if (d->dd_nconns > 0 && p->dp_known && strcmp(site, p->dp_site) != 0)
+		snprintf(site, sizeof(site), "%s", p->dp_site);	/* units held there */
+	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
+	p->dp_prov = p->dp_rules != NULL && !relay ?
+		     shp_rules_provider(p->dp_rules, hosts, r->dr_nhosts) : NULL;
+	pname = p->dp_prov != NULL ? shp_provider_name(p->dp_prov) : NULL;
+	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
+	dlv_shp_limits(w, d);
+	p->dp_known = true;
+	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
+	shp_state_site_put(w->w_shp->ds_state, d->dd_name, p->dp_site, p->dp_provider,
+			   dlv_unix_us() + DLV_SITE_TTL_S * 1000000ull);
+}
+
+int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_verdict v;
+
+	if (!p->dp_known)
+		return SHP_GATE_OPEN;
+	shp_state_check(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), dlv_unix_us(), &v);
+	p->dp_eff = p->dp_limits;
+	shp_verdict_apply(&v, &p->dp_eff);
+	switch (v.sv_gate) {
+	case SHP_GATE_SUSPENDED:
+		if (d->dd_head != NULL)
+			log_msg(LOG_DEBUG, "delivery: %s: %s", d->dd_name, v.sv_reason);
+		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.5", v.sv_reason, true,
+				     v.sv_until_us);
+		break;
+	case SHP_GATE_BOUNCE:
+		dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.7.0", v.sv_reason, false, 0);
+		break;
+	default:
+		break;
+	}
+	return v.sv_gate;
+}
+
+static void dlv_shp_key(char *out, const char *kind, const char *a, const char *b)
+{
+	snprintf(out, DLV_KEY_MAX, "%.8s|%.300s|%.280s", kind, a, b);
+}
+
+bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_store *s = w->w_shp->ds_store;
+	const char *src = dlv_shp_source(d);
+	uint64_t now = dlv_unix_us();
+	char key[DLV_KEY_MAX], pkey[DLV_KEY_MAX], rkey[DLV_KEY_MAX];
+
+	if (!p->dp_known)
+		return true;	/* cannot happen: the route made it known */
+	dlv_shp_key(key, "c", p->dp_site, src);
+	if (!s->ss_ops->ss_sem_acquire(s, key, force ? 0 : p->dp_eff.sl_max_connections, now))
+		return false;
+	if (p->dp_provider[0] != '\0') {
+		dlv_shp_key(pkey, "pc", p->dp_provider, src);
+		if (!s->ss_ops->ss_sem_acquire(s, pkey, force ? 0 : p->dp_plimits.sl_max_connections,
+					       now)) {
+			s->ss_ops->ss_sem_release(s, key, now);
+			return false;
+		}
+	}
+	dlv_shp_key(rkey, "r", p->dp_site, src);
+	if (!force && p->dp_eff.sl_connection_rate.sr_count != 0 &&
+	    s->ss_ops->ss_gcra_take(s, rkey, &p->dp_eff.sl_connection_rate, now, 1) != 0) {
+		s->ss_ops->ss_sem_release(s, key, now);
+		if (p->dp_provider[0] != '\0')
+			s->ss_ops->ss_sem_release(s, pkey, now);
+		return false;	/* the tick tries again */
+	}
+	return true;
+}
+
+void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_store *s = w->w_shp->ds_store;
+	uint64_t now = dlv_unix_us();
+	char key[DLV_KEY_MAX];
+
+	if (!p->dp_known)
+		return;
+	dlv_shp_key(key, "c", p->dp_site, dlv_shp_source(d));
+	s->ss_ops->ss_sem_release(s, key, now);
+	if (p->dp_provider[0] != '\0') {
+		dlv_shp_key(key, "pc", p->dp_provider, dlv_shp_source(d));
+		s->ss_ops->ss_sem_release(s, key, now);
+	}
+}
+
+uint64_t dlv_shp_msg_take(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_store *s = w->w_shp->ds_store;
+	uint64_t now = dlv_unix_us(), wait;
+	char key[DLV_KEY_MAX];
+
+	if (!p->dp_known)
+		return 0;
+	if (p->dp_provider[0] != '\0' && p->dp_plimits.sl_message_rate.sr_count != 0) {
+		dlv_shp_key(key, "pm", p->dp_provider, dlv_shp_source(d));
+		wait = s->ss_ops->ss_gcra_take(s, key, &p->dp_plimits.sl_message_rate, now, 1);
+		if (wait != 0)
+			return wait;
+	}
+	if (p->dp_eff.sl_message_rate.sr_count == 0)
+		return 0;
+	dlv_shp_key(key, "m", p->dp_site, dlv_shp_source(d));
+	return s->ss_ops->ss_gcra_take(s, key, &p->dp_eff.sl_message_rate, now, 1);
+}
+
+void dlv_shp_client_path(struct dlv_dest *d, struct smtp_client_path *cp)
+{
+	const struct shp_limits *l = &d->dd_shp.dp_eff;
+
+	memset(cp, 0, sizeof(*cp));
+	if (!d->dd_shp.dp_known)
+		return;
+	cp->cp_tls = l->sl_tls;
+	cp->cp_connect_timeout_ms = l->sl_connect_timeout_ms;
+	cp->cp_idle_timeout_ms = l->sl_idle_timeout_ms;
+	cp->cp_max_msgs = l->sl_max_messages_per_connection;
+}
+
+static const char *dlv_act_name(uint8_t kind)
+{
+	static const char *const names[] = {
+		"?", "suspend", "suspend_site", "max_connections", "message_rate", "bounce", "ramp",
+	};
+	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
+}
+
+static void dlv_time_str(uint64_t us, char *out, size_t len)
+{
+	time_t t = (time_t)(us / 1000000u);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void dlv_shp_reply(struct dlv_worker *w, struct dlv_dest *d, unsigned code, const char *ecode,
+		   const char *text)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	const struct shp_auto_rule *rules[8];
+	uint64_t now = dlv_unix_us();
+	unsigned n;
+
+	(void)code;
+	if (!p->dp_known || p->dp_rules == NULL)
+		return;
+	n = shp_rules_match(p->dp_rules, p->dp_prov, ecode, text, rules, 8);
+	for (unsigned i = 0; i < n; i++) {
+		const struct shp_auto_rule *ar = rules[i];
+
+		if (ar->ar_threshold > 1 && ar->ar_window_us > 0) {
+			struct shp_store *s = w->w_shp->ds_store;
+			char key[DLV_KEY_MAX], path[DLV_KEY_MAX];
+
+			snprintf(path, sizeof(path), "%s|%s", p->dp_site, dlv_shp_source(d));
+			dlv_shp_key(key, "t", ar->ar_name, path);
+			if (s->ss_ops->ss_window_add(s, key, ar->ar_window_us, now) < ar->ar_threshold)
+				continue;
+			s->ss_ops->ss_window_reset(s, key);
+		}
+		for (unsigned k = 0; k < ar->ar_nactions; k++) {
+			const struct shp_action *a = &ar->ar_actions[k];
+			uint64_t until = shp_state_fire(w->w_shp->ds_state, p->dp_site,
+							dlv_shp_source(d), ar->ar_name, a, now);
+			char when[40];
+
+			dlv_time_str(until, when, sizeof(when));
+			atomic_fetch_add(&w->w_shp->ds_firings, 1);
+			log_msg(LOG_WARNING, "shaping: rule %s (%s:%u) fired: site=%s source=%s"
+				" action=%s%s until=%s reply=\"%s\"", ar->ar_name,
+				ar->ar_file ? ar->ar_file : "?", ar->ar_line, p->dp_site,
+				dlv_shp_source(d), dlv_act_name(a->sa_kind),
+				a->sa_kind == SHP_ACT_RAMP ? " (paused)" : "", when, text);
+		}
+	}
+}
+
+static uint64_t dlv_shp_backoff(void *arg, unsigned level)
+{
+	return shp_rules_health_backoff_us(arg, level);
+}
+
+void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *ecode,
+			  const char *reason)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	char why[512], when[40];
+	uint64_t until;
+
+	if (p->dp_probe > 0)
+		p->dp_probe--;
+	if (!p->dp_known) {
+		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason, false, 0);
+		return;
+	}
+	until = shp_state_conn_failed(w->w_shp->ds_state, p->dp_site, dlv_unix_us(),
+				      dlv_shp_backoff, p->dp_rules);
+	dlv_time_str(until, when, sizeof(when));
+	atomic_fetch_add(&w->w_shp->ds_health, 1);
+	log_msg(LOG_WARNING, "shaping: site %s suspended until %s: every connection attempt"
+		" failed (%s)", p->dp_site, when, reason);
+	snprintf(why, sizeof(why), "%s (site %s suspended until %s)", reason, p->dp_site, when);
+	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, why, true, until);
+}
+
+void dlv_shp_opened(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+
+	if (p->dp_probe > 0) {
+		p->dp_probe--;
+		log_msg(LOG_INFO, "shaping: site %s answered the probe: open again", p->dp_site);
+	}
+	if (p->dp_known)
+		shp_state_conn_ok(w->w_shp->ds_state, p->dp_site, dlv_unix_us());
+}
+
+void dlv_shp_closed_after(struct dlv_worker *w, struct dlv_dest *d, unsigned n)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+
+	if (!p->dp_known)
+		return;
+	if (shp_state_learn_max_msgs(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), n,
+				     dlv_unix_us())) {
+		atomic_fetch_add(&w->w_shp->ds_learned, 1);
+		log_msg(LOG_WARNING, "shaping: site %s source %s closes connections after %u"
+			" messages: max messages per connection lowered to %u", p->dp_site,
+			dlv_shp_source(d), n, n);
+	}
+	if (p->dp_eff.sl_max_messages_per_connection == 0 ||
+	    n < p->dp_eff.sl_max_messages_per_connection)
+		p->dp_eff.sl_max_messages_per_connection = n;
+}
+
+void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+
+	if (p->dp_known)
+		shp_state_delivered(w->w_shp->ds_state, p->dp_site, p->dp_limits.sl_max_connections,
+				    dlv_unix_us());
+}
+
+void dlv_shp_dest_free(struct dlv_dest *d)
+{
+	if (d->dd_shp.dp_rules != NULL)
+		shp_rules_unref(&d->dd_shp.dp_rules);
+}
