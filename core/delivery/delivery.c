@@ -216,6 +216,64 @@ void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
 	}
 }
 
+void delivery_shaping_stats(struct delivery *d, struct delivery_shp_stats *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	if (d == NULL)
+		return;
+	st_r->no_attempt = atomic_load(&d->d_shp->ds_no_attempt);
+	st_r->firings = atomic_load(&d->d_shp->ds_firings);
+	st_r->learned = atomic_load(&d->d_shp->ds_learned);
+	st_r->health = atomic_load(&d->d_shp->ds_health);
+}
+
+struct dlv_shp_kinds {
+	const char *k_name[16];
+	uint64_t k_n[16];
+	unsigned k_count;
+};
+
+static void delivery_shp_kind(void *arg, const struct shp_state_item *it)
+{
+	struct dlv_shp_kinds *k = arg;
+	unsigned i;
+
+	for (i = 0; i < k->k_count; i++)
+		if (strcmp(k->k_name[i], it->sti_kind) == 0)
+			break;
+	if (i == k->k_count) {
+		if (i == 16)
+			return;
+		k->k_name[i] = it->sti_kind;	/* static strings */
+		k->k_n[i] = 0;
+		k->k_count++;
+	}
+	k->k_n[i]++;
+}
+
+void delivery_shaping_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *metric, const char *label,
+					 uint64_t v),
+			      void *arg)
+{
+	struct dlv_shaping *s;
+	struct dlv_shp_kinds k = { .k_count = 0 };
+
+	if (d == NULL)
+		return;
+	s = d->d_shp;
+	pthread_mutex_lock(&s->ds_lock);
+	for (unsigned i = 0; i < s->ds_nrules; i++)
+		fn(arg, "rule_firings", s->ds_rules[i].dl_name, (uint64_t)s->ds_rules[i].dl_n);
+	for (unsigned i = 0; i < s->ds_nprovs; i++)
+		fn(arg, "provider_connections", s->ds_provs[i].dl_name,
+		   s->ds_provs[i].dl_n > 0 ? (uint64_t)s->ds_provs[i].dl_n : 0);
+	pthread_mutex_unlock(&s->ds_lock);
+	shp_state_foreach(s->ds_state, dlv_now_us(), delivery_shp_kind, &k);
+	for (unsigned i = 0; i < k.k_count; i++)
+		fn(arg, "active", k.k_name[i], k.k_n[i]);
+}
+
 /* The next hop of a recipient: the relayhost, or its domain. */
 static void dlv_nexthop(const struct config *cfg, const char *addr, char *out, size_t len)
 {

@@ -141,6 +141,23 @@ unsigned delivery_inflight(struct delivery *d);
 /* The counters now; all zero when d is NULL (delivery = no). */
 void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r);
 
+/* Traffic shaping's counters (delivery_shaping.c), for the metrics
+ * endpoint; any thread. */
+struct delivery_shp_stats {
+	uint64_t no_attempt;		/* recipients deferred without an attempt */
+	uint64_t firings;		/* rule actions applied */
+	uint64_t learned;		/* per-connection limits learned */
+	uint64_t health;		/* health suspensions of sites */
+};
+void delivery_shaping_stats(struct delivery *d, struct delivery_shp_stats *st_r);
+/* fn once per labelled sample: metric "rule_firings" (label: rule),
+ * "provider_connections" (label: provider) or "active" (label: action,
+ * "suspend", "health", "learned_max_messages" ...). */
+void delivery_shaping_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *metric, const char *label,
+					 uint64_t v),
+			      void *arg);
+
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
 /* Worker side: a job is finished (results filled in). */

@@ -35,6 +35,14 @@ struct dlv_shaping {
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
 	atomic_uint_fast64_t ds_learned;	/* per-connection limits learned */
 	atomic_uint_fast64_t ds_health;		/* sites suspended by health */
+	/* Labelled counts for metrics: firings per rule, connections open
+	 * per provider ("-" for sites without one). */
+	pthread_mutex_t ds_lock;
+	struct dlv_shp_label {
+		char dl_name[64];
+		int64_t dl_n;
+	} ds_rules[64], ds_provs[64];
+	unsigned ds_nrules, ds_nprovs;
 };
 
 /* A destination's shaping: its site, provider and the path's limits,

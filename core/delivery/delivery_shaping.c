@@ -45,8 +45,29 @@ int dlv_shaping_new(struct dlv_shaping **s_r)
 		free(s);
 		return -1;
 	}
+	pthread_mutex_init(&s->ds_lock, NULL);
 	*s_r = s;
 	return 0;
+}
+
+/* Add delta to the count labelled name (a new label while there is room). */
+static void dlv_shp_label_add(struct dlv_shaping *s, struct dlv_shp_label *t, unsigned *n,
+			      const char *name, int64_t delta)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&s->ds_lock);
+	for (i = 0; i < *n; i++)
+		if (strcmp(t[i].dl_name, name) == 0)
+			break;
+	if (i == *n && *n < 64) {
+		snprintf(t[i].dl_name, sizeof(t[i].dl_name), "%s", name);
+		t[i].dl_n = 0;
+		(*n)++;
+	}
+	if (i < *n)
+		t[i].dl_n += delta;
+	pthread_mutex_unlock(&s->ds_lock);
 }
 
 void dlv_shaping_free(struct dlv_shaping **sp)
@@ -57,6 +78,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 		return;
 	shp_store_free(&s->ds_store);
 	shp_state_free(&s->ds_state);
+	pthread_mutex_destroy(&s->ds_lock);
 	free(s);
 	*sp = NULL;
 }
@@ -212,6 +234,8 @@ bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
 			s->ss_ops->ss_sem_release(s, pkey, now);
 		return false;	/* the tick tries again */
 	}
+	dlv_shp_label_add(w->w_shp, w->w_shp->ds_provs, &w->w_shp->ds_nprovs,
+			  p->dp_provider[0] ? p->dp_provider : "-", 1);
 	return true;
 }
 
@@ -226,6 +250,8 @@ void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d)
 		return;
 	dlv_shp_key(key, "c", p->dp_site, dlv_shp_source(d));
 	s->ss_ops->ss_sem_release(s, key, now);
+	dlv_shp_label_add(w->w_shp, w->w_shp->ds_provs, &w->w_shp->ds_nprovs,
+			  p->dp_provider[0] ? p->dp_provider : "-", -1);
 	if (p->dp_provider[0] != '\0') {
 		dlv_shp_key(key, "pc", p->dp_provider, dlv_shp_source(d));
 		s->ss_ops->ss_sem_release(s, key, now);
@@ -316,6 +342,8 @@ void dlv_shp_reply(struct dlv_worker *w, struct dlv_dest *d, unsigned code, cons
 
 			dlv_time_str(until, when, sizeof(when));
 			atomic_fetch_add(&w->w_shp->ds_firings, 1);
+			dlv_shp_label_add(w->w_shp, w->w_shp->ds_rules, &w->w_shp->ds_nrules,
+					  ar->ar_name, 1);
 			log_msg(LOG_WARNING, "shaping: rule %s (%s:%u) fired: site=%s source=%s"
 				" action=%s%s until=%s reply=\"%s\"", ar->ar_name,
 				ar->ar_file ? ar->ar_file : "?", ar->ar_line, p->dp_site,

@@ -187,17 +187,52 @@ static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 	return j;
 }
 
+/* The path's max_recipients: split j, its recipients past max going to
+ * a new job of the same message, first in line. False: no memory (j is
+ * then sent whole, as before shaping). */
+static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
+{
+	struct dlv_job *t = calloc(1, sizeof(*t));
+	unsigned n = j->dj_nrcpt - max;
+
+	if (t == NULL || (t->dj_nexthop = strdup(j->dj_nexthop)) == NULL ||
+	    (t->dj_rcpts = calloc(n, sizeof(uint32_t))) == NULL ||
+	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL) {
+		if (t != NULL)
+			dlv_job_free(t);
+		return false;
+	}
+	memcpy(t->dj_rcpts, j->dj_rcpts + max, n * sizeof(uint32_t));
+	memcpy(t->dj_addrs, j->dj_addrs + max, n * sizeof(char *));
+	t->dj_msg = j->dj_msg;
+	t->dj_nrcpt = n;
+	t->dj_txn = j->dj_txn;
+	t->dj_txn.ct_nrcpt = n;
+	t->dj_txn.ct_rcpts = t->dj_addrs;
+	j->dj_nrcpt = max;
+	j->dj_txn.ct_nrcpt = max;
+	/* One more part of the message to wait for before its update. */
+	atomic_fetch_add(&j->dj_msg->dm_parts_left, 1);
+	dlv_dest_enqueue_front(d, t);
+	return true;
+}
+
 /* Start the next waiting job on session c, or say how long the message
  * rate makes it wait (then c waits, and is ready again after). */
 static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
 {
 	uint64_t wait = dlv_shp_msg_take(w, d);
+	unsigned max = d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_recipients : 0;
+	struct dlv_job *j;
 
 	if (wait != 0) {
 		smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
 		return false;
 	}
-	smtp_client_start_job(c, &dlv_dest_pop(d)->dj_txn);
+	j = dlv_dest_pop(d);
+	if (max != 0 && j->dj_nrcpt > max)
+		dlv_job_split(d, j, max);
+	smtp_client_start_job(c, &j->dj_txn);
 	return true;
 }
 

@@ -151,6 +151,68 @@ static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_sta
 	mb_printf(b, "ringmta_dkim_sign_busy_seconds_total %.6f\n", ss->dkim_sign_busy_ns / 1e9);
 }
 
+/* Traffic shaping (delivery_shaping.c): one family at a time, so each
+ * family's samples stay together as the text format wants. */
+struct metrics_shp {
+	struct mbuf *b;
+	const char *want, *family, *label;
+};
+
+static void metrics_shp_sample(void *arg, const char *metric, const char *label, uint64_t v)
+{
+	struct metrics_shp *s = arg;
+	char esc[160];
+	size_t n = 0;
+
+	if (strcmp(metric, s->want) != 0)
+		return;
+	for (const char *p = label; *p && n + 3 < sizeof(esc); p++) {
+		if (*p == '\\' || *p == '"' || *p == '\n') {
+			esc[n++] = '\\';
+			esc[n++] = *p == '\n' ? 'n' : *p;
+		} else {
+			esc[n++] = *p;
+		}
+	}
+	esc[n] = '\0';
+	mb_printf(s->b, "%s{%s=\"%s\"} %llu\n", s->family, s->label, esc, (unsigned long long)v);
+}
+
+static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
+{
+	static const struct {
+		const char *want, *family, *type, *label, *help;
+	} fams[] = {
+		{ "rule_firings", "ringmta_shaping_rule_firings_total", "counter", "rule",
+		  "Shaping rule actions applied, per rule." },
+		{ "provider_connections", "ringmta_shaping_connections_open", "gauge", "provider",
+		  "Outbound connections open per provider (\"-\": sites of no provider)." },
+		{ "active", "ringmta_shaping_active_paths", "gauge", "action",
+		  "Paths with an active shaping action, suspension or learned limit, per kind." },
+	};
+	struct delivery_shp_stats st;
+
+	delivery_shaping_stats(m->m_dlv, &st);
+	mb_head(b, "ringmta_shaping_deferred_without_attempt_total", "counter",
+		"Recipients deferred with no SMTP attempt: their site or path was suspended.");
+	mb_printf(b, "ringmta_shaping_deferred_without_attempt_total %llu\n",
+		  (unsigned long long)st.no_attempt);
+	mb_head(b, "ringmta_shaping_health_suspensions_total", "counter",
+		"Sites suspended because every connection attempt failed.");
+	mb_printf(b, "ringmta_shaping_health_suspensions_total %llu\n",
+		  (unsigned long long)st.health);
+	mb_head(b, "ringmta_shaping_learned_limits_total", "counter",
+		"Messages-per-connection limits learned from receivers that close.");
+	mb_printf(b, "ringmta_shaping_learned_limits_total %llu\n",
+		  (unsigned long long)st.learned);
+	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		struct metrics_shp s = { b, fams[i].want, fams[i].family, fams[i].label };
+
+		mb_head(b, fams[i].family, fams[i].type, fams[i].help);
+		delivery_shaping_foreach(m->m_dlv, metrics_shp_sample, &s);
+	}
+}
+
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
@@ -264,6 +326,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
 		 ss.tls_failures,
 		 ds.tls_failures);
+	metrics_render_shaping(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct metrics_worker_stats, loops));

@@ -7,7 +7,9 @@ attempts rather than one per message, the learned per-connection limit,
 and the state kept across kill -9 and a restart."""
 import re
 import smtplib
+import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -62,7 +64,8 @@ def test_domains_of_one_site_share_its_connection_limit(make_server, world):
 
 def test_refusing_site_is_suspended_not_hammered(make_server, world):
     dns, sinks, port = world
-    srv = server(make_server, dns, port)
+    mport = free_port()
+    srv = server(make_server, dns, port, metrics_listen="127.0.0.1:%d" % mport)
     send_many(srv, ["u%d@dead.test" % i for i in range(20)])
     assert wait_log(srv, r"shaping: site mx\.dead\.test suspended until", timeout=20)
     # Every message has had its turn: all 20 are deferred, in the queue.
@@ -83,6 +86,16 @@ def test_refusing_site_is_suspended_not_hammered(make_server, world):
             break
         time.sleep(0.2)
     assert re.search(r"site=mx\.dead\.test source=\* action=health value=1", out), out
+    # The metrics say so too, in a format promtool accepts.
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    assert "ringmta_shaping_health_suspensions_total 1\n" in text
+    assert 'ringmta_shaping_active_paths{action="health"} 1\n' in text
+    m = re.search(r"^ringmta_shaping_deferred_without_attempt_total (\d+)$", text, re.M)
+    assert m and 19 <= int(m.group(1)) <= 20, text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_learned_messages_per_connection(make_server, world):
