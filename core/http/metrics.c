@@ -193,18 +193,27 @@ static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 	struct delivery_shp_stats st;
 
 	delivery_shaping_stats(m->m_dlv, &st);
-	mb_head(b, "ringmta_shaping_deferred_without_attempt_total", "counter",
-		"Recipients deferred with no SMTP attempt: their site or path was suspended.");
-	mb_printf(b, "ringmta_shaping_deferred_without_attempt_total %llu\n",
-		  (unsigned long long)st.no_attempt);
-	mb_head(b, "ringmta_shaping_health_suspensions_total", "counter",
-		"Sites suspended because every connection attempt failed.");
-	mb_printf(b, "ringmta_shaping_health_suspensions_total %llu\n",
-		  (unsigned long long)st.health);
-	mb_head(b, "ringmta_shaping_learned_limits_total", "counter",
-		"Messages-per-connection limits learned from receivers that close.");
-	mb_printf(b, "ringmta_shaping_learned_limits_total %llu\n",
-		  (unsigned long long)st.learned);
+	{
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} counters[] = {
+			{ "ringmta_shaping_deferred_without_attempt_total",
+			  "Recipients deferred with no SMTP attempt: their site or path was"
+			  " suspended.", st.no_attempt },
+			{ "ringmta_shaping_health_suspensions_total",
+			  "Sites suspended because every connection attempt failed.", st.health },
+			{ "ringmta_shaping_learned_limits_total",
+			  "Messages-per-connection limits learned from receivers that close.",
+			  st.learned },
+		};
+
+		for (unsigned i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+			mb_head(b, counters[i].name, "counter", counters[i].help);
+			mb_printf(b, "%s %llu\n", counters[i].name,
+				  (unsigned long long)counters[i].v);
+		}
+	}
 	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
 		struct metrics_shp s = { b, fams[i].want, fams[i].family, fams[i].label };
 
