@@ -131,6 +131,11 @@ struct queue_rcpt_update {
 	uint64_t qru_next_attempt;	/* unix us, for QRCPT_PENDING */
 	const char *qru_reply;		/* last reply or reason */
 	uint16_t qru_reply_len;
+	uint8_t qru_bclass;		/* stored as qrcpt.bclass; 0 = none */
+	/* No delivery attempt was made (the recipient waited, e.g. for a
+	 * suspended site): its attempt counter stays as it is, and with
+	 * qru_reply NULL / qru_bclass 0 the stored reply / class stay too. */
+	bool qru_no_attempt;
 };
 
 struct queue_update {
@@ -181,6 +186,9 @@ int queue_scan_due(struct queue *q, uint64_t now_us,
 		   int (*cb)(void *ctx, uint64_t id, uint64_t when), void *ctx);
 
 /* Administration (queue_admin.c); usable while a daemon runs. */
+/* How list and show name a recipient's class (qrcpt.bclass): the program
+ * sets it once at start; unset, classes print as numbers. */
+void queue_admin_set_class_namer(const char *(*name)(uint8_t bclass));
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
