@@ -101,7 +101,10 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
 {
-	return queue_apply(q, txn, u, true);
+	int rc = queue_apply(q, txn, u, true);
+
+	/* The failure and the suppression it causes are durable together. */
+	return rc == 0 ? queue_suppress_apply(q, txn, u) : rc;
 }
 
 int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u)
