@@ -25,6 +25,7 @@
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
 #include "core/outbound/smtp_client.h"
+#include "core/bounce/bclass.h"
 
 static void main_usage(FILE *f)
 {
@@ -33,11 +34,20 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
 		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
+		"       ringmta [-c FILE] [-o key=value]... suppress add|remove|check ADDR\n"
+		"               [--sender-domain D] [--class C] [--expire 30d] [--reason TEXT]\n"
+		"       ringmta [-c FILE] [-o key=value]... suppress list|purge\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
 		"  -o K=V     override one setting; may be repeated\n"
 		"  --check    validate the configuration and exit (-v prints it)\n");
+}
+
+/* Class names for "ringmta queue" (the queue keeps them as numbers). */
+static const char *main_class_name(uint8_t c)
+{
+	return bclass_name(c);
 }
 
 static enum log_level main_log_level(enum config_log_level l)
@@ -433,7 +443,8 @@ int main(int argc, char **argv)
 			i++;
 		else if (strcmp(argv[i], "domain") == 0 && !domain)
 			domain = true;
-		else if (strcmp(argv[i], "queue") == 0 && !domain)
+		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0) &&
+			 !domain)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -467,7 +478,8 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
+			   strcmp(argv[i], "suppress") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -482,8 +494,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(main_log_level(cfg.log_level));
+	queue_admin_set_class_namer(main_class_name);
 	if (i < argc && strcmp(argv[i], "domain") == 0) {
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "suppress") == 0) {
+		rc = main_suppress(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {

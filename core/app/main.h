@@ -9,6 +9,9 @@
 /* "ringmta queue ARGS": returns the exit code. */
 int main_queue(const struct config *cfg, int argc, char **argv);
 
+/* "ringmta suppress add|remove|check|list|purge ...": the exit code. */
+int main_suppress(const struct config *cfg, int argc, char **argv);
+
 /* "ringmta domain check DOMAIN ...": returns the exit code (0 all
  * checks pass, 1 one failed, 2 usage). -o after the verb changes cfg. */
 int main_domain(struct config *cfg, int argc, char **argv);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/base/log.h"
@@ -469,6 +470,13 @@ static void server_env_session_gone(struct smtp_env *env, const struct sockaddr 
 	server_session_gone(server_worker_of_env(env), peer);
 }
 
+static int server_env_suppressed(struct smtp_env *env, const char *sender_domain,
+				 const char *rcpt, size_t len, struct queue_suppress *hit_r)
+{
+	return queue_suppress_lookup(server_worker_of_env(env)->w_srv->s_queue, sender_domain,
+				     rcpt, len, (uint64_t)time(NULL), hit_r);
+}
+
 static const struct smtp_env_ops server_env_ops = {
 	.submit = server_env_submit,
 	.auth_submit = server_env_auth_submit,
@@ -482,6 +490,7 @@ static const struct smtp_env_ops server_env_ops = {
 	.auth_blocked = server_auth_blocked,
 	.auth_failed = server_auth_failed,
 	.session_gone = server_env_session_gone,
+	.suppressed = server_env_suppressed,
 };
 
 /* The listening sockets of one worker, one per configured address. */

@@ -167,6 +167,7 @@ static void dlv_msg_free(struct dlv_msg *m)
 	}
 	free(m->dm_rcpts);
 	free(m->dm_sender);
+	free(m->dm_pool);
 	free(m->dm_updates);
 	free(m);
 }
@@ -310,9 +311,12 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 	m->dm_arrival = r->arrival;
 	m->dm_size = r->size;
 	m->dm_flags = r->flags;
+	m->dm_pool = strndup(r->pool != NULL ? r->pool : "", r->pool != NULL ? r->pool_len : 0);
+	m->dm_strip_off = r->strip_off;
+	m->dm_strip_len = r->strip_len;
 	m->dm_nrcpt = r->nrcpt;
 	m->dm_rcpts = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_rcpts));
-	if (m->dm_sender == NULL || m->dm_rcpts == NULL) {
+	if (m->dm_sender == NULL || m->dm_rcpts == NULL || m->dm_pool == NULL) {
 		dlv_msg_free(m);
 		return;
 	}
@@ -395,6 +399,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		t->ct_flags = m->dm_flags;
 		t->ct_nrcpt = jobs[k]->dj_nrcpt;
 		t->ct_rcpts = jobs[k]->dj_addrs;
+		t->ct_strip_off = m->dm_strip_off;
+		t->ct_strip_len = m->dm_strip_len;
 
 		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
 			h = (h ^ (unsigned char)*p) * 16777619u;

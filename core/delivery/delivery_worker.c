@@ -81,9 +81,18 @@ static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result
 static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, const char *ecode,
 				   const char *reason, uint64_t not_before)
 {
-	(void)not_before;
 	atomic_fetch_add(&w->w_shp->ds_no_attempt, j->dj_nrcpt);
-	dlv_job_end(w, j, DLV_R_DEFERRED, ecode, reason);
+	for (unsigned k = 0; k < j->dj_nrcpt; k++) {
+		struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+		if (r->dr_result != DLV_R_NONE)
+			continue;
+		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "");
+		/* No attempt counted; back when the suspension ends. */
+		r->dr_no_attempt = true;
+		r->dr_not_before = not_before;
+	}
+	delivery_job_done(w, j);
 }
 
 /* Split "[ip]:port" / "host:port" / "host" into name and port. */

@@ -36,6 +36,7 @@ struct work_job;
 struct bufpool;
 struct io_loop;
 struct queue_msg;
+struct queue_suppress;
 struct smtp_env;
 struct smtp_session;
 struct tls_ctx;
@@ -77,6 +78,13 @@ struct smtp_env_ops {
 	/* A session's connection is gone: release its caps. Once per
 	 * session started. */
 	void (*session_gone)(struct smtp_env *env, const struct sockaddr *peer);
+	/* The suppression list (may be NULL: none). 1 with *hit_r filled
+	 * (class, time added; see queue_suppress_lookup) when rcpt (len
+	 * bytes) is suppressed for mail from sender_domain ("" for none),
+	 * 0 when it is not, <0 when the list could not be read (the
+	 * recipient is taken: the list is a courtesy, not a guarantee). */
+	int (*suppressed)(struct smtp_env *env, const char *sender_domain, const char *rcpt,
+			  size_t len, struct queue_suppress *hit_r);
 };
 
 /* The sessions' counters: written by the env's thread only (io/stat.h),

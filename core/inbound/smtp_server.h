@@ -86,6 +86,8 @@ struct smtp_txn {
 	struct qrcpt *t_rcpts;		/* addr strings owned */
 	uint32_t t_nrcpt, t_rcpt_cap;
 	uint32_t t_overshoot;		/* RCPTs refused past max_recipients */
+	uint32_t t_ndropped;		/* RCPTs taken and dropped (suppression =
+					 * drop): not in t_rcpts */
 	struct iovec *t_iov;		/* [0] is the trace header */
 	unsigned t_niov, t_iov_cap;
 	struct io_buf **t_bufs;		/* referenced receive buffers */

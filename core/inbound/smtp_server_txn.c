@@ -282,6 +282,15 @@ void smtp_server_message_done(struct smtp_session *s)
 				  "452 4.3.1 Insufficient system storage");
 		return;
 	}
+	if (t->t_nrcpt == 0) {
+		/* Every recipient was suppressed (suppression = drop): a
+		 * deliberate policy, logged per recipient at RCPT and here. */
+		log_msg(LOG_INFO, "dropped client=%s from=<%s> recipients=%u reason=\"every"
+			" recipient suppressed\"", s->s_addr, t->t_sender, t->t_ndropped);
+		smtp_server_txn_end(s);
+		smtp_server_reply(s, "250 2.0.0 Ok: not queued, every recipient is suppressed");
+		return;
+	}
 	id = s->s_env->e_ops->next_id(s->s_env);
 	if (smtp_build_prefix(s, t, id, flags) < 0) {
 		smtp_server_txn_end(s);
