@@ -78,6 +78,12 @@ def test_refusing_site_is_suspended_not_hammered(make_server, world):
         attempts = len(sinks["dead"].conns)
     assert 1 <= attempts <= 3, attempts
     assert srv.queue_count() == 20
+    # Deferred without an attempt each: no attempt counted, and the next
+    # try is when the suspension ends (a minute, not retry_min's hour).
+    listing = srv.cli("queue", "list").stdout
+    nexts = [int(n) for n in re.findall(r"attempts=0 next=(\d+)", listing)]
+    assert len(nexts) == 20, listing
+    assert all(n < time.time() + 300 for n in nexts), listing
     # `ringmta queue` shows the suspension (saved within a second or so).
     deadline = time.time() + 10
     while time.time() < deadline:
