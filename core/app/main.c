@@ -24,6 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/shaping/shp_rules.h"
 #include "core/outbound/smtp_client.h"
 #include "core/bounce/bclass.h"
 
@@ -179,6 +180,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_next_id = main_dlv_next_id,
 		.de_tls_client = main_dlv_tls_client,
 		.de_arg = srv,
+		.de_rules = srv->s_rules,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -270,6 +272,26 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	return 0;
+}
+
+/* --check: the shaping rules, every error on its own line as
+ * "file:line: message" on stderr. */
+static int main_check_rules(const struct config *cfg)
+{
+	struct shp_rules *r = NULL;
+	size_t errlen = 65536;
+	char *err = malloc(errlen);
+
+	if (err == NULL)
+		return -1;
+	if (server_rules_load(cfg, &r, err, errlen) < 0) {
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		return -1;
+	}
+	free(err);
+	shp_rules_unref(&r);
 	return 0;
 }
 
@@ -409,6 +431,7 @@ static int main_serve(const struct config *cfg)
 					server_dkim_swap(&srv, dkt);
 				}
 			}
+			server_rules_reload(&srv);
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
@@ -504,6 +527,10 @@ int main(int argc, char **argv)
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+			config_free(&cfg);
+			return 2;
+		}
+		if (main_check_rules(&cfg) < 0) {
 			config_free(&cfg);
 			return 2;
 		}

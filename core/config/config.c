@@ -197,6 +197,11 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "suppression_expire", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(suppression_expire),
 	  .ck_min = 0, .ck_max = 3650 * 86400ull, .ck_default = "2160h" },
+	/* Traffic shaping (README "Traffic shaping"; conf/shaping.yaml) */
+	{ .ck_name = "shaping_rules", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(shaping_rules), .ck_default = "" },
+	{ .ck_name = "shaping_builtin_rules", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(shaping_builtin_rules), .ck_default = "yes" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -533,6 +538,8 @@ void config_free(struct config *cfg)
 	free(cfg->suppression);
 	free(cfg->suppression_scope);
 	cfg->bounce_class_rules = cfg->suppression = cfg->suppression_scope = NULL;
+	free(cfg->shaping_rules);
+	cfg->shaping_rules = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

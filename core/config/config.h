@@ -139,6 +139,10 @@ struct config {
 	char *suppression;		/* owned; off | refuse | drop */
 	char *suppression_scope;	/* owned; sender_domain | global */
 	unsigned int suppression_expire;	/* seconds; 0 = never */
+	/* Traffic shaping (core/shaping/shp_rules.h) */
+	char *shaping_rules;	/* owned; rules files, space-separated, read in
+				 * order after the built-in rules; "" = none */
+	bool shaping_builtin_rules;	/* read conf/shaping.yaml (compiled in) first */
 
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics

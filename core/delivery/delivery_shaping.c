@@ -21,6 +21,7 @@
 
 #include "core/base/log.h"
 #include "core/delivery/delivery_internal.h"
+#include "core/shaping/shp_holder.h"
 
 #define DLV_SITE_TTL_S 300u		/* domain -> site cache */
 #define DLV_SOURCE_DEFAULT "default"	/* until sources are chosen per pool */
@@ -85,8 +86,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 
 struct shp_rules *dlv_rules_get(struct dlv_worker *w)
 {
-	(void)w;
-	return NULL;	/* no rules loader yet: ringmta.conf's limits */
+	return w->w_env->de_rules != NULL ? shp_holder_get(w->w_env->de_rules) : NULL;
 }
 
 static const char *dlv_shp_source(const struct dlv_dest *d)
