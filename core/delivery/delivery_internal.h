@@ -59,6 +59,9 @@ struct dlv_dest_shp {
 	struct shp_limits dp_eff;	/* dp_limits lowered by the verdict */
 	uint64_t dp_expires;		/* monotonic s: look the site up again */
 	unsigned dp_probe;		/* sessions that are the site's probe */
+	bool dp_proven;			/* a session of ours got ready since the
+					 * last failure: open more than one */
+	bool dp_proven_kicked;		/* ... and the others were opened */
 };
 
 struct dlv_dest {
@@ -122,14 +125,19 @@ void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d);
 /* The route is known: site, provider, limits; shared cache updated. */
 void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r);
 /* What the path's state allows now. SUSPENDED and BOUNCE end the queued
- * jobs here; returns the gate (enum shp_gate). dp_eff is set. */
-int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d);
+ * jobs here; returns the gate (enum shp_gate). dp_eff is set. claim: the
+ * caller is about to connect, a due probe is its own (else PROBE only
+ * says one is due). */
+int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim);
 /* Take what one new connection needs (site and provider connection
  * units, connection rate); false when not now (force: past the limits,
  * for the probe). dlv_shp_conn_put() gives
  * the units back when the session is gone. */
 bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force);
 void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d);
+/* More sessions to the site than its (lowered) limit allows now: the
+ * caller closes one as it comes ready. */
+bool dlv_shp_over_limit(struct dlv_worker *w, struct dlv_dest *d);
 /* One message may start: 0, or the microseconds to wait. */
 uint64_t dlv_shp_msg_take(struct dlv_worker *w, struct dlv_dest *d);
 /* The session's path for smtp_client_open(). */

@@ -174,14 +174,15 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 			   dlv_unix_us() + DLV_SITE_TTL_S * 1000000ull);
 }
 
-int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d)
+int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
 	struct shp_verdict v;
 
 	if (!p->dp_known)
 		return SHP_GATE_OPEN;
-	shp_state_check(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), dlv_unix_us(), &v);
+	shp_state_check(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), dlv_unix_us(), claim,
+			&v);
 	p->dp_eff = p->dp_limits;
 	shp_verdict_apply(&v, &p->dp_eff);
 	switch (v.sv_gate) {
@@ -237,6 +238,18 @@ bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
 	dlv_shp_label_add(w->w_shp, w->w_shp->ds_provs, &w->w_shp->ds_nprovs,
 			  p->dp_provider[0] ? p->dp_provider : "-", 1);
 	return true;
+}
+
+bool dlv_shp_over_limit(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_store *s = w->w_shp->ds_store;
+	char key[DLV_KEY_MAX];
+
+	if (!p->dp_known || p->dp_eff.sl_max_connections == 0)
+		return false;
+	dlv_shp_key(key, "c", p->dp_site, dlv_shp_source(d));
+	return s->ss_ops->ss_sem_count(s, key) > p->dp_eff.sl_max_connections;
 }
 
 void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d)
@@ -367,6 +380,7 @@ void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *
 
 	if (p->dp_probe > 0)
 		p->dp_probe--;
+	p->dp_proven = p->dp_proven_kicked = false;
 	if (!p->dp_known) {
 		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason, false, 0);
 		return;
@@ -385,6 +399,7 @@ void dlv_shp_opened(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
 
+	p->dp_proven = true;
 	if (p->dp_probe > 0) {
 		p->dp_probe--;
 		log_msg(LOG_INFO, "shaping: site %s answered the probe: open again", p->dp_site);

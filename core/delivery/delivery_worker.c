@@ -377,7 +377,7 @@ static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 {
 	struct smtp_client_path path;
 	unsigned want, max;
-	int gate = dlv_shp_gate(w, d);
+	int gate = dlv_shp_gate(w, d, true);
 
 	if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE || d->dd_head == NULL)
 		return;
@@ -389,6 +389,10 @@ static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 	if (max != 0)
 		want = d->dd_nconns >= max ? 0 : want < max - d->dd_nconns ? want :
 		       max - d->dd_nconns;
+	/* Until one session got through, one at a time: a dead host sees
+	 * one connection, not one per waiting job. */
+	if (!d->dd_shp.dp_proven)
+		want = d->dd_nopening > 0 ? 0 : want < 1 ? want : 1;
 	if (gate == SHP_GATE_PROBE) {
 		/* The site failed every attempt: exactly one probe. */
 		want = 1;
@@ -411,15 +415,31 @@ static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 	}
 }
 
+/* Close the idle sessions (the path is suspended), or those over the
+ * path's lowered connection limit. */
+static void dlv_dest_close_idle(struct dlv_worker *w, struct dlv_dest *d, bool all)
+{
+	struct smtp_client *c;
+
+	while ((c = d->dd_idle) != NULL && (all || dlv_shp_over_limit(w, d))) {
+		d->dd_idle = smtp_client_next_idle(c);
+		smtp_client_set_next_idle(c, NULL);
+		smtp_client_quit(c);	/* its unit goes back when it is gone */
+	}
+}
+
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 {
 	unsigned max;
+	int gate;
 
 	if (d->dd_head == NULL || w->w_quiesce)
 		return;
 	/* A site known (or cached) as suspended: no DNS, no attempt. */
 	dlv_shp_from_cache(w, d);
-	if (dlv_shp_gate(w, d) == SHP_GATE_SUSPENDED || d->dd_head == NULL)
+	gate = dlv_shp_gate(w, d, false);
+	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
+	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL)
 		return;
 	while (d->dd_head != NULL && d->dd_idle != NULL) {
 		struct smtp_client *c = d->dd_idle;
@@ -449,17 +469,27 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		smtp_client_quit(c);
 		return;
 	}
-	if (d->dd_head != NULL) {
-		int gate = dlv_shp_gate(w, d);
+	{
+		int gate = dlv_shp_gate(w, d, true);
 
 		if (gate == SHP_GATE_PROBE)	/* this session is the proof */
 			dlv_shp_opened(w, d);
-		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE) {
-			smtp_client_quit(c);	/* the path is closed for now */
+		/* The path closed for now, or its limit was lowered under
+		 * the sessions it has: this one goes. */
+		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
+		    dlv_shp_over_limit(w, d)) {
+			smtp_client_quit(c);
 			return;
 		}
 		if (d->dd_head != NULL) {
+			bool first = !d->dd_shp.dp_proven_kicked;
+
 			dlv_dest_start_next(w, d, c);
+			/* The first session got through: the jobs still
+			 * waiting may have sessions of their own now. */
+			d->dd_shp.dp_proven_kicked = true;
+			if (first)
+				dlv_dest_kick(w, d);
 			return;
 		}
 	}
@@ -550,15 +580,19 @@ static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
 	struct dlv_worker *w = ctx;
 	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
 
+	struct dlv_dest *d = NULL;
+
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
 		if (j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_result == DLV_R_SENT) {
-			struct dlv_dest *d = dlv_dest_find(w, j->dj_nexthop);
-
+			d = dlv_dest_find(w, j->dj_nexthop);
 			if (d != NULL)
 				dlv_shp_delivered(w, d);	/* the ramp's step */
 			break;
 		}
 	delivery_job_done(w, j);
+	/* A ramp may allow one more connection now. */
+	if (d != NULL && d->dd_head != NULL && d->dd_shp.dp_eff.sl_max_connections != 0)
+		dlv_dest_kick(w, d);
 }
 
 static const struct smtp_client_ops dlv_cl_ops = {

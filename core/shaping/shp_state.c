@@ -127,7 +127,7 @@ static void shp_suspended(struct shp_verdict *v, uint64_t until, const char *fmt
 }
 
 void shp_state_check(struct shp_state *st, const char *site, const char *source,
-		     uint64_t now, struct shp_verdict *v)
+		     uint64_t now, bool claim, struct shp_verdict *v)
 {
 	struct shp_pstate *s, *p;
 
@@ -172,8 +172,10 @@ void shp_state_check(struct shp_state *st, const char *site, const char *source,
 				      "site %s suspended: a probe connection is under way%s",
 				      site, "");
 		} else {
-			s->ps_probe = true;
-			s->ps_probe_at = now;
+			if (claim) {
+				s->ps_probe = true;
+				s->ps_probe_at = now;
+			}
 			v->sv_gate = SHP_GATE_PROBE;
 		}
 	}

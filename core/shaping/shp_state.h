@@ -60,9 +60,11 @@ struct shp_verdict {
 /* While the probe is in flight, others come back this much later. */
 #define SHP_PROBE_WAIT_US (5ull * 1000000u)
 
-/* What may happen on path (site, source) at now. source may be NULL. */
+/* What may happen on path (site, source) at now. source may be NULL.
+ * A due probe is claimed (given to this caller only) when claim; else
+ * SHP_GATE_PROBE only says one is due. */
 void shp_state_check(struct shp_state *st, const char *site, const char *source,
-		     uint64_t now_us, struct shp_verdict *v_r);
+		     uint64_t now_us, bool claim, struct shp_verdict *v_r);
 /* Lower l by what v says (never raise it). */
 void shp_verdict_apply(const struct shp_verdict *v, struct shp_limits *l);
 

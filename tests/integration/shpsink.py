@@ -8,7 +8,9 @@ most connections it saw at once. Behaviours (all optional):
                      per-connection limit, no error reply)
   rate_limit=(N, W)  more than N messages accepted within W seconds: MAIL
                      gets "421 4.7.28 ... unusual rate" and the
-                     connection is closed (Gmail)
+                     connection is closed (Gmail); with trip_once, only
+                     the first time
+  accept_close may be changed while the sink runs (the site comes back)
   mail_reply=TEXT    every MAIL gets this reply (e.g. a [TSS04] 421)
   accept_close=True  accept the TCP connection and close it at once, no
                      greeting (a refusing site whose attempts are counted)
@@ -23,10 +25,12 @@ from sink import Sink
 
 class ProviderSink:
     def __init__(self, host, port, close_after=0, rate_limit=None, mail_reply=None,
-                 accept_close=False, data_delay=0.0):
+                 accept_close=False, data_delay=0.0, trip_once=False):
         self.host, self.port = host, port
         self.close_after = close_after
         self.rate_limit = rate_limit
+        self.trip_once = trip_once
+        self.tripped = 0
         self.mail_reply = mail_reply
         self.accept_close = accept_close
         self.data_delay = data_delay
@@ -36,7 +40,7 @@ class ProviderSink:
         self.accepted_times = []
         self.active = 0
         self.max_active = 0
-        self.events = []        # (time, "open"/"close"/"msg"/"421")
+        self.events = []        # (time, "open"/"close"/"msg"/"421", connections open)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -71,7 +75,7 @@ class ProviderSink:
             self.conns.append(conn)
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-            self.events.append((now, "open"))
+            self.events.append((now, "open", self.active))
         try:
             if self.accept_close:
                 return
@@ -82,7 +86,7 @@ class ProviderSink:
             with self.lock:
                 self.active -= 1
                 conn["closed"] = time.time()
-                self.events.append((conn["closed"], "close"))
+                self.events.append((conn["closed"], "close", self.active))
             try:
                 writer.close()
             except Exception:
@@ -116,9 +120,11 @@ class ProviderSink:
                 rcpts = []
                 if self.close_after and conn["msgs"] >= self.close_after:
                     return      # no reply: the connection just ends
-                if self.rate_limit and self._over_rate(time.time()):
+                if (self.rate_limit and not (self.trip_once and self.tripped) and
+                        self._over_rate(time.time())):
                     with self.lock:
-                        self.events.append((time.time(), "421"))
+                        self.tripped += 1
+                        self.events.append((time.time(), "421", self.active))
                     await send("421 4.7.28 Our system has detected an unusual rate of"
                                " unsolicited mail originating from your IP address.")
                     return
@@ -144,7 +150,7 @@ class ProviderSink:
                     conn["msgs"] += 1
                     self.messages.append({"time": now, "rcpts": rcpts, "conn": conn})
                     self.accepted_times.append(now)
-                    self.events.append((now, "msg"))
+                    self.events.append((now, "msg", self.active))
                 await send("250 2.0.0 Ok: queued")
             elif verb == "RSET" or verb == "NOOP":
                 await send("250 2.0.0 Ok")

@@ -66,7 +66,7 @@ int main(void)
 	queue_close(&q);
 	shp_state_new(&st);
 	tap_ok(shp_state_restore(st, g.buf, g.len) == 0, "state restored from the queue");
-	shp_state_check(st, "mx.example", "any", t0 + S, &v);
+	shp_state_check(st, "mx.example", "any", t0 + S, true, &v);
 	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && strstr(v.sv_reason, "rule-x") != NULL,
 	       "the suspension survived the restart");
 	shp_state_free(&st);
