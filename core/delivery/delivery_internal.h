@@ -62,6 +62,7 @@ struct dlv_dest_shp {
 	bool dp_proven;			/* a session of ours got ready since the
 					 * last failure: open more than one */
 	bool dp_proven_kicked;		/* ... and the others were opened */
+	uint64_t dp_rate_until;		/* unix us: the message rate says wait */
 };
 
 struct dlv_dest {

@@ -235,7 +235,16 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 	struct dlv_job *j;
 
 	if (wait != 0) {
-		smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
+		/* A short wait on the session's own timer; a long one (a slow
+		 * rate: 500/d is one per 173 s) idle, with the destination
+		 * quiet until then: the tick looks again, no session churns. */
+		if (wait < 1000000u) {
+			smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
+		} else {
+			d->dd_shp.dp_rate_until = dlv_unix_us() + wait;
+			smtp_client_set_next_idle(c, d->dd_idle);
+			d->dd_idle = c;
+		}
 		return false;
 	}
 	j = dlv_dest_pop(d);
@@ -439,7 +448,8 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 	dlv_shp_from_cache(w, d);
 	gate = dlv_shp_gate(w, d, false);
 	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
-	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL)
+	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL ||
+	    dlv_unix_us() < d->dd_shp.dp_rate_until)
 		return;
 	while (d->dd_head != NULL && d->dd_idle != NULL) {
 		struct smtp_client *c = d->dd_idle;

@@ -40,6 +40,7 @@ class ProviderSink:
         self.accepted_times = []
         self.active = 0
         self.max_active = 0
+        self.mails = 0          # MAIL commands seen
         self.events = []        # (time, "open"/"close"/"msg"/"421", connections open)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -118,6 +119,8 @@ class ProviderSink:
                 await send("250-provider\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 50000000")
             elif verb == "MAIL":
                 rcpts = []
+                with self.lock:
+                    self.mails += 1
                 if self.close_after and conn["msgs"] >= self.close_after:
                     return      # no reply: the connection just ends
                 if (self.rate_limit and not (self.trip_once and self.tripped) and
