@@ -1,5 +1,5 @@
 """More of what shaping rules do, against provider-like sinks on loopback
-(see test_shaping_rules.py for the world): a rule that fires only at its
+(see test_shaping_automation.py for the world): a rule that fires only at its
 threshold ("3 in 1m"), a bounce action that fails what is queued for the
 path with the rule's name, and a path whose rules require TLS deferring
 with 4.7.5 when the receiver offers none."""
