@@ -34,6 +34,8 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
 		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
+		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
+		"               [--domain DOMAIN] [--source SOURCE]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -443,7 +445,7 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
-	bool domain = false;
+	bool domain = false, shaping = false;
 	int i, rc;
 
 	config_defaults(&cfg);
@@ -454,9 +456,11 @@ int main(int argc, char **argv)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "domain") == 0 && !domain)
+		else if (strcmp(argv[i], "domain") == 0 && !domain && !shaping)
 			domain = true;
-		else if (strcmp(argv[i], "queue") == 0 && !domain)
+		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
+			shaping = true;
+		else if (strcmp(argv[i], "queue") == 0 && !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -490,7 +494,8 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
+			   strcmp(argv[i], "shaping") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -507,6 +512,8 @@ int main(int argc, char **argv)
 	log_set_level(main_log_level(cfg.log_level));
 	if (i < argc && strcmp(argv[i], "domain") == 0) {
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
+		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {

@@ -480,3 +480,22 @@ unsigned shp_rules_match(const struct shp_rules *r, const struct shp_provider *p
 		free(subj);
 	return n;
 }
+
+static unsigned shp_list_append(const struct shp_rulelist *rl, const struct shp_auto_rule **out,
+				unsigned n, unsigned max)
+{
+	for (unsigned i = 0; i < rl->rl_n && n < max; i++)
+		if (!rl->rl_v[i]->ru_disabled)
+			out[n++] = &rl->rl_v[i]->ru_pub;
+	return n;
+}
+
+unsigned shp_rules_list(const struct shp_rules *r, const struct shp_provider *p,
+			const struct shp_auto_rule **out, unsigned max)
+{
+	unsigned n = 0;
+
+	if (p != NULL)
+		n = shp_list_append(&p->pv_rules, out, n, max);
+	return shp_list_append(&r->r_rules, out, n, max);
+}
