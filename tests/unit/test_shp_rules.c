@@ -627,6 +627,31 @@ static void test_builtin(void)
 	       "too many connections lowers max_connections");
 	shp_rules_limits(r, NULL, NULL, NULL, NULL, 20, 0, &l);
 	tap_ok(l.sl_max_connections == 20, "the built-in rules leave ringmta.conf's default alone");
+	{
+		static const char *const known[][2] = {
+			{ "gmail-smtp-in.l.google.com", "gmail" },
+			{ "mx1.googlemail.com", "gmail" },
+			{ "outlook-com.olc.protection.outlook.com", "microsoft-consumer" },
+			{ "contoso-com.mail.protection.outlook.com", "microsoft-365" },
+			{ "mx-aol.mail.gm0.yahoodns.net", "yahoo" },
+			{ "mx01.mail.icloud.com", "icloud" },
+			{ "mx1a1.comcast.net", "comcast" },
+			{ "mx00.gmx.net", "gmx-webde" },
+			{ "mx-ha03.web.de", "gmx-webde" },
+			{ "smtp-in.orange.fr", "orange" },
+			{ "mxs.mail.ru", "mailru" },
+			{ "mx.yandex.ru", "yandex" },
+			{ "mx.example.com", NULL },
+		};
+
+		for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+			const char *h[1] = { known[i][0] };
+			const char *name = shp_provider_name(shp_rules_provider(r, h, 1));
+
+			tap_ok(known[i][1] == NULL ? name == NULL : name != NULL && strcmp(name, known[i][1]) == 0,
+			       "built-in: %s is %s", known[i][0], known[i][1] ? known[i][1] : "no provider");
+		}
+	}
 	shp_rules_unref(&r);
 }
 
