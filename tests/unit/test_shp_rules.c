@@ -509,8 +509,10 @@ static void test_errors(void)
 	       "unknown default pool");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup: {start: 2026-02-30, schedule: {default: [1]}}\n",
 	       "a.yaml:4: start: expected a date", "bad warm-up date");
-	refuse("sources:\n  s1:\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
-	       "a.yaml:5: source s1: warm-up schedule for unknown provider \"nosuch\"",
+	refuse("sources:\n  s1: {ehlo: s1.example}\n", "a.yaml:2: source s1: address is missing",
+	       "a source without an address");
+	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
+	       "a.yaml:6: source s1: warm-up schedule for unknown provider \"nosuch\"",
 	       "warm-up for an unknown provider");
 	refuse("providers:\n  p: {max_connections: 3}\n", "a.yaml:2: provider p has no match",
 	       "provider without match");
