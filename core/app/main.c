@@ -38,6 +38,8 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... suppress add|remove|check ADDR\n"
 		"               [--sender-domain D] [--class C] [--expire 30d] [--reason TEXT]\n"
 		"       ringmta [-c FILE] [-o key=value]... suppress list|purge\n"
+		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
+		"               [--domain DOMAIN] [--source SOURCE]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -453,7 +455,7 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
-	bool domain = false;
+	bool domain = false, shaping = false;
 	int i, rc;
 
 	config_defaults(&cfg);
@@ -464,10 +466,12 @@ int main(int argc, char **argv)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "domain") == 0 && !domain)
+		else if (strcmp(argv[i], "domain") == 0 && !domain && !shaping)
 			domain = true;
+		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
+			shaping = true;
 		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0) &&
-			 !domain)
+			 !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -502,7 +506,7 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return 0;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
-			   strcmp(argv[i], "suppress") == 0) {
+			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -522,6 +526,8 @@ int main(int argc, char **argv)
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc && strcmp(argv[i], "suppress") == 0) {
 		rc = main_suppress(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
+		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {

@@ -150,7 +150,8 @@ void shp_rules_provider_limits(const struct shp_rules *r, const struct shp_provi
  * ..."): the provider's rules, then the global ones, in file order.
  * Patterns see "ECODE TEXT": the enhanced code, a space, and the text
  * without its leading "421 " / "421-" and without the enhanced code
- * repeated at its start (no ecode: the text alone); a rule's "code:"
+ * repeated at its start or at the start of each continuation line (no
+ * ecode: the text alone); a rule's "code:"
  * filter tests the leading basic code. Fills up to max and returns how
  * many it filled. */
 unsigned shp_rules_match(const struct shp_rules *r, const struct shp_provider *p,

@@ -64,6 +64,12 @@ void shp_rules_explain(const struct shp_rules *r, const struct shp_provider *p,
  * normalized key) for display. */
 const char *shp_rules_site_entry(const struct shp_rules *r, const char *site);
 
+/* Every automation rule that applies to a site of provider p (NULL: none)
+ * in the order shp_rules_match() tries them, disabled ones left out. Fills
+ * up to max, returns how many it filled. */
+unsigned shp_rules_list(const struct shp_rules *r, const struct shp_provider *p,
+			const struct shp_auto_rule **out, unsigned max);
+
 /* "3 providers, 2 sites, 1000 domains, 2 sources, 1 pool, 12 automation
  * rules" */
 void shp_rules_summary(const struct shp_rules *r, char *out, size_t outlen);

@@ -4,10 +4,14 @@
  *
  * What a pattern is matched against: the enhanced status code, one space,
  * then the reply text without its leading basic code ("421 " or "421-")
- * and without the enhanced code repeated at its start. So the reply
- * "421-4.7.28 Our system has detected an unusual rate ..." with ecode
- * "4.7.28" is matched as "4.7.28 Our system has detected an unusual rate
- * ...", and a reply without an enhanced code as its bare text. Patterns
+ * and without the enhanced code repeated at its start or at the start of
+ * each continuation line. So the two-line reply
+ *   421-4.7.28 Our system has detected an unusual rate of
+ *   421 4.7.28 unsolicited mail originating from your IP address.
+ * (ecode "4.7.28"; the engine hands its lines joined by spaces) is matched
+ * as "4.7.28 Our system has detected an unusual rate of unsolicited mail
+ * originating from your IP address.", and a reply without an enhanced code
+ * as its bare text. Patterns
  * are PCRE2 (UTF, case-sensitive unless "(?i)", unanchored), JIT-compiled
  * when PCRE2 has a JIT for this machine. The basic code filters through
  * "code:" ("421", "4xx", "45x").
@@ -444,6 +448,26 @@ static unsigned shp_match_list(const struct shp_rulelist *rl, const char *code, 
 	return n;
 }
 
+/* text into out without the enhanced code that starts each continuation
+ * line of a multi-line reply (" 4.7.28 " where the lines were joined), so
+ * that a pattern sees the sentence the receiver wrote. Returns the length
+ * written (out has room for strlen(text) + 1). */
+static size_t shp_subject_text(char *out, const char *text, const char *ecode, size_t el)
+{
+	size_t n = 0;
+
+	while (*text != '\0') {
+		if (el > 0 && text[0] == ' ' && strncmp(text + 1, ecode, el) == 0 &&
+		    (text[el + 1] == ' ' || text[el + 1] == '\0')) {
+			text += el + 1;
+			continue;
+		}
+		out[n++] = *text++;
+	}
+	out[n] = '\0';
+	return n;
+}
+
 unsigned shp_rules_match(const struct shp_rules *r, const struct shp_provider *p,
 			 const char *ecode, const char *text,
 			 const struct shp_auto_rule **out, unsigned max)
@@ -469,14 +493,34 @@ unsigned shp_rules_match(const struct shp_rules *r, const struct shp_provider *p
 	len = el + (el > 0) + tl;
 	if (len + 1 > sizeof(stackbuf) && (subj = malloc(len + 1)) == NULL)
 		return 0;
-	memcpy(subj, ecode, el);
-	if (el > 0)
+	if (el > 0) {
+		memcpy(subj, ecode, el);
 		subj[el] = ' ';
-	memcpy(subj + el + (el > 0), text, tl + 1);
+	}
+	len = el + (el > 0) + shp_subject_text(subj + el + (el > 0), text, ecode, el);
 	if (p != NULL)
 		n = shp_match_list(&p->pv_rules, code, (PCRE2_SPTR)subj, len, md, out, n, max);
 	n = shp_match_list(&r->r_rules, code, (PCRE2_SPTR)subj, len, md, out, n, max);
 	if (subj != stackbuf)
 		free(subj);
 	return n;
+}
+
+static unsigned shp_list_append(const struct shp_rulelist *rl, const struct shp_auto_rule **out,
+				unsigned n, unsigned max)
+{
+	for (unsigned i = 0; i < rl->rl_n && n < max; i++)
+		if (!rl->rl_v[i]->ru_disabled)
+			out[n++] = &rl->rl_v[i]->ru_pub;
+	return n;
+}
+
+unsigned shp_rules_list(const struct shp_rules *r, const struct shp_provider *p,
+			const struct shp_auto_rule **out, unsigned max)
+{
+	unsigned n = 0;
+
+	if (p != NULL)
+		n = shp_list_append(&p->pv_rules, out, n, max);
+	return shp_list_append(&r->r_rules, out, n, max);
 }

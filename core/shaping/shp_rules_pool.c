@@ -40,6 +40,7 @@ static void shp_ld_address(struct shp_ld *ld, const struct yaml_node *v, struct 
 	struct sockaddr_in *a4 = (struct sockaddr_in *)&s->ss_addr;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&s->ss_addr;
 
+	sd->sd_addr_node = v;	/* given, even if wrong: not "missing" */
 	if (!shp_ld_want(ld, v, YAML_SCALAR, "address"))
 		return;
 	memset(&s->ss_addr, 0, sizeof(s->ss_addr));
@@ -52,9 +53,7 @@ static void shp_ld_address(struct shp_ld *ld, const struct yaml_node *v, struct 
 	} else {
 		shp_ld_err(ld, v, "address: \"%s\" is not an IPv4 or IPv6 address", v->yn_str);
 		s->ss_addrlen = 0;
-		return;
 	}
-	sd->sd_addr_node = v;
 }
 
 /* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
@@ -432,6 +431,12 @@ void shp_ld_pool_finish(struct shp_ld *ld)
 		const struct shp_src_def *sd = r->r_src[i];
 		const struct shp_warmup *w = sd->sd_warmup;
 
+		/* Only "default" may go without an address (it binds what
+		 * ringmta.conf says); any other source exists to be one. */
+		if (sd->sd_node != NULL && sd->sd_addr_node == NULL &&
+		    strcmp(sd->sd_pub.ss_name, "default") != 0)
+			shp_ld_err(ld, sd->sd_node, "source %s: address is missing",
+				   sd->sd_pub.ss_name);
 		for (unsigned j = 0; j < i; j++)
 			if (shp_addr_eq(&r->r_src[j]->sd_pub, &sd->sd_pub))
 				shp_ld_err(ld, sd->sd_addr_node, "source %s: address %s is already"

@@ -284,6 +284,10 @@ static void test_automation(void)
 	n = shp_rules_match(r, p, "", "unusual rate without a code", out, 8);
 	tap_ok(n == 1 && strcmp(out[0]->ar_name, "global-unusual") == 0,
 	       "a code filter needs a code in the reply");
+	n = shp_rules_match(r, NULL, "4.7.28", "421 4.7.28 [192.0.2.1 15] Our system has detected an"
+			    " UNUSUAL 4.7.28 rate of 4.7.28 unsolicited mail", out, 8);
+	tap_ok(n == 1 && strcmp(out[0]->ar_name, "global-unusual") == 0,
+	       "the enhanced code repeated on continuation lines is not in the way");
 	n = shp_rules_match(r, p, "4.7.28", "421 4.7.28 \xff\xfe invalid UTF-8 unusual", out, 8);
 	tap_ok(n == 2, "invalid UTF-8 in a reply still matches (%u)", n);
 
@@ -509,8 +513,10 @@ static void test_errors(void)
 	       "unknown default pool");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup: {start: 2026-02-30, schedule: {default: [1]}}\n",
 	       "a.yaml:4: start: expected a date", "bad warm-up date");
-	refuse("sources:\n  s1:\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
-	       "a.yaml:5: source s1: warm-up schedule for unknown provider \"nosuch\"",
+	refuse("sources:\n  s1: {ehlo: s1.example}\n", "a.yaml:2: source s1: address is missing",
+	       "a source without an address");
+	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
+	       "a.yaml:6: source s1: warm-up schedule for unknown provider \"nosuch\"",
 	       "warm-up for an unknown provider");
 	refuse("providers:\n  p: {max_connections: 3}\n", "a.yaml:2: provider p has no match",
 	       "provider without match");
@@ -603,8 +609,11 @@ static void test_builtin(void)
 	tap_ok(strstr(sum, "providers") != NULL, "summary: %s", sum);
 	p = shp_rules_provider(r, gmail, 2);
 	tap_ok(p != NULL && strcmp(shp_provider_name(p), "gmail") == 0, "gmail by its MX");
-	n = shp_rules_match(r, p, "4.7.28", "421-4.7.28 Gmail has detected an unusual rate of"
-			    " unsolicited mail originating from your IP address.", out, 8);
+	/* As the delivery engine hands a multi-line reply: "CODE " and the
+	 * lines (each still starting with the enhanced code) joined. */
+	n = shp_rules_match(r, p, "4.7.28", "421 4.7.28 [192.0.2.1 15] Gmail has detected an unusual"
+			    " rate of 4.7.28 unsolicited mail originating from your IP address. To"
+			    " 4.7.28 protect our users from spam ... - gsmtp", out, 8);
 	tap_ok(n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_RAMP &&
 		       out[0]->ar_actions[0].sa_duration_us >= 600000000ull,
 	       "gmail 4.7.28: ramp after at least 10 minutes");
@@ -627,6 +636,31 @@ static void test_builtin(void)
 	       "too many connections lowers max_connections");
 	shp_rules_limits(r, NULL, NULL, NULL, NULL, 20, 0, &l);
 	tap_ok(l.sl_max_connections == 20, "the built-in rules leave ringmta.conf's default alone");
+	{
+		static const char *const known[][2] = {
+			{ "gmail-smtp-in.l.google.com", "gmail" },
+			{ "mx1.googlemail.com", "gmail" },
+			{ "outlook-com.olc.protection.outlook.com", "microsoft-consumer" },
+			{ "contoso-com.mail.protection.outlook.com", "microsoft-365" },
+			{ "mx-aol.mail.gm0.yahoodns.net", "yahoo" },
+			{ "mx01.mail.icloud.com", "icloud" },
+			{ "mx1a1.comcast.net", "comcast" },
+			{ "mx00.gmx.net", "gmx-webde" },
+			{ "mx-ha03.web.de", "gmx-webde" },
+			{ "smtp-in.orange.fr", "orange" },
+			{ "mxs.mail.ru", "mailru" },
+			{ "mx.yandex.ru", "yandex" },
+			{ "mx.example.com", NULL },
+		};
+
+		for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+			const char *h[1] = { known[i][0] };
+			const char *name = shp_provider_name(shp_rules_provider(r, h, 1));
+
+			tap_ok(known[i][1] == NULL ? name == NULL : name != NULL && strcmp(name, known[i][1]) == 0,
+			       "built-in: %s is %s", known[i][0], known[i][1] ? known[i][1] : "no provider");
+		}
+	}
 	shp_rules_unref(&r);
 }
 
