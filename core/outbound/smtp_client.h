@@ -143,6 +143,20 @@ int smtp_client_check_bind(const struct config *cfg, char *err, size_t errlen);
 int smtp_client_check_sources(const struct config *cfg, const struct shp_rules *r,
 			      struct shp_src_state *st, char *err, size_t errlen);
 
+/* The body window data[off, wend) of a stored message data[0, len) as
+ * it goes on the wire (smtp_client_body.c; pure, no I/O): dot-stuffed
+ * (*bol: the last octet written ended a line, true at the start),
+ * without the octets [strip_off, strip_off + strip_len) (none when
+ * strip_len is 0, or when the range is not inside the message). Each run
+ * goes to put; returns 0 or put's first error. */
+int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64_t wend,
+			    uint64_t strip_off, uint32_t strip_len, bool *bol,
+			    int (*put)(void *ctx, const char *p, size_t n), void *ctx);
+/* Whether the octets sent of data[0, len) end with CRLF (then "." alone
+ * ends the data, else CRLF "."). */
+bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
+				uint32_t strip_len);
+
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
 /* Say QUIT and close (a ready or idle session). */
