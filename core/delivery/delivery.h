@@ -58,6 +58,13 @@ struct dlv_rcpt {
 	char dr_ecode[12];
 	char dr_remote[300];		/* "host[ip]:port" that answered */
 	char dr_tls[80];		/* "TLSv1.3 cipher" or "" */
+	/* Set by the engine where it knows better than the reply text: */
+	uint8_t dr_class;		/* enum bclass; 0: classify dr_reply */
+	uint64_t dr_not_before;		/* unix us: no retry before; 0 = none */
+	/* Deferred without an SMTP attempt (its site is suspended): the
+	 * attempt count stays, the next try is max(dr_not_before, now)
+	 * plus jitter, and only max_queue_lifetime ends it. */
+	bool dr_no_attempt;
 };
 
 /* One message in this round; shared by its jobs' workers. */

@@ -224,8 +224,14 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		if (r->dr_result == DLV_R_NONE)
 			continue;
 		if (r->dr_result == DLV_R_DEFERRED) {
-			next = now + retry_delay_us(r->dr_attempts + 1u, cfg->retry_min,
-						    cfg->retry_max, dres_rand(w));
+			if (r->dr_no_attempt) {
+				next = retry_wait_us(now, r->dr_not_before, dres_rand(w));
+			} else {
+				next = now + retry_delay_us(r->dr_attempts + 1u, cfg->retry_min,
+							    cfg->retry_max, dres_rand(w));
+				if (next < r->dr_not_before)
+					next = r->dr_not_before;
+			}
 			if (retry_expired(m->dm_arrival, next, cfg->max_queue_lifetime)) {
 				char *why = NULL;
 
@@ -247,6 +253,10 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		u->qru_next_attempt = next;
 		u->qru_reply = r->dr_reply;
 		u->qru_reply_len = r->dr_reply ? (uint16_t)strnlen(r->dr_reply, 65535) : 0;
+		u->qru_bclass = r->dr_class;
+		/* A wait without an attempt is not counted; one that expired
+		 * is the recipient's end and counts as its last round. */
+		u->qru_no_attempt = r->dr_no_attempt && r->dr_result == DLV_R_DEFERRED;
 		if (r->dr_result == DLV_R_FAILED)
 			failed++;
 		else if (r->dr_result == DLV_R_DEFERRED)
@@ -266,7 +276,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 				"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s",
 				ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
 				r->dr_tls[0] ? r->dr_tls : "none",
-				r->dr_attempts + 1u, (double)(now - m->dm_arrival) / 1e6,
+				r->dr_attempts + (u->qru_no_attempt ? 0u : 1u), (double)(now - m->dm_arrival) / 1e6,
 				dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
 				r->dr_reply ? r->dr_reply : "", nexts);
 		}
