@@ -24,6 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/shaping/shp_rules.h"
 #include "core/outbound/smtp_client.h"
 
 static void main_usage(FILE *f)
@@ -33,6 +34,8 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
 		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
+		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
+		"               [--domain DOMAIN] [--source SOURCE]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -169,6 +172,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_next_id = main_dlv_next_id,
 		.de_tls_client = main_dlv_tls_client,
 		.de_arg = srv,
+		.de_rules = srv->s_rules,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -260,6 +264,26 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	return 0;
+}
+
+/* --check: the shaping rules, every error on its own line as
+ * "file:line: message" on stderr. */
+static int main_check_rules(const struct config *cfg)
+{
+	struct shp_rules *r = NULL;
+	size_t errlen = 65536;
+	char *err = malloc(errlen);
+
+	if (err == NULL)
+		return -1;
+	if (server_rules_load(cfg, &r, err, errlen) < 0) {
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		return -1;
+	}
+	free(err);
+	shp_rules_unref(&r);
 	return 0;
 }
 
@@ -399,6 +423,7 @@ static int main_serve(const struct config *cfg)
 					server_dkim_swap(&srv, dkt);
 				}
 			}
+			server_rules_reload(&srv);
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
@@ -420,7 +445,7 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
-	bool domain = false;
+	bool domain = false, shaping = false;
 	int i, rc;
 
 	config_defaults(&cfg);
@@ -431,9 +456,11 @@ int main(int argc, char **argv)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "domain") == 0 && !domain)
+		else if (strcmp(argv[i], "domain") == 0 && !domain && !shaping)
 			domain = true;
-		else if (strcmp(argv[i], "queue") == 0 && !domain)
+		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
+			shaping = true;
+		else if (strcmp(argv[i], "queue") == 0 && !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -467,7 +494,8 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
+			   strcmp(argv[i], "shaping") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -484,11 +512,17 @@ int main(int argc, char **argv)
 	log_set_level(main_log_level(cfg.log_level));
 	if (i < argc && strcmp(argv[i], "domain") == 0) {
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
+		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+			config_free(&cfg);
+			return 2;
+		}
+		if (main_check_rules(&cfg) < 0) {
 			config_free(&cfg);
 			return 2;
 		}

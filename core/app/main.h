@@ -13,4 +13,8 @@ int main_queue(const struct config *cfg, int argc, char **argv);
  * checks pass, 1 one failed, 2 usage). -o after the verb changes cfg. */
 int main_domain(struct config *cfg, int argc, char **argv);
 
+/* "ringmta shaping show --mx HOSTS ...": returns the exit code (0 shown,
+ * 2 usage or a rules error). -o after the verb changes cfg. */
+int main_shaping(struct config *cfg, int argc, char **argv);
+
 #endif

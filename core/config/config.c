@@ -187,6 +187,11 @@ const struct config_key config_keys[] = {
 	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
 	{ .ck_name = "dmarc_unaligned_action", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(dmarc_unaligned_action), .ck_default = "accept" },
+	/* Traffic shaping (README "Traffic shaping"; conf/shaping.yaml) */
+	{ .ck_name = "shaping_rules", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(shaping_rules), .ck_default = "" },
+	{ .ck_name = "shaping_builtin_rules", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(shaping_builtin_rules), .ck_default = "yes" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -492,6 +497,8 @@ void config_free(struct config *cfg)
 	free(cfg->dmarc_unaligned_action);
 	cfg->dkim_key_table = cfg->dkim_default_domain = NULL;
 	cfg->dkim_no_key_action = cfg->dmarc_unaligned_action = NULL;
+	free(cfg->shaping_rules);
+	cfg->shaping_rules = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

@@ -133,6 +133,11 @@ struct config {
 	unsigned int dkim_sign_threads;	/* 0 = one per online CPU */
 	char *dmarc_unaligned_action;	/* owned; accept | reject */
 
+	/* Traffic shaping (core/shaping/shp_rules.h) */
+	char *shaping_rules;	/* owned; rules files, space-separated, read in
+				 * order after the built-in rules; "" = none */
+	bool shaping_builtin_rules;	/* read conf/shaping.yaml (compiled in) first */
+
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */

@@ -118,6 +118,8 @@ struct delivery_stats {
 };
 
 /* What delivery takes from the program; copied by delivery_init(). */
+struct shp_holder;
+
 struct delivery_env {
 	const struct config *de_cfg;
 	struct queue *de_queue;
@@ -129,6 +131,7 @@ struct delivery_env {
 	/* Any worker: a new reference to the client TLS context, or NULL. */
 	struct tls_ctx *(*de_tls_client)(void *arg);
 	void *de_arg;
+	struct shp_holder *de_rules;	/* the shaping rules (shp_holder.h); outlives delivery */
 };
 
 /* Set up the per-worker parts (before the workers' threads run). */

@@ -768,8 +768,30 @@ static void test_dkim_settings(void)
 	config_free(&cfg);
 }
 
+/* The traffic-shaping settings: defaults and values. */
+static void test_shaping_settings(void)
+{
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	tap_ok(strcmp(cfg.shaping_rules, "") == 0 && cfg.shaping_builtin_rules,
+	       "shaping defaults: no files, the built-in rules on");
+	tap_ok(config_set(&cfg, "shaping_rules", "/etc/ringmta/a.yaml /etc/ringmta/b.yaml", err,
+			  sizeof(err)) == 0 &&
+	       strcmp(cfg.shaping_rules, "/etc/ringmta/a.yaml /etc/ringmta/b.yaml") == 0,
+	       "shaping_rules takes a list of files");
+	tap_ok(config_set(&cfg, "shaping_builtin_rules", "no", err, sizeof(err)) == 0 &&
+	       !cfg.shaping_builtin_rules, "shaping_builtin_rules = no");
+	tap_ok(config_set(&cfg, "shaping_builtin_rules", "maybe", err, sizeof(err)) == -1,
+	       "shaping_builtin_rules = maybe refused: %s", err);
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "shaping settings validate");
+	config_free(&cfg);
+}
+
 int main(void)
 {
+	test_shaping_settings();
 	test_dkim_settings();
 	test_typed_fields();
 	test_validate_sender_auth();

@@ -42,6 +42,7 @@ static const char *const test_keys[] = {
 	"auth_plaintext_loopback", "auth_max_failures",
 	"dkim_key_table", "dkim_default_domain", "dkim_no_key_action",
 	"dkim_sign_threads", "dmarc_unaligned_action",
+	"shaping_rules", "shaping_builtin_rules",
 	"metrics_listen",
 };
 
