@@ -35,6 +35,7 @@ struct shp_src_count {
 	char *sc_provider;
 	uint64_t sc_period_start;
 	uint64_t sc_sent;
+	uint64_t sc_pending;	/* picked, not yet sent (or given back) */
 };
 
 struct shp_src_entry {
@@ -178,14 +179,35 @@ static uint64_t shp_src_period(const struct shp_source *src, const char *provide
 	return cap;
 }
 
-/* Messages sent in the period starting at start (0 once it rolled). */
-static uint64_t shp_src_sent_in(struct shp_src_state *s, const char *name, const char *provider,
+/* Messages sent or on their way in the period starting at start (0 once
+ * it rolled): what the cap is held against, so that picks made before
+ * the first of them is sent cannot overshoot it. */
+static uint64_t shp_src_used_in(struct shp_src_state *s, const char *name, const char *provider,
 				uint64_t start)
 {
 	struct shp_src_entry *e = shp_src_entry(s, name, false);
 	struct shp_src_count *c = e ? shp_src_count(e, provider, false) : NULL;
 
-	return c != NULL && c->sc_period_start == start ? c->sc_sent : 0;
+	return c != NULL && c->sc_period_start == start ? c->sc_sent + c->sc_pending : 0;
+}
+
+/* The counters of (src, provider) for the period holding now, rolled
+ * over when that period is new; NULL when out of memory. Lock held. */
+static struct shp_src_count *shp_src_counter(struct shp_src_state *s,
+					     const struct shp_source *src, const char *prov,
+					     uint64_t now)
+{
+	struct shp_src_entry *e = shp_src_entry(s, src->ss_name, true);
+	struct shp_src_count *c = e ? shp_src_count(e, prov, true) : NULL;
+	uint64_t start, len;
+
+	(void)shp_src_period(src, prov, now, &start, &len);
+	if (c != NULL && c->sc_period_start != start) {
+		c->sc_period_start = start;
+		c->sc_sent = 0;
+		c->sc_pending = 0;
+	}
+	return c;
 }
 
 static struct shp_src_pool *shp_src_pool(struct shp_src_state *s, const struct shp_pool *p)
@@ -266,7 +288,7 @@ enum shp_src_pick_result shp_src_pick(struct shp_src_state *s, const struct shp_
 
 		in[i] = e == NULL || !e->se_out;
 		room[i] = in[i] && (cap == UINT64_MAX ||
-				    shp_src_sent_in(s, src->ss_name, prov, start) < cap);
+				    shp_src_used_in(s, src->ss_name, prov, start) < cap);
 		next[i] = start + len;
 		nin += in[i];
 		if (in[i] && !room[i] && next[i] < retry)
@@ -294,6 +316,12 @@ enum shp_src_pick_result shp_src_pick(struct shp_src_state *s, const struct shp_
 	}
 	*src_r = p->sp_sources[k];
 	res = SHP_SRC_OK;
+	{
+		struct shp_src_count *c = shp_src_counter(s, *src_r, prov, now_s);
+
+		if (c != NULL)
+			c->sc_pending++;
+	}
 out:
 	pthread_mutex_unlock(&s->s_lock);
 	return res;
@@ -302,22 +330,27 @@ out:
 void shp_src_sent(struct shp_src_state *s, const struct shp_source *src, const char *provider,
 		  uint64_t now_s)
 {
-	const char *prov = provider ? provider : "";
-	struct shp_src_entry *e;
 	struct shp_src_count *c;
-	uint64_t start, len;
 
-	(void)shp_src_period(src, prov, now_s, &start, &len);
 	pthread_mutex_lock(&s->s_lock);
-	e = shp_src_entry(s, src->ss_name, true);
-	c = e ? shp_src_count(e, prov, true) : NULL;
+	c = shp_src_counter(s, src, provider ? provider : "", now_s);
 	if (c != NULL) {
-		if (c->sc_period_start != start) {
-			c->sc_period_start = start;
-			c->sc_sent = 0;
-		}
 		c->sc_sent++;
+		if (c->sc_pending > 0)
+			c->sc_pending--;
 	}
+	pthread_mutex_unlock(&s->s_lock);
+}
+
+void shp_src_unpicked(struct shp_src_state *s, const struct shp_source *src,
+		      const char *provider, uint64_t now_s)
+{
+	struct shp_src_count *c;
+
+	pthread_mutex_lock(&s->s_lock);
+	c = shp_src_counter(s, src, provider ? provider : "", now_s);
+	if (c != NULL && c->sc_pending > 0)
+		c->sc_pending--;
 	pthread_mutex_unlock(&s->s_lock);
 }
 

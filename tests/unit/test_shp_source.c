@@ -200,6 +200,39 @@ static void test_cap_wait(void)
 	shp_src_state_free(&s);
 }
 
+/* Picks made before any of their messages is sent hold places under the
+ * cap: six picks in a row, none sent yet, give five sources and a wait. */
+static void test_picks_in_flight(void)
+{
+	struct shp_src_state *s;
+	struct shp_warmup wu = { "gmail", 5, 86400 };
+	struct shp_source a = test_src("a", "127.0.0.2", &wu);
+	const struct shp_source *srcs[] = { &a };
+	const uint32_t w[] = { 1 };
+	struct shp_pool p = { "solo", 1, srcs, w, false };
+	const struct shp_source *r;
+	uint64_t at;
+	unsigned ok = 0;
+
+	shp_src_state_new(&s);
+	for (unsigned i = 0; i < 6; i++)
+		ok += shp_src_pick(s, &p, "gmail", DAY0 + 1, &r, &at) == SHP_SRC_OK;
+	tap_ok(ok == 5, "six picks before any send: five places, then wait (%u)", ok);
+	shp_src_unpicked(s, &a, "gmail", DAY0 + 2);
+	tap_ok(shp_src_pick(s, &p, "gmail", DAY0 + 3, &r, &at) == SHP_SRC_OK,
+	       "a place given back is taken again");
+	for (unsigned i = 0; i < 5; i++)
+		shp_src_sent(s, &a, "gmail", DAY0 + 4);
+	tap_ok(shp_src_pick(s, &p, "gmail", DAY0 + 5, &r, &at) == SHP_SRC_WAIT,
+	       "sent messages take their places, never two each");
+	shp_src_unpicked(s, &a, "gmail", DAY0 + 6);
+	tap_ok(shp_src_pick(s, &p, "gmail", DAY0 + 7, &r, &at) == SHP_SRC_WAIT,
+	       "giving back more than was held frees nothing");
+	tap_ok(shp_src_pick(s, &p, "gmail", DAY0 + 86400, &r, &at) == SHP_SRC_OK,
+	       "a new period starts with no places held");
+	shp_src_state_free(&s);
+}
+
 static void test_out_of_service(void)
 {
 	struct shp_src_state *s;
@@ -324,6 +357,7 @@ int main(void)
 	test_weights();
 	test_cap_spill();
 	test_cap_wait();
+	test_picks_in_flight();
 	test_out_of_service();
 	test_save_restore();
 	return tap_done();
