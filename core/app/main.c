@@ -278,7 +278,8 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* --check: the shaping rules, every error on its own line as
- * "file:line: message" on stderr. */
+ * "file:line: message" on stderr; a source whose address is not this
+ * host's is a warning (the daemon starts and leaves it out of service). */
 static int main_check_rules(const struct config *cfg)
 {
 	struct shp_rules *r = NULL;
@@ -291,6 +292,13 @@ static int main_check_rules(const struct config *cfg)
 		fprintf(stderr, "%s\n", err);
 		free(err);
 		return -1;
+	}
+	if (smtp_client_check_sources(cfg, r, NULL, err, errlen) > 0) {
+		char *save = NULL;
+
+		for (char *l = strtok_r(err, "\n", &save); l != NULL;
+		     l = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "warning: shaping rules: %s: it will be out of service\n", l);
 	}
 	free(err);
 	shp_rules_unref(&r);

@@ -823,7 +823,7 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		free(c);
 		return NULL;
 	}
-	if (smtp_client_bind_source(env->ce_cfg, fd, a->ss_family, c->c_error,
+	if (smtp_client_bind_source(env->ce_cfg, path->cp_source, fd, a->ss_family, c->c_error,
 				    sizeof(c->c_error)) < 0) {
 		/* Checked at start: the address went away since. */
 		close(fd);

@@ -23,6 +23,9 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
+struct shp_rules;
+struct shp_source;
+struct shp_src_state;
 struct smtp_client;
 struct tls_ctx;
 
@@ -56,8 +59,9 @@ struct smtp_client_txn {
 	uint32_t ct_flags;		/* QRECORD_F_* (8BIT, SMTPUTF8) */
 	unsigned ct_nrcpt;
 	const char *const *ct_rcpts;	/* ct_nrcpt addresses */
-	/* A header to leave out of the body (the pool header): its offset
-	 * and length in the stored body; ct_strip_len 0 = none. */
+	/* Stored octets [ct_strip_off, ct_strip_off + ct_strip_len) are
+	 * not sent: the pool header field, inside the header section
+	 * (qrecord strip_off/strip_len); ct_strip_len 0 = none. */
 	uint64_t ct_strip_off;
 	uint32_t ct_strip_len;
 };
@@ -151,12 +155,38 @@ void smtp_client_wait(struct smtp_client *c, unsigned ms);
  * 1 with the address (port 0), 0 when none is set, -EINVAL. */
 int smtp_client_source(const struct config *cfg, int family, struct sockaddr_storage *ss_r,
 		       socklen_t *len_r);
-/* bind() fd to it before connect: 1 bound, 0 none set, -errno with err. */
-int smtp_client_bind_source(const struct config *cfg, int fd, int family, char *err,
-			    size_t errlen);
+/* bind() fd before connect to source src (NULL, or a source without
+ * an address: the configured address for family, as above): 1 bound, 0
+ * nothing to bind, -EAFNOSUPPORT when src is of the other family, other
+ * -errno when bind fails; err names the source (or setting) and the
+ * address. src is the caller's, only read. */
+int smtp_client_bind_source(const struct config *cfg, const struct shp_source *src, int fd,
+			    int family, char *err, size_t errlen);
 /* Start-up and --check: every configured source address can be bound
  * (is one of this host's). 0 or -1 with err. */
 int smtp_client_check_bind(const struct config *cfg, char *err, size_t errlen);
+/* Start-up and --check for the rules' sources: each address is bound
+ * once to see that it is one of this host's. A source that fails is
+ * reported (one line each in err, "source NAME address ADDR: reason")
+ * and, when st is given, taken out of service (shp_src_bind_failed);
+ * the others still work, so this is no reason to refuse to start.
+ * Returns how many failed. */
+int smtp_client_check_sources(const struct config *cfg, const struct shp_rules *r,
+			      struct shp_src_state *st, char *err, size_t errlen);
+
+/* The body window data[off, wend) of a stored message data[0, len) as
+ * it goes on the wire (smtp_client_body.c; pure, no I/O): dot-stuffed
+ * (*bol: the last octet written ended a line, true at the start),
+ * without the octets [strip_off, strip_off + strip_len) (none when
+ * strip_len is 0, or when the range is not inside the message). Each run
+ * goes to put; returns 0 or put's first error. */
+int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64_t wend,
+			    uint64_t strip_off, uint32_t strip_len, bool *bol,
+			    int (*put)(void *ctx, const char *p, size_t n), void *ctx);
+/* Whether the octets sent of data[0, len) end with CRLF (then "." alone
+ * ends the data, else CRLF "."). */
+bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
+				uint32_t strip_len);
 
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);

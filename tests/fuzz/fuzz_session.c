@@ -38,10 +38,15 @@
  * a result picked by the sender's length (pass, fail, temperror...),
  * never with DNS.
  *
+ * Shaping rules are loaded with one pool, "p1", and the pool header
+ * "X-Pool": a message may name p1, an unknown pool (refused) or none.
+ *
  * Checks, whatever the input: no crash, leak or use after free (the
  * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
  * with the first digit 2-5; every message the session hands to the queue
- * has at least one recipient and body bytes that can all be read (ASan);
+ * has at least one recipient and body bytes that can all be read (ASan),
+ * and its strip range, when it has one, lies inside it and starts with
+ * the pool header's name;
  * every buffer is freed when the session is gone; a successful commit gets
  * exactly one "250 2.0.0 Ok: queued" reply; a session that stopped
  * receiving (io_conn_pause) starts again once its replies were read and its
@@ -59,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +73,8 @@
 #include "core/dkim/dkim_table.h"
 #include "core/inbound/smtp_env.h"
 #include "core/inbound/smtp_server.h"
+#include "core/shaping/shp_holder.h"
+#include "core/shaping/shp_rules.h"
 #include "core/sasl/auth.h"
 #include "core/sasl/auth_pool.h"
 #include "core/spf/spf_inbound.h"
@@ -305,6 +313,28 @@ static const struct smtp_env_ops fz_env_ops = {
 	.session_gone = fz_env_session_gone,
 };
 
+/* Shaping rules with one pool and a pool header, in a holder. */
+static void fz_make_rules(const char *dir, struct shp_holder **h_r)
+{
+	char path[600], err[2048];
+	const char *files[1] = { path };
+	struct shp_rules *r = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/shaping.yaml", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		fz_die("rules file");
+	fputs("sources:\n  s1: {address: 127.0.0.2}\npools:\n  p1: {sources: [s1]}\n"
+	      "pool_header: X-Pool\n", f);
+	fclose(f);
+	if (shp_rules_load(&r, false, files, 1, err, sizeof(err)) != 0)
+		fz_die(err);
+	if (shp_holder_new(h_r, r) != 0)
+		fz_die("rules holder");
+	unlink(path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -355,6 +385,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (tls_ctx_server_new(&fz_tls_server, cert, key, err, sizeof(err)) != 0 ||
 	    tls_ctx_client_new(&fz_tls_client, NULL, err, sizeof(err)) != 0)
 		fz_die(err);
+	fz_make_rules(dir, &fz.env.e_rules);
 	unlink(passwd);
 	unlink(cert);
 	unlink(key);
@@ -488,6 +519,28 @@ static void fz_run_jobs(struct fz_run *r, struct work_job **head, struct work_jo
 
 /* Messages handed to the queue come back, committed or failed; password
  * checks and signing jobs handed to the pools come back with their result. */
+/* The strip range of m (the pool header field) is inside the message and
+ * starts with the header's name, in any case. */
+static void fz_check_strip(const struct queue_msg *m)
+{
+	uint64_t off = m->qm_rec.strip_off, at = 0;
+	char name[6];
+	size_t got = 0;
+
+	if (m->qm_rec.strip_len == 0)
+		return;
+	for (unsigned i = 0; i < m->qm_iovcnt; i++) {
+		const char *b = m->qm_iov[i].iov_base;
+
+		for (size_t k = 0; k < m->qm_iov[i].iov_len; k++, at++)
+			if (at >= off && got < sizeof(name))
+				name[got++] = b[k];
+	}
+	fz_check(off + m->qm_rec.strip_len <= at, "the strip range is inside the message");
+	fz_check(got == sizeof(name) && strncasecmp(name, "X-Pool", sizeof(name)) == 0,
+		 "the strip range starts with the pool header");
+}
+
 static void fz_commit(struct fz_run *r)
 {
 	struct queue_msg *m;
@@ -507,6 +560,7 @@ again:
 			for (size_t k = 0; k < m->qm_iov[i].iov_len; k++)
 				sum += ((const uint8_t *)m->qm_iov[i].iov_base)[k];
 		(void)sum;
+		fz_check_strip(m);
 		m->qm_status = r->fail_commits ? -EIO : 0;
 		if (!r->fail_commits && !r->gone)
 			r->queued_ok++;
