@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/delivery/delivery_internal.h"
+#include "core/shaping/shp_holder.h"
 #include "core/base/log.h"
 
 #define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
@@ -124,6 +125,8 @@ struct delivery {
 	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
 	struct dlv_shaping *d_shp;	/* shared by the workers */
 	uint64_t d_shp_saved;		/* unix us of the last save */
+	uint64_t d_src_saved;		/* ... of the sources' counters */
+	struct shp_rules *d_rules_seen;	/* a reference: the rules of the last tick */
 	const struct config *d_cfg;
 	struct queue *d_q;
 	pthread_t d_thread;
@@ -440,9 +443,57 @@ static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
 			" version (%zu bytes): ignored, starting without it", len);
 }
 
+#define DLV_SRC_BLOB "sources"
+
+/* The sources' warm-up counters into the queue database. */
+static void delivery_src_save(struct delivery *d, uint64_t now)
+{
+	size_t n = shp_src_save(d->d_shp->ds_src, NULL, 0);
+	char *buf = malloc(n ? n : 1);
+
+	d->d_src_saved = now;
+	if (buf == NULL)
+		return;
+	n = shp_src_save(d->d_shp->ds_src, buf, n);
+	(void)queue_blob_put(d->d_q, DLV_SRC_BLOB, buf, n);
+	free(buf);
+}
+
+static void delivery_src_restore_cb(void *arg, const void *data, size_t len)
+{
+	struct delivery *d = arg;
+
+	/* shp_src_restore logs a damaged blob itself. */
+	(void)shp_src_restore(d->d_shp->ds_src, data, len);
+}
+
+/* The rules in force changed (SIGHUP): the sources learn it, and those
+ * that cannot be bound are out of service again. */
+static void delivery_rules_check(struct delivery *d)
+{
+	struct shp_rules *r = d->d_env.de_rules != NULL ? shp_holder_get(d->d_env.de_rules) : NULL;
+	char err[1024];
+
+	if (r == d->d_rules_seen) {
+		if (r != NULL)
+			shp_rules_unref(&r);
+		return;
+	}
+	if (d->d_rules_seen != NULL) {
+		shp_src_reloaded(d->d_shp->ds_src, r);
+		shp_rules_unref(&d->d_rules_seen);
+	}
+	d->d_rules_seen = r;
+	if (r != NULL)
+		(void)smtp_client_check_sources(d->d_cfg, r, d->d_shp->ds_src, err, sizeof(err));
+}
+
 /* Once a second on the scheduler thread. */
 static void delivery_shp_tick(struct delivery *d, uint64_t now)
 {
+	delivery_rules_check(d);
+	if (now >= d->d_src_saved + 10000000u)
+		delivery_src_save(d, now);
 	if (now >= d->d_shp_saved + 10000000u) {
 		shp_state_expire(d->d_shp->ds_state, now);
 		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
@@ -549,6 +600,8 @@ int delivery_start(struct delivery *d, char *err, size_t errlen)
 
 	/* What shaping knew before a restart (suspensions, learned limits). */
 	(void)queue_blob_get(d->d_q, DLV_SHP_BLOB, delivery_shp_restore_cb, d);
+	(void)queue_blob_get(d->d_q, DLV_SRC_BLOB, delivery_src_restore_cb, d);
+	delivery_rules_check(d);
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
 	if (rc != 0) {
@@ -572,6 +625,7 @@ void delivery_stop(struct delivery **dp)
 	pthread_join(d->d_thread, NULL);
 	d->d_started = false;
 	delivery_shp_save(d, dlv_now_us());
+	delivery_src_save(d, dlv_now_us());
 }
 
 /* After the committer drained: free what is left. */
@@ -587,6 +641,8 @@ void delivery_free(struct delivery **dp)
 	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);
 	free(d->d_workers);
+	if (d->d_rules_seen != NULL)
+		shp_rules_unref(&d->d_rules_seen);
 	dlv_shaping_free(&d->d_shp);
 	pthread_mutex_destroy(&d->d_lock);
 	pthread_cond_destroy(&d->d_cond);

@@ -97,6 +97,11 @@ struct dlv_job {
 	const char **dj_addrs;		/* owned array: their addresses */
 	unsigned dj_nrcpt;
 	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
+	/* Shaping: the source picked from the message's pool (owned; NULL
+	 * before the pick) and the provider it was picked for (owned). */
+	char *dj_source;
+	char *dj_provider;
+	bool dj_picked;			/* holds a place under the warm-up cap */
 };
 
 struct delivery;

@@ -13,6 +13,7 @@
 
 #include "core/delivery/delivery.h"
 #include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_source.h"
 #include "core/shaping/shp_state.h"
 #include "core/shaping/shp_store.h"
 #include "core/dns/dns.h"
@@ -30,6 +31,7 @@ struct shp_provider;
 struct dlv_shaping {
 	struct shp_store *ds_store;
 	struct shp_state *ds_state;
+	struct shp_src_state *ds_src;	/* sources: warm-up, out of service */
 	/* Counters for metrics (any worker). */
 	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
@@ -51,7 +53,7 @@ struct dlv_dest_shp {
 	bool dp_known;			/* dp_site is set */
 	char dp_site[256];		/* shp_site_name, the domain, or the relayhost */
 	char dp_provider[64];		/* "" = none */
-	const char *dp_source;		/* the source's name ("default") */
+	char *dp_source;		/* owned: the source's name ("default") */
 	struct shp_rules *dp_rules;	/* a reference: dp_prov lives in it */
 	const struct shp_provider *dp_prov;
 	struct shp_limits dp_limits;	/* configured, before actions */
@@ -153,6 +155,16 @@ void dlv_shp_closed_after(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
 void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d);
 /* The destination goes away. */
 void dlv_shp_dest_free(struct dlv_dest *d);
+/* Sources: pick j's source from its message's pool (j->dj_source set).
+ * SHP_SRC_OK, or WAIT (then *retry_at_r, unix us) / NONE (reason in
+ * why): the job is not sent now. */
+int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, char *why,
+		 size_t whylen);
+/* j ends: its pick counts as sent, or gives its place back. */
+void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
+/* The session could not bind d's source: out of service. */
+void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
+			   const char *reason);
 
 /* delivery_route.c: the addresses of a route delivery may use. */
 enum {

@@ -11,6 +11,7 @@
  * what the state says (shp_state.h) gates every new connection and every
  * transaction: suspended paths defer their mail without an attempt.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +41,12 @@ int dlv_shaping_new(struct dlv_shaping **s_r)
 	struct dlv_shaping *s = calloc(1, sizeof(*s));
 
 	*s_r = NULL;
-	if (s == NULL || shp_store_local_new(&s->ds_store) < 0 || shp_state_new(&s->ds_state) < 0) {
-		if (s != NULL)
+	if (s == NULL || shp_store_local_new(&s->ds_store) < 0 || shp_state_new(&s->ds_state) < 0 ||
+	    shp_src_state_new(&s->ds_src) < 0) {
+		if (s != NULL) {
 			shp_store_free(&s->ds_store);
+			shp_state_free(&s->ds_state);
+		}
 		free(s);
 		return -1;
 	}
@@ -79,6 +83,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 		return;
 	shp_store_free(&s->ds_store);
 	shp_state_free(&s->ds_state);
+	shp_src_state_free(&s->ds_src);
 	pthread_mutex_destroy(&s->ds_lock);
 	free(s);
 	*sp = NULL;
@@ -110,10 +115,14 @@ static void dlv_shp_limits(struct dlv_worker *w, struct dlv_dest *d)
 	p->dp_eff = p->dp_limits;
 }
 
+/* The rules for d's next look at its limits. Sessions open keep the
+ * rules they were opened with (their source lives in them). */
 static void dlv_shp_set_rules(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
 
+	if (p->dp_rules != NULL && d->dd_nconns > 0)
+		return;
 	if (p->dp_rules != NULL)
 		shp_rules_unref(&p->dp_rules);
 	p->dp_rules = dlv_rules_get(w);
@@ -165,7 +174,10 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
 	p->dp_prov = p->dp_rules != NULL && !relay ?
 		     shp_rules_provider(p->dp_rules, hosts, r->dr_nhosts) : NULL;
-	pname = p->dp_prov != NULL ? shp_provider_name(p->dp_prov) : NULL;
+	if (d->dd_nconns > 0 && p->dp_known)
+		pname = p->dp_provider[0] ? p->dp_provider : NULL;	/* units held there */
+	else
+		pname = p->dp_prov != NULL ? shp_provider_name(p->dp_prov) : NULL;
 	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
 	dlv_shp_limits(w, d);
 	p->dp_known = true;
@@ -297,6 +309,13 @@ void dlv_shp_client_path(struct dlv_dest *d, struct smtp_client_path *cp)
 	const struct shp_limits *l = &d->dd_shp.dp_eff;
 
 	memset(cp, 0, sizeof(*cp));
+	/* The source by name in the rules the destination holds (its
+	 * sessions keep those rules, so the pointer outlives them). */
+	if (d->dd_shp.dp_rules != NULL && d->dd_shp.dp_source != NULL) {
+		cp->cp_source = shp_rules_source_by_name(d->dd_shp.dp_rules, d->dd_shp.dp_source);
+		if (cp->cp_source != NULL)
+			cp->cp_ehlo = cp->cp_source->ss_ehlo;
+	}
 	if (!d->dd_shp.dp_known)
 		return;
 	cp->cp_tls = l->sl_tls;
@@ -439,4 +458,93 @@ void dlv_shp_dest_free(struct dlv_dest *d)
 {
 	if (d->dd_shp.dp_rules != NULL)
 		shp_rules_unref(&d->dd_shp.dp_rules);
+	free(d->dd_shp.dp_source);
+	d->dd_shp.dp_source = NULL;
+}
+
+int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, char *why,
+		 size_t whylen)
+{
+	struct shp_rules *r = dlv_rules_get(w);
+	const struct shp_pool *pool;
+	const struct shp_source *src = NULL;
+	char site[256], prov[64] = "";
+	const char *pname = j->dj_msg->dm_pool != NULL && j->dj_msg->dm_pool[0] ?
+			    j->dj_msg->dm_pool : "default";
+	uint64_t retry = 0;
+	int rc;
+
+	*retry_at_r = 0;
+	if (r == NULL) {
+		j->dj_source = strdup(DLV_SOURCE_DEFAULT);
+		return j->dj_source != NULL ? SHP_SRC_OK : SHP_SRC_NONE;
+	}
+	/* A pool gone in a reload: the default one. */
+	pool = shp_rules_pool(r, pname);
+	if (pool == NULL)
+		pool = shp_rules_pool(r, "default");
+	/* The provider, when the domain's site is known (the warm-up caps
+	 * are per provider); the first message of a domain counts as none. */
+	shp_state_site_get(w->w_shp->ds_state, j->dj_nexthop, dlv_unix_us(), site, sizeof(site),
+			   prov, sizeof(prov));
+	rc = pool == NULL ? SHP_SRC_NONE :
+	     shp_src_pick(w->w_shp->ds_src, pool, prov[0] ? prov : NULL,
+			  dlv_unix_us() / 1000000u, &src, &retry);
+	if (rc == SHP_SRC_OK) {
+		j->dj_source = strdup(src->ss_name);
+		j->dj_provider = strdup(prov);
+		j->dj_picked = j->dj_source != NULL && j->dj_provider != NULL;
+		if (!j->dj_picked) {
+			shp_src_unpicked(w->w_shp->ds_src, src, prov[0] ? prov : NULL,
+					 dlv_unix_us() / 1000000u);
+			rc = SHP_SRC_NONE;
+			snprintf(why, whylen, "out of memory");
+		}
+	} else if (rc == SHP_SRC_WAIT) {
+		*retry_at_r = retry * 1000000u;
+		snprintf(why, whylen, "every source of pool %s reached its warm-up cap%s%s;"
+			 " waiting for the next period", pool->sp_name, prov[0] ? " for " : "", prov);
+	} else {
+		snprintf(why, whylen, "no source of pool %s can be used (out of service)",
+			 pool != NULL ? pool->sp_name : pname);
+	}
+	shp_rules_unref(&r);
+	return rc;
+}
+
+void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent)
+{
+	struct shp_rules *r;
+	const struct shp_source *src;
+	uint64_t now = dlv_unix_us() / 1000000u;
+
+	if (!j->dj_picked)
+		return;
+	j->dj_picked = false;
+	r = dlv_rules_get(w);
+	src = r != NULL ? shp_rules_source_by_name(r, j->dj_source) : NULL;
+	if (src != NULL) {
+		if (sent)
+			shp_src_sent(w->w_shp->ds_src, src, j->dj_provider[0] ? j->dj_provider : NULL,
+				     now);
+		else
+			shp_src_unpicked(w->w_shp->ds_src, src,
+					 j->dj_provider[0] ? j->dj_provider : NULL, now);
+	}
+	if (r != NULL)
+		shp_rules_unref(&r);
+}
+
+void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
+			   const char *reason)
+{
+	struct dlv_dest_shp *p = &d->dd_shp;
+	const struct shp_source *src = p->dp_rules != NULL && p->dp_source != NULL ?
+				       shp_rules_source_by_name(p->dp_rules, p->dp_source) : NULL;
+
+	if (src != NULL && err != -EAFNOSUPPORT)
+		shp_src_bind_failed(w->w_shp->ds_src, src, -err);
+	/* Not the site's fault: no health step. What waits picks again
+	 * (another source of its pool, or none) at its next try. */
+	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.0", reason, false, 0);
 }

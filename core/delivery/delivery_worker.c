@@ -35,6 +35,8 @@ static unsigned dlv_hash(const char *s)
 
 void dlv_job_free(struct dlv_job *j)
 {
+	free(j->dj_source);
+	free(j->dj_provider);
 	free(j->dj_nexthop);
 	free(j->dj_rcpts);
 	free(j->dj_addrs);
@@ -74,6 +76,7 @@ static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result
 {
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
 		dlv_rcpt_result(j, k, res, reason, ecode, "");
+	dlv_shp_job_release(w, j, false);
 	delivery_job_done(w, j);
 }
 
@@ -92,6 +95,7 @@ static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, cons
 		r->dr_no_attempt = true;
 		r->dr_not_before = not_before;
 	}
+	dlv_shp_job_release(w, j, false);
 	delivery_job_done(w, j);
 }
 
@@ -121,20 +125,25 @@ static void dlv_parse_nexthop(const char *s, unsigned defport, char *name, size_
 	}
 }
 
-static struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop)
+/* A destination is a next hop and the source its sessions bind: jobs
+ * of one domain from two sources are two destinations (two paths). */
+static struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop,
+				      const char *source)
 {
 	struct dlv_dest *d;
 
 	for (d = w->w_dests[dlv_hash(nexthop) & (w->w_nbuckets - 1)]; d != NULL; d = d->dd_hnext)
-		if (strcasecmp(d->dd_name, nexthop) == 0)
+		if (strcasecmp(d->dd_name, nexthop) == 0 &&
+		    strcmp(d->dd_shp.dp_source, source) == 0)
 			return d;
 	return NULL;
 }
 
-static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
+static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop,
+				     const char *source)
 {
 	unsigned b = dlv_hash(nexthop) & (w->w_nbuckets - 1);
-	struct dlv_dest *d = dlv_dest_find(w, nexthop);
+	struct dlv_dest *d = dlv_dest_find(w, nexthop, source);
 	char name[300];
 	uint16_t port;
 
@@ -144,7 +153,10 @@ static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
 	if (d == NULL)
 		return NULL;
 	d->dd_name = strdup(nexthop);
-	if (d->dd_name == NULL) {
+	d->dd_shp.dp_source = strdup(source);
+	if (d->dd_name == NULL || d->dd_shp.dp_source == NULL) {
+		free(d->dd_name);
+		free(d->dd_shp.dp_source);
 		free(d);
 		return NULL;
 	}
@@ -152,6 +164,7 @@ static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
 	d->dd_host = strdup(name);
 	if (d->dd_host == NULL) {
 		free(d->dd_name);
+		free(d->dd_shp.dp_source);
 		free(d);
 		return NULL;
 	}
@@ -209,6 +222,11 @@ static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL) {
 		if (t != NULL)
 			dlv_job_free(t);
+		return false;
+	}
+	/* The same source; the pick (one message) stays with j. */
+	if (j->dj_source != NULL && (t->dj_source = strdup(j->dj_source)) == NULL) {
+		dlv_job_free(t);
 		return false;
 	}
 	memcpy(t->dj_rcpts, j->dj_rcpts + max, n * sizeof(uint32_t));
@@ -527,6 +545,12 @@ static void dlv_cl_opened(void *ctx, void *dest)
 	dlv_shp_opened(ctx, d);
 }
 
+static void dlv_cl_source_failed(void *ctx, void *dest, int err, const char *reason)
+{
+	log_msg(LOG_WARNING, "delivery: %s: %s", ((struct dlv_dest *)dest)->dd_name, reason);
+	dlv_shp_source_failed(ctx, dest, err, reason);
+}
+
 static void dlv_cl_reply(void *ctx, void *dest, unsigned code, const char *ecode,
 			 const char *text)
 {
@@ -591,14 +615,18 @@ static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
 	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
 
 	struct dlv_dest *d = NULL;
+	bool sent = false;
 
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
 		if (j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_result == DLV_R_SENT) {
-			d = dlv_dest_find(w, j->dj_nexthop);
+			sent = true;
+			d = dlv_dest_find(w, j->dj_nexthop,
+					  j->dj_source ? j->dj_source : "default");
 			if (d != NULL)
 				dlv_shp_delivered(w, d);	/* the ramp's step */
 			break;
 		}
+	dlv_shp_job_release(w, j, sent);
 	delivery_job_done(w, j);
 	/* A ramp may allow one more connection now. */
 	if (d != NULL && d->dd_head != NULL && d->dd_shp.dp_eff.sl_max_connections != 0)
@@ -614,6 +642,7 @@ static const struct smtp_client_ops dlv_cl_ops = {
 	.gone = dlv_cl_gone,
 	.reply = dlv_cl_reply,
 	.closed_after = dlv_cl_closed_after,
+	.source_failed = dlv_cl_source_failed,
 };
 
 static struct tls_ctx *dlv_cl_tls_client(void *arg)
@@ -735,7 +764,23 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 			dlv_job_end(w, j, DLV_R_FAILED, "5.4.6", why);
 			continue;
 		}
-		d = dlv_dest_get(w, j->dj_nexthop);
+		{
+			/* The source, from the message's pool (shaping). */
+			char why[300];
+			uint64_t retry_at;
+			int pick = dlv_shp_pick(w, j, &retry_at, why, sizeof(why));
+
+			if (pick == SHP_SRC_WAIT) {
+				dlv_job_end_no_attempt(w, j, "4.4.5", why, retry_at);
+				continue;
+			}
+			if (pick != SHP_SRC_OK) {
+				log_msg(LOG_WARNING, "delivery: %s: %s", j->dj_nexthop, why);
+				dlv_job_end(w, j, DLV_R_DEFERRED, "4.4.0", why);
+				continue;
+			}
+		}
+		d = dlv_dest_get(w, j->dj_nexthop, j->dj_source);
 		if (d == NULL) {
 			dlv_job_end(w, j, DLV_R_DEFERRED, "4.3.0", "out of memory");
 			continue;

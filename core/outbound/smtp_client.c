@@ -774,10 +774,26 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 	struct smtp_client *c;
 	char ip[INET6_ADDRSTRLEN] = "?";
 	socklen_t len;
-	int fd, one = 1;
+	int fd, one = 1, rc;
 
-	if (!cl_candidate(rt, candidate, &h, &a))
+	/* A source of one family cannot reach the other's addresses. */
+	while (cl_candidate(rt, candidate, &h, &a) && path->cp_source != NULL &&
+	       path->cp_source->ss_addrlen != 0 &&
+	       path->cp_source->ss_addr.ss_family != a->ss_family)
+		candidate++;
+	if (!cl_candidate(rt, candidate, &h, &a)) {
+		if (candidate > 0 && path->cp_source != NULL && path->cp_source->ss_addrlen != 0) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "no address of the next hop is of source %s's"
+				 " address family", path->cp_source->ss_name);
+			if (env->ce_ops->source_failed != NULL)
+				env->ce_ops->source_failed(env->ce_ctx, dest, -EAFNOSUPPORT, why);
+			else
+				env->ce_ops->failed(env->ce_ctx, dest, "4.4.4", why);
+		}
 		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
@@ -823,11 +839,15 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		free(c);
 		return NULL;
 	}
-	if (smtp_client_bind_source(env->ce_cfg, path->cp_source, fd, a->ss_family, c->c_error,
-				    sizeof(c->c_error)) < 0) {
-		/* Checked at start: the address went away since. */
+	if ((rc = smtp_client_bind_source(env->ce_cfg, path->cp_source, fd, a->ss_family,
+					  c->c_error, sizeof(c->c_error))) < 0) {
+		/* Checked at start: the address went away since. A source of
+		 * the rules is the owner's to take out of service. */
 		close(fd);
-		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
+		if (path->cp_source != NULL && env->ce_ops->source_failed != NULL)
+			env->ce_ops->source_failed(env->ce_ctx, dest, rc, c->c_error);
+		else
+			env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
 		smtp_route_unref(rt);
 		env->ce_nclients--;
 		free(c);

@@ -120,6 +120,10 @@ struct smtp_client_ops {
 	 * unanswered: nothing of it is settled, the owner gets it back to
 	 * try again on another session. */
 	void (*closed_after)(void *ctx, void *dest, unsigned nmsgs, struct smtp_client_txn *t);
+	/* The path's source could not be bound (-errno err, reason names
+	 * the source and address): no session; the destination is not to
+	 * blame. */
+	void (*source_failed)(void *ctx, void *dest, int err, const char *reason);
 };
 
 /* The client's environment on one worker; embedded in its owner. */

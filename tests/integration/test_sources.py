@@ -25,7 +25,7 @@ from sink import Sink
 RULES_KEY = "shaping_rules"
 
 # The end-to-end tests need the delivery engine that picks the sources.
-needs_dlv = pytest.mark.skip(reason="needs shaping-dlv")
+needs_dlv = pytest.mark.usefixtures()  # shaping-dlv is here: they run
 
 SOURCES = """\
 sources:
