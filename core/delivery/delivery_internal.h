@@ -123,6 +123,12 @@ void dlv_shaping_free(struct dlv_shaping **s);
 uint64_t dlv_unix_us(void);
 /* The rules in force now: a new reference (NULL = none loaded). */
 struct shp_rules *dlv_rules_get(struct dlv_worker *w);
+/* The site of next hop nexthop resolved to route (pure): the MX set's
+ * name, or nexthop itself for a relayhost, an implicit MX, a domain the
+ * rules r set apart (r may be NULL). Returns its provider (or NULL). */
+const struct shp_provider *dlv_site_of(const struct shp_rules *r, const char *nexthop,
+					bool relay, const struct dns_route *route, char *site,
+					size_t sitelen);
 /* Before DNS: the site from the shared cache, if fresh. */
 void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d);
 /* The route is known: site, provider, limits; shared cache updated. */

@@ -150,30 +150,40 @@ void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
 	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
 }
 
+const struct shp_provider *dlv_site_of(const struct shp_rules *r, const char *nexthop,
+					bool relay, const struct dns_route *route, char *site,
+					size_t sitelen)
+{
+	const char *hosts[DNS_MAX_HOSTS];
+
+	for (unsigned i = 0; i < route->dr_nhosts; i++)
+		hosts[i] = route->dr_hosts[i].dh_name;
+	/* A relayhost is a site of its own; so is a domain without MX
+	 * hosts (implicit MX), one the rules set apart, or one whose MX set
+	 * does not fit a name. */
+	if (relay || route->dr_implicit || route->dr_nhosts == 0 ||
+	    (r != NULL && shp_rules_domain_alone(r, nexthop)) ||
+	    shp_site_name(hosts, route->dr_nhosts, site, sitelen) == 0)
+		snprintf(site, sitelen, "%s", nexthop);
+	return r != NULL && !relay ? shp_rules_provider(r, hosts, route->dr_nhosts) : NULL;
+}
+
 void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
-	const char *hosts[DNS_MAX_HOSTS];
 	const struct config *cfg = w->w_cfg;
 	char site[sizeof(p->dp_site)];
 	bool relay = cfg->relayhost != NULL && cfg->relayhost[0] != '\0' &&
 		     strcasecmp(d->dd_name, cfg->relayhost) == 0;
+	const struct shp_provider *prov;
 	const char *pname;
 
-	for (unsigned i = 0; i < r->dr_nhosts; i++)
-		hosts[i] = r->dr_hosts[i].dh_name;
 	dlv_shp_set_rules(w, d);
-	/* A relayhost is a site of its own; so is a domain the rules set
-	 * apart, or one whose MX set does not fit a name. */
-	if (relay || r->dr_implicit || r->dr_nhosts == 0 ||
-	    (p->dp_rules != NULL && shp_rules_domain_alone(p->dp_rules, d->dd_name)) ||
-	    shp_site_name(hosts, r->dr_nhosts, site, sizeof(site)) == 0)
-		snprintf(site, sizeof(site), "%s", d->dd_name);
+	prov = dlv_site_of(p->dp_rules, d->dd_name, relay, r, site, sizeof(site));
 	if (d->dd_nconns > 0 && p->dp_known && strcmp(site, p->dp_site) != 0)
 		snprintf(site, sizeof(site), "%s", p->dp_site);	/* units held there */
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
-	p->dp_prov = p->dp_rules != NULL && !relay ?
-		     shp_rules_provider(p->dp_rules, hosts, r->dr_nhosts) : NULL;
+	p->dp_prov = prov;
 	if (d->dd_nconns > 0 && p->dp_known)
 		pname = p->dp_provider[0] ? p->dp_provider : NULL;	/* units held there */
 	else
