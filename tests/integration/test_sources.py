@@ -14,6 +14,7 @@ import re
 import smtplib
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -419,3 +420,30 @@ def test_dkim_signature_verifies_without_the_pool_header(make_server, sink):
         assert sink.messages[0]["peer"] == "127.0.0.3"
         res = verify_dkimpy(data, dns.server)
         assert res and all(ok for ok, _ in res), (res, data)
+
+
+def test_sources_in_metrics_and_queue_shaping(make_server, sink):
+    """The warm-up counts and the sources out of service: /metrics while
+    running, `ringmta queue shaping` from what was saved."""
+    port = free_port()
+    rules = warmup_rules().replace(
+        "pools:\n", "  far:\n    address: 192.0.2.1\npools:\n  farpool:\n    sources: [far, sb]\n")
+    srv = shaping(make_server, sink, rules, metrics_listen="127.0.0.1:%d" % port)
+    for i in range(6):
+        send(srv.port, "x%d@spill.example" % i)
+    assert sink.wait_for(6)
+    deadline = time.time() + 10
+    while True:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        if 'ringmta_source_warmup_messages{source="sb",provider="-"} 1' in text or \
+                time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'ringmta_source_warmup_messages{source="sa",provider="-"} 5\n' in text, text
+    assert 'ringmta_source_warmup_messages{source="sb",provider="-"} 1\n' in text, text
+    assert 'ringmta_source_out_of_service{source="far"} 1\n' in text, text
+    assert 'ringmta_source_out_of_service{source="sa"} 0\n' in text, text
+    assert srv.stop() == 0      # saves the counters
+    out = srv.cli("queue", "shaping").stdout
+    assert "  source=sa provider=- sent=5\n" in out and "  source=sb provider=- sent=1\n" in out, out
