@@ -25,9 +25,6 @@ from sink import Sink
 # The setting that names the rules files.
 RULES_KEY = "shaping_rules"
 
-# The end-to-end tests need the delivery engine that picks the sources.
-needs_dlv = pytest.mark.usefixtures()  # shaping-dlv is here: they run
-
 SOURCES = """\
 sources:
   sa:
@@ -221,7 +218,6 @@ def listen_on(srv, other):
 
 # ---- end to end: the sink sees the source address and EHLO name ----
 
-@needs_dlv
 def test_pool_by_sender_domain(make_server, sink):
     srv = shaping(make_server, sink, TWO_POOLS)
     send(srv.port, "x@a.example")
@@ -232,7 +228,6 @@ def test_pool_by_sender_domain(make_server, sink):
     assert got["y@b.example"] == ("127.0.0.3", "b.sources.test")
 
 
-@needs_dlv
 def test_pool_by_header_and_the_header_is_not_sent(make_server, sink):
     srv = shaping(make_server, sink, TWO_POOLS)
     body = (b"From: <x@a.example>\r\nX-RINGMTA-Pool:\r\n pb\r\nSubject: by header\r\n"
@@ -247,7 +242,6 @@ def test_pool_by_header_and_the_header_is_not_sent(make_server, sink):
     assert text == b"X-Ringmta-Pool: pa (in the body: text, not a field)\r\n"
 
 
-@needs_dlv
 def test_pool_by_authenticated_user(make_server, sink):
     d = tempfile.mkdtemp(prefix="ringmta-sources-auth-")
     passwd = os.path.join(d, "passwd")
@@ -263,7 +257,6 @@ def test_pool_by_authenticated_user(make_server, sink):
                                    ("127.0.0.3", "b.sources.test")]
 
 
-@needs_dlv
 def test_pool_by_listener(make_server, sink):
     other = free_port()
     rules = TWO_POOLS + "  - listener: 127.0.0.1:%d\n    pool: pb\n" % other
@@ -286,7 +279,6 @@ default_pool: w
 """
 
 
-@needs_dlv
 def test_weights_over_60_messages(make_server, sink):
     srv = shaping(make_server, sink, WEIGHTED)
     for i in range(60):
@@ -314,7 +306,6 @@ default_pool: mixed
 """
 
 
-@needs_dlv
 def test_a_source_that_is_not_local(make_server, sink):
     srv = shaping(make_server, sink, NOT_LOCAL)
     log = srv.read_log()
@@ -377,19 +368,23 @@ def warmup_rules():
     return WARMUP.replace("{today}", time.strftime("%Y-%m-%d", time.gmtime()))
 
 
-@needs_dlv
 def test_warmup_cap_wait(make_server, sink):
     srv = shaping(make_server, sink, warmup_rules())
+    midnight = (int(time.time()) // 86400 + 1) * 86400     # the next period
     for i in range(6):
         send(srv.port, "x%d@wait.example" % i)
     assert sink.wait_for(5)
-    time.sleep(1.0)
+    assert wait_log(srv, r"status=deferred ecode=4\.4\.5 reply=\"every source of pool wait"
+                    r" reached its warm-up cap; waiting for the next period\"")
     assert len(sink.messages) == 5
     assert set(peers(sink)) == {("127.0.0.2", "a.sources.test")}
-    assert srv.queue_count() == 1
+    # The sixth waits, without an attempt, for the next day (UTC).
+    out = srv.cli("queue", "list").stdout
+    m = re.search(r"pending attempts=0 next=(\d+)", out)
+    # (a run across midnight UTC waits for the day after)
+    assert m and midnight <= int(m.group(1)) <= midnight + 86400 + 120, out
 
 
-@needs_dlv
 def test_warmup_cap_spill(make_server, sink):
     srv = shaping(make_server, sink, warmup_rules())
     for i in range(6):
@@ -401,7 +396,6 @@ def test_warmup_cap_spill(make_server, sink):
     assert srv.queue_count() == 0
 
 
-@needs_dlv
 def test_dkim_signature_verifies_without_the_pool_header(make_server, sink):
     kdir = tempfile.mkdtemp(prefix="ringmta-sources-dkim-")
     key = make_key(kdir, "rsa", name="rsa.pem")
