@@ -317,7 +317,8 @@ def test_a_source_that_is_not_local(make_server, sink):
     # A pool with only that source: deferred, with the reason, never sent
     # from the default address.
     send(srv.port, "y@far.example")
-    assert wait_log(srv, r"to=<to@dest\.test>.*status=deferred.*(source|pool)", 20), \
+    assert wait_log(srv, r"to=<to@dest\.test> relay=none .*status=deferred ecode=4\.4\.0"
+                    r" reply=\"no source of pool faronly can be used \(out of service\)\"", 20), \
         srv.read_log()
     time.sleep(0.5)
     assert len(sink.messages) == 6
