@@ -2,7 +2,7 @@
 (see test_shaping_automation.py for the world): a rule that fires only at its
 threshold ("3 in 1m"), a bounce action that fails what is queued for the
 path with the rule's name, and a path whose rules require TLS deferring
-with 4.7.5 when the receiver offers none."""
+with 4.7.5 when the receiver offers none, and a path's idle timeout."""
 import re
 import smtplib
 import time
@@ -38,6 +38,8 @@ providers:
 domains:
   tlsreq.test:
     tls: required
+  idle.test:
+    idle_timeout: 1s
 """
 
 
@@ -50,6 +52,7 @@ def world(tmp_path):
         "--mx-host=blk.test,mx.blk-test.example,10",
         "--host-record=mx.blk-test.example,127.0.0.3",
         "--mx-host=tlsreq.test,mx.tlsreq.test,10", "--host-record=mx.tlsreq.test,127.0.0.4",
+        "--mx-host=idle.test,mx.tlsreq.test,10",
         "--mx-host=sender.test,mx.sender.test,10", "--host-record=mx.sender.test,127.0.0.6",
     ])
     sinks = {
@@ -118,3 +121,21 @@ def test_tls_required_without_starttls_defers_475(make_server, world):
     assert wait_log(srv, r"to=<u@tlsreq\.test>.*status=deferred ecode=4\.7\.5")
     assert "TLS is required, but was not offered" in srv.read_log()
     assert sinks["tls"].count() == 0
+
+
+def test_path_idle_timeout_closes_the_session(make_server, world):
+    sinks = world[1]
+    sink = sinks["tls"]
+    srv = start(make_server, world)     # smtp_idle_timeout is 10 s; the path says 1 s
+    send_one_by_one(srv, ["u@idle.test"], pause=0)
+    assert sink.wait_for(1)
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        with sink.lock:
+            closed = sink.conns[0]["closed"]
+        if closed is not None:
+            break
+        time.sleep(0.1)
+    with sink.lock:
+        last = sink.messages[-1]["time"]
+    assert closed is not None and closed - last <= 4.0, (closed, last)
