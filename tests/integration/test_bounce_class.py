@@ -1,7 +1,9 @@
 """Bounce classes end to end: a sink answering real providers' replies,
 each failed or deferred recipient's class in the delivery log line, stored
 with the recipient (ringmta queue show), named in the DSN, counted in the
-metrics (promtool-valid); ringmta's own failures (connection refused);
+metrics (promtool-valid); ringmta's own failures (connection refused,
+null MX and NXDOMAIN against dnsmasq: bad-domain and suppressed, DNS
+trouble: dns);
 operator rules before the built-in ones, --check reporting rule errors as
 file:line, and SIGHUP reloading them (keeping the old rules on error)."""
 import email
@@ -180,3 +182,45 @@ def test_daemon_refuses_to_start_with_broken_rules(make_server, tmp_path):
     with pytest.raises(RuntimeError) as e:
         srv.start()
     assert "%s:3: reply: bad regular expression" % rules in str(e.value)
+
+
+@pytest.fixture
+def dns_world():
+    """dnsmasq with a null MX domain and the sender's MX (a sink on
+    127.0.0.7), for ringmta's own DNS failures."""
+    from dnsfix import Dnsmasq
+    port = free_port()
+    dns = Dnsmasq(["--mx-host=nullmx.test,.,0",
+                   "--mx-host=sender.test,mx.sender.test,10",
+                   "--host-record=mx.sender.test,127.0.0.7"])
+    s = Sink(host="127.0.0.7", port=port)
+    yield dns, s, port
+    s.stop()
+    dns.stop()
+
+
+def test_own_dns_failures_are_bad_domain_and_suppressed(make_server, dns_world):
+    dns, s, port = dns_world
+    srv = make_server(delivery="yes", dns_servers=dns.server, smtp_port=port,
+                      retry_min="1h", retry_max="2h").start()
+    send(srv, "a@sender.test", ["u@nullmx.test", "v@nosuchdomain.test"])
+    assert s.wait_for(1)        # one DSN for both, to the sender's MX
+    for rcpt in (r"u@nullmx\.test", r"v@nosuchdomain\.test"):
+        assert wait_log(srv, r"(?m)to=<%s> .*status=bounced .* class=bad-domain$" % rcpt), \
+            srv.read_log()
+    text = s.messages[0]["data"].decode()
+    assert text.count("X-Ringmta-Bounce-Class: bad-domain") == 2, text
+    # A hard class: both are suppressed for mail from sender.test.
+    for rcpt in ("u@nullmx.test", "v@nosuchdomain.test"):
+        r = srv.cli("suppress", "check", rcpt, "--sender-domain", "sender.test")
+        assert r.returncode == 0 and "class=bad-domain" in r.stdout, r.stdout
+
+
+def test_own_dns_timeout_is_dns(make_server, dns_world):
+    dns, s, port = dns_world
+    srv = make_server(delivery="yes", dns_servers="127.0.0.1:%d" % free_port(),
+                      smtp_port=port, retry_min="1h", retry_max="2h").start()
+    send(srv, "a@sender.test", ["u@pref.test"])
+    assert wait_log(srv, r"(?m)to=<u@pref\.test> .*status=deferred ecode=4\.4\.3 .* class=dns$",
+                    timeout=20), srv.read_log()
+    assert srv.cli("suppress", "list").stdout == ""
