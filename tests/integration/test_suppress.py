@@ -185,3 +185,13 @@ def test_cli_beside_running_daemon(make_server, sink):
         [(250, "2.1.5 Ok"), (250, "2.1.5 Ok")]
     r = srv.cli("suppress", "add", "x@example.com", "--class", "nonsense", check=False)
     assert r.returncode == 2 and "unknown class 'nonsense'" in r.stderr
+
+
+def test_many_suppressed_rcpts_are_not_client_errors(make_server, sink):
+    srv = start(make_server, sink, max_errors="3")
+    for i in range(5):
+        srv.cli("suppress", "add", "s%d@example.com" % i)
+    rcpts = ["s%d@example.com" % i for i in range(5)] + ["ok@example.com"]
+    got = rcpt_replies(srv, "news@shop.example", rcpts)
+    assert [c for c, _ in got] == [550] * 5 + [250], got
+    assert "too many errors" not in srv.read_log()
