@@ -61,6 +61,15 @@ static void dres_update_done(struct queue_update *u)
 	if (u->qu_status != 0 && u->qu_status != -ENOENT)
 		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed: %s;"
 			" it will be tried again", m->dm_id, queue_strerror(u->qu_status));
+	/* Logged once durable, with the failure that caused it. */
+	for (unsigned i = 0; u->qu_status == 0 && i < u->qu_nsuppress; i++) {
+		const struct queue_suppress *e = &u->qu_suppress[i];
+
+		log_msg(LOG_INFO, "suppress add to=<%.*s> scope=%s class=%s expire=%" PRIu64 "s",
+			(int)e->qs_addr_len, e->qs_addr, e->qs_scope_len ? e->qs_scope : "global",
+			bclass_name(e->qs_class),
+			e->qs_expires ? e->qs_expires - e->qs_added : (uint64_t)0);
+	}
 	free((void *)u->qu_suppress);
 	u->qu_suppress = NULL;
 	u->qu_nsuppress = 0;
@@ -304,9 +313,6 @@ static struct queue_suppress *dres_suppress(const struct config *cfg, struct dlv
 				  e[n].qs_added + cfg->suppression_expire : 0;
 		e[n].qs_reason = r->dr_reply ? r->dr_reply : "";
 		e[n].qs_reason_len = strlen(e[n].qs_reason);
-		log_msg(LOG_INFO, "suppress add to=<%s> scope=%s class=%s expire=%us",
-			r->dr_addr, global ? "global" : at + 1, bclass_name(r->dr_class),
-			cfg->suppression_expire);
 		n++;
 	}
 	*n_r = n;
