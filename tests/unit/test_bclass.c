@@ -19,6 +19,9 @@
  *        Comcast (their postmaster pages)
  *   [R]  ringmta's own reasons (core/delivery, core/outbound, core/dns)
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +513,53 @@ static void test_operator_rules(void)
 	unlink(path);
 }
 
+static atomic_int stress_bad, stress_runs;
+static atomic_bool stress_stop;
+
+static void *stress_classify(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stress_stop)) {
+		unsigned c = bclass_classify("550 5.1.1 <a@b>: Recipient address rejected: User"
+					     " unknown", "5.1.1", true);
+
+		if (c != BCLASS_INVALID_RECIPIENT && c != BCLASS_POLICY)
+			atomic_fetch_add(&stress_bad, 1);
+		atomic_fetch_add(&stress_runs, 1);
+	}
+	return NULL;
+}
+
+/* Classifying on several threads while reloads swap the rules: every
+ * answer comes from one whole rule set (ASan sees any use after free). */
+static void test_threads_and_reload(void)
+{
+	static const char alt[] = "rules:\n  - class: policy\n    status: [5.1.1]\n";
+	pthread_t t[4];
+	char err[256];
+	struct bclass_rules *first;
+	int ok = bclass_rules_load(&first, "", err, sizeof(err)) == 0;
+
+	bclass_current_set(first);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, stress_classify, NULL);
+	for (int i = 0; i < 200 && ok; i++) {
+		struct bclass_rules *r;
+
+		ok = bclass_rules_new(&r) == 0 &&
+		     (i % 2 == 0 || bclass_rules_add_text(r, "alt", alt, sizeof(alt) - 1, err,
+							  sizeof(err)) == 0) &&
+		     bclass_rules_add_builtin(r, err, sizeof(err)) == 0;
+		bclass_current_set(r);
+	}
+	atomic_store(&stress_stop, true);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	bclass_current_set(NULL);
+	tap_ok(ok && atomic_load(&stress_bad) == 0 && atomic_load(&stress_runs) > 200,
+	       "4 threads classify through 200 reloads: always a whole rule set's answer");
+}
+
 struct bad_case {
 	const char *text;
 	const char *err;
@@ -572,6 +622,7 @@ int main(void)
 	test_table(rules);
 	bclass_rules_unref(&rules);
 	test_operator_rules();
+	test_threads_and_reload();
 	test_errors();
 	return tap_done();
 }
