@@ -27,6 +27,7 @@
 #include "core/shaping/shp_rules.h"
 #include "core/outbound/smtp_client.h"
 #include "core/bounce/bclass.h"
+#include "core/bounce/bclass_rules.h"
 
 static void main_usage(FILE *f)
 {
@@ -221,6 +222,21 @@ static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, cha
  * (queue_open creates only the last component), certificates, keys and
  * credentials must load. Nothing is created or changed.
  */
+/* The bounce class rules (bounce_class_rules, then the built-in file);
+ * install: make them the ones delivery classifies with. */
+static int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen)
+{
+	struct bclass_rules *r = NULL;
+
+	if (bclass_rules_load(&r, cfg->bounce_class_rules, err, errlen) < 0)
+		return -1;
+	if (install)
+		bclass_current_set(r);
+	else
+		bclass_rules_unref(&r);
+	return 0;
+}
+
 static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_ctx *ts = NULL, *tc = NULL;
@@ -274,7 +290,7 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
-	return 0;
+	return main_bclass_load(cfg, false, err, errlen);
 }
 
 /* --check: the shaping rules, every error on its own line as
@@ -362,7 +378,8 @@ static int main_serve(const struct config *cfg)
 			return 1;
 		}
 	}
-	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0 ||
+	    main_bclass_load(cfg, true, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
 		return 1;
@@ -428,6 +445,11 @@ static int main_serve(const struct config *cfg)
 				server_tls_swap(&srv, ts, tc);
 				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
 			}
+			if (main_bclass_load(cfg, true, err, sizeof(err)) < 0)
+				log_msg(LOG_ERROR, "reload: %s (keeping the old bounce class rules)",
+					err);
+			else
+				log_msg(LOG_INFO, "reload: bounce class rules reloaded");
 			if (cfg->dkim_key_table[0] != '\0') {
 				struct dkim_table *dkt = NULL;
 

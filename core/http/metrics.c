@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/bounce/bclass_stats.h"
 #include "core/delivery/delivery.h"
 #include "io/listen.h"
 #include "io/stat.h"
@@ -121,6 +122,22 @@ static void mb_series(struct mbuf *b, const char *name, const char *type, const 
 }
 
 /* Signing at acceptance (core/dkim) and DMARC alignment. */
+/* Failed and deferred recipients per bounce class (core/bounce). */
+static void metrics_render_bclass(struct mbuf *b)
+{
+	uint64_t n[BCLASS_COUNT][2];
+
+	bclass_stats_get(n);
+	mb_head(b, "ringmta_delivery_bounce_class_total", "counter",
+		"Failed and deferred recipients by bounce class.");
+	for (unsigned c = 1; c < BCLASS_COUNT; c++)
+		mb_printf(b, "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"deferred\"}"
+			  " %llu\n"
+			  "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"failed\"}"
+			  " %llu\n", bclass_name(c), (unsigned long long)n[c][0], bclass_name(c),
+			  (unsigned long long)n[c][1]);
+}
+
 static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_stats *ss)
 {
 	mb_series(b, "ringmta_dkim_signed_total", "counter",
@@ -281,6 +298,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
 	mb_printf(b, "ringmta_bounces_total %llu\n",
 		  (unsigned long long)ds.bounces);
+	metrics_render_bclass(b);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",
