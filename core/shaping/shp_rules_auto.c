@@ -248,7 +248,8 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 	}
 	ru->ru_node = m;
 	ru->ru_scope = scope;
-	ru->ru_pub.ar_file = m->yn_file;
+	ru->ru_file = ld->ld_file;
+	ru->ru_pub.ar_file = ld->ld_r->r_files[ld->ld_file];
 	ru->ru_pub.ar_line = m->yn_line;
 	ru->ru_pub.ar_threshold = 1;
 	for (unsigned i = 0; i < m->yn_n; i++) {
@@ -278,7 +279,7 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 	if (name == NULL)
 		shp_ld_err(ld, m, "an automation rule needs a name");
 	else
-		ru->ru_pub.ar_name = name->yn_str;
+		ru->ru_pub.ar_name = shp_ld_str(ld, name->yn_str);
 	if (match != NULL)
 		shp_ld_pattern(ld, match, ru);
 	else if (!ru->ru_disabled)
@@ -316,7 +317,7 @@ void shp_ld_rules(struct shp_ld *ld, const struct yaml_node *list, struct shp_ru
 		if (ru == NULL)
 			continue;
 		old = shp_rule_find(ld->ld_r, ru->ru_pub.ar_name, &orl, &oi);
-		if (old != NULL && (old->ru_node->yn_file == m->yn_file || orl != rl)) {
+		if (old != NULL && (old->ru_file == ru->ru_file || orl != rl)) {
 			shp_ld_err(ld, m, "automation rule name %s is already used (%s:%u%s%s)",
 				   ru->ru_pub.ar_name, old->ru_pub.ar_file, old->ru_pub.ar_line,
 				   old->ru_scope ? ", provider " : ", global",

@@ -151,7 +151,9 @@ static struct shp_warmup *shp_ld_warmup(struct shp_ld *ld, const struct yaml_nod
 					   k->yn_str);
 			continue;
 		}
-		ws->ws_provider = k->yn_str;
+		ws->ws_provider = shp_ld_str(ld, k->yn_str);
+		if (ws->ws_provider == NULL)
+			continue;
 		ws->ws_node = k;
 		ws->ws_caps = calloc(v->yn_n, sizeof(*ws->ws_caps));
 		if (ws->ws_caps == NULL)
@@ -170,9 +172,11 @@ static struct shp_src_def *shp_src_new(struct shp_ld *ld, const char *name,
 				       const struct yaml_node *node)
 {
 	struct shp_rules *r = ld->ld_r;
-	struct shp_src_def *sd = shp_ld_append(ld, &r->r_src, &r->r_nsrc, &r->r_capsrc,
-					       sizeof(*sd));
+	struct shp_src_def *sd;
 
+	if (name == NULL)
+		return NULL;
+	sd = shp_ld_append(ld, &r->r_src, &r->r_nsrc, &r->r_capsrc, sizeof(*sd));
 	if (sd == NULL)
 		return NULL;
 	sd->sd_pub.ss_name = name;
@@ -189,7 +193,7 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 
 		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
-		if (sd == NULL && (sd = shp_src_new(ld, key->yn_str, key)) == NULL)
+		if (sd == NULL && (sd = shp_src_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;
 		for (unsigned j = 0; j < m->yn_n; j++) {
 			const struct yaml_node *k = m->yn_keys[j], *v = m->yn_items[j];
@@ -200,7 +204,7 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 				shp_ld_address(ld, v, sd);
 			} else if (strcmp(k->yn_str, "ehlo") == 0) {
 				if (shp_ld_want(ld, v, YAML_SCALAR, "ehlo"))
-					sd->sd_pub.ss_ehlo = v->yn_str;
+					sd->sd_pub.ss_ehlo = shp_ld_str(ld, v->yn_str);
 			} else if (strcmp(k->yn_str, "warmup") == 0) {
 				/* A later file's schedule replaces the earlier one. */
 				shp_warmup_free(sd->sd_warmup);
@@ -220,9 +224,11 @@ static struct shp_pool_def *shp_pool_new(struct shp_ld *ld, const char *name,
 					 const struct yaml_node *node)
 {
 	struct shp_rules *r = ld->ld_r;
-	struct shp_pool_def *pd = shp_ld_append(ld, &r->r_pools, &r->r_npools, &r->r_cappools,
-						sizeof(*pd));
+	struct shp_pool_def *pd;
 
+	if (name == NULL)
+		return NULL;
+	pd = shp_ld_append(ld, &r->r_pools, &r->r_npools, &r->r_cappools, sizeof(*pd));
 	if (pd == NULL)
 		return NULL;
 	pd->pd_pub.sp_name = name;
@@ -238,7 +244,7 @@ void shp_ld_pools(struct shp_ld *ld, const struct yaml_node *map)
 
 		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
-		if (pd == NULL && (pd = shp_pool_new(ld, key->yn_str, key)) == NULL)
+		if (pd == NULL && (pd = shp_pool_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;
 		for (unsigned j = 0; j < m->yn_n; j++) {
 			const struct yaml_node *k = m->yn_keys[j], *v = m->yn_items[j];
@@ -302,10 +308,10 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 					   " sender_domain per entry");
 			} else if (shp_ld_want(ld, v, YAML_SCALAR, k->yn_str)) {
 				s->se_kind = (uint8_t)kind;
-				s->se_value = v->yn_str;
+				s->se_value = shp_ld_str(ld, v->yn_str);
 			}
 		}
-		if (s->se_kind == 0 || s->se_pool_name == NULL) {
+		if (s->se_kind == 0 || s->se_value == NULL || s->se_pool_name == NULL) {
 			shp_ld_err(ld, m, "pool_selection: an entry needs user, listener or"
 				   " sender_domain, and pool");
 			continue;

@@ -511,6 +511,8 @@ static void test_errors(void)
 	       "a.yaml:2: pool_selection: unknown pool \"nope\"", "unknown pool in the selection");
 	refuse("default_pool: nope\n", "a.yaml:1: default_pool: unknown pool \"nope\"",
 	       "unknown default pool");
+	refuse("default_pool: \"two\\nlines\"\n", "a.yaml:1: default_pool: unknown pool \"two lines\"",
+	       "a line break in a quoted value stays on the error's line");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup: {start: 2026-02-30, schedule: {default: [1]}}\n",
 	       "a.yaml:4: start: expected a date", "bad warm-up date");
 	refuse("sources:\n  s1: {ehlo: s1.example}\n", "a.yaml:2: source s1: address is missing",
