@@ -377,7 +377,10 @@ static void shp_ld_file(struct shp_ld *ld, const struct yaml_node *root)
 			const char *h = NULL;
 
 			shp_ld_scalar_opt(ld, v, key, &h);
-			if (h != NULL)
+			if (h != NULL && h[strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+						    "0123456789-_")] != '\0')
+				shp_ld_err(ld, v, "pool_header: \"%s\" is not a header field name", h);
+			else if (h != NULL)
 				r->r_pool_header = strcmp(h, "none") == 0 ? NULL : shp_ld_str(ld, h);
 		} else if (strcmp(key, "automation") == 0) {
 			if (shp_ld_want(ld, v, YAML_SEQ, key))

@@ -267,6 +267,39 @@ void shp_ld_pools(struct shp_ld *ld, const struct yaml_node *map)
 	}
 }
 
+/* "ip:port" or "[ipv6]:port" in the form the inbound side names its
+ * listeners (inet_ntop, as dkim_table_listener_name), so that "[::0:1]:25"
+ * in a rules file finds the listener "[::1]:25". -1 when it is not one. */
+static int shp_listener_canon(const char *in, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN + 2], a[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(in, ':'), *h = host;
+	unsigned char bin[16];
+	unsigned long port;
+	char *end;
+	size_t hl;
+	int v6;
+
+	if (colon == NULL || (hl = (size_t)(colon - in)) == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, in, hl);
+	host[hl] = '\0';
+	v6 = host[0] == '[';
+	if (v6) {
+		if (hl < 3 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = '\0';
+		h = host + 1;
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || port == 0 || port > 65535 ||
+	    inet_pton(v6 ? AF_INET6 : AF_INET, h, bin) != 1 ||
+	    inet_ntop(v6 ? AF_INET6 : AF_INET, bin, a, sizeof(a)) == NULL)
+		return -1;
+	snprintf(out, len, v6 ? "[%s]:%lu" : "%s:%lu", a, port);
+	return 0;
+}
+
 void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 {
 	static const char *const kinds[] = { NULL, "user", "listener", "sender_domain" };
@@ -286,6 +319,7 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 	for (unsigned i = 0; i < list->yn_n; i++) {
 		const struct yaml_node *m = list->yn_items[i];
 		struct shp_select *s = &sel[n];
+		unsigned nerr = ld->ld_nerr;
 
 		if (!shp_ld_want(ld, m, YAML_MAP, "pool_selection entry"))
 			continue;
@@ -307,13 +341,26 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 				shp_ld_err(ld, k, "pool_selection: one of user, listener,"
 					   " sender_domain per entry");
 			} else if (shp_ld_want(ld, v, YAML_SCALAR, k->yn_str)) {
+				char canon[INET6_ADDRSTRLEN + 16];
+				const char *val = v->yn_str;
+
+				if (kind == SHP_SEL_LISTENER) {
+					if (shp_listener_canon(val, canon, sizeof(canon)) < 0) {
+						shp_ld_err(ld, v, "listener: \"%s\" is not ip:port or"
+							   " [ipv6]:port", val);
+						continue;
+					}
+					val = canon;
+				}
 				s->se_kind = (uint8_t)kind;
-				s->se_value = shp_ld_str(ld, v->yn_str);
+				s->se_value = shp_ld_str(ld, val);
 			}
 		}
 		if (s->se_kind == 0 || s->se_value == NULL || s->se_pool_name == NULL) {
-			shp_ld_err(ld, m, "pool_selection: an entry needs user, listener or"
-				   " sender_domain, and pool");
+			if (ld->ld_nerr == nerr)	/* else said already */
+				shp_ld_err(ld, m, "pool_selection: an entry needs user, listener"
+					   " or sender_domain, and pool");
+			memset(s, 0, sizeof(*s));
 			continue;
 		}
 		n++;

@@ -389,6 +389,7 @@ static const char pools_yaml[] =
 	"pool_selection:\n"
 	"  - {user: alice, pool: trans}\n"
 	"  - {listener: '127.0.0.1:2525', pool: trans}\n"
+	"  - {listener: '[0:0::1]:587', pool: trans}\n"
 	"  - {sender_domain: News.Example, pool: bulk}\n"
 	"default_pool: bulk\n"
 	"pool_header: X-Ringmta-Pool\n";
@@ -426,6 +427,9 @@ static void test_pools(void)
 	tap_ok(def != NULL && def->sp_n == 3, "an implicit default pool holds every source");
 	tap_ok(shp_rules_pool_select(r, "alice", NULL, "news.example") == trans, "user first");
 	tap_ok(shp_rules_pool_select(r, "bob", "127.0.0.1:2525", NULL) == trans, "listener");
+	tap_ok(shp_rules_pool_select(r, NULL, "[::1]:587", NULL) == trans &&
+		       shp_rules_pool_select(r, NULL, "[::1]:25", NULL) == bulk,
+	       "an IPv6 listener written another way, and another port");
 	tap_ok(shp_rules_pool_select(r, NULL, NULL, "news.EXAMPLE") == bulk, "sender domain, any case");
 	tap_ok(shp_rules_pool_select(r, NULL, NULL, "other.example") == bulk, "default_pool: bulk");
 	tap_ok(strcmp(shp_rules_pool_header(r), "X-Ringmta-Pool") == 0, "pool header");
@@ -509,6 +513,10 @@ static void test_errors(void)
 	       "a.yaml:4: pool p: weight", "zero weight");
 	refuse("pool_selection:\n  - {user: a, pool: nope}\n",
 	       "a.yaml:2: pool_selection: unknown pool \"nope\"", "unknown pool in the selection");
+	refuse("pool_selection:\n  - {listener: 'localhost:25', pool: default}\n",
+	       "a.yaml:2: listener: \"localhost:25\" is not ip:port", "a listener by name");
+	refuse("pool_header: 'X Pool:'\n", "a.yaml:1: pool_header: \"X Pool:\" is not a header",
+	       "a bad pool header");
 	refuse("default_pool: nope\n", "a.yaml:1: default_pool: unknown pool \"nope\"",
 	       "unknown default pool");
 	refuse("default_pool: \"two\\nlines\"\n", "a.yaml:1: default_pool: unknown pool \"two lines\"",
