@@ -168,6 +168,22 @@ static struct shp_warmup *shp_ld_warmup(struct shp_ld *ld, const struct yaml_nod
 	return w;
 }
 
+/* An EHLO argument (RFC 5321 4.1.1.1): a domain, or an address literal
+ * "[192.0.2.1]" / "[IPv6:2001:db8::1]". It goes on the wire as it is, so
+ * nothing else (no space, no CR or LF) gets through. */
+static bool shp_ehlo_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255)
+		return false;
+	if (s[0] == '[')
+		return n > 2 && s[n - 1] == ']' &&
+		       strspn(s + 1, "0123456789abcdefABCDEF:.IPv6") == n - 2;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n &&
+	       s[0] != '.' && s[0] != '-';
+}
+
 static struct shp_src_def *shp_src_new(struct shp_ld *ld, const char *name,
 				       const struct yaml_node *node)
 {
@@ -203,7 +219,12 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 			if (strcmp(k->yn_str, "address") == 0) {
 				shp_ld_address(ld, v, sd);
 			} else if (strcmp(k->yn_str, "ehlo") == 0) {
-				if (shp_ld_want(ld, v, YAML_SCALAR, "ehlo"))
+				if (!shp_ld_want(ld, v, YAML_SCALAR, "ehlo"))
+					continue;
+				if (!shp_ehlo_ok(v->yn_str))
+					shp_ld_err(ld, v, "ehlo: \"%s\" is not a host name or an"
+						   " address literal", v->yn_str);
+				else
 					sd->sd_pub.ss_ehlo = shp_ld_str(ld, v->yn_str);
 			} else if (strcmp(k->yn_str, "warmup") == 0) {
 				/* A later file's schedule replaces the earlier one. */

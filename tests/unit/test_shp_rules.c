@@ -379,6 +379,7 @@ static const char pools_yaml[] =
 	"  s3:\n"
 	"    address: 127.0.0.3\n"
 	"    warmup: {start: 2026-12-01, period: hour, schedule: {default: [1, 2]}}\n"
+	"  s4: {address: 127.0.0.4, ehlo: '[IPv6:2001:db8::4]'}\n"
 	"providers:\n"
 	"  big: {match: [.big.example]}\n"
 	"pools:\n"
@@ -405,7 +406,7 @@ static void test_pools(void)
 	tap_ok(r != NULL, "pools load (%s)", errbuf);
 	if (r == NULL)
 		return;
-	tap_ok(shp_rules_nsources(r) == 3, "three sources");
+	tap_ok(shp_rules_nsources(r) == 4, "four sources");
 	s1 = shp_rules_source_by_name(r, "s1");
 	s2 = shp_rules_source(r, 1);
 	s3 = shp_rules_source_by_name(r, "s3");
@@ -424,7 +425,7 @@ static void test_pools(void)
 	       "bulk: s1 weight 1, s2 weight 3, spills");
 	tap_ok(trans != NULL && trans->sp_n == 1 && trans->sp_sources[0] == s3 && !trans->sp_spill,
 	       "trans: s3, waits");
-	tap_ok(def != NULL && def->sp_n == 3, "an implicit default pool holds every source");
+	tap_ok(def != NULL && def->sp_n == 4, "an implicit default pool holds every source");
 	tap_ok(shp_rules_pool_select(r, "alice", NULL, "news.example") == trans, "user first");
 	tap_ok(shp_rules_pool_select(r, "bob", "127.0.0.1:2525", NULL) == trans, "listener");
 	tap_ok(shp_rules_pool_select(r, NULL, "[::1]:587", NULL) == trans &&
@@ -523,6 +524,9 @@ static void test_errors(void)
 	       "a line break in a quoted value stays on the error's line");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup: {start: 2026-02-30, schedule: {default: [1]}}\n",
 	       "a.yaml:4: start: expected a date", "bad warm-up date");
+	refuse("sources:\n  s1: {address: 10.0.0.1, ehlo: \"a.example\\r\\nMAIL FROM:<x>\"}\n",
+	       "a.yaml:2: ehlo: \"a.example  MAIL FROM:<x>\" is not a host name",
+	       "an EHLO name with CRLF in it");
 	refuse("sources:\n  s1: {ehlo: s1.example}\n", "a.yaml:2: source s1: address is missing",
 	       "a source without an address");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
