@@ -256,7 +256,7 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 		const struct yaml_node *k = m->yn_keys[i], *v = m->yn_items[i];
 
 		if (strcmp(k->yn_str, "name") == 0) {
-			if (shp_ld_want(ld, v, YAML_SCALAR, "name"))
+			if (shp_ld_name(ld, v, "automation rule"))
 				name = v;
 		} else if (strcmp(k->yn_str, "match") == 0) {
 			match = v;
@@ -276,10 +276,10 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 				   " match, code, trigger, actions or disabled)", k->yn_str);
 		}
 	}
-	if (name == NULL)
-		shp_ld_err(ld, m, "an automation rule needs a name");
-	else
+	if (name != NULL)
 		ru->ru_pub.ar_name = shp_ld_str(ld, name->yn_str);
+	else if (yaml_map_get(m, "name") == NULL)	/* else a bad one, said already */
+		shp_ld_err(ld, m, "an automation rule needs a name");
 	if (match != NULL)
 		shp_ld_pattern(ld, match, ru);
 	else if (!ru->ru_disabled)

@@ -187,6 +187,10 @@ void *shp_ld_append(struct shp_ld *ld, void *arrp, unsigned *n, unsigned *cap, s
 const char *shp_ld_str(struct shp_ld *ld, const char *s);
 /* Where node n (of the file being read) was written. */
 struct shp_where shp_ld_where(const struct shp_ld *ld, const struct yaml_node *n);
+/* A provider, source, pool or rule name: letters, digits, '.', '_', '-'
+ * (they go into log lines, metric labels and queue records); false after
+ * an error naming what. */
+bool shp_ld_name(struct shp_ld *ld, const struct yaml_node *n, const char *what);
 /* Lowercase copy without leading/trailing dots (NULL: out of memory). */
 char *shp_name_norm(const char *s, size_t len);
 

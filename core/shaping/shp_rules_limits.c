@@ -175,6 +175,8 @@ void shp_ld_provider(struct shp_ld *ld, const struct yaml_node *key, const struc
 	struct shp_provider *p = (struct shp_provider *)shp_rules_provider_by_name(r, key->yn_str);
 	struct shp_block b = { 0 }, wide = { 0 };
 
+	if (!shp_ld_name(ld, key, "provider"))
+		return;
 	if (strcmp(key->yn_str, "default") == 0) {
 		shp_ld_err(ld, key, "\"default\" is not a provider name (it names the fallback"
 			   " in warm-up schedules)");

@@ -151,6 +151,17 @@ void *shp_ld_append(struct shp_ld *ld, void *arrp, unsigned *n, unsigned *cap, s
 	return e;
 }
 
+bool shp_ld_name(struct shp_ld *ld, const struct yaml_node *n, const char *what)
+{
+	if (n->yn_kind == YAML_SCALAR && n->yn_len > 0 && n->yn_len <= 64 &&
+	    strspn(n->yn_str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+		    n->yn_len)
+		return true;
+	shp_ld_err(ld, n, "%s name \"%s\": use 1 to 64 letters, digits, '.', '_' and '-'", what,
+		   n->yn_kind == YAML_SCALAR ? n->yn_str : "");
+	return false;
+}
+
 char *shp_name_norm(const char *s, size_t len)
 {
 	char *o;

@@ -207,7 +207,7 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 		struct shp_src_def *sd = shp_src_find(ld->ld_r, key->yn_str);
 		struct shp_block b = { 0 };
 
-		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
+		if (!shp_ld_name(ld, key, "source") || !shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
 		if (sd == NULL && (sd = shp_src_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;
@@ -263,7 +263,7 @@ void shp_ld_pools(struct shp_ld *ld, const struct yaml_node *map)
 		const struct yaml_node *key = map->yn_keys[i], *m = map->yn_items[i];
 		struct shp_pool_def *pd = shp_pool_find(ld->ld_r, key->yn_str);
 
-		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
+		if (!shp_ld_name(ld, key, "pool") || !shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
 		if (pd == NULL && (pd = shp_pool_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;

@@ -496,6 +496,14 @@ static void test_errors(void)
 	       "a.yaml:4: trigger: expected", "bad trigger");
 	refuse("automation:\n  - name: x\n    match: y\n    code: 42\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: code: expected", "bad code");
+	refuse("automation:\n  - {name: 'two words', match: y, actions: [{suspend: 1m}]}\n",
+	       "a.yaml:2: automation rule name \"two words\": use 1 to 64 letters", "a rule name");
+	refuse("pools:\n  \"p\\n1\": {sources: [default]}\n", "a.yaml:2: pool name \"p 1\"",
+	       "a pool name with a line break");
+	refuse("sources:\n  's 1': {address: 10.0.0.1}\n", "a.yaml:2: source name \"s 1\"",
+	       "a source name");
+	refuse("providers:\n  'g{x}': {match: .g.com}\n", "a.yaml:2: provider name \"g{x}\"",
+	       "a provider name");
 	refuse("automation:\n  - match: y\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:2: an automation rule needs a name", "rule without a name");
 	refuse("automation:\n  - {name: x, match: y, actions: [{suspend: 1m}]}\n"
