@@ -34,6 +34,7 @@ sources:
     address: 127.0.0.2
     ehlo: s1.test.invalid
     idle_timeout: 4s
+    warmup: {start: 2099-01-01, schedule: {gmail: [10, 20]}}
 """
 
 # Four mistakes on four lines, and a second file with one more.
@@ -140,6 +141,13 @@ def test_shaping_show_domain_override_and_source():
         assert f["max_connections"] == ("2", "domain special.example (%s:15)" % good), f
         assert f["tls"] == ("required", "domain special.example (%s:16)" % good), f
         assert f["idle_timeout"] == ("4s", "source s1 (%s:21)" % good), f
+        assert "source: s1\n  address 127.0.0.2, ehlo s1.test.invalid\n  warm-up: uncapped here" \
+            in out, out
+        # Before the schedule's start the first day's cap applies.
+        r = run("-o", "shaping_rules=" + good, "shaping", "show", "--mx", "aspmx.l.google.com",
+                "--source", "s1")
+        assert r.returncode == 0, r.stderr
+        assert "  warm-up: at most 10 messages to gmail in the day from " in r.stdout, r.stdout
         # default: max_connections would be 7 without the domain entry.
         r = run("-o", "shaping_rules=" + good, "shaping", "show", "--mx", "mx.other.example")
         assert show_fields(r.stdout)["max_connections"] == ("7", "default (%s:2)" % good)
