@@ -439,6 +439,22 @@ static int main_serve(const struct config *cfg)
 	return 0;
 }
 
+int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
+{
+	char err[512];
+
+	if (*i + 1 >= argc || (strcmp(argv[*i], "-c") != 0 && strcmp(argv[*i], "-o") != 0))
+		return 0;
+	if (strcmp(argv[(*i)++], "-c") == 0)
+		return 1;
+	if (config_set_override(cfg, argv[*i], err, sizeof(err)) < 0 ||
+	    config_validate(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		return -1;
+	}
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;

@@ -238,7 +238,7 @@ static int shaping_show(const struct config *cfg, const char *mxarg, const char 
 int main_shaping(struct config *cfg, int argc, char **argv)
 {
 	const char *mx = NULL, *domain = NULL, *source = NULL;
-	char err[512];
+	int rc;
 
 	if (argc < 1 || strcmp(argv[0], "show") != 0) {
 		shaping_usage(argc >= 1 && (strcmp(argv[0], "-h") == 0 ||
@@ -252,14 +252,9 @@ int main_shaping(struct config *cfg, int argc, char **argv)
 			domain = argv[++i];
 		} else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
 			source = argv[++i];
-		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-			i++;	/* loaded by main() */
-		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-			if (config_set_override(cfg, argv[++i], err, sizeof(err)) < 0 ||
-			    config_validate(cfg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "ringmta: %s\n", err);
+		} else if ((rc = main_verb_config_arg(cfg, argc, argv, &i)) != 0) {
+			if (rc < 0)
 				return 2;
-			}
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			shaping_usage(stdout);
 			return 0;

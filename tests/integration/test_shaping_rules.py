@@ -158,6 +158,11 @@ def test_shaping_show_domain_override_and_source():
         bad = write(d, "bad.yaml", BAD)
         r = run("-o", "shaping_rules=" + bad, "shaping", "show", "--mx", "a.example")
         assert r.returncode == 2 and "%s:2: unknown key" % bad in r.stderr
+        # -o after the verb applies too; a bad one is refused.
+        r = run("shaping", "show", "--mx", "a.example", "-o", "shaping_rules=" + bad)
+        assert r.returncode == 2 and "%s:2: unknown key" % bad in r.stderr
+        r = run("shaping", "show", "--mx", "a.example", "-o", "no_such_key=1")
+        assert r.returncode == 2 and "no_such_key" in r.stderr
 
 
 def test_daemon_refuses_to_start_with_a_bad_rules_file(make_server):
