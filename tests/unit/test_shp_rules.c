@@ -653,9 +653,22 @@ static void test_builtin(void)
 			    " deferred due to unexpected volume or user complaints", out, 8);
 	tap_ok(p != NULL && n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_SUSPEND,
 	       "yahoo TSS04 suspends");
-	n = shp_rules_match(r, NULL, "4.7.0", "421 4.7.0 Too many connections from your IP", out, 8);
-	tap_ok(n == 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_MAX_CONNECTIONS,
-	       "too many connections lowers max_connections");
+	{
+		static const char *const many[][2] = {
+			{ "4.7.0", "421 4.7.0 Too many connections from your IP" },
+			{ "4.3.2", "421 4.3.2 Too many concurrent SMTP connections; please try again later." },
+			{ "", "421 Too many simultaneous connections" },
+			{ "4.7.0", "421 4.7.0 mx.example: too many open sessions" },
+		};
+
+		for (unsigned i = 0; i < sizeof(many) / sizeof(many[0]); i++) {
+			n = shp_rules_match(r, NULL, many[i][0], many[i][1], out, 8);
+			tap_ok(n == 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_MAX_CONNECTIONS,
+			       "\"%s\" lowers max_connections", many[i][1]);
+		}
+		n = shp_rules_match(r, NULL, "5.7.1", "550 5.7.1 too many connections, blocked", out, 8);
+		tap_ok(n == 0, "a 5xx \"too many connections\" is a refusal, not a throttle");
+	}
 	shp_rules_limits(r, NULL, NULL, NULL, NULL, 20, 0, &l);
 	tap_ok(l.sl_max_connections == 20, "the built-in rules leave ringmta.conf's default alone");
 	{
