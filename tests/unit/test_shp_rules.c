@@ -651,14 +651,31 @@ static void test_builtin(void)
 	p = shp_rules_provider(r, yahoo, 1);
 	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily"
 			    " deferred due to unexpected volume or user complaints", out, 8);
-	tap_ok(p != NULL && n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_SUSPEND,
-	       "yahoo TSS04 suspends");
+	tap_ok(p != NULL && n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_SUSPEND &&
+		       out[0]->ar_actions[0].sa_duration_us == 1800000000ull,
+	       "yahoo TSS04 suspends for 30 minutes");
+	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [TSS09] All messages from 192.0.2.1 will be"
+			    " permanently deferred; Retrying will NOT succeed.", out, 8);
+	tap_ok(n == 1 && out[0]->ar_actions[0].sa_duration_us == 4 * 3600000000ull,
+	       "yahoo TSS09 rests the path four hours");
+	p = shp_rules_provider(r, gmail, 2);
+	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [192.0.2.1 15] Our system has detected an"
+			    " unusual rate of 4.7.0 unsolicited mail originating from your IP address.",
+			    out, 8);
+	tap_ok(n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_RAMP,
+	       "gmail's older 4.7.0 unusual-rate text ramps too");
+	n = shp_rules_match(r, p, "4.2.1", "450 4.2.1 The user you are trying to contact is receiving"
+			    " mail at a rate that prevents additional messages from being delivered.",
+			    out, 8);
+	tap_ok(n == 0, "gmail 4.2.1 (one mailbox's rate) fires no rule");
 	{
 		static const char *const many[][2] = {
 			{ "4.7.0", "421 4.7.0 Too many connections from your IP" },
 			{ "4.3.2", "421 4.3.2 Too many concurrent SMTP connections; please try again later." },
 			{ "", "421 Too many simultaneous connections" },
 			{ "4.7.0", "421 4.7.0 mx.example: too many open sessions" },
+			{ "4.3.2", "421 4.3.2 The maximum number of concurrent server connections has"
+				   " exceeded a limit, closing transmission channel" },
 		};
 
 		for (unsigned i = 0; i < sizeof(many) / sizeof(many[0]); i++) {
