@@ -24,7 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
-#include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
 
 static void main_usage(FILE *f)
@@ -273,7 +273,7 @@ static int main_check_rules(const struct config *cfg)
 {
 	struct shp_rules *r = NULL;
 	size_t errlen = 65536;
-	char *err = malloc(errlen);
+	char *err = malloc(errlen), sum[256];
 
 	if (err == NULL)
 		return -1;
@@ -283,6 +283,8 @@ static int main_check_rules(const struct config *cfg)
 		return -1;
 	}
 	free(err);
+	shp_rules_summary(r, sum, sizeof(sum));
+	printf("ringmta: shaping rules: %s\n", sum);
 	shp_rules_unref(&r);
 	return 0;
 }

@@ -92,6 +92,8 @@ def test_check_passes_a_good_file_and_the_builtin_rules():
         r = run("-o", "shaping_rules=" + good, "-o", "queue_dir=%s/q" % d, "--check")
         assert r.returncode == 0, r.stderr
         assert "valid" in r.stdout
+        assert re.search(r"shaping rules: \d+ providers, 1 sites, 1 domains, 1 sources, 1 pools",
+                         r.stdout), r.stdout
         r = run("-o", "shaping_builtin_rules=no", "-o", "queue_dir=%s/q" % d, "--check")
         assert r.returncode == 0, r.stderr
         r = run("-o", "shaping_rules=%s/missing.yaml" % d, "-o", "queue_dir=%s/q" % d, "--check")
