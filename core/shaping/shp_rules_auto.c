@@ -392,9 +392,16 @@ uint64_t shp_rules_health_backoff_us(const struct shp_rules *r, unsigned n)
 	return r->r_backoff[i < r->r_nbackoff ? i : r->r_nbackoff - 1];
 }
 
-/* Per-thread match data, freed when the thread exits. */
+/* Per-thread match data, freed when the thread exits; one match context
+ * for everyone (read-only once made, so threads may share it) that bounds
+ * the work of one match: an operator's pattern that backtracks without
+ * end ("(a+)+$") fails to match instead of stalling a delivery worker. */
+#define SHP_MATCH_LIMIT 100000u
+#define SHP_DEPTH_LIMIT 10000u
+
 static pthread_key_t shp_md_key;
 static pthread_once_t shp_md_once = PTHREAD_ONCE_INIT;
+static pcre2_match_context *shp_mctx;
 
 static void shp_md_free(void *p)
 {
@@ -404,6 +411,11 @@ static void shp_md_free(void *p)
 static void shp_md_init(void)
 {
 	(void)pthread_key_create(&shp_md_key, shp_md_free);
+	shp_mctx = pcre2_match_context_create(NULL);
+	if (shp_mctx != NULL) {
+		pcre2_set_match_limit(shp_mctx, SHP_MATCH_LIMIT);
+		pcre2_set_depth_limit(shp_mctx, SHP_DEPTH_LIMIT);
+	}
 }
 
 static pcre2_match_data *shp_md(void)
@@ -443,7 +455,7 @@ static unsigned shp_match_list(const struct shp_rulelist *rl, const char *code, 
 
 		if (ru->ru_disabled || ru->ru_re == NULL || !shp_code_ok(ru->ru_code, code))
 			continue;
-		if (pcre2_match(ru->ru_re, subj, len, 0, 0, md, NULL) >= 0)
+		if (pcre2_match(ru->ru_re, subj, len, 0, 0, md, shp_mctx) >= 0)
 			out[n++] = &ru->ru_pub;
 	}
 	return n;

@@ -325,6 +325,25 @@ static void test_automation(void)
 	shp_rules_unref(&r);
 }
 
+/* A pattern that backtracks exponentially is cut off (no match) rather
+ * than running for ages on a delivery worker. */
+static void test_match_limit(void)
+{
+	struct shp_rules *r = load("automation:\n"
+				   "  - {name: slow, match: '^(a|aa)+$', actions: [{suspend: 1m}]}\n"
+				   "  - {name: fine, match: 'aaaa', actions: [{suspend: 1m}]}\n");
+	const struct shp_auto_rule *out[4];
+	char text[200];
+	unsigned n;
+
+	memset(text, 'a', 120);
+	strcpy(text + 120, "b");
+	n = shp_rules_match(r, NULL, "", text, out, 4);
+	tap_ok(n == 1 && strcmp(out[0]->ar_name, "fine") == 0,
+	       "a catastrophic pattern hits the match limit and does not match; the next rule does");
+	shp_rules_unref(&r);
+}
+
 struct match_arg {
 	struct shp_rules *r;
 	const struct shp_provider *p;
@@ -741,6 +760,7 @@ int main(void)
 	test_site_name();
 	test_automation();
 	test_match_threads();
+	test_match_limit();
 	test_pools();
 	test_errors();
 	test_files();
