@@ -24,7 +24,7 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
-#include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
 #include "core/bounce/bclass.h"
 #include "core/bounce/bclass_rules.h"
@@ -300,7 +300,7 @@ static int main_check_rules(const struct config *cfg)
 {
 	struct shp_rules *r = NULL;
 	size_t errlen = 65536;
-	char *err = malloc(errlen);
+	char *err = malloc(errlen), sum[256];
 
 	if (err == NULL)
 		return -1;
@@ -317,6 +317,8 @@ static int main_check_rules(const struct config *cfg)
 			fprintf(stderr, "warning: shaping rules: %s: it will be out of service\n", l);
 	}
 	free(err);
+	shp_rules_summary(r, sum, sizeof(sum));
+	printf("ringmta: shaping rules: %s\n", sum);
 	shp_rules_unref(&r);
 	return 0;
 }
@@ -477,6 +479,22 @@ static int main_serve(const struct config *cfg)
 	auth_db_free(&srv.s_auth);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
+}
+
+int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
+{
+	char err[512];
+
+	if (*i + 1 >= argc || (strcmp(argv[*i], "-c") != 0 && strcmp(argv[*i], "-o") != 0))
+		return 0;
+	if (strcmp(argv[(*i)++], "-c") == 0)
+		return 1;
+	if (config_set_override(cfg, argv[*i], err, sizeof(err)) < 0 ||
+	    config_validate(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		return -1;
+	}
+	return 1;
 }
 
 int main(int argc, char **argv)
