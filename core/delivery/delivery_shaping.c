@@ -184,11 +184,12 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 		snprintf(site, sizeof(site), "%s", p->dp_site);	/* units held there */
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
 	p->dp_prov = prov;
-	if (d->dd_nconns > 0 && p->dp_known)
-		pname = p->dp_provider[0] ? p->dp_provider : NULL;	/* units held there */
-	else
+	/* With sessions open, the provider's units are held under its
+	 * name: it stays until they are gone. */
+	if (d->dd_nconns == 0 || !p->dp_known) {
 		pname = p->dp_prov != NULL ? shp_provider_name(p->dp_prov) : NULL;
-	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
+		snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
+	}
 	dlv_shp_limits(w, d);
 	p->dp_known = true;
 	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;

@@ -183,6 +183,10 @@ static void metrics_shp_sample(void *arg, const char *metric, const char *label,
 
 	if (strcmp(metric, s->want) != 0)
 		return;
+	if (s->label == NULL) {		/* a family without labels */
+		mb_printf(s->b, "%s %llu\n", s->family, (unsigned long long)v);
+		return;
+	}
 	for (const char *p = label; *p && n + 3 < sizeof(esc); p++) {
 		if (*p == '\\' || *p == '"' || *p == '\n') {
 			esc[n++] = '\\';
@@ -206,6 +210,8 @@ static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 		  "Outbound connections open per provider (\"-\": sites of no provider)." },
 		{ "active", "ringmta_shaping_active_paths", "gauge", "action",
 		  "Paths with an active shaping action, suspension or learned limit, per kind." },
+		{ "suspended", "ringmta_shaping_suspended_paths", "gauge", NULL,
+		  "Paths (or sites) suspended now: suspend actions, health, a ramp's pause." },
 	};
 	struct delivery_shp_stats st;
 
