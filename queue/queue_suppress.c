@@ -117,6 +117,8 @@ static int qsup_put(struct queue *q, MDB_txn *txn, const struct queue_suppress *
 
 int queue_suppress_apply(struct queue *q, MDB_txn *txn, const struct queue_update *u)
 {
+	if (!q->q_has_suppress)
+		return 0;	/* read-only opens never apply updates */
 	for (unsigned i = 0; i < u->qu_nsuppress; i++) {
 		int rc = qsup_put(q, txn, &u->qu_suppress[i], true);
 

@@ -24,9 +24,10 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
-#include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
 #include "core/bounce/bclass.h"
+#include "core/bounce/bclass_rules.h"
 
 static void main_usage(FILE *f)
 {
@@ -221,6 +222,21 @@ static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, cha
  * (queue_open creates only the last component), certificates, keys and
  * credentials must load. Nothing is created or changed.
  */
+/* The bounce class rules (bounce_class_rules, then the built-in file);
+ * install: make them the ones delivery classifies with. */
+static int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen)
+{
+	struct bclass_rules *r = NULL;
+
+	if (bclass_rules_load(&r, cfg->bounce_class_rules, err, errlen) < 0)
+		return -1;
+	if (install)
+		bclass_current_set(r);
+	else
+		bclass_rules_unref(&r);
+	return 0;
+}
+
 static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_ctx *ts = NULL, *tc = NULL;
@@ -274,7 +290,7 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
-	return 0;
+	return main_bclass_load(cfg, false, err, errlen);
 }
 
 /* --check: the shaping rules, every error on its own line as
@@ -284,7 +300,7 @@ static int main_check_rules(const struct config *cfg)
 {
 	struct shp_rules *r = NULL;
 	size_t errlen = 65536;
-	char *err = malloc(errlen);
+	char *err = malloc(errlen), sum[256];
 
 	if (err == NULL)
 		return -1;
@@ -301,6 +317,8 @@ static int main_check_rules(const struct config *cfg)
 			fprintf(stderr, "warning: shaping rules: %s: it will be out of service\n", l);
 	}
 	free(err);
+	shp_rules_summary(r, sum, sizeof(sum));
+	printf("ringmta: shaping rules: %s\n", sum);
 	shp_rules_unref(&r);
 	return 0;
 }
@@ -362,7 +380,8 @@ static int main_serve(const struct config *cfg)
 			return 1;
 		}
 	}
-	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0 ||
+	    main_bclass_load(cfg, true, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
 		return 1;
@@ -428,6 +447,11 @@ static int main_serve(const struct config *cfg)
 				server_tls_swap(&srv, ts, tc);
 				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
 			}
+			if (main_bclass_load(cfg, true, err, sizeof(err)) < 0)
+				log_msg(LOG_ERROR, "reload: %s (keeping the old bounce class rules)",
+					err);
+			else
+				log_msg(LOG_INFO, "reload: bounce class rules reloaded");
 			if (cfg->dkim_key_table[0] != '\0') {
 				struct dkim_table *dkt = NULL;
 
@@ -455,6 +479,22 @@ static int main_serve(const struct config *cfg)
 	auth_db_free(&srv.s_auth);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
+}
+
+int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
+{
+	char err[512];
+
+	if (*i + 1 >= argc || (strcmp(argv[*i], "-c") != 0 && strcmp(argv[*i], "-o") != 0))
+		return 0;
+	if (strcmp(argv[(*i)++], "-c") == 0)
+		return 1;
+	if (config_set_override(cfg, argv[*i], err, sizeof(err)) < 0 ||
+	    config_validate(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		return -1;
+	}
+	return 1;
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,12 @@
 
 #define RINGMTA_VERSION "0.1.0"
 
+/* After a verb: "-c FILE" (main() loaded it already) and "-o KEY=VALUE"
+ * (applied to cfg and validated). Returns 1 when argv[*i] was one of them
+ * (*i then stands on its value), 0 when it was not, -1 after printing why
+ * an override was refused. */
+int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i);
+
 /* "ringmta queue ARGS": returns the exit code. */
 int main_queue(const struct config *cfg, int argc, char **argv);
 

@@ -2,14 +2,18 @@
  * main_shaping.c: "ringmta shaping show --mx HOST[,HOST...] [--domain D]
  * [--source S]", an operator's view of the shaping rules for one
  * destination: its site name, provider, the site and domain entries that
- * apply, and every merged limit with the level (and file:line) that set
+ * apply, the source's address, EHLO name and warm-up cap now, and every
+ * merged limit with the level (and file:line) that set
  * it, then the provider-wide limits and the automation rules in the order
  * they are tried. It reads the rules files as --check does, not the
  * running daemon's copy.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/app/main.h"
 #include "core/app/server.h"
@@ -112,6 +116,36 @@ static void shaping_rule_line(const struct shp_auto_rule *ar)
 	printf("\n");
 }
 
+/* The source's address and EHLO name, and its warm-up cap now for the
+ * provider (or for sites without one). */
+static void shaping_source(const struct shp_source *src, const struct shp_provider *p)
+{
+	const char *pname = p != NULL ? shp_provider_name(p) : NULL;
+	uint64_t start = 0, len = 0, cap;
+	char addr[INET6_ADDRSTRLEN] = "(none: smtp_bind_address)", when[32];
+	time_t t;
+	struct tm tm;
+
+	if (src->ss_addrlen != 0)
+		inet_ntop(src->ss_addr.ss_family, src->ss_addr.ss_family == AF_INET ?
+			  (const void *)&((const struct sockaddr_in *)&src->ss_addr)->sin_addr :
+			  (const void *)&((const struct sockaddr_in6 *)&src->ss_addr)->sin6_addr,
+			  addr, sizeof(addr));
+	printf("  address %s, ehlo %s\n", addr, src->ss_ehlo != NULL ? src->ss_ehlo : "(hostname)");
+	cap = shp_warmup_cap(src, pname, (uint64_t)time(NULL), &start, &len);
+	if (cap == UINT64_MAX) {
+		printf("  warm-up: %s\n", src->ss_warmup != NULL ? "uncapped here (past the end of"
+		       " its schedule, or none for this provider)" : "none");
+		return;
+	}
+	t = (time_t)start;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%MZ", &tm);
+	printf("  warm-up: at most %llu messages to %s in the %s from %s\n",
+	       (unsigned long long)cap, pname != NULL ? pname : "sites without a provider",
+	       len == 3600 ? "hour" : "day", when);
+}
+
 static int shaping_show(const struct config *cfg, const char *mxarg, const char *domain,
 			const char *source)
 {
@@ -167,6 +201,8 @@ static int shaping_show(const struct config *cfg, const char *mxarg, const char 
 	if (domain != NULL)
 		printf("domain: %s\n", domain);
 	printf("source: %s\n", source != NULL ? source : "(any)");
+	if (source != NULL)
+		shaping_source(shp_rules_source_by_name(r, source), p);
 	shp_rules_explain(r, p, path_site, domain, source, cfg->destination_concurrency_limit,
 			  cfg->destination_rate_limit, &l, origin);
 	printf("limits:\n");
@@ -202,7 +238,7 @@ static int shaping_show(const struct config *cfg, const char *mxarg, const char 
 int main_shaping(struct config *cfg, int argc, char **argv)
 {
 	const char *mx = NULL, *domain = NULL, *source = NULL;
-	char err[512];
+	int rc;
 
 	if (argc < 1 || strcmp(argv[0], "show") != 0) {
 		shaping_usage(argc >= 1 && (strcmp(argv[0], "-h") == 0 ||
@@ -216,14 +252,9 @@ int main_shaping(struct config *cfg, int argc, char **argv)
 			domain = argv[++i];
 		} else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
 			source = argv[++i];
-		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-			i++;	/* loaded by main() */
-		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-			if (config_set_override(cfg, argv[++i], err, sizeof(err)) < 0 ||
-			    config_validate(cfg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "ringmta: %s\n", err);
+		} else if ((rc = main_verb_config_arg(cfg, argc, argv, &i)) != 0) {
+			if (rc < 0)
 				return 2;
-			}
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			shaping_usage(stdout);
 			return 0;

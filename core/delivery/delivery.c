@@ -235,12 +235,18 @@ struct dlv_shp_kinds {
 	const char *k_name[16];
 	uint64_t k_n[16];
 	unsigned k_count;
+	uint64_t k_suspended;		/* paths that take no attempt now */
 };
 
 static void delivery_shp_kind(void *arg, const struct shp_state_item *it)
 {
 	struct dlv_shp_kinds *k = arg;
 	unsigned i;
+
+	if (strcmp(it->sti_kind, "suspend") == 0 || strcmp(it->sti_kind, "suspend_site") == 0 ||
+	    (strcmp(it->sti_kind, "health") == 0 && strcmp(it->sti_text, "suspended") == 0) ||
+	    (strcmp(it->sti_kind, "ramp") == 0 && strcmp(it->sti_text, "paused") == 0))
+		k->k_suspended++;
 
 	for (i = 0; i < k->k_count; i++)
 		if (strcmp(k->k_name[i], it->sti_kind) == 0)
@@ -276,6 +282,7 @@ void delivery_shaping_foreach(struct delivery *d,
 	shp_state_foreach(s->ds_state, dlv_now_us(), delivery_shp_kind, &k);
 	for (unsigned i = 0; i < k.k_count; i++)
 		fn(arg, "active", k.k_name[i], k.k_n[i]);
+	fn(arg, "suspended", "", k.k_suspended);
 }
 
 void delivery_sources_foreach(struct delivery *d,

@@ -184,11 +184,12 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 		snprintf(site, sizeof(site), "%s", p->dp_site);	/* units held there */
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
 	p->dp_prov = prov;
-	if (d->dd_nconns > 0 && p->dp_known)
-		pname = p->dp_provider[0] ? p->dp_provider : NULL;	/* units held there */
-	else
+	/* With sessions open, the provider's units are held under its
+	 * name: it stays until they are gone. */
+	if (d->dd_nconns == 0 || !p->dp_known) {
 		pname = p->dp_prov != NULL ? shp_provider_name(p->dp_prov) : NULL;
-	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
+		snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", pname ? pname : "");
+	}
 	dlv_shp_limits(w, d);
 	p->dp_known = true;
 	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
@@ -395,9 +396,20 @@ void dlv_shp_reply(struct dlv_worker *w, struct dlv_dest *d, unsigned code, cons
 	}
 }
 
+struct dlv_shp_backoff_arg {
+	const struct shp_rules *ba_rules;
+	uint64_t ba_max_us;
+};
+
+/* The rules' health backoff, never past retry_max: an operator who wants
+ * every message tried at least that often gets it, probe included. */
 static uint64_t dlv_shp_backoff(void *arg, unsigned level)
 {
-	return shp_rules_health_backoff_us(arg, level);
+	const struct dlv_shp_backoff_arg *ba = arg;
+	uint64_t us = ba->ba_rules != NULL ? shp_rules_health_backoff_us(ba->ba_rules, level) :
+		      60000000u * level;
+
+	return us < ba->ba_max_us ? us : ba->ba_max_us;
 }
 
 void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *ecode,
@@ -414,8 +426,14 @@ void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *
 		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason, false, 0);
 		return;
 	}
-	until = shp_state_conn_failed(w->w_shp->ds_state, p->dp_site, dlv_unix_us(),
-				      dlv_shp_backoff, p->dp_rules);
+	{
+		struct dlv_shp_backoff_arg ba = {
+			p->dp_rules, (uint64_t)w->w_cfg->retry_max * 1000000u
+		};
+
+		until = shp_state_conn_failed(w->w_shp->ds_state, p->dp_site, dlv_unix_us(),
+					      dlv_shp_backoff, &ba);
+	}
 	dlv_time_str(until, when, sizeof(when));
 	atomic_fetch_add(&w->w_shp->ds_health, 1);
 	log_msg(LOG_WARNING, "shaping: site %s suspended until %s: every connection attempt"

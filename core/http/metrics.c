@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/bounce/bclass_stats.h"
 #include "core/delivery/delivery.h"
 #include "io/listen.h"
 #include "io/stat.h"
@@ -121,6 +122,22 @@ static void mb_series(struct mbuf *b, const char *name, const char *type, const 
 }
 
 /* Signing at acceptance (core/dkim) and DMARC alignment. */
+/* Failed and deferred recipients per bounce class (core/bounce). */
+static void metrics_render_bclass(struct mbuf *b)
+{
+	uint64_t n[BCLASS_COUNT][2];
+
+	bclass_stats_get(n);
+	mb_head(b, "ringmta_delivery_bounce_class_total", "counter",
+		"Failed and deferred recipients by bounce class.");
+	for (unsigned c = 1; c < BCLASS_COUNT; c++)
+		mb_printf(b, "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"deferred\"}"
+			  " %llu\n"
+			  "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"failed\"}"
+			  " %llu\n", bclass_name(c), (unsigned long long)n[c][0], bclass_name(c),
+			  (unsigned long long)n[c][1]);
+}
+
 static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_stats *ss)
 {
 	mb_series(b, "ringmta_dkim_signed_total", "counter",
@@ -182,6 +199,10 @@ static void metrics_shp_sample(void *arg, const char *metric, const char *label,
 
 	if (strcmp(metric, s->want) != 0)
 		return;
+	if (s->label == NULL) {		/* a family without labels */
+		mb_printf(s->b, "%s %llu\n", s->family, (unsigned long long)v);
+		return;
+	}
 	mb_printf(s->b, "%s{%s=\"%s\"} %llu\n", s->family, s->label,
 		  mb_label(label, esc, sizeof(esc)), (unsigned long long)v);
 }
@@ -239,6 +260,8 @@ static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 		  "Outbound connections open per provider (\"-\": sites of no provider)." },
 		{ "active", "ringmta_shaping_active_paths", "gauge", "action",
 		  "Paths with an active shaping action, suspension or learned limit, per kind." },
+		{ "suspended", "ringmta_shaping_suspended_paths", "gauge", NULL,
+		  "Paths (or sites) suspended now: suspend actions, health, a ramp's pause." },
 	};
 	struct delivery_shp_stats st;
 
@@ -331,6 +354,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
 	mb_printf(b, "ringmta_bounces_total %llu\n",
 		  (unsigned long long)ds.bounces);
+	metrics_render_bclass(b);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",

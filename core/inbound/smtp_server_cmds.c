@@ -142,8 +142,9 @@ static bool cmd_rcpt_suppressed(struct smtp_session *s, struct smtp_txn *t,
 	const char *at = strrchr(t->t_sender, '@');
 	struct queue_suppress hit;
 	const char *cls;
-	char since[32];
+	char since[32], line[600];
 	time_t added;
+	int n;
 	struct tm tm;
 
 	if (mode <= CONFIG_SUPPRESSION_OFF || s->s_env->e_ops->suppressed == NULL ||
@@ -163,8 +164,14 @@ static bool cmd_rcpt_suppressed(struct smtp_session *s, struct smtp_txn *t,
 		smtp_server_reply(s, "250 2.1.5 Ok");
 		return true;
 	}
-	smtp_server_reply(s, "550 5.1.1 <%.*s>: recipient suppressed (%s, since %s)",
-			  (int)cmd->path.len, cmd->path.p, cls ? cls : "other", since);
+	/* Not a client error (max_errors): a bulk injector meets many of
+	 * these in one session and is right to go on. */
+	n = snprintf(line, sizeof(line), "550 5.1.1 <%.*s>: recipient suppressed (%s, since %s)\r\n",
+		     (int)cmd->path.len, cmd->path.p, cls ? cls : "other", since);
+	if (n > (int)sizeof(line) - 1)
+		n = snprintf(line, sizeof(line), "550 5.1.1 recipient suppressed (%s, since %s)\r\n",
+			     cls ? cls : "other", since);
+	smtp_server_out(s, line, (size_t)n);
 	return true;
 }
 

@@ -248,14 +248,15 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 	}
 	ru->ru_node = m;
 	ru->ru_scope = scope;
-	ru->ru_pub.ar_file = m->yn_file;
+	ru->ru_file = ld->ld_file;
+	ru->ru_pub.ar_file = ld->ld_r->r_files[ld->ld_file];
 	ru->ru_pub.ar_line = m->yn_line;
 	ru->ru_pub.ar_threshold = 1;
 	for (unsigned i = 0; i < m->yn_n; i++) {
 		const struct yaml_node *k = m->yn_keys[i], *v = m->yn_items[i];
 
 		if (strcmp(k->yn_str, "name") == 0) {
-			if (shp_ld_want(ld, v, YAML_SCALAR, "name"))
+			if (shp_ld_name(ld, v, "automation rule"))
 				name = v;
 		} else if (strcmp(k->yn_str, "match") == 0) {
 			match = v;
@@ -275,10 +276,10 @@ static struct shp_rule *shp_ld_rule(struct shp_ld *ld, const struct yaml_node *m
 				   " match, code, trigger, actions or disabled)", k->yn_str);
 		}
 	}
-	if (name == NULL)
+	if (name != NULL)
+		ru->ru_pub.ar_name = shp_ld_str(ld, name->yn_str);
+	else if (yaml_map_get(m, "name") == NULL)	/* else a bad one, said already */
 		shp_ld_err(ld, m, "an automation rule needs a name");
-	else
-		ru->ru_pub.ar_name = name->yn_str;
 	if (match != NULL)
 		shp_ld_pattern(ld, match, ru);
 	else if (!ru->ru_disabled)
@@ -316,7 +317,7 @@ void shp_ld_rules(struct shp_ld *ld, const struct yaml_node *list, struct shp_ru
 		if (ru == NULL)
 			continue;
 		old = shp_rule_find(ld->ld_r, ru->ru_pub.ar_name, &orl, &oi);
-		if (old != NULL && (old->ru_node->yn_file == m->yn_file || orl != rl)) {
+		if (old != NULL && (old->ru_file == ru->ru_file || orl != rl)) {
 			shp_ld_err(ld, m, "automation rule name %s is already used (%s:%u%s%s)",
 				   ru->ru_pub.ar_name, old->ru_pub.ar_file, old->ru_pub.ar_line,
 				   old->ru_scope ? ", provider " : ", global",
@@ -391,9 +392,16 @@ uint64_t shp_rules_health_backoff_us(const struct shp_rules *r, unsigned n)
 	return r->r_backoff[i < r->r_nbackoff ? i : r->r_nbackoff - 1];
 }
 
-/* Per-thread match data, freed when the thread exits. */
+/* Per-thread match data, freed when the thread exits; one match context
+ * for everyone (read-only once made, so threads may share it) that bounds
+ * the work of one match: an operator's pattern that backtracks without
+ * end ("(a+)+$") fails to match instead of stalling a delivery worker. */
+#define SHP_MATCH_LIMIT 100000u
+#define SHP_DEPTH_LIMIT 10000u
+
 static pthread_key_t shp_md_key;
 static pthread_once_t shp_md_once = PTHREAD_ONCE_INIT;
+static pcre2_match_context *shp_mctx;
 
 static void shp_md_free(void *p)
 {
@@ -403,6 +411,11 @@ static void shp_md_free(void *p)
 static void shp_md_init(void)
 {
 	(void)pthread_key_create(&shp_md_key, shp_md_free);
+	shp_mctx = pcre2_match_context_create(NULL);
+	if (shp_mctx != NULL) {
+		pcre2_set_match_limit(shp_mctx, SHP_MATCH_LIMIT);
+		pcre2_set_depth_limit(shp_mctx, SHP_DEPTH_LIMIT);
+	}
 }
 
 static pcre2_match_data *shp_md(void)
@@ -442,7 +455,7 @@ static unsigned shp_match_list(const struct shp_rulelist *rl, const char *code, 
 
 		if (ru->ru_disabled || ru->ru_re == NULL || !shp_code_ok(ru->ru_code, code))
 			continue;
-		if (pcre2_match(ru->ru_re, subj, len, 0, 0, md, NULL) >= 0)
+		if (pcre2_match(ru->ru_re, subj, len, 0, 0, md, shp_mctx) >= 0)
 			out[n++] = &ru->ru_pub;
 	}
 	return n;

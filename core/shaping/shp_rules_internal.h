@@ -7,11 +7,16 @@
  * includes it.
  *
  * Ownership: everything hangs off struct shp_rules and is freed by the
- * last shp_rules_unref(). Names point into the YAML trees, which the rules
- * keep (r_trees) for that reason; normalized names (lowercased domains,
- * suffixes, site names) are owned copies. Entries that other entries or
- * callers point to (providers, sources, pools, rules) are allocated one
- * by one so that growing their arrays never moves them.
+ * last shp_rules_unref(). The YAML trees live only while loading: names
+ * that outlive it are copied into the rules' string arena (r_strs), file
+ * names into r_files, and "where was this set" is a (file index, line)
+ * pair, so a rules object costs what it holds, not what its YAML took.
+ * Fields named *_node point into the trees and are valid while loading
+ * only (errors found at the end of the load use them). Normalized names
+ * (lowercased domains, suffixes, site names) are owned copies. Entries
+ * that other entries or callers point to (providers, sources, pools,
+ * rules) are allocated one by one so that growing their arrays never
+ * moves them.
  */
 #ifndef RINGMTA_SHP_RULES_INTERNAL_H
 #define RINGMTA_SHP_RULES_INTERNAL_H
@@ -23,11 +28,17 @@
 #include "core/shaping/shp_rules.h"
 #include "core/shaping/shp_rules_admin.h"
 
+/* Where a value was written: r_files[sw_file], line sw_line. */
+struct shp_where {
+	uint32_t sw_line;
+	uint16_t sw_file;
+};
+
 /* One limits block as written at one level: the fields it sets. */
 struct shp_block {
 	uint32_t sb_set;				/* 1u << enum shp_field */
 	struct shp_limits sb_v;
-	const struct yaml_node *sb_from[SHP_F_COUNT];	/* where each was set */
+	struct shp_where sb_from[SHP_F_COUNT];		/* where each was set */
 };
 
 struct shp_rule {
@@ -36,6 +47,7 @@ struct shp_rule {
 	pcre2_code *ru_re;
 	char ru_code[4];			/* "" = any; else e.g. "421", "4xx" */
 	bool ru_disabled;			/* "disabled: yes" in a later file */
+	uint16_t ru_file;			/* index in r_files */
 	const struct yaml_node *ru_node;
 	const char *ru_scope;			/* provider name, or NULL = global */
 };
@@ -59,7 +71,7 @@ struct shp_provider {
 
 /* A "sites:" or "domains:" entry. */
 struct shp_named {
-	char *nm_name;				/* owned, normalized */
+	const char *nm_name;			/* normalized, in the arena */
 	bool nm_suffix;				/* sites: ".example.net" pattern */
 	unsigned nm_order;			/* load order, for a stable merge */
 	const struct yaml_node *nm_node;
@@ -112,10 +124,18 @@ struct shp_select {
 	const struct shp_pool *se_pool;		/* resolved at the end */
 };
 
+/* Strings that outlive the load, copied into chunks freed together. */
+struct shp_strchunk {
+	struct shp_strchunk *sc_next;
+	size_t sc_used, sc_size;
+	char sc_buf[];
+};
+
 struct shp_rules {
 	int r_refs;				/* atomic */
-	struct yaml_tree **r_trees;		/* owned, every file read */
-	unsigned r_ntrees;
+	char **r_files;				/* owned: the file names, load order */
+	unsigned r_nfiles;
+	struct shp_strchunk *r_strs;		/* owned: the arena of names */
 	bool r_group_by_domain;
 	struct shp_block r_default;
 	struct shp_provider **r_prov;
@@ -137,9 +157,13 @@ struct shp_rules {
 	const char *r_pool_header;
 };
 
-/* The loader's state: the rules being built and the errors so far. */
+/* The loader's state: the rules being built, the trees of the files
+ * read (freed at the end of the load), the errors so far. */
 struct shp_ld {
 	struct shp_rules *ld_r;
+	struct yaml_tree **ld_trees;
+	unsigned ld_ntrees;
+	uint16_t ld_file;			/* index of the file being read */
 	char *ld_err;
 	size_t ld_errlen, ld_used;
 	unsigned ld_nerr;
@@ -158,6 +182,15 @@ bool shp_ld_grow(struct shp_ld *ld, void *arrp, unsigned n, unsigned *cap, size_
 /* A zeroed entry of size bytes appended to an array of pointers to such
  * entries (providers, sources, pools); NULL on out of memory. */
 void *shp_ld_append(struct shp_ld *ld, void *arrp, unsigned *n, unsigned *cap, size_t size);
+/* A copy of s in the rules' arena (lives as long as the rules); NULL for
+ * NULL or when memory runs out (an error is recorded). */
+const char *shp_ld_str(struct shp_ld *ld, const char *s);
+/* Where node n (of the file being read) was written. */
+struct shp_where shp_ld_where(const struct shp_ld *ld, const struct yaml_node *n);
+/* A provider, source, pool or rule name: letters, digits, '.', '_', '-'
+ * (they go into log lines, metric labels and queue records); false after
+ * an error naming what. */
+bool shp_ld_name(struct shp_ld *ld, const struct yaml_node *n, const char *what);
 /* Lowercase copy without leading/trailing dots (NULL: out of memory). */
 char *shp_name_norm(const char *s, size_t len);
 

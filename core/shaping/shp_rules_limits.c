@@ -175,6 +175,8 @@ void shp_ld_provider(struct shp_ld *ld, const struct yaml_node *key, const struc
 	struct shp_provider *p = (struct shp_provider *)shp_rules_provider_by_name(r, key->yn_str);
 	struct shp_block b = { 0 }, wide = { 0 };
 
+	if (!shp_ld_name(ld, key, "provider"))
+		return;
 	if (strcmp(key->yn_str, "default") == 0) {
 		shp_ld_err(ld, key, "\"default\" is not a provider name (it names the fallback"
 			   " in warm-up schedules)");
@@ -187,8 +189,13 @@ void shp_ld_provider(struct shp_ld *ld, const struct yaml_node *key, const struc
 		p = shp_ld_append(ld, &r->r_prov, &r->r_nprov, &r->r_capprov, sizeof(*p));
 		if (p == NULL)
 			return;
-		p->pv_name = key->yn_str;
+		p->pv_name = shp_ld_str(ld, key->yn_str);
 		p->pv_node = key;
+		if (p->pv_name == NULL) {
+			ld->ld_r->r_nprov--;
+			free(p);
+			return;
+		}
 	}
 	for (unsigned i = 0; val->yn_kind == YAML_MAP && i < val->yn_n; i++) {
 		const struct yaml_node *k = val->yn_keys[i], *v = val->yn_items[i];
@@ -206,12 +213,12 @@ void shp_ld_provider(struct shp_ld *ld, const struct yaml_node *key, const struc
 			} else {
 				wide.sb_v.sl_max_connections = (uint32_t)n;
 				wide.sb_set |= 1u << SHP_F_MAX_CONNECTIONS;
-				wide.sb_from[SHP_F_MAX_CONNECTIONS] = v;
+				wide.sb_from[SHP_F_MAX_CONNECTIONS] = shp_ld_where(ld, v);
 			}
 		} else if (strcmp(k->yn_str, "provider_message_rate") == 0) {
 			if (shp_rate_node(ld, k, v, &wide.sb_v.sl_message_rate)) {
 				wide.sb_set |= 1u << SHP_F_MESSAGE_RATE;
-				wide.sb_from[SHP_F_MESSAGE_RATE] = v;
+				wide.sb_from[SHP_F_MESSAGE_RATE] = shp_ld_where(ld, v);
 			}
 		} else if (strcmp(k->yn_str, "automation") == 0) {
 			if (shp_ld_want(ld, v, YAML_SEQ, "automation"))
@@ -315,8 +322,11 @@ void shp_ld_named(struct shp_ld *ld, const struct yaml_node *map, struct shp_nam
 			return;
 		}
 		nm = &set->ns_v[set->ns_n];
-		*nm = (struct shp_named){ .nm_name = name, .nm_suffix = suffix,
+		*nm = (struct shp_named){ .nm_name = shp_ld_str(ld, name), .nm_suffix = suffix,
 					  .nm_order = set->ns_n, .nm_node = k };
+		free(name);
+		if (nm->nm_name == NULL)
+			return;
 		set->ns_n++;
 		if (!shp_ld_want(ld, v, YAML_MAP, k->yn_str))
 			continue;
@@ -355,19 +365,25 @@ void shp_ld_named_finish(struct shp_ld *ld, struct shp_named_set *set)
 		if (out > 0 && set->ns_v[out - 1].nm_suffix == cur->nm_suffix &&
 		    strcmp(set->ns_v[out - 1].nm_name, cur->nm_name) == 0) {
 			shp_block_merge(&set->ns_v[out - 1].nm_b, &cur->nm_b);
-			free(cur->nm_name);
 			continue;
 		}
 		set->ns_v[out++] = *cur;
 	}
 	set->ns_n = out;
+	/* Give back what the doubling left unused (a large domains: map). */
+	if (out < set->ns_cap) {
+		struct shp_named *v = realloc(set->ns_v, out * sizeof(*v));
+
+		if (v != NULL) {
+			set->ns_v = v;
+			set->ns_cap = out;
+		}
+	}
 	(void)ld;
 }
 
 void shp_named_free(struct shp_named_set *set)
 {
-	for (unsigned i = 0; i < set->ns_n; i++)
-		free(set->ns_v[i].nm_name);
 	free(set->ns_v);
 	memset(set, 0, sizeof(*set));
 }
@@ -458,8 +474,8 @@ bool shp_rules_domain_alone(const struct shp_rules *r, const char *domain)
 	return r->r_group_by_domain || shp_domain_find(r, domain) != NULL;
 }
 
-static void shp_apply(const struct shp_block *b, const char *level, const char *name,
-		      struct shp_block *acc, struct shp_field_origin *origin)
+static void shp_apply(const struct shp_rules *r, const struct shp_block *b, const char *level,
+		      const char *name, struct shp_block *acc, struct shp_field_origin *origin)
 {
 	shp_block_merge(acc, b);
 	if (origin == NULL)
@@ -469,7 +485,7 @@ static void shp_apply(const struct shp_block *b, const char *level, const char *
 			continue;
 		origin[f] = (struct shp_field_origin){
 			.fo_level = level, .fo_name = name,
-			.fo_file = b->sb_from[f]->yn_file, .fo_line = b->sb_from[f]->yn_line,
+			.fo_file = r->r_files[b->sb_from[f].sw_file], .fo_line = b->sb_from[f].sw_line,
 		};
 	}
 }
@@ -491,17 +507,17 @@ void shp_rules_explain(const struct shp_rules *r, const struct shp_provider *p,
 		origin[SHP_F_MAX_CONNECTIONS].fo_level = "ringmta.conf";
 		origin[SHP_F_MESSAGE_RATE].fo_level = "ringmta.conf";
 	}
-	shp_apply(&r->r_default, "default", NULL, &acc, origin);
+	shp_apply(r, &r->r_default, "default", NULL, &acc, origin);
 	if (p != NULL)
-		shp_apply(&p->pv_limits, "provider", p->pv_name, &acc, origin);
+		shp_apply(r, &p->pv_limits, "provider", p->pv_name, &acc, origin);
 	if (site != NULL && (nm = shp_site_find(r, site)) != NULL)
-		shp_apply(&nm->nm_b, "site", nm->nm_name, &acc, origin);
+		shp_apply(r, &nm->nm_b, "site", nm->nm_name, &acc, origin);
 	if (domain != NULL && (nm = shp_domain_find(r, domain)) != NULL)
-		shp_apply(&nm->nm_b, "domain", nm->nm_name, &acc, origin);
+		shp_apply(r, &nm->nm_b, "domain", nm->nm_name, &acc, origin);
 	if (source != NULL && (src = shp_rules_source_by_name(r, source)) != NULL) {
 		const struct shp_src_def *sd = (const struct shp_src_def *)src;
 
-		shp_apply(&sd->sd_limits, "source", sd->sd_pub.ss_name, &acc, origin);
+		shp_apply(r, &sd->sd_limits, "source", sd->sd_pub.ss_name, &acc, origin);
 	}
 	*out = acc.sb_v;
 }

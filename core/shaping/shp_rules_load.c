@@ -2,8 +2,8 @@
  * shp_rules_load.c: reading the rules files: the built-in file and the
  * operator's in order, each top-level section handed to its loader, every
  * error collected as "file:line: message" (loading goes on after an error
- * so that --check reports them all), the limits blocks, and the reference
- * count. See shp_rules.h for the format's merge rules and
+ * so that --check reports them all), the limits blocks, the string arena
+ * and the reference count. See shp_rules.h for the format's merge rules and
  * shp_rules_internal.h for the layout.
  */
 #include <stdarg.h>
@@ -55,7 +55,10 @@ void shp_ld_err_msg(struct shp_ld *ld, const char *msg)
 		return;
 	if (ld->ld_used > 0)
 		ld->ld_err[ld->ld_used++] = '\n';
-	memcpy(ld->ld_err + ld->ld_used, msg, len);
+	/* One error, one line: a value quoted in the message may hold line
+	 * breaks (a YAML scalar can) or other controls. */
+	for (size_t i = 0; i < len; i++)
+		ld->ld_err[ld->ld_used + i] = (unsigned char)msg[i] < 0x20 ? ' ' : msg[i];
 	ld->ld_used += len;
 	ld->ld_err[ld->ld_used] = '\0';
 }
@@ -96,6 +99,42 @@ bool shp_ld_grow(struct shp_ld *ld, void *arrp, unsigned n, unsigned *cap, size_
 	return true;
 }
 
+#define SHP_STRCHUNK 16384u
+
+const char *shp_ld_str(struct shp_ld *ld, const char *s)
+{
+	struct shp_rules *r = ld->ld_r;
+	struct shp_strchunk *c = r->r_strs;
+	size_t n;
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	if (c == NULL || c->sc_size - c->sc_used < n) {
+		size_t size = n > SHP_STRCHUNK ? n : SHP_STRCHUNK;
+
+		c = malloc(sizeof(*c) + size);
+		if (c == NULL) {
+			shp_ld_err(ld, NULL, "out of memory");
+			return NULL;
+		}
+		c->sc_used = 0;
+		c->sc_size = size;
+		c->sc_next = r->r_strs;
+		r->r_strs = c;
+	}
+	d = c->sc_buf + c->sc_used;
+	memcpy(d, s, n);
+	c->sc_used += n;
+	return d;
+}
+
+struct shp_where shp_ld_where(const struct shp_ld *ld, const struct yaml_node *n)
+{
+	return (struct shp_where){ .sw_line = n->yn_line, .sw_file = ld->ld_file };
+}
+
 void *shp_ld_append(struct shp_ld *ld, void *arrp, unsigned *n, unsigned *cap, size_t size)
 {
 	void ***arr = arrp;
@@ -110,6 +149,17 @@ void *shp_ld_append(struct shp_ld *ld, void *arrp, unsigned *n, unsigned *cap, s
 	}
 	(*arr)[(*n)++] = e;
 	return e;
+}
+
+bool shp_ld_name(struct shp_ld *ld, const struct yaml_node *n, const char *what)
+{
+	if (n->yn_kind == YAML_SCALAR && n->yn_len > 0 && n->yn_len <= 64 &&
+	    strspn(n->yn_str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+		    n->yn_len)
+		return true;
+	shp_ld_err(ld, n, "%s name \"%s\": use 1 to 64 letters, digits, '.', '_' and '-'", what,
+		   n->yn_kind == YAML_SCALAR ? n->yn_str : "");
+	return false;
 }
 
 char *shp_name_norm(const char *s, size_t len)
@@ -234,7 +284,7 @@ bool shp_block_field(struct shp_ld *ld, const struct yaml_node *key,
 	}
 	if (ok) {
 		b->sb_set |= 1u << f;
-		b->sb_from[f] = val;
+		b->sb_from[f] = shp_ld_where(ld, val);
 	}
 	return true;
 }
@@ -335,9 +385,14 @@ static void shp_ld_file(struct shp_ld *ld, const struct yaml_node *root)
 			shp_ld_scalar_opt(ld, v, key, &r->r_default_pool_name);
 			r->r_default_pool_node = v;
 		} else if (strcmp(key, "pool_header") == 0) {
-			shp_ld_scalar_opt(ld, v, key, &r->r_pool_header);
-			if (r->r_pool_header != NULL && strcmp(r->r_pool_header, "none") == 0)
-				r->r_pool_header = NULL;
+			const char *h = NULL;
+
+			shp_ld_scalar_opt(ld, v, key, &h);
+			if (h != NULL && h[strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+						    "0123456789-_")] != '\0')
+				shp_ld_err(ld, v, "pool_header: \"%s\" is not a header field name", h);
+			else if (h != NULL)
+				r->r_pool_header = strcmp(h, "none") == 0 ? NULL : shp_ld_str(ld, h);
 		} else if (strcmp(key, "automation") == 0) {
 			if (shp_ld_want(ld, v, YAML_SEQ, key))
 				shp_ld_rules(ld, v, &r->r_rules, NULL);
@@ -352,18 +407,30 @@ static void shp_ld_file(struct shp_ld *ld, const struct yaml_node *root)
 	}
 }
 
+/* Keep t until the end of the load and its name for good; ld_file
+ * becomes its index. */
 static bool shp_ld_keep(struct shp_ld *ld, struct yaml_tree *t)
 {
 	struct shp_rules *r = ld->ld_r;
-	struct yaml_tree **v = realloc(r->r_trees, (r->r_ntrees + 1) * sizeof(*v));
+	struct yaml_tree **v = realloc(ld->ld_trees, (ld->ld_ntrees + 1) * sizeof(*v));
+	char **f = NULL, *name = NULL;
 
-	if (v == NULL) {
+	if (v != NULL)
+		ld->ld_trees = v;
+	if (v != NULL && r->r_nfiles < UINT16_MAX)
+		f = realloc(r->r_files, (r->r_nfiles + 1) * sizeof(*f));
+	if (f != NULL)
+		r->r_files = f;
+	if (f != NULL)
+		name = strdup(t->yt_file);
+	if (name == NULL) {
 		yaml_tree_free(&t);
-		shp_ld_err(ld, NULL, "out of memory");
+		shp_ld_err(ld, NULL, "out of memory (or too many files)");
 		return false;
 	}
-	r->r_trees = v;
-	r->r_trees[r->r_ntrees++] = t;
+	ld->ld_trees[ld->ld_ntrees++] = t;
+	ld->ld_file = (uint16_t)r->r_nfiles;
+	r->r_files[r->r_nfiles++] = name;
 	return true;
 }
 
@@ -395,6 +462,12 @@ static int shp_ld_end(struct shp_ld *ld, struct shp_rules **r_r)
 	shp_ld_named_finish(ld, &r->r_domains);
 	shp_ld_providers_finish(ld);
 	shp_ld_pool_finish(ld);
+	/* Nothing points into the trees any more (the *_node fields are
+	 * load-only). */
+	for (unsigned i = 0; i < ld->ld_ntrees; i++)
+		yaml_tree_free(&ld->ld_trees[i]);
+	free(ld->ld_trees);
+	ld->ld_trees = NULL;
 	if (ld->ld_nerr > 0) {
 		unsigned shown = 0;
 
@@ -479,9 +552,15 @@ void shp_rules_unref(struct shp_rules **rp)
 	shp_rulelist_free(&r->r_rules);
 	free(r->r_backoff);
 	shp_pool_free_all(r);
-	for (unsigned i = 0; i < r->r_ntrees; i++)
-		yaml_tree_free(&r->r_trees[i]);
-	free(r->r_trees);
+	for (unsigned i = 0; i < r->r_nfiles; i++)
+		free(r->r_files[i]);
+	free(r->r_files);
+	while (r->r_strs != NULL) {
+		struct shp_strchunk *c = r->r_strs;
+
+		r->r_strs = c->sc_next;
+		free(c);
+	}
 	free(r);
 }
 

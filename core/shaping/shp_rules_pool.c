@@ -151,7 +151,9 @@ static struct shp_warmup *shp_ld_warmup(struct shp_ld *ld, const struct yaml_nod
 					   k->yn_str);
 			continue;
 		}
-		ws->ws_provider = k->yn_str;
+		ws->ws_provider = shp_ld_str(ld, k->yn_str);
+		if (ws->ws_provider == NULL)
+			continue;
 		ws->ws_node = k;
 		ws->ws_caps = calloc(v->yn_n, sizeof(*ws->ws_caps));
 		if (ws->ws_caps == NULL)
@@ -166,13 +168,31 @@ static struct shp_warmup *shp_ld_warmup(struct shp_ld *ld, const struct yaml_nod
 	return w;
 }
 
+/* An EHLO argument (RFC 5321 4.1.1.1): a domain, or an address literal
+ * "[192.0.2.1]" / "[IPv6:2001:db8::1]". It goes on the wire as it is, so
+ * nothing else (no space, no CR or LF) gets through. */
+static bool shp_ehlo_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255)
+		return false;
+	if (s[0] == '[')
+		return n > 2 && s[n - 1] == ']' &&
+		       strspn(s + 1, "0123456789abcdefABCDEF:.IPv6") == n - 2;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n &&
+	       s[0] != '.' && s[0] != '-';
+}
+
 static struct shp_src_def *shp_src_new(struct shp_ld *ld, const char *name,
 				       const struct yaml_node *node)
 {
 	struct shp_rules *r = ld->ld_r;
-	struct shp_src_def *sd = shp_ld_append(ld, &r->r_src, &r->r_nsrc, &r->r_capsrc,
-					       sizeof(*sd));
+	struct shp_src_def *sd;
 
+	if (name == NULL)
+		return NULL;
+	sd = shp_ld_append(ld, &r->r_src, &r->r_nsrc, &r->r_capsrc, sizeof(*sd));
 	if (sd == NULL)
 		return NULL;
 	sd->sd_pub.ss_name = name;
@@ -187,9 +207,9 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 		struct shp_src_def *sd = shp_src_find(ld->ld_r, key->yn_str);
 		struct shp_block b = { 0 };
 
-		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
+		if (!shp_ld_name(ld, key, "source") || !shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
-		if (sd == NULL && (sd = shp_src_new(ld, key->yn_str, key)) == NULL)
+		if (sd == NULL && (sd = shp_src_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;
 		for (unsigned j = 0; j < m->yn_n; j++) {
 			const struct yaml_node *k = m->yn_keys[j], *v = m->yn_items[j];
@@ -199,8 +219,13 @@ void shp_ld_sources(struct shp_ld *ld, const struct yaml_node *map)
 			if (strcmp(k->yn_str, "address") == 0) {
 				shp_ld_address(ld, v, sd);
 			} else if (strcmp(k->yn_str, "ehlo") == 0) {
-				if (shp_ld_want(ld, v, YAML_SCALAR, "ehlo"))
-					sd->sd_pub.ss_ehlo = v->yn_str;
+				if (!shp_ld_want(ld, v, YAML_SCALAR, "ehlo"))
+					continue;
+				if (!shp_ehlo_ok(v->yn_str))
+					shp_ld_err(ld, v, "ehlo: \"%s\" is not a host name or an"
+						   " address literal", v->yn_str);
+				else
+					sd->sd_pub.ss_ehlo = shp_ld_str(ld, v->yn_str);
 			} else if (strcmp(k->yn_str, "warmup") == 0) {
 				/* A later file's schedule replaces the earlier one. */
 				shp_warmup_free(sd->sd_warmup);
@@ -220,9 +245,11 @@ static struct shp_pool_def *shp_pool_new(struct shp_ld *ld, const char *name,
 					 const struct yaml_node *node)
 {
 	struct shp_rules *r = ld->ld_r;
-	struct shp_pool_def *pd = shp_ld_append(ld, &r->r_pools, &r->r_npools, &r->r_cappools,
-						sizeof(*pd));
+	struct shp_pool_def *pd;
 
+	if (name == NULL)
+		return NULL;
+	pd = shp_ld_append(ld, &r->r_pools, &r->r_npools, &r->r_cappools, sizeof(*pd));
 	if (pd == NULL)
 		return NULL;
 	pd->pd_pub.sp_name = name;
@@ -236,9 +263,9 @@ void shp_ld_pools(struct shp_ld *ld, const struct yaml_node *map)
 		const struct yaml_node *key = map->yn_keys[i], *m = map->yn_items[i];
 		struct shp_pool_def *pd = shp_pool_find(ld->ld_r, key->yn_str);
 
-		if (!shp_ld_want(ld, m, YAML_MAP, key->yn_str))
+		if (!shp_ld_name(ld, key, "pool") || !shp_ld_want(ld, m, YAML_MAP, key->yn_str))
 			continue;
-		if (pd == NULL && (pd = shp_pool_new(ld, key->yn_str, key)) == NULL)
+		if (pd == NULL && (pd = shp_pool_new(ld, shp_ld_str(ld, key->yn_str), key)) == NULL)
 			return;
 		for (unsigned j = 0; j < m->yn_n; j++) {
 			const struct yaml_node *k = m->yn_keys[j], *v = m->yn_items[j];
@@ -261,6 +288,39 @@ void shp_ld_pools(struct shp_ld *ld, const struct yaml_node *map)
 	}
 }
 
+/* "ip:port" or "[ipv6]:port" in the form the inbound side names its
+ * listeners (inet_ntop, as dkim_table_listener_name), so that "[::0:1]:25"
+ * in a rules file finds the listener "[::1]:25". -1 when it is not one. */
+static int shp_listener_canon(const char *in, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN + 2], a[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(in, ':'), *h = host;
+	unsigned char bin[16];
+	unsigned long port;
+	char *end;
+	size_t hl;
+	int v6;
+
+	if (colon == NULL || (hl = (size_t)(colon - in)) == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, in, hl);
+	host[hl] = '\0';
+	v6 = host[0] == '[';
+	if (v6) {
+		if (hl < 3 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = '\0';
+		h = host + 1;
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || port == 0 || port > 65535 ||
+	    inet_pton(v6 ? AF_INET6 : AF_INET, h, bin) != 1 ||
+	    inet_ntop(v6 ? AF_INET6 : AF_INET, bin, a, sizeof(a)) == NULL)
+		return -1;
+	snprintf(out, len, v6 ? "[%s]:%lu" : "%s:%lu", a, port);
+	return 0;
+}
+
 void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 {
 	static const char *const kinds[] = { NULL, "user", "listener", "sender_domain" };
@@ -280,6 +340,7 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 	for (unsigned i = 0; i < list->yn_n; i++) {
 		const struct yaml_node *m = list->yn_items[i];
 		struct shp_select *s = &sel[n];
+		unsigned nerr = ld->ld_nerr;
 
 		if (!shp_ld_want(ld, m, YAML_MAP, "pool_selection entry"))
 			continue;
@@ -301,13 +362,26 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list)
 				shp_ld_err(ld, k, "pool_selection: one of user, listener,"
 					   " sender_domain per entry");
 			} else if (shp_ld_want(ld, v, YAML_SCALAR, k->yn_str)) {
+				char canon[INET6_ADDRSTRLEN + 16];
+				const char *val = v->yn_str;
+
+				if (kind == SHP_SEL_LISTENER) {
+					if (shp_listener_canon(val, canon, sizeof(canon)) < 0) {
+						shp_ld_err(ld, v, "listener: \"%s\" is not ip:port or"
+							   " [ipv6]:port", val);
+						continue;
+					}
+					val = canon;
+				}
 				s->se_kind = (uint8_t)kind;
-				s->se_value = v->yn_str;
+				s->se_value = shp_ld_str(ld, val);
 			}
 		}
-		if (s->se_kind == 0 || s->se_pool_name == NULL) {
-			shp_ld_err(ld, m, "pool_selection: an entry needs user, listener or"
-				   " sender_domain, and pool");
+		if (s->se_kind == 0 || s->se_value == NULL || s->se_pool_name == NULL) {
+			if (ld->ld_nerr == nerr)	/* else said already */
+				shp_ld_err(ld, m, "pool_selection: an entry needs user, listener"
+					   " or sender_domain, and pool");
+			memset(s, 0, sizeof(*s));
 			continue;
 		}
 		n++;

@@ -158,10 +158,37 @@ static void fz_make_cert(const char *cert_path, const char *key_path)
 
 /* The env's ops: the queue and the auth pool are lists the driver
  * empties (fz_commit). */
+/* Suppressed recipients: local part starting "sup" (any case). */
+static bool fz_suppressed_addr(const char *a, size_t len)
+{
+	return len >= 3 && strncasecmp(a, "sup", 3) == 0;
+}
+
+static int fz_env_suppressed(struct smtp_env *env, const char *sender_domain, const char *rcpt,
+			     size_t len, struct queue_suppress *hit_r)
+{
+	(void)env;
+	(void)sender_domain;
+	if (!fz_suppressed_addr(rcpt, len))
+		return 0;
+	memset(hit_r, 0, sizeof(*hit_r));
+	hit_r->qs_class = 1;
+	hit_r->qs_added = 1700000000;
+	return 1;
+}
+
 static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
 {
 	struct fz_env *f = fz_of(env);
+	struct qrcpt *rc = (struct qrcpt *)m->qm_rec.rcpts;
 
+	/* With suppression on, a suppressed recipient is never queued, and
+	 * a message is never queued without recipients. */
+	if (m->qm_rec.nrcpt == 0)
+		fz_die("a message without recipients was queued");
+	for (uint32_t i = 0; fz_cfg.suppression[0] != 'o' && i < m->qm_rec.nrcpt; i++)
+		if (fz_suppressed_addr(rc[i].addr, rc[i].addr_len))
+			fz_die("a suppressed recipient was queued");
 	m->qm_sink = NULL;
 	m->qm_next = NULL;
 	if (f->pending_tail != NULL)
@@ -311,6 +338,7 @@ static const struct smtp_env_ops fz_env_ops = {
 	.auth_blocked = fz_env_auth_blocked,
 	.auth_failed = fz_env_auth_failed,
 	.session_gone = fz_env_session_gone,
+	.suppressed = fz_env_suppressed,
 };
 
 /* Shaping rules with one pool and a pool header, in a holder. */
@@ -680,6 +708,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	listener = (flags & 3) == 3 ? 0 : flags & 3;
 	peer.sin_addr.s_addr = htonl((flags & 8) ? 0xc0000201u : 0x7f000001u);
 	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
+	{
+		static const char *const sup[] = { "refuse", "drop", "off", "drop" };
+		char err[200];
+
+		if (config_set(&fz_cfg, "suppression", sup[(data[1] >> 4) & 3], err,
+			       sizeof(err)) != 0)
+			fz_die(err);
+	}
 	fz_signing = (data[1] & 1) != 0;
 	if (fz_signing) {
 		static const char *const nk[] = { "unsigned", "defer", "reject", "unsigned" };

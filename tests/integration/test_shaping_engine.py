@@ -97,6 +97,7 @@ def test_refusing_site_is_suspended_not_hammered(make_server, world):
         text = r.read().decode()
     assert "ringmta_shaping_health_suspensions_total 1\n" in text
     assert 'ringmta_shaping_active_paths{action="health"} 1\n' in text
+    assert "ringmta_shaping_suspended_paths 1\n" in text
     m = re.search(r"^ringmta_shaping_deferred_without_attempt_total (\d+)$", text, re.M)
     assert m and 19 <= int(m.group(1)) <= 20, text
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,

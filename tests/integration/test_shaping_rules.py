@@ -34,6 +34,7 @@ sources:
     address: 127.0.0.2
     ehlo: s1.test.invalid
     idle_timeout: 4s
+    warmup: {start: 2099-01-01, schedule: {gmail: [10, 20]}}
 """
 
 # Four mistakes on four lines, and a second file with one more.
@@ -91,6 +92,8 @@ def test_check_passes_a_good_file_and_the_builtin_rules():
         r = run("-o", "shaping_rules=" + good, "-o", "queue_dir=%s/q" % d, "--check")
         assert r.returncode == 0, r.stderr
         assert "valid" in r.stdout
+        assert re.search(r"shaping rules: \d+ providers, 1 sites, 1 domains, 1 sources, 1 pools",
+                         r.stdout), r.stdout
         r = run("-o", "shaping_builtin_rules=no", "-o", "queue_dir=%s/q" % d, "--check")
         assert r.returncode == 0, r.stderr
         r = run("-o", "shaping_rules=%s/missing.yaml" % d, "-o", "queue_dir=%s/q" % d, "--check")
@@ -140,6 +143,13 @@ def test_shaping_show_domain_override_and_source():
         assert f["max_connections"] == ("2", "domain special.example (%s:15)" % good), f
         assert f["tls"] == ("required", "domain special.example (%s:16)" % good), f
         assert f["idle_timeout"] == ("4s", "source s1 (%s:21)" % good), f
+        assert "source: s1\n  address 127.0.0.2, ehlo s1.test.invalid\n  warm-up: uncapped here" \
+            in out, out
+        # Before the schedule's start the first day's cap applies.
+        r = run("-o", "shaping_rules=" + good, "shaping", "show", "--mx", "aspmx.l.google.com",
+                "--source", "s1")
+        assert r.returncode == 0, r.stderr
+        assert "  warm-up: at most 10 messages to gmail in the day from " in r.stdout, r.stdout
         # default: max_connections would be 7 without the domain entry.
         r = run("-o", "shaping_rules=" + good, "shaping", "show", "--mx", "mx.other.example")
         assert show_fields(r.stdout)["max_connections"] == ("7", "default (%s:2)" % good)
@@ -150,6 +160,11 @@ def test_shaping_show_domain_override_and_source():
         bad = write(d, "bad.yaml", BAD)
         r = run("-o", "shaping_rules=" + bad, "shaping", "show", "--mx", "a.example")
         assert r.returncode == 2 and "%s:2: unknown key" % bad in r.stderr
+        # -o after the verb applies too; a bad one is refused.
+        r = run("shaping", "show", "--mx", "a.example", "-o", "shaping_rules=" + bad)
+        assert r.returncode == 2 and "%s:2: unknown key" % bad in r.stderr
+        r = run("shaping", "show", "--mx", "a.example", "-o", "no_such_key=1")
+        assert r.returncode == 2 and "no_such_key" in r.stderr
 
 
 def test_daemon_refuses_to_start_with_a_bad_rules_file(make_server):

@@ -325,6 +325,25 @@ static void test_automation(void)
 	shp_rules_unref(&r);
 }
 
+/* A pattern that backtracks exponentially is cut off (no match) rather
+ * than running for ages on a delivery worker. */
+static void test_match_limit(void)
+{
+	struct shp_rules *r = load("automation:\n"
+				   "  - {name: slow, match: '^(a|aa)+$', actions: [{suspend: 1m}]}\n"
+				   "  - {name: fine, match: 'aaaa', actions: [{suspend: 1m}]}\n");
+	const struct shp_auto_rule *out[4];
+	char text[200];
+	unsigned n;
+
+	memset(text, 'a', 120);
+	strcpy(text + 120, "b");
+	n = shp_rules_match(r, NULL, "", text, out, 4);
+	tap_ok(n == 1 && strcmp(out[0]->ar_name, "fine") == 0,
+	       "a catastrophic pattern hits the match limit and does not match; the next rule does");
+	shp_rules_unref(&r);
+}
+
 struct match_arg {
 	struct shp_rules *r;
 	const struct shp_provider *p;
@@ -379,6 +398,7 @@ static const char pools_yaml[] =
 	"  s3:\n"
 	"    address: 127.0.0.3\n"
 	"    warmup: {start: 2026-12-01, period: hour, schedule: {default: [1, 2]}}\n"
+	"  s4: {address: 127.0.0.4, ehlo: '[IPv6:2001:db8::4]'}\n"
 	"providers:\n"
 	"  big: {match: [.big.example]}\n"
 	"pools:\n"
@@ -389,6 +409,7 @@ static const char pools_yaml[] =
 	"pool_selection:\n"
 	"  - {user: alice, pool: trans}\n"
 	"  - {listener: '127.0.0.1:2525', pool: trans}\n"
+	"  - {listener: '[0:0::1]:587', pool: trans}\n"
 	"  - {sender_domain: News.Example, pool: bulk}\n"
 	"default_pool: bulk\n"
 	"pool_header: X-Ringmta-Pool\n";
@@ -404,7 +425,7 @@ static void test_pools(void)
 	tap_ok(r != NULL, "pools load (%s)", errbuf);
 	if (r == NULL)
 		return;
-	tap_ok(shp_rules_nsources(r) == 3, "three sources");
+	tap_ok(shp_rules_nsources(r) == 4, "four sources");
 	s1 = shp_rules_source_by_name(r, "s1");
 	s2 = shp_rules_source(r, 1);
 	s3 = shp_rules_source_by_name(r, "s3");
@@ -423,9 +444,12 @@ static void test_pools(void)
 	       "bulk: s1 weight 1, s2 weight 3, spills");
 	tap_ok(trans != NULL && trans->sp_n == 1 && trans->sp_sources[0] == s3 && !trans->sp_spill,
 	       "trans: s3, waits");
-	tap_ok(def != NULL && def->sp_n == 3, "an implicit default pool holds every source");
+	tap_ok(def != NULL && def->sp_n == 4, "an implicit default pool holds every source");
 	tap_ok(shp_rules_pool_select(r, "alice", NULL, "news.example") == trans, "user first");
 	tap_ok(shp_rules_pool_select(r, "bob", "127.0.0.1:2525", NULL) == trans, "listener");
+	tap_ok(shp_rules_pool_select(r, NULL, "[::1]:587", NULL) == trans &&
+		       shp_rules_pool_select(r, NULL, "[::1]:25", NULL) == bulk,
+	       "an IPv6 listener written another way, and another port");
 	tap_ok(shp_rules_pool_select(r, NULL, NULL, "news.EXAMPLE") == bulk, "sender domain, any case");
 	tap_ok(shp_rules_pool_select(r, NULL, NULL, "other.example") == bulk, "default_pool: bulk");
 	tap_ok(strcmp(shp_rules_pool_header(r), "X-Ringmta-Pool") == 0, "pool header");
@@ -491,6 +515,14 @@ static void test_errors(void)
 	       "a.yaml:4: trigger: expected", "bad trigger");
 	refuse("automation:\n  - name: x\n    match: y\n    code: 42\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: code: expected", "bad code");
+	refuse("automation:\n  - {name: 'two words', match: y, actions: [{suspend: 1m}]}\n",
+	       "a.yaml:2: automation rule name \"two words\": use 1 to 64 letters", "a rule name");
+	refuse("pools:\n  \"p\\n1\": {sources: [default]}\n", "a.yaml:2: pool name \"p 1\"",
+	       "a pool name with a line break");
+	refuse("sources:\n  's 1': {address: 10.0.0.1}\n", "a.yaml:2: source name \"s 1\"",
+	       "a source name");
+	refuse("providers:\n  'g{x}': {match: .g.com}\n", "a.yaml:2: provider name \"g{x}\"",
+	       "a provider name");
 	refuse("automation:\n  - match: y\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:2: an automation rule needs a name", "rule without a name");
 	refuse("automation:\n  - {name: x, match: y, actions: [{suspend: 1m}]}\n"
@@ -509,10 +541,19 @@ static void test_errors(void)
 	       "a.yaml:4: pool p: weight", "zero weight");
 	refuse("pool_selection:\n  - {user: a, pool: nope}\n",
 	       "a.yaml:2: pool_selection: unknown pool \"nope\"", "unknown pool in the selection");
+	refuse("pool_selection:\n  - {listener: 'localhost:25', pool: default}\n",
+	       "a.yaml:2: listener: \"localhost:25\" is not ip:port", "a listener by name");
+	refuse("pool_header: 'X Pool:'\n", "a.yaml:1: pool_header: \"X Pool:\" is not a header",
+	       "a bad pool header");
 	refuse("default_pool: nope\n", "a.yaml:1: default_pool: unknown pool \"nope\"",
 	       "unknown default pool");
+	refuse("default_pool: \"two\\nlines\"\n", "a.yaml:1: default_pool: unknown pool \"two lines\"",
+	       "a line break in a quoted value stays on the error's line");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup: {start: 2026-02-30, schedule: {default: [1]}}\n",
 	       "a.yaml:4: start: expected a date", "bad warm-up date");
+	refuse("sources:\n  s1: {address: 10.0.0.1, ehlo: \"a.example\\r\\nMAIL FROM:<x>\"}\n",
+	       "a.yaml:2: ehlo: \"a.example  MAIL FROM:<x>\" is not a host name",
+	       "an EHLO name with CRLF in it");
 	refuse("sources:\n  s1: {ehlo: s1.example}\n", "a.yaml:2: source s1: address is missing",
 	       "a source without an address");
 	refuse("sources:\n  s1:\n    address: 10.0.0.1\n    warmup:\n      start: 2026-02-03\n      schedule: {nosuch: [1]}\n",
@@ -629,11 +670,41 @@ static void test_builtin(void)
 	p = shp_rules_provider(r, yahoo, 1);
 	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily"
 			    " deferred due to unexpected volume or user complaints", out, 8);
-	tap_ok(p != NULL && n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_SUSPEND,
-	       "yahoo TSS04 suspends");
-	n = shp_rules_match(r, NULL, "4.7.0", "421 4.7.0 Too many connections from your IP", out, 8);
-	tap_ok(n == 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_MAX_CONNECTIONS,
-	       "too many connections lowers max_connections");
+	tap_ok(p != NULL && n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_SUSPEND &&
+		       out[0]->ar_actions[0].sa_duration_us == 1800000000ull,
+	       "yahoo TSS04 suspends for 30 minutes");
+	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [TSS09] All messages from 192.0.2.1 will be"
+			    " permanently deferred; Retrying will NOT succeed.", out, 8);
+	tap_ok(n == 1 && out[0]->ar_actions[0].sa_duration_us == 4 * 3600000000ull,
+	       "yahoo TSS09 rests the path four hours");
+	p = shp_rules_provider(r, gmail, 2);
+	n = shp_rules_match(r, p, "4.7.0", "421 4.7.0 [192.0.2.1 15] Our system has detected an"
+			    " unusual rate of 4.7.0 unsolicited mail originating from your IP address.",
+			    out, 8);
+	tap_ok(n >= 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_RAMP,
+	       "gmail's older 4.7.0 unusual-rate text ramps too");
+	n = shp_rules_match(r, p, "4.2.1", "450 4.2.1 The user you are trying to contact is receiving"
+			    " mail at a rate that prevents additional messages from being delivered.",
+			    out, 8);
+	tap_ok(n == 0, "gmail 4.2.1 (one mailbox's rate) fires no rule");
+	{
+		static const char *const many[][2] = {
+			{ "4.7.0", "421 4.7.0 Too many connections from your IP" },
+			{ "4.3.2", "421 4.3.2 Too many concurrent SMTP connections; please try again later." },
+			{ "", "421 Too many simultaneous connections" },
+			{ "4.7.0", "421 4.7.0 mx.example: too many open sessions" },
+			{ "4.3.2", "421 4.3.2 The maximum number of concurrent server connections has"
+				   " exceeded a limit, closing transmission channel" },
+		};
+
+		for (unsigned i = 0; i < sizeof(many) / sizeof(many[0]); i++) {
+			n = shp_rules_match(r, NULL, many[i][0], many[i][1], out, 8);
+			tap_ok(n == 1 && out[0]->ar_actions[0].sa_kind == SHP_ACT_MAX_CONNECTIONS,
+			       "\"%s\" lowers max_connections", many[i][1]);
+		}
+		n = shp_rules_match(r, NULL, "5.7.1", "550 5.7.1 too many connections, blocked", out, 8);
+		tap_ok(n == 0, "a 5xx \"too many connections\" is a refusal, not a throttle");
+	}
 	shp_rules_limits(r, NULL, NULL, NULL, NULL, 20, 0, &l);
 	tap_ok(l.sl_max_connections == 20, "the built-in rules leave ringmta.conf's default alone");
 	{
@@ -689,6 +760,7 @@ int main(void)
 	test_site_name();
 	test_automation();
 	test_match_threads();
+	test_match_limit();
 	test_pools();
 	test_errors();
 	test_files();
