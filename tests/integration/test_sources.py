@@ -333,9 +333,11 @@ def test_check_and_start_report_a_source_that_is_not_local(make_server):
             " requested address (not an address of this host): it will be out of service"
             in r.stderr), r.stderr
     assert "source sa" not in r.stderr and "source sb" not in r.stderr
-    srv.start()     # and the daemon starts, saying so
-    assert re.search(r"warning: shaping rules: bind to source far address 192\.0\.2\.1: .*"
-                     r"\(not an address of this host\): out of service", srv.read_log())
+    # The daemon starts, says so once, and takes the source out of service.
+    srv = make_server(delivery="yes", **{RULES_KEY: rules_file(NOT_LOCAL)}).start()
+    assert wait_log(srv, r"warning: source far address 192\.0\.2\.1 cannot be bound \(Cannot"
+                    r" assign requested address\): out of service until the rules are reloaded")
+    assert len(re.findall(r"192\.0\.2\.1", srv.read_log())) == 1, srv.read_log()
 
 
 WARMUP = """\
