@@ -102,8 +102,9 @@ int smtp_server_pool_choose(struct smtp_session *s)
 		p = vl > 0 ? shp_rules_pool(t->t_rules, value) : NULL;
 		if (p == NULL) {
 			if (vl < 0)
-				snprintf(value, sizeof(value), "%.*s", (int)(n < 60 ? n : 60), field);
-			smtp_pool_show(vl < 0 ? "(too long)" : value, shown, sizeof(shown));
+				snprintf(shown, sizeof(shown), "(too long)");
+			else
+				smtp_pool_show(value, shown, sizeof(shown));
 			stat_inc(&s->s_env->e_stats.es_rejected);
 			log_msg(LOG_INFO, "reject client=%s from=<%s> reason=\"unknown pool %s\"",
 				s->s_addr, t->t_sender, shown);

@@ -178,15 +178,18 @@ def test_record_strip_range_after_the_dkim_signature(make_server):
     assert msg.startswith("DKIM-Signature:") and msg[off:off + n] == field
 
 
-def test_unknown_pool_in_the_header_is_refused(make_server):
+@pytest.mark.parametrize("value,shown", [("nope", "nope"), ("", ""), (" \t", ""),
+                                          ("p" * 200, "(too long)"), ('a"b\\c', "a?b?c")])
+def test_unknown_pool_in_the_header_is_refused(make_server, value, shown):
     srv = accepting(make_server, TWO_POOLS)
-    body = b"From: <x@a.example>\r\nX-Ringmta-Pool: nope\r\n\r\nhi\r\n"
+    body = ("From: <x@a.example>\r\nX-Ringmta-Pool: %s\r\n\r\nhi\r\n" % value).encode()
     with pytest.raises(smtplib.SMTPDataError) as e:
         send(srv.port, "x@a.example", body)
     assert e.value.smtp_code == 550
-    assert e.value.smtp_error == b'5.7.1 unknown pool "nope"'
+    assert e.value.smtp_error == ('5.7.1 unknown pool "%s"' % shown).encode()
     assert srv.queue_count() == 0
-    assert wait_log(srv, r'reject client=127\.0\.0\.1 from=<x@a\.example> reason="unknown pool nope"')
+    assert wait_log(srv, r'reject client=127\.0\.0\.1 from=<x@a\.example> reason="unknown pool %s"'
+                    % re.escape(shown))
 
 
 def test_record_pool_by_authenticated_user_and_listener(make_server):
