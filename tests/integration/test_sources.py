@@ -135,6 +135,29 @@ def test_record_pool_by_header_with_its_strip_range(make_server):
     assert msg[off + n:].startswith("Subject: h\r\n\r\nX-Ringmta-Pool: pa")
 
 
+def test_record_pool_header_across_receives(make_server):
+    """The field after 200 KB of other fields, folded over many lines, and
+    sent in two writes cut inside it (a pause between them, so that they
+    arrive as two receives): its value is read across the slices."""
+    srv = accepting(make_server, TWO_POOLS)
+    filler = "".join("X-Filler-%03d: %s\r\n" % (i, "f" * 980) for i in range(200))
+    field = "X-Ringmta-Pool:" + "".join("\r\n \t" for _ in range(150)) + "pb\r\n"
+    head = "From: <x@a.example>\r\n" + filler + field[:300]
+    rest = field[300:] + "Subject: deep\r\n\r\nhi\r\n.\r\n"
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+        c.ehlo("client.test")
+        assert c.mail("x@a.example")[0] == 250
+        assert c.rcpt("to@dest.test")[0] == 250
+        assert c.docmd("DATA")[0] == 354
+        c.send(head.encode())
+        time.sleep(0.3)
+        c.send(rest.encode())
+        assert c.getreply()[0] == 250
+    f, msg = stored(srv)
+    off, n = strip_range(f)
+    assert f.get("pool") == "pb" and msg[off:off + n] == field
+
+
 def test_record_strip_range_of_a_bdat_message(make_server):
     srv = accepting(make_server, TWO_POOLS)
     field = "X-Ringmta-Pool: pb\r\n"
