@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/app/main.h"
+#include "core/shaping/shp_source.h"
 #include "core/shaping/shp_state.h"
 #include "queue/queue.h"
 
@@ -70,6 +71,40 @@ static unsigned main_queue_shaping(struct queue *q, FILE *out, uint64_t now)
 		shp_state_foreach(st, now, main_queue_shp_item, &m);
 	shp_state_free(&st);
 	return m.n;
+}
+
+static void main_queue_src_item(void *arg, const char *source, const char *provider,
+				uint64_t sent, int out_of_service)
+{
+	struct main_queue_shp *m = arg;
+
+	(void)out_of_service;	/* not saved: a restart tries every source again */
+	if (provider == NULL && sent == 0)
+		return;
+	if (m->n++ == 0)
+		fprintf(m->out, "sources: messages per provider in the warm-up period of the"
+			" latest one\n");
+	fprintf(m->out, "  source=%s provider=%s sent=%llu\n", source, provider ? provider : "-",
+		(unsigned long long)sent);
+}
+
+static void main_queue_src_blob(void *arg, const void *data, size_t len)
+{
+	(void)shp_src_restore(arg, data, len);	/* a damaged blob is logged, ignored */
+}
+
+/* The sources' warm-up counters as the daemon last saved them (every
+ * 10 seconds while it runs, and when it stops). */
+static void main_queue_sources(struct queue *q, FILE *out)
+{
+	struct shp_src_state *st;
+	struct main_queue_shp m = { out, 0, 0 };
+
+	if (shp_src_state_new(&st) < 0)
+		return;
+	if (queue_blob_get(q, "sources", main_queue_src_blob, st) == 0)
+		shp_src_foreach(st, main_queue_src_item, &m);
+	shp_src_state_free(&st);
 }
 
 int main_queue(const struct config *cfg, int argc, char **argv)
@@ -151,6 +186,7 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 		if (main_queue_shaping(q, stdout, (uint64_t)tv.tv_sec * 1000000u +
 				       (uint64_t)tv.tv_usec) == 0)
 			printf("shaping: no active actions or suspensions\n");
+		main_queue_sources(q, stdout);
 		rc = 0;
 	} else if (strcmp(argv[0], "show") == 0) {
 		rc = queue_admin_show(q, id, stdout);

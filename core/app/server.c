@@ -21,7 +21,6 @@
 #include "core/config/netacl.h"
 #include "core/http/metrics.h"
 #include "core/inbound/smtp_server.h"
-#include "core/outbound/smtp_client.h"
 #include "core/shaping/shp_holder.h"
 #include "core/shaping/shp_rules_admin.h"
 #include "core/spf/spf_inbound.h"
@@ -151,20 +150,6 @@ static void server_log_lines(const char *prefix, char *text)
 		log_msg(LOG_ERROR, "%s%s", prefix, l);
 }
 
-/* The rules' sources whose address is not this host's: a warning each,
- * not a reason to stop (the other sources work; a source that cannot be
- * bound is never replaced by the default address, see shp_source.h). */
-static void server_sources_check(const struct config *cfg, const struct shp_rules *r,
-				 const char *prefix)
-{
-	char buf[4096], *save = NULL;
-
-	if (smtp_client_check_sources(cfg, r, NULL, buf, sizeof(buf)) <= 0)
-		return;
-	for (char *l = strtok_r(buf, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
-		log_msg(LOG_WARNING, "%s%s: out of service", prefix, l);
-}
-
 /* At start: load the rules and make the holder, or log every error. */
 static int server_rules_start(struct server *srv, const struct config *cfg, char *err,
 			      size_t errlen)
@@ -184,7 +169,6 @@ static int server_rules_start(struct server *srv, const struct config *cfg, char
 	}
 	free(buf);
 	shp_rules_summary(r, sum, sizeof(sum));
-	server_sources_check(cfg, r, "shaping rules: ");
 	if (shp_holder_new(&srv->s_rules, r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -210,7 +194,6 @@ void server_rules_reload(struct server *srv)
 	}
 	free(buf);
 	shp_rules_summary(r, sum, sizeof(sum));
-	server_sources_check(srv->s_cfg, r, "reload: shaping rules: ");
 	/* Jobs holding the old rules keep them until they let go. */
 	shp_holder_set(srv->s_rules, r);
 	log_msg(LOG_INFO, "reload: shaping rules reloaded: %s", sum);

@@ -285,6 +285,15 @@ void delivery_shaping_foreach(struct delivery *d,
 	fn(arg, "suspended", "", k.k_suspended);
 }
 
+void delivery_sources_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *source, const char *provider,
+					 uint64_t sent_this_period, int out_of_service),
+			      void *arg)
+{
+	if (d != NULL)
+		shp_src_foreach(d->d_shp->ds_src, fn, arg);
+}
+
 /* The next hop of a recipient: the relayhost, or its domain. */
 static void dlv_nexthop(const struct config *cfg, const char *addr, char *out, size_t len)
 {

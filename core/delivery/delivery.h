@@ -177,6 +177,14 @@ void delivery_shaping_foreach(struct delivery *d,
 					 uint64_t v),
 			      void *arg);
 
+/* The sources' state (shp_src_foreach, core/shaping/shp_source.h): fn
+ * per source and provider, under the sources' lock (fn must not call
+ * back). */
+void delivery_sources_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *source, const char *provider,
+					 uint64_t sent_this_period, int out_of_service),
+			      void *arg);
+
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
 /* Worker side: a job is finished (results filled in). */

@@ -175,19 +175,12 @@ struct metrics_shp {
 	const char *want, *family, *label;
 };
 
-static void metrics_shp_sample(void *arg, const char *metric, const char *label, uint64_t v)
+/* A label value in the text format's escapes (\\, \", \n), cut to fit. */
+static const char *mb_label(const char *in, char *esc, size_t len)
 {
-	struct metrics_shp *s = arg;
-	char esc[160];
 	size_t n = 0;
 
-	if (strcmp(metric, s->want) != 0)
-		return;
-	if (s->label == NULL) {		/* a family without labels */
-		mb_printf(s->b, "%s %llu\n", s->family, (unsigned long long)v);
-		return;
-	}
-	for (const char *p = label; *p && n + 3 < sizeof(esc); p++) {
+	for (const char *p = in; *p && n + 3 < len; p++) {
 		if (*p == '\\' || *p == '"' || *p == '\n') {
 			esc[n++] = '\\';
 			esc[n++] = *p == '\n' ? 'n' : *p;
@@ -196,7 +189,64 @@ static void metrics_shp_sample(void *arg, const char *metric, const char *label,
 		}
 	}
 	esc[n] = '\0';
-	mb_printf(s->b, "%s{%s=\"%s\"} %llu\n", s->family, s->label, esc, (unsigned long long)v);
+	return esc;
+}
+
+static void metrics_shp_sample(void *arg, const char *metric, const char *label, uint64_t v)
+{
+	struct metrics_shp *s = arg;
+	char esc[160];
+
+	if (strcmp(metric, s->want) != 0)
+		return;
+	if (s->label == NULL) {		/* a family without labels */
+		mb_printf(s->b, "%s %llu\n", s->family, (unsigned long long)v);
+		return;
+	}
+	mb_printf(s->b, "%s{%s=\"%s\"} %llu\n", s->family, s->label,
+		  mb_label(label, esc, sizeof(esc)), (unsigned long long)v);
+}
+
+/* Sources (core/shaping/shp_source.h): one family per pass, as above;
+ * out of service is once per source (its samples come together). */
+struct metrics_src {
+	struct mbuf *b;
+	bool out;		/* this pass: out of service, else messages sent */
+	char last[160];
+};
+
+static void metrics_src_sample(void *arg, const char *source, const char *provider,
+			       uint64_t sent, int out_of_service)
+{
+	struct metrics_src *s = arg;
+	char src[160], prov[160];
+
+	mb_label(source, src, sizeof(src));
+	if (s->out) {
+		if (strcmp(src, s->last) == 0)
+			return;
+		snprintf(s->last, sizeof(s->last), "%s", src);
+		mb_printf(s->b, "ringmta_source_out_of_service{source=\"%s\"} %d\n", src,
+			  out_of_service ? 1 : 0);
+	} else if (provider != NULL || sent != 0) {
+		mb_printf(s->b, "ringmta_source_warmup_messages{source=\"%s\",provider=\"%s\"}"
+			  " %llu\n", src, mb_label(provider ? provider : "-", prov, sizeof(prov)),
+			  (unsigned long long)sent);
+	}
+}
+
+static void metrics_render_sources(struct metrics *m, struct mbuf *b)
+{
+	struct metrics_src s = { .b = b };
+
+	mb_head(b, "ringmta_source_warmup_messages", "gauge",
+		"Messages accepted from a source per provider (\"-\": sites of no provider)"
+		" in the warm-up period of its latest message.");
+	delivery_sources_foreach(m->m_dlv, metrics_src_sample, &s);
+	s.out = true;
+	mb_head(b, "ringmta_source_out_of_service", "gauge",
+		"1 while a source is out of service (its address could not be bound).");
+	delivery_sources_foreach(m->m_dlv, metrics_src_sample, &s);
 }
 
 static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
@@ -360,6 +410,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		 ss.tls_failures,
 		 ds.tls_failures);
 	metrics_render_shaping(m, b);
+	metrics_render_sources(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct metrics_worker_stats, loops));

@@ -14,6 +14,7 @@ import re
 import smtplib
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -23,9 +24,6 @@ from sink import Sink
 
 # The setting that names the rules files.
 RULES_KEY = "shaping_rules"
-
-# The end-to-end tests need the delivery engine that picks the sources.
-needs_dlv = pytest.mark.usefixtures()  # shaping-dlv is here: they run
 
 SOURCES = """\
 sources:
@@ -220,7 +218,6 @@ def listen_on(srv, other):
 
 # ---- end to end: the sink sees the source address and EHLO name ----
 
-@needs_dlv
 def test_pool_by_sender_domain(make_server, sink):
     srv = shaping(make_server, sink, TWO_POOLS)
     send(srv.port, "x@a.example")
@@ -231,7 +228,6 @@ def test_pool_by_sender_domain(make_server, sink):
     assert got["y@b.example"] == ("127.0.0.3", "b.sources.test")
 
 
-@needs_dlv
 def test_pool_by_header_and_the_header_is_not_sent(make_server, sink):
     srv = shaping(make_server, sink, TWO_POOLS)
     body = (b"From: <x@a.example>\r\nX-RINGMTA-Pool:\r\n pb\r\nSubject: by header\r\n"
@@ -246,7 +242,6 @@ def test_pool_by_header_and_the_header_is_not_sent(make_server, sink):
     assert text == b"X-Ringmta-Pool: pa (in the body: text, not a field)\r\n"
 
 
-@needs_dlv
 def test_pool_by_authenticated_user(make_server, sink):
     d = tempfile.mkdtemp(prefix="ringmta-sources-auth-")
     passwd = os.path.join(d, "passwd")
@@ -262,7 +257,6 @@ def test_pool_by_authenticated_user(make_server, sink):
                                    ("127.0.0.3", "b.sources.test")]
 
 
-@needs_dlv
 def test_pool_by_listener(make_server, sink):
     other = free_port()
     rules = TWO_POOLS + "  - listener: 127.0.0.1:%d\n    pool: pb\n" % other
@@ -285,7 +279,6 @@ default_pool: w
 """
 
 
-@needs_dlv
 def test_weights_over_60_messages(make_server, sink):
     srv = shaping(make_server, sink, WEIGHTED)
     for i in range(60):
@@ -313,7 +306,6 @@ default_pool: mixed
 """
 
 
-@needs_dlv
 def test_a_source_that_is_not_local(make_server, sink):
     srv = shaping(make_server, sink, NOT_LOCAL)
     log = srv.read_log()
@@ -325,7 +317,8 @@ def test_a_source_that_is_not_local(make_server, sink):
     # A pool with only that source: deferred, with the reason, never sent
     # from the default address.
     send(srv.port, "y@far.example")
-    assert wait_log(srv, r"to=<to@dest\.test>.*status=deferred.*(source|pool)", 20), \
+    assert wait_log(srv, r"to=<to@dest\.test> relay=none .*status=deferred ecode=4\.4\.0"
+                    r" reply=\"no source of pool faronly can be used \(out of service\)\"", 20), \
         srv.read_log()
     time.sleep(0.5)
     assert len(sink.messages) == 6
@@ -340,9 +333,11 @@ def test_check_and_start_report_a_source_that_is_not_local(make_server):
             " requested address (not an address of this host): it will be out of service"
             in r.stderr), r.stderr
     assert "source sa" not in r.stderr and "source sb" not in r.stderr
-    srv.start()     # and the daemon starts, saying so
-    assert re.search(r"warning: shaping rules: bind to source far address 192\.0\.2\.1: .*"
-                     r"\(not an address of this host\): out of service", srv.read_log())
+    # The daemon starts, says so once, and takes the source out of service.
+    srv = make_server(delivery="yes", **{RULES_KEY: rules_file(NOT_LOCAL)}).start()
+    assert wait_log(srv, r"warning: source far address 192\.0\.2\.1 cannot be bound \(Cannot"
+                    r" assign requested address\): out of service until the rules are reloaded")
+    assert len(re.findall(r"192\.0\.2\.1", srv.read_log())) == 1, srv.read_log()
 
 
 WARMUP = """\
@@ -376,19 +371,23 @@ def warmup_rules():
     return WARMUP.replace("{today}", time.strftime("%Y-%m-%d", time.gmtime()))
 
 
-@needs_dlv
 def test_warmup_cap_wait(make_server, sink):
     srv = shaping(make_server, sink, warmup_rules())
+    midnight = (int(time.time()) // 86400 + 1) * 86400     # the next period
     for i in range(6):
         send(srv.port, "x%d@wait.example" % i)
     assert sink.wait_for(5)
-    time.sleep(1.0)
+    assert wait_log(srv, r"status=deferred ecode=4\.4\.5 reply=\"every source of pool wait"
+                    r" reached its warm-up cap; waiting for the next period\"")
     assert len(sink.messages) == 5
     assert set(peers(sink)) == {("127.0.0.2", "a.sources.test")}
-    assert srv.queue_count() == 1
+    # The sixth waits, without an attempt, for the next day (UTC).
+    out = srv.cli("queue", "list").stdout
+    m = re.search(r"pending attempts=0 next=(\d+)", out)
+    # (a run across midnight UTC waits for the day after)
+    assert m and midnight <= int(m.group(1)) <= midnight + 86400 + 120, out
 
 
-@needs_dlv
 def test_warmup_cap_spill(make_server, sink):
     srv = shaping(make_server, sink, warmup_rules())
     for i in range(6):
@@ -400,7 +399,6 @@ def test_warmup_cap_spill(make_server, sink):
     assert srv.queue_count() == 0
 
 
-@needs_dlv
 def test_dkim_signature_verifies_without_the_pool_header(make_server, sink):
     kdir = tempfile.mkdtemp(prefix="ringmta-sources-dkim-")
     key = make_key(kdir, "rsa", name="rsa.pem")
@@ -419,3 +417,30 @@ def test_dkim_signature_verifies_without_the_pool_header(make_server, sink):
         assert sink.messages[0]["peer"] == "127.0.0.3"
         res = verify_dkimpy(data, dns.server)
         assert res and all(ok for ok, _ in res), (res, data)
+
+
+def test_sources_in_metrics_and_queue_shaping(make_server, sink):
+    """The warm-up counts and the sources out of service: /metrics while
+    running, `ringmta queue shaping` from what was saved."""
+    port = free_port()
+    rules = warmup_rules().replace(
+        "pools:\n", "  far:\n    address: 192.0.2.1\npools:\n  farpool:\n    sources: [far, sb]\n")
+    srv = shaping(make_server, sink, rules, metrics_listen="127.0.0.1:%d" % port)
+    for i in range(6):
+        send(srv.port, "x%d@spill.example" % i)
+    assert sink.wait_for(6)
+    deadline = time.time() + 10
+    while True:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        if 'ringmta_source_warmup_messages{source="sb",provider="-"} 1' in text or \
+                time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'ringmta_source_warmup_messages{source="sa",provider="-"} 5\n' in text, text
+    assert 'ringmta_source_warmup_messages{source="sb",provider="-"} 1\n' in text, text
+    assert 'ringmta_source_out_of_service{source="far"} 1\n' in text, text
+    assert 'ringmta_source_out_of_service{source="sa"} 0\n' in text, text
+    assert srv.stop() == 0      # saves the counters
+    out = srv.cli("queue", "shaping").stdout
+    assert "  source=sa provider=- sent=5\n" in out and "  source=sb provider=- sent=1\n" in out, out
