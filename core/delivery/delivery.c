@@ -433,20 +433,51 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 
 /* Write the shaping state into the queue database (scheduler thread,
  * at most once a second, and at stop). */
-static void delivery_shp_save(struct delivery *d, uint64_t now)
+/* A blob encoder: the bytes needed, writing up to len into buf. */
+typedef size_t (*dlv_blob_fn)(void *obj, uint64_t now, char *buf, size_t len);
+
+/* Encode with fn into a buffer of the right size (the state may grow
+ * between the size query and the copy: workers go on) and store it. */
+static int delivery_blob_store(struct delivery *d, const char *name, dlv_blob_fn fn, void *obj,
+			       uint64_t now)
 {
-	size_t n = shp_state_save(d->d_shp->ds_state, now, NULL, 0);
-	char *buf = malloc(n);
+	size_t cap = fn(obj, now, NULL, 0) + 256, n;
+	char *buf;
 	int rc;
 
-	if (buf == NULL)
-		return;
-	n = shp_state_save(d->d_shp->ds_state, now, buf, n);
-	rc = queue_blob_put(d->d_q, DLV_SHP_BLOB, buf, n);
+	for (;;) {
+		buf = malloc(cap);
+		if (buf == NULL)
+			return -ENOMEM;
+		n = fn(obj, now, buf, cap);
+		if (n <= cap)
+			break;
+		free(buf);
+		cap = n + 256;
+	}
+	rc = queue_blob_put(d->d_q, name, buf, n);
+	free(buf);
+	return rc;
+}
+
+static size_t delivery_shp_enc(void *obj, uint64_t now, char *buf, size_t len)
+{
+	return shp_state_save(obj, now, buf, len);
+}
+
+static size_t delivery_src_enc(void *obj, uint64_t now, char *buf, size_t len)
+{
+	(void)now;
+	return shp_src_save(obj, buf, len);
+}
+
+static void delivery_shp_save(struct delivery *d, uint64_t now)
+{
+	int rc = delivery_blob_store(d, DLV_SHP_BLOB, delivery_shp_enc, d->d_shp->ds_state, now);
+
 	if (rc < 0)
 		log_msg(LOG_WARNING, "delivery: cannot save the shaping state: %s",
 			queue_strerror(rc));
-	free(buf);
 	d->d_shp_saved = now;
 }
 
@@ -464,15 +495,8 @@ static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
 /* The sources' warm-up counters into the queue database. */
 static void delivery_src_save(struct delivery *d, uint64_t now)
 {
-	size_t n = shp_src_save(d->d_shp->ds_src, NULL, 0);
-	char *buf = malloc(n ? n : 1);
-
 	d->d_src_saved = now;
-	if (buf == NULL)
-		return;
-	n = shp_src_save(d->d_shp->ds_src, buf, n);
-	(void)queue_blob_put(d->d_q, DLV_SRC_BLOB, buf, n);
-	free(buf);
+	(void)delivery_blob_store(d, DLV_SRC_BLOB, delivery_src_enc, d->d_shp->ds_src, now);
 }
 
 static void delivery_src_restore_cb(void *arg, const void *data, size_t len)
