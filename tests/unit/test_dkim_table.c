@@ -134,6 +134,11 @@ static void test_errors(void)
 		 "headers: at most 48 names", "too many header names");
 	test_bad("[example.com]\nkeys = a:%1$s\nexpire = soon\n", "table.ini:3: expire: 'soon'",
 		 "bad expire");
+	/* 2^57 + 1 days is 86400 s modulo 2^64: refused, not taken as a day. */
+	test_bad("[example.com]\nkeys = a:%1$s\nexpire = 144115188075855873d\n",
+		 "table.ini:3: expire: '144115188075855873d'", "an expire that wraps is refused");
+	test_bad("[example.com]\nkeys = a:%1$s\nexpire = 1152921504606846977h\n",
+		 "table.ini:3: expire: '1152921504606846977h'", "in hours too");
 	/* Group-readable key: refused, naming the file. */
 	chmod(test_ed, 0640);
 	snprintf(want, sizeof(want), "%s", test_ed);
