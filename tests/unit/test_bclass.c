@@ -52,6 +52,14 @@ static const struct bcase cases[] = {
 	  NULL, F, BCLASS_INVALID_RECIPIENT },
 	{ "550-5.2.1 The email account that you tried to reach is inactive and can't receive\r\n"
 	  "550 5.2.1 messages. a1si1 - gsmtp", NULL, F, BCLASS_INVALID_RECIPIENT },
+	/* [G] the permanent form of the receiving-rate limit (a Gmail bounce
+	 * quoted at pastebin.com/SpZumxtS): the address is good, it must
+	 * not be suppressed as invalid. */
+	{ "550-5.2.1 The user you are trying to contact is receiving mail at a rate that\r\n"
+	  "550-5.2.1 prevents additional messages from being delivered. For more\r\n"
+	  "550-5.2.1 information, please visit\r\n"
+	  "550 5.2.1 https://support.google.com/mail/?p=ReceivingRatePerm p41si4843565qte.548 - gsmtp",
+	  NULL, F, BCLASS_REPUTATION_OR_RATE },
 	{ "452-4.2.2 The recipient's inbox is out of storage space. Please direct the\r\n"
 	  "452-4.2.2 recipient to\r\n"
 	  "452 4.2.2  https://support.google.com/mail/?p=OverQuotaTemp a1si1 - gsmtp",
