@@ -76,9 +76,11 @@ static bool bcr_status_ok(const char *s, size_t len)
 	bool dot = true;
 	unsigned ndots = 0;
 
+	if (len == 0 || len >= sizeof(((struct bclass_rule *)0)->bru_status[0]))
+		return false;	/* with its "*", it must fit a status slot */
 	if (len > 2 && s[len - 1] == '*' && s[len - 2] != '.')
 		len--;		/* "4.7.6*": any status that starts "4.7.6" */
-	if (len == 0 || len >= 16 || (s[0] != '2' && s[0] != '4' && s[0] != '5'))
+	if (s[0] != '2' && s[0] != '4' && s[0] != '5')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '.') {

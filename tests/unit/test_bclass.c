@@ -582,6 +582,10 @@ static void test_errors(void)
 		{ "rules:\n  - class: dns\n    status: 5.1\n",
 		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
 		  " such as \"5.7.\"" },
+		/* 16 characters with the "*": one more than a status slot holds */
+		{ "rules:\n  - class: dns\n    status: \"4.7.66666666666*\"\n",
+		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
+		  " such as \"5.7.\"" },
 		{ "rules:\n  - class: dns\n    status: [5.1.1, x]\n",
 		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
 		  " such as \"5.7.\"" },
