@@ -521,6 +521,36 @@ static void test_operator_rules(void)
 	unlink(path);
 }
 
+/*
+ * An operator's pattern that backtracks without end ("(a+)+$") must not
+ * stall a delivery worker: the work of one match is bounded (as for the
+ * shaping rules), so past the bound the rule does not match and the next
+ * one decides. The subject here would match the first rule's second
+ * branch ("b") after about 2^22 steps per start position: far past the
+ * bound, well within PCRE2's default limit of ten million.
+ */
+static void test_match_limit(void)
+{
+	static const char mine[] =
+		"rules:\n"
+		"  - class: policy\n"
+		"    reply: '(a+)+$|b'\n"
+		"  - class: dns\n"
+		"    reply: 'b'\n";
+	struct bclass_rules *r;
+	struct bclass_reply in;
+	char err[512], buf[512], subj[64];
+
+	snprintf(subj, sizeof(subj), "550 %.22sb", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	bclass_rules_new(&r);
+	tap_ok(bclass_rules_add_text(r, "t.yaml", mine, strlen(mine), err, sizeof(err)) == 0,
+	       "a backtracking pattern loads (%s)", err);
+	bclass_reply_init(&in, subj, NULL, true, buf, sizeof(buf));
+	tap_ok(bclass_rules_match(r, &in, NULL) == BCLASS_DNS,
+	       "a pattern past the match bound does not match; the next rule decides");
+	bclass_rules_unref(&r);
+}
+
 static atomic_int stress_bad, stress_runs;
 static atomic_bool stress_stop;
 
@@ -626,6 +656,7 @@ int main(void)
 
 	test_names();
 	test_reply();
+	test_match_limit();
 	err[0] = '\0';
 	if (bclass_rules_new(&rules) < 0 || bclass_rules_add_builtin(rules, err, sizeof(err)) < 0)
 		tap_ok(0, "the built-in rules load: %s", err);
