@@ -434,6 +434,11 @@ static void test_reply(void)
 			  buf, sizeof(buf));
 	tap_ok(r.br_code == 421 && strcmp(r.br_status, "4.7.0") == 0,
 	       "reply: the remote reply inside ringmta's reason wins over its status");
+	bclass_reply_init(&r, "host mx-250-1.example[192.0.2.1]:25 said: 421 4.7.0 Try again later",
+			  "4.4.2", false, buf, sizeof(buf));
+	tap_ok(r.br_code == 421 && strcmp(r.br_status, "4.7.0") == 0,
+	       "reply: digits in the host's name are not its code (%u %s)", r.br_code,
+	       r.br_status);
 	bclass_reply_init(&r, "connect to mx[192.0.2.1]:25: Connection refused", "4.4.1", false,
 			  buf, sizeof(buf));
 	tap_ok(r.br_code == 400 && strcmp(r.br_status, "4.4.1") == 0,
