@@ -191,6 +191,16 @@ static const struct bcase cases[] = {
 	  " https://postmaster.yahooinc.com/error-codes", NULL, D, BCLASS_REPUTATION_OR_RATE },
 	{ "554 5.7.9 Message not accepted for policy reasons. See"
 	  " https://help.aol.com/articles/mail-policy", NULL, F, BCLASS_POLICY },
+	/* AOL's blocks under 5.2.1, which is no statement about the mailbox:
+	 * after DATA, on content (wordtothewise.com/2015/11/when-did-the-
+	 * reject-happen), and CON:B1, "topped our thresholds, back off"
+	 * (wordtothewise.com/2012/08/aol-bounces-and-false-positives,
+	 * knownhost.com/kb/smtp-error-521). Hard here, they suppressed good
+	 * AOL addresses. */
+	{ "521 5.2.1 : AOL will not accept delivery of this message.", NULL, F,
+	  BCLASS_SPAM_OR_CONTENT },
+	{ "521 5.2.1 : (CON:B1) http://postmaster.info.aol.com/errors/554conb1.html", NULL, F,
+	  BCLASS_REPUTATION_OR_RATE },
 
 	/* [M] Microsoft: Outlook.com and Exchange Online */
 	{ "550 5.7.515 Access denied, sending domain example.com does not meet the required"
