@@ -76,9 +76,11 @@ static bool bcr_status_ok(const char *s, size_t len)
 	bool dot = true;
 	unsigned ndots = 0;
 
+	if (len == 0 || len >= sizeof(((struct bclass_rule *)0)->bru_status[0]))
+		return false;	/* with its "*", it must fit a status slot */
 	if (len > 2 && s[len - 1] == '*' && s[len - 2] != '.')
 		len--;		/* "4.7.6*": any status that starts "4.7.6" */
-	if (len == 0 || len >= 16 || (s[0] != '2' && s[0] != '4' && s[0] != '5'))
+	if (s[0] != '2' && s[0] != '4' && s[0] != '5')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '.') {
@@ -332,11 +334,32 @@ static bool bcr_status_match(const struct bclass_rule *ru, const char *status)
 	return false;
 }
 
+/* One match context for every thread (read-only once made) that bounds
+ * the work of one match, as the shaping rules do: an operator's pattern
+ * that backtracks without end ("(a+)+$") fails to match instead of
+ * stalling a delivery worker on each failed recipient. */
+#define BCR_MATCH_LIMIT 100000u
+#define BCR_DEPTH_LIMIT 10000u
+
+static pthread_once_t bcr_mctx_once = PTHREAD_ONCE_INIT;
+static pcre2_match_context *bcr_mctx;
+
+static void bcr_mctx_init(void)
+{
+	bcr_mctx = pcre2_match_context_create(NULL);
+	if (bcr_mctx != NULL) {
+		pcre2_set_match_limit(bcr_mctx, BCR_MATCH_LIMIT);
+		pcre2_set_depth_limit(bcr_mctx, BCR_DEPTH_LIMIT);
+	}
+}
+
 unsigned bclass_rules_match(const struct bclass_rules *r, const struct bclass_reply *in,
 			    const char **where_r)
 {
 	pcre2_match_data *md = NULL;
 	unsigned found = BCLASS_NONE;
+
+	pthread_once(&bcr_mctx_once, bcr_mctx_init);
 
 	for (unsigned i = 0; r != NULL && i < r->brs_n && found == BCLASS_NONE; i++) {
 		const struct bclass_rule *ru = &r->brs_rules[i];
@@ -349,9 +372,10 @@ unsigned bclass_rules_match(const struct bclass_rules *r, const struct bclass_re
 		if (ru->bru_re != NULL) {
 			if (md == NULL && (md = pcre2_match_data_create(1, NULL)) == NULL)
 				break;
-			/* 0: matched, ovector too small for groups: fine. */
+			/* 0: matched, ovector too small for groups: fine. Past
+			 * the bound (PCRE2_ERROR_MATCHLIMIT): no match. */
 			if (pcre2_match(ru->bru_re, (PCRE2_SPTR)in->br_text, in->br_len, 0, 0, md,
-					NULL) < 0)
+					bcr_mctx) < 0)
 				continue;
 		}
 		found = ru->bru_class;

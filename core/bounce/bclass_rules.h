@@ -26,7 +26,8 @@
  *
  * Ownership: a struct bclass_rules is immutable once loaded and shared
  * by reference (bclass_rules_ref/unref); matching is thread-safe (each
- * match has its own PCRE2 match data). The process-wide current rules
+ * match has its own PCRE2 match data; one shared, read-only match context
+ * bounds a pattern's work: past it the rule does not match). The process-wide current rules
  * (bclass_current_*) are swapped under a lock on reload; a classification
  * holds a reference for its duration.
  */

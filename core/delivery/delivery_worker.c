@@ -45,13 +45,15 @@ void dlv_job_free(struct dlv_job *j)
 
 /* Record one recipient's outcome in its message (the first one counts). */
 static void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
-			    const char *reply, const char *ecode, const char *remote)
+			    const char *reply, const char *ecode, const char *remote,
+			    bool mail_refused)
 {
 	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
 
 	if (r->dr_result != DLV_R_NONE || res == DLV_R_NONE)
 		return;
 	r->dr_result = (uint8_t)res;
+	r->dr_mail_refused = mail_refused;
 	free(r->dr_reply);
 	r->dr_reply = strdup(reply ? reply : "");
 	/* One line: it goes into logs and the record. */
@@ -75,7 +77,7 @@ static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result
 			const char *ecode, const char *reason)
 {
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
-		dlv_rcpt_result(j, k, res, reason, ecode, "");
+		dlv_rcpt_result(j, k, res, reason, ecode, "", false);
 	dlv_shp_job_release(w, j, false);
 	delivery_job_done(w, j);
 }
@@ -90,7 +92,7 @@ static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, cons
 
 		if (r->dr_result != DLV_R_NONE)
 			continue;
-		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "");
+		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "", false);
 		/* No attempt counted; back when the suspension ends. */
 		r->dr_no_attempt = true;
 		r->dr_not_before = not_before;
@@ -604,7 +606,7 @@ static void dlv_cl_rcpt_result(void *ctx, struct smtp_client_txn *t, unsigned k,
 	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
 
 	(void)ctx;
-	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote);
+	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote, t->ct_mail_refused);
 	if (tls != NULL)
 		dlv_rcpt_tls(j, k, tls);
 }

@@ -597,6 +597,23 @@ static void test_errors(void)
 		       "errors beyond the buffer are counted");
 		free(big);
 	}
+	{
+		/* A file name longer than one error line (a deep path): the
+		 * message is cut, never written past its buffer. */
+		char name[1200];
+		static const char text[] = "default:\n  bad: 1\n";
+		struct shp_rules_src s;
+		struct shp_rules *r = NULL;
+
+		memset(name, 'd', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		s = (struct shp_rules_src){ name, text, sizeof(text) - 1 };
+		errbuf[0] = '\0';
+		tap_ok(shp_rules_load_mem(&r, false, &s, 1, errbuf, sizeof(errbuf)) < 0 &&
+			       strncmp(errbuf, "ddd", 3) == 0 && strlen(errbuf) < sizeof(errbuf),
+		       "an error in a file with a very long name is cut, not overrun (%zu bytes)",
+		       strlen(errbuf));
+	}
 }
 
 static void test_files(void)
