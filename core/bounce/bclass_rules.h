@@ -60,14 +60,16 @@ void bclass_reply_init(struct bclass_reply *r, const char *reply, const char *ec
 /* An empty rule set; 0 or -ENOMEM. */
 int bclass_rules_new(struct bclass_rules **r_r);
 /* Append the rules of one YAML document (name for messages): 0, or -1
- * with "name:line: why" in err; on error nothing of it is added. */
+ * with every problem in err, one per line, each "name:line: why"; on
+ * error nothing of it is added. */
 int bclass_rules_add_text(struct bclass_rules *r, const char *name, const void *buf,
 			  size_t len, char *err, size_t errlen);
 int bclass_rules_add_file(struct bclass_rules *r, const char *path, char *err, size_t errlen);
 /* Append the built-in rules (conf/bounce-classes.yaml). */
 int bclass_rules_add_builtin(struct bclass_rules *r, char *err, size_t errlen);
 /* The operator's files (space-separated; "" none) then the built-in
- * rules, into a new set: 0, or -1 with the first error in err. */
+ * rules, into a new set: 0, or -1 with every error of every file in err,
+ * one per line ("file:line: why"), as much as fits. */
 int bclass_rules_load(struct bclass_rules **r_r, const char *files, char *err,
 		      size_t errlen);
 unsigned bclass_rules_count(const struct bclass_rules *r);

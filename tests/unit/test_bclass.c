@@ -662,6 +662,34 @@ static void test_errors(void)
 	tap_ok(bclass_rules_load(&r, "/nonexistent/rules.yaml", err, sizeof(err)) == -1 &&
 	       r == NULL && strncmp(err, "/nonexistent/rules.yaml", 23) == 0,
 	       "a missing operator file is an error: %s", err);
+	{
+		/* Every bad rule of a file, and the errors of every file. */
+		static const char two[] = "rules:\n  - class: nope\n    status: 4.4.3\n"
+					  "  - class: dns\n    status: 4.4.3\n"
+					  "  - status: 5.1.1\n";
+		char path[] = "/tmp/test_bclass_XXXXXX";
+		char many[4096];
+		int fd = mkstemp(path);
+		char files[256];
+
+		bclass_rules_new(&r);
+		tap_ok(bclass_rules_add_text(r, "t.yaml", two, strlen(two), many, sizeof(many)) ==
+			       -1 && strcmp(many, "t.yaml:2: class: unknown class 'nope'\n"
+					    "t.yaml:6: a rule needs a class") == 0 &&
+			       bclass_rules_count(r) == 0,
+		       "every bad rule of one file is reported");
+		bclass_rules_unref(&r);
+		tap_ok(fd >= 0 && write(fd, two, strlen(two)) == (ssize_t)strlen(two),
+		       "a rules file written");
+		close(fd);
+		snprintf(files, sizeof(files), "/nonexistent/a.yaml %s", path);
+		tap_ok(bclass_rules_load(&r, files, many, sizeof(many)) == -1 && r == NULL &&
+			       strncmp(many, "/nonexistent/a.yaml", 19) == 0 &&
+			       strstr(many, ":2: class: unknown class 'nope'\n") != NULL &&
+			       strstr(many, ":6: a rule needs a class") != NULL,
+		       "the errors of every file are reported");
+		unlink(path);
+	}
 }
 
 int main(void)
