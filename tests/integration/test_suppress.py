@@ -107,6 +107,23 @@ def test_off_adds_nobody_and_checks_nothing(make_server, sink):
     assert code == 250
 
 
+
+def test_cli_takes_an_address_as_log_lines_write_it(make_server, sink):
+    """`suppress add <a@b>` (copied from a to=<...> log field) suppresses
+    a@b; the brackets are not part of what RCPT compares."""
+    srv = start(make_server, sink)
+    srv.cli("suppress", "add", "<copied@example.com>")
+    assert "suppressed <copied@example.com>" in srv.cli("suppress", "check",
+                                                        "copied@example.com").stdout
+    (code, _), = rcpt_replies(srv, "news@shop.example", ["copied@example.com"])
+    assert code == 550
+    assert srv.cli("suppress", "remove", "<copied@example.com>").returncode == 0
+    for bad in ("a b@example.com", "<>", "x<y@example.com"):
+        r = srv.cli("suppress", "add", bad, check=False)
+        assert r.returncode != 0 and "is not an address" in r.stderr, (bad, r.stderr)
+    assert srv.cli("suppress", "list").stdout == ""
+
+
 def test_drop_mode_logs_and_does_not_deliver(make_server, sink):
     srv = start(make_server, sink, suppression="drop")
     fail_once(srv, sink, "news@shop.example", "gone@example.com")
