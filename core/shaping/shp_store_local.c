@@ -15,7 +15,7 @@
 
 #define SHP_SHARDS 64u
 #define SHP_SHARD_BUCKETS 256u
-#define SHP_WIN_MAX 256u
+#define SHP_WIN_MAX SHP_STORE_WINDOW_MAX
 
 struct shp_entry {
 	struct shp_entry *se_next;
