@@ -60,6 +60,12 @@ struct shp_verdict {
 /* While the probe is in flight, others come back this much later. */
 #define SHP_PROBE_WAIT_US (5ull * 1000000u)
 
+/* A site's health is forgotten this long after its suspension ended
+ * without a probe (no mail came for it): its waiting mail comes back
+ * when the suspension ends (capped by retry_max), so only a site nobody
+ * sends to any more is dropped; the next mail finds it as new. */
+#define SHP_HEALTH_FORGET_US (86400ull * 1000000u)
+
 /* What may happen on path (site, source) at now. source may be NULL.
  * A due probe is claimed (given to this caller only) when claim; else
  * SHP_GATE_PROBE only says one is due. */

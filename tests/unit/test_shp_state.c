@@ -177,6 +177,41 @@ static void test_health(void)
 	shp_state_free(&st);
 }
 
+/* Sites that failed once and never had mail again: with thousands of
+ * dead domains (each a site of its own), their health must not stay in
+ * memory and in the saved blob for ever. */
+static void test_health_forgotten(void)
+{
+	struct shp_state *st;
+	struct shp_verdict v;
+	uint64_t t0 = 1700000000ull * S, later = t0 + 2 * SHP_HEALTH_FORGET_US;
+	char site[64], blob[256];
+	struct count c = { 0, "" };
+	size_t n;
+
+	shp_state_new(&st);
+	for (unsigned i = 0; i < 1000; i++) {
+		snprintf(site, sizeof(site), "dead%u.example", i);
+		shp_state_conn_failed(st, site, t0, backoff, NULL);
+	}
+	shp_state_conn_failed(st, "busy.example", later - 5 * S, backoff, NULL);
+	shp_state_expire(st, t0 + 20 * S);
+	shp_state_foreach(st, t0 + 20 * S, count_cb, &c);
+	tap_ok(c.n == 1001, "health: kept while the probe is recent (%u)", c.n);
+	shp_state_expire(st, later);
+	c.n = 0;
+	c.kinds[0] = '\0';
+	shp_state_foreach(st, later, count_cb, &c);
+	tap_ok(c.n == 1, "health: forgotten a while after the suspension ended unprobed (%u)",
+	       c.n);
+	shp_state_check(st, "busy.example", NULL, later, false, &v);
+	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED, "health: a site suspended just now stays");
+	n = shp_state_save(st, later, blob, sizeof(blob));
+	tap_ok(n < sizeof(blob) && strstr(blob, "dead") == NULL,
+	       "health: the blob no longer carries forgotten sites (%zu bytes)", n);
+	shp_state_free(&st);
+}
+
 static void test_learned_and_cache(void)
 {
 	struct shp_state *st;
@@ -277,6 +312,7 @@ int main(void)
 	test_actions();
 	test_ramp();
 	test_health();
+	test_health_forgotten();
 	test_learned_and_cache();
 	test_blob();
 	return tap_done();
