@@ -167,6 +167,13 @@ void dlv_shp_dest_free(struct dlv_dest *d);
 int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, char *why,
 		 size_t whylen);
 /* j ends: its pick counts as sent, or gives its place back. */
+/* j is about to start on one of d's sessions, d's provider known: a
+ * pick made for another provider (none, when the domain's site was not
+ * known yet) moves to d's provider's warm-up cap. True: j may go. False:
+ * the source is capped for that provider; j no longer holds a place and
+ * waits until *not_before_r (unix us; 0 = pick again now), why says it. */
+bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_job *j,
+			  uint64_t *not_before_r, char *why, size_t whylen);
 void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
 /* The session could not bind d's source: out of service. */
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,

@@ -563,6 +563,51 @@ void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent)
 		shp_rules_unref(&r);
 }
 
+bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_job *j,
+			  uint64_t *not_before_r, char *why, size_t whylen)
+{
+	const char *prov = d->dd_shp.dp_provider;
+	struct shp_rules *r;
+	const struct shp_source *src;
+	const struct shp_pool *pool;
+	uint64_t now = dlv_unix_us() / 1000000u, retry;
+	char *np;
+	bool go = true;
+
+	*not_before_r = 0;
+	if (!j->dj_picked || !d->dd_shp.dp_known || strcmp(j->dj_provider, prov) == 0)
+		return true;
+	r = dlv_rules_get(w);
+	src = r != NULL ? shp_rules_source_by_name(r, j->dj_source) : NULL;
+	np = strdup(prov);
+	if (src == NULL || np == NULL) {
+		free(np);
+		if (r != NULL)
+			shp_rules_unref(&r);
+		return true;	/* a source gone in a reload: as picked */
+	}
+	if (shp_src_repick(w->w_shp->ds_src, src, j->dj_provider, prov, now, &retry) == 0) {
+		free(j->dj_provider);
+		j->dj_provider = np;
+	} else {
+		const char *pname = j->dj_msg->dm_pool != NULL && j->dj_msg->dm_pool[0] ?
+				    j->dj_msg->dm_pool : "default";
+
+		free(np);
+		j->dj_picked = false;	/* the place was given back */
+		pool = shp_rules_pool(r, pname);
+		/* A pool that spills picks again (the provider is known now);
+		 * one that waits, waits for the source's next period. */
+		if (pool == NULL || !pool->sp_spill)
+			*not_before_r = retry * 1000000u;
+		snprintf(why, whylen, "source %s reached its warm-up cap for %s; %s", src->ss_name,
+			 prov, *not_before_r ? "waiting for the next period" : "picking again");
+		go = false;
+	}
+	shp_rules_unref(&r);
+	return go;
+}
+
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
 			   const char *reason)
 {

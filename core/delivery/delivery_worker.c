@@ -265,7 +265,21 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 		}
 		return false;
 	}
-	j = dlv_dest_pop(d);
+	/* A job picked before the domain's provider was known is held to
+	 * that provider's warm-up cap now, or waits. */
+	while ((j = dlv_dest_pop(d)) != NULL) {
+		char why[300];
+		uint64_t not_before;
+
+		if (dlv_shp_job_provider(w, d, j, &not_before, why, sizeof(why)))
+			break;
+		dlv_job_end_no_attempt(w, j, "4.4.5", why, not_before);
+	}
+	if (j == NULL) {
+		smtp_client_set_next_idle(c, d->dd_idle);
+		d->dd_idle = c;
+		return false;
+	}
 	if (max != 0 && j->dj_nrcpt > max)
 		dlv_job_split(d, j, max);
 	smtp_client_start_job(c, &j->dj_txn);
