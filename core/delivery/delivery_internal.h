@@ -121,6 +121,21 @@ int dlv_shaping_new(struct dlv_shaping **s_r);
 void dlv_shaping_free(struct dlv_shaping **s);
 /* Unix microseconds now. */
 uint64_t dlv_unix_us(void);
+
+/* The scheduler thread's shaping chores, each on its own clock (unix us
+ * of its last run): the check whether the state changed and needs saving
+ * once a second, the save of the sources' counters and the expiry of
+ * idle entries every 10 s. */
+struct dlv_shp_clock {
+	uint64_t sc_save, sc_src_save, sc_expire;
+};
+enum {
+	DLV_SHP_DO_SAVE = 1,
+	DLV_SHP_DO_SRC_SAVE = 2,
+	DLV_SHP_DO_EXPIRE = 4,
+};
+/* The chores due at now (DLV_SHP_DO_* bits); their clocks are set to now. */
+unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now);
 /* The rules in force now: a new reference (NULL = none loaded). */
 struct shp_rules *dlv_rules_get(struct dlv_worker *w);
 /* The site of next hop nexthop resolved to route (pure): the MX set's

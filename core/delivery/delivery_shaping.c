@@ -36,6 +36,26 @@ uint64_t dlv_unix_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
+unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now)
+{
+	unsigned todo = 0;
+
+	if (now >= c->sc_save + 1000000u) {
+		c->sc_save = now;
+		todo |= DLV_SHP_DO_SAVE;
+	}
+	if (now >= c->sc_src_save + 10000000u) {
+		c->sc_src_save = now;
+		todo |= DLV_SHP_DO_SRC_SAVE;
+	}
+	/* Its own clock: a state saved every second must not hold it off. */
+	if (now >= c->sc_expire + 10000000u) {
+		c->sc_expire = now;
+		todo |= DLV_SHP_DO_EXPIRE;
+	}
+	return todo;
+}
+
 int dlv_shaping_new(struct dlv_shaping **s_r)
 {
 	struct dlv_shaping *s = calloc(1, sizeof(*s));

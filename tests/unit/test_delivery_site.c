@@ -3,7 +3,8 @@
  * (dlv_site_of): MX rollup (the same MX set in any order and case is one
  * site, so two domains on Google's hosts share it), the domain itself
  * for an implicit MX, a relayhost, a domain the rules set apart and
- * "group_by: domain", and the provider by MX suffix.
+ * "group_by: domain", and the provider by MX suffix; and the
+ * schedule of the scheduler's shaping chores (dlv_shp_chores).
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,27 @@ static struct shp_rules *load(const char *yaml)
 	return r;
 }
 
+/* The scheduler's shaping chores on a busy server: the state changes
+ * (and is saved) every second, and idle entries must still be dropped
+ * every 10 s (promise 3: a save used to hold off the expiry for ever). */
+static void test_chores(void)
+{
+	struct dlv_shp_clock c = { 0, 0, 0 };
+	uint64_t t0 = 1700000000ull * 1000000u;
+	unsigned saves = 0, src = 0, expiries = 0;
+
+	for (unsigned i = 0; i < 60; i++) {
+		unsigned todo = dlv_shp_chores(&c, t0 + (uint64_t)i * 1000000u);
+
+		saves += (todo & DLV_SHP_DO_SAVE) != 0;
+		src += (todo & DLV_SHP_DO_SRC_SAVE) != 0;
+		expiries += (todo & DLV_SHP_DO_EXPIRE) != 0;
+	}
+	tap_ok(saves == 60, "chores: a changed state may be saved every second (%u)", saves);
+	tap_ok(src == 6, "chores: the sources' counters every 10 s (%u)", src);
+	tap_ok(expiries == 6, "chores: expiry every 10 s whatever the saves do (%u)", expiries);
+}
+
 int main(void)
 {
 	static const char *const g1[] = { "ALT1.aspmx.l.google.com", "aspmx.l.google.com" };
@@ -46,6 +68,7 @@ int main(void)
 	struct dns_route rt;
 	char s1[256], s2[256];
 
+	test_chores();
 	tap_ok(r != NULL && byd != NULL, "rules loaded");
 	route(&rt, g1, 2, false);
 	p1 = dlv_site_of(r, "a.example", false, &rt, s1, sizeof(s1));
