@@ -189,6 +189,9 @@ int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, 
  * waits until *not_before_r (unix us; 0 = pick again now), why says it. */
 bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_job *j,
 			  uint64_t *not_before_r, char *why, size_t whylen);
+/* A reload removed d's source from the rules: its sessions go and what
+ * waits picks its source again (never the removed address). */
+bool dlv_shp_source_gone(struct dlv_worker *w, const struct dlv_dest *d);
 void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
 /* The session could not bind d's source: out of service. */
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,

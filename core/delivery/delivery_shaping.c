@@ -628,6 +628,17 @@ bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_j
 	return go;
 }
 
+bool dlv_shp_source_gone(struct dlv_worker *w, const struct dlv_dest *d)
+{
+	struct shp_rules *r = dlv_rules_get(w);
+	bool gone = r != NULL && d->dd_shp.dp_source != NULL &&
+		    shp_rules_source_by_name(r, d->dd_shp.dp_source) == NULL;
+
+	if (r != NULL)
+		shp_rules_unref(&r);
+	return gone;
+}
+
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
 			   const char *reason)
 {

@@ -476,6 +476,15 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 
 	if (d->dd_head == NULL || w->w_quiesce)
 		return;
+	if (dlv_shp_source_gone(w, d)) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "source %s was removed from the shaping rules;"
+			 " picking a source again", d->dd_shp.dp_source);
+		dlv_dest_close_idle(w, d, true);
+		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.0", why, true, 0);
+		return;
+	}
 	/* A site known (or cached) as suspended: no DNS, no attempt. */
 	dlv_shp_from_cache(w, d);
 	gate = dlv_shp_gate(w, d, false);
@@ -516,10 +525,11 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 
 		if (gate == SHP_GATE_PROBE)	/* this session is the proof */
 			dlv_shp_opened(w, d);
-		/* The path closed for now, or its limit was lowered under
-		 * the sessions it has: this one goes. */
+		/* The path closed for now, its limit was lowered under the
+		 * sessions it has, or a reload removed its source: this one
+		 * goes. */
 		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
-		    dlv_shp_over_limit(w, d)) {
+		    dlv_shp_over_limit(w, d) || dlv_shp_source_gone(w, d)) {
 			smtp_client_quit(c);
 			return;
 		}
