@@ -56,6 +56,10 @@ struct dlv_dest_shp {
 	char *dp_source;		/* owned: the source's name ("default") */
 	struct shp_rules *dp_rules;	/* a reference: dp_prov lives in it */
 	const struct shp_provider *dp_prov;
+	struct shp_rules *dp_lrules;	/* a reference: the rules dp_limits
+					 * and dp_plimits come from (a reload
+					 * applies to them at once, dp_rules
+					 * waits for the sessions to end) */
 	struct shp_limits dp_limits;	/* configured, before actions */
 	struct shp_limits dp_plimits;	/* provider-wide */
 	struct shp_limits dp_eff;	/* dp_limits lowered by the verdict */
@@ -146,6 +150,9 @@ const struct shp_provider *dlv_site_of(const struct shp_rules *r, const char *ne
 					size_t sitelen);
 /* Before DNS: the site from the shared cache, if fresh. */
 void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d);
+/* The rules were reloaded since d's limits were set: set them again
+ * from the rules in force (sessions open or not). */
+void dlv_shp_follow_rules(struct dlv_worker *w, struct dlv_dest *d);
 /* The route is known: site, provider, limits; shared cache updated. */
 void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r);
 /* What the path's state allows now. SUSPENDED and BOUNCE end the queued

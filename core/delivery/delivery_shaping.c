@@ -119,20 +119,31 @@ static const char *dlv_shp_source(const struct dlv_dest *d)
 	return d->dd_shp.dp_source != NULL ? d->dd_shp.dp_source : DLV_SOURCE_DEFAULT;
 }
 
-/* Limits of the path, with ringmta.conf's as the base. */
+/* Limits of the path, with ringmta.conf's as the base, from the rules
+ * in force: sessions open keep d's rules, but a reload's limits apply at
+ * once (the provider by the name d's units are held under). */
 static void dlv_shp_limits(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_rules *cur = dlv_rules_get(w);
+	const struct shp_rules *r = p->dp_rules;
+	const struct shp_provider *prov = p->dp_prov;
 
-	shp_rules_limits(p->dp_rules, p->dp_prov, p->dp_site, d->dd_name, dlv_shp_source(d),
+	if (cur != NULL && cur != p->dp_rules) {
+		r = cur;
+		prov = p->dp_provider[0] ? shp_rules_provider_by_name(cur, p->dp_provider) : NULL;
+	}
+	shp_rules_limits(r, prov, p->dp_site, d->dd_name, dlv_shp_source(d),
 			 w->w_cfg->destination_concurrency_limit,
 			 w->w_cfg->destination_rate_limit, &p->dp_limits);
-	if (p->dp_prov != NULL)
-		shp_rules_provider_limits(p->dp_rules, p->dp_prov, dlv_shp_source(d),
-					  &p->dp_plimits);
+	if (prov != NULL)
+		shp_rules_provider_limits(r, prov, dlv_shp_source(d), &p->dp_plimits);
 	else
 		memset(&p->dp_plimits, 0, sizeof(p->dp_plimits));
 	p->dp_eff = p->dp_limits;
+	if (p->dp_lrules != NULL)
+		shp_rules_unref(&p->dp_lrules);
+	p->dp_lrules = cur;	/* the reference moves */
 }
 
 /* The rules for d's next look at its limits. Sessions open keep the
@@ -147,6 +158,27 @@ static void dlv_shp_set_rules(struct dlv_worker *w, struct dlv_dest *d)
 		shp_rules_unref(&p->dp_rules);
 	p->dp_rules = dlv_rules_get(w);
 	p->dp_prov = NULL;
+}
+
+void dlv_shp_follow_rules(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct shp_rules *cur;
+
+	if (!d->dd_shp.dp_known)
+		return;
+	cur = dlv_rules_get(w);
+	if (cur != d->dd_shp.dp_lrules) {
+		struct dlv_dest_shp *p = &d->dd_shp;
+
+		if (p->dp_rules != cur && d->dd_nconns == 0) {
+			dlv_shp_set_rules(w, d);
+			p->dp_prov = p->dp_provider[0] && p->dp_rules != NULL ?
+				     shp_rules_provider_by_name(p->dp_rules, p->dp_provider) : NULL;
+		}
+		dlv_shp_limits(w, d);
+	}
+	if (cur != NULL)
+		shp_rules_unref(&cur);
 }
 
 void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
@@ -506,6 +538,8 @@ void dlv_shp_dest_free(struct dlv_dest *d)
 {
 	if (d->dd_shp.dp_rules != NULL)
 		shp_rules_unref(&d->dd_shp.dp_rules);
+	if (d->dd_shp.dp_lrules != NULL)
+		shp_rules_unref(&d->dd_shp.dp_lrules);
 	free(d->dd_shp.dp_source);
 	d->dd_shp.dp_source = NULL;
 }

@@ -487,6 +487,7 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 	}
 	/* A site known (or cached) as suspended: no DNS, no attempt. */
 	dlv_shp_from_cache(w, d);
+	dlv_shp_follow_rules(w, d);
 	gate = dlv_shp_gate(w, d, false);
 	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
 	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL ||
