@@ -69,6 +69,8 @@ struct dlv_dest_shp {
 					 * last failure: open more than one */
 	bool dp_proven_kicked;		/* ... and the others were opened */
 	uint64_t dp_rate_until;		/* unix us: the message rate says wait */
+	struct shp_rate dp_rate_for;	/* ... the path's rate it said so under
+					 * (another rate since: look again) */
 };
 
 struct dlv_dest {

@@ -176,6 +176,7 @@ void dlv_shp_follow_rules(struct dlv_worker *w, struct dlv_dest *d)
 				     shp_rules_provider_by_name(p->dp_rules, p->dp_provider) : NULL;
 		}
 		dlv_shp_limits(w, d);
+		p->dp_rate_until = 0;	/* the new rates say how long */
 	}
 	if (cur != NULL)
 		shp_rules_unref(&cur);

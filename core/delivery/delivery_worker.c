@@ -260,6 +260,7 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 			smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
 		} else {
 			d->dd_shp.dp_rate_until = dlv_unix_us() + wait;
+			d->dd_shp.dp_rate_for = d->dd_shp.dp_eff.sl_message_rate;
 			smtp_client_set_next_idle(c, d->dd_idle);
 			d->dd_idle = c;
 		}
@@ -491,7 +492,9 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 	gate = dlv_shp_gate(w, d, false);
 	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
 	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL ||
-	    dlv_unix_us() < d->dd_shp.dp_rate_until)
+	    (dlv_unix_us() < d->dd_shp.dp_rate_until &&
+	     memcmp(&d->dd_shp.dp_rate_for, &d->dd_shp.dp_eff.sl_message_rate,
+		    sizeof(d->dd_shp.dp_rate_for)) == 0))
 		return;
 	while (d->dd_head != NULL && d->dd_idle != NULL) {
 		struct smtp_client *c = d->dd_idle;

@@ -51,3 +51,22 @@ def test_limits_follow_a_reload_while_sessions_are_open(make_server, world):
     with sink.lock:
         assert 2 <= sink.max_active <= 4, (sink.max_active, sink.conns)
     assert srv.queue_count() == 0
+
+
+def test_a_faster_message_rate_applies_at_once(make_server, world):
+    """An operator who finds a rate too slow (1/h) and reloads a faster
+    one: the mail waiting goes now, not after the old rate's interval."""
+    dns, sink, port, rules = world
+    rules.write_text("default:\n  message_rate: 1/h burst 1\n")
+    srv = server(make_server, dns, port, shaping_rules=str(rules))
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        for i in range(3):
+            s.sendmail("a@sender.test", ["u%d@busy.test" % i], b"Subject: s\r\n\r\nbody\r\n")
+    assert sink.wait_for(1, timeout=30)
+    time.sleep(2)
+    assert sink.count() == 1        # the other two wait for the rate
+    rules.write_text("default:\n  message_rate: 100/s\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_log(srv, r"reload: shaping rules reloaded")
+    assert sink.wait_for(3, timeout=30), sink.count()
+    assert srv.queue_count() == 0
