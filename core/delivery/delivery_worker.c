@@ -525,8 +525,12 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		return;
 	}
 	{
-		int gate = dlv_shp_gate(w, d, true);
+		int gate;
 
+		/* Limits of the rules in force: a throttle shared with the
+		 * site's other destinations sees one rate. */
+		dlv_shp_follow_rules(w, d);
+		gate = dlv_shp_gate(w, d, true);
 		if (gate == SHP_GATE_PROBE)	/* this session is the proof */
 			dlv_shp_opened(w, d);
 		/* The path closed for now, its limit was lowered under the
