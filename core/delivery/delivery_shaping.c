@@ -195,7 +195,11 @@ void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
 	if (d->dd_nconns > 0 && p->dp_known && strcmp(site, p->dp_site) != 0)
 		return;		/* units are held under the old site's keys */
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
-	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", prov);
+	/* With sessions open the provider's units are held under its name
+	 * (dlv_shp_conn_put gives them back there): it stays until they
+	 * are gone, as in dlv_shp_from_route. */
+	if (d->dd_nconns == 0 || !p->dp_known)
+		snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", prov);
 	dlv_shp_set_rules(w, d);
 	/* The provider object comes with the route; limits by site now. */
 	dlv_shp_limits(w, d);
