@@ -267,6 +267,12 @@ int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim)
 	shp_verdict_apply(&v, &p->dp_eff);
 	switch (v.sv_gate) {
 	case SHP_GATE_SUSPENDED:
+		/* The probe's outcome comes within a connection's timeouts:
+		 * what waits stays here (the tick looks again), rather than
+		 * going back to the queue every few seconds, each time a
+		 * write and a log line per recipient. */
+		if (v.sv_probe_wait)
+			break;
 		if (d->dd_head != NULL)
 			log_msg(LOG_DEBUG, "delivery: %s: %s", d->dd_name, v.sv_reason);
 		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.5", v.sv_reason, true,

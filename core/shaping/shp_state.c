@@ -171,6 +171,7 @@ void shp_state_check(struct shp_state *st, const char *site, const char *source,
 			shp_suspended(v, now + SHP_PROBE_WAIT_US,
 				      "site %s suspended: a probe connection is under way%s",
 				      site, "");
+			v->sv_probe_wait = true;
 		} else {
 			if (claim) {
 				s->ps_probe = true;

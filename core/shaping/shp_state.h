@@ -53,11 +53,14 @@ struct shp_verdict {
 	uint32_t sv_max_conns;		/* lowered connection limit, 0 = none */
 	struct shp_rate sv_rate;	/* lowered message rate, sr_count 0 = none */
 	uint32_t sv_max_msgs;		/* learned per connection, 0 = none */
+	bool sv_probe_wait;		/* SUSPENDED only because the probe is
+					 * under way: its outcome comes soon, so
+					 * what waits may wait in memory */
 };
 
 /* Probe in flight longer than this is taken as lost (a worker gone). */
 #define SHP_PROBE_STALE_US (300ull * 1000000u)
-/* While the probe is in flight, others come back this much later. */
+/* While the probe is in flight, others look again this much later. */
 #define SHP_PROBE_WAIT_US (5ull * 1000000u)
 
 /* A site's health is forgotten this long after its suspension ended

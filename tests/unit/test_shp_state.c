@@ -151,8 +151,8 @@ static void test_health(void)
 	until = shp_state_conn_failed(st, "dead", t0 + S, backoff, NULL);
 	tap_ok(until == t0 + 10 * S, "health: rounds already under way do not step again");
 	shp_state_check(st, "dead", "ip1", t0 + 5 * S, true, &v);
-	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_until_us == t0 + 10 * S,
-	       "health: suspended until the backoff ends: %s", v.sv_reason);
+	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_until_us == t0 + 10 * S &&
+	       !v.sv_probe_wait, "health: suspended until the backoff ends: %s", v.sv_reason);
 	shp_state_check(st, "dead", "ip1", t0 + 10 * S, false, &v);
 	tap_ok(v.sv_gate == SHP_GATE_PROBE, "health: a look says the probe is due ...");
 	for (int i = 0; i < 10; i++) {
@@ -160,7 +160,8 @@ static void test_health(void)
 		if (v.sv_gate == SHP_GATE_PROBE)
 			probes++;
 		else
-			tap_ok(v.sv_gate == SHP_GATE_SUSPENDED, "health: others wait for the probe");
+			tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_probe_wait,
+			       "health: others wait for the probe");
 	}
 	tap_ok(probes == 1, "health: exactly one probe when the backoff ends (%u)", probes);
 	until = shp_state_conn_failed(st, "dead", t0 + 11 * S, backoff, NULL);
