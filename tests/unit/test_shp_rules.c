@@ -513,6 +513,18 @@ static void test_errors(void)
 	       "a.yaml:5: not a duration", "bad action duration");
 	refuse("automation:\n  - name: x\n    match: y\n    trigger: often\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: trigger: expected", "bad trigger");
+	/* The store keeps at most SHP_STORE_WINDOW_MAX events per counter:
+	 * a larger threshold would load and never fire. */
+	refuse("automation:\n  - name: x\n    match: y\n    trigger: 300 in 10m\n"
+	       "    actions: [{suspend: 1m}]\n",
+	       "a.yaml:4: trigger: at most 256 events", "a threshold the store cannot count");
+	{
+		struct shp_rules *r = load("automation:\n  - name: x\n    match: y\n"
+					   "    trigger: 256 in 10m\n    actions: [{suspend: 1m}]\n");
+
+		tap_ok(r != NULL, "a threshold of 256 loads: %s", r == NULL ? errbuf : "ok");
+		shp_rules_unref(&r);
+	}
 	refuse("automation:\n  - name: x\n    match: y\n    code: 42\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: code: expected", "bad code");
 	refuse("automation:\n  - {name: 'two words', match: y, actions: [{suspend: 1m}]}\n",
