@@ -33,8 +33,14 @@ static int fz_rules_file(const uint8_t *data, size_t size)
 		return 0;
 	err[0] = '\0';
 	if (bclass_rules_add_text(r, "f.yaml", data, size, err, sizeof(err)) < 0) {
-		if (err[0] == '\0' || strchr(err, '\n') != NULL)
-			abort();	/* an error says what, on one line */
+		/* Every error says where and what, one per line: each line
+		 * "f.yaml:LINE: ..." (or the out-of-memory line), none empty. */
+		for (const char *l = err;; l = strchr(l, '\n') + 1) {
+			if (strncmp(l, "f.yaml:", 7) != 0)
+				abort();
+			if (strchr(l, '\n') == NULL)
+				break;
+		}
 	} else {
 		for (unsigned i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 			bclass_reply_init(&in, replies[i], i & 1 ? "4.4.2" : NULL, !(i & 1), buf,
