@@ -450,6 +450,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	const struct config *cfg = cl_cfg(c);
 
 	c->c_last_reply = io_loop_now();
+	c->c_last_code = (uint16_t)r->code;
 	cl_report_error_reply(c, r);
 
 	switch ((enum cl_state)c->c_state) {
@@ -615,15 +616,17 @@ static const char *cl_state_name(uint8_t st)
 
 /* Closes that tell a per-connection message limit: right after a reply
  * (not an idle timeout of the receiver's), or at the next MAIL without
- * answering it. */
+ * answering it; and only when that last reply was not an error: a 421
+ * (or any 4xx/5xx) and a close is the receiver saying why it closes
+ * (RFC 5321 4.2.2), a deferral, not a limit of N messages. */
 #define CL_CLOSE_AFTER_REPLY_S 2u
 
 static void cl_on_eof(struct io_conn *conn, int err)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	if (c->c_msgs > 0 && c->c_state == CL_TXN && c->c_phase == 0 && c->c_job != NULL &&
-	    cl_ops_of(c)->closed_after != NULL) {
+	if (c->c_msgs > 0 && c->c_last_code < 400 && c->c_state == CL_TXN && c->c_phase == 0 &&
+	    c->c_job != NULL && cl_ops_of(c)->closed_after != NULL) {
 		/* Nothing of this transaction was answered: the receiver's
 		 * limit, not a failure. The owner takes the job back. */
 		struct smtp_client_txn *t = c->c_job;
@@ -636,7 +639,7 @@ static void cl_on_eof(struct io_conn *conn, int err)
 		io_conn_close(conn);
 		return;
 	}
-	if (c->c_state == CL_READY && c->c_job == NULL && c->c_msgs > 0 &&
+	if (c->c_state == CL_READY && c->c_job == NULL && c->c_msgs > 0 && c->c_last_code < 400 &&
 	    io_loop_now() <= c->c_last_reply + CL_CLOSE_AFTER_REPLY_S &&
 	    cl_ops_of(c)->closed_after != NULL)
 		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, c->c_msgs, NULL);

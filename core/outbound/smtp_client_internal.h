@@ -85,6 +85,7 @@ struct smtp_client {
 	struct cl_path c_path;
 	bool c_waiting;			/* smtp_client_wait() under way */
 	uint64_t c_last_reply;		/* monotonic s of the last reply */
+	uint16_t c_last_code;		/* and its code */
 	struct smtp_reply_parser c_rp;
 	struct smtp_reply c_reply;
 };

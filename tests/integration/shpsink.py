@@ -15,6 +15,9 @@ most connections it saw at once. Behaviours (all optional):
   accept_close=True  accept the TCP connection and close it at once, no
                      greeting (a refusing site whose attempts are counted)
   data_delay=S       wait S seconds before answering the end of data
+  data_reply_close=TEXT  the first end of data the sink sees gets TEXT
+                     (e.g. "421 4.7.0 try later") and the connection is
+                     closed; later messages are accepted
 """
 import asyncio
 import threading
@@ -25,7 +28,7 @@ from sink import Sink
 
 class ProviderSink:
     def __init__(self, host, port, close_after=0, rate_limit=None, mail_reply=None,
-                 accept_close=False, data_delay=0.0, trip_once=False):
+                 accept_close=False, data_delay=0.0, trip_once=False, data_reply_close=None):
         self.host, self.port = host, port
         self.close_after = close_after
         self.rate_limit = rate_limit
@@ -34,6 +37,8 @@ class ProviderSink:
         self.mail_reply = mail_reply
         self.accept_close = accept_close
         self.data_delay = data_delay
+        self.data_reply_close = data_reply_close
+        self.data_closed = False
         self.lock = threading.Lock()
         self.conns = []         # dicts: opened, closed, msgs
         self.messages = []      # dicts: time, rcpts, conn
@@ -148,6 +153,10 @@ class ProviderSink:
                         break
                 if self.data_delay:
                     await asyncio.sleep(self.data_delay)
+                if self.data_reply_close and not self.data_closed:
+                    self.data_closed = True
+                    await send(self.data_reply_close)
+                    return
                 now = time.time()
                 with self.lock:
                     conn["msgs"] += 1

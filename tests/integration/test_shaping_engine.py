@@ -19,6 +19,27 @@ from shpsink import ProviderSink
 from test_routing import server  # noqa: F401 (the same delivery settings)
 
 
+def test_close_after_an_error_reply_is_not_a_per_connection_limit(make_server, world):
+    """A 421 and a close (RFC 5321 4.2.2: the service closes the channel)
+    explains the close: it is a deferral, not a receiver that closes after
+    N messages, so messages-per-connection is not lowered (it was lowered
+    to 1, making every later message cost a connection)."""
+    dns, sinks, port = world
+    srv = server(make_server, dns, port, retry_min="1s", retry_max="2s")
+    send_many(srv, ["u%d@busy.test" % i for i in range(3)])
+    assert sinks["busy"].wait_for(3, timeout=60)
+    assert wait_log(srv, r"to=<u\d@busy\.test> .*status=deferred .*421 4\.7\.0", timeout=20), \
+        srv.read_log()
+    deadline = time.time() + 30
+    while time.time() < deadline and srv.read_log().count("status=sent") < 3:
+        time.sleep(0.1)
+    log = srv.read_log()
+    assert log.count("status=sent") == 3, log
+    assert "max messages per connection lowered" not in log, log
+    time.sleep(2.5)     # the state is saved at most a second after a change
+    assert "learned_max_messages" not in srv.cli("queue", "shaping").stdout
+
+
 def send_many(srv, rcpts, sender="a@sender.test"):
     """One message per recipient, over one SMTP session."""
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
@@ -39,11 +60,15 @@ def world():
         "--mx-host=yahoo.test,mx1.yahoo-test.example,10",
         "--host-record=mx1.yahoo-test.example,127.0.0.4",
         "--mx-host=sender.test,mx.sender.test,10", "--host-record=mx.sender.test,127.0.0.5",
+        # A receiver that answers a message with 421 and closes, once.
+        "--mx-host=busy.test,mx.busy.test,10", "--host-record=mx.busy.test,127.0.0.6",
     ])
     sinks = {
         "shared": ProviderSink("127.0.0.2", port, data_delay=0.3),
         "dead": ProviderSink("127.0.0.3", port, accept_close=True),
         "yahoo": ProviderSink("127.0.0.4", port, close_after=20),
+        "busy": ProviderSink("127.0.0.6", port,
+                             data_reply_close="421 4.7.0 Try again later, closing connection."),
     }
     yield dns, sinks, port
     for s in sinks.values():
