@@ -214,7 +214,7 @@ wait_port() {   # HOST PORT: until it accepts (10 s)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
-. "$HERE/benchlib.sh"   # note, quiet
+. "$HERE/benchlib.sh"   # note, quiet, counters_start/counters_stop
 
 # ---------------------------------------------------------------- sink
 SINK_PID=""
@@ -362,36 +362,6 @@ measure() {  # MTA SCENARIO TARGET "PID..." SESSIONS SIZE
         "$got" "$n" "$st" "$(grep -o ' errors=[^ ]*' <<<" $kvs")" >&2
 }
 add() { sed -i '$ s/$/ '"$*"'/' "$RAW"; }
-
-# ---------------------------------------------------------------- counters
-# Besides CPU: what the MTA's process tree wrote to storage, its context switches and
-# read/write-class system calls (bench/proctree.py, /proc), the disk's own counters
-# (whole machine) and, with SYSCALLS=1, every system call the tree made (perf stat
-# -e raw_syscalls:sys_enter, attached to the tree's processes and threads; children
-# forked during the run inherit it). The keys: mta_wbytes, mta_ctxsw, mta_syscr,
-# mta_syscw, mta_rss_kb (at the end), disk_wbytes, disk_ios, mta_syscalls.
-PERF_PID=""
-counters_start() {  # "PID..."
-    # shellcheck disable=SC2086
-    CNT0=$("$PT" snap $1); DSK0=$("$PT" disk "$OUT")
-    if [ "${SYSCALLS:-0}" = 1 ] && command -v perf >/dev/null; then
-        # shellcheck disable=SC2086
-        perf stat -x, -e raw_syscalls:sys_enter -p "$("$PT" pids $1)" -o "$RUN/perf.txt" \
-            2>/dev/null &
-        PERF_PID=$!
-        sleep 0.3   # attached before the load starts
-    fi
-}
-counters_stop() {  # "PID..." -> CNT (key=value words); not in a subshell: perf is our child
-    local c1 d1 sc=NA
-    # shellcheck disable=SC2086
-    c1=$("$PT" snap $1); d1=$("$PT" disk "$OUT")
-    if [ -n "$PERF_PID" ]; then
-        kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null; PERF_PID=""
-        sc=$(awk -F, '$3 ~ /raw_syscalls:sys_enter/ { print $1 }' "$RUN/perf.txt" 2>/dev/null)
-    fi
-    CNT="$("$PT" diff "$CNT0" "$c1" mta_) $("$PT" diff "$DSK0" "$d1") mta_syscalls=${sc:-NA}"
-}
 
 # ---------------------------------------------------------------- ringmta
 RM_PID=""; RM_Q="$RUN/ringmta-queue"
