@@ -2,6 +2,26 @@
 # The caller sets RAW (raw log), U (rig/rigutil.py), QUIET and QUIET_WAIT; for the
 # counters also PT, OUT and RUN (see there).
 
+# HOST PORT: wait until it accepts a connection (10 s at most).
+wait_port() {
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+
+# bench/smtp-sink's message count once it has not moved for a second (earlier deliveries
+# are done): SIGUSR1 makes the sink print its counters on its stdout, OUTFILE.
+sink_settled() {  # PID OUTFILE
+    local a b
+    while :; do
+        kill -USR1 "$1"; sleep 0.3
+        a=$(tail -1 "$2" | grep -o 'messages=[0-9]*' | cut -d= -f2)
+        sleep 0.7; kill -USR1 "$1"; sleep 0.3
+        b=$(tail -1 "$2" | grep -o 'messages=[0-9]*' | cut -d= -f2)
+        [ "${a:-x}" = "${b:-y}" ] && break
+    done
+    echo "$b"
+}
+
 # Note a line in the raw log and on stderr.
 note() { echo "# $*" | tee -a "$RAW" >&2; }
 

@@ -210,11 +210,7 @@ msgs_for() {  # MTA SIZE
     *)        if [ -n "${MSGS_POSTFIX:-}" ]; then echo "$MSGS_POSTFIX"; elif [ "$2" -gt 32768 ]; then echo 5000; else echo 10000; fi ;;
     esac
 }
-wait_port() {   # HOST PORT: until it accepts (10 s)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-. "$HERE/benchlib.sh"   # note, quiet, counters_start/counters_stop
+. "$HERE/benchlib.sh"   # note, quiet, wait_port, sink_settled, counters_start/stop
 
 # ---------------------------------------------------------------- sink
 SINK_PID=""
@@ -298,15 +294,7 @@ PY
 }
 sink_now() {   # current count (after one second without change: earlier deliveries done)
     case $SINK in
-    ours) local a b
-          while :; do
-              kill -USR1 "$SINK_PID"; sleep 0.3
-              a=$(tail -1 "$RUN/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-              sleep 0.7; kill -USR1 "$SINK_PID"; sleep 0.3
-              b=$(tail -1 "$RUN/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-              [ "${a:-x}" = "${b:-y}" ] && break
-          done
-          echo "$b" ;;
+    ours) sink_settled "$SINK_PID" "$RUN/sink.out" ;;
     postfix) "$U" settle "$RUN/sink.out" 1 60 ;;
     esac
 }

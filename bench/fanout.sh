@@ -171,12 +171,8 @@ RUN="$DIR"
 # more descriptors than the limit (20,000 on the VM, and the hard limit cannot be raised
 # there without CAP_SYS_RESOURCE), hence CONC_FAN
 ulimit -Hn "$NOFILE" 2>/dev/null; ulimit -n "$NOFILE" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-. "$HERE/benchlib.sh"   # note, quiet, counters_start/counters_stop
+. "$HERE/benchlib.sh"   # note, quiet, wait_port, sink_settled, counters_start/stop
 
-wait_port() {   # HOST PORT: until it accepts (10 s)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
 add() { sed -i '$ s/$/ '"$*"'/' "$RAW"; }
 
 # ---------------------------------------------------------------- DNS and sink
@@ -228,17 +224,6 @@ sink_start() {
     SINK_PID=$!
     wait_port 127.0.1.1 "$SINK_PORT" || die "smtp-sink did not listen (see $DIR/sink.err)"
 }
-sink_now() {   # the sink's count once it has not moved for a second
-    local a b
-    while :; do
-        kill -USR1 "$SINK_PID"; sleep 0.3
-        a=$(tail -1 "$DIR/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-        sleep 0.7; kill -USR1 "$SINK_PID"; sleep 0.3
-        b=$(tail -1 "$DIR/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-        [ "${a:-x}" = "${b:-y}" ] && break
-    done
-    echo "$b"
-}
 
 # ---------------------------------------------------------------- ringmta
 RM_Q="$DIR/queue"
@@ -284,7 +269,7 @@ run_mode() {  # MODE
     # 2. drain, delivery on
     local pre base c0 c1 t_start w
     pre=$(quiet)
-    base=$(sink_now)
+    base=$(sink_settled "$SINK_PID" "$DIR/sink.out")
     read -r -a c0 < <("$U" cpu "$SINK_PID" "$DNS_PID")
     t_start=$(date +%s.%N)
     ringmta_start yes "$conc"
