@@ -53,68 +53,7 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 
-print_table() {  # RAW.log
-    python3 - "$1" <<'PY'
-import re, sys
-runs = []
-for line in open(sys.argv[1]):
-    d = dict((k, v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line))
-    if d.get("tool") == "fanout":
-        runs.append(d)
-def num(s):
-    try: return float(s)
-    except (TypeError, ValueError): return None
-def f(x, nd=0):
-    if x is None: return "n/a"
-    return f"{x:,.0f}" if nd == 0 else f"{x:,.{nd}f}"
-def per(r, k, scale=1.0):
-    x, n = num(r.get(k)), num(r.get("delivered"))
-    return x / n * scale if x is not None and n else None
-one = next((r for r in runs if r["mode"] == "one"), None)
-hdr = ["mode", "messages", "domains", "MX names", "conc", "queue msg/s", "drain s", "drain msg/s",
-       "msg/s 10-90 %", "/ one (whole, 10-90 %)", "ringmta CPU ms/msg", "sink CPU ms/msg",
-       "disk writes KiB/msg (ringmta / whole box)", "ctx switches/msg", "syscalls/msg",
-       "peak RSS / RssAnon MiB", "peak sink sessions", "status"]
-print("| " + " | ".join(hdr) + " |")
-print("|" + "---|" * len(hdr))
-for r in runs:
-    ratio = "-"
-    if one is not None and r is not one:
-        a, b = num(r.get("drain_msgs_per_sec")), num(one.get("drain_msgs_per_sec"))
-        c, d = num(r.get("steady_msgs_per_sec")), num(one.get("steady_msgs_per_sec"))
-        ratio = (f"{a / b * 100:.0f} %" if a and b else "n/a") + " / " + \
-                (f"{c / d * 100:.0f} %" if c and d else "n/a")
-    st = r.get("status")
-    if r.get("exit_rc", "0") != "0": st += f" rc={r['exit_rc']}"
-    if r.get("queued", "0") != "0": st += f" queued={r['queued']}"
-    print("| " + " | ".join([
-        r["mode"], f(num(r.get("queued_before"))), r.get("domains"), r.get("mx_names"), r.get("conc"),
-        f(num(r.get("inject_msgs_per_sec"))), f(num(r.get("drain_s")), 1),
-        f(num(r.get("drain_msgs_per_sec"))), f(num(r.get("steady_msgs_per_sec"))), ratio,
-        f(per(r, "mta_cpu_s", 1000), 3), f(per(r, "sink_cpu_s", 1000), 3),
-        f(per(r, "mta_wbytes", 1 / 1024), 2) + " / " + f(per(r, "disk_wbytes", 1 / 1024), 2),
-        f(per(r, "mta_ctxsw"), 2), f(per(r, "mta_syscalls"), 2),
-        f(num(r.get("peak_rss_kb")) and num(r["peak_rss_kb"]) / 1024, 0) + " / " +
-        f(num(r.get("peak_anon_kb")) and num(r["peak_anon_kb"]) / 1024, 0),
-        f(num(r.get("peak_sinksess"))), st]) + " |")
-# Memory per active site: from the engine's gauge when it has one (RssAnon at the middle
-# of the drain over the sites active then), else the difference between the modes.
-for r in runs:
-    if r is one:
-        continue
-    s50, a50 = num(r.get("sites_at50")), num(r.get("anon_at50_kb"))
-    if s50:
-        print(f"\n{r['mode']}: {a50 / 1024:,.0f} MiB RssAnon with {s50:,.0f} active sites at "
-              f"mid-drain: {a50 * 1024 / s50:,.0f} bytes per site, all of ringmta's memory "
-              "included (an upper bound)")
-    if one is not None:
-        pa, po, sites = num(r.get("peak_anon_kb")), num(one.get("peak_anon_kb")), num(r.get("mx_names"))
-        if pa is not None and po is not None and sites:
-            print(f"\n{r['mode']}: peak RssAnon {pa / 1024:,.0f} MiB against {po / 1024:,.0f} MiB for "
-                  f"one domain: ({pa:,.0f} - {po:,.0f}) KiB / {sites:,.0f} MX names = "
-                  f"{(pa - po) * 1024 / sites:,.0f} bytes per destination")
-PY
-}
+print_table() { "$HERE/shapetable.py" fanout "$1"; }   # RAW.log
 
 if [ "${1:-}" = "--table" ]; then
     print_table "${2:?usage: fanout.sh --table RAW.log}"; exit
