@@ -53,12 +53,19 @@ counters_start() {  # "PID..."
     # shellcheck disable=SC2086
     CNT0=$("$PT" snap $1); DSK0=$("$PT" disk "$OUT")
     if [ "${SYSCALLS:-0}" = 1 ] && command -v perf >/dev/null; then
-        # shellcheck disable=SC2086
-        PERF_OUT="$RUN/perf-$(date +%s%N).txt"
-        perf stat -x, -e raw_syscalls:sys_enter -p "$("$PT" pids $1)" -o "$PERF_OUT" \
-            2> "$PERF_OUT.err" &
-        PERF_PID=$!
-        sleep 0.3   # attached before the load starts
+        # A process starting threads as perf lists them makes it give up ("Problems
+        # finding threads of monitor"): try again, a few times.
+        local try
+        for try in 1 2 3 4 5; do
+            PERF_OUT="$RUN/perf-$(date +%s%N).txt"
+            # shellcheck disable=SC2086
+            perf stat -x, -e raw_syscalls:sys_enter -p "$("$PT" pids $1)" -o "$PERF_OUT" \
+                2> "$PERF_OUT.err" &
+            PERF_PID=$!
+            sleep 0.3   # attached before the load starts
+            kill -0 "$PERF_PID" 2>/dev/null && break
+            wait "$PERF_PID" 2>/dev/null; PERF_PID=""
+        done
     fi
 }
 counters_stop() {  # "PID..." -> CNT (key=value words); not in a subshell: perf is our child

@@ -17,6 +17,12 @@ T0, or when the sink is gone, and prints one key=value line:
   (NA without the metric) rss_at50_kb= anon_at50_kb= sites_at50= (the sample nearest
   to the middle of the drain)
 
+With POST=S in the environment it goes on sampling for up to S seconds once everything
+has arrived, until the sink has no session open (the MTA closed its idle connections)
+and then AFTER (5) s more, and adds idle_after_s= (when the last session closed, NA if
+none did) rss_idle_kb= anon_idle_kb= (the last sample): the memory the MTA keeps for
+the destinations it knows without their connections (allocator caches included).
+
 The counts are dated when the signal was sent, as in bench/e2e.sh.
 """
 import os
@@ -128,6 +134,27 @@ def main(a):
                 break
             if ts - t0 > timeout:
                 break
+    post, idle = float(os.environ.get("POST", "0")), {}
+    if status == "ok" and post > 0:
+        t_end, closed = time.time() + post, None
+        while time.time() < t_end:
+            time.sleep(1.0)
+            try:
+                os.kill(spid, signal.SIGUSR1)
+            except ProcessLookupError:
+                break
+            time.sleep(POLL)
+            _, cur = sink_counts(sout)
+            rss, anon = mem(mpid)
+            now = time.time()
+            with open(samples, "a") as sf:
+                sf.write(f"{now - t0:.1f} {got} {cur} {rss} {anon} NA\n")
+            idle["rss_idle_kb"], idle["anon_idle_kb"] = rss, anon
+            if cur == 0 and closed is None:
+                closed = now
+                t_end = min(t_end, now + float(os.environ.get("AFTER", "5")))
+        idle["idle_after_s"] = "NA" if closed is None else f"{closed - ts:.1f}"
+
     mid = min(rows, key=lambda r: abs(r[0] - target / 2)) if rows else (0, 0, 0, None)
     f = lambda x: "NA" if x is None else f"{x:.2f}"
     print(f"end={ts:.6f} delivered={got} status={status} "
@@ -135,7 +162,8 @@ def main(a):
           + f" peak_rss_kb={peak['rss']} peak_anon_kb={peak['anon']} peak_sinksess={peak['sess']}"
           + f" peak_sites={'NA' if peak['sites'] is None else int(peak['sites'])}"
           + f" rss_at50_kb={mid[1]} anon_at50_kb={mid[2]}"
-          + f" sites_at50={'NA' if mid[3] is None else int(mid[3])}")
+          + f" sites_at50={'NA' if mid[3] is None else int(mid[3])}"
+          + "".join(f" {k}={v}" for k, v in idle.items()))
     return 0
 
 

@@ -44,6 +44,9 @@
 #   LOG_LEVEL [warning]    ringmta's (its log: $OUT/fanout-<time>/ringmta.log)
 #   KEEP [0]               1: keep each mode's queue after the drain (<mode>-queue)
 #   NOFILE [1048576]       open file limit (soft and hard) for ringmta and the sink
+#   POST [30]              after the drain, sample until ringmta has closed its idle
+#                          connections (smtp_idle_timeout), at most this many s: the
+#                          memory it keeps without them (drainwatch.py)
 #   QUIET [0.3] QUIET_WAIT [120]  RINGMTA, SMTP_LOAD, SMTP_SINK, OUT [/tmp/ringmta-bench]
 #   COMMIT [git log -1 of this tree]
 #
@@ -58,7 +61,7 @@ print_table() { "$HERE/shapetable.py" fanout "$1"; }   # RAW.log
 if [ "${1:-}" = "--table" ]; then
     print_table "${2:?usage: fanout.sh --table RAW.log}"; exit
 elif [ $# -gt 0 ]; then
-    sed -n '2,51p' "$0"; exit 2
+    sed -n '2,54p' "$0"; exit 2
 fi
 
 MSGS=${MSGS:-1000000}
@@ -79,6 +82,7 @@ TIMEOUT=${TIMEOUT:-1800}
 LOG_LEVEL=${LOG_LEVEL:-warning}
 KEEP=${KEEP:-0}
 NOFILE=${NOFILE:-1048576}
+POST=${POST:-30}
 QUIET=${QUIET:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-120}
 RINGMTA=${RINGMTA:-$ROOT/build/core/ringmta}
@@ -213,7 +217,7 @@ run_mode() {  # MODE
     t_start=$(date +%s.%N)
     ringmta_start yes "$conc"
     counters_start "$RM_PID"
-    w=$("$HERE/drainwatch.py" "$SINK_PID" "$DIR/sink.out" "$base" "$queued" "$t_start" "$TIMEOUT" \
+    w=$(POST="$POST" "$HERE/drainwatch.py" "$SINK_PID" "$DIR/sink.out" "$base" "$queued" "$t_start" "$TIMEOUT" \
         "$RM_PID" "$DIR/$mode.samples" "http://$METRICS/metrics" "$SITES_RE")
     local mcpu scpu dcpu
     read -r mcpu scpu dcpu < <("$U" cpu "$RM_PID" "$SINK_PID" "$DNS_PID")

@@ -138,6 +138,14 @@ def fanout(path):
                   f"mid-drain: {a50 * 1024 / s50:,.0f} bytes per site, all of ringmta's memory "
                   "included (an upper bound)")
         if one is not None:
+            ia, io = fnum(r.get("anon_idle_kb")), fnum(one.get("anon_idle_kb"))
+            sites = fnum(r.get("mx_names"))
+            if ia is not None and io is not None and sites:
+                print(f"\n{r['mode']}: RssAnon once the connections were closed "
+                      f"({r.get('idle_after_s')} s after the drain) {ia / 1024:,.0f} MiB against "
+                      f"{io / 1024:,.0f} MiB for one domain: {(ia - io) * 1024 / sites:,.0f} bytes "
+                      "per destination it has seen, without connections (allocator caches "
+                      "included)")
             pa, po = fnum(r.get("peak_anon_kb")), fnum(one.get("peak_anon_kb"))
             sites, conns = fnum(r.get("mx_names")), fnum(r.get("peak_sinksess"))
             if pa is not None and po is not None and sites:
