@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define QREC_HDR (4 + 8 + 8 + 8 + 4 + 4)	/* magic .. nrcpt */
+#define QREC_STRIP (8 + 4)			/* v4: strip_off, strip_len */
 #define QREC_RCPT_FIXED (1 + 1 + 2 + 8 + 2 + 2)	/* + addr + reply */
 
 static unsigned char *put16(unsigned char *p, uint16_t v)
@@ -61,7 +62,8 @@ static unsigned char *put_str(unsigned char *p, const char *s, uint16_t len)
 
 size_t qrecord_encoded_size(const struct qrecord *r)
 {
-	size_t n = QREC_HDR + 6 + r->sender_len + r->client_len + r->helo_len;
+	size_t n = QREC_HDR + 8 + r->sender_len + r->client_len + r->helo_len +
+		   r->pool_len + QREC_STRIP;
 
 	for (uint32_t i = 0; i < r->nrcpt; i++)
 		n += QREC_RCPT_FIXED + r->rcpts[i].addr_len + r->rcpts[i].reply_len;
@@ -81,11 +83,14 @@ void qrecord_encode(const struct qrecord *r, void *buf)
 	p = put_str(p, r->sender, r->sender_len);
 	p = put_str(p, r->client, r->client_len);
 	p = put_str(p, r->helo, r->helo_len);
+	p = put_str(p, r->pool, r->pool_len);
+	p = put64(p, r->strip_off);
+	p = put32(p, r->strip_len);
 	for (uint32_t i = 0; i < r->nrcpt; i++) {
 		const struct qrcpt *rc = &r->rcpts[i];
 
 		*p++ = rc->state;
-		*p++ = 0;
+		*p++ = rc->bclass;
 		p = put16(p, rc->attempts);
 		p = put64(p, rc->next_attempt);
 		p = put_str(p, rc->addr, rc->addr_len);
@@ -118,7 +123,13 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 	uint32_t n;
 
 	memset(r_r, 0, sizeof(*r_r));
-	if (len < QREC_HDR || get32(b) != QRECORD_MAGIC)
+	if (len < QREC_HDR)
+		return -EBADMSG;
+	if (get32(b) == QRECORD_MAGIC)
+		r_r->version = 4;
+	else if (get32(b) == QRECORD_MAGIC_V3)
+		r_r->version = 3;
+	else
 		return -EBADMSG;
 	r_r->arrival = get64(b + 4);
 	r_r->next_attempt = get64(b + 12);
@@ -129,6 +140,19 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 	    get_str(b, len, &off, &r_r->client, &r_r->client_len) < 0 ||
 	    get_str(b, len, &off, &r_r->helo, &r_r->helo_len) < 0)
 		return -EBADMSG;
+	if (r_r->version >= 4) {
+		if (get_str(b, len, &off, &r_r->pool, &r_r->pool_len) < 0 ||
+		    len - off < QREC_STRIP)
+			return -EBADMSG;
+		r_r->strip_off = get64(b + off);
+		r_r->strip_len = get32(b + off + 8);
+		off += QREC_STRIP;
+		if (r_r->strip_len != 0 && (r_r->strip_off > r_r->size ||
+					    r_r->strip_len > r_r->size - r_r->strip_off))
+			return -EBADMSG;
+	} else {
+		r_r->pool = "";
+	}
 	r_r->rcpt_data = b + off;
 	r_r->rcpt_len = len - off;
 	/* Walk once so qrecord_rcpt_next can trust the lengths. */
@@ -160,6 +184,7 @@ int qrecord_rcpt_next(const struct qrecord *r, size_t *off, struct qrcpt *rc_r)
 		return 0;
 	p = r->rcpt_data + *off;
 	rc_r->state = p[0];
+	rc_r->bclass = r->version == 3 ? 0 : p[1];	/* v3: padding */
 	rc_r->attempts = get16(p + 2);
 	rc_r->next_attempt = get64(p + 4);
 	rc_r->addr_len = get16(p + 12);

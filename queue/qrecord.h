@@ -6,6 +6,20 @@
  * before handing back views into the stored bytes, so a damaged record is
  * reported, never read past. Decoding copies nothing: the views live as
  * long as the bytes given (an LMDB read transaction).
+ *
+ * Versions: encode always writes "RMQ4"; decode reads "RMQ4" and the
+ * previous release's "RMQ3" (a queue written before an upgrade still
+ * delivers), handing back the fields v3 lacks as zero / "" (no class, the
+ * default pool, nothing to strip).
+ *
+ * Layout (v4; v3 is the same without pool, strip_off and strip_len, and
+ * its byte after each recipient's state is padding, read as class 0):
+ *   magic u32, arrival u64, next_attempt u64, size u64, flags u32,
+ *   nrcpt u32, sender str, client str, helo str, pool str,
+ *   strip_off u64, strip_len u32,
+ *   nrcpt x { state u8, bclass u8, attempts u16, next_attempt u64,
+ *             addr str, reply str }
+ * where str is a u16 length and that many bytes.
  */
 #ifndef RINGMTA_QRECORD_H
 #define RINGMTA_QRECORD_H
@@ -13,7 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QRECORD_MAGIC 0x33514d52u	/* "RMQ3" */
+#define QRECORD_MAGIC 0x34514d52u	/* "RMQ4", what encode writes */
+#define QRECORD_MAGIC_V3 0x33514d52u	/* "RMQ3", still decoded */
 #define QRECORD_F_8BIT		0x01u
 #define QRECORD_F_SMTPUTF8	0x02u
 #define QRECORD_F_DELAY_WARNED	0x04u	/* a delay DSN was sent */
@@ -36,6 +51,9 @@ struct qrcpt {
 	uint16_t addr_len;
 	const char *reply;		/* last reply or reason; may be NULL */
 	uint16_t reply_len;
+	/* Bounce class of the last failure or deferral (core/bounce's enum
+	 * bclass, opaque here); 0 = none yet. */
+	uint8_t bclass;
 };
 
 struct qrecord {
@@ -49,11 +67,20 @@ struct qrecord {
 	uint16_t client_len;
 	const char *helo;
 	uint16_t helo_len;
+	/* Source pool chosen at acceptance; "" (or NULL, len 0) = default. */
+	const char *pool;
+	uint16_t pool_len;
+	/* A byte range of the stored message (the header field an injector
+	 * set to choose the pool) that the outbound client leaves out when
+	 * sending; strip_len 0 = none. Decode checks it lies within size. */
+	uint64_t strip_off;
+	uint32_t strip_len;
 	uint32_t nrcpt;
 	/* encode: the recipients; decode: NULL, use qrecord_rcpt_next */
 	const struct qrcpt *rcpts;
 	const unsigned char *rcpt_data;	/* decode only */
 	size_t rcpt_len;		/* decode only */
+	uint8_t version;		/* decode only: 3 or 4 */
 };
 
 size_t qrecord_encoded_size(const struct qrecord *r);

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* meta, body, sched, suppress, and room for more. */
+#define QUEUE_MAX_DBS 8
 /* Each outbound transaction holds a read snapshot of its body. */
 #define QUEUE_MAX_READERS 16384
 /* The most kept allocated past LMDB's last page (less for small maps). */
@@ -226,7 +228,8 @@ static uint64_t queue_msg_bytes(const struct queue_msg *m)
 
 static uint64_t queue_update_bytes(const struct queue_update *u)
 {
-	return QUEUE_ITEM_BYTES * 2 + (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
+	return QUEUE_ITEM_BYTES * (2 + u->qu_nsuppress) +
+	       (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
 }
 
 static void queue_log_item(const char *what, uint64_t id, int err)
@@ -573,6 +576,21 @@ static int queue_open_dbs(struct queue *q)
 		mdb_txn_abort(txn);
 		return rc;
 	}
+	/* Newer than the others: a queue from before it lacks it, which a
+	 * read-only open must take as an empty list, not as damage. */
+	rc = mdb_dbi_open(txn, "suppress", dflags, &q->q_suppress);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	q->q_has_suppress = rc == 0;
+	/* Shaping state (queue_shaping.c): the same for older files. */
+	rc = mdb_dbi_open(txn, "shaping", dflags, &q->q_shaping);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	q->q_has_shaping = rc == 0;
 	rc = mdb_cursor_open(txn, q->q_meta, &cur);
 	if (rc == 0) {
 		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
@@ -612,7 +630,7 @@ static int queue_open_precheck(const char *dir, char *err, size_t errlen)
 	}
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
-	(void)mdb_env_set_maxdbs(env, 4);
+	(void)mdb_env_set_maxdbs(env, QUEUE_MAX_DBS);
 	rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0);
 	if (rc == 0 && (rc = mdb_env_info(env, &ei)) == 0 &&
 	    (rc = mdb_env_stat(env, &ms)) == 0 &&
@@ -772,7 +790,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		return rc;
 	}
 	if ((rc = mdb_env_create(&q->q_env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(q->q_env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(q->q_env, QUEUE_MAX_DBS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(q->q_env, map_size)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(q->q_env, QUEUE_MAX_READERS)) != 0 ||
 	    (rc = mdb_env_open(q->q_env, dir, eflags, 0640)) != 0 ||

@@ -5,6 +5,7 @@
  *   "meta"  queue id (8 bytes, big-endian) -> qrecord (envelope + state)
  *   "body"  queue id -> the message as stored (trace header first)
  *   "sched" next attempt (8 bytes BE, unix us) + queue id -> empty
+ *   "suppress" scope NUL address -> suppression entry (queue_suppress.c)
  *
  * Group commit: workers hand complete messages to queue_submit(); one
  * committer thread takes everything waiting, writes it all in one write
@@ -131,6 +132,31 @@ struct queue_rcpt_update {
 	uint64_t qru_next_attempt;	/* unix us, for QRCPT_PENDING */
 	const char *qru_reply;		/* last reply or reason */
 	uint16_t qru_reply_len;
+	uint8_t qru_bclass;		/* stored as qrcpt.bclass; 0 = none */
+	/* No delivery attempt was made (the recipient waited, e.g. for a
+	 * suspended site): its attempt counter stays as it is, and with
+	 * qru_reply NULL / qru_bclass 0 the stored reply / class stay too. */
+	bool qru_no_attempt;
+};
+
+/*
+ * The suppression list ("suppress" database, queue_suppress.c): recipients
+ * mail is not sent to. Key: scope (a sender domain, or "" for every
+ * sender), NUL, address; both lowercased (ASCII), at most
+ * QUEUE_SUPPRESS_KEY_MAX bytes together. The class is opaque here (core's
+ * enum bclass). An entry past its expiry counts as absent.
+ */
+#define QUEUE_SUPPRESS_KEY_MAX 511u	/* LMDB's default key limit */
+struct queue_suppress {
+	const char *qs_scope;		/* "" = global */
+	size_t qs_scope_len;
+	const char *qs_addr;
+	size_t qs_addr_len;
+	uint8_t qs_class;
+	uint64_t qs_added;		/* unix seconds */
+	uint64_t qs_expires;		/* unix seconds; 0 = never */
+	const char *qs_reason;		/* may be empty; not NUL-terminated */
+	size_t qs_reason_len;
 };
 
 struct queue_update {
@@ -138,6 +164,11 @@ struct queue_update {
 	uint64_t qu_id;
 	const struct queue_rcpt_update *qu_rcpts;
 	unsigned qu_nrcpt;
+	/* Suppression entries to add in the same transaction (recipients
+	 * that failed with a hard class); an existing entry that lasts
+	 * longer is kept. */
+	const struct queue_suppress *qu_suppress;
+	unsigned qu_nsuppress;
 	struct queue_msg *qu_new;	/* optional; its qm_sink may be NULL */
 	uint32_t qu_set_flags;		/* QRECORD_F_* to add to the record */
 	int qu_status;
@@ -180,7 +211,32 @@ int queue_record_get(struct queue *q, uint64_t id,
 int queue_scan_due(struct queue *q, uint64_t now_us,
 		   int (*cb)(void *ctx, uint64_t id, uint64_t when), void *ctx);
 
+/*
+ * Suppression list (queue_suppress.c); each call is one transaction, safe
+ * beside a running daemon. Lookup: the global entry, then the one under
+ * scope (a sender domain; NULL or "" for none): 1 with *hit_r filled
+ * (class, times, qs_scope_len; no address or reason: they live in the
+ * transaction; NULL to skip), 0 when neither is present and unexpired at
+ * now_s, <0 on error. One read transaction: cheap enough for every RCPT.
+ */
+int queue_suppress_lookup(struct queue *q, const char *scope, const char *addr, size_t addr_len,
+			  uint64_t now_s, struct queue_suppress *hit_r);
+/* Add or replace (qs_added, qs_expires as given). -ENAMETOOLONG when the
+ * key is too long. */
+int queue_suppress_add(struct queue *q, const struct queue_suppress *e);
+/* 0, or -ENOENT when there was no such entry. */
+int queue_suppress_remove(struct queue *q, const char *scope, const char *addr);
+/* Every entry in key order (scope, then address); cb returns non-zero to
+ * stop. The entry's strings live until cb returns. */
+int queue_suppress_foreach(struct queue *q,
+			   int (*cb)(void *ctx, const struct queue_suppress *e), void *ctx);
+/* Delete entries expired at now_s; *n_r how many. */
+int queue_suppress_purge(struct queue *q, uint64_t now_s, unsigned *n_r);
+
 /* Administration (queue_admin.c); usable while a daemon runs. */
+/* How list and show name a recipient's class (qrcpt.bclass): the program
+ * sets it once at start; unset, classes print as numbers. */
+void queue_admin_set_class_namer(const char *(*name)(uint8_t bclass));
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
@@ -208,6 +264,17 @@ int queue_admin_check(struct queue *q, FILE *out);
  * before starting threads.
  */
 int queue_check_dir(const char *dir, uint64_t map_size, char *err, size_t errlen);
+/*
+ * Named blobs beside the messages (queue_shaping.c): the shaping engine's
+ * state and the sources' warm-up counters, each a versioned blob its
+ * owner encodes. put replaces the blob in its own write transaction (any
+ * thread but the committer's; it waits for the committer's transaction);
+ * get calls fn with the bytes inside a read transaction (valid only
+ * there): 0, -ENOENT when there is none, or another -errno.
+ */
+int queue_blob_put(struct queue *q, const char *name, const void *data, size_t len);
+int queue_blob_get(struct queue *q, const char *name,
+		   void (*fn)(void *arg, const void *data, size_t len), void *arg);
 /* Number of messages, for tests and metrics. */
 int queue_admin_count(struct queue *q, uint64_t *n_r);
 /* Visit every stored message (read-only). cb returns non-zero to stop. */

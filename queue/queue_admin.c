@@ -26,6 +26,30 @@ static const char *queue_rcpt_state_name(uint8_t st)
 	return "?";
 }
 
+/* Names for the opaque recipient classes; set by the program (core
+ * knows them, the queue does not). NULL: numbers. */
+static const char *(*queue_class_namer)(uint8_t bclass);
+
+void queue_admin_set_class_namer(const char *(*name)(uint8_t bclass))
+{
+	queue_class_namer = name;
+}
+
+/* " class=NAME" for a recipient with a class, "" without. */
+static const char *queue_rcpt_class(uint8_t bclass, char *buf, size_t len)
+{
+	const char *n = bclass != 0 && queue_class_namer != NULL ?
+			queue_class_namer(bclass) : NULL;
+
+	if (bclass == 0)
+		return "";
+	if (n != NULL)
+		snprintf(buf, len, " class=%s", n);
+	else
+		snprintf(buf, len, " class=%u", bclass);
+	return buf;
+}
+
 int queue_admin_foreach(struct queue *q,
 			int (*cb)(void *ctx, uint64_t id, const struct qrecord *r,
 				  const void *body, size_t body_len),
@@ -78,7 +102,7 @@ static int queue_list_one(void *arg, uint64_t id, const struct qrecord *r,
 {
 	struct queue_list_ctx *ctx = arg;
 	uint64_t age = ctx->now_us > r->arrival ? (ctx->now_us - r->arrival) / 1000000u : 0;
-	char ids[17];
+	char ids[17], cls[48];
 	struct qrcpt rc;
 	size_t off = 0;
 
@@ -88,9 +112,10 @@ static int queue_list_one(void *arg, uint64_t id, const struct qrecord *r,
 	fprintf(ctx->out, "%s %" PRIu64 " %" PRIu64 "s <%.*s>\n", ids, r->size, age,
 		(int)r->sender_len, r->sender);
 	while (qrecord_rcpt_next(r, &off, &rc))
-		fprintf(ctx->out, "    <%.*s> %s attempts=%u next=%" PRIu64 "\n",
+		fprintf(ctx->out, "    <%.*s> %s attempts=%u next=%" PRIu64 "%s\n",
 			(int)rc.addr_len, rc.addr, queue_rcpt_state_name(rc.state),
-			rc.attempts, rc.next_attempt / 1000000u);
+			rc.attempts, rc.next_attempt / 1000000u,
+			queue_rcpt_class(rc.bclass, cls, sizeof(cls)));
 	return ferror(ctx->out) ? 1 : 0;	/* reader gone (EPIPE): stop */
 }
 
@@ -112,7 +137,7 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 	struct qrecord r;
 	struct qrcpt rc;
 	size_t off = 0;
-	char ids[17];
+	char ids[17], cls[48];
 	int ret = 0;
 
 	queue_key_put(key, id);
@@ -132,10 +157,15 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 		ids, r.arrival / 1000000u, r.arrival % 1000000u, r.size,
 		(int)r.client_len, r.client, (int)r.helo_len, r.helo,
 		(int)r.sender_len, r.sender);
+	if (r.pool_len)
+		fprintf(out, "pool: %.*s\n", (int)r.pool_len, r.pool);
+	if (r.strip_len)
+		fprintf(out, "strip: %" PRIu64 "+%u\n", r.strip_off, r.strip_len);
 	while (qrecord_rcpt_next(&r, &off, &rc))
-		fprintf(out, "recipient: <%.*s> %s attempts=%u next=%" PRIu64 "\n",
+		fprintf(out, "recipient: <%.*s> %s attempts=%u next=%" PRIu64 "%s\n",
 			(int)rc.addr_len, rc.addr, queue_rcpt_state_name(rc.state),
-			rc.attempts, rc.next_attempt / 1000000u);
+			rc.attempts, rc.next_attempt / 1000000u,
+			queue_rcpt_class(rc.bclass, cls, sizeof(cls)));
 	fputs("\n", out);
 	if (mdb_get(txn, q->q_body, &k, &bv) == 0)
 		fwrite(bv.mv_data, 1, bv.mv_size, out);
@@ -222,6 +252,7 @@ static int queue_flush_one(struct queue *q, MDB_txn *txn, uint64_t id, uint64_t 
 		/* Keep the last reply; the attempt count is restored below. */
 		ru[n].qru_reply = rc.reply;
 		ru[n].qru_reply_len = rc.reply_len;
+		ru[n].qru_bclass = rc.bclass;
 		n++;
 	}
 	memset(&u, 0, sizeof(u));

@@ -11,6 +11,11 @@
 struct queue {
 	MDB_env *q_env;
 	MDB_dbi q_meta, q_body, q_sched;
+	MDB_dbi q_shaping;		/* named blobs (queue_shaping.c) */
+	bool q_has_shaping;		/* false: a read-only open of an older file */
+	MDB_dbi q_suppress;		/* valid when q_has_suppress */
+	bool q_has_suppress;		/* false: a read-only open of a queue
+					   that never had the database */
 	unsigned q_flags;
 	uint64_t q_last_id;
 	pthread_t q_thread;
@@ -49,6 +54,8 @@ int queue_status(int mdb_rc);
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);
 /* The same without counting an attempt (queue flush). */
 int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u);
+/* In queue_suppress.c: add u's suppression entries inside its txn. */
+int queue_suppress_apply(struct queue *q, MDB_txn *txn, const struct queue_update *u);
 /* In queue.c: store one new message inside the committer's txn. */
 int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
 

@@ -47,9 +47,16 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 		if (ru->qru_index >= r.nrcpt)
 			continue;
 		rcpts[ru->qru_index].state = ru->qru_state;
-		if (count_attempt)
+		if (!ru->qru_no_attempt || ru->qru_bclass != 0)
+			rcpts[ru->qru_index].bclass = ru->qru_bclass;
+		if (count_attempt && !ru->qru_no_attempt &&
+		    rcpts[ru->qru_index].attempts < UINT16_MAX)
 			rcpts[ru->qru_index].attempts++;
 		rcpts[ru->qru_index].next_attempt = ru->qru_next_attempt;
+		/* A wait without an attempt that says nothing new keeps the
+		 * last real reply and its class. */
+		if (ru->qru_no_attempt && ru->qru_reply == NULL)
+			continue;
 		rcpts[ru->qru_index].reply = ru->qru_reply;
 		rcpts[ru->qru_index].reply_len = ru->qru_reply_len;
 	}
@@ -94,7 +101,10 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u)
 {
-	return queue_apply(q, txn, u, true);
+	int rc = queue_apply(q, txn, u, true);
+
+	/* The failure and the suppression it causes are durable together. */
+	return rc == 0 ? queue_suppress_apply(q, txn, u) : rc;
 }
 
 int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u)

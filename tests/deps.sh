@@ -4,7 +4,9 @@
 set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
   libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev
-  libpsl-dev publicsuffix libspf2-dev libopendmarc-dev"
+  libpsl-dev publicsuffix libspf2-dev libopendmarc-dev libyaml-dev libpcre2-dev
+  python3"
+# python3 runs conf/embed.py at build time (the built-in rules files).
 # Installed with --no-install-recommends, so every package a test relies on
 # is named here, Recommends included: swaks needs libnet-ssleay-perl and
 # libio-socket-ssl-perl for --tls/--tlsc ("TLS not available: requires

@@ -24,7 +24,10 @@
 #include "tls/tls.h"
 #include "tls/tls_lib.h"
 #include "core/sasl/auth.h"
+#include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
+#include "core/bounce/bclass.h"
+#include "core/bounce/bclass_rules.h"
 
 static void main_usage(FILE *f)
 {
@@ -33,11 +36,22 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
 		"               check|compact\n"
 		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
+		"       ringmta [-c FILE] [-o key=value]... suppress add|remove|check ADDR\n"
+		"               [--sender-domain D] [--class C] [--expire 30d] [--reason TEXT]\n"
+		"       ringmta [-c FILE] [-o key=value]... suppress list|purge\n"
+		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
+		"               [--domain DOMAIN] [--source SOURCE]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
 		"  -o K=V     override one setting; may be repeated\n"
 		"  --check    validate the configuration and exit (-v prints it)\n");
+}
+
+/* Class names for "ringmta queue" (the queue keeps them as numbers). */
+static const char *main_class_name(uint8_t c)
+{
+	return bclass_name(c);
 }
 
 static enum log_level main_log_level(enum config_log_level l)
@@ -169,6 +183,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_next_id = main_dlv_next_id,
 		.de_tls_client = main_dlv_tls_client,
 		.de_arg = srv,
+		.de_rules = srv->s_rules,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -207,6 +222,21 @@ static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, cha
  * (queue_open creates only the last component), certificates, keys and
  * credentials must load. Nothing is created or changed.
  */
+/* The bounce class rules (bounce_class_rules, then the built-in file);
+ * install: make them the ones delivery classifies with. */
+static int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen)
+{
+	struct bclass_rules *r = NULL;
+
+	if (bclass_rules_load(&r, cfg->bounce_class_rules, err, errlen) < 0)
+		return -1;
+	if (install)
+		bclass_current_set(r);
+	else
+		bclass_rules_unref(&r);
+	return 0;
+}
+
 static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_ctx *ts = NULL, *tc = NULL;
@@ -260,6 +290,36 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	return main_bclass_load(cfg, false, err, errlen);
+}
+
+/* --check: the shaping rules, every error on its own line as
+ * "file:line: message" on stderr; a source whose address is not this
+ * host's is a warning (the daemon starts and leaves it out of service). */
+static int main_check_rules(const struct config *cfg)
+{
+	struct shp_rules *r = NULL;
+	size_t errlen = 65536;
+	char *err = malloc(errlen), sum[256];
+
+	if (err == NULL)
+		return -1;
+	if (server_rules_load(cfg, &r, err, errlen) < 0) {
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		return -1;
+	}
+	if (smtp_client_check_sources(cfg, r, NULL, err, errlen) > 0) {
+		char *save = NULL;
+
+		for (char *l = strtok_r(err, "\n", &save); l != NULL;
+		     l = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "warning: shaping rules: %s: it will be out of service\n", l);
+	}
+	free(err);
+	shp_rules_summary(r, sum, sizeof(sum));
+	printf("ringmta: shaping rules: %s\n", sum);
+	shp_rules_unref(&r);
 	return 0;
 }
 
@@ -320,7 +380,8 @@ static int main_serve(const struct config *cfg)
 			return 1;
 		}
 	}
-	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0 ||
+	    main_bclass_load(cfg, true, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
 		return 1;
@@ -386,6 +447,11 @@ static int main_serve(const struct config *cfg)
 				server_tls_swap(&srv, ts, tc);
 				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
 			}
+			if (main_bclass_load(cfg, true, err, sizeof(err)) < 0)
+				log_msg(LOG_ERROR, "reload: %s (keeping the old bounce class rules)",
+					err);
+			else
+				log_msg(LOG_INFO, "reload: bounce class rules reloaded");
 			if (cfg->dkim_key_table[0] != '\0') {
 				struct dkim_table *dkt = NULL;
 
@@ -399,6 +465,7 @@ static int main_serve(const struct config *cfg)
 					server_dkim_swap(&srv, dkt);
 				}
 			}
+			server_rules_reload(&srv);
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
@@ -414,13 +481,29 @@ static int main_serve(const struct config *cfg)
 	return 0;
 }
 
+int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
+{
+	char err[512];
+
+	if (*i + 1 >= argc || (strcmp(argv[*i], "-c") != 0 && strcmp(argv[*i], "-o") != 0))
+		return 0;
+	if (strcmp(argv[(*i)++], "-c") == 0)
+		return 1;
+	if (config_set_override(cfg, argv[*i], err, sizeof(err)) < 0 ||
+	    config_validate(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ringmta: %s\n", err);
+		return -1;
+	}
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
-	bool domain = false;
+	bool domain = false, shaping = false;
 	int i, rc;
 
 	config_defaults(&cfg);
@@ -431,9 +514,12 @@ int main(int argc, char **argv)
 			file = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0)
 			i++;
-		else if (strcmp(argv[i], "domain") == 0 && !domain)
+		else if (strcmp(argv[i], "domain") == 0 && !domain && !shaping)
 			domain = true;
-		else if (strcmp(argv[i], "queue") == 0 && !domain)
+		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
+			shaping = true;
+		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0) &&
+			 !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -467,7 +553,8 @@ int main(int argc, char **argv)
 			main_usage(stdout);
 			config_free(&cfg);
 			return 0;
-		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0) {
+		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
+			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -482,13 +569,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(main_log_level(cfg.log_level));
+	queue_admin_set_class_namer(main_class_name);
 	if (i < argc && strcmp(argv[i], "domain") == 0) {
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "suppress") == 0) {
+		rc = main_suppress(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
+		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
+			config_free(&cfg);
+			return 2;
+		}
+		if (main_check_rules(&cfg) < 0) {
 			config_free(&cfg);
 			return 2;
 		}

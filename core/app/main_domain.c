@@ -674,7 +674,7 @@ int main_domain(struct config *cfg, int argc, char **argv)
 	struct sockaddr_storage src[DOMAIN_MAX_SOURCES];
 	const char *domain = NULL;
 	unsigned nsrc = 0;
-	char err[512];
+	int rc;
 
 	if (argc < 1 || strcmp(argv[0], "check") != 0) {
 		domain_usage(stderr);
@@ -693,14 +693,9 @@ int main_domain(struct config *cfg, int argc, char **argv)
 				return 2;
 			}
 			nsrc++;
-		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-			i++;	/* loaded by main() */
-		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-			if (config_set_override(cfg, argv[++i], err, sizeof(err)) < 0 ||
-			    config_validate(cfg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "ringmta: %s\n", err);
+		} else if ((rc = main_verb_config_arg(cfg, argc, argv, &i)) != 0) {
+			if (rc < 0)
 				return 2;
-			}
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			domain_usage(stdout);
 			return 0;

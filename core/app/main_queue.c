@@ -1,6 +1,6 @@
 /*
  * main_queue.c: "ringmta queue list|show ID|delete ID|flush [ID]|count|
- * check|compact". Works beside a running daemon: each action is one LMDB
+ * check|compact|shaping". Works beside a running daemon: each action is one LMDB
  * transaction (compact excepted: it needs the daemon stopped). SIGPIPE is
  * ignored so that "queue list | head" ends the read transaction cleanly
  * instead of dying inside it.
@@ -10,15 +10,101 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/app/main.h"
+#include "core/shaping/shp_source.h"
+#include "core/shaping/shp_state.h"
 #include "queue/queue.h"
 
 static int main_queue_usage(void)
 {
 	fprintf(stderr, "usage: ringmta queue list | show ID | delete ID | flush [ID] | count | check"
-		" | compact\n");
+		" | compact | shaping\n");
 	return 2;
+}
+
+struct main_queue_shp {
+	FILE *out;
+	uint64_t now;
+	unsigned n;
+};
+
+static void main_queue_shp_item(void *arg, const struct shp_state_item *it)
+{
+	struct main_queue_shp *m = arg;
+	char when[40] = "-";
+
+	if (it->sti_until_us != 0) {
+		time_t t = (time_t)(it->sti_until_us / 1000000u);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	if (m->n++ == 0)
+		fprintf(m->out, "shaping: rule, site, source, action, value, expiry\n");
+	fprintf(m->out, "  rule=%s site=%s source=%s action=%s value=%llu%s%s until=%s\n",
+		it->sti_rule[0] ? it->sti_rule : "-", it->sti_site,
+		it->sti_source[0] ? it->sti_source : "*", it->sti_kind,
+		(unsigned long long)it->sti_value, it->sti_text[0] ? " " : "", it->sti_text, when);
+}
+
+static void main_queue_shp_blob(void *arg, const void *data, size_t len)
+{
+	struct shp_state *st = arg;
+
+	if (shp_state_restore(st, data, len) < 0)
+		fprintf(stderr, "ringmta: queue: the saved shaping state is damaged; ignored\n");
+}
+
+/* Active shaping actions and suspensions, as the daemon last saved them
+ * (at most a second old while it runs). Returns how many. */
+static unsigned main_queue_shaping(struct queue *q, FILE *out, uint64_t now)
+{
+	struct shp_state *st;
+	struct main_queue_shp m = { out, now, 0 };
+
+	if (shp_state_new(&st) < 0)
+		return 0;
+	if (queue_blob_get(q, "shaping", main_queue_shp_blob, st) == 0)
+		shp_state_foreach(st, now, main_queue_shp_item, &m);
+	shp_state_free(&st);
+	return m.n;
+}
+
+static void main_queue_src_item(void *arg, const char *source, const char *provider,
+				uint64_t sent, int out_of_service)
+{
+	struct main_queue_shp *m = arg;
+
+	(void)out_of_service;	/* not saved: a restart tries every source again */
+	if (provider == NULL && sent == 0)
+		return;
+	if (m->n++ == 0)
+		fprintf(m->out, "sources: messages per provider in the warm-up period of the"
+			" latest one\n");
+	fprintf(m->out, "  source=%s provider=%s sent=%llu\n", source, provider ? provider : "-",
+		(unsigned long long)sent);
+}
+
+static void main_queue_src_blob(void *arg, const void *data, size_t len)
+{
+	(void)shp_src_restore(arg, data, len);	/* a damaged blob is logged, ignored */
+}
+
+/* The sources' warm-up counters as the daemon last saved them (every
+ * 10 seconds while it runs, and when it stops). */
+static void main_queue_sources(struct queue *q, FILE *out)
+{
+	struct shp_src_state *st;
+	struct main_queue_shp m = { out, 0, 0 };
+
+	if (shp_src_state_new(&st) < 0)
+		return;
+	if (queue_blob_get(q, "sources", main_queue_src_blob, st) == 0)
+		shp_src_foreach(st, main_queue_src_item, &m);
+	shp_src_state_free(&st);
 }
 
 int main_queue(const struct config *cfg, int argc, char **argv)
@@ -92,6 +178,16 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 		gettimeofday(&tv, NULL);
 		rc = queue_admin_list(q, stdout, (uint64_t)tv.tv_sec * 1000000u +
 				      (uint64_t)tv.tv_usec);
+		if (rc == 0)
+			main_queue_shaping(q, stdout, (uint64_t)tv.tv_sec * 1000000u +
+					   (uint64_t)tv.tv_usec);
+	} else if (strcmp(argv[0], "shaping") == 0) {
+		gettimeofday(&tv, NULL);
+		if (main_queue_shaping(q, stdout, (uint64_t)tv.tv_sec * 1000000u +
+				       (uint64_t)tv.tv_usec) == 0)
+			printf("shaping: no active actions or suspensions\n");
+		main_queue_sources(q, stdout);
+		rc = 0;
 	} else if (strcmp(argv[0], "show") == 0) {
 		rc = queue_admin_show(q, id, stdout);
 	} else if (strcmp(argv[0], "delete") == 0) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/base/log.h"
@@ -20,6 +21,8 @@
 #include "core/config/netacl.h"
 #include "core/http/metrics.h"
 #include "core/inbound/smtp_server.h"
+#include "core/shaping/shp_holder.h"
+#include "core/shaping/shp_rules_admin.h"
 #include "core/spf/spf_inbound.h"
 #include "io/listen.h"
 #include "tls/tls.h"
@@ -108,6 +111,92 @@ void server_dkim_swap(struct server *srv, struct dkim_table *t)
 	pthread_mutex_unlock(&srv->s_dkim_lock);
 	/* Jobs still signing with the old one hold their own references. */
 	dkim_table_unref(&old);
+}
+
+#define SERVER_RULES_ERRLEN 65536u	/* every error of a rules load */
+
+int server_rules_load(const struct config *cfg, struct shp_rules **r_r, char *err, size_t errlen)
+{
+	const char *files[256];
+	char *list, *save = NULL, *tok;
+	unsigned n = 0;
+	int rc;
+
+	list = strdup(cfg->shaping_rules != NULL ? cfg->shaping_rules : "");
+	if (list == NULL) {
+		snprintf(err, errlen, "shaping_rules: out of memory");
+		return -1;
+	}
+	for (tok = strtok_r(list, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		if (n == sizeof(files) / sizeof(files[0])) {
+			snprintf(err, errlen, "shaping_rules: more than %zu files",
+				 sizeof(files) / sizeof(files[0]));
+			free(list);
+			return -1;
+		}
+		files[n++] = tok;
+	}
+	rc = shp_rules_load(r_r, cfg->shaping_builtin_rules, files, n, err, errlen);
+	free(list);
+	return rc;
+}
+
+/* Each line of a loader's error text, logged at error. */
+static void server_log_lines(const char *prefix, char *text)
+{
+	char *save = NULL;
+
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
+		log_msg(LOG_ERROR, "%s%s", prefix, l);
+}
+
+/* At start: load the rules and make the holder, or log every error. */
+static int server_rules_start(struct server *srv, const struct config *cfg, char *err,
+			      size_t errlen)
+{
+	struct shp_rules *r = NULL;
+	char *buf = malloc(SERVER_RULES_ERRLEN), sum[256];
+
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (server_rules_load(cfg, &r, buf, SERVER_RULES_ERRLEN) < 0) {
+		server_log_lines("shaping rules: ", buf);
+		snprintf(err, errlen, "shaping rules: errors above; not starting");
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	shp_rules_summary(r, sum, sizeof(sum));
+	if (shp_holder_new(&srv->s_rules, r) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	log_msg(LOG_INFO, "shaping rules loaded: %s", sum);
+	return 0;
+}
+
+void server_rules_reload(struct server *srv)
+{
+	struct shp_rules *r = NULL;
+	char *buf = malloc(SERVER_RULES_ERRLEN), sum[256];
+
+	if (buf == NULL || srv->s_rules == NULL) {
+		free(buf);
+		return;
+	}
+	if (server_rules_load(srv->s_cfg, &r, buf, SERVER_RULES_ERRLEN) < 0) {
+		server_log_lines("reload: shaping rules: ", buf);
+		log_msg(LOG_ERROR, "reload: shaping rules not reloaded (keeping the old rules)");
+		free(buf);
+		return;
+	}
+	free(buf);
+	shp_rules_summary(r, sum, sizeof(sum));
+	/* Jobs holding the old rules keep them until they let go. */
+	shp_holder_set(srv->s_rules, r);
+	log_msg(LOG_INFO, "reload: shaping rules reloaded: %s", sum);
 }
 
 /* Jobs waiting for room in the signing pool: submit them, in order,
@@ -469,6 +558,13 @@ static void server_env_session_gone(struct smtp_env *env, const struct sockaddr 
 	server_session_gone(server_worker_of_env(env), peer);
 }
 
+static int server_env_suppressed(struct smtp_env *env, const char *sender_domain,
+				 const char *rcpt, size_t len, struct queue_suppress *hit_r)
+{
+	return queue_suppress_lookup(server_worker_of_env(env)->w_srv->s_queue, sender_domain,
+				     rcpt, len, (uint64_t)time(NULL), hit_r);
+}
+
 static const struct smtp_env_ops server_env_ops = {
 	.submit = server_env_submit,
 	.auth_submit = server_env_auth_submit,
@@ -482,6 +578,7 @@ static const struct smtp_env_ops server_env_ops = {
 	.auth_blocked = server_auth_blocked,
 	.auth_failed = server_auth_failed,
 	.session_gone = server_env_session_gone,
+	.suppressed = server_env_suppressed,
 };
 
 /* The listening sockets of one worker, one per configured address. */
@@ -537,6 +634,9 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	pthread_mutex_init(&srv->s_dkim_lock, NULL);
 	srv->s_cfg = cfg;
 	srv->s_queue = q;
+	/* Before anything starts: a rules error refuses to start. */
+	if (server_rules_start(srv, cfg, err, errlen) < 0)
+		return -1;
 	srv->s_nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
 	srv->s_workers = calloc(srv->s_nworkers, sizeof(*srv->s_workers));
 	srv->s_iptab = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_iptab));
@@ -565,6 +665,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		w->w_env.e_auth = srv->s_auth;
 		w->w_env.e_loop = &w->w_loop;
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
+		w->w_env.e_rules = srv->s_rules;
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
 		work_sink_init(&w->w_jobs, server_sink_notify, &w->w_loop);
 		if (server_worker_listen(w, cfg, err, errlen) < 0) {
@@ -686,6 +787,7 @@ void server_destroy(struct server *srv)
 	pthread_mutex_destroy(&srv->s_tls_lock);
 	dkim_table_unref(&srv->s_dkim_table);
 	pthread_mutex_destroy(&srv->s_dkim_lock);
+	shp_holder_free(&srv->s_rules);
 }
 
 static void server_hist_add(struct metrics_hist *to, const struct stat_hist *h)

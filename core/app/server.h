@@ -25,6 +25,8 @@
 #include "queue/queue.h"
 
 struct dkim_table;
+struct shp_holder;
+struct shp_rules;
 struct metrics_inbound;
 struct tls_ctx;
 struct auth_db;
@@ -109,6 +111,11 @@ struct server {
 	struct dkim_table *s_dkim_table;	/* NULL: no signing */
 	struct work_pool *s_sign_pool;
 	atomic_uint s_sign_waiting;	/* jobs in the workers' w_sign_wait */
+	/* The shaping rules (core/shaping/shp_holder.h): loaded by
+	 * server_init() (a rules error refuses to start), swapped by
+	 * server_rules_reload() on SIGHUP. Delivery and the sessions read
+	 * them through the holder. */
+	struct shp_holder *s_rules;
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;
@@ -123,6 +130,15 @@ void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_
 /* Replace the DKIM key table (reload); takes the caller's reference.
  * Only when one was loaded at start (the pool runs). */
 void server_dkim_swap(struct server *srv, struct dkim_table *t);
+
+/* The shaping rules ringmta.conf names (shaping_builtin_rules, then the
+ * files of shaping_rules in order). On error returns -1 with every
+ * problem in err, one "file:line: message" per line. */
+int server_rules_load(const struct config *cfg, struct shp_rules **r_r, char *err, size_t errlen);
+/* SIGHUP: load the rules again; on success swap them in and log a
+ * summary, else log every error and keep the old ones. Counters and
+ * sessions are untouched (the engine keys its state by names). */
+void server_rules_reload(struct server *srv);
 
 /* Set up the workers' loops, bind listeners, start the password-check
  * pool; no worker thread runs yet. err names what failed. */

@@ -59,7 +59,8 @@ void yaml_tree_free(struct yaml_tree **t);
 
 /* The value under key in a map, or NULL (also when n is not a map). */
 const struct yaml_node *yaml_map_get(const struct yaml_node *n, const char *key);
-/* Scalar helpers: 0 on success, -1 with "file:line: key: why" in err. */
+/* Scalar helpers: 0 on success, -1 with "file:line: why" in err (the
+ * node does not know its key: callers that want it name it themselves). */
 int yaml_scalar_u64(const struct yaml_node *n, uint64_t *v_r, char *err, size_t errlen);
 int yaml_scalar_bool(const struct yaml_node *n, bool *v_r, char *err, size_t errlen);
 /* "30s", "10m", "2h", "1d", "500ms" -> microseconds. */

@@ -187,6 +187,21 @@ const struct config_key config_keys[] = {
 	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
 	{ .ck_name = "dmarc_unaligned_action", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(dmarc_unaligned_action), .ck_default = "accept" },
+	/* Bounce classes and suppression */
+	{ .ck_name = "bounce_class_rules", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(bounce_class_rules), .ck_default = "" },
+	{ .ck_name = "suppression", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(suppression), .ck_default = "refuse" },
+	{ .ck_name = "suppression_scope", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(suppression_scope), .ck_default = "sender_domain" },
+	{ .ck_name = "suppression_expire", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(suppression_expire),
+	  .ck_min = 0, .ck_max = 3650 * 86400ull, .ck_default = "2160h" },
+	/* Traffic shaping (README "Traffic shaping"; conf/shaping.yaml) */
+	{ .ck_name = "shaping_rules", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(shaping_rules), .ck_default = "" },
+	{ .ck_name = "shaping_builtin_rules", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(shaping_builtin_rules), .ck_default = "yes" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
@@ -359,6 +374,14 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "dmarc_unaligned_action: must be accept or reject");
 		return -1;
 	}
+	if (config_suppression_parse(cfg->suppression) < 0) {
+		snprintf(err, errlen, "suppression: must be off, refuse or drop");
+		return -1;
+	}
+	if (config_suppression_scope_parse(cfg->suppression_scope) < 0) {
+		snprintf(err, errlen, "suppression_scope: must be sender_domain or global");
+		return -1;
+	}
 	if (strchr(cfg->dkim_default_domain, ' ') != NULL ||
 	    strchr(cfg->dkim_default_domain, '\t') != NULL) {
 		snprintf(err, errlen, "dkim_default_domain: one domain name");
@@ -414,6 +437,25 @@ int config_dkim_no_key_parse(const char *s)
 	for (int i = 0; i < 3; i++)
 		if (strcasecmp(s, names[i]) == 0)
 			return i;
+	return -1;
+}
+
+int config_suppression_parse(const char *s)
+{
+	static const char *const names[] = { "off", "refuse", "drop" };
+
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int config_suppression_scope_parse(const char *s)
+{
+	if (strcasecmp(s, "sender_domain") == 0)
+		return CONFIG_SUPPRESSION_SENDER_DOMAIN;
+	if (strcasecmp(s, "global") == 0)
+		return CONFIG_SUPPRESSION_GLOBAL;
 	return -1;
 }
 
@@ -492,6 +534,12 @@ void config_free(struct config *cfg)
 	free(cfg->dmarc_unaligned_action);
 	cfg->dkim_key_table = cfg->dkim_default_domain = NULL;
 	cfg->dkim_no_key_action = cfg->dmarc_unaligned_action = NULL;
+	free(cfg->bounce_class_rules);
+	free(cfg->suppression);
+	free(cfg->suppression_scope);
+	cfg->bounce_class_rules = cfg->suppression = cfg->suppression_scope = NULL;
+	free(cfg->shaping_rules);
+	cfg->shaping_rules = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

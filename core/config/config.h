@@ -133,6 +133,17 @@ struct config {
 	unsigned int dkim_sign_threads;	/* 0 = one per online CPU */
 	char *dmarc_unaligned_action;	/* owned; accept | reject */
 
+	/* Bounce classes and the suppression list (README "Bounce classes") */
+	char *bounce_class_rules;	/* owned; YAML files, space-separated,
+					 * checked before the built-in rules */
+	char *suppression;		/* owned; off | refuse | drop */
+	char *suppression_scope;	/* owned; sender_domain | global */
+	unsigned int suppression_expire;	/* seconds; 0 = never */
+	/* Traffic shaping (core/shaping/shp_rules.h) */
+	char *shaping_rules;	/* owned; rules files, space-separated, read in
+				 * order after the built-in rules; "" = none */
+	bool shaping_builtin_rules;	/* read conf/shaping.yaml (compiled in) first */
+
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */
@@ -214,6 +225,22 @@ enum config_dmarc_unaligned {
 };
 /* "accept" or "reject" to the enum, or -1. */
 int config_dmarc_unaligned_parse(const char *s);
+
+/* Mail to a suppressed recipient (suppression). */
+enum config_suppression {
+	CONFIG_SUPPRESSION_OFF = 0,	/* no check, nothing added */
+	CONFIG_SUPPRESSION_REFUSE = 1,	/* 550 5.1.1 at RCPT */
+	CONFIG_SUPPRESSION_DROP = 2,	/* 250 at RCPT, not queued, logged */
+};
+/* "off", "refuse", "drop" to the enum, or -1. */
+int config_suppression_parse(const char *s);
+/* Whose list a failure adds a recipient to (suppression_scope). */
+enum config_suppression_scope {
+	CONFIG_SUPPRESSION_SENDER_DOMAIN = 0,	/* the sender's domain's */
+	CONFIG_SUPPRESSION_GLOBAL = 1,		/* every sender's */
+};
+/* "sender_domain", "global" to the enum, or -1. */
+int config_suppression_scope_parse(const char *s);
 
 /* An "a.b.c.d:port" or "[ipv6]:port" setting (listen, metrics_listen) as a
  * socket address; 0, or -1 with a message naming the value. */

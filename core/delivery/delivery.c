@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/delivery/delivery_internal.h"
+#include "core/shaping/shp_holder.h"
 #include "core/base/log.h"
 
 #define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
@@ -122,6 +123,10 @@ static void id_list_add(struct id_list *l, uint64_t id)
 struct delivery {
 	struct delivery_env d_env;
 	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
+	struct dlv_shaping *d_shp;	/* shared by the workers */
+	uint64_t d_shp_saved;		/* unix us of the last save */
+	uint64_t d_src_saved;		/* ... of the sources' counters */
+	struct shp_rules *d_rules_seen;	/* a reference: the rules of the last tick */
 	const struct config *d_cfg;
 	struct queue *d_q;
 	pthread_t d_thread;
@@ -165,6 +170,7 @@ static void dlv_msg_free(struct dlv_msg *m)
 	}
 	free(m->dm_rcpts);
 	free(m->dm_sender);
+	free(m->dm_pool);
 	free(m->dm_updates);
 	free(m);
 }
@@ -214,6 +220,80 @@ void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
 	}
 }
 
+void delivery_shaping_stats(struct delivery *d, struct delivery_shp_stats *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	if (d == NULL)
+		return;
+	st_r->no_attempt = atomic_load(&d->d_shp->ds_no_attempt);
+	st_r->firings = atomic_load(&d->d_shp->ds_firings);
+	st_r->learned = atomic_load(&d->d_shp->ds_learned);
+	st_r->health = atomic_load(&d->d_shp->ds_health);
+}
+
+struct dlv_shp_kinds {
+	const char *k_name[16];
+	uint64_t k_n[16];
+	unsigned k_count;
+	uint64_t k_suspended;		/* paths that take no attempt now */
+};
+
+static void delivery_shp_kind(void *arg, const struct shp_state_item *it)
+{
+	struct dlv_shp_kinds *k = arg;
+	unsigned i;
+
+	if (strcmp(it->sti_kind, "suspend") == 0 || strcmp(it->sti_kind, "suspend_site") == 0 ||
+	    (strcmp(it->sti_kind, "health") == 0 && strcmp(it->sti_text, "suspended") == 0) ||
+	    (strcmp(it->sti_kind, "ramp") == 0 && strcmp(it->sti_text, "paused") == 0))
+		k->k_suspended++;
+
+	for (i = 0; i < k->k_count; i++)
+		if (strcmp(k->k_name[i], it->sti_kind) == 0)
+			break;
+	if (i == k->k_count) {
+		if (i == 16)
+			return;
+		k->k_name[i] = it->sti_kind;	/* static strings */
+		k->k_n[i] = 0;
+		k->k_count++;
+	}
+	k->k_n[i]++;
+}
+
+void delivery_shaping_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *metric, const char *label,
+					 uint64_t v),
+			      void *arg)
+{
+	struct dlv_shaping *s;
+	struct dlv_shp_kinds k = { .k_count = 0 };
+
+	if (d == NULL)
+		return;
+	s = d->d_shp;
+	pthread_mutex_lock(&s->ds_lock);
+	for (unsigned i = 0; i < s->ds_nrules; i++)
+		fn(arg, "rule_firings", s->ds_rules[i].dl_name, (uint64_t)s->ds_rules[i].dl_n);
+	for (unsigned i = 0; i < s->ds_nprovs; i++)
+		fn(arg, "provider_connections", s->ds_provs[i].dl_name,
+		   s->ds_provs[i].dl_n > 0 ? (uint64_t)s->ds_provs[i].dl_n : 0);
+	pthread_mutex_unlock(&s->ds_lock);
+	shp_state_foreach(s->ds_state, dlv_now_us(), delivery_shp_kind, &k);
+	for (unsigned i = 0; i < k.k_count; i++)
+		fn(arg, "active", k.k_name[i], k.k_n[i]);
+	fn(arg, "suspended", "", k.k_suspended);
+}
+
+void delivery_sources_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *source, const char *provider,
+					 uint64_t sent_this_period, int out_of_service),
+			      void *arg)
+{
+	if (d != NULL)
+		shp_src_foreach(d->d_shp->ds_src, fn, arg);
+}
+
 /* The next hop of a recipient: the relayhost, or its domain. */
 static void dlv_nexthop(const struct config *cfg, const char *addr, char *out, size_t len)
 {
@@ -250,9 +330,12 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 	m->dm_arrival = r->arrival;
 	m->dm_size = r->size;
 	m->dm_flags = r->flags;
+	m->dm_pool = strndup(r->pool != NULL ? r->pool : "", r->pool != NULL ? r->pool_len : 0);
+	m->dm_strip_off = r->strip_off;
+	m->dm_strip_len = r->strip_len;
 	m->dm_nrcpt = r->nrcpt;
 	m->dm_rcpts = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_rcpts));
-	if (m->dm_sender == NULL || m->dm_rcpts == NULL) {
+	if (m->dm_sender == NULL || m->dm_rcpts == NULL || m->dm_pool == NULL) {
 		dlv_msg_free(m);
 		return;
 	}
@@ -335,12 +418,128 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		t->ct_flags = m->dm_flags;
 		t->ct_nrcpt = jobs[k]->dj_nrcpt;
 		t->ct_rcpts = jobs[k]->dj_addrs;
+		t->ct_strip_off = m->dm_strip_off;
+		t->ct_strip_len = m->dm_strip_len;
 
 		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
 			h = (h ^ (unsigned char)*p) * 16777619u;
 		dlv_worker_push(d->d_workers[h % d->d_env.de_nworkers], jobs[k]);
 	}
 	free(jobs);
+}
+
+#define DLV_SHP_BLOB "shaping"
+#define DLV_SHP_IDLE_US (600ull * 1000000u)	/* store entries unused this long go */
+
+/* Write the shaping state into the queue database (scheduler thread,
+ * at most once a second, and at stop). */
+/* A blob encoder: the bytes needed, writing up to len into buf. */
+typedef size_t (*dlv_blob_fn)(void *obj, uint64_t now, char *buf, size_t len);
+
+/* Encode with fn into a buffer of the right size (the state may grow
+ * between the size query and the copy: workers go on) and store it. */
+static int delivery_blob_store(struct delivery *d, const char *name, dlv_blob_fn fn, void *obj,
+			       uint64_t now)
+{
+	size_t cap = fn(obj, now, NULL, 0) + 256, n;
+	char *buf;
+	int rc;
+
+	for (;;) {
+		buf = malloc(cap);
+		if (buf == NULL)
+			return -ENOMEM;
+		n = fn(obj, now, buf, cap);
+		if (n <= cap)
+			break;
+		free(buf);
+		cap = n + 256;
+	}
+	rc = queue_blob_put(d->d_q, name, buf, n);
+	free(buf);
+	return rc;
+}
+
+static size_t delivery_shp_enc(void *obj, uint64_t now, char *buf, size_t len)
+{
+	return shp_state_save(obj, now, buf, len);
+}
+
+static size_t delivery_src_enc(void *obj, uint64_t now, char *buf, size_t len)
+{
+	(void)now;
+	return shp_src_save(obj, buf, len);
+}
+
+static void delivery_shp_save(struct delivery *d, uint64_t now)
+{
+	int rc = delivery_blob_store(d, DLV_SHP_BLOB, delivery_shp_enc, d->d_shp->ds_state, now);
+
+	if (rc < 0)
+		log_msg(LOG_WARNING, "delivery: cannot save the shaping state: %s",
+			queue_strerror(rc));
+	d->d_shp_saved = now;
+}
+
+static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
+{
+	struct delivery *d = arg;
+
+	if (shp_state_restore(d->d_shp->ds_state, data, len) < 0)
+		log_msg(LOG_WARNING, "delivery: the saved shaping state is damaged or of another"
+			" version (%zu bytes): ignored, starting without it", len);
+}
+
+#define DLV_SRC_BLOB "sources"
+
+/* The sources' warm-up counters into the queue database. */
+static void delivery_src_save(struct delivery *d, uint64_t now)
+{
+	d->d_src_saved = now;
+	(void)delivery_blob_store(d, DLV_SRC_BLOB, delivery_src_enc, d->d_shp->ds_src, now);
+}
+
+static void delivery_src_restore_cb(void *arg, const void *data, size_t len)
+{
+	struct delivery *d = arg;
+
+	/* shp_src_restore logs a damaged blob itself. */
+	(void)shp_src_restore(d->d_shp->ds_src, data, len);
+}
+
+/* The rules in force changed (SIGHUP): the sources learn it, and those
+ * that cannot be bound are out of service again. */
+static void delivery_rules_check(struct delivery *d)
+{
+	struct shp_rules *r = d->d_env.de_rules != NULL ? shp_holder_get(d->d_env.de_rules) : NULL;
+	char err[1024];
+
+	if (r == d->d_rules_seen) {
+		if (r != NULL)
+			shp_rules_unref(&r);
+		return;
+	}
+	if (d->d_rules_seen != NULL) {
+		shp_src_reloaded(d->d_shp->ds_src, r);
+		shp_rules_unref(&d->d_rules_seen);
+	}
+	d->d_rules_seen = r;
+	if (r != NULL)
+		(void)smtp_client_check_sources(d->d_cfg, r, d->d_shp->ds_src, err, sizeof(err));
+}
+
+/* Once a second on the scheduler thread. */
+static void delivery_shp_tick(struct delivery *d, uint64_t now)
+{
+	delivery_rules_check(d);
+	if (now >= d->d_src_saved + 10000000u)
+		delivery_src_save(d, now);
+	if (now >= d->d_shp_saved + 10000000u) {
+		shp_state_expire(d->d_shp->ds_state, now);
+		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
+	}
+	if (now >= d->d_shp_saved + 1000000u && shp_state_take_dirty(d->d_shp->ds_state))
+		delivery_shp_save(d, now);
 }
 
 static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
@@ -387,6 +586,7 @@ static void *delivery_main(void *arg)
 			queue_scan_due(d->d_q, now, delivery_scan_cb, &due);
 			for (unsigned i = 0; i < due.n; i++)
 				delivery_dispatch(d, due.ids[i]);
+			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
 		free(done.ids);
@@ -414,11 +614,18 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	pthread_mutex_init(&d->d_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
 	*d_r = d;
-	for (unsigned i = 0; i < env->de_nworkers; i++)
+	if (dlv_shaping_new(&d->d_shp) < 0) {
+		snprintf(err, errlen, "out of memory");
+		delivery_free(d_r);
+		return -1;
+	}
+	for (unsigned i = 0; i < env->de_nworkers; i++) {
 		if (dlv_worker_init(&d->d_workers[i], &d->d_env, i, err, errlen) < 0) {
 			delivery_free(d_r);
 			return -1;
 		}
+		d->d_workers[i]->w_shp = d->d_shp;
+	}
 	return 0;
 }
 
@@ -431,6 +638,10 @@ int delivery_start(struct delivery *d, char *err, size_t errlen)
 {
 	int rc;
 
+	/* What shaping knew before a restart (suspensions, learned limits). */
+	(void)queue_blob_get(d->d_q, DLV_SHP_BLOB, delivery_shp_restore_cb, d);
+	(void)queue_blob_get(d->d_q, DLV_SRC_BLOB, delivery_src_restore_cb, d);
+	delivery_rules_check(d);
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);
 	if (rc != 0) {
@@ -453,6 +664,8 @@ void delivery_stop(struct delivery **dp)
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
 	d->d_started = false;
+	delivery_shp_save(d, dlv_now_us());
+	delivery_src_save(d, dlv_now_us());
 }
 
 /* After the committer drained: free what is left. */
@@ -465,9 +678,12 @@ void delivery_free(struct delivery **dp)
 	free(d->d_new.ids);
 	free(d->d_done.ids);
 	free(d->d_inflight.is_slots);
-	for (unsigned i = 0; i < d->d_env.de_nworkers; i++)
+	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);
 	free(d->d_workers);
+	if (d->d_rules_seen != NULL)
+		shp_rules_unref(&d->d_rules_seen);
+	dlv_shaping_free(&d->d_shp);
 	pthread_mutex_destroy(&d->d_lock);
 	pthread_cond_destroy(&d->d_cond);
 	free(d);

@@ -58,6 +58,13 @@ struct dlv_rcpt {
 	char dr_ecode[12];
 	char dr_remote[300];		/* "host[ip]:port" that answered */
 	char dr_tls[80];		/* "TLSv1.3 cipher" or "" */
+	/* Set by the engine where it knows better than the reply text: */
+	uint8_t dr_class;		/* enum bclass; 0: classify dr_reply */
+	uint64_t dr_not_before;		/* unix us: no retry before; 0 = none */
+	/* Deferred without an SMTP attempt (its site is suspended): the
+	 * attempt count stays, the next try is max(dr_not_before, now)
+	 * plus jitter, and only max_queue_lifetime ends it. */
+	bool dr_no_attempt;
 };
 
 /* One message in this round; shared by its jobs' workers. */
@@ -68,6 +75,9 @@ struct dlv_msg {
 	uint64_t dm_arrival;		/* unix us */
 	uint64_t dm_size;
 	uint32_t dm_flags;		/* QRECORD_F_* */
+	char *dm_pool;			/* owned: source pool; "" = default */
+	uint64_t dm_strip_off;		/* header left out when sending */
+	uint32_t dm_strip_len;
 	uint32_t dm_nrcpt;
 	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
 	atomic_uint dm_parts_left;
@@ -87,6 +97,11 @@ struct dlv_job {
 	const char **dj_addrs;		/* owned array: their addresses */
 	unsigned dj_nrcpt;
 	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
+	/* Shaping: the source picked from the message's pool (owned; NULL
+	 * before the pick) and the provider it was picked for (owned). */
+	char *dj_source;
+	char *dj_provider;
+	bool dj_picked;			/* holds a place under the warm-up cap */
 };
 
 struct delivery;
@@ -111,6 +126,8 @@ struct delivery_stats {
 };
 
 /* What delivery takes from the program; copied by delivery_init(). */
+struct shp_holder;
+
 struct delivery_env {
 	const struct config *de_cfg;
 	struct queue *de_queue;
@@ -122,6 +139,7 @@ struct delivery_env {
 	/* Any worker: a new reference to the client TLS context, or NULL. */
 	struct tls_ctx *(*de_tls_client)(void *arg);
 	void *de_arg;
+	struct shp_holder *de_rules;	/* the shaping rules (shp_holder.h); outlives delivery */
 };
 
 /* Set up the per-worker parts (before the workers' threads run). */
@@ -140,6 +158,32 @@ void delivery_free(struct delivery **d);
 unsigned delivery_inflight(struct delivery *d);
 /* The counters now; all zero when d is NULL (delivery = no). */
 void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r);
+
+/* Traffic shaping's counters (delivery_shaping.c), for the metrics
+ * endpoint; any thread. */
+struct delivery_shp_stats {
+	uint64_t no_attempt;		/* recipients deferred without an attempt */
+	uint64_t firings;		/* rule actions applied */
+	uint64_t learned;		/* per-connection limits learned */
+	uint64_t health;		/* health suspensions of sites */
+};
+void delivery_shaping_stats(struct delivery *d, struct delivery_shp_stats *st_r);
+/* fn once per labelled sample: metric "rule_firings" (label: rule),
+ * "provider_connections" (label: provider) or "active" (label: action,
+ * "suspend", "health", "learned_max_messages" ...); and once "suspended"
+ * (label "": paths that take no attempt now). */
+void delivery_shaping_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *metric, const char *label,
+					 uint64_t v),
+			      void *arg);
+
+/* The sources' state (shp_src_foreach, core/shaping/shp_source.h): fn
+ * per source and provider, under the sources' lock (fn must not call
+ * back). */
+void delivery_sources_foreach(struct delivery *d,
+			      void (*fn)(void *arg, const char *source, const char *provider,
+					 uint64_t sent_this_period, int out_of_service),
+			      void *arg);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);

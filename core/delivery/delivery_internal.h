@@ -7,14 +7,65 @@
 #define RINGMTA_DELIVERY_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/delivery/delivery.h"
+#include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_source.h"
+#include "core/shaping/shp_state.h"
+#include "core/shaping/shp_store.h"
 #include "core/dns/dns.h"
 #include "io/loop.h"
 #include "io/stat.h"
 #include "queue/queue.h"
+
+struct shp_rules;
+struct shp_provider;
+
+/*
+ * The shaping engine shared by every worker (delivery_shaping.c): the
+ * store of limits and the state of the paths. Both lock inside.
+ */
+struct dlv_shaping {
+	struct shp_store *ds_store;
+	struct shp_state *ds_state;
+	struct shp_src_state *ds_src;	/* sources: warm-up, out of service */
+	/* Counters for metrics (any worker). */
+	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
+	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
+	atomic_uint_fast64_t ds_learned;	/* per-connection limits learned */
+	atomic_uint_fast64_t ds_health;		/* sites suspended by health */
+	/* Labelled counts for metrics: firings per rule, connections open
+	 * per provider ("-" for sites without one). */
+	pthread_mutex_t ds_lock;
+	struct dlv_shp_label {
+		char dl_name[64];
+		int64_t dl_n;
+	} ds_rules[64], ds_provs[64];
+	unsigned ds_nrules, ds_nprovs;
+};
+
+/* A destination's shaping: its site, provider and the path's limits,
+ * known after its route is (or from the shared site cache). */
+struct dlv_dest_shp {
+	bool dp_known;			/* dp_site is set */
+	char dp_site[256];		/* shp_site_name, the domain, or the relayhost */
+	char dp_provider[64];		/* "" = none */
+	char *dp_source;		/* owned: the source's name ("default") */
+	struct shp_rules *dp_rules;	/* a reference: dp_prov lives in it */
+	const struct shp_provider *dp_prov;
+	struct shp_limits dp_limits;	/* configured, before actions */
+	struct shp_limits dp_plimits;	/* provider-wide */
+	struct shp_limits dp_eff;	/* dp_limits lowered by the verdict */
+	uint64_t dp_expires;		/* monotonic s: look the site up again */
+	unsigned dp_probe;		/* sessions that are the site's probe */
+	bool dp_proven;			/* a session of ours got ready since the
+					 * last failure: open more than one */
+	bool dp_proven_kicked;		/* ... and the others were opened */
+	uint64_t dp_rate_until;		/* unix us: the message rate says wait */
+};
 
 struct dlv_dest {
 	struct dlv_dest *dd_hnext;	/* hash chain */
@@ -29,8 +80,8 @@ struct dlv_dest {
 					 * take a waiting job when it is */
 	struct smtp_client *dd_idle;	/* sessions waiting for a job */
 	bool dd_resolving;
-	uint32_t dd_tokens;		/* rate limit: sends left this second */
 	uint64_t dd_last_active;	/* monotonic seconds */
+	struct dlv_dest_shp dd_shp;
 };
 
 struct dlv_worker {
@@ -45,6 +96,7 @@ struct dlv_worker {
 	struct dlv_dest **w_dests;	/* hash buckets */
 	unsigned w_nbuckets;
 	struct smtp_client_env w_cl;	/* the outbound sessions */
+	struct dlv_shaping *w_shp;	/* shared by the workers */
 	bool w_quiesce;
 	uint64_t w_rnd;
 	/* Counters for delivery_get_stats() (single writer: this worker). */
@@ -54,6 +106,71 @@ struct dlv_worker {
 	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
 	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
+
+/* delivery_worker.c */
+/* End every waiting job of d with one outcome; no_attempt: deferred
+ * without an SMTP attempt (shaping), to come back at not_before (unix
+ * us; 0 = the retry schedule). */
+void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_result res,
+			  const char *ecode, const char *reason, bool no_attempt,
+			  uint64_t not_before);
+void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
+
+/* delivery_shaping.c: traffic shaping on the worker's side. */
+int dlv_shaping_new(struct dlv_shaping **s_r);
+void dlv_shaping_free(struct dlv_shaping **s);
+/* Unix microseconds now. */
+uint64_t dlv_unix_us(void);
+/* The rules in force now: a new reference (NULL = none loaded). */
+struct shp_rules *dlv_rules_get(struct dlv_worker *w);
+/* The site of next hop nexthop resolved to route (pure): the MX set's
+ * name, or nexthop itself for a relayhost, an implicit MX, a domain the
+ * rules r set apart (r may be NULL). Returns its provider (or NULL). */
+const struct shp_provider *dlv_site_of(const struct shp_rules *r, const char *nexthop,
+					bool relay, const struct dns_route *route, char *site,
+					size_t sitelen);
+/* Before DNS: the site from the shared cache, if fresh. */
+void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d);
+/* The route is known: site, provider, limits; shared cache updated. */
+void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r);
+/* What the path's state allows now. SUSPENDED and BOUNCE end the queued
+ * jobs here; returns the gate (enum shp_gate). dp_eff is set. claim: the
+ * caller is about to connect, a due probe is its own (else PROBE only
+ * says one is due). */
+int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim);
+/* Take what one new connection needs (site and provider connection
+ * units, connection rate); false when not now (force: past the limits,
+ * for the probe). dlv_shp_conn_put() gives
+ * the units back when the session is gone. */
+bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force);
+void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d);
+/* More sessions to the site than its (lowered) limit allows now: the
+ * caller closes one as it comes ready. */
+bool dlv_shp_over_limit(struct dlv_worker *w, struct dlv_dest *d);
+/* One message may start: 0, or the microseconds to wait. */
+uint64_t dlv_shp_msg_take(struct dlv_worker *w, struct dlv_dest *d);
+/* The session's path for smtp_client_open(). */
+void dlv_shp_client_path(struct dlv_dest *d, struct smtp_client_path *p);
+/* Events from the sessions. */
+void dlv_shp_reply(struct dlv_worker *w, struct dlv_dest *d, unsigned code, const char *ecode,
+		   const char *text);
+void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *ecode,
+			  const char *reason);
+void dlv_shp_opened(struct dlv_worker *w, struct dlv_dest *d);
+void dlv_shp_closed_after(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
+void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d);
+/* The destination goes away. */
+void dlv_shp_dest_free(struct dlv_dest *d);
+/* Sources: pick j's source from its message's pool (j->dj_source set).
+ * SHP_SRC_OK, or WAIT (then *retry_at_r, unix us) / NONE (reason in
+ * why): the job is not sent now. */
+int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, char *why,
+		 size_t whylen);
+/* j ends: its pick counts as sent, or gives its place back. */
+void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
+/* The session could not bind d's source: out of service. */
+void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
+			   const char *reason);
 
 /* delivery_route.c: the addresses of a route delivery may use. */
 enum {

@@ -5,6 +5,13 @@
  * backoff schedule, failing once past max_queue_lifetime), logs one line
  * per recipient, builds a bounce (RFC 3464) for new failures unless the
  * sender is null, and submits it all as one queue update.
+ *
+ * Every failed or deferred recipient gets a bounce class (core/bounce)
+ * unless the engine set one: it is stored with the recipient, logged
+ * (class=), counted and named in the DSN. A recipient that failed with a
+ * hard class (invalid-recipient, bad-domain) joins the suppression list
+ * in the same queue update as its failure, so the two are durable
+ * together and no second transaction (or sync) is spent on it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +22,8 @@
 #include <time.h>
 
 #include "core/delivery/delivery_internal.h"
+#include "core/bounce/bclass_rules.h"
+#include "core/bounce/bclass_stats.h"
 #include "core/message/dsn.h"
 #include "core/base/log.h"
 #include "core/delivery/retry.h"
@@ -52,6 +61,18 @@ static void dres_update_done(struct queue_update *u)
 	if (u->qu_status != 0 && u->qu_status != -ENOENT)
 		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed: %s;"
 			" it will be tried again", m->dm_id, queue_strerror(u->qu_status));
+	/* Logged once durable, with the failure that caused it. */
+	for (unsigned i = 0; u->qu_status == 0 && i < u->qu_nsuppress; i++) {
+		const struct queue_suppress *e = &u->qu_suppress[i];
+
+		log_msg(LOG_INFO, "suppress add to=<%.*s> scope=%s class=%s expire=%" PRIu64 "s",
+			(int)e->qs_addr_len, e->qs_addr, e->qs_scope_len ? e->qs_scope : "global",
+			bclass_name(e->qs_class),
+			e->qs_expires ? e->qs_expires - e->qs_added : (uint64_t)0);
+	}
+	free((void *)u->qu_suppress);
+	u->qu_suppress = NULL;
+	u->qu_nsuppress = 0;
 	if (m->dm_bounce != NULL) {
 		free((void *)m->dm_bounce->qm_iov[0].iov_base);
 		free((void *)m->dm_bounce->qm_iov);
@@ -117,6 +138,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 		dr[n].dr_remote_addr = r->dr_remote[0] ? r->dr_remote : NULL;
 		dr[n].dr_diag = r->dr_reply ? r->dr_reply : "";
 		dr[n].dr_last_attempt = NULL;
+		dr[n].dr_class = r->dr_class ? bclass_name(r->dr_class) : NULL;
 		n++;
 	}
 	queue_id_str(m->dm_id, ids);
@@ -202,11 +224,125 @@ static const char *dres_name(uint8_t res)
 	return "none";
 }
 
+/* A deferred recipient: when to try it again; past max_queue_lifetime it
+ * fails instead (class expired), with 0 returned. */
+static uint64_t dres_defer(struct dlv_worker *w, struct dlv_msg *m, struct dlv_rcpt *r,
+			   uint64_t now)
+{
+	const struct config *cfg = w->w_cfg;
+	uint64_t next;
+	char *why = NULL;
+
+	if (r->dr_no_attempt) {
+		next = retry_wait_us(now, r->dr_not_before, dres_rand(w));
+	} else {
+		next = now + retry_delay_us(r->dr_attempts + 1u, cfg->retry_min, cfg->retry_max,
+					    dres_rand(w));
+		if (next < r->dr_not_before)
+			next = r->dr_not_before;
+	}
+	if (!retry_expired(m->dm_arrival, next, cfg->max_queue_lifetime))
+		return next;
+	if (asprintf(&why, "%s (gave up: message expired after %us in the queue)",
+		     r->dr_reply ? r->dr_reply : "", cfg->max_queue_lifetime) > 0) {
+		free(r->dr_reply);
+		r->dr_reply = why;
+	}
+	/* Keep the last status, as Postfix does; 4.4.7 (delivery time
+	 * expired) when there was none. */
+	if (r->dr_ecode[0] == '\0')
+		snprintf(r->dr_ecode, sizeof(r->dr_ecode), "4.4.7");
+	r->dr_result = DLV_R_FAILED;
+	r->dr_class = BCLASS_EXPIRED;	/* whatever the last reply said */
+	return 0;
+}
+
+/*
+ * The bounce class of a failed or deferred recipient, unless the engine
+ * set one; counted when an attempt was made. A wait without an attempt
+ * and without a reply keeps the stored class (class 0 in the update).
+ */
+static void dres_classify(struct dlv_rcpt *r)
+{
+	bool failed = r->dr_result == DLV_R_FAILED;
+
+	if (r->dr_result != DLV_R_FAILED && r->dr_result != DLV_R_DEFERRED) {
+		r->dr_class = BCLASS_NONE;
+		return;
+	}
+	if (r->dr_class == BCLASS_NONE && !(r->dr_no_attempt && r->dr_reply == NULL))
+		r->dr_class = (uint8_t)bclass_classify(r->dr_reply, r->dr_ecode, failed);
+	if (!r->dr_no_attempt || failed)
+		bclass_stats_count(r->dr_class, failed);
+}
+
+/*
+ * Suppression entries for the recipients that failed with a hard class,
+ * under the sender's domain or global (suppression_scope); NULL when none
+ * or when suppression is off. Mail from the null sender has no domain:
+ * with per-domain scope its failures add nobody. The strings point into
+ * m, which outlives the update.
+ */
+static struct queue_suppress *dres_suppress(const struct config *cfg, struct dlv_msg *m,
+					    uint64_t now, unsigned *n_r)
+{
+	const char *at = strrchr(m->dm_sender, '@');
+	bool global = config_suppression_scope_parse(cfg->suppression_scope) ==
+		      CONFIG_SUPPRESSION_GLOBAL;
+	struct queue_suppress *e = NULL;
+	unsigned n = 0;
+
+	*n_r = 0;
+	if (config_suppression_parse(cfg->suppression) <= CONFIG_SUPPRESSION_OFF ||
+	    (!global && at == NULL))
+		return NULL;
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		const struct dlv_rcpt *r = &m->dm_rcpts[i];
+
+		if (r->dr_result != DLV_R_FAILED || !bclass_is_hard(r->dr_class))
+			continue;
+		if (e == NULL && (e = calloc(m->dm_nrcpt, sizeof(*e))) == NULL)
+			return NULL;	/* the failure still counts; no entry */
+		e[n].qs_scope = global ? "" : at + 1;
+		e[n].qs_scope_len = strlen(e[n].qs_scope);
+		e[n].qs_addr = r->dr_addr;
+		e[n].qs_addr_len = strlen(r->dr_addr);
+		e[n].qs_class = r->dr_class;
+		e[n].qs_added = now / 1000000u;
+		e[n].qs_expires = cfg->suppression_expire ?
+				  e[n].qs_added + cfg->suppression_expire : 0;
+		e[n].qs_reason = r->dr_reply ? r->dr_reply : "";
+		e[n].qs_reason_len = strlen(e[n].qs_reason);
+		n++;
+	}
+	*n_r = n;
+	return e;
+}
+
+static void dres_log(const char *ids, const struct dlv_msg *m, const struct dlv_rcpt *r,
+		     const struct queue_rcpt_update *u, uint64_t now)
+{
+	char nexts[40] = "";
+
+	if (u->qru_next_attempt != 0)
+		snprintf(nexts, sizeof(nexts), " next=%" PRIu64, u->qru_next_attempt / 1000000u);
+	log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
+		"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s%s%s",
+		ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
+		r->dr_tls[0] ? r->dr_tls : "none",
+		r->dr_attempts + (u->qru_no_attempt ? 0u : 1u),
+		(double)(now - m->dm_arrival) / 1e6,
+		dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
+		r->dr_reply ? r->dr_reply : "", nexts, r->dr_class ? " class=" : "",
+		r->dr_class ? bclass_name(r->dr_class) : "");
+}
+
 static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 {
 	const struct config *cfg = w->w_cfg;
 	uint64_t now = dres_now_us();
-	unsigned n = 0, failed = 0, deferred = 0;
+	unsigned n = 0, failed = 0, deferred = 0, nsup = 0;
+	struct queue_suppress *sup;
 	bool warn;
 	char ids[17];
 
@@ -223,30 +359,19 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 
 		if (r->dr_result == DLV_R_NONE)
 			continue;
-		if (r->dr_result == DLV_R_DEFERRED) {
-			next = now + retry_delay_us(r->dr_attempts + 1u, cfg->retry_min,
-						    cfg->retry_max, dres_rand(w));
-			if (retry_expired(m->dm_arrival, next, cfg->max_queue_lifetime)) {
-				char *why = NULL;
-
-				if (asprintf(&why, "%s (gave up: message expired after %us in the queue)",
-					     r->dr_reply ? r->dr_reply : "", cfg->max_queue_lifetime) > 0) {
-					free(r->dr_reply);
-					r->dr_reply = why;
-				}
-				/* Keep the last status, as Postfix does; 4.4.7
-				 * (delivery time expired) when there was none. */
-				if (r->dr_ecode[0] == '\0')
-					snprintf(r->dr_ecode, sizeof(r->dr_ecode), "4.4.7");
-				r->dr_result = DLV_R_FAILED;
-			}
-		}
+		if (r->dr_result == DLV_R_DEFERRED)
+			next = dres_defer(w, m, r, now);
+		dres_classify(r);
 		u->qru_index = i;
 		u->qru_state = r->dr_result == DLV_R_SENT ? QRCPT_DELIVERED :
 			       r->dr_result == DLV_R_FAILED ? QRCPT_FAILED : QRCPT_PENDING;
 		u->qru_next_attempt = next;
 		u->qru_reply = r->dr_reply;
 		u->qru_reply_len = r->dr_reply ? (uint16_t)strnlen(r->dr_reply, 65535) : 0;
+		u->qru_bclass = r->dr_class;
+		/* A wait without an attempt is not counted; one that expired
+		 * is the recipient's end and counts as its last round. */
+		u->qru_no_attempt = r->dr_no_attempt && r->dr_result == DLV_R_DEFERRED;
 		if (r->dr_result == DLV_R_FAILED)
 			failed++;
 		else if (r->dr_result == DLV_R_DEFERRED)
@@ -257,19 +382,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 			stat_inc(&w->w_reply_class[r->dr_reply[0] - '0']);
 		if (r->dr_result == DLV_R_SENT)
 			stat_hist_observe(&w->w_delivery_lat, (now - m->dm_arrival) * 1000u);
-		{
-			char nexts[40] = "";
-
-			if (next != 0)
-				snprintf(nexts, sizeof(nexts), " next=%" PRIu64, next / 1000000u);
-			log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
-				"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s",
-				ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
-				r->dr_tls[0] ? r->dr_tls : "none",
-				r->dr_attempts + 1u, (double)(now - m->dm_arrival) / 1e6,
-				dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
-				r->dr_reply ? r->dr_reply : "", nexts);
-		}
+		dres_log(ids, m, r, u, now);
 	}
 	if (n == 0) {
 		delivery_msg_done(m);	/* nothing was tried (shutdown) */
@@ -284,11 +397,14 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		if (m->dm_bounce != NULL)
 			stat_inc(&w->w_bounces);
 	}
+	sup = failed > 0 ? dres_suppress(cfg, m, now, &nsup) : NULL;
 	memset(&m->dm_update, 0, sizeof(m->dm_update));
 	m->dm_update.qu_id = m->dm_id;
 	m->dm_update.qu_rcpts = m->dm_updates;
 	m->dm_update.qu_nrcpt = n;
 	m->dm_update.qu_new = m->dm_bounce;
+	m->dm_update.qu_suppress = sup;
+	m->dm_update.qu_nsuppress = nsup;
 	if (warn && m->dm_bounce != NULL)
 		m->dm_update.qu_set_flags = QRECORD_F_DELAY_WARNED;
 	m->dm_update.qu_done = dres_update_done;

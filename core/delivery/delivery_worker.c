@@ -35,6 +35,8 @@ static unsigned dlv_hash(const char *s)
 
 void dlv_job_free(struct dlv_job *j)
 {
+	free(j->dj_source);
+	free(j->dj_provider);
 	free(j->dj_nexthop);
 	free(j->dj_rcpts);
 	free(j->dj_addrs);
@@ -74,6 +76,26 @@ static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result
 {
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
 		dlv_rcpt_result(j, k, res, reason, ecode, "");
+	dlv_shp_job_release(w, j, false);
+	delivery_job_done(w, j);
+}
+
+/* The same for a deferral that made no SMTP attempt (shaping). */
+static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, const char *ecode,
+				   const char *reason, uint64_t not_before)
+{
+	atomic_fetch_add(&w->w_shp->ds_no_attempt, j->dj_nrcpt);
+	for (unsigned k = 0; k < j->dj_nrcpt; k++) {
+		struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+		if (r->dr_result != DLV_R_NONE)
+			continue;
+		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "");
+		/* No attempt counted; back when the suspension ends. */
+		r->dr_no_attempt = true;
+		r->dr_not_before = not_before;
+	}
+	dlv_shp_job_release(w, j, false);
 	delivery_job_done(w, j);
 }
 
@@ -103,21 +125,38 @@ static void dlv_parse_nexthop(const char *s, unsigned defport, char *name, size_
 	}
 }
 
-static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
+/* A destination is a next hop and the source its sessions bind: jobs
+ * of one domain from two sources are two destinations (two paths). */
+static struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop,
+				      const char *source)
+{
+	struct dlv_dest *d;
+
+	for (d = w->w_dests[dlv_hash(nexthop) & (w->w_nbuckets - 1)]; d != NULL; d = d->dd_hnext)
+		if (strcasecmp(d->dd_name, nexthop) == 0 &&
+		    strcmp(d->dd_shp.dp_source, source) == 0)
+			return d;
+	return NULL;
+}
+
+static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop,
+				     const char *source)
 {
 	unsigned b = dlv_hash(nexthop) & (w->w_nbuckets - 1);
-	struct dlv_dest *d;
+	struct dlv_dest *d = dlv_dest_find(w, nexthop, source);
 	char name[300];
 	uint16_t port;
 
-	for (d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
-		if (strcasecmp(d->dd_name, nexthop) == 0)
-			return d;
+	if (d != NULL)
+		return d;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return NULL;
 	d->dd_name = strdup(nexthop);
-	if (d->dd_name == NULL) {
+	d->dd_shp.dp_source = strdup(source);
+	if (d->dd_name == NULL || d->dd_shp.dp_source == NULL) {
+		free(d->dd_name);
+		free(d->dd_shp.dp_source);
 		free(d);
 		return NULL;
 	}
@@ -125,12 +164,12 @@ static struct dlv_dest *dlv_dest_get(struct dlv_worker *w, const char *nexthop)
 	d->dd_host = strdup(name);
 	if (d->dd_host == NULL) {
 		free(d->dd_name);
+		free(d->dd_shp.dp_source);
 		free(d);
 		return NULL;
 	}
 	d->dd_port = port;
 	d->dd_w = w;
-	d->dd_tokens = w->w_cfg->destination_rate_limit;
 	d->dd_last_active = io_loop_now();
 	d->dd_hnext = w->w_dests[b];
 	w->w_dests[b] = d;
@@ -148,6 +187,15 @@ static void dlv_dest_enqueue(struct dlv_dest *d, struct dlv_job *j)
 	d->dd_queued++;
 }
 
+void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j)
+{
+	j->dj_next = d->dd_head;
+	d->dd_head = j;
+	if (d->dd_tail == NULL)
+		d->dd_tail = j;
+	d->dd_queued++;
+}
+
 static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 {
 	struct dlv_job *j = d->dd_head;
@@ -161,27 +209,92 @@ static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 	return j;
 }
 
-static bool dlv_rate_ok(struct dlv_worker *w, struct dlv_dest *d)
+/* The path's max_recipients: split j, its recipients past max going to
+ * a new job of the same message, first in line. False: no memory (j is
+ * then sent whole, as before shaping). */
+static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 {
-	if (w->w_cfg->destination_rate_limit == 0)
-		return true;
-	if (d->dd_tokens == 0)
+	struct dlv_job *t = calloc(1, sizeof(*t));
+	unsigned n = j->dj_nrcpt - max;
+
+	if (t == NULL || (t->dj_nexthop = strdup(j->dj_nexthop)) == NULL ||
+	    (t->dj_rcpts = calloc(n, sizeof(uint32_t))) == NULL ||
+	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL) {
+		if (t != NULL)
+			dlv_job_free(t);
 		return false;
-	d->dd_tokens--;
+	}
+	/* The same source; the pick (one message) stays with j. */
+	if (j->dj_source != NULL && (t->dj_source = strdup(j->dj_source)) == NULL) {
+		dlv_job_free(t);
+		return false;
+	}
+	memcpy(t->dj_rcpts, j->dj_rcpts + max, n * sizeof(uint32_t));
+	memcpy(t->dj_addrs, j->dj_addrs + max, n * sizeof(char *));
+	t->dj_msg = j->dj_msg;
+	t->dj_nrcpt = n;
+	t->dj_txn = j->dj_txn;
+	t->dj_txn.ct_nrcpt = n;
+	t->dj_txn.ct_rcpts = t->dj_addrs;
+	j->dj_nrcpt = max;
+	j->dj_txn.ct_nrcpt = max;
+	/* One more part of the message to wait for before its update. */
+	atomic_fetch_add(&j->dj_msg->dm_parts_left, 1);
+	dlv_dest_enqueue_front(d, t);
 	return true;
 }
 
-/* End every waiting job of a destination with one outcome. */
-static void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d,
-				 enum dlv_result res, const char *ecode, const char *reason)
+/* Start the next waiting job on session c, or say how long the message
+ * rate makes it wait (then c waits, and is ready again after). */
+static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+{
+	uint64_t wait = dlv_shp_msg_take(w, d);
+	unsigned max = d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_recipients : 0;
+	struct dlv_job *j;
+
+	if (wait != 0) {
+		/* A short wait on the session's own timer; a long one (a slow
+		 * rate: 500/d is one per 173 s) idle, with the destination
+		 * quiet until then: the tick looks again, no session churns. */
+		if (wait < 1000000u) {
+			smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
+		} else {
+			d->dd_shp.dp_rate_until = dlv_unix_us() + wait;
+			smtp_client_set_next_idle(c, d->dd_idle);
+			d->dd_idle = c;
+		}
+		return false;
+	}
+	j = dlv_dest_pop(d);
+	if (max != 0 && j->dj_nrcpt > max)
+		dlv_job_split(d, j, max);
+	smtp_client_start_job(c, &j->dj_txn);
+	return true;
+}
+
+/* Sessions the destination may have open now (0 = no limit). */
+static unsigned dlv_dest_max_conns(const struct dlv_worker *w, const struct dlv_dest *d)
+{
+	return d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_connections :
+				    w->w_cfg->destination_concurrency_limit;
+}
+
+void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_result res,
+			  const char *ecode, const char *reason, bool no_attempt,
+			  uint64_t not_before)
 {
 	struct dlv_job *j;
 
-	while ((j = dlv_dest_pop(d)) != NULL)
-		dlv_job_end(w, j, res, ecode, reason);
+	while ((j = dlv_dest_pop(d)) != NULL) {
+		if (no_attempt && res == DLV_R_DEFERRED)
+			dlv_job_end_no_attempt(w, j, ecode, reason, not_before);
+		else
+			dlv_job_end(w, j, res, ecode, reason);
+	}
 }
 
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d);
+static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_route *rt);
 
 #define DLV_IFADDRS_MAX 64
 
@@ -225,7 +338,6 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 	struct dlv_worker *w = d->dd_w;
 	const struct config *cfg = w->w_cfg;
 	struct smtp_route *rt;
-	unsigned want;
 
 	d->dd_resolving = false;
 	if (r->dr_status != DNS_OK) {
@@ -236,13 +348,15 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 			dlv_dest_fail_queued(w, d, perm ? DLV_R_FAILED : DLV_R_DEFERRED,
 					     r->dr_status == DNS_NULL_MX ? "5.1.10" :
 					     r->dr_status == DNS_NXDOMAIN ? "5.1.2" : "4.4.3",
-					     r->dr_error);
+					     r->dr_error, false, 0);
 		return;
 	}
+	dlv_shp_from_route(w, d, r);
 	rt = malloc(sizeof(*rt));
 	if (rt == NULL) {
 		if (d->dd_nconns == 0)
-			dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.3.0", "out of memory");
+			dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.3.0", "out of memory", false,
+					     0);
 		return;
 	}
 	rt->rt_refs = 1;
@@ -262,7 +376,7 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 		case DLV_ROUTE_LOOP:
 			snprintf(why, sizeof(why), "mail for %s loops back to myself", d->dd_name);
 			log_msg(LOG_INFO, "delivery: %s", why);
-			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.6", why);
+			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.6", why, false, 0);
 			free(rt);
 			return;
 		case DLV_ROUTE_PRIVATE:
@@ -270,49 +384,102 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 				 " have only loopback, private or link-local addresses"
 				 " (smtp_allow_private_destinations = no)", d->dd_name);
 			log_msg(LOG_INFO, "delivery: %s", why);
-			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.4", why);
+			dlv_dest_fail_queued(w, d, DLV_R_FAILED, "5.4.4", why, false, 0);
 			free(rt);
 			return;
 		default:
 			snprintf(why, sizeof(why), "no address to deliver to for %s", d->dd_name);
 			if (d->dd_nconns == 0)
-				dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.4", why);
+				dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.4", why, false, 0);
 			free(rt);
 			return;
 		}
 	}
+	dlv_dest_open(w, d, rt);
+	smtp_route_unref(rt);
+}
+
+/* Open sessions on rt for the waiting jobs, as the path allows. */
+static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_route *rt)
+{
+	struct smtp_client_path path;
+	unsigned want, max;
+	int gate = dlv_shp_gate(w, d, true);
+
+	if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE || d->dd_head == NULL)
+		return;
 	/* Sessions still opening will each take a waiting job: open only
 	 * for the rest (else every job that arrives during a connect opens
 	 * a session per waiting job, and a dead host sees a storm). */
 	want = d->dd_queued > d->dd_nopening ? d->dd_queued - d->dd_nopening : 0;
-	if (want > cfg->destination_concurrency_limit - d->dd_nconns)
-		want = cfg->destination_concurrency_limit - d->dd_nconns;
+	max = dlv_dest_max_conns(w, d);
+	if (max != 0)
+		want = d->dd_nconns >= max ? 0 : want < max - d->dd_nconns ? want :
+		       max - d->dd_nconns;
+	/* Until one session got through, one at a time: a dead host sees
+	 * one connection, not one per waiting job. */
+	if (!d->dd_shp.dp_proven)
+		want = d->dd_nopening > 0 ? 0 : want < 1 ? want : 1;
+	if (gate == SHP_GATE_PROBE) {
+		/* The site failed every attempt: exactly one probe. */
+		want = 1;
+		d->dd_shp.dp_probe++;
+	}
+	dlv_shp_client_path(d, &path);
 	for (unsigned i = 0; i < want; i++) {
+		/* At the site's (or provider's) limit the tick looks again;
+		 * the probe is one connection whatever the count says. */
+		if (!dlv_shp_conn_take(w, d, gate == SHP_GATE_PROBE))
+			break;
 		d->dd_nconns++;
 		d->dd_nopening++;
-		if (smtp_client_open(&w->w_cl, d, rt, 0, d->dd_host) == NULL) {
+		if (smtp_client_open(&w->w_cl, d, rt, 0, d->dd_host, &path) == NULL) {
 			d->dd_nconns--;
 			d->dd_nopening--;
+			dlv_shp_conn_put(w, d);
 			break;
 		}
 	}
-	smtp_route_unref(rt);
+}
+
+/* Close the idle sessions (the path is suspended), or those over the
+ * path's lowered connection limit. */
+static void dlv_dest_close_idle(struct dlv_worker *w, struct dlv_dest *d, bool all)
+{
+	struct smtp_client *c;
+
+	while ((c = d->dd_idle) != NULL && (all || dlv_shp_over_limit(w, d))) {
+		d->dd_idle = smtp_client_next_idle(c);
+		smtp_client_set_next_idle(c, NULL);
+		smtp_client_quit(c);	/* its unit goes back when it is gone */
+	}
 }
 
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 {
-	while (d->dd_head != NULL && d->dd_idle != NULL && !w->w_quiesce) {
+	unsigned max;
+	int gate;
+
+	if (d->dd_head == NULL || w->w_quiesce)
+		return;
+	/* A site known (or cached) as suspended: no DNS, no attempt. */
+	dlv_shp_from_cache(w, d);
+	gate = dlv_shp_gate(w, d, false);
+	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
+	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL ||
+	    dlv_unix_us() < d->dd_shp.dp_rate_until)
+		return;
+	while (d->dd_head != NULL && d->dd_idle != NULL) {
 		struct smtp_client *c = d->dd_idle;
 
-		if (!dlv_rate_ok(w, d))
-			return;
 		d->dd_idle = smtp_client_next_idle(c);
 		smtp_client_set_next_idle(c, NULL);
-		smtp_client_start_job(c, &dlv_dest_pop(d)->dj_txn);
+		if (!dlv_dest_start_next(w, d, c))
+			return;
 	}
-	if (d->dd_head != NULL && !d->dd_resolving && !w->w_quiesce &&
-	    d->dd_nconns < w->w_cfg->destination_concurrency_limit &&
-	    d->dd_queued > 0) {
+	max = dlv_dest_max_conns(w, d);
+	if (d->dd_head != NULL && !d->dd_resolving &&
+	    (max == 0 || d->dd_nconns < max) && d->dd_queued > d->dd_nopening) {
 		d->dd_resolving = true;
 		dns_resolve(w->w_dns, d->dd_host, dlv_dest_on_route, d);
 	}
@@ -330,9 +497,29 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		smtp_client_quit(c);
 		return;
 	}
-	if (d->dd_head != NULL && dlv_rate_ok(w, d)) {
-		smtp_client_start_job(c, &dlv_dest_pop(d)->dj_txn);
-		return;
+	{
+		int gate = dlv_shp_gate(w, d, true);
+
+		if (gate == SHP_GATE_PROBE)	/* this session is the proof */
+			dlv_shp_opened(w, d);
+		/* The path closed for now, or its limit was lowered under
+		 * the sessions it has: this one goes. */
+		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
+		    dlv_shp_over_limit(w, d)) {
+			smtp_client_quit(c);
+			return;
+		}
+		if (d->dd_head != NULL) {
+			bool first = !d->dd_shp.dp_proven_kicked;
+
+			dlv_dest_start_next(w, d, c);
+			/* The first session got through: the jobs still
+			 * waiting may have sessions of their own now. */
+			d->dd_shp.dp_proven_kicked = true;
+			if (first)
+				dlv_dest_kick(w, d);
+			return;
+		}
 	}
 	smtp_client_set_next_idle(c, d->dd_idle);
 	d->dd_idle = c;
@@ -344,18 +531,43 @@ static void dlv_cl_failed(void *ctx, void *dest, const char *ecode, const char *
 	struct dlv_dest *d = dest;
 
 	log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, reason);
-	/* Every address of the route failed: the destination is down for
-	 * now. Defer what waits rather than open session after session to
-	 * it (the retry schedule brings the mail back). */
-	dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, ecode, reason);
+	/* Every address of the route failed: the site is down for now.
+	 * Health suspends it; what waits is deferred without an attempt
+	 * each, until one probe says it is back. */
+	dlv_shp_route_failed(w, d, ecode, reason);
 }
 
 static void dlv_cl_opened(void *ctx, void *dest)
 {
 	struct dlv_dest *d = dest;
 
-	(void)ctx;
 	d->dd_nopening--;
+	dlv_shp_opened(ctx, d);
+}
+
+static void dlv_cl_source_failed(void *ctx, void *dest, int err, const char *reason)
+{
+	log_msg(LOG_WARNING, "delivery: %s: %s", ((struct dlv_dest *)dest)->dd_name, reason);
+	dlv_shp_source_failed(ctx, dest, err, reason);
+}
+
+static void dlv_cl_reply(void *ctx, void *dest, unsigned code, const char *ecode,
+			 const char *text)
+{
+	dlv_shp_reply(ctx, dest, code, ecode, text);
+}
+
+static void dlv_cl_closed_after(void *ctx, void *dest, unsigned n, struct smtp_client_txn *t)
+{
+	struct dlv_worker *w = ctx;
+	struct dlv_dest *d = dest;
+
+	dlv_shp_closed_after(w, d, n);
+	/* Not a failure: the job goes first in line, on a new session
+	 * (this one is going; gone() kicks the destination). */
+	if (t != NULL)
+		dlv_dest_enqueue_front(d, (struct dlv_job *)((char *)t -
+							     offsetof(struct dlv_job, dj_txn)));
 }
 
 static void dlv_cl_gone(void *ctx, void *dest, struct smtp_client *c, bool opening)
@@ -376,6 +588,7 @@ static void dlv_cl_gone(void *ctx, void *dest, struct smtp_client *c, bool openi
 			}
 	}
 	d->dd_nconns--;
+	dlv_shp_conn_put(w, d);
 	d->dd_last_active = io_loop_now();
 	dlv_dest_kick(w, d);
 }
@@ -398,7 +611,26 @@ static void dlv_cl_rcpt_result(void *ctx, struct smtp_client_txn *t, unsigned k,
 
 static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
 {
-	delivery_job_done(ctx, (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn)));
+	struct dlv_worker *w = ctx;
+	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
+
+	struct dlv_dest *d = NULL;
+	bool sent = false;
+
+	for (unsigned k = 0; k < j->dj_nrcpt; k++)
+		if (j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_result == DLV_R_SENT) {
+			sent = true;
+			d = dlv_dest_find(w, j->dj_nexthop,
+					  j->dj_source ? j->dj_source : "default");
+			if (d != NULL)
+				dlv_shp_delivered(w, d);	/* the ramp's step */
+			break;
+		}
+	dlv_shp_job_release(w, j, sent);
+	delivery_job_done(w, j);
+	/* A ramp may allow one more connection now. */
+	if (d != NULL && d->dd_head != NULL && d->dd_shp.dp_eff.sl_max_connections != 0)
+		dlv_dest_kick(w, d);
 }
 
 static const struct smtp_client_ops dlv_cl_ops = {
@@ -408,6 +640,9 @@ static const struct smtp_client_ops dlv_cl_ops = {
 	.ready = dlv_cl_ready,
 	.failed = dlv_cl_failed,
 	.gone = dlv_cl_gone,
+	.reply = dlv_cl_reply,
+	.closed_after = dlv_cl_closed_after,
+	.source_failed = dlv_cl_source_failed,
 };
 
 static struct tls_ctx *dlv_cl_tls_client(void *arg)
@@ -463,6 +698,7 @@ void dlv_worker_close(struct dlv_worker *w)
 
 		for (; d != NULL; d = next) {
 			next = d->dd_hnext;
+			dlv_shp_dest_free(d);
 			free(d->dd_name);
 			free(d->dd_host);
 			free(d);
@@ -528,7 +764,23 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 			dlv_job_end(w, j, DLV_R_FAILED, "5.4.6", why);
 			continue;
 		}
-		d = dlv_dest_get(w, j->dj_nexthop);
+		{
+			/* The source, from the message's pool (shaping). */
+			char why[300];
+			uint64_t retry_at;
+			int pick = dlv_shp_pick(w, j, &retry_at, why, sizeof(why));
+
+			if (pick == SHP_SRC_WAIT) {
+				dlv_job_end_no_attempt(w, j, "4.4.5", why, retry_at);
+				continue;
+			}
+			if (pick != SHP_SRC_OK) {
+				log_msg(LOG_WARNING, "delivery: %s: %s", j->dj_nexthop, why);
+				dlv_job_end(w, j, DLV_R_DEFERRED, "4.4.0", why);
+				continue;
+			}
+		}
+		d = dlv_dest_get(w, j->dj_nexthop, j->dj_source);
 		if (d == NULL) {
 			dlv_job_end(w, j, DLV_R_DEFERRED, "4.3.0", "out of memory");
 			continue;
@@ -551,12 +803,12 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 		struct dlv_dest **pp = &w->w_dests[b], *d;
 
 		while ((d = *pp) != NULL) {
-			d->dd_tokens = w->w_cfg->destination_rate_limit;
 			if (d->dd_head != NULL)
 				dlv_dest_kick(w, d);
 			if (d->dd_head == NULL && d->dd_nconns == 0 && !d->dd_resolving &&
 			    now > d->dd_last_active + DLV_DEST_IDLE_FREE) {
 				*pp = d->dd_hnext;
+				dlv_shp_dest_free(d);
 				free(d->dd_name);
 				free(d->dd_host);
 				free(d);

@@ -20,3 +20,15 @@ bool retry_expired(uint64_t arrival_us, uint64_t next_us, unsigned lifetime_s)
 {
 	return next_us >= arrival_us + (uint64_t)lifetime_s * 1000000u;
 }
+
+uint64_t retry_wait_us(uint64_t now_us, uint64_t not_before_us, uint32_t rnd)
+{
+	uint64_t at = not_before_us > now_us ? not_before_us : now_us;
+	uint64_t spread = (at - now_us) / 10;
+
+	if (spread < 1000000u)
+		spread = 1000000u;
+	if (spread > 60000000u)
+		spread = 60000000u;
+	return at + (spread * rnd >> 32);
+}

@@ -44,7 +44,8 @@ static char *dkim_job_copy(char **pos, const char *s)
 struct dkim_job *dkim_job_new(const struct dkim_job_params *p, const struct iovec *iov,
 			      unsigned iovcnt, void *owner, void (*done)(struct work_job *j))
 {
-	const char *strs[] = { p->sender, p->user, p->listener, p->rcpt, p->default_domain };
+	const char *strs[] = { p->sender, p->user, p->listener, p->rcpt, p->default_domain,
+			       p->skip_header };
 	struct dkim_job *j = calloc(1, sizeof(*j));
 	size_t len = 0;
 	char *pos;
@@ -65,6 +66,7 @@ struct dkim_job *dkim_job_new(const struct dkim_job_params *p, const struct iove
 	j->dj_p.listener = dkim_job_copy(&pos, p->listener);
 	j->dj_p.rcpt = dkim_job_copy(&pos, p->rcpt);
 	j->dj_p.default_domain = dkim_job_copy(&pos, p->default_domain);
+	j->dj_p.skip_header = dkim_job_copy(&pos, p->skip_header);
 	j->dj_p.table = dkim_table_ref(p->table);
 	j->dj_iov = iov;
 	j->dj_iovcnt = iovcnt;
@@ -267,15 +269,19 @@ static void dkim_job_refuse(struct dkim_job *j, const char *reason, const char *
 }
 
 /* The header list for dd: its own (or the default) plus the RFC 8058
- * fields, which a signature must cover; and the ones to oversign. */
-static void dkim_job_headers(const struct dkim_domain *dd, const char **h, const char **over)
+ * fields, which a signature must cover, less skip (the pool header: it
+ * is removed before sending, and a signature over it would break); and
+ * the ones to oversign. */
+static void dkim_job_headers(const struct dkim_domain *dd, const char *skip, const char **h,
+			     const char **over)
 {
 	const char *const *base = dd->dd_headers ? dd->dd_headers : dkim_default_headers;
 	static const char *const extra[] = { "list-unsubscribe", "list-unsubscribe-post", NULL };
 	unsigned n = 0, no = 0;
 
 	for (unsigned i = 0; base[i] != NULL && n < DKIM_JOB_HDR_MAX - 2; i++)
-		h[n++] = base[i];
+		if (skip == NULL || strcasecmp(base[i], skip) != 0)
+			h[n++] = base[i];
 	for (unsigned e = 0; extra[e] != NULL; e++) {
 		bool have = false;
 
@@ -344,7 +350,7 @@ void dkim_job_run(struct work_job *w)
 	}
 	dkim_job_unsub_fields(j, dd, added, sizeof(added));
 	addlen = strlen(added);
-	dkim_job_headers(dd, h, over);
+	dkim_job_headers(dd, p->skip_header, h, over);
 	nspecs = dd->dd_single ? 1 : dd->dd_nsel;
 	if (nspecs > sizeof(specs) / sizeof(specs[0]))
 		nspecs = sizeof(specs) / sizeof(specs[0]);

@@ -47,6 +47,9 @@ struct dkim_job_params {
 	enum config_dkim_no_key no_key_action;
 	enum config_dmarc_unaligned unaligned_action;
 	uint64_t now;			/* t=, unix seconds */
+	const char *skip_header;	/* never signed, even when listed: the
+					 * pool header, removed before sending
+					 * (NULL: none); copied */
 };
 
 struct dkim_job {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/bounce/bclass_stats.h"
 #include "core/delivery/delivery.h"
 #include "io/listen.h"
 #include "io/stat.h"
@@ -121,6 +122,22 @@ static void mb_series(struct mbuf *b, const char *name, const char *type, const 
 }
 
 /* Signing at acceptance (core/dkim) and DMARC alignment. */
+/* Failed and deferred recipients per bounce class (core/bounce). */
+static void metrics_render_bclass(struct mbuf *b)
+{
+	uint64_t n[BCLASS_COUNT][2];
+
+	bclass_stats_get(n);
+	mb_head(b, "ringmta_delivery_bounce_class_total", "counter",
+		"Failed and deferred recipients by bounce class.");
+	for (unsigned c = 1; c < BCLASS_COUNT; c++)
+		mb_printf(b, "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"deferred\"}"
+			  " %llu\n"
+			  "ringmta_delivery_bounce_class_total{class=\"%s\",result=\"failed\"}"
+			  " %llu\n", bclass_name(c), (unsigned long long)n[c][0], bclass_name(c),
+			  (unsigned long long)n[c][1]);
+}
+
 static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_stats *ss)
 {
 	mb_series(b, "ringmta_dkim_signed_total", "counter",
@@ -149,6 +166,133 @@ static void metrics_render_dkim(struct mbuf *b, const struct metrics_inbound_sta
 	mb_head(b, "ringmta_dkim_sign_busy_seconds_total", "counter",
 		"Time the signing threads spent signing.");
 	mb_printf(b, "ringmta_dkim_sign_busy_seconds_total %.6f\n", ss->dkim_sign_busy_ns / 1e9);
+}
+
+/* Traffic shaping (delivery_shaping.c): one family at a time, so each
+ * family's samples stay together as the text format wants. */
+struct metrics_shp {
+	struct mbuf *b;
+	const char *want, *family, *label;
+};
+
+/* A label value in the text format's escapes (\\, \", \n), cut to fit. */
+static const char *mb_label(const char *in, char *esc, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *p = in; *p && n + 3 < len; p++) {
+		if (*p == '\\' || *p == '"' || *p == '\n') {
+			esc[n++] = '\\';
+			esc[n++] = *p == '\n' ? 'n' : *p;
+		} else {
+			esc[n++] = *p;
+		}
+	}
+	esc[n] = '\0';
+	return esc;
+}
+
+static void metrics_shp_sample(void *arg, const char *metric, const char *label, uint64_t v)
+{
+	struct metrics_shp *s = arg;
+	char esc[160];
+
+	if (strcmp(metric, s->want) != 0)
+		return;
+	if (s->label == NULL) {		/* a family without labels */
+		mb_printf(s->b, "%s %llu\n", s->family, (unsigned long long)v);
+		return;
+	}
+	mb_printf(s->b, "%s{%s=\"%s\"} %llu\n", s->family, s->label,
+		  mb_label(label, esc, sizeof(esc)), (unsigned long long)v);
+}
+
+/* Sources (core/shaping/shp_source.h): one family per pass, as above;
+ * out of service is once per source (its samples come together). */
+struct metrics_src {
+	struct mbuf *b;
+	bool out;		/* this pass: out of service, else messages sent */
+	char last[160];
+};
+
+static void metrics_src_sample(void *arg, const char *source, const char *provider,
+			       uint64_t sent, int out_of_service)
+{
+	struct metrics_src *s = arg;
+	char src[160], prov[160];
+
+	mb_label(source, src, sizeof(src));
+	if (s->out) {
+		if (strcmp(src, s->last) == 0)
+			return;
+		snprintf(s->last, sizeof(s->last), "%s", src);
+		mb_printf(s->b, "ringmta_source_out_of_service{source=\"%s\"} %d\n", src,
+			  out_of_service ? 1 : 0);
+	} else if (provider != NULL || sent != 0) {
+		mb_printf(s->b, "ringmta_source_warmup_messages{source=\"%s\",provider=\"%s\"}"
+			  " %llu\n", src, mb_label(provider ? provider : "-", prov, sizeof(prov)),
+			  (unsigned long long)sent);
+	}
+}
+
+static void metrics_render_sources(struct metrics *m, struct mbuf *b)
+{
+	struct metrics_src s = { .b = b };
+
+	mb_head(b, "ringmta_source_warmup_messages", "gauge",
+		"Messages accepted from a source per provider (\"-\": sites of no provider)"
+		" in the warm-up period of its latest message.");
+	delivery_sources_foreach(m->m_dlv, metrics_src_sample, &s);
+	s.out = true;
+	mb_head(b, "ringmta_source_out_of_service", "gauge",
+		"1 while a source is out of service (its address could not be bound).");
+	delivery_sources_foreach(m->m_dlv, metrics_src_sample, &s);
+}
+
+static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
+{
+	static const struct {
+		const char *want, *family, *type, *label, *help;
+	} fams[] = {
+		{ "rule_firings", "ringmta_shaping_rule_firings_total", "counter", "rule",
+		  "Shaping rule actions applied, per rule." },
+		{ "provider_connections", "ringmta_shaping_connections_open", "gauge", "provider",
+		  "Outbound connections open per provider (\"-\": sites of no provider)." },
+		{ "active", "ringmta_shaping_active_paths", "gauge", "action",
+		  "Paths with an active shaping action, suspension or learned limit, per kind." },
+		{ "suspended", "ringmta_shaping_suspended_paths", "gauge", NULL,
+		  "Paths (or sites) suspended now: suspend actions, health, a ramp's pause." },
+	};
+	struct delivery_shp_stats st;
+
+	delivery_shaping_stats(m->m_dlv, &st);
+	{
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} counters[] = {
+			{ "ringmta_shaping_deferred_without_attempt_total",
+			  "Recipients deferred with no SMTP attempt: their site or path was"
+			  " suspended.", st.no_attempt },
+			{ "ringmta_shaping_health_suspensions_total",
+			  "Sites suspended because every connection attempt failed.", st.health },
+			{ "ringmta_shaping_learned_limits_total",
+			  "Messages-per-connection limits learned from receivers that close.",
+			  st.learned },
+		};
+
+		for (unsigned i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+			mb_head(b, counters[i].name, "counter", counters[i].help);
+			mb_printf(b, "%s %llu\n", counters[i].name,
+				  (unsigned long long)counters[i].v);
+		}
+	}
+	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		struct metrics_shp s = { b, fams[i].want, fams[i].family, fams[i].label };
+
+		mb_head(b, fams[i].family, fams[i].type, fams[i].help);
+		delivery_shaping_foreach(m->m_dlv, metrics_shp_sample, &s);
+	}
 }
 
 static void metrics_render(struct metrics *m, struct mbuf *b)
@@ -210,6 +354,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_head(b, "ringmta_bounces_total", "counter", "Bounce messages (DSNs) generated.");
 	mb_printf(b, "ringmta_bounces_total %llu\n",
 		  (unsigned long long)ds.bounces);
+	metrics_render_bclass(b);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",
@@ -264,6 +409,8 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
 		 ss.tls_failures,
 		 ds.tls_failures);
+	metrics_render_shaping(m, b);
+	metrics_render_sources(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct metrics_worker_stats, loops));

@@ -32,10 +32,12 @@
 
 struct auth_db;
 struct dkim_table;
+struct shp_holder;
 struct work_job;
 struct bufpool;
 struct io_loop;
 struct queue_msg;
+struct queue_suppress;
 struct smtp_env;
 struct smtp_session;
 struct tls_ctx;
@@ -77,6 +79,13 @@ struct smtp_env_ops {
 	/* A session's connection is gone: release its caps. Once per
 	 * session started. */
 	void (*session_gone)(struct smtp_env *env, const struct sockaddr *peer);
+	/* The suppression list (may be NULL: none). 1 with *hit_r filled
+	 * (class, time added; see queue_suppress_lookup) when rcpt (len
+	 * bytes) is suppressed for mail from sender_domain ("" for none),
+	 * 0 when it is not, <0 when the list could not be read (the
+	 * recipient is taken: the list is a courtesy, not a guarantee). */
+	int (*suppressed)(struct smtp_env *env, const char *sender_domain, const char *rcpt,
+			  size_t len, struct queue_suppress *hit_r);
 };
 
 /* The sessions' counters: written by the env's thread only (io/stat.h),
@@ -103,6 +112,7 @@ struct smtp_env {
 	const struct auth_db *e_auth;	/* NULL: no AUTH; immutable */
 	struct io_loop *e_loop;		/* passed to io_conn_start() */
 	struct bufpool *e_bufs;		/* receive and decrypted-input buffers */
+	struct shp_holder *e_rules;	/* shaping rules (pools); outlives the env */
 	/* owner: set on the env's thread; true stops new transactions and
 	 * closes idle sessions (see smtp_server_shutdown_all) */
 	bool e_stopping;

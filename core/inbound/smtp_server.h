@@ -51,6 +51,7 @@ struct auth_exchange;
 struct auth_job;
 struct spf_job;
 struct dkim_job;
+struct shp_rules;
 struct work_job;
 
 enum smtp_state {
@@ -86,6 +87,8 @@ struct smtp_txn {
 	struct qrcpt *t_rcpts;		/* addr strings owned */
 	uint32_t t_nrcpt, t_rcpt_cap;
 	uint32_t t_overshoot;		/* RCPTs refused past max_recipients */
+	uint32_t t_ndropped;		/* RCPTs taken and dropped (suppression =
+					 * drop): not in t_rcpts */
 	struct iovec *t_iov;		/* [0] is the trace header */
 	unsigned t_niov, t_iov_cap;
 	struct io_buf **t_bufs;		/* referenced receive buffers */
@@ -102,6 +105,14 @@ struct smtp_txn {
 	 * once back; owned. NULL: no signing. */
 	struct dkim_job *t_sign;
 	uint64_t t_end_ns;		/* end of the body (monotonic), for es_accept_lat */
+	/* Traffic shaping (smtp_server_pool.c): the rules the body started
+	 * with (one reference, or NULL: none loaded), the pool chosen
+	 * (points into them) and the pool header field's octets in the
+	 * message (after the trace header). */
+	struct shp_rules *t_rules;
+	const char *t_pool;
+	uint64_t t_strip_off;
+	uint32_t t_strip_len;
 };
 
 /* Input received while the session was waiting. q_off + q_len is the end
@@ -207,5 +218,12 @@ void smtp_server_session_free(struct smtp_session *s);
 /* A signing job came back (worker thread). */
 void smtp_server_sign_done(struct work_job *w);
 const struct config *smtp_server_cfg(const struct smtp_session *s);
+/* smtp_server_pool.c: at the start of a body, take the rules and ask the
+ * decoder for the pool header; at its end (not refused), choose the
+ * pool: 0, or -1 when refused (answered, transaction ended); just before
+ * the submit, put the pool and the strip range into the record. */
+void smtp_server_pool_begin(struct smtp_session *s);
+int smtp_server_pool_choose(struct smtp_session *s);
+void smtp_server_pool_place(struct smtp_txn *t);
 
 #endif

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/bounce/bclass.h"
 #include "core/sasl/auth.h"
 #include "core/config/config.h"
 #include "core/base/log.h"
@@ -127,6 +129,52 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_server_reply(s, "250 2.1.0 Ok");
 }
 
+/*
+ * The suppression list, after the relay check (a refused relay is not a
+ * suppressed recipient): refuse with 550 5.1.1, or take and drop, by
+ * setting. True when it answered.
+ */
+static bool cmd_rcpt_suppressed(struct smtp_session *s, struct smtp_txn *t,
+				const struct smtp_cmd *cmd)
+{
+	const struct config *cfg = smtp_server_cfg(s);
+	int mode = config_suppression_parse(cfg->suppression);
+	const char *at = strrchr(t->t_sender, '@');
+	struct queue_suppress hit;
+	const char *cls;
+	char since[32], line[600];
+	time_t added;
+	int n;
+	struct tm tm;
+
+	if (mode <= CONFIG_SUPPRESSION_OFF || s->s_env->e_ops->suppressed == NULL ||
+	    s->s_env->e_ops->suppressed(s->s_env, at != NULL ? at + 1 : "", cmd->path.p,
+					cmd->path.len, &hit) != 1)
+		return false;
+	cls = bclass_name(hit.qs_class);
+	added = (time_t)hit.qs_added;
+	gmtime_r(&added, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_msg(LOG_INFO, "suppressed client=%s from=<%s> to=<%.*s> class=%s since=%s"
+		" scope=%s action=%s", s->s_addr, t->t_sender, (int)cmd->path.len, cmd->path.p,
+		cls ? cls : "other", since, hit.qs_scope_len ? "sender_domain" : "global",
+		mode == CONFIG_SUPPRESSION_DROP ? "drop" : "refuse");
+	if (mode == CONFIG_SUPPRESSION_DROP) {
+		t->t_ndropped++;
+		smtp_server_reply(s, "250 2.1.5 Ok");
+		return true;
+	}
+	/* Not a client error (max_errors): a bulk injector meets many of
+	 * these in one session and is right to go on. */
+	n = snprintf(line, sizeof(line), "550 5.1.1 <%.*s>: recipient suppressed (%s, since %s)\r\n",
+		     (int)cmd->path.len, cmd->path.p, cls ? cls : "other", since);
+	if (n > (int)sizeof(line) - 1)
+		n = snprintf(line, sizeof(line), "550 5.1.1 recipient suppressed (%s, since %s)\r\n",
+			     cls ? cls : "other", since);
+	smtp_server_out(s, line, (size_t)n);
+	return true;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	const struct config *cfg = smtp_server_cfg(s);
@@ -162,6 +210,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_server_reply(s, "553 5.6.7 Recipient address needs SMTPUTF8");
 		return;
 	}
+	if (cmd_rcpt_suppressed(s, t, cmd))
+		return;		/* answered */
 	if (t->t_nrcpt == t->t_rcpt_cap) {
 		uint32_t cap = t->t_rcpt_cap ? t->t_rcpt_cap * 2 : 4;
 		struct qrcpt *n = realloc(t->t_rcpts, cap * sizeof(*n));
@@ -188,7 +238,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 
 static bool cmd_need_rcpt(struct smtp_session *s)
 {
-	if (s->s_txn->t_nrcpt > 0)
+	if (s->s_txn->t_nrcpt > 0 || s->s_txn->t_ndropped > 0)
 		return true;
 	smtp_server_reply(s, "554 5.5.1 Error: no valid recipients");
 	return false;
@@ -224,7 +274,7 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
 		err = "503 5.5.1 Error: send HELO/EHLO first";
 	else if (t == NULL)
 		err = "503 5.5.1 Error: need MAIL command";
-	else if (t->t_nrcpt == 0)
+	else if (t->t_nrcpt == 0 && t->t_ndropped == 0)
 		err = "554 5.5.1 Error: no valid recipients";
 	if (err != NULL) {
 		if (cmd->chunk_size == 0) {

@@ -20,6 +20,7 @@
 #include "core/config/config.h"
 #include "core/dkim/dkim_job.h"
 #include "core/dkim/dkim_table.h"
+#include "core/shaping/shp_rules.h"
 #include "tls/tls.h"
 
 /*
@@ -49,6 +50,7 @@ void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t)
 	free(t->t_sender);
 	free(t->t_auth_results);
 	dkim_job_free(&t->t_sign);
+	shp_rules_unref(&t->t_rules);
 	free(t);
 }
 
@@ -194,6 +196,7 @@ void smtp_server_data_start(struct smtp_session *s, enum smtp_data_mode mode)
 			t->t_niov = 1;
 		}
 		smtp_data_init(&s->s_data, mode, smtp_server_cfg(s)->max_message_size);
+		smtp_server_pool_begin(s);
 	}
 }
 
@@ -282,6 +285,17 @@ void smtp_server_message_done(struct smtp_session *s)
 				  "452 4.3.1 Insufficient system storage");
 		return;
 	}
+	if (t->t_nrcpt == 0) {
+		/* Every recipient was suppressed (suppression = drop): a
+		 * deliberate policy, logged per recipient at RCPT and here. */
+		log_msg(LOG_INFO, "dropped client=%s from=<%s> recipients=%u reason=\"every"
+			" recipient suppressed\"", s->s_addr, t->t_sender, t->t_ndropped);
+		smtp_server_txn_end(s);
+		smtp_server_reply(s, "250 2.0.0 Ok: not queued, every recipient is suppressed");
+		return;
+	}
+	if (smtp_server_pool_choose(s) < 0)
+		return;
 	id = s->s_env->e_ops->next_id(s->s_env);
 	if (smtp_build_prefix(s, t, id, flags) < 0) {
 		smtp_server_txn_end(s);
@@ -312,6 +326,7 @@ void smtp_server_message_done(struct smtp_session *s)
 	s->s_state = SMTP_S_COMMIT;
 	if (smtp_sign_start(s, t, id) != 0)
 		return;		/* signing, or refused */
+	smtp_server_pool_place(t);
 	s->s_env->e_ops->submit(s->s_env, m);
 }
 
@@ -345,6 +360,7 @@ static int smtp_sign_start(struct smtp_session *s, struct smtp_txn *t, uint64_t 
 		.unaligned_action = (enum config_dmarc_unaligned)config_dmarc_unaligned_parse(
 			cfg->dmarc_unaligned_action),
 		.now = (uint64_t)time(NULL),
+		.skip_header = t->t_rules != NULL ? shp_rules_pool_header(t->t_rules) : NULL,
 	};
 	t->t_sign = dkim_job_new(&p, t->t_iov, t->t_niov, s, smtp_server_sign_done);
 	dkim_table_unref(&tab);
@@ -429,5 +445,6 @@ void smtp_server_sign_done(struct work_job *w)
 		t->t_iov[0].iov_len = j->dj_prefix_len + plen;
 		stat_inc(&env->e_stats.es_dkim_signed);
 	}
+	smtp_server_pool_place(t);
 	env->e_ops->submit(env, &t->t_msg);
 }

@@ -436,6 +436,7 @@ static void dsn_part2_rcpt(struct dsn_ctx *c, struct dsn_buf *b, const struct ds
 	}
 	dsn_field(b, "Last-Attempt-Date", dsn_value(&c->tmp, r->dr_last_attempt, DSN_SHORT_MAX,
 						    DSN_C_SPACE));
+	dsn_field(b, "X-Ringmta-Bounce-Class", dsn_value(&c->tmp, r->dr_class, DSN_SHORT_MAX, 0));
 }
 
 static void dsn_part2(struct dsn_ctx *c, struct dsn_buf *b)

@@ -24,6 +24,9 @@ struct dsn_rcpt {
 	const char *dr_diag;		/* the server's reply ("550 5.1.1 ...")
 					 * or our reason; may hold "\n" */
 	const char *dr_last_attempt;	/* RFC 5322 date, or NULL */
+	/* Bounce class name (core/bounce/bclass.h), written as the extension
+	 * field X-Ringmta-Bounce-Class (RFC 3464 section 2.4); NULL: none. */
+	const char *dr_class;
 };
 
 struct dsn_msg {

@@ -38,6 +38,7 @@
 
 #include "core/outbound/smtp_client_internal.h"
 #include "core/base/log.h"
+#include "core/shaping/shp_rules.h"
 #include "core/wire/smtp_reply.h"
 #include "tls/tls.h"
 
@@ -186,10 +187,12 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 			log_msg(LOG_DEBUG, "delivery: %s: %s; trying next host", c->c_remote,
 				c->c_error);
 			if (cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate + 1,
-				    c->c_policy) != NULL)
+				    c->c_policy, &c->c_path) != NULL)
 				c->c_gone_reported = true;	/* the new one counts */
 		} else {
-			cl_ops_of(c)->failed(c->c_env->ce_ctx, c->c_dest, "4.4.1", c->c_error);
+			cl_ops_of(c)->failed(c->c_env->ce_ctx, c->c_dest,
+					     strcmp(ecode, "4.7.5") == 0 ? ecode : "4.4.1",
+					     c->c_error);
 		}
 	}
 	/* Closing, the loop drops a peer that does not take the rest of
@@ -206,6 +209,15 @@ void cl_fail(struct smtp_client *c, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	cl_vfail(c, "4.4.2", fmt, ap);
+	va_end(ap);
+}
+
+void cl_fail_tls(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cl_vfail(c, c->c_path.cp_tls_required ? "4.7.5" : "4.4.2", fmt, ap);
 	va_end(ap);
 }
 
@@ -230,7 +242,7 @@ static void cl_ready(struct smtp_client *c)
 	}
 	c->c_state = CL_READY;
 	c->c_ready_once = true;
-	cl_deadline(c, cl_cfg(c)->smtp_idle_timeout);
+	cl_deadline(c, c->c_path.cp_idle_s);
 	cl_ops_of(c)->ready(c->c_env->ce_ctx, c->c_dest, c);
 }
 
@@ -415,9 +427,29 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 	cl_on_data_reply(c, r);
 }
 
+/* A 4xx or 5xx from the receiver goes to the owner (shaping rules). */
+static void cl_report_error_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	char text[600];
+	size_t i;
+
+	if (r->code < 400 || r->code > 599 || c->c_state == CL_QUIT ||
+	    cl_ops_of(c)->reply == NULL)
+		return;
+	snprintf(text, sizeof(text), "%03u %.590s", r->code, r->text);
+	for (i = 0; text[i]; i++)
+		if (text[i] == '\n' || text[i] == '\r')
+			text[i] = ' ';
+	cl_ops_of(c)->reply(c->c_env->ce_ctx, c->c_dest, r->code, r->ecode,
+			    text);
+}
+
 static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
 	const struct config *cfg = cl_cfg(c);
+
+	c->c_last_reply = io_loop_now();
+	cl_report_error_reply(c, r);
 
 	switch ((enum cl_state)c->c_state) {
 	case CL_CONNECT:
@@ -430,7 +462,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		c->c_state = CL_EHLO;
-		cl_write(c, "EHLO %s\r\n", cfg->hostname);
+		cl_write(c, "EHLO %s\r\n", c->c_path.cp_ehlo);
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_EHLO:
@@ -444,14 +476,14 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				return;
 			}
 			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_ENCRYPT) {
-				cl_fail(c, "TLS is required, but was not offered by host %s",
-					c->c_remote);
+				cl_fail_tls(c, "TLS is required, but was not offered by host %s",
+					    c->c_remote);
 				return;
 			}
 			cl_ready(c);
 		} else if (r->code >= 500) {
 			c->c_state = CL_HELO;
-			cl_write(c, "HELO %s\r\n", cfg->hostname);
+			cl_write(c, "HELO %s\r\n", c->c_path.cp_ehlo);
 			cl_deadline(c, cfg->smtp_command_timeout);
 		} else {
 			cl_fail(c, "host %s refused EHLO: %03u %s", c->c_remote, r->code, r->text);
@@ -460,8 +492,8 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CL_STARTTLS:
 		if (r->code != 220) {
 			if (c->c_policy >= CONFIG_TLS_ENCRYPT) {
-				cl_fail(c, "host %s refused STARTTLS: %03u %s", c->c_remote,
-					r->code, r->text);
+				cl_fail_tls(c, "host %s refused STARTTLS: %03u %s", c->c_remote,
+					    r->code, r->text);
 				return;
 			}
 			cl_ready(c);	/* "may": go on in cleartext */
@@ -507,7 +539,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		if (c->c_msgs >= cfg->smtp_reuse_limit)
+		if (c->c_msgs >= c->c_path.cp_max_msgs)
 			smtp_client_quit(c);
 		else
 			cl_ready(c);
@@ -521,7 +553,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_RSET:
-		if (c->c_msgs >= cfg->smtp_reuse_limit)
+		if (c->c_msgs >= c->c_path.cp_max_msgs)
 			smtp_client_quit(c);
 		else
 			cl_ready(c);
@@ -580,10 +612,33 @@ static const char *cl_state_name(uint8_t st)
 }
 
 
+/* Closes that tell a per-connection message limit: right after a reply
+ * (not an idle timeout of the receiver's), or at the next MAIL without
+ * answering it. */
+#define CL_CLOSE_AFTER_REPLY_S 2u
+
 static void cl_on_eof(struct io_conn *conn, int err)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
+	if (c->c_msgs > 0 && c->c_state == CL_TXN && c->c_phase == 0 && c->c_job != NULL &&
+	    cl_ops_of(c)->closed_after != NULL) {
+		/* Nothing of this transaction was answered: the receiver's
+		 * limit, not a failure. The owner takes the job back. */
+		struct smtp_client_txn *t = c->c_job;
+
+		free(c->c_rcpt_ok);
+		c->c_rcpt_ok = NULL;
+		c->c_job = NULL;
+		c->c_state = CL_QUIT;
+		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, c->c_msgs, t);
+		io_conn_close(conn);
+		return;
+	}
+	if (c->c_state == CL_READY && c->c_job == NULL && c->c_msgs > 0 &&
+	    io_loop_now() <= c->c_last_reply + CL_CLOSE_AFTER_REPLY_S &&
+	    cl_ops_of(c)->closed_after != NULL)
+		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, c->c_msgs, NULL);
 	if (c->c_state == CL_QUIT || (c->c_state == CL_READY && c->c_job == NULL)) {
 		io_conn_close(conn);
 		return;
@@ -649,7 +704,21 @@ static void cl_on_connected(struct io_conn *conn, int res)
 
 static void cl_on_delay(struct io_conn *conn)
 {
-	(void)conn;
+	struct smtp_client *c = (struct smtp_client *)conn;
+
+	if (!c->c_waiting)
+		return;
+	c->c_waiting = false;
+	if (c->c_state == CL_READY && c->c_job == NULL && !io_conn_closing(conn))
+		cl_ready(c);
+}
+
+void smtp_client_wait(struct smtp_client *c, unsigned ms)
+{
+	/* A delay already in flight (cannot happen on an idle session)
+	 * leaves it idle: the owner's tick looks again. */
+	if (io_conn_delay(&c->c_conn, ms ? ms : 1) == 0)
+		c->c_waiting = true;
 }
 
 static void cl_on_free(struct io_conn *conn)
@@ -697,17 +766,34 @@ static const struct io_conn_ops cl_ops = {
 };
 
 struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
-				   struct smtp_route *rt, unsigned candidate, uint8_t policy)
+				   struct smtp_route *rt, unsigned candidate, uint8_t policy,
+				   const struct cl_path *path)
 {
 	const struct dns_host *h;
 	const struct sockaddr_storage *a;
 	struct smtp_client *c;
 	char ip[INET6_ADDRSTRLEN] = "?";
 	socklen_t len;
-	int fd, one = 1;
+	int fd, one = 1, rc;
 
-	if (!cl_candidate(rt, candidate, &h, &a))
+	/* A source of one family cannot reach the other's addresses. */
+	while (cl_candidate(rt, candidate, &h, &a) && path->cp_source != NULL &&
+	       path->cp_source->ss_addrlen != 0 &&
+	       path->cp_source->ss_addr.ss_family != a->ss_family)
+		candidate++;
+	if (!cl_candidate(rt, candidate, &h, &a)) {
+		if (candidate > 0 && path->cp_source != NULL && path->cp_source->ss_addrlen != 0) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "no address of the next hop is of source %s's"
+				 " address family", path->cp_source->ss_name);
+			if (env->ce_ops->source_failed != NULL)
+				env->ce_ops->source_failed(env->ce_ctx, dest, -EAFNOSUPPORT, why);
+			else
+				env->ce_ops->failed(env->ce_ctx, dest, "4.4.4", why);
+		}
 		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
@@ -739,6 +825,7 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 			 rt->rt_port);
 	snprintf(c->c_host, sizeof(c->c_host), "%s", h->dh_name);
 	c->c_policy = policy;
+	c->c_path = *path;
 	smtp_reply_parser_init(&c->c_rp);
 	env->ce_nclients++;
 	fd = socket(a->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -752,11 +839,15 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		free(c);
 		return NULL;
 	}
-	if (smtp_client_bind_source(env->ce_cfg, fd, a->ss_family, c->c_error,
-				    sizeof(c->c_error)) < 0) {
-		/* Checked at start: the address went away since. */
+	if ((rc = smtp_client_bind_source(env->ce_cfg, path->cp_source, fd, a->ss_family,
+					  c->c_error, sizeof(c->c_error))) < 0) {
+		/* Checked at start: the address went away since. A source of
+		 * the rules is the owner's to take out of service. */
 		close(fd);
-		env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
+		if (path->cp_source != NULL && env->ce_ops->source_failed != NULL)
+			env->ce_ops->source_failed(env->ce_ctx, dest, rc, c->c_error);
+		else
+			env->ce_ops->failed(env->ce_ctx, dest, "4.3.0", c->c_error);
 		smtp_route_unref(rt);
 		env->ce_nclients--;
 		free(c);
@@ -768,18 +859,46 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		env->ce_clients->c_all_prev = c;
 	env->ce_clients = c;
 	io_conn_connect(env->ce_loop, &c->c_conn, fd, (struct sockaddr *)&c->c_sa, len, &cl_ops);
-	io_conn_set_deadline(&c->c_conn, env->ce_cfg->smtp_connect_timeout);
+	io_conn_set_deadline(&c->c_conn, c->c_path.cp_connect_s);
 	return c;
+}
+
+/* Milliseconds to whole seconds for the loop's deadlines (never 0). */
+static unsigned cl_ms_to_s(uint32_t ms, unsigned dflt)
+{
+	return ms == 0 ? dflt : ms < 1000 ? 1 : (ms + 999) / 1000;
 }
 
 struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 				     struct smtp_route *rt, unsigned candidate,
-				     const char *policy_host)
+				     const char *policy_host, const struct smtp_client_path *p)
 {
+	const struct config *cfg = env->ce_cfg;
+	struct cl_path path;
 	char perr[8];
-	int pol = config_tls_policy_lookup(env->ce_cfg->smtp_tls_policy_map, policy_host,
-					   perr, sizeof(perr));
+	int pol = config_tls_policy_lookup(cfg->smtp_tls_policy_map, policy_host, perr,
+					   sizeof(perr));
 
-	return cl_open(env, dest, rt, candidate,
-		       (uint8_t)(pol >= 0 ? pol : config_tls_policy_parse(env->ce_cfg->smtp_tls_policy)));
+	if (pol < 0)
+		pol = config_tls_policy_parse(cfg->smtp_tls_policy);
+	memset(&path, 0, sizeof(path));
+	path.cp_source = p != NULL ? p->cp_source : NULL;
+	snprintf(path.cp_ehlo, sizeof(path.cp_ehlo), "%s",
+		 p != NULL && p->cp_ehlo != NULL && p->cp_ehlo[0] ? p->cp_ehlo : cfg->hostname);
+	path.cp_max_msgs = cfg->smtp_reuse_limit;
+	if (p != NULL && p->cp_max_msgs != 0 && p->cp_max_msgs < path.cp_max_msgs)
+		path.cp_max_msgs = p->cp_max_msgs;
+	path.cp_idle_s = cl_ms_to_s(p != NULL ? p->cp_idle_timeout_ms : 0, cfg->smtp_idle_timeout);
+	path.cp_connect_s = cl_ms_to_s(p != NULL ? p->cp_connect_timeout_ms : 0,
+				       cfg->smtp_connect_timeout);
+	/* The path's TLS policy: "required" raises a weaker one (a verify
+	 * in the map stays verify), "disabled" never starts TLS. */
+	if (p != NULL && p->cp_tls == SHP_TLS_REQUIRED) {
+		if (pol < CONFIG_TLS_ENCRYPT)
+			pol = CONFIG_TLS_ENCRYPT;
+		path.cp_tls_required = true;
+	} else if (p != NULL && p->cp_tls == SHP_TLS_DISABLED) {
+		pol = CONFIG_TLS_NONE;
+	}
+	return cl_open(env, dest, rt, candidate, (uint8_t)pol, &path);
 }

@@ -23,6 +23,9 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
+struct shp_rules;
+struct shp_source;
+struct shp_src_state;
 struct smtp_client;
 struct tls_ctx;
 
@@ -56,6 +59,29 @@ struct smtp_client_txn {
 	uint32_t ct_flags;		/* QRECORD_F_* (8BIT, SMTPUTF8) */
 	unsigned ct_nrcpt;
 	const char *const *ct_rcpts;	/* ct_nrcpt addresses */
+	/* Stored octets [ct_strip_off, ct_strip_off + ct_strip_len) are
+	 * not sent: the pool header field, inside the header section
+	 * (qrecord strip_off/strip_len); ct_strip_len 0 = none. */
+	uint64_t ct_strip_off;
+	uint32_t ct_strip_len;
+};
+
+struct shp_source;
+
+/*
+ * The egress path a session belongs to (traffic shaping): where it binds,
+ * what it says in EHLO, its TLS policy, timeouts and how many messages it
+ * carries. Copied by smtp_client_open(); cp_source must outlive the
+ * session (the caller holds the rules that own it).
+ */
+struct smtp_client_path {
+	const struct shp_source *cp_source;	/* NULL = smtp_bind_address */
+	const char *cp_ehlo;			/* NULL = hostname */
+	uint8_t cp_tls;				/* enum shp_tls; UNSET = the
+						 * smtp_tls_policy(_map) */
+	uint32_t cp_connect_timeout_ms;		/* 0 = smtp_connect_timeout */
+	uint32_t cp_idle_timeout_ms;		/* 0 = smtp_idle_timeout */
+	uint32_t cp_max_msgs;			/* 0 = smtp_reuse_limit */
 };
 
 /*
@@ -84,6 +110,20 @@ struct smtp_client_ops {
 	void (*failed)(void *ctx, void *dest, const char *ecode, const char *reason);
 	/* c is gone (freed after this); opening: it never became ready. */
 	void (*gone)(void *ctx, void *dest, struct smtp_client *c, bool opening);
+	/* The receiver answered with a 4xx or 5xx (greeting, EHLO, MAIL,
+	 * RCPT, DATA, end of data): code, ecode ("" when none) and the text
+	 * on one line. Only replies the receiver sent, never ours. */
+	void (*reply)(void *ctx, void *dest, unsigned code, const char *ecode,
+		      const char *text);
+	/* The receiver closed the connection without an error reply after
+	 * nmsgs messages. t, when not NULL, is the transaction it left
+	 * unanswered: nothing of it is settled, the owner gets it back to
+	 * try again on another session. */
+	void (*closed_after)(void *ctx, void *dest, unsigned nmsgs, struct smtp_client_txn *t);
+	/* The path's source could not be bound (-errno err, reason names
+	 * the source and address): no session; the destination is not to
+	 * blame. */
+	void (*source_failed)(void *ctx, void *dest, int err, const char *reason);
 };
 
 /* The client's environment on one worker; embedded in its owner. */
@@ -105,23 +145,52 @@ struct smtp_client_env {
 };
 
 /* Open a session to the candidate-th (host, address) of rt for next hop
- * policy_host (its TLS policy), owned by dest. NULL when the route has no
- * such candidate, or on failure (a socket failure is reported through
- * failed first). rt gains a reference. */
+ * policy_host (its TLS policy unless p sets one), owned by dest, on path
+ * p (NULL = ringmta.conf's settings). NULL when the route has no such
+ * candidate, or on failure (a socket failure is reported through failed
+ * first). rt gains a reference. */
 struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 				     struct smtp_route *rt, unsigned candidate,
-				     const char *policy_host);
+				     const char *policy_host, const struct smtp_client_path *p);
+/* An idle session waits ms (a throttle), then reports ready again. */
+void smtp_client_wait(struct smtp_client *c, unsigned ms);
 /* Source addresses (smtp_client_bind.c). The configured source for
  * family (AF_INET: smtp_bind_address, AF_INET6: smtp_bind_address6):
  * 1 with the address (port 0), 0 when none is set, -EINVAL. */
 int smtp_client_source(const struct config *cfg, int family, struct sockaddr_storage *ss_r,
 		       socklen_t *len_r);
-/* bind() fd to it before connect: 1 bound, 0 none set, -errno with err. */
-int smtp_client_bind_source(const struct config *cfg, int fd, int family, char *err,
-			    size_t errlen);
+/* bind() fd before connect to source src (NULL, or a source without
+ * an address: the configured address for family, as above): 1 bound, 0
+ * nothing to bind, -EAFNOSUPPORT when src is of the other family, other
+ * -errno when bind fails; err names the source (or setting) and the
+ * address. src is the caller's, only read. */
+int smtp_client_bind_source(const struct config *cfg, const struct shp_source *src, int fd,
+			    int family, char *err, size_t errlen);
 /* Start-up and --check: every configured source address can be bound
  * (is one of this host's). 0 or -1 with err. */
 int smtp_client_check_bind(const struct config *cfg, char *err, size_t errlen);
+/* Start-up and --check for the rules' sources: each address is bound
+ * once to see that it is one of this host's. A source that fails is
+ * reported (one line each in err, "source NAME address ADDR: reason")
+ * and, when st is given, taken out of service (shp_src_bind_failed);
+ * the others still work, so this is no reason to refuse to start.
+ * Returns how many failed. */
+int smtp_client_check_sources(const struct config *cfg, const struct shp_rules *r,
+			      struct shp_src_state *st, char *err, size_t errlen);
+
+/* The body window data[off, wend) of a stored message data[0, len) as
+ * it goes on the wire (smtp_client_body.c; pure, no I/O): dot-stuffed
+ * (*bol: the last octet written ended a line, true at the start),
+ * without the octets [strip_off, strip_off + strip_len) (none when
+ * strip_len is 0, or when the range is not inside the message). Each run
+ * goes to put; returns 0 or put's first error. */
+int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64_t wend,
+			    uint64_t strip_off, uint32_t strip_len, bool *bol,
+			    int (*put)(void *ctx, const char *p, size_t n), void *ctx);
+/* Whether the octets sent of data[0, len) end with CRLF (then "." alone
+ * ends the data, else CRLF "."). */
+bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
+				uint32_t strip_len);
 
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);

@@ -1,7 +1,10 @@
 /*
  * smtp_client_body.c: the message body out, window by window (see
  * smtp_client.c for why a copy under a short read transaction), with
- * dot-stuffing (RFC 5321 4.5.2) and the end of data.
+ * dot-stuffing (RFC 5321 4.5.2) and the end of data, leaving out the
+ * octets of the pool header field (smtp_client_txn.ct_strip_*). The
+ * window arithmetic is pure (smtp_client_body_window) so it is tested
+ * alone.
  */
 #include <errno.h>
 #include <string.h>
@@ -25,52 +28,95 @@ static int cl_body_put(struct smtp_client *c, const char *p, size_t n)
 	return io_conn_write(&c->c_conn, p, n);
 }
 
+/* smtp_client_body_window's output: cl_body_put for the session. */
+static int cl_body_sink(void *ctx, const char *p, size_t n)
+{
+	return cl_body_put(ctx, p, n);
+}
+
+/* Write p..end dot-stuffed; *bol carries the line state between calls. */
+static int cl_body_stuffed(const char *p, const char *end, bool *bol,
+			   int (*put)(void *ctx, const char *p, size_t n), void *ctx)
+{
+	const char *seg = p;
+	int rc = 0;
+
+	while (p < end && rc == 0) {
+		const char *lf;
+
+		if (*bol && *p == '.') {
+			rc = put(ctx, seg, (size_t)(p - seg));
+			if (rc == 0)
+				rc = put(ctx, ".", 1);
+			seg = p;
+		}
+		lf = memchr(p, '\n', (size_t)(end - p));
+		p = lf != NULL ? lf + 1 : end;
+		*bol = lf != NULL;
+	}
+	return rc == 0 ? put(ctx, seg, (size_t)(end - seg)) : rc;
+}
+
+int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64_t wend,
+			    uint64_t strip_off, uint32_t strip_len, bool *bol,
+			    int (*put)(void *ctx, const char *p, size_t n), void *ctx)
+{
+	uint64_t so = strip_off, se = strip_off + strip_len;
+	int rc;
+
+	if (strip_len == 0 || se > len || so >= wend || se <= off)
+		return cl_body_stuffed(data + off, data + wend, bol, put, ctx);
+	/* The stripped octets are not on the wire: the line state goes on
+	 * from the octet before them to the one after. */
+	rc = so > off ? cl_body_stuffed(data + off, data + so, bol, put, ctx) : 0;
+	if (rc == 0 && se < wend)
+		rc = cl_body_stuffed(data + se, data + wend, bol, put, ctx);
+	return rc;
+}
+
+bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
+				uint32_t strip_len)
+{
+	/* The last octet sent is before a stripped range that ends the body. */
+	if (strip_len != 0 && strip_off + strip_len == len)
+		len = strip_off;
+	return len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n';
+}
+
 /*
  * Write the next window of the body, dot-stuffed (RFC 5321 4.5.2: a line
- * that starts with "." gets one more), and after the last window the
- * end of data. The read transaction lives only inside this call: nothing
- * written refers to the map afterwards. Returns 0 or -errno (the body is
- * gone or changed, or the output failed).
+ * that starts with "." gets one more), leaving out the job's strip range
+ * (the pool header field), and after the last window the end of data.
+ * The read transaction lives only inside this call: nothing written
+ * refers to the map afterwards. Returns 0 or -errno (the body is gone or
+ * changed, or the output failed).
  */
 int cl_body_more(struct smtp_client *c)
 {
+	const struct smtp_client_txn *j = c->c_job;
 	struct queue_body b;
-	const char *p, *end, *seg;
+	uint64_t wend;
 	int rc;
 
 	if (c->c_body_off < c->c_body_len) {
-		rc = queue_body_get(c->c_env->ce_queue, c->c_job->ct_id, &b);
+		rc = queue_body_get(c->c_env->ce_queue, j->ct_id, &b);
 		if (rc < 0)
 			return rc;
 		if (b.qb_len != c->c_body_len) {
 			queue_body_release(&b);
 			return -EIO;
 		}
-		p = seg = b.qb_data + c->c_body_off;
-		end = c->c_body_len - c->c_body_off > CL_BODY_WINDOW ? p + CL_BODY_WINDOW :
-		      b.qb_data + b.qb_len;
-		while (p < end && rc == 0) {
-			const char *lf;
-
-			if (c->c_body_bol && *p == '.') {
-				rc = cl_body_put(c, seg, (size_t)(p - seg));
-				if (rc == 0)
-					rc = cl_body_put(c, ".", 1);
-				seg = p;
-			}
-			lf = memchr(p, '\n', (size_t)(end - p));
-			p = lf != NULL ? lf + 1 : end;
-			c->c_body_bol = lf != NULL;
-		}
-		if (rc == 0)
-			rc = cl_body_put(c, seg, (size_t)(end - seg));
-		c->c_body_off = (uint64_t)(end - b.qb_data);
+		wend = c->c_body_len - c->c_body_off > CL_BODY_WINDOW ?
+		       c->c_body_off + CL_BODY_WINDOW : c->c_body_len;
+		rc = smtp_client_body_window(b.qb_data, b.qb_len, c->c_body_off, wend,
+					     j->ct_strip_off, j->ct_strip_len, &c->c_body_bol,
+					     cl_body_sink, c);
+		c->c_body_off = wend;
 		/* The end of data below needs to know how the body ends. */
-		if (c->c_body_off == c->c_body_len && c->c_body_len >= 2 &&
-		    end[-2] == '\r' && end[-1] == '\n')
-			c->c_body_bol = true;
-		else if (c->c_body_off == c->c_body_len)
-			c->c_body_bol = false;
+		if (c->c_body_off == c->c_body_len)
+			c->c_body_bol = smtp_client_body_ends_crlf(b.qb_data, b.qb_len,
+								   j->ct_strip_off,
+								   j->ct_strip_len);
 		queue_body_release(&b);
 		if (rc < 0)
 			return rc;

@@ -39,6 +39,16 @@ enum cl_state {
  * send buffer fed between two on_drained calls. */
 #define CL_BODY_WINDOW (128u * 1024u)
 
+/* A session's path (struct smtp_client_path resolved against
+ * ringmta.conf); a hand-over to the next address keeps it. */
+struct cl_path {
+	const struct shp_source *cp_source;	/* NULL = smtp_bind_address */
+	char cp_ehlo[256];
+	unsigned cp_max_msgs;			/* then QUIT */
+	unsigned cp_idle_s, cp_connect_s;
+	bool cp_tls_required;			/* 4.7.5 without TLS */
+};
+
 struct smtp_client {
 	struct io_conn c_conn;		/* first: container_of from io */
 	struct smtp_client_env *c_env;
@@ -72,6 +82,9 @@ struct smtp_client {
 	bool c_no_tls;			/* a cleartext retry after a failed handshake */
 	char c_tlsinfo[80];		/* "TLSv1.3 TLS_AES_128_GCM_SHA256" */
 	char c_error[400];		/* why the session failed */
+	struct cl_path c_path;
+	bool c_waiting;			/* smtp_client_wait() under way */
+	uint64_t c_last_reply;		/* monotonic s of the last reply */
 	struct smtp_reply_parser c_rp;
 	struct smtp_reply c_reply;
 };
@@ -88,11 +101,14 @@ void cl_write(struct smtp_client *c, const char *fmt, ...) __attribute__((format
 void cl_deadline(struct smtp_client *c, unsigned s);
 /* The session is unusable: report, and close. */
 void cl_fail(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a TLS failure: 4.7.5 when the path requires TLS. */
+void cl_fail_tls(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Plaintext from the server: parse and act on each complete reply. */
 void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
 /* A new session on the route's candidate address; NULL when none is left. */
 struct smtp_client *cl_open(struct smtp_client_env *env, void *dest, struct smtp_route *rt,
-			    unsigned candidate, uint8_t policy);
+			    unsigned candidate, uint8_t policy, const struct cl_path *path);
 
 /* smtp_client_body.c */
 /* Write the next window of the body (then the end of data): 0 or -errno. */

@@ -92,7 +92,8 @@ void cl_tls_failed(struct smtp_client *c)
 
 		log_msg(LOG_INFO, "delivery: TLS handshake with %s failed (%s); trying again"
 			" in cleartext", c->c_remote, c->c_tls->tc_error);
-		n = cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate, c->c_policy);
+		n = cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate, c->c_policy,
+			    &c->c_path);
 		if (n != NULL) {
 			n->c_no_tls = true;
 			c->c_gone_reported = true;	/* the new one takes the slot */
@@ -100,5 +101,5 @@ void cl_tls_failed(struct smtp_client *c)
 			return;
 		}
 	}
-	cl_fail(c, "TLS handshake with %s failed: %s", c->c_remote, c->c_tls->tc_error);
+	cl_fail_tls(c, "TLS handshake with %s failed: %s", c->c_remote, c->c_tls->tc_error);
 }

@@ -46,7 +46,11 @@ enum shp_tls {
 };
 
 /* The limits of one path. After shp_rules_limits() every field is set;
- * 0 means "no limit" for the counts and rates. */
+ * 0 means "no limit" for the counts and rates. Where no level of the
+ * rules sets them, the timeouts are 0 and sl_tls is SHP_TLS_UNSET: then
+ * ringmta.conf decides (smtp_connect_timeout, smtp_idle_timeout,
+ * smtp_tls_policy), as it does for sl_max_messages_per_connection 0
+ * (smtp_reuse_limit). */
 struct shp_limits {
 	uint32_t sl_max_connections;		/* open at once */
 	struct shp_rate sl_connection_rate;	/* new connections */
@@ -142,8 +146,14 @@ void shp_rules_provider_limits(const struct shp_rules *r, const struct shp_provi
 			       const char *source, struct shp_limits *out);
 
 /* The automation rules matching a reply (ecode "4.7.28" or "", text the
- * whole reply on one line): the provider's rules, then the global ones,
- * in file order. Fills up to max, returns how many matched. */
+ * whole reply on one line, starting with its basic code: "421 4.7.28
+ * ..."): the provider's rules, then the global ones, in file order.
+ * Patterns see "ECODE TEXT": the enhanced code, a space, and the text
+ * without its leading "421 " / "421-" and without the enhanced code
+ * repeated at its start or at the start of each continuation line (no
+ * ecode: the text alone); a rule's "code:"
+ * filter tests the leading basic code. Fills up to max and returns how
+ * many it filled. */
 unsigned shp_rules_match(const struct shp_rules *r, const struct shp_provider *p,
 			 const char *ecode, const char *text,
 			 const struct shp_auto_rule **out, unsigned max);

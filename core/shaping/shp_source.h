@@ -43,15 +43,24 @@ enum shp_src_pick_result {
  * in service and under their warm-up cap for this provider; when the
  * weighted choice is capped and the pool spills, another uncapped one;
  * when it does not spill, SHP_SRC_WAIT with the start of the next
- * period. Does not count: see shp_src_sent().
+ * period. An OK pick holds a place under the source's cap until
+ * shp_src_sent() (or shp_src_unpicked()) for it, so that picks made
+ * before the first of their messages is sent cannot overshoot the cap.
  */
 enum shp_src_pick_result shp_src_pick(struct shp_src_state *s, const struct shp_pool *p,
 				      const char *provider, uint64_t now_s,
 				      const struct shp_source **src_r, uint64_t *retry_at_r);
 /* A message from src to provider was accepted by the receiver (counts
- * against the warm-up cap of the period holding now_s). */
+ * against the warm-up cap of the period holding now_s; takes the place
+ * a pick held). */
 void shp_src_sent(struct shp_src_state *s, const struct shp_source *src, const char *provider,
 		  uint64_t now_s);
+/* A message picked for src was not sent after all (deferred, failed,
+ * no session): its place under the cap is free again. Optional: a place
+ * not given back is held until the period ends (a warm-up errs on the
+ * side of sending less). */
+void shp_src_unpicked(struct shp_src_state *s, const struct shp_source *src,
+		      const char *provider, uint64_t now_s);
 /* src could not be bound (errno err): it is out of service until the
  * next rules reload (logged once, at warning, naming the source and the
  * address); shp_src_pick() never returns it and never silently falls

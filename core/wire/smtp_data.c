@@ -60,6 +60,21 @@ static const struct smtp_data_name {
 	{ "received", 8, 0 },		/* counted in hops */
 };
 
+/* Finding the field of smtp_data_want_field(): a second, independent
+ * tracker over the same header octets (the names above are fixed and
+ * short; this one is the operator's). */
+enum smtp_data_fld {
+	SMTP_DATA_FLD_OFF = 0,	/* nothing looked for, or done looking */
+	SMTP_DATA_FLD_BOL,	/* at the start of a header line */
+	SMTP_DATA_FLD_BOL_CR,	/* the line so far is a CR */
+	SMTP_DATA_FLD_NAME,	/* field_pos octets of the name matched */
+	SMTP_DATA_FLD_WSP,	/* the name, then WSP: ':' expected */
+	SMTP_DATA_FLD_SKIP,	/* another field's line */
+	SMTP_DATA_FLD_IN,	/* inside the field found */
+	SMTP_DATA_FLD_IN_BOL,	/* the field found, after one of its LFs */
+	SMTP_DATA_FLD_FOUND,	/* the field found and ended (field_len) */
+};
+
 /* The one octet that may be emitted from outside the input (see above). */
 static const char smtp_data_cr = '\r';
 
@@ -173,6 +188,137 @@ static void smtp_data_headers(struct smtp_data *d, const char *p, size_t n)
 	d->hdr_state = st;
 }
 
+void smtp_data_want_field(struct smtp_data *d, const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	d->field_name = n > 0 && n <= UINT8_MAX ? name : NULL;
+	d->field_name_len = d->field_name != NULL ? (uint8_t)n : 0;
+	d->field_state = d->field_name != NULL ? SMTP_DATA_FLD_BOL : SMTP_DATA_FLD_OFF;
+	d->field_pos = 0;
+	d->field_off = 0;
+	d->field_len = 0;
+}
+
+/* The field found ends before the octet at message offset at. */
+static uint8_t smtp_data_field_end(struct smtp_data *d, uint64_t at)
+{
+	uint64_t len = at - d->field_off;
+
+	d->field_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+	return SMTP_DATA_FLD_FOUND;
+}
+
+/* One octet at message offset at for the field tracker. */
+static uint8_t smtp_data_field_octet(struct smtp_data *d, uint8_t st, unsigned char ch,
+				     uint64_t at)
+{
+	switch (st) {
+	case SMTP_DATA_FLD_BOL:
+		if (ch == '\r')
+			return SMTP_DATA_FLD_BOL_CR;
+		if (ch == '\n')
+			return SMTP_DATA_FLD_OFF;	/* end of the header section */
+		if (smtp_data_lower(ch) != smtp_data_lower((unsigned char)d->field_name[0]))
+			return SMTP_DATA_FLD_SKIP;
+		d->field_off = at;
+		d->field_pos = 1;
+		return SMTP_DATA_FLD_NAME;
+	case SMTP_DATA_FLD_BOL_CR:
+		return ch == '\n' ? SMTP_DATA_FLD_OFF : SMTP_DATA_FLD_SKIP;
+	case SMTP_DATA_FLD_NAME:
+		if (d->field_pos < d->field_name_len) {
+			if (smtp_data_lower(ch) !=
+			    smtp_data_lower((unsigned char)d->field_name[d->field_pos]))
+				return ch == '\n' ? SMTP_DATA_FLD_BOL : SMTP_DATA_FLD_SKIP;
+			d->field_pos++;
+			return SMTP_DATA_FLD_NAME;
+		}
+		__attribute__((fallthrough));
+	case SMTP_DATA_FLD_WSP:
+		if (ch == ':')
+			return SMTP_DATA_FLD_IN;
+		if (ch == ' ' || ch == '\t')
+			return SMTP_DATA_FLD_WSP;
+		return ch == '\n' ? SMTP_DATA_FLD_BOL : SMTP_DATA_FLD_SKIP;
+	case SMTP_DATA_FLD_IN:
+		return ch == '\n' ? SMTP_DATA_FLD_IN_BOL : SMTP_DATA_FLD_IN;
+	case SMTP_DATA_FLD_IN_BOL:
+		/* A folded line goes on with the field; anything else ends it. */
+		if (ch == ' ' || ch == '\t')
+			return SMTP_DATA_FLD_IN;
+		return smtp_data_field_end(d, at);
+	default:
+		return st;
+	}
+}
+
+/* Feed message octets p[0..n), the first at message offset at, to the
+ * field tracker. Lines of other fields are skipped a line at a time. */
+static void smtp_data_field_scan(struct smtp_data *d, const char *p, size_t n, uint64_t at)
+{
+	const char *start = p, *end = p + n;
+	uint8_t st = d->field_state;
+
+	while (p < end && st != SMTP_DATA_FLD_OFF && st != SMTP_DATA_FLD_FOUND) {
+		if (st == SMTP_DATA_FLD_SKIP || st == SMTP_DATA_FLD_IN) {
+			const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+			if (lf == NULL)
+				break;
+			p = lf + 1;
+			st = st == SMTP_DATA_FLD_IN ? SMTP_DATA_FLD_IN_BOL : SMTP_DATA_FLD_BOL;
+			continue;
+		}
+		st = smtp_data_field_octet(d, st, (unsigned char)*p, at + (uint64_t)(p - start));
+		p++;
+	}
+	d->field_state = st;
+}
+
+bool smtp_data_field(const struct smtp_data *d, uint64_t *off_r, uint32_t *len_r)
+{
+	uint64_t len;
+
+	switch (d->field_state) {
+	case SMTP_DATA_FLD_FOUND:
+		*off_r = d->field_off;
+		*len_r = d->field_len;
+		return true;
+	case SMTP_DATA_FLD_IN:
+	case SMTP_DATA_FLD_IN_BOL:
+		/* The message ended inside the field. */
+		len = d->size - d->field_off;
+		*off_r = d->field_off;
+		*len_r = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+		return true;
+	default:
+		return false;
+	}
+}
+
+int smtp_data_field_value(const char *f, size_t len, char *out, size_t outlen)
+{
+	const char *colon = memchr(f, ':', len), *end = f + len;
+	size_t n = 0;
+
+	if (colon == NULL || outlen == 0)
+		return -1;
+	for (const char *p = colon + 1; p < end; p++) {
+		if (*p == '\r' || *p == '\n')
+			continue;	/* unfold */
+		if (n == 0 && (*p == ' ' || *p == '\t'))
+			continue;
+		if (n + 1 >= outlen)
+			return -1;
+		out[n++] = *p;
+	}
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+		n--;
+	out[n] = '\0';
+	return (int)n;
+}
+
 /* A run of message octets: account for it and emit it unless too big. */
 static void smtp_data_out(struct smtp_data *d, const char *p, size_t n,
 			  const struct smtp_data_sink *sink)
@@ -184,6 +330,8 @@ static void smtp_data_out(struct smtp_data *d, const char *p, size_t n,
 		d->flags |= SMTP_DATA_F_8BIT;
 	if (d->hdr_state != SMTP_DATA_H_DONE)
 		smtp_data_headers(d, p, n);
+	if (d->field_state != SMTP_DATA_FLD_OFF && d->field_state != SMTP_DATA_FLD_FOUND)
+		smtp_data_field_scan(d, p, n, d->size - n);
 	if (d->flags & SMTP_DATA_F_TOO_BIG)
 		return;
 	if (d->max_size != 0 && d->size > d->max_size) {

@@ -13,7 +13,10 @@
  *     and a body over max_size (then it stops emitting but keeps scanning
  *     for the terminator, so the session can answer 552 after it);
  *   - notes whether the header section has Date: and Message-ID: fields,
- *     and counts its Received: fields (hops, for the loop limit).
+ *     and counts its Received: fields (hops, for the loop limit);
+ *   - on request, finds one more header field by name (the pool header
+ *     of the traffic-shaping rules): its first occurrence, folded lines
+ *     included, as an octet range of the unstuffed message.
  *
  * Output is a sequence of slices of the caller's input, passed to an emit
  * callback in order; concatenated they are the unstuffed message, with
@@ -62,6 +65,13 @@ struct smtp_data {
 	uint32_t flags;		/* SMTP_DATA_F_* */
 	uint16_t hops;		/* Received: fields in the header section
 				 * (stops counting at UINT16_MAX) */
+	/* smtp_data_want_field(): the field looked for, and where it is */
+	const char *field_name;	/* NULL: none; the caller's, see there */
+	uint8_t field_name_len;
+	uint8_t field_state;	/* private */
+	uint8_t field_pos;	/* private: octets of the name matched */
+	uint32_t field_len;	/* private: see smtp_data_field() */
+	uint64_t field_off;
 };
 
 /*
@@ -81,6 +91,31 @@ void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode,
  */
 size_t smtp_data_feed(struct smtp_data *d, const char *buf, size_t len,
 		      smtp_data_emit_fn *emit, void *ctx, bool *done_r);
+
+/*
+ * Look for the header field named name (case-insensitive, 1 to 255
+ * octets; otherwise nothing is looked for) in this message; call after
+ * smtp_data_init(). name is the caller's and must stay valid until the
+ * last smtp_data_feed() of the message.
+ */
+void smtp_data_want_field(struct smtp_data *d, const char *name);
+
+/*
+ * After the body: whether the field asked for is in the header section;
+ * its first occurrence is the unstuffed message's octets [*off_r,
+ * *off_r + *len_r): from its name to the CRLF that ends its last
+ * (folded) line, or to the end of the message when that comes first.
+ */
+bool smtp_data_field(const struct smtp_data *d, uint64_t *off_r, uint32_t *len_r);
+
+/*
+ * The value of a header field given whole (f[0..len), "Name: value",
+ * folded lines included): after the colon, unfolded (CRLF removed),
+ * leading and trailing blanks removed, into out with a NUL. Returns its
+ * length, or -1 when there is no colon or it does not fit outlen - 1.
+ * Pure.
+ */
+int smtp_data_field_value(const char *f, size_t len, char *out, size_t outlen);
 
 /*
  * RAW mode only: the message is complete (BDAT LAST). A lone CR at the

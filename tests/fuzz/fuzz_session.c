@@ -38,10 +38,15 @@
  * a result picked by the sender's length (pass, fail, temperror...),
  * never with DNS.
  *
+ * Shaping rules are loaded with one pool, "p1", and the pool header
+ * "X-Pool": a message may name p1, an unknown pool (refused) or none.
+ *
  * Checks, whatever the input: no crash, leak or use after free (the
  * sanitizers); every reply line the client reads is "ddd" then ' ' or '-'
  * with the first digit 2-5; every message the session hands to the queue
- * has at least one recipient and body bytes that can all be read (ASan);
+ * has at least one recipient and body bytes that can all be read (ASan),
+ * and its strip range, when it has one, lies inside it and starts with
+ * the pool header's name;
  * every buffer is freed when the session is gone; a successful commit gets
  * exactly one "250 2.0.0 Ok: queued" reply; a session that stopped
  * receiving (io_conn_pause) starts again once its replies were read and its
@@ -59,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +73,8 @@
 #include "core/dkim/dkim_table.h"
 #include "core/inbound/smtp_env.h"
 #include "core/inbound/smtp_server.h"
+#include "core/shaping/shp_holder.h"
+#include "core/shaping/shp_rules.h"
 #include "core/sasl/auth.h"
 #include "core/sasl/auth_pool.h"
 #include "core/spf/spf_inbound.h"
@@ -150,10 +158,37 @@ static void fz_make_cert(const char *cert_path, const char *key_path)
 
 /* The env's ops: the queue and the auth pool are lists the driver
  * empties (fz_commit). */
+/* Suppressed recipients: local part starting "sup" (any case). */
+static bool fz_suppressed_addr(const char *a, size_t len)
+{
+	return len >= 3 && strncasecmp(a, "sup", 3) == 0;
+}
+
+static int fz_env_suppressed(struct smtp_env *env, const char *sender_domain, const char *rcpt,
+			     size_t len, struct queue_suppress *hit_r)
+{
+	(void)env;
+	(void)sender_domain;
+	if (!fz_suppressed_addr(rcpt, len))
+		return 0;
+	memset(hit_r, 0, sizeof(*hit_r));
+	hit_r->qs_class = 1;
+	hit_r->qs_added = 1700000000;
+	return 1;
+}
+
 static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
 {
 	struct fz_env *f = fz_of(env);
+	struct qrcpt *rc = (struct qrcpt *)m->qm_rec.rcpts;
 
+	/* With suppression on, a suppressed recipient is never queued, and
+	 * a message is never queued without recipients. */
+	if (m->qm_rec.nrcpt == 0)
+		fz_die("a message without recipients was queued");
+	for (uint32_t i = 0; fz_cfg.suppression[0] != 'o' && i < m->qm_rec.nrcpt; i++)
+		if (fz_suppressed_addr(rc[i].addr, rc[i].addr_len))
+			fz_die("a suppressed recipient was queued");
 	m->qm_sink = NULL;
 	m->qm_next = NULL;
 	if (f->pending_tail != NULL)
@@ -303,7 +338,30 @@ static const struct smtp_env_ops fz_env_ops = {
 	.auth_blocked = fz_env_auth_blocked,
 	.auth_failed = fz_env_auth_failed,
 	.session_gone = fz_env_session_gone,
+	.suppressed = fz_env_suppressed,
 };
+
+/* Shaping rules with one pool and a pool header, in a holder. */
+static void fz_make_rules(const char *dir, struct shp_holder **h_r)
+{
+	char path[600], err[2048];
+	const char *files[1] = { path };
+	struct shp_rules *r = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/shaping.yaml", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		fz_die("rules file");
+	fputs("sources:\n  s1: {address: 127.0.0.2}\npools:\n  p1: {sources: [s1]}\n"
+	      "pool_header: X-Pool\n", f);
+	fclose(f);
+	if (shp_rules_load(&r, false, files, 1, err, sizeof(err)) != 0)
+		fz_die(err);
+	if (shp_holder_new(h_r, r) != 0)
+		fz_die("rules holder");
+	unlink(path);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -355,6 +413,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (tls_ctx_server_new(&fz_tls_server, cert, key, err, sizeof(err)) != 0 ||
 	    tls_ctx_client_new(&fz_tls_client, NULL, err, sizeof(err)) != 0)
 		fz_die(err);
+	fz_make_rules(dir, &fz.env.e_rules);
 	unlink(passwd);
 	unlink(cert);
 	unlink(key);
@@ -488,6 +547,28 @@ static void fz_run_jobs(struct fz_run *r, struct work_job **head, struct work_jo
 
 /* Messages handed to the queue come back, committed or failed; password
  * checks and signing jobs handed to the pools come back with their result. */
+/* The strip range of m (the pool header field) is inside the message and
+ * starts with the header's name, in any case. */
+static void fz_check_strip(const struct queue_msg *m)
+{
+	uint64_t off = m->qm_rec.strip_off, at = 0;
+	char name[6];
+	size_t got = 0;
+
+	if (m->qm_rec.strip_len == 0)
+		return;
+	for (unsigned i = 0; i < m->qm_iovcnt; i++) {
+		const char *b = m->qm_iov[i].iov_base;
+
+		for (size_t k = 0; k < m->qm_iov[i].iov_len; k++, at++)
+			if (at >= off && got < sizeof(name))
+				name[got++] = b[k];
+	}
+	fz_check(off + m->qm_rec.strip_len <= at, "the strip range is inside the message");
+	fz_check(got == sizeof(name) && strncasecmp(name, "X-Pool", sizeof(name)) == 0,
+		 "the strip range starts with the pool header");
+}
+
 static void fz_commit(struct fz_run *r)
 {
 	struct queue_msg *m;
@@ -507,6 +588,7 @@ again:
 			for (size_t k = 0; k < m->qm_iov[i].iov_len; k++)
 				sum += ((const uint8_t *)m->qm_iov[i].iov_base)[k];
 		(void)sum;
+		fz_check_strip(m);
 		m->qm_status = r->fail_commits ? -EIO : 0;
 		if (!r->fail_commits && !r->gone)
 			r->queued_ok++;
@@ -626,6 +708,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	listener = (flags & 3) == 3 ? 0 : flags & 3;
 	peer.sin_addr.s_addr = htonl((flags & 8) ? 0xc0000201u : 0x7f000001u);
 	fz_cfg.greeting_delay = (flags & 32) ? 500 : 0;
+	{
+		static const char *const sup[] = { "refuse", "drop", "off", "drop" };
+		char err[200];
+
+		if (config_set(&fz_cfg, "suppression", sup[(data[1] >> 4) & 3], err,
+			       sizeof(err)) != 0)
+			fz_die(err);
+	}
 	fz_signing = (data[1] & 1) != 0;
 	if (fz_signing) {
 		static const char *const nk[] = { "unsigned", "defer", "reject", "unsigned" };

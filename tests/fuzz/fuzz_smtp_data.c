@@ -152,6 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_data_ref_flags(&ref, raw, max);
 
 	smtp_data_init(&d, raw ? SMTP_DATA_RAW : SMTP_DATA_DOT, max);
+	smtp_data_want_field(&d, "X-Pool");
 	while (start < n || c == 0) {
 		size_t plen = bytewise ? 1 : (c < ncuts ? cuts[c] : n - start);
 		char *piece;
@@ -193,6 +194,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		fuzz_data_check(sink.len == d.size);
 		fuzz_data_check(sink.len == ref.len && memcmp(sink.out, ref.out, ref.len) == 0);
+	}
+	{
+		/* The pool field, when found, is a range of the message that
+		 * starts with its name. */
+		uint64_t foff;
+		uint32_t flen;
+
+		if (smtp_data_field(&d, &foff, &flen) && !(d.flags & SMTP_DATA_F_TOO_BIG))
+			fuzz_data_check(foff + flen <= sink.len && flen >= 6 &&
+					strncasecmp(sink.out + foff, "X-Pool", 6) == 0);
 	}
 	fuzz_data_check((smtp_data_refusal(d.flags) == NULL) ==
 			!(d.flags & (SMTP_DATA_F_BARE_CR | SMTP_DATA_F_BARE_LF |

@@ -18,7 +18,8 @@ Replies are chosen by the recipient's local part:
   data250@    -> DATA is answered 250 (no 354), the body is not read
 anything else -> 250. EHLO keywords, a greeting code and a delay before
 the final DATA reply are settings. Every read is recorded per connection,
-so tests can tell whether commands came pipelined."""
+so tests can tell whether commands came pipelined; each message records
+the client's address (peer) and its EHLO/HELO name (helo)."""
 import asyncio
 import socket
 import threading
@@ -120,6 +121,7 @@ class Sink:
         buf = b""
         sender, rcpts, accepted = None, [], []
         tls = False
+        helo = None
 
         async def send(line):
             writer.write((line + "\r\n").encode())
@@ -151,6 +153,8 @@ class Sink:
                     await writer.start_tls(self.tls_context)
                     tls = True
                     continue
+                if verb in ("EHLO", "HELO"):
+                    helo = line[5:].strip()
                 if verb in ("EHLO",):
                     lines = ["sink"] + self.ehlo_keywords + (
                         ["STARTTLS"] if self.tls_context and not tls else [])
@@ -237,7 +241,8 @@ class Sink:
                         with self.lock:
                             self.messages.append({"sender": sender, "rcpts": list(accepted),
                                                   "data": unstuffed, "conn": conn, "tls": tls,
-                                                  "peer": writer.get_extra_info("peername")[0]})
+                                                  "peer": writer.get_extra_info("peername")[0],
+                                                  "helo": helo})
                         await send("250 2.0.0 Ok: queued")
                     sender, rcpts, accepted = None, [], []
                 elif verb == "RSET":

@@ -768,8 +768,72 @@ static void test_dkim_settings(void)
 	config_free(&cfg);
 }
 
+/* Bounce classes and suppression: defaults, values, refusals. */
+static void test_suppression_settings(void)
+{
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	tap_ok(strcmp(cfg.bounce_class_rules, "") == 0 &&
+	       config_suppression_parse(cfg.suppression) == CONFIG_SUPPRESSION_REFUSE &&
+	       config_suppression_scope_parse(cfg.suppression_scope) ==
+	       CONFIG_SUPPRESSION_SENDER_DOMAIN && cfg.suppression_expire == 90 * 86400u,
+	       "suppression defaults: refuse, per sender domain, 90 days, built-in rules");
+	tap_ok(config_suppression_parse("off") == CONFIG_SUPPRESSION_OFF &&
+	       config_suppression_parse("DROP") == CONFIG_SUPPRESSION_DROP &&
+	       config_suppression_parse("reject") == -1, "suppression values");
+	tap_ok(config_suppression_scope_parse("global") == CONFIG_SUPPRESSION_GLOBAL &&
+	       config_suppression_scope_parse("domain") == -1, "suppression_scope values");
+	tap_ok(config_set(&cfg, "suppression_expire", "0", err, sizeof(err)) == 0 &&
+	       cfg.suppression_expire == 0, "suppression_expire = 0 (never)");
+	tap_ok(config_set(&cfg, "suppression_expire", "720h", err, sizeof(err)) == 0 &&
+	       cfg.suppression_expire == 30 * 86400u, "suppression_expire = 720h");
+	tap_ok(config_set(&cfg, "suppression_expire", "-1", err, sizeof(err)) == -1,
+	       "a negative suppression_expire is refused: %s", err);
+	tap_ok(config_set(&cfg, "bounce_class_rules", "/etc/a.yaml /etc/b.yaml", err,
+			  sizeof(err)) == 0 &&
+	       strcmp(cfg.bounce_class_rules, "/etc/a.yaml /etc/b.yaml") == 0,
+	       "bounce_class_rules takes a list");
+	config_set(&cfg, "suppression", "reject", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "suppression: must be off, refuse or drop") == 0,
+	       "a bad suppression does not validate: %s", err);
+	config_set(&cfg, "suppression", "drop", err, sizeof(err));
+	config_set(&cfg, "suppression_scope", "domain", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strcmp(err, "suppression_scope: must be sender_domain or global") == 0,
+	       "a bad suppression_scope does not validate: %s", err);
+	config_set(&cfg, "suppression_scope", "global", err, sizeof(err));
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "good suppression settings validate");
+	config_free(&cfg);
+}
+
+/* The traffic-shaping settings: defaults and values. */
+static void test_shaping_settings(void)
+{
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	tap_ok(strcmp(cfg.shaping_rules, "") == 0 && cfg.shaping_builtin_rules,
+	       "shaping defaults: no files, the built-in rules on");
+	tap_ok(config_set(&cfg, "shaping_rules", "/etc/ringmta/a.yaml /etc/ringmta/b.yaml", err,
+			  sizeof(err)) == 0 &&
+	       strcmp(cfg.shaping_rules, "/etc/ringmta/a.yaml /etc/ringmta/b.yaml") == 0,
+	       "shaping_rules takes a list of files");
+	tap_ok(config_set(&cfg, "shaping_builtin_rules", "no", err, sizeof(err)) == 0 &&
+	       !cfg.shaping_builtin_rules, "shaping_builtin_rules = no");
+	tap_ok(config_set(&cfg, "shaping_builtin_rules", "maybe", err, sizeof(err)) == -1,
+	       "shaping_builtin_rules = maybe refused: %s", err);
+	tap_ok(config_validate(&cfg, err, sizeof(err)) == 0, "shaping settings validate");
+	config_free(&cfg);
+}
+
 int main(void)
 {
+	test_suppression_settings();
+	test_shaping_settings();
 	test_dkim_settings();
 	test_typed_fields();
 	test_validate_sender_auth();

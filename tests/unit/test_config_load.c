@@ -42,6 +42,8 @@ static const char *const test_keys[] = {
 	"auth_plaintext_loopback", "auth_max_failures",
 	"dkim_key_table", "dkim_default_domain", "dkim_no_key_action",
 	"dkim_sign_threads", "dmarc_unaligned_action",
+	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
+	"shaping_rules", "shaping_builtin_rules",
 	"metrics_listen",
 };
 

@@ -249,6 +249,9 @@ static void test_unsub_url(void)
 	       -1, "too long: -1");
 }
 
+/* The pool header the next test_job() is told never to sign. */
+static const char *test_skip_header;
+
 /* Run a job for msg (split into pieces of 7 octets) and return it. */
 static struct dkim_job *test_job(struct dkim_table *t, const char *msg, const char *sender,
 				 const char *rcpt, unsigned nrcpt, enum config_dkim_no_key nk,
@@ -259,6 +262,7 @@ static struct dkim_job *test_job(struct dkim_table *t, const char *msg, const ch
 		.table = t, .sender = sender, .rcpt = rcpt, .nrcpt = nrcpt,
 		.queue_id = 0x0123456789abcdefull, .default_domain = "",
 		.no_key_action = nk, .unaligned_action = ua, .now = 1767225600,
+		.skip_header = test_skip_header,
 	};
 	size_t len = strlen(msg);
 	unsigned n = 0;
@@ -349,6 +353,40 @@ static void test_jobs(void)
 	dkim_table_unref(&t);
 }
 
+/* The pool header is never signed, even when the domain lists it: it is
+ * removed before sending. */
+static void test_skip(void)
+{
+	struct dkim_table *t = NULL;
+	struct dkim_job *j;
+	char err[600];
+	const char *msg = "From: a@example.com\r\nX-Ringmta-Pool: bulk\r\nSubject: s\r\n"
+			  "\r\nbody\r\n";
+
+	if (dkim_table_load(&t, test_table("[example.com]\nkeys = r:%1$s\n"
+					   "headers = from:subject:x-ringmta-pool\n"), err,
+			    sizeof(err)) < 0) {
+		tap_ok(0, "skip table: %s", err);
+		return;
+	}
+	test_skip_header = NULL;
+	j = test_job(t, msg, "a@example.com", "b@x", 1, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_ACCEPT);
+	tap_ok(j != NULL && j->dj_prefix != NULL && strstr(j->dj_prefix, "x-ringmta-pool") != NULL,
+	       "listed and not skipped: signed");
+	dkim_job_free(&j);
+	test_skip_header = "X-Ringmta-Pool";
+	j = test_job(t, msg, "a@example.com", "b@x", 1, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_ACCEPT);
+	test_skip_header = NULL;
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_SIGNED && j->dj_prefix != NULL &&
+	       strcasestr(j->dj_prefix, "ringmta-pool") == NULL &&
+	       strstr(j->dj_prefix, "h=from:from:subject:subject:list-unsubscribe:") != NULL,
+	       "the pool header is left out of h= (any case)");
+	dkim_job_free(&j);
+	dkim_table_unref(&t);
+}
+
 int main(void)
 {
 	if (!test_make_keys()) {
@@ -359,6 +397,7 @@ int main(void)
 	test_lookup();
 	test_unsub_url();
 	test_jobs();
+	test_skip();
 	unlink(test_rsa);
 	unlink(test_ed);
 	unlink(test_table(""));

@@ -330,6 +330,35 @@ static void test_basic(void)
 	test_dsn_free(&d);
 }
 
+/* The bounce class: an extension field per recipient (RFC 3464 2.4). */
+static void test_class(void)
+{
+	struct dsn_rcpt r[2] = { test_rcpts[0], test_rcpts[1] };
+	struct dsn_msg m;
+	struct test_dsn d;
+
+	r[0].dr_class = "invalid-recipient";
+	r[1].dr_class = "connection\r\nX-Evil: 1";
+	m = test_msg(r, 2, test_orig_headers);
+	if (!tap_ok(test_build(&m, &d), "class: built"))
+		return;
+	tap_ok(strstr(d.s, "Last-Attempt-Date: Tue, 2 Apr 2024 10:00:00 +0000\r\n"
+			   "X-Ringmta-Bounce-Class: invalid-recipient\r\n") != NULL,
+	       "class: X-Ringmta-Bounce-Class after the recipient's other fields");
+	tap_ok(strstr(d.s, "\r\nX-Evil") == NULL &&
+	       strstr(d.s, "X-Ringmta-Bounce-Class: connection") != NULL,
+	       "class: a value cannot add fields");
+	test_python_ok(&d, "class", "message/delivery-status", 2, "text/rfc822-headers");
+	test_dsn_free(&d);
+	r[0].dr_class = NULL;
+	r[1].dr_class = "";
+	m = test_msg(r, 2, test_orig_headers);
+	if (tap_ok(test_build(&m, &d), "class: built without")) {
+		tap_ok(strstr(d.s, "X-Ringmta-Bounce-Class") == NULL, "class: none, no field");
+		test_dsn_free(&d);
+	}
+}
+
 static void test_delayed_only(void)
 {
 	struct dsn_msg m = test_msg(&test_rcpts[1], 1, test_orig_headers);
@@ -627,6 +656,7 @@ static void test_header_len(void)
 int main(void)
 {
 	test_basic();
+	test_class();
 	test_delayed_only();
 	test_no_headers();
 	test_utf8();

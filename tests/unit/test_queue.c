@@ -83,8 +83,8 @@ static int find_cb(void *ctx, uint64_t id, const struct qrecord *r,
 static void test_record(void)
 {
 	struct qrcpt rcpts[2] = {
-		{ QRCPT_PENDING, 0, 111, "a@example.org", 13, NULL, 0 },
-		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12 },
+		{ QRCPT_PENDING, 0, 111, "a@example.org", 13, NULL, 0, 0 },
+		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 0 },
 	};
 	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 7, .flags = 1,
 			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
@@ -125,6 +125,134 @@ out:
 	free(buf);
 }
 
+/* v4 fields: the class per recipient, the pool, the byte range to strip. */
+static void test_record_v4(void)
+{
+	struct qrcpt rcpts[2] = {
+		{ QRCPT_PENDING, 2, 111, "a@example.org", 13, "421 4.7.28 slow", 15, 5 },
+		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 1 },
+	};
+	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 700, .flags = 1,
+			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
+			     .client_len = 9, .helo = "h", .helo_len = 1,
+			     .pool = "bulk", .pool_len = 4, .strip_off = 40, .strip_len = 25,
+			     .nrcpt = 2, .rcpts = rcpts };
+	size_t n = qrecord_encoded_size(&r), off = 0, cut;
+	unsigned char *buf = malloc(n);
+	struct qrecord d;
+	struct qrcpt rc;
+	int ok;
+
+	qrecord_encode(&r, buf);
+	tap_ok(memcmp(buf, "RMQ4", 4) == 0, "v4: encode writes RMQ4");
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 4, "v4: decodes as version 4");
+	tap_ok(d.pool_len == 4 && memcmp(d.pool, "bulk", 4) == 0 && d.strip_off == 40 &&
+	       d.strip_len == 25 && d.size == 700 && d.nrcpt == 2,
+	       "v4: pool and strip range round-trip");
+	ok = qrecord_rcpt_next(&d, &off, &rc) && rc.bclass == 5 && rc.attempts == 2 &&
+	     rc.reply_len == 15 && memcmp(rc.addr, "a@example.org", 13) == 0;
+	ok = ok && qrecord_rcpt_next(&d, &off, &rc) && rc.bclass == 1 &&
+	     rc.state == QRCPT_FAILED && rc.attempts == 3;
+	tap_ok(ok && !qrecord_rcpt_next(&d, &off, &rc), "v4: recipients keep their class");
+	for (cut = 0; cut < n; cut++)
+		if (qrecord_decode(buf, cut, &d) == 0)
+			break;
+	tap_ok(cut == n, "v4: every truncation is rejected");
+	free(buf);
+	/* A strip range outside the message is damage, not an instruction. */
+	r.strip_off = 690;
+	r.strip_len = 11;
+	buf = malloc(n);
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == -EBADMSG, "v4: strip range past the end rejected");
+	r.strip_off = UINT64_MAX;
+	r.strip_len = 2;
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == -EBADMSG, "v4: strip range that wraps rejected");
+	r.strip_len = 0;
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.strip_len == 0,
+	       "v4: strip_len 0 means nothing to strip, whatever the offset");
+	free(buf);
+}
+
+/* Little-endian helpers to write a v3 record by hand, as the previous
+ * release wrote it (its encoder is gone; the bytes are the contract). */
+static unsigned char *v3_put(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+	return p + n;
+}
+
+static unsigned char *v3_str(unsigned char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	p = v3_put(p, n, 2);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* An RMQ3 record: 2 recipients, the first pending with 4 attempts and a
+ * non-zero pad byte (v3 ignored it: it must not read as a class). */
+static size_t v3_record(unsigned char *buf, uint64_t next)
+{
+	unsigned char *p = buf;
+
+	p = v3_put(p, 0x33514d52u, 4);		/* "RMQ3" */
+	p = v3_put(p, 1000, 8);			/* arrival */
+	p = v3_put(p, next, 8);			/* next_attempt */
+	p = v3_put(p, 5, 8);			/* size */
+	p = v3_put(p, 0, 4);			/* flags */
+	p = v3_put(p, 2, 4);			/* nrcpt */
+	p = v3_str(p, "old@example.org");
+	p = v3_str(p, "192.0.2.1");
+	p = v3_str(p, "old.example.org");
+	*p++ = QRCPT_PENDING;
+	*p++ = 0x7f;				/* pad */
+	p = v3_put(p, 4, 2);
+	p = v3_put(p, next, 8);
+	p = v3_str(p, "r1@example.com");
+	p = v3_str(p, "451 4.3.0 later");
+	*p++ = QRCPT_DELIVERED;
+	*p++ = 0;
+	p = v3_put(p, 1, 2);
+	p = v3_put(p, 0, 8);
+	p = v3_str(p, "r2@example.com");
+	p = v3_str(p, "250 ok");
+	return (size_t)(p - buf);
+}
+
+static void test_record_v3(void)
+{
+	unsigned char buf[256];
+	size_t n = v3_record(buf, 77), off = 0;
+	struct qrecord d;
+	struct qrcpt rc;
+	int ok;
+
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 3,
+	       "v3: a record of the previous release decodes");
+	tap_ok(d.arrival == 1000 && d.next_attempt == 77 && d.nrcpt == 2 &&
+	       d.sender_len == 15 && memcmp(d.sender, "old@example.org", 15) == 0 &&
+	       d.helo_len == 15, "v3: its fields are read");
+	tap_ok(d.pool != NULL && d.pool_len == 0 && d.strip_len == 0 && d.strip_off == 0,
+	       "v3: default pool, nothing to strip");
+	ok = qrecord_rcpt_next(&d, &off, &rc) && rc.state == QRCPT_PENDING &&
+	     rc.attempts == 4 && rc.bclass == 0 && rc.reply_len == 15;
+	ok = ok && qrecord_rcpt_next(&d, &off, &rc) && rc.state == QRCPT_DELIVERED &&
+	     rc.bclass == 0 && memcmp(rc.addr, "r2@example.com", 14) == 0;
+	tap_ok(ok && !qrecord_rcpt_next(&d, &off, &rc),
+	       "v3: recipients read, the pad byte is not a class");
+	for (size_t cut = 0; cut < n; cut++)
+		if (qrecord_decode(buf, cut, &d) == 0) {
+			tap_ok(0, "v3: truncation at %zu rejected", cut);
+			return;
+		}
+	tap_ok(1, "v3: every truncation is rejected");
+}
+
 static void test_ids(void)
 {
 	char s[17];
@@ -144,7 +272,7 @@ static void test_commit(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	enum { N = 50 };
 	struct queue_msg msgs[N], *got[N];
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
 	struct iovec iov[N][3];
 	char err[256];
 	uint64_t count = 0;
@@ -294,8 +422,8 @@ static void test_isolation(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct done_count dc = { &wd, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
-	struct queue_rcpt_update ru = { 0, QRCPT_DELIVERED, 0, "250 ok", 6 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct queue_rcpt_update ru = { 0, QRCPT_DELIVERED, 0, "250 ok", 6, 0, false };
 	struct queue_update u0, u1, u2;
 	struct queue_msg m[3], *got[3];
 	struct iovec iov[3];
@@ -361,13 +489,133 @@ static void test_isolation(const char *dir)
 	queue_close(&q);
 }
 
+struct upgrade_seen {
+	uint8_t version;
+	uint16_t attempts;
+	uint8_t bclass;
+	uint64_t next;
+	uint16_t reply_len;
+};
+
+static void upgrade_cb(void *ctx, uint64_t id, const struct qrecord *r)
+{
+	struct upgrade_seen *s = ctx;
+	struct qrcpt rc;
+	size_t off = 0;
+
+	(void)id;
+	s->version = r->version;
+	s->next = r->next_attempt;
+	if (qrecord_rcpt_next(r, &off, &rc)) {
+		s->attempts = rc.attempts;
+		s->bclass = rc.bclass;
+		s->reply_len = rc.reply_len;
+	}
+}
+
+static int upgrade_due(void *ctx, uint64_t id, uint64_t when)
+{
+	uint64_t *found = ctx;
+
+	(void)when;
+	*found = id;
+	return 1;
+}
+
+/*
+ * A queue written by the previous release (RMQ3 records) still delivers:
+ * the first update rewrites the record as v4 with the class, counts the
+ * attempt, and moves the schedule entry; an update marked "no attempt"
+ * (a suspended site) keeps the counter; the last result removes it.
+ */
+static void test_upgrade(const char *dir)
+{
+	struct queue *q;
+	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct done_count dc = { &wd, 0 };
+	struct queue_rcpt_update ru;
+	struct queue_update u;
+	struct upgrade_seen seen;
+	unsigned char rec[256], key[8], skey[16];
+	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
+	MDB_txn *txn;
+	uint64_t due = 0;
+	char err[256];
+
+	g_done = &dc;
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "upgrade: queue opens");
+	v.mv_data = rec;
+	v.mv_size = v3_record(rec, 77);
+	queue_key_put(key, 42);
+	queue_key_put(skey, 77);
+	queue_key_put(skey + 8, 42);
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &txn) == 0 &&
+	       mdb_put(txn, q->q_meta, &k, &v, 0) == 0 &&
+	       mdb_put(txn, q->q_body, &k, &(MDB_val){ 5, "body\n" }, 0) == 0 &&
+	       mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 && mdb_txn_commit(txn) == 0,
+	       "upgrade: a v3 message stored as the previous release did");
+	tap_ok(queue_scan_due(q, 100, upgrade_due, &due) == 0 && due == 42,
+	       "upgrade: the v3 message is due");
+	memset(&seen, 0, sizeof(seen));
+	tap_ok(queue_record_get(q, 42, upgrade_cb, &seen) == 0 && seen.version == 3 &&
+	       seen.attempts == 4, "upgrade: read back as v3");
+
+	memset(&ru, 0, sizeof(ru));
+	ru.qru_state = QRCPT_PENDING;
+	ru.qru_next_attempt = 500;
+	ru.qru_reply = "421 4.7.28 slow down";
+	ru.qru_reply_len = 20;
+	ru.qru_bclass = 5;
+	memset(&u, 0, sizeof(u));
+	u.qu_id = 42;
+	u.qu_rcpts = &ru;
+	u.qu_nrcpt = 1;
+	u.qu_done = update_done;
+	queue_submit_update(q, &u);
+	wait_updates(&dc, 1);
+	memset(&seen, 0, sizeof(seen));
+	tap_ok(u.qu_status == 0 && queue_record_get(q, 42, upgrade_cb, &seen) == 0 &&
+	       seen.version == 4 && seen.attempts == 5 && seen.bclass == 5 && seen.next == 500,
+	       "upgrade: a deferral rewrites it as v4 with the class, attempt counted");
+	due = 0;
+	tap_ok(queue_scan_due(q, 100, upgrade_due, &due) == 0 && due == 0 &&
+	       queue_scan_due(q, 500, upgrade_due, &due) == 0 && due == 42,
+	       "upgrade: the schedule entry moved to the new time");
+
+	ru.qru_no_attempt = true;
+	ru.qru_next_attempt = 900;
+	ru.qru_reply = NULL;
+	ru.qru_reply_len = 0;
+	ru.qru_bclass = 0;
+	u.qu_status = 0;
+	queue_submit_update(q, &u);
+	wait_updates(&dc, 2);
+	memset(&seen, 0, sizeof(seen));
+	tap_ok(u.qu_status == 0 && queue_record_get(q, 42, upgrade_cb, &seen) == 0 &&
+	       seen.attempts == 5 && seen.next == 900,
+	       "upgrade: a wait without an attempt keeps the counter");
+	tap_ok(seen.bclass == 5 && seen.reply_len == 20,
+	       "upgrade: and, saying nothing new, the last reply and class");
+
+	ru.qru_no_attempt = false;
+	ru.qru_state = QRCPT_FAILED;
+	ru.qru_bclass = 1;
+	queue_submit_update(q, &u);
+	wait_updates(&dc, 3);
+	tap_ok(u.qu_status == 0 && u.qu_removed &&
+	       queue_record_get(q, 42, upgrade_cb, &seen) == -ENOENT,
+	       "upgrade: the last result removes the message");
+	queue_close(&q);
+}
+
 /* A full map is "no storage" (-ENOSPC), and the queue goes on working. */
 static void test_map_full(const char *dir)
 {
 	struct queue *q;
 	struct queue_sink sink;
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
 	struct queue_msg m[2], *got[2];
 	struct iovec iov[2];
 	size_t big = 2u << 20;
@@ -409,7 +657,7 @@ static void test_map_full_updates(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct done_count dc = { &wd, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
 	static struct queue_msg m[FULL_UPDATES];
 	static struct queue_msg *got[FULL_UPDATES];
 	static struct iovec iov[FULL_UPDATES];
@@ -424,7 +672,7 @@ static void test_map_full_updates(const char *dir)
 	g_done = &dc;
 	memset(reply, 'r', sizeof(reply));
 	memcpy(reply, "451 4.3.0 ", 10);
-	ru = (struct queue_rcpt_update){ 0, QRCPT_PENDING, 1, reply, sizeof(reply) };
+	ru = (struct queue_rcpt_update){ 0, QRCPT_PENDING, 1, reply, sizeof(reply), 0, false };
 	tap_ok(queue_open(&q, dir, 1u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
 	       "map-full updates: 1 MiB queue opens");
 	queue_sink_init(&sink, notify, &w);
@@ -489,7 +737,7 @@ static void test_dead_reader(const char *dir)
 	struct queue *q;
 	struct queue_sink sink;
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
 	struct queue_msg m, *got[1];
 	struct iovec iov;
 	char err[256];
@@ -535,6 +783,8 @@ int main(void)
 		return 1;
 	}
 	test_record();
+	test_record_v4();
+	test_record_v3();
 	test_ids();
 	test_commit(dir);
 	{
@@ -542,6 +792,8 @@ int main(void)
 
 		snprintf(sub, sizeof(sub), "%s/iso", dir);
 		test_isolation(sub);
+		snprintf(sub, sizeof(sub), "%s/upgrade", dir);
+		test_upgrade(sub);
 		snprintf(sub, sizeof(sub), "%s/full", dir);
 		test_map_full(sub);
 		snprintf(sub, sizeof(sub), "%s/fullupd", dir);

@@ -39,5 +39,16 @@ int main(void)
 	tap_ok(!retry_expired(0, 5 * 86400 * S - 1, 5 * 86400), "inside lifetime");
 	tap_ok(retry_expired(0, 5 * 86400 * S, 5 * 86400), "at lifetime: expired");
 	tap_ok(retry_expired(1000, 1000 + 3 * S, 2), "short lifetime expires");
+	/* Waiting without an attempt: from not_before (or now), small jitter. */
+	tap_ok(retry_wait_us(1000 * S, 1600 * S, 0) == 1600 * S, "wait: at not_before, low end");
+	tap_ok(retry_wait_us(1000 * S, 1600 * S, 0xffffffffu) < 1660 * S &&
+	       retry_wait_us(1000 * S, 1600 * S, 0xffffffffu) > 1659 * S,
+	       "wait: jitter up to a tenth of the wait");
+	tap_ok(retry_wait_us(1000 * S, 0, 0) == 1000 * S &&
+	       retry_wait_us(1000 * S, 10 * S, 0xffffffffu) < 1001 * S &&
+	       retry_wait_us(1000 * S, 10 * S, 0xffffffffu) > 1000 * S,
+	       "wait: not_before in the past or none: now, jitter at least 1 s");
+	tap_ok(retry_wait_us(0, 86400 * S, 0xffffffffu) < 86460 * S,
+	       "wait: jitter at most 60 s");
 	return tap_done();
 }

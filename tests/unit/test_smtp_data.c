@@ -637,6 +637,124 @@ static void test_hops(void)
 	test_out_free(&o);
 }
 
+/* Decode msg (DOT mode unless raw) in two pieces cut at cut (0: one
+ * piece) looking for field; whether found, with the range. */
+static bool test_field_find(const char *msg, size_t len, size_t cut, const char *field, bool raw,
+			    uint64_t *off_r, uint32_t *len_r, struct test_out *o)
+{
+	struct smtp_data d;
+	size_t pos = 0;
+	bool done = false;
+
+	memset(o, 0, sizeof(*o));
+	smtp_data_init(&d, raw ? SMTP_DATA_RAW : SMTP_DATA_DOT, 0);
+	smtp_data_want_field(&d, field);
+	for (int k = 0; k < 2 && !done; k++) {
+		size_t end = k == 0 && cut != 0 ? cut : len;
+		size_t n = end - pos;
+		char *piece = malloc(n ? n : 1);
+
+		memcpy(piece, msg + pos, n);
+		o->lo = piece;
+		o->hi = piece + n;
+		pos += smtp_data_feed(&d, piece, n, test_emit, o, &done);
+		free(piece);
+		if (pos == len)
+			break;
+	}
+	if (raw)
+		smtp_data_finish(&d);
+	return smtp_data_field(&d, off_r, len_r);
+}
+
+struct field_case {
+	const char *what;
+	const char *in;		/* DOT mode, ends with the terminator */
+	const char *field;	/* the field's octets expected, NULL: none */
+};
+
+static const struct field_case field_cases[] = {
+	{ "simple", "Subject: a\r\nX-Ringmta-Pool: bulk\r\n\r\nbody\r\n.\r\n",
+	  "X-Ringmta-Pool: bulk\r\n" },
+	{ "first line", "X-Ringmta-Pool: bulk\r\nSubject: a\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool: bulk\r\n" },
+	{ "any case, WSP before the colon", "x-RINGMTA-pool \t: b\r\n\r\n.\r\n",
+	  "x-RINGMTA-pool \t: b\r\n" },
+	{ "folded", "A: b\r\nX-Ringmta-Pool:\r\n one\r\n\ttwo\r\nB: c\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool:\r\n one\r\n\ttwo\r\n" },
+	{ "first occurrence only", "X-Ringmta-Pool: a\r\nX-Ringmta-Pool: b\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool: a\r\n" },
+	{ "last field, no empty line", "S: x\r\nX-Ringmta-Pool: a\r\n.\r\n",
+	  "X-Ringmta-Pool: a\r\n" },
+	{ "stuffed dot line after it", "X-Ringmta-Pool: a\r\n..x: y\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool: a\r\n" },
+	{ "after a stuffed line", "..x: y\r\nX-Ringmta-Pool: a\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool: a\r\n" },
+	{ "in the body", "S: x\r\n\r\nX-Ringmta-Pool: a\r\n.\r\n", NULL },
+	{ "a continuation line is no field", "S: x\r\n X-Ringmta-Pool: a\r\n\r\n.\r\n", NULL },
+	{ "longer name", "X-Ringmta-Pools: a\r\nX-Ringmta-Pool-2: b\r\n\r\n.\r\n", NULL },
+	{ "shorter name", "X-Ringmta-Poo: a\r\nX-Ringmta-Pool\r\n\r\n.\r\n", NULL },
+	{ "name with no colon, then the field",
+	  "X-Ringmta-Pool x\r\nX-Ringmta-Pool: y\r\n\r\n.\r\n", "X-Ringmta-Pool: y\r\n" },
+	{ "a line cut inside the name", "X-Ringmta\r\nX-Ringmta-Pool: z\r\n\r\n.\r\n",
+	  "X-Ringmta-Pool: z\r\n" },
+};
+
+/* The pool header field: found by name in the header section only, the
+ * range covers its folded lines, the same range with the input split at
+ * every offset; its value unfolded. */
+static void test_field(void)
+{
+	for (size_t i = 0; i < sizeof(field_cases) / sizeof(field_cases[0]); i++) {
+		const struct field_case *c = &field_cases[i];
+		size_t len = strlen(c->in), bad = 0;
+		struct test_out o;
+		uint64_t off;
+		uint32_t flen;
+
+		for (size_t cut = 0; cut < len; cut++) {
+			bool found = test_field_find(c->in, len, cut, "X-Ringmta-Pool", false, &off,
+						     &flen, &o);
+
+			if (c->field == NULL ? found :
+			    !found || flen != strlen(c->field) || off + flen > o.len ||
+			    memcmp(o.buf + off, c->field, flen) != 0)
+				bad++;
+			test_out_free(&o);
+		}
+		tap_ok(bad == 0, "pool field, %s: split at every offset (%zu wrong)", c->what, bad);
+	}
+	{
+		static const char raw[] = "S: x\r\nX-Ringmta-Pool: open";
+		struct test_out o;
+		uint64_t off;
+		uint32_t flen;
+		bool found = test_field_find(T(raw), 0, "x-ringmta-pool", true, &off, &flen, &o);
+
+		tap_ok(found && off == 6 && flen == sizeof(raw) - 1 - 6,
+		       "BDAT: a message that ends inside the field: up to its end");
+		test_out_free(&o);
+		found = test_field_find(T(raw), 0, "", true, &off, &flen, &o);
+		tap_ok(!found, "an empty name looks for nothing");
+		test_out_free(&o);
+	}
+	{
+		char out[16];
+		static const char f1[] = "X-Ringmta-Pool:\r\n  bulk\r\n\t-one \t\r\n";
+
+		tap_ok(smtp_data_field_value(T(f1), out, sizeof(out)) == 9 &&
+		       strcmp(out, "bulk\t-one") == 0, "value unfolded and trimmed: %s", out);
+		tap_ok(smtp_data_field_value(T("X-Ringmta-Pool: b\r\n"), out, sizeof(out)) == 1 &&
+		       strcmp(out, "b") == 0, "a plain value");
+		tap_ok(smtp_data_field_value(T("X-Ringmta-Pool: 0123456789abcdef\r\n"), out,
+					     sizeof(out)) == -1, "a value too long for out: -1");
+		tap_ok(smtp_data_field_value(T("X-Ringmta-Pool\r\n"), out, sizeof(out)) == -1,
+		       "no colon: -1");
+		tap_ok(smtp_data_field_value(T("X-Ringmta-Pool:  \r\n"), out, sizeof(out)) == 0 &&
+		       out[0] == '\0', "an empty value");
+	}
+}
+
 int main(void)
 {
 	test_table();
@@ -649,5 +767,6 @@ int main(void)
 	test_after_done();
 	test_refusal();
 	test_hops();
+	test_field();
 	return tap_done();
 }
