@@ -26,7 +26,8 @@
 # the MTA "ringmta-gmail" sends to gmail.test instead, through MX lookups: a dnsmasq on
 # 127.0.0.1:5399 answers MX aspmx.l.google.com for it, and A 127.0.0.1 for that host
 # (smtp_port = the sink's, smtp_allow_private_destinations = yes): the same sink, seen
-# as Gmail. Postfix and "ringmta" use the relayhost.
+# as Gmail. Postfix and "ringmta" use the relayhost; so does "ringmta-before", another
+# ringmta binary (RINGMTA_BEFORE: a build before shaping), to compare in the same run.
 #
 # Usage: bench/defer.sh                  (as root: Postfix needs it)
 #        bench/defer.sh --table RAW.log  re-print the table of an earlier run
@@ -34,6 +35,7 @@
 # Environment (defaults in brackets):
 #   MSGS [5000]  SIZE [1024]  SESSIONS [50]  PCT [10]  WINDOW [180] (s)  RETRY [20s]
 #   MTAS ["ringmta ringmta-gmail postfix"]  CONC [20]  RINGMTA_OPTS [""]  SYSCALLS [1]
+#   RINGMTA_BEFORE [""]  the binary of MTA "ringmta-before"
 #   QUIET [0.3] QUIET_WAIT [120]  RINGMTA, SMTP_LOAD, SMTP_SINK, RIG, OUT [/tmp/ringmta-bench]
 #
 # Output: the table; one key=value line per MTA in $OUT/defer-<time>.log; the sink's
@@ -47,7 +49,7 @@ print_table() { "$HERE/shapetable.py" defer "$1"; }   # RAW.log
 if [ "${1:-}" = "--table" ]; then
     print_table "${2:?usage: defer.sh --table RAW.log}"; exit
 elif [ $# -gt 0 ]; then
-    sed -n '2,40p' "$0"; exit 2
+    sed -n '2,42p' "$0"; exit 2
 fi
 
 MSGS=${MSGS:-5000}
@@ -134,9 +136,13 @@ dns_start() {   # gmail.test MX aspmx.l.google.com, A 127.0.0.1
     sleep 0.5
     kill -0 "$DNS_PID" 2>/dev/null || die "dnsmasq did not start (see $DIR/dnsmasq.out)"
 }
-run_ringmta() {  # LABEL: ringmta (relayhost) or ringmta-gmail (gmail.test by MX)
-    local q="$DIR/ringmta-queue" rc route
+run_ringmta() {  # LABEL: ringmta, ringmta-before (relayhost) or ringmta-gmail (gmail.test by MX)
+    local q="$DIR/ringmta-queue" rc route bin=$RINGMTA
     rm -rf "$q"
+    if [ "$1" = ringmta-before ]; then
+        bin=${RINGMTA_BEFORE:?ringmta-before needs RINGMTA_BEFORE}
+        note "ringmta-before: $bin, $("$bin" --version 2>&1 | head -1)"
+    fi
     if [ "$1" = ringmta-gmail ]; then
         dns_start
         route="-o dns_servers=127.0.0.1:5399 -o smtp_port=${SINK_ADDR##*:} -o smtp_allow_private_destinations=yes"
@@ -146,7 +152,7 @@ run_ringmta() {  # LABEL: ringmta (relayhost) or ringmta-gmail (gmail.test by MX
         LOAD_DOMAIN=example.com
     fi
     # shellcheck disable=SC2086
-    "$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$q" -o log_level=warning \
+    "$bin" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$q" -o log_level=warning \
                $route -o "destination_concurrency_limit=$CONC" -o smtp_reuse_limit=1000 \
                -o "retry_min=$RETRY" -o hostname=ringmta.bench $RINGMTA_OPTS \
                >> "$DIR/ringmta.log" 2>&1 &
@@ -154,7 +160,7 @@ run_ringmta() {  # LABEL: ringmta (relayhost) or ringmta-gmail (gmail.test by MX
     wait_port 127.0.0.1 "$RINGMTA_PORT" || die "ringmta did not listen (see $DIR/ringmta.log)"
     measure "$1" "127.0.0.1:$RINGMTA_PORT" "$RM_PID"
     kill -TERM "$RM_PID" 2>/dev/null; wait "$RM_PID"; rc=$?; RM_PID=""
-    add "exit_rc=$rc left=$("$RINGMTA" -o "queue_dir=$q" queue count 2>/dev/null || echo NA)"
+    add "exit_rc=$rc left=$("$bin" -o "queue_dir=$q" queue count 2>/dev/null || echo NA)"
     rm -rf "$q"
 }
 
@@ -190,9 +196,9 @@ note "ringmta $("$RINGMTA" --version 2>&1 | head -1); $(postconf -h mail_version
 sink_start
 for m in $MTAS; do
     case $m in
-    ringmta|ringmta-gmail) run_ringmta "$m" ;;
+    ringmta|ringmta-gmail|ringmta-before) run_ringmta "$m" ;;
     postfix) LOAD_DOMAIN=example.com; run_postfix ;;
-    *) die "unknown MTA '$m' (ringmta, ringmta-gmail, postfix)" ;;
+    *) die "unknown MTA '$m' (ringmta, ringmta-gmail, ringmta-before, postfix)" ;;
     esac
 done
 echo
