@@ -742,8 +742,18 @@ static int queue_tools_lock(struct queue *q, const char *dir, bool alone, char *
 	return 0;
 }
 
-/* The lock file's reader table is a sparse mapping too: allocate it. */
-static void queue_lockfile_alloc(const char *dir)
+/*
+ * The lock file's reader table is a sparse mapping too: allocate it.
+ *
+ * The descriptor stays open until after mdb_env_close(). LMDB tells
+ * "another process uses this environment" by a POSIX (fcntl) lock each
+ * process holds on lock.mdb, and POSIX locks are dropped by ANY close()
+ * of the file in the process: closing it here released the daemon's
+ * lock, so the next `ringmta queue` or `ringmta suppress` beside it
+ * thought it was alone and re-initialized the lock region (mutexes and
+ * reader table) under the running committer.
+ */
+static void queue_lockfile_alloc(struct queue *q, const char *dir)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -755,7 +765,7 @@ static void queue_lockfile_alloc(const char *dir)
 		return;
 	if (fstat(fd, &st) == 0 && st.st_size > 0)
 		(void)fallocate(fd, 0, 0, st.st_size);
-	close(fd);
+	q->q_lmdblockfd = fd;
 }
 
 int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
@@ -779,7 +789,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	if (q == NULL)
 		return -ENOMEM;
 	q->q_flags = flags;
-	q->q_fd = q->q_lockfd = q->q_toolsfd = -1;
+	q->q_fd = q->q_lockfd = q->q_toolsfd = q->q_lmdblockfd = -1;
 	pthread_mutex_init(&q->q_lock, NULL);
 	pthread_cond_init(&q->q_cond, NULL);
 	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, err, errlen)) < 0) ||
@@ -811,7 +821,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		if (r < QUEUE_TXN_PAGES * q->q_psize)
 			r = QUEUE_TXN_PAGES * q->q_psize;
 		q->q_reserve = r;
-		queue_lockfile_alloc(dir);
+		queue_lockfile_alloc(q, dir);
 		if (queue_room(q, QUEUE_TXN_PAGES * q->q_psize +
 				  ((flags & QUEUE_F_COMMITTER) ? q->q_reserve : 0)) < 0 &&
 		    (flags & QUEUE_F_COMMITTER)) {
@@ -853,6 +863,8 @@ void queue_close(struct queue **qp)
 	}
 	if (q->q_env != NULL)
 		mdb_env_close(q->q_env);
+	if (q->q_lmdblockfd >= 0)
+		close(q->q_lmdblockfd);	/* only now: see queue_lockfile_alloc */
 	if (q->q_lockfd >= 0)
 		close(q->q_lockfd);	/* releases the flock */
 	if (q->q_toolsfd >= 0)

@@ -32,6 +32,8 @@ struct queue {
 	int q_fd;			/* LMDB's data file */
 	int q_lockfd;			/* queue_dir/ringmta.lock, or -1 */
 	int q_toolsfd;			/* queue_dir/ringmta.tools.lock, or -1 */
+	int q_lmdblockfd;		/* lock.mdb, kept open until after
+					 * mdb_env_close (see queue_lockfile_alloc) */
 	uint64_t q_psize;		/* LMDB page size */
 	uint64_t q_alloc_end;		/* data file allocated up to here */
 	uint64_t q_reserve;		/* kept allocated past LMDB's use */

@@ -290,7 +290,43 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
-	return main_bclass_load(cfg, false, err, errlen);
+	return 0;
+}
+
+/* Load and install the bounce class rules, or log every error, one line
+ * each, between prefix and suffix. 0 or -1. */
+static int main_bclass_install(const struct config *cfg, const char *prefix, const char *suffix)
+{
+	size_t errlen = 65536;
+	char *err = malloc(errlen), *save = NULL;
+	int rc;
+
+	if (err == NULL) {
+		log_msg(LOG_ERROR, "%sbounce class rules: out of memory%s", prefix, suffix);
+		return -1;
+	}
+	if ((rc = main_bclass_load(cfg, true, err, errlen)) < 0)
+		for (char *l = strtok_r(err, "\n", &save); l != NULL;
+		     l = strtok_r(NULL, "\n", &save))
+			log_msg(LOG_ERROR, "%s%s%s", prefix, l, suffix);
+	free(err);
+	return rc;
+}
+
+/* --check: the bounce class rules, every error of every file on its own
+ * line ("file:line: message") on stderr. */
+static int main_check_bclass(const struct config *cfg)
+{
+	size_t errlen = 65536;
+	char *err = malloc(errlen);
+	int rc;
+
+	if (err == NULL)
+		return -1;
+	if ((rc = main_bclass_load(cfg, false, err, errlen)) < 0)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	return rc;
 }
 
 /* --check: the shaping rules, every error on its own line as
@@ -380,9 +416,12 @@ static int main_serve(const struct config *cfg)
 			return 1;
 		}
 	}
-	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0 ||
-	    main_bclass_load(cfg, true, err, sizeof(err)) < 0) {
+	if (smtp_client_check_bind(cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		return 1;
+	}
+	if (main_bclass_install(cfg, "", "") < 0) {
 		queue_close(&q);
 		return 1;
 	}
@@ -447,10 +486,8 @@ static int main_serve(const struct config *cfg)
 				server_tls_swap(&srv, ts, tc);
 				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
 			}
-			if (main_bclass_load(cfg, true, err, sizeof(err)) < 0)
-				log_msg(LOG_ERROR, "reload: %s (keeping the old bounce class rules)",
-					err);
-			else
+			if (main_bclass_install(cfg, "reload: ",
+						" (keeping the old bounce class rules)") == 0)
 				log_msg(LOG_INFO, "reload: bounce class rules reloaded");
 			if (cfg->dkim_key_table[0] != '\0') {
 				struct dkim_table *dkt = NULL;
@@ -584,7 +621,7 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return 2;
 		}
-		if (main_check_rules(&cfg) < 0) {
+		if (main_check_bclass(&cfg) < 0 || main_check_rules(&cfg) < 0) {
 			config_free(&cfg);
 			return 2;
 		}

@@ -26,11 +26,37 @@
 
 struct msup_args {
 	const char *addr;
+	char addrbuf[512];		/* the address without <>, when given with */
 	const char *domain;		/* "" = global */
 	int bclass;
 	uint64_t expire_s;		/* 0 = never */
 	const char *reason;
 };
+
+/* The address as the operator wrote it, or as a log line shows it
+ * ("<a@b>"): stored without the brackets, which RCPT never compares. An
+ * address with blanks, control characters or brackets inside is refused. */
+static int msup_addr(struct msup_args *a, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(a->addrbuf))
+		goto bad;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == '<' || s[i] == '>' || s[i] == 0x7f)
+			goto bad;
+	memcpy(a->addrbuf, s, n);
+	a->addrbuf[n] = '\0';
+	a->addr = a->addrbuf;
+	return 0;
+bad:
+	fprintf(stderr, "ringmta: suppress: '%s' is not an address\n", s);
+	return -1;
+}
 
 static int msup_usage(void)
 {
@@ -76,9 +102,8 @@ static int msup_parse(int argc, char **argv, struct msup_args *a)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (argv[i][0] != '-') {
-			if (a->addr != NULL)
+			if (a->addr != NULL || msup_addr(a, argv[i]) < 0)
 				return -1;
-			a->addr = argv[i];
 			continue;
 		}
 		if (v == NULL)

@@ -54,6 +54,16 @@ static void yt_node_free(struct yaml_node *n)
 	free(n);
 }
 
+/* Messages quote values, which may hold line breaks (a quoted "\n", a
+ * block scalar) or other control characters: a message stays one line
+ * (one log line, one line of --check), so they become blanks. */
+static void yt_one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 void yaml_error(const struct yaml_node *n, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -67,6 +77,7 @@ void yaml_error(const struct yaml_node *n, char *err, size_t errlen, const char 
 	va_start(ap, fmt);
 	vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
 	va_end(ap);
+	yt_one_line(err);
 }
 
 static int yt_fail(struct yt_build *b, unsigned line, const char *fmt, ...)
@@ -82,6 +93,8 @@ static int yt_fail(struct yt_build *b, unsigned line, const char *fmt, ...)
 		vsnprintf(b->yb_err + k, b->yb_errlen - (size_t)k, fmt, ap);
 		va_end(ap);
 	}
+	if (b->yb_err != NULL && b->yb_errlen > 0)
+		yt_one_line(b->yb_err);
 	return -1;
 }
 

@@ -57,8 +57,12 @@ void bclass_reply_init(struct bclass_reply *r, const char *reply, const char *ec
 
 	memset(r, 0, sizeof(*r));
 	/* The reply's own code and status, at its start or after a reason
-	 * ringmta wrote around it ("host ... said: 421 4.7.0 ..."). */
-	for (p = s; p < end; p++) {
+	 * ringmta wrote around it ("host ... said: 421 4.7.0 ..."); not in
+	 * the host's name ("host mx-250-1.example[...]"). */
+	p = s;
+	if (strncmp(s, "host ", 5) == 0)
+		p = s + 5 + strcspn(s + 5, " ");
+	for (; p < end; p++) {
 		unsigned code = brep_code(p, end, s);
 		size_t l;
 

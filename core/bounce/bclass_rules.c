@@ -76,9 +76,11 @@ static bool bcr_status_ok(const char *s, size_t len)
 	bool dot = true;
 	unsigned ndots = 0;
 
+	if (len == 0 || len >= sizeof(((struct bclass_rule *)0)->bru_status[0]))
+		return false;	/* with its "*", it must fit a status slot */
 	if (len > 2 && s[len - 1] == '*' && s[len - 2] != '.')
 		len--;		/* "4.7.6*": any status that starts "4.7.6" */
-	if (len == 0 || len >= 16 || (s[0] != '2' && s[0] != '4' && s[0] != '5'))
+	if (s[0] != '2' && s[0] != '4' && s[0] != '5')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '.') {
@@ -212,19 +214,38 @@ static int bcr_rule(struct bclass_rule *ru, const struct yaml_node *n, char *err
 	return 0;
 }
 
-/* The rules of one tree, all or nothing. */
+/* Append one error line (no newline in it) to the errors so far in err:
+ * "--check" and a refused start or reload report every problem of every
+ * file, not only the first. A line that does not fit is left out. */
+static void bcr_err_append(char *err, size_t errlen, const char *line)
+{
+	size_t have = strnlen(err, errlen), n = strlen(line);
+
+	if (have > 0 && have + 1 + n < errlen) {
+		err[have] = '\n';
+		memcpy(err + have + 1, line, n + 1);
+	} else if (have == 0 && n < errlen) {
+		memcpy(err, line, n + 1);
+	}
+}
+
+/* The rules of one tree, all or nothing: every bad rule is reported
+ * (appended to err), and none of the tree's rules is kept then. */
 static int bcr_add_tree(struct bclass_rules *r, const struct yaml_tree *t, char *err,
 			size_t errlen)
 {
 	const struct yaml_node *root = t->yt_root, *list;
 	unsigned base = r->brs_n;
+	char one[512];
+	bool bad = false;
 
 	if (root == NULL)
 		return 0;	/* an empty file adds nothing */
 	if (root->yn_kind != YAML_MAP || (list = yaml_map_get(root, "rules")) == NULL ||
 	    list->yn_kind != YAML_SEQ || root->yn_n != 1) {
-		yaml_error(root, err, errlen, "expected one key, \"rules:\", holding a list of"
-			   " rules");
+		yaml_error(root, one, sizeof(one), "expected one key, \"rules:\", holding a"
+			   " list of rules");
+		bcr_err_append(err, errlen, one);
 		return -1;
 	}
 	for (unsigned i = 0; i < list->yn_n; i++) {
@@ -233,59 +254,93 @@ static int bcr_add_tree(struct bclass_rules *r, const struct yaml_tree *t, char 
 			struct bclass_rule *nr = realloc(r->brs_rules, cap * sizeof(*nr));
 
 			if (nr == NULL) {
-				snprintf(err, errlen, "%s: out of memory", t->yt_file);
+				snprintf(one, sizeof(one), "%s: out of memory", t->yt_file);
+				bcr_err_append(err, errlen, one);
 				goto fail;
 			}
 			r->brs_rules = nr;
 			r->brs_cap = cap;
 		}
-		if (bcr_rule(&r->brs_rules[r->brs_n], list->yn_items[i], err, errlen) < 0)
-			goto fail;
+		if (bcr_rule(&r->brs_rules[r->brs_n], list->yn_items[i], one, sizeof(one)) < 0) {
+			bcr_err_append(err, errlen, one);
+			bad = true;
+			continue;
+		}
 		r->brs_n++;
 	}
-	return 0;
+	if (!bad)
+		return 0;
 fail:
 	while (r->brs_n > base)
 		pcre2_code_free(r->brs_rules[--r->brs_n].bru_re);
 	return -1;
 }
 
-int bclass_rules_add_text(struct bclass_rules *r, const char *name, const void *buf,
-			  size_t len, char *err, size_t errlen)
+/* bclass_rules_add_text/_file, their errors appended to those in err. */
+static int bcr_add_text(struct bclass_rules *r, const char *name, const void *buf, size_t len,
+			char *err, size_t errlen)
 {
 	struct yaml_tree *t;
 	int rc;
 
-	if (yaml_tree_parse(&t, name, buf, len, err, errlen) < 0)
+	char one[512];
+
+	if (yaml_tree_parse(&t, name, buf, len, one, sizeof(one)) < 0) {
+		bcr_err_append(err, errlen, one);
 		return -1;
+	}
 	rc = bcr_add_tree(r, t, err, errlen);
 	yaml_tree_free(&t);
 	return rc;
+}
+
+static int bcr_add_file(struct bclass_rules *r, const char *path, char *err, size_t errlen)
+{
+	struct yaml_tree *t;
+	int rc;
+
+	char one[512];
+
+	if (yaml_tree_load(&t, path, one, sizeof(one)) < 0) {
+		bcr_err_append(err, errlen, one);
+		return -1;
+	}
+	rc = bcr_add_tree(r, t, err, errlen);
+	yaml_tree_free(&t);
+	return rc;
+}
+
+int bclass_rules_add_text(struct bclass_rules *r, const char *name, const void *buf,
+			  size_t len, char *err, size_t errlen)
+{
+	if (errlen > 0)
+		err[0] = '\0';
+	return bcr_add_text(r, name, buf, len, err, errlen);
 }
 
 int bclass_rules_add_file(struct bclass_rules *r, const char *path, char *err, size_t errlen)
 {
-	struct yaml_tree *t;
-	int rc;
-
-	if (yaml_tree_load(&t, path, err, errlen) < 0)
-		return -1;
-	rc = bcr_add_tree(r, t, err, errlen);
-	yaml_tree_free(&t);
-	return rc;
+	if (errlen > 0)
+		err[0] = '\0';
+	return bcr_add_file(r, path, err, errlen);
 }
 
 int bclass_rules_add_builtin(struct bclass_rules *r, char *err, size_t errlen)
 {
-	return bclass_rules_add_text(r, "(built-in) conf/bounce-classes.yaml", bclass_builtin_yaml,
-				     bclass_builtin_yaml_len, err, errlen);
+	if (errlen > 0)
+		err[0] = '\0';
+	return bcr_add_text(r, "(built-in) conf/bounce-classes.yaml", bclass_builtin_yaml,
+			    bclass_builtin_yaml_len, err, errlen);
 }
 
 int bclass_rules_load(struct bclass_rules **r_r, const char *files, char *err, size_t errlen)
 {
 	const char *p = files ? files : "";
 	char path[4096];
+	bool bad = false;
 
+	if (errlen > 0)
+		err[0] = '\0';
 	if (bclass_rules_new(r_r) < 0) {
 		snprintf(err, errlen, "bounce class rules: out of memory");
 		return -1;
@@ -298,18 +353,20 @@ int bclass_rules_load(struct bclass_rules **r_r, const char *files, char *err, s
 		if (n == 0)
 			break;
 		if (n >= sizeof(path)) {
-			snprintf(err, errlen, "bounce_class_rules: a path is too long");
-			goto fail;
+			bcr_err_append(err, errlen, "bounce_class_rules: a path is too long");
+			bad = true;
+			p += n;
+			continue;
 		}
 		memcpy(path, p, n);
 		path[n] = '\0';
 		p += n;
-		if (bclass_rules_add_file(*r_r, path, err, errlen) < 0)
-			goto fail;
+		if (bcr_add_file(*r_r, path, err, errlen) < 0)
+			bad = true;	/* go on: report the other files' errors too */
 	}
-	if (bclass_rules_add_builtin(*r_r, err, errlen) == 0)
+	if (bcr_add_text(*r_r, "(built-in) conf/bounce-classes.yaml", bclass_builtin_yaml,
+			 bclass_builtin_yaml_len, err, errlen) == 0 && !bad)
 		return 0;
-fail:
 	bclass_rules_unref(r_r);
 	return -1;
 }
@@ -332,11 +389,32 @@ static bool bcr_status_match(const struct bclass_rule *ru, const char *status)
 	return false;
 }
 
+/* One match context for every thread (read-only once made) that bounds
+ * the work of one match, as the shaping rules do: an operator's pattern
+ * that backtracks without end ("(a+)+$") fails to match instead of
+ * stalling a delivery worker on each failed recipient. */
+#define BCR_MATCH_LIMIT 100000u
+#define BCR_DEPTH_LIMIT 10000u
+
+static pthread_once_t bcr_mctx_once = PTHREAD_ONCE_INIT;
+static pcre2_match_context *bcr_mctx;
+
+static void bcr_mctx_init(void)
+{
+	bcr_mctx = pcre2_match_context_create(NULL);
+	if (bcr_mctx != NULL) {
+		pcre2_set_match_limit(bcr_mctx, BCR_MATCH_LIMIT);
+		pcre2_set_depth_limit(bcr_mctx, BCR_DEPTH_LIMIT);
+	}
+}
+
 unsigned bclass_rules_match(const struct bclass_rules *r, const struct bclass_reply *in,
 			    const char **where_r)
 {
 	pcre2_match_data *md = NULL;
 	unsigned found = BCLASS_NONE;
+
+	pthread_once(&bcr_mctx_once, bcr_mctx_init);
 
 	for (unsigned i = 0; r != NULL && i < r->brs_n && found == BCLASS_NONE; i++) {
 		const struct bclass_rule *ru = &r->brs_rules[i];
@@ -349,9 +427,10 @@ unsigned bclass_rules_match(const struct bclass_rules *r, const struct bclass_re
 		if (ru->bru_re != NULL) {
 			if (md == NULL && (md = pcre2_match_data_create(1, NULL)) == NULL)
 				break;
-			/* 0: matched, ovector too small for groups: fine. */
+			/* 0: matched, ovector too small for groups: fine. Past
+			 * the bound (PCRE2_ERROR_MATCHLIMIT): no match. */
 			if (pcre2_match(ru->bru_re, (PCRE2_SPTR)in->br_text, in->br_len, 0, 0, md,
-					NULL) < 0)
+					bcr_mctx) < 0)
 				continue;
 		}
 		found = ru->bru_class;

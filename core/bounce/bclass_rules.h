@@ -26,7 +26,8 @@
  *
  * Ownership: a struct bclass_rules is immutable once loaded and shared
  * by reference (bclass_rules_ref/unref); matching is thread-safe (each
- * match has its own PCRE2 match data). The process-wide current rules
+ * match has its own PCRE2 match data; one shared, read-only match context
+ * bounds a pattern's work: past it the rule does not match). The process-wide current rules
  * (bclass_current_*) are swapped under a lock on reload; a classification
  * holds a reference for its duration.
  */
@@ -59,14 +60,16 @@ void bclass_reply_init(struct bclass_reply *r, const char *reply, const char *ec
 /* An empty rule set; 0 or -ENOMEM. */
 int bclass_rules_new(struct bclass_rules **r_r);
 /* Append the rules of one YAML document (name for messages): 0, or -1
- * with "name:line: why" in err; on error nothing of it is added. */
+ * with every problem in err, one per line, each "name:line: why"; on
+ * error nothing of it is added. */
 int bclass_rules_add_text(struct bclass_rules *r, const char *name, const void *buf,
 			  size_t len, char *err, size_t errlen);
 int bclass_rules_add_file(struct bclass_rules *r, const char *path, char *err, size_t errlen);
 /* Append the built-in rules (conf/bounce-classes.yaml). */
 int bclass_rules_add_builtin(struct bclass_rules *r, char *err, size_t errlen);
 /* The operator's files (space-separated; "" none) then the built-in
- * rules, into a new set: 0, or -1 with the first error in err. */
+ * rules, into a new set: 0, or -1 with every error of every file in err,
+ * one per line ("file:line: why"), as much as fits. */
 int bclass_rules_load(struct bclass_rules **r_r, const char *files, char *err,
 		      size_t errlen);
 unsigned bclass_rules_count(const struct bclass_rules *r);

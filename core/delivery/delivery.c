@@ -124,8 +124,7 @@ struct delivery {
 	struct delivery_env d_env;
 	struct dlv_worker **d_workers;	/* d_env.de_nworkers */
 	struct dlv_shaping *d_shp;	/* shared by the workers */
-	uint64_t d_shp_saved;		/* unix us of the last save */
-	uint64_t d_src_saved;		/* ... of the sources' counters */
+	struct dlv_shp_clock d_shp_clock;	/* saves and expiry, each its own */
 	struct shp_rules *d_rules_seen;	/* a reference: the rules of the last tick */
 	const struct config *d_cfg;
 	struct queue *d_q;
@@ -478,7 +477,7 @@ static void delivery_shp_save(struct delivery *d, uint64_t now)
 	if (rc < 0)
 		log_msg(LOG_WARNING, "delivery: cannot save the shaping state: %s",
 			queue_strerror(rc));
-	d->d_shp_saved = now;
+	d->d_shp_clock.sc_save = now;
 }
 
 static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
@@ -495,7 +494,7 @@ static void delivery_shp_restore_cb(void *arg, const void *data, size_t len)
 /* The sources' warm-up counters into the queue database. */
 static void delivery_src_save(struct delivery *d, uint64_t now)
 {
-	d->d_src_saved = now;
+	d->d_shp_clock.sc_src_save = now;
 	(void)delivery_blob_store(d, DLV_SRC_BLOB, delivery_src_enc, d->d_shp->ds_src, now);
 }
 
@@ -531,14 +530,16 @@ static void delivery_rules_check(struct delivery *d)
 /* Once a second on the scheduler thread. */
 static void delivery_shp_tick(struct delivery *d, uint64_t now)
 {
+	unsigned todo = dlv_shp_chores(&d->d_shp_clock, now);
+
 	delivery_rules_check(d);
-	if (now >= d->d_src_saved + 10000000u)
+	if (todo & DLV_SHP_DO_SRC_SAVE)
 		delivery_src_save(d, now);
-	if (now >= d->d_shp_saved + 10000000u) {
+	if (todo & DLV_SHP_DO_EXPIRE) {
 		shp_state_expire(d->d_shp->ds_state, now);
 		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
 	}
-	if (now >= d->d_shp_saved + 1000000u && shp_state_take_dirty(d->d_shp->ds_state))
+	if ((todo & DLV_SHP_DO_SAVE) && shp_state_take_dirty(d->d_shp->ds_state))
 		delivery_shp_save(d, now);
 }
 

@@ -65,6 +65,9 @@ struct dlv_rcpt {
 	 * attempt count stays, the next try is max(dr_not_before, now)
 	 * plus jitter, and only max_queue_lifetime ends it. */
 	bool dr_no_attempt;
+	/* The outcome was a refusal of MAIL FROM: about the sender, so never
+	 * a hard (recipient) class, never a suppression entry. */
+	bool dr_mail_refused;
 };
 
 /* One message in this round; shared by its jobs' workers. */

@@ -56,6 +56,10 @@ struct dlv_dest_shp {
 	char *dp_source;		/* owned: the source's name ("default") */
 	struct shp_rules *dp_rules;	/* a reference: dp_prov lives in it */
 	const struct shp_provider *dp_prov;
+	struct shp_rules *dp_lrules;	/* a reference: the rules dp_limits
+					 * and dp_plimits come from (a reload
+					 * applies to them at once, dp_rules
+					 * waits for the sessions to end) */
 	struct shp_limits dp_limits;	/* configured, before actions */
 	struct shp_limits dp_plimits;	/* provider-wide */
 	struct shp_limits dp_eff;	/* dp_limits lowered by the verdict */
@@ -65,6 +69,8 @@ struct dlv_dest_shp {
 					 * last failure: open more than one */
 	bool dp_proven_kicked;		/* ... and the others were opened */
 	uint64_t dp_rate_until;		/* unix us: the message rate says wait */
+	struct shp_rate dp_rate_for;	/* ... the path's rate it said so under
+					 * (another rate since: look again) */
 };
 
 struct dlv_dest {
@@ -121,6 +127,21 @@ int dlv_shaping_new(struct dlv_shaping **s_r);
 void dlv_shaping_free(struct dlv_shaping **s);
 /* Unix microseconds now. */
 uint64_t dlv_unix_us(void);
+
+/* The scheduler thread's shaping chores, each on its own clock (unix us
+ * of its last run): the check whether the state changed and needs saving
+ * once a second, the save of the sources' counters and the expiry of
+ * idle entries every 10 s. */
+struct dlv_shp_clock {
+	uint64_t sc_save, sc_src_save, sc_expire;
+};
+enum {
+	DLV_SHP_DO_SAVE = 1,
+	DLV_SHP_DO_SRC_SAVE = 2,
+	DLV_SHP_DO_EXPIRE = 4,
+};
+/* The chores due at now (DLV_SHP_DO_* bits); their clocks are set to now. */
+unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now);
 /* The rules in force now: a new reference (NULL = none loaded). */
 struct shp_rules *dlv_rules_get(struct dlv_worker *w);
 /* The site of next hop nexthop resolved to route (pure): the MX set's
@@ -131,6 +152,9 @@ const struct shp_provider *dlv_site_of(const struct shp_rules *r, const char *ne
 					size_t sitelen);
 /* Before DNS: the site from the shared cache, if fresh. */
 void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d);
+/* The rules were reloaded since d's limits were set: set them again
+ * from the rules in force (sessions open or not). */
+void dlv_shp_follow_rules(struct dlv_worker *w, struct dlv_dest *d);
 /* The route is known: site, provider, limits; shared cache updated. */
 void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct dns_route *r);
 /* What the path's state allows now. SUSPENDED and BOUNCE end the queued
@@ -167,6 +191,16 @@ void dlv_shp_dest_free(struct dlv_dest *d);
 int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, char *why,
 		 size_t whylen);
 /* j ends: its pick counts as sent, or gives its place back. */
+/* j is about to start on one of d's sessions, d's provider known: a
+ * pick made for another provider (none, when the domain's site was not
+ * known yet) moves to d's provider's warm-up cap. True: j may go. False:
+ * the source is capped for that provider; j no longer holds a place and
+ * waits until *not_before_r (unix us; 0 = pick again now), why says it. */
+bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_job *j,
+			  uint64_t *not_before_r, char *why, size_t whylen);
+/* A reload removed d's source from the rules: its sessions go and what
+ * waits picks its source again (never the removed address). */
+bool dlv_shp_source_gone(struct dlv_worker *w, const struct dlv_dest *d);
 void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
 /* The session could not bind d's source: out of service. */
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,

@@ -272,6 +272,11 @@ static void dres_classify(struct dlv_rcpt *r)
 	}
 	if (r->dr_class == BCLASS_NONE && !(r->dr_no_attempt && r->dr_reply == NULL))
 		r->dr_class = (uint8_t)bclass_classify(r->dr_reply, r->dr_ecode, failed);
+	/* A refused MAIL FROM says nothing about the recipients, whatever
+	 * its words ("550 5.1.1 Sender unknown"): not theirs to be marked
+	 * invalid, nor suppressed (dres_suppress takes hard classes). */
+	if (r->dr_mail_refused && bclass_is_hard(r->dr_class))
+		r->dr_class = BCLASS_POLICY;
 	if (!r->dr_no_attempt || failed)
 		bclass_stats_count(r->dr_class, failed);
 }

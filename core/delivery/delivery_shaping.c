@@ -36,6 +36,26 @@ uint64_t dlv_unix_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
+unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now)
+{
+	unsigned todo = 0;
+
+	if (now >= c->sc_save + 1000000u) {
+		c->sc_save = now;
+		todo |= DLV_SHP_DO_SAVE;
+	}
+	if (now >= c->sc_src_save + 10000000u) {
+		c->sc_src_save = now;
+		todo |= DLV_SHP_DO_SRC_SAVE;
+	}
+	/* Its own clock: a state saved every second must not hold it off. */
+	if (now >= c->sc_expire + 10000000u) {
+		c->sc_expire = now;
+		todo |= DLV_SHP_DO_EXPIRE;
+	}
+	return todo;
+}
+
 int dlv_shaping_new(struct dlv_shaping **s_r)
 {
 	struct dlv_shaping *s = calloc(1, sizeof(*s));
@@ -99,20 +119,31 @@ static const char *dlv_shp_source(const struct dlv_dest *d)
 	return d->dd_shp.dp_source != NULL ? d->dd_shp.dp_source : DLV_SOURCE_DEFAULT;
 }
 
-/* Limits of the path, with ringmta.conf's as the base. */
+/* Limits of the path, with ringmta.conf's as the base, from the rules
+ * in force: sessions open keep d's rules, but a reload's limits apply at
+ * once (the provider by the name d's units are held under). */
 static void dlv_shp_limits(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
+	struct shp_rules *cur = dlv_rules_get(w);
+	const struct shp_rules *r = p->dp_rules;
+	const struct shp_provider *prov = p->dp_prov;
 
-	shp_rules_limits(p->dp_rules, p->dp_prov, p->dp_site, d->dd_name, dlv_shp_source(d),
+	if (cur != NULL && cur != p->dp_rules) {
+		r = cur;
+		prov = p->dp_provider[0] ? shp_rules_provider_by_name(cur, p->dp_provider) : NULL;
+	}
+	shp_rules_limits(r, prov, p->dp_site, d->dd_name, dlv_shp_source(d),
 			 w->w_cfg->destination_concurrency_limit,
 			 w->w_cfg->destination_rate_limit, &p->dp_limits);
-	if (p->dp_prov != NULL)
-		shp_rules_provider_limits(p->dp_rules, p->dp_prov, dlv_shp_source(d),
-					  &p->dp_plimits);
+	if (prov != NULL)
+		shp_rules_provider_limits(r, prov, dlv_shp_source(d), &p->dp_plimits);
 	else
 		memset(&p->dp_plimits, 0, sizeof(p->dp_plimits));
 	p->dp_eff = p->dp_limits;
+	if (p->dp_lrules != NULL)
+		shp_rules_unref(&p->dp_lrules);
+	p->dp_lrules = cur;	/* the reference moves */
 }
 
 /* The rules for d's next look at its limits. Sessions open keep the
@@ -129,6 +160,28 @@ static void dlv_shp_set_rules(struct dlv_worker *w, struct dlv_dest *d)
 	p->dp_prov = NULL;
 }
 
+void dlv_shp_follow_rules(struct dlv_worker *w, struct dlv_dest *d)
+{
+	struct shp_rules *cur;
+
+	if (!d->dd_shp.dp_known)
+		return;
+	cur = dlv_rules_get(w);
+	if (cur != d->dd_shp.dp_lrules) {
+		struct dlv_dest_shp *p = &d->dd_shp;
+
+		if (p->dp_rules != cur && d->dd_nconns == 0) {
+			dlv_shp_set_rules(w, d);
+			p->dp_prov = p->dp_provider[0] && p->dp_rules != NULL ?
+				     shp_rules_provider_by_name(p->dp_rules, p->dp_provider) : NULL;
+		}
+		dlv_shp_limits(w, d);
+		p->dp_rate_until = 0;	/* the new rates say how long */
+	}
+	if (cur != NULL)
+		shp_rules_unref(&cur);
+}
+
 void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
@@ -142,7 +195,11 @@ void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
 	if (d->dd_nconns > 0 && p->dp_known && strcmp(site, p->dp_site) != 0)
 		return;		/* units are held under the old site's keys */
 	snprintf(p->dp_site, sizeof(p->dp_site), "%s", site);
-	snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", prov);
+	/* With sessions open the provider's units are held under its name
+	 * (dlv_shp_conn_put gives them back there): it stays until they
+	 * are gone, as in dlv_shp_from_route. */
+	if (d->dd_nconns == 0 || !p->dp_known)
+		snprintf(p->dp_provider, sizeof(p->dp_provider), "%s", prov);
 	dlv_shp_set_rules(w, d);
 	/* The provider object comes with the route; limits by site now. */
 	dlv_shp_limits(w, d);
@@ -210,6 +267,12 @@ int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim)
 	shp_verdict_apply(&v, &p->dp_eff);
 	switch (v.sv_gate) {
 	case SHP_GATE_SUSPENDED:
+		/* The probe's outcome comes within a connection's timeouts:
+		 * what waits stays here (the tick looks again), rather than
+		 * going back to the queue every few seconds, each time a
+		 * write and a log line per recipient. */
+		if (v.sv_probe_wait)
+			break;
 		if (d->dd_head != NULL)
 			log_msg(LOG_DEBUG, "delivery: %s: %s", d->dd_name, v.sv_reason);
 		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.5", v.sv_reason, true,
@@ -486,6 +549,8 @@ void dlv_shp_dest_free(struct dlv_dest *d)
 {
 	if (d->dd_shp.dp_rules != NULL)
 		shp_rules_unref(&d->dd_shp.dp_rules);
+	if (d->dd_shp.dp_lrules != NULL)
+		shp_rules_unref(&d->dd_shp.dp_lrules);
 	free(d->dd_shp.dp_source);
 	d->dd_shp.dp_source = NULL;
 }
@@ -561,6 +626,62 @@ void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent)
 	}
 	if (r != NULL)
 		shp_rules_unref(&r);
+}
+
+bool dlv_shp_job_provider(struct dlv_worker *w, struct dlv_dest *d, struct dlv_job *j,
+			  uint64_t *not_before_r, char *why, size_t whylen)
+{
+	const char *prov = d->dd_shp.dp_provider;
+	struct shp_rules *r;
+	const struct shp_source *src;
+	const struct shp_pool *pool;
+	uint64_t now = dlv_unix_us() / 1000000u, retry;
+	char *np;
+	bool go = true;
+
+	*not_before_r = 0;
+	if (!j->dj_picked || !d->dd_shp.dp_known || strcmp(j->dj_provider, prov) == 0)
+		return true;
+	r = dlv_rules_get(w);
+	src = r != NULL ? shp_rules_source_by_name(r, j->dj_source) : NULL;
+	np = strdup(prov);
+	if (src == NULL || np == NULL) {
+		free(np);
+		if (r != NULL)
+			shp_rules_unref(&r);
+		return true;	/* a source gone in a reload: as picked */
+	}
+	if (shp_src_repick(w->w_shp->ds_src, src, j->dj_provider, prov, now, &retry) == 0) {
+		free(j->dj_provider);
+		j->dj_provider = np;
+	} else {
+		const char *pname = j->dj_msg->dm_pool != NULL && j->dj_msg->dm_pool[0] ?
+				    j->dj_msg->dm_pool : "default";
+
+		free(np);
+		j->dj_picked = false;	/* the place was given back */
+		pool = shp_rules_pool(r, pname);
+		/* A pool that spills picks again (the provider is known now);
+		 * one that waits, waits for the source's next period. */
+		if (pool == NULL || !pool->sp_spill)
+			*not_before_r = retry * 1000000u;
+		snprintf(why, whylen, "source %s reached its warm-up cap for %s; %s", src->ss_name,
+			 prov, *not_before_r ? "waiting for the next period" : "picking again");
+		go = false;
+	}
+	shp_rules_unref(&r);
+	return go;
+}
+
+bool dlv_shp_source_gone(struct dlv_worker *w, const struct dlv_dest *d)
+{
+	struct shp_rules *r = dlv_rules_get(w);
+	bool gone = r != NULL && d->dd_shp.dp_source != NULL &&
+		    shp_rules_source_by_name(r, d->dd_shp.dp_source) == NULL;
+
+	if (r != NULL)
+		shp_rules_unref(&r);
+	return gone;
 }
 
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,

@@ -45,13 +45,15 @@ void dlv_job_free(struct dlv_job *j)
 
 /* Record one recipient's outcome in its message (the first one counts). */
 static void dlv_rcpt_result(struct dlv_job *j, unsigned k, enum dlv_result res,
-			    const char *reply, const char *ecode, const char *remote)
+			    const char *reply, const char *ecode, const char *remote,
+			    bool mail_refused)
 {
 	struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
 
 	if (r->dr_result != DLV_R_NONE || res == DLV_R_NONE)
 		return;
 	r->dr_result = (uint8_t)res;
+	r->dr_mail_refused = mail_refused;
 	free(r->dr_reply);
 	r->dr_reply = strdup(reply ? reply : "");
 	/* One line: it goes into logs and the record. */
@@ -75,7 +77,7 @@ static void dlv_job_end(struct dlv_worker *w, struct dlv_job *j, enum dlv_result
 			const char *ecode, const char *reason)
 {
 	for (unsigned k = 0; k < j->dj_nrcpt; k++)
-		dlv_rcpt_result(j, k, res, reason, ecode, "");
+		dlv_rcpt_result(j, k, res, reason, ecode, "", false);
 	dlv_shp_job_release(w, j, false);
 	delivery_job_done(w, j);
 }
@@ -90,7 +92,7 @@ static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, cons
 
 		if (r->dr_result != DLV_R_NONE)
 			continue;
-		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "");
+		dlv_rcpt_result(j, k, DLV_R_DEFERRED, reason, ecode, "", false);
 		/* No attempt counted; back when the suspension ends. */
 		r->dr_no_attempt = true;
 		r->dr_not_before = not_before;
@@ -260,12 +262,27 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 			smtp_client_wait(c, (unsigned)((wait + 999) / 1000));
 		} else {
 			d->dd_shp.dp_rate_until = dlv_unix_us() + wait;
+			d->dd_shp.dp_rate_for = d->dd_shp.dp_eff.sl_message_rate;
 			smtp_client_set_next_idle(c, d->dd_idle);
 			d->dd_idle = c;
 		}
 		return false;
 	}
-	j = dlv_dest_pop(d);
+	/* A job picked before the domain's provider was known is held to
+	 * that provider's warm-up cap now, or waits. */
+	while ((j = dlv_dest_pop(d)) != NULL) {
+		char why[300];
+		uint64_t not_before;
+
+		if (dlv_shp_job_provider(w, d, j, &not_before, why, sizeof(why)))
+			break;
+		dlv_job_end_no_attempt(w, j, "4.4.5", why, not_before);
+	}
+	if (j == NULL) {
+		smtp_client_set_next_idle(c, d->dd_idle);
+		d->dd_idle = c;
+		return false;
+	}
 	if (max != 0 && j->dj_nrcpt > max)
 		dlv_job_split(d, j, max);
 	smtp_client_start_job(c, &j->dj_txn);
@@ -462,12 +479,24 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 
 	if (d->dd_head == NULL || w->w_quiesce)
 		return;
+	if (dlv_shp_source_gone(w, d)) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "source %s was removed from the shaping rules;"
+			 " picking a source again", d->dd_shp.dp_source);
+		dlv_dest_close_idle(w, d, true);
+		dlv_dest_fail_queued(w, d, DLV_R_DEFERRED, "4.4.0", why, true, 0);
+		return;
+	}
 	/* A site known (or cached) as suspended: no DNS, no attempt. */
 	dlv_shp_from_cache(w, d);
+	dlv_shp_follow_rules(w, d);
 	gate = dlv_shp_gate(w, d, false);
 	dlv_dest_close_idle(w, d, gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE);
 	if (gate == SHP_GATE_SUSPENDED || d->dd_head == NULL ||
-	    dlv_unix_us() < d->dd_shp.dp_rate_until)
+	    (dlv_unix_us() < d->dd_shp.dp_rate_until &&
+	     memcmp(&d->dd_shp.dp_rate_for, &d->dd_shp.dp_eff.sl_message_rate,
+		    sizeof(d->dd_shp.dp_rate_for)) == 0))
 		return;
 	while (d->dd_head != NULL && d->dd_idle != NULL) {
 		struct smtp_client *c = d->dd_idle;
@@ -498,14 +527,19 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		return;
 	}
 	{
-		int gate = dlv_shp_gate(w, d, true);
+		int gate;
 
+		/* Limits of the rules in force: a throttle shared with the
+		 * site's other destinations sees one rate. */
+		dlv_shp_follow_rules(w, d);
+		gate = dlv_shp_gate(w, d, true);
 		if (gate == SHP_GATE_PROBE)	/* this session is the proof */
 			dlv_shp_opened(w, d);
-		/* The path closed for now, or its limit was lowered under
-		 * the sessions it has: this one goes. */
+		/* The path closed for now, its limit was lowered under the
+		 * sessions it has, or a reload removed its source: this one
+		 * goes. */
 		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
-		    dlv_shp_over_limit(w, d)) {
+		    dlv_shp_over_limit(w, d) || dlv_shp_source_gone(w, d)) {
 			smtp_client_quit(c);
 			return;
 		}
@@ -604,7 +638,7 @@ static void dlv_cl_rcpt_result(void *ctx, struct smtp_client_txn *t, unsigned k,
 	struct dlv_job *j = (struct dlv_job *)((char *)t - offsetof(struct dlv_job, dj_txn));
 
 	(void)ctx;
-	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote);
+	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote, t->ct_mail_refused);
 	if (tls != NULL)
 		dlv_rcpt_tls(j, k, tls);
 }

@@ -3,7 +3,8 @@
  * decisions and DMARC. Reads the header section only; the From value is
  * unfolded and walked once: comments (nested, with quoted-pairs), quoted
  * strings, angle addresses, groups ("name: a, b;") and bare addr-specs.
- * More than one From field, or more than one mailbox in it, is -1.
+ * More than one From field, more than one mailbox in it, or a mailbox
+ * with a second address after its angle address, is -1.
  */
 #include "core/dkim/dkim.h"
 #include "core/dkim/dkim_hdr.h"
@@ -18,6 +19,8 @@ struct dkim_mbox {
 	char *angle;		/* text inside <>, when seen */
 	size_t alen;
 	int has_angle, any;
+	int closed;		/* the angle address has ended */
+	int ambiguous;		/* a second address after it */
 };
 
 /* The domain of addr-spec s: after its last @ outside quotes. */
@@ -61,7 +64,8 @@ static int dkim_from_end(struct dkim_mbox *m, int *count, int *found, char *buf,
 {
 	if (!m->any)
 		return 0;
-	(*count)++;
+	/* Two addresses in one mailbox: no single author (as two mailboxes). */
+	*count += m->ambiguous ? 2 : 1;
 	if (*count == 1) {
 		if (m->has_angle)
 			*found = dkim_from_domain_of(m->angle, m->alen, buf, cap);
@@ -69,7 +73,7 @@ static int dkim_from_end(struct dkim_mbox *m, int *count, int *found, char *buf,
 			*found = dkim_from_domain_of(m->spec, m->slen, buf, cap);
 	}
 	m->slen = m->alen = 0;
-	m->has_angle = m->any = 0;
+	m->has_angle = m->any = m->closed = m->ambiguous = 0;
 	return 0;
 }
 
@@ -113,6 +117,8 @@ static int dkim_from_parse(const char *v, size_t n, char *buf, size_t cap)
 			if (i >= n)
 				i = n - 1;
 			m.any = 1;
+			if (m.closed)
+				m.ambiguous = 1;
 			if (in_angle) {
 				memcpy(m.angle + m.alen, v + s, i - s + 1);
 				m.alen += i - s + 1;
@@ -125,13 +131,17 @@ static int dkim_from_parse(const char *v, size_t n, char *buf, size_t cap)
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
 			continue;
 		if (in_angle) {
-			if (c == '>')
+			if (c == '>') {
 				in_angle = 0;
+				m.closed = 1;
+			}
 			else
 				m.angle[m.alen++] = c;
 			continue;
 		}
 		if (c == '<') {
+			if (m.has_angle)
+				m.ambiguous = 1;
 			in_angle = 1;
 			m.has_angle = 1;
 			m.any = 1;
@@ -153,6 +163,8 @@ static int dkim_from_parse(const char *v, size_t n, char *buf, size_t cap)
 		}
 		m.spec[m.slen++] = c;
 		m.any = 1;
+		if (m.closed)
+			m.ambiguous = 1;
 	}
 	dkim_from_end(&m, &count, &found, buf, cap);
 	free(m.spec);

@@ -213,6 +213,11 @@ static unsigned dkim_job_has_unsub(const struct iovec *iov, unsigned iovcnt)
 	return found;
 }
 
+/* The longest URL whose line, "List-Unsubscribe: <URL>,", keeps within
+ * RFC 5322's 998 octets: a longer line may be refused, or broken by a
+ * relay, and the signature over it with it. */
+#define DKIM_JOB_URL_MAX (998 - sizeof("List-Unsubscribe: <>,") + 1)
+
 /* The List-Unsubscribe fields for this message, or "" (note says why). */
 static void dkim_job_unsub_fields(struct dkim_job *j, const struct dkim_domain *dd,
 				  char *out, size_t cap)
@@ -233,7 +238,7 @@ static void dkim_job_unsub_fields(struct dkim_job *j, const struct dkim_domain *
 				 " and the message has %u recipients: %s", j->dj_p.nrcpt,
 				 dd->dd_unsub_mailto ? "mailto only" : "no List-Unsubscribe");
 		else if (dkim_job_unsub_url(dd->dd_unsub_url, j->dj_p.rcpt, ids, url,
-					    sizeof(url)) < 0)
+					    DKIM_JOB_URL_MAX + 1) < 0)
 			snprintf(j->dj_note, sizeof(j->dj_note), "unsubscribe URL too long: %s",
 				 dd->dd_unsub_mailto ? "mailto only" : "no List-Unsubscribe");
 		else

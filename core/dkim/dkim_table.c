@@ -519,7 +519,7 @@ static int dkim_bool_parse(const char *s, bool *b_r)
 static int dkim_duration_parse(const char *s, uint32_t *r)
 {
 	char *end;
-	unsigned long long v;
+	unsigned long long v, unit;
 
 	if (!isdigit((unsigned char)s[0]))
 		return -1;
@@ -528,16 +528,18 @@ static int dkim_duration_parse(const char *s, uint32_t *r)
 	if (errno != 0)
 		return -1;
 	switch (*end) {
-	case '\0': case 's': break;
-	case 'm': v *= 60; break;
-	case 'h': v *= 3600; break;
-	case 'd': v *= 86400; break;
+	case '\0': case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
 	default: return -1;
 	}
 	if (*end != '\0' && end[1] != '\0')
 		return -1;
-	if (v > 366ull * 86400)
+	/* Compared before multiplying: a product could wrap into range. */
+	if (v > 366ull * 86400 / unit)
 		return -1;
+	v *= unit;
 	*r = (uint32_t)v;
 	return 0;
 }

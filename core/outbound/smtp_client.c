@@ -386,6 +386,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 	if (phase == 0) {
 		c->c_mail_ok = r->code >= 200 && r->code < 300;
 		if (!c->c_mail_ok) {
+			j->ct_mail_refused = true;
 			for (unsigned k = 0; k < j->ct_nrcpt; k++)
 				cl_settle_reply(c, k, r);
 			if (!pipelined) {

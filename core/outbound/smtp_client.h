@@ -64,6 +64,9 @@ struct smtp_client_txn {
 	 * (qrecord strip_off/strip_len); ct_strip_len 0 = none. */
 	uint64_t ct_strip_off;
 	uint32_t ct_strip_len;
+	/* Set by the client before it reports a refusal of MAIL FROM for
+	 * every recipient: that reply is about the sender, not them. */
+	bool ct_mail_refused;
 };
 
 struct shp_source;

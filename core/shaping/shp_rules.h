@@ -133,6 +133,9 @@ bool shp_rules_domain_alone(const struct shp_rules *r, const char *domain);
 const struct shp_provider *shp_rules_provider(const struct shp_rules *r, const char *const *mx,
 					      unsigned nmx);
 const char *shp_provider_name(const struct shp_provider *p);
+/* The provider of that name; NULL when none (lives as long as r). */
+const struct shp_provider *shp_rules_provider_by_name(const struct shp_rules *r,
+						      const char *name);
 
 /* The merged limits of a path. p, site, domain and source may be NULL
  * (level absent); cfg_* are ringmta.conf's built-in defaults. */

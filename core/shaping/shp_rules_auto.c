@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/shaping/shp_rules_internal.h"
+#include "core/shaping/shp_store.h"
 
 static const uint64_t shp_backoff_default_s[] = { 60, 120, 300, 600, 1200, 1800 };
 
@@ -57,6 +58,11 @@ static bool shp_ld_trigger(struct shp_ld *ld, const struct yaml_node *v, struct 
 	if (yaml_scalar_duration(&dur, &ar->ar_window_us, err, sizeof(err)) < 0 ||
 	    ar->ar_window_us == 0)
 		goto bad;
+	if (n > SHP_STORE_WINDOW_MAX) {
+		shp_ld_err(ld, v, "trigger: at most %u events in a window can be counted,"
+			   " found \"%s\"", SHP_STORE_WINDOW_MAX, v->yn_str);
+		return false;
+	}
 	ar->ar_threshold = (unsigned)n;
 	return true;
 bad:

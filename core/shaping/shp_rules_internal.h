@@ -229,7 +229,5 @@ void shp_ld_selection(struct shp_ld *ld, const struct yaml_node *list);
 void shp_ld_pool_finish(struct shp_ld *ld);
 void shp_pool_free_all(struct shp_rules *r);
 
-const struct shp_provider *shp_rules_provider_by_name(const struct shp_rules *r,
-						      const char *name);
 
 #endif

@@ -37,9 +37,13 @@ void shp_ld_err(struct shp_ld *ld, const struct yaml_node *n, const char *fmt, .
 
 	k = snprintf(line, sizeof(line), "%s:%u: ", n != NULL ? n->yn_file : "?",
 		     n != NULL ? n->yn_line : 0);
-	va_start(ap, fmt);
-	vsnprintf(line + k, sizeof(line) - (size_t)k, fmt, ap);
-	va_end(ap);
+	/* A file name longer than the line (a deep path) fills it: the
+	 * message is cut there, not written past it. */
+	if (k >= 0 && (size_t)k < sizeof(line)) {
+		va_start(ap, fmt);
+		vsnprintf(line + k, sizeof(line) - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
 	shp_ld_err_msg(ld, line);
 }
 

@@ -354,6 +354,31 @@ void shp_src_unpicked(struct shp_src_state *s, const struct shp_source *src,
 	pthread_mutex_unlock(&s->s_lock);
 }
 
+int shp_src_repick(struct shp_src_state *s, const struct shp_source *src, const char *from,
+		   const char *to, uint64_t now_s, uint64_t *retry_at_r)
+{
+	struct shp_src_count *c;
+	uint64_t start, len, cap;
+	int rc = -1;
+
+	*retry_at_r = 0;
+	pthread_mutex_lock(&s->s_lock);
+	c = shp_src_counter(s, src, from ? from : "", now_s);
+	if (c != NULL && c->sc_pending > 0)
+		c->sc_pending--;
+	cap = shp_src_period(src, to ? to : "", now_s, &start, &len);
+	if (cap == UINT64_MAX || shp_src_used_in(s, src->ss_name, to ? to : "", start) < cap) {
+		c = shp_src_counter(s, src, to ? to : "", now_s);
+		if (c != NULL)
+			c->sc_pending++;
+		rc = 0;
+	} else {
+		*retry_at_r = start + len;
+	}
+	pthread_mutex_unlock(&s->s_lock);
+	return rc;
+}
+
 /* "127.0.0.2" or "2001:db8::1" for logs. */
 static void shp_src_addr_str(const struct shp_source *src, char *out, size_t len)
 {

@@ -61,6 +61,13 @@ void shp_src_sent(struct shp_src_state *s, const struct shp_source *src, const c
  * side of sending less). */
 void shp_src_unpicked(struct shp_src_state *s, const struct shp_source *src,
 		      const char *provider, uint64_t now_s);
+/* A message picked for (src, from) goes to provider to after all: the
+ * domain's site was not known when it was picked (a domain not seen
+ * yet, or since the domain -> site cache lapsed). Its place moves to
+ * to's counter when to's cap has room (0); else the place is given back
+ * and -1 says so, with the start of to's next period in *retry_at_r. */
+int shp_src_repick(struct shp_src_state *s, const struct shp_source *src, const char *from,
+		   const char *to, uint64_t now_s, uint64_t *retry_at_r);
 /* src could not be bound (errno err): it is out of service until the
  * next rules reload (logged once, at warning, naming the source and the
  * address); shp_src_pick() never returns it and never silently falls

@@ -171,6 +171,7 @@ void shp_state_check(struct shp_state *st, const char *site, const char *source,
 			shp_suspended(v, now + SHP_PROBE_WAIT_US,
 				      "site %s suspended: a probe connection is under way%s",
 				      site, "");
+			v->sv_probe_wait = true;
 		} else {
 			if (claim) {
 				s->ps_probe = true;
@@ -418,7 +419,17 @@ bool shp_state_site_get(struct shp_state *st, const char *domain, uint64_t now,
 
 static bool shp_pstate_empty(struct shp_pstate *p, uint64_t now)
 {
-	bool empty = p->ps_level == 0 && !p->ps_probe && p->ps_max_msgs == 0;
+	bool empty;
+
+	/* Health nobody probed for a long while: no mail waits for the
+	 * site (it would have come back when the suspension ended). */
+	if (p->ps_level > 0 && now >= p->ps_health_until + SHP_HEALTH_FORGET_US &&
+	    !(p->ps_probe && now < p->ps_probe_at + SHP_PROBE_STALE_US)) {
+		p->ps_level = 0;
+		p->ps_health_until = 0;
+		p->ps_probe = false;
+	}
+	empty = p->ps_level == 0 && !p->ps_probe && p->ps_max_msgs == 0;
 
 	for (unsigned k = 0; k < SHP_NSLOTS; k++) {
 		if (p->ps_act[k].pa_until != 0 && now >= p->ps_act[k].pa_until)

@@ -53,12 +53,21 @@ struct shp_verdict {
 	uint32_t sv_max_conns;		/* lowered connection limit, 0 = none */
 	struct shp_rate sv_rate;	/* lowered message rate, sr_count 0 = none */
 	uint32_t sv_max_msgs;		/* learned per connection, 0 = none */
+	bool sv_probe_wait;		/* SUSPENDED only because the probe is
+					 * under way: its outcome comes soon, so
+					 * what waits may wait in memory */
 };
 
 /* Probe in flight longer than this is taken as lost (a worker gone). */
 #define SHP_PROBE_STALE_US (300ull * 1000000u)
-/* While the probe is in flight, others come back this much later. */
+/* While the probe is in flight, others look again this much later. */
 #define SHP_PROBE_WAIT_US (5ull * 1000000u)
+
+/* A site's health is forgotten this long after its suspension ended
+ * without a probe (no mail came for it): its waiting mail comes back
+ * when the suspension ends (capped by retry_max), so only a site nobody
+ * sends to any more is dropped; the next mail finds it as new. */
+#define SHP_HEALTH_FORGET_US (86400ull * 1000000u)
 
 /* What may happen on path (site, source) at now. source may be NULL.
  * A due probe is claimed (given to this caller only) when claim; else

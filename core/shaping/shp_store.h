@@ -28,6 +28,11 @@
 
 struct shp_store;
 
+/* Events a window counter keeps: ss_window_add() never returns more, so
+ * a rule threshold above it could never fire (the rules loader refuses
+ * one). */
+#define SHP_STORE_WINDOW_MAX 256u
+
 struct shp_store_ops {
 	/* GCRA: take n at now_us; 0 = allowed (counted), else the wait in
 	 * microseconds until it would be (nothing counted). */

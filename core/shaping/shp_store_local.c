@@ -15,12 +15,13 @@
 
 #define SHP_SHARDS 64u
 #define SHP_SHARD_BUCKETS 256u
-#define SHP_WIN_MAX 256u
+#define SHP_WIN_MAX SHP_STORE_WINDOW_MAX
 
 struct shp_entry {
 	struct shp_entry *se_next;
 	uint64_t se_used;		/* last operation, us */
 	uint64_t se_tat;		/* GCRA */
+	struct shp_rate se_rate;	/* ... the rate se_tat was set under */
 	uint32_t se_held;		/* semaphore */
 	uint32_t se_nwin, se_wincap;	/* window ring: events, capacity */
 	uint32_t se_winhead;		/* oldest event */
@@ -95,6 +96,14 @@ static uint64_t shp_local_gcra(struct shp_store *s, const char *key, const struc
 		return 0;	/* no memory: do not stall mail on a counter */
 	}
 	e->se_used = now_us;
+	/* Another rate than the TAT was set under (a reload, a lowered rate
+	 * that ended): the old rate's debt is not the new rate's; start it
+	 * from now (never later than the TAT says). */
+	if (memcmp(&e->se_rate, r, sizeof(*r)) != 0) {
+		if (e->se_tat > now_us)
+			e->se_tat = now_us;
+		e->se_rate = *r;
+	}
 	wait = shp_gcra_take(r, &e->se_tat, now_us, n);
 	pthread_mutex_unlock(&sh->sh_lock);
 	return wait;

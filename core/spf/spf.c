@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
@@ -27,10 +28,17 @@
 #include "core/base/log.h"
 #include "core/dns/dns_sync.h"
 
+/* The DNS time one check may take in all, in per-try timeouts: 20 s for
+ * the daemon's 2 s tries, RFC 7208 4.6.4's "at least 20 seconds". */
+#define SPF_CHECK_TRIES 10u
+
 struct spf_ctx {
 	struct spf_ctx *sc_next;
 	SPF_server_t *sc_server;
-	SPF_dns_server_t *sc_layer;	/* ours; hook: its dns_sync */
+	SPF_dns_server_t *sc_layer;	/* ours; hook: this context */
+	struct dns_sync *sc_dns;	/* the layer's channel */
+	uint64_t sc_deadline_ns;	/* the check in progress ends then */
+	bool sc_expired;		/* a lookup came after the deadline */
 };
 
 struct spf {
@@ -69,11 +77,21 @@ const char *spf_result_name(enum spf_result r)
 	return "permerror";
 }
 
-/* The layer's lookup: one dns_sync query, its records as libspf2's. */
+static uint64_t spf_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The layer's lookup: one dns_sync query, its records as libspf2's; after
+ * the check's deadline none, a temporary failure (RFC 7208 4.6.4). */
 static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 				    int should_cache)
 {
-	struct dns_sync *d = layer->hook;
+	struct spf_ctx *c = layer->hook;
+	struct dns_sync *d = c->sc_dns;
 	struct dns_sync_result r;
 	SPF_dns_rr_t *rr;
 	SPF_dns_stat_t herr;
@@ -85,6 +103,10 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *layer, const char *domain,
 	    type != ns_t_ptr) {
 		/* Type SPF (99) is obsolete (RFC 7208 3.1): not asked. */
 		return SPF_dns_rr_new_init(layer, domain, type, 0, NO_DATA);
+	}
+	if (spf_now_ns() >= c->sc_deadline_ns) {
+		c->sc_expired = true;
+		return SPF_dns_rr_new_init(layer, domain, type, 0, TRY_AGAIN);
 	}
 	switch (dns_sync_lookup(d, domain, (int)type, &r)) {
 	case DNS_SYNC_OK: herr = NETDB_SUCCESS; break;
@@ -138,9 +160,9 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *layer, const char *domain,
 
 static void spf_dns_destroy(SPF_dns_server_t *layer)
 {
-	struct dns_sync *d = layer->hook;
+	struct spf_ctx *c = layer->hook;
 
-	dns_sync_free(&d);
+	dns_sync_free(&c->sc_dns);
 	free(layer);
 }
 
@@ -174,7 +196,8 @@ static struct spf_ctx *spf_ctx_new(struct spf *spf, char *err, size_t errlen)
 	layer->destroy = spf_dns_destroy;
 	layer->lookup = spf_dns_lookup;
 	layer->name = "ringmta";
-	layer->hook = d;
+	layer->hook = c;
+	c->sc_dns = d;
 	c->sc_layer = layer;
 	c->sc_server = SPF_server_new_dns(layer, 0);
 	if (c->sc_server == NULL) {
@@ -347,6 +370,9 @@ enum spf_result spf_check(struct spf *spf, const struct sockaddr *client, const 
 		spf_why(why, cap, err);
 		return SPF_RES_TEMPERROR;
 	}
+	c->sc_deadline_ns = spf_now_ns() +
+			    (uint64_t)spf->sp_timeout_ms * SPF_CHECK_TRIES * 1000000u;
+	c->sc_expired = false;
 	req = SPF_request_new(c->sc_server);
 	if (req == NULL) {
 		spf_why(why, cap, "out of memory");
@@ -389,7 +415,13 @@ enum spf_result spf_check(struct spf *spf, const struct sockaddr *client, const 
 	}
 	res = spf_result_from(SPF_response_result(resp));
 	/* libspf2 1.2.10 mangles blanks in exp= texts: our own words. */
-	if (res == SPF_RES_FAIL)
+	if (c->sc_expired && res == SPF_RES_TEMPERROR) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "DNS lookups took longer than %u ms in all",
+			 spf->sp_timeout_ms * SPF_CHECK_TRIES);
+		spf_why(why, cap, text);
+	} else if (res == SPF_RES_FAIL)
 		spf_why_fail(why, cap, client, req->cur_dom);
 	else if (SPF_response_get_header_comment(resp) != NULL)
 		spf_why(why, cap, SPF_response_get_header_comment(resp));

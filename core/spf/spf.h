@@ -5,8 +5,9 @@
  *
  * spf_check() blocks for the DNS lookups the record needs (each bounded
  * by the per-try timeout, at most 10 DNS mechanisms as RFC 7208 4.6.4
- * says): call it from a work pool thread or a command-line tool, never
- * from a worker's ring.
+ * says, and all of them by ten per-try timeouts: a lookup after that is
+ * a temporary failure, so the check ends in temperror): call it from a
+ * work pool thread or a command-line tool, never from a worker's ring.
  *
  * Thread safety: one struct spf is shared by every thread. Each call
  * borrows a context (a libspf2 server and its c-ares channel, which are

@@ -158,6 +158,15 @@ def test_operator_rules_first_check_and_reload(make_server, tmp_path, sink):
                  "    reply: x\n")
     r = srv.cli("--check", check=False)
     assert r.returncode == 2 and "%s:4: class: unknown class 'nope'" % rules in r.stderr, r.stderr
+    # ... and every error of every file, one per line, not only the first.
+    other = str(tmp_path / "other.yaml")
+    write(other, "rules:\n  - status: 5.1.1\n  - class: dns\n    reply: 'a(b'\n")
+    r = srv.cli("-o", "bounce_class_rules=%s %s" % (rules, other), "--check", check=False)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and "%s:4: class: unknown class 'nope'" % rules in lines, r.stderr
+    assert "%s:2: a rule needs a class" % other in lines, r.stderr
+    assert any(l.startswith("%s:4: reply: bad regular expression" % other) for l in lines), \
+        r.stderr
     srv.proc.send_signal(1)     # SIGHUP
     assert wait_log(srv, r"reload: %s:4: class: unknown class 'nope' \(keeping the old bounce"
                          r" class rules\)" % re.escape(rules)), srv.read_log()

@@ -11,6 +11,7 @@ sink records the address that connected and the EHLO name it gave."""
 import crypt
 import os
 import re
+import signal
 import smtplib
 import tempfile
 import time
@@ -470,3 +471,52 @@ def test_sources_in_metrics_and_queue_shaping(make_server, sink):
     assert srv.stop() == 0      # saves the counters
     out = srv.cli("queue", "shaping").stdout
     assert "  source=sa provider=- sent=5\n" in out and "  source=sb provider=- sent=1\n" in out, out
+
+
+RELOAD_BEFORE = SOURCES.replace("""  far:
+    address: 192.0.2.1
+    ehlo: far.sources.test
+""", "") + """\
+default:
+  message_rate: 1/3s burst 1
+pools:
+  default:
+    sources: [sb]
+"""
+
+RELOAD_AFTER = """\
+sources:
+  sa:
+    address: 127.0.0.2
+    ehlo: a.sources.test
+default:
+  message_rate: 1/3s burst 1
+pools:
+  default:
+    sources: [sa]
+"""
+
+
+def test_reload_removing_the_source_in_use(make_server, sink):
+    """Mail waiting on a path whose source a reload removed (its address
+    taken out of the rules) goes out from its pool's sources in the new
+    rules, never from the removed address nor the default one."""
+    path = rules_file(RELOAD_BEFORE)
+    srv = relay_server(make_server, sink, **{RULES_KEY: path})
+    for i in range(3):
+        send(srv.port, "x%d@reload.example" % i)
+    assert sink.wait_for(1)
+    assert peers(sink) == [("127.0.0.3", "b.sources.test")]
+    with open(path, "w") as f:
+        f.write(RELOAD_AFTER)
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_log(srv, r"reload: shaping rules reloaded")
+    assert sink.wait_for(3, timeout=40)
+    got = peers(sink)
+    assert got[1:] == [("127.0.0.2", "a.sources.test")] * 2, got
+    assert srv.queue_count() == 0
+    # What waited was deferred without an attempt, saying why, then sent.
+    log = srv.read_log()
+    assert re.search(r"attempt=0 .*status=deferred ecode=4\.4\.0 reply=\"source sb was"
+                     r" removed from the shaping rules; picking a source again\"", log), log
+    assert log.count("status=sent") == 3, log

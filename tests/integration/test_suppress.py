@@ -107,6 +107,23 @@ def test_off_adds_nobody_and_checks_nothing(make_server, sink):
     assert code == 250
 
 
+
+def test_cli_takes_an_address_as_log_lines_write_it(make_server, sink):
+    """`suppress add <a@b>` (copied from a to=<...> log field) suppresses
+    a@b; the brackets are not part of what RCPT compares."""
+    srv = start(make_server, sink)
+    srv.cli("suppress", "add", "<copied@example.com>")
+    assert "suppressed <copied@example.com>" in srv.cli("suppress", "check",
+                                                        "copied@example.com").stdout
+    (code, _), = rcpt_replies(srv, "news@shop.example", ["copied@example.com"])
+    assert code == 550
+    assert srv.cli("suppress", "remove", "<copied@example.com>").returncode == 0
+    for bad in ("a b@example.com", "<>", "x<y@example.com"):
+        r = srv.cli("suppress", "add", bad, check=False)
+        assert r.returncode != 0 and "is not an address" in r.stderr, (bad, r.stderr)
+    assert srv.cli("suppress", "list").stdout == ""
+
+
 def test_drop_mode_logs_and_does_not_deliver(make_server, sink):
     srv = start(make_server, sink, suppression="drop")
     fail_once(srv, sink, "news@shop.example", "gone@example.com")
@@ -195,3 +212,26 @@ def test_many_suppressed_rcpts_are_not_client_errors(make_server, sink):
     got = rcpt_replies(srv, "news@shop.example", rcpts)
     assert [c for c, _ in got] == [550] * 5 + [250], got
     assert "too many errors" not in srv.read_log()
+
+
+def test_refused_sender_adds_no_recipient(make_server):
+    """A 5xx to MAIL FROM is about the sender, whatever its words: its
+    recipients fail (and bounce), but none of them is suppressed, and
+    their class is not a recipient's hard class."""
+    sink = Sink(mail_reply="550 5.1.1 <news@shop.example>... Sender unknown")
+    try:
+        srv = start(make_server, sink)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("news@shop.example", ["a@example.com", "b@example.com"],
+                       b"Subject: x\r\n\r\nx\r\n")
+        for rcpt in ("a", "b"):
+            assert wait_log(srv, r"to=<%s@example\.com> .*status=bounced" % rcpt), \
+                srv.read_log()
+        log = srv.read_log()
+        assert re.search(r"(?m)to=<a@example\.com> .*status=bounced .* class=policy$", log), log
+        assert "suppress add" not in log
+        assert srv.cli("suppress", "list").stdout == ""
+        (code, text), = rcpt_replies(srv, "news@shop.example", ["a@example.com"])
+        assert code == 250, text
+    finally:
+        sink.stop()

@@ -48,3 +48,27 @@ def test_restart_after_stop_takes_the_queue(make_server):
     assert srv.stop() == 0
     srv.start()     # the lock went with the old process
     assert srv.proc.poll() is None
+
+
+def test_daemon_keeps_lmdb_lock_file_lock(make_server):
+    """LMDB knows that another process uses the environment by a POSIX
+    (fcntl) read lock each process holds on lock.mdb; the first process to
+    open it alone re-initializes the lock region (its mutexes and reader
+    table). POSIX locks go with ANY close() of the file in the process, so
+    the daemon must never open and close lock.mdb beside LMDB: once it
+    did, every `ringmta queue`/`suppress` beside it re-initialized the
+    lock region under the running committer (a lost wake-up hung
+    shutdown; readers wiped from the table let pages in use be reused)."""
+    import fcntl
+    import os
+    srv = make_server().start()
+    fd = os.open(os.path.join(srv.queue_dir, "lock.mdb"), os.O_RDWR)
+    try:
+        with pytest.raises(OSError):
+            # What LMDB's mdb_env_excl_lock tries: a write lock on byte 0.
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+    finally:
+        os.close(fd)
+    # The tools beside it see a shared environment and leave it as it is.
+    assert srv.queue_count() == 0
+    assert srv.proc.poll() is None

@@ -52,6 +52,14 @@ static const struct bcase cases[] = {
 	  NULL, F, BCLASS_INVALID_RECIPIENT },
 	{ "550-5.2.1 The email account that you tried to reach is inactive and can't receive\r\n"
 	  "550 5.2.1 messages. a1si1 - gsmtp", NULL, F, BCLASS_INVALID_RECIPIENT },
+	/* [G] the permanent form of the receiving-rate limit (a Gmail bounce
+	 * quoted at pastebin.com/SpZumxtS): the address is good, it must
+	 * not be suppressed as invalid. */
+	{ "550-5.2.1 The user you are trying to contact is receiving mail at a rate that\r\n"
+	  "550-5.2.1 prevents additional messages from being delivered. For more\r\n"
+	  "550-5.2.1 information, please visit\r\n"
+	  "550 5.2.1 https://support.google.com/mail/?p=ReceivingRatePerm p41si4843565qte.548 - gsmtp",
+	  NULL, F, BCLASS_REPUTATION_OR_RATE },
 	{ "452-4.2.2 The recipient's inbox is out of storage space. Please direct the\r\n"
 	  "452-4.2.2 recipient to\r\n"
 	  "452 4.2.2  https://support.google.com/mail/?p=OverQuotaTemp a1si1 - gsmtp",
@@ -183,6 +191,16 @@ static const struct bcase cases[] = {
 	  " https://postmaster.yahooinc.com/error-codes", NULL, D, BCLASS_REPUTATION_OR_RATE },
 	{ "554 5.7.9 Message not accepted for policy reasons. See"
 	  " https://help.aol.com/articles/mail-policy", NULL, F, BCLASS_POLICY },
+	/* AOL's blocks under 5.2.1, which is no statement about the mailbox:
+	 * after DATA, on content (wordtothewise.com/2015/11/when-did-the-
+	 * reject-happen), and CON:B1, "topped our thresholds, back off"
+	 * (wordtothewise.com/2012/08/aol-bounces-and-false-positives,
+	 * knownhost.com/kb/smtp-error-521). Hard here, they suppressed good
+	 * AOL addresses. */
+	{ "521 5.2.1 : AOL will not accept delivery of this message.", NULL, F,
+	  BCLASS_SPAM_OR_CONTENT },
+	{ "521 5.2.1 : (CON:B1) http://postmaster.info.aol.com/errors/554conb1.html", NULL, F,
+	  BCLASS_REPUTATION_OR_RATE },
 
 	/* [M] Microsoft: Outlook.com and Exchange Online */
 	{ "550 5.7.515 Access denied, sending domain example.com does not meet the required"
@@ -426,6 +444,11 @@ static void test_reply(void)
 			  buf, sizeof(buf));
 	tap_ok(r.br_code == 421 && strcmp(r.br_status, "4.7.0") == 0,
 	       "reply: the remote reply inside ringmta's reason wins over its status");
+	bclass_reply_init(&r, "host mx-250-1.example[192.0.2.1]:25 said: 421 4.7.0 Try again later",
+			  "4.4.2", false, buf, sizeof(buf));
+	tap_ok(r.br_code == 421 && strcmp(r.br_status, "4.7.0") == 0,
+	       "reply: digits in the host's name are not its code (%u %s)", r.br_code,
+	       r.br_status);
 	bclass_reply_init(&r, "connect to mx[192.0.2.1]:25: Connection refused", "4.4.1", false,
 			  buf, sizeof(buf));
 	tap_ok(r.br_code == 400 && strcmp(r.br_status, "4.4.1") == 0,
@@ -513,6 +536,36 @@ static void test_operator_rules(void)
 	unlink(path);
 }
 
+/*
+ * An operator's pattern that backtracks without end ("(a+)+$") must not
+ * stall a delivery worker: the work of one match is bounded (as for the
+ * shaping rules), so past the bound the rule does not match and the next
+ * one decides. The subject here would match the first rule's second
+ * branch ("b") after about 2^22 steps per start position: far past the
+ * bound, well within PCRE2's default limit of ten million.
+ */
+static void test_match_limit(void)
+{
+	static const char mine[] =
+		"rules:\n"
+		"  - class: policy\n"
+		"    reply: '(a+)+$|b'\n"
+		"  - class: dns\n"
+		"    reply: 'b'\n";
+	struct bclass_rules *r;
+	struct bclass_reply in;
+	char err[512], buf[512], subj[64];
+
+	snprintf(subj, sizeof(subj), "550 %.22sb", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	bclass_rules_new(&r);
+	tap_ok(bclass_rules_add_text(r, "t.yaml", mine, strlen(mine), err, sizeof(err)) == 0,
+	       "a backtracking pattern loads (%s)", err);
+	bclass_reply_init(&in, subj, NULL, true, buf, sizeof(buf));
+	tap_ok(bclass_rules_match(r, &in, NULL) == BCLASS_DNS,
+	       "a pattern past the match bound does not match; the next rule decides");
+	bclass_rules_unref(&r);
+}
+
 static atomic_int stress_bad, stress_runs;
 static atomic_bool stress_stop;
 
@@ -574,6 +627,10 @@ static void test_errors(void)
 		{ "rules:\n  - class: dns\n    status: 5.1\n",
 		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
 		  " such as \"5.7.\"" },
+		/* 16 characters with the "*": one more than a status slot holds */
+		{ "rules:\n  - class: dns\n    status: \"4.7.66666666666*\"\n",
+		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
+		  " such as \"5.7.\"" },
 		{ "rules:\n  - class: dns\n    status: [5.1.1, x]\n",
 		  "t.yaml:3: status: expected an enhanced status code such as 5.1.1, or a prefix"
 		  " such as \"5.7.\"" },
@@ -605,6 +662,34 @@ static void test_errors(void)
 	tap_ok(bclass_rules_load(&r, "/nonexistent/rules.yaml", err, sizeof(err)) == -1 &&
 	       r == NULL && strncmp(err, "/nonexistent/rules.yaml", 23) == 0,
 	       "a missing operator file is an error: %s", err);
+	{
+		/* Every bad rule of a file, and the errors of every file. */
+		static const char two[] = "rules:\n  - class: nope\n    status: 4.4.3\n"
+					  "  - class: dns\n    status: 4.4.3\n"
+					  "  - status: 5.1.1\n";
+		char path[] = "/tmp/test_bclass_XXXXXX";
+		char many[4096];
+		int fd = mkstemp(path);
+		char files[256];
+
+		bclass_rules_new(&r);
+		tap_ok(bclass_rules_add_text(r, "t.yaml", two, strlen(two), many, sizeof(many)) ==
+			       -1 && strcmp(many, "t.yaml:2: class: unknown class 'nope'\n"
+					    "t.yaml:6: a rule needs a class") == 0 &&
+			       bclass_rules_count(r) == 0,
+		       "every bad rule of one file is reported");
+		bclass_rules_unref(&r);
+		tap_ok(fd >= 0 && write(fd, two, strlen(two)) == (ssize_t)strlen(two),
+		       "a rules file written");
+		close(fd);
+		snprintf(files, sizeof(files), "/nonexistent/a.yaml %s", path);
+		tap_ok(bclass_rules_load(&r, files, many, sizeof(many)) == -1 && r == NULL &&
+			       strncmp(many, "/nonexistent/a.yaml", 19) == 0 &&
+			       strstr(many, ":2: class: unknown class 'nope'\n") != NULL &&
+			       strstr(many, ":6: a rule needs a class") != NULL,
+		       "the errors of every file are reported");
+		unlink(path);
+	}
 }
 
 int main(void)
@@ -614,6 +699,7 @@ int main(void)
 
 	test_names();
 	test_reply();
+	test_match_limit();
 	err[0] = '\0';
 	if (bclass_rules_new(&rules) < 0 || bclass_rules_add_builtin(rules, err, sizeof(err)) < 0)
 		tap_ok(0, "the built-in rules load: %s", err);

@@ -260,6 +260,18 @@ static void test_from(void)
 	tap_ok(from_is("From: J\xc3\xb6rg <j\xc3\xb6@B\xc3\xbc.Example>\r\n\r\n", 1, "b\xc3\xbc.example"),
 	       "from: UTF-8 domain, ASCII lower-cased");
 	tap_ok(from_is("From: a@l.example", 1, "l.example"), "from: no body, no CRLF");
+	/* One mailbox, two addresses: which one a reader's MUA or DMARC
+	 * shows is anybody's guess, so there is no one author domain. */
+	tap_ok(from_is("From: <a@good.example> <b@evil.example>\r\n\r\n", -1, NULL),
+	       "from: two angle addresses in one mailbox is -1");
+	tap_ok(from_is("From: Joe <a@good.example> b@evil.example\r\n\r\n", -1, NULL),
+	       "from: an address after the angle address is -1");
+	tap_ok(from_is("From: <a@good.example> \"x\"@evil.example\r\n\r\n", -1, NULL),
+	       "from: a quoted address after the angle address is -1");
+	tap_ok(from_is("From: Joe <a@n.example> (work)\r\n\r\n", 1, "n.example"),
+	       "from: a comment after the angle address is fine");
+	tap_ok(from_is("From: Joe <a@n.example>, \r\n\r\n", 1, "n.example"),
+	       "from: a trailing comma is fine");
 	{
 		const char *m = "Subject: x\r\nFrom: Someone <s@m.example>\r\n\r\n";
 		struct iovec iov[3] = {

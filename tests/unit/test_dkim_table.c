@@ -134,6 +134,11 @@ static void test_errors(void)
 		 "headers: at most 48 names", "too many header names");
 	test_bad("[example.com]\nkeys = a:%1$s\nexpire = soon\n", "table.ini:3: expire: 'soon'",
 		 "bad expire");
+	/* 2^57 + 1 days is 86400 s modulo 2^64: refused, not taken as a day. */
+	test_bad("[example.com]\nkeys = a:%1$s\nexpire = 144115188075855873d\n",
+		 "table.ini:3: expire: '144115188075855873d'", "an expire that wraps is refused");
+	test_bad("[example.com]\nkeys = a:%1$s\nexpire = 1152921504606846977h\n",
+		 "table.ini:3: expire: '1152921504606846977h'", "in hours too");
 	/* Group-readable key: refused, naming the file. */
 	chmod(test_ed, 0640);
 	snprintf(want, sizeof(want), "%s", test_ed);
@@ -387,6 +392,60 @@ static void test_skip(void)
 	dkim_table_unref(&t);
 }
 
+/* Whether every line of text (CRLF-ended) has at most 998 octets before
+ * its CRLF (RFC 5322 2.1.1): a longer one may be refused or broken by a
+ * relay, and then the signature over it no longer verifies. */
+static bool test_lines_fit(const char *text)
+{
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		const char *e = strstr(p, "\r\n");
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n > 998)
+			return false;
+		p = e ? e + 2 : NULL;
+	}
+	return true;
+}
+
+/* A long recipient filled into the URL twice: the List-Unsubscribe line
+ * stays within 998 octets, or the URL is left out (noted). */
+static void test_unsub_long(void)
+{
+	struct dkim_table *t = NULL;
+	struct dkim_job *j;
+	char err[600], rcpt[400], url[1100];
+	const char *msg = "From: A <a@example.com>\r\nTo: b@x.example\r\nSubject: s\r\n"
+			  "\r\nbody\r\n";
+	int ulen;
+
+	/* 64 octets of local part, each encoded as 3, and a 252-octet domain. */
+	memset(rcpt, '+', 64);
+	snprintf(rcpt + 64, sizeof(rcpt) - 64, "@%.60s.%.60s.%.60s.%.60s.example",
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		 "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+		 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+	if (dkim_table_load(&t, test_table(
+		"[example.com]\nkeys = r:%1$s\n"
+		"unsubscribe_url = https://unsubscribe.example.com/one-click/list/abcdefghijklmnopqrstuvwxyz0123/{rcpt}/{rcpt}"
+		"/{queue_id}\n"), err, sizeof(err)) < 0) {
+		tap_ok(0, "long unsubscribe table: %s", err);
+		return;
+	}
+	ulen = dkim_job_unsub_url(dkim_table_find(t, "example.com")->dd_unsub_url, rcpt,
+				  "0123456789abcdef", url, sizeof(url));
+	tap_ok(ulen > 980 && ulen < 1023, "setup: the filled URL has %d octets", ulen);
+	j = test_job(t, msg, "a@example.com", rcpt, 1, CONFIG_DKIM_NO_KEY_UNSIGNED,
+		     CONFIG_DMARC_UNALIGNED_REJECT);
+	tap_ok(j != NULL && j->dj_status == DKIM_JOB_SIGNED && test_lines_fit(j->dj_prefix),
+	       "a List-Unsubscribe line never exceeds 998 octets");
+	tap_ok(j != NULL && strstr(j->dj_note, "unsubscribe URL too long") != NULL,
+	       "a URL that does not fit is left out, noted: %s", j ? j->dj_note : "");
+	dkim_job_free(&j);
+	dkim_table_unref(&t);
+}
+
 int main(void)
 {
 	if (!test_make_keys()) {
@@ -398,6 +457,7 @@ int main(void)
 	test_unsub_url();
 	test_jobs();
 	test_skip();
+	test_unsub_long();
 	unlink(test_rsa);
 	unlink(test_ed);
 	unlink(test_table(""));

@@ -513,6 +513,18 @@ static void test_errors(void)
 	       "a.yaml:5: not a duration", "bad action duration");
 	refuse("automation:\n  - name: x\n    match: y\n    trigger: often\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: trigger: expected", "bad trigger");
+	/* The store keeps at most SHP_STORE_WINDOW_MAX events per counter:
+	 * a larger threshold would load and never fire. */
+	refuse("automation:\n  - name: x\n    match: y\n    trigger: 300 in 10m\n"
+	       "    actions: [{suspend: 1m}]\n",
+	       "a.yaml:4: trigger: at most 256 events", "a threshold the store cannot count");
+	{
+		struct shp_rules *r = load("automation:\n  - name: x\n    match: y\n"
+					   "    trigger: 256 in 10m\n    actions: [{suspend: 1m}]\n");
+
+		tap_ok(r != NULL, "a threshold of 256 loads: %s", r == NULL ? errbuf : "ok");
+		shp_rules_unref(&r);
+	}
 	refuse("automation:\n  - name: x\n    match: y\n    code: 42\n    actions: [{suspend: 1m}]\n",
 	       "a.yaml:4: code: expected", "bad code");
 	refuse("automation:\n  - {name: 'two words', match: y, actions: [{suspend: 1m}]}\n",
@@ -596,6 +608,23 @@ static void test_errors(void)
 			       strstr(small, "more errors") != NULL && strlen(small) < sizeof(small),
 		       "errors beyond the buffer are counted");
 		free(big);
+	}
+	{
+		/* A file name longer than one error line (a deep path): the
+		 * message is cut, never written past its buffer. */
+		char name[1200];
+		static const char text[] = "default:\n  bad: 1\n";
+		struct shp_rules_src s;
+		struct shp_rules *r = NULL;
+
+		memset(name, 'd', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		s = (struct shp_rules_src){ name, text, sizeof(text) - 1 };
+		errbuf[0] = '\0';
+		tap_ok(shp_rules_load_mem(&r, false, &s, 1, errbuf, sizeof(errbuf)) < 0 &&
+			       strncmp(errbuf, "ddd", 3) == 0 && strlen(errbuf) < sizeof(errbuf),
+		       "an error in a file with a very long name is cut, not overrun (%zu bytes)",
+		       strlen(errbuf));
 	}
 }
 

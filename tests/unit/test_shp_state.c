@@ -151,8 +151,8 @@ static void test_health(void)
 	until = shp_state_conn_failed(st, "dead", t0 + S, backoff, NULL);
 	tap_ok(until == t0 + 10 * S, "health: rounds already under way do not step again");
 	shp_state_check(st, "dead", "ip1", t0 + 5 * S, true, &v);
-	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_until_us == t0 + 10 * S,
-	       "health: suspended until the backoff ends: %s", v.sv_reason);
+	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_until_us == t0 + 10 * S &&
+	       !v.sv_probe_wait, "health: suspended until the backoff ends: %s", v.sv_reason);
 	shp_state_check(st, "dead", "ip1", t0 + 10 * S, false, &v);
 	tap_ok(v.sv_gate == SHP_GATE_PROBE, "health: a look says the probe is due ...");
 	for (int i = 0; i < 10; i++) {
@@ -160,7 +160,8 @@ static void test_health(void)
 		if (v.sv_gate == SHP_GATE_PROBE)
 			probes++;
 		else
-			tap_ok(v.sv_gate == SHP_GATE_SUSPENDED, "health: others wait for the probe");
+			tap_ok(v.sv_gate == SHP_GATE_SUSPENDED && v.sv_probe_wait,
+			       "health: others wait for the probe");
 	}
 	tap_ok(probes == 1, "health: exactly one probe when the backoff ends (%u)", probes);
 	until = shp_state_conn_failed(st, "dead", t0 + 11 * S, backoff, NULL);
@@ -174,6 +175,41 @@ static void test_health(void)
 	tap_ok(v.sv_gate == SHP_GATE_OPEN, "health: success reopens the site");
 	until = shp_state_conn_failed(st, "dead", t0 + 40 * S, backoff, NULL);
 	tap_ok(until == t0 + 50 * S, "health: after a success the backoff starts over");
+	shp_state_free(&st);
+}
+
+/* Sites that failed once and never had mail again: with thousands of
+ * dead domains (each a site of its own), their health must not stay in
+ * memory and in the saved blob for ever. */
+static void test_health_forgotten(void)
+{
+	struct shp_state *st;
+	struct shp_verdict v;
+	uint64_t t0 = 1700000000ull * S, later = t0 + 2 * SHP_HEALTH_FORGET_US;
+	char site[64], blob[256];
+	struct count c = { 0, "" };
+	size_t n;
+
+	shp_state_new(&st);
+	for (unsigned i = 0; i < 1000; i++) {
+		snprintf(site, sizeof(site), "dead%u.example", i);
+		shp_state_conn_failed(st, site, t0, backoff, NULL);
+	}
+	shp_state_conn_failed(st, "busy.example", later - 5 * S, backoff, NULL);
+	shp_state_expire(st, t0 + 20 * S);
+	shp_state_foreach(st, t0 + 20 * S, count_cb, &c);
+	tap_ok(c.n == 1001, "health: kept while the probe is recent (%u)", c.n);
+	shp_state_expire(st, later);
+	c.n = 0;
+	c.kinds[0] = '\0';
+	shp_state_foreach(st, later, count_cb, &c);
+	tap_ok(c.n == 1, "health: forgotten a while after the suspension ended unprobed (%u)",
+	       c.n);
+	shp_state_check(st, "busy.example", NULL, later, false, &v);
+	tap_ok(v.sv_gate == SHP_GATE_SUSPENDED, "health: a site suspended just now stays");
+	n = shp_state_save(st, later, blob, sizeof(blob));
+	tap_ok(n < sizeof(blob) && strstr(blob, "dead") == NULL,
+	       "health: the blob no longer carries forgotten sites (%zu bytes)", n);
 	shp_state_free(&st);
 }
 
@@ -277,6 +313,7 @@ int main(void)
 	test_actions();
 	test_ramp();
 	test_health();
+	test_health_forgotten();
 	test_learned_and_cache();
 	test_blob();
 	return tap_done();

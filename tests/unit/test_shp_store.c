@@ -99,6 +99,23 @@ int main(void)
 		tap_ok(o->ss_gcra_take(s, "m|slow", &slow, 5000 * S, 1) > 0,
 		       "a TAT still in the future is kept by expiry");
 	}
+	{
+		/* The rate of a key changes (a reload, an action that ends):
+		 * the debt of the old rate is not carried into the new one. */
+		struct shp_rate slow = { 1, 86400 * S, 1 }, fast = { 100, S, 0 };
+
+		tap_ok(o->ss_gcra_take(s, "m|chg", &slow, 3000 * S, 1) == 0, "1/d: first");
+		tap_ok(o->ss_gcra_take(s, "m|chg", &slow, 3001 * S, 1) > 0, "1/d: second waits");
+		tap_ok(o->ss_gcra_take(s, "m|chg", &fast, 3001 * S, 1) == 0,
+		       "100/s after 1/d: no wait for the old rate's day");
+		for (unsigned i = 0; i < 99; i++)
+			o->ss_gcra_take(s, "m|chg", &fast, 3001 * S, 1);
+		tap_ok(o->ss_gcra_take(s, "m|chg", &fast, 3001 * S, 1) > 0,
+		       "100/s: its own burst still holds");
+		tap_ok(o->ss_gcra_take(s, "m|chg", &slow, 3002 * S, 1) == 0 &&
+		       o->ss_gcra_take(s, "m|chg", &slow, 3003 * S, 1) > 0,
+		       "back to 1/d: one, then the day");
+	}
 
 	/* Threads: never more than the limit inside. */
 	g_store = s;

@@ -6,12 +6,14 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/dns/dns_sync.h"
@@ -245,6 +247,146 @@ static void test_auth_results(void)
 	       "a small buffer is refused");
 }
 
+/* ---- a slow DNS server: every answer comes 150 ms late ---- */
+
+static int test_slow_fd = -1;
+static volatile int test_slow_stop;
+
+/* name as labels into out; returns the length. */
+static size_t test_put_name(unsigned char *out, const char *name)
+{
+	size_t o = 0;
+
+	while (*name != '\0') {
+		size_t l = strcspn(name, ".");
+
+		out[o++] = (unsigned char)l;
+		memcpy(out + o, name, l);
+		o += l;
+		name += l;
+		if (*name == '.')
+			name++;
+	}
+	out[o++] = 0;
+	return o;
+}
+
+/* One answer record for the question's name (a pointer to offset 12). */
+static size_t test_put_rr(unsigned char *out, unsigned type, const unsigned char *rd, size_t rdlen)
+{
+	unsigned char h[12] = { 0xc0, 12, 0, (unsigned char)type, 0, 1, 0, 0, 0, 60,
+				(unsigned char)(rdlen >> 8), (unsigned char)rdlen };
+
+	memcpy(out, h, 12);
+	memcpy(out + 12, rd, rdlen);
+	return 12 + rdlen;
+}
+
+/*
+ * slow.test's record names nine MX mechanisms, each of ten hosts (the
+ * most RFC 7208 4.6.4 allows): about a hundred lookups, each answered
+ * in time for a 200 ms try, but 15 s in all.
+ */
+static void *test_slow_main(void *arg)
+{
+	static const char rec[] = "v=spf1 mx:m1.slow.test mx:m2.slow.test mx:m3.slow.test"
+				  " mx:m4.slow.test mx:m5.slow.test mx:m6.slow.test"
+				  " mx:m7.slow.test mx:m8.slow.test mx:m9.slow.test -all";
+	(void)arg;
+	while (!test_slow_stop) {
+		unsigned char q[512], a[2048], rd[300];
+		struct sockaddr_in from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(test_slow_fd, q, sizeof(q), 0, (struct sockaddr *)&from, &flen);
+		size_t qend = 12, o, rdlen;
+		unsigned qtype, an = 0;
+
+		if (n < 17)
+			continue;
+		while (qend < (size_t)n && q[qend] != 0)
+			qend += q[qend] + 1u;
+		qend += 5;
+		if (qend > (size_t)n)
+			continue;
+		qtype = (unsigned)q[qend - 4] << 8 | q[qend - 3];
+		memcpy(a, q, qend);
+		a[2] = 0x81;
+		a[3] = 0x80;
+		a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
+		o = qend;
+		if (qtype == 16) {		/* TXT */
+			rd[0] = (unsigned char)(sizeof(rec) - 1);
+			memcpy(rd + 1, rec, sizeof(rec) - 1);
+			o += test_put_rr(a + o, 16, rd, sizeof(rec));
+			an = 1;
+		} else if (qtype == 15) {	/* MX: ten hosts */
+			for (unsigned i = 0; i < 10; i++) {
+				char host[32];
+
+				snprintf(host, sizeof(host), "h%u.slow.test", i);
+				rd[0] = 0;
+				rd[1] = (unsigned char)i;
+				rdlen = 2 + test_put_name(rd + 2, host);
+				o += test_put_rr(a + o, 15, rd, rdlen);
+			}
+			an = 10;
+		} else if (qtype == 1) {	/* A: never the client */
+			memcpy(rd, "\xc0\x00\x02\x01", 4);
+			o += test_put_rr(a + o, 1, rd, 4);
+			an = 1;
+		}
+		a[7] = (unsigned char)an;
+		usleep(150000);
+		sendto(test_slow_fd, a, o, 0, (struct sockaddr *)&from, flen);
+	}
+	return NULL;
+}
+
+/* A check whose every lookup is answered in time but whose lookups take
+ * far longer in all ends with temperror (RFC 7208 4.6.4's time limit),
+ * not after the sum of all of them: a domain's slow DNS would otherwise
+ * hold a pool thread for minutes, and a few such senders all of them. */
+static void test_slow_dns(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	struct timeval tv = { 0, 200000 };
+	struct timespec t0, t1;
+	char servers[64], err[256], why[256];
+	struct sockaddr_storage ss = test_addr("127.0.0.2");
+	pthread_t th;
+	struct spf *spf;
+	enum spf_result r;
+	double secs;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	test_slow_fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (test_slow_fd < 0 || bind(test_slow_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(test_slow_fd, (struct sockaddr *)&sin, &len) < 0 ||
+	    setsockopt(test_slow_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    pthread_create(&th, NULL, test_slow_main, NULL) != 0) {
+		tap_ok(0, "slow DNS server");
+		return;
+	}
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", ntohs(sin.sin_port));
+	if (tap_ok(spf_new(&spf, servers, "mx.ringmta.test", 200, err, sizeof(err)) == 0,
+		   "spf_new (slow server): %s", err)) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = spf_check(spf, (struct sockaddr *)&ss, "client.test", "a@slow.test", why,
+			      sizeof(why));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+		tap_ok(r == SPF_RES_TEMPERROR, "slow DNS in all: %s (%s), after %.1f s",
+		       spf_result_name(r), why, secs);
+		/* Generous: the limit is ten tries' timeouts, 2 s here. */
+		tap_ok(secs < 10.0, "the check ends well before its ~100 lookups would");
+		spf_free(&spf);
+	}
+	test_slow_stop = 1;
+	pthread_join(th, NULL);
+	close(test_slow_fd);
+}
+
 int main(void)
 {
 	struct spf *spf;
@@ -324,5 +466,6 @@ int main(void)
 	}
 	tap_ok(spf_new(&spf, "not-an-ip", "h", 200, err, sizeof(err)) < 0, "bad server list: %s",
 	       err);
+	test_slow_dns();
 	return tap_done();
 }

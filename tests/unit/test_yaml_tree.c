@@ -206,6 +206,31 @@ static void test_file(void)
 	       "a missing file: %s", err);
 }
 
+/* An error message is one line (a log line, one line of --check), even
+ * when it quotes a value with line breaks or control characters. */
+static void test_one_line_errors(void)
+{
+	static const char dup[] = "\"a\\nb\": 1\n\"a\\nb\": 2\n";
+	static const char val[] = "k: \"x\\ny\\rz\\te\\x1b\"\nl: |\n  one\n  two\n";
+	char err[256] = "";
+	struct yaml_tree *t = NULL;
+
+	tap_ok(yaml_tree_parse(&t, "t.yaml", dup, sizeof(dup) - 1, err, sizeof(err)) < 0 &&
+	       strstr(err, "duplicate key") != NULL && strpbrk(err, "\r\n") == NULL,
+	       "a duplicate key with a line break is reported on one line: %s", err);
+	tap_ok(yaml_tree_parse(&t, "t.yaml", val, sizeof(val) - 1, err, sizeof(err)) == 0,
+	       "values with control characters parse (%s)", err);
+	yaml_error(yaml_map_get(t->yt_root, "k"), err, sizeof(err), "bad \"%s\"",
+		   yaml_map_get(t->yt_root, "k")->yn_str);
+	tap_ok(strncmp(err, "t.yaml:1: bad \"x", 16) == 0 && strpbrk(err, "\r\n\t\x1b") == NULL,
+	       "yaml_error quoting a value with control characters is one line: %s", err);
+	yaml_error(yaml_map_get(t->yt_root, "l"), err, sizeof(err), "bad \"%s\"",
+		   yaml_map_get(t->yt_root, "l")->yn_str);
+	tap_ok(strstr(err, "one") != NULL && strstr(err, "two") != NULL && strchr(err, '\n') == NULL,
+	       "a block scalar quoted in an error is one line: %s", err);
+	yaml_tree_free(&t);
+}
+
 int main(void)
 {
 	test_shapes();
@@ -213,5 +238,6 @@ int main(void)
 	test_dups_large();
 	test_scalars();
 	test_file();
+	test_one_line_errors();
 	return tap_done();
 }
