@@ -44,6 +44,8 @@
 #   RIG [/work/shared/rig]  OUT [/tmp/ringmta-bench] (raw log, queue, logs)
 #   PF_EXTRA_PIDS [""]            more process trees whose CPU counts as Postfix's (its
 #                                 milters: bench/dkim.sh passes OpenDKIM's pids)
+#   SYSCALLS [0]                  1: count the MTA tree's system calls with perf stat
+#                                 (raw_syscalls:sys_enter; costs the MTA a little per call)
 #   PROBE [""]                    a command run as "PROBE MTA" right before each run's load
 #                                 starts and right after the sink has everything; it prints
 #                                 key=value words, added to the raw line as before_KEY=...
@@ -52,7 +54,9 @@
 # Output: the table on stdout; one key=value line per run in $OUT/e2e-<time>.log
 # (e2e_msgs_per_sec, delivered, e2e_status, msgs_per_sec = smtp-load's acceptance rate,
 # mta_cpu_s, sink_cpu_s, cpu_s = smtp-load's, exit_rc and queued for ringmta, left for
-# Postfix: queue files left once the sink had everything).
+# Postfix: queue files left once the sink had everything, and the counters below), and
+# under the table a second one per delivered message: disk writes, context switches,
+# system calls of the MTA's tree, and its RSS at the end.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -121,13 +125,37 @@ for scen, by in runs.items():
                 bad.append(f"{m}: {s} " + " ".join(extra))
     row.append("; ".join(bad) if bad else "all delivered")
     print("| " + " | ".join(row) + " |")
+# Per delivered message, medians: what the MTA tree wrote (and the whole disk), its
+# context switches and system calls (SYSCALLS=1), its RSS at the end.
+if any("mta_wbytes" in r for by in runs.values() for rs in by.values() for r in rs):
+    print()
+    hdr = ["scenario", "MTA", "MTA disk writes KiB/msg", "disk writes KiB/msg (whole box)",
+           "disk I/Os per msg (whole box)", "context switches/msg", "syscalls/msg",
+           "read+write syscalls/msg", "RSS MiB at end"]
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for scen, by in runs.items():
+        for m in mtas:
+            rs = by.get(m, [])
+            if not rs:
+                continue
+            for r in rs:
+                r["_rw"] = str(int(r.get("mta_syscr", 0)) + int(r.get("mta_syscw", 0))) \
+                    if r.get("mta_syscr", "NA") != "NA" else "NA"
+            kib = lambda k: (lambda x: None if x is None else x / 1024000)(med(rs, k, "delivered"))
+            per = lambda k: (lambda x: None if x is None else x / 1000)(med(rs, k, "delivered"))
+            rss = med(rs, "mta_rss_kb")
+            print("| " + " | ".join([scen, m, f(kib("mta_wbytes"), 3), f(kib("disk_wbytes"), 3),
+                                     f(per("disk_ios"), 3), f(per("mta_ctxsw"), 3),
+                                     f(per("mta_syscalls"), 2), f(per("_rw"), 2),
+                                     f(None if rss is None else rss / 1024, 1)]) + " |")
 PY
 }
 
 if [ "${1:-}" = "--table" ]; then
     print_table "${2:?usage: e2e.sh --table RAW.log}"; exit
 elif [ $# -gt 0 ]; then
-    sed -n '2,49p' "$0"; exit 2
+    sed -n '2,57p' "$0"; exit 2
 fi
 
 SIZES=${SIZES:-"1024 102400"}
@@ -151,6 +179,7 @@ SMTP_SINK=${SMTP_SINK:-$ROOT/build/bench/smtp-sink}
 RIG=${RIG:-/work/shared/rig}
 OUT=${OUT:-/tmp/ringmta-bench}
 U="$RIG/rigutil.py"
+PT="$HERE/proctree.py"
 PF_ADDR=127.0.0.1:2525
 
 die() { echo "e2e.sh: $*" >&2; exit 1; }
@@ -181,11 +210,7 @@ msgs_for() {  # MTA SIZE
     *)        if [ -n "${MSGS_POSTFIX:-}" ]; then echo "$MSGS_POSTFIX"; elif [ "$2" -gt 32768 ]; then echo 5000; else echo 10000; fi ;;
     esac
 }
-wait_port() {   # HOST PORT: until it accepts (10 s)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-. "$HERE/benchlib.sh"   # note, quiet
+. "$HERE/benchlib.sh"   # note, quiet, wait_port, sink_settled, counters_start/stop
 
 # ---------------------------------------------------------------- sink
 SINK_PID=""
@@ -269,15 +294,7 @@ PY
 }
 sink_now() {   # current count (after one second without change: earlier deliveries done)
     case $SINK in
-    ours) local a b
-          while :; do
-              kill -USR1 "$SINK_PID"; sleep 0.3
-              a=$(tail -1 "$RUN/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-              sleep 0.7; kill -USR1 "$SINK_PID"; sleep 0.3
-              b=$(tail -1 "$RUN/sink.out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
-              [ "${a:-x}" = "${b:-y}" ] && break
-          done
-          echo "$b" ;;
+    ours) sink_settled "$SINK_PID" "$RUN/sink.out" ;;
     postfix) "$U" settle "$RUN/sink.out" 1 60 ;;
     esac
 }
@@ -300,6 +317,7 @@ measure() {  # MTA SCENARIO TARGET "PID..." SESSIONS SIZE
     local js="$RUN/load.json"; rm -f "$js"
     local c0 c1 sys0 sys1 t0 tend got st pr0 pr1
     pr0=$(probe before "$mta")
+    counters_start "$pid"
     read -r -a c0 < <(cpu_now "$pid")
     sys0=$("$U" sys); t0=$(date +%s.%N)
     # shellcheck disable=SC2086
@@ -309,6 +327,7 @@ measure() {  # MTA SCENARIO TARGET "PID..." SESSIONS SIZE
     read -r tend got st < <(sink_wait "$base" "$n" "$t0" "$js")
     sys1=$("$U" sys)
     read -r -a c1 < <(cpu_now "$pid")
+    counters_stop "$pid"; local cnt=$CNT
     pr1=$(probe after "$mta")
     wait "$lp"; rm -f "$RUN/load.pid"
     local kvs
@@ -323,7 +342,7 @@ measure() {  # MTA SCENARIO TARGET "PID..." SESSIONS SIZE
         printf "e2e_seconds=%.3f e2e_msgs_per_sec=%.1f mta_cpu_s=%.2f sink_cpu_s=%.2f", d, got / d, md, sd
         printf " mta_cpu_ms_per_msg=%s sys_busy_cores=%.2f other_cores=%.2f",
                (got > 0 ? sprintf("%.4f", md * 1000 / got) : "NA"), busy, busy - (md + sd + lc) / d }')
-    echo "tool=e2e mta=$mta scenario=$scen size=$size sessions=$sess messages=$n load_opts=\"$LOAD_OPTS\" sink=$SINK delivered=$got e2e_status=$st $line $kvs pre_busy_cores=$pre$pr0$pr1" >> "$RAW"
+    echo "tool=e2e mta=$mta scenario=$scen size=$size sessions=$sess messages=$n load_opts=\"$LOAD_OPTS\" sink=$SINK delivered=$got e2e_status=$st $line $kvs pre_busy_cores=$pre $cnt$pr0$pr1" >> "$RAW"
     printf '  %-13s %-14s %9s msg/s e2e (inject %s)  mta %s ms/msg  %s/%s delivered %s %s\n' "$mta" "$scen" \
         "$(grep -o 'e2e_msgs_per_sec=[0-9.]*' <<<"$line" | cut -d= -f2)" \
         "$(grep -o ' msgs_per_sec=[0-9.]*' <<<" $kvs" | cut -d= -f2)" \
@@ -382,6 +401,7 @@ run_postfix() {  # SESSIONS SIZE SCENARIO
 
 cleanup() {
     trap - EXIT INT TERM
+    [ -n "$PERF_PID" ] && { kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null; }
     [ -n "$RM_PID" ] && { kill -TERM "$RM_PID" 2>/dev/null; wait "$RM_PID" 2>/dev/null; }
     [ -n "$PF_RUNNING" ] && pf_down >/dev/null 2>&1
     sink_stop >/dev/null 2>&1

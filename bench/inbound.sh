@@ -84,11 +84,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || die "ulimit -n is $(ulimit -n); 1000 sessions need more"
 
 messages_for() { if [ -n "${MESSAGES:-}" ]; then echo "$MESSAGES"; elif [ "$1" -gt 65536 ]; then echo 10000; else echo 20000; fi; }
-wait_port() {   # HOST PORT: until it accepts (10 s)
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
-    return 1
-}
-. "$HERE/benchlib.sh"   # note, quiet
+. "$HERE/benchlib.sh"   # note, quiet, wait_port
 
 # One smtp-load run against TARGET, CPU taken of the process tree at PID.
 # Appends a key=value line to the raw log.

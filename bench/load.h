@@ -114,6 +114,7 @@ struct load_opts {
 	uint64_t lo_messages;		/* -n; 0 = no count limit */
 	unsigned lo_duration;		/* -d seconds; 0 = no time limit */
 	unsigned lo_rcpts;		/* -r */
+	unsigned lo_rdomains;		/* -R: d0.test .. dN-1.test in turn; 0 = -D */
 	unsigned lo_per_conn;		/* -m; 0 = unlimited */
 	unsigned lo_timeout;		/* -t seconds without progress */
 	unsigned lo_src_addrs;		/* -b: spread over 127.0.0.1..N */
@@ -201,6 +202,7 @@ struct load {
 	unsigned l_nsizes, l_size_total;
 	struct load_domain *l_domains;
 	unsigned l_ndomains, l_domain_total;
+	uint64_t l_rdom_next;		/* -R: the next recipient's domain number */
 	char *l_ehlo;
 	size_t l_ehlo_len;
 	char *l_cmds;			/* shared transaction text: no mix to pick from */

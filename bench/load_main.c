@@ -102,7 +102,8 @@ static void load_usage(FILE *f)
 	fprintf(f,
 		"usage: smtp-load -s HOST:PORT [-c SESSIONS] [-n MESSAGES | -d SECONDS]\n"
 		"                 [-z SIZE | -z SIZE:WEIGHT,...] [-D DOMAIN[:WEIGHT],...]\n"
-		"                 [-r RCPTS] [-m PER_CONN] [-P] [-T] [-S] [-I] [-q] [-j]\n"
+		"                 [-R NDOMAINS] [-r RCPTS] [-m PER_CONN] [-P] [-T] [-S] [-I]\n"
+		"                 [-q] [-j]\n"
 		"                 [-t TIMEOUT] [-b N] [-H HELO] [-F DOMAIN]\n"
 		"  -s HOST:PORT  server (numeric or name; [v6]:port)\n"
 		"  -c N          concurrent sessions (default 50, up to %u)\n"
@@ -115,6 +116,9 @@ static void load_usage(FILE *f)
 		"  -D DOMAINS    recipient domains DOMAIN[:WEIGHT],... such as\n"
 		"                a.test:80,b.test:20: each recipient picks its domain by\n"
 		"                weight (default example.com)\n"
+		"  -R N          recipient domains d0.test .. dN-1.test (instead of -D),\n"
+		"                taken in turn, recipient after recipient: each domain\n"
+		"                gets the same share (fan-out runs)\n"
 		"  -F DOMAIN     sender domain: From: and MAIL FROM are\n"
 		"                smtp-load@DOMAIN (default load.example)\n"
 		"  -r N          recipients per message (default 1)\n"
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
 	struct load *L;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "s:c:n:d:z:D:F:r:m:t:b:H:PTSIqjh")) != -1) {
+	while ((opt = getopt(argc, argv, "s:c:n:d:z:D:R:F:r:m:t:b:H:PTSIqjh")) != -1) {
 		switch (opt) {
 		case 's': o.lo_server = optarg; break;
 		case 'c': o.lo_sessions = (unsigned)load_num(optarg, 'c', 1, LOAD_MAX_SESSIONS); break;
@@ -174,6 +178,7 @@ int main(int argc, char **argv)
 		case 'd': o.lo_duration = (unsigned)load_num(optarg, 'd', 1, 86400); break;
 		case 'z': o.lo_sizes = optarg; break;	/* checked by load_text_init */
 		case 'D': o.lo_domains = optarg; break;
+		case 'R': o.lo_rdomains = (unsigned)load_num(optarg, 'R', 1, 100000000); break;
 		case 'F':
 			if (optarg[0] == '\0' || strlen(optarg) > 253 ||
 			    strpbrk(optarg, "<>@ \t\r\n") != NULL)

@@ -170,7 +170,7 @@ static void load_report_json(struct load *L, double secs, double ucpu, double sc
 	char name[96];
 
 	printf("{\"server\":\"%s\",\"mode\":\"%s\",\"sessions\":%u,\"size\":%zu,"
-	       "\"sizes\":\"%s\",\"domains\":\"%s\","
+	       "\"sizes\":\"%s\",\"domains\":\"%s\",\"rdomains\":%u,"
 	       "\"rcpts\":%u,\"per_conn\":%u,\"pipelining\":%s,\"tls\":%s,\"ok\":%" PRIu64
 	       ",\"failed\":%" PRIu64 ",\"seconds\":%.3f,\"msgs_per_sec\":%.1f,"
 	       "\"bytes\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"connect_failed\":%" PRIu64
@@ -178,7 +178,7 @@ static void load_report_json(struct load *L, double secs, double ucpu, double sc
 	       "\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
 	       "\"max\":%.3f},",
 	       o->lo_server, load_mode(o), o->lo_sessions, load_text_mean_size(L),
-	       o->lo_sizes, o->lo_domains, o->lo_rcpts, o->lo_per_conn,
+	       o->lo_sizes, o->lo_domains, o->lo_rdomains, o->lo_rcpts, o->lo_per_conn,
 	       o->lo_pipelining ? "true" : "false", o->lo_tls ? "true" : "false",
 	       L->l_ok, L->l_failed, secs, rate, L->l_bytes, L->l_conns, L->l_conn_failed,
 	       L->l_idle_reached,
@@ -225,7 +225,10 @@ void load_report(struct load *L)
 	printf("smtp-load: %s sessions=%u size=%s rcpts=%u per_conn=%u pipelining=%s tls=%s\n",
 	       o->lo_server, o->lo_sessions, o->lo_sizes, o->lo_rcpts, o->lo_per_conn,
 	       o->lo_pipelining ? "yes" : "no", o->lo_tls ? "yes" : "no");
-	if (L->l_ndomains > 1 || strcmp(o->lo_domains, "example.com") != 0)
+	if (o->lo_rdomains > 0)
+		printf("domains:     d0.test .. d%u.test in turn (-R %u)\n", o->lo_rdomains - 1,
+		       o->lo_rdomains);
+	else if (L->l_ndomains > 1 || strcmp(o->lo_domains, "example.com") != 0)
 		printf("domains:     %s\n", o->lo_domains);
 	if (o->lo_idle)
 		printf("idle:        %u of %u sessions reached the idle state\n",

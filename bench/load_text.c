@@ -4,6 +4,9 @@
  * size before the run, and writes each transaction's ".", MAIL, RCPT..,
  * DATA text, picking its size, and a domain for each recipient, by weight.
  *
+ * With -R N the recipients' domains are d0.test .. dN-1.test, one after the
+ * other, so that every domain gets the same share of a fan-out run.
+ *
  * Ownership: messages, MAIL lines and the shared command text belong to
  * struct load and live until exit. Without a mix (one size, one domain)
  * every session points at the shared text; with one, each session owns a
@@ -25,6 +28,7 @@
 
 static const char load_rcpt_pfx[] = "RCPT TO:<rcpt";
 static const char load_data[] = "DATA\r\n";
+static const char load_rdom_sfx[] = ".test";	/* -R: d0.test, d1.test, ... */
 
 static char *load_strdupf(size_t *len_r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -262,8 +266,17 @@ static size_t load_text_write(struct load *L, char *p, const struct load_size *z
 		p += sizeof(load_rcpt_pfx) - 1;
 		p += load_text_u32(p, i);
 		*p++ = '@';
-		memcpy(p, d->ld_name, d->ld_len);
-		p += d->ld_len;
+		if (L->l_opts->lo_rdomains > 0) {
+			/* -R: dK.test, K in turn */
+			*p++ = 'd';
+			p += load_text_u32(p, (uint32_t)(L->l_rdom_next++ %
+							 L->l_opts->lo_rdomains));
+			memcpy(p, load_rdom_sfx, sizeof(load_rdom_sfx) - 1);
+			p += sizeof(load_rdom_sfx) - 1;
+		} else {
+			memcpy(p, d->ld_name, d->ld_len);
+			p += d->ld_len;
+		}
 		memcpy(p, ">\r\n", 3);
 		p += 3;
 	}
@@ -318,12 +331,14 @@ void load_text_init(struct load *L)
 	for (unsigned i = 0; i < L->l_ndomains; i++)
 		if (L->l_domains[i].ld_len > dom_max)
 			dom_max = L->l_domains[i].ld_len;
+	if (o->lo_rdomains > 0 && dom_max < 1 + 10 + sizeof(load_rdom_sfx))
+		dom_max = 1 + 10 + sizeof(load_rdom_sfx);
 	cap = 3 + mail_max + (size_t)o->lo_rcpts * (sizeof(load_rcpt_pfx) + 10 + 1 + dom_max + 3) +
 	      sizeof(load_data);
 	cap = (cap + 15) & ~(size_t)15;
 	L->l_cmd_cap = cap;
 
-	if (L->l_nsizes == 1 && L->l_ndomains == 1) {
+	if (L->l_nsizes == 1 && L->l_ndomains == 1 && o->lo_rdomains == 0) {
 		L->l_cmds = malloc(cap);
 		if (L->l_cmds == NULL)
 			load_die("out of memory");

@@ -71,6 +71,7 @@ extern const struct sink_reply sink_r_rcpt_4xx;
 extern const struct sink_reply sink_r_rcpt_5xx;
 extern const struct sink_reply sink_r_data_4xx;
 extern const struct sink_reply sink_r_data_5xx;
+extern const struct sink_reply sink_r_data_421;
 extern const struct sink_reply sink_r_tempfail;
 extern const struct sink_reply sink_r_permfail;
 extern const struct sink_reply sink_r_nested;
@@ -98,6 +99,7 @@ struct sink_conf {
 	unsigned sc_idle_s;		/* 0: no idle timeout */
 	unsigned sc_rcpt_4xx, sc_rcpt_5xx;	/* basis points */
 	unsigned sc_data_4xx, sc_data_5xx;
+	unsigned sc_data_421;		/* 421 4.7.28 and close, after the data */
 	struct sink_domain *sc_domains;
 	unsigned sc_ndomains;
 	const char *sc_stats_path;
@@ -123,6 +125,7 @@ static inline uint64_t sink_stat_get(sink_stat_t *s)
 
 struct sink_counters {
 	sink_stat_t ct_sessions, ct_rejected, ct_messages, ct_bytes;
+	sink_stat_t ct_mail;		/* MAIL accepted: transactions started */
 	sink_stat_t ct_rcpt[3];		/* 2xx, 4xx, 5xx */
 	sink_stat_t ct_data[3];		/* final DATA replies */
 };

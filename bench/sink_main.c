@@ -37,7 +37,7 @@ void sink_fatal(const char *fmt, ...)
 }
 
 struct sink_snap {
-	uint64_t sn_sessions, sn_rejected, sn_messages, sn_bytes;
+	uint64_t sn_sessions, sn_rejected, sn_messages, sn_bytes, sn_mail;
 	uint64_t sn_rcpt[3], sn_data[3];
 	uint64_t sn_cur, sn_peak;
 };
@@ -53,6 +53,7 @@ static void sink_snap_take(struct sink_worker *ws, unsigned n,
 		sn->sn_rejected += sink_stat_get(&c->ct_rejected);
 		sn->sn_messages += sink_stat_get(&c->ct_messages);
 		sn->sn_bytes += sink_stat_get(&c->ct_bytes);
+		sn->sn_mail += sink_stat_get(&c->ct_mail);
 		for (int k = 0; k < 3; k++) {
 			sn->sn_rcpt[k] += sink_stat_get(&c->ct_rcpt[k]);
 			sn->sn_data[k] += sink_stat_get(&c->ct_data[k]);
@@ -68,6 +69,7 @@ static void sink_snap_print(FILE *f, const struct sink_snap *sn, bool json)
 	const struct { const char *k; uint64_t v; } kv[] = {
 		{ "sessions", sn->sn_sessions }, { "rejected", sn->sn_rejected },
 		{ "messages", sn->sn_messages }, { "bytes", sn->sn_bytes },
+		{ "mail", sn->sn_mail },
 		{ "rcpt_2xx", sn->sn_rcpt[0] }, { "rcpt_4xx", sn->sn_rcpt[1] },
 		{ "rcpt_5xx", sn->sn_rcpt[2] }, { "data_2xx", sn->sn_data[0] },
 		{ "data_4xx", sn->sn_data[1] }, { "data_5xx", sn->sn_data[2] },
@@ -116,7 +118,8 @@ static void sink_usage(void)
 	      "  -w N     worker threads, each with its own ring and socket (1)\n"
 	      "  -c N     cap on concurrent sessions; excess get 421 (0: none)\n"
 	      "  -L MS    latency before each final DATA reply\n"
-	      "  -r SPEC  reply mix, e.g. rcpt:4xx=5,rcpt:5xx=2,data:4xx=1,data:5xx=1\n"
+	      "  -r SPEC  reply mix, e.g. rcpt:4xx=5,rcpt:5xx=2,data:4xx=1,data:5xx=1;\n"
+	      "           data:421=10: 421 4.7.28 (rate) after the data, then close\n"
 	      "  -d SPEC  per-domain rules, e.g. slow.test=latency:200,bad.test=rcpt:550,\n"
 	      "           busy.test=rcpt:450+data:451 (latency, rcpt:CODE, data:CODE)\n"
 	      "  -s FILE  write counters (JSON) to FILE every second and at exit\n"

@@ -105,7 +105,7 @@ static unsigned sink_parse_pct(const char *s)
 	return (unsigned)(v * 100.0 + 0.5);
 }
 
-/* -r "rcpt:4xx=5,rcpt:5xx=2,data:4xx=1,data:5xx=1" */
+/* -r "rcpt:4xx=5,rcpt:5xx=2,data:4xx=1,data:5xx=1,data:421=10" */
 void sink_parse_mix(struct sink_conf *conf, const char *spec)
 {
 	char *copy = strdup(spec), *save = NULL;
@@ -128,13 +128,16 @@ void sink_parse_mix(struct sink_conf *conf, const char *spec)
 			dst = &conf->sc_data_4xx;
 		else if (strcasecmp(it, "data:5xx") == 0)
 			dst = &conf->sc_data_5xx;
+		else if (strcasecmp(it, "data:421") == 0)
+			dst = &conf->sc_data_421;
 		else
-			sink_fatal("bad -r key '%s' (rcpt:4xx rcpt:5xx data:4xx data:5xx)", it);
+			sink_fatal("bad -r key '%s' (rcpt:4xx rcpt:5xx data:4xx data:5xx data:421)",
+				   it);
 		*dst = sink_parse_pct(eq + 1);
 	}
 	free(copy);
 	if (conf->sc_rcpt_4xx + conf->sc_rcpt_5xx > SINK_BP_ONE ||
-	    conf->sc_data_4xx + conf->sc_data_5xx > SINK_BP_ONE)
+	    conf->sc_data_4xx + conf->sc_data_5xx + conf->sc_data_421 > SINK_BP_ONE)
 		sink_fatal("-r: percentages for one stage add up to more than 100");
 }
 

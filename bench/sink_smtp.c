@@ -30,6 +30,10 @@ const struct sink_reply sink_r_rcpt_4xx = SINK_REPLY(451, "451 4.3.0 temporary f
 const struct sink_reply sink_r_rcpt_5xx = SINK_REPLY(550, "550 5.1.1 no such user");
 const struct sink_reply sink_r_data_4xx = SINK_REPLY(451, "451 4.3.0 temporary failure");
 const struct sink_reply sink_r_data_5xx = SINK_REPLY(554, "554 5.6.0 message rejected");
+/* Gmail's rate deferral in shape (two lines, 4.7.28); the session closes after it. */
+const struct sink_reply sink_r_data_421 =
+	SINK_REPLY(421, "421-4.7.28 smtp-sink has detected an unusual rate of unsolicited mail\r\n"
+			"421 4.7.28 from your IP address; try again later (-r data:421)");
 const struct sink_reply sink_r_tempfail =
 	SINK_REPLY(450, "450 4.2.1 mailbox temporarily unavailable");
 const struct sink_reply sink_r_permfail = SINK_REPLY(550, "550 5.1.1 no such user");
@@ -107,6 +111,7 @@ static void sink_act_mail(struct sink_worker *w, struct sink_sess *s,
 		sink_sess_write(w, s, &sink_r_nested);
 	else {
 		s->ss_mail = true;
+		sink_stat_add(&w->w_ctr.ct_mail, 1);
 		sink_sess_write(w, s, &sink_r_mail);
 	}
 }
@@ -261,6 +266,8 @@ static void sink_sess_command(struct sink_worker *w, struct sink_sess *s,
 	sink_sess_write(w, s, &sink_r_unknown);
 }
 
+/* The final DATA reply; a 421 closes the session once it is sent, as
+ * servers that answer 421 do (RFC 5321 3.8). */
 static void sink_sess_final(struct sink_worker *w, struct sink_sess *s,
 			    const struct sink_reply *r)
 {
@@ -268,6 +275,8 @@ static void sink_sess_final(struct sink_worker *w, struct sink_sess *s,
 	if (r->sr_code < 300)
 		sink_stat_add(&w->w_ctr.ct_messages, 1);
 	sink_sess_write(w, s, r);
+	if (r->sr_code == 421)
+		sink_sess_close(w, s);
 }
 
 /* The body ended: decide the final reply, hold it back if asked to. */
@@ -278,13 +287,15 @@ static void sink_sess_data_end(struct sink_worker *w, struct sink_sess *s)
 	unsigned ms = conf->sc_latency_ms;
 	struct io_uring_sqe *sqe;
 
-	if (r == NULL && conf->sc_data_4xx + conf->sc_data_5xx > 0) {
+	if (r == NULL && conf->sc_data_4xx + conf->sc_data_5xx + conf->sc_data_421 > 0) {
 		unsigned x = sink_rand_bp(w);
 
 		if (x < conf->sc_data_4xx)
 			r = &sink_r_data_4xx;
 		else if (x < conf->sc_data_4xx + conf->sc_data_5xx)
 			r = &sink_r_data_5xx;
+		else if (x < conf->sc_data_4xx + conf->sc_data_5xx + conf->sc_data_421)
+			r = &sink_r_data_421;
 	}
 	if (r == NULL)
 		r = &sink_r_queued;

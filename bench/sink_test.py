@@ -175,6 +175,7 @@ def test_protocol_and_counters():
             assert s.docmd("DATA")[0] == 503
         c = sink.counters({"messages": 1, "cur_sessions": 0})
         assert c["sessions"] == 1 and c["rcpt_2xx"] == 1, c
+        assert c["mail"] == 2, c		# both transactions started
         assert c["rcpt_4xx"] == 2 and c["rcpt_5xx"] == 2, c
         assert c["data_2xx"] == 1 and c["peak_sessions"] == 1, c
         assert c["bytes"] > 0
@@ -260,6 +261,35 @@ def test_reply_mix_data_and_domains():
             assert time.monotonic() - t >= 0.2
         c = sink.counters({"data_5xx": 2, "data_4xx": 1, "cur_sessions": 0})
         assert c["messages"] == 0 and c["rcpt_5xx"] == 1 and c["rcpt_4xx"] == 1, c
+        assert sink.stop()[0] == 0
+    finally:
+        sink.kill()
+
+
+def test_data_421_closes_and_mail_counts():
+    """-r data:421=100: every message gets Gmail's 4.7.28 rate deferral
+    (two lines) after its data, and the sink closes the session; MAIL
+    commands are counted as transactions started."""
+    sink = Sink("-r", "data:421=100")
+    try:
+        s, f = sink.raw()
+        s.sendall(b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n")
+        assert replies(f, 4) == [250, 250, 250, 354]
+        s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@c.test>\r\n")
+        first = f.readline()
+        assert first.startswith(b"421-4.7.28 "), first
+        last = f.readline()
+        assert last.startswith(b"421 4.7.28 "), last
+        assert f.readline() == b""		# closed; the MAIL after it is ignored
+        hang_up(s, f)
+        with sink.smtp() as c:
+            c.ehlo("c.test")
+            assert c.mail("a@c.test")[0] == 250
+            assert c.rcpt("b@d.test")[0] == 250
+            code, text = c.data(b"x\r\n")
+            assert code == 421 and b"4.7.28" in text, (code, text)
+        cnt = sink.counters({"mail": 2, "data_4xx": 2, "cur_sessions": 0})
+        assert cnt["messages"] == 0 and cnt["data_2xx"] == 0, cnt
         assert sink.stop()[0] == 0
     finally:
         sink.kill()

@@ -16,13 +16,14 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 # by dkimpy (python3-dkim, with python3-nacl for Ed25519 and python3-dnspython
 # for its DNS) and OpenDKIM (opendkim-tools), run in a network namespace
 # (iproute2) whose resolver is a dnsmasq on loopback. bench/dkim.sh runs OpenDKIM's
-# milter (opendkim) as Postfix's signer, beside ringmta's own signing.
+# milter (opendkim) as Postfix's signer, beside ringmta's own signing; the bench
+# scripts count an MTA's system calls with perf stat (linux-perf).
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
   bsdextrautils openssl ca-certificates mount
   python3-dkim python3-nacl python3-dnspython opendkim-tools iproute2 util-linux
-  opendkim"
+  opendkim linux-perf"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""
