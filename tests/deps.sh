@@ -5,6 +5,7 @@ set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
   libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev
   libpsl-dev publicsuffix libspf2-dev libopendmarc-dev libyaml-dev libpcre2-dev
+  libjansson-dev
   python3"
 # python3 runs conf/embed.py at build time (the built-in rules files).
 # Installed with --no-install-recommends, so every package a test relies on
