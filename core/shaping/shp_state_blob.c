@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/shaping/shp_blob.h"
 #include "core/shaping/shp_state_internal.h"
 
 #define SHP_BLOB_MAGIC "ringmta-shaping-state"
@@ -159,41 +160,22 @@ static bool shp_blob_line(struct shp_state *st, char *line)
 	return false;
 }
 
+static bool shp_blob_line_cb(void *arg, char *line)
+{
+	return shp_blob_line(arg, line);
+}
+
 int shp_state_restore(struct shp_state *st, const char *buf, size_t len)
 {
-	char *copy, *line, *next;
 	char head[64];
-	bool ok = true;
+	int rc;
 
-	/* The saved length includes the NUL. */
-	while (len > 0 && buf[len - 1] == '\0')
-		len--;
-	copy = strndup(buf, len);
-	if (copy == NULL || memchr(buf, '\0', len) != NULL) {
-		free(copy);
-		return -1;
-	}
 	snprintf(head, sizeof(head), "%s %d", SHP_BLOB_MAGIC, SHP_BLOB_VERSION);
 	pthread_mutex_lock(&st->st_lock);
 	shp_state_clear(st);
-	line = copy;
-	next = strchr(line, '\n');
-	if (next == NULL || (size_t)(next - line) != strlen(head) ||
-	    memcmp(line, head, strlen(head)) != 0)
-		ok = false;
-	while (ok && next != NULL) {
-		line = next + 1;
-		next = strchr(line, '\n');
-		if (next == NULL) {
-			ok = *line == '\0';	/* the blob ends with a newline */
-			break;
-		}
-		*next = '\0';
-		ok = shp_blob_line(st, line);
-	}
-	if (!ok)
+	rc = shp_blob_parse(buf, len, head, shp_blob_line_cb, st);
+	if (rc < 0)
 		shp_state_clear(st);
 	pthread_mutex_unlock(&st->st_lock);
-	free(copy);
-	return ok ? 0 : -1;
+	return rc;
 }
