@@ -242,6 +242,11 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
 /* Make message id (0: every message) due now; *n_r messages touched. */
 int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r);
+/* Make due now every message whose next attempt lies in [from_us, to_us]
+ * (what waited for a suspension that ended at from_us, with its jitter);
+ * *n_r messages touched. */
+int queue_admin_flush_window(struct queue *q, uint64_t from_us, uint64_t to_us, uint64_t now_us,
+			     unsigned *n_r);
 /* Copy the store with compaction (mdb_env_copy2 MDB_CP_COMPACT) and
  * replace data.mdb with the copy. Needs QUEUE_F_EXCLUSIVE (no daemon).
  * *before_r, *after_r: file sizes in bytes. q is closed on return. */

@@ -290,41 +290,71 @@ static int queue_flush_collect(void *arg, uint64_t id, const struct qrecord *r,
 	return 0;
 }
 
-int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r)
+/* Make the messages ids due now in one transaction; gone ones (delivered
+ * meanwhile) are skipped when skip_gone. */
+static int queue_flush_ids(struct queue *q, const uint64_t *ids, size_t n, bool skip_gone,
+			   uint64_t now_us, unsigned *n_r)
 {
-	struct queue_flush_ctx ctx = { NULL, 0, 0 };
 	MDB_txn *txn;
 	int rc = 0;
 
-	*n_r = 0;
-	if (id != 0) {
-		ctx.ids = &id;
-		ctx.n = 1;
-	} else if ((rc = queue_admin_foreach(q, queue_flush_collect, &ctx)) < 0) {
-		free(ctx.ids);
+	if ((rc = queue_room(q, (64 + 2 * n) * q->q_psize)) < 0 ||
+	    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0)
 		return rc;
-	}
-	if ((rc = queue_room(q, (64 + 2 * ctx.n) * q->q_psize)) < 0 ||
-	    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0) {
-		if (id == 0)
-			free(ctx.ids);
-		return rc;
-	}
-	for (size_t i = 0; i < ctx.n; i++) {
-		rc = queue_flush_one(q, txn, ctx.ids[i], now_us);
-		if (rc == -ENOENT && id == 0)
+	for (size_t i = 0; i < n; i++) {
+		rc = queue_flush_one(q, txn, ids[i], now_us);
+		if (rc == -ENOENT && skip_gone)
 			rc = 0;		/* delivered meanwhile */
 		if (rc < 0)
 			break;
 		(*n_r)++;
 	}
-	if (id == 0)
-		free(ctx.ids);
 	if (rc < 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
 	return queue_status(mdb_txn_commit(txn));
+}
+
+int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r)
+{
+	struct queue_flush_ctx ctx = { NULL, 0, 0 };
+	int rc;
+
+	*n_r = 0;
+	if (id != 0)
+		return queue_flush_ids(q, &id, 1, false, now_us, n_r);
+	if ((rc = queue_admin_foreach(q, queue_flush_collect, &ctx)) >= 0)
+		rc = queue_flush_ids(q, ctx.ids, ctx.n, true, now_us, n_r);
+	free(ctx.ids);
+	return rc;
+}
+
+struct queue_window_ctx {
+	struct queue_flush_ctx wc_ids;
+	uint64_t wc_from;
+};
+
+static int queue_window_collect(void *arg, uint64_t id, uint64_t when)
+{
+	struct queue_window_ctx *w = arg;
+
+	if (when < w->wc_from)
+		return 0;
+	return queue_flush_collect(&w->wc_ids, id, NULL, NULL, 0);
+}
+
+int queue_admin_flush_window(struct queue *q, uint64_t from_us, uint64_t to_us, uint64_t now_us,
+			     unsigned *n_r)
+{
+	struct queue_window_ctx w = { { NULL, 0, 0 }, from_us };
+	int rc;
+
+	*n_r = 0;
+	if ((rc = queue_scan_due(q, to_us, queue_window_collect, &w)) >= 0 && w.wc_ids.n > 0)
+		rc = queue_flush_ids(q, w.wc_ids.ids, w.wc_ids.n, true, now_us, n_r);
+	free(w.wc_ids.ids);
+	return rc < 0 ? rc : 0;
 }
 
 int queue_admin_compact(struct queue **qp, const char *dir, uint64_t *before_r,

@@ -539,6 +539,8 @@ static void delivery_shp_tick(struct delivery *d, uint64_t now)
 		shp_state_expire(d->d_shp->ds_state, now);
 		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
 	}
+	if (todo & DLV_SHP_DO_EXPIRE)
+		(void)shp_susp_expire(d->d_shp->ds_susp, now);	/* the saved blob leaves them out */
 	if ((todo & DLV_SHP_DO_SAVE) && shp_state_take_dirty(d->d_shp->ds_state))
 		delivery_shp_save(d, now);
 }
@@ -630,6 +632,16 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	return 0;
 }
 
+struct dlv_shaping *dlv_shaping_of(struct delivery *d)
+{
+	return d->d_shp;
+}
+
+struct queue *dlv_queue_of(struct delivery *d)
+{
+	return d->d_q;
+}
+
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)
 {
 	return d->d_workers[i];
@@ -642,6 +654,7 @@ int delivery_start(struct delivery *d, char *err, size_t errlen)
 	/* What shaping knew before a restart (suspensions, learned limits). */
 	(void)queue_blob_get(d->d_q, DLV_SHP_BLOB, delivery_shp_restore_cb, d);
 	(void)queue_blob_get(d->d_q, DLV_SRC_BLOB, delivery_src_restore_cb, d);
+	dlv_susp_restore(d);
 	delivery_rules_check(d);
 	queue_set_listener(d->d_q, delivery_on_commit, d);
 	rc = pthread_create(&d->d_thread, NULL, delivery_main, d);

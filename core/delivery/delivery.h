@@ -36,6 +36,7 @@
 
 #include "core/config/config.h"
 #include "core/outbound/smtp_client.h"
+#include "core/shaping/shp_susp.h"
 #include "io/stat.h"
 #include "queue/queue.h"
 
@@ -187,6 +188,24 @@ void delivery_sources_foreach(struct delivery *d,
 			      void (*fn)(void *arg, const char *source, const char *provider,
 					 uint64_t sent_this_period, int out_of_service),
 			      void *arg);
+
+/* The operator's suspensions (delivery_admin.c, core/shaping/shp_susp.h);
+ * any thread but the committer's. Each change is saved in the queue
+ * database before it returns (it holds across a restart).
+ * suspend: mail of selector (kind, name) waits without an attempt for
+ * duration_us; who NULL = "admin", reason may be NULL. 0, -EINVAL (a bad
+ * name or duration), -ENOSPC (too many), or the save's -errno (then
+ * the selector is not suspended). */
+int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *name,
+		     uint64_t duration_us, const char *who, const char *reason);
+/* Lift it; what waited for it is due now (*flushed_r messages, may be
+ * NULL). 0, -ENOENT when not suspended, or the save's -errno. */
+int delivery_resume(struct delivery *d, enum shp_susp_kind kind, const char *name,
+		    unsigned *flushed_r);
+/* fn per suspension in force (shp_susp_foreach); returns how many. */
+unsigned delivery_suspensions_foreach(struct delivery *d,
+				      void (*fn)(void *arg, const struct shp_susp_item *it),
+				      void *arg);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);

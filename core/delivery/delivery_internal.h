@@ -16,6 +16,7 @@
 #include "core/shaping/shp_source.h"
 #include "core/shaping/shp_state.h"
 #include "core/shaping/shp_store.h"
+#include "core/shaping/shp_susp.h"
 #include "core/dns/dns.h"
 #include "io/loop.h"
 #include "io/stat.h"
@@ -32,6 +33,8 @@ struct dlv_shaping {
 	struct shp_store *ds_store;
 	struct shp_state *ds_state;
 	struct shp_src_state *ds_src;	/* sources: warm-up, out of service */
+	struct shp_susp *ds_susp;	/* the operator's suspensions */
+	pthread_mutex_t ds_susp_lock;	/* a change and its save, one at a time */
 	/* Counters for metrics (any worker). */
 	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
@@ -112,6 +115,13 @@ struct dlv_worker {
 	stat_t w_dns_lookups, w_dns_failures;	/* copied from dns each tick */
 	struct stat_hist w_delivery_lat;	/* arrival -> delivered */
 };
+
+/* delivery.c: what delivery_admin.c reads of the scheduler's part. */
+struct dlv_shaping *dlv_shaping_of(struct delivery *d);
+struct queue *dlv_queue_of(struct delivery *d);
+#define DLV_SUSP_BLOB "suspensions"
+/* delivery_admin.c: the suspensions' blob, read at start. */
+void dlv_susp_restore(struct delivery *d);
 
 /* delivery_worker.c */
 /* End every waiting job of d with one outcome; no_attempt: deferred

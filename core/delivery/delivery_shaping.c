@@ -62,15 +62,17 @@ int dlv_shaping_new(struct dlv_shaping **s_r)
 
 	*s_r = NULL;
 	if (s == NULL || shp_store_local_new(&s->ds_store) < 0 || shp_state_new(&s->ds_state) < 0 ||
-	    shp_src_state_new(&s->ds_src) < 0) {
+	    shp_src_state_new(&s->ds_src) < 0 || shp_susp_new(&s->ds_susp) < 0) {
 		if (s != NULL) {
 			shp_store_free(&s->ds_store);
 			shp_state_free(&s->ds_state);
+			shp_src_state_free(&s->ds_src);
 		}
 		free(s);
 		return -1;
 	}
 	pthread_mutex_init(&s->ds_lock, NULL);
+	pthread_mutex_init(&s->ds_susp_lock, NULL);
 	*s_r = s;
 	return 0;
 }
@@ -104,7 +106,9 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 	shp_store_free(&s->ds_store);
 	shp_state_free(&s->ds_state);
 	shp_src_state_free(&s->ds_src);
+	shp_susp_free(&s->ds_susp);
 	pthread_mutex_destroy(&s->ds_lock);
+	pthread_mutex_destroy(&s->ds_susp_lock);
 	free(s);
 	*sp = NULL;
 }
@@ -254,6 +258,20 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 			   dlv_unix_us() + DLV_SITE_TTL_S * 1000000ull);
 }
 
+/* Whether an operator's suspension holds d's mail (its site, domain or
+ * source): v is then a SUSPENDED verdict until its end. */
+static bool dlv_shp_held(struct dlv_worker *w, struct dlv_dest *d, struct shp_verdict *v)
+{
+	struct shp_susp_mail m = { d->dd_shp.dp_site, d->dd_name, dlv_shp_source(d), NULL };
+
+	memset(v, 0, sizeof(*v));
+	if (!shp_susp_check(w->w_shp->ds_susp, &m, dlv_unix_us(), &v->sv_until_us, v->sv_reason,
+			    sizeof(v->sv_reason)))
+		return false;
+	v->sv_gate = SHP_GATE_SUSPENDED;
+	return true;
+}
+
 int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
@@ -261,10 +279,15 @@ int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim)
 
 	if (!p->dp_known)
 		return SHP_GATE_OPEN;
-	shp_state_check(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), dlv_unix_us(), claim,
-			&v);
-	p->dp_eff = p->dp_limits;
-	shp_verdict_apply(&v, &p->dp_eff);
+	if (dlv_shp_held(w, d, &v)) {
+		/* The operator's word first: no probe is claimed for it. */
+		p->dp_eff = p->dp_limits;
+	} else {
+		shp_state_check(w->w_shp->ds_state, p->dp_site, dlv_shp_source(d), dlv_unix_us(),
+				claim, &v);
+		p->dp_eff = p->dp_limits;
+		shp_verdict_apply(&v, &p->dp_eff);
+	}
 	switch (v.sv_gate) {
 	case SHP_GATE_SUSPENDED:
 		/* The probe's outcome comes within a connection's timeouts:

@@ -101,6 +101,50 @@ static void dlv_job_end_no_attempt(struct dlv_worker *w, struct dlv_job *j, cons
 	delivery_job_done(w, j);
 }
 
+/* The operator's suspensions that a job's own facts decide: its sender's
+ * domain, its source, each recipient's domain (a relayhost's job holds
+ * many). Held recipients are deferred without an attempt and leave the
+ * job; true when none is left (the job has ended). */
+static bool dlv_job_held(struct dlv_worker *w, struct dlv_job *j)
+{
+	struct shp_susp *s = w->w_shp->ds_susp;
+	const char *at = strrchr(j->dj_msg->dm_sender, '@');
+	struct shp_susp_mail m = { NULL, NULL, j->dj_source, at != NULL ? at + 1 : NULL };
+	uint64_t now = dlv_unix_us(), until;
+	char why[400];
+	unsigned kept = 0;
+
+	if (shp_susp_none(s))
+		return false;
+	if (shp_susp_check(s, &m, now, &until, why, sizeof(why))) {
+		dlv_job_end_no_attempt(w, j, "4.4.5", why, until);
+		return true;
+	}
+	m.sm_source = m.sm_sender_domain = NULL;
+	for (unsigned k = 0; k < j->dj_nrcpt; k++) {
+		struct dlv_rcpt *r = &j->dj_msg->dm_rcpts[j->dj_rcpts[k]];
+
+		at = strrchr(j->dj_addrs[k], '@');
+		m.sm_domain = at != NULL ? at + 1 : NULL;
+		if (shp_susp_check(s, &m, now, &until, why, sizeof(why))) {
+			dlv_rcpt_result(j, k, DLV_R_DEFERRED, why, "4.4.5", "", false);
+			r->dr_no_attempt = true;
+			r->dr_not_before = until;
+			atomic_fetch_add(&w->w_shp->ds_no_attempt, 1);
+			continue;
+		}
+		j->dj_rcpts[kept] = j->dj_rcpts[k];
+		j->dj_addrs[kept++] = j->dj_addrs[k];
+	}
+	j->dj_nrcpt = kept;
+	j->dj_txn.ct_nrcpt = kept;
+	if (kept > 0)
+		return false;
+	dlv_shp_job_release(w, j, false);
+	delivery_job_done(w, j);
+	return true;
+}
+
 /* Split "[ip]:port" / "host:port" / "host" into name and port. */
 static void dlv_parse_nexthop(const char *s, unsigned defport, char *name, size_t len,
 			      uint16_t *port_r)
@@ -814,6 +858,8 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 				continue;
 			}
 		}
+		if (dlv_job_held(w, j))
+			continue;
 		d = dlv_dest_get(w, j->dj_nexthop, j->dj_source);
 		if (d == NULL) {
 			dlv_job_end(w, j, DLV_R_DEFERRED, "4.3.0", "out of memory");
