@@ -539,8 +539,10 @@ static void delivery_shp_tick(struct delivery *d, uint64_t now)
 		shp_state_expire(d->d_shp->ds_state, now);
 		d->d_shp->ds_store->ss_ops->ss_expire(d->d_shp->ds_store, now, DLV_SHP_IDLE_US);
 	}
-	if (todo & DLV_SHP_DO_EXPIRE)
+	if (todo & DLV_SHP_DO_EXPIRE) {
 		(void)shp_susp_expire(d->d_shp->ds_susp, now);	/* the saved blob leaves them out */
+		shp_top_expire(d->d_shp->ds_top, now);
+	}
 	if ((todo & DLV_SHP_DO_SAVE) && shp_state_take_dirty(d->d_shp->ds_state))
 		delivery_shp_save(d, now);
 }
@@ -617,7 +619,8 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	pthread_mutex_init(&d->d_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
 	*d_r = d;
-	if (dlv_shaping_new(&d->d_shp) < 0) {
+	if (dlv_shaping_new(&d->d_shp) < 0 ||
+	    shp_top_new(&d->d_shp->ds_top, env->de_nworkers) < 0) {
 		snprintf(err, errlen, "out of memory");
 		delivery_free(d_r);
 		return -1;

@@ -17,6 +17,7 @@
 #include "core/shaping/shp_state.h"
 #include "core/shaping/shp_store.h"
 #include "core/shaping/shp_susp.h"
+#include "core/shaping/shp_top.h"
 #include "core/dns/dns.h"
 #include "io/loop.h"
 #include "io/stat.h"
@@ -35,6 +36,7 @@ struct dlv_shaping {
 	struct shp_src_state *ds_src;	/* sources: warm-up, out of service */
 	struct shp_susp *ds_susp;	/* the operator's suspensions */
 	pthread_mutex_t ds_susp_lock;	/* a change and its save, one at a time */
+	struct shp_top *ds_top;		/* the live per-site view (`ringmta top`) */
 	/* Counters for metrics (any worker). */
 	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
@@ -193,6 +195,10 @@ void dlv_shp_route_failed(struct dlv_worker *w, struct dlv_dest *d, const char *
 void dlv_shp_opened(struct dlv_worker *w, struct dlv_dest *d);
 void dlv_shp_closed_after(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
 void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d);
+/* For the live view: n recipients of d were deferred. */
+void dlv_shp_deferred(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
+/* The worker's share of the live view (its tick, once a second). */
+void dlv_shp_top_publish(struct dlv_worker *w);
 /* The destination goes away. */
 void dlv_shp_dest_free(struct dlv_dest *d);
 /* Sources: pick j's source from its message's pool (j->dj_source set).

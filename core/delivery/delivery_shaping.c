@@ -107,6 +107,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 	shp_state_free(&s->ds_state);
 	shp_src_state_free(&s->ds_src);
 	shp_susp_free(&s->ds_susp);
+	shp_top_free(&s->ds_top);
 	pthread_mutex_destroy(&s->ds_lock);
 	pthread_mutex_destroy(&s->ds_susp_lock);
 	free(s);
@@ -563,9 +564,53 @@ void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
 
-	if (p->dp_known)
+	if (p->dp_known) {
 		shp_state_delivered(w->w_shp->ds_state, p->dp_site, p->dp_limits.sl_max_connections,
 				    dlv_unix_us());
+		if (w->w_shp->ds_top != NULL)
+			shp_top_delivered(w->w_shp->ds_top, p->dp_site, 1, dlv_unix_us());
+	}
+}
+
+void dlv_shp_deferred(struct dlv_worker *w, struct dlv_dest *d, unsigned n)
+{
+	if (d->dd_shp.dp_known && n > 0 && w->w_shp->ds_top != NULL)
+		shp_top_deferred(w->w_shp->ds_top, d->dd_shp.dp_site, n, dlv_unix_us());
+}
+
+void dlv_shp_top_publish(struct dlv_worker *w)
+{
+	struct shp_top_row *rows;
+	unsigned n = 0, max = 0;
+
+	if (w->w_shp->ds_top == NULL)
+		return;
+	for (unsigned b = 0; b < w->w_nbuckets; b++)
+		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
+			max++;
+	rows = calloc(max ? max : 1, sizeof(*rows));
+	if (rows == NULL)
+		return;		/* the last view stays */
+	for (unsigned b = 0; b < w->w_nbuckets; b++) {
+		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext) {
+			unsigned idle = 0;
+
+			if (!d->dd_shp.dp_known || (d->dd_queued == 0 && d->dd_nconns == 0))
+				continue;
+			for (struct smtp_client *c = d->dd_idle; c != NULL;
+			     c = smtp_client_next_idle(c))
+				idle++;
+			rows[n].tr_site = d->dd_shp.dp_site;
+			rows[n].tr_provider = d->dd_shp.dp_provider;
+			rows[n].tr_ready = d->dd_queued;
+			rows[n].tr_conns = d->dd_nconns;
+			rows[n].tr_busy = d->dd_nconns > d->dd_nopening + idle ?
+					  d->dd_nconns - d->dd_nopening - idle : 0;
+			n++;
+		}
+	}
+	shp_top_publish(w->w_shp->ds_top, w->w_index, rows, n, dlv_unix_us());
+	free(rows);
 }
 
 void dlv_shp_dest_free(struct dlv_dest *d)

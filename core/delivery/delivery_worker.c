@@ -347,6 +347,8 @@ void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_res
 	struct dlv_job *j;
 
 	while ((j = dlv_dest_pop(d)) != NULL) {
+		if (res == DLV_R_DEFERRED)
+			dlv_shp_deferred(w, d, j->dj_nrcpt);
 		if (no_attempt && res == DLV_R_DEFERRED)
 			dlv_job_end_no_attempt(w, j, ecode, reason, not_before);
 		else
@@ -694,16 +696,23 @@ static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
 
 	struct dlv_dest *d = NULL;
 	bool sent = false;
+	unsigned deferred = 0;
 
-	for (unsigned k = 0; k < j->dj_nrcpt; k++)
-		if (j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_result == DLV_R_SENT) {
-			sent = true;
-			d = dlv_dest_find(w, j->dj_nexthop,
-					  j->dj_source ? j->dj_source : "default");
-			if (d != NULL)
-				dlv_shp_delivered(w, d);	/* the ramp's step */
-			break;
-		}
+	for (unsigned k = 0; k < j->dj_nrcpt; k++) {
+		uint8_t res = j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_result;
+
+		deferred += res == DLV_R_DEFERRED;
+		sent = sent || res == DLV_R_SENT;
+	}
+	if (sent || deferred > 0)
+		d = dlv_dest_find(w, j->dj_nexthop, j->dj_source ? j->dj_source : "default");
+	if (d != NULL) {
+		if (sent)
+			dlv_shp_delivered(w, d);	/* the ramp's step */
+		dlv_shp_deferred(w, d, deferred);
+		if (!sent)
+			d = NULL;
+	}
 	dlv_shp_job_release(w, j, sent);
 	delivery_job_done(w, j);
 	/* A ramp may allow one more connection now. */
@@ -897,6 +906,7 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 			pp = &d->dd_hnext;
 		}
 	}
+	dlv_shp_top_publish(w);	/* the tick is once a second */
 }
 
 void dlv_worker_abort(struct dlv_worker *w)
