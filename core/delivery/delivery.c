@@ -645,6 +645,16 @@ struct queue *dlv_queue_of(struct delivery *d)
 	return d->d_q;
 }
 
+struct shp_holder *dlv_rules_holder_of(struct delivery *d)
+{
+	return d->d_env.de_rules;
+}
+
+const struct config *dlv_cfg_of(struct delivery *d)
+{
+	return d->d_cfg;
+}
+
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)
 {
 	return d->d_workers[i];

@@ -36,7 +36,9 @@
 
 #include "core/config/config.h"
 #include "core/outbound/smtp_client.h"
+#include "core/shaping/shp_rules.h"
 #include "core/shaping/shp_susp.h"
+#include "core/shaping/shp_top.h"
 #include "io/stat.h"
 #include "queue/queue.h"
 
@@ -206,6 +208,45 @@ int delivery_resume(struct delivery *d, enum shp_susp_kind kind, const char *nam
 unsigned delivery_suspensions_foreach(struct delivery *d,
 				      void (*fn)(void *arg, const struct shp_susp_item *it),
 				      void *arg);
+
+/* The shaping state in force, for the admin API (delivery_admin.c): fn
+ * once per fact, under the state's lock (fn must not call back into
+ * delivery). The automation's actions, health and learned limits per
+ * path (di_selector "site", di_kind as shp_state_foreach says, di_who the
+ * rule), then the operator's suspensions (di_kind "admin_suspend",
+ * di_selector its kind, di_who who set it, di_reason, di_set_us). */
+struct delivery_shp_item {
+	const char *di_selector;
+	const char *di_name;		/* the site, or the suspended name */
+	const char *di_source;		/* "" = the whole site */
+	const char *di_kind;
+	const char *di_who;		/* "" = none (health, learned) */
+	const char *di_reason;		/* "" = none */
+	const char *di_text;		/* a rate as text, the ramp's phase... */
+	uint64_t di_set_us;		/* 0 = not known */
+	uint64_t di_until_us;		/* 0 = no end */
+	uint64_t di_value;
+};
+void delivery_shaping_state(struct delivery *d,
+			    void (*fn)(void *arg, const struct delivery_shp_item *it), void *arg);
+
+/* The live per-site view (`ringmta top`): up to max sites, the busiest
+ * first (core/shaping/shp_top.h), each with whether it takes no attempt
+ * now (the operator's suspension, an automation's or health's) and why.
+ * Returns how many were filled; *total_r how many sites are followed. */
+struct delivery_top_site {
+	struct shp_top_site dt_site;
+	bool dt_suspended;
+	uint64_t dt_until_us;
+	char dt_why[240];
+};
+unsigned delivery_top(struct delivery *d, struct delivery_top_site *out, unsigned max,
+		      unsigned *total_r);
+/* The configured limits of site (provider by name, may be NULL or "")
+ * from the rules in force and ringmta.conf's defaults: 0, or -ENOENT
+ * without rules. */
+int delivery_site_limits(struct delivery *d, const char *site, const char *provider,
+			 struct shp_limits *out);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);

@@ -1,17 +1,20 @@
 /*
  * delivery_admin.c: what the operator's tools (the admin API) ask of
- * delivery: the operator's suspensions, set, lifted and listed from any
- * thread. The table lives in the shaping engine shared by the workers
+ * delivery, from any thread: the operator's suspensions (set, lifted,
+ * listed), the shaping state in force and the live per-site view. The table lives in the shaping engine shared by the workers
  * (dlv_shaping.ds_susp), which check it for every job and destination;
  * every change is saved in the queue database before the call returns,
  * one change and its save at a time (ds_susp_lock), so the saved blob
  * never misses a change that was answered.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/base/log.h"
 #include "core/delivery/delivery_internal.h"
+#include "core/shaping/shp_holder.h"
 
 /* A resumed suspension's mail comes back at its end plus up to this much
  * jitter (retry_wait_us spreads it by a tenth, at most a minute). */
@@ -108,4 +111,96 @@ unsigned delivery_suspensions_foreach(struct delivery *d,
 				      void *arg)
 {
 	return shp_susp_foreach(dlv_shaping_of(d)->ds_susp, dlv_unix_us(), fn, arg);
+}
+
+struct dlv_state_arg {
+	void (*sa_fn)(void *arg, const struct delivery_shp_item *it);
+	void *sa_arg;
+};
+
+static void dlv_state_item(void *arg, const struct shp_state_item *it)
+{
+	const struct dlv_state_arg *sa = arg;
+	struct delivery_shp_item di = {
+		"site", it->sti_site, it->sti_source, it->sti_kind, it->sti_rule, "",
+		it->sti_text, 0, it->sti_until_us, it->sti_value,
+	};
+
+	sa->sa_fn(sa->sa_arg, &di);
+}
+
+static void dlv_susp_item(void *arg, const struct shp_susp_item *it)
+{
+	const struct dlv_state_arg *sa = arg;
+	struct delivery_shp_item di = {
+		shp_susp_kind_name(it->si_kind), it->si_name, "", "admin_suspend", it->si_who,
+		it->si_reason, "", it->si_set_us, it->si_until_us, 0,
+	};
+
+	sa->sa_fn(sa->sa_arg, &di);
+}
+
+void delivery_shaping_state(struct delivery *d,
+			    void (*fn)(void *arg, const struct delivery_shp_item *it), void *arg)
+{
+	struct dlv_state_arg sa = { fn, arg };
+	uint64_t now = dlv_unix_us();
+
+	shp_state_foreach(dlv_shaping_of(d)->ds_state, now, dlv_state_item, &sa);
+	shp_susp_foreach(dlv_shaping_of(d)->ds_susp, now, dlv_susp_item, &sa);
+}
+
+unsigned delivery_top(struct delivery *d, struct delivery_top_site *out, unsigned max,
+		      unsigned *total_r)
+{
+	struct dlv_shaping *shp = dlv_shaping_of(d);
+	struct shp_top_site *sites = calloc(max ? max : 1, sizeof(*sites));
+	uint64_t now = dlv_unix_us();
+	unsigned n;
+
+	if (total_r != NULL)
+		*total_r = 0;
+	if (sites == NULL)
+		return 0;
+	n = shp_top_snapshot(shp->ds_top, now, sites, max, total_r);
+	for (unsigned i = 0; i < n; i++) {
+		struct delivery_top_site *t = &out[i];
+		struct shp_susp_mail m = { sites[i].ts_site, NULL, NULL, NULL };
+		struct shp_verdict v;
+
+		memset(t, 0, sizeof(*t));
+		t->dt_site = sites[i];
+		if (shp_susp_check(shp->ds_susp, &m, now, &t->dt_until_us, t->dt_why,
+				   sizeof(t->dt_why))) {
+			t->dt_suspended = true;
+			continue;
+		}
+		/* The site as a whole (no source): automation or health. */
+		shp_state_check(shp->ds_state, sites[i].ts_site, NULL, now, false, &v);
+		if (v.sv_gate == SHP_GATE_SUSPENDED || v.sv_gate == SHP_GATE_BOUNCE) {
+			t->dt_suspended = true;
+			t->dt_until_us = v.sv_until_us;
+			snprintf(t->dt_why, sizeof(t->dt_why), "%s", v.sv_reason);
+		}
+	}
+	free(sites);
+	return n;
+}
+
+int delivery_site_limits(struct delivery *d, const char *site, const char *provider,
+			 struct shp_limits *out)
+{
+	const struct config *cfg = dlv_cfg_of(d);
+	struct shp_holder *h = dlv_rules_holder_of(d);
+	struct shp_rules *r = h != NULL ? shp_holder_get(h) : NULL;
+	const struct shp_provider *p;
+
+	memset(out, 0, sizeof(*out));
+	if (r == NULL)
+		return -ENOENT;
+	p = provider != NULL && provider[0] ? shp_rules_provider_by_name(r, provider) : NULL;
+	shp_rules_limits(r, p, site, NULL, NULL, cfg->destination_concurrency_limit,
+			 cfg->destination_rate_limit, out);
+	shp_rules_unref(&r);
+	return 0;
 }

@@ -121,6 +121,8 @@ struct dlv_worker {
 /* delivery.c: what delivery_admin.c reads of the scheduler's part. */
 struct dlv_shaping *dlv_shaping_of(struct delivery *d);
 struct queue *dlv_queue_of(struct delivery *d);
+struct shp_holder *dlv_rules_holder_of(struct delivery *d);	/* NULL = no rules */
+const struct config *dlv_cfg_of(struct delivery *d);
 #define DLV_SUSP_BLOB "suspensions"
 /* delivery_admin.c: the suspensions' blob, read at start. */
 void dlv_susp_restore(struct delivery *d);
