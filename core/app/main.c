@@ -88,7 +88,7 @@ static void main_raise_nofile(const struct config *cfg)
 }
 
 /* The server and client TLS contexts the configuration asks for. */
-static int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
+int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
 			 struct tls_ctx **client_r, char *err, size_t errlen)
 {
 	*server_r = *client_r = NULL;
@@ -198,7 +198,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 
 /* The DKIM key table, when one is configured (*t_r NULL otherwise):
  * every key loads, or err names the file. */
-static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
+int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
 			  size_t errlen)
 {
 	*t_r = NULL;
@@ -224,7 +224,7 @@ static int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, cha
  */
 /* The bounce class rules (bounce_class_rules, then the built-in file);
  * install: make them the ones delivery classifies with. */
-static int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen)
+int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen)
 {
 	struct bclass_rules *r = NULL;
 
@@ -477,32 +477,9 @@ static int main_serve(const struct config *cfg)
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
 		if (sig == SIGHUP) {
-			struct tls_ctx *ts = NULL, *tc = NULL;
+			struct main_reload rl;
 
-			/* Reload certificates; sessions in flight keep the old. */
-			if (main_tls_load(cfg, &ts, &tc, err, sizeof(err)) < 0) {
-				log_msg(LOG_ERROR, "reload: %s (keeping the old certificates)", err);
-			} else {
-				server_tls_swap(&srv, ts, tc);
-				log_msg(LOG_INFO, "reload: TLS certificates reloaded");
-			}
-			if (main_bclass_install(cfg, "reload: ",
-						" (keeping the old bounce class rules)") == 0)
-				log_msg(LOG_INFO, "reload: bounce class rules reloaded");
-			if (cfg->dkim_key_table[0] != '\0') {
-				struct dkim_table *dkt = NULL;
-
-				/* Messages being signed keep the table they started with. */
-				if (main_dkim_load(cfg, &dkt, err, sizeof(err)) < 0) {
-					log_msg(LOG_ERROR, "reload: %s (keeping the old DKIM key"
-						" table)", err);
-				} else {
-					log_msg(LOG_INFO, "reload: DKIM key table reloaded: %u"
-						" domains", dkim_table_count(dkt));
-					server_dkim_swap(&srv, dkt);
-				}
-			}
-			server_rules_reload(&srv);
+			main_reload(&srv, cfg, &rl);
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);

@@ -2,6 +2,8 @@
 #ifndef RINGMTA_MAIN_H
 #define RINGMTA_MAIN_H
 
+#include <stdbool.h>
+
 #include "core/config/config.h"
 
 #define RINGMTA_VERSION "0.1.0"
@@ -25,5 +27,38 @@ int main_domain(struct config *cfg, int argc, char **argv);
 /* "ringmta shaping show --mx HOSTS ...": returns the exit code (0 shown,
  * 2 usage or a rules error). -o after the verb changes cfg. */
 int main_shaping(struct config *cfg, int argc, char **argv);
+
+/* Loaders main_serve() and main_reload() share (main.c): the server and
+ * client TLS contexts, the DKIM key table (NULL when none is set), the
+ * bounce class rules (install: make them current). 0, or -1 with err. */
+struct tls_ctx;
+struct dkim_table;
+struct server;
+int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
+		  struct tls_ctx **client_r, char *err, size_t errlen);
+int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
+		   size_t errlen);
+int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen);
+
+/* What a reload did, part by part (main_reload.c): "tls",
+ * "bounce_classes", "dkim" (when a key table is set), "shaping_rules".
+ * A part that failed kept what it had; rp_detail says why (every error,
+ * one a line), or what was loaded. */
+#define MAIN_RELOAD_PARTS 4
+struct main_reload_part {
+	const char *rp_name;
+	bool rp_ok;
+	char rp_detail[4096];
+};
+struct main_reload {
+	unsigned mr_n;
+	bool mr_ok;			/* every part */
+	struct main_reload_part mr_part[MAIN_RELOAD_PARTS];
+};
+/* SIGHUP, or the admin API's POST /api/v1/reload (any thread; one
+ * reload at a time): load certificates, bounce classes, DKIM keys and
+ * shaping rules again, each swapped in only when it loads in full;
+ * logged as before, and reported in *r. */
+void main_reload(struct server *srv, const struct config *cfg, struct main_reload *r);
 
 #endif

@@ -177,26 +177,30 @@ static int server_rules_start(struct server *srv, const struct config *cfg, char
 	return 0;
 }
 
-void server_rules_reload(struct server *srv)
+int server_rules_reload(struct server *srv, char *err, size_t errlen)
 {
 	struct shp_rules *r = NULL;
 	char *buf = malloc(SERVER_RULES_ERRLEN), sum[256];
 
 	if (buf == NULL || srv->s_rules == NULL) {
+		snprintf(err, errlen, "%s", buf == NULL ? "out of memory" : "no rules in use");
 		free(buf);
-		return;
+		return -1;
 	}
 	if (server_rules_load(srv->s_cfg, &r, buf, SERVER_RULES_ERRLEN) < 0) {
+		snprintf(err, errlen, "%s", buf);
 		server_log_lines("reload: shaping rules: ", buf);
 		log_msg(LOG_ERROR, "reload: shaping rules not reloaded (keeping the old rules)");
 		free(buf);
-		return;
+		return -1;
 	}
 	free(buf);
 	shp_rules_summary(r, sum, sizeof(sum));
 	/* Jobs holding the old rules keep them until they let go. */
 	shp_holder_set(srv->s_rules, r);
 	log_msg(LOG_INFO, "reload: shaping rules reloaded: %s", sum);
+	snprintf(err, errlen, "%s", sum);
+	return 0;
 }
 
 /* Jobs waiting for room in the signing pool: submit them, in order,

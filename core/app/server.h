@@ -137,8 +137,9 @@ void server_dkim_swap(struct server *srv, struct dkim_table *t);
 int server_rules_load(const struct config *cfg, struct shp_rules **r_r, char *err, size_t errlen);
 /* SIGHUP: load the rules again; on success swap them in and log a
  * summary, else log every error and keep the old ones. Counters and
- * sessions are untouched (the engine keys its state by names). */
-void server_rules_reload(struct server *srv);
+ * sessions are untouched (the engine keys its state by names). 0 with
+ * the summary in msg, or -1 with every error in it. */
+int server_rules_reload(struct server *srv, char *msg, size_t msglen);
 
 /* Set up the workers' loops, bind listeners, start the password-check
  * pool; no worker thread runs yet. err names what failed. */
