@@ -4,6 +4,8 @@
 
 #include "core/config/config.h"
 
+#include <stdio.h>
+
 #define RINGMTA_VERSION "0.1.0"
 
 /* After a verb: "-c FILE" (main() loaded it already) and "-o KEY=VALUE"
@@ -25,5 +27,14 @@ int main_domain(struct config *cfg, int argc, char **argv);
 /* "ringmta shaping show --mx HOSTS ...": returns the exit code (0 shown,
  * 2 usage or a rules error). -o after the verb changes cfg. */
 int main_shaping(struct config *cfg, int argc, char **argv);
+
+/* The admin API (core/admin) on cfg->admin_listen with every module's
+ * routes; *a_r stays NULL when admin_listen is empty. q and dlv (may be
+ * NULL) must outlive admin_stop(). */
+struct admin;
+struct queue;
+struct delivery;
+int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
+		     struct delivery *dlv, char *err, size_t errlen);
 
 #endif
