@@ -16,6 +16,7 @@
 #include "core/dkim/dkim_table.h"
 #include "core/dmarc/dmarc_org.h"
 #include "core/base/log.h"
+#include "core/admin/admin.h"
 #include "core/http/metrics.h"
 #include "core/app/main.h"
 #include "core/app/server.h"
@@ -290,6 +291,13 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	if (cfg->admin_listen[0] != '\0') {
+		struct admin *adm = NULL;
+
+		if (admin_create(&adm, cfg, err, errlen) < 0)	/* the tokens file */
+			return -1;
+		admin_stop(&adm);
+	}
 	return 0;
 }
 
@@ -365,6 +373,7 @@ static int main_serve(const struct config *cfg)
 	struct server srv;
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
+	struct admin *adm = NULL;
 	struct metrics_inbound met_in;
 	sigset_t set;
 	char err[512], addr[80];
@@ -450,8 +459,10 @@ static int main_serve(const struct config *cfg)
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    (cfg->metrics_listen[0] != '\0' &&
-	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0)) {
+	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
+	    main_admin_start(&adm, cfg, q, dlv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		metrics_stop(&met);
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
@@ -483,6 +494,7 @@ static int main_serve(const struct config *cfg)
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	admin_stop(&adm);
 	metrics_stop(&met);
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);

@@ -6,6 +6,8 @@
 
 #include "core/config/config.h"
 
+#include <stdio.h>
+
 #define RINGMTA_VERSION "0.1.0"
 
 /* After a verb: "-c FILE" (main() loaded it already) and "-o KEY=VALUE"
@@ -60,5 +62,14 @@ struct main_reload {
  * shaping rules again, each swapped in only when it loads in full;
  * logged as before, and reported in *r. */
 void main_reload(struct server *srv, const struct config *cfg, struct main_reload *r);
+
+/* The admin API (core/admin) on cfg->admin_listen with every module's
+ * routes; *a_r stays NULL when admin_listen is empty. q and dlv (may be
+ * NULL) must outlive admin_stop(). */
+struct admin;
+struct queue;
+struct delivery;
+int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
+		     struct delivery *dlv, char *err, size_t errlen);
 
 #endif

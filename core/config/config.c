@@ -14,6 +14,7 @@
 #include "core/config/netacl.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
@@ -205,6 +206,11 @@ const struct config_key config_keys[] = {
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
+	/* The admin API (README "Admin API") */
+	{ .ck_name = "admin_listen", .ck_type = CONFIG_T_ADDRPORT,
+	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025" },
+	{ .ck_name = "admin_token_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(admin_token_file), .ck_default = "" },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -314,6 +320,7 @@ int config_set_override(struct config *cfg, const char *kv,
 }
 
 static int config_validate_sender_auth(const struct config *cfg, char *err, size_t errlen);
+static int config_validate_admin(const struct config *cfg, char *err, size_t errlen);
 
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
@@ -389,6 +396,36 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->dkim_default_domain[0] != '\0' && cfg->dkim_key_table[0] == '\0') {
 		snprintf(err, errlen, "dkim_default_domain needs dkim_key_table");
+		return -1;
+	}
+	if (config_validate_admin(cfg, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/* The admin API may listen beyond loopback only behind tokens. */
+static int config_validate_admin(const struct config *cfg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool loopback;
+
+	if (cfg->admin_listen[0] == '\0' || cfg->admin_token_file[0] != '\0')
+		return 0;
+	if (config_addrport_parse(cfg->admin_listen, &ss, &len, err, errlen) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		loopback = IN6_IS_ADDR_LOOPBACK(a) ||
+			   (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	} else {
+		loopback = (ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (!loopback) {
+		snprintf(err, errlen, "admin_listen %s: not a loopback address, so"
+			 " admin_token_file is required (anyone who reaches it could"
+			 " delete the queue)", cfg->admin_listen);
 		return -1;
 	}
 	return 0;
@@ -515,6 +552,9 @@ void config_free(struct config *cfg)
 	cfg->dns_servers = NULL;
 	free(cfg->metrics_listen);
 	cfg->metrics_listen = NULL;
+	free(cfg->admin_listen);
+	free(cfg->admin_token_file);
+	cfg->admin_listen = cfg->admin_token_file = NULL;
 	free(cfg->smtp_bind_address);
 	free(cfg->smtp_bind_address6);
 	free(cfg->spf_inbound);

@@ -147,6 +147,10 @@ struct config {
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */
+	char *admin_listen;	/* owned; "ip:port" of the admin API
+				 * (core/admin), "" = off */
+	char *admin_token_file;	/* owned; bearer tokens, one a line; "" =
+				 * none (then loopback only, no token) */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is

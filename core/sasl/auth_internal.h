@@ -1,8 +1,7 @@
 /*
  * auth_internal: what the files of the auth module share: the loaded
  * database (auth.c), the credentials file (auth_creds.c), strict base64
- * (auth_b64.c), the small JSON reader (auth_json.c), the JWT check
- * (auth_jwt.c), the public keys file (auth_keys.c) and the OAuth
+ * (auth_b64.c), the JWT check (auth_jwt.c), the public keys file (auth_keys.c) and the OAuth
  * exchanges (auth_oauth.c). Not part of the API; outside core/auth*.c
  * only the unit tests and the fuzz target include it, to reach the
  * parsers directly.
@@ -80,60 +79,6 @@ int auth_b64_decode(const char *in, size_t len, uint8_t *out, size_t outmax, siz
 int auth_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outmax, size_t *len_r);
 /* Encode with padding and a NUL; returns 0, or -1 when out is too small. */
 int auth_b64_encode(char *out, size_t outlen, const uint8_t *in, size_t len);
-
-/*
- * The JSON reader: one top-level object whose members are found by name.
- * Values are slices of the input: a string's slice is the text between
- * its quotes (escapes intact, already validated), a number's its text, an
- * array's or a nested object's everything from the bracket to its mate.
- * Nested values are checked and skipped, not indexed.
- */
-enum auth_json_type {
-	AUTH_JSON_STRING = 1,
-	AUTH_JSON_NUMBER,
-	AUTH_JSON_LITERAL,	/* true, false, null */
-	AUTH_JSON_ARRAY,
-	AUTH_JSON_OBJECT,
-};
-
-struct auth_json_val {
-	const char *jv_p;
-	size_t jv_len;
-	uint8_t jv_type;	/* enum auth_json_type */
-	bool jv_strings;	/* an array whose elements are all strings */
-};
-
-struct auth_json_member {
-	struct auth_json_val jm_key;	/* always a string */
-	struct auth_json_val jm_val;
-};
-
-struct auth_json_limits {
-	size_t jl_max_len;		/* input octets */
-	unsigned jl_max_members;	/* top-level members */
-	unsigned jl_max_depth;		/* nesting, the top object being 1 */
-};
-
-/*
- * Parse len octets at s: exactly one object, optional whitespace around
- * it, UTF-8 strings without control characters or \u0000. Fills m (room
- * for lim->jl_max_members) and *n_r. Returns 0 or -1.
- */
-int auth_json_parse(const char *s, size_t len, const struct auth_json_limits *lim,
-		    struct auth_json_member *m, size_t *n_r);
-/* Find member key: 1 found (*v_r set), 0 absent, -1 present twice. */
-int auth_json_find(const struct auth_json_member *m, size_t n, const char *key,
-		   struct auth_json_val *v_r);
-/* Whether a string value decodes to exactly the len octets at lit. */
-bool auth_json_str_eq(const struct auth_json_val *v, const char *lit, size_t len);
-/* Decode a string value into out with a NUL; -1 when it does not fit. */
-int auth_json_str_copy(const struct auth_json_val *v, char *out, size_t outlen, size_t *len_r);
-/* Next string of an array of strings; *pos starts at 0. 1, or 0 at end. */
-int auth_json_array_next(const struct auth_json_val *arr, size_t *pos,
-			 struct auth_json_val *elem_r);
-/* A number as whole seconds (a fraction is dropped); -1 when negative or
- * in exponent form. Saturates at UINT64_MAX. */
-int auth_json_num_u64(const struct auth_json_val *v, uint64_t *u_r);
 
 /* Why a token was refused (for tests; the client only learns "invalid"). */
 enum auth_jwt_error {

@@ -5,8 +5,9 @@
  * expiry, not-before and subject.
  *
  * The header is read first (it names the algorithm), then the signature
- * is checked, and only a signed payload is parsed. Work buffers are
- * bounded and taken from the heap, never a worker's stack.
+ * is checked, and only a signed payload is parsed. The JSON of both is
+ * read by jansson (Debian libjansson4). Work buffers are bounded and taken
+ * from the heap, never a worker's stack.
  */
 #include "core/sasl/auth_internal.h"
 
@@ -19,6 +20,8 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 
+#include <jansson.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,33 +33,75 @@ struct auth_jwt_work {
 	uint8_t jw_header[AUTH_JWT_HEADER_MAX];
 	uint8_t jw_payload[AUTH_JWT_PAYLOAD_MAX];
 	uint8_t jw_sig[AUTH_JWT_SIG_MAX];
-	struct auth_json_member jw_members[AUTH_JWT_MEMBERS_MAX];
 };
 
 enum auth_jwt_alg { AUTH_JWT_RS256, AUTH_JWT_ES256 };
 
+/*
+ * One JSON object of at most max_members members, or NULL. jansson
+ * refuses duplicate names, invalid UTF-8, lone surrogates and \u0000;
+ * integers are read as reals so that a huge one is not a parse error (a
+ * NumericDate saturates). The input is bounded by the work buffers, which
+ * bounds the nesting too.
+ */
+static json_t *auth_jwt_json(const uint8_t *p, size_t len, size_t max_members)
+{
+	json_t *o = json_loadb((const char *)p, len,
+			       JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+
+	if (o != NULL && (!json_is_object(o) || json_object_size(o) > max_members)) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* Whether v is a string equal to lit. */
+static bool auth_jwt_str_eq(const json_t *v, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return json_is_string(v) && json_string_length(v) == n &&
+	       memcmp(json_string_value(v), lit, n) == 0;
+}
+
+/* A NumericDate as whole seconds (a fraction is dropped); -1 when it is
+ * not a number or negative. Saturates at UINT64_MAX. */
+static int auth_jwt_date(const json_t *v, uint64_t *u_r)
+{
+	double d;
+
+	if (!json_is_real(v))
+		return -1;
+	d = json_real_value(v);
+	if (!(d >= 0))
+		return -1;
+	*u_r = d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)d;
+	return 0;
+}
+
 static int auth_jwt_header(struct auth_jwt_work *w, size_t len, enum auth_jwt_alg *alg_r)
 {
-	static const struct auth_json_limits lim = {
-		.jl_max_len = AUTH_JWT_HEADER_MAX, .jl_max_members = 16, .jl_max_depth = 4,
-	};
-	struct auth_json_val v;
-	size_t n;
+	json_t *h = auth_jwt_json(w->jw_header, len, 16), *v;
+	int r = AUTH_JWT_OK;
 
-	if (auth_json_parse((const char *)w->jw_header, len, &lim, w->jw_members, &n) != 0 ||
-	    auth_json_find(w->jw_members, n, "alg", &v) != 1)
+	if (h == NULL)
 		return AUTH_JWT_E_FORMAT;
-	if (auth_json_str_eq(&v, "RS256", 5))
+	v = json_object_get(h, "alg");
+	if (v == NULL)
+		r = AUTH_JWT_E_FORMAT;
+	else if (auth_jwt_str_eq(v, "RS256"))
 		*alg_r = AUTH_JWT_RS256;
-	else if (auth_json_str_eq(&v, "ES256", 5))
+	else if (auth_jwt_str_eq(v, "ES256"))
 		*alg_r = AUTH_JWT_ES256;
 	else
-		return AUTH_JWT_E_ALG;	/* "none", HMAC, anything else */
+		r = AUTH_JWT_E_ALG;	/* "none", HMAC, anything else */
 	/* No extension is understood, so none may be critical (RFC 7515
 	 * section 4.1.11). */
-	if (auth_json_find(w->jw_members, n, "crit", &v) != 0)
-		return AUTH_JWT_E_ALG;
-	return AUTH_JWT_OK;
+	if (r == AUTH_JWT_OK && json_object_get(h, "crit") != NULL)
+		r = AUTH_JWT_E_ALG;
+	json_decref(h);
+	return r;
 }
 
 /* JOSE's ES256 signature is r || s, 32 octets each. */
@@ -95,56 +140,67 @@ static bool auth_jwt_sig_ok(const struct auth_db *db, enum auth_jwt_alg alg,
 	return ok;
 }
 
+static bool auth_jwt_aud_ok(const json_t *v, const char *aud)
+{
+	size_t i;
+	json_t *e;
+
+	if (json_is_string(v))
+		return auth_jwt_str_eq(v, aud);
+	/* An array of strings only, as JWT libraries generate. */
+	json_array_foreach(v, i, e)
+		if (!json_is_string(e))
+			return false;
+	json_array_foreach(v, i, e)
+		if (auth_jwt_str_eq(e, aud))
+			return true;
+	return false;
+}
+
+static int auth_jwt_claims_check(const struct auth_db *db, const json_t *c, uint64_t now,
+				 char *sub, size_t sublen)
+{
+	const json_t *v;
+	const char *s;
+	uint64_t t;
+	size_t slen;
+
+	if (!auth_jwt_str_eq(json_object_get(c, "iss"), db->ad_issuer))
+		return AUTH_JWT_E_ISS;
+	v = json_object_get(c, "aud");
+	if (v == NULL || !auth_jwt_aud_ok(v, db->ad_audience))
+		return AUTH_JWT_E_AUD;
+	v = json_object_get(c, "exp");
+	if (v == NULL || auth_jwt_date(v, &t) != 0 || t <= now)
+		return AUTH_JWT_E_EXP;
+	v = json_object_get(c, "nbf");
+	if (v != NULL && (auth_jwt_date(v, &t) != 0 || t > now))
+		return AUTH_JWT_E_NBF;
+	v = json_object_get(c, "sub");
+	if (!json_is_string(v))
+		return AUTH_JWT_E_SUB;
+	s = json_string_value(v);
+	slen = json_string_length(v);
+	if (slen == 0 || slen > AUTH_USER_MAX || slen >= sublen)
+		return AUTH_JWT_E_SUB;
+	for (size_t i = 0; i < slen; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return AUTH_JWT_E_SUB;
+	memcpy(sub, s, slen + 1);
+	return AUTH_JWT_OK;
+}
+
 static int auth_jwt_claims(const struct auth_db *db, struct auth_jwt_work *w, size_t len,
 			   uint64_t now, char *sub, size_t sublen)
 {
-	static const struct auth_json_limits lim = {
-		.jl_max_len = AUTH_JWT_PAYLOAD_MAX, .jl_max_members = AUTH_JWT_MEMBERS_MAX,
-		.jl_max_depth = 8,
-	};
-	struct auth_json_val v, e;
-	uint64_t t;
-	size_t n, pos = 0, slen;
-	bool aud = false;
-	int f;
+	json_t *c = auth_jwt_json(w->jw_payload, len, AUTH_JWT_MEMBERS_MAX);
+	int r;
 
-	if (auth_json_parse((const char *)w->jw_payload, len, &lim, w->jw_members, &n) != 0)
+	if (c == NULL)
 		return AUTH_JWT_E_FORMAT;
-	f = auth_json_find(w->jw_members, n, "iss", &v);
-	if (f < 0)
-		return AUTH_JWT_E_FORMAT;
-	if (f == 0 || !auth_json_str_eq(&v, db->ad_issuer, strlen(db->ad_issuer)))
-		return AUTH_JWT_E_ISS;
-	f = auth_json_find(w->jw_members, n, "aud", &v);
-	if (f < 0)
-		return AUTH_JWT_E_FORMAT;
-	if (f == 1 && v.jv_type == AUTH_JSON_STRING)
-		aud = auth_json_str_eq(&v, db->ad_audience, strlen(db->ad_audience));
-	else if (f == 1)
-		while (!aud && auth_json_array_next(&v, &pos, &e) == 1)
-			aud = auth_json_str_eq(&e, db->ad_audience, strlen(db->ad_audience));
-	if (!aud)
-		return AUTH_JWT_E_AUD;
-	f = auth_json_find(w->jw_members, n, "exp", &v);
-	if (f < 0)
-		return AUTH_JWT_E_FORMAT;
-	if (f == 0 || auth_json_num_u64(&v, &t) != 0 || t <= now)
-		return AUTH_JWT_E_EXP;
-	f = auth_json_find(w->jw_members, n, "nbf", &v);
-	if (f < 0)
-		return AUTH_JWT_E_FORMAT;
-	if (f == 1 && (auth_json_num_u64(&v, &t) != 0 || t > now))
-		return AUTH_JWT_E_NBF;
-	f = auth_json_find(w->jw_members, n, "sub", &v);
-	if (f < 0)
-		return AUTH_JWT_E_FORMAT;
-	if (f == 0 || auth_json_str_copy(&v, sub, sublen, &slen) != 0 || slen == 0 ||
-	    slen > AUTH_USER_MAX)
-		return AUTH_JWT_E_SUB;
-	for (size_t i = 0; i < slen; i++)
-		if ((unsigned char)sub[i] < 0x20 || sub[i] == 0x7f)
-			return AUTH_JWT_E_SUB;
-	return AUTH_JWT_OK;
+	r = auth_jwt_claims_check(db, c, now, sub, sublen);
+	json_decref(c);
+	return r;
 }
 
 int auth_jwt_verify(const struct auth_db *db, const char *tok, size_t len, uint64_t now,

@@ -27,6 +27,7 @@ class Server:
     def __init__(self, tmpdir, **settings):
         self.tmpdir = tmpdir
         self.port = free_port()
+        self.admin_port = free_port()
         self.queue_dir = os.path.join(tmpdir, "queue")
         self.log_path = os.path.join(tmpdir, "ringmta.log")
         self.settings = {
@@ -42,6 +43,8 @@ class Server:
             # Never the machine's resolver: tests talk to loopback only.
             "dns_servers": "127.0.0.1:9",
             "smtp_allow_private_destinations": "yes",    # the sinks are on loopback
+            # The admin API (the queue CLI's verbs talk to it) on a port of its own.
+            "admin_listen": "127.0.0.1:%d" % self.admin_port,
         }
         self.settings.update({k: str(v) for k, v in settings.items()})
         self.conf = os.path.join(tmpdir, "ringmta.conf")

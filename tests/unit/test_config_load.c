@@ -44,7 +44,7 @@ static const char *const test_keys[] = {
 	"dkim_sign_threads", "dmarc_unaligned_action",
 	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
 	"shaping_rules", "shaping_builtin_rules",
-	"metrics_listen",
+	"metrics_listen", "admin_listen", "admin_token_file",
 };
 
 #define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))

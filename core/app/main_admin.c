@@ -1,0 +1,33 @@
+/*
+ * main_admin.c: the daemon's admin API: create the listener, register the
+ * routes of every module that has some, start it. Each module's routes
+ * are one line below.
+ */
+#include "core/app/main.h"
+
+#include "core/admin/admin.h"
+#include "core/admin/admin_status.h"
+
+int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
+		     struct delivery *dlv, char *err, size_t errlen)
+{
+	struct admin *a;
+
+	*a_r = NULL;
+	if (cfg->admin_listen[0] == '\0')
+		return 0;
+	if (admin_create(&a, cfg, err, errlen) < 0)
+		return -1;
+	if (admin_status_register(a, q, RINGMTA_VERSION) < 0) {
+		snprintf(err, errlen, "admin: too many routes");
+		admin_stop(&a);
+		return -1;
+	}
+	(void)dlv;
+	if (admin_start(a, err, errlen) < 0) {
+		admin_stop(&a);
+		return -1;
+	}
+	*a_r = a;
+	return 0;
+}
