@@ -460,7 +460,7 @@ static int main_serve(const struct config *cfg)
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
-	    main_admin_start(&adm, cfg, q, dlv, err, sizeof(err)) < 0) {
+	    main_admin_start(&adm, cfg, q, dlv, &srv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		metrics_stop(&met);
 		delivery_stop(&dlv);	/* nothing when it never started */

@@ -62,6 +62,14 @@ struct main_reload {
  * shaping rules again, each swapped in only when it loads in full;
  * logged as before, and reported in *r. */
 void main_reload(struct server *srv, const struct config *cfg, struct main_reload *r);
+/* The same for the admin API (admin_reload_fn, core/admin/admin_ops.h):
+ * arg is a struct main_reload_arg, parts a JSON array. */
+struct main_reload_arg {
+	struct server *ra_srv;
+	const struct config *ra_cfg;
+};
+struct json_t;
+bool main_reload_json(void *arg, struct json_t *parts);
 
 /* The admin API (core/admin) on cfg->admin_listen with every module's
  * routes; *a_r stays NULL when admin_listen is empty. q and dlv (may be
@@ -70,6 +78,6 @@ struct admin;
 struct queue;
 struct delivery;
 int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
-		     struct delivery *dlv, char *err, size_t errlen);
+		     struct delivery *dlv, struct server *srv, char *err, size_t errlen);
 
 #endif

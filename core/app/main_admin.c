@@ -6,11 +6,14 @@
 #include "core/app/main.h"
 
 #include "core/admin/admin.h"
+#include "core/admin/admin_ops.h"
+#include "core/admin/admin_shaping.h"
 #include "core/admin/admin_status.h"
 
 int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
-		     struct delivery *dlv, char *err, size_t errlen)
+		     struct delivery *dlv, struct server *srv, char *err, size_t errlen)
 {
+	static struct main_reload_arg rl;
 	struct admin *a;
 
 	*a_r = NULL;
@@ -18,7 +21,11 @@ int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue 
 		return 0;
 	if (admin_create(&a, cfg, err, errlen) < 0)
 		return -1;
-	if (admin_status_register(a, q, RINGMTA_VERSION) < 0) {
+	rl.ra_srv = srv;
+	rl.ra_cfg = cfg;
+	if (admin_status_register(a, q, RINGMTA_VERSION) < 0 ||
+	    admin_shaping_register(a, dlv) < 0 || admin_suppress_register(a, q) < 0 ||
+	    admin_reload_register(a, main_reload_json, &rl) < 0) {
 		snprintf(err, errlen, "admin: too many routes");
 		admin_stop(&a);
 		return -1;

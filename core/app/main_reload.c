@@ -7,6 +7,7 @@
  * by part to the caller. One reload at a time: the signal and the API
  * may ask together.
  */
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,4 +91,18 @@ void main_reload(struct server *srv, const struct config *cfg, struct main_reloa
 	r->mr_ok = true;
 	for (unsigned i = 0; i < r->mr_n; i++)
 		r->mr_ok = r->mr_ok && r->mr_part[i].rp_ok;
+}
+
+bool main_reload_json(void *arg, json_t *parts)
+{
+	const struct main_reload_arg *ra = arg;
+	struct main_reload r;
+
+	main_reload(ra->ra_srv, ra->ra_cfg, &r);
+	for (unsigned i = 0; i < r.mr_n; i++)
+		json_array_append_new(parts, json_pack("{s:s, s:b, s:s}", "name",
+						       r.mr_part[i].rp_name, "ok",
+						       r.mr_part[i].rp_ok, "detail",
+						       r.mr_part[i].rp_detail));
+	return r.mr_ok;
 }
