@@ -51,28 +51,50 @@ void dlv_susp_restore(struct delivery *d)
 	(void)queue_blob_get(dlv_queue_of(d), DLV_SUSP_BLOB, dlv_susp_restore_cb, d);
 }
 
+/* What waited for a suspension that ended (or changed) at until: due
+ * now, to be sent or held again by what is in force. */
+static unsigned dlv_susp_flush(struct delivery *d, enum shp_susp_kind kind, const char *name,
+			       uint64_t until, uint64_t now)
+{
+	unsigned n = 0;
+
+	/* Other mail that happens to be due then only comes a little early. */
+	if (queue_admin_flush_window(dlv_queue_of(d), until, until + DLV_SUSP_JITTER_US, now,
+				     &n) < 0)
+		log_msg(LOG_WARNING, "delivery: %s %s: the mail waiting for it could not be made"
+			" due now: it comes at the suspension's old end",
+			shp_susp_kind_name(kind), name);
+	return n;
+}
+
 int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *name,
 		     uint64_t duration_us, const char *who, const char *reason)
 {
 	struct dlv_shaping *shp = dlv_shaping_of(d);
-	uint64_t now = dlv_unix_us(), old_until = 0;
+	uint64_t now = dlv_unix_us(), old_until;
 	int rc;
 
 	if (duration_us == 0 || duration_us > SHP_SUSP_DURATION_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&shp->ds_susp_lock);
+	old_until = shp_susp_until(shp->ds_susp, kind, name, now);
 	rc = shp_susp_set(shp->ds_susp, kind, name, who, reason, now, now + duration_us);
 	if (rc == 0 && (rc = dlv_susp_save(d, now)) < 0) {
 		/* Not saved, not in force: the caller is told it failed. */
-		(void)shp_susp_clear(shp->ds_susp, kind, name, now, &old_until);
+		(void)shp_susp_clear(shp->ds_susp, kind, name, now, NULL);
 	}
 	pthread_mutex_unlock(&shp->ds_susp_lock);
-	if (rc == 0)
-		log_msg(LOG_WARNING, "delivery: %s %s suspended for %llus by %s%s%s",
-			shp_susp_kind_name(kind), name, (unsigned long long)(duration_us / 1000000u),
-			who != NULL && who[0] ? who : "admin", reason != NULL && reason[0] ? ": " : "",
-			reason != NULL ? reason : "");
-	return rc;
+	if (rc < 0)
+		return rc;
+	log_msg(LOG_WARNING, "delivery: %s %s suspended for %llus by %s%s%s",
+		shp_susp_kind_name(kind), name, (unsigned long long)(duration_us / 1000000u),
+		who != NULL && who[0] ? who : "admin", reason != NULL && reason[0] ? ": " : "",
+		reason != NULL ? reason : "");
+	/* A new end for a suspension in force: what waited for the old end
+	 * waits for the new one (it is held again at once, no attempt). */
+	if (old_until != 0 && old_until != now + duration_us)
+		(void)dlv_susp_flush(d, kind, name, old_until, now);
+	return 0;
 }
 
 int delivery_resume(struct delivery *d, enum shp_susp_kind kind, const char *name,
@@ -92,13 +114,7 @@ int delivery_resume(struct delivery *d, enum shp_susp_kind kind, const char *nam
 	pthread_mutex_unlock(&shp->ds_susp_lock);
 	if (rc < 0)
 		return rc;
-	/* What it deferred waits for its end (plus jitter): due now. Other
-	 * mail that happens to be due then only comes a little early. */
-	if (queue_admin_flush_window(dlv_queue_of(d), until, until + DLV_SUSP_JITTER_US, now,
-				     &n) < 0)
-		log_msg(LOG_WARNING, "delivery: %s %s resumed, but its waiting mail could not be"
-			" made due now: it comes at the suspension's end",
-			shp_susp_kind_name(kind), name);
+	n = dlv_susp_flush(d, kind, name, until, now);
 	log_msg(LOG_WARNING, "delivery: %s %s resumed: %u messages due now",
 		shp_susp_kind_name(kind), name, n);
 	if (flushed_r != NULL)

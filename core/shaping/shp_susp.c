@@ -209,6 +209,23 @@ int shp_susp_clear(struct shp_susp *s, enum shp_susp_kind k, const char *name, u
 	return rc;
 }
 
+uint64_t shp_susp_until(struct shp_susp *s, enum shp_susp_kind k, const char *name,
+			uint64_t now)
+{
+	char lname[SHP_SUSP_NAME_MAX + 1];
+	const struct shp_susp_ent *e;
+	uint64_t until = 0;
+
+	if ((unsigned)k >= SHP_SUSP_NKINDS || !shp_susp_name(name, lname))
+		return 0;
+	pthread_mutex_lock(&s->ss_lock);
+	e = shp_susp_find(s, k, lname);
+	if (e != NULL && e->se_until > now)
+		until = e->se_until;
+	pthread_mutex_unlock(&s->ss_lock);
+	return until;
+}
+
 bool shp_susp_none(struct shp_susp *s)
 {
 	return atomic_load_explicit(&s->ss_count, memory_order_relaxed) == 0;

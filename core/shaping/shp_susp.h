@@ -61,6 +61,10 @@ int shp_susp_set(struct shp_susp *s, enum shp_susp_kind k, const char *name, con
 int shp_susp_clear(struct shp_susp *s, enum shp_susp_kind k, const char *name, uint64_t now,
 		   uint64_t *until_r);
 
+/* The end of the suspension of that selector in force at now, or 0. */
+uint64_t shp_susp_until(struct shp_susp *s, enum shp_susp_kind k, const char *name,
+			uint64_t now);
+
 /* What a piece of mail is, for shp_susp_check(): NULL or "" where not
  * known (the site before its route is). Case does not matter. */
 struct shp_susp_mail {

@@ -123,6 +123,21 @@ def test_suspend_by_sender_domain_and_by_source(make_server, sink):
     assert srv.queue_count() == 1, "the sender domain's mail still waits"
 
 
+def test_a_shorter_suspension_replaces_a_longer_one(make_server, sink):
+    srv = relay(make_server, sink)
+    assert curl(srv, "/api/v1/suspend", "POST",
+                {"sender_domain": "news.example", "duration": "2h"})[0] == 200
+    send(srv, "list@news.example", ["r@dest.example"])
+    assert wait_log(srv, r"status=deferred.*sender_domain news\.example suspended")
+    code, j = curl(srv, "/api/v1/suspend", "POST",
+                   {"sender_domain": "news.example", "duration": "3s", "reason": "shorter"})
+    assert code == 200 and j["suspended"]["reason"] == "shorter"
+    assert wait_log(srv, r"status=deferred.*suspended by admin: shorter"), "held again at once"
+    assert sink.connections == 0
+    assert sink.wait_for(1, timeout=15), "sent when the new, shorter one ended"
+    assert re.search(r"attempt=1 .*status=sent", srv.read_log())
+
+
 @pytest.mark.parametrize("body,why", [
     ({"planet": "x", "duration": "1h"}, "unknown field"),
     ({"duration": "1h"}, "exactly one"),

@@ -66,6 +66,10 @@ static void test_selectors(void)
 	       !held(s, NULL, NULL, NULL, NULL, t0 + S, NULL, NULL, 0),
 	       "mail of unknown site, domain, source and sender goes");
 
+	tap_ok(shp_susp_until(s, SHP_SUSP_SITE, SITE, t0 + S) == t0 + 60 * S &&
+	       shp_susp_until(s, SHP_SUSP_DOMAIN, SITE, t0 + S) == 0 &&
+	       shp_susp_until(s, SHP_SUSP_SITE, SITE, t0 + 60 * S) == 0,
+	       "the end of the suspension of a selector in force");
 	tap_ok(shp_susp_clear(s, SHP_SUSP_SITE, SITE, t0 + 2 * S, &until) == 0 &&
 	       until == t0 + 60 * S, "resume the site: the end it had");
 	tap_ok(!held(s, SITE, "x.test", "ip1", "y.test", t0 + 3 * S, NULL, NULL, 0),
