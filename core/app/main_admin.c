@@ -6,10 +6,13 @@
 #include "core/app/main.h"
 
 #include "core/admin/admin.h"
+#include "core/admin/admin_queue.h"
 #include "core/admin/admin_status.h"
 
-int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
-		     struct delivery *dlv, char *err, size_t errlen)
+#include <string.h>
+
+int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct config *cfg,
+		     struct queue *q, struct delivery *dlv, char *err, size_t errlen)
 {
 	struct admin *a;
 
@@ -18,12 +21,16 @@ int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue 
 		return 0;
 	if (admin_create(&a, cfg, err, errlen) < 0)
 		return -1;
-	if (admin_status_register(a, q, RINGMTA_VERSION) < 0) {
+	memset(aq, 0, sizeof(*aq));
+	aq->aq_queue = q;
+	aq->aq_dlv = dlv;
+	aq->aq_cfg = cfg;
+	if (admin_status_register(a, q, RINGMTA_VERSION) < 0 ||
+	    admin_queue_register(a, aq) < 0) {
 		snprintf(err, errlen, "admin: too many routes");
 		admin_stop(&a);
 		return -1;
 	}
-	(void)dlv;
 	if (admin_start(a, err, errlen) < 0) {
 		admin_stop(&a);
 		return -1;
