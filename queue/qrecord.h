@@ -33,6 +33,11 @@
 #define QRECORD_F_SMTPUTF8	0x02u
 #define QRECORD_F_DELAY_WARNED	0x04u	/* a delay DSN was sent */
 #define QRECORD_F_LOOPING	0x08u	/* hop limit reached at acceptance */
+/* Held by an operator (admin API): never dispatched; its schedule entry
+ * sits at QRECORD_HELD_NEXT, after every real time, until released. The
+ * recipients keep their own next attempts. */
+#define QRECORD_F_HELD		0x10u
+#define QRECORD_HELD_NEXT	UINT64_MAX
 /* Received: fields, the receiving MTA's included, at which a message is
  * looping: it is bounced 5.4.6, not delivered (Postfix's hopcount_limit). */
 #define QRECORD_HOPCOUNT_LIMIT	50u

@@ -171,6 +171,7 @@ struct queue_update {
 	unsigned qu_nsuppress;
 	struct queue_msg *qu_new;	/* optional; its qm_sink may be NULL */
 	uint32_t qu_set_flags;		/* QRECORD_F_* to add to the record */
+	uint32_t qu_clear_flags;	/* QRECORD_F_* to remove (after adding) */
 	int qu_status;
 	bool qu_removed;		/* set: the message left the queue */
 	void (*qu_done)(struct queue_update *u);
@@ -287,5 +288,10 @@ int queue_admin_foreach(struct queue *q,
 			int (*cb)(void *ctx, uint64_t id, const struct qrecord *r,
 				  const void *body, size_t body_len),
 			void *ctx);
+/* The same from id from_id on (in id order): pages of a listing. */
+int queue_admin_foreach_from(struct queue *q, uint64_t from_id,
+			     int (*cb)(void *ctx, uint64_t id, const struct qrecord *r,
+				       const void *body, size_t body_len),
+			     void *ctx);
 
 #endif

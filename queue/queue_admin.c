@@ -55,11 +55,21 @@ int queue_admin_foreach(struct queue *q,
 				  const void *body, size_t body_len),
 			void *ctx)
 {
+	return queue_admin_foreach_from(q, 0, cb, ctx);
+}
+
+int queue_admin_foreach_from(struct queue *q, uint64_t from_id,
+			     int (*cb)(void *ctx, uint64_t id, const struct qrecord *r,
+				       const void *body, size_t body_len),
+			     void *ctx)
+{
+	unsigned char from[8];
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	MDB_val k, v, bv;
-	int rc, op = MDB_FIRST;
+	MDB_val k = { 8, from }, v, bv;
+	int rc, op = MDB_SET_RANGE;
 
+	queue_key_put(from, from_id);
 	rc = mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
 		return -EIO;

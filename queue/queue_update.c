@@ -79,8 +79,9 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 		return rc == 0 || rc == MDB_NOTFOUND ? 0 : queue_status(rc);
 	}
 	/* Re-encode from copies: v points into pages the put may move. */
-	r.next_attempt = next;
-	r.flags |= u->qu_set_flags;
+	r.flags = (r.flags | u->qu_set_flags) & ~u->qu_clear_flags;
+	/* A held message is never due: its schedule entry waits at the end. */
+	r.next_attempt = (r.flags & QRECORD_F_HELD) ? QRECORD_HELD_NEXT : next;
 	r.rcpts = rcpts;
 	v.mv_size = qrecord_encoded_size(&r);
 	enc = malloc(v.mv_size);
@@ -95,7 +96,7 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 	free(enc);
 	if (rc != 0)
 		return queue_status(rc);
-	queue_sched_key(skey, next, u->qu_id);
+	queue_sched_key(skey, r.next_attempt, u->qu_id);
 	return queue_status(mdb_put(txn, q->q_sched, &sk, &sv, 0));
 }
 

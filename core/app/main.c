@@ -17,6 +17,7 @@
 #include "core/dmarc/dmarc_org.h"
 #include "core/base/log.h"
 #include "core/admin/admin.h"
+#include "core/admin/admin_queue.h"
 #include "core/http/metrics.h"
 #include "core/app/main.h"
 #include "core/app/server.h"
@@ -374,6 +375,7 @@ static int main_serve(const struct config *cfg)
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
 	struct admin *adm = NULL;
+	struct admin_queue adm_queue;
 	struct metrics_inbound met_in;
 	sigset_t set;
 	char err[512], addr[80];
@@ -460,7 +462,7 @@ static int main_serve(const struct config *cfg)
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
-	    main_admin_start(&adm, cfg, q, dlv, &srv, err, sizeof(err)) < 0) {
+	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		metrics_stop(&met);
 		delivery_stop(&dlv);	/* nothing when it never started */

@@ -72,12 +72,15 @@ struct json_t;
 bool main_reload_json(void *arg, struct json_t *parts);
 
 /* The admin API (core/admin) on cfg->admin_listen with every module's
- * routes; *a_r stays NULL when admin_listen is empty. q and dlv (may be
- * NULL) must outlive admin_stop(). */
+ * routes; *a_r stays NULL when admin_listen is empty. aq (the queue
+ * routes' state, filled here), q and dlv (may be NULL) must outlive
+ * admin_stop(). */
 struct admin;
+struct admin_queue;
 struct queue;
 struct delivery;
-int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
-		     struct delivery *dlv, struct server *srv, char *err, size_t errlen);
+int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct config *cfg,
+		     struct queue *q, struct delivery *dlv, struct server *srv, char *err,
+		     size_t errlen);
 
 #endif

@@ -7,11 +7,15 @@
 
 #include "core/admin/admin.h"
 #include "core/admin/admin_ops.h"
+#include "core/admin/admin_queue.h"
 #include "core/admin/admin_shaping.h"
 #include "core/admin/admin_status.h"
 
-int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue *q,
-		     struct delivery *dlv, struct server *srv, char *err, size_t errlen)
+#include <string.h>
+
+int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct config *cfg,
+		     struct queue *q, struct delivery *dlv, struct server *srv, char *err,
+		     size_t errlen)
 {
 	static struct main_reload_arg rl;
 	struct admin *a;
@@ -21,16 +25,20 @@ int main_admin_start(struct admin **a_r, const struct config *cfg, struct queue 
 		return 0;
 	if (admin_create(&a, cfg, err, errlen) < 0)
 		return -1;
+	memset(aq, 0, sizeof(*aq));
+	aq->aq_queue = q;
+	aq->aq_dlv = dlv;
+	aq->aq_cfg = cfg;
 	rl.ra_srv = srv;
 	rl.ra_cfg = cfg;
 	if (admin_status_register(a, q, RINGMTA_VERSION) < 0 ||
+	    admin_queue_register(a, aq) < 0 ||
 	    admin_shaping_register(a, dlv) < 0 || admin_suppress_register(a, q) < 0 ||
 	    admin_reload_register(a, main_reload_json, &rl) < 0) {
 		snprintf(err, errlen, "admin: too many routes");
 		admin_stop(&a);
 		return -1;
 	}
-	(void)dlv;
 	if (admin_start(a, err, errlen) < 0) {
 		admin_stop(&a);
 		return -1;

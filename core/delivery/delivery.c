@@ -135,7 +135,10 @@ struct delivery {
 	struct id_list d_new, d_done;
 	bool d_stop;
 	atomic_uint d_inflight_n;
-	/* scheduler thread only */
+	/* Guards d_inflight: the scheduler holds it while it dispatches and
+	 * retires messages, the admin API while it changes messages
+	 * (delivery_admin_lock), so neither acts on a stale view. */
+	pthread_mutex_t d_inflight_lock;
 	struct idset d_inflight;
 	uint64_t d_last_scan;
 	uint64_t d_rr;
@@ -188,6 +191,21 @@ void delivery_msg_done(struct dlv_msg *m)
 unsigned delivery_inflight(struct delivery *d)
 {
 	return atomic_load(&d->d_inflight_n);
+}
+
+void delivery_admin_lock(struct delivery *d)
+{
+	pthread_mutex_lock(&d->d_inflight_lock);
+}
+
+bool delivery_admin_inflight(struct delivery *d, uint64_t id)
+{
+	return idset_has(&d->d_inflight, id);
+}
+
+void delivery_admin_unlock(struct delivery *d)
+{
+	pthread_mutex_unlock(&d->d_inflight_lock);
 }
 
 static void delivery_hist_add(struct delivery_hist *to, const struct stat_hist *h)
@@ -323,6 +341,10 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 
 	if (m == NULL)
 		return;
+	if (r->flags & QRECORD_F_HELD) {
+		free(m);		/* an operator holds it */
+		return;
+	}
 	m->dm_id = id;
 	m->dm_dlv = b->d;
 	m->dm_sender = strndup(r->sender, r->sender_len);
@@ -579,18 +601,22 @@ static void *delivery_main(void *arg)
 		memset(&d->d_done, 0, sizeof(d->d_done));
 		pthread_mutex_unlock(&d->d_lock);
 
+		pthread_mutex_lock(&d->d_inflight_lock);
 		for (unsigned i = 0; i < done.n; i++) {
 			idset_del(&d->d_inflight, done.ids[i]);
 			atomic_fetch_sub(&d->d_inflight_n, 1);
 		}
 		for (unsigned i = 0; i < fresh.n; i++)
 			delivery_dispatch(d, fresh.ids[i]);
+		pthread_mutex_unlock(&d->d_inflight_lock);
 		now = dlv_now_us();
 		if (now >= d->d_last_scan + 1000000u) {
 			d->d_last_scan = now;
 			queue_scan_due(d->d_q, now, delivery_scan_cb, &due);
+			pthread_mutex_lock(&d->d_inflight_lock);
 			for (unsigned i = 0; i < due.n; i++)
 				delivery_dispatch(d, due.ids[i]);
+			pthread_mutex_unlock(&d->d_inflight_lock);
 			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
@@ -617,6 +643,7 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	d->d_cfg = env->de_cfg;
 	d->d_q = env->de_queue;
 	pthread_mutex_init(&d->d_lock, NULL);
+	pthread_mutex_init(&d->d_inflight_lock, NULL);
 	pthread_cond_init(&d->d_cond, NULL);
 	*d_r = d;
 	if (dlv_shaping_new(&d->d_shp) < 0 ||
@@ -712,6 +739,7 @@ void delivery_free(struct delivery **dp)
 		shp_rules_unref(&d->d_rules_seen);
 	dlv_shaping_free(&d->d_shp);
 	pthread_mutex_destroy(&d->d_lock);
+	pthread_mutex_destroy(&d->d_inflight_lock);
 	pthread_cond_destroy(&d->d_cond);
 	free(d);
 	*dp = NULL;

@@ -162,6 +162,16 @@ void delivery_stop(struct delivery **d);
 void delivery_free(struct delivery **d);
 /* Count of messages in flight (for shutdown and tests). */
 unsigned delivery_inflight(struct delivery *d);
+/*
+ * For the admin API's changes to queued messages (any thread): between
+ * lock and unlock nothing is dispatched or retired, so a message that
+ * delivery_admin_inflight() says is not in flight stays out of delivery
+ * until unlock; a change committed before unlock (the caller waits for
+ * the committer) is what the next dispatch reads. Hold it briefly.
+ */
+void delivery_admin_lock(struct delivery *d);
+bool delivery_admin_inflight(struct delivery *d, uint64_t id);
+void delivery_admin_unlock(struct delivery *d);
 /* The counters now; all zero when d is NULL (delivery = no). */
 void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r);
 
@@ -247,6 +257,18 @@ unsigned delivery_top(struct delivery *d, struct delivery_top_site *out, unsigne
  * without rules. */
 int delivery_site_limits(struct delivery *d, const char *site, const char *provider,
 			 struct shp_limits *out);
+
+/*
+ * A DSN as a message to queue (delivery_result.c; the admin API's bounce
+ * uses it too): dm filled but for the message id and the original header
+ * (read here from message orig_id); the DSN goes from the null sender to
+ * dm->dm_to (which must live until the commit) under queue id new_id.
+ * NULL when memory runs out. Free with delivery_dsn_msg_free().
+ */
+struct dsn_msg;
+struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, uint64_t orig_id,
+				   struct dsn_msg *dm, uint64_t new_id, uint64_t now);
+void delivery_dsn_msg_free(struct queue_msg **m);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);

@@ -73,13 +73,7 @@ static void dres_update_done(struct queue_update *u)
 	free((void *)u->qu_suppress);
 	u->qu_suppress = NULL;
 	u->qu_nsuppress = 0;
-	if (m->dm_bounce != NULL) {
-		free((void *)m->dm_bounce->qm_iov[0].iov_base);
-		free((void *)m->dm_bounce->qm_iov);
-		free((void *)m->dm_bounce->qm_rec.rcpts);
-		free(m->dm_bounce);
-		m->dm_bounce = NULL;
-	}
+	delivery_dsn_msg_free(&m->dm_bounce);
 	delivery_msg_done(m);
 }
 
@@ -99,6 +93,84 @@ static void dres_mta_name(const char *remote, char *out, size_t len)
 	}
 }
 
+struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, uint64_t orig_id,
+				   struct dsn_msg *dm, uint64_t new_id, uint64_t now)
+{
+	struct queue_msg *b = calloc(1, sizeof(*b));
+	struct iovec *iov = calloc(1, sizeof(*iov));
+	struct qrcpt *rc = calloc(1, sizeof(*rc));
+	struct queue_body body;
+	char msgid[80], *text = NULL;
+	long len;
+
+	if (b == NULL || iov == NULL || rc == NULL)
+		goto fail;
+	b->qm_id = new_id;
+	snprintf(msgid, sizeof(msgid), "%016" PRIx64 ".bounce@%.40s", b->qm_id, cfg->hostname);
+	dm->dm_message_id = msgid;
+	if (queue_body_get(q, orig_id, &body) == 0) {
+		dm->dm_orig_headers = body.qb_data;
+		dm->dm_orig_headers_len = dsn_header_len(body.qb_data, body.qb_len);
+		len = dsn_build(dm, &text);
+		queue_body_release(&body);
+	} else {
+		len = dsn_build(dm, &text);
+	}
+	dm->dm_message_id = NULL;
+	dm->dm_orig_headers = NULL;
+	if (len < 0)
+		goto fail;
+	rc->state = QRCPT_PENDING;
+	rc->addr = dm->dm_to;	/* copied into the record at commit */
+	rc->addr_len = (uint16_t)strlen(dm->dm_to);
+	rc->next_attempt = now;
+	iov[0].iov_base = text;
+	iov[0].iov_len = (size_t)len;
+	b->qm_sink = NULL;
+	b->qm_rec.arrival = now;
+	b->qm_rec.next_attempt = now;
+	b->qm_rec.sender = "";
+	b->qm_rec.client = "localhost";
+	b->qm_rec.client_len = 9;
+	b->qm_rec.helo = cfg->hostname;
+	b->qm_rec.helo_len = (uint16_t)strlen(cfg->hostname);
+	b->qm_rec.nrcpt = 1;
+	b->qm_rec.rcpts = rc;
+	/* A bounce about UTF-8 addresses is 8-bit (message/global-*). */
+	for (long i = 0; i < len; i++)
+		if ((unsigned char)text[i] >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_8BIT;
+			break;
+		}
+	for (const char *p = dm->dm_to; *p; p++)
+		if ((unsigned char)*p >= 0x80) {
+			b->qm_rec.flags |= QRECORD_F_SMTPUTF8;
+			break;
+		}
+	b->qm_iov = iov;
+	b->qm_iovcnt = 1;
+	return b;
+fail:
+	free(text);
+	free(b);
+	free(iov);
+	free(rc);
+	return NULL;
+}
+
+void delivery_dsn_msg_free(struct queue_msg **mp)
+{
+	struct queue_msg *m = *mp;
+
+	if (m == NULL)
+		return;
+	free((void *)m->qm_iov[0].iov_base);
+	free((void *)m->qm_iov);
+	free((void *)m->qm_rec.rcpts);
+	free(m);
+	*mp = NULL;
+}
+
 /* A DSN for the recipients that failed this round, and, when warn is
  * set, those deferred (a delay warning). */
 static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now,
@@ -108,14 +180,9 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	struct dsn_rcpt *dr;
 	char (*mta)[sizeof(m->dm_rcpts[0].dr_remote)];
 	struct dsn_msg dm;
-	struct queue_body body;
 	struct queue_msg *b;
-	struct iovec *iov;
-	struct qrcpt *rc;
-	char arrival[40], date[40], ids[17], msgid[80];
-	char *text = NULL;
+	char arrival[40], date[40], ids[17];
 	unsigned n = 0;
-	long len;
 
 	dr = calloc(m->dm_nrcpt, sizeof(*dr));
 	mta = calloc(m->dm_nrcpt, sizeof(*mta));
@@ -152,66 +219,15 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	dm.dm_date = date;
 	dm.dm_rcpts = dr;
 	dm.dm_nrcpt = n;
-	b = calloc(1, sizeof(*b));
-	iov = calloc(1, sizeof(*iov));
-	rc = calloc(1, sizeof(*rc));
-	if (b == NULL || iov == NULL || rc == NULL)
-		goto fail;
-	b->qm_id = w->w_env->de_next_id(w->w_env->de_arg, w->w_index);
-	snprintf(msgid, sizeof(msgid), "%016" PRIx64 ".bounce@%.40s", b->qm_id, cfg->hostname);
-	dm.dm_message_id = msgid;
-	if (queue_body_get(w->w_queue, m->dm_id, &body) == 0) {
-		dm.dm_orig_headers = body.qb_data;
-		dm.dm_orig_headers_len = dsn_header_len(body.qb_data, body.qb_len);
-		len = dsn_build(&dm, &text);
-		queue_body_release(&body);
-	} else {
-		len = dsn_build(&dm, &text);
-	}
-	if (len < 0)
-		goto fail;
+	b = delivery_dsn_msg(cfg, w->w_queue, m->dm_id, &dm,
+			     w->w_env->de_next_id(w->w_env->de_arg, w->w_index), now);
 	free(dr);
 	free(mta);
-	rc->state = QRCPT_PENDING;
-	rc->addr = m->dm_sender;	/* copied into the record at commit */
-	rc->addr_len = (uint16_t)strlen(m->dm_sender);
-	rc->next_attempt = now;
-	iov[0].iov_base = text;
-	iov[0].iov_len = (size_t)len;
-	b->qm_sink = NULL;
-	b->qm_rec.arrival = now;
-	b->qm_rec.next_attempt = now;
-	b->qm_rec.sender = "";
-	b->qm_rec.client = "localhost";
-	b->qm_rec.client_len = 9;
-	b->qm_rec.helo = cfg->hostname;
-	b->qm_rec.helo_len = (uint16_t)strlen(cfg->hostname);
-	b->qm_rec.nrcpt = 1;
-	b->qm_rec.rcpts = rc;
-	/* A bounce about UTF-8 addresses is 8-bit (message/global-*). */
-	for (long i = 0; i < len; i++)
-		if ((unsigned char)text[i] >= 0x80) {
-			b->qm_rec.flags |= QRECORD_F_8BIT;
-			break;
-		}
-	for (const char *p = m->dm_sender; *p; p++)
-		if ((unsigned char)*p >= 0x80) {
-			b->qm_rec.flags |= QRECORD_F_SMTPUTF8;
-			break;
-		}
-	b->qm_iov = iov;
-	b->qm_iovcnt = 1;
+	if (b == NULL)
+		return NULL;
 	log_msg(LOG_INFO, "%s id=%016" PRIx64 " for=%s to=<%s> recipients=%u",
 		warn ? "dsn" : "bounce", b->qm_id, ids, m->dm_sender, n);
 	return b;
-fail:
-	free(dr);
-	free(mta);
-	free(text);
-	free(b);
-	free(iov);
-	free(rc);
-	return NULL;
 }
 
 static const char *dres_name(uint8_t res)

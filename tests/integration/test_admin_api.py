@@ -2,6 +2,7 @@
 and errors, bearer tokens, the token file's permissions, non-loopback
 listening without tokens, body limits; then the queue endpoints."""
 import json
+import re
 import os
 import subprocess
 import tempfile
@@ -130,3 +131,249 @@ def test_admin_off(make_server):
     r = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/api/v1/status" % srv.admin_port],
                        capture_output=True, timeout=30)
     assert r.returncode == 7, "nothing listens"
+
+
+# ---- the queue: reads ----
+
+import smtplib
+import time
+
+from conftest import relay_server, wait_log
+from sink import Sink
+
+
+def send(srv, sender, rcpts, body=b"Subject: t\r\n\r\nx\r\n"):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail(sender, rcpts, body)
+
+
+def ids_of(srv, **filt):
+    q = "&".join("%s=%s" % kv for kv in filt.items())
+    code, j = curl(srv, "/api/v1/queue/messages" + ("?" + q if q else ""))
+    assert code == 200, j
+    return [m["id"] for m in j["messages"]]
+
+
+@pytest.fixture
+def filled(server):
+    send(server, "a@one.example", ["x@dest1.example", "y@dest2.example"],
+         b"Subject: first\r\nX-Folded: a\r\n b\r\n\r\nbody one\r\n")
+    send(server, "b@two.example", ["z@dest1.example"])
+    send(server, "", ["w@dest3.example"])
+    return server
+
+
+def test_summary(filled):
+    code, j = curl(filled, "/api/v1/queue/summary")
+    assert code == 200 and j["by"] == "domain"
+    assert j["buckets"][0] == "0-5m" and j["buckets"][-1] == "160m+"
+    rows = {r["key"]: r for r in j["rows"]}
+    assert rows["dest1.example"]["total"] == 2 and rows["dest1.example"]["0-5m"] == 2
+    assert rows["dest2.example"]["total"] == 1 and rows["dest3.example"]["total"] == 1
+    assert j["totals"]["total"] == 3 and j["totals"]["0-5m"] == 3
+    code, j = curl(filled, "/api/v1/queue/summary?by=sender_domain")
+    assert {r["key"]: r["total"] for r in j["rows"]} == {"one.example": 1, "two.example": 1, "<>": 1}
+    code, j = curl(filled, "/api/v1/queue/summary?by=domain&top=1")
+    assert [r["key"] for r in j["rows"]] == ["dest1.example", "other"]
+    assert j["rows"][1]["total"] == 2 and j["rows"][1]["other_keys"] == 2
+    code, j = curl(filled, "/api/v1/queue/summary?by=source")
+    assert j["rows"][0]["key"] == "default" and j["rows"][0]["total"] == 3
+    code, j = curl(filled, "/api/v1/queue/summary?by=site")
+    assert code == 200 and {r["key"] for r in j["rows"]} == {"dest1.example", "dest2.example",
+                                                             "dest3.example"}
+    code, j = curl(filled, "/api/v1/queue/summary?by=sender_domain&domain=dest1.example")
+    assert j["totals"]["total"] == 2, "filters apply to the summary"
+    for bad in ("by=mx", "top=0", "top=x", "nope=1", "min_age=5x"):
+        code, j = curl(filled, "/api/v1/queue/summary?" + bad)
+        assert code == 400 and j["error"] == "bad filter" and j["detail"], bad
+
+
+def test_list_filters_and_paging(filled):
+    all_ids = ids_of(filled)
+    assert len(all_ids) == 3 and all_ids == sorted(all_ids)
+    assert len(ids_of(filled, domain="dest1.example")) == 2
+    assert len(ids_of(filled, domain="DEST2.example")) == 1
+    assert ids_of(filled, sender="a@one.example") == all_ids[:1]
+    assert ids_of(filled, sender="@two.example") == all_ids[1:2]
+    assert ids_of(filled, sender="<>") == all_ids[2:]
+    assert ids_of(filled, recipient="Z@dest1.example") == all_ids[1:2]
+    assert len(ids_of(filled, state="ready")) == 3
+    assert ids_of(filled, state="held,scheduled") == []
+    assert ids_of(filled, min_age="1h") == [] and len(ids_of(filled, max_age="1h")) == 3
+    assert ids_of(filled, **{"class": "invalid-recipient"}) == []
+    code, j = curl(filled, "/api/v1/queue/messages?limit=2")
+    assert [m["id"] for m in j["messages"]] == all_ids[:2] and j["next_cursor"] == all_ids[1]
+    code, j = curl(filled, "/api/v1/queue/messages?limit=2&cursor=" + j["next_cursor"])
+    assert [m["id"] for m in j["messages"]] == all_ids[2:] and j["next_cursor"] is None
+    m = curl(filled, "/api/v1/queue/messages?sender=a@one.example")[1]["messages"][0]
+    assert m["sender"] == "a@one.example" and m["recipients"] == 2 and m["pending"] == 2
+    assert m["held"] is False and m["state"] == "ready" and m["size"] > 0
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", m["arrival"])
+    assert m["next_attempt"].endswith("Z") and m["last_reply"] is None and m["class"] is None
+    for bad, what in (("state=stuck", "state"), ("min_age=-1", "min_age"), ("limit=0", "limit"),
+                      ("limit=100001", "limit"), ("cursor=xyz", "cursor"),
+                      ("class=nope", "class"), ("domain=a@b", "domain"), ("colour=red", "colour"),
+                      ("sender=", "sender")):
+        code, j = curl(filled, "/api/v1/queue/messages?" + bad)
+        assert code == 400 and what in j["detail"], (bad, j)
+
+
+def test_show(filled):
+    qid = ids_of(filled, sender="a@one.example")[0]
+    code, j = curl(filled, "/api/v1/queue/messages/" + qid)
+    assert code == 200 and j["id"] == qid and j["client"] == "127.0.0.1"
+    assert [(r["address"], r["state"], r["attempts"]) for r in j["recipients"]] == \
+        [("x@dest1.example", "pending", 0), ("y@dest2.example", "pending", 0)]
+    hdr = {h["name"]: h["value"] for h in j["headers"]}
+    assert hdr["Subject"] == "first" and hdr["X-Folded"] == "a b"
+    assert "Received" in hdr and "body" not in j
+    code, j = curl(filled, "/api/v1/queue/messages/%s?body=1" % qid)
+    assert j["body"].endswith("\r\n\r\nbody one\r\n")
+    code, j = curl(filled, "/api/v1/queue/messages/nothex")
+    assert code == 400 and j["error"] == "bad id"
+    code, j = curl(filled, "/api/v1/queue/messages/0000000000000000")
+    assert code == 400
+    code, j = curl(filled, "/api/v1/queue/messages/00000000000000ab")
+    assert code == 404 and j["error"] == "no such message"
+    code, j = curl(filled, "/api/v1/queue/messages/%s?body=2" % qid)
+    assert code == 400
+
+
+# ---- the queue: changes ----
+
+@pytest.fixture
+def sink():
+    s = Sink(stall_seconds=1.5)
+    yield s
+    s.stop()
+
+
+def deferred(srv, rcpt, n=1):
+    """Send one message to rcpt and wait until its first attempt deferred it."""
+    send(srv, "sender@example.org", [rcpt], b"Subject: to %s\r\n\r\nx\r\n" % rcpt.encode())
+    assert wait_log(srv, r"(status=deferred.*){%d}" % n if n > 1 else r"status=deferred"), \
+        srv.read_log()
+    qid = ids_of(srv, recipient=rcpt)
+    assert len(qid) == 1
+    return qid[0]
+
+
+def post(srv, action, body, **kw):
+    return curl(srv, "/api/v1/queue/" + action, method="POST", body=body, **kw)
+
+
+def test_hold_release(make_server, sink):
+    srv = relay_server(make_server, sink)
+    qid = deferred(srv, "tempthenok@example.com")
+    code, j = post(srv, "hold", {"ids": [qid]})
+    assert code == 200 and j["affected"] == 1 and j["ids"] == [qid], j
+    m = curl(srv, "/api/v1/queue/messages/" + qid)[1]
+    assert m["held"] is True and m["state"] == "held" and m["next_attempt"] is None
+    assert ids_of(srv, state="held") == [qid]
+    # A flush leaves held mail alone, and the scheduler never picks it.
+    code, j = post(srv, "flush", {"all": True})
+    assert code == 200 and j["affected"] == 0 and j["matched"] == 1
+    time.sleep(1.5)     # the scheduler scans every second
+    assert len(sink.messages) == 0 and ids_of(srv) == [qid]
+    assert post(srv, "hold", {"ids": [qid]})[1]["affected"] == 0, "already held"
+    code, j = post(srv, "release", {"state": "held"})
+    assert code == 200 and j["ids"] == [qid]
+    assert sink.wait_for(1, timeout=15)
+    assert sink.messages[0]["rcpts"] == ["tempthenok@example.com"]
+    assert wait_log(srv, "admin: release id=" + qid)
+
+
+def test_flush_retries_now(make_server, sink):
+    srv = relay_server(make_server, sink)
+    qid = deferred(srv, "tempthenok@example.com")
+    m = curl(srv, "/api/v1/queue/messages/" + qid)[1]
+    assert m["state"] == "scheduled" and m["last_reply"].startswith("451")
+    assert m["recipients"][0]["attempts"] == 1 and m["attempts"] == 1
+    code, j = post(srv, "flush", {"ids": [qid]})
+    assert code == 200 and j["affected"] == 1
+    assert sink.wait_for(1, timeout=15)
+    assert wait_log(srv, r"to=<tempthenok@example\.com> .*attempt=2")
+
+
+def test_delete(make_server, sink):
+    srv = relay_server(make_server, sink)
+    qid = deferred(srv, "tempfail@example.com")
+    code, j = post(srv, "delete", {"recipient": "tempfail@example.com"})
+    assert code == 200 and j["ids"] == [qid]
+    assert curl(srv, "/api/v1/queue/messages/" + qid)[0] == 404
+    code, j = post(srv, "delete", {"ids": [qid]})
+    assert code == 404 and j["not_found"] == [qid]
+    time.sleep(0.3)
+    assert sink.messages == [], "a delete sends no bounce"
+
+
+def test_bounce_sends_dsn_with_reason(make_server, sink):
+    srv = relay_server(make_server, sink)
+    qid = deferred(srv, "tempfail@example.com")
+    code, j = post(srv, "bounce", {"ids": [qid], "reason": "stale campaign, pulled by ops"})
+    assert code == 200 and j["ids"] == [qid] and len(j["dsn_ids"]) == 1, j
+    assert sink.wait_for(1, timeout=15)
+    dsn = sink.messages[0]
+    assert dsn["sender"] == "" and dsn["rcpts"] == ["sender@example.org"]
+    text = dsn["data"].decode()
+    assert "stale campaign, pulled by ops" in text and "Action: failed" in text
+    assert "Status: 5.0.0" in text and "Final-Recipient: rfc822; tempfail@example.com" in text
+    assert "Subject: to tempfail@example.com" in text, "the original header is returned"
+    assert curl(srv, "/api/v1/queue/messages/" + qid)[0] == 404
+    assert wait_log(srv, "admin: bounce id=%s dsn=%s" % (qid, j["dsn_ids"][0]))
+
+
+def test_in_flight_is_not_deleted(make_server, sink):
+    srv = relay_server(make_server, sink)
+    send(srv, "sender@example.org", ["stall@example.com"],
+         b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 200)
+    assert sink.stall_event.wait(15)
+    qid = ids_of(srv)[0]
+    assert ids_of(srv, state="inflight") == [qid]
+    for action in ("delete", "bounce", "flush"):
+        code, j = post(srv, action, {"ids": [qid], "reason": "x"} if action == "bounce"
+                       else {"ids": [qid]})
+        assert code == 409 and j["in_flight"] == [qid] and j["affected"] == 0, (action, j)
+    assert sink.wait_for(1, timeout=15)     # the round ends as it would have
+
+
+def test_selection_errors(filled):
+    for action in ("hold", "release", "delete", "bounce", "flush"):
+        code, j = post(filled, action, {})
+        assert code == 400 and j["error"] == "no selection", (action, j)
+        code, j = post(filled, action, None)
+        assert code == 400 and j["error"] == "no selection", (action, j)
+    qid = ids_of(filled)[0]
+    cases = [
+        ("hold", {"ids": [qid], "domain": "dest1.example"}, "bad selection"),
+        ("hold", {"ids": [qid], "all": True}, "bad selection"),
+        ("bounce", {"all": True}, "bad selection"),
+        ("hold", {"ids": "x"}, "bad ids"),
+        ("hold", {"ids": []}, "bad ids"),
+        ("hold", {"ids": ["nothex"]}, "bad id"),
+        ("hold", {"ids": ["0000000000000000"]}, "bad id"),
+        ("hold", {"state": "nope"}, "bad filter"),
+        ("hold", {"colour": "red"}, "bad filter"),
+        ("hold", {"domain": 5}, "bad filter"),
+        ("hold", {"limit": 5}, "bad filter"),
+        ("bounce", {"ids": [qid], "reason": "two\nlines"}, "bad reason"),
+        ("bounce", {"ids": [qid], "reason": ""}, "bad reason"),
+    ]
+    for action, body, err in cases:
+        code, j = post(filled, action, body)
+        assert code == 400 and j["error"] == err, (action, body, j)
+    for raw in ("{", "[1]", "{\"ids\": [\"%s\"], \"ids\": []}" % qid, "\xff"):
+        code, j = post(filled, "hold", raw)
+        assert code == 400 and j["error"] == "bad JSON", (raw, j)
+    code, j = post(filled, "hold", "{\"ids\": [\"%s\"], \"pad\": \"%s\"}" % (qid, "x" * (1 << 20)))
+    assert code == 413 and j["error"] == "request body too large"
+    assert ids_of(filled, state="held") == [], "nothing was held by any of those"
+    code, j = post(filled, "hold", {"min_age": 0, "sender": "@one.example"})
+    assert code == 200 and j["affected"] == 1
+    code, j = post(filled, "hold", {"all": False, "domain": "dest3.example"})
+    assert code == 200 and j["affected"] == 1
+    assert len(ids_of(filled, state="held")) == 2
+    code, j = post(filled, "release", {"all": True})
+    assert code == 200 and j["affected"] == 2 and j["matched"] == 3
+    code, j = curl(filled, "/api/v1/queue/hold")
+    assert code == 405
