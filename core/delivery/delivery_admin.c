@@ -71,7 +71,12 @@ int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *na
 		     uint64_t duration_us, const char *who, const char *reason)
 {
 	struct dlv_shaping *shp = dlv_shaping_of(d);
-	uint64_t now = dlv_unix_us(), old_until;
+	uint64_t now = dlv_unix_us(), old_until, until;
+	struct shp_susp_mail m = { NULL, NULL, NULL, NULL };
+	const char **sel[SHP_SUSP_NKINDS] = {
+		&m.sm_site, &m.sm_domain, &m.sm_source, &m.sm_sender_domain,
+	};
+	char why[400];
 	int rc;
 
 	if (duration_us == 0 || duration_us > SHP_SUSP_DURATION_MAX)
@@ -86,10 +91,12 @@ int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *na
 	pthread_mutex_unlock(&shp->ds_susp_lock);
 	if (rc < 0)
 		return rc;
-	log_msg(LOG_WARNING, "delivery: %s %s suspended for %llus by %s%s%s",
-		shp_susp_kind_name(kind), name, (unsigned long long)(duration_us / 1000000u),
-		who != NULL && who[0] ? who : "admin", reason != NULL && reason[0] ? ": " : "",
-		reason != NULL ? reason : "");
+	*sel[kind] = name;
+	/* In the table's own words: its name and reason are cleaned. */
+	if (!shp_susp_check(shp->ds_susp, &m, now, &until, why, sizeof(why)))
+		snprintf(why, sizeof(why), "%s suspended", shp_susp_kind_name(kind));
+	log_msg(LOG_WARNING, "delivery: %s for %llus", why,
+		(unsigned long long)(duration_us / 1000000u));
 	/* A new end for a suspension in force: what waited for the old end
 	 * waits for the new one (it is held again at once, no attempt). */
 	if (old_until != 0 && old_until != now + duration_us)

@@ -39,11 +39,13 @@ def attempts(srv):
 def test_suspended_domain_waits_across_restart_until_resumed(make_server, sink):
     srv = relay(make_server, sink)
     code, j = curl(srv, "/api/v1/suspend", "POST",
-                   {"domain": "Hold.Example", "duration": "2h", "reason": "customer asked"})
+                   {"domain": "Hold.Example", "duration": "2h", "reason": "customer\nasked"})
     assert code == 200, j
     s = j["suspended"]
     assert s["selector"] == "domain" and s["name"] == "hold.example" and s["who"] == "admin"
     assert s["reason"] == "customer asked" and 7100 < s["remaining_s"] <= 7200
+    assert wait_log(srv, r"domain hold\.example suspended by admin: customer asked for 7200s")
+    assert not re.search(r"^asked", srv.read_log(), re.M), "a reason cannot forge a log line"
     send(srv, "a@sender.example", ["rcpt@hold.example"])
     assert wait_log(srv, r"status=deferred.*domain hold\.example suspended by admin")
     assert sink.connections == 0, "no connection to the next hop"
