@@ -43,6 +43,11 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... suppress list|purge\n"
 		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
 		"               [--domain DOMAIN] [--source SOURCE]\n"
+		"       ringmta [-c FILE] suspend --site S|--domain D|--source X|--sender-domain D\n"
+		"               --duration 2h [--reason TEXT] [--json]   (through the admin API)\n"
+		"       ringmta [-c FILE] resume --site S|--domain D|--source X|--sender-domain D\n"
+		"       ringmta [-c FILE] suspensions [--json]\n"
+		"       ringmta [-c FILE] top [--once] [--json] [--limit N]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -509,6 +514,13 @@ static int main_serve(const struct config *cfg)
 	return 0;
 }
 
+/* The verbs main_suspend.c answers through the admin API. */
+static bool main_is_suspend_verb(const char *v)
+{
+	return strcmp(v, "suspend") == 0 || strcmp(v, "resume") == 0 ||
+	       strcmp(v, "suspensions") == 0 || strcmp(v, "top") == 0;
+}
+
 int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
 {
 	char err[512];
@@ -546,8 +558,8 @@ int main(int argc, char **argv)
 			domain = true;
 		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
 			shaping = true;
-		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0) &&
-			 !domain && !shaping)
+		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0 ||
+			  main_is_suspend_verb(argv[i])) && !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -582,7 +594,8 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return 0;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
-			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0) {
+			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0 ||
+			   main_is_suspend_verb(argv[i])) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -602,6 +615,8 @@ int main(int argc, char **argv)
 		rc = main_domain(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc && strcmp(argv[i], "suppress") == 0) {
 		rc = main_suppress(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && main_is_suspend_verb(argv[i])) {
+		rc = main_suspend(&cfg, argv[i], argc - i - 1, argv + i + 1);
 	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
 		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {

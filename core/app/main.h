@@ -83,4 +83,15 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 		     struct queue *q, struct delivery *dlv, struct server *srv, char *err,
 		     size_t errlen);
 
+/* One request to the running daemon's admin API (main_admin_cli.c): body
+ * may be NULL (borrowed); the HTTP status with the JSON answer in
+ * *reply_r (the caller's), or -1 with err (not reachable, no JSON). */
+int main_admin_call(const struct config *cfg, const char *method, const char *path,
+		    struct json_t *body, struct json_t **reply_r, char *err, size_t errlen);
+
+/* "ringmta suspend|resume|suspensions|top ..." (main_suspend.c) through
+ * the admin API: the exit code (0, 1 the API refused or is not
+ * reachable, 2 usage). */
+int main_suspend(const struct config *cfg, const char *verb, int argc, char **argv);
+
 #endif

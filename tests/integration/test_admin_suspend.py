@@ -5,6 +5,7 @@ across a restart, until resume makes it due now; expiry; sender domain and
 source selectors; bad selectors and durations; the shaping endpoint's view
 of an admin suspension; suppressions added, listed and removed; reload with
 a good and a bad rules file."""
+import json
 import re
 import smtplib
 import time
@@ -269,3 +270,37 @@ def test_reload_good_and_bad_rules(make_server, sink, tmp_path):
     rules.write_text(GOOD_RULES)
     code, j = curl(srv, "/api/v1/reload", "POST")
     assert code == 200 and j["ok"] is True
+
+
+def test_cli_suspend_resume_suspensions_and_top(make_server, sink):
+    srv = relay(make_server, sink)
+    r = srv.cli("suspend", "--domain", "cli.example", "--duration", "1h", "--reason", "by hand")
+    assert "cli.example" in r.stdout and "by hand" in r.stdout and "admin" in r.stdout
+    r = srv.cli("suspensions")
+    assert r.stdout.startswith("SELECTOR") and re.search(r"^domain\s+cli\.example\s", r.stdout, re.M)
+    j = json.loads(srv.cli("suspensions", "--json").stdout)
+    assert [s["name"] for s in j["suspensions"]] == ["cli.example"]
+    send(srv, "a@sender.example", ["r@go.example"])
+    assert sink.wait_for(1, timeout=10)
+    site = "[127.0.0.1]:%d" % sink.port
+    r = srv.cli("top", "--once")
+    assert r.stdout.startswith("ringmta top") and "READY" in r.stdout
+    assert re.search(r"^%s\s+\d+" % re.escape(site), r.stdout, re.M), r.stdout
+    j = json.loads(srv.cli("top", "--once", "--json").stdout)
+    assert j["sites"][0]["site"] == site and j["sites"][0]["delivered"] == 1
+    r = srv.cli("resume", "--domain", "cli.example")
+    assert "resumed domain cli.example: 0 messages due now" in r.stdout
+    # Clear errors: what the API said, usage, no daemon.
+    r = srv.cli("resume", "--domain", "cli.example", check=False)
+    assert r.returncode == 1 and "not suspended" in r.stderr
+    r = srv.cli("suspend", "--domain", "x.example", "--duration", "2w", check=False)
+    assert r.returncode == 1 and "duration" in r.stderr and "HTTP 400" in r.stderr
+    r = srv.cli("suspend", "--domain", "x.example", check=False)
+    assert r.returncode == 2 and "--duration is required" in r.stderr
+    r = srv.cli("suspend", "--domain", "a", "--site", "b", "--duration", "1h", check=False)
+    assert r.returncode == 2
+    r = srv.cli("top", "--limit", "0", check=False)
+    assert r.returncode == 2
+    assert srv.stop() == 0
+    r = srv.cli("suspensions", check=False)
+    assert r.returncode == 1 and "cannot reach the daemon's admin API" in r.stderr
