@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import wait_log
-from test_admin_api import curl
+from test_admin_api import curl, token_file
 from test_delivery import sink  # noqa: F401 (a Sink on loopback)
 
 
@@ -304,3 +304,18 @@ def test_cli_suspend_resume_suspensions_and_top(make_server, sink):
     assert srv.stop() == 0
     r = srv.cli("suspensions", check=False)
     assert r.returncode == 1 and "cannot reach the daemon's admin API" in r.stderr
+
+
+def test_cli_sends_the_token(make_server, sink):
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port)
+    path = token_file(srv, ["first-token", "second"])
+    with open(srv.conf, "a") as f:
+        f.write("admin_token_file = %s\n" % path)
+    srv.start()
+    assert curl(srv, "/api/v1/suspensions")[0] == 401
+    r = srv.cli("suspensions")
+    assert r.stdout == "no suspensions\n"
+    with open(path, "w") as f:
+        f.write("wrong-token\n")
+    r = srv.cli("suspensions", check=False)
+    assert r.returncode == 1 and "unauthorized" in r.stderr and "HTTP 401" in r.stderr
