@@ -119,13 +119,16 @@ static int queue_list_one(void *arg, uint64_t id, const struct qrecord *r,
 	(void)body;
 	(void)body_len;
 	queue_id_str(id, ids);
-	fprintf(ctx->out, "%s %" PRIu64 " %" PRIu64 "s <%.*s>\n", ids, r->size, age,
-		(int)r->sender_len, r->sender);
+	fprintf(ctx->out, "%s %" PRIu64 " %" PRIu64 "s <%.*s>%s\n", ids, r->size, age,
+		(int)r->sender_len, r->sender, (r->flags & QRECORD_F_HELD) ? " held" : "");
+	/* With the last reply: why a pending recipient is still here. */
 	while (qrecord_rcpt_next(r, &off, &rc))
-		fprintf(ctx->out, "    <%.*s> %s attempts=%u next=%" PRIu64 "%s\n",
+		fprintf(ctx->out, "    <%.*s> %s attempts=%u next=%" PRIu64 "%s%s%.*s%s\n",
 			(int)rc.addr_len, rc.addr, queue_rcpt_state_name(rc.state),
 			rc.attempts, rc.next_attempt / 1000000u,
-			queue_rcpt_class(rc.bclass, cls, sizeof(cls)));
+			queue_rcpt_class(rc.bclass, cls, sizeof(cls)),
+			rc.reply_len ? " reply=\"" : "", (int)rc.reply_len,
+			rc.reply_len ? rc.reply : "", rc.reply_len ? "\"" : "");
 	return ferror(ctx->out) ? 1 : 0;	/* reader gone (EPIPE): stop */
 }
 

@@ -191,6 +191,9 @@ static void admin_queue_show_rec(void *ctx, uint64_t id, const struct qrecord *r
 	json_object_set_new(s->j, "helo", admin_msg_text(r->helo, r->helo_len));
 	json_object_set_new(s->j, "smtputf8", json_boolean(r->flags & QRECORD_F_SMTPUTF8));
 	json_object_set_new(s->j, "eight_bit", json_boolean(r->flags & QRECORD_F_8BIT));
+	if (r->strip_len > 0)
+		json_object_set_new(s->j, "strip", json_pack("{s:I, s:i}", "offset",
+				    (json_int_t)r->strip_off, "length", (int)r->strip_len));
 	while (qrecord_rcpt_next(r, &off, &rc)) {
 		static const char *const states[] = { "pending", "delivered", "failed" };
 
@@ -223,8 +226,9 @@ static void admin_queue_show(struct admin_queue *aq, const struct admin_req *req
 				  "'%.40s' is not a queue id (16 hex digits)", req->ar_rest + 1);
 		return;
 	}
-	if (arg != NULL && strcmp(arg, "0") != 0 && strcmp(arg, "1") != 0) {
-		admin_reply_error(rep, MHD_HTTP_BAD_REQUEST, "bad argument", "body: 0 or 1");
+	if (arg != NULL && strcmp(arg, "0") != 0 && strcmp(arg, "1") != 0 &&
+	    strcmp(arg, "raw") != 0) {
+		admin_reply_error(rep, MHD_HTTP_BAD_REQUEST, "bad argument", "body: 0, 1 or raw");
 		return;
 	}
 	s.inflight = admin_queue_inflight(aq, id);
@@ -239,6 +243,28 @@ static void admin_queue_show(struct admin_queue *aq, const struct admin_req *req
 		json_decref(s.j);
 		admin_reply_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "queue error", "%s",
 				  queue_strerror(rc));
+		return;
+	}
+	if (arg != NULL && strcmp(arg, "raw") == 0) {
+		/* The stored message itself, byte for byte. */
+		json_decref(s.j);
+		rc = queue_body_get(aq->aq_queue, id, &b);
+		if (rc < 0) {
+			admin_reply_error(rep, rc == -ENOENT ? MHD_HTTP_NOT_FOUND :
+					  MHD_HTTP_INTERNAL_SERVER_ERROR, "no body", "%s",
+					  queue_strerror(rc));
+			return;
+		}
+		rep->raw = malloc(b.qb_len ? b.qb_len : 1);
+		if (rep->raw == NULL) {
+			queue_body_release(&b);
+			admin_reply_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL);
+			return;
+		}
+		memcpy(rep->raw, b.qb_data, b.qb_len);
+		rep->raw_len = b.qb_len;
+		rep->raw_type = "message/rfc822";
+		queue_body_release(&b);
 		return;
 	}
 	if (queue_body_get(aq->aq_queue, id, &b) == 0) {

@@ -35,8 +35,10 @@ static void main_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringmta [-c FILE] [-o key=value]... [--check [-v]]\n"
-		"       ringmta [-c FILE] [-o key=value]... queue list|show ID|delete ID|flush [ID]|count|\n"
-		"               check|compact\n"
+		"       ringmta [-c FILE] [-o key=value]... queue [OPTIONS] summary|list|show ID|hold|\n"
+		"               release|delete|bounce|flush [ID...]   (the daemon's admin API;\n"
+		"               --offline: list|show|delete|flush on the store; see queue --help)\n"
+		"       ringmta [-c FILE] [-o key=value]... queue count|check|compact|shaping\n"
 		"       ringmta [-c FILE] [-o key=value]... domain check DOMAIN [--source IP]...\n"
 		"       ringmta [-c FILE] [-o key=value]... suppress add|remove|check ADDR\n"
 		"               [--sender-domain D] [--class C] [--expire 30d] [--reason TEXT]\n"

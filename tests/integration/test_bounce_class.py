@@ -170,14 +170,14 @@ def test_operator_rules_first_check_and_reload(make_server, tmp_path, sink):
     srv.proc.send_signal(1)     # SIGHUP
     assert wait_log(srv, r"reload: %s:4: class: unknown class 'nope' \(keeping the old bounce"
                          r" class rules\)" % re.escape(rules)), srv.read_log()
-    srv.cli("queue", "flush")
+    srv.cli("queue", "flush", "--all")
     assert wait_log(srv, r"(?m)to=<rate@example\.com> .*attempt=2 .* class=policy$"), srv.read_log()
 
     # A good file takes effect on the next SIGHUP.
     write(rules, "rules:\n  - class: spam-or-content\n    status: [4.7.28]\n")
     srv.proc.send_signal(1)
     assert wait_log(srv, "reload: bounce class rules reloaded")
-    srv.cli("queue", "flush")
+    srv.cli("queue", "flush", "--all")
     assert wait_log(srv, r"(?m)to=<rate@example\.com> .*attempt=3 .* class=spam-or-content$"), \
         srv.read_log()
     ids = srv.queue_ids()

@@ -240,7 +240,7 @@ def test_queue_flush_retries_now(make_server, sink):
     assert "flushed 1 message" in out
     assert sink.wait_for(1, timeout=10)
     assert wait_queue_empty(srv)
-    r = srv.cli("queue", "flush").stdout
+    r = srv.cli("queue", "flush", "--all").stdout
     assert "flushed 0 messages" in r
 
 

@@ -40,11 +40,11 @@ def test_head_and_kill9_leave_no_growing_queue(server):
     sizes = []
     for rnd in range(6):
         # SIGPIPE inside the listing's read transaction.
-        r = subprocess.run("'%s' -c '%s' queue list | head -1" % (BIN, srv.conf), shell=True,
+        r = subprocess.run("'%s' -c '%s' queue --offline list | head -1" % (BIN, srv.conf), shell=True,
                            capture_output=True, timeout=30)
         assert r.stdout.strip(), r.stderr
         # kill -9 while the listing blocks on a full pipe.
-        p = subprocess.Popen([BIN, "-c", srv.conf, "queue", "list"], stdout=subprocess.PIPE)
+        p = subprocess.Popen([BIN, "-c", srv.conf, "queue", "--offline", "list"], stdout=subprocess.PIPE)
         time.sleep(0.3)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -60,7 +60,7 @@ def test_head_and_kill9_leave_no_growing_queue(server):
 
 def test_list_into_closed_pipe_is_quiet(server):
     send(server, 40, 1000, rcpts=50)
-    r = subprocess.run("'%s' -c '%s' queue list | head -1; echo \"rc=${PIPESTATUS[0]}\"" % (BIN, server.conf),
+    r = subprocess.run("'%s' -c '%s' queue --offline list | head -1; echo \"rc=${PIPESTATUS[0]}\"" % (BIN, server.conf),
                        shell=True, executable="/bin/bash", capture_output=True, timeout=30)
     # Not killed by SIGPIPE (141): it ends its transaction and exits.
     assert "rc=141" not in r.stdout.decode(), r.stdout
