@@ -331,8 +331,13 @@ static void dres_log(const char *ids, const struct dlv_msg *m, const struct dlv_
 {
 	char nexts[40] = "";
 
-	if (u->qru_next_attempt != 0)
-		snprintf(nexts, sizeof(nexts), " next=%" PRIu64, u->qru_next_attempt / 1000000u);
+	if (u->qru_next_attempt != 0) {	/* RFC 3339, as the log's own times */
+		time_t t = (time_t)(u->qru_next_attempt / 1000000u);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(nexts, sizeof(nexts), " next=%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
 	log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
 		"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s%s%s",
 		ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",

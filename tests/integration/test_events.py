@@ -296,3 +296,19 @@ def test_no_sink_stores_nothing(make_server):
     out = srv.cli("queue", "count").stdout.strip()
     assert out == "1"
 
+
+def test_log_next_retry_is_an_rfc3339_time(make_server, sink):
+    """Issue 11: next= in delivery log lines was epoch seconds."""
+    rec = Receiver()
+    try:
+        srv = relay(make_server, sink, webhook_url=rec.url).start()
+        send(srv, "from@example.org", ["tempfail@example.com"], "d1")
+        assert wait_log(srv, r"status=deferred .*next=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+        assert not re.search(r"next=\d+ ", srv.read_log())
+        assert rec.wait(lambda r: of_type(r.unique()[0], "deferred"), timeout=20)
+        d = of_type(rec.unique()[0], "deferred")[0]
+        assert RFC3339_MS.match(d["next_retry"]) and d["ecode"] == "4.2.1"
+        a = of_type(rec.unique()[0], "attempt")[0]
+        assert a["status"] == "deferred" and a["next_retry"] == d["next_retry"]
+    finally:
+        rec.stop()
