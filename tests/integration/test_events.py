@@ -26,7 +26,7 @@ class Receiver:
     next requests, "fail" (500) or "stall" (answer after stall_s), then
     200 for everything. Only records answered 200 count as received."""
 
-    def __init__(self, plan=(), stall_s=2.5):
+    def __init__(self, plan=(), stall_s=2.5, port=None):
         self.plan = list(plan)
         self.stall_s = stall_s
         self.requests = 0
@@ -61,7 +61,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -310,5 +310,28 @@ def test_log_next_retry_is_an_rfc3339_time(make_server, sink):
         assert RFC3339_MS.match(d["next_retry"]) and d["ecode"] == "4.2.1"
         a = of_type(rec.unique()[0], "attempt")[0]
         assert a["status"] == "deferred" and a["next_retry"] == d["next_retry"]
+    finally:
+        rec.stop()
+
+
+def test_backlog_bound_drops_the_oldest(make_server, sink):
+    port = free_port()      # nobody listens there yet: the endpoint is down
+    srv = relay(make_server, sink, webhook_url="http://127.0.0.1:%d/hook" % port,
+                events_max_backlog="100").start()
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.ehlo()
+        for i in range(45):     # 135 events: reception, attempt, delivered
+            s.sendmail("from@example.org", ["r%d@example.com" % i], b"Subject: b\r\n\r\nx\r\n")
+    assert wait_log(srv, r"events: backlog over events_max_backlog=100: dropped the \d+"
+                    r" oldest events", timeout=20)
+    rec = Receiver(port=port)
+    try:
+        assert rec.wait(lambda r: max(r.unique()[1] or [0]) >= 135, timeout=30)
+        events, order = rec.unique()
+        # The batch the sink held while the endpoint was down (one record)
+        # goes first, then what the bound left: the newest, all of them.
+        assert order == sorted(order) and order[1] > order[0] + 1
+        assert set(order[1:]) == set(range(order[1], 136))
+        assert len(order) <= 1 + 100 + 3 * 2    # the bound, give or take a round
     finally:
         rec.stop()
