@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import smtplib
 import threading
 import time
@@ -16,6 +17,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port, wait_log
+from pki import Pki
 from sink import Sink
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -26,8 +28,9 @@ class Receiver:
     next requests, "fail" (500) or "stall" (answer after stall_s), then
     200 for everything. Only records answered 200 count as received."""
 
-    def __init__(self, plan=(), stall_s=2.5, port=None):
+    def __init__(self, plan=(), stall_s=2.5, port=None, tls=None):
         self.plan = list(plan)
+        self.headers = []       # of each request
         self.stall_s = stall_s
         self.requests = 0
         self.bodies = []        # raw JSON bodies answered 200
@@ -42,6 +45,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with rec.lock:
                     rec.requests += 1
+                    rec.headers.append(dict(self.headers))
                     action = rec.plan.pop(0) if rec.plan else "ok"
                 if action == "stall":
                     time.sleep(rec.stall_s)
@@ -64,12 +68,18 @@ class Receiver:
         self.port = port or free_port()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
         return "http://127.0.0.1:%d/hook" % self.port
+
+    @property
+    def https_url(self):
+        return "https://localhost:%d/hook" % self.port
 
     def unique(self):
         """Records by id (first arrival), and the ids in arrival order."""
@@ -333,5 +343,41 @@ def test_backlog_bound_drops_the_oldest(make_server, sink):
         assert order == sorted(order) and order[1] > order[0] + 1
         assert set(order[1:]) == set(range(order[1], 136))
         assert len(order) <= 1 + 100 + 3 * 2    # the bound, give or take a round
+    finally:
+        rec.stop()
+
+
+def test_https_webhook_verified_with_headers_from_a_file(make_server, sink):
+    pki = Pki()
+    crt, key = pki.leaf("localhost", ["DNS:localhost"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    rec = Receiver(tls=ctx)
+    try:
+        hdr = os.path.join(pki.dir, "headers")
+        with open(hdr, "w") as f:
+            f.write("# the receiver's secret\nAuthorization: Bearer s3cret\n")
+        srv = relay(make_server, sink, webhook_url=rec.https_url, tls_ca_file=pki.ca,
+                    webhook_header_file=hdr, webhook_events="reception").start()
+        send(srv, "from@example.org", ["to@example.com"], "h1")
+        assert rec.wait(lambda r: of_type(r.unique()[0], "reception"), timeout=20)
+        assert rec.headers[0]["Authorization"] == "Bearer s3cret"
+        assert rec.headers[0]["Content-Type"] == "application/json"
+    finally:
+        rec.stop()
+
+
+def test_https_webhook_with_an_unknown_ca_is_refused_and_retried(make_server, sink):
+    pki = Pki()
+    crt, key = pki.leaf("localhost", ["DNS:localhost"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    rec = Receiver(tls=ctx)
+    try:
+        srv = relay(make_server, sink, webhook_url=rec.https_url).start()   # system CAs
+        send(srv, "from@example.org", ["to@example.com"], "h2")
+        assert wait_log(srv, r"events: https://localhost:%d/hook: TLS handshake with"
+                        r" localhost failed: .*CERTIFICATE_VERIFY_FAILED" % rec.port)
+        assert rec.requests == 0 and not rec.events
     finally:
         rec.stop()
