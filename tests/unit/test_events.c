@@ -254,6 +254,56 @@ static void test_queue_store(void)
 		tap_ok(0, "cleanup");
 }
 
+/* The whole path for an admin action: event_admin() -> the committer ->
+ * the event log sink's thread -> a JSON line in the file. */
+static void test_admin_to_log(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], path[600], err[256], line[1024] = "", cmd[1300];
+	struct config cfg;
+	struct queue *q;
+	struct events *ev = NULL;
+	FILE *f;
+	json_t *j;
+
+	snprintf(dir, sizeof(dir), "%s/test_events_log.%d", tmp ? tmp : "/tmp", (int)getpid());
+	snprintf(path, sizeof(path), "%s.log", dir);
+	config_defaults(&cfg);
+	tap_ok(config_set(&cfg, "queue_dir", dir, err, sizeof(err)) == 0 &&
+	       config_set(&cfg, "event_log", path, err, sizeof(err)) == 0 &&
+	       config_set(&cfg, "event_log_format", "json", err, sizeof(err)) == 0, "settings");
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "queue opens");
+	tap_ok(events_start(&ev, &cfg, q, err, sizeof(err)) == 0 && ev != NULL, "events start");
+	event_admin(ev, "queue.delete", "{\"queue_id\":\"0123456789abcdef\"}");
+	event_admin(ev, "note", "plain text");
+	for (int i = 0; i < 500; i++) {	/* up to 5 s */
+		f = fopen(path, "r");
+		if (f != NULL) {
+			int n = 0;
+
+			while (fgets(line, sizeof(line), f) != NULL)
+				n++;
+			fclose(f);
+			if (n == 2)
+				break;
+		}
+		usleep(10000);
+	}
+	line[strcspn(line, "\n")] = '\0';
+	j = json_loads(line, 0, NULL);
+	tap_ok(j != NULL && strcmp(test_str(j, "id"), "2") == 0 &&
+	       strcmp(test_str(j, "type"), "admin") == 0 &&
+	       strcmp(test_str(j, "detail"), "plain text") == 0, "second admin line: %s", line);
+	json_decref(j);
+	events_stop(&ev);
+	queue_close(&q);
+	config_free(&cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, path);
+	if (system(cmd) != 0)
+		tap_ok(0, "cleanup");
+}
+
 int main(void)
 {
 	test_msgid();
@@ -261,5 +311,6 @@ int main(void)
 	test_rcpt();
 	test_helpers();
 	test_queue_store();
+	test_admin_to_log();
 	return tap_done();
 }
