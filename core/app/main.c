@@ -490,7 +490,8 @@ static int main_serve(const struct config *cfg)
 			sig = 0;
 		if (sig == SIGUSR1) {
 			events_reopen(srv.s_events);
-			log_msg(LOG_INFO, "SIGUSR1: event log reopened");
+			log_msg(LOG_INFO, "SIGUSR1: %s", srv.s_events != NULL ?
+				"event log reopened" : "no event log to reopen");
 		}
 		if (sig == SIGHUP) {
 			struct tls_ctx *ts = NULL, *tc = NULL;
