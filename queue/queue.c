@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* meta, body, sched, suppress, and room for more. */
-#define QUEUE_MAX_DBS 8
+/* meta, body, sched, suppress, shaping, events, and room for more. */
+#define QUEUE_MAX_DBS 12
 /* Each outbound transaction holds a read snapshot of its body. */
 #define QUEUE_MAX_READERS 16384
 /* The most kept allocated past LMDB's last page (less for small maps). */
@@ -217,9 +217,18 @@ static void queue_idlist_add(struct queue_idlist *l, uint64_t id)
 	l->ids[l->n++] = id;
 }
 
+static uint64_t queue_events_bytes(const struct queue_event *e)
+{
+	uint64_t n = 0;
+
+	for (; e != NULL; e = e->qe_next)
+		n += e->qe_len + 64;
+	return n;
+}
+
 static uint64_t queue_msg_bytes(const struct queue_msg *m)
 {
-	uint64_t n = QUEUE_ITEM_BYTES;
+	uint64_t n = QUEUE_ITEM_BYTES + queue_events_bytes(m->qm_events);
 
 	for (unsigned i = 0; i < m->qm_iovcnt; i++)
 		n += m->qm_iov[i].iov_len;
@@ -228,7 +237,7 @@ static uint64_t queue_msg_bytes(const struct queue_msg *m)
 
 static uint64_t queue_update_bytes(const struct queue_update *u)
 {
-	return QUEUE_ITEM_BYTES * (2 + u->qu_nsuppress) +
+	return QUEUE_ITEM_BYTES * (2 + u->qu_nsuppress) + queue_events_bytes(u->qu_events) +
 	       (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
 }
 
@@ -322,11 +331,13 @@ static void queue_refuse_bounces(struct queue_update *u)
 static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			     struct queue_update *ubatch, struct queue_idlist *ids)
 {
+	uint64_t seq0 = q->q_event_seq;
 	MDB_txn *txn;
 	int rc;
 
 	for (;;) {
 		ids->n = 0;
+		q->q_event_seq = seq0;	/* a retried batch numbers again */
 		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
 		if (rc != 0)
 			return queue_status(rc);
@@ -334,6 +345,8 @@ static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			if (m->qm_status != 0)
 				continue;	/* refused earlier */
 			rc = queue_put_msg(q, txn, m);
+			if (rc == 0)
+				rc = queue_events_put(q, txn, m->qm_events);
 			if (rc != 0) {
 				queue_log_item("message", m->qm_id, rc);
 				m->qm_status = queue_status(rc);
@@ -349,7 +362,10 @@ static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			if (u->qu_status != 0 && u->qu_status != -ENOENT)
 				continue;	/* failed earlier */
 			u->qu_removed = false;
-			rc = queue_apply_update(q, txn, u);
+			rc = u->qu_id == 0 && u->qu_nrcpt == 0 ? 0 :	/* events alone */
+			     queue_apply_update(q, txn, u);
+			if (rc == 0)
+				rc = queue_status(queue_events_put(q, txn, u->qu_events));
 			u->qu_status = rc;
 			if (rc == -ENOENT)
 				continue;	/* deleted meanwhile: nothing to do */
@@ -376,6 +392,8 @@ static int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			}
 		}
 		rc = mdb_txn_commit(txn);
+		if (rc != 0)
+			q->q_event_seq = seq0;
 		return queue_status(rc);
 retry:
 		mdb_txn_abort(txn);
@@ -443,6 +461,14 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 	pthread_mutex_unlock(&q->q_lock);
 	if (ids.n > 0 && q->q_listener != NULL)
 		q->q_listener(q->q_listener_ctx, ids.ids, ids.n);
+	if (q->q_event_seq != atomic_load(&q->q_event_last)) {
+		atomic_store(&q->q_event_last, q->q_event_seq);
+		/* Under the lock: queue_set_event_listener(NULL) is final. */
+		pthread_mutex_lock(&q->q_lock);
+		if (q->q_event_listener != NULL)
+			q->q_event_listener(q->q_event_listener_ctx, q->q_event_seq);
+		pthread_mutex_unlock(&q->q_lock);
+	}
 	free(ids.ids);
 	queue_return(batch);
 	while (ubatch != NULL) {
@@ -591,6 +617,11 @@ static int queue_open_dbs(struct queue *q)
 		return rc;
 	}
 	q->q_has_shaping = rc == 0;
+	rc = queue_events_open(q, txn, dflags);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
 	rc = mdb_cursor_open(txn, q->q_meta, &cur);
 	if (rc == 0) {
 		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)

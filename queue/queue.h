@@ -6,6 +6,7 @@
  *   "body"  queue id -> the message as stored (trace header first)
  *   "sched" next attempt (8 bytes BE, unix us) + queue id -> empty
  *   "suppress" scope NUL address -> suppression entry (queue_suppress.c)
+ *   "events" event sequence (8 bytes BE) -> event record (queue_events.c)
  *
  * Group commit: workers hand complete messages to queue_submit(); one
  * committer thread takes everything waiting, writes it all in one write
@@ -36,6 +37,21 @@
 struct queue;
 struct queue_sink;
 
+/*
+ * An event record (core/events) to store with a state change: a JSON
+ * object rendered by the worker, without its event id. The committer
+ * numbers the records of a transaction in order (a sequence that only
+ * grows) and copies the bytes into the "events" database in the same
+ * transaction as the change they describe, so after a crash a record
+ * exists iff its change does. Owned by whoever owns the message or update
+ * that carries it; the committer only reads it.
+ */
+struct queue_event {
+	struct queue_event *qe_next;
+	size_t qe_len;
+	char qe_data[];
+};
+
 struct queue_msg {
 	struct queue_msg *qm_next;	/* links in queue and sink lists */
 	struct queue_sink *qm_sink;	/* where the message returns */
@@ -45,6 +61,7 @@ struct queue_msg {
 	unsigned qm_iovcnt;
 	int qm_status;			/* set by the committer: 0 or -errno */
 	uint64_t qm_submit_ns;		/* for commit latency */
+	struct queue_event *qm_events;	/* stored with the message, or NULL */
 };
 
 /* A worker's inbox for committed messages. */
@@ -175,9 +192,41 @@ struct queue_update {
 	int qu_status;
 	bool qu_removed;		/* set: the message left the queue */
 	void (*qu_done)(struct queue_update *u);
+	/* Event records stored when the update applies (not when it finds
+	 * the message gone). An update with qu_id 0 and no recipients
+	 * carries events alone (an admin action, a refused recipient). */
+	struct queue_event *qu_events;
 };
 
 void queue_submit_update(struct queue *q, struct queue_update *u);
+
+/*
+ * The "events" database (queue_events.c). Records are keyed by their
+ * sequence (1, 2, ...; never reused: the highest one deleted is kept
+ * under key 0 so a restart continues past it). Readers are the event
+ * sinks, each on its own thread with its own read transactions.
+ *
+ * queue_events_last: the highest sequence committed (any thread).
+ * queue_set_event_listener: fn(ctx, last) on the committer thread after
+ * a commit that stored events; quick, must not block.
+ * queue_events_read: cb for each record after seq `after`, in order, at
+ * most max of them; the bytes live until cb returns; cb returns non-zero
+ * to stop. 0 or -errno.
+ * queue_events_trim: delete every record up to and including upto (its
+ * own write transaction, any thread but the committer's); *n_r how many.
+ * queue_events_stat: records stored and the lowest sequence stored (0
+ * when none).
+ */
+uint64_t queue_events_last(struct queue *q);
+void queue_set_event_listener(struct queue *q, void (*fn)(void *ctx, uint64_t last),
+			      void *ctx);
+int queue_events_read(struct queue *q, uint64_t after, unsigned max,
+		      int (*cb)(void *ctx, uint64_t seq, const char *data, size_t len),
+		      void *ctx);
+int queue_events_trim(struct queue *q, uint64_t upto, uint64_t *n_r);
+int queue_events_stat(struct queue *q, uint64_t *count_r, uint64_t *first_r);
+/* Free a list of records (for their owners). */
+void queue_events_free(struct queue_event **list);
 
 /*
  * Called on the committer thread after each successful commit with the

@@ -4,6 +4,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "queue/queue.h"
@@ -16,6 +17,12 @@ struct queue {
 	MDB_dbi q_suppress;		/* valid when q_has_suppress */
 	bool q_has_suppress;		/* false: a read-only open of a queue
 					   that never had the database */
+	MDB_dbi q_events;		/* valid when q_has_events */
+	bool q_has_events;
+	uint64_t q_event_seq;		/* committer: last sequence written */
+	_Atomic uint64_t q_event_last;	/* last sequence committed */
+	void (*q_event_listener)(void *ctx, uint64_t last);
+	void *q_event_listener_ctx;
 	unsigned q_flags;
 	uint64_t q_last_id;
 	pthread_t q_thread;
@@ -58,6 +65,11 @@ int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);
 int queue_apply_update_noattempt(struct queue *q, MDB_txn *txn, struct queue_update *u);
 /* In queue_suppress.c: add u's suppression entries inside its txn. */
 int queue_suppress_apply(struct queue *q, MDB_txn *txn, const struct queue_update *u);
+/* In queue_events.c: write a list of records inside the committer's
+ * txn, numbering them from q_event_seq; open the database and find the
+ * last sequence (at open). */
+int queue_events_put(struct queue *q, MDB_txn *txn, const struct queue_event *list);
+int queue_events_open(struct queue *q, MDB_txn *txn, unsigned dflags);
 /* In queue.c: store one new message inside the committer's txn. */
 int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
 

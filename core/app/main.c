@@ -14,6 +14,7 @@
 #include "core/config/config.h"
 #include "core/delivery/delivery.h"
 #include "core/dkim/dkim_table.h"
+#include "core/events/events.h"
 #include "core/dmarc/dmarc_org.h"
 #include "core/base/log.h"
 #include "core/admin/admin.h"
@@ -193,6 +194,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_tls_client = main_dlv_tls_client,
 		.de_arg = srv,
 		.de_rules = srv->s_rules,
+		.de_events = srv->s_events,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -394,6 +396,7 @@ static int main_serve(const struct config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);	/* reopen the event log */
 	/* Threads inherit the mask: only sigwait below sees these. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (tls_lib_init() < 0) {
@@ -444,10 +447,16 @@ static int main_serve(const struct config *cfg)
 		return 1;
 	}
 	memset(&srv, 0, sizeof(srv));
+	if (events_start(&srv.s_events, cfg, q, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERROR, "%s", err);
+		queue_close(&q);
+		return 1;
+	}
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
 	    main_auth_load(cfg, &srv.s_auth, err, sizeof(err)) < 0 ||
 	    main_dkim_load(cfg, &srv.s_dkim_table, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		events_stop(&srv.s_events);
 		queue_close(&q);
 		tls_ctx_unref(&srv.s_tls_server);
 		tls_ctx_unref(&srv.s_tls_client);
@@ -458,6 +467,7 @@ static int main_serve(const struct config *cfg)
 		log_msg(LOG_ERROR, "%s", err);
 		server_stop(&srv);
 		server_join(&srv);
+		events_stop(&srv.s_events);
 		queue_close(&q);
 		return 1;
 	}
@@ -475,11 +485,13 @@ static int main_serve(const struct config *cfg)
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
+		events_stop(&srv.s_events);
 		queue_close(&q);
 		server_destroy(&srv);
 		delivery_free(&dlv);
 		return 1;
 	}
+	metrics_set_events(met, srv.s_events);
 	for (unsigned i = 0; i < cfg->listen_count; i++)
 		log_msg(LOG_INFO, "listening on %s",
 			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
@@ -496,6 +508,11 @@ static int main_serve(const struct config *cfg)
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
+		if (sig == SIGUSR1) {
+			events_reopen(srv.s_events);
+			log_msg(LOG_INFO, "SIGUSR1: %s", srv.s_events != NULL ?
+				"event log reopened" : "no event log to reopen");
+		}
 		if (sig == SIGHUP) {
 			struct main_reload rl;
 
@@ -508,6 +525,7 @@ static int main_serve(const struct config *cfg)
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
 	server_join(&srv);
+	events_stop(&srv.s_events);	/* what is unsent stays stored */
 	queue_close(&q);		/* commits anything still waiting */
 	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);

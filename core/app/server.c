@@ -628,9 +628,12 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	struct tls_ctx *tls_s = srv->s_tls_server, *tls_c = srv->s_tls_client;
 	struct auth_db *adb = srv->s_auth;
 	struct dkim_table *dkt = srv->s_dkim_table;
+	struct events *ev = srv->s_events;
 
-	/* The caller may have set TLS contexts and the AUTH db already. */
+	/* The caller may have set TLS contexts, the AUTH db and the events
+	 * already. */
 	memset(srv, 0, sizeof(*srv));
+	srv->s_events = ev;
 	srv->s_tls_server = tls_s;
 	srv->s_tls_client = tls_c;
 	srv->s_auth = adb;
@@ -670,6 +673,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		w->w_env.e_loop = &w->w_loop;
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
 		w->w_env.e_rules = srv->s_rules;
+		w->w_env.e_events = srv->s_events;
 		queue_sink_init(&w->w_sink, server_sink_notify, &w->w_loop);
 		work_sink_init(&w->w_jobs, server_sink_notify, &w->w_loop);
 		if (server_worker_listen(w, cfg, err, errlen) < 0) {

@@ -116,6 +116,8 @@ struct server {
 	 * server_rules_reload() on SIGHUP. Delivery and the sessions read
 	 * them through the holder. */
 	struct shp_holder *s_rules;
+	/* Delivery events (core/events): set before server_init(); NULL: off. */
+	struct events *s_events;
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;

@@ -211,6 +211,31 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025" },
 	{ .ck_name = "admin_token_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(admin_token_file), .ck_default = "" },
+	/* Delivery events (README "Delivery events and webhooks") */
+	{ .ck_name = "event_log", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(event_log), .ck_default = "" },
+	{ .ck_name = "event_log_format", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(event_log_format), .ck_default = "text" },
+	{ .ck_name = "events_max_backlog", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(events_max_backlog),
+	  .ck_min = 100, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "1000000" },
+	{ .ck_name = "webhook_url", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(webhook_url), .ck_default = "" },
+	{ .ck_name = "webhook_events", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(webhook_events), .ck_default = "" },
+	{ .ck_name = "webhook_batch_max", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(webhook_batch_max),
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "1" },
+	{ .ck_name = "webhook_batch_wait", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_MILLIS, CONFIG_MEMBER(webhook_batch_wait),
+	  .ck_min = 0, .ck_max = 60000, .ck_default = "1000" },
+	{ .ck_name = "webhook_timeout", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(webhook_timeout),
+	  .ck_min = 1, .ck_max = 600, .ck_default = "10" },
+	{ .ck_name = "webhook_header_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(webhook_header_file), .ck_default = "" },
+	{ .ck_name = "webhook_tls_verify", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(webhook_tls_verify), .ck_default = "yes" },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -400,6 +425,11 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (config_validate_admin(cfg, err, errlen) < 0)
 		return -1;
+	if (strcmp(cfg->event_log_format, "text") != 0 &&
+	    strcmp(cfg->event_log_format, "json") != 0) {
+		snprintf(err, errlen, "event_log_format: must be text or json");
+		return -1;
+	}
 	return 0;
 }
 
@@ -580,6 +610,13 @@ void config_free(struct config *cfg)
 	cfg->bounce_class_rules = cfg->suppression = cfg->suppression_scope = NULL;
 	free(cfg->shaping_rules);
 	cfg->shaping_rules = NULL;
+	free(cfg->event_log);
+	free(cfg->event_log_format);
+	free(cfg->webhook_url);
+	free(cfg->webhook_events);
+	free(cfg->webhook_header_file);
+	cfg->event_log = cfg->event_log_format = cfg->webhook_url = NULL;
+	cfg->webhook_events = cfg->webhook_header_file = NULL;
 	cfg->tls_cert_file = cfg->tls_key_file = cfg->tls_ca_file = NULL;
 	cfg->smtp_tls_policy = cfg->smtp_tls_policy_map = NULL;
 	cfg->auth_passwd_file = cfg->auth_jwt_keys_file = NULL;

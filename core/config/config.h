@@ -151,6 +151,18 @@ struct config {
 				 * (core/admin), "" = off */
 	char *admin_token_file;	/* owned; bearer tokens, one a line; "" =
 				 * none (then loopback only, no token) */
+
+	/* Delivery events (core/events/events.h) */
+	char *event_log;	/* owned; file path, "stderr", "syslog"; "" = off */
+	char *event_log_format;	/* owned; text | json */
+	uint64_t events_max_backlog;	/* records kept at most */
+	char *webhook_url;	/* owned; URLs, comma-separated; "" = none */
+	char *webhook_events;	/* owned; event types sent; "" = all */
+	unsigned int webhook_batch_max;	/* records per request; 1 = no array */
+	unsigned int webhook_batch_wait;	/* ms waited for a fuller batch */
+	unsigned int webhook_timeout;	/* seconds per request */
+	char *webhook_header_file;	/* owned; "Name: value" lines to send */
+	bool webhook_tls_verify;	/* verify https endpoints' certificates */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is

@@ -169,6 +169,8 @@ static void dlv_msg_free(struct dlv_msg *m)
 	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
 		free(m->dm_rcpts[i].dr_addr);
 		free(m->dm_rcpts[i].dr_reply);
+		free(m->dm_rcpts[i].dr_site);
+		free(m->dm_rcpts[i].dr_source);
 	}
 	free(m->dm_rcpts);
 	free(m->dm_sender);

@@ -42,6 +42,7 @@
 #include "io/stat.h"
 #include "queue/queue.h"
 
+struct events;
 struct io_loop;
 struct tls_ctx;
 struct dlv_worker;
@@ -71,6 +72,10 @@ struct dlv_rcpt {
 	/* The outcome was a refusal of MAIL FROM: about the sender, so never
 	 * a hard (recipient) class, never a suppression entry. */
 	bool dr_mail_refused;
+	/* For delivery events (owned; NULL when events are off): the next
+	 * hop and the source of the job that gave the outcome. */
+	char *dr_site;
+	char *dr_source;
 };
 
 /* One message in this round; shared by its jobs' workers. */
@@ -92,6 +97,7 @@ struct dlv_msg {
 	struct queue_update dm_update;
 	struct queue_rcpt_update *dm_updates;
 	struct queue_msg *dm_bounce;
+	struct queue_event *dm_events;	/* this round's, until submitted */
 };
 
 /* One next hop's share of a message. */
@@ -146,6 +152,7 @@ struct delivery_env {
 	struct tls_ctx *(*de_tls_client)(void *arg);
 	void *de_arg;
 	struct shp_holder *de_rules;	/* the shaping rules (shp_holder.h); outlives delivery */
+	struct events *de_events;	/* delivery events; NULL: off */
 };
 
 /* Set up the per-worker parts (before the workers' threads run). */

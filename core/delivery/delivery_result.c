@@ -27,6 +27,7 @@
 #include "core/message/dsn.h"
 #include "core/base/log.h"
 #include "core/delivery/retry.h"
+#include "core/events/events.h"
 
 static uint64_t dres_now_us(void)
 {
@@ -70,6 +71,7 @@ static void dres_update_done(struct queue_update *u)
 			bclass_name(e->qs_class),
 			e->qs_expires ? e->qs_expires - e->qs_added : (uint64_t)0);
 	}
+	queue_events_free(&u->qu_events);
 	free((void *)u->qu_suppress);
 	u->qu_suppress = NULL;
 	u->qu_nsuppress = 0;
@@ -345,8 +347,13 @@ static void dres_log(const char *ids, const struct dlv_msg *m, const struct dlv_
 {
 	char nexts[40] = "";
 
-	if (u->qru_next_attempt != 0)
-		snprintf(nexts, sizeof(nexts), " next=%" PRIu64, u->qru_next_attempt / 1000000u);
+	if (u->qru_next_attempt != 0) {	/* RFC 3339, as the log's own times */
+		time_t t = (time_t)(u->qru_next_attempt / 1000000u);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(nexts, sizeof(nexts), " next=%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
 	log_msg(LOG_INFO, "delivery id=%s to=<%s> relay=%s tls=%s attempt=%u "
 		"delay=%.3fs status=%s ecode=%s reply=\"%s\"%s%s%s",
 		ids, r->dr_addr, r->dr_remote[0] ? r->dr_remote : "none",
@@ -356,6 +363,36 @@ static void dres_log(const char *ids, const struct dlv_msg *m, const struct dlv_
 		dres_name(r->dr_result), r->dr_ecode[0] ? r->dr_ecode : "-",
 		r->dr_reply ? r->dr_reply : "", nexts, r->dr_class ? " class=" : "",
 		r->dr_class ? bclass_name(r->dr_class) : "");
+}
+
+/* The recipient's attempt and outcome as events (core/events). */
+static void dres_event(struct dlv_worker *w, struct dlv_msg *m, const struct dlv_rcpt *r,
+		       const struct queue_rcpt_update *u, uint64_t now)
+{
+	struct event_rcpt e;
+
+	if (!events_on(w->w_env->de_events))
+		return;
+	e = (struct event_rcpt){
+		.er_queue_id = m->dm_id,
+		.er_sender = m->dm_sender,
+		.er_rcpt = r->dr_addr,
+		.er_site = r->dr_site,
+		.er_remote = r->dr_remote,
+		.er_source = r->dr_source,
+		.er_tls = r->dr_tls,
+		.er_reply = r->dr_reply,
+		.er_ecode = r->dr_ecode,
+		.er_bclass = r->dr_class ? bclass_name(r->dr_class) : NULL,
+		.er_duration_us = now > m->dm_start_us ? now - m->dm_start_us : 0,
+		.er_attempt = r->dr_attempts + (u->qru_no_attempt ? 0u : 1u),
+		.er_no_attempt = u->qru_no_attempt,
+		.er_outcome = r->dr_result == DLV_R_SENT ? EVENT_DELIVERED :
+			      r->dr_result == DLV_R_DEFERRED ? EVENT_DEFERRED :
+			      r->dr_class == BCLASS_EXPIRED ? EVENT_EXPIRED : EVENT_BOUNCED,
+		.er_next_us = u->qru_next_attempt,
+	};
+	events_rcpt(w->w_env->de_events, &m->dm_events, &e);
 }
 
 static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
@@ -404,6 +441,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		if (r->dr_result == DLV_R_SENT)
 			stat_hist_observe(&w->w_delivery_lat, (now - m->dm_arrival) * 1000u);
 		dres_log(ids, m, r, u, now);
+		dres_event(w, m, r, u, now);
 	}
 	if (n == 0) {
 		delivery_msg_done(m);	/* nothing was tried (shutdown) */
@@ -419,6 +457,14 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 			stat_inc(&w->w_bounces);
 	}
 	sup = failed > 0 ? dres_suppress(cfg, m, now, &nsup) : NULL;
+	for (unsigned i = 0; i < nsup; i++)
+		events_suppressed(w->w_env->de_events, &m->dm_events, m->dm_sender,
+				  sup[i].qs_addr, sup[i].qs_addr_len, "add",
+				  bclass_name(sup[i].qs_class),
+				  sup[i].qs_scope_len ? sup[i].qs_scope : "global");
+	if (m->dm_bounce != NULL)
+		events_dsn(w->w_env->de_events, &m->dm_events, m->dm_id, m->dm_bounce->qm_id,
+			   failed > 0 ? "bounce" : "delay", m->dm_sender);
 	memset(&m->dm_update, 0, sizeof(m->dm_update));
 	m->dm_update.qu_id = m->dm_id;
 	m->dm_update.qu_rcpts = m->dm_updates;
@@ -429,6 +475,8 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	if (warn && m->dm_bounce != NULL)
 		m->dm_update.qu_set_flags = QRECORD_F_DELAY_WARNED;
 	m->dm_update.qu_done = dres_update_done;
+	m->dm_update.qu_events = m->dm_events;
+	m->dm_events = NULL;
 	queue_submit_update(w->w_queue, &m->dm_update);
 }
 
@@ -436,6 +484,15 @@ void delivery_job_done(struct dlv_worker *w, struct dlv_job *j)
 {
 	struct dlv_msg *m = j->dj_msg;
 
+	/* Where each outcome came from, for its events. */
+	for (unsigned k = 0; events_on(w->w_env->de_events) && k < j->dj_nrcpt; k++) {
+		struct dlv_rcpt *r = &m->dm_rcpts[j->dj_rcpts[k]];
+
+		if (r->dr_site != NULL)
+			continue;
+		r->dr_site = strdup(j->dj_nexthop);
+		r->dr_source = j->dj_source != NULL ? strdup(j->dj_source) : NULL;
+	}
 	dlv_job_free(j);
 	if (atomic_fetch_sub(&m->dm_parts_left, 1) == 1)
 		dres_finalize(w, m);

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "core/bounce/bclass_stats.h"
 #include "core/delivery/delivery.h"
+#include "core/events/events.h"
 #include "io/listen.h"
 #include "io/stat.h"
 #include "queue/queue.h"
@@ -25,6 +27,7 @@ struct metrics {
 	struct queue *m_queue;
 	struct delivery *m_dlv;
 	struct sockaddr_storage m_addr;
+	_Atomic(struct events *) m_events;	/* NULL: no event sinks */
 };
 
 /* A growing text buffer. */
@@ -295,6 +298,60 @@ static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 	}
 }
 
+/* The event store and its sinks (core/events). */
+static void metrics_render_events(struct metrics *m, struct mbuf *b)
+{
+	struct events *ev = atomic_load(&m->m_events);
+	struct events_stats st;
+	char names[8][200];
+
+	if (ev == NULL)
+		return;
+	events_get_stats(ev, &st);
+	mb_head(b, "ringmta_events_stored", "gauge", "Event records stored, not yet trimmed.");
+	mb_printf(b, "ringmta_events_stored %llu\n", (unsigned long long)st.es_stored);
+	mb_head(b, "ringmta_events_last_id", "gauge", "The last event id committed.");
+	mb_printf(b, "ringmta_events_last_id %llu\n", (unsigned long long)st.es_last);
+	mb_head(b, "ringmta_events_dropped_total", "counter",
+		"Event records dropped unsent: the store was over events_max_backlog.");
+	mb_printf(b, "ringmta_events_dropped_total %llu\n", (unsigned long long)st.es_dropped);
+	mb_head(b, "ringmta_events_pending", "gauge", "Events a sink has yet to pass, per sink.");
+	for (unsigned i = 0; i < st.es_nsinks; i++) {
+		char *name = names[i];
+		size_t o = 0;
+
+		for (const char *p = st.es_sinks[i].ss_name; *p && o + 2 < sizeof(names[i]); p++) {
+			if (*p == '"' || *p == '\\')
+				name[o++] = '\\';
+			name[o++] = *p;
+		}
+		name[o] = '\0';
+		mb_printf(b, "ringmta_events_pending{sink=\"%s\"} %llu\n", name,
+			  (unsigned long long)st.es_sinks[i].ss_pending);
+	}
+	mb_head(b, "ringmta_event_sink_requests_total", "counter",
+		"Batches a sink tried to send (webhook requests, log writes), per sink.");
+	for (unsigned i = 0; i < st.es_nsinks; i++)
+		mb_printf(b, "ringmta_event_sink_requests_total{sink=\"%s\"} %llu\n",
+			  names[i], (unsigned long long)st.es_sinks[i].ss_requests);
+	mb_head(b, "ringmta_event_sink_failures_total", "counter",
+		"Batches that failed and wait to be sent again, per sink.");
+	for (unsigned i = 0; i < st.es_nsinks; i++)
+		mb_printf(b, "ringmta_event_sink_failures_total{sink=\"%s\"} %llu\n",
+			  names[i], (unsigned long long)st.es_sinks[i].ss_failures);
+	mb_head(b, "ringmta_event_sink_last_success_seconds", "gauge",
+		"Unix time of a sink's last batch sent (0: none yet), per sink.");
+	for (unsigned i = 0; i < st.es_nsinks; i++)
+		mb_printf(b, "ringmta_event_sink_last_success_seconds{sink=\"%s\"} %llu\n",
+			  names[i], (unsigned long long)st.es_sinks[i].ss_last_success);
+}
+
+void metrics_set_events(struct metrics *m, struct events *ev)
+{
+	if (m != NULL)
+		atomic_store(&m->m_events, ev);
+}
+
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
@@ -411,6 +468,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		 ds.tls_failures);
 	metrics_render_shaping(m, b);
 	metrics_render_sources(m, b);
+	metrics_render_events(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct metrics_worker_stats, loops));

@@ -70,5 +70,8 @@ int metrics_start(struct metrics **m_r, const struct config *cfg, struct queue *
 		  const struct metrics_inbound *src, struct delivery *dlv, char *err,
 		  size_t errlen);
 void metrics_stop(struct metrics **m);
+/* Show the event store and sinks (NULL: none); ev outlives metrics_stop(). */
+struct events;
+void metrics_set_events(struct metrics *m, struct events *ev);
 
 #endif

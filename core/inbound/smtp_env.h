@@ -32,6 +32,7 @@
 
 struct auth_db;
 struct dkim_table;
+struct events;
 struct shp_holder;
 struct work_job;
 struct bufpool;
@@ -113,6 +114,7 @@ struct smtp_env {
 	struct io_loop *e_loop;		/* passed to io_conn_start() */
 	struct bufpool *e_bufs;		/* receive and decrypted-input buffers */
 	struct shp_holder *e_rules;	/* shaping rules (pools); outlives the env */
+	struct events *e_events;	/* delivery events; NULL: off */
 	/* owner: set on the env's thread; true stops new transactions and
 	 * closes idle sessions (see smtp_server_shutdown_all) */
 	bool e_stopping;

@@ -13,6 +13,7 @@
 #include "core/sasl/auth.h"
 #include "core/config/config.h"
 #include "core/base/log.h"
+#include "core/events/events.h"
 #include "core/inbound/smtp_server.h"
 
 #define CMD_F_NEED_HELO	0x01u	/* only after HELO/EHLO */
@@ -159,6 +160,17 @@ static bool cmd_rcpt_suppressed(struct smtp_session *s, struct smtp_txn *t,
 		" scope=%s action=%s", s->s_addr, t->t_sender, (int)cmd->path.len, cmd->path.p,
 		cls ? cls : "other", since, hit.qs_scope_len ? "sender_domain" : "global",
 		mode == CONFIG_SUPPRESSION_DROP ? "drop" : "refuse");
+	if (events_on(s->s_env->e_events)) {
+		struct queue_event *ev = NULL;
+
+		if (events_suppressed(s->s_env->e_events, &ev, t->t_sender, cmd->path.p,
+				      cmd->path.len, mode == CONFIG_SUPPRESSION_DROP ? "drop" :
+				      "refuse", cls ? cls : "other",
+				      hit.qs_scope_len ? "sender_domain" : "global") == 0)
+			events_submit(s->s_env->e_events, ev);
+		else
+			queue_events_free(&ev);
+	}
 	if (mode == CONFIG_SUPPRESSION_DROP) {
 		t->t_ndropped++;
 		smtp_server_reply(s, "250 2.1.5 Ok");

@@ -20,7 +20,9 @@
 #include "core/config/config.h"
 #include "core/dkim/dkim_job.h"
 #include "core/dkim/dkim_table.h"
+#include "core/events/events.h"
 #include "core/shaping/shp_rules.h"
+#include "io/listen.h"
 #include "tls/tls.h"
 
 /*
@@ -49,6 +51,7 @@ void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t)
 	free(t->t_prefix);
 	free(t->t_sender);
 	free(t->t_auth_results);
+	queue_events_free(&t->t_msg.qm_events);
 	dkim_job_free(&t->t_sign);
 	shp_rules_unref(&t->t_rules);
 	free(t);
@@ -264,6 +267,24 @@ static uint64_t smtp_now_us(void)
 
 static int smtp_sign_start(struct smtp_session *s, struct smtp_txn *t, uint64_t id);
 
+/* The reception event, stored with the message (core/events). */
+static void smtp_txn_event(struct smtp_session *s, struct smtp_txn *t)
+{
+	const struct config_listen *cl = &smtp_server_cfg(s)->listen[s->s_listener];
+	struct event_origin o;
+	char listener[80];
+
+	if (!events_on(s->s_env->e_events))
+		return;
+	io_sockaddr_str((const struct sockaddr *)&cl->cl_addr, listener, sizeof(listener));
+	o = (struct event_origin){
+		.eo_client = s->s_addr,
+		.eo_identity = s->s_auth_user,
+		.eo_listener = listener,
+	};
+	(void)events_reception(s->s_env->e_events, &t->t_msg, &o);
+}
+
 /* The body is complete: refuse it, or hand it to the queue (through the
  * signer when a key table is loaded). */
 void smtp_server_message_done(struct smtp_session *s)
@@ -327,6 +348,7 @@ void smtp_server_message_done(struct smtp_session *s)
 	if (smtp_sign_start(s, t, id) != 0)
 		return;		/* signing, or refused */
 	smtp_server_pool_place(t);
+	smtp_txn_event(s, t);
 	s->s_env->e_ops->submit(s->s_env, m);
 }
 
@@ -446,5 +468,6 @@ void smtp_server_sign_done(struct work_job *w)
 		stat_inc(&env->e_stats.es_dkim_signed);
 	}
 	smtp_server_pool_place(t);
+	smtp_txn_event(s, t);
 	env->e_ops->submit(env, &t->t_msg);
 }

@@ -45,6 +45,10 @@ static const char *const test_keys[] = {
 	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
 	"shaping_rules", "shaping_builtin_rules",
 	"metrics_listen", "admin_listen", "admin_token_file",
+	"metrics_listen",
+	"event_log", "event_log_format", "events_max_backlog", "webhook_url", "webhook_events",
+	"webhook_batch_max", "webhook_batch_wait", "webhook_timeout", "webhook_header_file",
+	"webhook_tls_verify",
 };
 
 #define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))
