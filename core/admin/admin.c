@@ -34,6 +34,20 @@ int admin_route_add(struct admin *a, const char *method, const char *path_prefix
 	return admin_router_add(&a->ad_router, method, path_prefix, flags, body_max, h, ctx);
 }
 
+void *admin_alloc(struct admin *a, size_t size)
+{
+	struct admin_owned *o;
+
+	if (a->ad_started)
+		return NULL;
+	o = calloc(1, sizeof(*o) + size);
+	if (o == NULL)
+		return NULL;
+	o->ao_next = a->ad_owned;
+	a->ad_owned = o;
+	return o->ao_data;
+}
+
 const char *admin_req_arg(const struct admin_req *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->ar_conn, MHD_GET_ARGUMENT_KIND, name);
@@ -372,6 +386,12 @@ void admin_stop(struct admin **ap)
 		return;
 	if (a->ad_daemon != NULL)
 		MHD_stop_daemon(a->ad_daemon);
+	while (a->ad_owned != NULL) {
+		struct admin_owned *o = a->ad_owned;
+
+		a->ad_owned = o->ao_next;
+		free(o);
+	}
 	free(a);
 	*ap = NULL;
 }

@@ -74,6 +74,10 @@ typedef void (*admin_handler)(void *ctx, const struct admin_req *req,
 int admin_route_add(struct admin *a, const char *method, const char *path_prefix,
 		    unsigned flags, size_t body_max, admin_handler h, void *ctx);
 
+/* Zeroed memory that lives until admin_stop() (a route's ctx), or NULL
+ * when memory runs out. Before admin_start() only. */
+void *admin_alloc(struct admin *a, size_t size);
+
 /* A query argument (already %-decoded), or NULL when absent. */
 const char *admin_req_arg(const struct admin_req *req, const char *name);
 /* Visit every query argument; fn returns non-zero to stop (that value is

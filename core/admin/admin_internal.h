@@ -9,6 +9,7 @@
 
 #include "core/admin/admin.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -43,6 +44,12 @@ struct admin {
 	struct admin_tokens ad_tokens;	/* at_n == 0: no token needed */
 	struct sockaddr_storage ad_addr;
 	bool ad_started;
+	struct admin_owned *ad_owned;	/* admin_alloc()'s blocks */
+};
+
+struct admin_owned {
+	struct admin_owned *ao_next;
+	max_align_t ao_data[];
 };
 
 enum admin_match {

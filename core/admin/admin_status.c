@@ -50,10 +50,12 @@ static void admin_status_get(void *ctx, const struct admin_req *req, struct admi
 
 int admin_status_register(struct admin *a, struct queue *q, const char *version)
 {
-	static struct admin_status st;
+	struct admin_status *st = admin_alloc(a, sizeof(*st));
 
-	st.st_queue = q;
-	st.st_version = version;
-	st.st_started = time(NULL);
-	return admin_route_add(a, "GET", "/api/v1/status", 0, 0, admin_status_get, &st);
+	if (st == NULL)
+		return -1;
+	st->st_queue = q;
+	st->st_version = version;
+	st->st_started = time(NULL);
+	return admin_route_add(a, "GET", "/api/v1/status", 0, 0, admin_status_get, st);
 }

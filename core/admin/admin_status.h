@@ -10,8 +10,7 @@
 
 struct queue;
 
-/* Register the route; q and version must outlive the admin listener. One
- * status route per process. */
+/* Register the route; q and version must outlive the admin listener. */
 int admin_status_register(struct admin *a, struct queue *q, const char *version);
 
 #endif
