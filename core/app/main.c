@@ -17,6 +17,7 @@
 #include "core/dmarc/dmarc_org.h"
 #include "core/base/log.h"
 #include "core/http/metrics.h"
+#include "core/inject/inject.h"
 #include "core/app/main.h"
 #include "core/app/server.h"
 #include "io/listen.h"
@@ -366,6 +367,7 @@ static int main_serve(const struct config *cfg)
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
 	struct metrics_inbound met_in;
+	struct inject *inj = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig, rc;
@@ -449,9 +451,11 @@ static int main_serve(const struct config *cfg)
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
+	    main_inject_start(&inj, &srv, &met_in, err, sizeof(err)) < 0 ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0)) {
 		log_msg(LOG_ERROR, "%s", err);
+		inject_stop(&inj);
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
@@ -507,6 +511,7 @@ static int main_serve(const struct config *cfg)
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
 	metrics_stop(&met);
+	inject_stop(&inj);		/* requests in flight finish first */
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
 	server_join(&srv);

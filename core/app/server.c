@@ -498,7 +498,11 @@ static int server_spf_start(struct server *srv, const struct config *cfg, char *
 
 static struct dkim_table *server_env_sign_table(struct smtp_env *env)
 {
-	struct server *srv = server_worker_of_env(env)->w_srv;
+	return server_dkim_table(server_worker_of_env(env)->w_srv);
+}
+
+struct dkim_table *server_dkim_table(struct server *srv)
+{
 	struct dkim_table *t = NULL;
 
 	if (srv->s_sign_pool == NULL)

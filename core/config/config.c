@@ -205,6 +205,15 @@ const struct config_key config_keys[] = {
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
+	/* HTTP injection (README "HTTP injection") */
+	{ .ck_name = "http_listen", .ck_type = CONFIG_T_ADDRPORT,
+	  CONFIG_MEMBER(http_listen), .ck_default = "" },
+	{ .ck_name = "http_max_request_size", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(http_max_request_size),
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "0" },
+	{ .ck_name = "http_max_connections", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(http_max_connections),
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "256" },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -515,6 +524,8 @@ void config_free(struct config *cfg)
 	cfg->dns_servers = NULL;
 	free(cfg->metrics_listen);
 	cfg->metrics_listen = NULL;
+	free(cfg->http_listen);
+	cfg->http_listen = NULL;
 	free(cfg->smtp_bind_address);
 	free(cfg->smtp_bind_address6);
 	free(cfg->spf_inbound);

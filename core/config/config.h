@@ -147,6 +147,10 @@ struct config {
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */
+	/* HTTP injection (core/inject, README "HTTP injection") */
+	char *http_listen;		/* owned; "ip:port", "" = off */
+	uint64_t http_max_request_size;	/* bytes; 0 = max_message_size * 1.5 */
+	unsigned int http_max_connections;	/* open at once */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is
