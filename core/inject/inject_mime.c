@@ -186,11 +186,13 @@ static void inject_multipart_head(struct inject_mime *m, const char *kind, const
 	inject_buf_puts(o, "\"\r\n\r\n");
 }
 
-static void inject_delim(struct inject_mime *m, const char *bnd, bool last)
+/* A delimiter line; every part before one ends with a CRLF of its own,
+ * so the CRLF that belongs to the delimiter (RFC 2046 5.1.1) is extra. */
+static void inject_delim(struct inject_mime *m, const char *bnd, bool first, bool last)
 {
 	struct inject_buf *o = m->m_out;
 
-	inject_buf_puts(o, "--");
+	inject_buf_puts(o, first ? "--" : "\r\n--");
 	inject_buf_puts(o, bnd);
 	inject_buf_puts(o, last ? "--\r\n" : "\r\n");
 }
@@ -298,11 +300,11 @@ static void inject_alternative(struct inject_mime *m)
 	}
 	inject_boundary(m, bnd, sizeof(bnd), "alt");
 	inject_multipart_head(m, "alternative", bnd);
-	inject_delim(m, bnd, false);
+	inject_delim(m, bnd, true, false);
 	inject_text_part(m, "text/plain", c->c_text_body, c->c_text_len_body);
-	inject_delim(m, bnd, false);
+	inject_delim(m, bnd, false, false);
 	inject_text_part(m, "text/html", c->c_html_body, c->c_html_len);
-	inject_delim(m, bnd, true);
+	inject_delim(m, bnd, false, true);
 }
 
 /* The parts with a content_id (inline: true) or without (false). */
@@ -313,7 +315,7 @@ static void inject_attachments(struct inject_mime *m, const char *bnd, bool inli
 	for (unsigned i = 0; i < c->c_natt; i++) {
 		if ((c->c_att[i].a_cid != NULL) != inline_parts)
 			continue;
-		inject_delim(m, bnd, false);
+		inject_delim(m, bnd, false, false);
 		inject_attach_part(m, &c->c_att[i]);
 	}
 }
@@ -328,10 +330,10 @@ static void inject_related(struct inject_mime *m)
 	}
 	inject_boundary(m, bnd, sizeof(bnd), "rel");
 	inject_multipart_head(m, "related", bnd);
-	inject_delim(m, bnd, false);
+	inject_delim(m, bnd, true, false);
 	inject_alternative(m);
 	inject_attachments(m, bnd, true);
-	inject_delim(m, bnd, true);
+	inject_delim(m, bnd, false, true);
 }
 
 static void inject_mixed(struct inject_mime *m)
@@ -344,10 +346,10 @@ static void inject_mixed(struct inject_mime *m)
 	}
 	inject_boundary(m, bnd, sizeof(bnd), "mix");
 	inject_multipart_head(m, "mixed", bnd);
-	inject_delim(m, bnd, false);
+	inject_delim(m, bnd, true, false);
 	inject_related(m);
 	inject_attachments(m, bnd, false);
-	inject_delim(m, bnd, true);
+	inject_delim(m, bnd, false, true);
 }
 
 static bool inject_has_field(const struct inject_vars *h, const char *name)
