@@ -93,8 +93,8 @@ static int inject_req_addr(json_t *c, const char *key, struct inject_addr *a, ch
 	/* it goes between < and > in a header field */
 	for (const char *p = a->ia_email; *p != '\0'; p++)
 		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f)
-			return inject_req_err(err, errlen, "content.%s: bad address \"%.100s\"",
-					      key, a->ia_email);
+			return inject_req_err(err, errlen, "content.%s: bad address (blanks,"
+					      " control characters, < or >)", key);
 	if (a->ia_email[0] == '\0')
 		return inject_req_err(err, errlen, "content.%s: empty address", key);
 	return 0;

@@ -45,6 +45,7 @@ static const char *const test_keys[] = {
 	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
 	"shaping_rules", "shaping_builtin_rules",
 	"metrics_listen",
+	"http_listen", "http_max_request_size", "http_max_connections",
 };
 
 #define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))
