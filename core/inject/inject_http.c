@@ -289,7 +289,8 @@ static void inject_completed(void *cls, struct MHD_Connection *conn, void **con_
 int inject_start(struct inject **inj_r, const struct inject_env *env, char *err, size_t errlen)
 {
 	const struct config *cfg = env->ie_cfg;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	/* poll(), not select(): no FD_SETSIZE limit, less work per wait */
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ERROR_LOG;
 	struct sockaddr_storage addr;
 	socklen_t alen;
