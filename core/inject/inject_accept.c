@@ -355,7 +355,6 @@ static int inject_build_one(struct inject_ctx *c, struct inject_msg *im,
 static struct dkim_job *inject_sign_job(struct inject_ctx *c, struct inject_msg *im,
 					struct dkim_table *tab)
 {
-	const struct config *cfg = c->c_cfg;
 	struct dkim_job_params p = {
 		.table = tab,
 		.sender = c->c_req.q_sender,
@@ -364,15 +363,10 @@ static struct dkim_job *inject_sign_job(struct inject_ctx *c, struct inject_msg 
 		.rcpt = im->im_nrcpt == 1 ? im->im_rcpts[0].addr : NULL,
 		.nrcpt = im->im_nrcpt,
 		.queue_id = im->im_q.qm_id,
-		.default_domain = cfg->dkim_default_domain,
-		.no_key_action = (enum config_dkim_no_key)config_dkim_no_key_parse(
-			cfg->dkim_no_key_action),
-		.unaligned_action = (enum config_dmarc_unaligned)config_dmarc_unaligned_parse(
-			cfg->dmarc_unaligned_action),
-		.now = (uint64_t)time(NULL),
 		.skip_header = c->c_rules != NULL ? shp_rules_pool_header(c->c_rules) : NULL,
 	};
 
+	dkim_job_params_config(&p, c->c_cfg);
 	return dkim_job_new(&p, im->im_iov, 2, im, inject_nothing);
 }
 
