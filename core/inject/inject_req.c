@@ -147,14 +147,15 @@ static bool inject_req_field_name(const char *s)
 	return true;
 }
 
-static int inject_req_content(json_t *c, struct inject_content *ct, char *err, size_t errlen)
+static int inject_req_content(json_t *c, const char *lifted, struct inject_content *ct,
+			      char *err, size_t errlen)
 {
 	json_t *atts;
 
 	if (json_is_string(c)) {
 		ct->c_raw = true;
-		ct->c_text = json_string_value(c);
-		ct->c_text_len = json_string_length(c);
+		ct->c_text = lifted != NULL ? lifted : json_string_value(c);
+		ct->c_text_len = lifted != NULL ? strlen(lifted) : json_string_length(c);
 		if (ct->c_text_len == 0)
 			return inject_req_err(err, errlen, "content: empty");
 		return 0;
@@ -233,15 +234,26 @@ static int inject_req_rcpts(json_t *rs, struct inject_req *q, unsigned max_rcpt,
 int inject_req_parse(struct inject_req *q, const char *buf, size_t len, unsigned max_rcpt,
 		     char *err, size_t errlen)
 {
+	struct inject_lift l;
 	json_error_t jerr;
 	json_t *root, *c;
 	int rc;
 
 	memset(q, 0, sizeof(*q));
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL)
+	if (inject_req_lift(buf, len, &l) == 1) {
+		root = json_loadb(l.l_json, l.l_json_len, JSON_REJECT_DUPLICATES, &jerr);
+		q->q_lifted = l.l_text;
+		l.l_text = NULL;
+		inject_lift_free(&l);
+	} else {
+		root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	}
+	if (root == NULL) {
+		free(q->q_lifted);
+		q->q_lifted = NULL;
 		return inject_req_err(err, errlen, "bad JSON: %s (line %d, column %d)", jerr.text,
 				      jerr.line, jerr.column);
+	}
 	q->q_json = root;
 	if (!json_is_object(root)) {
 		rc = inject_req_err(err, errlen, "the request must be a JSON object");
@@ -260,7 +272,7 @@ int inject_req_parse(struct inject_req *q, const char *buf, size_t len, unsigned
 	if (inject_req_rcpts(json_object_get(root, "recipients"), q, max_rcpt, err, errlen) < 0 ||
 	    inject_req_vars(json_object_get(root, "substitutions"), "substitutions", &q->q_subst,
 			    err, errlen) < 0 ||
-	    inject_req_content(c, &q->q_c, err, errlen) < 0) {
+	    inject_req_content(c, q->q_lifted, &q->q_c, err, errlen) < 0) {
 		rc = -1;
 		goto fail;
 	}
@@ -282,5 +294,6 @@ void inject_req_free(struct inject_req *q)
 	free(q->q_c.c_att);
 	if (q->q_json != NULL)
 		json_decref((json_t *)q->q_json);
+	free(q->q_lifted);
 	memset(q, 0, sizeof(*q));
 }

@@ -75,6 +75,7 @@ struct inject_content {
 
 struct inject_req {
 	void *q_json;			/* json_t *: owns the strings */
+	char *q_lifted;			/* owned: the message, when lifted */
 	const char *q_sender;		/* "" for the null sender */
 	size_t q_sender_len;
 	struct inject_rcpt *q_rcpts;
@@ -93,6 +94,19 @@ struct inject_req {
 int inject_req_parse(struct inject_req *req_r, const char *buf, size_t len, unsigned max_rcpt,
 		     char *err, size_t errlen);
 void inject_req_free(struct inject_req *req);
+
+/*
+ * The top-level "content" string decoded ahead of jansson (inject_lift.c):
+ * 1 with l_text (the string, NUL-terminated) and l_json (the request with
+ * "" in its place), 0 when there is none to lift or jansson must see it.
+ * Both owned; inject_lift_free() releases them.
+ */
+struct inject_lift {
+	char *l_text, *l_json;
+	size_t l_text_len, l_json_len;
+};
+int inject_req_lift(const char *buf, size_t len, struct inject_lift *l);
+void inject_lift_free(struct inject_lift *l);
 
 /* A growing output bounded by max: past it, b_over is set and nothing
  * more is written. */

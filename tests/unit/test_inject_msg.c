@@ -227,8 +227,53 @@ static void test_builder(void)
 	inject_req_free(&q);
 }
 
+/* The message string decoded ahead of jansson (inject_lift.c). */
+static void test_lift(void)
+{
+	static const char *const same[] = {
+		"{\"content\":\"a\\u00e9\\ud83d\\ude00\\n\\\"\\/\\t\\b\\f\\r\\\\\"}",
+		"{ \"x\" : [1, {\"content\": \"inner\"}, \"]\"] , \"y\": -1.5e3, \"z\":null,"
+		" \"content\" : \"outer\" }",
+	};
+	static const char *const left[] = {
+		"{\"content\":{\"from\":\"a@b\"}}",		/* not a string */
+		"{\"content\":\"\\ud83d\"}",			/* lone surrogate */
+		"{\"content\":\"a\\u0000b\"}",			/* NUL */
+		"{\"content\":\"\xc3\"}",			/* bad UTF-8 */
+		"{\"content\":\"tab\there\"}",			/* raw control */
+		"[\"content\"]",
+		"{\"a\":\"b\" \"content\":\"x\"}",			/* no comma */
+	};
+	struct inject_lift l;
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		int rc = inject_req_lift(same[i], strlen(same[i]), &l);
+
+		tap_ok(rc == 1, "lift %zu: lifted", i);
+		if (rc == 1 && i == 0)
+			tap_ok(strcmp(l.l_text, "a\xc3\xa9\xf0\x9f\x98\x80\n\"/\t\b\f\r\\") == 0 &&
+			       strcmp(l.l_json, "{\"content\":\"\"}") == 0, "lift: every escape, as jansson");
+		if (rc == 1 && i == 1)
+			tap_ok(strcmp(l.l_text, "outer") == 0, "lift: the top-level key only");
+		inject_lift_free(&l);
+	}
+	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+		tap_ok(inject_req_lift(left[i], strlen(left[i]), &l) == 0 && l.l_text == NULL,
+		       "lift: left to jansson (%zu)", i);
+	{
+		struct inject_req q;
+		char err[300];
+		const char *dup = "{\"envelope_sender\":\"\",\"recipients\":[\"a@b\"],"
+				  "\"content\":\"x\",\"content\":\"y\"}";
+
+		tap_ok(inject_req_parse(&q, dup, strlen(dup), 10, err, sizeof(err)) < 0 &&
+		       strstr(err, "duplicate") != NULL, "lift: a second content is still a duplicate");
+	}
+}
+
 int main(void)
 {
+	test_lift();
 	test_base64();
 	test_qp();
 	test_2047();
