@@ -252,7 +252,7 @@ static void test_lift(void)
 		tap_ok(rc == 1, "lift %zu: lifted", i);
 		if (rc == 1 && i == 0)
 			tap_ok(strcmp(l.l_text, "a\xc3\xa9\xf0\x9f\x98\x80\n\"/\t\b\f\r\\") == 0 &&
-			       strcmp(l.l_json, "{\"content\":\"\"}") == 0, "lift: every escape, as jansson");
+			       l.l_json_len == 14 && memcmp(l.l_json, "{\"content\":\"\"}", 14) == 0, "lift: every escape, as jansson");
 		if (rc == 1 && i == 1)
 			tap_ok(strcmp(l.l_text, "outer") == 0, "lift: the top-level key only");
 		inject_lift_free(&l);
