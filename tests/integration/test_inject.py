@@ -17,7 +17,8 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, relay_server, wait_log, make_server  # noqa: F401
+from conftest import (PostfixRig, free_port, make_server, postfix_usable,  # noqa: F401
+                      relay_server, wait_log)
 from dkimverify import KeyDns, make_key, verify_dkimpy
 from sink import Sink
 
@@ -337,16 +338,8 @@ def test_dkim_signature_verifies(make_server, sink, keys):
     assert wait_log(srv, r"queued id=\S+ .*via=http dkim=example.test/rsa2026")
 
 
-RIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "rig")
 
-
-def _postfix_usable():
-    import shutil
-    return (shutil.which("postfix") is not None and os.geteuid() == 0 and
-            os.path.exists(os.path.join(RIG, "postfix-up.sh")))
-
-
-@pytest.mark.skipif(not _postfix_usable(), reason="needs root, postfix and ../shared/rig")
+@pytest.mark.skipif(not postfix_usable(), reason="needs root, postfix and ../shared/rig")
 def test_multipart_reaches_postfix_byte_exact(make_server):
     """The issue's check: injected over HTTP with curl, relayed through a
     real Postfix (the rig's) to the sink, the message after Postfix's own
@@ -359,16 +352,12 @@ def test_multipart_reaches_postfix_byte_exact(make_server):
     stored = stored.split(b"\n\n", 1)[1]      # past the record's summary
     assert first.stop() == 0
     sink = Sink()
-    pport = free_port()
-    env = dict(os.environ, LISTEN="127.0.0.1:%d" % pport, RELAY="[127.0.0.1]:%d" % sink.port,
-               MAILLOG="none", PROCESS_LIMIT="20")
-    up = subprocess.run(["bash", os.path.join(RIG, "postfix-up.sh"), "--purge"], env=env,
-                        capture_output=True, text=True, timeout=120)
-    assert up.returncode == 0, up.stdout + up.stderr
     try:
-        make_server(queue_dir=first.queue_dir, delivery="yes",
-                    relayhost="[127.0.0.1]:%d" % pport, retry_min="1h", retry_max="2h").start()
-        assert sink.wait_for(1, timeout=60)
+        with PostfixRig(sink.port) as pf:
+            make_server(queue_dir=first.queue_dir, delivery="yes",
+                        relayhost="[127.0.0.1]:%d" % pf.port, retry_min="1h",
+                        retry_max="2h").start()
+            assert sink.wait_for(1, timeout=60)
         data = sink.messages[0]["data"]
         assert data.startswith(b"Received: ") and b"(Postfix)" in data.split(b"\r\n\r\n")[0]
         at = data.index(b"Received: from [127.0.0.1]")
@@ -377,6 +366,4 @@ def test_multipart_reaches_postfix_byte_exact(make_server):
         att = msg.get_payload()[1]
         assert att.get_filename() == "report.bin" and att.get_content() == ATTACHMENT
     finally:
-        subprocess.run(["bash", os.path.join(RIG, "postfix-down.sh"), "--purge"],
-                       capture_output=True, timeout=120)
         sink.stop()
