@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/base/log.h"
+#include "core/events/events.h"
 
 #define ADMIN_THREADS 4u
 #define ADMIN_CONN_LIMIT 64u
@@ -21,6 +22,7 @@
 
 struct admin_conn {
 	const struct admin_route *ac_route;
+	struct events *ac_events;	/* the listener's (ad_events) */
 	char *ac_body;
 	size_t ac_len, ac_cap;
 	bool ac_too_large;
@@ -219,6 +221,7 @@ static enum MHD_Result admin_begin(struct admin *a, struct MHD_Connection *conn,
 	if (ac == NULL)
 		return MHD_NO;
 	ac->ac_route = rt;
+	ac->ac_events = a->ad_events;
 	*con_cls = ac;
 	return MHD_YES;
 }
@@ -255,6 +258,28 @@ static void admin_take_body(struct admin_conn *ac, const char *data, size_t n)
 	memcpy(ac->ac_body + ac->ac_len, data, n);
 	ac->ac_len += n;
 	ac->ac_body[ac->ac_len] = '\0';
+}
+
+/* An admin action that changed something, as an event (core/events). */
+static void admin_event(const struct admin_conn *ac, const struct admin_req *req,
+			const struct admin_reply *rep)
+{
+	unsigned status = rep->status != 0 ? rep->status : 200;
+	char action[160], *detail = NULL;
+
+	if (!events_on(ac->ac_events) || strcmp(req->ar_method, "GET") == 0 ||
+	    strcmp(req->ar_method, "HEAD") == 0 || status < 200 || status > 299)
+		return;
+	snprintf(action, sizeof(action), "%s %s", req->ar_method, req->ar_path);
+	if (req->ar_json != NULL)
+		detail = json_dumps(req->ar_json, JSON_COMPACT);
+	event_admin(ac->ac_events, action, detail);
+	free(detail);
+}
+
+void admin_set_events(struct admin *a, struct events *ev)
+{
+	a->ad_events = ev;
 }
 
 static enum MHD_Result admin_run(struct MHD_Connection *conn, struct admin_conn *ac,
@@ -294,6 +319,7 @@ static enum MHD_Result admin_run(struct MHD_Connection *conn, struct admin_conn 
 		}
 	}
 	rt->rt_handler(rt->rt_ctx, &req, &rep);
+	admin_event(ac, &req, &rep);
 	json_decref(req.ar_json);
 	ret = admin_send(conn, &rep);
 	return ret;

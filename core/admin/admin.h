@@ -101,6 +101,11 @@ void admin_reply_error(struct admin_reply *rep, unsigned status, const char *err
  */
 int admin_create(struct admin **a_r, const struct config *cfg, char *err, size_t errlen);
 /* Listen on cfg->admin_listen. */
+/* Before admin_start(): every state-changing request (a method other
+ * than GET or HEAD) that succeeds (2xx) is recorded as an "admin" event:
+ * action "METHOD /path", detail the request's JSON body, if any. */
+struct events;
+void admin_set_events(struct admin *a, struct events *ev);
 int admin_start(struct admin *a, char *err, size_t errlen);
 /* Stop serving (waits for handlers in progress) and free. */
 void admin_stop(struct admin **a);

@@ -37,6 +37,8 @@ struct admin_tokens {
 	unsigned at_n;
 };
 
+struct events;
+
 struct admin {
 	void *ad_daemon;		/* struct MHD_Daemon */
 	const struct config *ad_cfg;
@@ -45,6 +47,7 @@ struct admin {
 	struct sockaddr_storage ad_addr;
 	bool ad_started;
 	struct admin_owned *ad_owned;	/* admin_alloc()'s blocks */
+	struct events *ad_events;	/* admin events; NULL: none */
 };
 
 struct admin_owned {

@@ -227,8 +227,9 @@ static int admin_ops_select(struct admin_ops *o, const struct admin_req *req,
 
 /* ---- the updates ---- */
 
-/* A queue id for a DSN: the admin's own low byte (0xff), so it never
- * meets a worker's id unless there are 256 workers. */
+/* A queue id for a DSN: the admin's own low byte (0xfe; HTTP injection
+ * has 0xff), so it never meets a worker's id (workers are fewer) nor an
+ * injected message's. */
 static uint64_t admin_ops_next_id(struct admin_queue *aq)
 {
 	uint64_t us = admin_queue_now_us();
@@ -238,7 +239,7 @@ static uint64_t admin_ops_next_id(struct admin_queue *aq)
 		us = aq->aq_last_us + 1;
 	aq->aq_last_us = us;
 	pthread_mutex_unlock(&aq->aq_id_lock);
-	return us << 8 | 0xffu;
+	return us << 8 | 0xfeu;
 }
 
 static void admin_ops_date(uint64_t us, char *buf, size_t len)

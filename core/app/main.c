@@ -20,6 +20,7 @@
 #include "core/admin/admin.h"
 #include "core/admin/admin_queue.h"
 #include "core/http/metrics.h"
+#include "core/inject/inject.h"
 #include "core/app/main.h"
 #include "core/app/server.h"
 #include "io/listen.h"
@@ -386,6 +387,7 @@ static int main_serve(const struct config *cfg)
 	struct admin *adm = NULL;
 	struct admin_queue adm_queue;
 	struct metrics_inbound met_in;
+	struct inject *inj = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig, rc;
@@ -477,11 +479,13 @@ static int main_serve(const struct config *cfg)
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
+	    main_inject_start(&inj, &srv, &met_in, err, sizeof(err)) < 0 ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
 	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		metrics_stop(&met);
+		inject_stop(&inj);
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
@@ -522,6 +526,7 @@ static int main_serve(const struct config *cfg)
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
 	admin_stop(&adm);
 	metrics_stop(&met);
+	inject_stop(&inj);		/* requests in flight finish first */
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
 	server_join(&srv);

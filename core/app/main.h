@@ -29,6 +29,14 @@ int main_domain(struct config *cfg, int argc, char **argv);
 /* "ringmta shaping show --mx HOSTS ...": returns the exit code (0 shown,
  * 2 usage or a rules error). -o after the verb changes cfg. */
 int main_shaping(struct config *cfg, int argc, char **argv);
+/* HTTP injection when http_listen is set (main_inject.c); *inj_r NULL
+ * when off. It reads srv's queue, accounts, pools and rules, and is
+ * stopped (inject_stop) before them. */
+struct inject;
+struct server;
+struct metrics_inbound;
+int main_inject_start(struct inject **inj_r, struct server *srv, struct metrics_inbound *met_in,
+		      char *err, size_t errlen);
 
 /* Loaders main_serve() and main_reload() share (main.c): the server and
  * client TLS contexts, the DKIM key table (NULL when none is set), the

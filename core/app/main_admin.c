@@ -10,6 +10,7 @@
 #include "core/admin/admin_queue.h"
 #include "core/admin/admin_shaping.h"
 #include "core/admin/admin_status.h"
+#include "core/app/server.h"
 
 #include <string.h>
 
@@ -39,6 +40,7 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 		admin_stop(&a);
 		return -1;
 	}
+	admin_set_events(a, srv->s_events);
 	if (admin_start(a, err, errlen) < 0) {
 		admin_stop(&a);
 		return -1;

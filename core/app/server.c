@@ -502,7 +502,11 @@ static int server_spf_start(struct server *srv, const struct config *cfg, char *
 
 static struct dkim_table *server_env_sign_table(struct smtp_env *env)
 {
-	struct server *srv = server_worker_of_env(env)->w_srv;
+	return server_dkim_table(server_worker_of_env(env)->w_srv);
+}
+
+struct dkim_table *server_dkim_table(struct server *srv)
+{
 	struct dkim_table *t = NULL;
 
 	if (srv->s_sign_pool == NULL)
@@ -645,6 +649,10 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	if (server_rules_start(srv, cfg, err, errlen) < 0)
 		return -1;
 	srv->s_nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	/* The low octet of a queue id names its maker: a worker, or 0xfe
+	 * (the admin API's DSNs) and 0xff (HTTP injection). */
+	if (srv->s_nworkers > SERVER_WORKERS_MAX)
+		srv->s_nworkers = SERVER_WORKERS_MAX;
 	srv->s_workers = calloc(srv->s_nworkers, sizeof(*srv->s_workers));
 	srv->s_iptab = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_iptab));
 	srv->s_authfail = calloc(SERVER_IPTAB_SIZE, sizeof(*srv->s_authfail));

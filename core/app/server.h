@@ -32,6 +32,7 @@ struct tls_ctx;
 struct auth_db;
 
 #define SERVER_IPTAB_SIZE 65536u	/* per-client-address counters */
+#define SERVER_WORKERS_MAX 254u		/* queue ids' low octets 0xfe, 0xff are taken */
 
 /*
  * A service on a worker's loop beside the sessions (delivery). Every
@@ -132,6 +133,9 @@ void server_tls_swap(struct server *srv, struct tls_ctx *server_ctx, struct tls_
 /* Replace the DKIM key table (reload); takes the caller's reference.
  * Only when one was loaded at start (the pool runs). */
 void server_dkim_swap(struct server *srv, struct dkim_table *t);
+/* A new reference to the current key table, or NULL (no signing); any
+ * thread (HTTP injection signs with it too). */
+struct dkim_table *server_dkim_table(struct server *srv);
 
 /* The shaping rules ringmta.conf names (shaping_builtin_rules, then the
  * files of shaping_rules in order). On error returns -1 with every

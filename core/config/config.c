@@ -40,7 +40,7 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(queue_dir), .ck_default = "./ringmta-queue" },
 	{ .ck_name = "workers", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(workers),
-	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
+	  .ck_min = 0, .ck_max = 254, .ck_default = "0" },
 	{ .ck_name = "max_message_size", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(max_message_size),
 	  .ck_min = 1024, .ck_max = CONFIG_OPEN_MAX64,
@@ -236,6 +236,15 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(webhook_header_file), .ck_default = "" },
 	{ .ck_name = "webhook_tls_verify", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(webhook_tls_verify), .ck_default = "yes" },
+	/* HTTP injection (README "HTTP injection") */
+	{ .ck_name = "http_listen", .ck_type = CONFIG_T_ADDRPORT,
+	  CONFIG_MEMBER(http_listen), .ck_default = "" },
+	{ .ck_name = "http_max_request_size", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(http_max_request_size),
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "0" },
+	{ .ck_name = "http_max_connections", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(http_max_connections),
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "256" },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -585,6 +594,8 @@ void config_free(struct config *cfg)
 	free(cfg->admin_listen);
 	free(cfg->admin_token_file);
 	cfg->admin_listen = cfg->admin_token_file = NULL;
+	free(cfg->http_listen);
+	cfg->http_listen = NULL;
 	free(cfg->smtp_bind_address);
 	free(cfg->smtp_bind_address6);
 	free(cfg->spf_inbound);

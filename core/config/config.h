@@ -163,6 +163,10 @@ struct config {
 	unsigned int webhook_timeout;	/* seconds per request */
 	char *webhook_header_file;	/* owned; "Name: value" lines to send */
 	bool webhook_tls_verify;	/* verify https endpoints' certificates */
+	/* HTTP injection (core/inject, README "HTTP injection") */
+	char *http_listen;		/* owned; "ip:port", "" = off */
+	uint64_t http_max_request_size;	/* bytes; 0 = max_message_size * 1.5 */
+	unsigned int http_max_connections;	/* open at once */
 };
 
 /* Fill cfg with the defaults; cfg must not hold owned data (it is

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/dkim/dkim.h"
 #include "core/dkim/dkim_table.h"
@@ -39,6 +40,15 @@ static char *dkim_job_copy(char **pos, const char *s)
 	strcpy(r, s);
 	*pos += strlen(s) + 1;
 	return r;
+}
+
+void dkim_job_params_config(struct dkim_job_params *p, const struct config *cfg)
+{
+	p->default_domain = cfg->dkim_default_domain;
+	p->no_key_action = (enum config_dkim_no_key)config_dkim_no_key_parse(cfg->dkim_no_key_action);
+	p->unaligned_action = (enum config_dmarc_unaligned)config_dmarc_unaligned_parse(
+		cfg->dmarc_unaligned_action);
+	p->now = (uint64_t)time(NULL);
 }
 
 struct dkim_job *dkim_job_new(const struct dkim_job_params *p, const struct iovec *iov,

@@ -70,6 +70,10 @@ struct dkim_job {
 	char dj_note[400];		/* for the log: what was left out, or "" */
 };
 
+/* The settings' part of p (default domain, no-key and unaligned actions,
+ * now): what every acceptor (SMTP, HTTP injection) fills the same way. */
+void dkim_job_params_config(struct dkim_job_params *p, const struct config *cfg);
+
 /* A job for the message iov (iovcnt pieces), done runs on the submitter's
  * thread with owner as wj_owner. NULL without memory. */
 struct dkim_job *dkim_job_new(const struct dkim_job_params *p, const struct iovec *iov,

@@ -3,6 +3,7 @@
  * ringmta_ prefix, _total for counters, base units (seconds, bytes).
  */
 #include "core/http/metrics.h"
+#include "core/inject/inject.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -352,6 +353,35 @@ void metrics_set_events(struct metrics *m, struct events *ev)
 		atomic_store(&m->m_events, ev);
 }
 
+/* HTTP injection (core/inject), when http_listen is set. */
+static void metrics_render_inject(struct metrics *m, struct mbuf *b)
+{
+	struct inject_stats is;
+
+	if (m->m_in.mi_inject == NULL)
+		return;
+	inject_get_stats(m->m_in.mi_inject, &is);
+	mb_series(b, "ringmta_inject_requests_total", "counter",
+		  "HTTP injection requests answered.", "", is.requests);
+	mb_series(b, "ringmta_inject_messages_total", "counter",
+		  "Messages queued through HTTP injection.", "", is.messages);
+	mb_series(b, "ringmta_inject_recipients_total", "counter",
+		  "Recipients queued through HTTP injection.", "", is.recipients);
+	mb_series(b, "ringmta_inject_rejected_recipients_total", "counter",
+		  "Recipients an injection request named but that were refused (suppressed).",
+		  "", is.rejected_rcpts);
+	mb_head(b, "ringmta_inject_refused_total", "counter",
+		"HTTP injection requests refused, by reason.");
+	mb_printf(b, "ringmta_inject_refused_total{reason=\"auth\"} %llu\n"
+		  "ringmta_inject_refused_total{reason=\"bad_request\"} %llu\n"
+		  "ringmta_inject_refused_total{reason=\"too_big\"} %llu\n"
+		  "ringmta_inject_refused_total{reason=\"policy\"} %llu\n"
+		  "ringmta_inject_refused_total{reason=\"unavailable\"} %llu\n",
+		  (unsigned long long)is.r_auth, (unsigned long long)is.r_bad_request,
+		  (unsigned long long)is.r_too_big, (unsigned long long)is.r_policy,
+		  (unsigned long long)is.r_unavailable);
+}
+
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
@@ -469,6 +499,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	metrics_render_shaping(m, b);
 	metrics_render_sources(m, b);
 	metrics_render_events(m, b);
+	metrics_render_inject(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",
 		      "Event loop iterations (io_uring waits), per worker.",
 		      offsetof(struct metrics_worker_stats, loops));

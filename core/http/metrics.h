@@ -18,6 +18,7 @@
 struct queue;
 struct delivery;
 struct metrics;
+struct inject;
 
 /*
  * The inbound side's counters as the endpoint reads them: a plain copy,
@@ -57,6 +58,7 @@ struct metrics_inbound {
 	void (*mi_stats)(void *ctx, struct metrics_inbound_stats *st_r);
 	unsigned (*mi_nworkers)(void *ctx);
 	void (*mi_worker)(void *ctx, unsigned i, struct metrics_worker_stats *st_r);
+	const struct inject *mi_inject;	/* HTTP injection (inject_get_stats); NULL: off */
 };
 
 /*

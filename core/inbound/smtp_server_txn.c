@@ -376,14 +376,9 @@ static int smtp_sign_start(struct smtp_session *s, struct smtp_txn *t, uint64_t 
 		.rcpt = t->t_nrcpt == 1 ? t->t_rcpts[0].addr : NULL,
 		.nrcpt = t->t_nrcpt,
 		.queue_id = id,
-		.default_domain = cfg->dkim_default_domain,
-		.no_key_action = (enum config_dkim_no_key)config_dkim_no_key_parse(
-			cfg->dkim_no_key_action),
-		.unaligned_action = (enum config_dmarc_unaligned)config_dmarc_unaligned_parse(
-			cfg->dmarc_unaligned_action),
-		.now = (uint64_t)time(NULL),
 		.skip_header = t->t_rules != NULL ? shp_rules_pool_header(t->t_rules) : NULL,
 	};
+	dkim_job_params_config(&p, cfg);
 	t->t_sign = dkim_job_new(&p, t->t_iov, t->t_niov, s, smtp_server_sign_done);
 	dkim_table_unref(&tab);
 	if (t->t_sign == NULL || env->e_ops->sign_submit(env, &t->t_sign->dj_work) < 0) {

@@ -240,3 +240,35 @@ def relay_server(make_server, sink, **kw):
                     retry_min="1h", retry_max="2h")
     settings.update(kw)
     return make_server(**settings).start()
+
+
+RIG = os.path.join(SRCDIR, "..", "shared", "rig")
+
+
+def postfix_usable():
+    """Whether the shared rig's Postfix can run here (root, postfix, the rig)."""
+    import shutil
+    return (shutil.which("postfix") is not None and os.geteuid() == 0 and
+            os.path.exists(os.path.join(RIG, "postfix-up.sh")))
+
+
+class PostfixRig:
+    """The rig's Postfix on a free loopback port (self.port), relaying to
+    relay_port; purged and stopped on exit."""
+
+    def __init__(self, relay_port):
+        self.port = free_port()
+        self.relay_port = relay_port
+
+    def __enter__(self):
+        env = dict(os.environ, LISTEN="127.0.0.1:%d" % self.port,
+                   RELAY="[127.0.0.1]:%d" % self.relay_port, MAILLOG="none", PROCESS_LIMIT="20")
+        up = subprocess.run(["bash", os.path.join(RIG, "postfix-up.sh"), "--purge"], env=env,
+                            capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stdout + up.stderr
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["bash", os.path.join(RIG, "postfix-down.sh"), "--purge"],
+                       capture_output=True, timeout=120)
+        return False

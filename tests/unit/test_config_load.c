@@ -45,10 +45,10 @@ static const char *const test_keys[] = {
 	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
 	"shaping_rules", "shaping_builtin_rules",
 	"metrics_listen", "admin_listen", "admin_token_file",
-	"metrics_listen",
 	"event_log", "event_log_format", "events_max_backlog", "webhook_url", "webhook_events",
 	"webhook_batch_max", "webhook_batch_wait", "webhook_timeout", "webhook_header_file",
 	"webhook_tls_verify",
+	"http_listen", "http_max_request_size", "http_max_connections",
 };
 
 #define TEST_NKEYS (sizeof(test_keys) / sizeof(test_keys[0]))
@@ -199,7 +199,7 @@ static const struct {
 	  ":7: max_recipients: must be an integer >= 100" },
 	{ "first error wins",
 	  "workers = 999\nlistn = x\n", -1,
-	  ":1: workers: must be an integer between 0 and 256" },
+	  ":1: workers: must be an integer between 0 and 254" },
 	{ "section header rejected",
 	  "workers = 2\n\n[main]\nmax_errors = 3\n", -1,
 	  ":3: section headers are not supported ('[main]'); write plain"
@@ -224,15 +224,15 @@ static const struct {
 	  ":1: syntax error: expected 'key = value'" },
 	{ "bad value before a syntax error",
 	  "workers = 999\ngarbage\n", -1,
-	  ":1: workers: must be an integer between 0 and 256" },
+	  ":1: workers: must be an integer between 0 and 254" },
 	{ "empty value for a number",
 	  "max_errors =\n", -1, ":1: max_errors: must be an integer >= 1" },
 	{ "a hash after a value is not a comment",
 	  "workers = 4 # four\n", -1,
-	  ":1: workers: must be an integer between 0 and 256" },
+	  ":1: workers: must be an integer between 0 and 254" },
 	{ "continuation of a scalar fails",
 	  "workers = 1\n  2\n", -1,
-	  ":2: workers: must be an integer between 0 and 256" },
+	  ":2: workers: must be an integer between 0 and 254" },
 	{ "continuation of a bad list names its line",
 	  "relay_networks = 10.0.0.0/8\n  ::1\n  10.0.0.0/99\n", -1,
 	  ":3: relay_networks: invalid network '10.0.0.0/99': prefix length"
@@ -442,7 +442,7 @@ static const struct {
 	{ "hostname=", -1, "-o hostname=: hostname: must be a host name"
 	  " (letters, digits, '-', '.', '_'; at most 253 characters)" },
 	{ "workers=4=5", -1, "-o workers=4=5: workers: must be an integer"
-	  " between 0 and 256" },
+	  " between 0 and 254" },
 	{ "relayhost=", 0, NULL },
 	{ "relayhost = [192.0.2.1]:587", 0, NULL },
 	{ "dns_servers=", 0, NULL },
