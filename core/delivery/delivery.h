@@ -68,6 +68,11 @@ struct dlv_rcpt {
 	/* The outcome was a refusal of MAIL FROM: about the sender, so never
 	 * a hard (recipient) class, never a suppression entry. */
 	bool dr_mail_refused;
+	/* DSN (RFC 3461): NOTIFY= and ORCPT= as stored (dr_dsn.cd_orcpt
+	 * owned), and whether the next hop that took the recipient was
+	 * handed them (it offered DSN): then it, not we, reports success. */
+	struct smtp_client_dsn dr_dsn;
+	bool dr_dsn_passed;
 };
 
 /* One message in this round; shared by its jobs' workers. */
@@ -81,6 +86,8 @@ struct dlv_msg {
 	char *dm_pool;			/* owned: source pool; "" = default */
 	uint64_t dm_strip_off;		/* header left out when sending */
 	uint32_t dm_strip_len;
+	uint8_t dm_dsn_ret;		/* RET= (QRECORD_RET_*), 0 = none */
+	char *dm_envid;			/* owned: ENVID= xtext, or NULL */
 	uint32_t dm_nrcpt;
 	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
 	atomic_uint dm_parts_left;
@@ -98,6 +105,7 @@ struct dlv_job {
 	char *dj_nexthop;		/* owned: domain or relayhost */
 	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
 	const char **dj_addrs;		/* owned array: their addresses */
+	struct smtp_client_dsn *dj_dsn;	/* owned array: their DSN parameters */
 	unsigned dj_nrcpt;
 	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
 	/* Shaping: the source picked from the message's pool (owned; NULL

@@ -1,8 +1,10 @@
 """Fixtures for integration tests: start the real ringmta binary on a free
 loopback port with its own queue directory, talk to it with real clients,
 stop it with SIGTERM and require a clean exit."""
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,3 +233,29 @@ def relay_server(make_server, sink, **kw):
                     retry_min="1h", retry_max="2h")
     settings.update(kw)
     return make_server(**settings).start()
+
+
+RIG = os.path.join(SRCDIR, "..", "shared", "rig")
+
+
+def postfix_usable():
+    """Whether the shared rig can bring up Debian's Postfix (needs root)."""
+    return (shutil.which("postfix") is not None and os.geteuid() == 0 and
+            os.path.exists(os.path.join(RIG, "postfix-up.sh")))
+
+
+@contextlib.contextmanager
+def postfix_next_hop(sink):
+    """Postfix (the rig's postfix-up.sh) on a free loopback port, relaying
+    everything to sink; yields its port and takes it down after."""
+    pport = free_port()
+    env = dict(os.environ, LISTEN="127.0.0.1:%d" % pport, RELAY="[127.0.0.1]:%d" % sink.port,
+               MAILLOG="none", PROCESS_LIMIT="20")
+    up = subprocess.run(["bash", os.path.join(RIG, "postfix-up.sh"), "--purge"], env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield pport
+    finally:
+        subprocess.run(["bash", os.path.join(RIG, "postfix-down.sh"), "--purge"],
+                       capture_output=True, timeout=120)
