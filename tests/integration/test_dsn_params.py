@@ -180,6 +180,29 @@ def test_notify_never_and_ret(make_server):
         sink.stop()
 
 
+def test_delay_notice_follows_notify(make_server):
+    sink = Sink()
+    try:
+        srv = relay_server(make_server, sink, retry_min="1s", retry_max="1s",
+                           delay_warning_time="1s")
+        send(srv, [("tempfail@never.example", ["NOTIFY=NEVER"]),
+                   ("tempfail@delay.example", ["NOTIFY=DELAY"]),
+                   ("tempfail@failure.example", ["NOTIFY=FAILURE"]),
+                   ("tempfail@default.example", [])],
+             sender="d@example.org", mail_opts=["ENVID=d1"])
+        assert sink.wait_for(1, timeout=15)
+        (warn,) = notices(sink, "d@example.org")
+        assert warn["Subject"] == "Delayed Mail (still being retried)"
+        per_msg, rcpts, parts = report(warn)
+        assert per_msg["Original-Envelope-Id"] == "d1"
+        assert sorted(r["Final-Recipient"] for r in rcpts) == [
+            "rfc822; tempfail@default.example", "rfc822; tempfail@delay.example"]
+        assert all(r["Action"] == "delayed" for r in rcpts)
+        assert parts[2].get_content_type() == "text/rfc822-headers"
+    finally:
+        sink.stop()
+
+
 @pytest.mark.skipif(not postfix_usable(), reason="needs root, postfix and ../shared/rig")
 def test_dsn_through_postfix(make_server):
     """ringmta -> Postfix (offers DSN) -> sink (does not). ringmta hands

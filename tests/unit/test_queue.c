@@ -718,6 +718,89 @@ static void test_upgrade(const char *dir)
 	queue_close(&q);
 }
 
+struct dsn_seen {
+	uint8_t ret, notify[2];
+	char envid[16], orcpt[32];
+	uint16_t attempts;
+};
+
+static void dsn_cb(void *ctx, uint64_t id, const struct qrecord *r)
+{
+	struct dsn_seen *s = ctx;
+	struct qrcpt rc;
+	size_t off = 0;
+
+	(void)id;
+	s->ret = r->dsn_ret;
+	snprintf(s->envid, sizeof(s->envid), "%.*s", (int)r->envid_len, r->envid);
+	for (int i = 0; i < 2 && qrecord_rcpt_next(r, &off, &rc); i++) {
+		s->notify[i] = rc.notify;
+		if (i == 0) {
+			snprintf(s->orcpt, sizeof(s->orcpt), "%.*s", (int)rc.orcpt_len, rc.orcpt);
+			s->attempts = rc.attempts;
+		}
+	}
+}
+
+/* A delivery result rewrites the record: the DSN parameters stay. */
+static void test_update_keeps_dsn(const char *dir)
+{
+	struct qrcpt rcpts[2] = {
+		{ .state = QRCPT_PENDING, .addr = "a@example.org", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_SUCCESS, .orcpt = "rfc822;A+2B@example.org", .orcpt_len = 23 },
+		{ .state = QRCPT_PENDING, .addr = "b@example.org", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_NEVER },
+	};
+	struct qrecord r = { .arrival = 1, .next_attempt = 77, .size = 5, .sender = "s@x.org",
+			     .sender_len = 7, .client = "c", .client_len = 1, .helo = "h",
+			     .helo_len = 1, .nrcpt = 2, .rcpts = rcpts, .dsn_ret = QRECORD_RET_FULL,
+			     .envid = "E+2B1", .envid_len = 5 };
+	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct done_count dc = { &wd, 0 };
+	unsigned char rec[256], key[8], skey[16];
+	MDB_val k = { 8, key }, v = { qrecord_encoded_size(&r), rec }, sk = { 16, skey },
+		sv = { 0, NULL };
+	struct queue_rcpt_update ru;
+	struct queue_update u;
+	struct dsn_seen seen;
+	struct queue *q;
+	MDB_txn *txn;
+	char err[256];
+
+	g_done = &dc;
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "dsn update: queue opens");
+	qrecord_encode(&r, rec);
+	queue_key_put(key, 43);
+	queue_key_put(skey, 77);
+	queue_key_put(skey + 8, 43);
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &txn) == 0 &&
+	       mdb_put(txn, q->q_meta, &k, &v, 0) == 0 &&
+	       mdb_put(txn, q->q_body, &k, &(MDB_val){ 5, "body\n" }, 0) == 0 &&
+	       mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 && mdb_txn_commit(txn) == 0,
+	       "dsn update: a v5 message with DSN parameters stored");
+	memset(&ru, 0, sizeof(ru));
+	ru.qru_state = QRCPT_PENDING;
+	ru.qru_next_attempt = 500;
+	ru.qru_reply = "451 4.3.0 later";
+	ru.qru_reply_len = 15;
+	memset(&u, 0, sizeof(u));
+	u.qu_id = 43;
+	u.qu_rcpts = &ru;
+	u.qu_nrcpt = 1;
+	u.qu_done = update_done;
+	queue_submit_update(q, &u);
+	wait_updates(&dc, 1);
+	memset(&seen, 0, sizeof(seen));
+	tap_ok(u.qu_status == 0 && queue_record_get(q, 43, dsn_cb, &seen) == 0 &&
+	       seen.attempts == 1, "dsn update: a deferral is stored");
+	tap_ok(seen.ret == QRECORD_RET_FULL && strcmp(seen.envid, "E+2B1") == 0 &&
+	       seen.notify[0] == QRCPT_NOTIFY_SUCCESS && seen.notify[1] == QRCPT_NOTIFY_NEVER &&
+	       strcmp(seen.orcpt, "rfc822;A+2B@example.org") == 0,
+	       "dsn update: RET, ENVID, NOTIFY and ORCPT are kept");
+	queue_close(&q);
+}
+
 /* A full map is "no storage" (-ENOSPC), and the queue goes on working. */
 static void test_map_full(const char *dir)
 {
@@ -905,6 +988,8 @@ int main(void)
 		test_isolation(sub);
 		snprintf(sub, sizeof(sub), "%s/upgrade", dir);
 		test_upgrade(sub);
+		snprintf(sub, sizeof(sub), "%s/dsnupd", dir);
+		test_update_keeps_dsn(sub);
 		snprintf(sub, sizeof(sub), "%s/full", dir);
 		test_map_full(sub);
 		snprintf(sub, sizeof(sub), "%s/fullupd", dir);
