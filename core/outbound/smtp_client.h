@@ -57,7 +57,8 @@ struct smtp_client_dsn {
 
 /*
  * One transaction: the owner's, with every pointer valid until the
- * txn_done callback; the client only reads it. The body is read from the
+ * txn_done callback; the client only reads it (but ct_mail_refused and
+ * ct_dsn_sent, which it sets). The body is read from the
  * queue by ct_id, window by window.
  */
 struct smtp_client_txn {
