@@ -7,6 +7,7 @@
 #define QREC_HDR (4 + 8 + 8 + 8 + 4 + 4)	/* magic .. nrcpt */
 #define QREC_STRIP (8 + 4)			/* v4: strip_off, strip_len */
 #define QREC_RCPT_FIXED (1 + 1 + 2 + 8 + 2 + 2)	/* + addr + reply */
+#define QREC_RCPT_DSN (1 + 2)			/* v5: notify, orcpt + its bytes */
 
 static unsigned char *put16(unsigned char *p, uint16_t v)
 {
@@ -63,10 +64,11 @@ static unsigned char *put_str(unsigned char *p, const char *s, uint16_t len)
 size_t qrecord_encoded_size(const struct qrecord *r)
 {
 	size_t n = QREC_HDR + 8 + r->sender_len + r->client_len + r->helo_len +
-		   r->pool_len + QREC_STRIP;
+		   r->pool_len + QREC_STRIP + 1 + 2 + r->envid_len;
 
 	for (uint32_t i = 0; i < r->nrcpt; i++)
-		n += QREC_RCPT_FIXED + r->rcpts[i].addr_len + r->rcpts[i].reply_len;
+		n += QREC_RCPT_FIXED + r->rcpts[i].addr_len + r->rcpts[i].reply_len +
+		     QREC_RCPT_DSN + r->rcpts[i].orcpt_len;
 	return n;
 }
 
@@ -86,6 +88,8 @@ void qrecord_encode(const struct qrecord *r, void *buf)
 	p = put_str(p, r->pool, r->pool_len);
 	p = put64(p, r->strip_off);
 	p = put32(p, r->strip_len);
+	*p++ = r->dsn_ret;
+	p = put_str(p, r->envid, r->envid_len);
 	for (uint32_t i = 0; i < r->nrcpt; i++) {
 		const struct qrcpt *rc = &r->rcpts[i];
 
@@ -95,6 +99,8 @@ void qrecord_encode(const struct qrecord *r, void *buf)
 		p = put64(p, rc->next_attempt);
 		p = put_str(p, rc->addr, rc->addr_len);
 		p = put_str(p, rc->reply, rc->reply_len);
+		*p++ = rc->notify;
+		p = put_str(p, rc->orcpt, rc->orcpt_len);
 	}
 }
 
@@ -126,6 +132,8 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 	if (len < QREC_HDR)
 		return -EBADMSG;
 	if (get32(b) == QRECORD_MAGIC)
+		r_r->version = 5;
+	else if (get32(b) == QRECORD_MAGIC_V4)
 		r_r->version = 4;
 	else if (get32(b) == QRECORD_MAGIC_V3)
 		r_r->version = 3;
@@ -153,6 +161,16 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 	} else {
 		r_r->pool = "";
 	}
+	if (r_r->version >= 5) {
+		if (len - off < 1)
+			return -EBADMSG;
+		r_r->dsn_ret = b[off++];
+		if (r_r->dsn_ret > QRECORD_RET_HDRS ||
+		    get_str(b, len, &off, &r_r->envid, &r_r->envid_len) < 0)
+			return -EBADMSG;
+	} else {
+		r_r->envid = "";
+	}
 	r_r->rcpt_data = b + off;
 	r_r->rcpt_len = len - off;
 	/* Walk once so qrecord_rcpt_next can trust the lengths. */
@@ -170,6 +188,13 @@ int qrecord_decode(const void *buf, size_t len, struct qrecord *r_r)
 		if (get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0 ||
 		    get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0)
 			return -EBADMSG;
+		if (r_r->version >= 5) {
+			if (r_r->rcpt_len - roff < 1 || r_r->rcpt_data[roff] > 0x0f)
+				return -EBADMSG;
+			roff++;
+			if (get_str(r_r->rcpt_data, r_r->rcpt_len, &roff, &a, &alen) < 0)
+				return -EBADMSG;
+		}
 	}
 	if (roff != r_r->rcpt_len)
 		return -EBADMSG;
@@ -192,5 +217,15 @@ int qrecord_rcpt_next(const struct qrecord *r, size_t *off, struct qrcpt *rc_r)
 	rc_r->reply_len = get16(p + 14 + rc_r->addr_len);
 	rc_r->reply = (const char *)p + 16 + rc_r->addr_len;
 	*off += QREC_RCPT_FIXED + rc_r->addr_len + rc_r->reply_len;
+	rc_r->notify = 0;
+	rc_r->orcpt = NULL;
+	rc_r->orcpt_len = 0;
+	if (r->version >= 5) {
+		p = r->rcpt_data + *off;
+		rc_r->notify = p[0];
+		rc_r->orcpt_len = get16(p + 1);
+		rc_r->orcpt = (const char *)p + 3;
+		*off += QREC_RCPT_DSN + rc_r->orcpt_len;
+	}
 	return 1;
 }

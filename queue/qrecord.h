@@ -7,18 +7,20 @@
  * reported, never read past. Decoding copies nothing: the views live as
  * long as the bytes given (an LMDB read transaction).
  *
- * Versions: encode always writes "RMQ4"; decode reads "RMQ4" and the
- * previous release's "RMQ3" (a queue written before an upgrade still
- * delivers), handing back the fields v3 lacks as zero / "" (no class, the
- * default pool, nothing to strip).
+ * Versions: encode always writes "RMQ5"; decode reads "RMQ5" and the
+ * previous releases' "RMQ4" and "RMQ3" (a queue written before an
+ * upgrade still delivers), handing back the fields they lack as zero /
+ * "" (no class, the default pool, nothing to strip, no DSN parameters).
  *
- * Layout (v4; v3 is the same without pool, strip_off and strip_len, and
- * its byte after each recipient's state is padding, read as class 0):
+ * Layout (v5; v4 is the same without dsn_ret, envid, and each
+ * recipient's notify and orcpt; v3 is v4 without pool, strip_off and
+ * strip_len, and its byte after each recipient's state is padding, read
+ * as class 0):
  *   magic u32, arrival u64, next_attempt u64, size u64, flags u32,
  *   nrcpt u32, sender str, client str, helo str, pool str,
- *   strip_off u64, strip_len u32,
+ *   strip_off u64, strip_len u32, dsn_ret u8, envid str,
  *   nrcpt x { state u8, bclass u8, attempts u16, next_attempt u64,
- *             addr str, reply str }
+ *             addr str, reply str, notify u8, orcpt str }
  * where str is a u16 length and that many bytes.
  */
 #ifndef RINGMTA_QRECORD_H
@@ -27,7 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QRECORD_MAGIC 0x34514d52u	/* "RMQ4", what encode writes */
+#define QRECORD_MAGIC 0x35514d52u	/* "RMQ5", what encode writes */
+#define QRECORD_MAGIC_V4 0x34514d52u	/* "RMQ4", still decoded */
 #define QRECORD_MAGIC_V3 0x33514d52u	/* "RMQ3", still decoded */
 #define QRECORD_F_8BIT		0x01u
 #define QRECORD_F_SMTPUTF8	0x02u
@@ -41,6 +44,16 @@
 /* Received: fields, the receiving MTA's included, at which a message is
  * looping: it is bounced 5.4.6, not delivered (Postfix's hopcount_limit). */
 #define QRECORD_HOPCOUNT_LIMIT	50u
+
+/* DSN parameters (RFC 3461) as received: the message's RET= and each
+ * recipient's NOTIFY= (bits); 0 = not given. Values as in
+ * core/wire/smtp_cmd.h. */
+#define QRECORD_RET_FULL	1u
+#define QRECORD_RET_HDRS	2u
+#define QRCPT_NOTIFY_SUCCESS	0x01u
+#define QRCPT_NOTIFY_FAILURE	0x02u
+#define QRCPT_NOTIFY_DELAY	0x04u
+#define QRCPT_NOTIFY_NEVER	0x08u
 
 enum qrcpt_state {
 	QRCPT_PENDING = 0,
@@ -59,6 +72,11 @@ struct qrcpt {
 	/* Bounce class of the last failure or deferral (core/bounce's enum
 	 * bclass, opaque here); 0 = none yet. */
 	uint8_t bclass;
+	/* DSN (v5): NOTIFY= bits (QRCPT_NOTIFY_*, 0 = not given) and ORCPT=
+	 * as received ("addr-type;xtext", len 0 = none). */
+	uint8_t notify;
+	const char *orcpt;
+	uint16_t orcpt_len;
 };
 
 struct qrecord {
@@ -85,7 +103,12 @@ struct qrecord {
 	const struct qrcpt *rcpts;
 	const unsigned char *rcpt_data;	/* decode only */
 	size_t rcpt_len;		/* decode only */
-	uint8_t version;		/* decode only: 3 or 4 */
+	uint8_t version;		/* decode only: 3, 4 or 5 */
+	/* DSN (v5): RET= (QRECORD_RET_*, 0 = not given) and ENVID= as
+	 * received (xtext; len 0 = none). */
+	uint8_t dsn_ret;
+	const char *envid;
+	uint16_t envid_len;
 };
 
 size_t qrecord_encoded_size(const struct qrecord *r);

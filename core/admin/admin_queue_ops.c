@@ -252,35 +252,52 @@ static void admin_ops_date(uint64_t us, char *buf, size_t len)
 }
 
 /* The DSN for a bounced message: every pending recipient failed with the
- * operator's reason (RFC 3464, through the delivery's builder). NULL on
- * failure. */
+ * operator's reason (RFC 3464, through the delivery's builder), as
+ * RFC 3461 asks: not for a recipient whose NOTIFY leaves FAILURE out,
+ * with its ORCPT, the ENVID and, on RET=FULL, the whole message. NULL
+ * on failure, or with *none_r set when no recipient wants a notice. */
 static struct queue_msg *admin_ops_dsn(struct admin_ops *o, uint64_t id, const struct qrecord *r,
-				       const char *sender)
+				       const char *sender, bool *none_r)
 {
-	struct dsn_rcpt *dr = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*dr));
-	char **addrs = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*addrs));
+	unsigned cap = r->nrcpt ? r->nrcpt : 1;
+	struct dsn_rcpt *dr = calloc(cap, sizeof(*dr));
+	char **addrs = calloc(cap, sizeof(*addrs)), **orcpts = calloc(cap, sizeof(*orcpts));
 	char arrival[40], date[40], ids[17], diag[ADMIN_OPS_REASON_MAX + 64];
+	char *envid = NULL;
 	struct queue_msg *b = NULL;
 	struct dsn_msg dm;
 	struct qrcpt c;
 	size_t off = 0;
 	unsigned n = 0;
 
-	if (dr == NULL || addrs == NULL)
+	*none_r = false;
+	if (dr == NULL || addrs == NULL || orcpts == NULL)
 		goto out;
 	snprintf(diag, sizeof(diag), "returned by the mail administrator: %s", o->reason);
 	while (qrecord_rcpt_next(r, &off, &c)) {
-		if (c.state != QRCPT_PENDING)
+		if (c.state != QRCPT_PENDING ||
+		    (c.notify != 0 && !(c.notify & QRCPT_NOTIFY_FAILURE)))
 			continue;
 		addrs[n] = strndup(c.addr, c.addr_len);
 		if (addrs[n] == NULL)
 			goto out;
+		if (c.orcpt_len > 0 && (orcpts[n] = strndup(c.orcpt, c.orcpt_len)) == NULL) {
+			n++;
+			goto out;
+		}
 		dr[n].dr_addr = addrs[n];
 		dr[n].dr_action = DSN_FAILED;
 		dr[n].dr_status = "5.0.0";
 		dr[n].dr_diag = diag;
+		dr[n].dr_orcpt = orcpts[n];
 		n++;
 	}
+	if (n == 0) {
+		*none_r = true;
+		goto out;
+	}
+	if (r->envid_len > 0 && (envid = strndup(r->envid, r->envid_len)) == NULL)
+		goto out;
 	queue_id_str(id, ids);
 	admin_ops_date(r->arrival, arrival, sizeof(arrival));
 	admin_ops_date(o->now, date, sizeof(date));
@@ -292,12 +309,17 @@ static struct queue_msg *admin_ops_dsn(struct admin_ops *o, uint64_t id, const s
 	dm.dm_date = date;
 	dm.dm_rcpts = dr;
 	dm.dm_nrcpt = n;
+	dm.dm_envid = envid;
 	b = delivery_dsn_msg(o->aq->aq_cfg, o->aq->aq_queue, id, &dm, admin_ops_next_id(o->aq),
-			     o->now);
+			     o->now, r->dsn_ret == QRECORD_RET_FULL);
 out:
-	for (unsigned i = 0; addrs != NULL && i < n; i++)
+	for (unsigned i = 0; addrs != NULL && i < n; i++) {
 		free(addrs[i]);
+		free(orcpts[i]);
+	}
 	free(addrs);
+	free(orcpts);
+	free(envid);
 	free(dr);
 	return b;
 }
@@ -356,14 +378,16 @@ static void admin_ops_build(void *ctx, uint64_t id, const struct qrecord *r)
 	up->u.qu_nrcpt = n;
 	if (o->op == ADMIN_OP_BOUNCE && r->sender_len > 0) {
 		/* Never a bounce to the null sender (RFC 5321 section 4.5.5). */
+		bool none = false;
+
 		up->sender = strndup(r->sender, r->sender_len);
 		if (up->sender != NULL)
-			up->dsn = admin_ops_dsn(o, id, r, up->sender);
-		if (up->dsn == NULL) {
+			up->dsn = admin_ops_dsn(o, id, r, up->sender, &none);
+		if (up->dsn == NULL && !none) {
 			up->skip = true;	/* no DSN, no bounce */
 			return;
 		}
-		up->u.qu_new = up->dsn;
+		up->u.qu_new = up->dsn;	/* NULL: NOTIFY asked for none */
 	}
 }
 

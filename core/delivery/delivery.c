@@ -171,7 +171,9 @@ static void dlv_msg_free(struct dlv_msg *m)
 		free(m->dm_rcpts[i].dr_reply);
 		free(m->dm_rcpts[i].dr_site);
 		free(m->dm_rcpts[i].dr_source);
+		free((char *)m->dm_rcpts[i].dr_dsn.cd_orcpt);
 	}
+	free(m->dm_envid);
 	free(m->dm_rcpts);
 	free(m->dm_sender);
 	free(m->dm_pool);
@@ -356,6 +358,11 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 	m->dm_pool = strndup(r->pool != NULL ? r->pool : "", r->pool != NULL ? r->pool_len : 0);
 	m->dm_strip_off = r->strip_off;
 	m->dm_strip_len = r->strip_len;
+	m->dm_dsn_ret = r->dsn_ret;
+	if (r->envid_len > 0 && (m->dm_envid = strndup(r->envid, r->envid_len)) == NULL) {
+		dlv_msg_free(m);
+		return;
+	}
 	m->dm_nrcpt = r->nrcpt;
 	m->dm_rcpts = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_rcpts));
 	if (m->dm_sender == NULL || m->dm_rcpts == NULL || m->dm_pool == NULL) {
@@ -367,6 +374,12 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 
 		dr->dr_addr = strndup(rc.addr, rc.addr_len);
 		dr->dr_attempts = rc.attempts;
+		dr->dr_dsn.cd_notify = rc.notify;
+		if (rc.orcpt_len > 0 && dr->dr_addr != NULL &&
+		    (dr->dr_dsn.cd_orcpt = strndup(rc.orcpt, rc.orcpt_len)) == NULL) {
+			free(dr->dr_addr);
+			dr->dr_addr = NULL;	/* not now: the next scan tries again */
+		}
 		/* Only pending recipients whose time has come take part. */
 		dr->dr_result = (rc.state == QRCPT_PENDING && dr->dr_addr != NULL) ?
 				DLV_R_NONE : 0xff;
@@ -406,7 +419,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 			j = calloc(1, sizeof(*j));
 			if (j == NULL || (j->dj_nexthop = strdup(hop)) == NULL ||
 			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL ||
-			    (j->dj_addrs = calloc(m->dm_nrcpt, sizeof(char *))) == NULL) {
+			    (j->dj_addrs = calloc(m->dm_nrcpt, sizeof(char *))) == NULL ||
+			    (j->dj_dsn = calloc(m->dm_nrcpt, sizeof(*j->dj_dsn))) == NULL) {
 				if (j != NULL)
 					dlv_job_free(j);
 				continue;	/* retried by the next scan */
@@ -415,6 +429,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 			jobs[njobs++] = j;
 		}
 		j->dj_addrs[j->dj_nrcpt] = m->dm_rcpts[i].dr_addr;
+		j->dj_dsn[j->dj_nrcpt] = m->dm_rcpts[i].dr_dsn;
 		j->dj_rcpts[j->dj_nrcpt++] = i;
 	}
 	/* Recipients not taking part keep their stored state. */
@@ -441,6 +456,9 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		t->ct_flags = m->dm_flags;
 		t->ct_nrcpt = jobs[k]->dj_nrcpt;
 		t->ct_rcpts = jobs[k]->dj_addrs;
+		t->ct_dsn = jobs[k]->dj_dsn;
+		t->ct_dsn_ret = m->dm_dsn_ret;
+		t->ct_envid = m->dm_envid;
 		t->ct_strip_off = m->dm_strip_off;
 		t->ct_strip_len = m->dm_strip_len;
 

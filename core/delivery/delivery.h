@@ -76,6 +76,11 @@ struct dlv_rcpt {
 	 * hop and the source of the job that gave the outcome. */
 	char *dr_site;
 	char *dr_source;
+	/* DSN (RFC 3461): NOTIFY= and ORCPT= as stored (dr_dsn.cd_orcpt
+	 * owned), and whether the next hop that took the recipient was
+	 * handed them (it offered DSN): then it, not we, reports success. */
+	struct smtp_client_dsn dr_dsn;
+	bool dr_dsn_passed;
 };
 
 /* One message in this round; shared by its jobs' workers. */
@@ -89,6 +94,8 @@ struct dlv_msg {
 	char *dm_pool;			/* owned: source pool; "" = default */
 	uint64_t dm_strip_off;		/* header left out when sending */
 	uint32_t dm_strip_len;
+	uint8_t dm_dsn_ret;		/* RET= (QRECORD_RET_*), 0 = none */
+	char *dm_envid;			/* owned: ENVID= xtext, or NULL */
 	uint32_t dm_nrcpt;
 	struct dlv_rcpt *dm_rcpts;	/* all, in record order */
 	atomic_uint dm_parts_left;
@@ -107,6 +114,7 @@ struct dlv_job {
 	char *dj_nexthop;		/* owned: domain or relayhost */
 	uint32_t *dj_rcpts;		/* indexes into dm_rcpts */
 	const char **dj_addrs;		/* owned array: their addresses */
+	struct smtp_client_dsn *dj_dsn;	/* owned array: their DSN parameters */
 	unsigned dj_nrcpt;
 	struct smtp_client_txn dj_txn;	/* what a session sends (dj_addrs) */
 	/* Shaping: the source picked from the message's pool (owned; NULL
@@ -268,13 +276,15 @@ int delivery_site_limits(struct delivery *d, const char *site, const char *provi
 /*
  * A DSN as a message to queue (delivery_result.c; the admin API's bounce
  * uses it too): dm filled but for the message id and the original header
- * (read here from message orig_id); the DSN goes from the null sender to
+ * (read here from message orig_id; the whole message too when ret_full:
+ * RET=FULL, RFC 3461); the DSN goes from the null sender to
  * dm->dm_to (which must live until the commit) under queue id new_id.
  * NULL when memory runs out. Free with delivery_dsn_msg_free().
  */
 struct dsn_msg;
 struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, uint64_t orig_id,
-				   struct dsn_msg *dm, uint64_t new_id, uint64_t now);
+				   struct dsn_msg *dm, uint64_t new_id, uint64_t now,
+				   bool ret_full);
 void delivery_dsn_msg_free(struct queue_msg **m);
 
 /* Scheduler side, called by workers: a message's round is over. */

@@ -6,6 +6,13 @@
  * per recipient, builds a bounce (RFC 3464) for new failures unless the
  * sender is null, and submits it all as one queue update.
  *
+ * The DSN parameters (RFC 3461) say which outcomes get a notice
+ * (dres_notice): NOTIFY=NEVER none, no NOTIFY the failures and delays,
+ * NOTIFY=SUCCESS a "relayed" notice when the next hop did not offer DSN
+ * (one that did was handed the request and reports itself, RFC 3461
+ * 6.2.6); RET=FULL returns the whole message with a failure, ENVID and
+ * ORCPT are named in the report.
+ *
  * Every failed or deferred recipient gets a bounce class (core/bounce)
  * unless the engine set one: it is stored with the recipient, logged
  * (class=), counted and named in the DSN. A recipient that failed with a
@@ -96,7 +103,8 @@ static void dres_mta_name(const char *remote, char *out, size_t len)
 }
 
 struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, uint64_t orig_id,
-				   struct dsn_msg *dm, uint64_t new_id, uint64_t now)
+				   struct dsn_msg *dm, uint64_t new_id, uint64_t now,
+				   bool ret_full)
 {
 	struct queue_msg *b = calloc(1, sizeof(*b));
 	struct iovec *iov = calloc(1, sizeof(*iov));
@@ -113,6 +121,10 @@ struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, ui
 	if (queue_body_get(q, orig_id, &body) == 0) {
 		dm->dm_orig_headers = body.qb_data;
 		dm->dm_orig_headers_len = dsn_header_len(body.qb_data, body.qb_len);
+		if (ret_full) {
+			dm->dm_orig = body.qb_data;
+			dm->dm_orig_len = body.qb_len;
+		}
 		len = dsn_build(dm, &text);
 		queue_body_release(&body);
 	} else {
@@ -120,6 +132,7 @@ struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, ui
 	}
 	dm->dm_message_id = NULL;
 	dm->dm_orig_headers = NULL;
+	dm->dm_orig = NULL;
 	if (len < 0)
 		goto fail;
 	rc->state = QRCPT_PENDING;
@@ -173,8 +186,29 @@ void delivery_dsn_msg_free(struct queue_msg **mp)
 	*mp = NULL;
 }
 
-/* A DSN for the recipients that failed this round, and, when warn is
- * set, those deferred (a delay warning). */
+/*
+ * The notice (enum dsn_action) r's outcome this round asks for, or -1:
+ * a failure unless NOTIFY leaves FAILURE out, a deferral when warn and
+ * NOTIFY allows DELAY (no NOTIFY means FAILURE,DELAY), a success only on
+ * NOTIFY=SUCCESS and only when the next hop was not handed it.
+ */
+static int dres_notice(const struct dlv_rcpt *r, bool warn)
+{
+	uint8_t n = r->dr_dsn.cd_notify;
+
+	switch (r->dr_result) {
+	case DLV_R_FAILED:
+		return n == 0 || (n & QRCPT_NOTIFY_FAILURE) ? DSN_FAILED : -1;
+	case DLV_R_DEFERRED:
+		return warn && (n == 0 || (n & QRCPT_NOTIFY_DELAY)) ? DSN_DELAYED : -1;
+	case DLV_R_SENT:
+		return (n & QRCPT_NOTIFY_SUCCESS) && !r->dr_dsn_passed ? DSN_RELAYED : -1;
+	}
+	return -1;
+}
+
+/* A DSN for the recipients whose outcome this round asks for one
+ * (dres_notice), failures, delays (when warn is set) and successes. */
 static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, uint64_t now,
 				     bool warn)
 {
@@ -184,7 +218,7 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	struct dsn_msg dm;
 	struct queue_msg *b;
 	char arrival[40], date[40], ids[17];
-	unsigned n = 0;
+	unsigned n = 0, nfailed = 0;
 
 	dr = calloc(m->dm_nrcpt, sizeof(*dr));
 	mta = calloc(m->dm_nrcpt, sizeof(*mta));
@@ -195,13 +229,17 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	}
 	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
 		struct dlv_rcpt *r = &m->dm_rcpts[i];
+		int action = dres_notice(r, warn);
 
-		if (r->dr_result != DLV_R_FAILED && !(warn && r->dr_result == DLV_R_DEFERRED))
+		if (action < 0)
 			continue;
+		nfailed += action == DSN_FAILED;
 		dr[n].dr_addr = r->dr_addr;
-		dr[n].dr_action = r->dr_result == DLV_R_FAILED ? DSN_FAILED : DSN_DELAYED;
+		dr[n].dr_action = (enum dsn_action)action;
 		dr[n].dr_status = r->dr_ecode[0] ? r->dr_ecode :
-				  r->dr_result == DLV_R_FAILED ? "5.0.0" : "4.0.0";
+				  action == DSN_FAILED ? "5.0.0" :
+				  action == DSN_DELAYED ? "4.0.0" : "2.0.0";
+		dr[n].dr_orcpt = r->dr_dsn.cd_orcpt;
 		dres_mta_name(r->dr_remote, mta[n], sizeof(mta[n]));
 		dr[n].dr_remote_mta = mta[n][0] ? mta[n] : NULL;
 		dr[n].dr_remote_addr = r->dr_remote[0] ? r->dr_remote : NULL;
@@ -221,14 +259,16 @@ static struct queue_msg *dres_bounce(struct dlv_worker *w, struct dlv_msg *m, ui
 	dm.dm_date = date;
 	dm.dm_rcpts = dr;
 	dm.dm_nrcpt = n;
+	dm.dm_envid = m->dm_envid;
 	b = delivery_dsn_msg(cfg, w->w_queue, m->dm_id, &dm,
-			     w->w_env->de_next_id(w->w_env->de_arg, w->w_index), now);
+			     w->w_env->de_next_id(w->w_env->de_arg, w->w_index), now,
+			     m->dm_dsn_ret == QRECORD_RET_FULL);
 	free(dr);
 	free(mta);
 	if (b == NULL)
 		return NULL;
 	log_msg(LOG_INFO, "%s id=%016" PRIx64 " for=%s to=<%s> recipients=%u",
-		warn ? "dsn" : "bounce", b->qm_id, ids, m->dm_sender, n);
+		nfailed > 0 ? "bounce" : "dsn", b->qm_id, ids, m->dm_sender, n);
 	return b;
 }
 
@@ -399,7 +439,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 {
 	const struct config *cfg = w->w_cfg;
 	uint64_t now = dres_now_us();
-	unsigned n = 0, failed = 0, deferred = 0, nsup = 0;
+	unsigned n = 0, failed = 0, deferred = 0, nsup = 0, notices = 0, delays = 0, fails = 0;
 	struct queue_suppress *sup;
 	bool warn;
 	char ids[17];
@@ -451,7 +491,14 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	warn = deferred > 0 && cfg->delay_warning_time > 0 &&
 	       !(m->dm_flags & QRECORD_F_DELAY_WARNED) &&
 	       now >= m->dm_arrival + (uint64_t)cfg->delay_warning_time * 1000000u;
-	if ((failed > 0 || warn) && m->dm_sender[0] != '\0') {
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+		int action = dres_notice(&m->dm_rcpts[i], warn);
+
+		notices += action >= 0;
+		delays += action == DSN_DELAYED;
+		fails += action == DSN_FAILED;
+	}
+	if (notices > 0 && m->dm_sender[0] != '\0') {
 		m->dm_bounce = dres_bounce(w, m, now, warn);
 		if (m->dm_bounce != NULL)
 			stat_inc(&w->w_bounces);
@@ -464,7 +511,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 				  sup[i].qs_scope_len ? sup[i].qs_scope : "global");
 	if (m->dm_bounce != NULL)
 		events_dsn(w->w_env->de_events, &m->dm_events, m->dm_id, m->dm_bounce->qm_id,
-			   failed > 0 ? "bounce" : "delay", m->dm_sender);
+			   fails > 0 ? "bounce" : delays > 0 ? "delay" : "success", m->dm_sender);
 	memset(&m->dm_update, 0, sizeof(m->dm_update));
 	m->dm_update.qu_id = m->dm_id;
 	m->dm_update.qu_rcpts = m->dm_updates;
@@ -472,7 +519,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	m->dm_update.qu_new = m->dm_bounce;
 	m->dm_update.qu_suppress = sup;
 	m->dm_update.qu_nsuppress = nsup;
-	if (warn && m->dm_bounce != NULL)
+	if (delays > 0 && m->dm_bounce != NULL)
 		m->dm_update.qu_set_flags = QRECORD_F_DELAY_WARNED;
 	m->dm_update.qu_done = dres_update_done;
 	m->dm_update.qu_events = m->dm_events;

@@ -40,6 +40,7 @@ void dlv_job_free(struct dlv_job *j)
 	free(j->dj_nexthop);
 	free(j->dj_rcpts);
 	free(j->dj_addrs);
+	free(j->dj_dsn);
 	free(j);
 }
 
@@ -265,7 +266,8 @@ static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 
 	if (t == NULL || (t->dj_nexthop = strdup(j->dj_nexthop)) == NULL ||
 	    (t->dj_rcpts = calloc(n, sizeof(uint32_t))) == NULL ||
-	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL) {
+	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL ||
+	    (t->dj_dsn = calloc(n, sizeof(*t->dj_dsn))) == NULL) {
 		if (t != NULL)
 			dlv_job_free(t);
 		return false;
@@ -277,11 +279,13 @@ static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 	}
 	memcpy(t->dj_rcpts, j->dj_rcpts + max, n * sizeof(uint32_t));
 	memcpy(t->dj_addrs, j->dj_addrs + max, n * sizeof(char *));
+	memcpy(t->dj_dsn, j->dj_dsn + max, n * sizeof(*t->dj_dsn));
 	t->dj_msg = j->dj_msg;
 	t->dj_nrcpt = n;
 	t->dj_txn = j->dj_txn;
 	t->dj_txn.ct_nrcpt = n;
 	t->dj_txn.ct_rcpts = t->dj_addrs;
+	t->dj_txn.ct_dsn = t->dj_dsn;
 	j->dj_nrcpt = max;
 	j->dj_txn.ct_nrcpt = max;
 	/* One more part of the message to wait for before its update. */
@@ -685,6 +689,8 @@ static void dlv_cl_rcpt_result(void *ctx, struct smtp_client_txn *t, unsigned k,
 
 	(void)ctx;
 	dlv_rcpt_result(j, k, (enum dlv_result)res, reply, ecode, remote, t->ct_mail_refused);
+	if (res == SMTP_CLIENT_R_SENT)
+		j->dj_msg->dm_rcpts[j->dj_rcpts[k]].dr_dsn_passed = t->ct_dsn_sent;
 	if (tls != NULL)
 		dlv_rcpt_tls(j, k, tls);
 }

@@ -126,17 +126,21 @@ static size_t smtp_line_limit(const struct smtp_session *s, const char *p, size_
 	memcpy(head + n, p, k);
 	if (n + k == sizeof(head) && strncasecmp(head, "AUTH ", sizeof(head)) == 0)
 		return SMTP_AUTH_LINE_MAX;
+	if (n + k == sizeof(head) && (strncasecmp(head, "MAIL ", sizeof(head)) == 0 ||
+				      strncasecmp(head, "RCPT ", sizeof(head)) == 0))
+		return SMTP_PATH_LINE_MAX;
 	return SMTP_CMD_LINE_MAX;
 }
 
 /*
  * Room for a partial line of need octets: 512 for a command, grown to the
- * AUTH limit only when a SASL line needs it, so a slow client's partial
+ * MAIL/RCPT limit or the AUTH limit only when a line needs it, so a slow client's partial
  * command costs no more than a command. -1 (session closed) without memory.
  */
 static int smtp_line_reserve(struct smtp_session *s, size_t need)
 {
-	size_t cap = need <= SMTP_CMD_LINE_MAX ? SMTP_CMD_LINE_MAX : SMTP_AUTH_LINE_MAX;
+	size_t cap = need <= SMTP_CMD_LINE_MAX ? SMTP_CMD_LINE_MAX :
+		     need <= SMTP_PATH_LINE_MAX ? SMTP_PATH_LINE_MAX : SMTP_AUTH_LINE_MAX;
 	char *n;
 
 	if (s->s_line != NULL && s->s_line_cap >= need)

@@ -44,6 +44,9 @@
 #include "queue/queue.h"
 
 #define SMTP_CMD_LINE_MAX 512	/* RFC 5321 4.5.3.1.4, including CRLF */
+/* MAIL and RCPT may be longer by their DSN parameters (RFC 3461 section
+ * 5: ENVID and RET 100 octets more, ORCPT and NOTIFY 500). */
+#define SMTP_PATH_LINE_MAX (SMTP_CMD_LINE_MAX + 600)
 #define SMTP_AUTH_LINE_MAX 12288 /* RFC 4954 section 4 */
 
 struct tls_conn;
@@ -80,11 +83,13 @@ struct smtp_txn {
 	char *t_sender;			/* owned; NUL-terminated */
 	uint16_t t_sender_len;
 	bool t_smtputf8;
+	uint8_t t_dsn_ret;		/* RET= (QRECORD_RET_*), 0 = none */
+	char *t_envid;			/* owned: ENVID= xtext, or NULL */
 	bool t_bdat;			/* BDAT used: DATA no longer allowed */
 	bool t_bdat_discard;		/* chunk being read only to skip it */
 	uint64_t t_bdat_left;		/* octets left in the current chunk */
 	bool t_bdat_last;
-	struct qrcpt *t_rcpts;		/* addr strings owned */
+	struct qrcpt *t_rcpts;		/* addr and orcpt strings owned */
 	uint32_t t_nrcpt, t_rcpt_cap;
 	uint32_t t_overshoot;		/* RCPTs refused past max_recipients */
 	uint32_t t_ndropped;		/* RCPTs taken and dropped (suppression =

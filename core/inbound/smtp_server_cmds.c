@@ -4,6 +4,7 @@
  * needs); a handler first checks (syntax and policy, answering the
  * error) and then acts.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,8 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_cmd *cmd, 
 			snprintf(auth, sizeof(auth), "250-AUTH %s\r\n", mechs);
 		}
 		smtp_server_reply(s, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-				  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n%s%s%s%s250 HELP",
+				  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n"
+				  "%s%s%s%s250 HELP",
 				  cfg->hostname, (unsigned long long)cfg->max_message_size,
 				  cfg->smtputf8 ? "250-SMTPUTF8\r\n" : "",
 				  cfg->chunking ? "250-CHUNKING\r\n" : "",
@@ -91,6 +93,13 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	cmd_helo_common(s, cmd, true);
 }
+
+/* The parser's DSN values are stored as they are. */
+static_assert(SMTP_DSN_RET_FULL == QRECORD_RET_FULL && SMTP_DSN_RET_HDRS == QRECORD_RET_HDRS &&
+	      SMTP_DSN_NOTIFY_SUCCESS == QRCPT_NOTIFY_SUCCESS &&
+	      SMTP_DSN_NOTIFY_FAILURE == QRCPT_NOTIFY_FAILURE &&
+	      SMTP_DSN_NOTIFY_DELAY == QRCPT_NOTIFY_DELAY &&
+	      SMTP_DSN_NOTIFY_NEVER == QRCPT_NOTIFY_NEVER, "DSN values of smtp_cmd and qrecord");
 
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
@@ -119,9 +128,17 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
 		return;
 	}
+	if (cmd->envid.len > 0 &&
+	    (t->t_envid = smtp_strndup(cmd->envid.p, cmd->envid.len)) == NULL) {
+		free(t->t_sender);
+		free(t);
+		smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
 	t->t_sess = s;
 	t->t_sender_len = (uint16_t)cmd->path.len;
 	t->t_smtputf8 = cmd->smtputf8;
+	t->t_dsn_ret = cmd->dsn_ret;
 	s->s_txn = t;
 	if (smtp_spf_wanted(s)) {
 		smtp_spf_start(s);	/* it answers */
@@ -243,6 +260,16 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	rc->addr_len = (uint16_t)cmd->path.len;
+	if (cmd->orcpt.len > 0) {
+		rc->orcpt = smtp_strndup(cmd->orcpt.p, cmd->orcpt.len);
+		if (rc->orcpt == NULL) {
+			free((char *)rc->addr);
+			smtp_server_reply(s, "452 4.3.1 Insufficient system storage");
+			return;
+		}
+		rc->orcpt_len = (uint16_t)cmd->orcpt.len;
+	}
+	rc->notify = cmd->dsn_notify;
 	rc->state = QRCPT_PENDING;
 	t->t_nrcpt++;
 	smtp_server_reply(s, "250 2.1.5 Ok");

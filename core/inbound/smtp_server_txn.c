@@ -44,8 +44,12 @@ void smtp_server_txn_free(struct smtp_env *env, struct smtp_txn *t)
 	for (unsigned i = 0; i < t->t_nbufs; i++)
 		bufpool_unref(env->e_bufs, t->t_bufs[i]);
 	for (uint32_t i = 0; i < t->t_nrcpt; i++)
+	{
 		free((char *)t->t_rcpts[i].addr);
+		free((char *)t->t_rcpts[i].orcpt);
+	}
 	free(t->t_rcpts);
+	free(t->t_envid);
 	free(t->t_iov);
 	free(t->t_bufs);
 	free(t->t_prefix);
@@ -333,6 +337,9 @@ void smtp_server_message_done(struct smtp_session *s)
 			  (s->s_data.hops + 1u >= QRECORD_HOPCOUNT_LIMIT ? QRECORD_F_LOOPING : 0);
 	m->qm_rec.sender = t->t_sender;
 	m->qm_rec.sender_len = t->t_sender_len;
+	m->qm_rec.dsn_ret = t->t_dsn_ret;
+	m->qm_rec.envid = t->t_envid;
+	m->qm_rec.envid_len = t->t_envid ? (uint16_t)strlen(t->t_envid) : 0;
 	m->qm_rec.client = s->s_addr;
 	m->qm_rec.client_len = (uint16_t)strlen(s->s_addr);
 	m->qm_rec.helo = s->s_helo ? s->s_helo : "";

@@ -29,6 +29,13 @@
  *     (delayed). NULL strings are empty; empty optional fields
  *     (Date, Message-ID, To, Arrival-Date, Remote-MTA, Last-Attempt-Date,
  *     Diagnostic-Code) are left out.
+ *   - ENVID and ORCPT are written xtext-decoded (as Postfix does), then
+ *     cleaned like any other value; an ORCPT's UTF-8 is kept only in an
+ *     international report. A relayed or delivered recipient's missing
+ *     status is 2.0.0.
+ *   - RET=FULL (dm_orig) returns the whole message, normalised as the
+ *     header section is (below) but going on past the empty line, whose
+ *     over-long body lines are broken without a leading space.
  *   - Of dm_orig_headers only what precedes an empty line is returned;
  *     bare LF and CR LF both end a line, a stray CR or NUL is dropped and
  *     a line longer than DSN_ORIG_LINE_MAX continues on the next line
@@ -37,6 +44,7 @@
  */
 #include "core/message/dsn.h"
 #include "core/base/utf8.h"
+#include "core/base/xtext.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -312,8 +320,35 @@ struct dsn_ctx {
 	const struct dsn_msg *m;
 	const char *mta;	/* cleaned reporting MTA */
 	bool utf8;		/* parts 1 and 2 hold non-ASCII */
-	struct dsn_buf addr, host, diag, line, tmp;
+	struct dsn_buf addr, host, diag, line, tmp, xt;
 };
+
+/* The words of an action: its Action value and the explanation's verb. */
+static const char *dsn_action_name(enum dsn_action a)
+{
+	switch (a) {
+	case DSN_DELAYED: return "delayed";
+	case DSN_RELAYED: return "relayed";
+	case DSN_DELIVERED: return "delivered";
+	default: return "failed";
+	}
+}
+
+static bool dsn_is_success(enum dsn_action a)
+{
+	return a == DSN_RELAYED || a == DSN_DELIVERED;
+}
+
+/* A cleaned copy of xtext s (NULL: "") decoded (RFC 3461 section 4). */
+static const char *dsn_xtext_value(struct dsn_ctx *c, const char *s, size_t n, size_t max,
+				   unsigned flags)
+{
+	c->xt.db_len = 0;
+	if (s == NULL || !dsn_buf_reserve(&c->xt, n + 1))
+		return "";
+	c->xt.db_len = xtext_decode(s, n, c->xt.db_data);
+	return dsn_value(&c->tmp, dsn_buf_str(&c->xt), max, flags);
+}
 
 static const char *dsn_rcpt_addr(struct dsn_ctx *c, const struct dsn_rcpt *r)
 {
@@ -327,7 +362,7 @@ static void dsn_part1_rcpt(struct dsn_ctx *c, struct dsn_buf *b, const struct ds
 				     r->dr_remote_mta, DSN_SHORT_MAX, 0);
 	const char *diag = dsn_value(&c->diag, r->dr_diag, DSN_DIAG_MAX,
 				     DSN_C_SPACE | DSN_C_UTF8 | DSN_C_LINES);
-	const char *what = r->dr_action == DSN_DELAYED ? "delayed" : "failed";
+	const char *what = dsn_action_name(r->dr_action);
 	struct dsn_buf *l = &c->line;
 
 	l->db_len = 0;
@@ -356,20 +391,31 @@ static void dsn_part1_rcpt(struct dsn_ctx *c, struct dsn_buf *b, const struct ds
 		dsn_fold_lines(b, 0, l->db_data, l->db_len, "    ");
 }
 
-static void dsn_part1(struct dsn_ctx *c, struct dsn_buf *b, unsigned nfailed, unsigned ndelayed,
-		      bool have_headers)
+/* The explanation's lines for the recipients of one kind (failed,
+ * success: relayed or delivered, delayed). */
+static void dsn_part1_group(struct dsn_ctx *c, struct dsn_buf *b, int kind)
 {
-	const struct dsn_msg *m = c->m;
+	for (unsigned i = 0; i < c->m->dm_nrcpt; i++) {
+		enum dsn_action a = c->m->dm_rcpts[i].dr_action;
+		int k = a == DSN_DELAYED ? 2 : dsn_is_success(a) ? 1 : 0;
 
+		if (k == kind)
+			dsn_part1_rcpt(c, b, &c->m->dm_rcpts[i]);
+	}
+}
+
+static void dsn_part1(struct dsn_ctx *c, struct dsn_buf *b, unsigned nfailed, unsigned ndelayed,
+		      unsigned nsuccess, const char *attached)
+{
 	dsn_buf_puts(b, "This is the mail system at host ");
 	dsn_buf_puts(b, c->mta);
 	dsn_buf_puts(b, ".\r\n\r\n");
 	if (nfailed > 0) {
 		dsn_buf_puts(b, "I'm sorry to have to inform you that your message could not\r\n"
 			     "be delivered to one or more recipients.");
-		dsn_buf_puts(b, have_headers ? " Its header is attached below.\r\n"
-				 : "\r\n");
-	} else {
+		dsn_buf_puts(b, attached);
+		dsn_buf_puts(b, "\r\n");
+	} else if (ndelayed > 0) {
 		dsn_buf_puts(b,
 			     "####################################################################\r\n"
 			     "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
@@ -377,6 +423,11 @@ static void dsn_part1(struct dsn_ctx *c, struct dsn_buf *b, unsigned nfailed, un
 			     "\r\n"
 			     "Your message could not yet be delivered to one or more recipients.\r\n"
 			     "The mail system will keep trying, and will tell you if it gives up.\r\n");
+	} else {
+		dsn_buf_puts(b, "Your message was successfully delivered to the destination(s)\r\n"
+			     "listed below. If the message was delivered to mailbox you will\r\n"
+			     "receive no further notifications. Otherwise you may still receive\r\n"
+			     "notifications of mail delivery errors from other systems.\r\n");
 	}
 	dsn_buf_puts(b, "\r\n"
 		     "For further assistance, please send mail to postmaster.\r\n"
@@ -384,18 +435,17 @@ static void dsn_part1(struct dsn_ctx *c, struct dsn_buf *b, unsigned nfailed, un
 		     "If you do so, please include this problem report.\r\n"
 		     "\r\n"
 		     "                   The mail system\r\n");
-	for (unsigned i = 0; i < m->dm_nrcpt; i++) {
-		if (m->dm_rcpts[i].dr_action != DSN_DELAYED)
-			dsn_part1_rcpt(c, b, &m->dm_rcpts[i]);
-	}
-	if (nfailed > 0 && ndelayed > 0)
+	dsn_part1_group(c, b, 0);
+	if (nsuccess > 0 && nsuccess < c->m->dm_nrcpt)
+		dsn_buf_puts(b, "\r\n"
+			     "Your message was successfully delivered to the following\r\n"
+			     "recipients, or relayed to systems that do not report on delivery:\r\n");
+	dsn_part1_group(c, b, 1);
+	if (ndelayed > 0 && ndelayed < c->m->dm_nrcpt)
 		dsn_buf_puts(b, "\r\n"
 			     "The mail system is still trying to deliver to the following\r\n"
 			     "recipients; you do not need to resend the message to them.\r\n");
-	for (unsigned i = 0; i < m->dm_nrcpt; i++) {
-		if (m->dm_rcpts[i].dr_action == DSN_DELAYED)
-			dsn_part1_rcpt(c, b, &m->dm_rcpts[i]);
-	}
+	dsn_part1_group(c, b, 2);
 }
 
 /* "Name: value\r\n" unless value is empty. */
@@ -409,17 +459,41 @@ static void dsn_field(struct dsn_buf *b, const char *name, const char *value)
 	dsn_buf_puts(b, "\r\n");
 }
 
+/* Original-Recipient: the ORCPT's address type and its address decoded. */
+static void dsn_part2_orcpt(struct dsn_ctx *c, struct dsn_buf *b, const char *orcpt)
+{
+	const char *semi = orcpt != NULL ? strchr(orcpt, ';') : NULL;
+	const char *v;
+
+	if (semi == NULL)
+		return;
+	v = dsn_value(&c->host, orcpt, (size_t)(semi - orcpt) < DSN_SHORT_MAX ?
+		      (size_t)(semi - orcpt) : DSN_SHORT_MAX, 0);
+	if (*v == '\0')
+		return;
+	dsn_buf_puts(b, "\r\nOriginal-Recipient: ");
+	dsn_buf_put(b, v, c->host.db_len);
+	dsn_buf_puts(b, ";");
+	dsn_buf_puts(b, dsn_xtext_value(c, semi + 1, strlen(semi + 1), DSN_ADDR_MAX,
+					c->utf8 ? DSN_C_SPACE | DSN_C_UTF8 : DSN_C_SPACE));
+}
+
 static void dsn_part2_rcpt(struct dsn_ctx *c, struct dsn_buf *b, const struct dsn_rcpt *r)
 {
 	bool delayed = r->dr_action == DSN_DELAYED;
-	const char *addr = dsn_rcpt_addr(c, r), *v;
+	const char *addr, *v;
 
+	dsn_part2_orcpt(c, b, r->dr_orcpt);
+	addr = dsn_rcpt_addr(c, r);
 	dsn_buf_puts(b, "\r\nFinal-Recipient: ");
 	dsn_buf_puts(b, c->utf8 && dsn_has_utf8(addr) ? "utf-8; " : "rfc822; ");
 	dsn_buf_puts(b, addr);
-	dsn_buf_puts(b, delayed ? "\r\nAction: delayed\r\n" : "\r\nAction: failed\r\n");
+	dsn_buf_puts(b, "\r\nAction: ");
+	dsn_buf_puts(b, dsn_action_name(r->dr_action));
+	dsn_buf_puts(b, "\r\n");
 	v = dsn_value(&c->tmp, r->dr_status, DSN_SHORT_MAX, 0);
-	dsn_field(b, "Status", dsn_status_ok(v) ? v : delayed ? "4.0.0" : "5.0.0");
+	dsn_field(b, "Status", dsn_status_ok(v) ? v : delayed ? "4.0.0" :
+		  dsn_is_success(r->dr_action) ? "2.0.0" : "5.0.0");
 	v = dsn_value(&c->host, r->dr_remote_mta, DSN_SHORT_MAX, 0);
 	if (*v != '\0') {
 		dsn_buf_puts(b, "Remote-MTA: dns; ");
@@ -443,6 +517,9 @@ static void dsn_part2(struct dsn_ctx *c, struct dsn_buf *b)
 {
 	const struct dsn_msg *m = c->m;
 
+	if (m->dm_envid != NULL)
+		dsn_field(b, "Original-Envelope-Id",
+			  dsn_xtext_value(c, m->dm_envid, strlen(m->dm_envid), DSN_SHORT_MAX, 0));
 	dsn_buf_puts(b, "Reporting-MTA: dns; ");
 	dsn_buf_puts(b, c->mta);
 	dsn_buf_puts(b, "\r\n");
@@ -453,26 +530,33 @@ static void dsn_part2(struct dsn_ctx *c, struct dsn_buf *b)
 		dsn_part2_rcpt(c, b, &m->dm_rcpts[i]);
 }
 
-/* The original header section, normalised (see the top of the file).
- * Sets *eight_r when it holds 8-bit octets. */
-static void dsn_part3(const char *s, size_t n, struct dsn_buf *b, bool *eight_r)
+/* The original header section, normalised (see the top of the file),
+ * or with whole the whole message. Sets *eight_r when it holds 8-bit
+ * octets. */
+static void dsn_part3(const char *s, size_t n, bool whole, struct dsn_buf *b, bool *eight_r)
 {
+	bool body = false;
+
 	while (n > 0 && !b->db_failed) {
 		const char *lf = memchr(s, '\n', n);
 		size_t len = lf ? (size_t)(lf - s) : n, out = 0;
 
 		if (len > 0 && s[len - 1] == '\r')
 			len--;
-		if (len == 0)
+		if (len == 0 && !whole)
 			break;		/* the empty line ends the header */
+		if (len == 0) {
+			body = true;
+			dsn_buf_puts(b, "\r\n");
+		}
 		for (size_t i = 0; i < len; i++) {
 			unsigned char ch = (unsigned char)s[i];
 
 			if (ch == '\r' || ch == '\0')
 				continue;
 			if (out == DSN_ORIG_LINE_MAX) {
-				dsn_buf_puts(b, "\r\n ");
-				out = 1;
+				dsn_buf_puts(b, body ? "\r\n" : "\r\n ");
+				out = body ? 0 : 1;
 			}
 			if (ch >= 0x80)
 				*eight_r = true;
@@ -608,8 +692,8 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 {
 	struct dsn_ctx c = { .m = m };
 	struct dsn_buf mta = { 0 }, parts[3] = { { 0 } }, out = { 0 }, v = { 0 };
-	unsigned nfailed = 0, ndelayed = 0;
-	bool eight3 = false, any_failed, oom;
+	unsigned nfailed = 0, ndelayed = 0, nsuccess = 0;
+	bool eight3 = false, any_failed, full, oom;
 	char boundary[80];
 	struct dsn_msg empty;
 
@@ -624,20 +708,28 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 
 		if (r->dr_action == DSN_DELAYED)
 			ndelayed++;
+		else if (dsn_is_success(r->dr_action))
+			nsuccess++;
 		else
 			nfailed++;
-		if (dsn_has_utf8(r->dr_addr) || dsn_has_utf8(r->dr_diag))
+		if (dsn_has_utf8(r->dr_addr) || dsn_has_utf8(r->dr_diag) ||
+		    dsn_has_utf8(r->dr_orcpt))
 			c.utf8 = true;
 	}
 	c.mta = dsn_value(&mta, m->dm_reporting_mta, DSN_SHORT_MAX, 0);
 	if (*c.mta == '\0')
 		c.mta = "localhost";
 
-	if (m->dm_orig_headers != NULL)
-		dsn_part3(m->dm_orig_headers, m->dm_orig_headers_len, &parts[2], &eight3);
-	dsn_part1(&c, &parts[0], nfailed, ndelayed, parts[2].db_len > 0);
-	dsn_part2(&c, &parts[1]);
 	any_failed = nfailed > 0;
+	full = any_failed && m->dm_orig != NULL;
+	if (full)
+		dsn_part3(m->dm_orig, m->dm_orig_len, true, &parts[2], &eight3);
+	else if (m->dm_orig_headers != NULL)
+		dsn_part3(m->dm_orig_headers, m->dm_orig_headers_len, false, &parts[2], &eight3);
+	dsn_part1(&c, &parts[0], nfailed, ndelayed, nsuccess,
+		  parts[2].db_len == 0 ? "" : full ? " It is attached below." :
+		  " Its header is attached below.");
+	dsn_part2(&c, &parts[1]);
 	dsn_buf_puts(&out, "From: \"Mail Delivery System\" <MAILER-DAEMON@");
 	dsn_buf_puts(&out, c.mta);
 	dsn_buf_puts(&out, ">\r\n");
@@ -648,7 +740,8 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 		dsn_buf_puts(&out, ">\r\n");
 	}
 	dsn_buf_puts(&out, any_failed ? "Subject: Undelivered Mail Returned to Sender\r\n" :
-		     "Subject: Delayed Mail (still being retried)\r\n");
+		     ndelayed > 0 ? "Subject: Delayed Mail (still being retried)\r\n" :
+		     "Subject: Successful Mail Delivery Report\r\n");
 	dsn_field(&out, "Date", dsn_value(&v, m->dm_date, DSN_SHORT_MAX, DSN_C_SPACE));
 	dsn_value(&v, m->dm_message_id, DSN_SHORT_MAX, 0);
 	if (v.db_len > 0) {
@@ -679,9 +772,12 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 	dsn_put_part(&out, boundary, "Delivery report",
 		     c.utf8 ? "message/global-delivery-status" : "message/delivery-status",
 		     c.utf8, &parts[1]);
-	if (parts[2].db_len > 0)
+	if (parts[2].db_len > 0 && full)
+		dsn_put_part(&out, boundary, "Undelivered Message",
+			     eight3 ? "message/global" : "message/rfc822", eight3, &parts[2]);
+	else if (parts[2].db_len > 0)
 		dsn_put_part(&out, boundary, any_failed ? "Undelivered Message Headers" :
-			     "Delayed Message Headers",
+			     ndelayed > 0 ? "Delayed Message Headers" : "Message Headers",
 			     eight3 ? "message/global-headers" : "text/rfc822-headers",
 			     eight3, &parts[2]);
 	dsn_buf_puts(&out, "\r\n--");
@@ -689,7 +785,8 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 	dsn_buf_puts(&out, "--\r\n");
 
 	oom = out.db_failed || mta.db_failed || v.db_failed || c.addr.db_failed ||
-		 c.host.db_failed || c.diag.db_failed || c.line.db_failed || c.tmp.db_failed;
+		 c.host.db_failed || c.diag.db_failed || c.line.db_failed || c.tmp.db_failed ||
+		 c.xt.db_failed;
 	for (int i = 0; i < 3; i++) {
 		oom |= parts[i].db_failed;
 		dsn_buf_free(&parts[i]);
@@ -701,6 +798,7 @@ long dsn_build(const struct dsn_msg *m, char **out_r)
 	dsn_buf_free(&c.diag);
 	dsn_buf_free(&c.line);
 	dsn_buf_free(&c.tmp);
+	dsn_buf_free(&c.xt);
 	if (oom) {
 		dsn_buf_free(&out);
 		return -1;

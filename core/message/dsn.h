@@ -1,6 +1,7 @@
 /*
  * dsn: builds delivery status notifications (RFC 3464 inside RFC 3462's
- * multipart/report) for bounces and delay warnings. Pure: no I/O, no
+ * multipart/report) for bounces, delay warnings and success notices
+ * (RFC 3461 NOTIFY=SUCCESS). Pure: no I/O, no
  * clock (the caller passes the date), output malloc'd.
  */
 #ifndef RINGMTA_DSN_H
@@ -12,6 +13,8 @@
 enum dsn_action {
 	DSN_FAILED = 0,
 	DSN_DELAYED = 1,
+	DSN_RELAYED = 2,	/* passed to a next hop that does not report */
+	DSN_DELIVERED = 3,
 };
 
 struct dsn_rcpt {
@@ -27,6 +30,9 @@ struct dsn_rcpt {
 	/* Bounce class name (core/bounce/bclass.h), written as the extension
 	 * field X-Ringmta-Bounce-Class (RFC 3464 section 2.4); NULL: none. */
 	const char *dr_class;
+	/* ORCPT= as received ("addr-type;xtext", RFC 3461 4.2), written
+	 * decoded as Original-Recipient; NULL: none. */
+	const char *dr_orcpt;
 };
 
 struct dsn_msg {
@@ -42,6 +48,15 @@ struct dsn_msg {
 	 * empty line), returned as text/rfc822-headers. May be NULL. */
 	const char *dm_orig_headers;
 	size_t dm_orig_headers_len;
+	/* ENVID= as received (xtext), written decoded as Original-Envelope-
+	 * Id; NULL: none. */
+	const char *dm_envid;
+	/* RET=FULL: the whole original message (dm_orig, dm_orig_len) is
+	 * returned as message/rfc822 instead of its header section, in a
+	 * report about a failure (RFC 3461 4.3: a notice of success or delay
+	 * returns the header only). */
+	const char *dm_orig;
+	size_t dm_orig_len;
 };
 
 /*
@@ -50,7 +65,8 @@ struct dsn_msg {
  * UTF-8: then the report is message/global-delivery-status with "utf-8;"
  * address types (RFC 6533) and the message is 8-bit.
  * From: "Mail Delivery System" <MAILER-DAEMON@reporting_mta>, To: the
- * original sender, Subject says failed or delayed, Auto-Submitted:
+ * original sender, Subject says failed, delayed or (for a report of
+ * relayed or delivered recipients only) successful, Auto-Submitted:
  * auto-replied. Returns the length and sets *out_r (free() it), or -1 on
  * allocation failure.
  */

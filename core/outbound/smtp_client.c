@@ -257,9 +257,38 @@ void smtp_client_quit(struct smtp_client *c)
 
 
 
+/* " NOTIFY=..." for the bits (QRCPT_NOTIFY_*), "" for none. */
+static void cl_notify(uint8_t bits, char *buf, size_t len)
+{
+	static const struct { uint8_t bit; char name[8]; } words[] = {
+		{ QRCPT_NOTIFY_NEVER, "NEVER" }, { QRCPT_NOTIFY_SUCCESS, "SUCCESS" },
+		{ QRCPT_NOTIFY_FAILURE, "FAILURE" }, { QRCPT_NOTIFY_DELAY, "DELAY" },
+	};
+	const char *sep = " NOTIFY=";
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]) && n < len; i++) {
+		if (!(bits & words[i].bit))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, words[i].name);
+		sep = ",";
+	}
+}
+
+/* RCPT, with NOTIFY= and ORCPT= as received when the next hop offers
+ * DSN (RFC 3461 6.2.6.1: passed on unchanged). */
 static void cl_send_rcpt(struct smtp_client *c, unsigned k)
 {
-	cl_write(c, "RCPT TO:<%s>\r\n", c->c_job->ct_rcpts[k]);
+	const struct smtp_client_txn *j = c->c_job;
+	const struct smtp_client_dsn *dsn = j->ct_dsn_sent && j->ct_dsn ? &j->ct_dsn[k] : NULL;
+	char notify[40] = "";
+
+	if (dsn != NULL)
+		cl_notify(dsn->cd_notify, notify, sizeof(notify));
+	cl_write(c, "RCPT TO:<%s>%s%s%s\r\n", j->ct_rcpts[k], notify,
+		 dsn != NULL && dsn->cd_orcpt != NULL ? " ORCPT=" : "",
+		 dsn != NULL && dsn->cd_orcpt != NULL ? dsn->cd_orcpt : "");
 }
 
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
@@ -268,6 +297,7 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 	int rc;
 
 	c->c_job = j;
+	j->ct_dsn_sent = (c->c_ext & SMTP_EXT_DSN) != 0;
 	c->c_state = CL_TXN;
 	c->c_phase = 0;
 	c->c_accepted = 0;
@@ -322,9 +352,13 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 		if (c->c_ext & SMTP_EXT_SIZE)
 			snprintf(size, sizeof(size), " SIZE=%llu",
 				 (unsigned long long)c->c_body_len);
-		cl_write(c, "MAIL FROM:<%s>%s%s%s\r\n", j->ct_sender, size,
+		cl_write(c, "MAIL FROM:<%s>%s%s%s%s%s%s\r\n", j->ct_sender, size,
 			 (j->ct_flags & QRECORD_F_8BIT) ? " BODY=8BITMIME" : "",
-			 utf8 ? " SMTPUTF8" : "");
+			 utf8 ? " SMTPUTF8" : "",
+			 !j->ct_dsn_sent ? "" : j->ct_dsn_ret == QRECORD_RET_FULL ? " RET=FULL" :
+			 j->ct_dsn_ret == QRECORD_RET_HDRS ? " RET=HDRS" : "",
+			 j->ct_dsn_sent && j->ct_envid != NULL ? " ENVID=" : "",
+			 j->ct_dsn_sent && j->ct_envid != NULL ? j->ct_envid : "");
 	}
 	if (c->c_ext & SMTP_EXT_PIPELINING) {
 		for (unsigned k = 0; k < j->ct_nrcpt; k++)

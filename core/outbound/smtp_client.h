@@ -47,9 +47,18 @@ enum smtp_client_result {
 	SMTP_CLIENT_R_FAILED,
 };
 
+/* A recipient's DSN parameters as received (RFC 3461; queue/qrecord.h):
+ * NOTIFY= bits (QRCPT_NOTIFY_*, 0 = none) and ORCPT= ("addr-type;xtext",
+ * NULL = none). */
+struct smtp_client_dsn {
+	uint8_t cd_notify;
+	const char *cd_orcpt;
+};
+
 /*
  * One transaction: the owner's, with every pointer valid until the
- * txn_done callback; the client only reads it. The body is read from the
+ * txn_done callback; the client only reads it (but ct_mail_refused and
+ * ct_dsn_sent, which it sets). The body is read from the
  * queue by ct_id, window by window.
  */
 struct smtp_client_txn {
@@ -67,6 +76,16 @@ struct smtp_client_txn {
 	/* Set by the client before it reports a refusal of MAIL FROM for
 	 * every recipient: that reply is about the sender, not them. */
 	bool ct_mail_refused;
+	/* DSN (RFC 3461), sent only to a next hop that offers DSN: RET=
+	 * (QRECORD_RET_*, 0 = none), ENVID= (xtext, NULL = none) and, per
+	 * recipient, ct_dsn[k] (NULL: none for any). */
+	uint8_t ct_dsn_ret;
+	const char *ct_envid;
+	const struct smtp_client_dsn *ct_dsn;
+	/* Set by the client when it starts the transaction: the next hop
+	 * offered DSN, so the parameters went with it and reporting on
+	 * success is the next hop's job. */
+	bool ct_dsn_sent;
 };
 
 struct shp_source;

@@ -15,6 +15,7 @@
  */
 #include "core/wire/smtp_cmd.h"
 #include "core/base/utf8.h"
+#include "core/base/xtext.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -350,8 +351,8 @@ enum smtp_cmd_param_id {
 	SMTP_CMD_P_ORCPT,
 };
 
-/* The parameters we know; the ones we do not act on (DSN, AUTH=) are
- * accepted so that clients which always send them are not refused. */
+/* The parameters we know; AUTH=, which we do not act on, is accepted so
+ * that clients which always send it are not refused. */
 static const struct smtp_cmd_param_def {
 	char name[9];
 	uint8_t len;
@@ -381,6 +382,65 @@ smtp_cmd_param_find(struct smtp_slice key, bool is_mail)
 	return NULL;
 }
 
+/* NOTIFY= "NEVER" or a comma-separated list of SUCCESS, FAILURE, DELAY
+ * (RFC 3461 4.1), any case; NEVER goes with nothing else. */
+static int smtp_cmd_notify(struct smtp_cmd *cmd, struct smtp_slice value)
+{
+	static const struct { char name[8]; uint8_t len, bit; } words[] = {
+		{ "NEVER", 5, SMTP_DSN_NOTIFY_NEVER },
+		{ "SUCCESS", 7, SMTP_DSN_NOTIFY_SUCCESS },
+		{ "FAILURE", 7, SMTP_DSN_NOTIFY_FAILURE },
+		{ "DELAY", 5, SMTP_DSN_NOTIFY_DELAY },
+	};
+	const char *p = value.p, *end = value.p + value.len;
+	uint8_t bits = 0;
+
+	for (;;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *wend = comma ? comma : end;
+		uint8_t bit = 0;
+
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (smtp_cmd_caseeq(p, (size_t)(wend - p), words[i].name, words[i].len))
+				bit = words[i].bit;
+		if (bit == 0)
+			return SMTP_CMD_E_DSN;
+		bits |= bit;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	if ((bits & SMTP_DSN_NOTIFY_NEVER) && bits != SMTP_DSN_NOTIFY_NEVER)
+		return SMTP_CMD_E_DSN;
+	cmd->dsn_notify = bits;
+	return SMTP_CMD_OK;
+}
+
+/* ORCPT= addr-type ";" xtext (RFC 3461 4.2): addr-type an atom, the
+ * address not empty; at most SMTP_DSN_ORCPT_MAX octets. 8-bit octets
+ * only for the "utf-8" type (RFC 6533), as well-formed UTF-8. */
+static int smtp_cmd_orcpt(struct smtp_cmd *cmd, struct smtp_slice value)
+{
+	const char *semi = memchr(value.p, ';', value.len);
+	size_t tlen, alen;
+	bool utf8;
+
+	if (value.len > SMTP_DSN_ORCPT_MAX || semi == NULL || semi == value.p)
+		return SMTP_CMD_E_DSN;
+	tlen = (size_t)(semi - value.p);
+	alen = value.len - tlen - 1;
+	for (size_t i = 0; i < tlen; i++)
+		if (!smtp_cmd_is_atext((unsigned char)value.p[i]) ||
+		    (unsigned char)value.p[i] >= 0x80)
+			return SMTP_CMD_E_DSN;
+	utf8 = smtp_cmd_caseeq(value.p, tlen, "utf-8", 5);
+	if (alen == 0 || !xtext_valid(semi + 1, alen, utf8) ||
+	    (utf8 && !smtp_cmd_utf8_valid(semi + 1, alen)))
+		return SMTP_CMD_E_DSN;
+	cmd->orcpt = value;
+	return SMTP_CMD_OK;
+}
+
 /* Act on one known parameter; value.p is NULL when no "=" was given. */
 static int smtp_cmd_param_apply(struct smtp_cmd *cmd, const struct smtp_cmd_param_def *def,
 				struct smtp_slice value)
@@ -405,6 +465,24 @@ static int smtp_cmd_param_apply(struct smtp_cmd *cmd, const struct smtp_cmd_para
 	case SMTP_CMD_P_SMTPUTF8:
 		cmd->smtputf8 = true;
 		return SMTP_CMD_OK;
+	case SMTP_CMD_P_RET:
+		if (smtp_cmd_caseeq(value.p, value.len, "FULL", 4))
+			cmd->dsn_ret = SMTP_DSN_RET_FULL;
+		else if (smtp_cmd_caseeq(value.p, value.len, "HDRS", 4))
+			cmd->dsn_ret = SMTP_DSN_RET_HDRS;
+		else
+			return SMTP_CMD_E_DSN;
+		return SMTP_CMD_OK;
+	case SMTP_CMD_P_ENVID:
+		/* RFC 3461 4.4: printable ASCII, at most 100 characters. */
+		if (value.len > SMTP_DSN_ENVID_MAX || !xtext_valid(value.p, value.len, false))
+			return SMTP_CMD_E_DSN;
+		cmd->envid = value;
+		return SMTP_CMD_OK;
+	case SMTP_CMD_P_NOTIFY:
+		return smtp_cmd_notify(cmd, value);
+	case SMTP_CMD_P_ORCPT:
+		return smtp_cmd_orcpt(cmd, value);
 	default:
 		return SMTP_CMD_OK;
 	}
@@ -636,6 +714,8 @@ const char *smtp_cmd_strerror(int err)
 		return "553 5.6.7 Address is not valid UTF-8";
 	case SMTP_CMD_E_HELO:
 		return "501 5.5.4 Invalid HELO/EHLO name: control character or invalid UTF-8";
+	case SMTP_CMD_E_DSN:
+		return "501 5.5.4 Invalid DSN parameter value (RET, ENVID, NOTIFY or ORCPT)";
 	default:
 		return "451 4.3.0 Internal error";
 	}

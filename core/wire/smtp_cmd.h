@@ -1,6 +1,6 @@
 /*
  * smtp_cmd: the SMTP command-line parser (RFC 5321 section 4.1, with the
- * ESMTP parameters of RFC 1870, 6152, 6531 and 3030).
+ * ESMTP parameters of RFC 1870, 6152, 6531, 3030 and 3461).
  *
  * It takes one complete command line (without its CRLF) and fills a
  * struct smtp_cmd whose slices point into that line. It does no I/O,
@@ -55,6 +55,19 @@ enum smtp_body_type {
 	SMTP_BODY_8BITMIME,
 };
 
+/* DSN parameters (RFC 3461): RET= of MAIL, NOTIFY= of RCPT. 0 = not
+ * given. The values are those of the queue record (queue/qrecord.h). */
+enum smtp_dsn_ret {
+	SMTP_DSN_RET_FULL = 1,
+	SMTP_DSN_RET_HDRS = 2,
+};
+#define SMTP_DSN_NOTIFY_SUCCESS	0x01u
+#define SMTP_DSN_NOTIFY_FAILURE	0x02u
+#define SMTP_DSN_NOTIFY_DELAY	0x04u
+#define SMTP_DSN_NOTIFY_NEVER	0x08u
+#define SMTP_DSN_ENVID_MAX	100	/* RFC 3461 4.4: ENVID value octets */
+#define SMTP_DSN_ORCPT_MAX	500	/* RFC 3461 4.2: ORCPT value octets */
+
 struct smtp_cmd {
 	enum smtp_verb verb;
 	struct smtp_slice arg;		/* all text after "VERB " (trimmed) */
@@ -67,6 +80,13 @@ struct smtp_cmd {
 	bool has_size;
 	bool smtputf8;			/* SMTPUTF8 given */
 	enum smtp_body_type body;	/* BODY= */
+	/* DSN: RET= (enum smtp_dsn_ret) and ENVID= (xtext as given, checked;
+	 * len 0 = none) of MAIL; NOTIFY= (SMTP_DSN_NOTIFY_* bits) and ORCPT=
+	 * ("addr-type;xtext" as given, checked) of RCPT. */
+	uint8_t dsn_ret;
+	uint8_t dsn_notify;
+	struct smtp_slice envid;
+	struct smtp_slice orcpt;
 	/* BDAT */
 	uint64_t chunk_size;
 	bool last;			/* BDAT n LAST */
@@ -88,6 +108,7 @@ enum smtp_cmd_err {
 	SMTP_CMD_E_UTF8 = -9,		/* 553 5.6.7 address not valid UTF-8 */
 	SMTP_CMD_E_HELO = -10,		/* 501 5.5.4 control character or bad UTF-8
 					 * in the HELO/EHLO name */
+	SMTP_CMD_E_DSN = -11,		/* 501 5.5.4 bad RET/ENVID/NOTIFY/ORCPT value */
 };
 
 /*

@@ -1,12 +1,15 @@
 /*
  * fuzz_dsn: libFuzzer target for the DSN builder and dsn_header_len().
  *
- * Input layout: byte 0 gives the number of recipients (bits 0-1) and
- * which of them are delayed (bits 2-4); then NUL-separated strings: the
- * reporting MTA, the sender, the queue id, the message id, the dates,
- * and per recipient its address, status, remote MTA, diagnostic and last
- * attempt date; whatever is left (NULs included) is the original header
- * section. Missing strings are NULL.
+ * Input layout: byte 0 gives the number of recipients (bits 0-1), which
+ * of them are delayed (bits 2-4), whether the whole message is returned
+ * (bit 5, RET=FULL), whether recipients not delayed are relayed rather
+ * than failed (bit 6) and whether there are DSN parameters (bit 7); then
+ * NUL-separated strings: the reporting MTA, the sender, the queue id,
+ * the message id, the dates, with bit 7 the ENVID (xtext), and per
+ * recipient its address, status, remote MTA, diagnostic, last attempt
+ * date and with bit 7 its ORCPT; whatever is left (NULs included) is the
+ * original header section (or message). Missing strings are NULL.
  *
  * Whatever the input, the DSN must be well formed: CRLF line ends only,
  * no line of 1000 octets or more, no NUL, a header section that ends in
@@ -128,20 +131,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.dm_message_id = fuzz_dsn_next(&p, end);
 	m.dm_arrival = fuzz_dsn_next(&p, end);
 	m.dm_date = fuzz_dsn_next(&p, end);
+	if (data[0] & 0x80)
+		m.dm_envid = fuzz_dsn_next(&p, end);
 	for (unsigned i = 0; i < nrcpt; i++) {
-		rcpts[i].dr_action = (data[0] >> (2 + i)) & 1 ? DSN_DELAYED : DSN_FAILED;
+		rcpts[i].dr_action = (data[0] >> (2 + i)) & 1 ? DSN_DELAYED :
+				     (data[0] & 0x40) ? DSN_RELAYED : DSN_FAILED;
 		rcpts[i].dr_addr = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_status = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_remote_mta = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_remote_addr = NULL;
 		rcpts[i].dr_diag = fuzz_dsn_next(&p, end);
 		rcpts[i].dr_last_attempt = fuzz_dsn_next(&p, end);
+		if (data[0] & 0x80)
+			rcpts[i].dr_orcpt = fuzz_dsn_next(&p, end);
 	}
 	m.dm_rcpts = rcpts;
 	m.dm_nrcpt = nrcpt;
 	if (p < end) {
 		m.dm_orig_headers = p;
 		m.dm_orig_headers_len = (size_t)(end - p);
+		if (data[0] & 0x20) {
+			m.dm_orig = p;
+			m.dm_orig_len = (size_t)(end - p);
+		}
 	}
 
 	n = dsn_build(&m, &out);

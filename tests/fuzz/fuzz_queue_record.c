@@ -1,8 +1,10 @@
 /*
  * libFuzzer target for queue/qrecord: decoding arbitrary bytes must never
  * read outside them, and whatever decodes must re-encode to the same
- * bytes (a v4 record) or to a v4 record with the same content (a v3 one,
- * which encode upgrades: 14 bytes longer, pool "", no strip, no classes).
+ * bytes (a v5 record) or to a v5 record with the same content (a v4 or v3
+ * one, which encode upgrades: 3 bytes longer per message and per
+ * recipient for the DSN parameters, v3 also 14 for pool "", no strip, no
+ * classes).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,11 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	r.rcpts = rcpts;
 	n = qrecord_encoded_size(&r);
-	if (n != size + (r.version == 3 ? 2 + 12 : 0))
+	if (n != size + (r.version == 3 ? 2 + 12 : 0) +
+		 (r.version < 5 ? 3 + 3 * (size_t)r.nrcpt : 0))
 		abort();
 	again = malloc(n);
 	qrecord_encode(&r, again);
-	if (r.version == 4 && memcmp(again, copy, size) != 0)
+	if (r.version == 5 && memcmp(again, copy, size) != 0)
 		abort();
 	/* v3's pad byte after each state is not significant: compare fields. */
 	{
@@ -49,7 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (qrecord_decode(again, n, &r2) != 0 || r2.nrcpt != r.nrcpt ||
 		    r2.arrival != r.arrival || r2.size != r.size ||
 		    r2.sender_len != r.sender_len ||
-		    memcmp(r2.sender, r.sender, r.sender_len) != 0 || r2.version != 4 ||
+		    memcmp(r2.sender, r.sender, r.sender_len) != 0 || r2.version != 5 ||
+		    r2.dsn_ret != r.dsn_ret || r2.envid_len != r.envid_len ||
+		    memcmp(r2.envid, r.envid, r.envid_len) != 0 ||
 		    r2.pool_len != r.pool_len || memcmp(r2.pool, r.pool, r.pool_len) != 0 ||
 		    r2.strip_off != r.strip_off || r2.strip_len != r.strip_len)
 			abort();
@@ -57,7 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!qrecord_rcpt_next(&r2, &o2, &b) || a.state != b.state ||
 			    a.addr_len != b.addr_len || memcmp(a.addr, b.addr, a.addr_len) != 0 ||
 			    a.next_attempt != b.next_attempt || a.attempts != b.attempts ||
-			    a.bclass != b.bclass)
+			    a.bclass != b.bclass || a.notify != b.notify ||
+			    a.orcpt_len != b.orcpt_len ||
+			    memcmp(a.orcpt, b.orcpt, a.orcpt_len) != 0)
 				abort();
 		}
 	}

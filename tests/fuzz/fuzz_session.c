@@ -189,6 +189,13 @@ static void fz_env_submit(struct smtp_env *env, struct queue_msg *m)
 	for (uint32_t i = 0; fz_cfg.suppression[0] != 'o' && i < m->qm_rec.nrcpt; i++)
 		if (fz_suppressed_addr(rc[i].addr, rc[i].addr_len))
 			fz_die("a suppressed recipient was queued");
+	/* DSN parameters are stored only as RFC 3461 allows them. */
+	if (m->qm_rec.envid_len > SMTP_DSN_ENVID_MAX || m->qm_rec.dsn_ret > QRECORD_RET_HDRS)
+		fz_die("a bad RET or ENVID was queued");
+	for (uint32_t i = 0; i < m->qm_rec.nrcpt; i++)
+		if (rc[i].orcpt_len > SMTP_DSN_ORCPT_MAX ||
+		    ((rc[i].notify & QRCPT_NOTIFY_NEVER) && rc[i].notify != QRCPT_NOTIFY_NEVER))
+			fz_die("a bad NOTIFY or ORCPT was queued");
 	m->qm_sink = NULL;
 	m->qm_next = NULL;
 	if (f->pending_tail != NULL)

@@ -7,6 +7,7 @@
  * the limits it was given.
  */
 #include "core/wire/smtp_cmd.h"
+#include "core/base/xtext.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 	int err = smtp_cmd_parse(line, len, lim, &cmd);
 	const char *text = smtp_cmd_strerror(err);
 
-	fuzz_cmd_check(err <= SMTP_CMD_OK && err >= SMTP_CMD_E_HELO);
+	fuzz_cmd_check(err <= SMTP_CMD_OK && err >= SMTP_CMD_E_DSN);
 	fuzz_cmd_check(cmd.verb >= SMTP_VERB_UNKNOWN && cmd.verb < SMTP_VERB_COUNT);
 	fuzz_cmd_check(text != NULL && strlen(text) > 4);
 	fuzz_cmd_check(smtp_cmd_verb_name(cmd.verb) != NULL);
@@ -39,6 +40,8 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 	fuzz_cmd_slice(cmd.arg, line, len);
 	fuzz_cmd_slice(cmd.domain, line, len);
 	fuzz_cmd_slice(cmd.path, line, len);
+	fuzz_cmd_slice(cmd.envid, line, len);
+	fuzz_cmd_slice(cmd.orcpt, line, len);
 	fuzz_cmd_check(memchr(line, '\0', len) == NULL || err == SMTP_CMD_E_SYNTAX);
 
 	if (err == SMTP_CMD_OK) {
@@ -49,6 +52,19 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 			fuzz_cmd_check(cmd.path.len + 2u <= lim->path);
 			fuzz_cmd_check(cmd.verb == SMTP_VERB_MAIL || cmd.path.len > 0);
 			fuzz_cmd_check(smtp_cmd_utf8_valid(cmd.path.p, cmd.path.len));
+			/* DSN values as RFC 3461 has them. */
+			fuzz_cmd_check(cmd.envid.len <= SMTP_DSN_ENVID_MAX &&
+				       xtext_valid(cmd.envid.p, cmd.envid.len, false));
+			fuzz_cmd_check(cmd.orcpt.len == 0 ||
+				       (cmd.orcpt.len <= SMTP_DSN_ORCPT_MAX &&
+					memchr(cmd.orcpt.p, ';', cmd.orcpt.len) != NULL));
+			fuzz_cmd_check(!(cmd.dsn_notify & SMTP_DSN_NOTIFY_NEVER) ||
+				       cmd.dsn_notify == SMTP_DSN_NOTIFY_NEVER);
+			fuzz_cmd_check(cmd.dsn_ret <= SMTP_DSN_RET_HDRS);
+			fuzz_cmd_check(cmd.verb == SMTP_VERB_MAIL ||
+				       (cmd.envid.len == 0 && cmd.dsn_ret == 0));
+			fuzz_cmd_check(cmd.verb == SMTP_VERB_RCPT ||
+				       (cmd.orcpt.len == 0 && cmd.dsn_notify == 0));
 			break;
 		case SMTP_VERB_HELO:
 		case SMTP_VERB_EHLO:
@@ -79,7 +95,9 @@ static void fuzz_cmd_one(const char *line, size_t len, const struct smtp_limits 
 	fuzz_cmd_check(smtp_cmd_parse(line, len, lim, &again) == err);
 	fuzz_cmd_check(again.verb == cmd.verb && again.path.p == cmd.path.p &&
 		       again.path.len == cmd.path.len && again.arg.p == cmd.arg.p &&
-		       again.size == cmd.size && again.chunk_size == cmd.chunk_size);
+		       again.size == cmd.size && again.chunk_size == cmd.chunk_size &&
+		       again.envid.p == cmd.envid.p && again.orcpt.len == cmd.orcpt.len &&
+		       again.dsn_notify == cmd.dsn_notify && again.dsn_ret == cmd.dsn_ret);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

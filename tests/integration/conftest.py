@@ -1,8 +1,10 @@
 """Fixtures for integration tests: start the real ringmta binary on a free
 loopback port with its own queue directory, talk to it with real clients,
 stop it with SIGTERM and require a clean exit."""
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -246,8 +248,7 @@ RIG = os.path.join(SRCDIR, "..", "shared", "rig")
 
 
 def postfix_usable():
-    """Whether the shared rig's Postfix can run here (root, postfix, the rig)."""
-    import shutil
+    """Whether the shared rig can bring up Debian's Postfix (needs root)."""
     return (shutil.which("postfix") is not None and os.geteuid() == 0 and
             os.path.exists(os.path.join(RIG, "postfix-up.sh")))
 
@@ -272,3 +273,11 @@ class PostfixRig:
         subprocess.run(["bash", os.path.join(RIG, "postfix-down.sh"), "--purge"],
                        capture_output=True, timeout=120)
         return False
+
+
+@contextlib.contextmanager
+def postfix_next_hop(sink):
+    """Postfix (the rig's postfix-up.sh) on a free loopback port, relaying
+    everything to sink; yields its port and takes it down after."""
+    with PostfixRig(sink.port) as rig:
+        yield rig.port

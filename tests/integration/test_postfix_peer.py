@@ -2,48 +2,31 @@
 up by the shared rig's postfix-up.sh on a loopback port), which relays on
 to a scripted sink. The sink sees Postfix's own Received header above
 ringmta's, and the body intact. Needs root and Debian's postfix."""
-import os
-import shutil
 import smtplib
-import subprocess
 
 import pytest
 
-from conftest import SRCDIR, free_port
+from conftest import postfix_next_hop, postfix_usable
 from sink import Sink
 
-RIG = os.path.join(SRCDIR, "..", "shared", "rig")
 
-
-def _postfix_usable():
-    return (shutil.which("postfix") is not None and os.geteuid() == 0 and
-            os.path.exists(os.path.join(RIG, "postfix-up.sh")))
-
-
-@pytest.mark.skipif(not _postfix_usable(), reason="needs root, postfix and ../shared/rig")
+@pytest.mark.skipif(not postfix_usable(), reason="needs root, postfix and ../shared/rig")
 def test_delivery_to_postfix(make_server):
     sink = Sink()
-    pport = free_port()
-    env = dict(os.environ, LISTEN="127.0.0.1:%d" % pport, RELAY="[127.0.0.1]:%d" % sink.port,
-               MAILLOG="none", PROCESS_LIMIT="20")
-    up = subprocess.run(["bash", os.path.join(RIG, "postfix-up.sh"), "--purge"], env=env,
-                        capture_output=True, text=True, timeout=120)
-    assert up.returncode == 0, up.stdout + up.stderr
     try:
-        srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % pport,
-                          dns_servers="127.0.0.1:9", retry_min="1h", retry_max="2h").start()
-        body = b"Subject: via postfix\r\nMessage-ID: <pf@x>\r\n\r\n.dot line\r\nend\r\n"
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
-            s.sendmail("from@example.org", ["to@example.com", "cc@example.net"], body)
-        assert sink.wait_for(1, timeout=60)
-        got = b"".join(m["data"] for m in sink.messages)
-        assert b"by rig.localdomain (Postfix)" in got
-        assert b"(ringmta) with ESMTP" in got
-        assert got.endswith(b".dot line\r\nend\r\n")
-        rcpts = sorted(r for m in sink.messages for r in m["rcpts"])
-        assert rcpts == ["cc@example.net", "to@example.com"]
-        assert "status=sent" in srv.read_log()
+        with postfix_next_hop(sink) as pport:
+            srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % pport,
+                              dns_servers="127.0.0.1:9", retry_min="1h", retry_max="2h").start()
+            body = b"Subject: via postfix\r\nMessage-ID: <pf@x>\r\n\r\n.dot line\r\nend\r\n"
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+                s.sendmail("from@example.org", ["to@example.com", "cc@example.net"], body)
+            assert sink.wait_for(1, timeout=60)
+            got = b"".join(m["data"] for m in sink.messages)
+            assert b"by rig.localdomain (Postfix)" in got
+            assert b"(ringmta) with ESMTP" in got
+            assert got.endswith(b".dot line\r\nend\r\n")
+            rcpts = sorted(r for m in sink.messages for r in m["rcpts"])
+            assert rcpts == ["cc@example.net", "to@example.com"]
+            assert "status=sent" in srv.read_log()
     finally:
-        subprocess.run(["bash", os.path.join(RIG, "postfix-down.sh"), "--purge"],
-                       capture_output=True, timeout=120)
         sink.stop()

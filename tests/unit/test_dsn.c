@@ -202,7 +202,7 @@ static int test_python(const struct test_dsn *d, const char *part2_type, unsigne
 		"    assert blocks[0]['Reporting-MTA'].startswith('dns; ')\n"
 		"    for b in blocks[1:]:\n"
 		"        assert b['Final-Recipient'].startswith('rfc822; ')\n"
-		"        assert b['Action'] in ('failed', 'delayed')\n"
+		"        assert b['Action'] in ('failed', 'delayed', 'relayed', 'delivered')\n"
 		"        assert b['Status']\n"
 		"if want == 3:\n"
 		"    assert parts[2].get_content_type() == sys.argv[4], parts[2].get_content_type()\n"
@@ -377,6 +377,83 @@ static void test_delayed_only(void)
 	       "delayed: structure");
 	test_python_ok(&d, "delayed", "message/delivery-status", 1, "text/rfc822-headers");
 	test_dsn_free(&d);
+}
+
+/* NOTIFY=SUCCESS: a report of relayed and delivered recipients only, with
+ * ENVID and ORCPT decoded (RFC 3464 2.2.1, 2.3.1). */
+static void test_success(void)
+{
+	static const struct dsn_rcpt rcpts[] = {
+		{ .dr_addr = "bob@example.com", .dr_action = DSN_RELAYED, .dr_status = "2.0.0",
+		  .dr_remote_mta = "mx.example.com", .dr_diag = "250 2.0.0 Ok: queued as X",
+		  .dr_orcpt = "rfc822;Bob+2BTag@example.com" },
+		{ .dr_addr = "carol@example.net", .dr_action = DSN_DELIVERED, .dr_status = NULL,
+		  .dr_diag = "" },
+	};
+	static const char orig[] = "Subject: s\r\n\r\nthe body\r\n";
+	struct dsn_msg m = test_msg(rcpts, 2, test_orig_headers);
+	struct test_dsn d;
+	size_t longest;
+
+	m.dm_envid = "QQ+2B314+3D1";
+	m.dm_orig = orig;		/* RET=FULL: not for a success report */
+	m.dm_orig_len = sizeof(orig) - 1;
+	if (!tap_ok(test_build(&m, &d), "success: built"))
+		return;
+	tap_ok(test_header_is(&d, "Subject: Successful Mail Delivery Report"), "success: Subject");
+	tap_ok(strstr(d.s, "successfully delivered") != NULL &&
+	       strstr(d.s, "could not") == NULL && strstr(d.s, "WARNING") == NULL,
+	       "success: the explanation says so");
+	tap_ok(strstr(d.s, "Original-Envelope-Id: QQ+314=1\r\nReporting-MTA: ") != NULL,
+	       "success: Original-Envelope-Id decoded, before Reporting-MTA");
+	tap_ok(strstr(d.s, "\r\nOriginal-Recipient: rfc822;Bob+Tag@example.com\r\n"
+		       "Final-Recipient: rfc822; bob@example.com\r\nAction: relayed\r\n"
+		       "Status: 2.0.0\r\n") != NULL, "success: Original-Recipient decoded, relayed");
+	tap_ok(strstr(d.s, "Final-Recipient: rfc822; carol@example.net\r\nAction: delivered\r\n"
+		       "Status: 2.0.0\r\n") != NULL, "success: delivered, status 2.0.0 by default");
+	tap_ok(test_count(d.s, "Original-Recipient:") == 1, "success: no ORCPT, no field");
+	tap_ok(strstr(d.s, "Content-Type: text/rfc822-headers") != NULL &&
+	       strstr(d.s, "the body") == NULL, "success: headers only, even with RET=FULL");
+	tap_ok(test_lines_ok(d.s, d.len, &longest) && test_structure_ok(&d, 3),
+	       "success: structure");
+	test_python_ok(&d, "success", "message/delivery-status", 2, "text/rfc822-headers");
+	test_dsn_free(&d);
+}
+
+/* RET=FULL: a failure returns the whole message as message/rfc822; its
+ * over-long body lines are broken, its empty lines kept. */
+static void test_ret_full(void)
+{
+	struct dsn_msg m = test_msg(test_rcpts, 2, NULL);
+	struct test_dsn d;
+	size_t longest, n;
+	char *orig = malloc(4096);
+
+	n = (size_t)snprintf(orig, 4096, "%sX-Long: y\r\n\r\nfirst line\r\n\r\n",
+			     test_orig_headers);
+	memset(orig + n, 'z', 2500);
+	n += 2500;
+	memcpy(orig + n, "\r\nlast line\r\n", 14);
+	n += 14;
+	m.dm_orig = orig;
+	m.dm_orig_len = n;
+	m.dm_envid = "e";
+	if (!tap_ok(test_build(&m, &d), "ret full: built")) {
+		free(orig);
+		return;
+	}
+	tap_ok(strstr(d.s, "Content-Description: Undelivered Message\r\n"
+		       "Content-Type: message/rfc822\r\n\r\n") != NULL &&
+	       strstr(d.s, "text/rfc822-headers") == NULL, "ret full: message/rfc822");
+	tap_ok(strstr(d.s, "Subject: lunch\r\nMessage-ID: <abc@client.example.org>\r\n"
+		       "X-Long: y\r\n\r\nfirst line\r\n\r\nzzz") != NULL &&
+	       strstr(d.s, "zzz\r\nlast line\r\n") != NULL, "ret full: header and body returned");
+	tap_ok(strstr(d.s, "It is attached below.") != NULL, "ret full: the explanation says so");
+	tap_ok(test_lines_ok(d.s, d.len, &longest) && test_structure_ok(&d, 3),
+	       "ret full: structure, no line of 1000 octets");
+	test_python_ok(&d, "ret full", "message/delivery-status", 2, "message/rfc822");
+	test_dsn_free(&d);
+	free(orig);
 }
 
 static void test_no_headers(void)
@@ -658,6 +735,8 @@ int main(void)
 	test_basic();
 	test_class();
 	test_delayed_only();
+	test_success();
+	test_ret_full();
 	test_no_headers();
 	test_utf8();
 	test_boundary_collision();

@@ -83,8 +83,8 @@ static int find_cb(void *ctx, uint64_t id, const struct qrecord *r,
 static void test_record(void)
 {
 	struct qrcpt rcpts[2] = {
-		{ QRCPT_PENDING, 0, 111, "a@example.org", 13, NULL, 0, 0 },
-		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 0 },
+		{ QRCPT_PENDING, 0, 111, "a@example.org", 13, NULL, 0, 0, 0, NULL, 0 },
+		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 0, 0, NULL, 0 },
 	};
 	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 7, .flags = 1,
 			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
@@ -125,12 +125,13 @@ out:
 	free(buf);
 }
 
-/* v4 fields: the class per recipient, the pool, the byte range to strip. */
+/* Fields since v4 (written as v5): the class per recipient, the pool,
+ * the byte range to strip. */
 static void test_record_v4(void)
 {
 	struct qrcpt rcpts[2] = {
-		{ QRCPT_PENDING, 2, 111, "a@example.org", 13, "421 4.7.28 slow", 15, 5 },
-		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 1 },
+		{ QRCPT_PENDING, 2, 111, "a@example.org", 13, "421 4.7.28 slow", 15, 5, 0, NULL, 0 },
+		{ QRCPT_FAILED, 3, 222, "b@example.net", 13, "550 5.1.1 no", 12, 1, 0, NULL, 0 },
 	};
 	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 700, .flags = 1,
 			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
@@ -144,8 +145,9 @@ static void test_record_v4(void)
 	int ok;
 
 	qrecord_encode(&r, buf);
-	tap_ok(memcmp(buf, "RMQ4", 4) == 0, "v4: encode writes RMQ4");
-	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 4, "v4: decodes as version 4");
+	tap_ok(memcmp(buf, "RMQ5", 4) == 0, "v4: encode writes RMQ5");
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 5, "v4: decodes as version 5");
+	tap_ok(d.dsn_ret == 0 && d.envid_len == 0, "v5: no DSN parameters given, none read");
 	tap_ok(d.pool_len == 4 && memcmp(d.pool, "bulk", 4) == 0 && d.strip_off == 40 &&
 	       d.strip_len == 25 && d.size == 700 && d.nrcpt == 2,
 	       "v4: pool and strip range round-trip");
@@ -253,6 +255,113 @@ static void test_record_v3(void)
 	tap_ok(1, "v3: every truncation is rejected");
 }
 
+/* An RMQ4 record as the previous release wrote it: pool, strip range,
+ * a class per recipient, no DSN parameters. */
+static size_t v4_record(unsigned char *buf)
+{
+	unsigned char *p = buf;
+
+	p = v3_put(p, 0x34514d52u, 4);		/* "RMQ4" */
+	p = v3_put(p, 1000, 8);			/* arrival */
+	p = v3_put(p, 88, 8);			/* next_attempt */
+	p = v3_put(p, 500, 8);			/* size */
+	p = v3_put(p, 1, 4);			/* flags */
+	p = v3_put(p, 2, 4);			/* nrcpt */
+	p = v3_str(p, "v4@example.org");
+	p = v3_str(p, "192.0.2.4");
+	p = v3_str(p, "v4.example.org");
+	p = v3_str(p, "bulk");
+	p = v3_put(p, 40, 8);			/* strip_off */
+	p = v3_put(p, 25, 4);			/* strip_len */
+	*p++ = QRCPT_PENDING;
+	*p++ = 5;				/* class */
+	p = v3_put(p, 2, 2);
+	p = v3_put(p, 88, 8);
+	p = v3_str(p, "r1@example.com");
+	p = v3_str(p, "421 4.7.28 slow");
+	*p++ = QRCPT_FAILED;
+	*p++ = 1;
+	p = v3_put(p, 3, 2);
+	p = v3_put(p, 0, 8);
+	p = v3_str(p, "r2@example.com");
+	p = v3_str(p, "550 5.1.1 no");
+	return (size_t)(p - buf);
+}
+
+static void test_record_v4_read(void)
+{
+	unsigned char buf[256];
+	size_t n = v4_record(buf), off = 0, cut;
+	struct qrecord d;
+	struct qrcpt rc;
+	int ok;
+
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 4,
+	       "v4: a record of the previous release decodes");
+	tap_ok(d.pool_len == 4 && memcmp(d.pool, "bulk", 4) == 0 && d.strip_off == 40 &&
+	       d.strip_len == 25 && d.size == 500 && d.next_attempt == 88,
+	       "v4: its fields are read");
+	tap_ok(d.dsn_ret == 0 && d.envid != NULL && d.envid_len == 0,
+	       "v4: no DSN parameters (RET, ENVID)");
+	ok = qrecord_rcpt_next(&d, &off, &rc) && rc.bclass == 5 && rc.attempts == 2 &&
+	     rc.notify == 0 && rc.orcpt_len == 0 && memcmp(rc.addr, "r1@example.com", 14) == 0;
+	ok = ok && qrecord_rcpt_next(&d, &off, &rc) && rc.state == QRCPT_FAILED &&
+	     rc.bclass == 1 && rc.notify == 0 && rc.orcpt_len == 0 && rc.reply_len == 12;
+	tap_ok(ok && !qrecord_rcpt_next(&d, &off, &rc),
+	       "v4: recipients read, without NOTIFY or ORCPT");
+	for (cut = 0; cut < n; cut++)
+		if (qrecord_decode(buf, cut, &d) == 0)
+			break;
+	tap_ok(cut == n, "v4: every truncation is rejected");
+}
+
+/* v5: the DSN parameters, RET and ENVID per message, NOTIFY and ORCPT
+ * per recipient. */
+static void test_record_v5(void)
+{
+	struct qrcpt rcpts[2] = {
+		{ .state = QRCPT_PENDING, .addr = "a@example.org", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_SUCCESS | QRCPT_NOTIFY_FAILURE,
+		  .orcpt = "rfc822;A+2Bx@example.org", .orcpt_len = 24 },
+		{ .state = QRCPT_PENDING, .addr = "b@example.net", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_NEVER },
+	};
+	struct qrecord r = { .arrival = 5, .next_attempt = 6, .size = 70,
+			     .sender = "s@x.org", .sender_len = 7, .client = "127.0.0.1",
+			     .client_len = 9, .helo = "h", .helo_len = 1, .nrcpt = 2,
+			     .rcpts = rcpts, .dsn_ret = QRECORD_RET_HDRS,
+			     .envid = "QQ+2B314", .envid_len = 8 };
+	size_t n = qrecord_encoded_size(&r), off = 0, cut;
+	unsigned char *buf = malloc(n);
+	struct qrecord d;
+	struct qrcpt rc;
+	int ok;
+
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == 0 && d.version == 5 &&
+	       d.dsn_ret == QRECORD_RET_HDRS && d.envid_len == 8 &&
+	       memcmp(d.envid, "QQ+2B314", 8) == 0, "v5: RET and ENVID round-trip");
+	ok = qrecord_rcpt_next(&d, &off, &rc) &&
+	     rc.notify == (QRCPT_NOTIFY_SUCCESS | QRCPT_NOTIFY_FAILURE) && rc.orcpt_len == 24 &&
+	     memcmp(rc.orcpt, "rfc822;A+2Bx@example.org", 24) == 0 &&
+	     memcmp(rc.addr, "a@example.org", 13) == 0;
+	ok = ok && qrecord_rcpt_next(&d, &off, &rc) && rc.notify == QRCPT_NOTIFY_NEVER &&
+	     rc.orcpt_len == 0 && memcmp(rc.addr, "b@example.net", 13) == 0;
+	tap_ok(ok && !qrecord_rcpt_next(&d, &off, &rc), "v5: NOTIFY and ORCPT round-trip");
+	for (cut = 0; cut < n; cut++)
+		if (qrecord_decode(buf, cut, &d) == 0)
+			break;
+	tap_ok(cut == n, "v5: every truncation is rejected");
+	r.dsn_ret = 3;
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == -EBADMSG, "v5: an unknown RET value is damage");
+	r.dsn_ret = QRECORD_RET_FULL;
+	rcpts[1].notify = 0x40;
+	qrecord_encode(&r, buf);
+	tap_ok(qrecord_decode(buf, n, &d) == -EBADMSG, "v5: unknown NOTIFY bits are damage");
+	free(buf);
+}
+
 static void test_ids(void)
 {
 	char s[17];
@@ -272,7 +381,7 @@ static void test_commit(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	enum { N = 50 };
 	struct queue_msg msgs[N], *got[N];
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
 	struct iovec iov[N][3];
 	char err[256];
 	uint64_t count = 0;
@@ -422,7 +531,7 @@ static void test_isolation(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct done_count dc = { &wd, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
 	struct queue_rcpt_update ru = { 0, QRCPT_DELIVERED, 0, "250 ok", 6, 0, false };
 	struct queue_update u0, u1, u2;
 	struct queue_msg m[3], *got[3];
@@ -524,7 +633,7 @@ static int upgrade_due(void *ctx, uint64_t id, uint64_t when)
 
 /*
  * A queue written by the previous release (RMQ3 records) still delivers:
- * the first update rewrites the record as v4 with the class, counts the
+ * the first update rewrites the record as v5 with the class, counts the
  * attempt, and moves the schedule entry; an update marked "no attempt"
  * (a suspended site) keeps the counter; the last result removes it.
  */
@@ -576,8 +685,8 @@ static void test_upgrade(const char *dir)
 	wait_updates(&dc, 1);
 	memset(&seen, 0, sizeof(seen));
 	tap_ok(u.qu_status == 0 && queue_record_get(q, 42, upgrade_cb, &seen) == 0 &&
-	       seen.version == 4 && seen.attempts == 5 && seen.bclass == 5 && seen.next == 500,
-	       "upgrade: a deferral rewrites it as v4 with the class, attempt counted");
+	       seen.version == 5 && seen.attempts == 5 && seen.bclass == 5 && seen.next == 500,
+	       "upgrade: a deferral rewrites it as v5 with the class, attempt counted");
 	due = 0;
 	tap_ok(queue_scan_due(q, 100, upgrade_due, &due) == 0 && due == 0 &&
 	       queue_scan_due(q, 500, upgrade_due, &due) == 0 && due == 42,
@@ -609,13 +718,96 @@ static void test_upgrade(const char *dir)
 	queue_close(&q);
 }
 
+struct dsn_seen {
+	uint8_t ret, notify[2];
+	char envid[16], orcpt[32];
+	uint16_t attempts;
+};
+
+static void dsn_cb(void *ctx, uint64_t id, const struct qrecord *r)
+{
+	struct dsn_seen *s = ctx;
+	struct qrcpt rc;
+	size_t off = 0;
+
+	(void)id;
+	s->ret = r->dsn_ret;
+	snprintf(s->envid, sizeof(s->envid), "%.*s", (int)r->envid_len, r->envid);
+	for (int i = 0; i < 2 && qrecord_rcpt_next(r, &off, &rc); i++) {
+		s->notify[i] = rc.notify;
+		if (i == 0) {
+			snprintf(s->orcpt, sizeof(s->orcpt), "%.*s", (int)rc.orcpt_len, rc.orcpt);
+			s->attempts = rc.attempts;
+		}
+	}
+}
+
+/* A delivery result rewrites the record: the DSN parameters stay. */
+static void test_update_keeps_dsn(const char *dir)
+{
+	struct qrcpt rcpts[2] = {
+		{ .state = QRCPT_PENDING, .addr = "a@example.org", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_SUCCESS, .orcpt = "rfc822;A+2B@example.org", .orcpt_len = 23 },
+		{ .state = QRCPT_PENDING, .addr = "b@example.org", .addr_len = 13,
+		  .notify = QRCPT_NOTIFY_NEVER },
+	};
+	struct qrecord r = { .arrival = 1, .next_attempt = 77, .size = 5, .sender = "s@x.org",
+			     .sender_len = 7, .client = "c", .client_len = 1, .helo = "h",
+			     .helo_len = 1, .nrcpt = 2, .rcpts = rcpts, .dsn_ret = QRECORD_RET_FULL,
+			     .envid = "E+2B1", .envid_len = 5 };
+	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct done_count dc = { &wd, 0 };
+	unsigned char rec[256], key[8], skey[16];
+	MDB_val k = { 8, key }, v = { qrecord_encoded_size(&r), rec }, sk = { 16, skey },
+		sv = { 0, NULL };
+	struct queue_rcpt_update ru;
+	struct queue_update u;
+	struct dsn_seen seen;
+	struct queue *q;
+	MDB_txn *txn;
+	char err[256];
+
+	g_done = &dc;
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "dsn update: queue opens");
+	qrecord_encode(&r, rec);
+	queue_key_put(key, 43);
+	queue_key_put(skey, 77);
+	queue_key_put(skey + 8, 43);
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &txn) == 0 &&
+	       mdb_put(txn, q->q_meta, &k, &v, 0) == 0 &&
+	       mdb_put(txn, q->q_body, &k, &(MDB_val){ 5, "body\n" }, 0) == 0 &&
+	       mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 && mdb_txn_commit(txn) == 0,
+	       "dsn update: a v5 message with DSN parameters stored");
+	memset(&ru, 0, sizeof(ru));
+	ru.qru_state = QRCPT_PENDING;
+	ru.qru_next_attempt = 500;
+	ru.qru_reply = "451 4.3.0 later";
+	ru.qru_reply_len = 15;
+	memset(&u, 0, sizeof(u));
+	u.qu_id = 43;
+	u.qu_rcpts = &ru;
+	u.qu_nrcpt = 1;
+	u.qu_done = update_done;
+	queue_submit_update(q, &u);
+	wait_updates(&dc, 1);
+	memset(&seen, 0, sizeof(seen));
+	tap_ok(u.qu_status == 0 && queue_record_get(q, 43, dsn_cb, &seen) == 0 &&
+	       seen.attempts == 1, "dsn update: a deferral is stored");
+	tap_ok(seen.ret == QRECORD_RET_FULL && strcmp(seen.envid, "E+2B1") == 0 &&
+	       seen.notify[0] == QRCPT_NOTIFY_SUCCESS && seen.notify[1] == QRCPT_NOTIFY_NEVER &&
+	       strcmp(seen.orcpt, "rfc822;A+2B@example.org") == 0,
+	       "dsn update: RET, ENVID, NOTIFY and ORCPT are kept");
+	queue_close(&q);
+}
+
 /* A full map is "no storage" (-ENOSPC), and the queue goes on working. */
 static void test_map_full(const char *dir)
 {
 	struct queue *q;
 	struct queue_sink sink;
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
 	struct queue_msg m[2], *got[2];
 	struct iovec iov[2];
 	size_t big = 2u << 20;
@@ -657,7 +849,7 @@ static void test_map_full_updates(const char *dir)
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct waiter wd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct done_count dc = { &wd, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
 	static struct queue_msg m[FULL_UPDATES];
 	static struct queue_msg *got[FULL_UPDATES];
 	static struct iovec iov[FULL_UPDATES];
@@ -737,7 +929,7 @@ static void test_dead_reader(const char *dir)
 	struct queue *q;
 	struct queue_sink sink;
 	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
 	struct queue_msg m, *got[1];
 	struct iovec iov;
 	char err[256];
@@ -785,6 +977,8 @@ int main(void)
 	test_record();
 	test_record_v4();
 	test_record_v3();
+	test_record_v4_read();
+	test_record_v5();
 	test_ids();
 	test_commit(dir);
 	{
@@ -794,6 +988,8 @@ int main(void)
 		test_isolation(sub);
 		snprintf(sub, sizeof(sub), "%s/upgrade", dir);
 		test_upgrade(sub);
+		snprintf(sub, sizeof(sub), "%s/dsnupd", dir);
+		test_update_keeps_dsn(sub);
 		snprintf(sub, sizeof(sub), "%s/full", dir);
 		test_map_full(sub);
 		snprintf(sub, sizeof(sub), "%s/fullupd", dir);

@@ -115,7 +115,7 @@ static void update_done(struct queue_update *u)
  * transaction; an existing entry that lasts longer is kept. */
 static void test_update(struct queue *q)
 {
-	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "gone@example.net", 16, NULL, 0, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "gone@example.net", 16, NULL, 0, 0, 0, NULL, 0 };
 	struct queue_rcpt_update ru = { 0, QRCPT_FAILED, 0, "550 5.1.1 no", 12, 1, false };
 	struct queue_suppress sup[2], hit;
 	struct queue_sink sink;

@@ -6,6 +6,7 @@
 #include "core/wire/smtp_cmd.h"
 #include "tests/unit/tap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -556,10 +557,102 @@ static void test_utf8(void)
 		       "utf8 case %zu is %s", i, cases[i].ok ? "valid" : "invalid");
 }
 
+struct dsn_case {
+	const char *line;
+	int err;
+	uint8_t ret, notify;
+	const char *envid, *orcpt;	/* as given; NULL: none */
+};
+
+static const struct dsn_case dsn_cases[] = {
+	{ "MAIL FROM:<a@b.example> RET=FULL", 0, SMTP_DSN_RET_FULL, 0, NULL, NULL },
+	{ "MAIL FROM:<a@b.example> ret=hdrs ENVID=QQ+2B314159", 0, SMTP_DSN_RET_HDRS, 0,
+	  "QQ+2B314159", NULL },
+	{ "MAIL FROM:<> ENVID=x", 0, 0, 0, "x", NULL },
+	{ "MAIL FROM:<a@b.example> RET=ALL", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "MAIL FROM:<a@b.example> RET=FULL RET=HDRS", SMTP_CMD_E_SYNTAX, 0, 0, NULL, NULL },
+	/* xtext: "+" and two hex digits; a bare "+" or a non-hex is not */
+	{ "MAIL FROM:<a@b.example> ENVID=a+2", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "MAIL FROM:<a@b.example> ENVID=a+ZZ", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "MAIL FROM:<a@b.example> ENVID=a+", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "MAIL FROM:<a@b.example> ENVID=\xc3\xa9", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	/* 100 characters are the most (RFC 3461 4.4) */
+	{ "MAIL FROM:<a@b.example> ENVID="
+	  "0123456789012345678901234567890123456789012345678901234567890123456789"
+	  "012345678901234567890123456789", 0, 0, 0,
+	  "0123456789012345678901234567890123456789012345678901234567890123456789"
+	  "012345678901234567890123456789", NULL },
+	{ "MAIL FROM:<a@b.example> ENVID="
+	  "0123456789012345678901234567890123456789012345678901234567890123456789"
+	  "0123456789012345678901234567890", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=NEVER", 0, 0, SMTP_DSN_NOTIFY_NEVER, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=success,Delay", 0, 0,
+	  SMTP_DSN_NOTIFY_SUCCESS | SMTP_DSN_NOTIFY_DELAY, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;a+2Bb@b.example", 0,
+	  0, SMTP_DSN_NOTIFY_SUCCESS | SMTP_DSN_NOTIFY_FAILURE | SMTP_DSN_NOTIFY_DELAY, NULL,
+	  "rfc822;a+2Bb@b.example" },
+	{ "RCPT TO:<a@b.example> NOTIFY=NEVER,FAILURE", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=SUCCESS,", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=,SUCCESS", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> NOTIFY=ALWAYS", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=a@b.example", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=rfc822;", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=;a@b.example", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=rf(c;a@b.example", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=rfc822;a+1@b", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=rfc822;\xc3\xa9@b", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> ORCPT=utf-8;\xc3\xa9@b", 0, 0, 0, NULL,
+	  "utf-8;\xc3\xa9@b" },
+	{ "RCPT TO:<a@b.example> ORCPT=utf-8;\xc3@b", SMTP_CMD_E_DSN, 0, 0, NULL, NULL },
+	/* NOTIFY and ORCPT belong to RCPT, RET and ENVID to MAIL */
+	{ "MAIL FROM:<a@b.example> ORCPT=rfc822;a@b", SMTP_CMD_E_PARAM, 0, 0, NULL, NULL },
+	{ "RCPT TO:<a@b.example> RET=FULL", SMTP_CMD_E_PARAM, 0, 0, NULL, NULL },
+};
+
+static bool dsn_slice_is(struct smtp_slice sl, const char *want)
+{
+	if (want == NULL)
+		return sl.len == 0;
+	return sl.len == strlen(want) && memcmp(sl.p, want, sl.len) == 0;
+}
+
+static void test_dsn(void)
+{
+	char orcpt[600];
+	struct smtp_cmd cmd;
+	int err;
+
+	for (size_t i = 0; i < sizeof(dsn_cases) / sizeof(dsn_cases[0]); i++) {
+		const struct dsn_case *tc = &dsn_cases[i];
+		int ok;
+
+		err = smtp_cmd_parse(tc->line, strlen(tc->line), &test_rfc, &cmd);
+		ok = err == tc->err;
+		if (err == SMTP_CMD_OK)
+			ok = ok && cmd.dsn_ret == tc->ret && cmd.dsn_notify == tc->notify &&
+			     dsn_slice_is(cmd.envid, tc->envid) && dsn_slice_is(cmd.orcpt, tc->orcpt);
+		tap_ok(ok, "dsn \"%s\"", tc->line);
+	}
+	/* ORCPT: 500 octets are the most (RFC 3461 4.2). */
+	for (size_t len = 499; len <= 501; len++) {
+		int n = snprintf(orcpt, sizeof(orcpt), "RCPT TO:<a@b.example> ORCPT=rfc822;");
+
+		memset(orcpt + n, 'x', len - 7);
+		orcpt[n + len - 7] = '\0';
+		err = smtp_cmd_parse(orcpt, strlen(orcpt), &test_rfc, &cmd);
+		tap_ok(len <= 500 ? err == SMTP_CMD_OK && cmd.orcpt.len == len :
+		       err == SMTP_CMD_E_DSN, "dsn: ORCPT of %zu octets %s", len,
+		       len <= 500 ? "taken" : "refused");
+	}
+	tap_ok(strncmp(smtp_cmd_strerror(SMTP_CMD_E_DSN), "501 5.5.4 ", 10) == 0,
+	       "dsn: a bad value is 501 5.5.4");
+}
+
 int main(void)
 {
 	test_table();
 	test_params();
+	test_dsn();
 	test_bdat();
 	test_limits();
 	test_nul();
