@@ -41,6 +41,7 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] [-o key=value]... suppress list|purge\n"
 		"       ringmta [-c FILE] [-o key=value]... shaping show --mx HOST[,HOST...]\n"
 		"               [--domain DOMAIN] [--source SOURCE]\n"
+		"       ringmta [-c FILE] [-o key=value]... config show [-n]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -555,8 +556,8 @@ int main(int argc, char **argv)
 			domain = true;
 		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
 			shaping = true;
-		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0) &&
-			 !domain && !shaping)
+		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0 ||
+			  strcmp(argv[i], "config") == 0) && !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -591,7 +592,8 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return 0;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
-			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0) {
+			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0 ||
+			   strcmp(argv[i], "config") == 0) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -613,6 +615,8 @@ int main(int argc, char **argv)
 		rc = main_suppress(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
 		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "config") == 0) {
+		rc = main_config(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {

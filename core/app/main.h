@@ -26,4 +26,8 @@ int main_domain(struct config *cfg, int argc, char **argv);
  * 2 usage or a rules error). -o after the verb changes cfg. */
 int main_shaping(struct config *cfg, int argc, char **argv);
 
+/* "ringmta config show [-n]": the exit code (0 shown, 1 output failed,
+ * 2 usage). */
+int main_config(const struct config *cfg, int argc, char **argv);
+
 #endif
