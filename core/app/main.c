@@ -18,6 +18,7 @@
 #include "core/base/log.h"
 #include "core/http/metrics.h"
 #include "core/app/main.h"
+#include "core/app/notify.h"
 #include "core/app/server.h"
 #include "io/listen.h"
 #include "queue/queue.h"
@@ -360,6 +361,15 @@ static int main_check_rules(const struct config *cfg)
 	return 0;
 }
 
+/* The watchdog's view of worker i: its loop's iteration count, which a
+ * running loop moves at least once a second (its tick). */
+static uint64_t main_worker_progress(void *arg, unsigned i)
+{
+	struct server *srv = arg;
+
+	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
+}
+
 static int main_serve(const struct config *cfg)
 {
 	struct queue *q;
@@ -367,6 +377,7 @@ static int main_serve(const struct config *cfg)
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
 	struct metrics_inbound met_in;
+	struct notify_watchdog *wd = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig, rc;
@@ -451,8 +462,11 @@ static int main_serve(const struct config *cfg)
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    (cfg->metrics_listen[0] != '\0' &&
-	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0)) {
+	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
+	    notify_watchdog_start(&wd, srv.s_nworkers, main_worker_progress, &srv, err,
+				  sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		metrics_stop(&met);
 		delivery_stop(&dlv);	/* nothing when it never started */
 		server_stop(&srv);
 		server_join(&srv);
@@ -474,12 +488,16 @@ static int main_serve(const struct config *cfg)
 		log_msg(LOG_INFO, "dkim: signing with %s: %u domains, %u threads",
 			cfg->dkim_key_table, dkim_table_count(srv.s_dkim_table), ps.nthreads);
 	}
+	snprintf(err, sizeof(err), "ready: %u workers, %u listeners", srv.s_nworkers,
+		 cfg->listen_count);
+	notify_ready(err);
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
 		if (sig == SIGHUP) {
 			struct tls_ctx *ts = NULL, *tc = NULL;
 
+			notify_reloading();
 			/* Reload certificates; sessions in flight keep the old. */
 			if (main_tls_load(cfg, &ts, &tc, err, sizeof(err)) < 0) {
 				log_msg(LOG_ERROR, "reload: %s (keeping the old certificates)", err);
@@ -504,9 +522,14 @@ static int main_serve(const struct config *cfg)
 				}
 			}
 			server_rules_reload(&srv);
+			notify_ready("ready: reloaded");
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	snprintf(err, sizeof(err), "stopping: sessions have %us to finish",
+		 cfg->shutdown_timeout);
+	notify_stopping(err);
+	notify_watchdog_stop(&wd);	/* the workers wind down from here */
 	metrics_stop(&met);
 	delivery_stop(&dlv);		/* no new deliveries start */
 	server_stop(&srv);
