@@ -20,13 +20,14 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 # milter (opendkim) as Postfix's signer, beside ringmta's own signing; the bench
 # scripts count an MTA's system calls with perf stat (linux-perf). test_dist
 # checks the unit with systemd-analyze (systemd) and renders the man pages
-# with man -l (man-db) and groff (groff-base).
+# with man -l (man-db) and groff (groff-base), and parses the logrotate
+# example (logrotate).
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
   bsdextrautils openssl ca-certificates mount
   python3-dkim python3-nacl python3-dnspython opendkim-tools iproute2 util-linux
-  opendkim linux-perf systemd man-db groff-base"
+  opendkim linux-perf systemd man-db groff-base logrotate"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

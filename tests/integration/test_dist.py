@@ -73,6 +73,119 @@ def test_config_show_bad_arguments():
     assert r.returncode == 2 and "'-x'" in r.stderr
 
 
+# --- man pages -----------------------------------------------------------
+
+def unescape(text):
+    return text.replace("\\-", "-").replace("\\e", "\\")
+
+
+@pytest.mark.parametrize("page", [MAN8, MAN5])
+def test_man_page_renders_without_warnings(page):
+    r = subprocess.run(["groff", "-man", "-ww", "-z", page], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    env = dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="")
+    r = subprocess.run(["man", "--warnings=w", "-l", page], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "ringmta" in r.stdout
+
+
+def test_conf_page_names_every_setting_with_its_default():
+    shown = settings(run("config", "show").stdout)
+    with open(MAN5) as f:
+        page = f.read()
+    # Each setting is a tagged paragraph: .TP / .BR key " = default".
+    documented = {}
+    for m in re.finditer(r'^\.TP\n\.BR (\w+) " =(.*)"$', page, re.M):
+        documented[m.group(1)] = unescape(m.group(2).strip())
+    missing = sorted(set(shown) - set(documented))
+    assert not missing, "settings missing from ringmta.conf.5: %s" % missing
+    stale = sorted(set(documented) - set(shown))
+    assert not stale, "ringmta.conf.5 documents unknown settings: %s" % stale
+    wrong = {k: (documented[k], v) for k, v in shown.items()
+             if k != "hostname" and documented[k] != v}
+    assert not wrong, "ringmta.conf.5 defaults (page, binary): %s" % wrong
+
+
+def test_command_page_names_every_verb():
+    with open(MAN8) as f:
+        page = unescape(f.read())
+    usage = run("--help").stdout
+    for verb in ("config", "queue", "suppress", "domain", "shaping"):
+        assert verb in usage
+        assert re.search(r"^\.SS %s$" % verb, page, re.M), verb
+    for sub in ("list", "show", "delete", "flush", "count", "check", "compact", "shaping"):
+        assert "queue %s" % sub in page, sub
+    for sub in ("add", "remove", "check", "list", "purge"):
+        assert "suppress %s" % sub in page, sub
+    for opt in ("-c", "-o", "--check", "-v", "--version", "config show -n"):
+        assert opt in page, opt
+
+
+# --- the systemd unit, sysusers, tmpfiles, logrotate ------------------------
+
+def test_systemd_unit_verifies(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    with open(os.path.join(DIST, "ringmta.service.in")) as f:
+        unit = f.read()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit
+    assert "ExecStart=@bindir@/ringmta -c /etc/ringmta/ringmta.conf" in unit
+    # The binary under test stands in for the installed one, and the man
+    # pages of Documentation= are looked up in a tree of ours.
+    (tmp_path / "ringmta.service").write_text(
+        unit.replace("@bindir@", os.path.dirname(os.path.abspath(BIN))))
+    for page, sect in ((MAN8, "8"), (MAN5, "5")):
+        d = tmp_path / "man" / ("man" + sect)
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(page, d)
+    env = dict(os.environ, MANPATH=str(tmp_path / "man"))
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "ringmta.service")],
+                       capture_output=True, text=True, env=env, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "ringmta.service" not in out, out
+
+
+def test_sysusers_and_tmpfiles_create_user_and_directories(tmp_path):
+    if os.geteuid() != 0 or shutil.which("systemd-sysusers") is None:
+        pytest.skip("needs root and systemd-sysusers (applied under --root)")
+    (tmp_path / "etc").mkdir()
+    for tool, name in (("systemd-sysusers", "ringmta.sysusers"),
+                       ("systemd-tmpfiles", "ringmta.tmpfiles")):
+        args = [tool, "--root=%s" % tmp_path]
+        if tool == "systemd-tmpfiles":
+            args.append("--create")
+        r = subprocess.run(args + [os.path.join(DIST, name)], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+    with open(tmp_path / "etc" / "passwd") as f:
+        user = [l for l in f if l.startswith("ringmta:")]
+    assert user, "no ringmta user"
+    uid = int(user[0].split(":")[2])
+    for d in ("var/spool/ringmta", "var/log/ringmta"):
+        st = os.stat(tmp_path / d)
+        assert st.st_uid == uid and st.st_mode & 0o777 == 0o750, d
+    assert os.stat(tmp_path / "etc" / "ringmta").st_uid == 0
+
+
+def test_logrotate_example_parses(tmp_path):
+    if shutil.which("logrotate") is None and not os.path.exists("/usr/sbin/logrotate"):
+        pytest.skip("logrotate is not installed")
+    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "events.log").write_text("x\n")
+    with open(os.path.join(DIST, "ringmta.logrotate")) as f:
+        conf = f.read()
+    me = "root" if os.geteuid() == 0 else None
+    if me is None:
+        pytest.skip("the example's su/create lines need root to check")
+    conf = conf.replace("/var/log/ringmta", str(tmp_path / "log")).replace("ringmta ringmta", "root root")
+    (tmp_path / "lr.conf").write_text(conf)
+    r = subprocess.run([logrotate, "-d", "-s", str(tmp_path / "state"), str(tmp_path / "lr.conf")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "error" not in r.stderr.lower(), r.stderr
+
+
 # --- sd_notify ------------------------------------------------------------
 
 def linked_with_libsystemd():
