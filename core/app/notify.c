@@ -42,8 +42,7 @@ struct notify_watchdog {
 	unsigned nw_n;
 	notify_progress_fn nw_progress;
 	void *nw_arg;
-	uint64_t *nw_seen;		/* per worker: last progress value */
-	uint64_t *nw_moved_us;		/* and when it last changed */
+	struct notify_progress *nw_workers;	/* nw_n of them */
 };
 
 static uint64_t notify_now_us(void)
@@ -94,24 +93,35 @@ void notify_status(const char *status)
 	notify_send("", status);
 }
 
+int notify_progress_check(struct notify_progress *p, unsigned n, notify_progress_fn progress,
+			  void *arg, uint64_t now_us, uint64_t stall_us)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t v = progress(arg, i);
+
+		if (v != p[i].np_seen) {
+			p[i].np_seen = v;
+			p[i].np_moved_us = now_us;
+		} else if (now_us - p[i].np_moved_us > stall_us) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
 /* Whether every worker moved within NOTIFY_STALL_SEC; logs the first
  * that did not. */
 static bool notify_workers_alive(struct notify_watchdog *wd, uint64_t now)
 {
-	for (unsigned i = 0; i < wd->nw_n; i++) {
-		uint64_t p = wd->nw_progress(wd->nw_arg, i);
+	int i = notify_progress_check(wd->nw_workers, wd->nw_n, wd->nw_progress, wd->nw_arg, now,
+				      NOTIFY_STALL_SEC * 1000000ull);
 
-		if (p != wd->nw_seen[i]) {
-			wd->nw_seen[i] = p;
-			wd->nw_moved_us[i] = now;
-		} else if (now - wd->nw_moved_us[i] > NOTIFY_STALL_SEC * 1000000ull) {
-			log_msg(LOG_ERROR, "watchdog: worker %u has not run its loop for %llus:"
-				" no more watchdog pings (the service manager restarts ringmta)",
-				i, (unsigned long long)((now - wd->nw_moved_us[i]) / 1000000u));
-			return false;
-		}
-	}
-	return true;
+	if (i < 0)
+		return true;
+	log_msg(LOG_ERROR, "watchdog: worker %d has not run its loop for %llus:"
+		" no more watchdog pings (the service manager restarts ringmta)", i,
+		(unsigned long long)((now - wd->nw_workers[i].np_moved_us) / 1000000u));
+	return false;
 }
 
 static void *notify_watchdog_main(void *arg)
@@ -141,8 +151,7 @@ static void notify_watchdog_free(struct notify_watchdog *wd)
 {
 	pthread_cond_destroy(&wd->nw_cond);
 	pthread_mutex_destroy(&wd->nw_lock);
-	free(wd->nw_seen);
-	free(wd->nw_moved_us);
+	free(wd->nw_workers);
 	free(wd);
 }
 
@@ -158,12 +167,9 @@ int notify_watchdog_start(struct notify_watchdog **wd_r, unsigned n,
 	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
 		return 0;
 	wd = calloc(1, sizeof(*wd));
-	if (wd == NULL || (wd->nw_seen = calloc(n ? n : 1, sizeof(uint64_t))) == NULL ||
-	    (wd->nw_moved_us = calloc(n ? n : 1, sizeof(uint64_t))) == NULL) {
-		if (wd != NULL) {
-			free(wd->nw_seen);
-			free(wd);
-		}
+	if (wd == NULL ||
+	    (wd->nw_workers = calloc(n ? n : 1, sizeof(*wd->nw_workers))) == NULL) {
+		free(wd);
 		snprintf(err, errlen, "watchdog: out of memory");
 		return -1;
 	}
@@ -173,8 +179,8 @@ int notify_watchdog_start(struct notify_watchdog **wd_r, unsigned n,
 	wd->nw_arg = arg;
 	now = notify_now_us();
 	for (unsigned i = 0; i < n; i++) {
-		wd->nw_seen[i] = progress(arg, i);
-		wd->nw_moved_us[i] = now;
+		wd->nw_workers[i].np_seen = progress(arg, i);
+		wd->nw_workers[i].np_moved_us = now;
 	}
 	pthread_mutex_init(&wd->nw_lock, NULL);
 	pthread_condattr_init(&ca);

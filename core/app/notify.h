@@ -33,6 +33,19 @@ void notify_stopping(const char *status);
 /* STATUS= only. */
 void notify_status(const char *status);
 
+/* The watchdog's judgement, apart from its thread: per worker, the last
+ * progress value seen and when (monotonic microseconds) it changed. */
+struct notify_progress {
+	uint64_t np_seen;
+	uint64_t np_moved_us;
+};
+
+/* Read each of the n workers' progress at now_us into p[0..n). Returns
+ * -1 when every one has moved within stall_us, else the index of the
+ * first that has not (p then holds how long: now_us - np_moved_us). */
+int notify_progress_check(struct notify_progress *p, unsigned n, notify_progress_fn progress,
+			  void *arg, uint64_t now_us, uint64_t stall_us);
+
 /*
  * When the service manager asks for a watchdog (WATCHDOG_USEC): start a
  * thread that sends WATCHDOG=1 every half of that interval as long as
