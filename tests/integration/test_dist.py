@@ -134,7 +134,7 @@ def test_systemd_unit_verifies(tmp_path):
     # The binary under test stands in for the installed one, and the man
     # pages of Documentation= are looked up in a tree of ours.
     (tmp_path / "ringmta.service").write_text(
-        unit.replace("@bindir@", os.path.dirname(os.path.abspath(BIN))))
+        unit.replace("@bindir@/ringmta", os.path.abspath(BIN)))
     for page, sect in ((MAN8, "8"), (MAN5, "5")):
         d = tmp_path / "man" / ("man" + sect)
         d.mkdir(parents=True, exist_ok=True)
