@@ -5,7 +5,7 @@ set -eu
 build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-dev
   libjemalloc-dev libinih-dev android-libboringssl-dev libc-ares-dev libmicrohttpd-dev
   libpsl-dev publicsuffix libspf2-dev libopendmarc-dev libyaml-dev libpcre2-dev
-  libjansson-dev
+  libjansson-dev libsystemd-dev
   python3"
 # python3 runs conf/embed.py at build time (the built-in rules files).
 # Installed with --no-install-recommends, so every package a test relies on
@@ -18,13 +18,16 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 # for its DNS) and OpenDKIM (opendkim-tools), run in a network namespace
 # (iproute2) whose resolver is a dnsmasq on loopback. bench/dkim.sh runs OpenDKIM's
 # milter (opendkim) as Postfix's signer, beside ringmta's own signing; the bench
-# scripts count an MTA's system calls with perf stat (linux-perf).
+# scripts count an MTA's system calls with perf stat (linux-perf). test_dist
+# checks the unit with systemd-analyze (systemd) and renders the man pages
+# with man -l (man-db) and groff (groff-base), and parses the logrotate
+# example (logrotate).
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
   bsdextrautils openssl ca-certificates mount
   python3-dkim python3-nacl python3-dnspython opendkim-tools iproute2 util-linux
-  opendkim linux-perf"
+  opendkim linux-perf systemd man-db groff-base logrotate"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

@@ -22,6 +22,7 @@
 #include "core/http/metrics.h"
 #include "core/inject/inject.h"
 #include "core/app/main.h"
+#include "core/app/notify.h"
 #include "core/app/server.h"
 #include "io/listen.h"
 #include "queue/queue.h"
@@ -52,6 +53,7 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] resume --site S|--domain D|--source X|--sender-domain D\n"
 		"       ringmta [-c FILE] suspensions [--json]\n"
 		"       ringmta [-c FILE] top [--once] [--json] [--limit N]\n"
+		"       ringmta [-c FILE] [-o key=value]... config show [-n]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"
@@ -378,6 +380,15 @@ static int main_check_rules(const struct config *cfg)
 	return 0;
 }
 
+/* The watchdog's view of worker i: its loop's iteration count, which a
+ * running loop moves at least once a second (its tick). */
+static uint64_t main_worker_progress(void *arg, unsigned i)
+{
+	struct server *srv = arg;
+
+	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
+}
+
 static int main_serve(const struct config *cfg)
 {
 	struct queue *q;
@@ -388,6 +399,7 @@ static int main_serve(const struct config *cfg)
 	struct admin_queue adm_queue;
 	struct metrics_inbound met_in;
 	struct inject *inj = NULL;
+	struct notify_watchdog *wd = NULL;
 	sigset_t set;
 	char err[512], addr[80];
 	int sig, rc;
@@ -482,8 +494,11 @@ static int main_serve(const struct config *cfg)
 	    main_inject_start(&inj, &srv, &met_in, err, sizeof(err)) < 0 ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
-	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0) {
+	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0 ||
+	    notify_watchdog_start(&wd, srv.s_nworkers, main_worker_progress, &srv, err,
+				  sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
+		admin_stop(&adm);
 		metrics_stop(&met);
 		inject_stop(&inj);
 		delivery_stop(&dlv);	/* nothing when it never started */
@@ -509,6 +524,9 @@ static int main_serve(const struct config *cfg)
 		log_msg(LOG_INFO, "dkim: signing with %s: %u domains, %u threads",
 			cfg->dkim_key_table, dkim_table_count(srv.s_dkim_table), ps.nthreads);
 	}
+	snprintf(err, sizeof(err), "ready: %u workers, %u listeners", srv.s_nworkers,
+		 cfg->listen_count);
+	notify_ready(err);
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
@@ -520,10 +538,16 @@ static int main_serve(const struct config *cfg)
 		if (sig == SIGHUP) {
 			struct main_reload rl;
 
+			notify_reloading();
 			main_reload(&srv, cfg, &rl);
+			notify_ready("ready: reloaded");
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
 	log_msg(LOG_INFO, "signal %d: stopping (deadline %us)", sig, cfg->shutdown_timeout);
+	snprintf(err, sizeof(err), "stopping: sessions have %us to finish",
+		 cfg->shutdown_timeout);
+	notify_stopping(err);
+	notify_watchdog_stop(&wd);	/* the workers wind down from here */
 	admin_stop(&adm);
 	metrics_stop(&met);
 	inject_stop(&inj);		/* requests in flight finish first */
@@ -584,7 +608,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "shaping") == 0 && !domain && !shaping)
 			shaping = true;
 		else if ((strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "suppress") == 0 ||
-			  main_is_suspend_verb(argv[i])) && !domain && !shaping)
+			  strcmp(argv[i], "config") == 0 || main_is_suspend_verb(argv[i])) &&
+			 !domain && !shaping)
 			break;
 	}
 	if (file != NULL && config_load_file(&cfg, file, err, sizeof(err)) < 0) {
@@ -620,7 +645,7 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
 			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0 ||
-			   main_is_suspend_verb(argv[i])) {
+			   strcmp(argv[i], "config") == 0 || main_is_suspend_verb(argv[i])) {
 			break;
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
@@ -644,6 +669,8 @@ int main(int argc, char **argv)
 		rc = main_suspend(&cfg, argv[i], argc - i - 1, argv + i + 1);
 	} else if (i < argc && strcmp(argv[i], "shaping") == 0) {
 		rc = main_shaping(&cfg, argc - i - 1, argv + i + 1);
+	} else if (i < argc && strcmp(argv[i], "config") == 0) {
+		rc = main_config(&cfg, argc - i - 1, argv + i + 1);
 	} else if (i < argc) {
 		rc = main_queue(&cfg, argc - i - 1, argv + i + 1);
 	} else if (check) {

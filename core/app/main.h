@@ -102,4 +102,8 @@ int main_admin_call(const struct config *cfg, const char *method, const char *pa
  * reachable, 2 usage). */
 int main_suspend(const struct config *cfg, const char *verb, int argc, char **argv);
 
+/* "ringmta config show [-n]": the exit code (0 shown, 1 output failed,
+ * 2 usage). */
+int main_config(const struct config *cfg, int argc, char **argv);
+
 #endif

@@ -206,6 +206,10 @@ void config_free(struct config *cfg);
 /* Write "key = value" for every setting, in the order of the example file.
  * The output loads back into an equal configuration. */
 void config_dump(const struct config *cfg, FILE *f);
+/* config_dump() of only the settings whose values differ from
+ * config_defaults()' (as postconf -n). 0, or -1 when memory ran out
+ * (the output is then incomplete). */
+int config_dump_changed(const struct config *cfg, FILE *f);
 
 /* Outbound TLS policies, in increasing strictness. */
 enum config_tls_policy {

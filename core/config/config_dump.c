@@ -2,7 +2,9 @@
  * config_dump.c: config_dump(), the settings in effect as "key = value"
  * lines in the table's order (that of docs/ringmta.conf.example). Long
  * lists wrap onto continuation lines that fit inih's line length, so the
- * output loads back into an equal configuration. Owns nothing.
+ * output loads back into an equal configuration; config_dump_changed()
+ * writes only the settings whose values differ from the defaults
+ * ("ringmta config show -n"). Owns nothing.
  */
 #include "core/config/config_internal.h"
 #include "core/config/netacl.h"
@@ -88,47 +90,90 @@ static void config_dump_netacl(const struct netacl *acl, const char *name,
 	free(text);
 }
 
+/* One setting as config_dump() writes it (one line, or more for a long
+ * list). */
+static void config_dump_key(const struct config *cfg,
+			    const struct config_key *k, FILE *f)
+{
+	const void *p = config_member_const(cfg, k);
+	char num[32];
+
+	switch (k->ck_type) {
+	case CONFIG_T_LISTEN:
+		config_dump_listen(cfg, f);
+		break;
+	case CONFIG_T_HOSTNAME:
+	case CONFIG_T_PATH:
+	case CONFIG_T_STRING:
+	case CONFIG_T_RELAYHOST:
+	case CONFIG_T_ADDRPORT:
+	case CONFIG_T_DNS_SERVERS:
+		fprintf(f, "%s = %s\n", k->ck_name,
+			*(char *const *)p != NULL ? *(char *const *)p : "");
+		break;
+	case CONFIG_T_NUMBER:
+		config_format_number(config_get_number(cfg, k),
+				     k->ck_unit, num, sizeof(num));
+		fprintf(f, "%s = %s\n", k->ck_name, num);
+		break;
+	case CONFIG_T_NETACL:
+		config_dump_netacl(*(struct netacl *const *)p, k->ck_name, f);
+		break;
+	case CONFIG_T_LOG_LEVEL:
+		fprintf(f, "%s = %s\n", k->ck_name,
+			config_log_level_name(*(const enum config_log_level *)p));
+		break;
+	case CONFIG_T_BOOL:
+		fprintf(f, "%s = %s\n", k->ck_name,
+			*(const bool *)p ? "yes" : "no");
+		break;
+	}
+}
+
 void config_dump(const struct config *cfg, FILE *f)
 {
-	char num[32];
-	size_t i;
+	for (size_t i = 0; i < config_nkeys; i++)
+		config_dump_key(cfg, &config_keys[i], f);
+}
 
-	for (i = 0; i < config_nkeys; i++) {
-		const struct config_key *k = &config_keys[i];
-		const void *p = config_member_const(cfg, k);
+/* config_dump_key() into a string the caller frees; NULL when memory
+ * runs out. */
+static char *config_dump_key_str(const struct config *cfg,
+				 const struct config_key *k)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
 
-		switch (k->ck_type) {
-		case CONFIG_T_LISTEN:
-			config_dump_listen(cfg, f);
-			break;
-		case CONFIG_T_HOSTNAME:
-		case CONFIG_T_PATH:
-		case CONFIG_T_STRING:
-		case CONFIG_T_RELAYHOST:
-		case CONFIG_T_ADDRPORT:
-		case CONFIG_T_DNS_SERVERS:
-			fprintf(f, "%s = %s\n", k->ck_name,
-				*(char *const *)p != NULL ?
-				*(char *const *)p : "");
-			break;
-		case CONFIG_T_NUMBER:
-			config_format_number(config_get_number(cfg, k),
-					     k->ck_unit, num, sizeof(num));
-			fprintf(f, "%s = %s\n", k->ck_name, num);
-			break;
-		case CONFIG_T_NETACL:
-			config_dump_netacl(*(struct netacl *const *)p,
-					   k->ck_name, f);
-			break;
-		case CONFIG_T_LOG_LEVEL:
-			fprintf(f, "%s = %s\n", k->ck_name,
-				config_log_level_name(
-					*(const enum config_log_level *)p));
-			break;
-		case CONFIG_T_BOOL:
-			fprintf(f, "%s = %s\n", k->ck_name,
-				*(const bool *)p ? "yes" : "no");
-			break;
-		}
+	if (m == NULL)
+		return NULL;
+	config_dump_key(cfg, k, m);
+	if (fclose(m) != 0) {
+		free(buf);
+		return NULL;
 	}
+	return buf;
+}
+
+/* Settings compare by their written form, which comes from the parsed
+ * value: "16G" and "17179869184" are the same setting. */
+int config_dump_changed(const struct config *cfg, FILE *f)
+{
+	struct config def;
+	int rc = 0;
+
+	config_defaults(&def);
+	for (size_t i = 0; i < config_nkeys && rc == 0; i++) {
+		char *have = config_dump_key_str(cfg, &config_keys[i]);
+		char *dflt = config_dump_key_str(&def, &config_keys[i]);
+
+		if (have == NULL || dflt == NULL)
+			rc = -1;
+		else if (strcmp(have, dflt) != 0)
+			fputs(have, f);
+		free(have);
+		free(dflt);
+	}
+	config_free(&def);
+	return rc;
 }

@@ -2,7 +2,7 @@
  * test_config_load.c: tests of a configuration as a whole: the
  * defaults, the file loader (line numbers in errors, unknown keys,
  * [section] rejection, continuation and overlong lines, duplicates), -o
- * overrides, config_dump round trips and docs/ringmta.conf.example (every
+ * overrides, config_dump round trips, config_dump_changed and docs/ringmta.conf.example (every
  * key documented, in order, with the default value). The values of
  * single keys are tested in test_config.c.
  *
@@ -571,6 +571,44 @@ static void test_dump_roundtrip(void)
 	config_free(&b);
 }
 
+/* config_dump_changed(): only what differs from the defaults, each as
+ * config_dump() writes it; a value written otherwise but equal ("16G")
+ * is not a change. */
+static void test_dump_changed(void)
+{
+	struct config c;
+	char err[1024], *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+	int rc;
+
+	config_defaults(&c);
+	m = open_memstream(&buf, &len);
+	rc = m != NULL ? config_dump_changed(&c, m) : -1;
+	if (m != NULL)
+		fclose(m);
+	tap_ok(rc == 0 && buf != NULL && buf[0] == '\0',
+	       "-n of the defaults is empty");
+	free(buf);
+	buf = NULL;
+	rc = config_set(&c, "max_recipients", "500", err, sizeof(err));
+	rc |= config_set(&c, "queue_map_size", "16384M", err, sizeof(err));
+	rc |= config_set(&c, "relay_networks", "10.0.0.0/8", err, sizeof(err));
+	rc |= config_set(&c, "smtputf8", "no", err, sizeof(err));
+	m = open_memstream(&buf, &len);
+	rc |= m != NULL ? config_dump_changed(&c, m) : -1;
+	if (m != NULL)
+		fclose(m);
+	tap_ok(rc == 0 && buf != NULL &&
+	       strcmp(buf, "max_recipients = 500\nrelay_networks = 10.0.0.0/8\n"
+		      "smtputf8 = no\n") == 0,
+	       "-n lists the three changed settings, not the equal size");
+	if (buf != NULL)
+		printf("# %s", buf);
+	free(buf);
+	config_free(&c);
+}
+
 /* Whether an example file line sets key ("key = ..."), or shows it
  * commented out ("#key = ...", as for hostname). */
 static bool test_line_sets(const char *line, const char *key)
@@ -688,6 +726,7 @@ int main(void)
 	test_file_semantics();
 	test_override_table();
 	test_dump_roundtrip();
+	test_dump_changed();
 	test_example_file();
 	return tap_done();
 }
