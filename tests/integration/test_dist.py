@@ -114,8 +114,11 @@ def test_command_page_names_every_verb():
     for verb in ("config", "queue", "suppress", "domain", "shaping"):
         assert verb in usage
         assert re.search(r"^\.SS %s$" % verb, page, re.M), verb
-    for sub in ("list", "show", "delete", "flush", "count", "check", "compact", "shaping"):
+    for sub in ("summary", "list", "show", "hold", "release", "delete", "bounce", "flush",
+                "count", "check", "compact", "shaping"):
         assert "queue %s" % sub in page, sub
+    for verb in ("suspend", "resume", "suspensions", "top"):
+        assert verb in usage and verb in page, verb
     for sub in ("add", "remove", "check", "list", "purge"):
         assert "suppress %s" % sub in page, sub
     for opt in ("-c", "-o", "--check", "-v", "--version", "config show -n"):
