@@ -12,8 +12,8 @@
 
 void inject_buf_put(struct inject_buf *b, const void *p, size_t len)
 {
-	if (b->b_over || b->b_oom)
-		return;
+	if (len == 0 || b->b_over || b->b_oom)
+		return;	/* nothing to add: b_p may still be NULL, memcpy may not see it */
 	if (b->b_max != 0 && len > b->b_max - b->b_len) {
 		b->b_over = true;
 		return;

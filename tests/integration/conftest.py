@@ -134,7 +134,8 @@ def make_server():
         if s.proc is not None and s.proc.poll() is None:
             rc = s.stop()
             assert rc == 0, "ringmta exited %s on SIGTERM:\n%s" % (rc, s.read_log())
-        if s.proc is not None and "ERROR: AddressSanitizer" in s.read_log():
+        if s.proc is not None and re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error: ",
+                                            s.read_log()):
             raise AssertionError("sanitizer report:\n" + s.read_log())
     for d in dirs:
         subprocess.run(["rm", "-rf", d])

@@ -27,6 +27,23 @@ static char *test_str(struct inject_buf *b)
 	return b->b_p;
 }
 
+/* Nothing added to a buffer that has no memory yet: no memcpy to NULL
+ * (UBSan halts on it, as a subject that starts with a variable did). */
+static void test_buf_empty(void)
+{
+	struct inject_buf b = { 0 };
+
+	inject_buf_put(&b, "x", 0);
+	tap_ok(b.b_p == NULL && b.b_len == 0 && !b.b_over && !b.b_oom,
+	       "buf: an empty put on an empty buffer leaves it empty");
+	b.b_max = 4;
+	inject_buf_put(&b, "", 0);
+	inject_buf_put(&b, "abcd", 4);
+	inject_buf_put(&b, "", 0);
+	tap_ok(b.b_len == 4 && !b.b_over, "buf: empty puts at the limit are not over it");
+	inject_buf_free(&b);
+}
+
 static void test_base64(void)
 {
 	struct inject_buf b = { 0 };
@@ -274,6 +291,7 @@ static void test_lift(void)
 int main(void)
 {
 	test_lift();
+	test_buf_empty();
 	test_base64();
 	test_qp();
 	test_2047();
