@@ -206,6 +206,9 @@ const struct config_key config_keys[] = {
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
+	{ .ck_name = "metrics_top_sites", .ck_type = CONFIG_T_NUMBER,
+	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(metrics_top_sites),
+	  .ck_min = 0, .ck_max = 1000, .ck_default = "50" },
 	/* The admin API (README "Admin API") */
 	{ .ck_name = "admin_listen", .ck_type = CONFIG_T_ADDRPORT,
 	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025" },

@@ -147,6 +147,8 @@ struct config {
 	/* Operation */
 	char *metrics_listen;	/* owned; "ip:port" of the HTTP metrics
 				 * endpoint, "" = off */
+	unsigned int metrics_top_sites;	/* names shown per site, provider and
+					 * source metric (core/shaping/shp_met.h) */
 	char *admin_listen;	/* owned; "ip:port" of the admin API
 				 * (core/admin), "" = off */
 	char *admin_token_file;	/* owned; bearer tokens, one a line; "" =

@@ -44,7 +44,7 @@ static const char *const test_keys[] = {
 	"dkim_sign_threads", "dmarc_unaligned_action",
 	"bounce_class_rules", "suppression", "suppression_scope", "suppression_expire",
 	"shaping_rules", "shaping_builtin_rules",
-	"metrics_listen", "admin_listen", "admin_token_file",
+	"metrics_listen", "metrics_top_sites", "admin_listen", "admin_token_file",
 	"event_log", "event_log_format", "events_max_backlog", "webhook_url", "webhook_events",
 	"webhook_batch_max", "webhook_batch_wait", "webhook_timeout", "webhook_header_file",
 	"webhook_tls_verify",
