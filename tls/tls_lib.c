@@ -21,3 +21,8 @@ const char *tls_lib_version(void)
 {
 	return OpenSSL_version(OPENSSL_VERSION);
 }
+
+unsigned tls_lib_api_version(void)
+{
+	return BORINGSSL_API_VERSION;
+}

@@ -10,5 +10,7 @@
 int tls_lib_init(void);
 /* Human-readable library version, static storage. */
 const char *tls_lib_version(void);
+/* BoringSSL's API version (BORINGSSL_API_VERSION) built against. */
+unsigned tls_lib_api_version(void);
 
 #endif

@@ -398,6 +398,7 @@ static int main_serve(const struct config *cfg)
 	struct admin *adm = NULL;
 	struct admin_queue adm_queue;
 	struct metrics_inbound met_in;
+	char bssl_api[16];	/* ringmta_build_info's, while met runs */
 	struct inject *inj = NULL;
 	struct notify_watchdog *wd = NULL;
 	sigset_t set;
@@ -488,6 +489,9 @@ static int main_serve(const struct config *cfg)
 	/* The workers' threads start only once delivery is attached to them;
 	 * the scheduler only once they run. */
 	server_metrics_source(&srv, &met_in);
+	met_in.mi_version = RINGMTA_VERSION;
+	snprintf(bssl_api, sizeof(bssl_api), "%u", tls_lib_api_version());
+	met_in.mi_boringssl = bssl_api;
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||

@@ -171,6 +171,7 @@ static void dlv_msg_free(struct dlv_msg *m)
 		free(m->dm_rcpts[i].dr_reply);
 		free(m->dm_rcpts[i].dr_site);
 		free(m->dm_rcpts[i].dr_source);
+		free(m->dm_rcpts[i].dr_met_where);
 		free((char *)m->dm_rcpts[i].dr_dsn.cd_orcpt);
 	}
 	free(m->dm_envid);
@@ -584,6 +585,7 @@ static void delivery_shp_tick(struct delivery *d, uint64_t now)
 	if (todo & DLV_SHP_DO_EXPIRE) {
 		(void)shp_susp_expire(d->d_shp->ds_susp, now);	/* the saved blob leaves them out */
 		shp_top_expire(d->d_shp->ds_top, now);
+		shp_met_expire(d->d_shp->ds_met, now);
 	}
 	if ((todo & DLV_SHP_DO_SAVE) && shp_state_take_dirty(d->d_shp->ds_state))
 		delivery_shp_save(d, now);
@@ -667,7 +669,8 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 	pthread_cond_init(&d->d_cond, NULL);
 	*d_r = d;
 	if (dlv_shaping_new(&d->d_shp) < 0 ||
-	    shp_top_new(&d->d_shp->ds_top, env->de_nworkers) < 0) {
+	    shp_top_new(&d->d_shp->ds_top, env->de_nworkers) < 0 ||
+	    shp_met_new(&d->d_shp->ds_met, env->de_nworkers, env->de_cfg->metrics_top_sites) < 0) {
 		snprintf(err, errlen, "out of memory");
 		delivery_free(d_r);
 		return -1;

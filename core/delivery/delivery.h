@@ -38,6 +38,7 @@
 #include "core/outbound/smtp_client.h"
 #include "core/shaping/shp_rules.h"
 #include "core/shaping/shp_susp.h"
+#include "core/shaping/shp_met.h"
 #include "core/shaping/shp_top.h"
 #include "io/stat.h"
 #include "queue/queue.h"
@@ -76,6 +77,9 @@ struct dlv_rcpt {
 	 * hop and the source of the job that gave the outcome. */
 	char *dr_site;
 	char *dr_source;
+	/* For the per site, provider and source metrics (owned; NULL until
+	 * its job ends): "site\0provider\0source\0" (delivery_met.c). */
+	char *dr_met_where;
 	/* DSN (RFC 3461): NOTIFY= and ORCPT= as stored (dr_dsn.cd_orcpt
 	 * owned), and whether the next hop that took the recipient was
 	 * handed them (it offered DSN): then it, not we, reports success. */
@@ -267,6 +271,21 @@ struct delivery_top_site {
 };
 unsigned delivery_top(struct delivery *d, struct delivery_top_site *out, unsigned max,
 		      unsigned *total_r);
+/* The per site, provider and source series (delivery_met.c;
+ * core/shaping/shp_met.h says which names are shown): dim's series into
+ * out (room for max; delivery_met_max_series() is enough), "other" last.
+ * dm_suspended: 1 while the site (the operator's suspension, an
+ * automation's or health's) or the source (the operator's) takes no
+ * attempt, else 0; -1 where there is no such state: providers and
+ * "other". Any thread; 0 series when d is NULL. */
+struct delivery_met_series {
+	struct shp_met_series dm_s;
+	int dm_suspended;
+};
+unsigned delivery_met_max_series(struct delivery *d);
+unsigned delivery_met_series(struct delivery *d, enum shp_met_dim dim,
+			     struct delivery_met_series *out, unsigned max);
+
 /* The configured limits of site (provider by name, may be NULL or "")
  * from the rules in force and ringmta.conf's defaults: 0, or -ENOENT
  * without rules. */

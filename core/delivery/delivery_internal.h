@@ -26,6 +26,8 @@
 struct shp_rules;
 struct shp_provider;
 
+#define DLV_SOURCE_DEFAULT "default"	/* until sources are chosen per pool */
+
 /*
  * The shaping engine shared by every worker (delivery_shaping.c): the
  * store of limits and the state of the paths. Both lock inside.
@@ -37,6 +39,7 @@ struct dlv_shaping {
 	struct shp_susp *ds_susp;	/* the operator's suspensions */
 	pthread_mutex_t ds_susp_lock;	/* a change and its save, one at a time */
 	struct shp_top *ds_top;		/* the live per-site view (`ringmta top`) */
+	struct shp_met *ds_met;		/* per site, provider and source metrics */
 	/* Counters for metrics (any worker). */
 	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
@@ -135,6 +138,8 @@ void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_res
 			  const char *ecode, const char *reason, bool no_attempt,
 			  uint64_t not_before);
 void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
+/* The destination of (nexthop, source) on w, or NULL. */
+struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop, const char *source);
 
 /* delivery_shaping.c: traffic shaping on the worker's side. */
 int dlv_shaping_new(struct dlv_shaping **s_r);
@@ -199,8 +204,11 @@ void dlv_shp_closed_after(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
 void dlv_shp_delivered(struct dlv_worker *w, struct dlv_dest *d);
 /* For the live view: n recipients of d were deferred. */
 void dlv_shp_deferred(struct dlv_worker *w, struct dlv_dest *d, unsigned n);
-/* The worker's share of the live view (its tick, once a second). */
+/* The worker's share of the live view and of the metrics' gauges (its
+ * tick, once a second). */
 void dlv_shp_top_publish(struct dlv_worker *w);
+/* d's sessions sending a message now (neither opening nor idle). */
+unsigned dlv_dest_busy(const struct dlv_dest *d);
 /* The destination goes away. */
 void dlv_shp_dest_free(struct dlv_dest *d);
 /* Sources: pick j's source from its message's pool (j->dj_source set).
@@ -223,6 +231,20 @@ void dlv_shp_job_release(struct dlv_worker *w, struct dlv_job *j, bool sent);
 /* The session could not bind d's source: out of service. */
 void dlv_shp_source_failed(struct dlv_worker *w, struct dlv_dest *d, int err,
 			   const char *reason);
+
+/* delivery_met.c: the per site, provider and source metrics. */
+/* j ends: leave on each of its recipients where the outcome came from;
+ * rc alone, when it leaves j with its outcome before j ends. */
+void dlv_met_job_where(struct dlv_worker *w, const struct dlv_job *j);
+void dlv_met_rcpt_where(struct dlv_worker *w, const struct dlv_job *j, struct dlv_rcpt *rc);
+/* r's outcome of the round is final (class set): count it. */
+void dlv_met_rcpt(struct dlv_worker *w, const struct dlv_rcpt *r);
+/* A session of d got ready (opened), or none of its addresses answered. */
+void dlv_met_conn(struct dlv_worker *w, const struct dlv_dest *d, bool opened);
+/* The names d's traffic counts under: its site (the next hop itself
+ * until the site is known), its provider ("-": none or not known yet),
+ * its source. The strings live as long as d. */
+void dlv_met_dest_keys(const struct dlv_dest *d, struct shp_met_keys *k);
 
 /* delivery_route.c: the addresses of a route delivery may use. */
 enum {

@@ -460,6 +460,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		if (r->dr_result == DLV_R_DEFERRED)
 			next = dres_defer(w, m, r, now);
 		dres_classify(r);
+		dlv_met_rcpt(w, r);
 		u->qru_index = i;
 		u->qru_state = r->dr_result == DLV_R_SENT ? QRCPT_DELIVERED :
 			       r->dr_result == DLV_R_FAILED ? QRCPT_FAILED : QRCPT_PENDING;
@@ -540,6 +541,7 @@ void delivery_job_done(struct dlv_worker *w, struct dlv_job *j)
 		r->dr_site = strdup(j->dj_nexthop);
 		r->dr_source = j->dj_source != NULL ? strdup(j->dj_source) : NULL;
 	}
+	dlv_met_job_where(w, j);
 	dlv_job_free(j);
 	if (atomic_fetch_sub(&m->dm_parts_left, 1) == 1)
 		dres_finalize(w, m);

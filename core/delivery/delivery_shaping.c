@@ -25,7 +25,6 @@
 #include "core/shaping/shp_holder.h"
 
 #define DLV_SITE_TTL_S 300u		/* domain -> site cache */
-#define DLV_SOURCE_DEFAULT "default"	/* until sources are chosen per pool */
 #define DLV_KEY_MAX 600
 
 uint64_t dlv_unix_us(void)
@@ -108,6 +107,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 	shp_src_state_free(&s->ds_src);
 	shp_susp_free(&s->ds_susp);
 	shp_top_free(&s->ds_top);
+	shp_met_free(&s->ds_met);
 	pthread_mutex_destroy(&s->ds_lock);
 	pthread_mutex_destroy(&s->ds_susp_lock);
 	free(s);
@@ -578,39 +578,55 @@ void dlv_shp_deferred(struct dlv_worker *w, struct dlv_dest *d, unsigned n)
 		shp_top_deferred(w->w_shp->ds_top, d->dd_shp.dp_site, n, dlv_unix_us());
 }
 
+unsigned dlv_dest_busy(const struct dlv_dest *d)
+{
+	unsigned idle = 0;
+
+	for (struct smtp_client *c = d->dd_idle; c != NULL; c = smtp_client_next_idle(c))
+		idle++;
+	return d->dd_nconns > d->dd_nopening + idle ? d->dd_nconns - d->dd_nopening - idle : 0;
+}
+
 void dlv_shp_top_publish(struct dlv_worker *w)
 {
 	struct shp_top_row *rows;
-	unsigned n = 0, max = 0;
+	struct shp_met_row *mrows;
+	unsigned n = 0, nm = 0, max = 0;
 
-	if (w->w_shp->ds_top == NULL)
+	if (w->w_shp->ds_top == NULL || w->w_shp->ds_met == NULL)
 		return;
 	for (unsigned b = 0; b < w->w_nbuckets; b++)
 		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
 			max++;
 	rows = calloc(max ? max : 1, sizeof(*rows));
-	if (rows == NULL)
-		return;		/* the last view stays */
+	mrows = calloc(max ? max : 1, sizeof(*mrows));
+	if (rows == NULL || mrows == NULL) {
+		free(rows);
+		free(mrows);
+		return;		/* the last views stay */
+	}
 	for (unsigned b = 0; b < w->w_nbuckets; b++) {
 		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext) {
-			unsigned idle = 0;
-
-			if (!d->dd_shp.dp_known || (d->dd_queued == 0 && d->dd_nconns == 0))
+			if (d->dd_queued == 0 && d->dd_nconns == 0)
 				continue;
-			for (struct smtp_client *c = d->dd_idle; c != NULL;
-			     c = smtp_client_next_idle(c))
-				idle++;
+			/* The metrics' view: the next hop until the site is known. */
+			dlv_met_dest_keys(d, &mrows[nm].mr_keys);
+			mrows[nm].mr_ready = d->dd_queued;
+			mrows[nm++].mr_in_flight = dlv_dest_busy(d);
+			if (!d->dd_shp.dp_known)
+				continue;
 			rows[n].tr_site = d->dd_shp.dp_site;
 			rows[n].tr_provider = d->dd_shp.dp_provider;
 			rows[n].tr_ready = d->dd_queued;
 			rows[n].tr_conns = d->dd_nconns;
-			rows[n].tr_busy = d->dd_nconns > d->dd_nopening + idle ?
-					  d->dd_nconns - d->dd_nopening - idle : 0;
+			rows[n].tr_busy = dlv_dest_busy(d);
 			n++;
 		}
 	}
 	shp_top_publish(w->w_shp->ds_top, w->w_index, rows, n, dlv_unix_us());
+	shp_met_publish(w->w_shp->ds_met, w->w_index, mrows, nm, dlv_unix_us());
 	free(rows);
+	free(mrows);
 }
 
 void dlv_shp_dest_free(struct dlv_dest *d)

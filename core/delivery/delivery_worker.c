@@ -132,6 +132,7 @@ static bool dlv_job_held(struct dlv_worker *w, struct dlv_job *j)
 			r->dr_no_attempt = true;
 			r->dr_not_before = until;
 			atomic_fetch_add(&w->w_shp->ds_no_attempt, 1);
+			dlv_met_rcpt_where(w, j, r);
 			continue;
 		}
 		j->dj_rcpts[kept] = j->dj_rcpts[k];
@@ -174,8 +175,7 @@ static void dlv_parse_nexthop(const char *s, unsigned defport, char *name, size_
 
 /* A destination is a next hop and the source its sessions bind: jobs
  * of one domain from two sources are two destinations (two paths). */
-static struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop,
-				      const char *source)
+struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop, const char *source)
 {
 	struct dlv_dest *d;
 
@@ -615,6 +615,7 @@ static void dlv_cl_failed(void *ctx, void *dest, const char *ecode, const char *
 	struct dlv_dest *d = dest;
 
 	log_msg(LOG_INFO, "delivery: %s: %s", d->dd_name, reason);
+	dlv_met_conn(w, d, false);
 	/* Every address of the route failed: the site is down for now.
 	 * Health suspends it; what waits is deferred without an attempt
 	 * each, until one probe says it is back. */
@@ -626,6 +627,7 @@ static void dlv_cl_opened(void *ctx, void *dest)
 	struct dlv_dest *d = dest;
 
 	d->dd_nopening--;
+	dlv_met_conn(ctx, d, true);
 	dlv_shp_opened(ctx, d);
 }
 

@@ -253,6 +253,97 @@ static void metrics_render_sources(struct metrics *m, struct mbuf *b)
 	delivery_sources_foreach(m->m_dlv, metrics_src_sample, &s);
 }
 
+/*
+ * Per site, provider and source (core/shaping/shp_met.h): the names shown
+ * and "other", which holds the rest, so the series of a family add up to
+ * the totals. One snapshot per dimension and scrape, so its families agree.
+ */
+static void metrics_render_dim(struct mbuf *b, const char *dim,
+			       const struct delivery_met_series *s, unsigned n)
+{
+	static const char *const results[] = { "delivered", "deferred", "bounced" };
+	static const enum shp_met_ctr rctr[] = { SHP_MET_DELIVERED, SHP_MET_DEFERRED,
+						 SHP_MET_BOUNCED };
+	char (*esc)[160] = calloc(n ? n : 1, sizeof(*esc));
+	char fam[96], help[240];
+
+	if (esc == NULL) {
+		b->oom = 1;
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		mb_label(s[i].dm_s.ms_name, esc[i], sizeof(esc[i]));
+	snprintf(fam, sizeof(fam), "ringmta_%s_recipients_total", dim);
+	snprintf(help, sizeof(help), "Recipients' outcomes per %s (the busiest by name, the"
+		 " rest as \"other\"; metrics_top_sites).", dim);
+	mb_head(b, fam, "counter", help);
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned r = 0; r < 3; r++)
+			mb_printf(b, "%s{%s=\"%s\",result=\"%s\"} %llu\n", fam, dim, esc[i],
+				  results[r], (unsigned long long)s[i].dm_s.ms_ctr[rctr[r]]);
+	snprintf(fam, sizeof(fam), "ringmta_%s_bounced_total", dim);
+	snprintf(help, sizeof(help), "Recipients bounced per %s and bounce class (classes"
+		 " seen only).", dim);
+	mb_head(b, fam, "counter", help);
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned c = 1; c < SHP_MET_NCLASSES && bclass_name(c) != NULL; c++)
+			if (s[i].dm_s.ms_bounced[c] != 0)
+				mb_printf(b, "%s{%s=\"%s\",class=\"%s\"} %llu\n", fam, dim,
+					  esc[i], bclass_name(c),
+					  (unsigned long long)s[i].dm_s.ms_bounced[c]);
+	snprintf(fam, sizeof(fam), "ringmta_%s_connections_total", dim);
+	snprintf(help, sizeof(help), "Outbound sessions per %s: opened (got ready) or failed"
+		 " (no address of the route answered).", dim);
+	mb_head(b, fam, "counter", help);
+	for (unsigned i = 0; i < n; i++)
+		mb_printf(b, "%s{%s=\"%s\",result=\"opened\"} %llu\n"
+			  "%s{%s=\"%s\",result=\"failed\"} %llu\n", fam, dim, esc[i],
+			  (unsigned long long)s[i].dm_s.ms_ctr[SHP_MET_CONN_OPENED], fam, dim,
+			  esc[i], (unsigned long long)s[i].dm_s.ms_ctr[SHP_MET_CONN_FAILED]);
+	snprintf(fam, sizeof(fam), "ringmta_%s_ready", dim);
+	snprintf(help, sizeof(help), "Jobs (a message's recipients for one next hop) waiting"
+		 " for a session, per %s.", dim);
+	mb_head(b, fam, "gauge", help);
+	for (unsigned i = 0; i < n; i++)
+		mb_printf(b, "%s{%s=\"%s\"} %llu\n", fam, dim, esc[i],
+			  (unsigned long long)s[i].dm_s.ms_ready);
+	snprintf(fam, sizeof(fam), "ringmta_%s_in_flight", dim);
+	snprintf(help, sizeof(help), "Messages being sent now, per %s.", dim);
+	mb_head(b, fam, "gauge", help);
+	for (unsigned i = 0; i < n; i++)
+		mb_printf(b, "%s{%s=\"%s\"} %llu\n", fam, dim, esc[i],
+			  (unsigned long long)s[i].dm_s.ms_in_flight);
+	snprintf(fam, sizeof(fam), "ringmta_%s_suspended", dim);
+	snprintf(help, sizeof(help), "1 while the %s takes no attempt (suspended), else 0;"
+		 " names shown only.", dim);
+	for (unsigned i = 0; i < n; i++) {
+		if (s[i].dm_suspended < 0)
+			continue;
+		if (fam[0] != '\0') {		/* the head once, before the first sample */
+			mb_head(b, fam, "gauge", help);
+			fam[0] = '\0';
+		}
+		mb_printf(b, "ringmta_%s_suspended{%s=\"%s\"} %d\n", dim, dim, esc[i],
+			  s[i].dm_suspended);
+	}
+	free(esc);
+}
+
+static void metrics_render_sites(struct metrics *m, struct mbuf *b)
+{
+	static const char *const dims[SHP_MET_NDIMS] = { "site", "provider", "source" };
+	unsigned max = delivery_met_max_series(m->m_dlv), n;
+	struct delivery_met_series *s;
+
+	if (max == 0 || (s = calloc(max, sizeof(*s))) == NULL)
+		return;
+	for (unsigned d = 0; d < SHP_MET_NDIMS; d++) {
+		n = delivery_met_series(m->m_dlv, (enum shp_met_dim)d, s, max);
+		metrics_render_dim(b, dims[d], s, n);
+	}
+	free(s);
+}
+
 static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 {
 	static const struct {
@@ -382,6 +473,21 @@ static void metrics_render_inject(struct metrics *m, struct mbuf *b)
 		  (unsigned long long)is.r_unavailable);
 }
 
+/* The build: a gauge of 1 whose labels say what ringmta is made of. */
+static void metrics_render_build(struct metrics *m, struct mbuf *b)
+{
+	char ver[64], bssl[64], mhd[64];
+
+	mb_head(b, "ringmta_build_info", "gauge",
+		"Always 1; the labels name the build: ringmta's version, BoringSSL's API"
+		" version, libmicrohttpd's version.");
+	mb_printf(b, "ringmta_build_info{version=\"%s\",boringssl=\"%s\",microhttpd=\"%s\"} 1\n",
+		  mb_label(m->m_in.mi_version ? m->m_in.mi_version : "unknown", ver, sizeof(ver)),
+		  mb_label(m->m_in.mi_boringssl ? m->m_in.mi_boringssl : "unknown", bssl,
+			   sizeof(bssl)),
+		  mb_label(MHD_get_version() ? MHD_get_version() : "unknown", mhd, sizeof(mhd)));
+}
+
 static void metrics_render(struct metrics *m, struct mbuf *b)
 {
 	const struct config *cfg = m->m_cfg;
@@ -396,6 +502,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	now_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 	m->m_in.mi_stats(m->m_in.mi_ctx, &ss);
 	delivery_get_stats(m->m_dlv, &ds);
+	metrics_render_build(m, b);
 
 	mb_head(b, "ringmta_connections_accepted_total", "counter",
 		"Inbound SMTP connections accepted, per listener.");
@@ -498,6 +605,7 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 		 ds.tls_failures);
 	metrics_render_shaping(m, b);
 	metrics_render_sources(m, b);
+	metrics_render_sites(m, b);
 	metrics_render_events(m, b);
 	metrics_render_inject(m, b);
 	mb_per_worker(b, m, "ringmta_worker_loop_iterations_total",

@@ -59,6 +59,10 @@ struct metrics_inbound {
 	unsigned (*mi_nworkers)(void *ctx);
 	void (*mi_worker)(void *ctx, unsigned i, struct metrics_worker_stats *st_r);
 	const struct inject *mi_inject;	/* HTTP injection (inject_get_stats); NULL: off */
+	/* For ringmta_build_info (static storage; NULL: "unknown"): the
+	 * program's version and BoringSSL's API version, as text. */
+	const char *mi_version;
+	const char *mi_boringssl;
 };
 
 /*

@@ -2,8 +2,9 @@
  * shp_met.c: counters per site, provider and source with a bounded set
  * of names shown (shp_met.h). Per dimension a hash of the names followed,
  * each with a ring of one-minute slices of recent traffic (for ranking)
- * and the workers' gauges side by side; a name shown has its counters in
- * a block of its own, every other name counts straight into "other".
+ * and the workers' gauges side by side. A name's counts block holds, for
+ * a name shown, its counters; for one not shown, what it did since the
+ * last snapshot (folded into "other" by the next one, then freed).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +29,8 @@ struct shp_met_counts {
 
 struct shp_met_ent {
 	struct shp_met_ent *me_next;
-	struct shp_met_counts *me_shown;	/* owned; NULL: counted in "other" */
+	struct shp_met_counts *me_counts;	/* owned; NULL: nothing (yet) */
+	bool me_shown;
 	uint64_t me_slice;			/* the newest slice counted */
 	uint32_t me_recent[SHP_MET_NSLICES];	/* per slice, a ring */
 	uint64_t me_score;			/* ranking's scratch */
@@ -66,7 +68,7 @@ void shp_met_free(struct shp_met **mp)
 
 			for (e = t->t_b[b]; e != NULL; e = n) {
 				n = e->me_next;
-				free(e->me_shown);
+				free(e->me_counts);
 				free(e);
 			}
 		}
@@ -184,14 +186,19 @@ void shp_met_count(struct shp_met *m, const struct shp_met_keys *k, enum shp_met
 		const char *name = k->mk_name[d];
 		struct shp_met_tab *t = &m->m_tab[d];
 		struct shp_met_ent *e;
-		struct shp_met_counts *to;
+		struct shp_met_counts *to = &t->t_other;
 
 		if (name == NULL || name[0] == '\0')
 			continue;
 		e = shp_met_get(m, t, name, now);
-		if (e != NULL)
+		if (e != NULL) {
 			shp_met_touch(e, n, now);
-		to = e != NULL && e->me_shown != NULL ? e->me_shown : &t->t_other;
+			if (e->me_counts == NULL)
+				e->me_counts = calloc(1, sizeof(*e->me_counts));
+			if (e->me_counts != NULL)
+				to = e->me_counts;
+			/* else straight into "other": counted all the same */
+		}
 		to->mc_ctr[c] += n;
 		if (c == SHP_MET_BOUNCED && cls != 0)
 			to->mc_bounced[cls] += n;
@@ -248,6 +255,19 @@ static int shp_met_rank(const void *a, const void *b)
 	return strcmp(x->me_name, y->me_name);
 }
 
+/* What e did since the last snapshot into "other" (e not shown; lock held). */
+static void shp_met_fold(struct shp_met_tab *t, struct shp_met_ent *e)
+{
+	if (e->me_counts == NULL)
+		return;
+	for (unsigned c = 0; c < SHP_MET_NCTRS; c++)
+		t->t_other.mc_ctr[c] += e->me_counts->mc_ctr[c];
+	for (unsigned c = 0; c < SHP_MET_NCLASSES; c++)
+		t->t_other.mc_bounced[c] += e->me_counts->mc_bounced[c];
+	free(e->me_counts);
+	e->me_counts = NULL;
+}
+
 /* Show the busiest names not shown yet, while there is room (lock held). */
 static void shp_met_choose(struct shp_met *m, struct shp_met_tab *t, uint64_t now)
 {
@@ -270,11 +290,12 @@ static void shp_met_choose(struct shp_met *m, struct shp_met_tab *t, uint64_t no
 	for (unsigned i = 0; i < n && i < m->m_top && t->t_nshown < m->m_cap; i++) {
 		struct shp_met_ent *e = all[i];
 
-		if (e->me_shown != NULL || e->me_score == 0 ||
-		    strcmp(e->me_name, SHP_MET_OTHER) == 0)
+		if (e->me_shown || e->me_score == 0 || strcmp(e->me_name, SHP_MET_OTHER) == 0)
 			continue;
-		if ((e->me_shown = calloc(1, sizeof(*e->me_shown))) == NULL)
+		if (e->me_counts == NULL &&
+		    (e->me_counts = calloc(1, sizeof(*e->me_counts))) == NULL)
 			break;
+		e->me_shown = true;	/* what it did since the last snapshot is its start */
 		t->t_shown[t->t_nshown++] = e;
 	}
 	free(all);
@@ -298,21 +319,25 @@ unsigned shp_met_snapshot(struct shp_met *m, enum shp_met_dim dim, uint64_t now,
 		o = &out[n++];
 		memset(o, 0, sizeof(*o));
 		snprintf(o->ms_name, sizeof(o->ms_name), "%s", e->me_name);
-		memcpy(o->ms_ctr, e->me_shown->mc_ctr, sizeof(o->ms_ctr));
-		memcpy(o->ms_bounced, e->me_shown->mc_bounced, sizeof(o->ms_bounced));
+		memcpy(o->ms_ctr, e->me_counts->mc_ctr, sizeof(o->ms_ctr));
+		memcpy(o->ms_bounced, e->me_counts->mc_bounced, sizeof(o->ms_bounced));
 		shp_met_gauges(m, e->me_w, &o->ms_ready, &o->ms_in_flight);
 	}
 	o = &out[n++];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->ms_name, sizeof(o->ms_name), "%s", SHP_MET_OTHER);
 	o->ms_other = true;
+	shp_met_gauges(m, t->t_other_w, &o->ms_ready, &o->ms_in_flight);
+	for (unsigned b = 0; b < SHP_MET_BUCKETS; b++) {
+		for (struct shp_met_ent *e = t->t_b[b]; e != NULL; e = e->me_next) {
+			if (e->me_shown)
+				continue;
+			shp_met_fold(t, e);
+			shp_met_gauges(m, e->me_w, &o->ms_ready, &o->ms_in_flight);
+		}
+	}
 	memcpy(o->ms_ctr, t->t_other.mc_ctr, sizeof(o->ms_ctr));
 	memcpy(o->ms_bounced, t->t_other.mc_bounced, sizeof(o->ms_bounced));
-	shp_met_gauges(m, t->t_other_w, &o->ms_ready, &o->ms_in_flight);
-	for (unsigned b = 0; b < SHP_MET_BUCKETS; b++)
-		for (const struct shp_met_ent *e = t->t_b[b]; e != NULL; e = e->me_next)
-			if (e->me_shown == NULL)
-				shp_met_gauges(m, e->me_w, &o->ms_ready, &o->ms_in_flight);
 	o->ms_names = t->t_n - t->t_nshown;
 	pthread_mutex_unlock(&m->m_lock);
 	return n;
@@ -331,10 +356,11 @@ void shp_met_expire(struct shp_met *m, uint64_t now)
 				uint64_t ready = 0, in_flight = 0;
 
 				shp_met_gauges(m, e->me_w, &ready, &in_flight);
-				if (e->me_shown == NULL && ready == 0 && in_flight == 0 &&
+				if (!e->me_shown && ready == 0 && in_flight == 0 &&
 				    shp_met_recent(e, now) == 0 &&
 				    now / SHP_MET_SLICE_US >= e->me_slice + SHP_MET_NSLICES) {
 					*pp = e->me_next;
+					shp_met_fold(t, e);
 					free(e);
 					t->t_n--;
 					continue;

@@ -16,11 +16,15 @@
  *   that are not shown yet are shown from then on, while fewer than
  *   2 * top are shown. A name once shown stays shown until restart,
  *   even when it is quiet: its series never goes back into "other".
- * - A shown name's counters start when it is first shown; what it did
- *   before stays in SHP_MET_OTHER ("other"), which holds every name never
- *   shown (and those past SHP_MET_TRACK_MAX followed names, and a name
- *   that is itself "other"). So each series only grows, and in every
- *   snapshot the shown names and "other" add up to the totals.
+ * - A name not shown counts toward SHP_MET_OTHER ("other"): what it did
+ *   goes into "other" at the next snapshot of its dimension. A name shown
+ *   for the first time takes what it did since the previous snapshot (not
+ *   in any "other" yet) as its start; what it did before stays in "other".
+ *   "other" holds every name never shown (and those past SHP_MET_TRACK_MAX
+ *   followed names, and a name that is itself "other"). So each series
+ *   only grows, and in every snapshot the shown names and "other" add up
+ *   to the totals. (With a first scrape after the traffic, the busiest
+ *   carry all they did.)
  * - Gauges of "other" sum the names not shown.
  * So a snapshot has at most 2 * top + 1 series per dimension, and at most
  * top + 1 until the busiest names have changed.
