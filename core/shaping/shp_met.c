@@ -192,7 +192,9 @@ void shp_met_count(struct shp_met *m, const struct shp_met_keys *k, enum shp_met
 			continue;
 		e = shp_met_get(m, t, name, now);
 		if (e != NULL) {
-			shp_met_touch(e, n, now);
+			/* Traffic for the ranking is recipients; connections
+			 * follow from them. */
+			shp_met_touch(e, c <= SHP_MET_BOUNCED ? n : 0, now);
 			if (e->me_counts == NULL)
 				e->me_counts = calloc(1, sizeof(*e->me_counts));
 			if (e->me_counts != NULL)

@@ -11,8 +11,8 @@
  *
  * The rule that keeps the series bounded and every counter monotonic:
  * - At each snapshot the names among the busiest `top` of the dimension
- *   (recent traffic: recipients' outcomes and connections over the last
- *   SHP_MET_WINDOW_S, plus jobs ready and in flight now; ties by name)
+ *   (recent traffic: recipients' outcomes over the last SHP_MET_WINDOW_S,
+ *   plus jobs ready and messages in flight now; ties by name)
  *   that are not shown yet are shown from then on, while fewer than
  *   2 * top are shown. A name once shown stays shown until restart,
  *   even when it is quiet: its series never goes back into "other".
