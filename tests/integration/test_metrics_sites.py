@@ -197,11 +197,12 @@ def test_ten_thousand_destinations_stay_bounded(make_server, world):
     if want["big00.test"]["bounced"]:       # permfail@ got its 550
         assert value(text, "ringmta_site_bounced_total", site="big00.test",
                      **{"class": "invalid-recipient"}) == 1
-    # Every big site had a session; each bulk site one that failed.
+    # A site that delivered had a session; a bulk site whose address was
+    # known, one that failed (the rest timed out in DNS: no connection).
     opened = by(text, "ringmta_site_connections_total", "site", result="opened")
     failed = by(text, "ringmta_site_connections_total", "site", result="failed")
-    assert all(opened["big%02d.test" % i] >= 1 for i in range(TOP)), opened
-    assert 0 < failed["other"] <= NBULK and opened["other"] >= 1, (failed, opened)
+    assert all(opened[s] >= 1 for s in named if want[s]["delivered"]), opened
+    assert 0 < failed["other"] <= NBULK, failed
     assert by(text, "ringmta_site_ready", "site")["other"] == 0
     assert set(by(text, "ringmta_site_suspended", "site").values()) == {0}
     # Providers: none (sites of no provider, "-"); one source.
