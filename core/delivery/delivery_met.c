@@ -10,7 +10,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/delivery/delivery_internal.h"
 #include "core/shaping/shp_met.h"
@@ -30,16 +29,17 @@ void dlv_met_dest_keys(const struct dlv_dest *d, struct shp_met_keys *k)
 void dlv_met_rcpt_where(struct dlv_worker *w, const struct dlv_job *j, struct dlv_rcpt *rc)
 {
 	const char *source = j->dj_source != NULL ? j->dj_source : DLV_SOURCE_DEFAULT;
-	const struct dlv_dest *d = dlv_dest_find(w, j->dj_nexthop, source);
 	struct shp_met_keys k = { { j->dj_nexthop,
 				    j->dj_provider != NULL && j->dj_provider[0] ? j->dj_provider :
 				    DLV_MET_NO_PROVIDER, source } };
+	const struct dlv_dest *d;
 	size_t len[SHP_MET_NDIMS], total = 0;
 	char *where;
 
 	if (w->w_shp->ds_met == NULL || rc->dr_met_where != NULL)
 		return;
-	if (d != NULL)
+	/* The job's destination knows the site once its route did. */
+	if ((d = dlv_dest_find(w, j->dj_nexthop, source)) != NULL)
 		dlv_met_dest_keys(d, &k);
 	for (unsigned i = 0; i < SHP_MET_NDIMS; i++)
 		total += (len[i] = strlen(k.mk_name[i])) + 1;

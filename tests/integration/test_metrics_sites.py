@@ -233,6 +233,14 @@ def test_ten_thousand_destinations_stay_bounded(make_server, world):
     # A third scrape with nothing new: the same names, the same values.
     text3 = scrape(url)
     assert by(text3, "ringmta_site_recipients_total", "site", result="delivered") == sites2
+    # The operator suspends a named site and the source: 1 while in force.
+    srv.cli("suspend", "--site", "big03.test", "--duration", "1h")
+    srv.cli("suspend", "--source", "default", "--duration", "1h")
+    text4 = scrape(url)
+    promtool_ok(text4)
+    susp = by(text4, "ringmta_site_suspended", "site")
+    assert susp["big03.test"] == 1 and sum(susp.values()) == 1, susp
+    assert by(text4, "ringmta_source_suspended", "source") == {"default": 1}
 
 
 def test_build_info_and_event_backlog(make_server, tmp_path):
