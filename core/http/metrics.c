@@ -264,7 +264,7 @@ static void metrics_render_dim(struct mbuf *b, const char *dim,
 	static const char *const results[] = { "delivered", "deferred", "bounced" };
 	static const enum shp_met_ctr rctr[] = { SHP_MET_DELIVERED, SHP_MET_DEFERRED,
 						 SHP_MET_BOUNCED };
-	char (*esc)[160] = calloc(n ? n : 1, sizeof(*esc));
+	char (*esc)[2 * SHP_MET_NAME_MAX + 2] = calloc(n ? n : 1, sizeof(*esc));
 	char fam[96], help[240];
 
 	if (esc == NULL) {

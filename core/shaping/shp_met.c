@@ -129,6 +129,9 @@ static struct shp_met_ent *shp_met_get(struct shp_met *m, struct shp_met_tab *t,
 	size_t wsz = m->m_nworkers * sizeof(e->me_w[0]);
 	char cut[SHP_MET_NAME_MAX + 1];
 
+	/* Cut on a character's start: a label value must stay UTF-8. */
+	while (len == SHP_MET_NAME_MAX && len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
+		len--;
 	memcpy(cut, name, len);
 	cut[len] = '\0';
 	b = &t->t_b[shp_met_hash(cut)];

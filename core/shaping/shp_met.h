@@ -42,7 +42,8 @@
 #define SHP_MET_WINDOW_S 600u		/* "recent": ten one-minute slices */
 #define SHP_MET_TRACK_MAX 16384u	/* names followed per dimension */
 #define SHP_MET_NCLASSES 16u		/* bounce classes (enum bclass) */
-#define SHP_MET_NAME_MAX 255u		/* longer names are cut */
+#define SHP_MET_NAME_MAX 255u		/* longer names are cut (on a UTF-8
+					 * character's start) */
 
 enum shp_met_dim {
 	SHP_MET_SITE = 0,

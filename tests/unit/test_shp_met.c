@@ -180,6 +180,20 @@ int main(void)
 		shp_met_free(&m2);
 	}
 	{
+		/* A long name is cut on a character's start. */
+		struct shp_met *m2;
+		char lng[400];
+
+		memset(lng, 'a', 254);
+		strcpy(lng + 254, "\xc3\xa9tail");	/* U+00E9 across the cut */
+		shp_met_new(&m2, 1, 2);
+		count_site(m2, lng, SHP_MET_DELIVERED, 1, t0);
+		n = shp_met_snapshot(m2, SHP_MET_SITE, t0, out, 64);
+		tap_ok(n == 2 && strlen(out[0].ms_name) == 254, "a long name is cut before a"
+		       " character it would split (%zu)", strlen(out[0].ms_name));
+		shp_met_free(&m2);
+	}
+	{
 		/* A name that is "other" is never shown on its own. */
 		struct shp_met *m2;
 
