@@ -163,6 +163,12 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(smtp_tls_policy_map), .ck_default = "" },
 	{ .ck_name = "smtp_tls_fallback", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(smtp_tls_fallback), .ck_default = "yes" },
+	{ .ck_name = "smtp_tls_wrappermode_ports", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_wrappermode_ports), .ck_default = "465" },
+	{ .ck_name = "smtp_auth_credentials_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_auth_credentials_file), .ck_default = "" },
+	{ .ck_name = "smtp_auth_plaintext", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtp_auth_plaintext), .ck_default = "no" },
 	{ .ck_name = "auth_passwd_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(auth_passwd_file), .ck_default = "" },
 	{ .ck_name = "auth_jwt_keys_file", .ck_type = CONFIG_T_STRING,
@@ -392,6 +398,8 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (config_tls_policy_lookup(cfg->smtp_tls_policy_map, "", err, errlen) == -2)
 		return -1;
+	if (config_port_in_list(cfg->smtp_tls_wrappermode_ports, 0, err, errlen) < 0)
+		return -1;
 	if (cfg->retry_min > cfg->retry_max) {
 		config_format_number(cfg->retry_min, CONFIG_U_SECONDS, a, sizeof(a));
 		config_format_number(cfg->retry_max, CONFIG_U_SECONDS, b, sizeof(b));
@@ -554,6 +562,33 @@ int config_tls_policy_parse(const char *s)
 	return -1;
 }
 
+int config_port_in_list(const char *list, unsigned port, char *err, size_t errlen)
+{
+	const char *p = list;
+	int found = 0;
+
+	while (*p != '\0') {
+		unsigned long v = 0;
+		const char *start;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		for (start = p; *p >= '0' && *p <= '9' && p - start < 6; p++)
+			v = v * 10 + (unsigned long)(*p - '0');
+		if (p == start || v == 0 || v > 65535 ||
+		    (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')) {
+			snprintf(err, errlen, "smtp_tls_wrappermode_ports: expected port numbers"
+				 " (1-65535) separated by commas, not '%s'", list);
+			return -1;
+		}
+		if (v == port)
+			found = 1;
+	}
+	return found;
+}
+
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen)
 {
 	const char *p = map;
@@ -605,6 +640,9 @@ void config_free(struct config *cfg)
 	free(cfg->tls_ca_file);
 	free(cfg->smtp_tls_policy);
 	free(cfg->smtp_tls_policy_map);
+	free(cfg->smtp_tls_wrappermode_ports);
+	free(cfg->smtp_auth_credentials_file);
+	cfg->smtp_tls_wrappermode_ports = cfg->smtp_auth_credentials_file = NULL;
 	free(cfg->auth_passwd_file);
 	free(cfg->auth_jwt_keys_file);
 	free(cfg->auth_jwt_issuer);

@@ -119,6 +119,11 @@ struct config {
 	char *smtp_tls_policy;	/* owned; outbound default: none|may|encrypt|verify */
 	char *smtp_tls_policy_map;	/* owned; "domain=policy, ..." */
 	bool smtp_tls_fallback;	/* "may": retry in clear if the handshake fails */
+	char *smtp_tls_wrappermode_ports;	/* owned; ports spoken to with TLS
+						 * from the first byte (465) */
+	char *smtp_auth_credentials_file;	/* owned; outbound AUTH accounts per
+						 * next hop, "" = none */
+	bool smtp_auth_plaintext;	/* AUTH without TLS where the policy is none */
 	char *auth_passwd_file;	/* owned; "" = no password accounts */
 	char *auth_jwt_keys_file;	/* owned; PEM public keys for OAuth */
 	char *auth_jwt_issuer;	/* owned */
@@ -229,6 +234,10 @@ enum config_spf_inbound {
 };
 /* "none", "header", "refuse" to the enum, or -1. */
 int config_spf_inbound_parse(const char *s);
+/* Whether port is in list (smtp_tls_wrappermode_ports: port numbers
+ * separated by commas or blanks): 1 yes, 0 no, -1 (with err) when the
+ * list is malformed (checked by config_validate). */
+int config_port_in_list(const char *list, unsigned port, char *err, size_t errlen);
 /* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
  * err) if the map is malformed. */
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);
