@@ -31,6 +31,7 @@
 #include "core/sasl/auth.h"
 #include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
+#include "core/outbound/smtp_creds.h"
 #include "core/bounce/bclass.h"
 #include "core/bounce/bclass_rules.h"
 
@@ -198,6 +199,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_arg = srv,
 		.de_rules = srv->s_rules,
 		.de_events = srv->s_events,
+		.de_creds = srv->s_smtp_creds,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -230,6 +232,17 @@ int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
 	return 0;
 }
 
+/* The outbound AUTH credentials, when a file is set (*t_r NULL
+ * otherwise): it loads and only its owner may read it, or err says why. */
+int main_smtp_creds_load(const struct config *cfg, struct smtp_creds **t_r, char *err,
+			 size_t errlen)
+{
+	*t_r = NULL;
+	if (cfg->smtp_auth_credentials_file[0] == '\0')
+		return 0;
+	return smtp_creds_load(t_r, cfg->smtp_auth_credentials_file, err, errlen);
+}
+
 /*
  * --check: what start-up refuses beyond the settings' syntax, with the
  * loaders main_serve() uses: the queue directory's parent must exist
@@ -256,6 +269,7 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	struct tls_ctx *ts = NULL, *tc = NULL;
 	struct auth_db *adb = NULL;
 	struct dkim_table *dkt = NULL;
+	struct smtp_creds *creds = NULL;
 	char *parent, *slash;
 	struct stat st;
 
@@ -304,6 +318,9 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	if (main_smtp_creds_load(cfg, &creds, err, errlen) < 0)
+		return -1;
+	smtp_creds_unref(&creds);
 	if (cfg->admin_listen[0] != '\0') {
 		struct admin *adm = NULL;
 
@@ -393,6 +410,7 @@ static int main_serve(const struct config *cfg)
 {
 	struct queue *q;
 	struct server srv;
+	struct smtp_creds_holder smtp_creds;
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
 	struct admin *adm = NULL;
@@ -461,9 +479,23 @@ static int main_serve(const struct config *cfg)
 		return 1;
 	}
 	memset(&srv, 0, sizeof(srv));
+	{
+		struct smtp_creds *creds = NULL;
+
+		if (main_smtp_creds_load(cfg, &creds, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERROR, "%s", err);
+			queue_close(&q);
+			return 1;
+		}
+		if (creds != NULL)
+			log_msg(LOG_INFO, "smtp auth: %u next hops with credentials from %s",
+				smtp_creds_count(creds), cfg->smtp_auth_credentials_file);
+		smtp_creds_holder_init(&smtp_creds, creds);
+	}
 	if (events_start(&srv.s_events, cfg, q, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
@@ -475,6 +507,7 @@ static int main_serve(const struct config *cfg)
 		tls_ctx_unref(&srv.s_tls_server);
 		tls_ctx_unref(&srv.s_tls_client);
 		auth_db_free(&srv.s_auth);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	if (server_init(&srv, cfg, q, err, sizeof(err)) < 0) {
@@ -483,8 +516,10 @@ static int main_serve(const struct config *cfg)
 		server_join(&srv);
 		events_stop(&srv.s_events);
 		queue_close(&q);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
+	srv.s_smtp_creds = &smtp_creds;	/* server_init() clears what it does not own */
 	/* The workers' threads start only once delivery is attached to them;
 	 * the scheduler only once they run. */
 	server_metrics_source(&srv, &met_in);
@@ -508,6 +543,7 @@ static int main_serve(const struct config *cfg)
 		queue_close(&q);
 		server_destroy(&srv);
 		delivery_free(&dlv);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	metrics_set_events(met, srv.s_events);
@@ -559,6 +595,7 @@ static int main_serve(const struct config *cfg)
 	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);
 	auth_db_free(&srv.s_auth);
+	smtp_creds_holder_destroy(&smtp_creds);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }

@@ -49,6 +49,11 @@ int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
 int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
 		   size_t errlen);
 int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen);
+/* The outbound AUTH credentials (NULL when smtp_auth_credentials_file is
+ * empty). */
+struct smtp_creds;
+int main_smtp_creds_load(const struct config *cfg, struct smtp_creds **t_r, char *err,
+			 size_t errlen);
 
 /* What a reload did, part by part (main_reload.c): "tls",
  * "bounce_classes", "dkim" (when a key table is set), "shaping_rules".

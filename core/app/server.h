@@ -119,6 +119,9 @@ struct server {
 	struct shp_holder *s_rules;
 	/* Delivery events (core/events): set before server_init(); NULL: off. */
 	struct events *s_events;
+	/* Outbound AUTH credentials (core/outbound/smtp_creds.h), the
+	 * program's; delivery reads them, a reload swaps them. */
+	struct smtp_creds_holder *s_smtp_creds;
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;

@@ -161,6 +161,9 @@ struct delivery_env {
 	void *de_arg;
 	struct shp_holder *de_rules;	/* the shaping rules (shp_holder.h); outlives delivery */
 	struct events *de_events;	/* delivery events; NULL: off */
+	/* Outbound AUTH credentials (core/outbound/smtp_creds.h); NULL: none.
+	 * Outlives delivery. */
+	struct smtp_creds_holder *de_creds;
 };
 
 /* Set up the per-worker parts (before the workers' threads run). */

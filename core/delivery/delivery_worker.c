@@ -767,6 +767,7 @@ int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, uns
 	w->w_cl.ce_queue = w->w_queue;
 	w->w_cl.ce_tls_client = dlv_cl_tls_client;
 	w->w_cl.ce_tls_arg = (void *)env;
+	w->w_cl.ce_creds = env->de_creds;
 	w->w_cl.ce_ops = &dlv_cl_ops;
 	w->w_cl.ce_ctx = w;
 	pthread_mutex_init(&w->w_lock, NULL);

@@ -27,6 +27,7 @@ struct shp_rules;
 struct shp_source;
 struct shp_src_state;
 struct smtp_client;
+struct smtp_creds_holder;
 struct tls_ctx;
 
 /* A resolved route, shared by the sessions that use it (reference-counted;
@@ -157,6 +158,8 @@ struct smtp_client_env {
 	/* A new reference to the client TLS context, or NULL. */
 	struct tls_ctx *(*ce_tls_client)(void *arg);
 	void *ce_tls_arg;
+	/* The AUTH credentials (smtp_creds.h), or NULL: no AUTH. */
+	struct smtp_creds_holder *ce_creds;
 	const struct smtp_client_ops *ce_ops;
 	void *ce_ctx;
 	/* The client's own; zero at first. */

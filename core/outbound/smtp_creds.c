@@ -107,16 +107,19 @@ static int smtp_creds_line(char *line, struct smtp_cred *c_r, const char **why_r
 		return -1;
 	}
 	c_r->sc_host = host;
-	/* "user password" (the password is the rest of the line) or
-	 * "user:password" (Postfix's sasl_passwd). */
-	for (p = rest; *p != '\0' && !smtp_creds_blank(*p); p++)
+	/* "user:password" (Postfix's sasl_passwd) when the first word has a
+	 * colon, else "user password"; either way the password is the rest
+	 * of the line, blanks and colons included. */
+	for (p = rest; *p != '\0' && *p != ':' && !smtp_creds_blank(*p); p++)
 		;
-	if (*p != '\0') {
+	if (*p == ':') {
+		*p++ = '\0';
+	} else if (*p != '\0') {
 		*p++ = '\0';
 		while (smtp_creds_blank(*p))
 			p++;
-	} else if ((p = strchr(rest, ':')) != NULL) {
-		*p++ = '\0';
+	} else {
+		p = NULL;
 	}
 	if (p == NULL || rest[0] == '\0' || *p == '\0') {
 		*why_r = "expected user password or user:password after the next hop";

@@ -23,6 +23,7 @@ static const char test_file[] =
 	"[IPv6:2001:db8::1] dave:v6\n"
 	"[2001:db8::2]:25 erin:v6b\n"
 	"   # an indented comment\n"
+	"colon.example grace:pass word: x\n"
 	"mx.example.net frank:last";	/* no final newline */
 
 static void test_parse(void)
@@ -33,7 +34,7 @@ static void test_parse(void)
 
 	tap_ok(smtp_creds_parse(&t, test_file, strlen(test_file), "creds", err, sizeof(err)) == 0,
 	       "parse: the sample loads (%s)", err);
-	tap_ok(smtp_creds_count(t) == 6, "parse: six accounts (%u)", smtp_creds_count(t));
+	tap_ok(smtp_creds_count(t) == 7, "parse: seven accounts (%u)", smtp_creds_count(t));
 	c = smtp_creds_find(t, "[192.0.2.10]", 587);
 	tap_ok(c != NULL && strcmp(c->sc_user, "alice") == 0 &&
 	       strcmp(c->sc_pass, "s3cret with blanks") == 0,
@@ -52,6 +53,10 @@ static void test_parse(void)
 	       "find: IPv6 key written without the IPv6: tag");
 	c = smtp_creds_find(t, "mx.example.net", 25);
 	tap_ok(c != NULL && strcmp(c->sc_pass, "last") == 0, "find: last line without newline");
+	c = smtp_creds_find(t, "colon.example", 25);
+	tap_ok(c != NULL && strcmp(c->sc_user, "grace") == 0 &&
+	       strcmp(c->sc_pass, "pass word: x") == 0,
+	       "find: user:password with blanks and colons in the password");
 	tap_ok(smtp_creds_find(t, "example.com", 25) == NULL, "find: no suffix matching");
 	tap_ok(smtp_creds_find(NULL, "example.com", 25) == NULL, "find: no table");
 	{

@@ -1,0 +1,265 @@
+"""Outbound AUTH and implicit TLS to a relayhost (smtp_auth_credentials_file,
+smtp_auth_plaintext, smtp_tls_wrappermode_ports).
+
+The relayhost is aiosmtpd (Debian's python3-aiosmtpd) as a submission
+server with an authenticator, over STARTTLS or implicit TLS, not Postfix:
+a Postfix submission server needs Cyrus SASL with a sasldb (sasl2-bin) or
+Dovecot, configured in the one global /etc/postfix that the rig's other
+tests share, which a test cannot do without disturbing them. aiosmtpd
+speaks AUTH PLAIN and LOGIN itself (RFC 4954) and records what the client
+sent, which is what these tests need to see.
+
+Cases: PLAIN and LOGIN (when only LOGIN is offered) succeed over STARTTLS;
+a wrong password defers the mail with class authentication (no bounce,
+no hand-over); port-465-style implicit TLS; AUTH offered only after
+STARTTLS; credentials never sent in cleartext unless the policy is none
+and smtp_auth_plaintext is set; a credentials file that others may read
+refuses the start; no password in the log."""
+import os
+import smtplib
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from conftest import BIN, free_port, wait_log
+from pki import Pki
+
+USER, PASSWORD = "relay-user", "s3cret pass:word"
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return Pki()
+
+
+class Relay:
+    """An aiosmtpd submission server: AUTH with USER/PASSWORD, messages
+    and AUTH attempts recorded."""
+
+    def __init__(self, pki, implicit=False, starttls=True, mechanisms=("PLAIN", "LOGIN"),
+                 auth_require_tls=True):
+        crt, key = pki.leaf("relay.test", ["DNS:relay.test", "IP:127.0.0.1"])
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(crt, key)
+        self.messages, self.attempts = [], []
+        self.port = free_port()
+        exclude = [m for m in ("PLAIN", "LOGIN") if m not in mechanisms]
+        kw = dict(hostname="127.0.0.1", port=self.port, authenticator=self.check,
+                  auth_require_tls=auth_require_tls, auth_exclude_mechanism=exclude,
+                  ready_timeout=10)
+        if implicit:
+            # aiosmtpd's auth_require_tls looks for STARTTLS only.
+            kw["ssl_context"] = ctx
+            kw["auth_require_tls"] = False
+        elif starttls:
+            kw["tls_context"] = ctx
+        self.ctl = Controller(self, **kw)
+
+    def check(self, server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() and
+              auth_data.password == PASSWORD.encode())
+        self.attempts.append((mechanism, bool(ok), self.tls(server)))
+        # handled=False: aiosmtpd itself answers 535 to a refusal.
+        return AuthResult(success=ok, handled=False)
+
+    @staticmethod
+    def tls(server):
+        # Implicit TLS leaves session.ssl unset: ask the transport.
+        return server.transport.get_extra_info("ssl_object") is not None
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(dict(rcpts=list(envelope.rcpt_tos), auth=session.authenticated,
+                                  tls=self.tls(server), data=envelope.content))
+        return "250 2.0.0 Ok: queued"
+
+    def __enter__(self):
+        self.ctl.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.ctl.stop()
+        return False
+
+
+def creds_file(srv_dir, text, mode=0o600):
+    path = os.path.join(srv_dir, "relay-creds")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def start_relaying(make_server, relay, creds_line=None, mode=0o600, **kw):
+    port = relay.port
+    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % port, retry_min="1h",
+                    retry_max="2h")
+    settings.update(kw)
+    srv = make_server(**settings)
+    if creds_line is None:
+        creds_line = "[127.0.0.1]:%d %s %s\n" % (port, USER, PASSWORD)
+    path = creds_file(srv.tmpdir, creds_line, mode)
+    srv.settings["smtp_auth_credentials_file"] = path
+    with open(srv.conf, "a") as f:
+        f.write("smtp_auth_credentials_file = %s\n" % path)
+    return srv
+
+
+def send(srv, rcpt="rcpt@example.com"):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("sender@example.org", [rcpt], b"Subject: relay auth\r\n\r\nhello\r\n")
+
+
+def wait_until(cond, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_plain_over_starttls(make_server, pki):
+    with Relay(pki) as relay:
+        srv = start_relaying(make_server, relay).start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("PLAIN", True, True)]
+        m = relay.messages[0]
+        assert m["auth"] and m["tls"] and m["rcpts"] == ["rcpt@example.com"]
+        assert wait_log(srv, r"delivery: authenticated to \[127\.0\.0\.1\]:%d with PLAIN" %
+                        relay.port)
+        assert wait_log(srv, r"status=sent")
+        log = srv.read_log()
+        assert PASSWORD not in log and USER not in log
+
+
+def test_login_when_only_login_is_offered(make_server, pki):
+    with Relay(pki, mechanisms=("LOGIN",)) as relay:
+        # The key without a port matches the relayhost on any port;
+        # "user:password" is the sasl_passwd form.
+        srv = start_relaying(make_server, relay,
+                             creds_line="# relay\n[127.0.0.1] %s:%s\n" % (USER, PASSWORD)).start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("LOGIN", True, True)]
+        assert relay.messages[0]["auth"]
+        assert wait_log(srv, r"authenticated to \S+ with LOGIN")
+
+
+def test_wrong_password_defers_not_bounces(make_server, pki):
+    with Relay(pki) as relay:
+        srv = start_relaying(make_server, relay,
+                             creds_line="[127.0.0.1]:%d %s wrong\n" % (relay.port, USER)).start()
+        send(srv)
+        assert wait_log(srv, r"delivery id=\S+ to=<rcpt@example\.com> .*status=deferred.*"
+                        r"class=authentication"), srv.read_log()
+        log = srv.read_log()
+        assert "SMTP AUTH with [127.0.0.1]:%d failed: 535" % relay.port in log
+        assert relay.attempts == [("PLAIN", False, True)]
+        assert relay.messages == []
+        # Deferred and kept: one message in the queue (no bounce queued),
+        # the recipient pending, its class stored.
+        assert srv.queue_count() == 1
+        shown = srv.queue_show(srv.queue_ids()[0])
+        assert "<rcpt@example.com> pending" in shown and "class=authentication" in shown, shown
+        assert "ecode=4.7.8" in log
+        assert "wrong" not in log
+
+
+def test_implicit_tls_port(make_server, pki):
+    with Relay(pki, implicit=True) as relay:
+        # relay.port stands for 465: smtp_tls_wrappermode_ports names it.
+        srv = start_relaying(make_server, relay,
+                             smtp_tls_wrappermode_ports="465, %d" % relay.port).start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("PLAIN", True, True)]
+        assert relay.messages[0]["tls"] and relay.messages[0]["auth"]
+        assert wait_log(srv, r"tls to \[127\.0\.0\.1\]:%d: TLS" % relay.port)
+
+
+def test_implicit_tls_without_credentials(make_server, pki):
+    with Relay(pki, implicit=True) as relay:
+        srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % relay.port,
+                          retry_min="1h", retry_max="2h",
+                          smtp_tls_wrappermode_ports=str(relay.port)).start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.messages[0]["tls"] and not relay.messages[0]["auth"]
+
+
+def test_auth_offered_only_after_starttls(make_server, pki):
+    # aiosmtpd's auth_require_tls: no AUTH in the first EHLO reply; the
+    # client does STARTTLS, then AUTH.
+    with Relay(pki, auth_require_tls=True) as relay:
+        ehlo = smtplib.SMTP("127.0.0.1", relay.port, timeout=10)
+        ehlo.ehlo("probe")
+        assert not ehlo.has_extn("auth") and ehlo.has_extn("starttls")
+        ehlo.quit()
+        srv = start_relaying(make_server, relay).start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("PLAIN", True, True)]
+
+
+def test_no_credentials_in_cleartext(make_server, pki):
+    # A relay that offers AUTH without TLS and no STARTTLS: under the
+    # default policy (may) the password is not sent; the mail waits.
+    with Relay(pki, starttls=False, auth_require_tls=False) as relay:
+        srv = start_relaying(make_server, relay).start()
+        send(srv)
+        assert wait_log(srv, r"delivery id=\S+ to=<rcpt@example\.com> .*status=deferred.*"
+                        r"class=authentication"), srv.read_log()
+        assert "SMTP AUTH with [127.0.0.1]:%d not attempted: the session is not encrypted" % \
+            relay.port in srv.read_log()
+        assert relay.attempts == [] and relay.messages == []
+        assert srv.queue_count() == 1
+
+
+def test_plaintext_auth_only_when_allowed(make_server, pki):
+    with Relay(pki, starttls=False, auth_require_tls=False) as relay:
+        # smtp_auth_plaintext without policy none: still refused.
+        srv = start_relaying(make_server, relay, smtp_auth_plaintext="yes").start()
+        send(srv)
+        assert wait_log(srv, r"not attempted: the session is not encrypted"), srv.read_log()
+        assert relay.attempts == []
+        srv.stop()
+    with Relay(pki, starttls=False, auth_require_tls=False) as relay:
+        srv = start_relaying(make_server, relay, smtp_auth_plaintext="yes",
+                             smtp_tls_policy="none").start()
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("PLAIN", True, False)]
+        assert wait_log(srv, r"authenticated to \S+ with PLAIN \(no TLS\)")
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_readable_credentials_file_refused(make_server, pki, mode):
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:9")
+    path = creds_file(srv.tmpdir, "[127.0.0.1]:9 %s %s\n" % (USER, PASSWORD), mode)
+    with open(srv.conf, "a") as f:
+        f.write("smtp_auth_credentials_file = %s\n" % path)
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "mode %04o gives group or others access to passwords; chmod 600 it" % mode in \
+        str(e.value)
+    assert PASSWORD not in str(e.value)
+    # --check says the same.
+    r = subprocess.run([BIN, "-c", srv.conf, "--check"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0 and "chmod 600" in r.stdout + r.stderr
+
+
+def test_malformed_credentials_file_refused(make_server):
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:9")
+    path = creds_file(srv.tmpdir, "[127.0.0.1]:9 only-a-user-and-no-password-here\n")
+    with open(srv.conf, "a") as f:
+        f.write("smtp_auth_credentials_file = %s\n" % path)
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "%s:1: expected user password or user:password" % path in str(e.value)
