@@ -75,8 +75,15 @@ static int smtp_creds_key(char *key, char **host_r, uint16_t *port_r)
 			return -1;
 		*port_r = (uint16_t)v;
 	}
-	for (char *p = host; *p; p++)
+	/* A host name or an address: what relayhost accepts, and what a
+	 * lookup can find. */
+	if (strlen(host) > 255)
+		return -1;
+	for (char *p = host; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_' && *p != ':')
+			return -1;
 		*p = (char)tolower((unsigned char)*p);
+	}
 	*host_r = host;
 	return 0;
 }
@@ -294,6 +301,11 @@ const struct smtp_cred *smtp_creds_find(const struct smtp_creds *t, const char *
 			any = c;
 	}
 	return any;
+}
+
+const struct smtp_cred *smtp_creds_at(const struct smtp_creds *t, unsigned i)
+{
+	return t != NULL && i < t->sr_n ? &t->sr_v[i] : NULL;
 }
 
 unsigned smtp_creds_count(const struct smtp_creds *t)

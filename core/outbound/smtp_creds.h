@@ -44,6 +44,8 @@ int smtp_creds_load(struct smtp_creds **t_r, const char *path, char *err, size_t
 const struct smtp_cred *smtp_creds_find(const struct smtp_creds *t, const char *host,
 					unsigned port);
 unsigned smtp_creds_count(const struct smtp_creds *t);
+/* The i-th account in file order, NULL past the end. */
+const struct smtp_cred *smtp_creds_at(const struct smtp_creds *t, unsigned i);
 /* A new reference to t (NULL stays NULL). */
 struct smtp_creds *smtp_creds_ref(struct smtp_creds *t);
 /* Drop a reference; the last one wipes and frees. Sets *t to NULL. */

@@ -82,6 +82,9 @@ static void test_bad(void)
 		{ "host:0 u p\n", "creds:1: the next hop must be" },
 		{ "host:99999 u p\n", "creds:1: the next hop must be" },
 		{ "host:x u p\n", "creds:1: the next hop must be" },
+		{ "a]b u p\n", "creds:1: the next hop must be" },
+		{ "[a b]:25 u p\n", "creds:1: the next hop must be" },
+		{ "host/x u p\n", "creds:1: the next hop must be" },
 		{ "h u p\nH u2 p2\n", "creds:2: this next hop is given twice" },
 		{ "h u secret\x01pw\n", "creds:1: contains a control character" },
 	};
