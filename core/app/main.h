@@ -56,10 +56,12 @@ int main_smtp_creds_load(const struct config *cfg, struct smtp_creds **t_r, char
 			 size_t errlen);
 
 /* What a reload did, part by part (main_reload.c): "tls",
- * "bounce_classes", "dkim" (when a key table is set), "shaping_rules".
+ * "bounce_classes", "dkim" (when a key table is set),
+ * "smtp_auth_credentials" (when smtp_auth_credentials_file is set),
+ * "shaping_rules".
  * A part that failed kept what it had; rp_detail says why (every error,
  * one a line), or what was loaded. */
-#define MAIN_RELOAD_PARTS 4
+#define MAIN_RELOAD_PARTS 5
 struct main_reload_part {
 	const char *rp_name;
 	bool rp_ok;

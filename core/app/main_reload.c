@@ -1,6 +1,7 @@
 /*
  * main_reload.c: a reload of what can change under a running daemon
- * (TLS certificates, bounce class rules, DKIM keys, shaping rules), for
+ * (TLS certificates, bounce class rules, DKIM keys, the outbound AUTH
+ * credentials, shaping rules), for
  * SIGHUP and for the admin API's POST /api/v1/reload. Each part is
  * swapped in only when it loaded in full; one that fails keeps what it
  * had. What happened is logged, as SIGHUP always did, and reported part
@@ -16,6 +17,7 @@
 #include "core/app/server.h"
 #include "core/base/log.h"
 #include "core/dkim/dkim_table.h"
+#include "core/outbound/smtp_creds.h"
 #include "tls/tls.h"
 
 static pthread_mutex_t main_reload_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -83,6 +85,22 @@ void main_reload(struct server *srv, const struct config *cfg, struct main_reloa
 				 "DKIM key table reloaded: %u domains", dkim_table_count(dkt));
 			log_msg(LOG_INFO, "reload: %s", p->rp_detail);
 			server_dkim_swap(srv, dkt);
+		}
+	}
+	if (cfg->smtp_auth_credentials_file[0] != '\0' && srv->s_smtp_creds != NULL) {
+		struct smtp_creds *t = NULL;
+
+		/* Sessions already open keep the table they started with. */
+		p = main_reload_part(r, "smtp_auth_credentials");
+		if (main_smtp_creds_load(cfg, &t, p->rp_detail, sizeof(p->rp_detail)) < 0) {
+			p->rp_ok = false;
+			log_msg(LOG_ERROR, "reload: %s (keeping the old credentials)", p->rp_detail);
+		} else {
+			snprintf(p->rp_detail, sizeof(p->rp_detail),
+				 "outbound AUTH credentials reloaded: %u next hops",
+				 smtp_creds_count(t));
+			log_msg(LOG_INFO, "reload: %s", p->rp_detail);
+			smtp_creds_holder_swap(srv->s_smtp_creds, t);
 		}
 	}
 	p = main_reload_part(r, "shaping_rules");

@@ -16,6 +16,7 @@ STARTTLS; credentials never sent in cleartext unless the policy is none
 and smtp_auth_plaintext is set; a credentials file that others may read
 refuses the start; no password in the log."""
 import os
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -263,3 +264,22 @@ def test_malformed_credentials_file_refused(make_server):
     with pytest.raises(RuntimeError) as e:
         srv.start()
     assert "%s:1: expected user password or user:password" % path in str(e.value)
+
+
+def test_sighup_reloads_credentials(make_server, pki):
+    with Relay(pki) as relay:
+        srv = start_relaying(make_server, relay,
+                             creds_line="[127.0.0.1]:%d %s old-wrong\n" % (relay.port, USER))
+        srv.start()
+        path = srv.settings["smtp_auth_credentials_file"]
+        creds_file(srv.tmpdir, "[127.0.0.1]:%d %s %s\n" % (relay.port, USER, PASSWORD))
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: outbound AUTH credentials reloaded: 1 next hops")
+        # A reload that fails (now readable by others) keeps what it had.
+        os.chmod(path, 0o644)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: smtp_auth_credentials_file \S+: mode 0644 .*"
+                        r"\(keeping the old credentials\)")
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == [("PLAIN", True, True)]
