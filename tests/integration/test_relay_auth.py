@@ -194,6 +194,22 @@ def test_implicit_tls_without_credentials(make_server, pki):
         assert relay.messages[0]["tls"] and not relay.messages[0]["auth"]
 
 
+def test_implicit_tls_port_never_falls_back_to_cleartext(make_server, pki):
+    # A wrapper-mode port that speaks cleartext: the handshake fails and
+    # the mail waits; no cleartext retry (smtp_tls_fallback is for "may"
+    # over STARTTLS), so the password never goes out in clear.
+    with Relay(pki, starttls=False, auth_require_tls=False) as relay:
+        srv = start_relaying(make_server, relay, smtp_tls_wrappermode_ports=str(relay.port),
+                             smtp_tls_fallback="yes").start()
+        send(srv)
+        assert wait_log(srv, r"delivery id=\S+ to=<rcpt@example\.com> .*status=deferred.*"
+                        r"class=tls"), srv.read_log()
+        log = srv.read_log()
+        assert "TLS handshake with [127.0.0.1]:%d failed" % relay.port in log
+        assert "in cleartext" not in log
+        assert relay.attempts == [] and relay.messages == []
+
+
 def test_auth_offered_only_after_starttls(make_server, pki):
     # aiosmtpd's auth_require_tls: no AUTH in the first EHLO reply; the
     # client does STARTTLS, then AUTH.
