@@ -1,20 +1,19 @@
 """Outbound AUTH and implicit TLS to a relayhost (smtp_auth_credentials_file,
 smtp_auth_plaintext, smtp_tls_wrappermode_ports).
 
-The relayhost is aiosmtpd (Debian's python3-aiosmtpd) as a submission
-server with an authenticator, over STARTTLS or implicit TLS, not Postfix:
-a Postfix submission server needs Cyrus SASL with a sasldb (sasl2-bin) or
-Dovecot, configured in the one global /etc/postfix that the rig's other
-tests share, which a test cannot do without disturbing them. aiosmtpd
-speaks AUTH PLAIN and LOGIN itself (RFC 4954) and records what the client
-sent, which is what these tests need to see.
+Two submission servers: Postfix with Cyrus SASL over a sasldb (pfsubmit.py:
+an instance of its own, STARTTLS and implicit TLS, relaying on to a sink
+only for authenticated clients; needs root), and aiosmtpd with an
+authenticator (Debian's python3-aiosmtpd), which records what the client
+sent and can be set up the ways Postfix is not asked to be (AUTH offered
+without TLS, a wrapper-mode port that speaks cleartext).
 
 Cases: PLAIN and LOGIN (when only LOGIN is offered) succeed over STARTTLS;
 a wrong password defers the mail with class authentication (no bounce,
 no hand-over); port-465-style implicit TLS; AUTH offered only after
 STARTTLS; credentials never sent in cleartext unless the policy is none
 and smtp_auth_plaintext is set; a credentials file that others may read
-refuses the start; no password in the log."""
+refuses the start; SIGHUP reloads the file; no password in the log."""
 import os
 import signal
 import smtplib
@@ -27,8 +26,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+import pfsubmit
 from conftest import BIN, free_port, wait_log
 from pki import Pki
+from sink import Sink
 
 USER, PASSWORD = "relay-user", "s3cret pass:word"
 
@@ -299,3 +300,88 @@ def test_sighup_reloads_credentials(make_server, pki):
         send(srv)
         assert wait_until(lambda: relay.messages), srv.read_log()
         assert relay.attempts == [("PLAIN", True, True)]
+
+
+# ---------------------------------------------------------------- Postfix
+
+PF_USER = "relay-user@" + pfsubmit.REALM
+
+
+@pytest.fixture(scope="module")
+def postfix_sub(pki):
+    if not pfsubmit.usable():
+        pytest.skip("needs root, postfix and sasl2-bin")
+    crt, key = pki.leaf("submission.test", ["DNS:submission.test", "IP:127.0.0.1"])
+    for path in (pki.dir, crt, key):
+        os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
+    sink = Sink()
+    try:
+        with pfsubmit.PostfixSubmission(sink.port, PF_USER, PASSWORD, crt, key) as pf:
+            pf.sink = sink
+            yield pf
+    finally:
+        sink.stop()
+
+
+def pf_relaying(make_server, port, password=PASSWORD, **kw):
+    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % port, retry_min="1h",
+                    retry_max="2h")
+    settings.update(kw)
+    srv = make_server(**settings)
+    # The key without a port: every service of this Postfix.
+    path = creds_file(srv.tmpdir, "[127.0.0.1] %s:%s\n" % (PF_USER, password))
+    with open(srv.conf, "a") as f:
+        f.write("smtp_auth_credentials_file = %s\n" % path)
+    return srv.start()
+
+
+def sink_got(sink, rcpt, timeout=30):
+    return wait_until(lambda: any(rcpt in m["rcpts"] for m in sink.messages), timeout)
+
+
+def test_postfix_plain_over_starttls(make_server, postfix_sub):
+    pf = postfix_sub
+    r = smtplib.SMTP("127.0.0.1", pf.starttls_port, timeout=10)
+    r.ehlo("probe")
+    assert not r.has_extn("auth") and r.has_extn("starttls")   # AUTH only inside TLS
+    r.quit()
+    srv = pf_relaying(make_server, pf.starttls_port)
+    send(srv, "pf-plain@example.com")
+    assert sink_got(pf.sink, "pf-plain@example.com"), srv.read_log() + pf.log()
+    assert "sasl_method=PLAIN, sasl_username=%s" % PF_USER in pf.log()
+    assert wait_log(srv, r"authenticated to \S+ with PLAIN")
+    assert PASSWORD not in srv.read_log()
+
+
+def test_postfix_login_when_only_login_is_offered(make_server, postfix_sub):
+    pf = postfix_sub
+    srv = pf_relaying(make_server, pf.login_port)
+    send(srv, "pf-login@example.com")
+    assert sink_got(pf.sink, "pf-login@example.com"), srv.read_log() + pf.log()
+    assert "sasl_method=LOGIN, sasl_username=%s" % PF_USER in pf.log()
+    assert wait_log(srv, r"authenticated to \S+ with LOGIN")
+
+
+def test_postfix_implicit_tls(make_server, postfix_sub):
+    pf = postfix_sub
+    srv = pf_relaying(make_server, pf.implicit_port,
+                      smtp_tls_wrappermode_ports="465,%d" % pf.implicit_port)
+    send(srv, "pf-implicit@example.com")
+    assert sink_got(pf.sink, "pf-implicit@example.com"), srv.read_log() + pf.log()
+    assert wait_log(srv, r"tls to \[127\.0\.0\.1\]:%d: TLS" % pf.implicit_port)
+    assert wait_log(srv, r"authenticated to \[127\.0\.0\.1\]:%d with PLAIN" %
+                    pf.implicit_port)
+
+
+def test_postfix_wrong_password_defers(make_server, postfix_sub):
+    pf = postfix_sub
+    srv = pf_relaying(make_server, pf.starttls_port, password="not-the-password")
+    send(srv, "pf-wrong@example.com")
+    assert wait_log(srv, r"delivery id=\S+ to=<pf-wrong@example\.com> .*status=deferred"
+                    r".*ecode=4\.7\.8.*class=authentication"), srv.read_log()
+    assert "SMTP AUTH with [127.0.0.1]:%d failed: 535 5.7.8" % pf.starttls_port in \
+        srv.read_log()
+    assert "SASL PLAIN authentication failed" in pf.log()
+    assert srv.queue_count() == 1
+    assert not any("pf-wrong@example.com" in m["rcpts"] for m in pf.sink.messages)
+    assert "not-the-password" not in srv.read_log()
