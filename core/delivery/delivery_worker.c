@@ -256,9 +256,9 @@ static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 	return j;
 }
 
-/* The path's max_recipients: split j, its recipients past max going to
- * a new job of the same message, first in line. False: no memory (j is
- * then sent whole, as before shaping). */
+/* The path's max_recipients or the session's LIMITS RCPTMAX: split j,
+ * its recipients past max going to a new job of the same message, first
+ * in line. False: no memory (j is then sent whole, as before shaping). */
 static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 {
 	struct dlv_job *t = calloc(1, sizeof(*t));
@@ -300,6 +300,9 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 {
 	uint64_t wait = dlv_shp_msg_take(w, d);
 	unsigned max = d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_recipients : 0;
+	/* The next hop's LIMITS RCPTMAX (RFC 9422) on this session: a job
+	 * with more recipients goes in parts, as for the path's limit. */
+	unsigned rcptmax = smtp_client_limits(c)->lm_rcptmax;
 	struct dlv_job *j;
 
 	if (wait != 0) {
@@ -331,6 +334,8 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 		d->dd_idle = c;
 		return false;
 	}
+	if (rcptmax != 0 && (max == 0 || rcptmax < max))
+		max = rcptmax;
 	if (max != 0 && j->dj_nrcpt > max)
 		dlv_job_split(d, j, max);
 	smtp_client_start_job(c, &j->dj_txn);

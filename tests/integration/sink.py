@@ -17,9 +17,13 @@ Replies are chosen by the recipient's local part:
   dup354@     -> DATA is answered with two 354 replies in one write
   data250@    -> DATA is answered 250 (no 354), the body is not read
 anything else -> 250. EHLO keywords, a greeting code and a delay before
-the final DATA reply are settings. Every read is recorded per connection,
-so tests can tell whether commands came pipelined; each message records
-the client's address (peer) and its EHLO/HELO name (helo)."""
+the final DATA reply are settings. rcpt_max and mail_max make it strict
+about a limit it may advertise (LIMITS, RFC 9422): a RCPT past rcpt_max
+in a transaction gets 452 4.5.3, a MAIL past mail_max in a connection
+451 4.5.3; mails[conn] counts the MAIL commands of each connection.
+Every read is recorded per connection, so tests can tell whether
+commands came pipelined; each message records the client's address
+(peer) and its EHLO/HELO name (helo)."""
 import asyncio
 import socket
 import threading
@@ -31,7 +35,8 @@ class Sink:
                  data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000"),
                  tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
                  early_chunk=65536, early_delay=0.05, early_limit=15.0,
-                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0):
+                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0,
+                 rcpt_max=0, mail_max=0):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
@@ -49,6 +54,8 @@ class Sink:
         self.rcvbuf = rcvbuf        # SO_RCVBUF of accepted sockets; 0 = system default
         self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
+        self.rcpt_max, self.mail_max = rcpt_max, mail_max   # 0 = no limit
+        self.mails = {}             # conn -> MAIL commands received
         self.connections = 0
         self.active = 0
         self.max_active = 0
@@ -163,12 +170,21 @@ class Sink:
                 elif verb == "HELO":
                     await send("250 sink")
                 elif verb == "MAIL":
+                    with self.lock:
+                        self.mails[conn] = self.mails.get(conn, 0) + 1
+                        over = self.mail_max and self.mails[conn] > self.mail_max
+                    sender, rcpts, accepted = None, [], []
+                    if over:
+                        await send("451 4.5.3 Too many transactions in this session")
+                        continue
                     sender = line[10:].split(">")[0].lstrip("<")
-                    rcpts, accepted = [], []
                     await send(self.mail_reply)
                 elif verb == "RCPT":
                     rcpt = line[8:].split(">")[0].lstrip("<")
                     rcpts.append(rcpt)
+                    if self.rcpt_max and len(rcpts) > self.rcpt_max:
+                        await send("452 4.5.3 Too many recipients")
+                        continue
                     r = self.rcpt_reply(rcpt)
                     if r.startswith("250"):
                         accepted.append(rcpt)
