@@ -217,8 +217,9 @@ bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_o
 
 /* The limits the next hop advertised with LIMITS (RFC 9422) in its last
  * EHLO reply on c (all 0: none). Valid while c is; the client itself
- * keeps MAILMAX (QUIT after that many transactions); RCPTMAX is the
- * owner's to keep, by giving c no transaction with more recipients. */
+ * keeps MAILMAX (QUIT after that many transactions); RCPTMAX and
+ * RCPTDOMAINMAX are the owner's to keep, by giving c no transaction with
+ * more recipients or recipient domains. */
 const struct smtp_limits *smtp_client_limits(const struct smtp_client *c);
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);

@@ -19,8 +19,9 @@ Replies are chosen by the recipient's local part:
 anything else -> 250. EHLO keywords, a greeting code and a delay before
 the final DATA reply are settings. rcpt_max and mail_max make it strict
 about a limit it may advertise (LIMITS, RFC 9422): a RCPT past rcpt_max
-in a transaction gets 452 4.5.3, a MAIL past mail_max in a connection
-451 4.5.3; mails[conn] counts the MAIL commands of each connection.
+in a transaction, or naming a domain past rcpt_domain_max different
+ones, gets 452 4.5.3, a MAIL past mail_max in a connection 451 4.5.3;
+mails[conn] counts the MAIL commands of each connection.
 Every read is recorded per connection, so tests can tell whether
 commands came pipelined; each message records the client's address
 (peer) and its EHLO/HELO name (helo)."""
@@ -36,7 +37,7 @@ class Sink:
                  tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
                  early_chunk=65536, early_delay=0.05, early_limit=15.0,
                  stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0,
-                 rcpt_max=0, mail_max=0):
+                 rcpt_max=0, mail_max=0, rcpt_domain_max=0):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
@@ -55,6 +56,7 @@ class Sink:
         self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
         self.rcpt_max, self.mail_max = rcpt_max, mail_max   # 0 = no limit
+        self.rcpt_domain_max = rcpt_domain_max
         self.mails = {}             # conn -> MAIL commands received
         self.connections = 0
         self.active = 0
@@ -184,6 +186,11 @@ class Sink:
                     rcpts.append(rcpt)
                     if self.rcpt_max and len(rcpts) > self.rcpt_max:
                         await send("452 4.5.3 Too many recipients")
+                        continue
+                    domains = {r.split("@")[-1].lower() for r in accepted}
+                    if (self.rcpt_domain_max and rcpt.split("@")[-1].lower() not in domains
+                            and len(domains) >= self.rcpt_domain_max):
+                        await send("452 4.5.3 Too many recipient domains")
                         continue
                     r = self.rcpt_reply(rcpt)
                     if r.startswith("250"):

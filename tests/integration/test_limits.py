@@ -292,3 +292,24 @@ def test_rfc9422_mailmax_new_connection(make_server):
         assert sum(sink.mails.values()) == 5, sink.mails    # none refused, none again
     finally:
         sink.stop()
+
+
+def test_rfc9422_rcptdomainmax_splits_by_domain(make_server):
+    sink = limits_sink(("LIMITS RCPTDOMAINMAX=2",), rcpt_domain_max=2)
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["a@x.example", "b@y.example", "c@x.example", "d@z.example", "e@y.example",
+                 "f@z.example", "g@w.example"]
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("from@example.org", rcpts, b"Subject: domains\r\n\r\nx\r\n")
+        assert sink.wait_for(3)
+        assert wait_queue_empty(srv)
+        time.sleep(0.3)
+        got = [m["rcpts"] for m in sink.messages]
+        assert all(len({r.split("@")[1] for r in part}) <= 2 for part in got), got
+        assert sorted(r for part in got for r in part) == sorted(rcpts), got
+        # In order, each part as long as the limit allows.
+        assert got == [rcpts[:3], rcpts[3:6], rcpts[6:]], got
+        assert sum(sink.mails.values()) == 3, sink.mails
+    finally:
+        sink.stop()
