@@ -521,13 +521,15 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_EHLO:
+		/* LIMITS (RFC 9422) from every EHLO reply: those after
+		 * STARTTLS replace those before; a refused EHLO (then HELO)
+		 * leaves none. */
+		if (smtp_limits_ehlo(r, &c->c_limits))
+			log_msg(LOG_DEBUG, "delivery: %s: LIMITS RCPTMAX=%u MAILMAX=%u"
+				" RCPTDOMAINMAX=%u", c->c_remote, c->c_limits.lm_rcptmax,
+				c->c_limits.lm_mailmax, c->c_limits.lm_rcptdomainmax);
 		if (r->code == 250) {
 			c->c_ext = smtp_reply_ehlo(r, &c->c_maxsize);
-			/* Read again after STARTTLS: limits may differ there. */
-			if (smtp_limits_ehlo(r, &c->c_limits))
-				log_msg(LOG_DEBUG, "delivery: %s: LIMITS RCPTMAX=%u MAILMAX=%u"
-					" RCPTDOMAINMAX=%u", c->c_remote, c->c_limits.lm_rcptmax,
-					c->c_limits.lm_mailmax, c->c_limits.lm_rcptdomainmax);
 			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_MAY && !c->c_no_tls &&
 			    (c->c_ext & SMTP_EXT_STARTTLS)) {
 				c->c_state = CL_STARTTLS;
@@ -571,7 +573,6 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		c->c_ext = 0;
 		c->c_maxsize = 0;
-		memset(&c->c_limits, 0, sizeof(c->c_limits));
 		cl_ready(c);
 		return;
 	case CL_READY:

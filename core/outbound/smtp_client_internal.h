@@ -14,7 +14,6 @@
 
 #include "core/config/config.h"
 #include "core/outbound/smtp_client.h"
-#include "core/wire/smtp_limits.h"
 #include "core/wire/smtp_reply.h"
 #include "io/loop.h"
 
