@@ -37,13 +37,16 @@ class Sink:
                  tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
                  early_chunk=65536, early_delay=0.05, early_limit=15.0,
                  stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0,
-                 rcpt_max=0, mail_max=0, rcpt_domain_max=0):
+                 rcpt_max=0, mail_max=0, rcpt_domain_max=0, ehlo_keywords_tls=None):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
         self.data_delay = data_delay
         self.ehlo_keywords = list(ehlo_keywords) + (["PIPELINING"] if pipelining else [])
         self.tls_context = tls_context     # offer STARTTLS with this ssl.SSLContext
+        # EHLO keywords after STARTTLS (None: the same as before)
+        self.ehlo_keywords_tls = None if ehlo_keywords_tls is None else (
+            list(ehlo_keywords_tls) + (["PIPELINING"] if pipelining else []))
         self.mail_reply = mail_reply
         self.early_after, self.early_chunk = early_after, early_chunk
         self.early_delay, self.early_limit = early_delay, early_limit
@@ -165,7 +168,10 @@ class Sink:
                 if verb in ("EHLO", "HELO"):
                     helo = line[5:].strip()
                 if verb in ("EHLO",):
-                    lines = ["sink"] + self.ehlo_keywords + (
+                    kws = self.ehlo_keywords
+                    if tls and self.ehlo_keywords_tls is not None:
+                        kws = self.ehlo_keywords_tls
+                    lines = ["sink"] + kws + (
                         ["STARTTLS"] if self.tls_context and not tls else [])
                     for i, l in enumerate(lines):
                         await send("250%s%s" % ("-" if i < len(lines) - 1 else " ", l))

@@ -12,6 +12,7 @@ import pytest
 from conftest import relay_server
 from sink import Sink
 from test_delivery import wait_queue_empty
+from test_tls import pki, sink_ctx  # noqa: F401 (a test CA and server certificate)
 
 
 def ehlo_mail_rcpt(c):
@@ -222,17 +223,24 @@ def limits_sink(keywords, **kw):
     return Sink(ehlo_keywords=("8BITMIME", "SIZE 50000000") + keywords, **kw)
 
 
+def limits_deliver(srv, sink, rcpts, parts):
+    """Send one message to rcpts; once the sink has parts messages and the
+    queue is empty (and a moment later nothing more came), the recipients
+    of each transaction, in the order they arrived."""
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("from@example.org", rcpts, b"Subject: limits\r\n\r\nx\r\n")
+    assert sink.wait_for(parts)
+    assert wait_queue_empty(srv)
+    time.sleep(0.3)
+    return [m["rcpts"] for m in sink.messages]
+
+
 def test_rfc9422_rcptmax_splits_transactions(make_server):
     sink = limits_sink(("LIMITS RCPTMAX=5 RCPTDOMAINMAX=100 X-UNKNOWN=1",), rcpt_max=5)
     try:
         srv = limits_relay(make_server, sink)
         rcpts = ["r%02d@example.com" % i for i in range(12)]
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
-            s.sendmail("from@example.org", rcpts, b"Subject: rcptmax\r\n\r\nx\r\n")
-        assert sink.wait_for(3)
-        assert wait_queue_empty(srv)
-        time.sleep(0.3)                     # nothing more comes
-        got = [m["rcpts"] for m in sink.messages]
+        got = limits_deliver(srv, sink, rcpts, 3)
         assert sorted(len(r) for r in got) == [2, 5, 5], got
         flat = [r for part in got for r in part]
         assert sorted(flat) == rcpts, got   # every recipient once
@@ -300,16 +308,27 @@ def test_rfc9422_rcptdomainmax_splits_by_domain(make_server):
         srv = limits_relay(make_server, sink)
         rcpts = ["a@x.example", "b@y.example", "c@x.example", "d@z.example", "e@y.example",
                  "f@z.example", "g@w.example"]
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
-            s.sendmail("from@example.org", rcpts, b"Subject: domains\r\n\r\nx\r\n")
-        assert sink.wait_for(3)
-        assert wait_queue_empty(srv)
-        time.sleep(0.3)
-        got = [m["rcpts"] for m in sink.messages]
+        got = limits_deliver(srv, sink, rcpts, 3)
         assert all(len({r.split("@")[1] for r in part}) <= 2 for part in got), got
         assert sorted(r for part in got for r in part) == sorted(rcpts), got
         # In order, each part as long as the limit allows.
         assert got == [rcpts[:3], rcpts[3:6], rcpts[6:]], got
         assert sum(sink.mails.values()) == 3, sink.mails
+    finally:
+        sink.stop()
+
+
+def test_rfc9422_limits_after_starttls_replace_those_before(make_server, pki):
+    """The EHLO after STARTTLS says RCPTMAX=4 where the one before said 2:
+    8 recipients go in two transactions of 4, over TLS."""
+    sink = Sink(ehlo_keywords=("8BITMIME", "LIMITS RCPTMAX=2"),
+                ehlo_keywords_tls=("8BITMIME", "LIMITS RCPTMAX=4"), rcpt_max=4,
+                tls_context=sink_ctx(pki.server_crt, pki.server_key))
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["t%d@example.com" % i for i in range(8)]
+        assert limits_deliver(srv, sink, rcpts, 2) == [rcpts[:4], rcpts[4:]]
+        assert all(m["tls"] for m in sink.messages)
+        assert sum(sink.mails.values()) == 2, sink.mails
     finally:
         sink.stop()
