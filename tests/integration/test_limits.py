@@ -1,7 +1,7 @@
 """Limits from RFC 5321 4.5.3 and the configuration: line and path
 lengths, SIZE, message size, recipient cap, error cap, connection caps,
-timeouts; and a next hop's LIMITS (RFC 9422) on delivery: RCPTMAX and
-MAILMAX."""
+timeouts; and a next hop's LIMITS (RFC 9422) on delivery: RCPTMAX,
+RCPTDOMAINMAX and MAILMAX."""
 import re
 import smtplib
 import socket
@@ -207,10 +207,11 @@ def test_split_lines_and_long_auth_line(make_server, raw_factory, tmp_path):
     assert c.cmd("NOOP")[0].startswith("250")
 
 
-# LIMITS (RFC 9422) of a next hop: RCPTMAX and MAILMAX. The sink
-# advertises them and is strict about them, as a server that sets them
-# would be: a RCPT past RCPTMAX gets 452, a MAIL past MAILMAX 451, and
-# with retries an hour away either would leave mail in the queue.
+# LIMITS (RFC 9422) of a next hop: RCPTMAX, RCPTDOMAINMAX and MAILMAX.
+# The sink advertises them and is strict about them, as a server that
+# sets them would be: a RCPT past RCPTMAX (or naming a domain past
+# RCPTDOMAINMAX) gets 452, a MAIL past MAILMAX 451, and with retries an
+# hour away either would leave mail in the queue.
 
 def limits_relay(make_server, sink):
     """One worker and one connection at a time to the sink, so every
