@@ -256,9 +256,10 @@ static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 	return j;
 }
 
-/* The path's max_recipients or the session's LIMITS RCPTMAX: split j,
- * its recipients past max going to a new job of the same message, first
- * in line. False: no memory (j is then sent whole, as before shaping). */
+/* The path's max_recipients or the session's LIMITS (RCPTMAX,
+ * RCPTDOMAINMAX): split j, its recipients past max going to a new job of
+ * the same message, first in line. False: no memory (j is then sent
+ * whole, as before shaping). */
 static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 {
 	struct dlv_job *t = calloc(1, sizeof(*t));

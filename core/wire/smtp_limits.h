@@ -8,9 +8,9 @@
  * bounded string (a line of a parsed EHLO reply) and fills a small
  * struct. It is tolerant: a limit it does not know, one that is not
  * "name=value", or a known one whose value is not a usable number is
- * skipped and the rest of the line is still read (RFC 9422 4: clients
- * ignore limits they do not know; a bad value tells us nothing we can
- * rely on, so it is as if it were absent).
+ * skipped and the rest of the line is still read (clients ignore limits
+ * they do not know; a bad value tells us nothing we can rely on, so it
+ * is as if it were absent).
  */
 #ifndef RINGMTA_SMTP_LIMITS_H
 #define RINGMTA_SMTP_LIMITS_H
@@ -21,8 +21,9 @@
 
 #include "core/wire/smtp_reply.h"
 
-/* Values are 1 to SMTP_LIMITS_DIGITS digits (RFC 9422's registry gives
- * each known limit at most 6). 0, and a longer number, are ignored. */
+/* Values are 1 to SMTP_LIMITS_DIGITS digits, our bound: a larger limit
+ * would never bind one of our transactions or sessions. 0, and a longer
+ * number, are ignored. */
 #define SMTP_LIMITS_DIGITS 6
 #define SMTP_LIMITS_VALUE_MAX 999999u
 /* A limit name longer than this is not one of ours (skipped). */
