@@ -516,6 +516,11 @@ static int main_serve(const struct config *cfg)
 		server_join(&srv);
 		events_stop(&srv.s_events);
 		queue_close(&q);
+		/* What main loaded is still the server's: no thread runs. */
+		tls_ctx_unref(&srv.s_tls_server);
+		tls_ctx_unref(&srv.s_tls_client);
+		auth_db_free(&srv.s_auth);
+		dkim_table_unref(&srv.s_dkim_table);
 		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
