@@ -28,6 +28,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import pfsubmit
 from conftest import BIN, free_port, wait_log
+from dnsfix import Dnsmasq
 from pki import Pki
 from sink import Sink
 
@@ -311,7 +312,8 @@ PF_USER = "relay-user@" + pfsubmit.REALM
 def postfix_sub(pki):
     if not pfsubmit.usable():
         pytest.skip("needs root, postfix and sasl2-bin")
-    crt, key = pki.leaf("submission.test", ["DNS:submission.test", "IP:127.0.0.1"])
+    crt, key = pki.leaf("submission.test", ["DNS:submission.test", "DNS:relay.test",
+                                            "IP:127.0.0.1"])
     for path in (pki.dir, crt, key):
         os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
     sink = Sink()
@@ -385,3 +387,43 @@ def test_postfix_wrong_password_defers(make_server, postfix_sub):
     assert srv.queue_count() == 1
     assert not any("pf-wrong@example.com" in m["rcpts"] for m in pf.sink.messages)
     assert "not-the-password" not in srv.read_log()
+
+
+def test_postfix_implicit_tls_verified_by_policy(make_server, postfix_sub, pki):
+    # relayhost by name: smtp_tls_policy_map's verify checks the chain
+    # against tls_ca_file and the name, in wrapper mode too; a name the
+    # certificate does not carry fails before any credentials go out.
+    pf = postfix_sub
+    dns = Dnsmasq(["--host-record=relay.test,127.0.0.1", "--host-record=other.test,127.0.0.1"])
+    try:
+        common = dict(dns_servers=dns.server, tls_ca_file=pki.ca,
+                      smtp_tls_wrappermode_ports=str(pf.implicit_port))
+        srv = make_server(delivery="yes", relayhost="relay.test:%d" % pf.implicit_port,
+                          retry_min="1h", retry_max="2h",
+                          smtp_tls_policy_map="relay.test=verify", **common)
+        path = creds_file(srv.tmpdir, "relay.test %s:%s\n" % (PF_USER, PASSWORD))
+        with open(srv.conf, "a") as f:
+            f.write("smtp_auth_credentials_file = %s\n" % path)
+        srv.start()
+        send(srv, "pf-verified@example.com")
+        assert sink_got(pf.sink, "pf-verified@example.com"), srv.read_log() + pf.log()
+        assert wait_log(srv, r"tls to relay\.test\[127\.0\.0\.1\]:%d: TLS\S* \S+ "
+                        r"\(verified\)" % pf.implicit_port), srv.read_log()
+        srv.stop()
+
+        bad = make_server(delivery="yes", relayhost="other.test:%d" % pf.implicit_port,
+                          retry_min="1h", retry_max="2h",
+                          smtp_tls_policy_map="other.test=verify", **common)
+        path = creds_file(bad.tmpdir, "other.test %s:%s\n" % (PF_USER, PASSWORD))
+        with open(bad.conf, "a") as f:
+            f.write("smtp_auth_credentials_file = %s\n" % path)
+        bad.start()
+        before = pf.log().count("sasl_method=")
+        send(bad, "pf-unverified@example.com")
+        assert wait_log(bad, r"delivery id=\S+ to=<pf-unverified@example\.com> "
+                        r".*status=deferred.*class=tls"), bad.read_log()
+        assert "TLS handshake with other.test[127.0.0.1]:%d failed" % pf.implicit_port in \
+            bad.read_log()
+        assert pf.log().count("sasl_method=") == before
+    finally:
+        dns.stop()
