@@ -389,6 +389,17 @@ def test_postfix_wrong_password_defers(make_server, postfix_sub):
     assert "not-the-password" not in srv.read_log()
 
 
+def verify_relaying(make_server, name, port, common):
+    """A started server relaying to name:port under the verify policy, with
+    credentials for name."""
+    srv = make_server(delivery="yes", relayhost="%s:%d" % (name, port), retry_min="1h",
+                      retry_max="2h", smtp_tls_policy_map="%s=verify" % name, **common)
+    path = creds_file(srv.tmpdir, "%s %s:%s\n" % (name, PF_USER, PASSWORD))
+    with open(srv.conf, "a") as f:
+        f.write("smtp_auth_credentials_file = %s\n" % path)
+    return srv.start()
+
+
 def test_postfix_implicit_tls_verified_by_policy(make_server, postfix_sub, pki):
     # relayhost by name: smtp_tls_policy_map's verify checks the chain
     # against tls_ca_file and the name, in wrapper mode too; a name the
@@ -398,26 +409,14 @@ def test_postfix_implicit_tls_verified_by_policy(make_server, postfix_sub, pki):
     try:
         common = dict(dns_servers=dns.server, tls_ca_file=pki.ca,
                       smtp_tls_wrappermode_ports=str(pf.implicit_port))
-        srv = make_server(delivery="yes", relayhost="relay.test:%d" % pf.implicit_port,
-                          retry_min="1h", retry_max="2h",
-                          smtp_tls_policy_map="relay.test=verify", **common)
-        path = creds_file(srv.tmpdir, "relay.test %s:%s\n" % (PF_USER, PASSWORD))
-        with open(srv.conf, "a") as f:
-            f.write("smtp_auth_credentials_file = %s\n" % path)
-        srv.start()
+        srv = verify_relaying(make_server, "relay.test", pf.implicit_port, common)
         send(srv, "pf-verified@example.com")
         assert sink_got(pf.sink, "pf-verified@example.com"), srv.read_log() + pf.log()
         assert wait_log(srv, r"tls to relay\.test\[127\.0\.0\.1\]:%d: TLS\S* \S+ "
                         r"\(verified\)" % pf.implicit_port), srv.read_log()
         srv.stop()
 
-        bad = make_server(delivery="yes", relayhost="other.test:%d" % pf.implicit_port,
-                          retry_min="1h", retry_max="2h",
-                          smtp_tls_policy_map="other.test=verify", **common)
-        path = creds_file(bad.tmpdir, "other.test %s:%s\n" % (PF_USER, PASSWORD))
-        with open(bad.conf, "a") as f:
-            f.write("smtp_auth_credentials_file = %s\n" % path)
-        bad.start()
+        bad = verify_relaying(make_server, "other.test", pf.implicit_port, common)
         before = pf.log().count("sasl_method=")
         send(bad, "pf-unverified@example.com")
         assert wait_log(bad, r"delivery id=\S+ to=<pf-unverified@example\.com> "
