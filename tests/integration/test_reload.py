@@ -1,0 +1,326 @@
+"""A reload (SIGHUP, POST /api/v1/reload) reads ringmta.conf again: under
+load from 20 sessions sending without pause to a relayhost sink, a new
+log_level, relay_networks, max_message_size, AUTH account file and TLS
+certificate take effect at once while no session is dropped and every
+accepted message arrives; a bad file (syntax, value, a value that no
+longer fits a kept one) changes nothing and says why in the log and the
+API's answer; a changed listen address needs a restart and the daemon
+keeps listening where it was; the settings config show -r lists are the
+ones ringmta.conf(5) marks as needing a restart."""
+import crypt
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN, SRCDIR, free_port, wait_log
+from pki import Pki
+from sink import Sink
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def pki():
+    p = Pki()
+    p.first = p.leaf("first.test", ["DNS:first.test", "IP:127.0.0.1"])
+    p.second = p.leaf("second.test", ["DNS:second.test", "IP:127.0.0.1"])
+    return p
+
+
+def write_conf(srv, extra=""):
+    with open(srv.conf, "w") as f:
+        for k, v in srv.settings.items():
+            f.write("%s = %s\n" % (k, v))
+        f.write(extra)
+
+
+def rewrite(srv, **kw):
+    srv.settings.update({k: str(v) for k, v in kw.items()})
+    write_conf(srv)
+
+
+def reload_api(srv):
+    """POST /api/v1/reload: (HTTP status, the JSON answer)."""
+    req = urllib.request.Request("http://127.0.0.1:%d/api/v1/reload" % srv.admin_port,
+                                 data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def parts_of(answer):
+    return {p["name"]: p for p in answer["parts"]}
+
+
+def passwd_file(path, user, password):
+    with open(path, "w") as f:
+        f.write("%s:%s\n" % (user, crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))))
+
+
+def peer_cn(srv, ca):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False
+        s.starttls(context=ctx)
+        return dict(x[0] for x in s.sock.getpeercert()["subject"])["commonName"]
+
+
+def can_login(srv, user, password):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.ehlo("client.test")
+        try:
+            s.login(user, password)
+            return True
+        except smtplib.SMTPAuthenticationError:
+            return False
+
+
+def relay_code(srv, source):
+    """The reply to RCPT for a remote domain from a client at source."""
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10, source_address=(source, 0)) as s:
+        s.ehlo("client.test")
+        s.mail("a@example.org")
+        code, _ = s.rcpt("far@example.net")
+        s.rset()
+        return code
+
+
+class Load:
+    """n sessions, each sending one message after another on the same
+    connection until stopped: small ones, and every third one of 40 KB.
+    Every reply is kept; a session that breaks is an error."""
+
+    def __init__(self, port, n=20):
+        self.port = port
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted = set()       # tokens of messages answered 250
+        self.refused_552 = 0
+        self.errors = []
+        self.sent = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        try:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+                s.ehlo("load%d.test" % i)
+                k = 0
+                while not self.stop_ev.is_set():
+                    token = "load-%d-%d" % (i, k)
+                    body = ("x" * 78 + "\r\n") * (500 if k % 3 == 2 else 3)
+                    msg = ("Subject: %s\r\n\r\n%s\r\n" % (token, body)).encode()
+                    k += 1
+                    try:
+                        s.sendmail("load@example.org", ["rcpt%d@example.net" % i], msg)
+                        with self.lock:
+                            self.accepted.add(token)
+                    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+                        if e.smtp_code != 552:
+                            raise
+                        with self.lock:
+                            self.refused_552 += 1
+                        s.rset()
+                    with self.lock:
+                        self.sent += 1
+                    time.sleep(0.01)
+        except Exception as e:      # noqa: BLE001 (any break is the failure)
+            with self.lock:
+                self.errors.append("session %d: %r" % (i, e))
+
+    def wait_sent(self, n, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if self.sent >= n:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def finish(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def tokens(sink):
+    with sink.lock:
+        return {re.search(rb"Subject: (\S+)", m["data"]).group(1).decode()
+                for m in sink.messages}
+
+
+def test_reload_under_load(make_server, sink, pki, tmp_path):
+    passwd = str(tmp_path / "passwd")
+    passwd_file(passwd, "olduser", "oldpass")
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                      retry_min="1h", retry_max="2h", workers=2,
+                      tls_cert_file=pki.first[0], tls_key_file=pki.first[1],
+                      auth_passwd_file=passwd, auth_plaintext_loopback="yes",
+                      relay_networks="127.0.0.0/8, ::1").start()
+    assert peer_cn(srv, pki.ca) == "first.test"
+    assert can_login(srv, "olduser", "oldpass")
+    assert relay_code(srv, "127.0.0.2") == 250
+
+    load = Load(srv.port)
+    try:
+        assert load.wait_sent(60), load.errors
+        assert "debug:" not in srv.read_log()       # no debug lines yet
+        passwd_file(passwd, "newuser", "newpass")
+        rewrite(srv, log_level="debug", max_message_size="20k",
+                relay_networks="127.0.0.1/32, ::1",
+                tls_cert_file=pki.second[0], tls_key_file=pki.second[1])
+        code, answer = reload_api(srv)
+        assert code == 200 and answer["ok"] is True, answer
+        parts = parts_of(answer)
+        changed = {c["key"]: c for c in parts["config"]["changed"]}
+        assert set(changed) == {"max_message_size", "relay_networks", "log_level",
+                                "tls_cert_file", "tls_key_file"}, changed
+        assert changed["log_level"]["old"] == "info" and changed["log_level"]["new"] == "debug"
+        assert changed["max_message_size"]["new"] == "20480"
+        assert parts["config"]["needs_restart"] == []
+        assert parts["auth"]["ok"] and parts["auth"]["detail"] == "accounts reloaded", parts
+        assert parts["tls"]["ok"], parts
+
+        # In force as soon as the API answered.
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            with pytest.raises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("a@example.org", ["b@example.net"],
+                           b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 400)
+            assert e.value.smtp_code == 552
+        assert relay_code(srv, "127.0.0.2") == 554
+        assert relay_code(srv, "127.0.0.1") == 250
+        assert can_login(srv, "newuser", "newpass")
+        assert not can_login(srv, "olduser", "oldpass")
+        assert peer_cn(srv, pki.ca) == "second.test"
+        assert wait_log(srv, r"debug: connect client=127\.0\.0\.1"), srv.read_log()[-2000:]
+        before = load.sent
+        assert load.wait_sent(before + 60), load.errors
+    finally:
+        load.finish()
+
+    assert load.errors == [], load.errors
+    assert load.refused_552 > 0         # the 40 KB messages after the reload
+    log = srv.read_log()
+    for line in (r"reload: log_level: info -> debug",
+                 r"reload: max_message_size: 10240000 -> 20480",
+                 r"reload: relay_networks: 127\.0\.0\.0/8, ::1/128 -> 127\.0\.0\.1/32, ::1/128",
+                 r"reload: tls_cert_file: \S+first\.test\.pem -> \S+second\.test\.pem",
+                 r"reload: 5 settings changed, 0 of them need a restart"):
+        assert re.search(line, log), line
+    # Every message a client saw accepted arrives; nothing else does.
+    deadline = time.time() + 60
+    while time.time() < deadline and not load.accepted <= tokens(sink):
+        time.sleep(0.1)
+    got = tokens(sink)
+    assert load.accepted <= got, sorted(load.accepted - got)[:10]
+    assert {t for t in got if t.startswith("load-")} == load.accepted
+
+
+def test_bad_reload_changes_nothing(make_server, sink):
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                      retry_min="1h", retry_max="2h").start()
+    good = dict(srv.settings)
+
+    def big_message_ok():
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.net"],
+                       b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 400)
+        return True
+
+    cases = [
+        ("this line is not a setting\n", r"ringmta\.conf:\d+: syntax error"),
+        ("max_message_size = lots\n", r"ringmta\.conf:\d+: max_message_size: "),
+        ("log_level = chatty\n", r"ringmta\.conf:\d+: log_level: "),
+        # queue_map_size needs a restart and keeps 256M: too small for this.
+        ("max_message_size = 300M\nqueue_map_size = 1G\n",
+         r"max_message_size \(300M\) must be smaller than queue_map_size \(256M\)"),
+    ]
+    for extra, why in cases:
+        srv.settings = dict(good)
+        srv.settings["max_message_size"] = "2k"     # would change, if it loaded
+        srv.settings["log_level"] = "debug"
+        write_conf(srv, extra)
+        code, answer = reload_api(srv)
+        assert code == 422 and answer["ok"] is False, answer
+        assert [p["name"] for p in answer["parts"]] == ["config"], answer
+        config = answer["parts"][0]
+        assert not config["ok"] and re.search(why, config["detail"]), config
+        assert config["changed"] == [] and config["needs_restart"] == [], config
+        assert wait_log(srv, r"error: reload: .*(%s).* \(keeping the running settings\)" % why)
+        assert big_message_ok()
+    # SIGHUP says the same in the log.
+    mark = len(srv.read_log())
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and "keeping the running settings" not in srv.read_log()[mark:]:
+        time.sleep(0.05)
+    assert re.search(r"reload: .*must be smaller than queue_map_size.*keeping the running",
+                     srv.read_log()[mark:])
+    assert big_message_ok()
+    assert "debug:" not in srv.read_log()
+    assert "reload: max_message_size:" not in srv.read_log()     # no change logged
+    assert sink.wait_for(len(cases) + 1)
+
+
+def test_listen_change_needs_restart(make_server):
+    srv = make_server().start()
+    old = srv.settings["listen"]
+    other = free_port()
+    rewrite(srv, listen="127.0.0.1:%d" % other, workers=4, max_recipients=100)
+    code, answer = reload_api(srv)
+    assert code == 200 and answer["ok"] is True, answer
+    config = parts_of(answer)["config"]
+    assert {c["key"]: (c["running"], c["wanted"]) for c in config["needs_restart"]} == {
+        "listen": (old, "127.0.0.1:%d" % other), "workers": ("2", "4")}, config
+    assert [c["key"] for c in config["changed"]] == ["max_recipients"], config
+    assert wait_log(srv, r"warning: reload: listen changed: needs a restart \(keeping %s\)"
+                    % re.escape(old))
+    assert wait_log(srv, r"reload: workers changed: needs a restart \(keeping 2\)")
+    assert wait_log(srv, r"reload: max_recipients: 1000 -> 100")
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        assert s.noop()[0] == 250
+        s.ehlo("client.test")
+        s.mail("a@example.org")
+        for i in range(100):
+            assert s.rcpt("r%d@example.net" % i)[0] == 250
+        assert s.rcpt("over@example.net")[0] == 452     # the new max_recipients
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", other), timeout=2).close()
+    # The same file again: nothing more changes, the restart note stays.
+    code, answer = reload_api(srv)
+    config = parts_of(answer)["config"]
+    assert code == 200 and config["changed"] == [] and len(config["needs_restart"]) == 2
+
+
+def test_restart_keys_in_man_page():
+    page = open(os.path.join(SRCDIR, "docs", "man", "ringmta.conf.5")).read()
+    marked = set()
+    for entry in re.split(r"^\.TP\n", page, flags=re.M)[1:]:
+        m = re.match(r'\.BR (\w+) " =', entry)
+        if m and re.search(r"^Needs a restart\.", entry, re.M):
+            marked.add(m.group(1))
+    r = subprocess.run([BIN, "config", "show", "-r"], capture_output=True, text=True,
+                       timeout=30, check=True)
+    keys = {line.split(" = ")[0] for line in r.stdout.splitlines() if " = " in line}
+    assert "listen" in keys and "log_level" not in keys
+    assert marked == keys, (sorted(marked - keys), sorted(keys - marked))
