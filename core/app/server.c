@@ -741,13 +741,6 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 	pthread_mutex_init(&srv->s_dkim_lock, NULL);
 	srv->s_cfg = cfg;
 	srv->s_queue = q;
-	srv->s_gen = calloc(1, sizeof(struct server_gen));
-	if (srv->s_gen == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	srv->s_gen->g_cfg = cfg;
-	srv->s_gen->g_auth = adb;
 	/* Before anything starts: a rules error refuses to start. */
 	if (server_rules_start(srv, cfg, err, errlen) < 0)
 		return -1;
@@ -779,8 +772,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 		w->w_env.e_ops = &server_env_ops;
-		w->w_gen = srv->s_gen;
-		w->w_env.e_cfg = cfg;
+		w->w_env.e_cfg = cfg;	/* the start-up generation's, made below */
 		w->w_env.e_auth = srv->s_auth;
 		w->w_env.e_loop = &w->w_loop;
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
@@ -806,6 +798,15 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		if (work_pool_start(&srv->s_sign_pool, "dkim", n, 4 * n, err, errlen) < 0)
 			return -1;
 	}
+	/* Last, so that a failed start leaves nothing more to free. The
+	 * workers adopt it (the same settings) at their first callback. */
+	srv->s_gen = calloc(1, sizeof(struct server_gen));
+	if (srv->s_gen == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->s_gen->g_cfg = cfg;
+	srv->s_gen->g_auth = adb;
 	return 0;
 }
 
