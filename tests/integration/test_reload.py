@@ -324,3 +324,30 @@ def test_restart_keys_in_man_page():
     keys = {line.split(" = ")[0] for line in r.stdout.splitlines() if " = " in line}
     assert "listen" in keys and "log_level" not in keys
     assert marked == keys, (sorted(marked - keys), sorted(keys - marked))
+
+
+def test_per_address_cap_stays_balanced_across_reloads(make_server):
+    """Sessions opened under one relay_networks and closed under another
+    release exactly what they took: the cap then counts right."""
+    srv = make_server(max_connections_per_ip=2, relay_networks="127.0.0.0/8, ::1").start()
+
+    def session():
+        s = smtplib.SMTP(timeout=10, source_address=("127.0.0.2", 0))
+        code, _ = s.connect("127.0.0.1", srv.port)
+        return s, code
+
+    held = [session() for _ in range(3)]     # exempt: in relay_networks
+    assert [code for _, code in held] == [220, 220, 220]
+    rewrite(srv, relay_networks="127.0.0.1/32, ::1")
+    code, answer = reload_api(srv)
+    assert code == 200 and answer["ok"], answer
+    for s, _ in held:
+        s.quit()
+    deadline = time.time() + 10
+    while time.time() < deadline and srv.read_log().count("disconnect client=127.0.0.2 ") < 3:
+        time.sleep(0.05)
+    assert srv.read_log().count("disconnect client=127.0.0.2 ") == 3, srv.read_log()
+    held = [session() for _ in range(3)]     # capped now: two, then 421
+    assert [code for _, code in held] == [220, 220, 421], held
+    for s, code in held:
+        s.close()
