@@ -183,7 +183,7 @@ def test_reload_under_load(make_server, sink, pki, tmp_path):
 
     load = Load(srv.port)
     try:
-        assert load.wait_sent(60), load.errors
+        assert load.wait_sent(100), load.errors
         assert "debug:" not in srv.read_log()       # no debug lines yet
         passwd_file(passwd, "newuser", "newpass")
         rewrite(srv, log_level="debug", max_message_size="20k",
@@ -214,11 +214,13 @@ def test_reload_under_load(make_server, sink, pki, tmp_path):
         assert peer_cn(srv, pki.ca) == "second.test"
         assert wait_log(srv, r"debug: connect client=127\.0\.0\.1"), srv.read_log()[-2000:]
         before = load.sent
-        assert load.wait_sent(before + 60), load.errors
+        assert load.wait_sent(before + 100), load.errors
     finally:
         load.finish()
 
     assert load.errors == [], load.errors
+    print("load: %d sent, %d accepted, %d refused 552" % (load.sent, len(load.accepted),
+                                                        load.refused_552))
     assert load.refused_552 > 0         # the 40 KB messages after the reload
     log = srv.read_log()
     for line in (r"reload: log_level: info -> debug",
