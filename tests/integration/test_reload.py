@@ -5,8 +5,10 @@ certificate take effect at once while no session is dropped and every
 accepted message arrives; a bad file (syntax, value, a value that no
 longer fits a kept one) changes nothing and says why in the log and the
 API's answer; a changed listen address needs a restart and the daemon
-keeps listening where it was; the settings config show -r lists are the
-ones ringmta.conf(5) marks as needing a restart."""
+keeps listening where it was; the per-address cap stays balanced when
+relay_networks changes under open sessions; a new relayhost takes the
+next message; the settings config show -r lists are the ones
+ringmta.conf(5) marks as needing a restart."""
 import crypt
 import json
 import os
@@ -353,3 +355,24 @@ def test_per_address_cap_stays_balanced_across_reloads(make_server):
     assert [code for _, code in held] == [220, 220, 421], held
     for s, code in held:
         s.close()
+
+
+def test_relayhost_follows_a_reload(make_server, sink):
+    """Delivery's scheduler and workers route with the new settings."""
+    other = Sink()
+    try:
+        srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                          retry_min="1h", retry_max="2h").start()
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.net"], b"Subject: before\r\n\r\nx\r\n")
+        assert sink.wait_for(1)
+        rewrite(srv, relayhost="[127.0.0.1]:%d" % other.port)
+        code, answer = reload_api(srv)
+        assert code == 200 and [c["key"] for c in parts_of(answer)["config"]["changed"]] == [
+            "relayhost"], answer
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.net"], b"Subject: after\r\n\r\nx\r\n")
+        assert other.wait_for(1)
+        assert tokens(other) == {"after"} and tokens(sink) == {"before"}
+    finally:
+        other.stop()
