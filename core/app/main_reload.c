@@ -307,7 +307,7 @@ bool main_reload_json(void *arg, json_t *parts)
 		json_t *o = json_pack("{s:s, s:b, s:s}", "name", r.mr_part[i].rp_name, "ok",
 				      r.mr_part[i].rp_ok, "detail", r.mr_part[i].rp_detail);
 
-		if (o != NULL && i == 0) {	/* "config": the settings */
+		if (o != NULL && strcmp(r.mr_part[i].rp_name, "config") == 0) {
 			json_t *ch = json_array(), *rs = json_array();
 
 			for (int k = 0; k < r.mr_nchanges; k++) {
