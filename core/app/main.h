@@ -71,10 +71,10 @@ int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, s
  * when it loaded in full (TLS certificates, bounce class rules, DKIM
  * keys, shaping rules); one that fails keeps what it had.
  *
- * Not reloaded (they keep the start-up settings until a restart): HTTP
- * injection, the admin API, the metrics endpoint and the event log and
- * webhooks; their keys are marked "needs a restart" where they are
- * theirs alone.
+ * HTTP injection reads the newest generation at each request. Not
+ * reloaded (they keep the start-up settings until a restart): the admin
+ * API, the metrics endpoint and the event log and webhooks; their keys
+ * need a restart.
  *
  * Another part (a new reloadable resource) is one more main_reload_part
  * and a few lines in main_reload() that load it from the settings in

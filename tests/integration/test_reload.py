@@ -7,7 +7,8 @@ longer fits a kept one) changes nothing and says why in the log and the
 API's answer; a changed listen address needs a restart and the daemon
 keeps listening where it was; the per-address cap stays balanced when
 relay_networks changes under open sessions; a new relayhost takes the
-next message; the settings config show -r lists are the ones
+next message; HTTP injection trusts the new relay_networks and accounts;
+the settings config show -r lists are the ones
 ringmta.conf(5) marks as needing a restart."""
 import crypt
 import json
@@ -376,3 +377,29 @@ def test_relayhost_follows_a_reload(make_server, sink):
         assert tokens(other) == {"after"} and tokens(sink) == {"before"}
     finally:
         other.stop()
+
+
+def test_http_injection_follows_a_reload(make_server, sink, tmp_path):
+    """POST /api/v1/inject trusts the new relay_networks and checks the
+    new accounts, as SMTP does."""
+    from test_inject import BASIC, post     # curl, as that file's tests post
+    passwd = str(tmp_path / "passwd")
+    passwd_file(passwd, "olduser", "oldpass")
+    port = free_port()
+    srv = make_server(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                      retry_min="1h", retry_max="2h", http_listen="127.0.0.1:%d" % port,
+                      auth_passwd_file=passwd).start()
+    srv.http_port = port
+    st, ans = post(srv, BASIC)
+    assert st == 202, ans               # loopback is in relay_networks
+    passwd_file(passwd, "newuser", "newpass")
+    rewrite(srv, relay_networks="192.0.2.0/24")
+    code, answer = reload_api(srv)
+    assert code == 200 and answer["ok"], answer
+    st, ans = post(srv, BASIC)
+    assert st == 401 and "authentication required" in ans["error"], ans
+    st, ans = post(srv, BASIC, user="olduser", password="oldpass")
+    assert st == 401, ans
+    st, ans = post(srv, BASIC, user="newuser", password="newpass")
+    assert st == 202, ans
+    assert sink.wait_for(2)
