@@ -230,7 +230,8 @@ char *config_value_str(const struct config *cfg, const char *key);
 /* One setting whose value differs between two configurations. */
 struct config_change {
 	const char *cc_key;	/* the table's, static */
-	char *cc_old, *cc_new;	/* owned: values as config show writes them */
+	char *cc_old, *cc_new;	/* owned: values as config show writes them,
+				 * but a URL's user:password is "***" */
 	bool cc_restart;	/* the setting needs a restart */
 };
 /* Every setting whose value differs from a to b, in the table's order,

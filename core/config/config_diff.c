@@ -38,6 +38,42 @@ char *config_value_str(const struct config *cfg, const char *key)
 	return k == NULL ? NULL : config_key_value_str(cfg, k);
 }
 
+/* Credentials in URLs ("https://user:secret@host/...") become "***":
+ * change lists go to the log and to the admin API. In place (the text
+ * only shrinks, or grows by at most 3 bytes over a 1- or 2-byte
+ * userinfo: v has room, see config_diff_shown()). */
+static void config_diff_redact(char *v)
+{
+	for (char *p = strstr(v, "://"); p != NULL; p = strstr(p, "://")) {
+		char *user = p + 3, *end = user + strcspn(user, "/ ,"), *at;
+
+		at = memchr(user, '@', (size_t)(end - user));
+		p = user;
+		if (at == NULL)
+			continue;
+		memmove(user + 3, at, strlen(at) + 1);
+		memcpy(user, "***", 3);
+	}
+}
+
+/* A value as a change list shows it: malloc'd with room for redaction
+ * (every "://" may grow the text by 3), NULL when memory runs out. */
+static char *config_diff_shown(char *v)
+{
+	size_t n = 0, len = strlen(v);
+	char *out;
+
+	for (const char *p = strstr(v, "://"); p != NULL; p = strstr(p + 3, "://"))
+		n++;
+	out = realloc(v, len + 1 + 3 * n);
+	if (out == NULL) {
+		free(v);
+		return NULL;
+	}
+	config_diff_redact(out);
+	return out;
+}
+
 void config_changes_free(struct config_change **ch, int n)
 {
 	if (*ch == NULL)
@@ -72,6 +108,10 @@ int config_diff(const struct config *a, const struct config *b, struct config_ch
 		if (grown == NULL)
 			goto nomem;
 		ch = grown;
+		va = config_diff_shown(va);
+		vb = config_diff_shown(vb);
+		if (va == NULL || vb == NULL)
+			goto nomem;
 		ch[n].cc_key = config_keys[i].ck_name;
 		ch[n].cc_old = va;
 		ch[n].cc_new = vb;

@@ -2,7 +2,8 @@
  * test_config_diff.c: the comparison a reload makes (config_diff.c):
  * equal configurations differ in nothing, a value written otherwise but
  * equal is no change, each changed setting comes once with its old and
- * new text and its "needs a restart" flag, lists compare as lists, and
+ * new text (a URL's credentials hidden) and its "needs a restart" flag,
+ * lists compare as lists, and
  * config_keep_restart() gives a new configuration the running values of
  * the settings that need a restart and no others.
  */
@@ -134,6 +135,33 @@ static void test_flags(void)
 	tap_ok(all > 50 && restart > 5 && restart < all, "%zu of %zu need a restart", restart, all);
 }
 
+static void test_redacted(void)
+{
+	struct config a, b;
+	struct config_change *ch;
+	int n;
+
+	config_defaults(&a);
+	config_defaults(&b);
+	test_set(&a, "webhook_url", "https://u:old@hooks.example/a");
+	test_set(&b, "webhook_url", "https://hooks.example/a, https://:p@h.example:8443/b,"
+		 " http://x@y/");
+	n = config_diff(&a, &b, &ch);
+	tap_ok(n == 1 && strcmp(ch[0].cc_old, "https://***@hooks.example/a") == 0 &&
+	       strcmp(ch[0].cc_new, "https://hooks.example/a, https://***@h.example:8443/b,"
+		      " http://***@y/") == 0,
+	       "credentials in URLs are not shown");
+	if (n == 1)
+		printf("# %s -> %s\n", ch[0].cc_old, ch[0].cc_new);
+	config_changes_free(&ch, n);
+	test_set(&b, "webhook_url", "https://u:new@hooks.example/a");
+	n = config_diff(&a, &b, &ch);
+	tap_ok(n == 1, "a changed password alone is a change (%d)", n);
+	config_changes_free(&ch, n);
+	config_free(&a);
+	config_free(&b);
+}
+
 static void test_value_str(void)
 {
 	struct config c;
@@ -153,6 +181,7 @@ int main(void)
 	test_changes();
 	test_keep_restart();
 	test_flags();
+	test_redacted();
 	test_value_str();
 	return tap_done();
 }
