@@ -313,16 +313,12 @@ bool main_reload_json(void *arg, json_t *parts)
 			for (int k = 0; k < r.mr_nchanges; k++) {
 				const struct config_change *c = &r.mr_changes[k];
 
-				if (c->cc_restart)
-					json_array_append_new(rs, json_pack("{s:s, s:s, s:s}", "key",
-									    c->cc_key, "running",
-									    c->cc_old, "wanted",
-									    c->cc_new));
-				else
-					json_array_append_new(ch, json_pack("{s:s, s:s, s:s}", "key",
-									    c->cc_key, "old",
-									    c->cc_old, "new",
-									    c->cc_new));
+				json_array_append_new(c->cc_restart ? rs : ch,
+						      json_pack("{s:s, s:s, s:s}", "key", c->cc_key,
+								c->cc_restart ? "running" : "old",
+								c->cc_old,
+								c->cc_restart ? "wanted" : "new",
+								c->cc_new));
 			}
 			json_object_set_new(o, "changed", ch);
 			json_object_set_new(o, "needs_restart", rs);
