@@ -490,6 +490,11 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 		server_join(&srv);
 		events_stop(&srv.s_events);
 		queue_close(&q);
+		/* What main loaded is still the server's: no thread runs. */
+		tls_ctx_unref(&srv.s_tls_server);
+		tls_ctx_unref(&srv.s_tls_client);
+		auth_db_free(&srv.s_auth);
+		dkim_table_unref(&srv.s_dkim_table);
 		return 1;
 	}
 	/* The workers' threads start only once delivery is attached to them;

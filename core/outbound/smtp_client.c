@@ -255,6 +255,24 @@ void smtp_client_quit(struct smtp_client *c)
 	cl_deadline(c, 5);
 }
 
+/* A transaction is over: QUIT at the path's messages per connection or
+ * at the next hop's LIMITS MAILMAX (RFC 9422: every MAIL counts, the
+ * refused ones too), else ready for the next. Our own limit, so nothing
+ * is learned from it, unlike a receiver that closes (closed_after). */
+static void cl_txn_next(struct smtp_client *c)
+{
+	if (c->c_msgs >= c->c_path.cp_max_msgs ||
+	    (c->c_limits.lm_mailmax != 0 && c->c_mails >= c->c_limits.lm_mailmax))
+		smtp_client_quit(c);
+	else
+		cl_ready(c);
+}
+
+const struct smtp_limits *smtp_client_limits(const struct smtp_client *c)
+{
+	return &c->c_limits;
+}
+
 
 
 /* " NOTIFY=..." for the bits (QRCPT_NOTIFY_*), "" for none. */
@@ -359,6 +377,7 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 			 j->ct_dsn_ret == QRECORD_RET_HDRS ? " RET=HDRS" : "",
 			 j->ct_dsn_sent && j->ct_envid != NULL ? " ENVID=" : "",
 			 j->ct_dsn_sent && j->ct_envid != NULL ? j->ct_envid : "");
+		c->c_mails++;
 	}
 	if (c->c_ext & SMTP_EXT_PIPELINING) {
 		for (unsigned k = 0; k < j->ct_nrcpt; k++)
@@ -502,6 +521,13 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_EHLO:
+		/* LIMITS (RFC 9422) from every EHLO reply: those after
+		 * STARTTLS replace those before; a refused EHLO (then HELO)
+		 * leaves none. */
+		if (smtp_limits_ehlo(r, &c->c_limits))
+			log_msg(LOG_DEBUG, "delivery: %s: LIMITS RCPTMAX=%u MAILMAX=%u"
+				" RCPTDOMAINMAX=%u", c->c_remote, c->c_limits.lm_rcptmax,
+				c->c_limits.lm_mailmax, c->c_limits.lm_rcptdomainmax);
 		if (r->code == 250) {
 			c->c_ext = smtp_reply_ehlo(r, &c->c_maxsize);
 			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_MAY && !c->c_no_tls &&
@@ -575,10 +601,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		if (c->c_msgs >= c->c_path.cp_max_msgs)
-			smtp_client_quit(c);
-		else
-			cl_ready(c);
+		cl_txn_next(c);
 		return;
 	}
 	case CL_DOT_DISCARD:
@@ -589,10 +612,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_RSET:
-		if (c->c_msgs >= c->c_path.cp_max_msgs)
-			smtp_client_quit(c);
-		else
-			cl_ready(c);
+		cl_txn_next(c);
 		return;
 	case CL_QUIT:
 		io_conn_close(&c->c_conn);

@@ -19,6 +19,7 @@
 
 #include "core/config/config.h"
 #include "core/dns/dns.h"
+#include "core/wire/smtp_limits.h"
 #include "io/loop.h"
 #include "io/stat.h"
 #include "queue/queue.h"
@@ -214,6 +215,12 @@ int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64
 bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
 				uint32_t strip_len);
 
+/* The limits the next hop advertised with LIMITS (RFC 9422) in its last
+ * EHLO reply on c (all 0: none). Valid while c is; the client itself
+ * keeps MAILMAX (QUIT after that many transactions); RCPTMAX and
+ * RCPTDOMAINMAX are the owner's to keep, by giving c no transaction with
+ * more recipients or recipient domains. */
+const struct smtp_limits *smtp_client_limits(const struct smtp_client *c);
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
 /* Say QUIT and close (a ready or idle session). */

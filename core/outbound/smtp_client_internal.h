@@ -69,6 +69,8 @@ struct smtp_client {
 	unsigned c_phase;		/* 0 MAIL, 1..n RCPT, n+1 DATA */
 	unsigned c_accepted;
 	unsigned c_msgs;
+	unsigned c_mails;		/* MAIL commands sent (LIMITS MAILMAX) */
+	struct smtp_limits c_limits;	/* from the last EHLO (RFC 9422) */
 	struct smtp_client_txn *c_job;	/* the transaction under way */
 	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
 	uint64_t c_body_off;		/* stored body bytes already written */
