@@ -703,6 +703,11 @@ const struct config *dlv_cfg_of(struct delivery *d)
 	return __atomic_load_n(&d->d_cfg, __ATOMIC_ACQUIRE);
 }
 
+const struct config *delivery_config(struct delivery *d)
+{
+	return dlv_cfg_of(d);
+}
+
 void delivery_set_config(struct delivery *d, const struct config *cfg)
 {
 	__atomic_store_n(&d->d_cfg, cfg, __ATOMIC_RELEASE);

@@ -172,6 +172,8 @@ struct dlv_worker *delivery_worker(struct delivery *d, unsigned i);
  * message on; cfg must stay valid as long as d (a reload keeps every
  * generation). The workers get theirs with dlv_worker_set_config(). */
 void delivery_set_config(struct delivery *d, const struct config *cfg);
+/* Any thread: the settings delivery routes with now. */
+const struct config *delivery_config(struct delivery *d);
 /* Start the scheduler thread; ties itself to the queue's listener. */
 int delivery_start(struct delivery *d, char *err, size_t errlen);
 /* Stop dispatching and join the scheduler (workers finish what they hold). */

@@ -375,6 +375,16 @@ def test_relayhost_follows_a_reload(make_server, sink):
             s.sendmail("a@example.org", ["b@example.net"], b"Subject: after\r\n\r\nx\r\n")
         assert other.wait_for(1)
         assert tokens(other) == {"after"} and tokens(sink) == {"before"}
+        # A deferred message is grouped under the new relay host by the
+        # admin API's summary too.
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["tempfail@example.net"], b"Subject: t\r\n\r\nx\r\n")
+        assert wait_log(srv, r"to=<tempfail@example\.net> .*status=deferred"), srv.read_log()
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/queue/summary?by=site"
+                                    % srv.admin_port, timeout=10) as r:
+            rows = json.load(r)["rows"]
+        assert [(r["key"], r["total"]) for r in rows] == [
+            ("[127.0.0.1]:%d" % other.port, 1)], rows
     finally:
         other.stop()
 
