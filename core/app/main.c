@@ -564,7 +564,7 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 		 cfg->shutdown_timeout);
 	notify_stopping(err);
 	notify_watchdog_stop(&wd);	/* the workers wind down from here */
-	admin_stop(&adm);
+	admin_stop(&adm);		/* the last reload: none after this */
 	metrics_stop(&met);
 	inject_stop(&inj);		/* requests in flight finish first */
 	delivery_stop(&dlv);		/* no new deliveries start */

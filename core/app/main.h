@@ -69,21 +69,22 @@ int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, s
  * scheduler routes with them, and log_level applies at once. Then, with
  * the settings in force, each part loads again and is swapped in only
  * when it loaded in full (TLS certificates, bounce class rules, DKIM
- * keys, shaping rules); one that fails keeps what it had.
+ * keys, shaping rules, the admin API's tokens); one that fails keeps
+ * what it had.
  *
  * HTTP injection reads the newest generation at each request. Not
- * reloaded (they keep the start-up settings until a restart): the admin
- * API, the metrics endpoint and the event log and webhooks; their keys
- * need a restart.
+ * reloaded (they keep the start-up settings until a restart): the
+ * metrics endpoint, the event log and webhooks, and the admin API but
+ * for its tokens; their keys need a restart.
  *
  * Another part (a new reloadable resource) is one more main_reload_part
  * and a few lines in main_reload() that load it from the settings in
  * force and swap it in, as "dkim" does.
  */
-#define MAIN_RELOAD_PARTS 6
+#define MAIN_RELOAD_PARTS 7
 struct main_reload_part {
 	const char *rp_name;	/* config, auth, tls, bounce_classes, dkim,
-				 * shaping_rules */
+				 * shaping_rules, admin_tokens */
 	bool rp_ok;
 	char rp_detail[4096];	/* why it failed (every error, one a line),
 				 * or what was loaded */
@@ -106,6 +107,7 @@ struct main_auth_sig {
 struct main_reload_arg {
 	struct server *ra_srv;
 	struct delivery *ra_dlv;	/* NULL: delivery off */
+	struct admin *ra_admin;		/* NULL: no admin API */
 	const char *ra_file;		/* -c FILE; NULL: built-in defaults */
 	char *const *ra_overrides;	/* the -o values, in order */
 	unsigned ra_noverrides;

@@ -43,5 +43,6 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 		return -1;
 	}
 	*a_r = a;
+	ra->ra_admin = a;		/* a reload reads its tokens again */
 	return 0;
 }

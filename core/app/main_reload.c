@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/admin/admin.h"
 #include "core/app/main.h"
 #include "core/app/server.h"
 #include "core/base/log.h"
@@ -230,6 +231,27 @@ refused:
 	return NULL;
 }
 
+/* The admin API's tokens: the file read again; requests in flight keep
+ * the tokens they were checked against. */
+static void main_reload_admin_tokens(struct admin *a, const struct config *cfg,
+				     struct main_reload_part *p)
+{
+	unsigned n = 0;
+	bool changed;
+
+	if (admin_reload_tokens(a, cfg->admin_token_file, &changed, &n, p->rp_detail,
+				sizeof(p->rp_detail)) < 0) {
+		p->rp_ok = false;
+		log_msg(LOG_ERROR, "reload: %s (keeping the old admin tokens)", p->rp_detail);
+		return;
+	}
+	snprintf(p->rp_detail, sizeof(p->rp_detail), "%s: %u tokens%s",
+		 changed ? "admin tokens reloaded" : "admin tokens unchanged", n,
+		 n == 0 ? " (loopback, no token needed)" : "");
+	if (changed)
+		log_msg(LOG_INFO, "reload: %s", p->rp_detail);
+}
+
 void main_reload(struct main_reload_arg *ra, struct main_reload *r)
 {
 	struct server *srv = ra->ra_srv;
@@ -284,6 +306,8 @@ void main_reload(struct main_reload_arg *ra, struct main_reload *r)
 	}
 	p = main_reload_part(r, "shaping_rules");
 	p->rp_ok = server_rules_reload(srv, cfg, p->rp_detail, sizeof(p->rp_detail)) == 0;
+	if (ra->ra_admin != NULL)
+		main_reload_admin_tokens(ra->ra_admin, cfg, main_reload_part(r, "admin_tokens"));
 done:
 	pthread_mutex_unlock(&main_reload_lock);
 	r->mr_ok = true;

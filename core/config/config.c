@@ -227,8 +227,7 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025",
 	  .ck_restart = true },
 	{ .ck_name = "admin_token_file", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(admin_token_file), .ck_default = "",
-	  .ck_restart = true },
+	  CONFIG_MEMBER(admin_token_file), .ck_default = "" },
 	/* Delivery events (README "Delivery events and webhooks") */
 	{ .ck_name = "event_log", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(event_log), .ck_default = "",

@@ -8,7 +8,7 @@ API's answer; a changed listen address needs a restart and the daemon
 keeps listening where it was; the per-address cap stays balanced when
 relay_networks changes under open sessions; a new relayhost takes the
 next message; HTTP injection trusts the new relay_networks and accounts;
-the settings config show -r lists are the ones
+the admin API's tokens rotate; the settings config show -r lists are the ones
 ringmta.conf(5) marks as needing a restart."""
 import crypt
 import json
@@ -58,10 +58,12 @@ def rewrite(srv, **kw):
     write_conf(srv)
 
 
-def reload_api(srv):
+def reload_api(srv, token=None, path="/api/v1/reload", method="POST"):
     """POST /api/v1/reload: (HTTP status, the JSON answer)."""
-    req = urllib.request.Request("http://127.0.0.1:%d/api/v1/reload" % srv.admin_port,
-                                 data=b"", method="POST")
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (srv.admin_port, path),
+                                 data=b"" if method == "POST" else None, method=method)
+    if token is not None:
+        req.add_header("Authorization", "Bearer " + token)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.load(r)
@@ -413,3 +415,37 @@ def test_http_injection_follows_a_reload(make_server, sink, tmp_path):
     st, ans = post(srv, BASIC, user="newuser", password="newpass")
     assert st == 202, ans
     assert sink.wait_for(2)
+
+
+def test_admin_tokens_rotate_on_reload(make_server, tmp_path):
+    tokens = str(tmp_path / "admin.tokens")
+
+    def write_tokens(*toks, mode=0o600):
+        with open(tokens, "w") as f:
+            f.write("".join(t + "\n" for t in toks))
+        os.chmod(tokens, mode)
+
+    write_tokens("old-token")
+    srv = make_server(admin_token_file=tokens).start()
+    status = "/api/v1/status"
+    assert reload_api(srv, "old-token", status, "GET")[0] == 200
+    assert reload_api(srv, None, status, "GET")[0] == 401
+    write_tokens("new-token", "second-token")
+    code, answer = reload_api(srv, "old-token")
+    assert code == 200 and answer["ok"], answer
+    assert parts_of(answer)["admin_tokens"]["detail"] == "admin tokens reloaded: 2 tokens"
+    assert reload_api(srv, "old-token", status, "GET")[0] == 401
+    assert reload_api(srv, "new-token", status, "GET")[0] == 200
+    assert reload_api(srv, "second-token", status, "GET")[0] == 200
+    # A file others may read is refused; the tokens in force stay.
+    write_tokens("third-token", mode=0o644)
+    code, answer = reload_api(srv, "new-token")
+    assert code == 422 and not parts_of(answer)["admin_tokens"]["ok"], answer
+    assert "mode 0644" in parts_of(answer)["admin_tokens"]["detail"]
+    assert wait_log(srv, r"reload: admin_token_file .*mode 0644.* \(keeping the old admin tokens\)")
+    assert reload_api(srv, "new-token", status, "GET")[0] == 200
+    assert reload_api(srv, "third-token", status, "GET")[0] == 401
+    # Unchanged tokens: nothing new is made.
+    write_tokens("new-token", "second-token")
+    code, answer = reload_api(srv, "new-token")
+    assert parts_of(answer)["admin_tokens"]["detail"] == "admin tokens unchanged: 2 tokens"
