@@ -8,7 +8,7 @@ API's answer; a changed listen address needs a restart and the daemon
 keeps listening where it was; the per-address cap stays balanced when
 relay_networks changes under open sessions; a new relayhost takes the
 next message; HTTP injection trusts the new relay_networks and accounts;
-the admin API's tokens rotate; the settings config show -r lists are the ones
+the admin API's tokens rotate; -o values still win over the file; the settings config show -r lists are the ones
 ringmta.conf(5) marks as needing a restart."""
 import crypt
 import json
@@ -449,3 +449,16 @@ def test_admin_tokens_rotate_on_reload(make_server, tmp_path):
     write_tokens("new-token", "second-token")
     code, answer = reload_api(srv, "new-token")
     assert parts_of(answer)["admin_tokens"]["detail"] == "admin tokens unchanged: 2 tokens"
+
+
+def test_command_line_overrides_still_win(make_server):
+    """A reload reads the file and then every -o again, as start-up did."""
+    srv = make_server()
+    srv.log = open(srv.log_path, "ab")
+    srv.proc = subprocess.Popen([BIN, "-c", srv.conf, "-o", "max_recipients=100"],
+                                stdout=srv.log, stderr=srv.log)
+    assert wait_log(srv, "ready:"), srv.read_log()
+    rewrite(srv, max_recipients=200, max_errors=5)
+    code, answer = reload_api(srv)
+    assert code == 200 and [c["key"] for c in parts_of(answer)["config"]["changed"]] == [
+        "max_errors"], answer
