@@ -8,8 +8,9 @@ API's answer; a changed listen address needs a restart and the daemon
 keeps listening where it was; the per-address cap stays balanced when
 relay_networks changes under open sessions; a new relayhost takes the
 next message; HTTP injection trusts the new relay_networks and accounts;
-the admin API's tokens rotate; -o values still win over the file; the settings config show -r lists are the ones
-ringmta.conf(5) marks as needing a restart."""
+the admin API's tokens rotate; -o values still win over the file; the
+settings config show -r lists are the ones ringmta.conf(5) marks as
+needing a restart."""
 import crypt
 import json
 import os
