@@ -463,3 +463,13 @@ def test_command_line_overrides_still_win(make_server):
     code, answer = reload_api(srv)
     assert code == 200 and [c["key"] for c in parts_of(answer)["config"]["changed"]] == [
         "max_errors"], answer
+
+
+def test_turning_dkim_signing_on_needs_a_restart(make_server, tmp_path):
+    srv = make_server().start()
+    rewrite(srv, dkim_key_table=str(tmp_path / "dkim.ini"), max_errors=5)
+    code, answer = reload_api(srv)
+    assert code == 422 and [p["name"] for p in answer["parts"]] == ["config"], answer
+    assert "turning it on needs a restart" in answer["parts"][0]["detail"]
+    assert wait_log(srv, r"reload: dkim_key_table: DKIM signing was off at start; turning it"
+                         r" on needs a restart \(keeping the running settings\)")
