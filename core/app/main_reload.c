@@ -128,6 +128,27 @@ static bool main_reload_auth_same(const struct config *a, const struct config *b
 	       strcmp(a->hostname, b->hostname) == 0;
 }
 
+/* One line per changed setting, then the count, into p's detail too. */
+static void main_reload_log_changes(const struct main_reload *r, struct main_reload_part *p)
+{
+	unsigned nrestart = 0;
+
+	for (int i = 0; i < r->mr_nchanges; i++) {
+		const struct config_change *c = &r->mr_changes[i];
+
+		if (c->cc_restart) {
+			nrestart++;
+			log_msg(LOG_WARNING, "reload: %s changed: needs a restart (keeping %s)",
+				c->cc_key, c->cc_old);
+		} else {
+			log_msg(LOG_INFO, "reload: %s: %s -> %s", c->cc_key, c->cc_old, c->cc_new);
+		}
+	}
+	snprintf(p->rp_detail, sizeof(p->rp_detail), "%d settings changed, %u of them need a"
+		 " restart", r->mr_nchanges, nrestart);
+	log_msg(LOG_INFO, "reload: %s", p->rp_detail);
+}
+
 /*
  * The "config" and "auth" parts: read, compare, publish. Returns the
  * settings in force afterwards (the new ones, or the running ones when
@@ -144,7 +165,7 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 	struct auth_db *adb = NULL;
 	struct config *nc;
 	bool new_auth = false;
-	unsigned seq, nrestart = 0;
+	unsigned seq;
 
 	nc = main_reload_read(ra, p->rp_detail, sizeof(p->rp_detail));
 	if (nc == NULL)
@@ -185,23 +206,10 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 			snprintf(pa->rp_detail, sizeof(pa->rp_detail), "accounts unchanged");
 		}
 	}
-	for (int i = 0; i < r->mr_nchanges; i++) {
-		const struct config_change *c = &r->mr_changes[i];
-
-		if (c->cc_restart) {
-			nrestart++;
-			log_msg(LOG_WARNING, "reload: %s changed: needs a restart (keeping %s)",
-				c->cc_key, c->cc_old);
-		} else {
-			log_msg(LOG_INFO, "reload: %s: %s -> %s", c->cc_key, c->cc_old, c->cc_new);
-		}
-	}
-	snprintf(p->rp_detail, sizeof(p->rp_detail), "%d settings changed, %u of them need a"
-		 " restart", r->mr_nchanges, nrestart);
 	if (!main_reload_changes(r) && !new_auth) {
 		config_free(nc);
 		free(nc);
-		log_msg(LOG_INFO, "reload: %s", p->rp_detail);
+		main_reload_log_changes(r, p);
 		return cur;
 	}
 	if (server_gen_publish(srv, nc, adb, !new_auth, &seq, p->rp_detail,
@@ -210,6 +218,7 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 		goto refused_nc;
 	}
 	memcpy(ra->ra_auth_sig, sig, sizeof(sig));
+	main_reload_log_changes(r, p);	/* at the old level: "info -> error" shows */
 	/* enum config_log_level has log.h's values (config.h) */
 	log_set_level((enum log_level)nc->log_level);
 	if (ra->ra_dlv != NULL)
@@ -217,7 +226,6 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 	if (!server_gen_wait(srv, seq, MAIN_RELOAD_ADOPT_MS))
 		log_msg(LOG_WARNING, "reload: a worker has not taken the new settings yet (it will"
 			" at its next tick)");
-	log_msg(LOG_INFO, "reload: %s", p->rp_detail);
 	return nc;
 
 refused_nc:
