@@ -116,8 +116,7 @@ int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
 	return 0;
 }
 
-static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err,
-			  size_t errlen)
+int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, size_t errlen)
 {
 	struct auth_config ac = {
 		.passwd_file = cfg->auth_passwd_file,
@@ -160,7 +159,13 @@ static void main_dlv_close(void *ctx)
 	dlv_worker_close(ctx);
 }
 
+static void main_dlv_config(void *ctx, const struct config *cfg)
+{
+	dlv_worker_set_config(ctx, cfg);
+}
+
 static const struct server_service_ops main_dlv_service = {
+	.on_config = main_dlv_config,
 	.on_wake = main_dlv_wake,
 	.on_tick = main_dlv_tick,
 	.quiesce = main_dlv_quiesce,
@@ -406,7 +411,9 @@ static uint64_t main_worker_progress(void *arg, unsigned i)
 	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
 }
 
-static int main_serve(const struct config *cfg)
+/* ra: what a reload reads again (the file and the -o values); main_serve
+ * fills in the rest. */
+static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 {
 	struct queue *q;
 	struct server srv;
@@ -528,13 +535,15 @@ static int main_serve(const struct config *cfg)
 	/* The workers' threads start only once delivery is attached to them;
 	 * the scheduler only once they run. */
 	server_metrics_source(&srv, &met_in);
+	ra->ra_srv = &srv;
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    main_inject_start(&inj, &srv, &met_in, err, sizeof(err)) < 0 ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
-	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0 ||
+	    (ra->ra_dlv = dlv,	/* known only now; the API may reload from here on */
+	     main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, ra, err, sizeof(err))) < 0 ||
 	    notify_watchdog_start(&wd, srv.s_nworkers, main_worker_progress, &srv, err,
 				  sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
@@ -552,6 +561,7 @@ static int main_serve(const struct config *cfg)
 		return 1;
 	}
 	metrics_set_events(met, srv.s_events);
+	main_reload_init(ra, cfg);
 	for (unsigned i = 0; i < cfg->listen_count; i++)
 		log_msg(LOG_INFO, "listening on %s",
 			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
@@ -580,7 +590,8 @@ static int main_serve(const struct config *cfg)
 			struct main_reload rl;
 
 			notify_reloading();
-			main_reload(&srv, cfg, &rl);
+			main_reload(ra, &rl);
+			main_reload_done(&rl);
 			notify_ready("ready: reloaded");
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
@@ -589,7 +600,7 @@ static int main_serve(const struct config *cfg)
 		 cfg->shutdown_timeout);
 	notify_stopping(err);
 	notify_watchdog_stop(&wd);	/* the workers wind down from here */
-	admin_stop(&adm);
+	admin_stop(&adm);		/* the last reload: none after this */
 	metrics_stop(&met);
 	inject_stop(&inj);		/* requests in flight finish first */
 	delivery_stop(&dlv);		/* no new deliveries start */
@@ -631,6 +642,8 @@ int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
 	struct config cfg;
+	struct main_reload_arg ra;
+	char **ovr = NULL;
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
@@ -638,6 +651,7 @@ int main(int argc, char **argv)
 	int i, rc;
 
 	config_defaults(&cfg);
+	memset(&ra, 0, sizeof(ra));
 	/* First pass: the file, so that -o applies on top of it. "domain"
 	 * takes -c after its arguments too. */
 	for (i = 1; i < argc; i++) {
@@ -659,32 +673,41 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	/* A reload reads the file and the -o values again: they are argv's. */
+	ra.ra_file = file;
+	ra.ra_overrides = ovr = calloc((size_t)argc, sizeof(char *));
+	if (ovr == NULL) {
+		fprintf(stderr, "ringmta: out of memory\n");
+		config_free(&cfg);
+		return 1;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			i++;
 		} else if (strcmp(argv[i], "-o") == 0) {
 			if (i + 1 >= argc) {
 				main_usage(stderr);
-				config_free(&cfg);
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			if (config_set_override(&cfg, argv[++i], err, sizeof(err)) < 0) {
 				fprintf(stderr, "ringmta: %s\n", err);
-				config_free(&cfg);
-				return 2;
+				rc = 2;
+				goto out;
 			}
+			ovr[ra.ra_noverrides++] = argv[i];
 		} else if (strcmp(argv[i], "--check") == 0) {
 			check = true;
 		} else if (strcmp(argv[i], "-v") == 0) {
 			verbose = true;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("ringmta %s (%s)\n", RINGMTA_VERSION, tls_lib_version());
-			config_free(&cfg);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			main_usage(stdout);
-			config_free(&cfg);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
 			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0 ||
 			   strcmp(argv[i], "config") == 0 || main_is_suspend_verb(argv[i])) {
@@ -692,14 +715,14 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
 			main_usage(stderr);
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 	}
 	if (config_validate(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
-		config_free(&cfg);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	log_set_level(main_log_level(cfg.log_level));
 	queue_admin_set_class_namer(main_class_name);
@@ -718,20 +741,22 @@ int main(int argc, char **argv)
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		if (main_check_bclass(&cfg) < 0 || main_check_rules(&cfg) < 0) {
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		if (verbose)
 			config_dump(&cfg, stdout);
 		printf("ringmta: configuration %s is valid\n", file ? file : "(defaults)");
 		rc = 0;
 	} else {
-		rc = main_serve(&cfg);
+		rc = main_serve(&cfg, &ra);
 	}
+out:
 	config_free(&cfg);
+	free(ovr);
 	return rc;
 }

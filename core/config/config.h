@@ -216,6 +216,39 @@ void config_dump(const struct config *cfg, FILE *f);
  * (the output is then incomplete). */
 int config_dump_changed(const struct config *cfg, FILE *f);
 
+/* config_dump() of only the settings a running daemon keeps until it
+ * restarts (their keys' "needs a restart" flag; config show -r). */
+void config_dump_restart(const struct config *cfg, FILE *f);
+
+/*
+ * Reload support (config_diff.c). A setting either takes effect on
+ * SIGHUP or needs a restart: the table says which, per key.
+ */
+/* 1: key needs a restart, 0: SIGHUP changes it, -1: unknown key. */
+int config_key_restart(const char *key);
+/* The name of setting i in the table's order, NULL past the last. */
+const char *config_key_name(size_t i);
+/* The value of a setting as config show writes it, on one line; the
+ * caller frees it. NULL: unknown key or out of memory. */
+char *config_value_str(const struct config *cfg, const char *key);
+
+/* One setting whose value differs between two configurations. */
+struct config_change {
+	const char *cc_key;	/* the table's, static */
+	char *cc_old, *cc_new;	/* owned: values as config show writes them,
+				 * but a URL's user:password is "***" */
+	bool cc_restart;	/* the setting needs a restart */
+};
+/* Every setting whose value differs from a to b, in the table's order,
+ * into *ch_r (NULL when none; free with config_changes_free()). The
+ * number of changes, or -1 when memory ran out. */
+int config_diff(const struct config *a, const struct config *b, struct config_change **ch_r);
+void config_changes_free(struct config_change **ch, int n);
+/* Give nc the value running has for every setting that needs a restart.
+ * 0, or -1 with err (out of memory); run config_validate() after. */
+int config_keep_restart(struct config *nc, const struct config *running, char *err,
+			size_t errlen);
+
 /* Outbound TLS policies, in increasing strictness. */
 enum config_tls_policy {
 	CONFIG_TLS_NONE = 0,	/* never STARTTLS */

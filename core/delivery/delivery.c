@@ -126,7 +126,7 @@ struct delivery {
 	struct dlv_shaping *d_shp;	/* shared by the workers */
 	struct dlv_shp_clock d_shp_clock;	/* saves and expiry, each its own */
 	struct shp_rules *d_rules_seen;	/* a reference: the rules of the last tick */
-	const struct config *d_cfg;
+	const struct config *d_cfg;	/* swapped by a reload: dlv_cfg_of() */
 	struct queue *d_q;
 	pthread_t d_thread;
 	bool d_started;			/* d_thread runs */
@@ -411,7 +411,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 
 		if (m->dm_rcpts[i].dr_result != DLV_R_NONE)
 			continue;
-		dlv_nexthop(d->d_cfg, m->dm_rcpts[i].dr_addr, hop, sizeof(hop));
+		dlv_nexthop(dlv_cfg_of(d), m->dm_rcpts[i].dr_addr, hop, sizeof(hop));
 		for (unsigned k = 0; k < njobs; k++)
 			if (strcmp(jobs[k]->dj_nexthop, hop) == 0)
 				j = jobs[k];
@@ -566,7 +566,8 @@ static void delivery_rules_check(struct delivery *d)
 	}
 	d->d_rules_seen = r;
 	if (r != NULL)
-		(void)smtp_client_check_sources(d->d_cfg, r, d->d_shp->ds_src, err, sizeof(err));
+		(void)smtp_client_check_sources(dlv_cfg_of(d), r, d->d_shp->ds_src, err,
+						sizeof(err));
 }
 
 /* Once a second on the scheduler thread. */
@@ -699,7 +700,17 @@ struct shp_holder *dlv_rules_holder_of(struct delivery *d)
 
 const struct config *dlv_cfg_of(struct delivery *d)
 {
-	return d->d_cfg;
+	return __atomic_load_n(&d->d_cfg, __ATOMIC_ACQUIRE);
+}
+
+const struct config *delivery_config(struct delivery *d)
+{
+	return dlv_cfg_of(d);
+}
+
+void delivery_set_config(struct delivery *d, const struct config *cfg)
+{
+	__atomic_store_n(&d->d_cfg, cfg, __ATOMIC_RELEASE);
 }
 
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)

@@ -171,6 +171,12 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 		  size_t errlen);
 /* Worker i's part, for the program to run from that worker's loop. */
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i);
+/* Any thread (a reload): the scheduler routes with cfg from its next
+ * message on; cfg must stay valid as long as d (a reload keeps every
+ * generation). The workers get theirs with dlv_worker_set_config(). */
+void delivery_set_config(struct delivery *d, const struct config *cfg);
+/* Any thread: the settings delivery routes with now. */
+const struct config *delivery_config(struct delivery *d);
 /* Start the scheduler thread; ties itself to the queue's listener. */
 int delivery_start(struct delivery *d, char *err, size_t errlen);
 /* Stop dispatching and join the scheduler (workers finish what they hold). */
@@ -305,6 +311,10 @@ void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j);
 /* On the worker thread: from the loop's wake and tick. */
 void dlv_worker_on_wake(struct dlv_worker *w);
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now);
+/* On the worker thread, between its callbacks: read the settings from
+ * cfg from now on (a reload). Sessions in flight read them too; cfg must
+ * stay valid as long as the worker (a reload keeps every generation). */
+void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg);
 /* Shutdown: close idle connections, take no new jobs. True when idle. */
 bool dlv_worker_quiesce(struct dlv_worker *w);
 /* Shutdown deadline passed: drop every session now; jobs keep their state. */

@@ -923,6 +923,12 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 	}
 }
 
+void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg)
+{
+	w->w_cfg = cfg;
+	w->w_cl.ce_cfg = cfg;
+}
+
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 {
 	struct dns_stats ds;

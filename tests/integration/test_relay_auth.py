@@ -303,6 +303,22 @@ def test_sighup_reloads_credentials(make_server, pki):
         assert relay.attempts == [("PLAIN", True, True)]
 
 
+def test_a_reload_without_the_credentials_file_turns_auth_off(make_server, pki):
+    with Relay(pki) as relay:
+        srv = start_relaying(make_server, relay)
+        srv.start()
+        # The same configuration less smtp_auth_credentials_file.
+        with open(srv.conf) as f:
+            lines = [ln for ln in f if not ln.startswith("smtp_auth_credentials_file")]
+        with open(srv.conf, "w") as f:
+            f.writelines(lines)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: outbound AUTH credentials removed")
+        send(srv)
+        assert wait_until(lambda: relay.messages), srv.read_log()
+        assert relay.attempts == []     # this relay takes mail without AUTH
+
+
 # ---------------------------------------------------------------- Postfix
 
 PF_USER = "relay-user@" + pfsubmit.REALM
