@@ -483,6 +483,7 @@ static void *queue_committer(void *arg)
 {
 	struct queue *q = arg;
 
+	pthread_setname_np(pthread_self(), "rm-commit");
 	for (;;) {
 		struct queue_msg *batch;
 		struct queue_update *ubatch;

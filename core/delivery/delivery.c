@@ -602,6 +602,7 @@ static void *delivery_main(void *arg)
 {
 	struct delivery *d = arg;
 
+	pthread_setname_np(pthread_self(), "rm-sched");
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {
 		struct id_list fresh, done, due = { NULL, 0, 0 };
