@@ -49,6 +49,10 @@
  * session's message and the delivery result of its previous one do not
  * make load, and must not wait (the 250 latency at low load). */
 #define QUEUE_GATHER_MIN 4u
+/* A gathering that brought fewer than QUEUE_GATHER_MIN items (a few
+ * sessions, each waiting for its own 250: nobody else comes) skips the
+ * next chance, then 2, 4, ... up to this many in a row. */
+#define QUEUE_GATHER_BACKOFF_MAX 64u
 /* Sinks told apart per batch in queue_return; more are told at once. */
 #define QUEUE_RETURN_SINKS 64u
 
@@ -510,18 +514,36 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 /*
  * Under q_lock: wait up to q_linger_ns for the batch to reach
  * q_batch_want items. Only called when work already waits, so no item
- * waits longer than that past what it waited anyway for the last commit.
+ * waits longer than that past what it waited anyway for the last commit;
+ * and skipped for a while after a gathering that did not pay.
  */
 static void queue_gather(struct queue *q)
 {
 	uint64_t end = queue_now_ns() + q->q_linger_ns;
 	struct timespec ts = { (time_t)(end / 1000000000u), (long)(end % 1000000000u) };
+	unsigned n0 = q->q_npending, gain;
 
+	if (q->q_gather_skip > 0) {
+		q->q_gather_skip--;
+		return;
+	}
 	q->q_gathering = true;
 	while (q->q_gathering && !q->q_stop && q->q_npending < q->q_batch_want)
 		if (pthread_cond_timedwait(&q->q_cond, &q->q_lock, &ts) == ETIMEDOUT)
 			break;
 	q->q_gathering = false;
+	/* Worth it? Under load it brings as many again as made the load;
+	 * when the waiting items were all there is (a few sessions, each
+	 * waiting for its own 250), it only added latency: back off. */
+	gain = q->q_npending - n0;
+	if (gain >= q->q_gather_min) {
+		q->q_gather_backoff = 0;
+		return;
+	}
+	q->q_gather_backoff = q->q_gather_backoff == 0 ? 1 : q->q_gather_backoff * 2;
+	if (q->q_gather_backoff > QUEUE_GATHER_BACKOFF_MAX)
+		q->q_gather_backoff = QUEUE_GATHER_BACKOFF_MAX;
+	q->q_gather_skip = q->q_gather_backoff;
 }
 
 static void *queue_committer(void *arg)
@@ -586,6 +608,7 @@ void queue_set_gather(struct queue *q, uint64_t linger_ns, unsigned gather_min,
 	pthread_mutex_lock(&q->q_lock);
 	q->q_linger_ns = linger_ns;
 	q->q_gather_min = gather_min > 0 ? gather_min : 1;
+	q->q_gather_skip = q->q_gather_backoff = 0;
 	q->q_batch_want = batch_want > 0 ? batch_want : 1;
 	pthread_mutex_unlock(&q->q_lock);
 }

@@ -42,6 +42,8 @@ struct queue {
 	unsigned q_batch_want;		/* a batch this full ends the gathering */
 	unsigned q_gather_min;		/* gather only when a commit ended with
 					 * at least this many items waiting */
+	unsigned q_gather_skip;		/* chances to skip (backoff) */
+	unsigned q_gather_backoff;	/* the last skip: 0, 1, 2, 4 .. 64 */
 	bool q_stop;
 	void (*q_listener)(void *ctx, const uint64_t *ids, unsigned n);
 	void *q_listener_ctx;
