@@ -180,6 +180,26 @@ static void gate_release(void)
 	pthread_mutex_unlock(&gate_lock);
 }
 
+/* Hold the committer in the listener of a batch of one message while a
+ * second one comes (so the commit ends under "load"), then let it go:
+ * the ms until the sink has `want` messages back (WAIT_MS on a timeout). */
+static uint64_t held_then_one(struct queue *q, struct tsink *t, struct queue_msg *m1,
+			      struct queue_msg *m2, int want)
+{
+	uint64_t t0;
+
+	listener_settle(q);
+	gate_arm();
+	msg_init(m1, t);
+	queue_submit(q, m1);
+	gate_wait_held();
+	msg_init(m2, t);
+	queue_submit(q, m2);
+	t0 = now_ms();
+	gate_release();
+	return tsink_wait(t, want) ? now_ms() - t0 : WAIT_MS;
+}
+
 static void update_done(struct queue_update *u)
 {
 	(void)u;
@@ -342,31 +362,13 @@ static void test_gather(const char *dir)
 
 	/* The gathering's time bound: 200 ms, a batch that never fills. */
 	queue_set_gather(q, 200000000u, 1, 100);
-	listener_settle(q);
-	gate_arm();
-	msg_init(&m[6], &a);
-	queue_submit(q, &m[6]);
-	gate_wait_held();
-	msg_init(&m[7], &a);
-	queue_submit(q, &m[7]);
-	t = now_ms();
-	gate_release();
-	dt = tsink_wait(&a, 6) ? now_ms() - t : WAIT_MS;
+	dt = held_then_one(q, &a, &m[6], &m[7], 6);
 	tap_ok(dt >= 150 && dt < 3000, "a batch that does not fill waits for the linger, no more"
 	       " (%llu ms)", (unsigned long long)dt);
 
 	/* That gathering brought nothing: the next chances are skipped (one
 	 * session, or a few each waiting for its own 250, gain nothing). */
-	listener_settle(q);
-	gate_arm();
-	msg_init(&m[6], &a);
-	queue_submit(q, &m[6]);
-	gate_wait_held();
-	msg_init(&m[7], &a);
-	queue_submit(q, &m[7]);
-	t = now_ms();
-	gate_release();
-	dt = tsink_wait(&a, 8) ? now_ms() - t : WAIT_MS;
+	dt = held_then_one(q, &a, &m[6], &m[7], 8);
 	tap_ok(dt < 150, "after a gathering that did not pay, the next one is skipped (%llu ms)",
 	       (unsigned long long)dt);
 
