@@ -549,7 +549,6 @@ static void queue_gather(struct queue *q)
 static void *queue_committer(void *arg)
 {
 	struct queue *q = arg;
-
 	bool loaded = false;	/* enough work arrived during the last commit */
 
 	pthread_setname_np(pthread_self(), "rm-commit");
