@@ -440,8 +440,12 @@ static void server_sink_notify(void *ctx)
 static void *server_worker_main(void *arg)
 {
 	struct smtp_worker *w = arg;
-	int ret = io_loop_run(&w->w_loop);
+	char name[16];
+	int ret;
 
+	snprintf(name, sizeof(name), "rm-worker%u", w->w_id);
+	pthread_setname_np(pthread_self(), name);	/* top -H, bench/threadcs.py */
+	ret = io_loop_run(&w->w_loop);
 	if (ret < 0)
 		log_msg(LOG_ERROR, "worker %u: event loop failed: %s", w->w_id, strerror(-ret));
 	return NULL;

@@ -152,16 +152,20 @@ static uint64_t dlv_now_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* Committer thread: messages just stored. */
+/* Committer thread, at the end of each batch: messages just stored, and
+ * the results that delivery_msg_done_batched() noted. One wake. */
 static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 {
 	struct delivery *d = ctx;
+	bool work;
 
 	pthread_mutex_lock(&d->d_lock);
 	for (unsigned i = 0; i < n; i++)
 		id_list_add(&d->d_new, ids[i]);
+	work = d->d_new.n > 0 || d->d_done.n > 0;
 	pthread_mutex_unlock(&d->d_lock);
-	pthread_cond_signal(&d->d_cond);
+	if (work)
+		pthread_cond_signal(&d->d_cond);
 }
 
 static void dlv_msg_free(struct dlv_msg *m)
@@ -189,6 +193,16 @@ void delivery_msg_done(struct dlv_msg *m)
 	id_list_add(&d->d_done, m->dm_id);
 	pthread_mutex_unlock(&d->d_lock);
 	pthread_cond_signal(&d->d_cond);
+	dlv_msg_free(m);
+}
+
+void delivery_msg_done_batched(struct dlv_msg *m)
+{
+	struct delivery *d = m->dm_dlv;
+
+	pthread_mutex_lock(&d->d_lock);
+	id_list_add(&d->d_done, m->dm_id);
+	pthread_mutex_unlock(&d->d_lock);
 	dlv_msg_free(m);
 }
 
@@ -603,6 +617,7 @@ static void *delivery_main(void *arg)
 {
 	struct delivery *d = arg;
 
+	pthread_setname_np(pthread_self(), "rm-sched");
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {
 		struct id_list fresh, done, due = { NULL, 0, 0 };

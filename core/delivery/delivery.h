@@ -298,6 +298,9 @@ void delivery_dsn_msg_free(struct queue_msg **m);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
+/* The same on the committer thread from a qu_done: the scheduler is woken
+ * once for the whole batch by the commit listener that runs after it. */
+void delivery_msg_done_batched(struct dlv_msg *m);
 /* Worker side: a job is finished (results filled in). */
 void delivery_job_done(struct dlv_worker *w, struct dlv_job *j);
 
