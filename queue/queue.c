@@ -54,7 +54,6 @@
  * next chance, then 2, 4, ... up to this many in a row. */
 #define QUEUE_GATHER_BACKOFF_MAX 64u
 /* Sinks told apart per batch in queue_return; more are told at once. */
-#define QUEUE_RETURN_SINKS 64u
 
 static uint64_t queue_now_ns(void)
 {
@@ -190,41 +189,42 @@ int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
 }
 
 /*
- * Hand each message back to its sink, then notify each sink once: a
- * batch interleaves the workers' messages, and a notify per run of them
- * woke a worker several times per batch.
+ * Hand each message back to its sink and notify each sink once: a batch
+ * interleaves the workers' messages, and a notify per run of them woke a
+ * worker several times per batch. A sink gets all its messages and its
+ * notify under its lock, in one step: its owner may free it (HTTP
+ * injection waits on a sink on its stack) as soon as it took what it
+ * waited for, and it can take nothing before the notify is done.
  */
 static void queue_return(struct queue_msg *list)
 {
-	struct queue_sink *told[QUEUE_RETURN_SINKS];
-	unsigned ntold = 0, i;
-
 	while (list != NULL) {
 		struct queue_sink *s = list->qm_sink;
-		struct queue_msg *first = list, *last = list;
+		struct queue_msg *first = NULL, *last = NULL, **pp = &list, *m;
 
-		while (last->qm_next != NULL && last->qm_next->qm_sink == s)
-			last = last->qm_next;
-		list = last->qm_next;
-		last->qm_next = NULL;
+		/* This sink's messages, in order; the rest stay in list. */
+		while ((m = *pp) != NULL) {
+			if (m->qm_sink != s) {
+				pp = &m->qm_next;
+				continue;
+			}
+			*pp = m->qm_next;
+			m->qm_next = NULL;
+			if (last != NULL)
+				last->qm_next = m;
+			else
+				first = m;
+			last = m;
+		}
 		pthread_mutex_lock(&s->qs_lock);
 		if (s->qs_tail != NULL)
 			s->qs_tail->qm_next = first;
 		else
 			s->qs_head = first;
 		s->qs_tail = last;
+		s->qs_notify(s->qs_ctx);
 		pthread_mutex_unlock(&s->qs_lock);
-		for (i = 0; i < ntold && told[i] != s; i++)
-			;
-		if (i < ntold)
-			continue;
-		if (ntold < QUEUE_RETURN_SINKS)
-			told[ntold++] = s;
-		else
-			s->qs_notify(s->qs_ctx);
 	}
-	for (i = 0; i < ntold; i++)
-		told[i]->qs_notify(told[i]->qs_ctx);
 }
 
 /* Ids of the messages a commit stored, for the listener. */

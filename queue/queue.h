@@ -68,7 +68,9 @@ struct queue_msg {
 struct queue_sink {
 	pthread_mutex_t qs_lock;
 	struct queue_msg *qs_head, *qs_tail;
-	void (*qs_notify)(void *ctx);	/* called by the committer, unlocked */
+	/* Called by the committer under qs_lock, right after it added the
+	 * sink's messages: it must not take qs_lock (queue_sink_take). */
+	void (*qs_notify)(void *ctx);
 	void *qs_ctx;
 };
 

@@ -7,7 +7,8 @@
  * full or its time is up, and one that did not pay is not tried again
  * at once; each sink is notified once per batch; the
  * commit listener runs once per batch, after the updates' qu_done, also
- * for a batch without new messages.
+ * for a batch without new messages; a sink whose owner frees it as soon
+ * as its message is back is never notified after that.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -408,6 +409,124 @@ static void test_gather(const char *dir)
 	tsink_destroy(&b);
 }
 
+/* ---- a sink its owner frees as soon as its messages are back ---- */
+
+/* The victim: its owner polls it, and once its message is back treats
+ * it as freed (dead); a notify after that is a use after free (late). */
+struct vsink {
+	struct queue_sink s;
+	_Atomic int dead, late, notifies;
+};
+
+static void vsink_notify(void *ctx)
+{
+	struct vsink *v = ctx;
+
+	if (atomic_load(&v->dead))
+		atomic_fetch_add(&v->late, 1);
+	atomic_fetch_add(&v->notifies, 1);
+}
+
+/* The other sink of the batch: its notify holds the committer until
+ * the test lets it go (2 s at most). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static bool hold_in, hold_go;
+
+static void hsink_notify(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	pthread_mutex_lock(&hold_lock);
+	hold_in = true;
+	pthread_cond_broadcast(&hold_cond);
+	while (!hold_go && pthread_cond_timedwait(&hold_cond, &hold_lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&hold_lock);
+}
+
+/* The owner's poll: its message back within ms? */
+static struct queue_msg *vsink_poll(struct vsink *v, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	struct queue_msg *m;
+
+	while ((m = queue_sink_take(&v->s)) == NULL && now_ms() < end)
+		usleep(1000);
+	return m;
+}
+
+/*
+ * One batch returns messages to two sinks, H first, then V. While H's
+ * notify holds the committer, V's owner polls V: a message it finds
+ * there before V's notify ran lets it free V (HTTP injection waits on
+ * a sink on its stack), and the notify that follows touches freed
+ * memory. Each sink must get its messages and its notify in one step.
+ */
+static void test_sink_lifetime(const char *dir)
+{
+	struct tsink first, hs;
+	struct vsink v;
+	struct queue_msg m0, mh, mv, *got;
+	struct queue *q;
+	char err[256] = "";
+
+	if (!tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+		    "lifetime: queue opens %s", err))
+		return;
+	queue_set_gather(q, 0, 1, 1);
+	queue_set_listener(q, listener, NULL);
+	tsink_init(&first);
+	tsink_init(&hs);
+	hs.s.qs_notify = hsink_notify;
+	memset(&v, 0, sizeof(v));
+	queue_sink_init(&v.s, vsink_notify, &v);
+	/* The committer held after a first batch, while H's and V's come. */
+	listener_settle(q);
+	gate_arm();
+	msg_init(&m0, &first);
+	queue_submit(q, &m0);
+	gate_wait_held();
+	msg_init(&mh, &hs);
+	queue_submit(q, &mh);
+	msg_init(&mv, &first);
+	mv.qm_sink = &v.s;
+	queue_submit(q, &mv);
+	gate_release();
+	pthread_mutex_lock(&hold_lock);
+	while (!hold_in)
+		pthread_cond_wait(&hold_cond, &hold_lock);
+	pthread_mutex_unlock(&hold_lock);
+	/* H's notify runs; V's owner looks. */
+	got = vsink_poll(&v, 300);
+	if (got != NULL)
+		atomic_store(&v.dead, 1);
+	pthread_mutex_lock(&hold_lock);
+	hold_go = true;
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&hold_lock);
+	if (got == NULL) {
+		got = vsink_poll(&v, WAIT_MS);
+		atomic_store(&v.dead, 1);
+	}
+	for (uint64_t end = now_ms() + WAIT_MS; atomic_load(&v.notifies) == 0 && now_ms() < end;)
+		usleep(1000);
+	tap_ok(got == &mv && got->qm_status == 0, "lifetime: the message came back committed");
+	tap_ok(atomic_load(&v.late) == 0 && atomic_load(&v.notifies) == 1,
+	       "lifetime: no notify after its owner took its message (%d late of %d)",
+	       atomic_load(&v.late), atomic_load(&v.notifies));
+	queue_set_listener(q, NULL, NULL);
+	queue_close(&q);
+	queue_sink_take(&first.s);
+	queue_sink_take(&hs.s);
+	queue_sink_destroy(&v.s);
+	tsink_destroy(&first);
+	tsink_destroy(&hs);
+}
+
 int main(void)
 {
 	char dir[512], sub[600];
@@ -426,6 +545,8 @@ int main(void)
 	test_producers(sub, 0, 1, 1, "no gathering");
 	snprintf(sub, sizeof(sub), "%s/gather", dir);
 	test_gather(sub);
+	snprintf(sub, sizeof(sub), "%s/lifetime", dir);
+	test_sink_lifetime(sub);
 	{
 		char cmd[600];
 
