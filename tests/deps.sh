@@ -25,7 +25,7 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 # Cyrus SASL over a sasldb: saslpasswd2 (sasl2-bin), the PLAIN and LOGIN
 # plugins (libsasl2-modules) and the sasldb plugin (libsasl2-modules-db);
 # it starts Postfix under script (bsdutils) to see its start-up errors.
-# test_inject, test_reload and the admin API tests post with curl.
+# test_inject and test_admin_api post with curl.
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
