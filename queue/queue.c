@@ -41,6 +41,19 @@
 /* Pages one delivery update may copy at worst, counted while the disk is
  * full (queue_batch_room). */
 #define QUEUE_UPDATE_PAGES 6
+/* Under load, the committer gathers the next batch for at most this long,
+ * or until it holds QUEUE_BATCH_WANT items (queue_committer). */
+#define QUEUE_LINGER_NS 500000u
+#define QUEUE_BATCH_WANT 128u
+/* ... when at least this many items arrived during the last commit: one
+ * session's message and the delivery result of its previous one do not
+ * make load, and must not wait (the 250 latency at low load). */
+#define QUEUE_GATHER_MIN 4u
+/* A gathering that brought fewer than QUEUE_GATHER_MIN items (a few
+ * sessions, each waiting for its own 250: nobody else comes) skips the
+ * next chance, then 2, 4, ... up to this many in a row. */
+#define QUEUE_GATHER_BACKOFF_MAX 64u
+/* Sinks told apart per batch in queue_return; more are told at once. */
 
 static uint64_t queue_now_ns(void)
 {
@@ -175,25 +188,42 @@ int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
 	return mdb_put(txn, q->q_sched, &sk, &sv, 0);
 }
 
-/* Hand each message back to its sink; one notify per sink run. */
+/*
+ * Hand each message back to its sink and notify each sink once: a batch
+ * interleaves the workers' messages, and a notify per run of them woke a
+ * worker several times per batch. A sink gets all its messages and its
+ * notify under its lock, in one step: its owner may free it (HTTP
+ * injection waits on a sink on its stack) as soon as it took what it
+ * waited for, and it can take nothing before the notify is done.
+ */
 static void queue_return(struct queue_msg *list)
 {
 	while (list != NULL) {
 		struct queue_sink *s = list->qm_sink;
-		struct queue_msg *first = list, *last = list;
+		struct queue_msg *first = NULL, *last = NULL, **pp = &list, *m;
 
-		while (last->qm_next != NULL && last->qm_next->qm_sink == s)
-			last = last->qm_next;
-		list = last->qm_next;
-		last->qm_next = NULL;
+		/* This sink's messages, in order; the rest stay in list. */
+		while ((m = *pp) != NULL) {
+			if (m->qm_sink != s) {
+				pp = &m->qm_next;
+				continue;
+			}
+			*pp = m->qm_next;
+			m->qm_next = NULL;
+			if (last != NULL)
+				last->qm_next = m;
+			else
+				first = m;
+			last = m;
+		}
 		pthread_mutex_lock(&s->qs_lock);
 		if (s->qs_tail != NULL)
 			s->qs_tail->qm_next = first;
 		else
 			s->qs_head = first;
 		s->qs_tail = last;
-		pthread_mutex_unlock(&s->qs_lock);
 		s->qs_notify(s->qs_ctx);
+		pthread_mutex_unlock(&s->qs_lock);
 	}
 }
 
@@ -459,8 +489,6 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 			q->q_stats.updates++;
 	}
 	pthread_mutex_unlock(&q->q_lock);
-	if (ids.n > 0 && q->q_listener != NULL)
-		q->q_listener(q->q_listener_ctx, ids.ids, ids.n);
 	if (q->q_event_seq != atomic_load(&q->q_event_last)) {
 		atomic_store(&q->q_event_last, q->q_event_seq);
 		/* Under the lock: queue_set_event_listener(NULL) is final. */
@@ -469,7 +497,6 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 			q->q_event_listener(q->q_event_listener_ctx, q->q_event_seq);
 		pthread_mutex_unlock(&q->q_lock);
 	}
-	free(ids.ids);
 	queue_return(batch);
 	while (ubatch != NULL) {
 		struct queue_update *next = ubatch->qu_next;
@@ -477,48 +504,130 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 		ubatch->qu_done(ubatch);
 		ubatch = next;
 	}
+	/* Last, once per batch: the listener's thread learns the new ids and
+	 * what the qu_done callbacks told it with one wake. */
+	if (q->q_listener != NULL)
+		q->q_listener(q->q_listener_ctx, ids.ids, ids.n);
+	free(ids.ids);
+}
+
+/*
+ * Under q_lock: wait up to q_linger_ns for the batch to reach
+ * q_batch_want items. Only called when work already waits, so no item
+ * waits longer than that past what it waited anyway for the last commit;
+ * and skipped for a while after a gathering that did not pay.
+ */
+static void queue_gather(struct queue *q)
+{
+	uint64_t end = queue_now_ns() + q->q_linger_ns;
+	struct timespec ts = { (time_t)(end / 1000000000u), (long)(end % 1000000000u) };
+	unsigned n0 = q->q_npending, gain;
+
+	if (q->q_gather_skip > 0) {
+		q->q_gather_skip--;
+		return;
+	}
+	q->q_gathering = true;
+	while (q->q_gathering && !q->q_stop && q->q_npending < q->q_batch_want)
+		if (pthread_cond_timedwait(&q->q_cond, &q->q_lock, &ts) == ETIMEDOUT)
+			break;
+	q->q_gathering = false;
+	/* Worth it? Under load it brings as many again as made the load;
+	 * when the waiting items were all there is (a few sessions, each
+	 * waiting for its own 250), it only added latency: back off. */
+	gain = q->q_npending - n0;
+	if (gain >= q->q_gather_min) {
+		q->q_gather_backoff = 0;
+		return;
+	}
+	q->q_gather_backoff = q->q_gather_backoff == 0 ? 1 : q->q_gather_backoff * 2;
+	if (q->q_gather_backoff > QUEUE_GATHER_BACKOFF_MAX)
+		q->q_gather_backoff = QUEUE_GATHER_BACKOFF_MAX;
+	q->q_gather_skip = q->q_gather_backoff;
 }
 
 static void *queue_committer(void *arg)
 {
 	struct queue *q = arg;
+	bool loaded = false;	/* enough work arrived during the last commit */
 
+	pthread_setname_np(pthread_self(), "rm-commit");
+	pthread_mutex_lock(&q->q_lock);
 	for (;;) {
 		struct queue_msg *batch;
 		struct queue_update *ubatch;
 
-		pthread_mutex_lock(&q->q_lock);
-		while (q->q_head == NULL && q->q_uhead == NULL && !q->q_stop)
+		/* Idle: sleep until a submit; that one is committed at once. */
+		while (q->q_head == NULL && q->q_uhead == NULL && !q->q_stop) {
+			loaded = false;
+			q->q_idle = true;
 			pthread_cond_wait(&q->q_cond, &q->q_lock);
+		}
+		q->q_idle = false;
+		/* Under load: a short, bounded wait for a fuller batch, ended
+		 * early by the submit that fills it. */
+		if (loaded && !q->q_stop && q->q_linger_ns > 0 &&
+		    q->q_npending < q->q_batch_want)
+			queue_gather(q);
 		batch = q->q_head;
 		ubatch = q->q_uhead;
 		q->q_head = q->q_tail = NULL;
 		q->q_uhead = q->q_utail = NULL;
-		if (batch == NULL && ubatch == NULL && q->q_stop) {
-			pthread_mutex_unlock(&q->q_lock);
-			return NULL;
-		}
+		q->q_npending = 0;
+		if (batch == NULL && ubatch == NULL && q->q_stop)
+			break;
 		pthread_mutex_unlock(&q->q_lock);
 		queue_commit_batch(q, batch, ubatch);
+		pthread_mutex_lock(&q->q_lock);
+		loaded = q->q_npending >= q->q_gather_min;
 	}
+	pthread_mutex_unlock(&q->q_lock);
+	return NULL;
+}
+
+/* Called after a submit appended under q_lock: whether the committer
+ * needs a signal (it sleeps idle, or gathers and the batch is full). */
+static bool queue_wake_needed(struct queue *q)
+{
+	q->q_npending++;
+	if (q->q_idle) {
+		q->q_idle = false;
+		return true;
+	}
+	if (q->q_gathering && q->q_npending >= q->q_batch_want) {
+		q->q_gathering = false;
+		return true;
+	}
+	return false;
+}
+
+void queue_set_gather(struct queue *q, uint64_t linger_ns, unsigned gather_min,
+		      unsigned batch_want)
+{
+	pthread_mutex_lock(&q->q_lock);
+	q->q_linger_ns = linger_ns;
+	q->q_gather_min = gather_min > 0 ? gather_min : 1;
+	q->q_gather_skip = q->q_gather_backoff = 0;
+	q->q_batch_want = batch_want > 0 ? batch_want : 1;
+	pthread_mutex_unlock(&q->q_lock);
 }
 
 void queue_submit_update(struct queue *q, struct queue_update *u)
 {
-	bool was_empty;
+	bool wake;
 
 	u->qu_next = NULL;
 	u->qu_status = 0;
 	u->qu_removed = false;
 	pthread_mutex_lock(&q->q_lock);
-	was_empty = q->q_head == NULL && q->q_uhead == NULL;
 	if (q->q_utail != NULL)
 		q->q_utail->qu_next = u;
 	else
 		q->q_uhead = u;
 	q->q_utail = u;
+	wake = queue_wake_needed(q);
 	pthread_mutex_unlock(&q->q_lock);
-	if (was_empty)
+	if (wake)
 		pthread_cond_signal(&q->q_cond);
 }
 
@@ -532,20 +641,20 @@ void queue_set_listener(struct queue *q,
 
 void queue_submit(struct queue *q, struct queue_msg *m)
 {
-	bool was_empty;
+	bool wake;
 
 	m->qm_next = NULL;
 	m->qm_status = 0;
 	m->qm_submit_ns = queue_now_ns();
 	pthread_mutex_lock(&q->q_lock);
-	was_empty = q->q_head == NULL && q->q_uhead == NULL;
 	if (q->q_tail != NULL)
 		q->q_tail->qm_next = m;
 	else
 		q->q_head = m;
 	q->q_tail = m;
+	wake = queue_wake_needed(q);
 	pthread_mutex_unlock(&q->q_lock);
-	if (was_empty)
+	if (wake)
 		pthread_cond_signal(&q->q_cond);
 }
 
@@ -822,7 +931,17 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	q->q_flags = flags;
 	q->q_fd = q->q_lockfd = q->q_toolsfd = q->q_lmdblockfd = -1;
 	pthread_mutex_init(&q->q_lock, NULL);
-	pthread_cond_init(&q->q_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* queue_gather */
+		pthread_cond_init(&q->q_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	q->q_linger_ns = QUEUE_LINGER_NS;
+	q->q_batch_want = QUEUE_BATCH_WANT;
+	q->q_gather_min = QUEUE_GATHER_MIN;
 	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, err, errlen)) < 0) ||
 	    (!(flags & QUEUE_F_COMMITTER) &&
 	     (rc = queue_tools_lock(q, dir, (flags & QUEUE_F_EXCLUSIVE) != 0, err, errlen)) < 0) ||

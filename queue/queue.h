@@ -68,7 +68,9 @@ struct queue_msg {
 struct queue_sink {
 	pthread_mutex_t qs_lock;
 	struct queue_msg *qs_head, *qs_tail;
-	void (*qs_notify)(void *ctx);	/* called by the committer, unlocked */
+	/* Called by the committer under qs_lock, right after it added the
+	 * sink's messages: it must not take qs_lock (queue_sink_take). */
+	void (*qs_notify)(void *ctx);
 	void *qs_ctx;
 };
 
@@ -119,6 +121,15 @@ struct queue_msg *queue_sink_take(struct queue_sink *s);
 
 /* Any thread. */
 void queue_submit(struct queue *q, struct queue_msg *m);
+/*
+ * The committer's gathering (README "Queue storage"): when at least
+ * gather_min items wait as a commit ends (load), it waits up to
+ * linger_ns more, or until batch_want items wait, before the next
+ * commit; work that finds it idle, or fewer items, is committed at once.
+ * Defaults 0.5 ms, 4 and 128; linger_ns 0 turns it off. Any thread (tests).
+ */
+void queue_set_gather(struct queue *q, uint64_t linger_ns, unsigned gather_min,
+		      unsigned batch_want);
 /* Messages ready now (next attempt <= now_us) and scheduled later, and
  * the arrival time of the oldest message (0 when empty). Read-only scan. */
 int queue_depth(struct queue *q, uint64_t now_us, uint64_t *ready_r,
@@ -229,9 +240,12 @@ int queue_events_stat(struct queue *q, uint64_t *count_r, uint64_t *first_r);
 void queue_events_free(struct queue_event **list);
 
 /*
- * Called on the committer thread after each successful commit with the
- * ids of the messages it stored (received mail and bounces). Set before
- * any submit; must be quick.
+ * Called on the committer thread once at the end of every batch, after
+ * the batch's messages went back to their sinks and its updates' qu_done
+ * ran, with the ids of the messages it stored (received mail and bounces;
+ * n is 0 when it stored none, or when the commit failed). So a listener
+ * that the qu_done callbacks feed can wake its thread once per batch.
+ * Set before any submit; must be quick.
  */
 void queue_set_listener(struct queue *q,
 			void (*fn)(void *ctx, const uint64_t *ids, unsigned n),

@@ -28,9 +28,22 @@ struct queue {
 	pthread_t q_thread;
 	bool q_thread_started;
 	pthread_mutex_t q_lock;		/* guards the fields below */
-	pthread_cond_t q_cond;
+	pthread_cond_t q_cond;		/* CLOCK_MONOTONIC */
 	struct queue_msg *q_head, *q_tail;
 	struct queue_update *q_uhead, *q_utail;
+	unsigned q_npending;		/* items in the two lists */
+	/* The committer's wakes (README "Queue storage", group commit): a
+	 * submit signals q_cond only when the committer sleeps idle, or
+	 * gathers and the batch just became full; the signaller clears the
+	 * flag, so each sleep gets one signal. */
+	bool q_idle;			/* waiting for any work, no deadline */
+	bool q_gathering;		/* under load: waiting for a fuller batch */
+	uint64_t q_linger_ns;		/* the most one gathering waits (0: never) */
+	unsigned q_batch_want;		/* a batch this full ends the gathering */
+	unsigned q_gather_min;		/* gather only when a commit ended with
+					 * at least this many items waiting */
+	unsigned q_gather_skip;		/* chances to skip (backoff) */
+	unsigned q_gather_backoff;	/* the last skip: 0, 1, 2, 4 .. 64 */
 	bool q_stop;
 	void (*q_listener)(void *ctx, const uint64_t *ids, unsigned n);
 	void *q_listener_ctx;

@@ -21,13 +21,18 @@ build_pkgs="build-essential pkg-config meson ninja-build liburing-dev liblmdb-de
 # scripts count an MTA's system calls with perf stat (linux-perf). test_dist
 # checks the unit with systemd-analyze (systemd) and renders the man pages
 # with man -l (man-db) and groff (groff-base), and parses the logrotate
-# example (logrotate).
+# example (logrotate). test_relay_auth runs a Postfix submission server with
+# Cyrus SASL over a sasldb: saslpasswd2 (sasl2-bin), the PLAIN and LOGIN
+# plugins (libsasl2-modules) and the sasldb plugin (libsasl2-modules-db);
+# it starts Postfix under script (bsdutils) to see its start-up errors.
+# test_inject and test_admin_api post with curl.
 test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd swaks
   libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl
   postfix lmdb-utils procps dnsmasq-base prometheus testssl.sh bind9-dnsutils
   bsdextrautils openssl ca-certificates mount
   python3-dkim python3-nacl python3-dnspython opendkim-tools iproute2 util-linux
-  opendkim linux-perf systemd man-db groff-base logrotate"
+  opendkim linux-perf systemd man-db groff-base logrotate
+  sasl2-bin libsasl2-modules libsasl2-modules-db bsdutils curl"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 missing=""

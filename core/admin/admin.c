@@ -8,7 +8,9 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <openssl/mem.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +180,7 @@ static enum MHD_Result admin_begin(struct admin *a, struct MHD_Connection *conn,
 	const struct admin_route *rt;
 	struct admin_conn *ac;
 
-	if (!admin_tokens_check(&a->ad_tokens, auth)) {
+	if (!admin_tokens_check(admin_tokens_current(a), auth)) {
 		struct admin_reply rep = { 0 };
 		struct MHD_Response *resp;
 		char *text;
@@ -373,6 +375,7 @@ int admin_create(struct admin **a_r, const struct config *cfg, char *err, size_t
 		free(a);
 		return -1;
 	}
+	atomic_init(&a->ad_tokens_cur, &a->ad_tokens);
 	*a_r = a;
 	return 0;
 }
@@ -400,7 +403,7 @@ int admin_start(struct admin *a, char *err, size_t errlen)
 		return -1;
 	}
 	log_msg(LOG_INFO, "admin API on %s%s", a->ad_cfg->admin_listen,
-		a->ad_tokens.at_n > 0 ? " (bearer tokens)" : " (loopback, no token)");
+		admin_tokens_current(a)->at_n > 0 ? " (bearer tokens)" : " (loopback, no token)");
 	return 0;
 }
 
@@ -418,6 +421,15 @@ void admin_stop(struct admin **ap)
 		a->ad_owned = o->ao_next;
 		free(o);
 	}
+	for (struct admin_tokens *t = atomic_load(&a->ad_tokens_cur), *older; t != NULL;
+	     t = older) {
+		older = t->at_older;
+		if (t != &a->ad_tokens) {
+			OPENSSL_cleanse(t, sizeof(*t));
+			free(t);
+		}
+	}
+	OPENSSL_cleanse(&a->ad_tokens, sizeof(a->ad_tokens));
 	free(a);
 	*ap = NULL;
 }

@@ -110,4 +110,16 @@ int admin_start(struct admin *a, char *err, size_t errlen);
 /* Stop serving (waits for handlers in progress) and free. */
 void admin_stop(struct admin **a);
 
+/*
+ * A reload (any thread, one at a time): read the tokens file path ("":
+ * no token needed; config_validate() allows that on loopback only) and,
+ * when its tokens differ from those in force, make them the ones every
+ * new request is checked against. Replaced tokens are kept until
+ * admin_stop(), so a reload that changes nothing keeps nothing. 0 with
+ * *changed_r and *count_r (tokens in force), or -1 with err (the file
+ * is missing, readable by others, empty...): the tokens in force stay.
+ */
+int admin_reload_tokens(struct admin *a, const char *path, bool *changed_r, unsigned *count_r,
+			char *err, size_t errlen);
+
 #endif

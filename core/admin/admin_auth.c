@@ -3,7 +3,8 @@
  * (owner-only permissions) and the constant-time check of a request's
  * Authorization header. Tokens are kept as SHA-256 digests and every
  * stored digest is compared, so the time taken says nothing about which
- * token, or how much of one, matched.
+ * token, or how much of one, matched. A reload replaces the tokens in
+ * force (admin_reload_tokens()); the replaced ones stay until admin_stop().
  */
 #include "core/admin/admin_internal.h"
 
@@ -12,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -101,6 +104,39 @@ int admin_tokens_load(struct admin_tokens *t, const char *path, char *err, size_
 	if (rc < 0)
 		memset(t, 0, sizeof(*t));
 	return rc;
+}
+
+const struct admin_tokens *admin_tokens_current(struct admin *a)
+{
+	return atomic_load_explicit(&a->ad_tokens_cur, memory_order_acquire);
+}
+
+int admin_reload_tokens(struct admin *a, const char *path, bool *changed_r, unsigned *count_r,
+			char *err, size_t errlen)
+{
+	struct admin_tokens *cur = atomic_load(&a->ad_tokens_cur);
+	struct admin_tokens *t = calloc(1, sizeof(*t));
+
+	*changed_r = false;
+	if (t == NULL) {
+		snprintf(err, errlen, "admin_token_file: out of memory");
+		return -1;
+	}
+	if (path[0] != '\0' && admin_tokens_load(t, path, err, errlen) < 0) {
+		free(t);
+		return -1;
+	}
+	*count_r = t->at_n;
+	if (t->at_n == cur->at_n &&
+	    memcmp(t->at_digest, cur->at_digest, sizeof(t->at_digest)) == 0) {
+		OPENSSL_cleanse(t, sizeof(*t));
+		free(t);
+		return 0;
+	}
+	t->at_older = cur;
+	atomic_store_explicit(&a->ad_tokens_cur, t, memory_order_release);
+	*changed_r = true;
+	return 0;
 }
 
 bool admin_tokens_check(const struct admin_tokens *t, const char *authorization)

@@ -35,6 +35,8 @@ struct admin_router {
 struct admin_tokens {
 	uint8_t at_digest[ADMIN_TOKENS_MAX][32];
 	unsigned at_n;
+	struct admin_tokens *at_older;	/* replaced by a reload; kept until
+					 * admin_stop() (requests may hold them) */
 };
 
 struct events;
@@ -43,7 +45,10 @@ struct admin {
 	void *ad_daemon;		/* struct MHD_Daemon */
 	const struct config *ad_cfg;
 	struct admin_router ad_router;
-	struct admin_tokens ad_tokens;	/* at_n == 0: no token needed */
+	struct admin_tokens ad_tokens;	/* the start-up ones */
+	/* The tokens in force: &ad_tokens, or a reload's (admin_auth.c);
+	 * at_n == 0: no token needed. Read by every request thread. */
+	_Atomic(struct admin_tokens *) ad_tokens_cur;
 	struct sockaddr_storage ad_addr;
 	bool ad_started;
 	struct admin_owned *ad_owned;	/* admin_alloc()'s blocks */
@@ -72,6 +77,8 @@ enum admin_match admin_router_match(const struct admin_router *ro, const char *m
  * with err naming the file and the problem (missing, permissions, empty,
  * too many). */
 int admin_tokens_load(struct admin_tokens *t, const char *path, char *err, size_t errlen);
+/* The tokens in force now (any thread). */
+const struct admin_tokens *admin_tokens_current(struct admin *a);
 /* Whether an Authorization header value ("Bearer <token>", may be NULL)
  * names a token; true when there are no tokens. */
 bool admin_tokens_check(const struct admin_tokens *t, const char *authorization);

@@ -443,6 +443,7 @@ static int admin_sum_one(void *ctx, uint64_t id, const struct qrecord *r, const 
 	unsigned b = 0;
 	struct qrcpt rc;
 	size_t off = 0, dlen;
+	const struct config *cfg;
 	const char *d;
 
 	(void)body;
@@ -470,10 +471,11 @@ static int admin_sum_one(void *ctx, uint64_t id, const struct qrecord *r, const 
 		}
 		break;
 	case ADMIN_SUM_SITE:
-		/* The next hop without DNS: the relay host when there is one. */
-		if (s->aq->aq_cfg->relayhost != NULL && s->aq->aq_cfg->relayhost[0] != '\0') {
-			admin_sum_add(s, id, s->aq->aq_cfg->relayhost,
-				      strlen(s->aq->aq_cfg->relayhost), b);
+		/* The next hop without DNS: the relay host when there is one
+		 * (delivery's, which a reload may have changed). */
+		cfg = s->aq->aq_dlv != NULL ? delivery_config(s->aq->aq_dlv) : s->aq->aq_cfg;
+		if (cfg->relayhost != NULL && cfg->relayhost[0] != '\0') {
+			admin_sum_add(s, id, cfg->relayhost, strlen(cfg->relayhost), b);
 			break;
 		}
 		/* fall through */

@@ -31,6 +31,7 @@
 #include "core/sasl/auth.h"
 #include "core/shaping/shp_rules_admin.h"
 #include "core/outbound/smtp_client.h"
+#include "core/outbound/smtp_creds.h"
 #include "core/bounce/bclass.h"
 #include "core/bounce/bclass_rules.h"
 
@@ -115,8 +116,7 @@ int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
 	return 0;
 }
 
-static int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err,
-			  size_t errlen)
+int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, size_t errlen)
 {
 	struct auth_config ac = {
 		.passwd_file = cfg->auth_passwd_file,
@@ -159,7 +159,13 @@ static void main_dlv_close(void *ctx)
 	dlv_worker_close(ctx);
 }
 
+static void main_dlv_config(void *ctx, const struct config *cfg)
+{
+	dlv_worker_set_config(ctx, cfg);
+}
+
 static const struct server_service_ops main_dlv_service = {
+	.on_config = main_dlv_config,
 	.on_wake = main_dlv_wake,
 	.on_tick = main_dlv_tick,
 	.quiesce = main_dlv_quiesce,
@@ -198,6 +204,7 @@ static int main_delivery_init(struct delivery **dlv_r, struct server *srv,
 		.de_arg = srv,
 		.de_rules = srv->s_rules,
 		.de_events = srv->s_events,
+		.de_creds = srv->s_smtp_creds,
 	};
 
 	if (delivery_init(dlv_r, &env, err, errlen) < 0)
@@ -230,6 +237,17 @@ int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
 	return 0;
 }
 
+/* The outbound AUTH credentials, when a file is set (*t_r NULL
+ * otherwise): it loads and only its owner may read it, or err says why. */
+int main_smtp_creds_load(const struct config *cfg, struct smtp_creds **t_r, char *err,
+			 size_t errlen)
+{
+	*t_r = NULL;
+	if (cfg->smtp_auth_credentials_file[0] == '\0')
+		return 0;
+	return smtp_creds_load(t_r, cfg->smtp_auth_credentials_file, err, errlen);
+}
+
 /*
  * --check: what start-up refuses beyond the settings' syntax, with the
  * loaders main_serve() uses: the queue directory's parent must exist
@@ -256,6 +274,7 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	struct tls_ctx *ts = NULL, *tc = NULL;
 	struct auth_db *adb = NULL;
 	struct dkim_table *dkt = NULL;
+	struct smtp_creds *creds = NULL;
 	char *parent, *slash;
 	struct stat st;
 
@@ -304,6 +323,9 @@ static int main_check_start(const struct config *cfg, char *err, size_t errlen)
 	if (main_dkim_load(cfg, &dkt, err, errlen) < 0)
 		return -1;
 	dkim_table_unref(&dkt);
+	if (main_smtp_creds_load(cfg, &creds, err, errlen) < 0)
+		return -1;
+	smtp_creds_unref(&creds);
 	if (cfg->admin_listen[0] != '\0') {
 		struct admin *adm = NULL;
 
@@ -389,10 +411,13 @@ static uint64_t main_worker_progress(void *arg, unsigned i)
 	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
 }
 
-static int main_serve(const struct config *cfg)
+/* ra: what a reload reads again (the file and the -o values); main_serve
+ * fills in the rest. */
+static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 {
 	struct queue *q;
 	struct server srv;
+	struct smtp_creds_holder smtp_creds;
 	struct delivery *dlv = NULL;
 	struct metrics *met = NULL;
 	struct admin *adm = NULL;
@@ -462,9 +487,23 @@ static int main_serve(const struct config *cfg)
 		return 1;
 	}
 	memset(&srv, 0, sizeof(srv));
+	{
+		struct smtp_creds *creds = NULL;
+
+		if (main_smtp_creds_load(cfg, &creds, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERROR, "%s", err);
+			queue_close(&q);
+			return 1;
+		}
+		if (creds != NULL)
+			log_msg(LOG_INFO, "smtp auth: %u next hops with credentials from %s",
+				smtp_creds_count(creds), cfg->smtp_auth_credentials_file);
+		smtp_creds_holder_init(&smtp_creds, creds);
+	}
 	if (events_start(&srv.s_events, cfg, q, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		queue_close(&q);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	if (main_tls_load(cfg, &srv.s_tls_server, &srv.s_tls_client, err, sizeof(err)) < 0 ||
@@ -476,6 +515,7 @@ static int main_serve(const struct config *cfg)
 		tls_ctx_unref(&srv.s_tls_server);
 		tls_ctx_unref(&srv.s_tls_client);
 		auth_db_free(&srv.s_auth);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	if (server_init(&srv, cfg, q, err, sizeof(err)) < 0) {
@@ -484,21 +524,30 @@ static int main_serve(const struct config *cfg)
 		server_join(&srv);
 		events_stop(&srv.s_events);
 		queue_close(&q);
+		/* What main loaded is still the server's: no thread runs. */
+		tls_ctx_unref(&srv.s_tls_server);
+		tls_ctx_unref(&srv.s_tls_client);
+		auth_db_free(&srv.s_auth);
+		dkim_table_unref(&srv.s_dkim_table);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
+	srv.s_smtp_creds = &smtp_creds;	/* server_init() clears what it does not own */
 	/* The workers' threads start only once delivery is attached to them;
 	 * the scheduler only once they run. */
 	server_metrics_source(&srv, &met_in);
 	met_in.mi_version = RINGMTA_VERSION;
 	snprintf(bssl_api, sizeof(bssl_api), "%u", tls_lib_api_version());
 	met_in.mi_boringssl = bssl_api;
+	ra->ra_srv = &srv;
 	if ((cfg->delivery && main_delivery_init(&dlv, &srv, cfg, q, err, sizeof(err)) < 0) ||
 	    server_run(&srv, err, sizeof(err)) < 0 ||
 	    (dlv != NULL && delivery_start(dlv, err, sizeof(err)) < 0) ||
 	    main_inject_start(&inj, &srv, &met_in, err, sizeof(err)) < 0 ||
 	    (cfg->metrics_listen[0] != '\0' &&
 	     metrics_start(&met, cfg, q, &met_in, dlv, err, sizeof(err)) < 0) ||
-	    main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, err, sizeof(err)) < 0 ||
+	    (ra->ra_dlv = dlv,	/* known only now; the API may reload from here on */
+	     main_admin_start(&adm, &adm_queue, cfg, q, dlv, &srv, ra, err, sizeof(err))) < 0 ||
 	    notify_watchdog_start(&wd, srv.s_nworkers, main_worker_progress, &srv, err,
 				  sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
@@ -512,9 +561,11 @@ static int main_serve(const struct config *cfg)
 		queue_close(&q);
 		server_destroy(&srv);
 		delivery_free(&dlv);
+		smtp_creds_holder_destroy(&smtp_creds);
 		return 1;
 	}
 	metrics_set_events(met, srv.s_events);
+	main_reload_init(ra, cfg);
 	for (unsigned i = 0; i < cfg->listen_count; i++)
 		log_msg(LOG_INFO, "listening on %s",
 			io_sockaddr_str((const struct sockaddr *)&cfg->listen[i].cl_addr,
@@ -543,7 +594,8 @@ static int main_serve(const struct config *cfg)
 			struct main_reload rl;
 
 			notify_reloading();
-			main_reload(&srv, cfg, &rl);
+			main_reload(ra, &rl);
+			main_reload_done(&rl);
 			notify_ready("ready: reloaded");
 		}
 	} while (sig != SIGTERM && sig != SIGINT);
@@ -552,7 +604,7 @@ static int main_serve(const struct config *cfg)
 		 cfg->shutdown_timeout);
 	notify_stopping(err);
 	notify_watchdog_stop(&wd);	/* the workers wind down from here */
-	admin_stop(&adm);
+	admin_stop(&adm);		/* the last reload: none after this */
 	metrics_stop(&met);
 	inject_stop(&inj);		/* requests in flight finish first */
 	delivery_stop(&dlv);		/* no new deliveries start */
@@ -563,6 +615,7 @@ static int main_serve(const struct config *cfg)
 	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);
 	auth_db_free(&srv.s_auth);
+	smtp_creds_holder_destroy(&smtp_creds);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }
@@ -593,6 +646,8 @@ int main_verb_config_arg(struct config *cfg, int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
 	struct config cfg;
+	struct main_reload_arg ra;
+	char **ovr = NULL;
 	const char *file = NULL;
 	bool check = false, verbose = false;
 	char err[512];
@@ -600,6 +655,7 @@ int main(int argc, char **argv)
 	int i, rc;
 
 	config_defaults(&cfg);
+	memset(&ra, 0, sizeof(ra));
 	/* First pass: the file, so that -o applies on top of it. "domain"
 	 * takes -c after its arguments too. */
 	for (i = 1; i < argc; i++) {
@@ -621,32 +677,41 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	/* A reload reads the file and the -o values again: they are argv's. */
+	ra.ra_file = file;
+	ra.ra_overrides = ovr = calloc((size_t)argc, sizeof(char *));
+	if (ovr == NULL) {
+		fprintf(stderr, "ringmta: out of memory\n");
+		config_free(&cfg);
+		return 1;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			i++;
 		} else if (strcmp(argv[i], "-o") == 0) {
 			if (i + 1 >= argc) {
 				main_usage(stderr);
-				config_free(&cfg);
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			if (config_set_override(&cfg, argv[++i], err, sizeof(err)) < 0) {
 				fprintf(stderr, "ringmta: %s\n", err);
-				config_free(&cfg);
-				return 2;
+				rc = 2;
+				goto out;
 			}
+			ovr[ra.ra_noverrides++] = argv[i];
 		} else if (strcmp(argv[i], "--check") == 0) {
 			check = true;
 		} else if (strcmp(argv[i], "-v") == 0) {
 			verbose = true;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("ringmta %s (%s)\n", RINGMTA_VERSION, tls_lib_version());
-			config_free(&cfg);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			main_usage(stdout);
-			config_free(&cfg);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "domain") == 0 ||
 			   strcmp(argv[i], "suppress") == 0 || strcmp(argv[i], "shaping") == 0 ||
 			   strcmp(argv[i], "config") == 0 || main_is_suspend_verb(argv[i])) {
@@ -654,14 +719,14 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "ringmta: unknown argument '%s'\n", argv[i]);
 			main_usage(stderr);
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 	}
 	if (config_validate(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
-		config_free(&cfg);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	log_set_level(main_log_level(cfg.log_level));
 	queue_admin_set_class_namer(main_class_name);
@@ -680,20 +745,22 @@ int main(int argc, char **argv)
 	} else if (check) {
 		if (main_check_start(&cfg, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ringmta: %s%s%s\n", file ? file : "", file ? ": " : "", err);
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		if (main_check_bclass(&cfg) < 0 || main_check_rules(&cfg) < 0) {
-			config_free(&cfg);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		if (verbose)
 			config_dump(&cfg, stdout);
 		printf("ringmta: configuration %s is valid\n", file ? file : "(defaults)");
 		rc = 0;
 	} else {
-		rc = main_serve(&cfg);
+		rc = main_serve(&cfg, &ra);
 	}
+out:
 	config_free(&cfg);
+	free(ovr);
 	return rc;
 }

@@ -49,47 +49,101 @@ int main_tls_load(const struct config *cfg, struct tls_ctx **server_r,
 int main_dkim_load(const struct config *cfg, struct dkim_table **t_r, char *err,
 		   size_t errlen);
 int main_bclass_load(const struct config *cfg, bool install, char *err, size_t errlen);
+/* The outbound AUTH credentials (NULL when smtp_auth_credentials_file is
+ * empty). */
+struct smtp_creds;
+int main_smtp_creds_load(const struct config *cfg, struct smtp_creds **t_r, char *err,
+			 size_t errlen);
 
-/* What a reload did, part by part (main_reload.c): "tls",
- * "bounce_classes", "dkim" (when a key table is set), "shaping_rules".
- * A part that failed kept what it had; rp_detail says why (every error,
- * one a line), or what was loaded. */
-#define MAIN_RELOAD_PARTS 4
+/* The AUTH accounts cfg names (*db_r NULL when none): 0, or -1 with err
+ * naming the file (main.c). */
+struct auth_db;
+int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, size_t errlen);
+
+/*
+ * A reload (main_reload.c), for SIGHUP and POST /api/v1/reload; any
+ * thread, one at a time. It reads the configuration again as main() did
+ * (the -c file, then every -o) and validates it; a file or value that
+ * fails, or accounts that do not load, change nothing: the running
+ * settings stay and the "config" part says why. Otherwise every setting
+ * that changed is logged ("reload: log_level: info -> debug"); one that
+ * needs a restart (config_key_restart()) keeps its running value and is
+ * logged as such; the others take effect: the new settings become a new
+ * generation (server_gen_publish(), core/app/server.h) that every worker
+ * adopts before main_reload() returns (for 2 s at most), delivery's
+ * scheduler routes with them, and log_level applies at once. Then, with
+ * the settings in force, each part loads again and is swapped in only
+ * when it loaded in full (TLS certificates, bounce class rules, DKIM
+ * keys, the outbound AUTH credentials when smtp_auth_credentials_file
+ * is set, shaping rules, the admin API's tokens); one that fails keeps
+ * what it had.
+ *
+ * HTTP injection reads the newest generation at each request. Not
+ * reloaded (they keep the start-up settings until a restart): the
+ * metrics endpoint, the event log and webhooks, and the admin API but
+ * for its tokens; their keys need a restart.
+ *
+ * Another part (a new reloadable resource) is one more main_reload_part
+ * and a few lines in main_reload() that load it from the settings in
+ * force and swap it in, as "dkim" does.
+ */
+#define MAIN_RELOAD_PARTS 8
 struct main_reload_part {
-	const char *rp_name;
+	const char *rp_name;	/* config, auth, tls, bounce_classes, dkim,
+				 * smtp_auth_credentials, shaping_rules,
+				 * admin_tokens */
 	bool rp_ok;
-	char rp_detail[4096];
+	char rp_detail[4096];	/* why it failed (every error, one a line),
+				 * or what was loaded */
 };
 struct main_reload {
 	unsigned mr_n;
 	bool mr_ok;			/* every part */
 	struct main_reload_part mr_part[MAIN_RELOAD_PARTS];
+	/* Every setting the file changed (config_diff()), those that need a
+	 * restart included (cc_restart; they kept their running values).
+	 * Owned; main_reload_done() frees them. */
+	struct config_change *mr_changes;
+	int mr_nchanges;
 };
-/* SIGHUP, or the admin API's POST /api/v1/reload (any thread; one
- * reload at a time): load certificates, bounce classes, DKIM keys and
- * shaping rules again, each swapped in only when it loads in full;
- * logged as before, and reported in *r. */
-void main_reload(struct server *srv, const struct config *cfg, struct main_reload *r);
-/* The same for the admin API (admin_reload_fn, core/admin/admin_ops.h):
- * arg is a struct main_reload_arg, parts a JSON array. */
+struct delivery;
+/* What a reload reads and acts on; set up by main_serve(). */
+struct main_auth_sig {
+	unsigned long long as_dev, as_ino, as_size, as_mtime_ns, as_ctime_ns;
+};
 struct main_reload_arg {
 	struct server *ra_srv;
-	const struct config *ra_cfg;
+	struct delivery *ra_dlv;	/* NULL: delivery off */
+	struct admin *ra_admin;		/* NULL: no admin API */
+	const char *ra_file;		/* -c FILE; NULL: built-in defaults */
+	char *const *ra_overrides;	/* the -o values, in order */
+	unsigned ra_noverrides;
+	/* The account files as they were when last loaded (unchanged files
+	 * keep the accounts, and the generation, they have). */
+	struct main_auth_sig ra_auth_sig[2];
 };
+/* Note what the start-up accounts were loaded from (main_serve()). */
+void main_reload_init(struct main_reload_arg *ra, const struct config *cfg);
+void main_reload(struct main_reload_arg *ra, struct main_reload *r);
+void main_reload_done(struct main_reload *r);
+/* The same for the admin API (admin_reload_fn, core/admin/admin_ops.h):
+ * arg is the struct main_reload_arg, parts a JSON array; the "config"
+ * part lists "changed" ({key, old, new}) and "needs_restart" ({key,
+ * running, wanted}). */
 struct json_t;
 bool main_reload_json(void *arg, struct json_t *parts);
 
 /* The admin API (core/admin) on cfg->admin_listen with every module's
  * routes; *a_r stays NULL when admin_listen is empty. aq (the queue
- * routes' state, filled here), q and dlv (may be NULL) must outlive
- * admin_stop(). */
+ * routes' state, filled here), q, dlv (may be NULL) and ra (the reload's)
+ * must outlive admin_stop(). */
 struct admin;
 struct admin_queue;
 struct queue;
 struct delivery;
 int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct config *cfg,
-		     struct queue *q, struct delivery *dlv, struct server *srv, char *err,
-		     size_t errlen);
+		     struct queue *q, struct delivery *dlv, struct server *srv,
+		     struct main_reload_arg *ra, char *err, size_t errlen);
 
 /* One request to the running daemon's admin API (main_admin_cli.c): body
  * may be NULL (borrowed); the HTTP status with the JSON answer in

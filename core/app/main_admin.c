@@ -15,10 +15,9 @@
 #include <string.h>
 
 int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct config *cfg,
-		     struct queue *q, struct delivery *dlv, struct server *srv, char *err,
-		     size_t errlen)
+		     struct queue *q, struct delivery *dlv, struct server *srv,
+		     struct main_reload_arg *ra, char *err, size_t errlen)
 {
-	static struct main_reload_arg rl;
 	struct admin *a;
 
 	*a_r = NULL;
@@ -30,12 +29,10 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 	aq->aq_queue = q;
 	aq->aq_dlv = dlv;
 	aq->aq_cfg = cfg;
-	rl.ra_srv = srv;
-	rl.ra_cfg = cfg;
 	if (admin_status_register(a, q, RINGMTA_VERSION) < 0 ||
 	    admin_queue_register(a, aq) < 0 ||
 	    admin_shaping_register(a, dlv) < 0 || admin_suppress_register(a, q) < 0 ||
-	    admin_reload_register(a, main_reload_json, &rl) < 0) {
+	    admin_reload_register(a, main_reload_json, ra) < 0) {
 		snprintf(err, errlen, "admin: too many routes");
 		admin_stop(&a);
 		return -1;
@@ -46,5 +43,6 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 		return -1;
 	}
 	*a_r = a;
+	ra->ra_admin = a;		/* a reload reads its tokens again */
 	return 0;
 }

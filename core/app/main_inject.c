@@ -12,6 +12,17 @@ static struct dkim_table *main_inject_sign_table(void *ctx)
 	return server_dkim_table(ctx);
 }
 
+/* What a reload changed (server_gen_publish()): the newest generation. */
+static void main_inject_settings(void *ctx, const struct config **cfg_r,
+				 const struct auth_db **auth_r, struct work_pool **pool_r)
+{
+	struct server *srv = ctx;
+
+	*cfg_r = server_config(srv);
+	*auth_r = server_auth(srv);
+	*pool_r = __atomic_load_n(&srv->s_auth_pool, __ATOMIC_ACQUIRE);
+}
+
 int main_inject_start(struct inject **inj_r, struct server *srv, struct metrics_inbound *met_in,
 		      char *err, size_t errlen)
 {
@@ -25,6 +36,7 @@ int main_inject_start(struct inject **inj_r, struct server *srv, struct metrics_
 		.ie_ctx = srv,
 		.ie_rules = srv->s_rules,
 		.ie_events = srv->s_events,
+		.ie_settings = main_inject_settings,
 	};
 
 	*inj_r = NULL;

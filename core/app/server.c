@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/base/log.h"
+#include "core/sasl/auth.h"
 #include "core/dkim/dkim_job.h"
 #include "core/dkim/dkim_table.h"
 #include "core/config/netacl.h"
@@ -177,7 +178,7 @@ static int server_rules_start(struct server *srv, const struct config *cfg, char
 	return 0;
 }
 
-int server_rules_reload(struct server *srv, char *err, size_t errlen)
+int server_rules_reload(struct server *srv, const struct config *cfg, char *err, size_t errlen)
 {
 	struct shp_rules *r = NULL;
 	char *buf = malloc(SERVER_RULES_ERRLEN), sum[256];
@@ -187,7 +188,7 @@ int server_rules_reload(struct server *srv, char *err, size_t errlen)
 		free(buf);
 		return -1;
 	}
-	if (server_rules_load(srv->s_cfg, &r, buf, SERVER_RULES_ERRLEN) < 0) {
+	if (server_rules_load(cfg, &r, buf, SERVER_RULES_ERRLEN) < 0) {
 		snprintf(err, errlen, "%s", buf);
 		server_log_lines("reload: shaping rules: ", buf);
 		log_msg(LOG_ERROR, "reload: shaping rules not reloaded (keeping the old rules)");
@@ -249,7 +250,7 @@ static bool server_auth_blocked(struct smtp_env *env, const struct sockaddr *pee
 
 	if (now - atomic_load(&srv->s_authfail_since[slot]) >= SERVER_AUTH_WINDOW)
 		return false;
-	return atomic_load(&srv->s_authfail[slot]) >= srv->s_cfg->auth_max_failures;
+	return atomic_load(&srv->s_authfail[slot]) >= env->e_cfg->auth_max_failures;
 }
 
 static void server_auth_failed(struct smtp_env *env, const struct sockaddr *peer, uint64_t now)
@@ -265,20 +266,34 @@ static void server_auth_failed(struct smtp_env *env, const struct sockaddr *peer
 	atomic_fetch_add(&srv->s_authfail[slot], 1);
 }
 
-/* Exempt from the per-address cap, as Postfix exempts $mynetworks. */
-static bool server_ip_exempt(const struct server *srv, const struct sockaddr *sa)
-{
-	return netacl_match(srv->s_cfg->relay_networks, sa);
-}
-
-/* A session ended (or never started): release its caps. */
+/* A session ended (or never started): release its caps. Every session
+ * counts in its address's slot, capped or not, so that a reload that
+ * changes the cap or relay_networks never unbalances the counts. */
 static void server_session_gone(struct smtp_worker *w, const struct sockaddr *peer)
 {
 	struct server *srv = w->w_srv;
 
 	atomic_fetch_sub(&srv->s_conns, 1);
-	if (srv->s_cfg->max_connections_per_ip > 0 && !server_ip_exempt(srv, peer))
-		atomic_fetch_sub(&srv->s_iptab[server_ip_slot(peer)], 1);
+	atomic_fetch_sub(&srv->s_iptab[server_ip_slot(peer)], 1);
+}
+
+/* The newest settings, adopted on the worker's thread between callbacks
+ * (server.h, struct server_gen): its sessions and services read them from
+ * now on. One atomic load when nothing changed. */
+static void server_worker_adopt(struct smtp_worker *w)
+{
+	const struct server_gen *g = atomic_load_explicit(&w->w_srv->s_gen,
+							  memory_order_acquire);
+
+	if (g == w->w_gen)
+		return;
+	w->w_gen = g;
+	w->w_env.e_cfg = g->g_cfg;
+	w->w_env.e_auth = g->g_auth;
+	for (unsigned i = 0; i < w->w_nservices; i++)
+		if (w->w_services[i].sv_ops->on_config != NULL)
+			w->w_services[i].sv_ops->on_config(w->w_services[i].sv_ctx, g->g_cfg);
+	atomic_store_explicit(&w->w_gen_seen, g->g_seq, memory_order_release);
 }
 
 static void server_refuse(int fd, const char *reply)
@@ -291,7 +306,7 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 {
 	struct smtp_worker *w = server_worker_of(loop);
 	struct server *srv = w->w_srv;
-	const struct config *cfg = srv->s_cfg;
+	const struct config *cfg;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char reply[300];
@@ -302,6 +317,8 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	server_worker_adopt(w);		/* a new session sees the newest settings */
+	cfg = w->w_env.e_cfg;
 	if (atomic_fetch_add(&srv->s_conns, 1) >= cfg->max_connections) {
 		atomic_fetch_sub(&srv->s_conns, 1);
 		stat_inc(&w->w_refused);
@@ -310,19 +327,20 @@ static void server_on_accept(struct io_loop *loop, struct io_listener *l, int fd
 		server_refuse(fd, reply);
 		return;
 	}
-	if (cfg->max_connections_per_ip > 0 && !server_ip_exempt(srv, (struct sockaddr *)&ss)) {
-		atomic_ushort *slot = &srv->s_iptab[server_ip_slot((struct sockaddr *)&ss)];
+	/* Exempt from the per-address cap, as Postfix exempts $mynetworks. */
+	atomic_ushort *slot = &srv->s_iptab[server_ip_slot((struct sockaddr *)&ss)];
 
-		if (atomic_fetch_add(slot, 1) >= cfg->max_connections_per_ip) {
-			atomic_fetch_sub(slot, 1);
-			atomic_fetch_sub(&srv->s_conns, 1);
-			stat_inc(&w->w_refused);
-			snprintf(reply, sizeof(reply),
-				 "421 4.7.0 %s Error: too many connections from your address\r\n",
-				 cfg->hostname);
-			server_refuse(fd, reply);
-			return;
-		}
+	if (atomic_fetch_add(slot, 1) >= cfg->max_connections_per_ip &&
+	    cfg->max_connections_per_ip > 0 &&
+	    !netacl_match(cfg->relay_networks, (struct sockaddr *)&ss)) {
+		atomic_fetch_sub(slot, 1);
+		atomic_fetch_sub(&srv->s_conns, 1);
+		stat_inc(&w->w_refused);
+		snprintf(reply, sizeof(reply),
+			 "421 4.7.0 %s Error: too many connections from your address\r\n",
+			 cfg->hostname);
+		server_refuse(fd, reply);
+		return;
 	}
 	stat_inc(&w->w_accepted[l->il_index]);
 	if (smtp_server_start(&w->w_env, fd, (struct sockaddr *)&ss, len, l->il_index) == NULL) {
@@ -365,6 +383,7 @@ static void server_on_wake(struct io_loop *loop)
 	struct queue_msg *m, *next;
 	struct work_job *j, *jnext;
 
+	server_worker_adopt(w);
 	for (m = queue_sink_take(&w->w_sink); m != NULL; m = next) {
 		next = m->qm_next;
 		smtp_server_committed(m);
@@ -394,6 +413,7 @@ static void server_on_tick(struct io_loop *loop, uint64_t now)
 {
 	struct smtp_worker *w = server_worker_of(loop);
 
+	server_worker_adopt(w);
 	for (unsigned i = 0; i < w->w_nservices; i++)
 		w->w_services[i].sv_ops->on_tick(w->w_services[i].sv_ctx, now);
 	if (w->w_sign_wait != NULL)
@@ -420,8 +440,12 @@ static void server_sink_notify(void *ctx)
 static void *server_worker_main(void *arg)
 {
 	struct smtp_worker *w = arg;
-	int ret = io_loop_run(&w->w_loop);
+	char name[16];
+	int ret;
 
+	snprintf(name, sizeof(name), "rm-worker%u", w->w_id);
+	pthread_setname_np(pthread_self(), name);	/* top -H, bench/threadcs.py */
+	ret = io_loop_run(&w->w_loop);
 	if (ret < 0)
 		log_msg(LOG_ERROR, "worker %u: event loop failed: %s", w->w_id, strerror(-ret));
 	return NULL;
@@ -466,11 +490,13 @@ static void server_env_submit(struct smtp_env *env, struct queue_msg *m)
 static int server_env_auth_submit(struct smtp_env *env, struct work_job *j)
 {
 	struct smtp_worker *w = server_worker_of_env(env);
+	/* A reload may start the pool while the workers run. */
+	struct work_pool *pool = __atomic_load_n(&w->w_srv->s_auth_pool, __ATOMIC_ACQUIRE);
 
-	if (w->w_srv->s_auth_pool == NULL)
+	if (pool == NULL)
 		return -EAGAIN;
 	j->wj_sink = &w->w_jobs;
-	return work_pool_submit(w->w_srv->s_auth_pool, j);
+	return work_pool_submit(pool, j);
 }
 
 /* spf_inbound: the SPF pool and its checker (server_spf_start). */
@@ -589,6 +615,80 @@ static const struct smtp_env_ops server_env_ops = {
 	.suppressed = server_env_suppressed,
 };
 
+/* Password checks run off the workers' rings (auth_pool.h); started when
+ * some generation has accounts. */
+static int server_auth_pool_start(struct server *srv, char *err, size_t errlen)
+{
+	struct work_pool *pool = NULL;
+
+	if (work_pool_start(&pool, "auth", srv->s_nworkers < 2 ? 2 : srv->s_nworkers > 8 ? 8 :
+			    srv->s_nworkers, 256, err, errlen) < 0)
+		return -1;
+	__atomic_store_n(&srv->s_auth_pool, pool, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int server_gen_publish(struct server *srv, struct config *cfg, struct auth_db *adb,
+		       bool keep_auth, unsigned *seq_r, char *err, size_t errlen)
+{
+	struct server_gen *g, *cur = atomic_load(&srv->s_gen);
+
+	if (srv->s_ngens >= SERVER_GENS_MAX) {
+		snprintf(err, errlen, "%u changes of the settings since start, the most kept:"
+			 " restart ringmta to change them again", SERVER_GENS_MAX);
+		return -1;
+	}
+	if (keep_auth)
+		adb = NULL;
+	if ((keep_auth ? cur->g_auth != NULL : adb != NULL) && srv->s_auth_pool == NULL &&
+	    server_auth_pool_start(srv, err, errlen) < 0)
+		return -1;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	g->g_cfg = g->g_own_cfg = cfg;
+	g->g_auth = g->g_own_auth = adb;
+	if (keep_auth)
+		g->g_auth = cur->g_auth;
+	g->g_seq = cur->g_seq + 1;
+	g->g_prev = cur;
+	srv->s_ngens++;
+	atomic_store_explicit(&srv->s_gen, g, memory_order_release);
+	for (unsigned i = 0; i < srv->s_nworkers; i++)
+		io_loop_wake(&srv->s_workers[i].w_loop);
+	*seq_r = g->g_seq;
+	return 0;
+}
+
+const struct config *server_config(struct server *srv)
+{
+	return atomic_load_explicit(&srv->s_gen, memory_order_acquire)->g_cfg;
+}
+
+const struct auth_db *server_auth(struct server *srv)
+{
+	return atomic_load_explicit(&srv->s_gen, memory_order_acquire)->g_auth;
+}
+
+bool server_gen_wait(struct server *srv, unsigned seq, unsigned timeout_ms)
+{
+	for (unsigned t = 0; t <= timeout_ms; t++) {
+		unsigned i;
+
+		for (i = 0; i < srv->s_nworkers; i++)
+			if (srv->s_workers[i].w_thread_started &&
+			    atomic_load_explicit(&srv->s_workers[i].w_gen_seen,
+						 memory_order_acquire) < seq)
+				break;
+		if (i == srv->s_nworkers)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /* The listening sockets of one worker, one per configured address. */
 static int server_worker_listen(struct smtp_worker *w, const struct config *cfg,
 				char *err, size_t errlen)
@@ -676,7 +776,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 		w->w_env.e_ops = &server_env_ops;
-		w->w_env.e_cfg = cfg;
+		w->w_env.e_cfg = cfg;	/* the start-up generation's, made below */
 		w->w_env.e_auth = srv->s_auth;
 		w->w_env.e_loop = &w->w_loop;
 		w->w_env.e_bufs = &w->w_loop.lp_bufs;
@@ -689,10 +789,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 			return -1;
 		}
 	}
-	/* Password checks run off the workers' rings (auth_pool.h). */
-	if (srv->s_auth != NULL &&
-	    work_pool_start(&srv->s_auth_pool, "auth", srv->s_nworkers < 2 ? 2 :
-			    srv->s_nworkers > 8 ? 8 : srv->s_nworkers, 256, err, errlen) < 0)
+	if (srv->s_auth != NULL && server_auth_pool_start(srv, err, errlen) < 0)
 		return -1;
 	if (server_spf_start(srv, cfg, err, errlen) < 0)
 		return -1;
@@ -705,6 +802,15 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		if (work_pool_start(&srv->s_sign_pool, "dkim", n, 4 * n, err, errlen) < 0)
 			return -1;
 	}
+	/* Last, so that a failed start leaves nothing more to free. The
+	 * workers adopt it (the same settings) at their first callback. */
+	srv->s_gen = calloc(1, sizeof(struct server_gen));
+	if (srv->s_gen == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->s_gen->g_cfg = cfg;
+	srv->s_gen->g_auth = adb;
 	return 0;
 }
 
@@ -804,6 +910,16 @@ void server_destroy(struct server *srv)
 	dkim_table_unref(&srv->s_dkim_table);
 	pthread_mutex_destroy(&srv->s_dkim_lock);
 	shp_holder_free(&srv->s_rules);
+	for (struct server_gen *g = atomic_load(&srv->s_gen), *prev; g != NULL; g = prev) {
+		prev = g->g_prev;
+		if (g->g_own_cfg != NULL) {
+			config_free(g->g_own_cfg);
+			free(g->g_own_cfg);
+		}
+		auth_db_free(&g->g_own_auth);
+		free(g);
+	}
+	atomic_store(&srv->s_gen, NULL);
 }
 
 static void server_hist_add(struct metrics_hist *to, const struct stat_hist *h)

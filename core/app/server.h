@@ -43,9 +43,14 @@ struct auth_db;
  * left open: the loop stops only then); abort once the shutdown deadline
  * has passed (drop what is still open, then quiesce is asked again).
  * destroy comes from server_destroy(), after the thread has ended and
- * before the loop goes; the ctx stays the caller's to free.
+ * before the loop goes; the ctx stays the caller's to free. on_config,
+ * when set, comes on the worker's thread before any other call that
+ * should see the new settings.
  */
 struct server_service_ops {
+	/* optional: the worker adopted new settings (a reload); cfg stays
+	 * valid until server_destroy() */
+	void (*on_config)(void *ctx, const struct config *cfg);
 	void (*on_wake)(void *ctx);
 	void (*on_tick)(void *ctx, uint64_t now);
 	bool (*quiesce)(void *ctx);
@@ -60,8 +65,30 @@ struct server_service {
 	void *sv_ctx;
 };
 
+/*
+ * A generation of the settings: a configuration and the AUTH accounts
+ * that go with it. A reload publishes a new one (server_gen_publish());
+ * each worker adopts the newest on its own thread at its next accept,
+ * wake or tick (its sessions' env and its services then read it), so no
+ * lock is taken on the per-message path and no setting is read torn.
+ * A session in flight reads the worker's current generation from then
+ * on. Retired generations are kept until server_destroy(), because a
+ * session or job may still point into them; at most SERVER_GENS_MAX.
+ */
+#define SERVER_GENS_MAX 1024u
+struct server_gen {
+	const struct config *g_cfg;
+	const struct auth_db *g_auth;	/* NULL: no AUTH */
+	unsigned g_seq;			/* 0: the start-up one */
+	struct server_gen *g_prev;	/* the one it replaced */
+	struct config *g_own_cfg;	/* freed by server_destroy(); NULL at start */
+	struct auth_db *g_own_auth;	/* likewise */
+};
+
 struct smtp_worker {
 	struct io_loop w_loop;
+	const struct server_gen *w_gen;	/* the settings this worker uses */
+	atomic_uint w_gen_seen;		/* its g_seq, for server_gen_wait() */
 	struct smtp_env w_env;		/* the sessions' view of this worker */
 	struct queue_sink w_sink;
 	struct work_sink w_jobs;	/* jobs back from the pools (workpool.h) */
@@ -86,7 +113,10 @@ struct smtp_worker {
 };
 
 struct server {
-	const struct config *s_cfg;
+	const struct config *s_cfg;	/* the start-up settings; workers read
+					 * their generation's (w_gen) */
+	_Atomic(struct server_gen *) s_gen;	/* the newest generation */
+	unsigned s_ngens;		/* published after the first; reloads only */
 	struct queue *s_queue;
 	struct smtp_worker *s_workers;
 	unsigned s_nworkers;
@@ -100,8 +130,10 @@ struct server {
 	pthread_mutex_t s_tls_lock;
 	struct tls_ctx *s_tls_server;	/* NULL: no TLS offered */
 	struct tls_ctx *s_tls_client;	/* outbound STARTTLS */
-	struct auth_db *s_auth;		/* immutable after start; may be NULL */
-	struct work_pool *s_auth_pool;	/* password checks; NULL without s_auth */
+	struct auth_db *s_auth;		/* the start-up accounts; may be NULL;
+					 * the caller's to free */
+	struct work_pool *s_auth_pool;	/* password checks; NULL until some
+					 * generation has accounts */
 	/* SPF checks of inbound mail (spf_inbound); both NULL when off. */
 	struct spf *s_spf;
 	struct work_pool *s_spf_pool;
@@ -119,6 +151,9 @@ struct server {
 	struct shp_holder *s_rules;
 	/* Delivery events (core/events): set before server_init(); NULL: off. */
 	struct events *s_events;
+	/* Outbound AUTH credentials (core/outbound/smtp_creds.h), the
+	 * program's; delivery reads them, a reload swaps them. */
+	struct smtp_creds_holder *s_smtp_creds;
 	/* Failed AUTH per client address: count and window start (seconds). */
 	atomic_uint *s_authfail;
 	atomic_uint *s_authfail_since;
@@ -141,11 +176,29 @@ struct dkim_table *server_dkim_table(struct server *srv);
  * files of shaping_rules in order). On error returns -1 with every
  * problem in err, one "file:line: message" per line. */
 int server_rules_load(const struct config *cfg, struct shp_rules **r_r, char *err, size_t errlen);
-/* SIGHUP: load the rules again; on success swap them in and log a
+/* SIGHUP: load the rules cfg names again; on success swap them in and log a
  * summary, else log every error and keep the old ones. Counters and
  * sessions are untouched (the engine keys its state by names). 0 with
  * the summary in msg, or -1 with every error in it. */
-int server_rules_reload(struct server *srv, char *msg, size_t msglen);
+int server_rules_reload(struct server *srv, const struct config *cfg, char *msg, size_t msglen);
+
+/* A reload (one at a time): make cfg and the accounts the settings every
+ * worker adopts next, and wake them. The accounts are adb (NULL: no
+ * AUTH) or, with keep_auth, the newest generation's (adb unused). The
+ * server owns cfg and adb from then on. Starts the password-check pool
+ * when the accounts are the first since start. 0 with the new
+ * generation's sequence number in *seq_r, or -1 with err (too many
+ * generations, out of memory): nothing changed, cfg and adb stay the
+ * caller's. */
+int server_gen_publish(struct server *srv, struct config *cfg, struct auth_db *adb,
+		       bool keep_auth, unsigned *seq_r, char *err, size_t errlen);
+/* The newest generation's settings (any thread: the admin API, the
+ * reloader); valid until server_destroy(). */
+const struct config *server_config(struct server *srv);
+const struct auth_db *server_auth(struct server *srv);
+/* Wait until every running worker has adopted generation seq or a later
+ * one, at most timeout_ms. True when they all have. */
+bool server_gen_wait(struct server *srv, unsigned seq, unsigned timeout_ms);
 
 /* Set up the workers' loops, bind listeners, start the password-check
  * pool; no worker thread runs yet. err names what failed. */

@@ -6,16 +6,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A reload sets it while every thread logs: relaxed atomic accesses. */
 static enum log_level log_level_set = LOG_INFO;
 
 void log_set_level(enum log_level level)
 {
-	log_level_set = level;
+	__atomic_store_n(&log_level_set, level, __ATOMIC_RELAXED);
 }
 
 int log_enabled(enum log_level level)
 {
-	return level <= log_level_set;
+	return level <= __atomic_load_n(&log_level_set, __ATOMIC_RELAXED);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -27,7 +28,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	int n, m;
 
-	if (level > log_level_set)
+	if (!log_enabled(level))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);

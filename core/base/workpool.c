@@ -40,8 +40,10 @@ static void work_sink_put(struct work_job *j)
 	else
 		s->ws_head = j;
 	s->ws_tail = j;
-	pthread_mutex_unlock(&s->ws_lock);
+	/* Under the lock: the sink's owner may free it once it took the job
+	 * (HTTP injection's waits live on its stack). */
 	s->ws_notify(s->ws_ctx);
+	pthread_mutex_unlock(&s->ws_lock);
 }
 
 static void *work_pool_main(void *arg)

@@ -32,7 +32,8 @@ struct work_job;
 struct work_sink {
 	pthread_mutex_t ws_lock;
 	struct work_job *ws_head, *ws_tail;
-	void (*ws_notify)(void *ctx);	/* any thread; after a job is added */
+	void (*ws_notify)(void *ctx);	/* any thread, under ws_lock: after a job
+					 * is added; must not take ws_lock */
 	void *ws_ctx;
 };
 

@@ -23,7 +23,8 @@ enum bclass {
 	BCLASS_MESSAGE_TOO_LARGE = 3,
 	BCLASS_SPAM_OR_CONTENT = 4,	/* content, URLs, attachments, spam */
 	BCLASS_REPUTATION_OR_RATE = 5,	/* IP/domain reputation, rate limits */
-	BCLASS_AUTHENTICATION = 6,	/* SPF, DKIM, DMARC, PTR, ARC */
+	BCLASS_AUTHENTICATION = 6,	/* SPF, DKIM, DMARC, PTR, ARC; our
+					 * SMTP AUTH at the next hop */
 	BCLASS_POLICY = 7,		/* receiver policy, loops, blocked sender */
 	BCLASS_RELAYING = 8,		/* relay denied, not our domain */
 	BCLASS_BAD_DOMAIN = 9,		/* NXDOMAIN, null MX, no mail server */

@@ -33,14 +33,18 @@
 
 const struct config_key config_keys[] = {
 	{ .ck_name = "listen", .ck_type = CONFIG_T_LISTEN,
-	  .ck_default = "127.0.0.1:2525" },
+	  .ck_default = "127.0.0.1:2525",
+	  .ck_restart = true },
 	{ .ck_name = "hostname", .ck_type = CONFIG_T_HOSTNAME,
-	  CONFIG_MEMBER(hostname), .ck_default = NULL },
+	  CONFIG_MEMBER(hostname), .ck_default = NULL,
+	  .ck_restart = true },
 	{ .ck_name = "queue_dir", .ck_type = CONFIG_T_PATH,
-	  CONFIG_MEMBER(queue_dir), .ck_default = "./ringmta-queue" },
+	  CONFIG_MEMBER(queue_dir), .ck_default = "./ringmta-queue",
+	  .ck_restart = true },
 	{ .ck_name = "workers", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(workers),
-	  .ck_min = 0, .ck_max = 254, .ck_default = "0" },
+	  .ck_min = 0, .ck_max = 254, .ck_default = "0",
+	  .ck_restart = true },
 	{ .ck_name = "max_message_size", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(max_message_size),
 	  .ck_min = 1024, .ck_max = CONFIG_OPEN_MAX64,
@@ -70,22 +74,27 @@ const struct config_key config_keys[] = {
 	  .ck_min = 0, .ck_max = 60000, .ck_default = "0" },
 	{ .ck_name = "shutdown_timeout", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(shutdown_timeout),
-	  .ck_min = 0, .ck_max = CONFIG_DURATION_MAX, .ck_default = "30" },
+	  .ck_min = 0, .ck_max = CONFIG_DURATION_MAX, .ck_default = "30",
+	  .ck_restart = true },
 	{ .ck_name = "queue_map_size", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(queue_map_size),
 	  .ck_min = 16 * CONFIG_MIB, .ck_max = CONFIG_OPEN_MAX64,
-	  .ck_default = "16G" },
+	  .ck_default = "16G",
+	  .ck_restart = true },
 	{ .ck_name = "recv_buffer_size", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_BYTES, .ck_pow2 = true,
 	  CONFIG_MEMBER(recv_buffer_size),
-	  .ck_min = 1024, .ck_max = 65536, .ck_default = "8192" },
+	  .ck_min = 1024, .ck_max = 65536, .ck_default = "8192",
+	  .ck_restart = true },
 	{ .ck_name = "recv_buffers_max", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, .ck_pow2 = true,
 	  CONFIG_MEMBER(recv_buffers_max),
-	  .ck_min = 64, .ck_max = 32768, .ck_default = "16384" },
+	  .ck_min = 64, .ck_max = 32768, .ck_default = "16384",
+	  .ck_restart = true },
 	{ .ck_name = "listen_backlog", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(listen_backlog),
-	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "4096" },
+	  .ck_min = 1, .ck_max = CONFIG_OPEN_MAX32, .ck_default = "4096",
+	  .ck_restart = true },
 	{ .ck_name = "log_level", .ck_type = CONFIG_T_LOG_LEVEL,
 	  CONFIG_MEMBER(log_level), .ck_default = "info" },
 	{ .ck_name = "smtputf8", .ck_type = CONFIG_T_BOOL,
@@ -94,7 +103,8 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(chunking), .ck_default = "yes" },
 	/* Delivery */
 	{ .ck_name = "delivery", .ck_type = CONFIG_T_BOOL,
-	  CONFIG_MEMBER(delivery), .ck_default = "yes" },
+	  CONFIG_MEMBER(delivery), .ck_default = "yes",
+	  .ck_restart = true },
 	{ .ck_name = "relayhost", .ck_type = CONFIG_T_RELAYHOST,
 	  CONFIG_MEMBER(relayhost), .ck_default = "" },
 	{ .ck_name = "smtp_port", .ck_type = CONFIG_T_NUMBER,
@@ -103,7 +113,8 @@ const struct config_key config_keys[] = {
 	{ .ck_name = "smtp_allow_private_destinations", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(smtp_allow_private_destinations), .ck_default = "no" },
 	{ .ck_name = "dns_servers", .ck_type = CONFIG_T_DNS_SERVERS,
-	  CONFIG_MEMBER(dns_servers), .ck_default = "" },
+	  CONFIG_MEMBER(dns_servers), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "destination_concurrency_limit", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(destination_concurrency_limit),
 	  .ck_min = 1, .ck_max = 10000, .ck_default = "20" },
@@ -145,11 +156,14 @@ const struct config_key config_keys[] = {
 	  .ck_min = 0, .ck_max = 100 * 86400ull, .ck_default = "0" },
 	/* Source addresses and SPF (sender authentication) */
 	{ .ck_name = "smtp_bind_address", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(smtp_bind_address), .ck_default = "" },
+	  CONFIG_MEMBER(smtp_bind_address), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "smtp_bind_address6", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(smtp_bind_address6), .ck_default = "" },
+	  CONFIG_MEMBER(smtp_bind_address6), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "spf_inbound", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(spf_inbound), .ck_default = "none" },
+	  CONFIG_MEMBER(spf_inbound), .ck_default = "none",
+	  .ck_restart = true },
 	/* TLS and AUTH */
 	{ .ck_name = "tls_cert_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(tls_cert_file), .ck_default = "" },
@@ -163,6 +177,12 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(smtp_tls_policy_map), .ck_default = "" },
 	{ .ck_name = "smtp_tls_fallback", .ck_type = CONFIG_T_BOOL,
 	  CONFIG_MEMBER(smtp_tls_fallback), .ck_default = "yes" },
+	{ .ck_name = "smtp_tls_wrappermode_ports", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_tls_wrappermode_ports), .ck_default = "465" },
+	{ .ck_name = "smtp_auth_credentials_file", .ck_type = CONFIG_T_STRING,
+	  CONFIG_MEMBER(smtp_auth_credentials_file), .ck_default = "" },
+	{ .ck_name = "smtp_auth_plaintext", .ck_type = CONFIG_T_BOOL,
+	  CONFIG_MEMBER(smtp_auth_plaintext), .ck_default = "no" },
 	{ .ck_name = "auth_passwd_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(auth_passwd_file), .ck_default = "" },
 	{ .ck_name = "auth_jwt_keys_file", .ck_type = CONFIG_T_STRING,
@@ -185,7 +205,8 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(dkim_no_key_action), .ck_default = "unsigned" },
 	{ .ck_name = "dkim_sign_threads", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(dkim_sign_threads),
-	  .ck_min = 0, .ck_max = 256, .ck_default = "0" },
+	  .ck_min = 0, .ck_max = 256, .ck_default = "0",
+	  .ck_restart = true },
 	{ .ck_name = "dmarc_unaligned_action", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(dmarc_unaligned_action), .ck_default = "accept" },
 	/* Bounce classes and suppression */
@@ -205,49 +226,64 @@ const struct config_key config_keys[] = {
 	  CONFIG_MEMBER(shaping_builtin_rules), .ck_default = "yes" },
 	/* Operation */
 	{ .ck_name = "metrics_listen", .ck_type = CONFIG_T_ADDRPORT,
-	  CONFIG_MEMBER(metrics_listen), .ck_default = "" },
+	  CONFIG_MEMBER(metrics_listen), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "metrics_top_sites", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(metrics_top_sites),
-	  .ck_min = 0, .ck_max = 1000, .ck_default = "50" },
+	  .ck_min = 0, .ck_max = 1000, .ck_default = "50", .ck_restart = true },
 	/* The admin API (README "Admin API") */
 	{ .ck_name = "admin_listen", .ck_type = CONFIG_T_ADDRPORT,
-	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025" },
+	  CONFIG_MEMBER(admin_listen), .ck_default = "127.0.0.1:8025",
+	  .ck_restart = true },
 	{ .ck_name = "admin_token_file", .ck_type = CONFIG_T_STRING,
 	  CONFIG_MEMBER(admin_token_file), .ck_default = "" },
 	/* Delivery events (README "Delivery events and webhooks") */
 	{ .ck_name = "event_log", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(event_log), .ck_default = "" },
+	  CONFIG_MEMBER(event_log), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "event_log_format", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(event_log_format), .ck_default = "text" },
+	  CONFIG_MEMBER(event_log_format), .ck_default = "text",
+	  .ck_restart = true },
 	{ .ck_name = "events_max_backlog", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(events_max_backlog),
-	  .ck_min = 100, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "1000000" },
+	  .ck_min = 100, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "1000000",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_url", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(webhook_url), .ck_default = "" },
+	  CONFIG_MEMBER(webhook_url), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_events", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(webhook_events), .ck_default = "" },
+	  CONFIG_MEMBER(webhook_events), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_batch_max", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(webhook_batch_max),
-	  .ck_min = 1, .ck_max = 10000, .ck_default = "1" },
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "1",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_batch_wait", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_MILLIS, CONFIG_MEMBER(webhook_batch_wait),
-	  .ck_min = 0, .ck_max = 60000, .ck_default = "1000" },
+	  .ck_min = 0, .ck_max = 60000, .ck_default = "1000",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_timeout", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_SECONDS, CONFIG_MEMBER(webhook_timeout),
-	  .ck_min = 1, .ck_max = 600, .ck_default = "10" },
+	  .ck_min = 1, .ck_max = 600, .ck_default = "10",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_header_file", .ck_type = CONFIG_T_STRING,
-	  CONFIG_MEMBER(webhook_header_file), .ck_default = "" },
+	  CONFIG_MEMBER(webhook_header_file), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "webhook_tls_verify", .ck_type = CONFIG_T_BOOL,
-	  CONFIG_MEMBER(webhook_tls_verify), .ck_default = "yes" },
+	  CONFIG_MEMBER(webhook_tls_verify), .ck_default = "yes",
+	  .ck_restart = true },
 	/* HTTP injection (README "HTTP injection") */
 	{ .ck_name = "http_listen", .ck_type = CONFIG_T_ADDRPORT,
-	  CONFIG_MEMBER(http_listen), .ck_default = "" },
+	  CONFIG_MEMBER(http_listen), .ck_default = "",
+	  .ck_restart = true },
 	{ .ck_name = "http_max_request_size", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_BYTES, CONFIG_MEMBER(http_max_request_size),
-	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "0" },
+	  .ck_min = 0, .ck_max = CONFIG_OPEN_MAX64, .ck_default = "0",
+	  .ck_restart = true },
 	{ .ck_name = "http_max_connections", .ck_type = CONFIG_T_NUMBER,
 	  .ck_unit = CONFIG_U_COUNT, CONFIG_MEMBER(http_max_connections),
-	  .ck_min = 1, .ck_max = 10000, .ck_default = "256" },
+	  .ck_min = 1, .ck_max = 10000, .ck_default = "256",
+	  .ck_restart = true },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -394,6 +430,8 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	if (config_tls_policy_lookup(cfg->smtp_tls_policy_map, "", err, errlen) == -2)
+		return -1;
+	if (config_port_in_list(cfg->smtp_tls_wrappermode_ports, 0, err, errlen) < 0)
 		return -1;
 	if (cfg->retry_min > cfg->retry_max) {
 		config_format_number(cfg->retry_min, CONFIG_U_SECONDS, a, sizeof(a));
@@ -557,6 +595,33 @@ int config_tls_policy_parse(const char *s)
 	return -1;
 }
 
+int config_port_in_list(const char *list, unsigned port, char *err, size_t errlen)
+{
+	const char *p = list;
+	int found = 0;
+
+	while (*p != '\0') {
+		unsigned long v = 0;
+		const char *start;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		for (start = p; *p >= '0' && *p <= '9' && p - start < 6; p++)
+			v = v * 10 + (unsigned long)(*p - '0');
+		if (p == start || v == 0 || v > 65535 ||
+		    (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')) {
+			snprintf(err, errlen, "smtp_tls_wrappermode_ports: expected port numbers"
+				 " (1-65535) separated by commas, not '%s'", list);
+			return -1;
+		}
+		if (v == port)
+			found = 1;
+	}
+	return found;
+}
+
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen)
 {
 	const char *p = map;
@@ -608,6 +673,9 @@ void config_free(struct config *cfg)
 	free(cfg->tls_ca_file);
 	free(cfg->smtp_tls_policy);
 	free(cfg->smtp_tls_policy_map);
+	free(cfg->smtp_tls_wrappermode_ports);
+	free(cfg->smtp_auth_credentials_file);
+	cfg->smtp_tls_wrappermode_ports = cfg->smtp_auth_credentials_file = NULL;
 	free(cfg->auth_passwd_file);
 	free(cfg->auth_jwt_keys_file);
 	free(cfg->auth_jwt_issuer);

@@ -119,6 +119,11 @@ struct config {
 	char *smtp_tls_policy;	/* owned; outbound default: none|may|encrypt|verify */
 	char *smtp_tls_policy_map;	/* owned; "domain=policy, ..." */
 	bool smtp_tls_fallback;	/* "may": retry in clear if the handshake fails */
+	char *smtp_tls_wrappermode_ports;	/* owned; ports spoken to with TLS
+						 * from the first byte (465) */
+	char *smtp_auth_credentials_file;	/* owned; outbound AUTH accounts per
+						 * next hop, "" = none */
+	bool smtp_auth_plaintext;	/* AUTH without TLS where the policy is none */
 	char *auth_passwd_file;	/* owned; "" = no password accounts */
 	char *auth_jwt_keys_file;	/* owned; PEM public keys for OAuth */
 	char *auth_jwt_issuer;	/* owned */
@@ -213,6 +218,39 @@ void config_dump(const struct config *cfg, FILE *f);
  * (the output is then incomplete). */
 int config_dump_changed(const struct config *cfg, FILE *f);
 
+/* config_dump() of only the settings a running daemon keeps until it
+ * restarts (their keys' "needs a restart" flag; config show -r). */
+void config_dump_restart(const struct config *cfg, FILE *f);
+
+/*
+ * Reload support (config_diff.c). A setting either takes effect on
+ * SIGHUP or needs a restart: the table says which, per key.
+ */
+/* 1: key needs a restart, 0: SIGHUP changes it, -1: unknown key. */
+int config_key_restart(const char *key);
+/* The name of setting i in the table's order, NULL past the last. */
+const char *config_key_name(size_t i);
+/* The value of a setting as config show writes it, on one line; the
+ * caller frees it. NULL: unknown key or out of memory. */
+char *config_value_str(const struct config *cfg, const char *key);
+
+/* One setting whose value differs between two configurations. */
+struct config_change {
+	const char *cc_key;	/* the table's, static */
+	char *cc_old, *cc_new;	/* owned: values as config show writes them,
+				 * but a URL's user:password is "***" */
+	bool cc_restart;	/* the setting needs a restart */
+};
+/* Every setting whose value differs from a to b, in the table's order,
+ * into *ch_r (NULL when none; free with config_changes_free()). The
+ * number of changes, or -1 when memory ran out. */
+int config_diff(const struct config *a, const struct config *b, struct config_change **ch_r);
+void config_changes_free(struct config_change **ch, int n);
+/* Give nc the value running has for every setting that needs a restart.
+ * 0, or -1 with err (out of memory); run config_validate() after. */
+int config_keep_restart(struct config *nc, const struct config *running, char *err,
+			size_t errlen);
+
 /* Outbound TLS policies, in increasing strictness. */
 enum config_tls_policy {
 	CONFIG_TLS_NONE = 0,	/* never STARTTLS */
@@ -231,6 +269,10 @@ enum config_spf_inbound {
 };
 /* "none", "header", "refuse" to the enum, or -1. */
 int config_spf_inbound_parse(const char *s);
+/* Whether port is in list (smtp_tls_wrappermode_ports: port numbers
+ * separated by commas or blanks): 1 yes, 0 no, -1 (with err) when the
+ * list is malformed (checked by config_validate). */
+int config_port_in_list(const char *list, unsigned port, char *err, size_t errlen);
 /* The policy smtp_tls_policy_map gives a domain, -1 if none, -2 (with
  * err) if the map is malformed. */
 int config_tls_policy_lookup(const char *map, const char *domain, char *err, size_t errlen);

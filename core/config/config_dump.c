@@ -4,7 +4,8 @@
  * lists wrap onto continuation lines that fit inih's line length, so the
  * output loads back into an equal configuration; config_dump_changed()
  * writes only the settings whose values differ from the defaults
- * ("ringmta config show -n"). Owns nothing.
+ * ("ringmta config show -n"), config_dump_restart() those a running
+ * daemon keeps until it restarts ("config show -r"). Owns nothing.
  */
 #include "core/config/config_internal.h"
 #include "core/config/netacl.h"
@@ -153,6 +154,42 @@ static char *config_dump_key_str(const struct config *cfg,
 		return NULL;
 	}
 	return buf;
+}
+
+char *config_key_value_str(const struct config *cfg, const struct config_key *k)
+{
+	char *line = config_dump_key_str(cfg, k), *out, *o;
+	const char *p;
+
+	if (line == NULL)
+		return NULL;
+	out = malloc(strlen(line) + 1);
+	if (out == NULL) {
+		free(line);
+		return NULL;
+	}
+	/* Skip "key = "; a continuation ",\n    " becomes ", ". */
+	p = line + strlen(k->ck_name) + 3;
+	for (o = out; *p != '\0'; p++) {
+		if (*p == '\n') {
+			while (p[1] == ' ')
+				p++;
+			if (p[1] != '\0')
+				*o++ = ' ';
+			continue;
+		}
+		*o++ = *p;
+	}
+	*o = '\0';
+	free(line);
+	return out;
+}
+
+void config_dump_restart(const struct config *cfg, FILE *f)
+{
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (config_keys[i].ck_restart)
+			config_dump_key(cfg, &config_keys[i], f);
 }
 
 /* Settings compare by their written form, which comes from the parsed

@@ -46,6 +46,8 @@ struct config_key {
 	size_t ck_size;			/* member size: 4 or 8 for numbers */
 	uint64_t ck_min, ck_max;
 	const char *ck_default;		/* NULL: computed (hostname) */
+	bool ck_restart;		/* a running daemon keeps its value until
+					 * restarted (SIGHUP does not change it) */
 };
 
 /* Upper limits for settings that only have a lower one: what the members
@@ -77,6 +79,11 @@ static inline const void *config_member_const(const struct config *cfg,
 {
 	return (const char *)cfg + k->ck_offset;
 }
+
+/* config_dump.c: the value of key k as config show writes it, on one
+ * line (lists joined with ", "); the caller frees it. NULL when memory
+ * runs out. */
+char *config_key_value_str(const struct config *cfg, const struct config_key *k);
 
 /* config_parse.c */
 

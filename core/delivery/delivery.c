@@ -126,7 +126,7 @@ struct delivery {
 	struct dlv_shaping *d_shp;	/* shared by the workers */
 	struct dlv_shp_clock d_shp_clock;	/* saves and expiry, each its own */
 	struct shp_rules *d_rules_seen;	/* a reference: the rules of the last tick */
-	const struct config *d_cfg;
+	const struct config *d_cfg;	/* swapped by a reload: dlv_cfg_of() */
 	struct queue *d_q;
 	pthread_t d_thread;
 	bool d_started;			/* d_thread runs */
@@ -152,16 +152,20 @@ static uint64_t dlv_now_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* Committer thread: messages just stored. */
+/* Committer thread, at the end of each batch: messages just stored, and
+ * the results that delivery_msg_done_batched() noted. One wake. */
 static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 {
 	struct delivery *d = ctx;
+	bool work;
 
 	pthread_mutex_lock(&d->d_lock);
 	for (unsigned i = 0; i < n; i++)
 		id_list_add(&d->d_new, ids[i]);
+	work = d->d_new.n > 0 || d->d_done.n > 0;
 	pthread_mutex_unlock(&d->d_lock);
-	pthread_cond_signal(&d->d_cond);
+	if (work)
+		pthread_cond_signal(&d->d_cond);
 }
 
 static void dlv_msg_free(struct dlv_msg *m)
@@ -190,6 +194,16 @@ void delivery_msg_done(struct dlv_msg *m)
 	id_list_add(&d->d_done, m->dm_id);
 	pthread_mutex_unlock(&d->d_lock);
 	pthread_cond_signal(&d->d_cond);
+	dlv_msg_free(m);
+}
+
+void delivery_msg_done_batched(struct dlv_msg *m)
+{
+	struct delivery *d = m->dm_dlv;
+
+	pthread_mutex_lock(&d->d_lock);
+	id_list_add(&d->d_done, m->dm_id);
+	pthread_mutex_unlock(&d->d_lock);
 	dlv_msg_free(m);
 }
 
@@ -412,7 +426,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 
 		if (m->dm_rcpts[i].dr_result != DLV_R_NONE)
 			continue;
-		dlv_nexthop(d->d_cfg, m->dm_rcpts[i].dr_addr, hop, sizeof(hop));
+		dlv_nexthop(dlv_cfg_of(d), m->dm_rcpts[i].dr_addr, hop, sizeof(hop));
 		for (unsigned k = 0; k < njobs; k++)
 			if (strcmp(jobs[k]->dj_nexthop, hop) == 0)
 				j = jobs[k];
@@ -567,7 +581,8 @@ static void delivery_rules_check(struct delivery *d)
 	}
 	d->d_rules_seen = r;
 	if (r != NULL)
-		(void)smtp_client_check_sources(d->d_cfg, r, d->d_shp->ds_src, err, sizeof(err));
+		(void)smtp_client_check_sources(dlv_cfg_of(d), r, d->d_shp->ds_src, err,
+						sizeof(err));
 }
 
 /* Once a second on the scheduler thread. */
@@ -604,6 +619,7 @@ static void *delivery_main(void *arg)
 {
 	struct delivery *d = arg;
 
+	pthread_setname_np(pthread_self(), "rm-sched");
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {
 		struct id_list fresh, done, due = { NULL, 0, 0 };
@@ -702,7 +718,17 @@ struct shp_holder *dlv_rules_holder_of(struct delivery *d)
 
 const struct config *dlv_cfg_of(struct delivery *d)
 {
-	return d->d_cfg;
+	return __atomic_load_n(&d->d_cfg, __ATOMIC_ACQUIRE);
+}
+
+const struct config *delivery_config(struct delivery *d)
+{
+	return dlv_cfg_of(d);
+}
+
+void delivery_set_config(struct delivery *d, const struct config *cfg)
+{
+	__atomic_store_n(&d->d_cfg, cfg, __ATOMIC_RELEASE);
 }
 
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i)

@@ -165,6 +165,9 @@ struct delivery_env {
 	void *de_arg;
 	struct shp_holder *de_rules;	/* the shaping rules (shp_holder.h); outlives delivery */
 	struct events *de_events;	/* delivery events; NULL: off */
+	/* Outbound AUTH credentials (core/outbound/smtp_creds.h); NULL: none.
+	 * Outlives delivery. */
+	struct smtp_creds_holder *de_creds;
 };
 
 /* Set up the per-worker parts (before the workers' threads run). */
@@ -172,6 +175,12 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 		  size_t errlen);
 /* Worker i's part, for the program to run from that worker's loop. */
 struct dlv_worker *delivery_worker(struct delivery *d, unsigned i);
+/* Any thread (a reload): the scheduler routes with cfg from its next
+ * message on; cfg must stay valid as long as d (a reload keeps every
+ * generation). The workers get theirs with dlv_worker_set_config(). */
+void delivery_set_config(struct delivery *d, const struct config *cfg);
+/* Any thread: the settings delivery routes with now. */
+const struct config *delivery_config(struct delivery *d);
 /* Start the scheduler thread; ties itself to the queue's listener. */
 int delivery_start(struct delivery *d, char *err, size_t errlen);
 /* Stop dispatching and join the scheduler (workers finish what they hold). */
@@ -308,6 +317,9 @@ void delivery_dsn_msg_free(struct queue_msg **m);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
+/* The same on the committer thread from a qu_done: the scheduler is woken
+ * once for the whole batch by the commit listener that runs after it. */
+void delivery_msg_done_batched(struct dlv_msg *m);
 /* Worker side: a job is finished (results filled in). */
 void delivery_job_done(struct dlv_worker *w, struct dlv_job *j);
 
@@ -321,6 +333,10 @@ void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j);
 /* On the worker thread: from the loop's wake and tick. */
 void dlv_worker_on_wake(struct dlv_worker *w);
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now);
+/* On the worker thread, between its callbacks: read the settings from
+ * cfg from now on (a reload). Sessions in flight read them too; cfg must
+ * stay valid as long as the worker (a reload keeps every generation). */
+void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg);
 /* Shutdown: close idle connections, take no new jobs. True when idle. */
 bool dlv_worker_quiesce(struct dlv_worker *w);
 /* Shutdown deadline passed: drop every session now; jobs keep their state. */

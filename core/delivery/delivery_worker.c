@@ -256,9 +256,10 @@ static struct dlv_job *dlv_dest_pop(struct dlv_dest *d)
 	return j;
 }
 
-/* The path's max_recipients: split j, its recipients past max going to
- * a new job of the same message, first in line. False: no memory (j is
- * then sent whole, as before shaping). */
+/* The path's max_recipients or the session's LIMITS (RCPTMAX,
+ * RCPTDOMAINMAX): split j, its recipients past max going to a new job of
+ * the same message, first in line. False: no memory (j is then sent
+ * whole, as before shaping). */
 static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 {
 	struct dlv_job *t = calloc(1, sizeof(*t));
@@ -294,12 +295,40 @@ static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 	return true;
 }
 
+/* How many of j's first recipients name at most dmax domains (a next
+ * hop's LIMITS RCPTDOMAINMAX); at least 1. Quadratic in the recipients
+ * of one job at worst, and only when a next hop sets the limit. */
+static unsigned dlv_job_domain_prefix(const struct dlv_job *j, unsigned dmax)
+{
+	unsigned ndom = 0;
+
+	for (unsigned k = 0; k < j->dj_nrcpt; k++) {
+		const char *at = strrchr(j->dj_addrs[k], '@');
+		const char *dom = at != NULL ? at + 1 : "";
+		bool seen = false;
+
+		for (unsigned i = 0; i < k && !seen; i++) {
+			const char *a = strrchr(j->dj_addrs[i], '@');
+
+			seen = strcasecmp(a != NULL ? a + 1 : "", dom) == 0;
+		}
+		if (!seen && ++ndom > dmax)
+			return k > 0 ? k : 1;
+	}
+	return j->dj_nrcpt;
+}
+
 /* Start the next waiting job on session c, or say how long the message
  * rate makes it wait (then c waits, and is ready again after). */
 static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
 {
 	uint64_t wait = dlv_shp_msg_take(w, d);
 	unsigned max = d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_recipients : 0;
+	/* The next hop's LIMITS (RFC 9422) on this session: a job with more
+	 * recipients (or recipient domains) goes in parts, as for the
+	 * path's limit. */
+	const struct smtp_limits *lim = smtp_client_limits(c);
+	unsigned rcptmax = lim->lm_rcptmax;
 	struct dlv_job *j;
 
 	if (wait != 0) {
@@ -331,6 +360,14 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 		d->dd_idle = c;
 		return false;
 	}
+	if (lim->lm_rcptdomainmax != 0) {
+		unsigned n = dlv_job_domain_prefix(j, lim->lm_rcptdomainmax);
+
+		if (rcptmax == 0 || n < rcptmax)
+			rcptmax = n;
+	}
+	if (rcptmax != 0 && (max == 0 || rcptmax < max))
+		max = rcptmax;
 	if (max != 0 && j->dj_nrcpt > max)
 		dlv_job_split(d, j, max);
 	smtp_client_start_job(c, &j->dj_txn);
@@ -769,6 +806,7 @@ int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, uns
 	w->w_cl.ce_queue = w->w_queue;
 	w->w_cl.ce_tls_client = dlv_cl_tls_client;
 	w->w_cl.ce_tls_arg = (void *)env;
+	w->w_cl.ce_creds = env->de_creds;
 	w->w_cl.ce_ops = &dlv_cl_ops;
 	w->w_cl.ce_ctx = w;
 	pthread_mutex_init(&w->w_lock, NULL);
@@ -885,6 +923,12 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 		dlv_dest_enqueue(d, j);
 		dlv_dest_kick(w, d);
 	}
+}
+
+void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg)
+{
+	w->w_cfg = cfg;
+	w->w_cl.ce_cfg = cfg;
 }
 
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)

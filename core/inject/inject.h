@@ -43,6 +43,11 @@ struct inject_env {
 	struct shp_holder *ie_rules;		/* pools; may be NULL */
 	struct events *ie_events;		/* reception and suppression
 						 * events; NULL: none */
+	/* Optional (a reload): the settings, accounts and password-check
+	 * pool in force now, from any thread; what it gives stays valid as
+	 * long as inject runs. NULL: ie_cfg, ie_auth and ie_auth_pool. */
+	void (*ie_settings)(void *ctx, const struct config **cfg_r,
+			    const struct auth_db **auth_r, struct work_pool **pool_r);
 };
 
 /* Requests by outcome, messages and recipients queued: any thread. */

@@ -606,9 +606,10 @@ static void inject_ctx_free(struct inject_ctx *c)
 void inject_accept(struct inject *inj, const struct inject_who *who, const char *body,
 		   size_t len, struct inject_answer *a)
 {
-	struct inject_ctx c = { .c_inj = inj, .c_who = who, .c_cfg = inj->i_env.ie_cfg };
+	struct inject_ctx c = { .c_inj = inj, .c_who = who };
 	char err[300];
 
+	inject_settings(inj, &c.c_cfg, NULL, NULL);	/* this request's settings */
 	inject_wait_init(&c.c_wait);
 	c.c_rejected = json_array();
 	memset(a, 0, sizeof(*a));

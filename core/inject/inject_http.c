@@ -112,6 +112,7 @@ static bool inject_client(struct inject *inj, struct MHD_Connection *conn, char 
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+	const struct config *cfg;
 
 	snprintf(addr, cap, "unknown");
 	if (sa == NULL)
@@ -121,7 +122,25 @@ static bool inject_client(struct inject *inj, struct MHD_Connection *conn, char 
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
 			  (socklen_t)cap);
-	return netacl_match(inj->i_env.ie_cfg->relay_networks, sa);
+	inject_settings(inj, &cfg, NULL, NULL);
+	return netacl_match(cfg->relay_networks, sa);
+}
+
+void inject_settings(const struct inject *inj, const struct config **cfg_r,
+		     const struct auth_db **auth_r, struct work_pool **pool_r)
+{
+	const struct config *cfg = inj->i_env.ie_cfg;
+	const struct auth_db *auth = inj->i_env.ie_auth;
+	struct work_pool *pool = inj->i_env.ie_auth_pool;
+
+	if (inj->i_env.ie_settings != NULL)
+		inj->i_env.ie_settings(inj->i_env.ie_ctx, &cfg, &auth, &pool);
+	if (cfg_r != NULL)
+		*cfg_r = cfg;
+	if (auth_r != NULL)
+		*auth_r = auth;
+	if (pool_r != NULL)
+		*pool_r = pool;
 }
 
 /*
@@ -138,9 +157,12 @@ static int inject_basic(struct inject *inj, const char *user, const char *pass, 
 	char plain[600], b64[820];
 	size_t ul = strlen(user), pl = strlen(pass), n;
 	char out[64];
+	const struct auth_db *auth;
+	struct work_pool *pool;
 	int rc;
 
-	if (inj->i_env.ie_auth == NULL || ul == 0 || ul > 255 || pl > 255)
+	inject_settings(inj, NULL, &auth, &pool);
+	if (auth == NULL || ul == 0 || ul > 255 || pl > 255)
 		return AUTH_R_FAIL;
 	/* PLAIN: authzid NUL authcid NUL password */
 	plain[0] = '\0';
@@ -149,18 +171,18 @@ static int inject_basic(struct inject *inj, const char *user, const char *pass, 
 	n = inject_enc_base64_flat(b64, (const unsigned char *)plain, ul + pl + 2);
 	explicit_bzero(plain, sizeof(plain));
 	memset(&x, 0, sizeof(x));
-	rc = auth_start_deferred(&x, inj->i_env.ie_auth, AUTH_MECH_PLAIN, b64, n,
+	rc = auth_start_deferred(&x, auth, AUTH_MECH_PLAIN, b64, n,
 				 (uint64_t)time(NULL), 0, out, sizeof(out));
 	explicit_bzero(b64, sizeof(b64));
 	if (rc == AUTH_R_VERIFY) {
-		if (inj->i_env.ie_auth_pool == NULL) {
+		if (pool == NULL) {
 			auth_exchange_clear(&x);
 			return AUTH_R_TEMP;
 		}
 		inject_wait_init(&w);
 		auth_job_init(&job, &x, NULL, NULL);
 		job.aj_work.wj_sink = &w.w_jobs;
-		if (work_pool_submit(inj->i_env.ie_auth_pool, &job.aj_work) < 0) {
+		if (work_pool_submit(pool, &job.aj_work) < 0) {
 			rc = AUTH_R_TEMP;
 		} else {
 			while (work_sink_take(&w.w_jobs) == NULL)

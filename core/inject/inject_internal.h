@@ -19,7 +19,8 @@
 struct MHD_Daemon;
 
 struct inject {
-	struct inject_env i_env;
+	struct inject_env i_env;	/* ie_cfg, ie_auth, ie_auth_pool: through
+					 * inject_settings() */
 	struct MHD_Daemon *i_daemon;
 	char i_listener[80];		/* "addr:port", for DKIM and pools */
 	uint64_t i_max_body;		/* request bodies */
@@ -65,5 +66,10 @@ void inject_accept(struct inject *inj, const struct inject_who *who, const char 
 
 /* An error answer {"error": msg}. */
 void inject_answer_error(struct inject_answer *a, unsigned status, const char *msg);
+
+/* The settings, accounts and password-check pool in force now
+ * (inject_http.c): a request reads them once, at its start. */
+void inject_settings(const struct inject *inj, const struct config **cfg_r,
+		     const struct auth_db **auth_r, struct work_pool **pool_r);
 
 #endif

@@ -183,15 +183,16 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 		const struct dns_host *h;
 		const struct sockaddr_storage *a;
 
-		if (cl_candidate(c->c_route, c->c_candidate + 1, &h, &a)) {
+		if (!c->c_no_handover && cl_candidate(c->c_route, c->c_candidate + 1, &h, &a)) {
 			log_msg(LOG_DEBUG, "delivery: %s: %s; trying next host", c->c_remote,
 				c->c_error);
 			if (cl_open(c->c_env, c->c_dest, c->c_route, c->c_candidate + 1,
 				    c->c_policy, &c->c_path) != NULL)
 				c->c_gone_reported = true;	/* the new one counts */
 		} else {
+			/* 4.7.x (TLS, AUTH) says more than "no answer". */
 			cl_ops_of(c)->failed(c->c_env->ce_ctx, c->c_dest,
-					     strcmp(ecode, "4.7.5") == 0 ? ecode : "4.4.1",
+					     strncmp(ecode, "4.7.", 4) == 0 ? ecode : "4.4.1",
 					     c->c_error);
 		}
 	}
@@ -221,6 +222,16 @@ void cl_fail_tls(struct smtp_client *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cl_fail_auth(struct smtp_client *c, const char *ecode, bool handover, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->c_no_handover = !handover;
+	va_start(ap, fmt);
+	cl_vfail(c, ecode, fmt, ap);
+	va_end(ap);
+}
+
 /* The server broke the protocol (a reply out of turn, or of a class that
  * cannot answer that command): defer what is open and close. */
 static void cl_protocol_error(struct smtp_client *c, const char *fmt, ...)
@@ -234,7 +245,7 @@ static void cl_protocol_error(struct smtp_client *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void cl_ready(struct smtp_client *c)
+void cl_ready(struct smtp_client *c)
 {
 	if (c->c_opening) {
 		c->c_opening = false;
@@ -246,6 +257,14 @@ static void cl_ready(struct smtp_client *c)
 	cl_ops_of(c)->ready(c->c_env->ce_ctx, c->c_dest, c);
 }
 
+void cl_ehlo_done(struct smtp_client *c)
+{
+	if (c->c_path.cp_cred != NULL)
+		cl_auth_start(c);
+	else
+		cl_ready(c);
+}
+
 void smtp_client_quit(struct smtp_client *c)
 {
 	if (io_conn_closing(&c->c_conn))
@@ -253,6 +272,24 @@ void smtp_client_quit(struct smtp_client *c)
 	c->c_state = CL_QUIT;
 	cl_write(c, "QUIT\r\n");
 	cl_deadline(c, 5);
+}
+
+/* A transaction is over: QUIT at the path's messages per connection or
+ * at the next hop's LIMITS MAILMAX (RFC 9422: every MAIL counts, the
+ * refused ones too), else ready for the next. Our own limit, so nothing
+ * is learned from it, unlike a receiver that closes (closed_after). */
+static void cl_txn_next(struct smtp_client *c)
+{
+	if (c->c_msgs >= c->c_path.cp_max_msgs ||
+	    (c->c_limits.lm_mailmax != 0 && c->c_mails >= c->c_limits.lm_mailmax))
+		smtp_client_quit(c);
+	else
+		cl_ready(c);
+}
+
+const struct smtp_limits *smtp_client_limits(const struct smtp_client *c)
+{
+	return &c->c_limits;
 }
 
 
@@ -359,6 +396,7 @@ void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
 			 j->ct_dsn_ret == QRECORD_RET_HDRS ? " RET=HDRS" : "",
 			 j->ct_dsn_sent && j->ct_envid != NULL ? " ENVID=" : "",
 			 j->ct_dsn_sent && j->ct_envid != NULL ? j->ct_envid : "");
+		c->c_mails++;
 	}
 	if (c->c_ext & SMTP_EXT_PIPELINING) {
 		for (unsigned k = 0; k < j->ct_nrcpt; k++)
@@ -502,6 +540,13 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_EHLO:
+		/* LIMITS (RFC 9422) from every EHLO reply: those after
+		 * STARTTLS replace those before; a refused EHLO (then HELO)
+		 * leaves none. */
+		if (smtp_limits_ehlo(r, &c->c_limits))
+			log_msg(LOG_DEBUG, "delivery: %s: LIMITS RCPTMAX=%u MAILMAX=%u"
+				" RCPTDOMAINMAX=%u", c->c_remote, c->c_limits.lm_rcptmax,
+				c->c_limits.lm_mailmax, c->c_limits.lm_rcptdomainmax);
 		if (r->code == 250) {
 			c->c_ext = smtp_reply_ehlo(r, &c->c_maxsize);
 			if (c->c_tls == NULL && c->c_policy >= CONFIG_TLS_MAY && !c->c_no_tls &&
@@ -516,7 +561,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 					    c->c_remote);
 				return;
 			}
-			cl_ready(c);
+			cl_ehlo_done(c);
 		} else if (r->code >= 500) {
 			c->c_state = CL_HELO;
 			cl_write(c, "HELO %s\r\n", c->c_path.cp_ehlo);
@@ -532,7 +577,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 					    r->code, r->text);
 				return;
 			}
-			cl_ready(c);	/* "may": go on in cleartext */
+			cl_ehlo_done(c);	/* "may": go on in cleartext */
 			return;
 		}
 		cl_tls_start(c);
@@ -547,7 +592,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		c->c_ext = 0;
 		c->c_maxsize = 0;
-		cl_ready(c);
+		cl_ehlo_done(c);
 		return;
 	case CL_READY:
 		/* Unsolicited: a 421 before closing, typically. */
@@ -575,10 +620,7 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		if (c->c_msgs >= c->c_path.cp_max_msgs)
-			smtp_client_quit(c);
-		else
-			cl_ready(c);
+		cl_txn_next(c);
 		return;
 	}
 	case CL_DOT_DISCARD:
@@ -589,13 +631,13 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		cl_deadline(c, cfg->smtp_command_timeout);
 		return;
 	case CL_RSET:
-		if (c->c_msgs >= c->c_path.cp_max_msgs)
-			smtp_client_quit(c);
-		else
-			cl_ready(c);
+		cl_txn_next(c);
 		return;
 	case CL_QUIT:
 		io_conn_close(&c->c_conn);
+		return;
+	case CL_AUTH:
+		cl_auth_reply(c, r);
 		return;
 	}
 }
@@ -642,7 +684,7 @@ static const char *cl_state_name(uint8_t st)
 		"connecting", "waiting for the greeting", "after EHLO", "after HELO",
 		"idle", "in the transaction", "sending the message", "after DATA",
 		"after RSET", "after QUIT", "after STARTTLS", "in the TLS handshake",
-		"waiting for the reply to the end of the message",
+		"waiting for the reply to the end of the message", "in AUTH",
 	};
 	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
@@ -736,6 +778,11 @@ static void cl_on_connected(struct io_conn *conn, int res)
 		cl_fail(c, "connect to %s: %s", c->c_remote, strerror(-res));
 		return;
 	}
+	if (c->c_path.cp_implicit_tls) {
+		/* Port 465 and the like: the handshake first, then the 220. */
+		cl_tls_start(c);
+		return;
+	}
 	c->c_state = CL_GREETING;
 	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
 }
@@ -771,6 +818,7 @@ static void cl_on_free(struct io_conn *conn)
 	if (!c->c_gone_reported)
 		cl_ops_of(c)->gone(c->c_env->ce_ctx, c->c_dest, c, c->c_opening);
 	smtp_route_unref(c->c_route);
+	smtp_creds_unref(&c->c_path.cp_creds);
 	if (c->c_all_prev != NULL)
 		c->c_all_prev->c_all_next = c->c_all_next;
 	else
@@ -892,6 +940,7 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	smtp_creds_ref(c->c_path.cp_creds);	/* ours now; cl_on_free lets go */
 	c->c_all_next = env->ce_clients;
 	if (env->ce_clients != NULL)
 		env->ce_clients->c_all_prev = c;
@@ -912,6 +961,7 @@ struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 				     const char *policy_host, const struct smtp_client_path *p)
 {
 	const struct config *cfg = env->ce_cfg;
+	struct smtp_client *c;
 	struct cl_path path;
 	char perr[8];
 	int pol = config_tls_policy_lookup(cfg->smtp_tls_policy_map, policy_host, perr,
@@ -938,5 +988,17 @@ struct smtp_client *smtp_client_open(struct smtp_client_env *env, void *dest,
 	} else if (p != NULL && p->cp_tls == SHP_TLS_DISABLED) {
 		pol = CONFIG_TLS_NONE;
 	}
-	return cl_open(env, dest, rt, candidate, (uint8_t)pol, &path);
+	/* A wrapper-mode port speaks nothing but TLS: no cleartext to fall
+	 * back to, so at least "encrypt" ("verify" stays). */
+	if (config_port_in_list(cfg->smtp_tls_wrappermode_ports, rt->rt_port, perr,
+				sizeof(perr)) == 1) {
+		path.cp_implicit_tls = true;
+		if (pol < CONFIG_TLS_ENCRYPT)
+			pol = CONFIG_TLS_ENCRYPT;
+	}
+	path.cp_creds = smtp_creds_holder_get(env->ce_creds);
+	path.cp_cred = smtp_creds_find(path.cp_creds, policy_host, rt->rt_port);
+	c = cl_open(env, dest, rt, candidate, (uint8_t)pol, &path);
+	smtp_creds_unref(&path.cp_creds);	/* the session took its own */
+	return c;
 }

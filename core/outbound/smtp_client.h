@@ -19,6 +19,7 @@
 
 #include "core/config/config.h"
 #include "core/dns/dns.h"
+#include "core/wire/smtp_limits.h"
 #include "io/loop.h"
 #include "io/stat.h"
 #include "queue/queue.h"
@@ -27,6 +28,7 @@ struct shp_rules;
 struct shp_source;
 struct shp_src_state;
 struct smtp_client;
+struct smtp_creds_holder;
 struct tls_ctx;
 
 /* A resolved route, shared by the sessions that use it (reference-counted;
@@ -157,6 +159,8 @@ struct smtp_client_env {
 	/* A new reference to the client TLS context, or NULL. */
 	struct tls_ctx *(*ce_tls_client)(void *arg);
 	void *ce_tls_arg;
+	/* The AUTH credentials (smtp_creds.h), or NULL: no AUTH. */
+	struct smtp_creds_holder *ce_creds;
 	const struct smtp_client_ops *ce_ops;
 	void *ce_ctx;
 	/* The client's own; zero at first. */
@@ -214,6 +218,12 @@ int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64
 bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
 				uint32_t strip_len);
 
+/* The limits the next hop advertised with LIMITS (RFC 9422) in its last
+ * EHLO reply on c (all 0: none). Valid while c is; the client itself
+ * keeps MAILMAX (QUIT after that many transactions); RCPTMAX and
+ * RCPTDOMAINMAX are the owner's to keep, by giving c no transaction with
+ * more recipients or recipient domains. */
+const struct smtp_limits *smtp_client_limits(const struct smtp_client *c);
 /* Start transaction t on a ready session; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
 /* Say QUIT and close (a ready or idle session). */

@@ -14,6 +14,7 @@
 
 #include "core/config/config.h"
 #include "core/outbound/smtp_client.h"
+#include "core/outbound/smtp_creds.h"
 #include "core/wire/smtp_reply.h"
 #include "io/loop.h"
 
@@ -31,6 +32,7 @@ enum cl_state {
 	CL_STARTTLS,		/* STARTTLS sent, 220 expected */
 	CL_TLS_HANDSHAKE,	/* handshake running; EHLO again after */
 	CL_DATA_DONE,		/* whole body and "." sent; final reply expected */
+	CL_AUTH,		/* AUTH sent (and LOGIN's answers); 235 or 334 expected */
 };
 
 /* Body bytes copied into the output per step; see the top of the file.
@@ -47,6 +49,10 @@ struct cl_path {
 	unsigned cp_max_msgs;			/* then QUIT */
 	unsigned cp_idle_s, cp_connect_s;
 	bool cp_tls_required;			/* 4.7.5 without TLS */
+	bool cp_implicit_tls;			/* TLS from the first byte */
+	struct smtp_creds *cp_creds;		/* the table cp_cred is in; each
+						 * session holds a reference */
+	const struct smtp_cred *cp_cred;	/* AUTH with it; NULL = none */
 };
 
 struct smtp_client {
@@ -69,6 +75,8 @@ struct smtp_client {
 	unsigned c_phase;		/* 0 MAIL, 1..n RCPT, n+1 DATA */
 	unsigned c_accepted;
 	unsigned c_msgs;
+	unsigned c_mails;		/* MAIL commands sent (LIMITS MAILMAX) */
+	struct smtp_limits c_limits;	/* from the last EHLO (RFC 9422) */
 	struct smtp_client_txn *c_job;	/* the transaction under way */
 	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
 	uint64_t c_body_off;		/* stored body bytes already written */
@@ -84,6 +92,8 @@ struct smtp_client {
 	char c_error[400];		/* why the session failed */
 	struct cl_path c_path;
 	bool c_waiting;			/* smtp_client_wait() under way */
+	bool c_no_handover;		/* the next address would fail alike */
+	uint8_t c_auth_step;		/* LOGIN: 0 AUTH sent, 1 user, 2 password */
 	uint64_t c_last_reply;		/* monotonic s of the last reply */
 	uint16_t c_last_code;		/* and its code */
 	struct smtp_reply_parser c_rp;
@@ -110,6 +120,22 @@ void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
 /* A new session on the route's candidate address; NULL when none is left. */
 struct smtp_client *cl_open(struct smtp_client_env *env, void *dest, struct smtp_route *rt,
 			    unsigned candidate, uint8_t policy, const struct cl_path *path);
+
+/* The same for AUTH (and a failure the next address would repeat, like
+ * a 535: no hand-over). */
+void cl_fail_auth(struct smtp_client *c, const char *ecode, bool handover, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void cl_ready(struct smtp_client *c);
+/* EHLO (and STARTTLS) done: authenticate when the hop has credentials,
+ * then ready. */
+void cl_ehlo_done(struct smtp_client *c);
+
+/* smtp_client_auth.c */
+/* Start AUTH on a session with a cp_cred, or fail it when credentials
+ * may not or cannot be sent. */
+void cl_auth_start(struct smtp_client *c);
+/* A reply in CL_AUTH. */
+void cl_auth_reply(struct smtp_client *c, const struct smtp_reply *r);
 
 /* smtp_client_body.c */
 /* Write the next window of the body (then the end of data): 0 or -errno. */

@@ -1,6 +1,7 @@
 /*
  * smtp_client_tls.c: the outbound session's STARTTLS (RFC 3207): the
- * handshake after 220, ciphertext in and out, and what a failed handshake
+ * handshake after 220 (or, in wrapper mode, right after connect: implicit
+ * TLS, RFC 8314), ciphertext in and out, and what a failed handshake
  * means under the hop's policy (a cleartext retry under "may").
  */
 #include <stdio.h>
@@ -65,8 +66,13 @@ void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
 			stat_inc(&c->c_env->ce_tls_handshakes);
 			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
 				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
-			c->c_state = CL_EHLO;
-			cl_write(c, "EHLO %s\r\n", cl_cfg(c)->hostname);
+			if (c->c_path.cp_implicit_tls) {
+				/* Wrapper mode: the greeting comes now. */
+				c->c_state = CL_GREETING;
+			} else {
+				c->c_state = CL_EHLO;
+				cl_write(c, "EHLO %s\r\n", cl_cfg(c)->hostname);
+			}
 			cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
 		}
 		if (n <= 0)

@@ -220,6 +220,7 @@ static const struct smtp_reply_ext {
 	{ "starttls", 8, SMTP_EXT_STARTTLS },
 	{ "enhancedstatuscodes", 19, SMTP_EXT_ENHANCED },
 	{ "dsn", 3, SMTP_EXT_DSN },
+	{ "auth", 4, SMTP_EXT_AUTH },
 };
 
 static inline bool smtp_reply_is_blank(unsigned char ch)
@@ -241,6 +242,37 @@ static const struct smtp_reply_ext *smtp_reply_ext_find(const char *w, size_t n)
 			return e;
 	}
 	return NULL;
+}
+
+/* The mechanisms of an AUTH line, [p, end): the ones the client speaks. */
+static uint32_t smtp_reply_auth_mechs(const char *p, const char *end)
+{
+	static const struct smtp_reply_ext mechs[] = {
+		{ "plain", 5, SMTP_EXT_AUTH_PLAIN },
+		{ "login", 5, SMTP_EXT_AUTH_LOGIN },
+	};
+	uint32_t flags = 0;
+
+	while (p < end) {
+		const char *w;
+
+		while (p < end && smtp_reply_is_blank((unsigned char)*p))
+			p++;
+		for (w = p; p < end && !smtp_reply_is_blank((unsigned char)*p); p++)
+			;
+		for (size_t i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+			size_t k = 0;
+
+			if ((size_t)(p - w) != mechs[i].len)
+				continue;
+			while (k < mechs[i].len &&
+			       smtp_reply_lower((unsigned char)w[k]) == (unsigned char)mechs[i].name[k])
+				k++;
+			if (k == mechs[i].len)
+				flags |= mechs[i].flag;
+		}
+	}
+	return flags;
 }
 
 /* RFC 1870: "SIZE" [SP 1*DIGIT]. 0 when the value is absent, not a
@@ -287,10 +319,18 @@ uint32_t smtp_reply_ehlo(const struct smtp_reply *r, uint64_t *size_r)
 			p++;
 		for (w = p; p < eol && !smtp_reply_is_blank((unsigned char)*p); p++)
 			;
+		/* "AUTH=LOGIN PLAIN": what servers said before RFC 2554 was final. */
+		if (p - w > 5 && w[4] == '=' && (e = smtp_reply_ext_find(w, 4)) != NULL &&
+		    e->flag == SMTP_EXT_AUTH) {
+			flags |= SMTP_EXT_AUTH | smtp_reply_auth_mechs(w + 5, eol);
+			continue;
+		}
 		e = smtp_reply_ext_find(w, (size_t)(p - w));
 		if (e == NULL)
 			continue;
 		flags |= e->flag;
+		if (e->flag == SMTP_EXT_AUTH)
+			flags |= smtp_reply_auth_mechs(p, eol);
 		if (e->flag == SMTP_EXT_SIZE && size_r != NULL)
 			*size_r = smtp_reply_size_value(p, eol);
 	}

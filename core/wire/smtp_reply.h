@@ -64,10 +64,14 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *buf, size_t len,
 #define SMTP_EXT_STARTTLS	0x0020u
 #define SMTP_EXT_ENHANCED	0x0040u	/* ENHANCEDSTATUSCODES */
 #define SMTP_EXT_DSN		0x0080u
+#define SMTP_EXT_AUTH		0x0100u	/* AUTH (RFC 4954), any mechanism */
+#define SMTP_EXT_AUTH_PLAIN	0x0200u	/* AUTH offers PLAIN (RFC 4616) */
+#define SMTP_EXT_AUTH_LOGIN	0x0400u	/* AUTH offers LOGIN */
 
 /*
  * Read the keywords of a 250 EHLO reply (lines after the first), case
- * insensitive. *size_r gets the SIZE value (0 when absent or no value).
+ * insensitive; AUTH's mechanisms (also of the old "AUTH=" form) as
+ * SMTP_EXT_AUTH_*. *size_r gets the SIZE value (0 when absent or no value).
  */
 uint32_t smtp_reply_ehlo(const struct smtp_reply *r, uint64_t *size_r);
 

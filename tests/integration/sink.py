@@ -17,9 +17,14 @@ Replies are chosen by the recipient's local part:
   dup354@     -> DATA is answered with two 354 replies in one write
   data250@    -> DATA is answered 250 (no 354), the body is not read
 anything else -> 250. EHLO keywords, a greeting code and a delay before
-the final DATA reply are settings. Every read is recorded per connection,
-so tests can tell whether commands came pipelined; each message records
-the client's address (peer) and its EHLO/HELO name (helo)."""
+the final DATA reply are settings. rcpt_max and mail_max make it strict
+about a limit it may advertise (LIMITS, RFC 9422): a RCPT past rcpt_max
+in a transaction, or naming a domain past rcpt_domain_max different
+ones, gets 452 4.5.3, a MAIL past mail_max in a connection 451 4.5.3;
+mails[conn] counts the MAIL commands of each connection.
+Every read is recorded per connection, so tests can tell whether
+commands came pipelined; each message records the client's address
+(peer) and its EHLO/HELO name (helo)."""
 import asyncio
 import socket
 import threading
@@ -31,13 +36,17 @@ class Sink:
                  data_delay=0.0, ehlo_keywords=("8BITMIME", "SMTPUTF8", "SIZE 50000000"),
                  tls_context=None, mail_reply="250 2.1.0 Ok", early_after=200000,
                  early_chunk=65536, early_delay=0.05, early_limit=15.0,
-                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0):
+                 stall_after=100000, stall_seconds=4.0, rcvbuf=0, greeting_delay=0.0,
+                 rcpt_max=0, mail_max=0, rcpt_domain_max=0, ehlo_keywords_tls=None):
         self.host, self.port = host, port
         self.pipelining = pipelining
         self.greeting = greeting
         self.data_delay = data_delay
         self.ehlo_keywords = list(ehlo_keywords) + (["PIPELINING"] if pipelining else [])
         self.tls_context = tls_context     # offer STARTTLS with this ssl.SSLContext
+        # EHLO keywords after STARTTLS (None: the same as before)
+        self.ehlo_keywords_tls = None if ehlo_keywords_tls is None else (
+            list(ehlo_keywords_tls) + (["PIPELINING"] if pipelining else []))
         self.mail_reply = mail_reply
         self.early_after, self.early_chunk = early_after, early_chunk
         self.early_delay, self.early_limit = early_delay, early_limit
@@ -49,6 +58,9 @@ class Sink:
         self.rcvbuf = rcvbuf        # SO_RCVBUF of accepted sockets; 0 = system default
         self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
+        self.rcpt_max, self.mail_max = rcpt_max, mail_max   # 0 = no limit
+        self.rcpt_domain_max = rcpt_domain_max
+        self.mails = {}             # conn -> MAIL commands received
         self.connections = 0
         self.active = 0
         self.max_active = 0
@@ -156,19 +168,36 @@ class Sink:
                 if verb in ("EHLO", "HELO"):
                     helo = line[5:].strip()
                 if verb in ("EHLO",):
-                    lines = ["sink"] + self.ehlo_keywords + (
+                    kws = self.ehlo_keywords
+                    if tls and self.ehlo_keywords_tls is not None:
+                        kws = self.ehlo_keywords_tls
+                    lines = ["sink"] + kws + (
                         ["STARTTLS"] if self.tls_context and not tls else [])
                     for i, l in enumerate(lines):
                         await send("250%s%s" % ("-" if i < len(lines) - 1 else " ", l))
                 elif verb == "HELO":
                     await send("250 sink")
                 elif verb == "MAIL":
+                    with self.lock:
+                        self.mails[conn] = self.mails.get(conn, 0) + 1
+                        over = self.mail_max and self.mails[conn] > self.mail_max
+                    sender, rcpts, accepted = None, [], []
+                    if over:
+                        await send("451 4.5.3 Too many transactions in this session")
+                        continue
                     sender = line[10:].split(">")[0].lstrip("<")
-                    rcpts, accepted = [], []
                     await send(self.mail_reply)
                 elif verb == "RCPT":
                     rcpt = line[8:].split(">")[0].lstrip("<")
                     rcpts.append(rcpt)
+                    if self.rcpt_max and len(rcpts) > self.rcpt_max:
+                        await send("452 4.5.3 Too many recipients")
+                        continue
+                    domains = {r.split("@")[-1].lower() for r in accepted}
+                    if (self.rcpt_domain_max and rcpt.split("@")[-1].lower() not in domains
+                            and len(domains) >= self.rcpt_domain_max):
+                        await send("452 4.5.3 Too many recipient domains")
+                        continue
                     r = self.rcpt_reply(rcpt)
                     if r.startswith("250"):
                         accepted.append(rcpt)

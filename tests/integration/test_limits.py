@@ -1,10 +1,18 @@
 """Limits from RFC 5321 4.5.3 and the configuration: line and path
 lengths, SIZE, message size, recipient cap, error cap, connection caps,
-timeouts."""
+timeouts; and a next hop's LIMITS (RFC 9422) on delivery: RCPTMAX,
+RCPTDOMAINMAX and MAILMAX."""
+import re
+import smtplib
 import socket
 import time
 
 import pytest
+
+from conftest import relay_server
+from sink import Sink
+from test_delivery import wait_queue_empty
+from test_tls import pki, sink_ctx  # noqa: F401 (a test CA and server certificate)
 
 
 def ehlo_mail_rcpt(c):
@@ -197,3 +205,131 @@ def test_split_lines_and_long_auth_line(make_server, raw_factory, tmp_path):
     c.send(b"a" * 300 + b"\r\n")
     assert c.reply()[0].startswith("500 5.5.2")
     assert c.cmd("NOOP")[0].startswith("250")
+
+
+# LIMITS (RFC 9422) of a next hop: RCPTMAX, RCPTDOMAINMAX and MAILMAX.
+# The sink advertises them and is strict about them, as a server that
+# sets them would be: a RCPT past RCPTMAX (or naming a domain past
+# RCPTDOMAINMAX) gets 452, a MAIL past MAILMAX 451, and with retries an
+# hour away either would leave mail in the queue.
+
+def limits_relay(make_server, sink):
+    """One worker and one connection at a time to the sink, so every
+    transaction would share one connection if nothing split them."""
+    return relay_server(make_server, sink, workers=1, destination_concurrency_limit=1,
+                        dns_servers="127.0.0.1:9")
+
+
+def limits_sink(keywords, **kw):
+    return Sink(ehlo_keywords=("8BITMIME", "SIZE 50000000") + keywords, **kw)
+
+
+def limits_deliver(srv, sink, rcpts, parts):
+    """Send one message to rcpts; once the sink has parts messages and the
+    queue is empty (and a moment later nothing more came), the recipients
+    of each transaction, in the order they arrived."""
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("from@example.org", rcpts, b"Subject: limits\r\n\r\nx\r\n")
+    assert sink.wait_for(parts)
+    assert wait_queue_empty(srv)
+    time.sleep(0.3)
+    return [m["rcpts"] for m in sink.messages]
+
+
+def test_rfc9422_rcptmax_splits_transactions(make_server):
+    sink = limits_sink(("LIMITS RCPTMAX=5 RCPTDOMAINMAX=100 X-UNKNOWN=1",), rcpt_max=5)
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["r%02d@example.com" % i for i in range(12)]
+        got = limits_deliver(srv, sink, rcpts, 3)
+        assert sorted(len(r) for r in got) == [2, 5, 5], got
+        flat = [r for part in got for r in part]
+        assert sorted(flat) == rcpts, got   # every recipient once
+        assert sum(sink.mails.values()) == 3, sink.mails
+        # RCPT commands sent: 12, none refused for being one too many.
+        sent = b"".join(r for reads in sink.reads for r in reads)
+        assert sent.count(b"RCPT TO:") == 12
+        log = srv.read_log()
+        assert all(re.search(r"to=<%s>.*status=sent" % re.escape(r), log) for r in rcpts), log
+    finally:
+        sink.stop()
+
+
+def test_rfc9422_rcptmax_results_per_recipient(make_server):
+    """Outcomes stay with their recipients across the parts: a deferral
+    in the second transaction is that recipient's alone."""
+    sink = limits_sink(("LIMITS RCPTMAX=3",), rcpt_max=3)
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["a@example.com", "b@example.com", "c@example.com", "d@example.com",
+                 "tempfail@example.com", "e@example.com", "f@example.com"]
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("from@example.org", rcpts, b"Subject: parts\r\n\r\nx\r\n")
+        assert sink.wait_for(3)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            listing = srv.cli("queue", "list").stdout
+            if "<tempfail@example.com> pending attempts=1" in listing:
+                break
+            time.sleep(0.1)
+        for r in rcpts:
+            want = "pending attempts=1" if r.startswith("tempfail") else "delivered"
+            assert "<%s> %s" % (r, want) in listing, listing
+        got = sorted(r for m in sink.messages for r in m["rcpts"])
+        assert got == sorted(r for r in rcpts if not r.startswith("tempfail")), got
+        assert all(len(m["rcpts"]) <= 3 for m in sink.messages)
+        assert srv.queue_count() == 1
+    finally:
+        sink.stop()
+
+
+def test_rfc9422_mailmax_new_connection(make_server):
+    sink = limits_sink(("LIMITS MAILMAX=2",), mail_max=2)
+    try:
+        srv = limits_relay(make_server, sink)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            for i in range(5):
+                s.sendmail("from@example.org", ["m%d@example.com" % i],
+                           b"Subject: %d\r\n\r\nx\r\n" % i)
+        assert sink.wait_for(5)
+        assert wait_queue_empty(srv)
+        time.sleep(0.3)
+        assert sorted(m["rcpts"][0] for m in sink.messages) == \
+            ["m%d@example.com" % i for i in range(5)]
+        assert sink.connections >= 3, sink.connections
+        assert max(sink.mails.values()) <= 2, sink.mails
+        assert sum(sink.mails.values()) == 5, sink.mails    # none refused, none again
+    finally:
+        sink.stop()
+
+
+def test_rfc9422_rcptdomainmax_splits_by_domain(make_server):
+    sink = limits_sink(("LIMITS RCPTDOMAINMAX=2",), rcpt_domain_max=2)
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["a@x.example", "b@y.example", "c@x.example", "d@z.example", "e@y.example",
+                 "f@z.example", "g@w.example"]
+        got = limits_deliver(srv, sink, rcpts, 3)
+        assert all(len({r.split("@")[1] for r in part}) <= 2 for part in got), got
+        assert sorted(r for part in got for r in part) == sorted(rcpts), got
+        # In order, each part as long as the limit allows.
+        assert got == [rcpts[:3], rcpts[3:6], rcpts[6:]], got
+        assert sum(sink.mails.values()) == 3, sink.mails
+    finally:
+        sink.stop()
+
+
+def test_rfc9422_limits_after_starttls_replace_those_before(make_server, pki):
+    """The EHLO after STARTTLS says RCPTMAX=4 where the one before said 2:
+    8 recipients go in two transactions of 4, over TLS."""
+    sink = Sink(ehlo_keywords=("8BITMIME", "LIMITS RCPTMAX=2"),
+                ehlo_keywords_tls=("8BITMIME", "LIMITS RCPTMAX=4"), rcpt_max=4,
+                tls_context=sink_ctx(pki.server_crt, pki.server_key))
+    try:
+        srv = limits_relay(make_server, sink)
+        rcpts = ["t%d@example.com" % i for i in range(8)]
+        assert limits_deliver(srv, sink, rcpts, 2) == [rcpts[:4], rcpts[4:]]
+        assert all(m["tls"] for m in sink.messages)
+        assert sum(sink.mails.values()) == 2, sink.mails
+    finally:
+        sink.stop()

@@ -367,6 +367,10 @@ static const struct bcase cases[] = {
 	  D, BCLASS_TLS },
 	{ "TLS handshake with mx.example.org[192.0.2.1]:25 failed: certificate verify failed",
 	  "4.4.2", D, BCLASS_TLS },
+	{ "SMTP AUTH with smtp.example.com[192.0.2.1]:587 failed: 535 5.7.8 Error:"
+	  " authentication failed: authentication failure", "4.7.8", D, BCLASS_AUTHENTICATION },
+	{ "SMTP AUTH with [192.0.2.1]:25 not attempted: the session is not encrypted", "4.7.0",
+	  D, BCLASS_AUTHENTICATION },
 	{ "host mx.example.org[192.0.2.1]:25 said: 421 4.7.0 [TSS04] Messages from 192.0.2.1"
 	  " temporarily deferred due to unexpected volume or user complaints", "4.4.2", D,
 	  BCLASS_REPUTATION_OR_RATE },

@@ -830,8 +830,46 @@ static void test_shaping_settings(void)
 	config_free(&cfg);
 }
 
+/* Outbound AUTH and implicit TLS: defaults, the port list's syntax
+ * (checked by config_validate) and membership. */
+static void test_relay_auth_settings(void)
+{
+	static const struct {
+		const char *list;
+		unsigned port;
+		int want;
+	} cases[] = {
+		{ "465", 465, 1 }, { "465", 25, 0 }, { "", 465, 0 },
+		{ "465, 2465,10465", 2465, 1 }, { " 465 ,, 587 ", 587, 1 },
+		{ "465 587", 587, 1 }, { "4650", 465, 0 },
+		{ "0", 0, -1 }, { "65536", 465, -1 }, { "465x", 465, -1 }, { "smtps", 465, -1 },
+		{ "-465", 465, -1 }, { "1234567", 465, -1 },
+	};
+	struct config cfg;
+	char err[512];
+
+	config_defaults(&cfg);
+	tap_ok(strcmp(cfg.smtp_tls_wrappermode_ports, "465") == 0 &&
+	       strcmp(cfg.smtp_auth_credentials_file, "") == 0 && !cfg.smtp_auth_plaintext,
+	       "relay auth defaults: 465 in wrapper mode, no credentials, no cleartext AUTH");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = config_port_in_list(cases[i].list, cases[i].port, err, sizeof(err));
+
+		tap_ok(rc == cases[i].want, "port %u in '%s': %d (want %d)", cases[i].port,
+		       cases[i].list, rc, cases[i].want);
+	}
+	tap_ok(config_set(&cfg, "smtp_tls_wrappermode_ports", "465, smtps", err,
+			  sizeof(err)) == 0 && config_validate(&cfg, err, sizeof(err)) == -1 &&
+	       strstr(err, "smtp_tls_wrappermode_ports") != NULL,
+	       "a bad port list does not validate: %s", err);
+	tap_ok(config_set(&cfg, "smtp_tls_wrappermode_ports", "", err, sizeof(err)) == 0 &&
+	       config_validate(&cfg, err, sizeof(err)) == 0, "an empty port list validates");
+	config_free(&cfg);
+}
+
 int main(void)
 {
+	test_relay_auth_settings();
 	test_suppression_settings();
 	test_shaping_settings();
 	test_dkim_settings();
