@@ -59,6 +59,11 @@ struct queue {
 	uint64_t q_reserve;		/* kept allocated past LMDB's use */
 	bool q_full;			/* refusing new mail: no room */
 	uint64_t q_reader_check_ns;	/* last mdb_reader_check() */
+	/* Committer: no key in meta/body is above q_append_id, none in
+	 * sched above q_append_sched (both may be stale high, never low),
+	 * so a put of a higher key may append (queue_put_msg). */
+	uint64_t q_append_id;
+	unsigned char q_append_sched[16];
 };
 
 /* In queue.c: make sure LMDB's next writes, up to need bytes past the

@@ -964,6 +964,70 @@ static void test_dead_reader(const char *dir)
 	queue_close(&q);
 }
 
+/*
+ * Puts append above the highest key the committer knows of, and fall
+ * back to a plain put when the database holds a higher one it does not
+ * know (written beside it: the queue tools, here a raw transaction):
+ * without the fallback LMDB refuses the append (MDB_KEYEXIST) and the
+ * message would be refused. Lower ids (another worker's, late) go in
+ * with plain puts.
+ */
+static void test_append(const char *dir)
+{
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
+	static const uint64_t ids[] = { 2000, 3000, 6000, 2500 };
+	struct queue_msg m[4], *got[4];
+	struct iovec iov[4];
+	char err[256], body[4][32];
+	unsigned char kb[8], sb[16];
+	MDB_val k = { 8, kb }, v = { 1, "x" }, sk = { 16, sb }, sv = { 0, NULL };
+	MDB_txn *txn;
+	uint64_t count = 0;
+	int n, ok = 1;
+
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
+	       "append: queue opens");
+	queue_sink_init(&sink, notify, &w);
+	for (int i = 0; i < 4; i++) {
+		snprintf(body[i], sizeof(body[i]), "Subject: %d\r\n\r\nbody\r\n", i);
+		fill_msg(&m[i], &sink, ids[i], &rc, &iov[i], body[i], strlen(body[i]));
+		m[i].qm_rec.next_attempt = 100 + (uint64_t)i;
+	}
+	queue_submit(q, &m[0]);
+	n = take_all(&sink, &w, 1, got, 4);
+	tap_ok(n == 1 && got[0]->qm_status == 0, "the first message appends");
+	/* Keys above the committer's hints: a body 5000, a schedule entry
+	 * due at the end of time. */
+	queue_key_put(kb, 5000);
+	memset(sb, 0xfe, sizeof(sb));
+	tap_ok(mdb_txn_begin(q->q_env, NULL, 0, &txn) == 0 &&
+	       mdb_put(txn, q->q_body, &k, &v, 0) == 0 &&
+	       mdb_put(txn, q->q_sched, &sk, &sv, 0) == 0 && mdb_txn_commit(txn) == 0,
+	       "keys above the hints written beside the committer");
+	for (int i = 1; i < 4; i++) {
+		queue_submit(q, &m[i]);
+		n = take_all(&sink, &w, 1, got, 4);
+		ok &= n == 1 && got[0]->qm_status == 0;
+	}
+	tap_ok(ok, "an append refused by LMDB falls back to a plain put; a lower id goes in too");
+	n = queue_admin_count(q, &count);
+	tap_ok(n == 0 && count == 4, "4 messages stored (%llu)", (unsigned long long)count);
+	for (int i = 0; i < 4; i++) {
+		struct found f;
+
+		memset(&f, 0, sizeof(f));
+		f.id = ids[i];
+		queue_admin_foreach(q, find_cb, &f);
+		ok &= f.seen == 1 && f.len == strlen(body[i]) && memcmp(f.body, body[i], f.len) == 0;
+	}
+	tap_ok(ok, "every body byte-exact under its id");
+	queue_sink_destroy(&sink);
+	queue_close(&q);
+}
+
 int main(void)
 {
 	char dir[512];
@@ -996,6 +1060,8 @@ int main(void)
 		test_map_full_updates(sub);
 		snprintf(sub, sizeof(sub), "%s/readers", dir);
 		test_dead_reader(sub);
+		snprintf(sub, sizeof(sub), "%s/append", dir);
+		test_append(sub);
 	}
 	{
 		char cmd[600];
