@@ -40,7 +40,9 @@
 
 struct ev_sink {
 	struct events *s_ev;
-	char s_name[96];		/* "log", or the webhook's URL */
+	char s_name[96];		/* "log", or the webhook's URL as shown
+					 * in logs and metrics (ev_sink_name) */
+	uint64_t s_hash;		/* of the whole URL: names the cursor */
 	const struct event_sink_ops *s_ops;
 	void *s_impl;
 	uint32_t s_types;		/* bit per enum event_type */
@@ -113,13 +115,10 @@ static void ev_on_commit(void *ctx, uint64_t last)
 static int ev_cursor_open(struct ev_sink *s, const char *dir, uint64_t *cur_r)
 {
 	char path[4096], buf[32] = "";
-	uint64_t h = 14695981039346656037ull;
 	ssize_t n;
 
-	for (const char *p = s->s_name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
 	snprintf(path, sizeof(path), "%s/events.%s.%016" PRIx64 ".cursor", dir,
-		 strcmp(s->s_name, "log") == 0 ? "log" : "webhook", h);
+		 strcmp(s->s_name, "log") == 0 ? "log" : "webhook", s->s_hash);
 	s->s_cursor_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->s_cursor_fd < 0)
 		return -errno;
@@ -325,6 +324,38 @@ static void *ev_janitor_main(void *arg)
 	return NULL;
 }
 
+/* FNV-1a of a sink's whole name (the URL): its cursor file's name. */
+static uint64_t ev_sink_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * How a webhook is shown in logs and in the metrics' sink label: its URL
+ * without the query (tokens often travel there; http_url_parse() takes
+ * no user:password@), and when the query was left out or the rest is
+ * too long, cut on a character's start and followed by "#" and 8 hex
+ * digits of the whole URL's hash, so two URLs that differ only there
+ * stay two names.
+ */
+static void ev_sink_name(char *out, size_t outlen, const char *url, uint64_t h)
+{
+	size_t n = strcspn(url, "?#"), cut;
+
+	if (url[n] == '\0' && n < outlen) {
+		memcpy(out, url, n + 1);
+		return;
+	}
+	cut = n < outlen - 10 ? n : outlen - 10;
+	while (cut > 0 && ((unsigned char)url[cut] & 0xc0) == 0x80)
+		cut--;		/* keep the label UTF-8 */
+	snprintf(out, outlen, "%.*s#%08x", (int)cut, url, (unsigned)(h >> 32));
+}
+
 static int ev_sink_add(struct events *ev, const char *name, const struct event_sink_ops *ops,
 		       void *impl, char *err, size_t errlen)
 {
@@ -340,7 +371,11 @@ static int ev_sink_add(struct events *ev, const char *name, const struct event_s
 	}
 	s = &ev->ev_sinks[ev->ev_nsinks++];
 	s->s_ev = ev;
-	snprintf(s->s_name, sizeof(s->s_name), "%s", name);
+	s->s_hash = ev_sink_hash(name);
+	if (ops == &event_sink_log_ops)
+		snprintf(s->s_name, sizeof(s->s_name), "%s", name);
+	else
+		ev_sink_name(s->s_name, sizeof(s->s_name), name, s->s_hash);
 	s->s_ops = ops;
 	s->s_impl = impl;
 	s->s_cursor_fd = -1;
@@ -409,6 +444,16 @@ static int ev_sinks_make(struct events *ev, char *err, size_t errlen)
 		memcpy(url, p, n);
 		url[n] = '\0';
 		p += n;
+		for (unsigned i = 0; i < ev->ev_nsinks; i++) {
+			if (ev->ev_sinks[i].s_ops == &event_sink_webhook_ops &&
+			    ev->ev_sinks[i].s_hash == ev_sink_hash(url)) {
+				/* One cursor file per URL: two sinks would
+				 * move one cursor. */
+				snprintf(err, errlen, "webhook_url: %s is listed twice",
+					 ev->ev_sinks[i].s_name);
+				return -1;
+			}
+		}
 		if (event_sink_webhook_new(cfg, url, &impl, err, errlen) < 0 ||
 		    ev_sink_add(ev, url, &event_sink_webhook_ops, impl, err, errlen) < 0)
 			return -1;

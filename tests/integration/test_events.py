@@ -35,6 +35,7 @@ class Receiver:
         self.requests = 0
         self.bodies = []        # raw JSON bodies answered 200
         self.events = []        # records answered 200, in arrival order
+        self.by_path = {}       # the same, by the request's path
         self.lock = threading.Lock()
         rec = self
 
@@ -58,6 +59,8 @@ class Receiver:
                 with rec.lock:
                     rec.bodies.append(data)
                     rec.events.extend(data if isinstance(data, list) else [data])
+                    rec.by_path.setdefault(self.path, []).extend(
+                        data if isinstance(data, list) else [data])
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -167,6 +170,56 @@ def test_webhook_fails_stalls_and_recovers(make_server, sink):
             first.setdefault(e["queue_id"], e["type"])
         assert set(first.values()) == {"reception"}
         assert wait_log(srv, r"events: http://127\.0\.0\.1:%d/hook: .*retrying" % rec.port)
+    finally:
+        rec.stop()
+
+
+def test_long_urls_alike_keep_their_own_cursors_and_names(make_server, sink):
+    """Two webhook URLs alike in their first 100 bytes, one with a token in
+    its query: each has its own cursor file and its own sink label (they
+    shared both: the name was cut at 95 bytes), the token shows in neither
+    the metrics nor the log, and after a restart each endpoint gets what
+    it had not had. A URL listed twice is refused at start."""
+    rec = Receiver()
+    try:
+        common = rec.url + "/" + "x" * 100
+        url_a, url_b = common + "/a", common + "/b?token=s3cret"
+        port = free_port()
+        srv = relay(make_server, sink, webhook_url="%s,\n %s" % (url_a, url_b),  # a line each
+                    webhook_events="reception",
+                    metrics_listen="127.0.0.1:%d" % port).start()
+        path_a, path_b = url_a[len(rec.url) - 5:], url_b[len(rec.url) - 5:]
+
+        def receptions(path):
+            with rec.lock:
+                return {e["queue_id"] for e in rec.by_path.get(path, [])}
+
+        send(srv, "from@example.org", ["a@example.com"], "n1")
+        send(srv, "from@example.org", ["b@example.com"], "n2")
+        assert rec.wait(lambda r: len(receptions(path_a)) == 2 and
+                        len(receptions(path_b)) == 2, timeout=20), rec.by_path.keys()
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                      timeout=5).read().decode()
+        labels = re.findall(r'^ringmta_event_sink_requests_total\{sink="([^"]*)"\}', text, re.M)
+        assert len(labels) == 2 and len(set(labels)) == 2, labels
+        assert "s3cret" not in text
+        srv.stop()
+        cursors = [f for f in os.listdir(srv.queue_dir) if f.startswith("events.webhook.")]
+        assert len(cursors) == 2, cursors
+        srv.start()
+        send(srv, "from@example.org", ["c@example.com"], "n3")
+        assert rec.wait(lambda r: len(receptions(path_a)) == 3 and
+                        len(receptions(path_b)) == 3, timeout=20)
+        srv.stop()
+        with open(srv.log_path) as f:
+            assert "s3cret" not in f.read()
+        srv.settings["webhook_url"] = "%s,\n %s" % (url_a, url_a)
+        with open(srv.conf, "w") as f:
+            for k, v in srv.settings.items():
+                f.write("%s = %s\n" % (k, v))
+        with pytest.raises(RuntimeError):
+            srv.start(timeout=10)
+        assert wait_log(srv, r"webhook_url: .* is listed twice")
     finally:
         rec.stop()
 
