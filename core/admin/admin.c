@@ -267,7 +267,7 @@ static void admin_event(const struct admin_conn *ac, const struct admin_req *req
 			const struct admin_reply *rep)
 {
 	unsigned status = rep->status != 0 ? rep->status : 200;
-	char action[160], *detail = NULL;
+	char action[160], *detail = NULL, *result = NULL;
 
 	if (!events_on(ac->ac_events) || strcmp(req->ar_method, "GET") == 0 ||
 	    strcmp(req->ar_method, "HEAD") == 0 || status < 200 || status > 299)
@@ -275,8 +275,11 @@ static void admin_event(const struct admin_conn *ac, const struct admin_req *req
 	snprintf(action, sizeof(action), "%s %s", req->ar_method, req->ar_path);
 	if (req->ar_json != NULL)
 		detail = json_dumps(req->ar_json, JSON_COMPACT);
-	event_admin(ac->ac_events, action, detail);
+	if (rep->json != NULL)
+		result = json_dumps(rep->json, JSON_COMPACT);
+	event_admin(ac->ac_events, action, detail, result);
 	free(detail);
+	free(result);
 }
 
 void admin_set_events(struct admin *a, struct events *ev)

@@ -30,9 +30,12 @@ struct admin_queue_route {
 	unsigned aqr_op;
 };
 
+struct events;
+
 struct admin_queue {
 	struct queue *aq_queue;
 	struct delivery *aq_dlv;	/* NULL: delivery = no */
+	struct events *aq_events;	/* NULL: no event sinks */
 	const struct config *aq_cfg;
 	pthread_mutex_t aq_id_lock;	/* guards aq_last_us */
 	uint64_t aq_last_us;		/* for the ids of bounces */

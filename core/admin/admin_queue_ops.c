@@ -23,6 +23,7 @@
 
 #include "core/base/log.h"
 #include "core/delivery/delivery.h"
+#include "core/events/events.h"
 #include "core/message/dsn.h"
 #include "queue/queue.h"
 
@@ -58,6 +59,7 @@ struct admin_ops_upd {
 	char *sender;
 	struct queue_msg *dsn;
 	bool found, skip;
+	bool events_ok;			/* false: out of memory, no records */
 };
 
 static int admin_ops_add_id(struct admin_ops *o, uint64_t id)
@@ -324,6 +326,40 @@ out:
 	return b;
 }
 
+/*
+ * A bounced recipient as a "bounced" event, stored with the update (so
+ * it exists exactly when the bounce does): no attempt, the operator's
+ * reason as the reply, 5.0.0 as in the DSN, no class (an operator's
+ * decision, not a receiver's answer). Out of memory leaves the records
+ * out, never the bounce.
+ */
+static void admin_ops_event(struct admin_ops *o, struct admin_ops_upd *up, uint64_t id,
+			    const struct qrecord *r, const struct qrcpt *c)
+{
+	char reply[ADMIN_OPS_REASON_MAX + 64], *sender, *rcpt;
+	struct event_rcpt e;
+
+	if (!events_on(o->aq->aq_events) || !up->events_ok)
+		return;
+	sender = strndup(r->sender ? r->sender : "", r->sender_len);
+	rcpt = strndup(c->addr, c->addr_len);
+	snprintf(reply, sizeof(reply), "returned by the mail administrator: %s", o->reason);
+	e = (struct event_rcpt){
+		.er_queue_id = id,
+		.er_sender = sender,
+		.er_rcpt = rcpt,
+		.er_reply = reply,
+		.er_ecode = "5.0.0",
+		.er_attempt = c->attempts,
+		.er_no_attempt = true,
+		.er_outcome = EVENT_BOUNCED,
+	};
+	if (sender == NULL || rcpt == NULL || events_rcpt(o->aq->aq_events, &up->u.qu_events, &e) < 0)
+		up->events_ok = false;
+	free(sender);
+	free(rcpt);
+}
+
 /* Build the update for message id from its record (inside queue_record_get). */
 static void admin_ops_build(void *ctx, uint64_t id, const struct qrecord *r)
 {
@@ -368,6 +404,8 @@ static void admin_ops_build(void *ctx, uint64_t id, const struct qrecord *r)
 		ru->qru_no_attempt = true;
 		if (o->op == ADMIN_OP_DELETE || o->op == ADMIN_OP_BOUNCE) {
 			ru->qru_state = QRCPT_FAILED;
+			if (o->op == ADMIN_OP_BOUNCE)
+				admin_ops_event(o, up, id, r, &c);
 		} else {
 			ru->qru_state = QRCPT_PENDING;
 			ru->qru_next_attempt = o->now;
@@ -388,6 +426,10 @@ static void admin_ops_build(void *ctx, uint64_t id, const struct qrecord *r)
 			return;
 		}
 		up->u.qu_new = up->dsn;	/* NULL: NOTIFY asked for none */
+		if (up->dsn != NULL && up->events_ok &&
+		    events_dsn(o->aq->aq_events, &up->u.qu_events, id, up->dsn->qm_id, "bounce",
+			       up->sender) < 0)
+			up->events_ok = false;
 	}
 }
 
@@ -431,6 +473,7 @@ static int admin_ops_round(struct admin_ops *o, const uint64_t *ids, size_t n)
 		struct admin_ops_upd *up = &ups[i];
 
 		up->ops = o;
+		up->events_ok = true;
 		queue_id_str(ids[i], idt);
 		if (dlv != NULL && delivery_admin_inflight(dlv, ids[i]) && o->op != ADMIN_OP_HOLD &&
 		    o->op != ADMIN_OP_RELEASE) {
@@ -478,6 +521,7 @@ static int admin_ops_round(struct admin_ops *o, const uint64_t *ids, size_t n)
 		free(up->ru);
 		free(up->sender);
 		delivery_dsn_msg_free(&up->dsn);
+		queue_events_free(&up->u.qu_events);
 	}
 	free(ups);
 	return rc;

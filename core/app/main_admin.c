@@ -28,6 +28,7 @@ int main_admin_start(struct admin **a_r, struct admin_queue *aq, const struct co
 	memset(aq, 0, sizeof(*aq));
 	aq->aq_queue = q;
 	aq->aq_dlv = dlv;
+	aq->aq_events = srv->s_events;
 	aq->aq_cfg = cfg;
 	if (admin_status_register(a, q, RINGMTA_VERSION) < 0 ||
 	    admin_queue_register(a, aq) < 0 ||

@@ -571,20 +571,28 @@ void events_submit(struct events *ev, struct queue_event *list)
 	queue_submit_update(ev->ev_q, u);
 }
 
-void event_admin(struct events *ev, const char *action, const char *detail)
+/* A JSON text as a value: the text itself when it is not JSON; null for NULL. */
+static json_t *ev_json_or_text(const char *text)
+{
+	json_t *d = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+
+	if (d == NULL && text != NULL)
+		d = json_string(text);
+	return d != NULL ? d : json_null();
+}
+
+void event_admin(struct events *ev, const char *action, const char *detail, const char *result)
 {
 	struct queue_event *list = NULL;
-	json_t *o, *d;
+	json_t *o;
 
 	if (!events_on(ev))
 		return;
 	if ((o = event_new(EVENT_ADMIN)) == NULL)
 		return;
 	json_object_set_new(o, "action", json_string(action ? action : ""));
-	d = detail != NULL ? json_loads(detail, JSON_DECODE_ANY, NULL) : NULL;
-	if (d == NULL && detail != NULL)
-		d = json_string(detail);
-	json_object_set_new(o, "detail", d != NULL ? d : json_null());
+	json_object_set_new(o, "detail", ev_json_or_text(detail));
+	json_object_set_new(o, "result", ev_json_or_text(result));
 	if (event_append(&list, o) == 0)
 		events_submit(ev, list);
 }

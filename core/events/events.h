@@ -114,9 +114,11 @@ int events_suppressed(struct events *ev, struct queue_event **list, const char *
  * list is taken over (freed once stored). Any thread.
  */
 void events_submit(struct events *ev, struct queue_event *list);
-/* An admin action: action ("queue.delete", "suspend" ...) and detail, a
- * JSON object as text (stored as an object) or plain text. */
-void event_admin(struct events *ev, const char *action, const char *detail);
+/* An admin action: action ("POST /api/v1/queue/delete" ...), detail (the
+ * request) and result (the answer: for the queue's operations the ids it
+ * changed and the DSNs it queued), each a JSON text (stored as JSON),
+ * plain text or NULL. */
+void event_admin(struct events *ev, const char *action, const char *detail, const char *result);
 
 /* What the metrics endpoint shows; any thread. */
 struct events_sink_stats {

@@ -95,3 +95,48 @@ def test_admin_bounce_follows_notify_envid_and_orcpt(make_server):
     assert "Original-Envelope-Id: env-42" in text, text
     assert "Original-Recipient: rfc822;orig@example.com" in text, text
     assert "returned by the mail administrator: r2" in text
+
+
+def test_admin_bounce_and_delete_name_their_messages_in_events(make_server, tmp_path):
+    """An operator's bounce gives each pending recipient a "bounced" record
+    (no attempt, the reason as the reply, 5.0.0) and a "dsn_sent" record
+    naming the DSN, stored with the bounce; the "admin" record of a bounce
+    or delete carries its result: the ids it changed and the DSNs it
+    queued. Before, the admin record held only the request (a filter), so
+    a consumer never learnt which messages left the queue."""
+    log = str(tmp_path / "events.log")
+    srv = make_server(event_log=log, event_log_format="json", delivery="no").start()
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("from@example.org", ["a@example.com", "b@example.com"],
+                   b"Subject: one\r\n\r\nx\r\n")
+    first = {m["id"] for m in curl(srv, "/api/v1/queue/messages")[1]["messages"]}
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("other@example.org", ["c@example.com"], b"Subject: two\r\n\r\nx\r\n")
+    (bounced,) = first
+    (deleted,) = {m["id"] for m in curl(srv, "/api/v1/queue/messages")[1]["messages"]} - first
+    status, ans = curl(srv, "/api/v1/queue/bounce", "POST",
+                       {"sender": "from@example.org", "reason": "campaign withdrawn"})
+    assert status == 200 and ans["ids"] == [bounced] and len(ans["dsn_ids"]) == 1, ans
+    dsn_id = ans["dsn_ids"][0]
+    status, ans = curl(srv, "/api/v1/queue/delete", "POST", {"ids": [deleted]})
+    assert status == 200 and ans["ids"] == [deleted], ans
+    recs = event_lines(log, lambda r: len([e for e in r if e["type"] == "admin"]) >= 2)
+    of = lambda t: [e for e in recs if e["type"] == t]  # noqa: E731
+    b = sorted(of("bounced"), key=lambda e: e["recipient"])
+    assert [e["recipient"] for e in b] == ["a@example.com", "b@example.com"], b
+    for e in b:
+        assert e["queue_id"] == bounced and e["sender"] == "from@example.org"
+        assert e["ecode"] == "5.0.0" and e["attempts"] == 0
+        assert e["reply"] == "returned by the mail administrator: campaign withdrawn"
+    assert of("attempt") == []
+    (d,) = of("dsn_sent")
+    assert d["queue_id"] == bounced and d["dsn_queue_id"] == dsn_id
+    assert d["kind"] == "bounce" and d["to"] == "from@example.org"
+    admin = of("admin")
+    assert [a["action"] for a in admin] == ["POST /api/v1/queue/bounce",
+                                            "POST /api/v1/queue/delete"]
+    assert admin[0]["detail"]["sender"] == "from@example.org"
+    assert admin[0]["result"]["ids"] == [bounced] and admin[0]["result"]["dsn_ids"] == [dsn_id]
+    assert admin[1]["result"]["ids"] == [deleted]
+    # The records of the bounce come before the admin record that reports it.
+    assert max(int(e["id"]) for e in b + [d]) < int(admin[0]["id"])

@@ -275,8 +275,8 @@ static void test_admin_to_log(void)
 	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) == 0,
 	       "queue opens");
 	tap_ok(events_start(&ev, &cfg, q, err, sizeof(err)) == 0 && ev != NULL, "events start");
-	event_admin(ev, "queue.delete", "{\"queue_id\":\"0123456789abcdef\"}");
-	event_admin(ev, "note", "plain text");
+	event_admin(ev, "queue.delete", "{\"queue_id\":\"0123456789abcdef\"}", NULL);
+	event_admin(ev, "note", "plain text", "{\"ids\":[\"0123456789abcdef\"]}");
 	for (int i = 0; i < 500; i++) {	/* up to 5 s */
 		f = fopen(path, "r");
 		if (f != NULL) {
@@ -295,6 +295,9 @@ static void test_admin_to_log(void)
 	tap_ok(j != NULL && strcmp(test_str(j, "id"), "2") == 0 &&
 	       strcmp(test_str(j, "type"), "admin") == 0 &&
 	       strcmp(test_str(j, "detail"), "plain text") == 0, "second admin line: %s", line);
+	tap_ok(j != NULL && json_is_object(json_object_get(j, "result")) &&
+	       json_array_size(json_object_get(json_object_get(j, "result"), "ids")) == 1,
+	       "the admin record carries the action's result");
 	json_decref(j);
 	events_stop(&ev);
 	queue_close(&q);
