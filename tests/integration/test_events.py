@@ -1,6 +1,7 @@
 """Delivery events: webhooks that fail, stall and recover, a kill -9 of
-ringmta during a burst, the event type filter, batches, the JSON event log
-and its reopening on SIGUSR1. Every event must arrive, in order, with no id
+ringmta during a burst (each alone, and both in one run), mail flowing
+while the endpoint hangs, the event type filter, batches, long URLs alike,
+the JSON event log and its reopening on SIGUSR1. Every event must arrive, in order, with no id
 missing; duplicates are allowed (at-least-once) and dropped by id here, as
 a receiver would."""
 import http.server
@@ -432,5 +433,88 @@ def test_https_webhook_with_an_unknown_ca_is_refused_and_retried(make_server, si
         assert wait_log(srv, r"events: https://localhost:%d/hook: TLS handshake with"
                         r" localhost failed: .*CERTIFICATE_VERIFY_FAILED" % rec.port)
         assert rec.requests == 0 and not rec.events
+    finally:
+        rec.stop()
+
+
+def wait_for(cond, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_stalled_endpoint_never_holds_mail_back(make_server, sink):
+    """The webhook hangs past its timeout on every request while 40
+    messages go through: every one is accepted and delivered while not
+    one event has been taken, and once the endpoint answers again every
+    event arrives, in order, none missing."""
+    rec = Receiver(plan=["stall"] * 10000, stall_s=2)
+    try:
+        srv = relay(make_server, sink, webhook_url=rec.url, webhook_timeout="1",
+                    webhook_batch_max="20", webhook_batch_wait="100").start()
+        for i in range(40):
+            send(srv, "from@example.org", ["s%d@example.com" % i], "s%d" % i)
+        assert wait_for(lambda: len(sink.messages) == 40, 60), len(sink.messages)
+        assert rec.requests >= 1 and rec.unique()[0] == {}     # stalled all along
+        with rec.lock:
+            rec.plan = []
+        # 40 receptions, 40 attempts, 40 deliveries (the backoff is at most 30 s).
+        assert rec.wait(lambda r: len(r.unique()[0]) >= 120, timeout=60), len(rec.unique()[0])
+        events, order = rec.unique()
+        check_ids_dense(order)
+        assert len(of_type(events, "delivered")) == 40
+    finally:
+        rec.stop()
+
+
+def test_failing_stalling_endpoint_across_a_kill9_during_a_burst(make_server, sink):
+    """The issue's scenario in one run: the endpoint fails, stalls and
+    recovers while a burst is cut by kill -9; after the restart every
+    event of every stored message arrives, in order, no id missing."""
+    rec = Receiver(plan=["fail", "stall", "fail", "ok", "stall", "fail"] * 3, stall_s=1.5)
+    try:
+        srv = relay(make_server, sink, webhook_url=rec.url, webhook_timeout="1",
+                    webhook_batch_max="5", webhook_batch_wait="50").start()
+        accepted, stop, cut = [], threading.Event(), threading.Event()
+
+        def burst():       # until the kill cuts it
+            try:
+                with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+                    s.ehlo()
+                    for i in range(1000000):
+                        if stop.is_set():
+                            return
+                        s.mail("burst@example.org")
+                        s.rcpt("k%d@example.com" % i)
+                        code, msg = s.data(("Subject: k%d\r\n\r\nx\r\n" % i).encode())
+                        if code == 250:
+                            accepted.append(msg.decode().split()[-1])
+            except (smtplib.SMTPException, OSError):
+                cut.set()
+
+        t = threading.Thread(target=burst)
+        t.start()
+        # Killed once the endpoint has failed or stalled a few times and
+        # taken some records: both kinds of trouble are behind and ahead.
+        assert rec.wait(lambda r: r.requests >= 4 and len(r.unique()[0]) >= 1, timeout=30)
+        srv.kill9()
+        stop.set()
+        t.join()
+        assert cut.is_set() and len(accepted) > 0     # killed mid-burst
+        srv.start()
+        want = set(accepted)
+
+        def complete(r):
+            ev = r.unique()[0]
+            stored = want | {e["queue_id"] for e in of_type(ev, "reception")}
+            return stored <= {e["queue_id"] for e in of_type(ev, "delivered")}
+        assert rec.wait(complete, timeout=120)
+        events, order = rec.unique()
+        check_ids_dense(order)
+        assert rec.plan == []      # every failure and stall of the plan was met
+        assert all(isinstance(b, list) and 1 <= len(b) <= 5 for b in rec.bodies)
     finally:
         rec.stop()
