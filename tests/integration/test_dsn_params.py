@@ -207,8 +207,9 @@ def test_delay_notice_follows_notify(make_server):
 def test_dsn_through_postfix(make_server):
     """ringmta -> Postfix (offers DSN) -> sink (does not). ringmta hands
     the parameters on and sends no notice of its own; Postfix reports:
-    "relayed" for NOTIFY=SUCCESS and a bounce with the header only for
-    RET=HDRS, both naming ENVID and ORCPT as ringmta passed them."""
+    "relayed" for NOTIFY=SUCCESS, nothing for NOTIFY=NEVER and a bounce
+    with the header only for RET=HDRS, naming ENVID and ORCPT as ringmta
+    passed them."""
     sink = Sink()
     try:
         with postfix_next_hop(sink) as pport:
@@ -222,6 +223,10 @@ def _through_postfix(make_server, sink, pport):
                       dns_servers="127.0.0.1:9", retry_min="1h", retry_max="2h").start()
     send(srv, [("ok@example.com", ["NOTIFY=SUCCESS", "ORCPT=rfc822;First+2Bok@example.com"])],
          sender="s@example.org", mail_opts=["ENVID=ENV+2B1"])
+    # NOTIFY=NEVER, handed on: Postfix's bounce of it goes nowhere. Sent
+    # before the next one, whose notice therefore comes after it would.
+    send(srv, [("permfail@example.com", ["NOTIFY=NEVER"])], sender="n@example.org")
+    wait_settled(srv, r"to=<permfail@example.com>.*status=sent")
     send(srv, [("permfail@example.com", ["NOTIFY=FAILURE", "ORCPT=rfc822;pf@example.com"])],
          sender="f@example.org", mail_opts=["RET=HDRS", "ENVID=ENV2"])
     deadline = time.time() + 60
@@ -243,6 +248,8 @@ def _through_postfix(make_server, sink, pport):
     assert rcpts[0]["Original-Recipient"].replace(" ", "") == "rfc822;pf@example.com"
     assert parts[2].get_content_type() == "text/rfc822-headers"
     assert "the body text" not in bounce.as_string()
-    # ringmta handed both on (Postfix offers DSN) and made no notice.
+    time.sleep(1)
+    assert notices(sink, "n@example.org") == []
+    # ringmta handed them on (Postfix offers DSN) and made no notice.
     wait_settled(srv, r"to=<permfail@example.com>.*status=sent")
     assert not re.search(r"\b(dsn|bounce) id=", srv.read_log()), srv.read_log()
