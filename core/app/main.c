@@ -54,7 +54,7 @@ static void main_usage(FILE *f)
 		"       ringmta [-c FILE] resume --site S|--domain D|--source X|--sender-domain D\n"
 		"       ringmta [-c FILE] suspensions [--json]\n"
 		"       ringmta [-c FILE] top [--once] [--json] [--limit N]\n"
-		"       ringmta [-c FILE] [-o key=value]... config show [-n]\n"
+		"       ringmta [-c FILE] [-o key=value]... config show [-n] [-r]\n"
 		"       ringmta --version\n"
 		"Runs the SMTP server in the foreground (SIGTERM or SIGINT stops it).\n"
 		"  -c FILE    configuration file (default: built-in defaults)\n"

@@ -21,9 +21,10 @@
 #include "core/shaping/shp_state.h"
 #include "queue/queue.h"
 
-static int main_queue_usage(void)
+/* The usage on out; returns rc. */
+static int main_queue_usage_to(FILE *out, int rc)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: ringmta queue [OPTIONS] summary|list|show ID|hold|release|delete|bounce|flush"
 		" [ID...]\n"
 		"       ringmta queue count|check|compact|shaping\n"
@@ -34,7 +35,12 @@ static int main_queue_usage(void)
 		"  summary: --by domain|site|source|sender_domain --top N;"
 		" list: --limit N --cursor ID;\n"
 		"  show: --body; bounce: --reason TEXT\n");
-	return 2;
+	return rc;
+}
+
+static int main_queue_usage(void)
+{
+	return main_queue_usage_to(stderr, 2);
 }
 
 /* Options with a value, and the filter each one is. */
@@ -225,8 +231,12 @@ int main_queue(const struct config *cfg, int argc, char **argv)
 	static const char *const offline_too[] = { "list", "show", "delete", "flush", NULL };
 	struct main_qopts o;
 	char url[300];
-	int rc = main_queue_parse(argc, argv, &o);
+	int rc;
 
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return main_queue_usage_to(stdout, 0);
+	rc = main_queue_parse(argc, argv, &o);
 	if (rc != 0)
 		return rc;
 	if (!main_queue_verb_in(o.verb, api_verbs) || o.offline) {

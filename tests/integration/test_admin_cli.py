@@ -122,6 +122,9 @@ def test_cli_errors(make_server):
     r = q(srv, "hold", "--all", check=False)
     assert r.returncode == 1 and "does not answer" in r.stderr
     assert q(srv, "list").returncode == 0, "list reads the store when there is no daemon"
+    # Asked for, the usage is an answer: on stdout, status 0, no complaint.
+    r = q(srv, "--help", check=False)
+    assert r.returncode == 0 and r.stdout.startswith("usage: ringmta queue") and r.stderr == "", r
 
 
 def test_cli_tokens(make_server):
