@@ -518,3 +518,31 @@ def test_failing_stalling_endpoint_across_a_kill9_during_a_burst(make_server, si
         assert all(isinstance(b, list) and 1 <= len(b) <= 5 for b in rec.bodies)
     finally:
         rec.stop()
+
+
+def test_expiry_is_an_expired_record_and_its_notice_a_dsn_sent(make_server, sink, tmp_path):
+    """A recipient that only ever gets 4xx until max_queue_lifetime passes:
+    its deferrals, then one "expired" record (class expired) and a
+    "dsn_sent" record for the bounce to the sender."""
+    log = str(tmp_path / "events.log")
+    srv = relay(make_server, sink, event_log=log, event_log_format="json",
+                max_queue_lifetime="2s", retry_min="1s", retry_max="1s").start()
+    send(srv, "sender@example.org", ["tempfail@example.com"], "exp")
+    deadline, recs = time.time() + 30, []
+    while time.time() < deadline:
+        if os.path.exists(log):
+            with open(log) as f:
+                recs = [json.loads(x) for x in f.read().splitlines() if x]
+            if any(e["type"] == "dsn_sent" for e in recs):
+                break
+        time.sleep(0.1)
+    by = lambda t: [e for e in recs if e["type"] == t]  # noqa: E731
+    (exp,) = by("expired")
+    (qid,) = {e["queue_id"] for e in by("reception")
+              if e["sender"] == "sender@example.org"}
+    assert exp["queue_id"] == qid and exp["recipient"] == "tempfail@example.com"
+    assert exp["class"] == "expired" and exp["sender"] == "sender@example.org", exp
+    assert by("deferred") and all(e["queue_id"] == qid for e in by("deferred"))
+    (d,) = by("dsn_sent")
+    assert d["queue_id"] == qid and d["kind"] == "bounce" and d["to"] == "sender@example.org"
+    assert by("bounced") == []
