@@ -22,6 +22,7 @@ import pytest
 from conftest import free_port, relay_server, wait_log, make_server  # noqa: F401
 from dkimverify import KeyDns, make_key, verify_dkimpy
 from sink import Sink
+from test_inject import post
 
 # The setting that names the rules files.
 RULES_KEY = "shaping_rules"
@@ -520,3 +521,28 @@ def test_reload_removing_the_source_in_use(make_server, sink):
     assert re.search(r"attempt=0 .*status=deferred ecode=4\.4\.0 reply=\"source sb was"
                      r" removed from the shaping rules; picking a source again\"", log), log
     assert log.count("status=sent") == 3, log
+
+
+def test_http_injection_chooses_pools_as_smtp_does(make_server, sink):
+    """Mail injected over HTTP gets its pool by the same rules as SMTP's
+    (sender domain, the pool header, the default pool), leaves from that
+    pool's source, and the pool header never reaches the receiver."""
+    http_port = free_port()
+    srv = shaping(make_server, sink, TWO_POOLS, http_listen="127.0.0.1:%d" % http_port)
+    srv.http_port = http_port
+    for sender, extra in (("y@b.example", ""), ("x@a.example", "X-Ringmta-Pool: pb\r\n"),
+                          ("z@a.example", "")):
+        status, ans = post(srv, {"envelope_sender": sender,
+                                 "recipients": [{"email": "to@dest.test"}],
+                                 "content": "From: <%s>\r\n%sSubject: http\r\n\r\nhi\r\n" %
+                                            (sender, extra)})
+        assert status == 202, ans
+    assert sink.wait_for(3)
+    got = {m["sender"]: m for m in sink.messages}
+    assert (got["y@b.example"]["peer"], got["y@b.example"]["helo"]) == \
+        ("127.0.0.3", "b.sources.test")
+    assert (got["x@a.example"]["peer"], got["x@a.example"]["helo"]) == \
+        ("127.0.0.3", "b.sources.test")
+    assert (got["z@a.example"]["peer"], got["z@a.example"]["helo"]) == \
+        ("127.0.0.2", "a.sources.test")
+    assert b"ringmta-pool" not in got["x@a.example"]["data"].lower()
