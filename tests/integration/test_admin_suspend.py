@@ -68,6 +68,23 @@ def test_suspended_domain_waits_across_restart_until_resumed(make_server, sink):
     assert code == 404 and j["error"] == "not suspended"
 
 
+def test_a_suspension_answered_200_survives_kill9(make_server, sink):
+    """The API answers 200 only once the suspension is stored: a kill -9
+    right after the answer keeps it, and mail for the site still waits."""
+    srv = relay(make_server, sink)
+    code, j = curl(srv, "/api/v1/suspend", "POST", {"site": "[127.0.0.1]:%d" % sink.port,
+                                                   "duration": "2h", "reason": "k9"})
+    assert code == 200, j
+    srv.kill9()
+    srv.start()
+    code, j = curl(srv, "/api/v1/suspensions")
+    assert code == 200 and [(x["selector"], x["reason"]) for x in j["suspensions"]] == \
+        [("site", "k9")], j
+    send(srv, "a@sender.example", ["rcpt@any.example"])
+    assert wait_log(srv, r"status=deferred.*suspended by admin")
+    assert sink.connections == 0
+
+
 def test_a_relayhost_job_holds_only_the_suspended_domain(make_server, sink):
     srv = relay(make_server, sink)
     assert curl(srv, "/api/v1/suspend", "POST", {"domain": "hold.example", "duration": "1h"})[0] == 200
