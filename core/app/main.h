@@ -87,11 +87,11 @@ int main_auth_load(const struct config *cfg, struct auth_db **db_r, char *err, s
  * and a few lines in main_reload() that load it from the settings in
  * force and swap it in, as "dkim" does.
  */
-#define MAIN_RELOAD_PARTS 8
+#define MAIN_RELOAD_PARTS 10
 struct main_reload_part {
 	const char *rp_name;	/* config, auth, tls, bounce_classes, dkim,
 				 * smtp_auth_credentials, shaping_rules,
-				 * admin_tokens */
+				 * admin_tokens, events */
 	bool rp_ok;
 	char rp_detail[4096];	/* why it failed (every error, one a line),
 				 * or what was loaded */

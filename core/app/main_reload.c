@@ -5,7 +5,7 @@
  * by setting (core/config/config_diff.c); what may change without a
  * restart becomes a new generation of the settings (core/app/server.h),
  * and then each part (TLS certificates, bounce class rules, DKIM keys,
- * the outbound AUTH credentials, shaping rules) loads again with the
+ * the outbound AUTH credentials, shaping rules, event sinks) loads again with the
  * settings in force and is swapped in only when it loaded in full. What happened is logged and reported
  * part by part to the caller. One reload at a time: the signal and the
  * API may ask together.
@@ -23,6 +23,7 @@
 #include "core/base/log.h"
 #include "core/delivery/delivery.h"
 #include "core/dkim/dkim_table.h"
+#include "core/events/events.h"
 #include "core/outbound/smtp_creds.h"
 #include "core/sasl/auth.h"
 #include "tls/tls.h"
@@ -182,6 +183,13 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 	 * against the running queue_map_size). */
 	if (config_validate(nc, p->rp_detail, sizeof(p->rp_detail)) < 0)
 		goto refused_nc;
+	if (srv->s_events == NULL && (nc->event_log[0] != '\0' || nc->webhook_url[0] != '\0')) {
+		/* Workers render records only when events ran at start. */
+		snprintf(p->rp_detail, sizeof(p->rp_detail), "%s: delivery events were off at"
+			 " start; turning them on needs a restart",
+			 nc->event_log[0] != '\0' ? "event_log" : "webhook_url");
+		goto refused_nc;
+	}
 	if (nc->dkim_key_table[0] != '\0' && cur->dkim_key_table[0] == '\0' &&
 	    srv->s_sign_pool == NULL) {
 		snprintf(p->rp_detail, sizeof(p->rp_detail), "dkim_key_table: DKIM signing was off"
@@ -337,6 +345,22 @@ void main_reload(struct main_reload_arg *ra, struct main_reload *r)
 	}
 	p = main_reload_part(r, "shaping_rules");
 	p->rp_ok = server_rules_reload(srv, cfg, p->rp_detail, sizeof(p->rp_detail)) == 0;
+	if (srv->s_events != NULL) {
+		bool changed = false;
+
+		/* Records stay stored while the sinks change hands. */
+		p = main_reload_part(r, "events");
+		if (events_reload(srv->s_events, cfg, &changed, p->rp_detail,
+				  sizeof(p->rp_detail)) < 0) {
+			p->rp_ok = false;
+			main_reload_log_lines("reload: ", p->rp_detail, changed ? "" :
+					      " (keeping the running event sinks)");
+		} else {
+			snprintf(p->rp_detail, sizeof(p->rp_detail), "event sinks %s: %u",
+				 changed ? "reloaded" : "unchanged", events_nsinks(srv->s_events));
+			log_msg(LOG_INFO, "reload: %s", p->rp_detail);
+		}
+	}
 	if (ra->ra_admin != NULL)
 		main_reload_admin_tokens(ra->ra_admin, cfg, main_reload_part(r, "admin_tokens"));
 done:

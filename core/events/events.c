@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "core/base/log.h"
 
@@ -51,17 +52,32 @@ struct ev_sink {
 	_Atomic uint64_t s_cursor;	/* last sequence passed */
 	_Atomic uint64_t s_requests, s_failures, s_last_success;
 	atomic_bool s_reopen;
+	atomic_bool s_stop;		/* a reload replaces it: its thread ends */
 	pthread_t s_thread;
 	bool s_started;
 };
 
+/* A file's identity and age (webhook_header_file): a reload builds the
+ * sinks again when it changed. */
+struct ev_file_sig {
+	dev_t fs_dev;
+	ino_t fs_ino;
+	off_t fs_size;
+	int64_t fs_mtime_ns;
+};
+
 struct events {
-	const struct config *ev_cfg;
+	/* The settings in force: a reload's generation (core/app/server.h
+	 * keeps every generation until after events_stop()). */
+	const struct config *_Atomic ev_cfg;
+	struct ev_file_sig ev_hdr_sig;	/* under ev_lock */
 	struct queue *ev_q;
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cond;		/* new events, or stop */
 	uint64_t ev_last;		/* under ev_lock */
 	bool ev_stop;
+	/* The sinks; a reload replaces them under ev_lock, so the janitor,
+	 * the statistics and reopen read them under it. */
 	struct ev_sink ev_sinks[EVENTS_SINKS_MAX];
 	unsigned ev_nsinks;
 	pthread_t ev_janitor;
@@ -86,16 +102,22 @@ static void ev_wait_until(struct events *ev, uint64_t deadline_ms)
 	pthread_cond_timedwait(&ev->ev_cond, &ev->ev_lock, &ts);
 }
 
+/* Whether s (NULL: the janitor) is to end; ev_lock held. */
+static bool ev_stopping(const struct events *ev, const struct ev_sink *s)
+{
+	return ev->ev_stop || (s != NULL && atomic_load(&s->s_stop));
+}
+
 /* Sleep ms (new events do not cut it short); true when stopping. */
-static bool ev_sleep(struct events *ev, unsigned ms)
+static bool ev_sleep(struct events *ev, const struct ev_sink *s, unsigned ms)
 {
 	uint64_t deadline = ev_now_ms() + ms;
 	bool stop;
 
 	pthread_mutex_lock(&ev->ev_lock);
-	while (!ev->ev_stop && ev_now_ms() < deadline)
+	while (!ev_stopping(ev, s) && ev_now_ms() < deadline)
 		ev_wait_until(ev, deadline);
-	stop = ev->ev_stop;
+	stop = ev_stopping(ev, s);
 	pthread_mutex_unlock(&ev->ev_lock);
 	return stop;
 }
@@ -111,19 +133,26 @@ static void ev_on_commit(void *ctx, uint64_t last)
 	pthread_mutex_unlock(&ev->ev_lock);
 }
 
+/* The sequence in s's open cursor file; 0 when empty. */
+static uint64_t ev_cursor_read(const struct ev_sink *s)
+{
+	char buf[32] = "";
+	ssize_t n = pread(s->s_cursor_fd, buf, sizeof(buf) - 1, 0);
+
+	return n > 0 ? strtoull(buf, NULL, 10) : 0;
+}
+
 /* The cursor file: the decimal sequence, padded, rewritten in place. */
 static int ev_cursor_open(struct ev_sink *s, const char *dir, uint64_t *cur_r)
 {
-	char path[4096], buf[32] = "";
-	ssize_t n;
+	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/events.%s.%016" PRIx64 ".cursor", dir,
 		 strcmp(s->s_name, "log") == 0 ? "log" : "webhook", s->s_hash);
 	s->s_cursor_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->s_cursor_fd < 0)
 		return -errno;
-	n = pread(s->s_cursor_fd, buf, sizeof(buf) - 1, 0);
-	*cur_r = n > 0 ? strtoull(buf, NULL, 10) : 0;
+	*cur_r = ev_cursor_read(s);
 	return 0;
 }
 
@@ -200,7 +229,7 @@ static bool ev_gather(struct ev_sink *s, struct ev_read *r)
 			r->r_last = cursor;
 		}
 		pthread_mutex_lock(&ev->ev_lock);
-		stop = ev->ev_stop;
+		stop = ev_stopping(ev, s);
 		last = ev->ev_last;
 		if (stop) {
 			pthread_mutex_unlock(&ev->ev_lock);
@@ -269,7 +298,7 @@ static void *ev_sink_main(void *arg)
 				log_msg(LOG_WARNING, "events: %s: %s; %u events wait, retrying in"
 					" %ums", s->s_name, err, r.r_b.eb_n, backoff);
 			failing = true;
-			if (ev_sleep(ev, backoff))
+			if (ev_sleep(ev, s, backoff))
 				goto out;
 			backoff = backoff * 2 > EVENTS_BACKOFF_MAX_MS ? EVENTS_BACKOFF_MAX_MS :
 				  backoff * 2;
@@ -285,14 +314,16 @@ out:
 /* Delete what every sink passed; past the bound, the oldest. */
 static void ev_janitor_round(struct events *ev)
 {
-	uint64_t low = UINT64_MAX, count, first, n, max = ev->ev_cfg->events_max_backlog;
+	uint64_t low = UINT64_MAX, count, first, n, max = atomic_load(&ev->ev_cfg)->events_max_backlog;
 
+	pthread_mutex_lock(&ev->ev_lock);
 	for (unsigned i = 0; i < ev->ev_nsinks; i++) {
 		uint64_t c = atomic_load(&ev->ev_sinks[i].s_cursor);
 
 		if (c < low)
 			low = c;
 	}
+	pthread_mutex_unlock(&ev->ev_lock);
 	if (queue_events_stat(ev->ev_q, &count, &first) < 0 || count == 0)
 		return;
 	while (first != 0 && first <= low) {
@@ -319,7 +350,7 @@ static void *ev_janitor_main(void *arg)
 {
 	struct events *ev = arg;
 
-	while (!ev_sleep(ev, EVENTS_JANITOR_MS))
+	while (!ev_sleep(ev, NULL, EVENTS_JANITOR_MS))
 		ev_janitor_round(ev);
 	return NULL;
 }
@@ -356,20 +387,27 @@ static void ev_sink_name(char *out, size_t outlen, const char *url, uint64_t h)
 	snprintf(out, outlen, "%.*s#%08x", (int)cut, url, (unsigned)(h >> 32));
 }
 
-static int ev_sink_add(struct events *ev, const char *name, const struct event_sink_ops *ops,
-		       void *impl, char *err, size_t errlen)
+/* A set of sinks, being made (not started) or running. */
+struct ev_set {
+	struct ev_sink *es_sinks;
+	unsigned es_n;
+};
+
+static int ev_sink_add(struct events *ev, const struct config *cfg, struct ev_set *set,
+		       const char *name, const struct event_sink_ops *ops, void *impl, char *err,
+		       size_t errlen)
 {
-	const struct config *cfg = ev->ev_cfg;
 	struct ev_sink *s;
 	uint64_t cur;
 	int rc;
 
-	if (ev->ev_nsinks == EVENTS_SINKS_MAX) {
+	if (set->es_n == EVENTS_SINKS_MAX) {
 		ops->so_free(impl);
 		snprintf(err, errlen, "events: at most %u sinks", EVENTS_SINKS_MAX);
 		return -1;
 	}
-	s = &ev->ev_sinks[ev->ev_nsinks++];
+	s = &set->es_sinks[set->es_n++];
+	memset(s, 0, sizeof(*s));
 	s->s_ev = ev;
 	s->s_hash = ev_sink_hash(name);
 	if (ops == &event_sink_log_ops)
@@ -399,33 +437,44 @@ static int ev_sink_add(struct events *ev, const char *name, const struct event_s
 	return 0;
 }
 
-static void ev_free(struct events *ev)
+/* Free the sinks of a set whose threads are not running. */
+static void ev_set_free(struct ev_set *set)
 {
-	for (unsigned i = 0; i < ev->ev_nsinks; i++) {
-		struct ev_sink *s = &ev->ev_sinks[i];
+	for (unsigned i = 0; i < set->es_n; i++) {
+		struct ev_sink *s = &set->es_sinks[i];
 
 		if (s->s_impl != NULL)
 			s->s_ops->so_free(s->s_impl);
+		s->s_impl = NULL;
 		if (s->s_cursor_fd >= 0) {
 			fdatasync(s->s_cursor_fd);
 			close(s->s_cursor_fd);
 		}
+		s->s_cursor_fd = -1;
 	}
+	set->es_n = 0;
+}
+
+static void ev_free(struct events *ev)
+{
+	struct ev_set running = { ev->ev_sinks, ev->ev_nsinks };
+
+	ev_set_free(&running);
 	pthread_mutex_destroy(&ev->ev_lock);
 	pthread_cond_destroy(&ev->ev_cond);
 	free(ev);
 }
 
-/* The sinks the settings name. */
-static int ev_sinks_make(struct events *ev, char *err, size_t errlen)
+/* The sinks the settings name, into set (empty; not started). */
+static int ev_sinks_make(struct events *ev, const struct config *cfg, struct ev_set *set,
+			 char *err, size_t errlen)
 {
-	const struct config *cfg = ev->ev_cfg;
 	const char *p = cfg->webhook_url;
 	void *impl;
 
 	if (cfg->event_log[0] != '\0') {
 		if (event_sink_log_new(cfg, &impl, err, errlen) < 0 ||
-		    ev_sink_add(ev, "log", &event_sink_log_ops, impl, err, errlen) < 0)
+		    ev_sink_add(ev, cfg, set, "log", &event_sink_log_ops, impl, err, errlen) < 0)
 			return -1;
 	}
 	while (*p != '\0') {
@@ -444,21 +493,68 @@ static int ev_sinks_make(struct events *ev, char *err, size_t errlen)
 		memcpy(url, p, n);
 		url[n] = '\0';
 		p += n;
-		for (unsigned i = 0; i < ev->ev_nsinks; i++) {
-			if (ev->ev_sinks[i].s_ops == &event_sink_webhook_ops &&
-			    ev->ev_sinks[i].s_hash == ev_sink_hash(url)) {
+		for (unsigned i = 0; i < set->es_n; i++) {
+			if (set->es_sinks[i].s_ops == &event_sink_webhook_ops &&
+			    set->es_sinks[i].s_hash == ev_sink_hash(url)) {
 				/* One cursor file per URL: two sinks would
 				 * move one cursor. */
 				snprintf(err, errlen, "webhook_url: %s is listed twice",
-					 ev->ev_sinks[i].s_name);
+					 set->es_sinks[i].s_name);
 				return -1;
 			}
 		}
 		if (event_sink_webhook_new(cfg, url, &impl, err, errlen) < 0 ||
-		    ev_sink_add(ev, url, &event_sink_webhook_ops, impl, err, errlen) < 0)
+		    ev_sink_add(ev, cfg, set, url, &event_sink_webhook_ops, impl, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+static void ev_file_sig(const char *path, struct ev_file_sig *sig)
+{
+	struct stat st;
+
+	memset(sig, 0, sizeof(*sig));
+	if (path[0] == '\0' || stat(path, &st) != 0)
+		return;
+	sig->fs_dev = st.st_dev;
+	sig->fs_ino = st.st_ino;
+	sig->fs_size = st.st_size;
+	sig->fs_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+/* Start the threads of ev's sinks (not running). */
+static int ev_sinks_start(struct events *ev, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < ev->ev_nsinks; i++) {
+		struct ev_sink *s = &ev->ev_sinks[i];
+
+		/* A cursor past the store (a queue replaced under it) starts
+		 * over with what is stored. */
+		if (atomic_load(&s->s_cursor) > queue_events_last(ev->ev_q))
+			atomic_store(&s->s_cursor, 0);
+		if (pthread_create(&s->s_thread, NULL, ev_sink_main, s) != 0) {
+			snprintf(err, errlen, "events: cannot start a thread");
+			return -1;
+		}
+		s->s_started = true;
+	}
+	return 0;
+}
+
+/* End the threads of ev's sinks (they save their cursors as they go). */
+static void ev_sinks_join(struct events *ev)
+{
+	pthread_mutex_lock(&ev->ev_lock);
+	for (unsigned i = 0; i < ev->ev_nsinks; i++)
+		atomic_store(&ev->ev_sinks[i].s_stop, true);
+	pthread_cond_broadcast(&ev->ev_cond);
+	pthread_mutex_unlock(&ev->ev_lock);
+	for (unsigned i = 0; i < ev->ev_nsinks; i++)
+		if (ev->ev_sinks[i].s_started)
+			pthread_join(ev->ev_sinks[i].s_thread, NULL);
+	for (unsigned i = 0; i < ev->ev_nsinks; i++)
+		ev->ev_sinks[i].s_started = false;
 }
 
 int events_start(struct events **ev_r, const struct config *cfg, struct queue *q, char *err,
@@ -485,25 +581,22 @@ int events_start(struct events **ev_r, const struct config *cfg, struct queue *q
 		pthread_cond_init(&ev->ev_cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	if (ev_sinks_make(ev, err, errlen) < 0) {
-		ev_free(ev);
-		return -1;
-	}
-	ev->ev_last = queue_events_last(q);
-	queue_set_event_listener(q, ev_on_commit, ev);
-	for (unsigned i = 0; i < ev->ev_nsinks; i++) {
-		struct ev_sink *s = &ev->ev_sinks[i];
+	{
+		struct ev_set set = { ev->ev_sinks, 0 };
+		int rc = ev_sinks_make(ev, cfg, &set, err, errlen);
 
-		/* A cursor past the store (a queue replaced under it) starts
-		 * over with what is stored. */
-		if (atomic_load(&s->s_cursor) > ev->ev_last)
-			atomic_store(&s->s_cursor, 0);
-		if (pthread_create(&s->s_thread, NULL, ev_sink_main, s) != 0) {
-			snprintf(err, errlen, "events: cannot start a thread");
-			events_stop(&ev);
+		ev->ev_nsinks = set.es_n;
+		if (rc < 0) {
+			ev_free(ev);
 			return -1;
 		}
-		s->s_started = true;
+	}
+	ev_file_sig(cfg->webhook_header_file, &ev->ev_hdr_sig);
+	ev->ev_last = queue_events_last(q);
+	queue_set_event_listener(q, ev_on_commit, ev);
+	if (ev_sinks_start(ev, err, errlen) < 0) {
+		events_stop(&ev);
+		return -1;
 	}
 	if (pthread_create(&ev->ev_janitor, NULL, ev_janitor_main, ev) != 0) {
 		snprintf(err, errlen, "events: cannot start a thread");
@@ -525,9 +618,7 @@ void events_stop(struct events **evp)
 	ev->ev_stop = true;
 	pthread_cond_broadcast(&ev->ev_cond);
 	pthread_mutex_unlock(&ev->ev_lock);
-	for (unsigned i = 0; i < ev->ev_nsinks; i++)
-		if (ev->ev_sinks[i].s_started)
-			pthread_join(ev->ev_sinks[i].s_thread, NULL);
+	ev_sinks_join(ev);
 	if (ev->ev_janitor_started)
 		pthread_join(ev->ev_janitor, NULL);
 	queue_set_event_listener(ev->ev_q, NULL, NULL);
@@ -539,11 +630,73 @@ void events_reopen(struct events *ev)
 {
 	if (ev == NULL)
 		return;
+	pthread_mutex_lock(&ev->ev_lock);
 	for (unsigned i = 0; i < ev->ev_nsinks; i++)
 		atomic_store(&ev->ev_sinks[i].s_reopen, true);
-	pthread_mutex_lock(&ev->ev_lock);
 	pthread_cond_broadcast(&ev->ev_cond);
 	pthread_mutex_unlock(&ev->ev_lock);
+}
+
+/* Whether the sinks' settings differ (events_max_backlog is not theirs). */
+static bool ev_sinks_differ(const struct config *a, const struct config *b)
+{
+	return strcmp(a->event_log, b->event_log) != 0 ||
+	       strcmp(a->event_log_format, b->event_log_format) != 0 ||
+	       strcmp(a->webhook_url, b->webhook_url) != 0 ||
+	       strcmp(a->webhook_events, b->webhook_events) != 0 ||
+	       a->webhook_batch_max != b->webhook_batch_max ||
+	       a->webhook_batch_wait != b->webhook_batch_wait ||
+	       a->webhook_timeout != b->webhook_timeout ||
+	       strcmp(a->webhook_header_file, b->webhook_header_file) != 0 ||
+	       a->webhook_tls_verify != b->webhook_tls_verify ||
+	       strcmp(a->tls_ca_file, b->tls_ca_file) != 0;
+}
+
+int events_reload(struct events *ev, const struct config *cfg, bool *changed_r, char *err,
+		  size_t errlen)
+{
+	struct ev_sink fresh[EVENTS_SINKS_MAX];
+	struct ev_set set = { fresh, 0 };
+	struct ev_set old = { ev->ev_sinks, 0 };
+	struct ev_file_sig sig;
+
+	*changed_r = false;
+	ev_file_sig(cfg->webhook_header_file, &sig);
+	if (!ev_sinks_differ(atomic_load(&ev->ev_cfg), cfg) &&
+	    memcmp(&sig, &ev->ev_hdr_sig, sizeof(sig)) == 0) {
+		atomic_store(&ev->ev_cfg, cfg);		/* events_max_backlog */
+		return 0;
+	}
+	/* Made in full before the running ones stop: a bad file keeps them. */
+	if (ev_sinks_make(ev, cfg, &set, err, errlen) < 0) {
+		ev_set_free(&set);
+		return -1;
+	}
+	ev_sinks_join(ev);
+	pthread_mutex_lock(&ev->ev_lock);
+	old.es_n = ev->ev_nsinks;
+	ev_set_free(&old);
+	for (unsigned i = 0; i < set.es_n; i++) {
+		/* Where the stopped sink of the same name left its cursor. */
+		atomic_store(&fresh[i].s_cursor, ev_cursor_read(&fresh[i]));
+		memcpy(&ev->ev_sinks[i], &fresh[i], sizeof(fresh[i]));
+	}
+	ev->ev_nsinks = set.es_n;
+	ev->ev_hdr_sig = sig;
+	atomic_store(&ev->ev_cfg, cfg);
+	pthread_mutex_unlock(&ev->ev_lock);
+	*changed_r = true;
+	return ev_sinks_start(ev, err, errlen);
+}
+
+unsigned events_nsinks(struct events *ev)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&ev->ev_lock);
+	n = ev->ev_nsinks;
+	pthread_mutex_unlock(&ev->ev_lock);
+	return n;
 }
 
 /* Committer thread: the records are stored (or not); free them. */
@@ -607,6 +760,7 @@ void events_get_stats(struct events *ev, struct events_stats *st)
 	(void)queue_events_stat(ev->ev_q, &st->es_stored, &first);
 	st->es_last = queue_events_last(ev->ev_q);
 	st->es_dropped = atomic_load(&ev->ev_dropped);
+	pthread_mutex_lock(&ev->ev_lock);
 	st->es_nsinks = ev->ev_nsinks;
 	for (unsigned i = 0; i < ev->ev_nsinks && i < 8; i++) {
 		struct ev_sink *s = &ev->ev_sinks[i];
@@ -619,4 +773,5 @@ void events_get_stats(struct events *ev, struct events_stats *st)
 		ss->ss_failures = atomic_load(&s->s_failures);
 		ss->ss_last_success = atomic_load(&s->s_last_success);
 	}
+	pthread_mutex_unlock(&ev->ev_lock);
 }

@@ -54,6 +54,19 @@ int events_start(struct events **ev_r, const struct config *cfg, struct queue *q
 		 size_t errlen);
 /* Stop the sinks (what is not sent stays stored for the next start). */
 void events_stop(struct events **ev);
+/*
+ * A reload (core/app/main_reload.c): when the sinks' settings or the
+ * webhook_header_file changed, the sinks are made again from cfg, and
+ * only once all of them are made are the running ones stopped (each
+ * saves its cursor; one inside a request waits for it, webhook_timeout
+ * at most) and the new ones started from the cursors of the same names.
+ * cfg must outlive ev (a settings generation does). -1 with err when a
+ * sink cannot be made: the running ones go on. *changed_r: they were
+ * replaced. events_nsinks(): how many run.
+ */
+int events_reload(struct events *ev, const struct config *cfg, bool *changed_r, char *err,
+		  size_t errlen);
+unsigned events_nsinks(struct events *ev);
 /* Reopen the event log file (SIGUSR1, after logrotate moved it). */
 void events_reopen(struct events *ev);
 static inline bool events_on(const struct events *ev)

@@ -546,3 +546,76 @@ def test_expiry_is_an_expired_record_and_its_notice_a_dsn_sent(make_server, sink
     (d,) = by("dsn_sent")
     assert d["queue_id"] == qid and d["kind"] == "bounce" and d["to"] == "sender@example.org"
     assert by("bounced") == []
+
+
+def write_conf(srv):
+    with open(srv.conf, "w") as f:
+        for k, v in srv.settings.items():
+            f.write("%s = %s\n" % (k, v))
+
+
+def test_reload_changes_the_sinks_and_loses_nothing(make_server, sink, tmp_path):
+    """SIGHUP with a second webhook and a rotated header file: the first
+    endpoint goes on from its cursor with the new header and no record
+    missing (receptions only: the ids have gaps by design), the second
+    starts with what is stored; a reload that names a bad URL keeps the
+    running sinks."""
+    hdr = str(tmp_path / "headers")
+    with open(hdr, "w") as f:
+        f.write("X-Token: one\n")
+    a, b = Receiver(), Receiver()
+    try:
+        srv = relay(make_server, sink, webhook_url=a.url, webhook_header_file=hdr,
+                    webhook_events="reception").start()
+        for i in range(3):
+            send(srv, "from@example.org", ["r%d@example.com" % i], "before%d" % i)
+        assert a.wait(lambda r: len(r.unique()[0]) == 3, timeout=20)
+        with open(hdr, "w") as f:
+            f.write("X-Token: two\n")
+        srv.settings["webhook_url"] = "%s, %s" % (a.url, b.url)
+        write_conf(srv)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: event sinks reloaded: 2")
+        for i in range(3):
+            send(srv, "from@example.org", ["s%d@example.com" % i], "after%d" % i)
+        assert a.wait(lambda r: len(r.unique()[0]) == 6, timeout=20)
+        assert b.wait(lambda r: len(r.unique()[0]) >= 3, timeout=20)
+        events, order = a.unique()
+        assert order == sorted(order)
+        assert sorted(e["message_id"] for e in events.values()) == sorted(
+            ["<before%d@test>" % i for i in range(3)] + ["<after%d@test>" % i for i in range(3)])
+        tokens = [h.get("X-Token") for h in a.headers]
+        assert tokens[0] == "one" and tokens[-1] == "two", tokens
+        assert all(h.get("X-Token") == "two" for h in b.headers)
+        got_b, order_b = b.unique()
+        assert order_b == sorted(order_b) and set(order_b) <= set(order)
+        assert {e["message_id"] for e in got_b.values()} >= {"<after%d@test>" % i
+                                                              for i in range(3)}
+        # A URL that cannot be: the running sinks stay, mail and records flow.
+        srv.settings["webhook_url"] = "%s, ftp://nowhere.example/x" % a.url
+        write_conf(srv)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: .*scheme.*\(keeping the running event sinks\)")
+        send(srv, "from@example.org", ["t@example.com"], "later")
+        assert a.wait(lambda r: len(r.unique()[0]) == 7, timeout=20)
+        assert b.wait(lambda r: "<later@test>" in {e["message_id"] for e in
+                                                  r.unique()[0].values()}, timeout=20)
+        assert a.unique()[1] == sorted(a.unique()[1])
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_turning_events_on_by_reload_needs_a_restart(make_server, sink):
+    srv = relay(make_server, sink).start()
+    rec = Receiver()
+    try:
+        srv.settings["webhook_url"] = rec.url
+        srv.settings["log_level"] = "debug"
+        write_conf(srv)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_log(srv, r"reload: webhook_url: delivery events were off at start;"
+                             r" turning them on needs a restart \(keeping the running settings\)")
+        assert "reload: log_level" not in srv.read_log()    # nothing changed
+    finally:
+        rec.stop()
