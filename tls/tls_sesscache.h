@@ -2,10 +2,11 @@
  * tls_sesscache: a client's TLS sessions, kept to resume the next
  * handshake with the same peer (TLS 1.3 tickets, TLS 1.2 session ids
  * and tickets). Up to TLS_SESSCACHE_PER_KEY sessions per key (a TLS 1.3
- * server sends one or two tickets per connection, and each serves one
- * handshake: a few let parallel connections resume), at most max in all:
- * the least recently stored key goes first. A session past its lifetime
- * is never offered.
+ * server sends one or two tickets per connection and each serves one
+ * handshake: as many as a next hop has parallel connections, 20 by
+ * default, let all of them resume), at most max in all: the least
+ * recently stored key goes first. A session past its lifetime is never
+ * offered.
  *
  * The key is the owner's: it must name everything under which a session
  * may be offered again (host name sent and verified, address, port,
@@ -24,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TLS_SESSCACHE_PER_KEY 4u
+#define TLS_SESSCACHE_PER_KEY 32u
 
 struct ssl_session_st;		/* BoringSSL's SSL_SESSION */
 struct tls_sesscache;

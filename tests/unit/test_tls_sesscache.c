@@ -68,7 +68,7 @@ int main(void)
 	SSL_SESSION_free(a);
 	tls_sesscache_free(&sc);
 	tls_sesscache_new(&sc, 100);
-	for (unsigned i = 0; i < 10; i++)
+	for (unsigned i = 0; i < TLS_SESSCACHE_PER_KEY + 10; i++)
 		tls_sesscache_put(sc, "k", sess(TLS1_3_VERSION, now, 300));
 	tap_ok(tls_sesscache_count(sc) == TLS_SESSCACHE_PER_KEY, "at most %u per key",
 	       TLS_SESSCACHE_PER_KEY);
