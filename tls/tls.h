@@ -7,7 +7,8 @@
  * Contexts (certificate, key, CA store, protocol floor TLS 1.2, AEAD
  * ciphers only) are reference-counted so a reload (SIGHUP) can swap in a
  * new one while connections finish on the old. Server contexts keep a
- * session cache and issue tickets: resumption works both ways.
+ * session cache and issue tickets; client connections resume from the
+ * caller's tls_sesscache (tls_conn_use_cache).
  */
 #ifndef RINGMTA_TLS_H
 #define RINGMTA_TLS_H
@@ -25,6 +26,7 @@ struct tls_conn {
 	bool tc_closed;			/* peer sent close_notify */
 	bool tc_failed;
 	bool tc_offered;		/* a cached session went into the hello */
+	bool tc_got_session;		/* the server sent a session (ticket) */
 	char tc_error[160];		/* why it failed */
 	unsigned long long tc_ctx_id;	/* the context's identity (tls_conn_init) */
 	char *tc_verify_host;		/* owned; what the chain must name */
@@ -32,7 +34,6 @@ struct tls_conn {
 	char *tc_cache_key;		/* owned */
 	void *tc_offered_sess;		/* SSL_SESSION * offered (one reference)
 					 * until the first plaintext */
-	bool tc_got_session;		/* the server sent a session (ticket) */
 };
 
 /* Server context from PEM files (chain and key). */

@@ -3,8 +3,8 @@
  * handshake after 220 (or, in wrapper mode, right after connect: implicit
  * TLS, RFC 8314), ciphertext in and out, and what a failed handshake
  * means under the hop's policy (a cleartext retry under "may"), and
- * session resumption: the worker's sessions (tls/tls_sesscache.h), one
- * per next hop and policy, offered to the next connection alike.
+ * session resumption: the worker's sessions (tls/tls_sesscache.h), kept
+ * per next hop, policy and source, offered to the next connection alike.
  */
 #include <stdatomic.h>
 #include <stdio.h>
