@@ -103,6 +103,38 @@ def test_cache_size_zero_turns_it_off(make_server, tls_sink):
     assert metric(srv, "ringmta_tls_outbound_sessions_cached") == 0
 
 
+@pytest.mark.parametrize("kind", ["ticket", "session-id"])
+def test_tls12_sessions_resume(make_server, pki, kind):
+    # TLS 1.2: a ticket, or without tickets the server's session id; the
+    # session stays in the cache (not single use) and serves each one.
+    ctx = sink_ctx(pki.crt, pki.key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if kind == "session-id":
+        ctx.options |= ssl.OP_NO_TICKET
+    sink = Sink(tls_context=ctx)
+    try:
+        srv = start(make_server, relayhost="[127.0.0.1]:%d" % sink.port)
+        got = [deliver(srv, sink, "t%d@example.com" % i) for i in range(3)]
+        assert [m["resumed"] for m in got] == [False, True, True]
+        assert wait_log(srv, r"to=<t2@example\.com> relay=\S+ tls=TLSv1\.2 \S+ resumed ")
+        assert metric(srv, "ringmta_tls_outbound_sessions_cached") == 1
+    finally:
+        sink.stop()
+
+
+def test_reload_empties_the_cache(make_server, tls_sink):
+    # A reload reads the CA store again: sessions verified against the
+    # old one are not offered after it.
+    sink = tls_sink
+    srv = start(make_server, relayhost="[127.0.0.1]:%d" % sink.port)
+    assert [deliver(srv, sink, "h%d@example.com" % i)["resumed"] for i in range(2)] == \
+        [False, True]
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_log(srv, r"reload: TLS certificates reloaded")
+    assert [deliver(srv, sink, "h%d@example.com" % i)["resumed"] for i in range(2, 4)] == \
+        [False, True]
+
+
 @pytest.mark.parametrize("value,ok", [("0", True), ("1000000", True), ("-1", False),
                                       ("1000001", False), ("many", False)])
 def test_cache_size_is_validated(value, ok):
