@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "tls/tls_sesscache.h"
 
 #define TLS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 #define TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -18,7 +21,11 @@
 struct tls_ctx {
 	SSL_CTX *c_ctx;
 	atomic_uint c_refs;
+	unsigned long long c_id;	/* unique in the process: sessions of
+					 * another context are not offered */
 };
+
+static atomic_ullong tls_ctx_ids;
 
 static void tls_err(char *err, size_t errlen, const char *what, const char *file)
 {
@@ -53,6 +60,7 @@ static struct tls_ctx *tls_ctx_wrap(SSL_CTX *ctx)
 	}
 	c->c_ctx = ctx;
 	atomic_store(&c->c_refs, 1);
+	c->c_id = atomic_fetch_add(&tls_ctx_ids, 1) + 1;
 	return c;
 }
 
@@ -84,6 +92,19 @@ int tls_ctx_server_new(struct tls_ctx **c_r, const char *cert_file, const char *
 	return *c_r ? 0 : -1;
 }
 
+/* A client connection got a session to resume with (BoringSSL calls
+ * this from SSL_do_handshake or SSL_read): 1 = the cache took it. */
+static int tls_conn_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (t == NULL || t->tc_cache == NULL)
+		return 0;
+	tls_sesscache_put(t->tc_cache, t->tc_cache_key, sess);
+	t->tc_got_session = true;
+	return 1;
+}
+
 int tls_ctx_client_new(struct tls_ctx **c_r, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = tls_ctx_base();
@@ -102,7 +123,9 @@ int tls_ctx_client_new(struct tls_ctx **c_r, const char *ca_file, char *err, siz
 		return -1;
 	}
 	ERR_clear_error();
+	/* Sessions go to the connection's cache (tls_conn_use_cache). */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_sess_set_new_cb(ctx, tls_conn_new_session);
 	*c_r = tls_ctx_wrap(ctx);
 	return *c_r ? 0 : -1;
 }
@@ -144,6 +167,7 @@ int tls_conn_init(struct tls_conn *t, struct tls_ctx *c, bool server, const char
 	}
 	SSL_set_bio(ssl, rbio, wbio);
 	t->tc_server = server;
+	t->tc_ctx_id = c->c_id;
 	if (server) {
 		SSL_set_accept_state(ssl);
 	} else {
@@ -152,8 +176,12 @@ int tls_conn_init(struct tls_conn *t, struct tls_ctx *c, bool server, const char
 			SSL_set_tlsext_host_name(ssl, sni);
 		if (verify_host != NULL) {
 			SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-			if (X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), verify_host,
+			t->tc_verify_host = strdup(verify_host);
+			if (t->tc_verify_host == NULL ||
+			    X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), verify_host,
 							strlen(verify_host)) != 1) {
+				free(t->tc_verify_host);
+				t->tc_verify_host = NULL;
 				SSL_free(ssl);
 				return -1;
 			}
@@ -169,6 +197,50 @@ void tls_conn_free(struct tls_conn *t)
 {
 	SSL_free(t->tc_ssl);
 	t->tc_ssl = NULL;
+	free(t->tc_cache_key);
+	t->tc_cache_key = NULL;
+	free(t->tc_verify_host);
+	t->tc_verify_host = NULL;
+	SSL_SESSION_free(t->tc_offered_sess);
+	t->tc_offered_sess = NULL;
+	t->tc_cache = NULL;
+}
+
+int tls_conn_use_cache(struct tls_conn *t, struct tls_sesscache *sc, const char *key)
+{
+	SSL_SESSION *sess;
+	int ok;
+
+	t->tc_cache_key = strdup(key);
+	if (t->tc_cache_key == NULL)
+		return -1;
+	t->tc_cache = sc;
+	SSL_set_app_data(t->tc_ssl, t);
+	tls_sesscache_bind_ctx(sc, t->tc_ctx_id);
+	sess = tls_sesscache_get(sc, key, (uint64_t)time(NULL));
+	if (sess == NULL)
+		return 0;
+	ok = SSL_set_session(t->tc_ssl, sess);
+	t->tc_offered = ok == 1;
+	if (t->tc_offered && SSL_SESSION_should_be_single_use(sess))
+		t->tc_offered_sess = sess;	/* settled at the first plaintext */
+	else
+		SSL_SESSION_free(sess);
+	return t->tc_offered ? 1 : 0;
+}
+
+/* The first plaintext came: the server's tickets (sent right after the
+ * handshake) have come before it. A single-use session that was resumed
+ * and not replaced goes back for the next connection. */
+static void tls_conn_settle_offered(struct tls_conn *t)
+{
+	SSL_SESSION *sess = t->tc_offered_sess;
+
+	t->tc_offered_sess = NULL;
+	if (!t->tc_got_session && SSL_session_reused(t->tc_ssl))
+		tls_sesscache_put(t->tc_cache, t->tc_cache_key, sess);
+	else
+		SSL_SESSION_free(sess);
 }
 
 int tls_conn_feed(struct tls_conn *t, const void *p, size_t len)
@@ -185,6 +257,10 @@ static int tls_fail(struct tls_conn *t, int ret)
 	unsigned long ee = ERR_peek_error();
 	char buf[120];
 
+	/* A session that the handshake offered and that failed is not
+	 * offered again (a TLS 1.2 one stayed in the cache). */
+	if (!t->tc_done && t->tc_offered)
+		tls_sesscache_drop(t->tc_cache, t->tc_cache_key);
 	t->tc_failed = true;
 	if (ee != 0) {
 		ERR_error_string_n(ee, buf, sizeof(buf));
@@ -197,6 +273,34 @@ static int tls_fail(struct tls_conn *t, int ret)
 	}
 	ERR_clear_error();
 	return -1;
+}
+
+/*
+ * A client that must verify resumed a session: the session's own
+ * verification must have passed and its leaf must name verify_host, as a
+ * full handshake would have checked. The cache's keys keep sessions of
+ * unverified handshakes away from such connections; this is the second
+ * line. true (and the connection failed) when it does not hold.
+ */
+static bool tls_conn_resumed_unverified(struct tls_conn *t)
+{
+	X509 *leaf;
+	bool ok;
+
+	if (t->tc_server || t->tc_verify_host == NULL || !SSL_session_reused(t->tc_ssl))
+		return false;
+	leaf = SSL_get_peer_certificate(t->tc_ssl);
+	ok = leaf != NULL && SSL_get_verify_result(t->tc_ssl) == X509_V_OK &&
+	     X509_check_host(leaf, t->tc_verify_host, strlen(t->tc_verify_host), 0, NULL) == 1;
+	X509_free(leaf);
+	if (ok)
+		return false;
+	if (t->tc_offered)
+		tls_sesscache_drop(t->tc_cache, t->tc_cache_key);
+	t->tc_failed = true;
+	snprintf(t->tc_error, sizeof(t->tc_error),
+		 "resumed session not verified for %s", t->tc_verify_host);
+	return true;
 }
 
 int tls_conn_read(struct tls_conn *t, void *buf, size_t len)
@@ -214,11 +318,16 @@ int tls_conn_read(struct tls_conn *t, void *buf, size_t len)
 				return 0;
 			return tls_fail(t, ret);
 		}
+		if (tls_conn_resumed_unverified(t))
+			return -1;
 		t->tc_done = true;
 	}
 	ret = SSL_read(t->tc_ssl, buf, (int)len);
-	if (ret > 0)
+	if (ret > 0) {
+		if (t->tc_offered_sess != NULL)
+			tls_conn_settle_offered(t);
 		return ret;
+	}
 	switch (SSL_get_error(t->tc_ssl, ret)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:

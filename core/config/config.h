@@ -119,6 +119,8 @@ struct config {
 	char *smtp_tls_policy;	/* owned; outbound default: none|may|encrypt|verify */
 	char *smtp_tls_policy_map;	/* owned; "domain=policy, ..." */
 	bool smtp_tls_fallback;	/* "may": retry in clear if the handshake fails */
+	unsigned int smtp_tls_session_cache_size;	/* next hops whose TLS session
+							 * each worker keeps; 0 = off */
 	char *smtp_tls_wrappermode_ports;	/* owned; ports spoken to with TLS
 						 * from the first byte (465) */
 	char *smtp_auth_credentials_file;	/* owned; outbound AUTH accounts per

@@ -146,6 +146,8 @@ struct delivery_stats {
 	uint64_t bounces;
 	uint64_t dns_lookups, dns_failures;
 	uint64_t tls_handshakes, tls_failures;	/* outbound */
+	uint64_t tls_resumed;			/* of tls_handshakes */
+	uint64_t tls_sessions_cached;		/* a gauge, all workers */
 	struct delivery_hist delivery_lat;	/* arrival -> delivered */
 };
 

@@ -839,6 +839,7 @@ void dlv_worker_close(struct dlv_worker *w)
 	}
 	free(w->w_dests);
 	w->w_dests = NULL;
+	smtp_client_tls_env_close(&w->w_cl);
 	dns_destroy(&w->w_dns);
 }
 

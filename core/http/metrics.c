@@ -603,6 +603,17 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_inout(b, "ringmta_tls_failures_total", "TLS handshakes or records that failed.",
 		 ss.tls_failures,
 		 ds.tls_failures);
+	mb_head(b, "ringmta_tls_outbound_handshakes_total", "counter",
+		"Outbound TLS handshakes completed, full or resuming a cached session.");
+	mb_printf(b, "ringmta_tls_outbound_handshakes_total{session=\"full\"} %llu\n"
+		  "ringmta_tls_outbound_handshakes_total{session=\"resumed\"} %llu\n",
+		  (unsigned long long)(ds.tls_handshakes > ds.tls_resumed ?
+				       ds.tls_handshakes - ds.tls_resumed : 0),
+		  (unsigned long long)ds.tls_resumed);
+	mb_head(b, "ringmta_tls_outbound_sessions_cached", "gauge",
+		"TLS sessions the delivery workers keep to resume (smtp_tls_session_cache_size).");
+	mb_printf(b, "ringmta_tls_outbound_sessions_cached %llu\n",
+		  (unsigned long long)ds.tls_sessions_cached);
 	metrics_render_shaping(m, b);
 	metrics_render_sources(m, b);
 	metrics_render_sites(m, b);

@@ -26,6 +26,7 @@
 
 struct shp_rules;
 struct shp_source;
+struct tls_sesscache;
 struct shp_src_state;
 struct smtp_client;
 struct smtp_creds_holder;
@@ -166,9 +167,18 @@ struct smtp_client_env {
 	/* The client's own; zero at first. */
 	struct smtp_client *ce_clients;	/* every session, for shutdown */
 	unsigned ce_nclients;
+	/* TLS sessions to resume (smtp_client_tls.c): made at the first
+	 * handshake, this worker's only; smtp_client_tls_env_close() frees it. */
+	struct tls_sesscache *ce_tls_sessions;
 	/* Counters (single writer: this worker; io/stat.h). */
 	stat_t ce_tls_handshakes, ce_tls_failures;
+	stat_t ce_tls_resumed;		/* of ce_tls_handshakes */
+	stat_t ce_tls_cached;		/* a gauge: sessions held now */
 };
+
+/* The owner is done with env (every session is gone): free the TLS
+ * sessions kept in it (smtp_client_tls.c). */
+void smtp_client_tls_env_close(struct smtp_client_env *env);
 
 /* Open a session to the candidate-th (host, address) of rt for next hop
  * policy_host (its TLS policy unless p sets one), owned by dest, on path

@@ -2,14 +2,76 @@
  * smtp_client_tls.c: the outbound session's STARTTLS (RFC 3207): the
  * handshake after 220 (or, in wrapper mode, right after connect: implicit
  * TLS, RFC 8314), ciphertext in and out, and what a failed handshake
- * means under the hop's policy (a cleartext retry under "may").
+ * means under the hop's policy (a cleartext retry under "may"), and
+ * session resumption: the worker's sessions (tls/tls_sesscache.h), kept
+ * per next hop, policy and source, offered to the next connection alike.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/base/log.h"
 #include "core/outbound/smtp_client_internal.h"
+#include "core/shaping/shp_rules.h"
 #include "tls/tls.h"
+#include "tls/tls_sesscache.h"
+
+/*
+ * The worker's cache as smtp_tls_session_cache_size says now (made at
+ * first use, made again when a reload changed the size), or NULL: off.
+ */
+static struct tls_sesscache *cl_tls_cache(struct smtp_client_env *env)
+{
+	unsigned size = env->ce_cfg->smtp_tls_session_cache_size;
+
+	if (env->ce_tls_sessions != NULL && tls_sesscache_max(env->ce_tls_sessions) != size) {
+		tls_sesscache_free(&env->ce_tls_sessions);
+		atomic_store_explicit(&env->ce_tls_cached, 0, memory_order_relaxed);
+	}
+	if (size > 0 && env->ce_tls_sessions == NULL &&
+	    tls_sesscache_new(&env->ce_tls_sessions, size) < 0)
+		return NULL;
+	return env->ce_tls_sessions;
+}
+
+static void cl_tls_cache_gauge(struct smtp_client_env *env)
+{
+	uint64_t n = env->ce_tls_sessions ? tls_sesscache_count(env->ce_tls_sessions) : 0;
+
+	atomic_store_explicit(&env->ce_tls_cached, n, memory_order_relaxed);
+}
+
+/*
+ * Offer the session of an earlier connection under the same conditions.
+ * The key names all of them: a session is resumed without verifying the
+ * certificate again, so one from a "may" handshake must never serve a
+ * "verify" one, nor one made for another name (SNI and the name checked),
+ * address, port, wrapper mode or source address. 0, or -1 out of memory.
+ */
+static int cl_tls_resume(struct smtp_client *c)
+{
+	struct tls_sesscache *sc = cl_tls_cache(c->c_env);
+	const struct shp_source *src = c->c_path.cp_source;
+	char key[sizeof(c->c_remote) + 320];
+	int rc;
+
+	if (sc == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%u %c %s %s", c->c_policy,
+		 c->c_path.cp_implicit_tls ? 'i' : 's', c->c_remote,
+		 src != NULL && src->ss_name != NULL ? src->ss_name : "-");
+	rc = tls_conn_use_cache(c->c_tls, sc, key);
+	if (rc > 0)
+		log_msg(LOG_DEBUG, "delivery: tls to %s: offering a cached session", c->c_remote);
+	cl_tls_cache_gauge(c->c_env);
+	return rc < 0 ? -1 : 0;
+}
+
+void smtp_client_tls_env_close(struct smtp_client_env *env)
+{
+	tls_sesscache_free(&env->ce_tls_sessions);
+	atomic_store_explicit(&env->ce_tls_cached, 0, memory_order_relaxed);
+}
 
 /* Move what the TLS engine produced to the socket. */
 void cl_tls_flush(struct smtp_client *c)
@@ -30,8 +92,11 @@ void cl_tls_start(struct smtp_client *c)
 	c->c_tls = calloc(1, sizeof(*c->c_tls));
 	if (ctx == NULL || c->c_tls == NULL ||
 	    tls_conn_init(c->c_tls, ctx, false, c->c_host,
-			  c->c_policy == CONFIG_TLS_VERIFY ? c->c_host : NULL) < 0) {
+			  c->c_policy == CONFIG_TLS_VERIFY ? c->c_host : NULL) < 0 ||
+	    cl_tls_resume(c) < 0) {
 		tls_ctx_unref(&ctx);
+		if (c->c_tls != NULL && c->c_tls->tc_ssl != NULL)
+			tls_conn_free(c->c_tls);
 		free(c->c_tls);
 		c->c_tls = NULL;
 		cl_fail(c, "TLS setup failed");
@@ -60,10 +125,17 @@ void cl_tls_input(struct smtp_client *c, struct io_buf *b, size_t len)
 
 		n = tls_conn_read(c->c_tls, buf, sizeof(buf));
 		cl_tls_flush(c);
+		if (c->c_tls->tc_cache != NULL)	/* a ticket may have come */
+			cl_tls_cache_gauge(c->c_env);
 		if (!was_done && c->c_tls->tc_done) {
-			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s",
-				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls));
+			bool resumed = tls_conn_resumed(c->c_tls);
+
+			snprintf(c->c_tlsinfo, sizeof(c->c_tlsinfo), "%s %s%s",
+				 tls_conn_version(c->c_tls), tls_conn_cipher(c->c_tls),
+				 resumed ? " resumed" : "");
 			stat_inc(&c->c_env->ce_tls_handshakes);
+			if (resumed)
+				stat_inc(&c->c_env->ce_tls_resumed);
 			log_msg(LOG_INFO, "delivery: tls to %s: %s%s", c->c_remote, c->c_tlsinfo,
 				c->c_policy == CONFIG_TLS_VERIFY ? " (verified)" : "");
 			if (c->c_path.cp_implicit_tls) {

@@ -132,7 +132,7 @@ class Sink:
             self.reads.append(reads)
         buf = b""
         sender, rcpts, accepted = None, [], []
-        tls = False
+        tls = resumed = False       # resumed: the TLS session was resumed
         helo = None
 
         async def send(line):
@@ -164,6 +164,7 @@ class Sink:
                     buf = b""
                     await writer.start_tls(self.tls_context)
                     tls = True
+                    resumed = writer.get_extra_info("ssl_object").session_reused
                     continue
                 if verb in ("EHLO", "HELO"):
                     helo = line[5:].strip()
@@ -271,7 +272,7 @@ class Sink:
                             self.messages.append({"sender": sender, "rcpts": list(accepted),
                                                   "data": unstuffed, "conn": conn, "tls": tls,
                                                   "peer": writer.get_extra_info("peername")[0],
-                                                  "helo": helo})
+                                                  "helo": helo, "resumed": resumed})
                         await send("250 2.0.0 Ok: queued")
                     sender, rcpts, accepted = None, [], []
                 elif verb == "RSET":
