@@ -74,7 +74,7 @@ bool dlv_addr_private(const struct sockaddr_storage *a)
  * where a connect goes: the host itself, i.e. loopback. */
 static bool dlv_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	uint32_t x, y;
+	uint32_t x = 0, y = 0;	/* set when ax, by (quiets -Wmaybe-uninitialized) */
 	bool ax = dlv_addr_v4(a, &x), by = dlv_addr_v4(b, &y);
 
 	if (ax || by) {
