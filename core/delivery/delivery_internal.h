@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/delivery/delivery.h"
+#include "core/shaping/shp_holder.h"
 #include "core/shaping/shp_rules.h"
 #include "core/shaping/shp_share.h"
 #include "core/shaping/shp_source.h"
@@ -116,6 +117,7 @@ struct dlv_worker {
 	unsigned w_nbuckets;
 	struct smtp_client_env w_cl;	/* the outbound sessions */
 	struct dlv_shaping *w_shp;	/* shared by the workers */
+	struct shp_holder_cache w_rules;	/* dlv_rules_get(): this worker's look */
 	bool w_quiesce;
 	uint64_t w_rnd;
 	struct dlv_worker *const *w_peers;	/* every worker, w_npeers, this one too */
@@ -166,11 +168,12 @@ struct dlv_worker *dlv_spread_worker(struct dlv_worker *const *ws, unsigned n,
  * they are set); detach gives it back, our bit cleared. */
 void dlv_spread_attach(struct dlv_worker *w, struct dlv_dest *d);
 void dlv_spread_detach(struct dlv_worker *w, struct dlv_dest *d);
-/* w waits for a unit of d's path (mail waits, none was free), or no
- * longer does. A new waiter nudges the other workers to sweep. */
+/* w waits for a unit of d's path (mail waits, none was free, or its
+ * part is full), or no longer does. */
 void dlv_spread_wait(struct dlv_worker *w, struct dlv_dest *d, bool waiting);
 /* A session of d came ready: true when it should go, so its unit goes to
- * a waiter (idle: there is no job for it). */
+ * a waiter: the worker holds more than its part (idle: the session has
+ * been idle since the last tick, so it goes whenever another waits). */
 bool dlv_spread_yield(const struct dlv_worker *w, const struct dlv_dest *d, bool idle);
 /* How many of want new sessions d may open while other workers wait for
  * units of its path: up to its fair part (shp_share_fair). */
@@ -178,9 +181,8 @@ unsigned dlv_spread_cap(const struct dlv_worker *w, const struct dlv_dest *d, un
 /* A unit of d's path came back (or a ramp raised its limit): nudge the
  * workers that wait for one. */
 void dlv_spread_released(struct dlv_worker *w, const struct dlv_dest *d);
-/* delivery_worker.c: look at every destination: kick those with mail
- * waiting, close idle sessions another worker waits for (the tick, and
- * a nudge from another worker). */
+/* delivery_worker.c: a unit came back on another worker: kick the
+ * destinations that wait for one (a nudge, on this worker's wake). */
 void dlv_worker_sweep(struct dlv_worker *w);
 
 /* delivery_shaping.c: traffic shaping on the worker's side. */
@@ -203,7 +205,8 @@ enum {
 };
 /* The chores due at now (DLV_SHP_DO_* bits); their clocks are set to now. */
 unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now);
-/* The rules in force now: a new reference (NULL = none loaded). */
+/* The rules in force now: a new reference (NULL = none loaded). On w's
+ * thread: w's cached look at the holder (shp_holder_get_cached). */
 struct shp_rules *dlv_rules_get(struct dlv_worker *w);
 /* The site of next hop nexthop resolved to route (pure): the MX set's
  * name, or nexthop itself for a relayhost, an implicit MX, a domain the

@@ -119,7 +119,9 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 
 struct shp_rules *dlv_rules_get(struct dlv_worker *w)
 {
-	return w->w_env->de_rules != NULL ? shp_holder_get(w->w_env->de_rules) : NULL;
+	/* The worker's cached reference: no lock unless a reload swapped. */
+	return w->w_env->de_rules != NULL ?
+	       shp_holder_get_cached(w->w_env->de_rules, &w->w_rules) : NULL;
 }
 
 static const char *dlv_shp_source(const struct dlv_dest *d)

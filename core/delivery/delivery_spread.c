@@ -88,13 +88,10 @@ void dlv_spread_wait(struct dlv_worker *w, struct dlv_dest *d, bool waiting)
 	if (p->dp_share == NULL || p->dp_waiting == waiting)
 		return;
 	p->dp_waiting = waiting;
-	if (!shp_share_wait(p->dp_share, w->w_index, waiting) || !waiting)
-		return;
-	/* A new waiter: the others' idle sessions of the path go (their
-	 * sweep), and their busy ones past the fair part as they come ready. */
-	for (unsigned i = 0; i < w->w_npeers; i++)
-		if (i != w->w_index)
-			dlv_spread_nudge(w->w_peers[i]);
+	/* No nudge: the others see the bit when a session of theirs comes
+	 * ready (the part past the fair one goes), and at their tick (their
+	 * sessions idle since the last one go). */
+	shp_share_wait(p->dp_share, w->w_index, waiting);
 }
 
 bool dlv_spread_yield(const struct dlv_worker *w, const struct dlv_dest *d, bool idle)

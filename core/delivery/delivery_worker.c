@@ -319,15 +319,13 @@ static unsigned dlv_job_domain_prefix(const struct dlv_job *j, unsigned dmax)
 	return j->dj_nrcpt;
 }
 
-/* Session c of d has no job: it waits idle for the next, or goes when
- * another worker waits for a unit of the path (its unit is theirs). */
+/* Session c of d has no job: it waits idle for the next (nothing waits
+ * here now). One still idle at the tick while another worker waits for a
+ * unit of the path goes then (dlv_worker_on_tick): a queue empty for a
+ * moment costs no session. */
 static void dlv_dest_park(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
 {
 	dlv_spread_wait(w, d, false);
-	if (dlv_spread_yield(w, d, true)) {
-		smtp_client_quit(c);	/* its unit goes back when it is gone */
-		return;
-	}
 	smtp_client_set_next_idle(c, d->dd_idle);
 	d->dd_idle = c;
 }
@@ -647,7 +645,7 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		 * goes. */
 		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
 		    dlv_shp_over_limit(w, d) || dlv_shp_source_gone(w, d) ||
-		    dlv_spread_yield(w, d, d->dd_head == NULL)) {
+		    dlv_spread_yield(w, d, false)) {
 			smtp_client_quit(c);
 			return;
 		}
@@ -863,6 +861,7 @@ void dlv_worker_close(struct dlv_worker *w)
 	}
 	free(w->w_dests);
 	w->w_dests = NULL;
+	shp_holder_cache_drop(&w->w_rules);
 	dns_destroy(&w->w_dns);
 }
 
@@ -902,7 +901,7 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 	struct dlv_job *j, *next;
 
 	if (atomic_exchange_explicit(&w->w_sweep, false, memory_order_acq_rel) && !w->w_quiesce)
-		dlv_worker_sweep(w);	/* another worker's nudge */
+		dlv_worker_sweep(w);	/* a unit came back on another worker */
 	pthread_mutex_lock(&w->w_lock);
 	j = w->w_in_head;
 	w->w_in_head = w->w_in_tail = NULL;
@@ -960,14 +959,10 @@ void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg)
 
 void dlv_worker_sweep(struct dlv_worker *w)
 {
-	for (unsigned b = 0; b < w->w_nbuckets; b++) {
-		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext) {
-			if (d->dd_head != NULL)
+	for (unsigned b = 0; b < w->w_nbuckets; b++)
+		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
+			if (d->dd_head != NULL && d->dd_shp.dp_waiting)
 				dlv_dest_kick(w, d);
-			else if (d->dd_idle != NULL && dlv_spread_yield(w, d, true))
-				dlv_dest_close_idle(w, d, true);
-		}
-	}
 }
 
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
@@ -985,8 +980,9 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 		while ((d = *pp) != NULL) {
 			if (d->dd_head != NULL)
 				dlv_dest_kick(w, d);
-			else if (d->dd_idle != NULL && dlv_spread_yield(w, d, true))
-				dlv_dest_close_idle(w, d, true);
+			else if (d->dd_idle != NULL && now > d->dd_last_active &&
+				 dlv_spread_yield(w, d, true))
+				dlv_dest_close_idle(w, d, true);	/* idle a second */
 			if (d->dd_head == NULL && d->dd_nconns == 0 && !d->dd_resolving &&
 			    now > d->dd_last_active + DLV_DEST_IDLE_FREE) {
 				*pp = d->dd_hnext;

@@ -106,6 +106,7 @@ static void test_cache_keeps_held_provider(void)
 	       "cache: every unit given back under the key it was taken under");
 	dlv_shp_dest_free(&d);
 	dlv_shaping_free(&w.w_shp);
+	shp_holder_cache_drop(&w.w_rules);
 	shp_holder_free(&env.de_rules);
 	config_free(&cfg);
 }
