@@ -12,8 +12,11 @@
  * is one value whatever the number of workers holding destinations of
  * the site. What is added here is only fairness between workers: the
  * path's share (core/shaping/shp_share.h) says which workers wait for a
- * unit, so a worker hands back a session that would idle, or that is over
- * its fair part, and the waiters are woken when a unit comes back.
+ * unit, so a worker opens no more than its fair part while others wait,
+ * hands back a session that comes ready over that part or that has been
+ * idle a second (the tick), and the waiters are woken when a unit comes
+ * back. A ramp or another action below the path's limit closes nothing
+ * for fairness.
  * Atomics only on a session's way; the share table's lock when a
  * destination learns its site.
  */

@@ -4,10 +4,11 @@
  * (shp_store.h), which is exact whatever the number of workers: a unit is
  * taken before a connection and given back when it is gone. What a share
  * adds is fairness, with atomics only: a worker that has mail waiting for
- * the path and found no free unit sets its bit in the path's share; a
- * worker whose session comes ready while others wait closes it when the
- * session would only go idle, or when the worker holds more than its fair
- * part (shp_share_yield), so the unit goes to a waiter.
+ * the path and found no free unit sets its bit in the path's share; while
+ * others wait a worker opens no more than its fair part (shp_share_fair)
+ * and closes a session that comes ready when it holds more
+ * (shp_share_yield), or that has idled a while, so the unit goes to a
+ * waiter.
  *
  * The table maps keys ("site|source") to shares, each counted by its
  * references: shp_share_get()/shp_share_put() take the table's mutex, once
