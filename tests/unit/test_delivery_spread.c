@@ -32,7 +32,8 @@ int main(void)
 	tap_ok(dlv_spread_pick(loads, 0, 1, 0) == 0, "a loaded candidate is not taken");
 
 	for (unsigned i = 0; i < NW; i++) {
-		ws[i] = calloc(1, sizeof(*ws[i]));
+		ws[i] = aligned_alloc(_Alignof(struct dlv_worker), sizeof(*ws[i]));
+		memset(ws[i], 0, sizeof(*ws[i]));
 		ws[i]->w_index = i;
 	}
 	tap_ok(dlv_spread_worker(ws, 1, "relay.example", &rr) == ws[0], "one worker: it");
