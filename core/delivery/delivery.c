@@ -317,6 +317,12 @@ void delivery_shaping_foreach(struct delivery *d,
 		fn(arg, "provider_connections", s->ds_provs[i].dl_name,
 		   s->ds_provs[i].dl_n > 0 ? (uint64_t)s->ds_provs[i].dl_n : 0);
 	pthread_mutex_unlock(&s->ds_lock);
+	for (unsigned i = 0; i < d->d_env.de_nworkers; i++) {
+		char label[16];
+
+		snprintf(label, sizeof(label), "%u", i);
+		fn(arg, "worker_sessions", label, stat_get(&d->d_workers[i]->w_sessions));
+	}
 	shp_state_foreach(s->ds_state, dlv_now_us(), delivery_shp_kind, &k);
 	for (unsigned i = 0; i < k.k_count; i++)
 		fn(arg, "active", k.k_name[i], k.k_n[i]);
@@ -464,7 +470,6 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	atomic_store(&m->dm_parts_left, njobs);
 	for (unsigned k = 0; k < njobs; k++) {
 		struct smtp_client_txn *t = &jobs[k]->dj_txn;
-		uint32_t h = 2166136261u;
 
 		/* What a session sends; the strings are the message's. */
 		t->ct_id = m->dm_id;
@@ -479,9 +484,9 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		t->ct_strip_off = m->dm_strip_off;
 		t->ct_strip_len = m->dm_strip_len;
 
-		for (const char *p = jobs[k]->dj_nexthop; *p; p++)
-			h = (h ^ (unsigned char)*p) * 16777619u;
-		dlv_worker_push(d->d_workers[h % d->d_env.de_nworkers], jobs[k]);
+		/* The next hop's home worker, or a less loaded one. */
+		dlv_worker_push(dlv_spread_worker(d->d_workers, d->d_env.de_nworkers,
+						  jobs[k]->dj_nexthop, &d->d_rr), jobs[k]);
 	}
 	free(jobs);
 }
@@ -699,6 +704,10 @@ int delivery_init(struct delivery **d_r, const struct delivery_env *env, char *e
 			return -1;
 		}
 		d->d_workers[i]->w_shp = d->d_shp;
+	}
+	for (unsigned i = 0; i < env->de_nworkers; i++) {
+		d->d_workers[i]->w_peers = d->d_workers;
+		d->d_workers[i]->w_npeers = env->de_nworkers;
 	}
 	return 0;
 }

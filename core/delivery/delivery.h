@@ -215,7 +215,8 @@ struct delivery_shp_stats {
 };
 void delivery_shaping_stats(struct delivery *d, struct delivery_shp_stats *st_r);
 /* fn once per labelled sample: metric "rule_firings" (label: rule),
- * "provider_connections" (label: provider) or "active" (label: action,
+ * "provider_connections" (label: provider), "worker_sessions" (label:
+ * the worker's number; outbound sessions it opened) or "active" (label: action,
  * "suspend", "health", "learned_max_messages" ...); and once "suspended"
  * (label "": paths that take no attempt now). */
 void delivery_shaping_foreach(struct delivery *d,

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #include "core/delivery/delivery.h"
+#include "core/shaping/shp_holder.h"
 #include "core/shaping/shp_rules.h"
+#include "core/shaping/shp_share.h"
 #include "core/shaping/shp_source.h"
 #include "core/shaping/shp_state.h"
 #include "core/shaping/shp_store.h"
@@ -40,6 +42,7 @@ struct dlv_shaping {
 	pthread_mutex_t ds_susp_lock;	/* a change and its save, one at a time */
 	struct shp_top *ds_top;		/* the live per-site view (`ringmta top`) */
 	struct shp_met *ds_met;		/* per site, provider and source metrics */
+	struct shp_share_tab *ds_shares;	/* the workers' shares of each path */
 	/* Counters for metrics (any worker). */
 	atomic_uint_fast64_t ds_no_attempt;	/* recipients deferred without an attempt */
 	atomic_uint_fast64_t ds_firings;	/* rule actions applied */
@@ -79,6 +82,9 @@ struct dlv_dest_shp {
 	uint64_t dp_rate_until;		/* unix us: the message rate says wait */
 	struct shp_rate dp_rate_for;	/* ... the path's rate it said so under
 					 * (another rate since: look again) */
+	struct shp_share *dp_share;	/* a reference: the path's share among
+					 * the workers (delivery_spread.c) */
+	bool dp_waiting;		/* our bit in dp_share is set */
 };
 
 struct dlv_dest {
@@ -111,8 +117,16 @@ struct dlv_worker {
 	unsigned w_nbuckets;
 	struct smtp_client_env w_cl;	/* the outbound sessions */
 	struct dlv_shaping *w_shp;	/* shared by the workers */
+	struct shp_holder_cache w_rules;	/* dlv_rules_get(): this worker's look */
 	bool w_quiesce;
 	uint64_t w_rnd;
+	struct dlv_worker *const *w_peers;	/* every worker, w_npeers, this one too */
+	unsigned w_npeers;
+	atomic_bool w_sweep;		/* another worker asks for dlv_worker_sweep() */
+	stat_t w_sessions;		/* outbound sessions that got ready (opened) */
+	/* Jobs given to this worker and not done yet: the scheduler's measure
+	 * of its load (delivery_spread.c). Its own line: both sides write it. */
+	_Alignas(64) atomic_uint w_jobs;
 	/* Counters for delivery_get_stats() (single writer: this worker). */
 	stat_t w_rcpt_result[4];		/* enum dlv_result: sent, deferred, failed */
 	stat_t w_reply_class[6];		/* recipients by reply class 2..5 */
@@ -141,6 +155,36 @@ void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
 /* The destination of (nexthop, source) on w, or NULL. */
 struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop, const char *source);
 
+/* delivery_spread.c: one next hop on every worker. */
+#define DLV_SPREAD_SLACK 16u	/* jobs the home may have above another worker */
+/* Of workers home and cand, by their loads: cand when home has more than
+ * slack jobs above it, else home (pure). */
+unsigned dlv_spread_pick(const unsigned *loads, unsigned home, unsigned cand, unsigned slack);
+/* Scheduler thread: the worker for a job to nexthop, of the n workers ws;
+ * *rr turns the candidate. */
+struct dlv_worker *dlv_spread_worker(struct dlv_worker *const *ws, unsigned n,
+				     const char *nexthop, uint64_t *rr);
+/* d's reference to its path's share follows its site and source (after
+ * they are set); detach gives it back, our bit cleared. */
+void dlv_spread_attach(struct dlv_worker *w, struct dlv_dest *d);
+void dlv_spread_detach(struct dlv_worker *w, struct dlv_dest *d);
+/* w waits for a unit of d's path (mail waits, none was free, or its
+ * part is full), or no longer does. */
+void dlv_spread_wait(struct dlv_worker *w, struct dlv_dest *d, bool waiting);
+/* A session of d came ready: true when it should go, so its unit goes to
+ * a waiter: the worker holds more than its part (idle: the session has
+ * been idle since the last tick, so it goes whenever another waits). */
+bool dlv_spread_yield(const struct dlv_worker *w, const struct dlv_dest *d, bool idle);
+/* How many of want new sessions d may open while other workers wait for
+ * units of its path: up to its fair part (shp_share_fair). */
+unsigned dlv_spread_cap(const struct dlv_worker *w, const struct dlv_dest *d, unsigned want);
+/* A unit of d's path came back (or a ramp raised its limit): nudge the
+ * workers that wait for one. */
+void dlv_spread_released(struct dlv_worker *w, const struct dlv_dest *d);
+/* delivery_worker.c: a unit came back on another worker: kick the
+ * destinations that wait for one (a nudge, on this worker's wake). */
+void dlv_worker_sweep(struct dlv_worker *w);
+
 /* delivery_shaping.c: traffic shaping on the worker's side. */
 int dlv_shaping_new(struct dlv_shaping **s_r);
 void dlv_shaping_free(struct dlv_shaping **s);
@@ -161,7 +205,8 @@ enum {
 };
 /* The chores due at now (DLV_SHP_DO_* bits); their clocks are set to now. */
 unsigned dlv_shp_chores(struct dlv_shp_clock *c, uint64_t now);
-/* The rules in force now: a new reference (NULL = none loaded). */
+/* The rules in force now: a new reference (NULL = none loaded). On w's
+ * thread: w's cached look at the holder (shp_holder_get_cached). */
 struct shp_rules *dlv_rules_get(struct dlv_worker *w);
 /* The site of next hop nexthop resolved to route (pure): the MX set's
  * name, or nexthop itself for a relayhost, an implicit MX, a domain the
@@ -182,10 +227,15 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
  * says one is due). */
 int dlv_shp_gate(struct dlv_worker *w, struct dlv_dest *d, bool claim);
 /* Take what one new connection needs (site and provider connection
- * units, connection rate); false when not now (force: past the limits,
- * for the probe). dlv_shp_conn_put() gives
- * the units back when the session is gone. */
-bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force);
+ * units, connection rate): DLV_CONN_OK, or why not now (force: past the
+ * limits, for the probe). dlv_shp_conn_put() gives the units back when
+ * the session is gone. */
+enum {
+	DLV_CONN_OK = 0,
+	DLV_CONN_FULL,		/* the site's or provider's units are all held */
+	DLV_CONN_RATE,		/* the connection rate says later */
+};
+int dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force);
 void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d);
 /* More sessions to the site than its (lowered) limit allows now: the
  * caller closes one as it comes ready. */

@@ -543,6 +543,7 @@ void delivery_job_done(struct dlv_worker *w, struct dlv_job *j)
 	}
 	dlv_met_job_where(w, j);
 	dlv_job_free(j);
+	atomic_fetch_sub_explicit(&w->w_jobs, 1, memory_order_relaxed);	/* its load */
 	if (atomic_fetch_sub(&m->dm_parts_left, 1) == 1)
 		dres_finalize(w, m);
 }

@@ -61,11 +61,13 @@ int dlv_shaping_new(struct dlv_shaping **s_r)
 
 	*s_r = NULL;
 	if (s == NULL || shp_store_local_new(&s->ds_store) < 0 || shp_state_new(&s->ds_state) < 0 ||
-	    shp_src_state_new(&s->ds_src) < 0 || shp_susp_new(&s->ds_susp) < 0) {
+	    shp_src_state_new(&s->ds_src) < 0 || shp_susp_new(&s->ds_susp) < 0 ||
+	    shp_share_tab_new(&s->ds_shares) < 0) {
 		if (s != NULL) {
 			shp_store_free(&s->ds_store);
 			shp_state_free(&s->ds_state);
 			shp_src_state_free(&s->ds_src);
+			shp_susp_free(&s->ds_susp);
 		}
 		free(s);
 		return -1;
@@ -108,6 +110,7 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 	shp_susp_free(&s->ds_susp);
 	shp_top_free(&s->ds_top);
 	shp_met_free(&s->ds_met);
+	shp_share_tab_free(&s->ds_shares);
 	pthread_mutex_destroy(&s->ds_lock);
 	pthread_mutex_destroy(&s->ds_susp_lock);
 	free(s);
@@ -116,7 +119,9 @@ void dlv_shaping_free(struct dlv_shaping **sp)
 
 struct shp_rules *dlv_rules_get(struct dlv_worker *w)
 {
-	return w->w_env->de_rules != NULL ? shp_holder_get(w->w_env->de_rules) : NULL;
+	/* The worker's cached reference: no lock unless a reload swapped. */
+	return w->w_env->de_rules != NULL ?
+	       shp_holder_get_cached(w->w_env->de_rules, &w->w_rules) : NULL;
 }
 
 static const char *dlv_shp_source(const struct dlv_dest *d)
@@ -209,6 +214,7 @@ void dlv_shp_from_cache(struct dlv_worker *w, struct dlv_dest *d)
 	/* The provider object comes with the route; limits by site now. */
 	dlv_shp_limits(w, d);
 	p->dp_known = true;
+	dlv_spread_attach(w, d);	/* the share follows the site */
 	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
 }
 
@@ -254,6 +260,7 @@ void dlv_shp_from_route(struct dlv_worker *w, struct dlv_dest *d, const struct d
 	}
 	dlv_shp_limits(w, d);
 	p->dp_known = true;
+	dlv_spread_attach(w, d);	/* the share follows the site */
 	p->dp_expires = io_loop_now() + DLV_SITE_TTL_S;
 	shp_state_site_put(w->w_shp->ds_state, d->dd_name, p->dp_site, p->dp_provider,
 			   dlv_unix_us() + DLV_SITE_TTL_S * 1000000ull);
@@ -316,7 +323,7 @@ static void dlv_shp_key(char *out, const char *kind, const char *a, const char *
 	snprintf(out, DLV_KEY_MAX, "%.8s|%.300s|%.280s", kind, a, b);
 }
 
-bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
+int dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
 {
 	struct dlv_dest_shp *p = &d->dd_shp;
 	struct shp_store *s = w->w_shp->ds_store;
@@ -325,16 +332,16 @@ bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
 	char key[DLV_KEY_MAX], pkey[DLV_KEY_MAX], rkey[DLV_KEY_MAX];
 
 	if (!p->dp_known)
-		return true;	/* cannot happen: the route made it known */
+		return DLV_CONN_OK;	/* cannot happen: the route made it known */
 	dlv_shp_key(key, "c", p->dp_site, src);
 	if (!s->ss_ops->ss_sem_acquire(s, key, force ? 0 : p->dp_eff.sl_max_connections, now))
-		return false;
+		return DLV_CONN_FULL;
 	if (p->dp_provider[0] != '\0') {
 		dlv_shp_key(pkey, "pc", p->dp_provider, src);
 		if (!s->ss_ops->ss_sem_acquire(s, pkey, force ? 0 : p->dp_plimits.sl_max_connections,
 					       now)) {
 			s->ss_ops->ss_sem_release(s, key, now);
-			return false;
+			return DLV_CONN_FULL;
 		}
 	}
 	dlv_shp_key(rkey, "r", p->dp_site, src);
@@ -343,11 +350,11 @@ bool dlv_shp_conn_take(struct dlv_worker *w, struct dlv_dest *d, bool force)
 		s->ss_ops->ss_sem_release(s, key, now);
 		if (p->dp_provider[0] != '\0')
 			s->ss_ops->ss_sem_release(s, pkey, now);
-		return false;	/* the tick tries again */
+		return DLV_CONN_RATE;	/* the tick tries again */
 	}
 	dlv_shp_label_add(w->w_shp, w->w_shp->ds_provs, &w->w_shp->ds_nprovs,
 			  p->dp_provider[0] ? p->dp_provider : "-", 1);
-	return true;
+	return DLV_CONN_OK;
 }
 
 bool dlv_shp_over_limit(struct dlv_worker *w, struct dlv_dest *d)
@@ -379,6 +386,7 @@ void dlv_shp_conn_put(struct dlv_worker *w, struct dlv_dest *d)
 		dlv_shp_key(key, "pc", p->dp_provider, dlv_shp_source(d));
 		s->ss_ops->ss_sem_release(s, key, now);
 	}
+	dlv_spread_released(w, d);
 }
 
 uint64_t dlv_shp_msg_take(struct dlv_worker *w, struct dlv_dest *d)
@@ -631,6 +639,7 @@ void dlv_shp_top_publish(struct dlv_worker *w)
 
 void dlv_shp_dest_free(struct dlv_dest *d)
 {
+	dlv_spread_detach(d->dd_w, d);
 	if (d->dd_shp.dp_rules != NULL)
 		shp_rules_unref(&d->dd_shp.dp_rules);
 	if (d->dd_shp.dp_lrules != NULL)

@@ -291,6 +291,7 @@ static bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
 	j->dj_txn.ct_nrcpt = max;
 	/* One more part of the message to wait for before its update. */
 	atomic_fetch_add(&j->dj_msg->dm_parts_left, 1);
+	atomic_fetch_add_explicit(&d->dd_w->w_jobs, 1, memory_order_relaxed);
 	dlv_dest_enqueue_front(d, t);
 	return true;
 }
@@ -316,6 +317,17 @@ static unsigned dlv_job_domain_prefix(const struct dlv_job *j, unsigned dmax)
 			return k > 0 ? k : 1;
 	}
 	return j->dj_nrcpt;
+}
+
+/* Session c of d has no job: it waits idle for the next (nothing waits
+ * here now). One still idle at the tick while another worker waits for a
+ * unit of the path goes then (dlv_worker_on_tick): a queue empty for a
+ * moment costs no session. */
+static void dlv_dest_park(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+{
+	dlv_spread_wait(w, d, false);
+	smtp_client_set_next_idle(c, d->dd_idle);
+	d->dd_idle = c;
 }
 
 /* Start the next waiting job on session c, or say how long the message
@@ -356,8 +368,7 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 		dlv_job_end_no_attempt(w, j, "4.4.5", why, not_before);
 	}
 	if (j == NULL) {
-		smtp_client_set_next_idle(c, d->dd_idle);
-		d->dd_idle = c;
+		dlv_dest_park(w, d, c);
 		return false;
 	}
 	if (lim->lm_rcptdomainmax != 0) {
@@ -395,6 +406,7 @@ void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_res
 		else
 			dlv_job_end(w, j, res, ecode, reason);
 	}
+	dlv_spread_wait(w, d, false);	/* nothing waits here now */
 }
 
 static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d);
@@ -507,8 +519,8 @@ static void dlv_dest_on_route(void *ctx, const struct dns_route *r)
 static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_route *rt)
 {
 	struct smtp_client_path path;
-	unsigned want, max;
-	int gate = dlv_shp_gate(w, d, true);
+	unsigned want, max, fair;
+	int gate = dlv_shp_gate(w, d, true), taken = DLV_CONN_OK;
 
 	if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE || d->dd_head == NULL)
 		return;
@@ -524,16 +536,19 @@ static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 	 * one connection, not one per waiting job. */
 	if (!d->dd_shp.dp_proven)
 		want = d->dd_nopening > 0 ? 0 : want < 1 ? want : 1;
+	/* Other workers wait for the path's units: no more than our part. */
+	fair = dlv_spread_cap(w, d, want);
 	if (gate == SHP_GATE_PROBE) {
 		/* The site failed every attempt: exactly one probe. */
-		want = 1;
+		want = fair = 1;
 		d->dd_shp.dp_probe++;
 	}
 	dlv_shp_client_path(d, &path);
-	for (unsigned i = 0; i < want; i++) {
+	for (unsigned i = 0; i < fair; i++) {
 		/* At the site's (or provider's) limit the tick looks again;
 		 * the probe is one connection whatever the count says. */
-		if (!dlv_shp_conn_take(w, d, gate == SHP_GATE_PROBE))
+		taken = dlv_shp_conn_take(w, d, gate == SHP_GATE_PROBE);
+		if (taken != DLV_CONN_OK)
 			break;
 		d->dd_nconns++;
 		d->dd_nopening++;
@@ -544,6 +559,9 @@ static void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 			break;
 		}
 	}
+	/* Mail waits and other workers hold every unit, or our part is
+	 * less than we would open: ask for a share. */
+	dlv_spread_wait(w, d, taken == DLV_CONN_FULL || fair < want);
 }
 
 /* Close the idle sessions (the path is suspended), or those over the
@@ -626,7 +644,8 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		 * sessions it has, or a reload removed its source: this one
 		 * goes. */
 		if (gate == SHP_GATE_SUSPENDED || gate == SHP_GATE_BOUNCE ||
-		    dlv_shp_over_limit(w, d) || dlv_shp_source_gone(w, d)) {
+		    dlv_shp_over_limit(w, d) || dlv_shp_source_gone(w, d) ||
+		    dlv_spread_yield(w, d, false)) {
 			smtp_client_quit(c);
 			return;
 		}
@@ -642,8 +661,7 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 			return;
 		}
 	}
-	smtp_client_set_next_idle(c, d->dd_idle);
-	d->dd_idle = c;
+	dlv_dest_park(w, d, c);
 }
 
 static void dlv_cl_failed(void *ctx, void *dest, const char *ecode, const char *reason)
@@ -664,6 +682,7 @@ static void dlv_cl_opened(void *ctx, void *dest)
 	struct dlv_dest *d = dest;
 
 	d->dd_nopening--;
+	stat_inc(&((struct dlv_worker *)ctx)->w_sessions);
 	dlv_met_conn(ctx, d, true);
 	dlv_shp_opened(ctx, d);
 }
@@ -760,9 +779,12 @@ static void dlv_cl_txn_done(void *ctx, struct smtp_client_txn *t)
 	}
 	dlv_shp_job_release(w, j, sent);
 	delivery_job_done(w, j);
-	/* A ramp may allow one more connection now. */
+	/* A ramp may allow one more connection now: here, and on the
+	 * workers waiting for one. */
 	if (d != NULL && d->dd_head != NULL && d->dd_shp.dp_eff.sl_max_connections != 0)
 		dlv_dest_kick(w, d);
+	if (d != NULL && d->dd_shp.dp_eff.sl_max_connections < d->dd_shp.dp_limits.sl_max_connections)
+		dlv_spread_released(w, d);
 }
 
 static const struct smtp_client_ops dlv_cl_ops = {
@@ -787,13 +809,16 @@ static struct tls_ctx *dlv_cl_tls_client(void *arg)
 int dlv_worker_init(struct dlv_worker **w_r, const struct delivery_env *env, unsigned index,
 		    char *err, size_t errlen)
 {
-	struct dlv_worker *w = calloc(1, sizeof(*w));
+	/* Aligned as the struct says (w_jobs has a cache line of its own);
+	 * calloc promises only max_align_t. sizeof is a multiple of it. */
+	struct dlv_worker *w = aligned_alloc(_Alignof(struct dlv_worker), sizeof(*w));
 
 	*w_r = NULL;
 	if (w == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	memset(w, 0, sizeof(*w));
 	w->w_env = env;
 	w->w_index = index;
 	w->w_loop = env->de_loop(env->de_arg, index);
@@ -840,6 +865,7 @@ void dlv_worker_close(struct dlv_worker *w)
 	free(w->w_dests);
 	w->w_dests = NULL;
 	smtp_client_tls_env_close(&w->w_cl);
+	shp_holder_cache_drop(&w->w_rules);
 	dns_destroy(&w->w_dns);
 }
 
@@ -860,6 +886,7 @@ void dlv_worker_push(struct dlv_worker *w, struct dlv_job *j)
 	bool was_empty;
 
 	j->dj_next = NULL;
+	atomic_fetch_add_explicit(&w->w_jobs, 1, memory_order_relaxed);
 	pthread_mutex_lock(&w->w_lock);
 	was_empty = w->w_in_head == NULL;
 	if (w->w_in_tail != NULL)
@@ -877,6 +904,8 @@ void dlv_worker_on_wake(struct dlv_worker *w)
 {
 	struct dlv_job *j, *next;
 
+	if (atomic_exchange_explicit(&w->w_sweep, false, memory_order_acq_rel) && !w->w_quiesce)
+		dlv_worker_sweep(w);	/* a unit came back on another worker */
 	pthread_mutex_lock(&w->w_lock);
 	j = w->w_in_head;
 	w->w_in_head = w->w_in_tail = NULL;
@@ -932,6 +961,14 @@ void dlv_worker_set_config(struct dlv_worker *w, const struct config *cfg)
 	w->w_cl.ce_cfg = cfg;
 }
 
+void dlv_worker_sweep(struct dlv_worker *w)
+{
+	for (unsigned b = 0; b < w->w_nbuckets; b++)
+		for (struct dlv_dest *d = w->w_dests[b]; d != NULL; d = d->dd_hnext)
+			if (d->dd_head != NULL && d->dd_shp.dp_waiting)
+				dlv_dest_kick(w, d);
+}
+
 void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 {
 	struct dns_stats ds;
@@ -947,6 +984,9 @@ void dlv_worker_on_tick(struct dlv_worker *w, uint64_t now)
 		while ((d = *pp) != NULL) {
 			if (d->dd_head != NULL)
 				dlv_dest_kick(w, d);
+			else if (d->dd_idle != NULL && now > d->dd_last_active &&
+				 dlv_spread_yield(w, d, true))
+				dlv_dest_close_idle(w, d, true);	/* idle a second */
 			if (d->dd_head == NULL && d->dd_nconns == 0 && !d->dd_resolving &&
 			    now > d->dd_last_active + DLV_DEST_IDLE_FREE) {
 				*pp = d->dd_hnext;

@@ -353,6 +353,8 @@ static void metrics_render_shaping(struct metrics *m, struct mbuf *b)
 		  "Shaping rule actions applied, per rule." },
 		{ "provider_connections", "ringmta_shaping_connections_open", "gauge", "provider",
 		  "Outbound connections open per provider (\"-\": sites of no provider)." },
+		{ "worker_sessions", "ringmta_delivery_worker_sessions_total", "counter", "worker",
+		  "Outbound sessions opened (greeted, ready for mail), per delivery worker." },
 		{ "active", "ringmta_shaping_active_paths", "gauge", "action",
 		  "Paths with an active shaping action, suspension or learned limit, per kind." },
 		{ "suspended", "ringmta_shaping_suspended_paths", "gauge", NULL,

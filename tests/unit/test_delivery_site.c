@@ -84,6 +84,7 @@ static void test_cache_keeps_held_provider(void)
 	w.w_env = &env;
 	w.w_cfg = &cfg;
 	tap_ok(dlv_shaping_new(&w.w_shp) == 0, "shaping state");
+	d.dd_w = &w;	/* the owner, whose shaping holds the path's share */
 	st = w.w_shp->ds_store;
 	d.dd_name = (char *)"a.example";
 	d.dd_shp.dp_source = strdup("s1");
@@ -91,7 +92,7 @@ static void test_cache_keeps_held_provider(void)
 	snprintf(d.dd_shp.dp_site, sizeof(d.dd_shp.dp_site), "mx.big.example");
 	snprintf(d.dd_shp.dp_provider, sizeof(d.dd_shp.dp_provider), "old");
 	d.dd_shp.dp_expires = 0;	/* the destination looks its site up again */
-	tap_ok(dlv_shp_conn_take(&w, &d, false), "a connection unit taken");
+	tap_ok(dlv_shp_conn_take(&w, &d, false) == DLV_CONN_OK, "a connection unit taken");
 	d.dd_nconns = 1;
 	shp_state_site_put(w.w_shp->ds_state, "a.example", "mx.big.example", "new",
 			   now + 300000000ull);
@@ -105,6 +106,7 @@ static void test_cache_keeps_held_provider(void)
 	       "cache: every unit given back under the key it was taken under");
 	dlv_shp_dest_free(&d);
 	dlv_shaping_free(&w.w_shp);
+	shp_holder_cache_drop(&w.w_rules);
 	shp_holder_free(&env.de_rules);
 	config_free(&cfg);
 }

@@ -778,6 +778,25 @@ static void test_holder(void)
 	got = shp_holder_get(h);
 	tap_ok(got == b && shp_rules_domain_alone(got, "x.example"), "set swaps");
 	shp_rules_unref(&got);
+	{
+		struct shp_holder_cache c = { NULL, 0 };
+		struct shp_rules *x = shp_holder_get_cached(h, &c), *y;
+
+		tap_ok(x == b && c.hc_rules == b, "a cache's first look takes the current rules");
+		y = shp_holder_get_cached(h, &c);
+		tap_ok(y == b, "the cached rules while nothing was swapped");
+		shp_rules_unref(&y);
+		shp_holder_set(h, load("group_by: site\n"));
+		y = shp_holder_get_cached(h, &c);
+		tap_ok(y != b && c.hc_rules == y && !shp_rules_domain_alone(y, "x.example"),
+		       "after a swap the cache takes the new rules");
+		tap_ok(shp_rules_domain_alone(x, "x.example"),
+		       "a reference taken before the swap stays usable");
+		shp_rules_unref(&x);
+		shp_rules_unref(&y);
+		shp_holder_cache_drop(&c);
+		tap_ok(c.hc_rules == NULL, "drop gives the cached reference back");
+	}
 	shp_holder_free(&h);
 	tap_ok(h == NULL, "free");
 }
