@@ -146,6 +146,7 @@ struct delivery_stats {
 	uint64_t bounces;
 	uint64_t dns_lookups, dns_failures;
 	uint64_t tls_handshakes, tls_failures;	/* outbound */
+	uint64_t round_trips, transactions;	/* outbound SMTP (smtp_client_env) */
 	struct delivery_hist delivery_lat;	/* arrival -> delivered */
 };
 
