@@ -19,6 +19,7 @@ import pytest
 from conftest import free_port, postfix_next_hop, postfix_usable, relay_server
 from sink import Sink
 from test_delivery import wait_queue_empty
+from test_tls import pki, sink_ctx  # noqa: F401 (a test CA and server certificate)
 
 
 class HoldSink(Sink):
@@ -33,10 +34,10 @@ class HoldSink(Sink):
     message is in messages, its data unstuffed). The first connection's
     greeting waits for gate (so every test message is queued before the
     session is ready). keywords are extra EHLO keywords; mail_max makes a
-    MAIL past it 451."""
+    MAIL past it 451; tls (an ssl.SSLContext) offers STARTTLS."""
 
-    def __init__(self, pipelining=True, keywords=(), hold_s=5.0, mail_max=0):
-        self.keywords, self.hold_s = list(keywords), hold_s
+    def __init__(self, pipelining=True, keywords=(), hold_s=5.0, mail_max=0, tls=None):
+        self.keywords, self.hold_s, self.tls = list(keywords), hold_s, tls
         self.gate = threading.Event()
         self.dots = []          # (conn, first recipient, reply code)
         self.holds = []         # per end of data: the next MAIL came while held
@@ -83,13 +84,19 @@ class HoldSink(Sink):
             if conn == 1:
                 await self.loop.run_in_executor(None, self.gate.wait, 30)
             await send("220 holdsink ESMTP")
-            sender, rcpts = None, []
+            sender, rcpts, in_tls = None, [], False
             while True:
                 cmd = await line()
                 verb = cmd[:4].upper()
-                if verb == "EHLO":
+                if cmd.upper() == "STARTTLS" and self.tls and not in_tls:
+                    await send("220 2.0.0 Ready to start TLS")
+                    buf.clear()
+                    await writer.start_tls(self.tls)
+                    in_tls = True
+                elif verb == "EHLO":
                     kws = ["holdsink", "8BITMIME", "SIZE 50000000"] + self.keywords + (
-                        ["PIPELINING"] if self.pipelining else [])
+                        ["PIPELINING"] if self.pipelining else []) + (
+                        ["STARTTLS"] if self.tls and not in_tls else [])
                     for i, k in enumerate(kws):
                         await send("250%s%s" % ("-" if i < len(kws) - 1 else " ", k))
                 elif verb == "MAIL":
@@ -173,7 +180,12 @@ def inject(srv, sink, rcpts):
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
         for i, r in enumerate(rcpts):
             s.sendmail("from@example.org", [r], body_of(i))
-    time.sleep(1.0)     # delivery picks them up from the queue
+    # Every message handed to delivery (then its worker's inbox, drained
+    # in the same loop turn); the gate holds the session's greeting.
+    deadline = time.time() + 15
+    while time.time() < deadline and metric(srv, "ringmta_deliveries_in_flight") < len(rcpts):
+        time.sleep(0.05)
+    time.sleep(0.2)
     sink.gate.set()
 
 
@@ -200,6 +212,27 @@ def test_pipelined_run_one_round_trip_per_message(make_server):
         # Greeting, EHLO, the first MAIL group, then one per message.
         assert metric(srv, "ringmta_outbound_transactions_total") == n
         assert metric(srv, "ringmta_outbound_round_trips_total") == 3 + n
+    finally:
+        sink.stop()
+
+
+def test_pipelined_over_starttls(make_server, pki):
+    n = 3
+    sink = HoldSink(tls=sink_ctx(pki.server_crt, pki.server_key))
+    try:
+        srv = start_relay(make_server, sink)
+        rcpts = ["t%d@example.com" % i for i in range(n)]
+        inject(srv, sink, rcpts)
+        assert sink.wait_for(n)
+        assert wait_queue_empty(srv)
+        assert sink.holds == [True] * (n - 1) + [False], sink.holds
+        assert [m["rcpts"] for m in sink.messages] == [[r] for r in rcpts]
+        for i, m in enumerate(sink.messages):
+            assert m["data"].endswith(body_of(i)), m["data"]
+        log = srv.read_log()
+        assert all(re.search(r"to=<%s>.*TLSv1\.3.*status=sent" % r, log) for r in rcpts), log
+        # Greeting, EHLO, STARTTLS, EHLO, the first MAIL group, one per message.
+        assert metric(srv, "ringmta_outbound_round_trips_total") == 5 + n
     finally:
         sink.stop()
 
