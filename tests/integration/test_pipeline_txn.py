@@ -193,22 +193,29 @@ def status_of(log, rcpt):
     return re.findall(r"to=<%s>.*?status=(\w+)" % re.escape(rcpt), log)
 
 
+def run_n(make_server, sink, prefix, n):
+    """n messages through one session of the relay, delivered in order
+    and byte-exact; returns the relay and the recipients."""
+    srv = start_relay(make_server, sink)
+    rcpts = ["%s%d@example.com" % (prefix, i) for i in range(n)]
+    inject(srv, sink, rcpts)
+    assert sink.wait_for(n)
+    assert wait_queue_empty(srv)
+    assert sink.connections == 1
+    assert [m["rcpts"] for m in sink.messages] == [[r] for r in rcpts]
+    for i, m in enumerate(sink.messages):
+        assert m["data"].endswith(body_of(i)), m["data"]
+    return srv, rcpts
+
+
 def test_pipelined_run_one_round_trip_per_message(make_server):
     n = 5
     sink = HoldSink()
     try:
-        srv = start_relay(make_server, sink)
-        rcpts = ["p%d@example.com" % i for i in range(n)]
-        inject(srv, sink, rcpts)
-        assert sink.wait_for(n)
-        assert wait_queue_empty(srv)
+        srv, _ = run_n(make_server, sink, "p", n)
         # Each next MAIL arrived before the reply to the "." before it;
         # the last one had none to wait for.
         assert sink.holds == [True] * (n - 1) + [False], sink.holds
-        assert sink.connections == 1
-        assert [m["rcpts"] for m in sink.messages] == [[r] for r in rcpts]
-        for i, m in enumerate(sink.messages):
-            assert m["data"].endswith(body_of(i)), m["data"]
         # Greeting, EHLO, the first MAIL group, then one per message.
         assert metric(srv, "ringmta_outbound_transactions_total") == n
         assert metric(srv, "ringmta_outbound_round_trips_total") == 3 + n
@@ -220,15 +227,8 @@ def test_pipelined_over_starttls(make_server, pki):
     n = 3
     sink = HoldSink(tls=sink_ctx(pki.server_crt, pki.server_key))
     try:
-        srv = start_relay(make_server, sink)
-        rcpts = ["t%d@example.com" % i for i in range(n)]
-        inject(srv, sink, rcpts)
-        assert sink.wait_for(n)
-        assert wait_queue_empty(srv)
+        srv, rcpts = run_n(make_server, sink, "t", n)
         assert sink.holds == [True] * (n - 1) + [False], sink.holds
-        assert [m["rcpts"] for m in sink.messages] == [[r] for r in rcpts]
-        for i, m in enumerate(sink.messages):
-            assert m["data"].endswith(body_of(i)), m["data"]
         log = srv.read_log()
         assert all(re.search(r"to=<%s>.*TLSv1\.3.*status=sent" % r, log) for r in rcpts), log
         # Greeting, EHLO, STARTTLS, EHLO, the first MAIL group, one per message.
@@ -241,14 +241,8 @@ def test_without_pipelining_lock_step(make_server):
     n = 3
     sink = HoldSink(pipelining=False, hold_s=1.0)
     try:
-        srv = start_relay(make_server, sink)
-        rcpts = ["l%d@example.com" % i for i in range(n)]
-        inject(srv, sink, rcpts)
-        assert sink.wait_for(n)
-        assert wait_queue_empty(srv)
+        srv, _ = run_n(make_server, sink, "l", n)
         assert sink.holds == [False] * n    # no MAIL before the "."'s reply
-        assert sink.connections == 1
-        assert [m["rcpts"] for m in sink.messages] == [[r] for r in rcpts]
         # Greeting, EHLO, then MAIL, RCPT, DATA and "." each wait.
         assert metric(srv, "ringmta_outbound_round_trips_total") == 2 + 4 * n
     finally:
