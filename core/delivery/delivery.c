@@ -254,6 +254,8 @@ void delivery_get_stats(struct delivery *d, struct delivery_stats *st_r)
 		st_r->tls_failures += stat_get(&w->w_cl.ce_tls_failures);
 		st_r->tls_resumed += stat_get(&w->w_cl.ce_tls_resumed);
 		st_r->tls_sessions_cached += stat_get(&w->w_cl.ce_tls_cached);
+		st_r->round_trips += stat_get(&w->w_cl.ce_round_trips);
+		st_r->transactions += stat_get(&w->w_cl.ce_txns);
 		delivery_hist_add(&st_r->delivery_lat, &w->w_delivery_lat);
 	}
 }

@@ -148,6 +148,7 @@ struct delivery_stats {
 	uint64_t tls_handshakes, tls_failures;	/* outbound */
 	uint64_t tls_resumed;			/* of tls_handshakes */
 	uint64_t tls_sessions_cached;		/* a gauge, all workers */
+	uint64_t round_trips, transactions;	/* outbound SMTP (smtp_client_env) */
 	struct delivery_hist delivery_lat;	/* arrival -> delivered */
 };
 

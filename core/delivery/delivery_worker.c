@@ -331,8 +331,10 @@ static void dlv_dest_park(struct dlv_worker *w, struct dlv_dest *d, struct smtp_
 }
 
 /* Start the next waiting job on session c, or say how long the message
- * rate makes it wait (then c waits, and is ready again after). */
-static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c)
+ * rate makes it wait (then c waits, and is ready again after). early:
+ * c is busy (ready_early), so neither wait nor idle: false. */
+static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct smtp_client *c,
+				bool early)
 {
 	uint64_t wait = dlv_shp_msg_take(w, d);
 	unsigned max = d->dd_shp.dp_known ? d->dd_shp.dp_eff.sl_max_recipients : 0;
@@ -343,6 +345,8 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 	unsigned rcptmax = lim->lm_rcptmax;
 	struct dlv_job *j;
 
+	if (wait != 0 && early)
+		return false;
 	if (wait != 0) {
 		/* A short wait on the session's own timer; a long one (a slow
 		 * rate: 500/d is one per 173 s) idle, with the destination
@@ -367,6 +371,8 @@ static bool dlv_dest_start_next(struct dlv_worker *w, struct dlv_dest *d, struct
 			break;
 		dlv_job_end_no_attempt(w, j, "4.4.5", why, not_before);
 	}
+	if (j == NULL && early)
+		return false;
 	if (j == NULL) {
 		dlv_dest_park(w, d, c);
 		return false;
@@ -608,7 +614,7 @@ static void dlv_dest_kick(struct dlv_worker *w, struct dlv_dest *d)
 
 		d->dd_idle = smtp_client_next_idle(c);
 		smtp_client_set_next_idle(c, NULL);
-		if (!dlv_dest_start_next(w, d, c))
+		if (!dlv_dest_start_next(w, d, c, false))
 			return;
 	}
 	max = dlv_dest_max_conns(w, d);
@@ -652,7 +658,7 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		if (d->dd_head != NULL) {
 			bool first = !d->dd_shp.dp_proven_kicked;
 
-			dlv_dest_start_next(w, d, c);
+			dlv_dest_start_next(w, d, c, false);
 			/* The first session got through: the jobs still
 			 * waiting may have sessions of their own now. */
 			d->dd_shp.dp_proven_kicked = true;
@@ -662,6 +668,21 @@ static void dlv_cl_ready(void *ctx, void *dest, struct smtp_client *c)
 		}
 	}
 	dlv_dest_park(w, d, c);
+}
+
+/* c just sent an end of data (PIPELINING): the next job goes right
+ * behind it when one waits and may go now; else ready() decides later. */
+static void dlv_cl_ready_early(void *ctx, void *dest, struct smtp_client *c)
+{
+	struct dlv_worker *w = ctx;
+	struct dlv_dest *d = dest;
+
+	if (w->w_quiesce || d->dd_head == NULL)
+		return;
+	dlv_shp_follow_rules(w, d);
+	if (dlv_shp_gate(w, d, false) == SHP_GATE_OPEN && !dlv_shp_over_limit(w, d) &&
+	    !dlv_shp_source_gone(w, d))
+		dlv_dest_start_next(w, d, c, true);
 }
 
 static void dlv_cl_failed(void *ctx, void *dest, const char *ecode, const char *reason)
@@ -704,7 +725,8 @@ static void dlv_cl_closed_after(void *ctx, void *dest, unsigned n, struct smtp_c
 	struct dlv_worker *w = ctx;
 	struct dlv_dest *d = dest;
 
-	dlv_shp_closed_after(w, d, n);
+	if (n != 0)	/* 0: a pipelined job back, no limit told */
+		dlv_shp_closed_after(w, d, n);
 	/* Not a failure: the job goes first in line, on a new session
 	 * (this one is going; gone() kicks the destination). */
 	if (t != NULL)
@@ -792,6 +814,7 @@ static const struct smtp_client_ops dlv_cl_ops = {
 	.txn_done = dlv_cl_txn_done,
 	.opened = dlv_cl_opened,
 	.ready = dlv_cl_ready,
+	.ready_early = dlv_cl_ready_early,
 	.failed = dlv_cl_failed,
 	.gone = dlv_cl_gone,
 	.reply = dlv_cl_reply,

@@ -551,6 +551,12 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 	mb_printf(b, "ringmta_bounces_total %llu\n",
 		  (unsigned long long)ds.bounces);
 	metrics_render_bclass(b);
+	mb_series(b, "ringmta_outbound_transactions_total", "counter",
+		  "Outbound SMTP transactions started (MAIL FROM sent).", "", ds.transactions);
+	mb_series(b, "ringmta_outbound_round_trips_total", "counter",
+		  "Outbound SMTP round trips: replies waited for with nothing more to send"
+		  " (pipelined commands count once, the greeting once per connection).", "",
+		  ds.round_trips);
 	mb_head(b, "ringmta_deliveries_in_flight", "gauge",
 		"Messages being delivered now.");
 	mb_printf(b, "ringmta_deliveries_in_flight %u\n",

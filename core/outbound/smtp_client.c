@@ -2,7 +2,10 @@
  * smtp_client.c: one outbound SMTP session (RFC 5321 client side) on a
  * worker: connect, greeting, EHLO (HELO when refused), then transactions
  * handed over by its destination, with PIPELINING when offered (RFC 2920:
- * MAIL, every RCPT and DATA in one send). The body goes out in windows of
+ * MAIL, every RCPT and DATA in one send, and on a reused session that
+ * group right behind the previous transaction's end of data, so a
+ * message costs one round trip; replies are matched strictly in order).
+ * The body goes out in windows of
  * CL_BODY_WINDOW bytes: for each, a read transaction is opened, the window
  * is copied (dot-stuffed) into the connection's output and the
  * transaction is closed again, and the next window follows when the
@@ -87,6 +90,7 @@ static bool cl_candidate(const struct smtp_route *rt, unsigned n,
 /* Bytes for the server, encrypted when TLS is on. */
 void cl_out(struct smtp_client *c, const char *p, size_t n)
 {
+	c->c_sent = true;
 	if (c->c_tls != NULL) {
 		if (tls_conn_write(c->c_tls, p, n) == 0)
 			cl_tls_flush(c);
@@ -148,6 +152,16 @@ static void cl_settle_reply(struct smtp_client *c, unsigned k, const struct smtp
 	free(text);
 }
 
+/* Done with t: its unsettled recipients get res with reason. */
+static void cl_txn_end(struct smtp_client *c, struct smtp_client_txn *t,
+		       enum smtp_client_result res, const char *ecode, const char *reason)
+{
+	for (unsigned k = 0; k < t->ct_nrcpt; k++)
+		cl_ops_of(c)->rcpt_result(c->c_env->ce_ctx, t, k, res, reason, ecode, c->c_remote,
+					  NULL);
+	cl_ops_of(c)->txn_done(c->c_env->ce_ctx, t);
+}
+
 /* Finish the current job: unsettled recipients get res with reason. */
 static void cl_job_end(struct smtp_client *c, enum smtp_client_result res, const char *ecode,
 		       const char *reason)
@@ -156,13 +170,37 @@ static void cl_job_end(struct smtp_client *c, enum smtp_client_result res, const
 
 	if (j == NULL)
 		return;
-	for (unsigned k = 0; k < j->ct_nrcpt; k++)
-		cl_ops_of(c)->rcpt_result(c->c_env->ce_ctx, j, k, res, reason, ecode, c->c_remote,
-					  NULL);
 	free(c->c_rcpt_ok);
 	c->c_rcpt_ok = NULL;
 	c->c_job = NULL;
-	cl_ops_of(c)->txn_done(c->c_env->ce_ctx, j);
+	c->c_job_pipelined = false;
+	cl_txn_end(c, j, res, ecode, reason);
+}
+
+/* Take the pipelined transaction off the session (NULL: none). */
+static struct smtp_client_txn *cl_next_take(struct smtp_client *c)
+{
+	struct smtp_client_txn *t = c->c_next;
+
+	free(c->c_next_rcpt_ok);
+	c->c_next_rcpt_ok = NULL;
+	c->c_next = NULL;
+	return t;
+}
+
+/* Give the pipelined transaction back untried: its commands went out,
+ * none was answered. Through closed_after (nmsgs 0: the close tells no
+ * limit), so the owner tries it again at once on another session. */
+static void cl_next_return(struct smtp_client *c)
+{
+	struct smtp_client_txn *t = cl_next_take(c);
+
+	if (t == NULL)
+		return;
+	if (cl_ops_of(c)->closed_after != NULL)
+		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, 0, t);
+	else
+		cl_txn_end(c, t, SMTP_CLIENT_R_NONE, "", "");
 }
 
 /* The session is unusable: report, and close. Recipients not settled
@@ -178,6 +216,7 @@ static void cl_vfail(struct smtp_client *c, const char *ecode, const char *fmt, 
 	vsnprintf(c->c_error, sizeof(c->c_error), fmt, ap);
 	if (c->c_job != NULL)
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, ecode, c->c_error);
+	cl_next_return(c);
 	if (!c->c_ready_once) {
 		/* Not ready yet: try the next address of the route. */
 		const struct dns_host *h;
@@ -315,9 +354,8 @@ static void cl_notify(uint8_t bits, char *buf, size_t len)
 
 /* RCPT, with NOTIFY= and ORCPT= as received when the next hop offers
  * DSN (RFC 3461 6.2.6.1: passed on unchanged). */
-static void cl_send_rcpt(struct smtp_client *c, unsigned k)
+static void cl_send_rcpt(struct smtp_client *c, const struct smtp_client_txn *j, unsigned k)
 {
-	const struct smtp_client_txn *j = c->c_job;
 	const struct smtp_client_dsn *dsn = j->ct_dsn_sent && j->ct_dsn ? &j->ct_dsn[k] : NULL;
 	char notify[40] = "";
 
@@ -328,82 +366,165 @@ static void cl_send_rcpt(struct smtp_client *c, unsigned k)
 		 dsn != NULL && dsn->cd_orcpt != NULL ? dsn->cd_orcpt : "");
 }
 
-void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
+/* What settles j before any command (SMTPUTF8 or 8BITMIME not offered,
+ * over the next hop's SIZE, the body unreadable): false when it did
+ * (txn_done came), else *len_r is the stored body size. */
+static bool cl_txn_admit(struct smtp_client *c, struct smtp_client_txn *j, uint64_t *len_r)
 {
-	bool utf8 = (j->ct_flags & QRECORD_F_SMTPUTF8) != 0;
-	int rc;
+	struct queue_body b;
 
-	c->c_job = j;
 	j->ct_dsn_sent = (c->c_ext & SMTP_EXT_DSN) != 0;
-	c->c_state = CL_TXN;
-	c->c_phase = 0;
-	c->c_accepted = 0;
-	c->c_mail_ok = false;
-	c->c_rcpt_ok = calloc(j->ct_nrcpt, sizeof(bool));
-	if (c->c_rcpt_ok == NULL) {
-		cl_fail(c, "out of memory");
-		return;
-	}
-	if (utf8 && !(c->c_ext & SMTP_EXT_SMTPUTF8)) {
-		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.6.7",
+	if ((j->ct_flags & QRECORD_F_SMTPUTF8) && !(c->c_ext & SMTP_EXT_SMTPUTF8)) {
+		cl_txn_end(c, j, SMTP_CLIENT_R_FAILED, "5.6.7",
 			   "SMTPUTF8 is required, but was not offered by the remote server");
-		cl_ready(c);
-		return;
+		return false;
 	}
 	/* ringmta never downgrades an 8-bit body to 7 bits (RFC 6152 leaves
 	 * conversion to the sender): converting would break the DKIM
 	 * signatures made at acceptance. A hop without 8BITMIME gets none. */
 	if ((j->ct_flags & QRECORD_F_8BIT) && !(c->c_ext & SMTP_EXT_8BITMIME)) {
-		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.6.3",
+		cl_txn_end(c, j, SMTP_CLIENT_R_FAILED, "5.6.3",
 			   "next hop does not support 8BITMIME; ringmta does not convert"
 			   " 8-bit mail, which would break its DKIM signature");
-		cl_ready(c);
-		return;
+		return false;
 	}
 	if (c->c_maxsize != 0 && j->ct_size > c->c_maxsize) {
-		cl_job_end(c, SMTP_CLIENT_R_FAILED, "5.3.4",
+		cl_txn_end(c, j, SMTP_CLIENT_R_FAILED, "5.3.4",
 			   "message size exceeds the remote server's fixed limit");
-		cl_ready(c);
-		return;
+		return false;
 	}
-	{
-		struct queue_body b;
+	/* Only the size now; the bytes are read window by window. */
+	if (queue_body_get(c->c_env->ce_queue, j->ct_id, &b) < 0) {
+		cl_txn_end(c, j, SMTP_CLIENT_R_DEFERRED, "4.3.0", "queue file read error");
+		return false;
+	}
+	*len_r = b.qb_len;
+	queue_body_release(&b);
+	return true;
+}
 
-		/* Only the size now; the bytes are read window by window. */
-		rc = queue_body_get(c->c_env->ce_queue, j->ct_id, &b);
-		if (rc < 0) {
-			cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.3.0", "queue file read error");
-			cl_ready(c);
-			return;
-		}
-		c->c_body_len = b.qb_len;
-		queue_body_release(&b);
+/* MAIL FROM for j (body size len), and with PIPELINING every RCPT and
+ * DATA behind it, in one write. */
+static void cl_txn_send(struct smtp_client *c, const struct smtp_client_txn *j, uint64_t len)
+{
+	char size[32] = "";
+
+	/* SIZE= the stored size (RFC 1870), when offered. */
+	if (c->c_ext & SMTP_EXT_SIZE)
+		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)len);
+	cl_write(c, "MAIL FROM:<%s>%s%s%s%s%s%s\r\n", j->ct_sender, size,
+		 (j->ct_flags & QRECORD_F_8BIT) ? " BODY=8BITMIME" : "",
+		 (j->ct_flags & QRECORD_F_SMTPUTF8) ? " SMTPUTF8" : "",
+		 !j->ct_dsn_sent ? "" : j->ct_dsn_ret == QRECORD_RET_FULL ? " RET=FULL" :
+		 j->ct_dsn_ret == QRECORD_RET_HDRS ? " RET=HDRS" : "",
+		 j->ct_dsn_sent && j->ct_envid != NULL ? " ENVID=" : "",
+		 j->ct_dsn_sent && j->ct_envid != NULL ? j->ct_envid : "");
+	c->c_mails++;
+	stat_inc(&c->c_env->ce_txns);
+	if (c->c_ext & SMTP_EXT_PIPELINING) {
+		for (unsigned k = 0; k < j->ct_nrcpt; k++)
+			cl_send_rcpt(c, j, k);
+		cl_write(c, "DATA\r\n");
 	}
+}
+
+/* j becomes the job whose replies come next (its MAIL is out). */
+static void cl_job_begin(struct smtp_client *c, struct smtp_client_txn *j, bool *rcpt_ok,
+			 uint64_t len)
+{
+	c->c_job = j;
+	c->c_rcpt_ok = rcpt_ok;
+	c->c_state = CL_TXN;
+	c->c_phase = 0;
+	c->c_accepted = 0;
+	c->c_mail_ok = false;
+	c->c_body_len = len;
 	c->c_body_off = 0;
 	c->c_body_bol = true;
 	c->c_body_end = false;
-	{
-		char size[32] = "";
-
-		/* SIZE= the stored size (RFC 1870), when offered. */
-		if (c->c_ext & SMTP_EXT_SIZE)
-			snprintf(size, sizeof(size), " SIZE=%llu",
-				 (unsigned long long)c->c_body_len);
-		cl_write(c, "MAIL FROM:<%s>%s%s%s%s%s%s\r\n", j->ct_sender, size,
-			 (j->ct_flags & QRECORD_F_8BIT) ? " BODY=8BITMIME" : "",
-			 utf8 ? " SMTPUTF8" : "",
-			 !j->ct_dsn_sent ? "" : j->ct_dsn_ret == QRECORD_RET_FULL ? " RET=FULL" :
-			 j->ct_dsn_ret == QRECORD_RET_HDRS ? " RET=HDRS" : "",
-			 j->ct_dsn_sent && j->ct_envid != NULL ? " ENVID=" : "",
-			 j->ct_dsn_sent && j->ct_envid != NULL ? j->ct_envid : "");
-		c->c_mails++;
-	}
-	if (c->c_ext & SMTP_EXT_PIPELINING) {
-		for (unsigned k = 0; k < j->ct_nrcpt; k++)
-			cl_send_rcpt(c, k);
-		cl_write(c, "DATA\r\n");
-	}
 	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
+}
+
+/* smtp_client_start_job() from ready_early: j goes out behind the end
+ * of data just written, and waits in c_next for that end's reply. */
+static void cl_pipeline_take(struct smtp_client *c, struct smtp_client_txn *j)
+{
+	uint64_t len;
+
+	c->c_offering = false;		/* one transaction per offer */
+	if (!cl_txn_admit(c, j, &len))
+		return;			/* settled; ready() comes after the reply */
+	c->c_next_rcpt_ok = calloc(j->ct_nrcpt ? j->ct_nrcpt : 1, sizeof(bool));
+	if (c->c_next_rcpt_ok == NULL) {
+		cl_txn_end(c, j, SMTP_CLIENT_R_DEFERRED, "4.3.0", "out of memory");
+		return;
+	}
+	c->c_next = j;
+	c->c_next_body_len = len;
+	cl_txn_send(c, j, len);
+}
+
+/* The end of data of c_job is written (cl_body_more), on a next hop that
+ * offers PIPELINING: the owner may hand over the next transaction now,
+ * to go out in the same write (RFC 2920 3.1: the end of data may be
+ * followed by the next MAIL), so a message costs one round trip. Not
+ * beyond the path's messages per connection or the next hop's MAILMAX:
+ * the transaction of this end of data counts as done. */
+void cl_pipeline_offer(struct smtp_client *c)
+{
+	const struct smtp_client_ops *ops = cl_ops_of(c);
+
+	if (!(c->c_ext & SMTP_EXT_PIPELINING) || ops->ready_early == NULL ||
+	    c->c_next != NULL || io_conn_closing(&c->c_conn) ||
+	    c->c_msgs + 1 >= c->c_path.cp_max_msgs ||
+	    (c->c_limits.lm_mailmax != 0 && c->c_mails >= c->c_limits.lm_mailmax))
+		return;
+	c->c_offering = true;
+	ops->ready_early(c->c_env->ce_ctx, c->c_dest, c);
+	c->c_offering = false;
+}
+
+/* The reply to the end of data came, with c_next pipelined behind it:
+ * its replies follow. After a 421 (the server closes) none will: it goes
+ * back untried. */
+static void cl_next_begin(struct smtp_client *c, unsigned code)
+{
+	bool *ok = c->c_next_rcpt_ok;
+	struct smtp_client_txn *j;
+
+	if (code == 421) {
+		cl_next_return(c);
+		c->c_state = CL_QUIT;
+		io_conn_close(&c->c_conn);
+		return;
+	}
+	c->c_next_rcpt_ok = NULL;
+	j = cl_next_take(c);
+	cl_job_begin(c, j, ok, c->c_next_body_len);
+	c->c_job_pipelined = true;
+}
+
+void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *j)
+{
+	uint64_t len;
+	bool *ok;
+
+	if (c->c_offering) {
+		cl_pipeline_take(c, j);
+		return;
+	}
+	if (!cl_txn_admit(c, j, &len)) {
+		cl_ready(c);
+		return;
+	}
+	ok = calloc(j->ct_nrcpt ? j->ct_nrcpt : 1, sizeof(bool));
+	cl_job_begin(c, j, ok, len);
+	c->c_job_pipelined = false;
+	if (ok == NULL) {
+		cl_fail(c, "out of memory");
+		return;
+	}
+	cl_txn_send(c, j, len);
 }
 
 /* The reply that answers DATA (phase n+1). */
@@ -469,7 +590,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;		/* pipelined: RCPT and DATA replies follow */
 		}
 		if (!pipelined)
-			cl_send_rcpt(c, 0);
+			cl_send_rcpt(c, j, 0);
 		return;
 	}
 	if (phase <= j->ct_nrcpt) {
@@ -485,7 +606,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		if (!pipelined) {
 			if (k + 1 < j->ct_nrcpt) {
-				cl_send_rcpt(c, k + 1);
+				cl_send_rcpt(c, j, k + 1);
 			} else if (c->c_accepted > 0) {
 				cl_write(c, "DATA\r\n");
 				cl_deadline(c, cl_cfg(c)->smtp_data_init_timeout);
@@ -523,6 +644,13 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 
 	c->c_last_reply = io_loop_now();
 	c->c_last_code = (uint16_t)r->code;
+	/* The first reply after output: a round trip (replies to a group
+	 * of pipelined commands count once). */
+	if (c->c_sent) {
+		c->c_sent = false;
+		c->c_round_trips++;
+		stat_inc(&c->c_env->ce_round_trips);
+	}
 	cl_report_error_reply(c, r);
 
 	switch ((enum cl_state)c->c_state) {
@@ -620,7 +748,10 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		cl_txn_next(c);
+		if (c->c_next != NULL)
+			cl_next_begin(c, r->code);
+		else
+			cl_txn_next(c);
 		return;
 	}
 	case CL_DOT_DISCARD:
@@ -701,17 +832,22 @@ static void cl_on_eof(struct io_conn *conn, int err)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
 
-	if (c->c_msgs > 0 && c->c_last_code < 400 && c->c_state == CL_TXN && c->c_phase == 0 &&
-	    c->c_job != NULL && cl_ops_of(c)->closed_after != NULL) {
+	if (c->c_state == CL_TXN && c->c_phase == 0 && c->c_job != NULL &&
+	    ((c->c_msgs > 0 && c->c_last_code < 400) || c->c_job_pipelined) &&
+	    cl_ops_of(c)->closed_after != NULL) {
 		/* Nothing of this transaction was answered: the receiver's
-		 * limit, not a failure. The owner takes the job back. */
+		 * limit, not a failure (after an error reply, or a job that
+		 * followed the previous end of data unasked, no limit is
+		 * told: nmsgs 0). The owner takes the job back. */
 		struct smtp_client_txn *t = c->c_job;
+		unsigned n = c->c_msgs > 0 && c->c_last_code < 400 ? c->c_msgs : 0;
 
 		free(c->c_rcpt_ok);
 		c->c_rcpt_ok = NULL;
 		c->c_job = NULL;
 		c->c_state = CL_QUIT;
-		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, c->c_msgs, t);
+		c->c_job_pipelined = false;
+		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, n, t);
 		io_conn_close(conn);
 		return;
 	}
@@ -809,7 +945,12 @@ void smtp_client_wait(struct smtp_client *c, unsigned ms)
 static void cl_on_free(struct io_conn *conn)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
+	struct smtp_client_txn *t = cl_next_take(c);
 
+	if (t != NULL)		/* every way out returns it first; never lost */
+		cl_txn_end(c, t, SMTP_CLIENT_R_NONE, "", "");
+	log_msg(LOG_DEBUG, "delivery: %s: %u transactions, %u round trips", c->c_remote,
+		c->c_mails, c->c_round_trips);
 	free(c->c_rcpt_ok);
 	if (c->c_tls != NULL) {
 		tls_conn_free(c->c_tls);
@@ -834,7 +975,11 @@ void smtp_client_abort_all(struct smtp_client_env *env)
 	for (struct smtp_client *c = env->ce_clients; c != NULL; c = c->c_all_next) {
 		if (io_conn_closing(&c->c_conn))
 			continue;
+		struct smtp_client_txn *t = cl_next_take(c);
+
 		cl_job_end(c, SMTP_CLIENT_R_NONE, "", "");
+		if (t != NULL)
+			cl_txn_end(c, t, SMTP_CLIENT_R_NONE, "", "");
 		c->c_gone_reported = false;
 		c->c_ready_once = true;		/* no hand-over to another host */
 		io_conn_abort(&c->c_conn);	/* the shutdown deadline passed */
@@ -913,6 +1058,7 @@ struct smtp_client *cl_open(struct smtp_client_env *env, void *dest,
 	c->c_policy = policy;
 	c->c_path = *path;
 	smtp_reply_parser_init(&c->c_rp);
+	c->c_sent = true;	/* the connect: the greeting is its reply */
 	env->ce_nclients++;
 	fd = socket(a->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

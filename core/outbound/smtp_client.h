@@ -131,6 +131,16 @@ struct smtp_client_ops {
 	/* c is ready for a transaction: call smtp_client_start_job() or
 	 * smtp_client_quit(), or keep it idle. */
 	void (*ready)(void *ctx, void *dest, struct smtp_client *c);
+	/* c, on a next hop that offers PIPELINING, has just written the end
+	 * of a transaction's data and may send the next transaction right
+	 * behind it (RFC 2920 3.1): call smtp_client_start_job() once now,
+	 * or do nothing. Nothing else: c is busy (not idle, not to be
+	 * quit); ready() comes as usual when no transaction was taken. The
+	 * client never offers past the path's messages per connection or
+	 * the next hop's MAILMAX. A transaction taken is settled as any
+	 * other, or given back untried through closed_after (with nmsgs 0)
+	 * when the session ends before it was answered. NULL: never. */
+	void (*ready_early)(void *ctx, void *dest, struct smtp_client *c);
 	/* Every address of the route failed before a session was ready. */
 	void (*failed)(void *ctx, void *dest, const char *ecode, const char *reason);
 	/* c is gone (freed after this); opening: it never became ready. */
@@ -143,7 +153,10 @@ struct smtp_client_ops {
 	/* The receiver closed the connection without an error reply after
 	 * nmsgs messages. t, when not NULL, is the transaction it left
 	 * unanswered: nothing of it is settled, the owner gets it back to
-	 * try again on another session. */
+	 * try again on another session. nmsgs 0: the session ends with t
+	 * pipelined and unanswered for another reason (a 421, an error
+	 * reply, a failure): t is given back alike, but nothing is told
+	 * about a limit. */
 	void (*closed_after)(void *ctx, void *dest, unsigned nmsgs, struct smtp_client_txn *t);
 	/* The path's source could not be bound (-errno err, reason names
 	 * the source and address): no session; the destination is not to
@@ -170,10 +183,14 @@ struct smtp_client_env {
 	/* TLS sessions to resume (smtp_client_tls.c): made at the first
 	 * handshake, this worker's only; smtp_client_tls_env_close() frees it. */
 	struct tls_sesscache *ce_tls_sessions;
-	/* Counters (single writer: this worker; io/stat.h). */
+	/* Counters (single writer: this worker; io/stat.h). Round trips:
+	 * replies waited for with nothing more to send (the first reply
+	 * after output; a group of pipelined commands counts once, the
+	 * greeting counts for the connect). Transactions: MAIL commands. */
 	stat_t ce_tls_handshakes, ce_tls_failures;
 	stat_t ce_tls_resumed;		/* of ce_tls_handshakes */
 	stat_t ce_tls_cached;		/* a gauge: sessions held now */
+	stat_t ce_round_trips, ce_txns;
 };
 
 /* The owner is done with env (every session is gone): free the TLS
@@ -234,7 +251,8 @@ bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_o
  * RCPTDOMAINMAX are the owner's to keep, by giving c no transaction with
  * more recipients or recipient domains. */
 const struct smtp_limits *smtp_client_limits(const struct smtp_client *c);
-/* Start transaction t on a ready session; results come through the ops. */
+/* Start transaction t on a ready session, or from ready_early behind
+ * the end of data; results come through the ops. */
 void smtp_client_start_job(struct smtp_client *c, struct smtp_client_txn *t);
 /* Say QUIT and close (a ready or idle session). */
 void smtp_client_quit(struct smtp_client *c);

@@ -2,7 +2,9 @@
  * smtp_client_body.c: the message body out, window by window (see
  * smtp_client.c for why a copy under a short read transaction), with
  * dot-stuffing (RFC 5321 4.5.2) and the end of data, leaving out the
- * octets of the pool header field (smtp_client_txn.ct_strip_*). The
+ * octets of the pool header field (smtp_client_txn.ct_strip_*), and
+ * right behind it, on a next hop that offers PIPELINING, the next
+ * transaction's commands (cl_pipeline_offer). The
  * window arithmetic is pure (smtp_client_body_window) so it is tested
  * alone.
  */
@@ -19,6 +21,7 @@ static int cl_body_put(struct smtp_client *c, const char *p, size_t n)
 {
 	if (n == 0)
 		return 0;
+	c->c_sent = true;
 	if (c->c_tls != NULL) {
 		if (tls_conn_write(c->c_tls, p, n) < 0)
 			return -EIO;
@@ -124,5 +127,8 @@ int cl_body_more(struct smtp_client *c)
 			return 0;
 	}
 	c->c_body_end = true;
-	return c->c_body_bol ? cl_body_put(c, ".\r\n", 3) : cl_body_put(c, "\r\n.\r\n", 5);
+	rc = c->c_body_bol ? cl_body_put(c, ".\r\n", 3) : cl_body_put(c, "\r\n.\r\n", 5);
+	if (rc == 0)
+		cl_pipeline_offer(c);	/* the next MAIL goes out with the "." */
+	return rc;
 }

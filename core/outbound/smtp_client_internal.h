@@ -79,6 +79,17 @@ struct smtp_client {
 	struct smtp_limits c_limits;	/* from the last EHLO (RFC 9422) */
 	struct smtp_client_txn *c_job;	/* the transaction under way */
 	bool *c_rcpt_ok;		/* per job recipient: RCPT accepted */
+	/* The next transaction, its MAIL, RCPT and DATA sent right behind
+	 * c_job's end of data (RFC 2920 3.1); it becomes c_job when the
+	 * reply to that end of data came. Owned like c_job (the owner's,
+	 * until txn_done or closed_after gives it back). */
+	struct smtp_client_txn *c_next;
+	bool *c_next_rcpt_ok;		/* calloc'd for c_next; becomes c_rcpt_ok */
+	uint64_t c_next_body_len;	/* c_next's stored body size */
+	bool c_offering;		/* inside ops->ready_early: a job is c_next */
+	bool c_job_pipelined;		/* c_job's commands followed the previous dot */
+	bool c_sent;			/* output since the last reply (round trips) */
+	unsigned c_round_trips;		/* replies waited for on this session */
 	uint64_t c_body_off;		/* stored body bytes already written */
 	uint64_t c_body_len;		/* stored body size, from the first window */
 	bool c_body_bol;		/* the last byte written ended a line */
@@ -137,8 +148,13 @@ void cl_auth_start(struct smtp_client *c);
 /* A reply in CL_AUTH. */
 void cl_auth_reply(struct smtp_client *c, const struct smtp_reply *r);
 
+/* A transaction's end of data is written: offer the next one to send
+ * behind it (PIPELINING). */
+void cl_pipeline_offer(struct smtp_client *c);
+
 /* smtp_client_body.c */
-/* Write the next window of the body (then the end of data): 0 or -errno. */
+/* Write the next window of the body (then the end of data, and the
+ * next transaction behind it when the owner has one): 0 or -errno. */
 int cl_body_more(struct smtp_client *c);
 
 /* smtp_client_tls.c */
