@@ -27,7 +27,9 @@
  * not dispatched; the next scan (within a second) finds it there. A scan
  * walks the schedule in time order, passes over the messages in flight and
  * takes at most the free places (and DLV_SCAN_MAX), so the scheduler's
- * memory does not grow with the queue.
+ * memory does not grow with the queue. When a scan filled every place it
+ * had, the next comes as soon as half the bound is free again rather than
+ * a second later, so a drain is not paced at one bound per second.
  */
 
 /* Open-addressing set of queue ids (never 0 or ~0: ids carry a time). */
@@ -151,6 +153,7 @@ struct delivery {
 	pthread_mutex_t d_inflight_lock;
 	struct idset d_inflight;
 	uint64_t d_last_scan;
+	bool d_scan_full;		/* the last scan filled its places: more are due */
 	uint64_t d_rr;
 };
 
@@ -658,6 +661,7 @@ static void *delivery_main(void *arg)
 		struct dlv_scan scan = { .ds_d = d };
 		struct timespec ts;
 		uint64_t now;
+		bool tick;
 
 		if (d->d_new.n == 0 && d->d_done.n == 0) {
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -681,14 +685,24 @@ static void *delivery_main(void *arg)
 			delivery_dispatch(d, fresh.ids[i]);
 		pthread_mutex_unlock(&d->d_inflight_lock);
 		now = dlv_now_us();
-		if (now >= d->d_last_scan + 1000000u) {
-			d->d_last_scan = now;
+		tick = now >= d->d_last_scan + 1000000u;
+		if (tick || (d->d_scan_full && atomic_load(&d->d_inflight_n) <=
+					       dlv_cfg_of(d)->delivery_inflight_max / 2)) {
+			unsigned before = atomic_load(&d->d_inflight_n);
+
 			if ((scan.ds_room = delivery_room(d)) > 0)
 				queue_scan_due(d->d_q, now, delivery_scan_cb, &scan);
 			pthread_mutex_lock(&d->d_inflight_lock);
 			for (unsigned i = 0; i < scan.ds_due.n; i++)
 				delivery_dispatch(d, scan.ds_due.ids[i]);
 			pthread_mutex_unlock(&d->d_inflight_lock);
+			/* Full, and it moved: held or finished messages alone do
+			 * not bring the next scan forward. */
+			d->d_scan_full = scan.ds_room > 0 && scan.ds_due.n >= scan.ds_room &&
+					 atomic_load(&d->d_inflight_n) > before;
+		}
+		if (tick) {
+			d->d_last_scan = now;
 			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
