@@ -107,7 +107,8 @@ def test_open_file_warning_names_the_needed_number(tmp):
     port = free_port()
     with open(conf, "w") as f:
         f.write("listen = 127.0.0.1:%d\nqueue_dir = %s\nmax_connections = 2000\n"
-                "delivery = no\nqueue_map_size = 64M\nworkers = 1\n" % (port, os.path.join(tmp, "q")))
+                "delivery = no\nqueue_map_size = 64M\nworkers = 1\nadmin_listen =\n"
+                % (port, os.path.join(tmp, "q")))
 
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
