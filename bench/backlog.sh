@@ -11,11 +11,15 @@
 #      until every queued message has arrived, then ringmta stops and the queue must
 #      be empty.
 #
+#   live (PHASES=live, alone): delivery on while the messages arrive, to a sink slower
+#      than the load (SINK_LATENCY_MS): the backlog builds up while it drains; the
+#      same samples as the drain phase, in OUT/backlog-live.samples.
+#
 # The anonymous memory (RssAnon: heap, stacks, buffers) is what must stay flat while a
 # backlog drains; VmRSS also counts the touched pages of the LMDB map (file-backed).
 #
 # Usage: bench/backlog.sh [MESSAGES [SIZE]]          (defaults 1000000 and 1024)
-# Environment: PHASES ["accept drain"] (one of them alone reuses OUT/backlog-queue),
+# Environment: PHASES ["accept drain"] (one of them alone reuses OUT/backlog-queue; "live"),
 #   SESSIONS [100], CONC [100] (destination_concurrency_limit), SINK_LATENCY_MS [0],
 #   RINGMTA_OPTS [""] (more -o key=value for both phases, e.g. -o delivery_inflight_max=1000),
 #   TIMEOUT [1800] (drain), RINGMTA_PORT [2625], SINK_PORT [2626], METRICS_PORT [2627],
@@ -48,11 +52,12 @@ for b in "$RINGMTA" "$SMTP_LOAD" "$SMTP_SINK"; do [ -x "$b" ] || die "no $b (nin
 mkdir -p "$OUT"
 Q="$OUT/backlog-queue"
 LOG="$OUT/backlog-ringmta.log"
-RM_PID="" SINK_PID="" SAMPLER=""
+RM_PID="" SINK_PID="" SAMPLER="" LOAD_PID=""
 
 cleanup() {
     trap - EXIT INT TERM
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
+    [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null
     [ -n "$RM_PID" ] && { kill -TERM "$RM_PID" 2>/dev/null; wait "$RM_PID" 2>/dev/null; }
     [ -n "$SINK_PID" ] && { kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
 }
@@ -111,19 +116,46 @@ if [[ " $PHASES " == *" accept "* ]]; then
     summary "$OUT/backlog-accept.samples" accept | tee -a "$OUT/backlog.log"
 fi
 
-if [[ " $PHASES " == *" drain "* ]]; then
-    [ -d "$Q" ] || die "no queue in $Q (run the accept phase first)"
-    queued=$(qcount)
-    [ "$queued" -gt 0 ] 2>/dev/null || die "the queue in $Q is empty"
+sink_start() {
     "$SMTP_SINK" -w 2 -L "$SINK_LATENCY_MS" -s "$OUT/backlog-sink.json" "127.0.0.1:$SINK_PORT" \
         > "$OUT/backlog-sink.out" 2> "$OUT/backlog-sink.err" &
     SINK_PID=$!
     wait_port 127.0.0.1 "$SINK_PORT" || die "smtp-sink did not listen (see $OUT/backlog-sink.err)"
+}
+# until the sink has N messages: W (drainwatch.py's line), samples in FILE
+watch_sink() {  # N FILE T0
+    w=$("$HERE/drainwatch.py" "$SINK_PID" "$OUT/backlog-sink.out" 0 "$1" "$3" "$TIMEOUT" \
+        "$RM_PID" "$2" "http://127.0.0.1:$METRICS_PORT/metrics" '^ringmta_deliveries_in_flight$')
+}
+
+if [[ " $PHASES " == *" live "* ]]; then
+    rm -rf "$Q"
+    sink_start
     t0=$(date +%s.%N)
     ringmta_start yes
-    w=$("$HERE/drainwatch.py" "$SINK_PID" "$OUT/backlog-sink.out" 0 "$queued" "$t0" "$TIMEOUT" \
-        "$RM_PID" "$OUT/backlog-drain.samples" "http://127.0.0.1:$METRICS_PORT/metrics" \
-        '^ringmta_deliveries_in_flight$')
+    "$SMTP_LOAD" -s "127.0.0.1:$RINGMTA_PORT" -c "$SESSIONS" -m 0 -P -n "$MESSAGES" -z "$SIZE" -q -j \
+        > "$OUT/backlog-load.json" 2> "$OUT/backlog-load.err" &
+    LOAD_PID=$!
+    watch_sink "$MESSAGES" "$OUT/backlog-live.samples" "$t0"
+    wait "$LOAD_PID"; LOAD_PID=""
+    ringmta_stop
+    kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; SINK_PID=""
+    echo "live: smtp-load $(grep -o '"ok":[0-9]*,"failed":[0-9]*,"seconds":[0-9.]*' "$OUT/backlog-load.json");" \
+         "sink $(grep -o 'delivered=[0-9]* status=[a-z-]*' <<<"$w"); peak in flight" \
+         "$(inflight_peak "$OUT/backlog-live.samples"); ringmta exit $RC; queue count after: $(qcount)" |
+        tee -a "$OUT/backlog.log"
+    summary "$OUT/backlog-live.samples" live | tee -a "$OUT/backlog.log"
+    rm -rf "$Q"
+fi
+
+if [[ " $PHASES " == *" drain "* ]]; then
+    [ -d "$Q" ] || die "no queue in $Q (run the accept phase first)"
+    queued=$(qcount)
+    [ "$queued" -gt 0 ] 2>/dev/null || die "the queue in $Q is empty"
+    sink_start
+    t0=$(date +%s.%N)
+    ringmta_start yes
+    watch_sink "$queued" "$OUT/backlog-drain.samples" "$t0"
     ringmta_stop
     kill -TERM "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; SINK_PID=""
     left=$(qcount)
