@@ -24,7 +24,6 @@ enum io_op {
 	IO_OP_IGNORE = 7,
 	IO_OP_CONNECT = 8,
 	IO_OP_WATCH = 9,
-	IO_OP_SHUTDOWN = 10,
 };
 
 #define IO_UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
@@ -317,16 +316,22 @@ static void conn_shutdown(struct io_conn *c)
 	c->ic_flags |= IO_CONN_F_SHUT;
 	/* A connection waiting for buffers waits no more: it can be freed. */
 	conn_starved_del(c);
-	/* Ends the multishot receive with a final completion. A slot of
-	 * the file table is shut down by the ring; that counts as in flight,
-	 * so the slot is not emptied (and reused) before it ran. */
+	/* Ends the multishot receive (and a send the peer does not take)
+	 * with a final completion. A slot of the file table has no
+	 * shutdown(2), and the ring's shutdown runs on an io-wq thread whose
+	 * completion can wait for the next tick: its operations are
+	 * cancelled instead, submitted now so that the cancel runs before the
+	 * slot can be emptied and reused; emptying it at the free closes the
+	 * socket (FIN). */
 	if (c->ic_flags & IO_CONN_F_FIXED) {
-		struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+		if (c->ic_flags & (IO_CONN_F_RECV | IO_CONN_F_SEND)) {
+			struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
 
-		io_uring_prep_shutdown(sqe, c->ic_fd, SHUT_RDWR);
-		sqe->flags |= IOSQE_FIXED_FILE;
-		io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_SHUTDOWN));
-		c->ic_inflight++;
+			io_uring_prep_cancel_fd(sqe, c->ic_fd, IORING_ASYNC_CANCEL_ALL |
+						IORING_ASYNC_CANCEL_FD_FIXED);
+			io_uring_sqe_set_data64(sqe, IO_UD(c->ic_loop, IO_OP_IGNORE));
+			io_uring_submit(&c->ic_loop->lp_ring);
+		}
 	} else {
 		shutdown(c->ic_fd, SHUT_RDWR);
 	}
@@ -781,13 +786,6 @@ static void loop_handle(struct io_loop *loop, const struct io_uring_cqe *cqe)
 	case IO_OP_WATCH:
 		loop_on_watch(ptr, cqe->res);
 		break;
-	case IO_OP_SHUTDOWN: {
-		struct io_conn *c = ptr;
-
-		c->ic_inflight--;
-		conn_maybe_free(c);
-		break;
-	}
 	}
 }
 
