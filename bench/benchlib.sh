@@ -78,3 +78,22 @@ counters_stop() {  # "PID..." -> CNT (key=value words); not in a subshell: perf 
     fi
     CNT="$("$PT" diff "$CNT0" "$c1" mta_) $("$PT" diff "$DSK0" "$d1") mta_syscalls=${sc:-NA}"
 }
+
+# PID: "VmRSS_kB RssAnon_kB" of a process (bench/idle.sh, backlog.sh, outbound.sh).
+proc_mem() {
+    awk '/^VmRSS:/{r=$2} /^RssAnon:/{a=$2} END{print r+0, a+0}' "/proc/$1/status"
+}
+
+# ringmta relaying to a sink on loopback, in the background (bench/backlog.sh,
+# outbound.sh): QUEUE_DIR PORT SINK_PORT DELIVERY(yes/no) CONC LOG [more args...];
+# sets RM_PID and waits until it listens (returns 1 if it does not).
+relay_start() {
+    local q=$1 port=$2 sink=$3 dlv=$4 conc=$5 log=$6
+    shift 6
+    "$RINGMTA" -o "listen=127.0.0.1:$port" -o "queue_dir=$q" -o log_level=warning \
+        -o "delivery=$dlv" -o "relayhost=[127.0.0.1]:$sink" -o dns_servers=127.0.0.1:9 \
+        -o "destination_concurrency_limit=$conc" -o smtp_reuse_limit=1000 \
+        -o hostname=ringmta.bench -o admin_listen= "$@" >> "$log" 2>&1 &
+    RM_PID=$!
+    wait_port 127.0.0.1 "$port"
+}

@@ -78,16 +78,62 @@ static void loop_arm_accept(struct io_loop *loop, struct io_listener *l)
 	l->il_armed = true;
 }
 
+/* IOSQE_FIXED_FILE when the connection lives in the file table. */
+static unsigned conn_sqe_flags(const struct io_conn *c)
+{
+	return (c->ic_flags & IO_CONN_F_FIXED) ? IOSQE_FIXED_FILE : 0;
+}
+
 static void conn_arm_recv(struct io_conn *c)
 {
 	struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
 
 	io_uring_prep_recv_multishot(sqe, c->ic_fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->flags |= IOSQE_BUFFER_SELECT | conn_sqe_flags(c);
 	sqe->buf_group = c->ic_loop->lp_bufs.bp_bgid;
 	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_RECV));
 	c->ic_flags |= IO_CONN_F_RECV;
 	c->ic_inflight++;
+}
+
+/* A sparse file table of n slots, all free; none when the kernel says no. */
+static void loop_fixed_init(struct io_loop *loop, unsigned n)
+{
+	if (n == 0 || (loop->lp_fslots = malloc(n * sizeof(unsigned))) == NULL)
+		return;
+	if (io_uring_register_files_sparse(&loop->lp_ring, n) < 0) {
+		free(loop->lp_fslots);
+		loop->lp_fslots = NULL;
+		return;
+	}
+	loop->lp_nfslots = loop->lp_fslots_free = n;
+	for (unsigned i = 0; i < n; i++)
+		loop->lp_fslots[i] = n - 1 - i;	/* slot 0 is taken first */
+}
+
+/* Move fd into a free slot of the file table and close it: the slot, or
+ * -1 (table full or absent, or the update failed) with fd untouched. */
+static int loop_fixed_install(struct io_loop *loop, int fd)
+{
+	unsigned slot;
+
+	if (loop->lp_fslots_free == 0)
+		return -1;
+	slot = loop->lp_fslots[loop->lp_fslots_free - 1];
+	if (io_uring_register_files_update(&loop->lp_ring, slot, &fd, 1) != 1)
+		return -1;
+	loop->lp_fslots_free--;
+	close(fd);
+	return (int)slot;
+}
+
+/* Empty a slot (the kernel drops its reference to the socket) and free it. */
+static void loop_fixed_remove(struct io_loop *loop, unsigned slot)
+{
+	int none = -1;
+
+	(void)io_uring_register_files_update(&loop->lp_ring, slot, &none, 1);
+	loop->lp_fslots[loop->lp_fslots_free++] = slot;
 }
 
 int io_loop_init(struct io_loop *loop, const struct io_loop_params *p,
@@ -120,6 +166,7 @@ int io_loop_init(struct io_loop *loop, const struct io_loop_params *p,
 		io_uring_queue_exit(&loop->lp_ring);
 		return ret;
 	}
+	loop_fixed_init(loop, p->fixed_files);
 	loop->lp_ops = ops;
 	loop->lp_owner = owner;
 	loop->lp_now = io_loop_now();
@@ -135,7 +182,9 @@ void io_loop_destroy(struct io_loop *loop)
 	free(loop->lp_listeners);
 	loop->lp_listeners = NULL;
 	bufpool_destroy(&loop->lp_bufs, &loop->lp_ring);
-	io_uring_queue_exit(&loop->lp_ring);
+	io_uring_queue_exit(&loop->lp_ring);	/* drops the file table too */
+	free(loop->lp_fslots);
+	loop->lp_fslots = NULL;
 	if (loop->lp_wake_fd >= 0)
 		close(loop->lp_wake_fd);
 	loop->lp_wake_fd = -1;
@@ -225,7 +274,10 @@ static void conn_maybe_free(struct io_conn *c)
 static void conn_free(struct io_conn *c)
 {
 	timerwheel_del(&c->ic_timer);
-	close(c->ic_fd);
+	if (c->ic_flags & IO_CONN_F_FIXED)
+		loop_fixed_remove(c->ic_loop, (unsigned)c->ic_fd);
+	else
+		close(c->ic_fd);
 	c->ic_fd = -1;
 	free(c->ic_obuf);
 	free(c->ic_sbuf);
@@ -264,8 +316,25 @@ static void conn_shutdown(struct io_conn *c)
 	c->ic_flags |= IO_CONN_F_SHUT;
 	/* A connection waiting for buffers waits no more: it can be freed. */
 	conn_starved_del(c);
-	/* Ends the multishot receive with a final completion. */
-	shutdown(c->ic_fd, SHUT_RDWR);
+	/* Ends the multishot receive (and a send the peer does not take)
+	 * with a final completion. A slot of the file table has no
+	 * shutdown(2), and the ring's shutdown runs on an io-wq thread whose
+	 * completion can wait for the next tick: its operations are
+	 * cancelled instead, submitted now so that the cancel runs before the
+	 * slot can be emptied and reused; emptying it at the free closes the
+	 * socket (FIN). */
+	if (c->ic_flags & IO_CONN_F_FIXED) {
+		if (c->ic_flags & (IO_CONN_F_RECV | IO_CONN_F_SEND)) {
+			struct io_uring_sqe *sqe = loop_sqe(c->ic_loop);
+
+			io_uring_prep_cancel_fd(sqe, c->ic_fd, IORING_ASYNC_CANCEL_ALL |
+						IORING_ASYNC_CANCEL_FD_FIXED);
+			io_uring_sqe_set_data64(sqe, IO_UD(c->ic_loop, IO_OP_IGNORE));
+			io_uring_submit(&c->ic_loop->lp_ring);
+		}
+	} else {
+		shutdown(c->ic_fd, SHUT_RDWR);
+	}
 	timerwheel_del(&c->ic_timer);
 	conn_maybe_free(c);
 }
@@ -273,10 +342,14 @@ static void conn_shutdown(struct io_conn *c)
 void io_conn_start(struct io_loop *loop, struct io_conn *c, int fd,
 		   const struct io_conn_ops *ops)
 {
+	int slot = loop_fixed_install(loop, fd);
+
 	memset(c, 0, sizeof(*c));
 	c->ic_loop = loop;
 	c->ic_ops = ops;
-	c->ic_fd = fd;
+	c->ic_fd = slot >= 0 ? slot : fd;
+	if (slot >= 0)
+		c->ic_flags |= IO_CONN_F_FIXED;
 	conn_arm_recv(c);
 }
 
@@ -387,6 +460,7 @@ static void conn_submit_send(struct io_conn *c)
 
 	io_uring_prep_send(sqe, c->ic_fd, c->ic_sbuf + c->ic_soff,
 			   c->ic_slen - c->ic_soff, MSG_NOSIGNAL);
+	sqe->flags |= conn_sqe_flags(c);
 	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_SEND));
 	c->ic_flags |= IO_CONN_F_SEND;
 	c->ic_inflight++;
@@ -400,6 +474,7 @@ static void conn_submit_sendmsg(struct io_conn *c)
 	c->ic_msg.msg_iov = c->ic_iov;
 	c->ic_msg.msg_iovlen = c->ic_iovcnt > 1024 ? 1024 : c->ic_iovcnt;
 	io_uring_prep_sendmsg(sqe, c->ic_fd, &c->ic_msg, MSG_NOSIGNAL);
+	sqe->flags |= conn_sqe_flags(c);
 	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_SEND));
 	c->ic_flags |= IO_CONN_F_SEND;
 	c->ic_inflight++;

@@ -56,6 +56,7 @@ struct io_conn_ops {
 #define IO_CONN_F_FREEING	0x40u	/* on the free list */
 #define IO_CONN_F_DELAY		0x80u	/* a delay timer in flight */
 #define IO_CONN_F_PAUSED	0x100u	/* the owner stopped receiving */
+#define IO_CONN_F_FIXED		0x200u	/* ic_fd is a slot of the ring's file table */
 
 /* Seconds a closing connection may take to send its last output. */
 #define IO_CONN_LINGER_S	5u
@@ -64,7 +65,7 @@ struct io_conn_ops {
 struct io_conn {
 	_Alignas(16) struct io_loop *ic_loop;
 	const struct io_conn_ops *ic_ops;
-	int ic_fd;
+	int ic_fd;			/* with IO_CONN_F_FIXED a file table slot */
 	uint16_t ic_flags;
 	uint16_t ic_inflight;		/* operations the kernel holds */
 	uint32_t ic_olen, ic_ocap;	/* pending output */
@@ -122,6 +123,10 @@ struct io_loop {
 	struct io_conn *lp_starved;
 	struct io_conn *lp_freeing;	/* freed after the batch */
 	uint64_t lp_now;		/* monotonic seconds, updated per tick */
+	/* The ring's registered file table for accepted connections, so
+	 * they hold no process descriptor: free slots as a stack. */
+	unsigned *lp_fslots;		/* owned */
+	unsigned lp_nfslots, lp_fslots_free;
 	bool lp_stop;
 	struct io_loop_stats lp_stats;
 };
@@ -145,6 +150,12 @@ struct io_watch {
 struct io_loop_params {
 	unsigned entries;		/* SQ size */
 	uint32_t buf_size, buf_max, buf_target;
+	/* Slots of a registered file table for io_conn_start()'s sockets
+	 * (at most RLIMIT_NOFILE; 0 = none): an accepted connection moves
+	 * into it and closes its descriptor, so the sessions a process holds
+	 * are not bound by its open-file limit. When the table is full, or
+	 * the kernel refuses it, connections keep their descriptors. */
+	unsigned fixed_files;
 };
 
 int io_loop_init(struct io_loop *loop, const struct io_loop_params *p,

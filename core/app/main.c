@@ -79,8 +79,10 @@ static enum log_level main_log_level(enum config_log_level l)
 	return LOG_INFO;
 }
 
-/* Sessions are file descriptors: lift the soft limit to the hard one,
- * and say so when even that is below max_connections. */
+/* Lift the soft limit to the hard one. Sessions live in the workers'
+ * registered file tables (io/loop.c), which the kernel caps at the limit:
+ * say so when even the hard limit is below max_connections (past the
+ * table a session needs a descriptor of its own). */
 static void main_raise_nofile(const struct config *cfg)
 {
 	struct rlimit rl;
@@ -94,11 +96,11 @@ static void main_raise_nofile(const struct config *cfg)
 	/* What the limit is now (setrlimit may have failed). */
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 256)
-		log_msg(LOG_WARNING, "open file limit %llu is below the %llu that max_connections"
-			" %u needs (256 more for listeners, the queue and delivery): raise it"
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections)
+		log_msg(LOG_WARNING, "open file limit %llu is below max_connections %u: a worker's"
+			" file table holds %llu sessions, more need a descriptor each: raise it"
 			" (ulimit -n) or lower max_connections", (unsigned long long)rl.rlim_cur,
-			(unsigned long long)cfg->max_connections + 256, cfg->max_connections);
+			cfg->max_connections, (unsigned long long)rl.rlim_cur);
 }
 
 /* The server and client TLS contexts the configuration asks for. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -713,6 +714,18 @@ static int server_worker_listen(struct smtp_worker *w, const struct config *cfg,
 	return io_loop_listen(&w->w_loop, fds, cfg->listen_count);
 }
 
+/* Each worker's file table holds up to max_connections sessions (the
+ * kernel caps a table at RLIMIT_NOFILE), so sessions need no descriptors. */
+static unsigned server_fixed_files(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	return rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < cfg->max_connections ?
+	       (unsigned)rl.rlim_cur : cfg->max_connections;
+}
+
 int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		char *err, size_t errlen)
 {
@@ -724,6 +737,7 @@ int server_init(struct server *srv, const struct config *cfg, struct queue *q,
 		 * owners keep (up to half, see bufpool_low) and for decrypted
 		 * TLS input (bufpool_alloc), even when the pool is small. */
 		.buf_target = cfg->recv_buffers_max / 4 < 256 ? cfg->recv_buffers_max / 4 : 256,
+		.fixed_files = server_fixed_files(cfg),
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t base_us = queue_last_id(q) >> 8;

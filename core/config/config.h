@@ -94,6 +94,7 @@ struct config {
 	char *dns_servers;	/* owned; "" = /etc/resolv.conf */
 	unsigned int destination_concurrency_limit;
 	unsigned int destination_rate_limit;	/* messages/s, 0 = none */
+	unsigned int delivery_inflight_max;	/* messages being delivered at once */
 	unsigned int smtp_reuse_limit;	/* messages per connection */
 	unsigned int smtp_idle_timeout;	/* seconds an idle connection stays */
 	unsigned int smtp_connect_timeout;	/* seconds */

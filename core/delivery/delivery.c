@@ -20,6 +20,18 @@
 
 #define DLV_SCAN_MAX 20000	/* messages taken from one schedule scan */
 
+/*
+ * The backlog bound: at most delivery_inflight_max messages are in flight
+ * (read from the queue into struct dlv_msg and jobs); the rest stays in
+ * the LMDB schedule. A message committed while the bound is reached is
+ * not dispatched; the next scan (within a second) finds it there. A scan
+ * walks the schedule in time order, passes over the messages in flight and
+ * takes at most the free places (and DLV_SCAN_MAX), so the scheduler's
+ * memory does not grow with the queue. When a scan filled every place it
+ * had, the next comes as soon as half the bound is free again rather than
+ * a second later, so a drain is not paced at one bound per second.
+ */
+
 /* Open-addressing set of queue ids (never 0 or ~0: ids carry a time). */
 struct idset {
 	uint64_t *is_slots;
@@ -141,6 +153,7 @@ struct delivery {
 	pthread_mutex_t d_inflight_lock;
 	struct idset d_inflight;
 	uint64_t d_last_scan;
+	bool d_scan_full;		/* the last scan filled its places: more are due */
 	uint64_t d_rr;
 };
 
@@ -423,6 +436,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 
 	if (idset_has(&d->d_inflight, id))
 		return;
+	if (atomic_load(&d->d_inflight_n) >= dlv_cfg_of(d)->delivery_inflight_max)
+		return;		/* left in the schedule for a later scan */
 	if (queue_record_get(d->d_q, id, dlv_build_cb, &b) < 0 || b.m == NULL)
 		return;
 	m = b.m;
@@ -615,13 +630,33 @@ static void delivery_shp_tick(struct delivery *d, uint64_t now)
 		delivery_shp_save(d, now);
 }
 
+struct dlv_scan {
+	struct delivery *ds_d;
+	struct id_list ds_due;
+	unsigned ds_room;		/* free places in flight, at most DLV_SCAN_MAX */
+};
+
+/* The free places now: the bound less what is in flight, at most a scan's worth. */
+static unsigned delivery_room(struct delivery *d)
+{
+	unsigned max = dlv_cfg_of(d)->delivery_inflight_max;
+	unsigned n = atomic_load(&d->d_inflight_n);
+
+	if (n >= max)
+		return 0;
+	return max - n < DLV_SCAN_MAX ? max - n : DLV_SCAN_MAX;
+}
+
+/* Only the scheduler thread changes d_inflight, so it reads it unlocked. */
 static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
 {
-	struct id_list *l = ctx;
+	struct dlv_scan *s = ctx;
 
 	(void)when;
-	id_list_add(l, id);
-	return l->n >= DLV_SCAN_MAX;
+	if (idset_has(&s->ds_d->d_inflight, id))
+		return 0;
+	id_list_add(&s->ds_due, id);
+	return s->ds_due.n >= s->ds_room;
 }
 
 static void *delivery_main(void *arg)
@@ -631,9 +666,11 @@ static void *delivery_main(void *arg)
 	pthread_setname_np(pthread_self(), "rm-sched");
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {
-		struct id_list fresh, done, due = { NULL, 0, 0 };
+		struct id_list fresh, done;
+		struct dlv_scan scan = { .ds_d = d };
 		struct timespec ts;
 		uint64_t now;
+		bool tick;
 
 		if (d->d_new.n == 0 && d->d_done.n == 0) {
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -657,18 +694,29 @@ static void *delivery_main(void *arg)
 			delivery_dispatch(d, fresh.ids[i]);
 		pthread_mutex_unlock(&d->d_inflight_lock);
 		now = dlv_now_us();
-		if (now >= d->d_last_scan + 1000000u) {
-			d->d_last_scan = now;
-			queue_scan_due(d->d_q, now, delivery_scan_cb, &due);
+		tick = now >= d->d_last_scan + 1000000u;
+		if (tick || (d->d_scan_full && atomic_load(&d->d_inflight_n) <=
+					       dlv_cfg_of(d)->delivery_inflight_max / 2)) {
+			unsigned before = atomic_load(&d->d_inflight_n);
+
+			if ((scan.ds_room = delivery_room(d)) > 0)
+				queue_scan_due(d->d_q, now, delivery_scan_cb, &scan);
 			pthread_mutex_lock(&d->d_inflight_lock);
-			for (unsigned i = 0; i < due.n; i++)
-				delivery_dispatch(d, due.ids[i]);
+			for (unsigned i = 0; i < scan.ds_due.n; i++)
+				delivery_dispatch(d, scan.ds_due.ids[i]);
 			pthread_mutex_unlock(&d->d_inflight_lock);
+			/* Full, and it moved: held or finished messages alone do
+			 * not bring the next scan forward. */
+			d->d_scan_full = scan.ds_room > 0 && scan.ds_due.n >= scan.ds_room &&
+					 atomic_load(&d->d_inflight_n) > before;
+		}
+		if (tick) {
+			d->d_last_scan = now;
 			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
 		free(done.ids);
-		free(due.ids);
+		free(scan.ds_due.ids);
 		pthread_mutex_lock(&d->d_lock);
 	}
 	pthread_mutex_unlock(&d->d_lock);

@@ -4,7 +4,9 @@
  * The scheduler thread (delivery.c) decides what to try: messages the
  * committer just stored, and every second those whose next attempt has
  * come (queue_scan_due). It keeps the set of messages in flight so none
- * is tried twice at once, reads each message's record, and splits its
+ * is tried twice at once, and no more than delivery_inflight_max of them
+ * (the rest of a backlog stays in the queue's schedule, so memory does not
+ * grow with the queue), reads each message's record, and splits its
  * pending recipients by next hop (the relayhost, or the recipient's
  * domain). Each share (a dlv_job) goes to the worker that owns that next
  * hop (a hash of its name), so per-destination limits and connection

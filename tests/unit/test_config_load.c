@@ -30,7 +30,7 @@ static const char *const test_keys[] = {
 	"smtputf8", "chunking",
 	"delivery", "relayhost", "smtp_port", "smtp_allow_private_destinations",
 	"dns_servers",
-	"destination_concurrency_limit", "destination_rate_limit",
+	"destination_concurrency_limit", "delivery_inflight_max", "destination_rate_limit",
 	"smtp_reuse_limit", "smtp_idle_timeout", "smtp_connect_timeout",
 	"smtp_command_timeout", "smtp_data_init_timeout",
 	"smtp_data_block_timeout", "smtp_data_done_timeout", "retry_min",
@@ -159,6 +159,7 @@ static void test_defaults(void)
 	tap_ok(cfg.destination_concurrency_limit == 20,
 	       "default destination_concurrency_limit");
 	tap_ok(cfg.destination_rate_limit == 0, "default destination_rate_limit");
+	tap_ok(cfg.delivery_inflight_max == 20000, "default delivery_inflight_max");
 	tap_ok(cfg.smtp_reuse_limit == 100, "default smtp_reuse_limit");
 	tap_ok(cfg.smtp_idle_timeout == 10, "default smtp_idle_timeout");
 	tap_ok(cfg.smtp_connect_timeout == 30, "default smtp_connect_timeout");
