@@ -359,7 +359,8 @@ ringmta_start() {  # CONC
     "$RINGMTA" -o "listen=127.0.0.1:$RINGMTA_PORT" -o "queue_dir=$RM_Q" -o log_level=warning \
                -o "relayhost=[127.0.0.1]:${SINK_ADDR##*:}" -o dns_servers=127.0.0.1:9 \
                -o "destination_concurrency_limit=$1" -o smtp_reuse_limit=1000 \
-               -o hostname=ringmta.bench $RINGMTA_OPTS >> "$OUT/e2e-ringmta.log" 2>&1 &
+               -o hostname=ringmta.bench -o admin_listen= $RINGMTA_OPTS \
+               >> "$OUT/e2e-ringmta.log" 2>&1 &   # no admin API: 8025 may be taken
     RM_PID=$!
     wait_port 127.0.0.1 "$RINGMTA_PORT" || die "ringmta did not listen on $RINGMTA_PORT (see $OUT/e2e-ringmta.log)"
 }
