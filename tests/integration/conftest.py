@@ -69,6 +69,12 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError("ringmta did not become ready:\n" + self.read_log())
 
+    def write_conf(self):
+        """The file again from self.settings (a test changed them)."""
+        with open(self.conf, "w") as f:
+            for k, v in self.settings.items():
+                f.write("%s = %s\n" % (k, v))
+
     def read_log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -226,14 +232,19 @@ def proc_status_kb(pid, field):
     raise KeyError(field)
 
 
-def wait_log(srv, pattern, timeout=15):
-    """True once the regular expression pattern matches the server's log."""
+def wait_until(cond, timeout=15):
+    """True once cond() is true, polled every 50 ms for up to timeout s."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if re.search(pattern, srv.read_log()):
+        if cond():
             return True
         time.sleep(0.05)
     return False
+
+
+def wait_log(srv, pattern, timeout=15):
+    """True once the regular expression pattern matches the server's log."""
+    return wait_until(lambda: re.search(pattern, srv.read_log()), timeout)
 
 
 def relay_server(make_server, sink, **kw):

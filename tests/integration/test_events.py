@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_log
+from conftest import free_port, wait_log, wait_until
 from pki import Pki
 from sink import Sink
 
@@ -215,9 +215,7 @@ def test_long_urls_alike_keep_their_own_cursors_and_names(make_server, sink):
         with open(srv.log_path) as f:
             assert "s3cret" not in f.read()
         srv.settings["webhook_url"] = "%s,\n %s" % (url_a, url_a)
-        with open(srv.conf, "w") as f:
-            for k, v in srv.settings.items():
-                f.write("%s = %s\n" % (k, v))
+        srv.write_conf()
         with pytest.raises(RuntimeError):
             srv.start(timeout=10)
         assert wait_log(srv, r"webhook_url: .* is listed twice")
@@ -306,9 +304,7 @@ def test_event_log_json_and_reopen_on_sigusr1(make_server, sink):
     srv = relay(make_server, sink, event_log="PLACEHOLDER", event_log_format="json")
     path = os.path.join(srv.tmpdir, "events.log")
     srv.settings["event_log"] = path
-    with open(srv.conf, "w") as f:
-        for k, v in srv.settings.items():
-            f.write("%s = %s\n" % (k, v))
+    srv.write_conf()
     srv.start()
 
     def lines(p):
@@ -437,15 +433,6 @@ def test_https_webhook_with_an_unknown_ca_is_refused_and_retried(make_server, si
         rec.stop()
 
 
-def wait_for(cond, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_stalled_endpoint_never_holds_mail_back(make_server, sink):
     """The webhook hangs past its timeout on every request while 40
     messages go through: every one is accepted and delivered while not
@@ -457,7 +444,7 @@ def test_a_stalled_endpoint_never_holds_mail_back(make_server, sink):
                     webhook_batch_max="20", webhook_batch_wait="100").start()
         for i in range(40):
             send(srv, "from@example.org", ["s%d@example.com" % i], "s%d" % i)
-        assert wait_for(lambda: len(sink.messages) == 40, 60), len(sink.messages)
+        assert wait_until(lambda: len(sink.messages) == 40, 60), len(sink.messages)
         assert rec.requests >= 1 and rec.unique()[0] == {}     # stalled all along
         with rec.lock:
             rec.plan = []
@@ -548,12 +535,6 @@ def test_expiry_is_an_expired_record_and_its_notice_a_dsn_sent(make_server, sink
     assert by("bounced") == []
 
 
-def write_conf(srv):
-    with open(srv.conf, "w") as f:
-        for k, v in srv.settings.items():
-            f.write("%s = %s\n" % (k, v))
-
-
 def test_reload_changes_the_sinks_and_loses_nothing(make_server, sink, tmp_path):
     """SIGHUP with a second webhook and a rotated header file: the first
     endpoint goes on from its cursor with the new header and no record
@@ -573,7 +554,7 @@ def test_reload_changes_the_sinks_and_loses_nothing(make_server, sink, tmp_path)
         with open(hdr, "w") as f:
             f.write("X-Token: two\n")
         srv.settings["webhook_url"] = "%s, %s" % (a.url, b.url)
-        write_conf(srv)
+        srv.write_conf()
         srv.proc.send_signal(signal.SIGHUP)
         assert wait_log(srv, r"reload: event sinks reloaded: 2")
         for i in range(3):
@@ -593,7 +574,7 @@ def test_reload_changes_the_sinks_and_loses_nothing(make_server, sink, tmp_path)
                                                               for i in range(3)}
         # A URL that cannot be: the running sinks stay, mail and records flow.
         srv.settings["webhook_url"] = "%s, ftp://nowhere.example/x" % a.url
-        write_conf(srv)
+        srv.write_conf()
         srv.proc.send_signal(signal.SIGHUP)
         assert wait_log(srv, r"reload: .*scheme.*\(keeping the running event sinks\)")
         send(srv, "from@example.org", ["t@example.com"], "later")
@@ -612,7 +593,7 @@ def test_turning_events_on_by_reload_needs_a_restart(make_server, sink):
     try:
         srv.settings["webhook_url"] = rec.url
         srv.settings["log_level"] = "debug"
-        write_conf(srv)
+        srv.write_conf()
         srv.proc.send_signal(signal.SIGHUP)
         assert wait_log(srv, r"reload: webhook_url: delivery events were off at start;"
                              r" turning them on needs a restart \(keeping the running settings\)")

@@ -19,15 +19,13 @@ import signal
 import smtplib
 import ssl
 import subprocess
-import threading
-import time
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import pfsubmit
-from conftest import BIN, free_port, wait_log
+from conftest import BIN, free_port, wait_log, wait_until
 from dnsfix import Dnsmasq
 from pki import Pki
 from sink import Sink
@@ -115,15 +113,6 @@ def start_relaying(make_server, relay, creds_line=None, mode=0o600, **kw):
 def send(srv, rcpt="rcpt@example.com"):
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
         s.sendmail("sender@example.org", [rcpt], b"Subject: relay auth\r\n\r\nhello\r\n")
-
-
-def wait_until(cond, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_plain_over_starttls(make_server, pki):
