@@ -487,7 +487,7 @@ static void test_pools(void)
 		       shp_rules_source(r, 0)->ss_addrlen == 0 &&
 		       shp_rules_pool_select(r, "u", "l", "d") == shp_rules_pool(r, "default") &&
 		       shp_rules_pool(r, "default")->sp_n == 1 && shp_rules_pool_header(r) == NULL,
-	       "no sources: one \"default\" source, unbound, in the default pool");
+	       "no sources: one \"default\" source, bound to no address, in the default pool");
 	shp_rules_unref(&r);
 }
 
