@@ -157,66 +157,6 @@ int queue_id_parse(const char *s, uint64_t *id_r)
 }
 
 /*
- * A put that appends when the key is above every key of the database as
- * far as the committer knows (the hints in struct queue may be stale:
- * the queue tools write beside the daemon), falling back to a plain put
- * when LMDB says it is not. Appending fills the last leaf page before
- * starting the next one; a plain put of a growing key splits it in
- * half, so pages stay half empty and every batch rewrites more of them.
- */
-static int queue_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
-			 unsigned flags, bool app)
-{
-	int rc;
-
-	if (app) {
-		rc = mdb_put(txn, dbi, k, v, flags | MDB_APPEND);
-		if (rc != MDB_KEYEXIST)
-			return rc;
-	}
-	return mdb_put(txn, dbi, k, v, flags);
-}
-
-/* Write one message into the open transaction. */
-int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
-{
-	unsigned char key[8], skey[16];
-	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
-	size_t total = 0;
-	bool app;
-	char *dst;
-	int rc;
-
-	for (unsigned i = 0; i < m->qm_iovcnt; i++)
-		total += m->qm_iov[i].iov_len;
-	m->qm_rec.size = total;
-	queue_key_put(key, m->qm_id);
-	app = m->qm_id > q->q_append_id;
-	if (app)
-		q->q_append_id = m->qm_id;
-	v.mv_size = qrecord_encoded_size(&m->qm_rec);
-	rc = queue_put_app(txn, q->q_meta, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
-	if (rc != 0)
-		return rc;
-	qrecord_encode(&m->qm_rec, v.mv_data);
-	v.mv_size = total;
-	rc = queue_put_app(txn, q->q_body, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
-	if (rc != 0)
-		return rc;
-	dst = v.mv_data;
-	for (unsigned i = 0; i < m->qm_iovcnt; i++) {
-		memcpy(dst, m->qm_iov[i].iov_base, m->qm_iov[i].iov_len);
-		dst += m->qm_iov[i].iov_len;
-	}
-	queue_key_put(skey, m->qm_rec.next_attempt);
-	queue_key_put(skey + 8, m->qm_id);
-	app = memcmp(skey, q->q_append_sched, 16) > 0;
-	if (app)
-		memcpy(q->q_append_sched, skey, 16);
-	return queue_put_app(txn, q->q_sched, &sk, &sv, 0, app);
-}
-
-/*
  * Hand each message back to its sink and notify each sink once: a batch
  * interleaves the workers' messages, and a notify per run of them woke a
  * worker several times per batch. A sink gets all its messages and its
@@ -255,26 +195,6 @@ static void queue_return(struct queue_msg *list)
 	}
 }
 
-/* Ids of the messages a commit stored, for the listener. */
-struct queue_idlist {
-	uint64_t *ids;
-	unsigned n, cap;
-};
-
-static void queue_idlist_add(struct queue_idlist *l, uint64_t id)
-{
-	if (l->n == l->cap) {
-		unsigned cap = l->cap ? l->cap * 2 : 64;
-		uint64_t *n = realloc(l->ids, cap * sizeof(*n));
-
-		if (n == NULL)
-			return;		/* the scheduler's scan finds it later */
-		l->ids = n;
-		l->cap = cap;
-	}
-	l->ids[l->n++] = id;
-}
-
 static uint64_t queue_events_bytes(const struct queue_event *e)
 {
 	uint64_t n = 0;
@@ -297,15 +217,6 @@ static uint64_t queue_update_bytes(const struct queue_update *u)
 {
 	return QUEUE_ITEM_BYTES * (2 + u->qu_nsuppress) + queue_events_bytes(u->qu_events) +
 	       (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
-}
-
-static void queue_log_item(const char *what, uint64_t id, int err)
-{
-	char ids[17];
-
-	queue_id_str(id, ids);
-	fprintf(stderr, "ringmta: queue: %s %s not stored: %s\n", what, ids,
-		queue_strerror(err));
 }
 
 /*
@@ -357,133 +268,6 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 			continue;
 		}
 		up += b;
-	}
-}
-
-static void queue_refuse_updates(struct queue_update *u)
-{
-	for (; u != NULL; u = u->qu_next) {
-		if (u->qu_status != 0 && u->qu_status != -ENOENT)
-			continue;
-		u->qu_status = -ENOSPC;
-		if (u->qu_new != NULL)
-			u->qu_new->qm_status = -ENOSPC;
-	}
-}
-
-static void queue_refuse_bounces(struct queue_update *u)
-{
-	for (; u != NULL; u = u->qu_next)
-		if (u->qu_new != NULL && u->qu_status == 0)
-			u->qu_status = u->qu_new->qm_status = -ENOSPC;
-}
-
-/* The new messages of a batch into txn: 0, or 1 when an item failed and
- * was marked (the batch is to be written again without it). */
-static int queue_write_msgs(struct queue *q, MDB_txn *txn, struct queue_msg *batch,
-			    struct queue_idlist *ids)
-{
-	int rc;
-
-	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
-		if (m->qm_status != 0)
-			continue;	/* refused earlier */
-		rc = queue_put_msg(q, txn, m);
-		if (rc == 0)
-			rc = queue_events_put(q, txn, m->qm_events);
-		if (rc != 0) {
-			queue_log_item("message", m->qm_id, rc);
-			m->qm_status = queue_status(rc);
-			if (rc == MDB_MAP_FULL)
-				for (struct queue_msg *o = batch; o != NULL; o = o->qm_next)
-					if (o->qm_status == 0)
-						o->qm_status = -ENOSPC;
-			return 1;
-		}
-		queue_idlist_add(ids, m->qm_id);
-	}
-	return 0;
-}
-
-/* The updates of a batch (and their bounces) into txn: 0, or 1 as above. */
-static int queue_write_updates(struct queue *q, MDB_txn *txn, struct queue_update *ubatch,
-			       struct queue_idlist *ids)
-{
-	int rc;
-
-	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
-		if (u->qu_status != 0 && u->qu_status != -ENOENT)
-			continue;	/* failed earlier */
-		u->qu_removed = false;
-		rc = u->qu_id == 0 && u->qu_nrcpt == 0 ? 0 :	/* events alone */
-		     queue_apply_update(q, txn, u);
-		if (rc == 0)
-			rc = queue_status(queue_events_put(q, txn, u->qu_events));
-		u->qu_status = rc;
-		if (rc == -ENOENT)
-			continue;	/* deleted meanwhile: nothing to do */
-		if (rc != 0) {
-			queue_log_item("update of", u->qu_id, rc);
-			/* A full map has no room for the updates after this
-			 * one either: refuse them now (delivery tries them
-			 * again later) rather than rewrite the batch once
-			 * per update. */
-			if (rc == -ENOSPC)
-				queue_refuse_updates(u->qu_next);
-			return 1;
-		}
-		if (u->qu_new != NULL) {
-			rc = queue_put_msg(q, txn, u->qu_new);
-			if (rc != 0) {
-				queue_log_item("bounce", u->qu_new->qm_id, rc);
-				u->qu_new->qm_status = u->qu_status = queue_status(rc);
-				if (rc == MDB_MAP_FULL)	/* no other bounce fits */
-					queue_refuse_bounces(u->qu_next);
-				return 1;
-			}
-			queue_idlist_add(ids, u->qu_new->qm_id);
-		}
-	}
-	return 0;
-}
-
-/*
- * One write transaction for everything gathered; one sync. An item whose
- * write fails (a damaged record, no room for a bounce) must not take the
- * batch down: the transaction is aborted (LMDB's is unusable after most
- * errors, and MDB_WRITEMAP rules out nested ones) and the batch is written
- * again without it, so at most one retry per failing item. A full map
- * refuses all new mail of the batch at once.
- *
- * The updates go first: the deletes of delivered mail empty leaf pages,
- * which LMDB copied (copy on write) into pages dirty in this transaction;
- * an emptied one goes to the transaction's loose list, and the new
- * messages written next take those pages again. In the other order the
- * emptied copies are pages of their own, and msync writes them all the
- * same.
- */
-static int queue_write_batch(struct queue *q, struct queue_msg *batch,
-			     struct queue_update *ubatch, struct queue_idlist *ids)
-{
-	uint64_t seq0 = q->q_event_seq;
-	MDB_txn *txn;
-	int rc;
-
-	for (;;) {
-		ids->n = 0;
-		q->q_event_seq = seq0;	/* a retried batch numbers again */
-		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
-		if (rc != 0)
-			return queue_status(rc);
-		if (queue_write_updates(q, txn, ubatch, ids) != 0 ||
-		    queue_write_msgs(q, txn, batch, ids) != 0) {
-			mdb_txn_abort(txn);
-			continue;
-		}
-		rc = mdb_txn_commit(txn);
-		if (rc != 0)
-			q->q_event_seq = seq0;
-		return queue_status(rc);
 	}
 }
 

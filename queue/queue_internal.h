@@ -88,8 +88,20 @@ int queue_suppress_apply(struct queue *q, MDB_txn *txn, const struct queue_updat
  * last sequence (at open). */
 int queue_events_put(struct queue *q, MDB_txn *txn, const struct queue_event *list);
 int queue_events_open(struct queue *q, MDB_txn *txn, unsigned dflags);
-/* In queue.c: store one new message inside the committer's txn. */
+/* Ids of the messages a commit stored, for the listener. */
+struct queue_idlist {
+	uint64_t *ids;
+	unsigned n, cap;
+};
+
+/* In queue_write.c: store one new message inside the committer's txn;
+ * an id for the list (none when out of memory: the scheduler's scan
+ * finds it later); the batch's one write transaction, committed with its
+ * syncs: 0 or the commit's error, each item's own in its status. */
 int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
+void queue_idlist_add(struct queue_idlist *l, uint64_t id);
+int queue_write_batch(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
+		      struct queue_idlist *ids);
 
 static inline void queue_key_put(unsigned char k[8], uint64_t v)
 {
