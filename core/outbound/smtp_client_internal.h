@@ -148,9 +148,28 @@ void cl_auth_start(struct smtp_client *c);
 /* A reply in CL_AUTH. */
 void cl_auth_reply(struct smtp_client *c, const struct smtp_reply *r);
 
+static inline const struct smtp_client_ops *cl_ops_of(const struct smtp_client *c)
+{
+	return c->c_env->ce_ops;
+}
+
+/* Done with t: its unsettled recipients get res with reason. */
+void cl_txn_end(struct smtp_client *c, struct smtp_client_txn *t,
+		enum smtp_client_result res, const char *ecode, const char *reason);
+/* Take the pipelined transaction off the session (NULL: none); give it
+ * back untried to the owner (closed_after with nmsgs 0). */
+struct smtp_client_txn *cl_next_take(struct smtp_client *c);
+void cl_next_return(struct smtp_client *c);
+
+/* smtp_client_txn.c */
 /* A transaction's end of data is written: offer the next one to send
  * behind it (PIPELINING). */
 void cl_pipeline_offer(struct smtp_client *c);
+/* RCPT k of j, with its DSN parameters. */
+void cl_send_rcpt(struct smtp_client *c, const struct smtp_client_txn *j, unsigned k);
+/* The reply to the end of data came, with c_next pipelined behind it:
+ * its replies follow; after a 421 none will, and it goes back untried. */
+void cl_next_begin(struct smtp_client *c, unsigned code);
 
 /* smtp_client_body.c */
 /* Write the next window of the body (then the end of data, and the
