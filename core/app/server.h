@@ -192,6 +192,9 @@ int server_rules_reload(struct server *srv, const struct config *cfg, char *msg,
  * caller's. */
 int server_gen_publish(struct server *srv, struct config *cfg, struct auth_db *adb,
 		       bool keep_auth, unsigned *seq_r, char *err, size_t errlen);
+/* (server_gen.c, for server_init) The password-check pool, started
+ * when a generation first has accounts: 0, or -1 with err. */
+int server_auth_pool_start(struct server *srv, char *err, size_t errlen);
 /* The newest generation's settings (any thread: the admin API, the
  * reloader); valid until server_destroy(). */
 const struct config *server_config(struct server *srv);
