@@ -152,6 +152,12 @@ void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_res
 			  const char *ecode, const char *reason, bool no_attempt,
 			  uint64_t not_before);
 void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
+/* delivery_job.c: split j after its first max recipients into a new job
+ * of the same message, first in d's line (false: no memory, j goes
+ * whole); how many of j's first recipients name at most dmax domains
+ * (at least 1). */
+bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max);
+unsigned dlv_job_domain_prefix(const struct dlv_job *j, unsigned dmax);
 /* The destination of (nexthop, source) on w, or NULL. */
 struct dlv_dest *dlv_dest_find(struct dlv_worker *w, const char *nexthop, const char *source);
 
