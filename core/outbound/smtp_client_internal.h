@@ -128,7 +128,13 @@ void cl_fail_tls(struct smtp_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Plaintext from the server: parse and act on each complete reply. */
 void cl_on_replies(struct smtp_client *c, const char *p, size_t len);
-/* A new session on the route's candidate address; NULL when none is left. */
+/* The session's connection callbacks (smtp_client.c). */
+extern const struct io_conn_ops cl_conn_ops;
+/* smtp_client_open.c: the n-th (host, address) pair of the route, or
+ * false past the end; a new session on the route's candidate address,
+ * NULL when none is left. */
+bool cl_candidate(const struct smtp_route *rt, unsigned n,
+		  const struct dns_host **h_r, const struct sockaddr_storage **a_r);
 struct smtp_client *cl_open(struct smtp_client_env *env, void *dest, struct smtp_route *rt,
 			    unsigned candidate, uint8_t policy, const struct cl_path *path);
 
