@@ -152,6 +152,10 @@ void dlv_dest_fail_queued(struct dlv_worker *w, struct dlv_dest *d, enum dlv_res
 			  const char *ecode, const char *reason, bool no_attempt,
 			  uint64_t not_before);
 void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
+/* delivery_dest_route.c: the DNS answer for d (ctx) checked and used;
+ * delivery_worker.c: open sessions to d on route rt. */
+void dlv_dest_on_route(void *ctx, const struct dns_route *r);
+void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_route *rt);
 /* delivery_job.c: split j after its first max recipients into a new job
  * of the same message, first in d's line (false: no memory, j goes
  * whole); how many of j's first recipients name at most dmax domains
