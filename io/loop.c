@@ -348,6 +348,7 @@ void io_conn_start(struct io_loop *loop, struct io_conn *c, int fd,
 	c->ic_loop = loop;
 	c->ic_ops = ops;
 	c->ic_fd = slot >= 0 ? slot : fd;
+	c->ic_err = 0;
 	if (slot >= 0)
 		c->ic_flags |= IO_CONN_F_FIXED;
 	conn_arm_recv(c);
@@ -363,6 +364,7 @@ void io_conn_connect(struct io_loop *loop, struct io_conn *c, int fd,
 	c->ic_loop = loop;
 	c->ic_ops = ops;
 	c->ic_fd = fd;
+	c->ic_err = 0;
 	sqe = loop_sqe(loop);
 	io_uring_prep_connect(sqe, fd, sa, len);
 	io_uring_sqe_set_data64(sqe, IO_UD(c, IO_OP_CONNECT));
@@ -643,13 +645,16 @@ static void loop_on_recv(struct io_loop *loop, struct io_conn *c,
 		stat_inc(&loop->lp_stats.enobufs);
 		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_STARVED | IO_CONN_F_PAUSED)))
 			conn_starved_add(c);
-	} else if (cqe->res == -ECANCELED && !(c->ic_flags & IO_CONN_F_CLOSING)) {
+	} else if (cqe->res == -ECANCELED &&
+		   !(c->ic_flags & (IO_CONN_F_CLOSING | IO_CONN_F_SHUT))) {
 		/* io_conn_pause's cancel; resumed meanwhile: receive again. */
-		if (!(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_PAUSED)))
+		if (!(c->ic_flags & IO_CONN_F_PAUSED))
 			conn_arm_recv(c);
 	} else if (!more) {
+		/* After a failed send (loop_on_send), its error: the
+		 * receive was cancelled (file table) or shut down. */
 		if (!(c->ic_flags & IO_CONN_F_CLOSING))
-			c->ic_ops->on_eof(c, cqe->res);
+			c->ic_ops->on_eof(c, c->ic_err != 0 ? c->ic_err : cqe->res);
 		else if (c->ic_olen == 0 && c->ic_iovcnt == 0 && !(c->ic_flags & IO_CONN_F_SEND))
 			conn_shutdown(c);
 		/* else: closing with output left (a pause's cancel, or the peer
@@ -664,11 +669,20 @@ static void loop_on_send(struct io_loop *loop, struct io_conn *c, int res)
 	c->ic_flags &= ~IO_CONN_F_SEND;
 	c->ic_inflight--;
 	if (res < 0) {
-		/* The peer is gone; the receive side reports it. */
+		/* The peer is gone. The owner hears it once, from on_eof with
+		 * this error: through the receive the shutdown ends (in the
+		 * file table a cancel, whose -ECANCELED says nothing), or here
+		 * when none is armed (paused, or waiting for buffers). */
+		bool tell = !(c->ic_flags & (IO_CONN_F_SHUT | IO_CONN_F_CLOSING));
+
 		c->ic_olen = 0;
 		c->ic_iovcnt = 0;
+		if (tell)
+			c->ic_err = res;
 		if (!(c->ic_flags & IO_CONN_F_SHUT))
 			conn_shutdown(c);
+		if (tell && !(c->ic_flags & IO_CONN_F_RECV))
+			c->ic_ops->on_eof(c, res);
 		conn_maybe_free(c);
 		return;
 	}

@@ -66,6 +66,7 @@ struct io_conn {
 	_Alignas(16) struct io_loop *ic_loop;
 	const struct io_conn_ops *ic_ops;
 	int ic_fd;			/* with IO_CONN_F_FIXED a file table slot */
+	int ic_err;			/* a failed send's -errno, for on_eof */
 	uint16_t ic_flags;
 	uint16_t ic_inflight;		/* operations the kernel holds */
 	uint32_t ic_olen, ic_ocap;	/* pending output */
