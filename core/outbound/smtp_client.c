@@ -530,10 +530,16 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		if (c->c_next != NULL)
+		if (c->c_next != NULL) {
 			cl_next_begin(c, r->code);
-		else
+		} else if (r->code == 421) {
+			/* The server closes (RFC 5321 3.8): no next transaction
+			 * here, the owner's waiting jobs go on a new session. */
+			c->c_state = CL_QUIT;
+			io_conn_close(&c->c_conn);
+		} else {
 			cl_txn_next(c);
+		}
 		return;
 	}
 	case CL_DOT_DISCARD:
@@ -731,6 +737,10 @@ static void cl_on_free(struct io_conn *conn)
 
 	if (t != NULL)		/* every way out returns it first; never lost */
 		cl_txn_end(c, t, SMTP_CLIENT_R_NONE, "", "");
+	/* The same for the current one (on_eof settles it; a session freed
+	 * without it must not keep the message from ever being tried). */
+	if (c->c_job != NULL)
+		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.4.2", "connection closed");
 	log_msg(LOG_DEBUG, "delivery: %s: %u transactions, %u round trips", c->c_remote,
 		c->c_mails, c->c_round_trips);
 	free(c->c_rcpt_ok);

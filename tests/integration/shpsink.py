@@ -18,6 +18,7 @@ most connections it saw at once. Behaviours (all optional):
   data_reply_close=TEXT  the first end of data the sink sees gets TEXT
                      (e.g. "421 4.7.0 try later") and the connection is
                      closed; later messages are accepted
+  pipelining=False        no PIPELINING in the EHLO reply
 """
 import asyncio
 import threading
@@ -28,7 +29,8 @@ from sink import Sink
 
 class ProviderSink:
     def __init__(self, host, port, close_after=0, rate_limit=None, mail_reply=None,
-                 accept_close=False, data_delay=0.0, trip_once=False, data_reply_close=None):
+                 accept_close=False, data_delay=0.0, trip_once=False, data_reply_close=None,
+                 pipelining=True):
         self.host, self.port = host, port
         self.close_after = close_after
         self.rate_limit = rate_limit
@@ -38,6 +40,7 @@ class ProviderSink:
         self.accept_close = accept_close
         self.data_delay = data_delay
         self.data_reply_close = data_reply_close
+        self.pipelining = pipelining
         self.data_closed = False
         self.lock = threading.Lock()
         self.conns = []         # dicts: opened, closed, msgs
@@ -121,7 +124,8 @@ class ProviderSink:
             line = await readline()
             verb = line[:4].upper()
             if verb in ("EHLO", "HELO"):
-                await send("250-provider\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 50000000")
+                await send("250-provider\r\n" + ("250-PIPELINING\r\n" if self.pipelining else "") +
+                           "250-8BITMIME\r\n250 SIZE 50000000")
             elif verb == "MAIL":
                 rcpts = []
                 with self.lock:

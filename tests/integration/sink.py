@@ -14,6 +14,9 @@ Replies are chosen by the recipient's local part:
   stall@      -> after reading stall_after bytes of the body, stop
                  reading for stall_seconds (stall_event is set then),
                  then go on as usual
+  resetonce@  -> the first time: after reading stall_after bytes of the
+                 body, the connection is dropped with a TCP reset (SO_LINGER
+                 0) while the client is still sending; later tries as usual
   dup354@     -> DATA is answered with two 354 replies in one write
   data250@    -> DATA is answered 250 (no 354), the body is not read
 anything else -> 250. EHLO keywords, a greeting code and a delay before
@@ -27,6 +30,7 @@ commands came pipelined; each message records the client's address
 (peer) and its EHLO/HELO name (helo)."""
 import asyncio
 import socket
+import struct
 import threading
 import time
 
@@ -55,6 +59,7 @@ class Sink:
         self.early_done = threading.Event()     # that session is over
         self.stall_after, self.stall_seconds = stall_after, stall_seconds
         self.stall_event = threading.Event()
+        self.resets = 0             # resetonce@ connections reset
         self.rcvbuf = rcvbuf        # SO_RCVBUF of accepted sockets; 0 = system default
         self.greeting_delay = greeting_delay    # seconds before the greeting
         self.messages = []          # dicts: sender, rcpts, data, conn
@@ -248,6 +253,19 @@ class Sink:
                             buf += chunk
                         self.stall_event.set()
                         await asyncio.sleep(self.stall_seconds)
+                    if local == "resetonce" and self.resets == 0:
+                        while len(buf) < self.stall_after:
+                            chunk = await reader.read(65536)
+                            if not chunk:
+                                raise EOFError
+                            buf += chunk
+                        with self.lock:
+                            self.resets += 1
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                        writer.transport.abort()
+                        return
                     while True:
                         if buf.startswith(b".\r\n"):
                             data, buf = b"", buf[3:]

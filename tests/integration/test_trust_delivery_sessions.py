@@ -12,7 +12,9 @@ import pytest
 
 from conftest import wait_log, relay_server
 
+from shpsink import ProviderSink
 from sink import Sink
+from test_admin_api import curl
 
 
 
@@ -62,5 +64,57 @@ def test_timeout_after_final_dot_says_waiting_for_reply(make_server):
         log = srv.read_log()
         assert "timed out waiting for the reply to the end of the message" in log, log
         assert "timed out sending the message" not in log
+    finally:
+        sink.stop()
+
+
+def test_a_reset_while_the_body_goes_out_defers_and_retries(make_server):
+    """The receiver resets the connection while the body is being sent:
+    the message is deferred as a lost connection and tried again. (Which
+    of the failed send and the failed receive the loop sees first is the
+    kernel's choice; tests/unit/test_io_conn.c makes the send first.)"""
+    sink = Sink(stall_after=200000)
+    try:
+        srv = relay_server(make_server, sink, retry_min="1s", retry_max="2s")
+        body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 4000
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+            s.sendmail("from@example.org", ["resetonce@example.com"], body)
+        assert wait_log(srv, r"to=<resetonce@example\.com> .*status=deferred", timeout=20), \
+            srv.read_log()
+        assert sink.resets == 1
+        assert sink.wait_for(1, timeout=30), srv.read_log()
+        assert wait_log(srv, r"to=<resetonce@example\.com> .*attempt=2 .*status=sent")
+    finally:
+        sink.stop()
+
+
+def test_after_a_421_to_the_dot_the_next_message_takes_a_new_session(make_server):
+    """A 421 to the end of data says the server closes (RFC 5321 3.8): the
+    next message must not start on that session (its MAIL met a closed
+    connection, which cost it an attempt and a retry an hour later, and
+    could leave it held by the freed session). No PIPELINING, so no
+    transaction went out behind the dot."""
+    sink = ProviderSink("127.0.0.7", 0, pipelining=False,
+                        data_reply_close="421 4.3.2 Shutting down, closing connection.")
+    port = sink.server.sockets[0].getsockname()[1]
+    site = "[127.0.0.7]:%d" % port
+    try:
+        srv = make_server(delivery="yes", relayhost=site, retry_min="1h", retry_max="2h",
+                          destination_concurrency_limit=1).start()
+        assert curl(srv, "/api/v1/suspend", "POST", {"site": site, "duration": "1h"})[0] == 200
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+            for i in range(5):
+                s.sendmail("a@example.org", ["n%d@example.com" % i], b"Subject: s\r\n\r\nb\r\n")
+        deadline = time.time() + 20
+        while time.time() < deadline and srv.read_log().count("suspended by admin\"") < 5:
+            time.sleep(0.1)
+        assert srv.read_log().count("suspended by admin\"") == 5, srv.read_log()
+        code, j = curl(srv, "/api/v1/resume", "POST", {"site": site})
+        assert code == 200 and j["messages_due_now"] == 5, j
+        assert sink.wait_for(4, timeout=20), srv.read_log()
+        log = srv.read_log()
+        assert len(re.findall(r"relay=\S+ .*status=deferred .*421 4\.3\.2", log)) == 1, log
+        assert "lost connection" not in log, log
+        assert len(re.findall(r"relay=\S+ .*status=sent", log)) == 4, log
     finally:
         sink.stop()
