@@ -11,6 +11,7 @@ import re
 import signal
 import ssl
 import smtplib
+import subprocess
 import threading
 import time
 import urllib.request
@@ -600,3 +601,59 @@ def test_turning_events_on_by_reload_needs_a_restart(make_server, sink):
         assert "reload: log_level" not in srv.read_log()    # nothing changed
     finally:
         rec.stop()
+
+
+SYSLOG_NS = r'''set -e
+t=$1; shift
+mkdir -p "$t/olddev"
+mount --bind /dev "$t/olddev"
+mount -t tmpfs tmpfs /dev
+for n in null zero urandom random; do touch "/dev/$n"; mount --bind "$t/olddev/$n" "/dev/$n"; done
+touch /dev/log
+mount --bind "$t/log" /dev/log
+exec "$@"
+'''
+
+
+def mount_ns_usable():
+    return os.geteuid() == 0 and os.path.exists("/usr/bin/unshare") and \
+        subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not mount_ns_usable(),
+                    reason="a mount namespace needs root and unshare (util-linux)")
+def test_event_log_to_syslog(make_server, sink, tmp_path, monkeypatch):
+    """event_log = syslog: each record one message at facility mail,
+    severity info, tagged ringmta[pid]. ringmta runs in a mount namespace
+    of its own whose /dev/log is a datagram socket of this test."""
+    import conftest
+    import socket
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(str(tmp_path / "log"))
+    rx.settimeout(0.2)
+    wrapper = tmp_path / "in-ns.sh"
+    wrapper.write_text("#!/bin/sh\nexec unshare -m sh -c '%s' sh %s %s \"$@\"\n" % (
+        SYSLOG_NS.replace("'", "'\\''"), tmp_path, conftest.BIN))
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(conftest, "BIN", str(wrapper))
+    srv = relay(make_server, sink, event_log="syslog", event_log_format="json").start()
+    send(srv, "from@example.org", ["to@example.com"], "sys1")
+    got = []
+    deadline = time.time() + 20
+    while time.time() < deadline and len(got) < 3:
+        try:
+            got.append(rx.recv(65536).decode())
+        except socket.timeout:
+            pass
+    rx.close()
+    assert len(got) == 3, (got, srv.read_log())
+    recs = []
+    for m in got:
+        # <22>: facility mail (2) * 8 + severity info (6); the tag and pid.
+        g = re.match(r"<22>\w{3} [ \d]\d \d\d:\d\d:\d\d ringmta\[(\d+)\]: (\{.*\})$", m)
+        assert g, m
+        assert int(g.group(1)) == srv.proc.pid
+        recs.append(json.loads(g.group(2)))
+    assert [r["type"] for r in recs] == ["reception", "attempt", "delivered"], recs
+    assert [r["id"] for r in recs] == ["1", "2", "3"]
+    assert recs[0]["message_id"] == "<sys1@test>"
