@@ -295,6 +295,13 @@ void smtp_client_quit(struct smtp_client *c)
  * is learned from it, unlike a receiver that closes (closed_after). */
 static void cl_txn_next(struct smtp_client *c)
 {
+	if (c->c_last_code == 421) {
+		/* The server closes (RFC 5321 3.8): no next transaction
+		 * here; the owner's waiting jobs go on a new session. */
+		c->c_state = CL_QUIT;
+		io_conn_close(&c->c_conn);
+		return;
+	}
 	if (c->c_msgs >= c->c_path.cp_max_msgs ||
 	    (c->c_limits.lm_mailmax != 0 && c->c_mails >= c->c_limits.lm_mailmax))
 		smtp_client_quit(c);
@@ -530,16 +537,10 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no final reply");
 		c->c_msgs++;
-		if (c->c_next != NULL) {
+		if (c->c_next != NULL)
 			cl_next_begin(c, r->code);
-		} else if (r->code == 421) {
-			/* The server closes (RFC 5321 3.8): no next transaction
-			 * here, the owner's waiting jobs go on a new session. */
-			c->c_state = CL_QUIT;
-			io_conn_close(&c->c_conn);
-		} else {
+		else
 			cl_txn_next(c);
-		}
 		return;
 	}
 	case CL_DOT_DISCARD:
@@ -739,8 +740,11 @@ static void cl_on_free(struct io_conn *conn)
 		cl_txn_end(c, t, SMTP_CLIENT_R_NONE, "", "");
 	/* The same for the current one (on_eof settles it; a session freed
 	 * without it must not keep the message from ever being tried). */
-	if (c->c_job != NULL)
+	if (c->c_job != NULL) {
+		log_msg(LOG_WARNING, "delivery: %s: session freed (%s) holding a transaction;"
+			" deferred", c->c_remote, cl_state_name(c->c_state));
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.4.2", "connection closed");
+	}
 	log_msg(LOG_DEBUG, "delivery: %s: %u transactions, %u round trips", c->c_remote,
 		c->c_mails, c->c_round_trips);
 	free(c->c_rcpt_ok);

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import wait_log, relay_server
+from conftest import wait_log, wait_until, relay_server
 
 from shpsink import ProviderSink
 from sink import Sink
@@ -105,10 +105,8 @@ def test_after_a_421_to_the_dot_the_next_message_takes_a_new_session(make_server
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
             for i in range(5):
                 s.sendmail("a@example.org", ["n%d@example.com" % i], b"Subject: s\r\n\r\nb\r\n")
-        deadline = time.time() + 20
-        while time.time() < deadline and srv.read_log().count("suspended by admin\"") < 5:
-            time.sleep(0.1)
-        assert srv.read_log().count("suspended by admin\"") == 5, srv.read_log()
+        assert wait_until(lambda: srv.read_log().count("suspended by admin\"") == 5, 20), \
+            srv.read_log()
         code, j = curl(srv, "/api/v1/resume", "POST", {"site": site})
         assert code == 200 and j["messages_due_now"] == 5, j
         assert sink.wait_for(4, timeout=20), srv.read_log()
