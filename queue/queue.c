@@ -219,6 +219,18 @@ static uint64_t queue_update_bytes(const struct queue_update *u)
 	       (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
 }
 
+/* Whether LMDB's map lacks room for need bytes more and a checkpoint of
+ * what the journal holds (queue_batch_room). */
+static bool queue_map_short(struct queue *q, uint64_t need)
+{
+	MDB_envinfo ei;
+
+	if (q->q_jnl == NULL || mdb_env_info(q->q_env, &ei) != 0)
+		return false;
+	return ((uint64_t)ei.me_last_pgno + 1) * q->q_psize + need + queue_jnl_cp_bytes(q) >
+	       ei.me_mapsize;
+}
+
 /*
  * Room for this batch, before any page is touched: new mail goes in only
  * when the data file can be allocated for it plus the reserve; otherwise
@@ -233,12 +245,28 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	int rc;
 
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
-		in += queue_msg_bytes(m);
+		if (m->qm_status == 0)
+			in += queue_msg_bytes(m);
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
-		up += queue_update_bytes(u);
+		if (u->qu_status == 0)
+			up += queue_update_bytes(u);
 	if (batch == NULL && ubatch == NULL)
 		return;
 	rc = queue_room(q, fixed + in + up + q->q_reserve);
+	/* With the journal, LMDB keeps room in its map for a checkpoint of
+	 * what the journal holds: new mail that would take it is refused. */
+	if (rc == 0 && in > 0 && queue_map_short(q, fixed + in)) {
+		if (!q->q_map_warned)
+			fprintf(stderr, "ringmta: queue: the LMDB map is full with what the journal"
+				" holds: refusing new mail until messages leave\n");
+		q->q_map_warned = true;
+		for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
+			if (m->qm_status == 0)
+				m->qm_status = -ENOSPC;
+		return;
+	}
+	if (rc == 0 && in > 0)
+		q->q_map_warned = false;
 	if (rc == 0) {
 		if (q->q_full)
 			fprintf(stderr, "ringmta: queue: storage available again;"
@@ -251,7 +279,8 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 			" refusing new mail until space returns\n", queue_strerror(rc));
 	q->q_full = true;
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
-		m->qm_status = -ENOSPC;
+		if (m->qm_status == 0)
+			m->qm_status = -ENOSPC;
 	/* Inside the allocation, count an update as the pages it may copy
 	 * (the record's leaf and branch in "meta", the old and the new
 	 * schedule entries' in "sched"), not its bytes: an estimate too low
@@ -261,6 +290,8 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 		uint64_t b = QUEUE_UPDATE_PAGES * q->q_psize +
 			     (u->qu_new != NULL ? queue_msg_bytes(u->qu_new) : 0);
 
+		if (u->qu_status != 0)
+			continue;	/* the journal took it */
 		if (queue_room(q, fixed + up + b) < 0) {
 			u->qu_status = -ENOSPC;
 			if (u->qu_new != NULL)
@@ -271,12 +302,26 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	}
 }
 
+/* Whether anything of the batch is left for LMDB (not journaled). */
+static bool queue_batch_lmdb(const struct queue_msg *batch, const struct queue_update *ubatch)
+{
+	for (; batch != NULL; batch = batch->qm_next)
+		if (batch->qm_status == 0)
+			return true;
+	for (; ubatch != NULL; ubatch = ubatch->qu_next)
+		if (ubatch->qu_status == 0)
+			return true;
+	return false;
+}
+
 static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
-			       struct queue_update *ubatch)
+			       struct queue_update *ubatch, bool want_cp)
 {
 	struct queue_idlist ids = { NULL, 0, 0 };
 	uint64_t t0 = queue_now_ns(), n = 0, failed = 0;
-	int rc;
+	unsigned njnl;
+	bool cp;
+	int rc = 0;
 
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
 		m->qm_status = 0;
@@ -285,15 +330,45 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 		if (u->qu_new != NULL)
 			u->qu_new->qm_status = 0;
 	}
-	queue_readers_check(q, false);
-	queue_batch_room(q, batch, ubatch);
-	rc = queue_write_batch(q, batch, ubatch, &ids);
-	if (rc != 0) {
-		fprintf(stderr, "ringmta: queue commit failed: %s\n", queue_strerror(rc));
-		ids.n = 0;
+	/* The journal first (README "Queue journal"): what it takes is
+	 * marked QUEUE_ST_JOURNAL, and LMDB writes the rest. */
+	cp = queue_jnl_batch(q, batch, ubatch, &ids, want_cp);
+	njnl = ids.n;
+	/* A checkpoint writes the journal's messages into LMDB: only into
+	 * allocated blocks (MDB_WRITEMAP faults on a hole). Without room it
+	 * waits, and so does what needed it. */
+	if (cp && queue_jnl_cp_backoff(q)) {
+		queue_jnl_cp_failed(q, ubatch, -EAGAIN);
+		cp = false;
+	} else if (cp && queue_room(q, QUEUE_TXN_PAGES * q->q_psize + queue_jnl_cp_bytes(q) +
+				       q->q_reserve) < 0) {
+		queue_jnl_cp_failed(q, ubatch, -ENOSPC);
+		cp = false;
+	}
+	if (cp || queue_batch_lmdb(batch, ubatch)) {
+		queue_readers_check(q, false);
+		queue_batch_room(q, batch, ubatch);
+		rc = queue_write_batch(q, batch, ubatch, &ids, cp);
+		if (rc != 0 && cp) {
+			/* The journal keeps its messages (durable there); the
+			 * rest of the batch goes in without the checkpoint. */
+			queue_jnl_cp_failed(q, ubatch, rc);
+			cp = false;
+			ids.n = njnl;
+			rc = queue_batch_lmdb(batch, ubatch) ?
+			     queue_write_batch(q, batch, ubatch, &ids, false) : 0;
+		}
+		if (rc != 0) {
+			fprintf(stderr, "ringmta: queue commit failed: %s\n", queue_strerror(rc));
+			ids.n = njnl;
+		} else if (cp) {
+			queue_jnl_cp_done(q);
+		}
 	}
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next) {
-		if (rc != 0 && m->qm_status == 0)
+		if (m->qm_status == QUEUE_ST_JOURNAL)
+			m->qm_status = 0;
+		else if (rc != 0 && m->qm_status == 0)
 			m->qm_status = rc;
 		if (m->qm_status < -4095)
 			m->qm_status = -EIO;	/* an LMDB code: logged above */
@@ -303,6 +378,10 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 			n++;
 	}
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		if (u->qu_status == QUEUE_ST_JOURNAL) {
+			u->qu_status = 0;
+			continue;
+		}
 		if (rc != 0 && (u->qu_status == 0 || u->qu_status == -ENOENT)) {
 			u->qu_status = rc;
 			u->qu_removed = false;
@@ -397,14 +476,32 @@ static void *queue_committer(void *arg)
 	for (;;) {
 		struct queue_msg *batch;
 		struct queue_update *ubatch;
+		unsigned cp_req;
+		uint64_t wait_ns = 0;
+		bool cp_due = false;
 
-		/* Idle: sleep until a submit; that one is committed at once. */
-		while (q->q_head == NULL && q->q_uhead == NULL && !q->q_stop) {
+		/* Idle: sleep until a submit; that one is committed at once.
+		 * With messages in the journal's overlay, only until their
+		 * checkpoint is due. */
+		while (q->q_head == NULL && q->q_uhead == NULL && !q->q_stop &&
+		       q->q_cp_req == q->q_cp_done) {
 			loaded = false;
+			cp_due = queue_jnl_cp_due(q, &wait_ns);
+			if (cp_due)
+				break;
 			q->q_idle = true;
-			pthread_cond_wait(&q->q_cond, &q->q_lock);
+			if (wait_ns == 0) {
+				pthread_cond_wait(&q->q_cond, &q->q_lock);
+			} else {
+				uint64_t end = queue_now_ns() + wait_ns;
+				struct timespec ts = { (time_t)(end / 1000000000u),
+						       (long)(end % 1000000000u) };
+
+				(void)pthread_cond_timedwait(&q->q_cond, &q->q_lock, &ts);
+			}
 		}
 		q->q_idle = false;
+		cp_req = q->q_cp_req;
 		/* Under load: a short, bounded wait for a fuller batch, ended
 		 * early by the submit that fills it. */
 		if (loaded && !q->q_stop && q->q_linger_ns > 0 &&
@@ -415,11 +512,25 @@ static void *queue_committer(void *arg)
 		q->q_head = q->q_tail = NULL;
 		q->q_uhead = q->q_utail = NULL;
 		q->q_npending = 0;
-		if (batch == NULL && ubatch == NULL && q->q_stop)
+		if (batch == NULL && ubatch == NULL && q->q_stop) {
+			/* Last: the journal's messages into LMDB, so the
+			 * store alone is the queue after a clean stop. */
+			pthread_mutex_unlock(&q->q_lock);
+			if (q->q_jnl != NULL)
+				queue_commit_batch(q, NULL, NULL, true);
+			pthread_mutex_lock(&q->q_lock);
+			q->q_cp_done = q->q_cp_req;
+			pthread_cond_broadcast(&q->q_cp_cond);
 			break;
+		}
 		pthread_mutex_unlock(&q->q_lock);
-		queue_commit_batch(q, batch, ubatch);
+		if (batch != NULL || ubatch != NULL || cp_due || cp_req != q->q_cp_done)
+			queue_commit_batch(q, batch, ubatch, cp_due || cp_req != q->q_cp_done);
 		pthread_mutex_lock(&q->q_lock);
+		if (cp_req != q->q_cp_done) {
+			q->q_cp_done = cp_req;
+			pthread_cond_broadcast(&q->q_cp_cond);
+		}
 		loaded = q->q_npending >= q->q_gather_min;
 	}
 	pthread_mutex_unlock(&q->q_lock);
@@ -797,6 +908,12 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		pthread_cond_init(&q->q_cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	pthread_cond_init(&q->q_cp_cond, NULL);
+	pthread_mutex_init(&q->q_ov_lock, NULL);
+	/* A journal a killed daemon left: replayed first, when no daemon
+	 * holds the queue now (the tools then see every message). */
+	if (!(flags & QUEUE_F_EXCLUSIVE))
+		queue_jnl_recover_dir(dir, map_size);
 	q->q_linger_ns = QUEUE_LINGER_NS;
 	q->q_batch_want = QUEUE_BATCH_WANT;
 	q->q_gather_min = QUEUE_GATHER_MIN;
@@ -843,6 +960,31 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 		queue_close(&q);
 		return rc > 0 ? -rc : -EIO;
 	}
+	/* The journal: replayed by whoever holds the queue alone. */
+	if ((flags & QUEUE_F_EXCLUSIVE) &&
+	    (rc = queue_jnl_open(q, dir, flags, err, errlen)) < 0) {
+		queue_close(&q);
+		return rc;
+	}
+	/* A tool beside a running daemon: the journal's messages too. */
+	if ((flags & QUEUE_F_RDONLY) && !(flags & QUEUE_F_EXCLUSIVE))
+		queue_jnl_view(q, dir);
+	if (q->q_jnl != NULL && !(flags & QUEUE_F_RDONLY)) {
+		/* Ids above every replayed one. */
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_val k, v;
+
+		if (mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) == 0) {
+			if (mdb_cursor_open(txn, q->q_meta, &cur) == 0) {
+				if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8 &&
+				    queue_key_get(k.mv_data) > q->q_last_id)
+					q->q_last_id = queue_key_get(k.mv_data);
+				mdb_cursor_close(cur);
+			}
+			mdb_txn_abort(txn);
+		}
+	}
 	if (flags & QUEUE_F_COMMITTER) {
 		rc = pthread_create(&q->q_thread, NULL, queue_committer, q);
 		if (rc != 0) {
@@ -869,6 +1011,7 @@ void queue_close(struct queue **qp)
 		pthread_cond_signal(&q->q_cond);
 		pthread_join(q->q_thread, NULL);
 	}
+	queue_jnl_close(q);
 	if (q->q_env != NULL)
 		mdb_env_close(q->q_env);
 	if (q->q_lmdblockfd >= 0)
@@ -879,6 +1022,8 @@ void queue_close(struct queue **qp)
 		close(q->q_toolsfd);
 	pthread_mutex_destroy(&q->q_lock);
 	pthread_cond_destroy(&q->q_cond);
+	pthread_cond_destroy(&q->q_cp_cond);
+	pthread_mutex_destroy(&q->q_ov_lock);
 	free(q);
 	*qp = NULL;
 }

@@ -80,6 +80,8 @@ struct queue_stats {
 	uint64_t failures;		/* messages whose commit failed */
 	uint64_t commit_ns;		/* time spent in commits */
 	uint64_t updates;		/* delivery results applied */
+	uint64_t jnl_groups;		/* groups synced to the journal */
+	uint64_t checkpoints;		/* journal checkpoints into LMDB */
 	/* Commit latency histogram (stat_hist_bounds buckets). */
 	uint64_t hist[15];
 	uint64_t hist_count, hist_sum_ns;
@@ -90,6 +92,9 @@ struct queue_stats {
 #define QUEUE_F_EXCLUSIVE 0x04u		/* hold queue_dir's lock (the daemon,
 					   queue compact); implied by
 					   QUEUE_F_COMMITTER */
+#define QUEUE_F_JOURNAL	  0x08u		/* with QUEUE_F_COMMITTER: new mail
+					   goes through the journal (README
+					   "Queue journal") */
 
 /*
  * Status vocabulary: 0, -errno, or an LMDB code (MDB_*, all below -30000).
@@ -258,6 +263,7 @@ void queue_set_listener(struct queue *q,
  */
 struct queue_body {
 	void *qb_txn;
+	void *qb_seg;		/* a journal segment held instead (queue_journal.c) */
 	const char *qb_data;
 	size_t qb_len;
 };

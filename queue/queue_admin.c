@@ -68,26 +68,47 @@ int queue_admin_foreach_from(struct queue *q, uint64_t from_id,
 	MDB_cursor *cur;
 	MDB_val k = { 8, from }, v, bv;
 	int rc, op = MDB_SET_RANGE;
+	uint64_t *ov;		/* a tool's view of the journal: merged in id order */
+	size_t nov, iov = 0;
+	bool own;
 
+	queue_jnl_sync(q);	/* the journal's messages into LMDB first */
 	queue_key_put(from, from_id);
-	rc = mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0)
+	if (queue_read_txn(q, &txn, &own) != 0)
 		return -EIO;
 	rc = mdb_cursor_open(txn, q->q_meta, &cur);
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		if (own)
+			mdb_txn_abort(txn);
 		return -EIO;
 	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+	ov = queue_ov_ids_from(q, from_id, &nov);
+	for (;;) {
 		struct qrecord r;
+		const void *body;
+		size_t blen;
 		uint64_t id;
 
+		rc = mdb_cursor_get(cur, &k, &v, op);
 		op = MDB_NEXT;
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		id = rc == 0 && k.mv_size == 8 ? queue_key_get(k.mv_data) : UINT64_MAX;
+		/* The journal's messages below this one first. */
+		while (iov < nov && ov[iov] < id) {
+			if (queue_ov_peek(q, ov[iov], &r, &body, &blen) == 1 &&
+			    cb(ctx, ov[iov], &r, body, blen) != 0) {
+				rc = MDB_NOTFOUND;
+				goto out;
+			}
+			iov++;
+		}
+		if (rc == MDB_NOTFOUND)
+			break;
 		if (k.mv_size != 8 || qrecord_decode(v.mv_data, v.mv_size, &r) < 0) {
 			rc = -EBADMSG;
 			break;
 		}
-		id = queue_key_get(k.mv_data);
 		if (mdb_get(txn, q->q_body, &k, &bv) != 0) {
 			bv.mv_data = NULL;
 			bv.mv_size = 0;
@@ -97,8 +118,11 @@ int queue_admin_foreach_from(struct queue *q, uint64_t from_id,
 			break;
 		}
 	}
+out:
+	free(ov);
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	if (own)
+		mdb_txn_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : (rc < 0 ? rc : -EIO);
 }
 
@@ -151,16 +175,20 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 	struct qrcpt rc;
 	size_t off = 0;
 	char ids[17], cls[48];
+	const void *ovbody = NULL;
+	size_t ovlen = 0;
+	bool own;
 	int ret = 0;
 
 	queue_key_put(key, id);
-	if (mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) != 0)
+	if (queue_read_txn(q, &txn, &own) != 0)
 		return -EIO;
-	if (mdb_get(txn, q->q_meta, &k, &v) != 0) {
+	if (queue_ov_peek(q, id, &r, &ovbody, &ovlen) == 1) {
+		/* in a tool's view of the journal */
+	} else if (mdb_get(txn, q->q_meta, &k, &v) != 0) {
 		ret = -ENOENT;
 		goto out;
-	}
-	if (qrecord_decode(v.mv_data, v.mv_size, &r) < 0) {
+	} else if (qrecord_decode(v.mv_data, v.mv_size, &r) < 0) {
 		ret = -EBADMSG;
 		goto out;
 	}
@@ -180,10 +208,13 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 			rc.attempts, rc.next_attempt / 1000000u,
 			queue_rcpt_class(rc.bclass, cls, sizeof(cls)));
 	fputs("\n", out);
-	if (mdb_get(txn, q->q_body, &k, &bv) == 0)
+	if (ovbody != NULL)
+		fwrite(ovbody, 1, ovlen, out);
+	else if (mdb_get(txn, q->q_body, &k, &bv) == 0)
 		fwrite(bv.mv_data, 1, bv.mv_size, out);
 out:
-	mdb_txn_abort(txn);
+	if (own)
+		mdb_txn_abort(txn);
 	return ret;
 }
 
@@ -223,15 +254,21 @@ int queue_admin_count(struct queue *q, uint64_t *n_r)
 {
 	MDB_txn *txn;
 	MDB_stat st;
+	uint64_t ov, oldest;
+	bool own;
 	int rc;
 
-	if (mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) != 0)
+	queue_jnl_sync(q);
+	if (queue_read_txn(q, &txn, &own) != 0)
 		return -EIO;
 	rc = mdb_stat(txn, q->q_meta, &st);
-	mdb_txn_abort(txn);
+	if (own)
+		mdb_txn_abort(txn);
 	if (rc != 0)
 		return -EIO;
-	*n_r = st.ms_entries;
+	/* A tool's view: the journal's messages are not in LMDB's state. */
+	queue_ov_depth(q, &ov, &oldest);
+	*n_r = st.ms_entries + (q->q_view_txn != NULL ? ov : 0);
 	return 0;
 }
 

@@ -7,7 +7,25 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "queue/journal.h"
 #include "queue/queue.h"
+
+/*
+ * A message that lives only in the journal (queue_journal.c): accepted,
+ * synced to a segment, not yet in LMDB. Its record and body are read in
+ * place from the segment's map (oe_loc: u32 record length, record, body);
+ * the entry holds a reference on that segment.
+ */
+struct queue_ov_entry {
+	struct queue_ov_entry *oe_hnext;	/* hash chain */
+	struct queue_ov_entry *oe_older, *oe_newer;	/* arrival order */
+	uint64_t oe_id;
+	uint64_t oe_added_ns;
+	struct jnl_loc oe_loc;
+	uint32_t oe_rec_len;
+	uint64_t oe_body_len;
+	uint64_t oe_next_attempt;
+};
 
 struct queue {
 	MDB_env *q_env;
@@ -64,6 +82,35 @@ struct queue {
 	 * so a put of a higher key may append (queue_put_msg). */
 	uint64_t q_append_id;
 	unsigned char q_append_sched[16];
+	/* The journal (queue_journal.c, README "Queue journal"); NULL: off. */
+	struct jnl *q_jnl;
+	bool q_jnl_new;			/* new mail may go to it (queue_journal on;
+					   off, it only holds what a replay could
+					   not write into a full LMDB) */
+	MDB_dbi q_jdb;			/* "journal": the checkpoint position */
+	bool q_has_jdb;
+	pthread_mutex_t q_ov_lock;	/* guards the overlay (q_ov_*) */
+	struct queue_ov_entry **q_ov_hash;
+	unsigned q_ov_hmask;		/* hash size - 1 */
+	unsigned q_ov_count;
+	uint64_t q_ov_bytes;		/* what a checkpoint would write, about */
+	struct queue_ov_entry *q_ov_oldest, *q_ov_newest;
+	uint64_t q_cp_seq, q_cp_off;	/* committer: the last checkpoint */
+	bool q_jnl_broken;		/* a group failed: checkpoint past it */
+	bool q_jnl_warned;		/* the failure was logged */
+	bool q_cp_warned;		/* a failed checkpoint was logged */
+	bool q_map_warned;		/* refusing: the map is kept for the journal */
+	uint64_t q_cp_retry_ns;		/* no checkpoint before (after a failure) */
+	/* Test hooks (RINGMTA_TEST_JOURNAL_CP_KILL, _CP_KILL_AFTER): kill -9
+	 * in the N-th checkpoint before its commit, or after it. */
+	unsigned q_cp_kill, q_cp_kill_after, q_cp_count;
+	/* A tool's view beside a running daemon (queue_jnl_view): the read
+	 * transaction the position was read in, which the walks use too, so
+	 * LMDB and the journal's records past that position are one state. */
+	MDB_txn *q_view_txn;
+	/* Checkpoint requests (queue_jnl_sync), under q_lock. */
+	unsigned q_cp_req, q_cp_done;
+	pthread_cond_t q_cp_cond;
 };
 
 /* In queue.c: make sure LMDB's next writes, up to need bytes past the
@@ -101,7 +148,63 @@ struct queue_idlist {
 int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m);
 void queue_idlist_add(struct queue_idlist *l, uint64_t id);
 int queue_write_batch(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
-		      struct queue_idlist *ids);
+		      struct queue_idlist *ids, bool checkpoint);
+/* Put a message given as its encoded record and body (a checkpoint). */
+int queue_put_raw(struct queue *q, MDB_txn *txn, uint64_t id, const void *rec, size_t rec_len,
+		  uint64_t next_attempt, const void *body, size_t body_len);
+
+/* In queue_journal.c. Item status the journal took (never seen outside). */
+#define QUEUE_ST_JOURNAL 1
+/* Open the journal under dir/journal and replay what it holds past the
+ * stored position into LMDB (one synced transaction); keep it open with
+ * QUEUE_F_COMMITTER | QUEUE_F_JOURNAL. When LMDB cannot take the replay
+ * (full), the daemon keeps the messages in the journal and goes on; a
+ * tool's open fails. 0 or -errno with err. Exclusive writable opens. */
+int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, size_t errlen);
+void queue_jnl_close(struct queue *q);
+/* A non-exclusive open: replay a journal left by a killed daemon when no
+ * daemon runs now (best effort). */
+void queue_jnl_recover_dir(const char *dir, uint64_t map_size);
+/* A read-only open while a daemon holds the queue: the journal's
+ * messages past the stored position as an overlay (best effort: none on
+ * any failure). */
+void queue_jnl_view(struct queue *q, const char *dir);
+/* The walks' read transaction: the view's, or a new one (*own_r true:
+ * the caller aborts it). */
+int queue_read_txn(struct queue *q, MDB_txn **txn_r, bool *own_r);
+/* Overlay entries with id >= from, sorted by id (a malloc'd array of
+ * ids, *n_r of them; NULL when none). */
+uint64_t *queue_ov_ids_from(struct queue *q, uint64_t from, size_t *n_r);
+/* Decode an overlay message's record and find its body: 1 found, 0 not
+ * (valid while the queue is open: only a view's entries stay put). */
+int queue_ov_peek(struct queue *q, uint64_t id, struct qrecord *r_r, const void **body_r,
+		  size_t *body_len_r);
+/* Committer: the journal's part of a batch. Marks what it made durable
+ * (QUEUE_ST_JOURNAL) and returns whether the LMDB part must checkpoint. */
+bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
+		     struct queue_idlist *ids, bool want_cp);
+/* Committer, in the LMDB transaction: every overlay message and the
+ * position; after its commit, queue_jnl_cp_done. */
+int queue_jnl_cp_put(struct queue *q, MDB_txn *txn);
+void queue_jnl_cp_done(struct queue *q);
+/* What a checkpoint writes into LMDB, for queue_room (with a margin per
+ * message); and, when there is no room for it, refuse the batch's updates
+ * of journal messages (-ENOSPC: delivery tries them again). */
+uint64_t queue_jnl_cp_bytes(struct queue *q);
+void queue_jnl_cp_failed(struct queue *q, struct queue_update *u, int err);
+/* A failed checkpoint is not tried again for a second (-EAGAIN to
+ * queue_jnl_cp_failed: refused for that reason, no new wait). */
+bool queue_jnl_cp_backoff(struct queue *q);
+/* Committer: a checkpoint is due (age, bytes); *wait_ns_r how long until
+ * one is when the overlay is not empty (0: none pending). */
+bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r);
+/* Make everything the journal holds visible in LMDB (a checkpoint, waited
+ * for): before a walk of LMDB from another thread. No-op without one. */
+void queue_jnl_sync(struct queue *q);
+/* Overlay reads (queue_update.c): 1 found (filled), 0 not there. */
+int queue_ov_record(struct queue *q, uint64_t id, void **rec_r, size_t *len_r);
+int queue_ov_body(struct queue *q, uint64_t id, struct queue_body *b_r);
+void queue_ov_depth(struct queue *q, uint64_t *count_r, uint64_t *oldest_id_r);
 
 static inline void queue_key_put(unsigned char k[8], uint64_t v)
 {

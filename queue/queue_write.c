@@ -94,6 +94,32 @@ int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
 	return queue_put_app(txn, q->q_sched, &sk, &sv, 0, app);
 }
 
+int queue_put_raw(struct queue *q, MDB_txn *txn, uint64_t id, const void *rec, size_t rec_len,
+		  uint64_t next_attempt, const void *body, size_t body_len)
+{
+	unsigned char key[8], skey[16];
+	MDB_val k = { 8, key }, v = { rec_len, (void *)rec }, sk = { 16, skey }, sv = { 0, NULL };
+	bool app = id > q->q_append_id;
+	int rc;
+
+	queue_key_put(key, id);
+	if (app)
+		q->q_append_id = id;
+	rc = queue_put_app(txn, q->q_meta, &k, &v, MDB_NOOVERWRITE, app);
+	if (rc != 0)
+		return rc;
+	v = (MDB_val){ body_len, (void *)body };
+	rc = queue_put_app(txn, q->q_body, &k, &v, MDB_NOOVERWRITE, app);
+	if (rc != 0)
+		return rc;
+	queue_key_put(skey, next_attempt);
+	queue_key_put(skey + 8, id);
+	app = memcmp(skey, q->q_append_sched, 16) > 0;
+	if (app)
+		memcpy(q->q_append_sched, skey, 16);
+	return queue_put_app(txn, q->q_sched, &sk, &sv, 0, app);
+}
+
 static void queue_refuse_updates(struct queue_update *u)
 {
 	for (; u != NULL; u = u->qu_next) {
@@ -197,18 +223,26 @@ static int queue_write_updates(struct queue *q, MDB_txn *txn, struct queue_updat
  * same.
  */
 int queue_write_batch(struct queue *q, struct queue_msg *batch,
-			     struct queue_update *ubatch, struct queue_idlist *ids)
+			     struct queue_update *ubatch, struct queue_idlist *ids, bool checkpoint)
 {
 	uint64_t seq0 = q->q_event_seq;
+	unsigned n0 = ids->n;	/* what the journal stored stays listed */
 	MDB_txn *txn;
 	int rc;
 
 	for (;;) {
-		ids->n = 0;
+		ids->n = n0;
 		q->q_event_seq = seq0;	/* a retried batch numbers again */
 		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
 		if (rc != 0)
 			return queue_status(rc);
+		/* A checkpoint: the journal's messages first (queue_journal.c);
+		 * a failure there fails the batch, which is tried again. */
+		if (checkpoint && (rc = queue_jnl_cp_put(q, txn)) != 0) {
+			mdb_txn_abort(txn);
+			q->q_event_seq = seq0;
+			return queue_status(rc);
+		}
 		if (queue_write_updates(q, txn, ubatch, ids) != 0 ||
 		    queue_write_msgs(q, txn, batch, ids) != 0) {
 			mdb_txn_abort(txn);

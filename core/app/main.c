@@ -451,8 +451,8 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 	rc = queue_check_dir(cfg->queue_dir, cfg->queue_map_size, err, sizeof(err));
 	if (rc > 0)
 		log_msg(LOG_WARNING, "%s", err);
-	if (rc < 0 || queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER,
-				 err, sizeof(err)) < 0) {
+	if (rc < 0 || queue_open(&q, cfg->queue_dir, cfg->queue_map_size, QUEUE_F_COMMITTER |
+				 (cfg->queue_journal ? QUEUE_F_JOURNAL : 0), err, sizeof(err)) < 0) {
 		log_msg(LOG_ERROR, "%s", err);
 		return 1;
 	}

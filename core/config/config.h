@@ -76,6 +76,8 @@ struct config {
 					 * arriving earlier is refused */
 
 	uint64_t queue_map_size;	/* bytes, LMDB map size */
+	bool queue_journal;		/* new mail through the journal first
+					 * (README "Queue journal") */
 	unsigned int recv_buffer_size;	/* bytes, power of two */
 	unsigned int recv_buffers_max;	/* per worker, power of two */
 	unsigned int listen_backlog;

@@ -575,8 +575,17 @@ static void metrics_render(struct metrics *m, struct mbuf *b)
 
 	queue_get_stats(m->m_queue, &qs);
 	mb_head(b, "ringmta_queue_commits_total", "counter",
-		"Durable queue write transactions (each one sync, shared by its batch).");
+		"Durable queue writes: journal groups and LMDB transactions (each with its"
+		" syncs, shared by its batch).");
 	mb_printf(b, "ringmta_queue_commits_total %llu\n", (unsigned long long)qs.commits);
+	mb_head(b, "ringmta_queue_journal_groups_total", "counter",
+		"Groups of records synced to the queue journal (README \"Queue journal\").");
+	mb_printf(b, "ringmta_queue_journal_groups_total %llu\n",
+		  (unsigned long long)qs.jnl_groups);
+	mb_head(b, "ringmta_queue_journal_checkpoints_total", "counter",
+		"Checkpoints: the journal's undelivered messages written into LMDB.");
+	mb_printf(b, "ringmta_queue_journal_checkpoints_total %llu\n",
+		  (unsigned long long)qs.checkpoints);
 	mb_head(b, "ringmta_queue_commit_seconds", "histogram",
 		"Time to write and sync one queue transaction.");
 	mb_hist(b, "ringmta_queue_commit_seconds", qs.hist, qs.hist_count, qs.hist_sum_ns);

@@ -25,7 +25,7 @@ static const char *const test_keys[] = {
 	"listen", "hostname", "queue_dir", "workers", "max_message_size",
 	"max_recipients", "max_connections", "max_connections_per_ip",
 	"max_errors", "relay_networks", "timeout_command", "timeout_data",
-	"greeting_delay", "shutdown_timeout", "queue_map_size",
+	"greeting_delay", "shutdown_timeout", "queue_map_size", "queue_journal",
 	"recv_buffer_size", "recv_buffers_max", "listen_backlog", "log_level",
 	"smtputf8", "chunking",
 	"delivery", "relayhost", "smtp_port", "smtp_allow_private_destinations",

@@ -1,0 +1,694 @@
+/*
+ * journal.c: segment files, grouped appends with one fdatasync per
+ * segment touched, and the replay that stops at the first bad record.
+ * See journal.h for the format and the threads.
+ */
+#include "queue/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JNL_MAGIC 0x314a4d52u		/* "RMJ1" little-endian */
+#define JNL_SPARES_MAX 2u		/* segments kept to be written again */
+#define JNL_IOV_MAX 1024u		/* per pwritev(2) (IOV_MAX) */
+
+/* A record queued for the next commit. */
+struct jnl_pending {
+	struct jnl_seg *jp_seg;
+	uint64_t jp_off;		/* of the header */
+	unsigned char jp_hdr[JNL_HDR_SIZE];
+	unsigned jp_part0, jp_nparts;	/* in j_parts */
+	unsigned jp_pad;		/* zero bytes after the payload */
+};
+
+struct jnl {
+	char *j_dir;
+	int j_dirfd;
+	struct jnl_seg *j_head, *j_tail;	/* every open segment, in order */
+	struct jnl_seg *j_active;	/* written now; NULL: start one */
+	uint64_t j_next_seq;
+	unsigned j_nspares;
+	char **j_spares;		/* file names in j_dir */
+	struct jnl_pending *j_pend;
+	unsigned j_npend, j_pendcap;
+	struct iovec *j_parts;
+	unsigned j_nparts, j_partcap;
+	bool j_ro;			/* a reader's view (jnl_open) */
+	unsigned j_groups;		/* commits so far (test hook) */
+	unsigned j_tear_at;		/* test hook: 0 off */
+};
+
+/* --- CRC-32C ----------------------------------------------------------- */
+
+static uint32_t jnl_crc_table[256];
+
+static void jnl_crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		jnl_crc_table[i] = c;
+	}
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t jnl_crc_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+
+	while (len >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len-- > 0)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c;
+}
+#endif
+
+uint32_t jnl_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const unsigned char *p = buf;
+
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~jnl_crc_hw(crc, p, len);
+#endif
+	pthread_once(&once, jnl_crc_init);
+	while (len-- > 0)
+		crc = jnl_crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* --- headers ------------------------------------------------------------ */
+
+static void jnl_put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);	/* the journal is local: host order */
+}
+
+static void jnl_put64(unsigned char *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint32_t jnl_get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t jnl_get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint64_t jnl_pad8(uint64_t n)
+{
+	return (n + 7u) & ~(uint64_t)7u;
+}
+
+/* --- segments ----------------------------------------------------------- */
+
+static void jnl_seg_free(struct jnl_seg *s)
+{
+	if (s->js_map != NULL)
+		munmap((void *)s->js_map, s->js_size);
+	if (s->js_fd >= 0)
+		close(s->js_fd);
+	free(s);
+}
+
+static void jnl_seg_name(char *buf, size_t len, uint64_t seq)
+{
+	snprintf(buf, len, "%016" PRIx64 ".seg", seq);
+}
+
+/*
+ * Open and map a segment file (by its name in j_dir). A reader (j_ro)
+ * holds a shared flock on it, which keeps the writer from recycling it
+ * (jnl_recycle), and checks that the name still names the file it
+ * locked: -ESTALE when it was recycled meanwhile.
+ */
+static int jnl_seg_map(struct jnl *j, const char *name, uint64_t seq, struct jnl_seg **s_r)
+{
+	struct jnl_seg *s = calloc(1, sizeof(*s));
+	struct stat st, now;
+	void *map;
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->js_seq = seq;
+	s->js_fd = openat(j->j_dirfd, name, (j->j_ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (s->js_fd < 0 || fstat(s->js_fd, &st) < 0) {
+		rc = -errno;
+		jnl_seg_free(s);
+		return rc;
+	}
+	if (j->j_ro && (flock(s->js_fd, LOCK_SH | LOCK_NB) < 0 ||
+			fstatat(j->j_dirfd, name, &now, 0) < 0 || now.st_ino != st.st_ino ||
+			now.st_dev != st.st_dev)) {
+		jnl_seg_free(s);
+		return -ESTALE;
+	}
+	s->js_size = (uint64_t)st.st_size;
+	if (s->js_size > 0) {
+		map = mmap(NULL, s->js_size, PROT_READ, MAP_SHARED, s->js_fd, 0);
+		if (map == MAP_FAILED) {
+			rc = -errno;
+			jnl_seg_free(s);
+			return rc;
+		}
+		s->js_map = map;
+	}
+	*s_r = s;
+	return 0;
+}
+
+static void jnl_seg_append(struct jnl *j, struct jnl_seg *s)
+{
+	s->js_next = NULL;
+	if (j->j_tail != NULL)
+		j->j_tail->js_next = s;
+	else
+		j->j_head = s;
+	j->j_tail = s;
+}
+
+/*
+ * A new segment of at least need bytes: a spare renamed, or a new file
+ * allocated; its name made durable (fsync of the directory) before any
+ * record in it can be acknowledged.
+ */
+static int jnl_seg_new(struct jnl *j, uint64_t need)
+{
+	uint64_t size = need > JNL_SEG_SIZE ? need : JNL_SEG_SIZE;
+	char name[64];
+	struct jnl_seg *s = NULL;
+	struct stat st;
+	int fd, rc = -ENOENT;
+
+	jnl_seg_name(name, sizeof(name), j->j_next_seq);
+	while (j->j_nspares > 0) {
+		char *sp = j->j_spares[--j->j_nspares];
+
+		if (fstatat(j->j_dirfd, sp, &st, 0) == 0 && (uint64_t)st.st_size >= size &&
+		    renameat(j->j_dirfd, sp, j->j_dirfd, name) == 0) {
+			free(sp);
+			rc = 0;
+			break;
+		}
+		(void)unlinkat(j->j_dirfd, sp, 0);
+		free(sp);
+	}
+	if (rc != 0) {
+		fd = openat(j->j_dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -errno;
+		/* Allocated now: a full disk refuses the segment here, not a
+		 * write into it later. */
+		if (fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) {
+			rc = -errno;
+			close(fd);
+			(void)unlinkat(j->j_dirfd, name, 0);
+			return rc;
+		}
+		if (errno == EOPNOTSUPP && ftruncate(fd, (off_t)size) < 0) {
+			rc = -errno;
+			close(fd);
+			(void)unlinkat(j->j_dirfd, name, 0);
+			return rc;
+		}
+		close(fd);
+	}
+	if (fsync(j->j_dirfd) < 0 || (rc = jnl_seg_map(j, name, j->j_next_seq, &s)) < 0) {
+		rc = rc < 0 ? rc : -errno;
+		(void)unlinkat(j->j_dirfd, name, 0);
+		return rc;
+	}
+	j->j_next_seq++;
+	jnl_seg_append(j, s);
+	j->j_active = s;
+	return 0;
+}
+
+/* --- open, close, replay ------------------------------------------------ */
+
+static int jnl_seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool jnl_seg_file(const char *name, uint64_t *seq_r)
+{
+	char *end;
+
+	if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
+		return false;
+	*seq_r = strtoull(name, &end, 16);
+	return end == name + 16;
+}
+
+bool jnl_dir_has_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t seq;
+	bool any = false;
+
+	if (d == NULL)
+		return false;
+	while (!any && (e = readdir(d)) != NULL)
+		any = jnl_seg_file(e->d_name, &seq);
+	closedir(d);
+	return any;
+}
+
+int jnl_open(struct jnl **j_r, const char *dir, bool ro, char *err, size_t errlen)
+{
+	struct jnl *j = calloc(1, sizeof(*j));
+	uint64_t *seqs = NULL, seq;
+	unsigned n = 0, cap = 0;
+	struct dirent *e;
+	DIR *d;
+	int rc;
+
+	*j_r = NULL;
+	if (j == NULL)
+		return -ENOMEM;
+	j->j_dirfd = -1;
+	j->j_ro = ro;
+	j->j_dir = strdup(dir);
+	if (j->j_dir == NULL) {
+		free(j);
+		return -ENOMEM;
+	}
+	if ((!ro && mkdir(dir, 0750) < 0 && errno != EEXIST) ||
+	    (j->j_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (d = fdopendir(dup(j->j_dirfd))) == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "queue journal %s: %s", dir, strerror(errno));
+		jnl_close(&j);
+		return rc;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (!ro && strncmp(e->d_name, "spare.", 6) == 0) {
+			char **sp = realloc(j->j_spares, (j->j_nspares + 1) * sizeof(*sp));
+
+			if (sp != NULL && (sp[j->j_nspares] = strdup(e->d_name)) != NULL) {
+				j->j_spares = sp;
+				j->j_nspares++;
+			} else if (sp != NULL) {
+				j->j_spares = sp;
+			}
+			continue;
+		}
+		if (!jnl_seg_file(e->d_name, &seq))
+			continue;
+		if (n == cap) {
+			uint64_t *ns = realloc(seqs, (cap = cap ? cap * 2 : 16) * sizeof(*ns));
+
+			if (ns == NULL) {
+				closedir(d);
+				free(seqs);
+				jnl_close(&j);
+				return -ENOMEM;
+			}
+			seqs = ns;
+		}
+		seqs[n++] = seq;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(seqs, n, sizeof(*seqs), jnl_seq_cmp);
+	for (unsigned i = 0; i < n; i++) {
+		struct jnl_seg *s;
+		char name[64];
+
+		jnl_seg_name(name, sizeof(name), seqs[i]);
+		rc = jnl_seg_map(j, name, seqs[i], &s);
+		if (ro && (rc == -ESTALE || rc == -ENOENT))
+			continue;	/* recycled since readdir: before the position */
+		if (rc < 0) {
+			snprintf(err, errlen, "queue journal %s/%s: %s", dir, name, strerror(-rc));
+			free(seqs);
+			jnl_close(&j);
+			return rc;
+		}
+		jnl_seg_append(j, s);
+		j->j_next_seq = seqs[i] + 1;
+	}
+	free(seqs);
+	if (j->j_next_seq == 0)
+		j->j_next_seq = 1;
+	*j_r = j;
+	return 0;
+}
+
+void jnl_close(struct jnl **jp)
+{
+	struct jnl *j = *jp;
+
+	if (j == NULL)
+		return;
+	while (j->j_head != NULL) {
+		struct jnl_seg *s = j->j_head;
+
+		j->j_head = s->js_next;
+		jnl_seg_free(s);
+	}
+	for (unsigned i = 0; i < j->j_nspares; i++)
+		free(j->j_spares[i]);
+	free(j->j_spares);
+	free(j->j_pend);
+	free(j->j_parts);
+	if (j->j_dirfd >= 0)
+		close(j->j_dirfd);
+	free(j->j_dir);
+	free(j);
+	*jp = NULL;
+}
+
+/* The record at off in s, if valid; its payload length in *len_r. */
+static bool jnl_rec_valid(const struct jnl_seg *s, uint64_t off, struct jnl_rec *r)
+{
+	const unsigned char *h;
+	uint32_t len, crc;
+
+	if (s->js_map == NULL || off + JNL_HDR_SIZE > s->js_size || off % 8 != 0)
+		return false;
+	h = s->js_map + off;
+	if (jnl_get32(h) != JNL_MAGIC || jnl_get64(h + 8) != s->js_seq)
+		return false;
+	len = jnl_get32(h + 16);
+	if (len > s->js_size - off - JNL_HDR_SIZE)
+		return false;
+	if (h[20] != JNL_MSG && h[20] != JNL_DEL)
+		return false;
+	crc = jnl_crc32c(0, h + 8, JNL_HDR_SIZE - 8);
+	crc = jnl_crc32c(crc, h + JNL_HDR_SIZE, len);
+	if (crc != jnl_get32(h + 4))
+		return false;
+	r->jr_type = h[20];
+	r->jr_id = jnl_get64(h + 24);
+	r->jr_data = h + JNL_HDR_SIZE;
+	r->jr_len = len;
+	r->jr_loc.jl_seg = (struct jnl_seg *)s;
+	r->jr_loc.jl_off = off + JNL_HDR_SIZE;
+	r->jr_next_off = off + JNL_HDR_SIZE + jnl_pad8(len);
+	return true;
+}
+
+int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
+	       int (*cb)(void *ctx, const struct jnl_rec *r), void *ctx,
+	       uint64_t *end_seq_r, uint64_t *end_off_r)
+{
+	*end_seq_r = seq;
+	*end_off_r = off;
+	for (struct jnl_seg *s = j->j_head; s != NULL; s = s->js_next) {
+		uint64_t o = s->js_seq == seq ? off : 0;
+		struct jnl_rec r;
+
+		if (s->js_seq < seq)
+			continue;
+		/* A segment ends at its first bad record: a torn tail, or
+		 * what the file held before it was recycled. */
+		while (jnl_rec_valid(s, o, &r)) {
+			if (cb(ctx, &r) != 0)
+				return 1;
+			o = r.jr_next_off;
+			*end_seq_r = s->js_seq;
+			*end_off_r = o;
+		}
+	}
+	return 0;
+}
+
+void jnl_start_after_replay(struct jnl *j, uint64_t min_seq)
+{
+	j->j_active = NULL;	/* the next add starts segment j_next_seq */
+	if (j->j_next_seq < min_seq)
+		j->j_next_seq = min_seq;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+void jnl_test_hooks(struct jnl *j)
+{
+	const char *t = getenv("RINGMTA_TEST_JOURNAL_TEAR");
+
+	j->j_tear_at = t != NULL ? (unsigned)strtoul(t, NULL, 10) : 0;
+}
+
+int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
+	    unsigned nparts, struct jnl_loc *loc_r)
+{
+	struct jnl_pending *p;
+	uint64_t len = 0, need;
+	uint32_t crc;
+	int rc;
+
+	for (unsigned i = 0; i < nparts; i++)
+		len += parts[i].iov_len;
+	if (len > UINT32_MAX - 8)
+		return -EFBIG;
+	need = JNL_HDR_SIZE + jnl_pad8(len);
+	if (j->j_active == NULL || j->j_active->js_end + need > j->j_active->js_size)
+		if ((rc = jnl_seg_new(j, need)) < 0)
+			return rc;
+	if (j->j_npend == j->j_pendcap) {
+		unsigned cap = j->j_pendcap ? j->j_pendcap * 2 : 64;
+		struct jnl_pending *np = realloc(j->j_pend, cap * sizeof(*np));
+
+		if (np == NULL)
+			return -ENOMEM;
+		j->j_pend = np;
+		j->j_pendcap = cap;
+	}
+	if (j->j_nparts + nparts > j->j_partcap) {
+		unsigned cap = j->j_partcap ? j->j_partcap : 64;
+		struct iovec *np;
+
+		while (cap < j->j_nparts + nparts)
+			cap *= 2;
+		np = realloc(j->j_parts, cap * sizeof(*np));
+		if (np == NULL)
+			return -ENOMEM;
+		j->j_parts = np;
+		j->j_partcap = cap;
+	}
+	p = &j->j_pend[j->j_npend++];
+	p->jp_seg = j->j_active;
+	p->jp_off = j->j_active->js_end;
+	p->jp_part0 = j->j_nparts;
+	p->jp_nparts = nparts;
+	p->jp_pad = (unsigned)(jnl_pad8(len) - len);
+	if (nparts > 0)
+		memcpy(&j->j_parts[j->j_nparts], parts, nparts * sizeof(*parts));
+	j->j_nparts += nparts;
+	memset(p->jp_hdr, 0, sizeof(p->jp_hdr));
+	jnl_put32(p->jp_hdr, JNL_MAGIC);
+	jnl_put64(p->jp_hdr + 8, j->j_active->js_seq);
+	jnl_put32(p->jp_hdr + 16, (uint32_t)len);
+	p->jp_hdr[20] = type;
+	jnl_put64(p->jp_hdr + 24, id);
+	crc = jnl_crc32c(0, p->jp_hdr + 8, JNL_HDR_SIZE - 8);
+	for (unsigned i = 0; i < nparts; i++)
+		crc = jnl_crc32c(crc, parts[i].iov_base, parts[i].iov_len);
+	jnl_put32(p->jp_hdr + 4, crc);
+	j->j_active->js_end += need;
+	loc_r->jl_seg = j->j_active;
+	loc_r->jl_off = p->jp_off + JNL_HDR_SIZE;
+	return 0;
+}
+
+void jnl_abort(struct jnl *j)
+{
+	/* Give the queued space back: nothing of it was written. */
+	if (j->j_npend > 0 && j->j_active == j->j_pend[0].jp_seg)
+		j->j_active->js_end = j->j_pend[0].jp_off;
+	else if (j->j_npend > 0)
+		j->j_active = NULL;	/* it spans segments: start afresh */
+	j->j_npend = j->j_nparts = 0;
+}
+
+/* pwritev all of iov (n entries) at off. */
+static int jnl_pwritev_all(int fd, struct iovec *iov, unsigned n, uint64_t off)
+{
+	while (n > 0) {
+		unsigned cnt = n > JNL_IOV_MAX ? JNL_IOV_MAX : n;
+		ssize_t w = pwritev(fd, iov, (int)cnt, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		off += (uint64_t)w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0 && w > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Keep the first half of iov's bytes (the tear test hook). */
+static unsigned jnl_iov_half(struct iovec *iov, unsigned n)
+{
+	size_t total = 0, keep;
+
+	for (unsigned i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	keep = total / 2;
+	for (unsigned i = 0; i < n; i++) {
+		if (iov[i].iov_len >= keep) {
+			iov[i].iov_len = keep;
+			return i + 1;
+		}
+		keep -= iov[i].iov_len;
+	}
+	return n;
+}
+
+static const unsigned char jnl_zeros[8];
+
+int jnl_commit(struct jnl *j)
+{
+	struct iovec *iov = NULL;
+	unsigned i = 0;
+	int rc = 0;
+
+	if (j->j_npend == 0)
+		return 0;
+	j->j_groups++;
+	/* One pwritev run per segment the group reaches (usually one). */
+	while (i < j->j_npend && rc == 0) {
+		struct jnl_seg *s = j->j_pend[i].jp_seg;
+		uint64_t off = j->j_pend[i].jp_off;
+		unsigned k = i, n = 0, cap = 0;
+
+		for (; k < j->j_npend && j->j_pend[k].jp_seg == s; k++)
+			cap += 2 + j->j_pend[k].jp_nparts;
+		free(iov);
+		iov = malloc(cap * sizeof(*iov));
+		if (iov == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (; i < k; i++) {
+			struct jnl_pending *p = &j->j_pend[i];
+
+			iov[n++] = (struct iovec){ p->jp_hdr, JNL_HDR_SIZE };
+			for (unsigned m = 0; m < p->jp_nparts; m++)
+				if (j->j_parts[p->jp_part0 + m].iov_len > 0)
+					iov[n++] = j->j_parts[p->jp_part0 + m];
+			if (p->jp_pad > 0)
+				iov[n++] = (struct iovec){ (void *)jnl_zeros, p->jp_pad };
+		}
+		if (j->j_tear_at != 0 && j->j_groups == j->j_tear_at) {
+			n = jnl_iov_half(iov, n);
+			(void)jnl_pwritev_all(s->js_fd, iov, n, off);
+			(void)fdatasync(s->js_fd);
+			raise(SIGKILL);
+		}
+		rc = jnl_pwritev_all(s->js_fd, iov, n, off);
+		if (rc == 0 && fdatasync(s->js_fd) < 0)
+			rc = -errno;
+	}
+	free(iov);
+	if (rc != 0)
+		j->j_active = NULL;	/* never written again: see journal.h */
+	j->j_npend = j->j_nparts = 0;
+	return rc;
+}
+
+void jnl_position(const struct jnl *j, uint64_t *seq_r, uint64_t *off_r)
+{
+	if (j->j_active != NULL) {
+		*seq_r = j->j_active->js_seq;
+		*off_r = j->j_active->js_end;
+	} else {
+		*seq_r = j->j_next_seq;
+		*off_r = 0;
+	}
+}
+
+uint64_t jnl_bytes_since(const struct jnl *j, uint64_t seq, uint64_t off)
+{
+	uint64_t n = 0;
+
+	for (const struct jnl_seg *s = j->j_head; s != NULL; s = s->js_next) {
+		if (s->js_seq < seq)
+			continue;
+		n += s->js_end - (s->js_seq == seq && off < s->js_end ? off : 0);
+	}
+	return n;
+}
+
+void jnl_recycle(struct jnl *j, uint64_t before_seq)
+{
+	while (j->j_head != NULL && j->j_head->js_seq < before_seq &&
+	       j->j_head != j->j_active && atomic_load(&j->j_head->js_refs) == 0) {
+		struct jnl_seg *s = j->j_head;
+		char name[64], spare[64];
+
+		/* A tool reading beside us holds it shared: later. */
+		if (j->j_ro || flock(s->js_fd, LOCK_EX | LOCK_NB) < 0)
+			break;
+		j->j_head = s->js_next;
+		if (j->j_head == NULL)
+			j->j_tail = NULL;
+		jnl_seg_name(name, sizeof(name), s->js_seq);
+		snprintf(spare, sizeof(spare), "spare.%" PRIx64, s->js_seq);
+		if (j->j_nspares < JNL_SPARES_MAX && s->js_size <= JNL_SEG_SIZE) {
+			char **sp = realloc(j->j_spares, (j->j_nspares + 1) * sizeof(*sp));
+
+			if (sp != NULL)
+				j->j_spares = sp;
+			if (sp != NULL && renameat(j->j_dirfd, name, j->j_dirfd, spare) == 0 &&
+			    (sp[j->j_nspares] = strdup(spare)) != NULL) {
+				j->j_nspares++;
+				jnl_seg_free(s);
+				continue;
+			}
+		}
+		(void)unlinkat(j->j_dirfd, name, 0);
+		jnl_seg_free(s);
+	}
+}

@@ -1,0 +1,435 @@
+/*
+ * Unit tests for the queue journal (queue/journal.c, queue/queue_journal.c;
+ * README "Queue journal"): new mail is durable in a segment and readable
+ * from it; delivered mail leaves without a checkpoint; a checkpoint moves
+ * the rest into LMDB; a process that dies (no close) loses nothing that
+ * was returned committed; a group torn by a kill in the middle of its
+ * write is not replayed, the groups before it are; a record with a bad
+ * CRC ends its segment; records under another segment number (a recycled
+ * file) are not replayed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "queue/journal.h"
+#include "queue/queue.h"
+#include "queue/queue_internal.h"
+#include "tests/unit/tap.h"
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+};
+
+static void notify(void *ctx)
+{
+	struct waiter *w = ctx;
+
+	pthread_mutex_lock(&w->lock);
+	w->n++;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static char g_body[64][64];
+
+static void fill(struct queue_msg *m, struct queue_sink *sink, uint64_t id, struct qrcpt *rc,
+		 struct iovec iov[2], unsigned i)
+{
+	memset(m, 0, sizeof(*m));
+	m->qm_sink = sink;
+	m->qm_id = id;
+	m->qm_rec.sender = "from@example.org";
+	m->qm_rec.sender_len = 16;
+	m->qm_rec.nrcpt = 1;
+	m->qm_rec.rcpts = rc;
+	snprintf(g_body[i], sizeof(g_body[i]), "Subject: m%u\r\n\r\nbody %u\r\n", i, i);
+	iov[0].iov_base = "Received: x\r\n";
+	iov[0].iov_len = 13;
+	iov[1].iov_base = g_body[i];
+	iov[1].iov_len = strlen(g_body[i]);
+	m->qm_iov = iov;
+	m->qm_iovcnt = 2;
+}
+
+/* Submit one message and wait for it to come back; its status. */
+static int submit_wait(struct queue *q, struct queue_sink *s, struct waiter *w,
+		       struct queue_msg *m)
+{
+	struct queue_msg *got;
+
+	pthread_mutex_lock(&w->lock);
+	w->n = 0;
+	pthread_mutex_unlock(&w->lock);
+	queue_submit(q, m);
+	pthread_mutex_lock(&w->lock);
+	while (w->n == 0)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	got = queue_sink_take(s);
+	return got == m ? m->qm_status : -999;
+}
+
+static bool body_is(struct queue *q, uint64_t id, unsigned i)
+{
+	struct queue_body b;
+	char want[256];
+	bool ok;
+
+	snprintf(want, sizeof(want), "Received: x\r\n%.64s", g_body[i]);
+	if (queue_body_get(q, id, &b) != 0)
+		return false;
+	ok = b.qb_len == strlen(want) && memcmp(b.qb_data, want, b.qb_len) == 0;
+	queue_body_release(&b);
+	return ok;
+}
+
+static struct waiter g_uw = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static void upd_done(struct queue_update *u)
+{
+	(void)u;
+	notify(&g_uw);
+}
+
+static void test_journal_path(const char *dir)
+{
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
+	struct queue_rcpt_update ru = { 0, QRCPT_DELIVERED, 0, "250 ok", 6, 0, false };
+	struct queue_msg m[8];
+	struct queue_update u[4];
+	struct iovec iov[8][2];
+	struct queue_sink sink;
+	struct queue_stats st;
+	struct queue *q;
+	char err[256];
+	uint64_t n = 0;
+	bool ok = true;
+
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
+			  sizeof(err)) == 0, "queue opens with the journal");
+	queue_sink_init(&sink, notify, &w);
+	for (unsigned i = 0; i < 8; i++) {
+		fill(&m[i], &sink, 100 + i, &rc, iov[i], i);
+		ok &= submit_wait(q, &sink, &w, &m[i]) == 0;
+	}
+	queue_get_stats(q, &st);
+	tap_ok(ok && st.jnl_groups == 8 && st.checkpoints == 0,
+	       "8 messages committed through the journal (%llu groups, %llu checkpoints)",
+	       (unsigned long long)st.jnl_groups, (unsigned long long)st.checkpoints);
+	tap_ok(body_is(q, 103, 3), "a body is read back from its segment");
+	/* Delivered: four of them leave without ever reaching LMDB. */
+	for (unsigned i = 0; i < 4; i++) {
+		memset(&u[i], 0, sizeof(u[i]));
+		u[i].qu_id = 100 + i;
+		u[i].qu_rcpts = &ru;
+		u[i].qu_nrcpt = 1;
+		u[i].qu_done = upd_done;
+		queue_submit_update(q, &u[i]);
+	}
+	pthread_mutex_lock(&g_uw.lock);
+	while (g_uw.n < 4)
+		pthread_cond_wait(&g_uw.cond, &g_uw.lock);
+	pthread_mutex_unlock(&g_uw.lock);
+	ok = true;
+	for (unsigned i = 0; i < 4; i++)
+		ok &= u[i].qu_status == 0 && u[i].qu_removed;
+	queue_get_stats(q, &st);
+	tap_ok(ok && st.checkpoints == 0, "deliveries of journal messages leave by the journal");
+	{
+		struct queue_body b;
+
+		tap_ok(queue_body_get(q, 101, &b) == -ENOENT, "a delivered message is gone");
+	}
+	/* A walk of LMDB (the admin view) checkpoints first. */
+	ok = queue_admin_count(q, &n) == 0 && n == 4;
+	tap_ok(ok, "count after the checkpoint: %llu", (unsigned long long)n);
+	queue_get_stats(q, &st);
+	tap_ok(st.checkpoints >= 1, "the walk made a checkpoint");
+	tap_ok(body_is(q, 106, 6), "after the checkpoint the body comes from LMDB");
+	queue_close(&q);
+	queue_sink_destroy(&sink);
+	{
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/journal", dir);
+		tap_ok(!jnl_dir_has_segments(path), "a clean close leaves no segment to replay");
+	}
+	tap_ok(queue_open(&q, dir, 64u << 20, 0, err, sizeof(err)) == 0 &&
+	       queue_admin_count(q, &n) == 0 && n == 4 && body_is(q, 107, 7),
+	       "reopened: the four undelivered messages, byte-exact");
+	queue_close(&q);
+}
+
+/*
+ * A child commits messages one group each through the journal and dies
+ * without closing: after `tear` groups (0: all) with the tear hook, else
+ * by _exit. Returns how many came back committed (through a pipe).
+ */
+static int child_run(const char *dir, unsigned count, unsigned tear)
+{
+	int pfd[2], status;
+	pid_t pid;
+	unsigned char acked = 0;
+
+	if (pipe(pfd) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+		struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0,
+				    NULL, 0 };
+		struct queue_msg m[16];
+		struct iovec iov[16][2];
+		struct queue_sink sink;
+		struct queue *q;
+		char err[256];
+
+		close(pfd[0]);
+		if (tear > 0) {
+			char t[16];
+
+			snprintf(t, sizeof(t), "%u", tear);
+			setenv("RINGMTA_TEST_JOURNAL_TEAR", t, 1);
+		}
+		if (queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
+			       sizeof(err)) != 0)
+			_exit(2);
+		queue_sink_init(&sink, notify, &w);
+		for (unsigned i = 0; i < count; i++) {
+			fill(&m[i], &sink, 500 + i, &rc, iov[i], i);
+			if (submit_wait(q, &sink, &w, &m[i]) != 0)
+				_exit(3);
+			acked = (unsigned char)(i + 1);
+			if (write(pfd[1], &acked, 1) != 1)
+				_exit(4);
+		}
+		_exit(0);	/* as a kill: no close, no checkpoint */
+	}
+	close(pfd[1]);
+	while (read(pfd[0], &acked, 1) == 1)
+		;
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	if (tear > 0 && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+		return -2;
+	if (tear == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		return -3;
+	return acked;
+}
+
+static void test_replay(const char *dir)
+{
+	struct queue *q;
+	char err[256], path[512];
+	uint64_t n = 0;
+	int acked = child_run(dir, 6, 0);
+	bool ok = true;
+
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	tap_ok(acked == 6 && jnl_dir_has_segments(path),
+	       "a process died with 6 messages in the journal (%d)", acked);
+	/* A tool's open replays it (no daemon holds the queue). */
+	ok = queue_open(&q, dir, 64u << 20, QUEUE_F_RDONLY, err, sizeof(err)) == 0 &&
+	     queue_admin_count(q, &n) == 0 && n == 6;
+	tap_ok(ok, "replayed: %llu messages", (unsigned long long)n);
+	for (unsigned i = 0; q != NULL && i < 6; i++)
+		ok &= body_is(q, 500 + i, i);
+	tap_ok(ok, "every replayed body is byte-exact");
+	queue_close(&q);
+	tap_ok(!jnl_dir_has_segments(path), "after the replay no segment is left to replay");
+}
+
+/* After a clean stop every segment is a spare, and the stored position
+ * names a segment that is gone: the next run must number its segments
+ * above it, or a crash in that run would replay nothing. */
+static void test_run_after_clean_stop(const char *dir)
+{
+	struct queue *q;
+	char err[256];
+	uint64_t n = 0;
+	int acked = child_run(dir, 6, 0);
+	bool ok;
+
+	tap_ok(acked == 6, "a second run after a clean stop committed 6 and died");
+	ok = queue_open(&q, dir, 64u << 20, 0, err, sizeof(err)) == 0 &&
+	     queue_admin_count(q, &n) == 0 && n == 4 + 6;
+	tap_ok(ok, "all 10 there after its replay (%llu)", (unsigned long long)n);
+	queue_close(&q);
+}
+
+struct seen {
+	uint64_t ids[32];
+	unsigned n;
+	bool sorted;
+};
+
+static int seen_cb(void *ctx, uint64_t id, const struct qrecord *r, const void *body,
+		   size_t body_len)
+{
+	struct seen *s = ctx;
+
+	(void)r;
+	if (body_len < 13 || memcmp(body, "Received: x\r\n", 13) != 0)
+		return 1;
+	if (s->n > 0 && id <= s->ids[s->n - 1])
+		s->sorted = false;
+	if (s->n < 32)
+		s->ids[s->n++] = id;
+	return 0;
+}
+
+/* A tool beside a running committer sees the journal's messages too, in
+ * one state with LMDB's (some there, some in the journal). */
+static void test_view(const char *dir)
+{
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct qrcpt rc = { QRCPT_PENDING, 0, 0, "r@example.com", 13, NULL, 0, 0, 0, NULL, 0 };
+	struct queue_msg m[6];
+	struct iovec iov[6][2];
+	struct queue_sink sink;
+	struct queue *q, *t;
+	struct seen s = { .sorted = true };
+	char err[256];
+	uint64_t n = 0;
+	bool ok = true;
+
+	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
+			  sizeof(err)) == 0, "the daemon's queue opens");
+	queue_sink_init(&sink, notify, &w);
+	for (unsigned i = 0; i < 3; i++) {
+		fill(&m[i], &sink, 700 + i, &rc, iov[i], i);
+		ok &= submit_wait(q, &sink, &w, &m[i]) == 0;
+	}
+	queue_jnl_sync(q);	/* these three into LMDB */
+	for (unsigned i = 3; i < 6; i++) {
+		fill(&m[i], &sink, 700 + i, &rc, iov[i], i);
+		ok &= submit_wait(q, &sink, &w, &m[i]) == 0;
+	}
+	tap_ok(ok, "3 checkpointed, 3 more in the journal");
+	ok = queue_open(&t, dir, 64u << 20, QUEUE_F_RDONLY, err, sizeof(err)) == 0;
+	tap_ok(ok, "a tool opens the queue beside it %s", ok ? "" : err);
+	ok = t != NULL && queue_admin_count(t, &n) == 0 && n == 6;
+	tap_ok(ok, "the tool counts all 6 (%llu)", (unsigned long long)n);
+	if (t != NULL)
+		queue_admin_foreach(t, seen_cb, &s);
+	tap_ok(s.n == 6 && s.sorted && s.ids[0] == 700 && s.ids[5] == 705,
+	       "its walk gives all 6 in id order, bodies included (%u)", s.n);
+	tap_ok(t != NULL && body_is(t, 704, 4), "and a journal body, byte-exact");
+	queue_close(&t);
+	queue_close(&q);
+	queue_sink_destroy(&sink);
+}
+
+static void test_tear(const char *dir)
+{
+	struct queue *q;
+	char err[256];
+	uint64_t n = 0;
+	int acked = child_run(dir, 8, 5);
+	bool ok = true;
+
+	tap_ok(acked == 4, "killed while writing group 5: 4 acknowledged (%d)", acked);
+	err[0] = '\0';
+	ok = queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
+			sizeof(err)) == 0;
+	tap_ok(ok, "the daemon's open after the kill %s", err);
+	ok = q != NULL && queue_admin_count(q, &n) == 0 && n == 4;
+	tap_ok(ok, "the 4 acknowledged are there, the torn one is not (%llu)",
+	       (unsigned long long)n);
+	for (unsigned i = 0; q != NULL && i < 4; i++)
+		ok &= body_is(q, 500 + i, i);
+	tap_ok(ok, "byte-exact");
+	queue_close(&q);
+}
+
+/* --- the file layer alone ------------------------------------------------ */
+
+static int count_cb(void *ctx, const struct jnl_rec *r)
+{
+	unsigned *n = ctx;
+
+	(void)r;
+	(*n)++;
+	return 0;
+}
+
+static unsigned replay_count(const char *dir)
+{
+	struct jnl *j;
+	char err[256];
+	unsigned n = 0;
+	uint64_t es, eo;
+
+	if (jnl_open(&j, dir, false, err, sizeof(err)) != 0)
+		return 9999;
+	jnl_replay(j, 0, 0, count_cb, &n, &es, &eo);
+	jnl_close(&j);
+	return n;
+}
+
+static void test_file_layer(const char *dir)
+{
+	struct jnl *j;
+	struct jnl_loc loc[5];
+	char err[256], seg1[512], seg9[512];
+	struct iovec part = { "payload bytes", 13 };
+	int fd;
+	bool ok = true;
+
+	mkdir(dir, 0750);
+	tap_ok(jnl_open(&j, dir, false, err, sizeof(err)) == 0, "journal opens in %s", dir);
+	for (unsigned i = 0; i < 5; i++)
+		ok &= jnl_add(j, JNL_MSG, 10 + i, &part, 1, &loc[i]) == 0;
+	tap_ok(ok && jnl_commit(j) == 0, "5 records in one group");
+	tap_ok(memcmp(loc[2].jl_seg->js_map + loc[2].jl_off, "payload bytes", 13) == 0,
+	       "a payload is read from the map where jnl_add said");
+	jnl_close(&j);
+	tap_ok(replay_count(dir) == 5, "replay finds the 5");
+	/* One payload byte changed in record 3: it and what follows in its
+	 * segment are not replayed. */
+	snprintf(seg1, sizeof(seg1), "%s/0000000000000001.seg", dir);
+	fd = open(seg1, O_RDWR);
+	tap_ok(fd >= 0 && pwrite(fd, "X", 1, (off_t)loc[2].jl_off + 3) == 1, "flip a byte");
+	close(fd);
+	tap_ok(replay_count(dir) == 2, "a bad CRC ends the segment: 2 replayed");
+	/* The same file under another number (a recycled spare): its old
+	 * records carry segment 1 and are not taken for segment 9's. */
+	snprintf(seg9, sizeof(seg9), "%s/0000000000000009.seg", dir);
+	tap_ok(rename(seg1, seg9) == 0 && replay_count(dir) == 0,
+	       "stale records of a recycled file are not replayed");
+}
+
+int main(void)
+{
+	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[5][300];
+
+	if (mkdtemp(base) == NULL)
+		return 1;
+	for (int i = 0; i < 5; i++)
+		snprintf(d[i], sizeof(d[i]), "%s/q%d", base, i);
+	test_journal_path(d[0]);
+	test_run_after_clean_stop(d[0]);
+	test_view(d[4]);
+	test_replay(d[1]);
+	test_tear(d[2]);
+	test_file_layer(d[3]);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+		if (system(cmd) != 0)
+			tap_ok(0, "cleanup");
+	}
+	return tap_done();
+}
