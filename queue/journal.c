@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +101,17 @@ uint32_t jnl_crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len-- > 0)
 		crc = jnl_crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+uint32_t jnl_rec_crc(const unsigned char salt[8], const unsigned char *hdr,
+		     const struct iovec *parts, unsigned nparts)
+{
+	uint32_t crc = salt != NULL ? jnl_crc32c(0, salt, 8) : 0;
+
+	crc = jnl_crc32c(crc, hdr + 8, JNL_HDR_SIZE - 8);
+	for (unsigned i = 0; i < nparts; i++)
+		crc = jnl_crc32c(crc, parts[i].iov_base, parts[i].iov_len);
+	return crc;
 }
 
 /* --- headers ------------------------------------------------------------ */
@@ -253,6 +266,12 @@ static int jnl_seg_new(struct jnl *j, uint64_t need)
 		(void)unlinkat(j->j_dirfd, name, 0);
 		return rc;
 	}
+	if (getrandom(s->js_salt, sizeof(s->js_salt), 0) != (ssize_t)sizeof(s->js_salt)) {
+		uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+
+		memcpy(s->js_salt, &t, 8);	/* never fails on Linux >= 3.17 */
+	}
+	s->js_salted = true;
 	j->j_next_seq++;
 	jnl_seg_append(j, s);
 	j->j_active = s;
@@ -323,6 +342,12 @@ int jnl_open(struct jnl **j_r, const char *dir, bool ro, char *err, size_t errle
 	while ((e = readdir(d)) != NULL) {
 		if (!ro && strncmp(e->d_name, "spare.", 6) == 0) {
 			char **sp = realloc(j->j_spares, (j->j_nspares + 1) * sizeof(*sp));
+			uint64_t was = strtoull(e->d_name + 6, NULL, 16);
+
+			/* New segments are numbered above any number a spare
+			 * ever had, so its old records never pass for new. */
+			if (was != UINT64_MAX && was + 1 > j->j_next_seq)
+				j->j_next_seq = was + 1;
 
 			if (sp != NULL && (sp[j->j_nspares] = strdup(e->d_name)) != NULL) {
 				j->j_spares = sp;
@@ -365,7 +390,8 @@ int jnl_open(struct jnl **j_r, const char *dir, bool ro, char *err, size_t errle
 			return rc;
 		}
 		jnl_seg_append(j, s);
-		j->j_next_seq = seqs[i] + 1;
+		if (seqs[i] + 1 > j->j_next_seq)
+			j->j_next_seq = seqs[i] + 1;
 	}
 	free(seqs);
 	if (j->j_next_seq == 0)
@@ -398,11 +424,13 @@ void jnl_close(struct jnl **jp)
 	*jp = NULL;
 }
 
-/* The record at off in s, if valid; its payload length in *len_r. */
+/* The record at off in s, if valid (the JNL_SEG at 0 with no salt, any
+ * other with the segment's). */
 static bool jnl_rec_valid(const struct jnl_seg *s, uint64_t off, struct jnl_rec *r)
 {
 	const unsigned char *h;
-	uint32_t len, crc;
+	struct iovec pl;
+	uint32_t len;
 
 	if (s->js_map == NULL || off + JNL_HDR_SIZE > s->js_size || off % 8 != 0)
 		return false;
@@ -412,11 +440,11 @@ static bool jnl_rec_valid(const struct jnl_seg *s, uint64_t off, struct jnl_rec 
 	len = jnl_get32(h + 16);
 	if (len > s->js_size - off - JNL_HDR_SIZE)
 		return false;
-	if (h[20] != JNL_MSG && h[20] != JNL_DEL)
+	if (off == 0 ? h[20] != JNL_SEG || len != 8 :
+	    (h[20] != JNL_MSG && h[20] != JNL_DEL) || !s->js_salted)
 		return false;
-	crc = jnl_crc32c(0, h + 8, JNL_HDR_SIZE - 8);
-	crc = jnl_crc32c(crc, h + JNL_HDR_SIZE, len);
-	if (crc != jnl_get32(h + 4))
+	pl = (struct iovec){ (void *)(h + JNL_HDR_SIZE), len };
+	if (jnl_rec_crc(off == 0 ? NULL : s->js_salt, h, &pl, 1) != jnl_get32(h + 4))
 		return false;
 	r->jr_type = h[20];
 	r->jr_id = jnl_get64(h + 24);
@@ -428,26 +456,67 @@ static bool jnl_rec_valid(const struct jnl_seg *s, uint64_t off, struct jnl_rec 
 	return true;
 }
 
+/* Keep the bytes replay could not read, [from, to), for inspection. */
+static void jnl_keep_damage(struct jnl *j, const struct jnl_seg *s, uint64_t from, uint64_t to)
+{
+	char name[64];
+	int fd;
+
+	if (j->j_ro)
+		return;
+	snprintf(name, sizeof(name), "damaged-%016" PRIx64 "-%" PRIu64, s->js_seq, from);
+	fd = openat(j->j_dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	if (write(fd, s->js_map + from, (size_t)(to - from)) < 0 || fsync(fd) < 0)
+		fprintf(stderr, "ringmta: queue journal: %s/%s: %s\n", j->j_dir, name,
+			strerror(errno));
+	close(fd);
+}
+
 int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 	       int (*cb)(void *ctx, const struct jnl_rec *r), void *ctx,
-	       uint64_t *end_seq_r, uint64_t *end_off_r)
+	       uint64_t *end_seq_r, uint64_t *end_off_r, unsigned *damaged_r)
 {
 	*end_seq_r = seq;
 	*end_off_r = off;
+	*damaged_r = 0;
 	for (struct jnl_seg *s = j->j_head; s != NULL; s = s->js_next) {
-		uint64_t o = s->js_seq == seq ? off : 0;
 		struct jnl_rec r;
+		uint64_t o;
 
 		if (s->js_seq < seq)
 			continue;
-		/* A segment ends at its first bad record: a torn tail, or
-		 * what the file held before it was recycled. */
-		while (jnl_rec_valid(s, o, &r)) {
-			if (cb(ctx, &r) != 0)
-				return 1;
-			o = r.jr_next_off;
-			*end_seq_r = s->js_seq;
-			*end_off_r = o;
+		/* The salt first: without it nothing in the file is ours
+		 * (a spare's old records, zeros). */
+		if (!jnl_rec_valid(s, 0, &r))
+			continue;
+		memcpy(s->js_salt, r.jr_data, 8);
+		s->js_salted = true;
+		o = s->js_seq == seq && off > r.jr_next_off ? off : r.jr_next_off;
+		for (;;) {
+			uint64_t bad;
+
+			while (jnl_rec_valid(s, o, &r)) {
+				if (cb(ctx, &r) != 0)
+					return 1;
+				o = r.jr_next_off;
+				*end_seq_r = s->js_seq;
+				*end_off_r = o;
+			}
+			/* A bad record: the end, unless a valid one follows. */
+			bad = o;
+			for (o += 8; o + JNL_HDR_SIZE <= s->js_size; o += 8)
+				if (jnl_get32(s->js_map + o) == JNL_MAGIC && jnl_rec_valid(s, o, &r))
+					break;
+			if (o + JNL_HDR_SIZE > s->js_size)
+				break;
+			fprintf(stderr, "ringmta: queue journal %s: segment %016" PRIx64 " is damaged"
+				" at offset %" PRIu64 " (%" PRIu64 " bytes unreadable, kept as"
+				" damaged-%016" PRIx64 "-%" PRIu64 "); the records after it are"
+				" replayed\n", j->j_dir, s->js_seq, bad, o - bad, s->js_seq, bad);
+			jnl_keep_damage(j, s, bad, o);
+			(*damaged_r)++;
 		}
 	}
 	return 0;
@@ -469,22 +538,13 @@ void jnl_test_hooks(struct jnl *j)
 	j->j_tear_at = t != NULL ? (unsigned)strtoul(t, NULL, 10) : 0;
 }
 
-int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
-	    unsigned nparts, struct jnl_loc *loc_r)
+/* Queue a record into seg at its end (the caller checked the room). */
+static int jnl_queue(struct jnl *j, struct jnl_seg *seg, uint8_t type, uint64_t id,
+		     const struct iovec *parts, unsigned nparts, uint64_t len,
+		     struct jnl_loc *loc_r)
 {
 	struct jnl_pending *p;
-	uint64_t len = 0, need;
-	uint32_t crc;
-	int rc;
 
-	for (unsigned i = 0; i < nparts; i++)
-		len += parts[i].iov_len;
-	if (len > UINT32_MAX - 8)
-		return -EFBIG;
-	need = JNL_HDR_SIZE + jnl_pad8(len);
-	if (j->j_active == NULL || j->j_active->js_end + need > j->j_active->js_size)
-		if ((rc = jnl_seg_new(j, need)) < 0)
-			return rc;
 	if (j->j_npend == j->j_pendcap) {
 		unsigned cap = j->j_pendcap ? j->j_pendcap * 2 : 64;
 		struct jnl_pending *np = realloc(j->j_pend, cap * sizeof(*np));
@@ -507,8 +567,8 @@ int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
 		j->j_partcap = cap;
 	}
 	p = &j->j_pend[j->j_npend++];
-	p->jp_seg = j->j_active;
-	p->jp_off = j->j_active->js_end;
+	p->jp_seg = seg;
+	p->jp_off = seg->js_end;
 	p->jp_part0 = j->j_nparts;
 	p->jp_nparts = nparts;
 	p->jp_pad = (unsigned)(jnl_pad8(len) - len);
@@ -517,27 +577,56 @@ int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
 	j->j_nparts += nparts;
 	memset(p->jp_hdr, 0, sizeof(p->jp_hdr));
 	jnl_put32(p->jp_hdr, JNL_MAGIC);
-	jnl_put64(p->jp_hdr + 8, j->j_active->js_seq);
+	jnl_put64(p->jp_hdr + 8, seg->js_seq);
 	jnl_put32(p->jp_hdr + 16, (uint32_t)len);
 	p->jp_hdr[20] = type;
 	jnl_put64(p->jp_hdr + 24, id);
-	crc = jnl_crc32c(0, p->jp_hdr + 8, JNL_HDR_SIZE - 8);
-	for (unsigned i = 0; i < nparts; i++)
-		crc = jnl_crc32c(crc, parts[i].iov_base, parts[i].iov_len);
-	jnl_put32(p->jp_hdr + 4, crc);
-	j->j_active->js_end += need;
-	loc_r->jl_seg = j->j_active;
-	loc_r->jl_off = p->jp_off + JNL_HDR_SIZE;
+	jnl_put32(p->jp_hdr + 4, jnl_rec_crc(type == JNL_SEG ? NULL : seg->js_salt, p->jp_hdr,
+					     parts, nparts));
+	seg->js_end += JNL_HDR_SIZE + jnl_pad8(len);
+	if (loc_r != NULL) {
+		loc_r->jl_seg = seg;
+		loc_r->jl_off = p->jp_off + JNL_HDR_SIZE;
+	}
 	return 0;
+}
+
+int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
+	    unsigned nparts, struct jnl_loc *loc_r)
+{
+	uint64_t len = 0, need, room;
+	int rc;
+
+	for (unsigned i = 0; i < nparts; i++)
+		len += parts[i].iov_len;
+	if (len > UINT32_MAX - 8)
+		return -EFBIG;
+	need = JNL_HDR_SIZE + jnl_pad8(len);
+	room = j->j_active == NULL ? 0 : j->j_active->js_size - j->j_active->js_end;
+	if (type == JNL_MSG)
+		room = room > JNL_DEL_RESERVE ? room - JNL_DEL_RESERVE : 0;
+	if (room < need) {
+		struct iovec salt;
+
+		if ((rc = jnl_seg_new(j, need + JNL_HDR_SIZE + 8 + JNL_DEL_RESERVE)) < 0)
+			return rc;
+		/* Its first record: the salt every later CRC in it covers. */
+		salt = (struct iovec){ j->j_active->js_salt, 8 };
+		rc = jnl_queue(j, j->j_active, JNL_SEG, 0, &salt, 1, 8, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	return jnl_queue(j, j->j_active, type, id, parts, nparts, len, loc_r);
 }
 
 void jnl_abort(struct jnl *j)
 {
-	/* Give the queued space back: nothing of it was written. */
-	if (j->j_npend > 0 && j->j_active == j->j_pend[0].jp_seg)
+	/* Give the queued space back: nothing of it was written. A segment
+	 * whose first record (its salt) was among it is left unused. */
+	if (j->j_npend > 0 && j->j_active == j->j_pend[0].jp_seg && j->j_pend[0].jp_off > 0)
 		j->j_active->js_end = j->j_pend[0].jp_off;
 	else if (j->j_npend > 0)
-		j->j_active = NULL;	/* it spans segments: start afresh */
+		j->j_active = NULL;
 	j->j_npend = j->j_nparts = 0;
 }
 
@@ -656,24 +745,33 @@ uint64_t jnl_bytes_since(const struct jnl *j, uint64_t seq, uint64_t off)
 	for (const struct jnl_seg *s = j->j_head; s != NULL; s = s->js_next) {
 		if (s->js_seq < seq)
 			continue;
-		n += s->js_end - (s->js_seq == seq && off < s->js_end ? off : 0);
+		/* From off in the position's own segment, all of later ones. */
+		n += s->js_end - (s->js_seq == seq ? (off < s->js_end ? off : s->js_end) : 0);
 	}
 	return n;
 }
 
 void jnl_recycle(struct jnl *j, uint64_t before_seq)
 {
-	while (j->j_head != NULL && j->j_head->js_seq < before_seq &&
-	       j->j_head != j->j_active && atomic_load(&j->j_head->js_refs) == 0) {
-		struct jnl_seg *s = j->j_head;
+	struct jnl_seg **pp = &j->j_head, *prev = NULL;
+
+	if (j->j_ro)
+		return;
+	while (*pp != NULL) {
+		struct jnl_seg *s = *pp;
 		char name[64], spare[64];
 
-		/* A tool reading beside us holds it shared: later. */
-		if (j->j_ro || flock(s->js_fd, LOCK_EX | LOCK_NB) < 0)
-			break;
-		j->j_head = s->js_next;
-		if (j->j_head == NULL)
-			j->j_tail = NULL;
+		/* Still needed, held here, or held by a tool beside us (its
+		 * shared flock): later. */
+		if (s->js_seq >= before_seq || s == j->j_active ||
+		    atomic_load(&s->js_refs) != 0 || flock(s->js_fd, LOCK_EX | LOCK_NB) < 0) {
+			prev = s;
+			pp = &s->js_next;
+			continue;
+		}
+		*pp = s->js_next;
+		if (j->j_tail == s)
+			j->j_tail = prev;
 		jnl_seg_name(name, sizeof(name), s->js_seq);
 		snprintf(spare, sizeof(spare), "spare.%" PRIx64, s->js_seq);
 		if (j->j_nspares < JNL_SPARES_MAX && s->js_size <= JNL_SEG_SIZE) {

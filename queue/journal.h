@@ -8,12 +8,20 @@
  * queue_dir/journal/spare.<n>: segments done with, kept to be written
  * again (an overwrite of allocated blocks needs no metadata in the sync).
  *
- * A record: a 32-byte header (magic, CRC-32C of all that follows it in
- * the header and the payload, the segment's number, payload length, type,
- * id), the payload, zero padding to 8 bytes. A reader takes records in
- * order until the first whose magic, segment number, length or CRC is
- * wrong: a torn tail (never acknowledged: its group's sync did not
- * return) or what a spare held before (another segment number).
+ * A record: a 32-byte header (magic, CRC-32C, the segment's number,
+ * payload length, type, id), the payload, zero padding to 8 bytes. Every
+ * segment begins with a JNL_SEG record holding 8 random bytes, the
+ * segment's salt; every other record's CRC covers the salt, then the
+ * rest of its header and its payload. A reader takes records in order;
+ * at one whose magic, segment number, length or CRC is wrong it scans on
+ * (8 bytes at a time) for the next valid one:
+ *  - none: the end of the segment (a torn tail, never acknowledged: its
+ *    group's sync did not return; zeros; what a spare held before, under
+ *    another segment number and salt);
+ *  - one: the bad record was damage (a torn group has nothing valid
+ *    after it); it is reported, kept as damaged-<seq>-<offset>, and the
+ *    replay goes on. The salt makes this scan safe: a record hidden in a
+ *    message body cannot carry a valid CRC without it.
  *
  * Writes are grouped: jnl_add() queues records (their bytes are not
  * copied: the iovecs must stay valid until jnl_commit()), jnl_commit()
@@ -39,7 +47,12 @@
 enum jnl_type {
 	JNL_MSG = 1,	/* a new message: u32 record length, record, body */
 	JNL_DEL = 2,	/* the message left the queue: no payload */
+	JNL_SEG = 3,	/* a segment's first record: its 8-byte salt */
 };
+
+/* The end of each segment kept for JNL_DEL records: a full disk that
+ * refuses a new segment (and so new mail) still lets deliveries leave. */
+#define JNL_DEL_RESERVE (256u << 10)
 
 struct jnl_seg {
 	struct jnl_seg *js_next;	/* in write order */
@@ -48,6 +61,8 @@ struct jnl_seg {
 	const unsigned char *js_map;	/* js_size bytes, read-only */
 	uint64_t js_size;
 	uint64_t js_end;		/* writer: bytes queued or written */
+	unsigned char js_salt[8];	/* see above; valid when js_salted */
+	bool js_salted;
 	_Atomic unsigned js_refs;	/* readers (open bodies, overlay entries) */
 };
 
@@ -79,10 +94,11 @@ void jnl_close(struct jnl **j);
 
 /* Every valid record from (seq, off) on, in order; cb returns non-zero to
  * stop. The position after the last valid record in *end_seq_r /
- * *end_off_r. Before any jnl_add. */
+ * *end_off_r; damage found (a valid record after a bad one) is logged and
+ * counted in *damaged_r. Before any jnl_add. */
 int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 	       int (*cb)(void *ctx, const struct jnl_rec *r), void *ctx,
-	       uint64_t *end_seq_r, uint64_t *end_off_r);
+	       uint64_t *end_seq_r, uint64_t *end_off_r, unsigned *damaged_r);
 /* After a replay: write from a new segment on, numbered min_seq or more
  * (above the stored position's, whose segment may be gone: after a clean
  * stop every segment is a spare). None of the old ones is written again;
@@ -90,7 +106,8 @@ int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 void jnl_start_after_replay(struct jnl *j, uint64_t min_seq);
 
 /* Queue one record of parts; *loc_r where its payload will lie. 0, or
- * -errno (no room for a segment: -ENOSPC). */
+ * -errno (no room for a segment: -ENOSPC). A JNL_MSG leaves the last
+ * JNL_DEL_RESERVE bytes of a segment to JNL_DEL records. */
 int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
 	    unsigned nparts, struct jnl_loc *loc_r);
 /* Write and sync what was queued. On an error the queued records are
@@ -104,7 +121,8 @@ void jnl_position(const struct jnl *j, uint64_t *seq_r, uint64_t *off_r);
 /* Bytes written since (seq, off) (an estimate across segments). */
 uint64_t jnl_bytes_since(const struct jnl *j, uint64_t seq, uint64_t off);
 /* Recycle every segment before seq that no reader holds (writer): no
- * reference in this process, no shared flock from another. */
+ * reference in this process, no shared flock from another; a held one is
+ * skipped and tried again the next time. */
 void jnl_recycle(struct jnl *j, uint64_t before_seq);
 /* Any segment file present (after a crash: records to replay?). */
 bool jnl_dir_has_segments(const char *dir);
@@ -121,6 +139,10 @@ static inline void jnl_seg_unref(struct jnl_seg *s)
 
 /* CRC-32C (Castagnoli), as records carry it; crc 0 to start. */
 uint32_t jnl_crc32c(uint32_t crc, const void *buf, size_t len);
+/* A record's CRC: over the salt (NULL for a JNL_SEG), the header from its
+ * byte 8 on, and the payload. */
+uint32_t jnl_rec_crc(const unsigned char salt[8], const unsigned char *hdr,
+		     const struct iovec *parts, unsigned nparts);
 
 /* Test hook: RINGMTA_TEST_JOURNAL_TEAR=N makes the N-th group written
  * stop half way and the process kill itself (kill -9 in a segment write). */

@@ -239,9 +239,9 @@ static bool queue_map_short(struct queue *q, uint64_t need)
  * tries to grow the allocation again.
  */
 static void queue_batch_room(struct queue *q, struct queue_msg *batch,
-			     struct queue_update *ubatch)
+			     struct queue_update *ubatch, uint64_t extra)
 {
-	uint64_t fixed = QUEUE_TXN_PAGES * q->q_psize, in = 0, up = 0;
+	uint64_t fixed = QUEUE_TXN_PAGES * q->q_psize + extra, in = 0, up = 0;
 	int rc;
 
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
@@ -302,6 +302,36 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	}
 }
 
+/* What the batch's LMDB part may write (queue_room). */
+static uint64_t queue_batch_bytes(const struct queue_msg *batch,
+				  const struct queue_update *ubatch)
+{
+	uint64_t n = 0;
+
+	for (; batch != NULL; batch = batch->qm_next)
+		if (batch->qm_status == 0)
+			n += queue_msg_bytes(batch);
+	for (; ubatch != NULL; ubatch = ubatch->qu_next)
+		if (ubatch->qu_status == 0)
+			n += queue_update_bytes(ubatch);
+	return n;
+}
+
+/*
+ * This batch's journal group failed, and no checkpoint past it commits
+ * with the batch: its new mail is refused (4xx), not stored in LMDB. Its
+ * records may have reached the disk ahead of the stored position, and a
+ * replay would bring back a message LMDB had since delivered.
+ */
+static void queue_refuse_failed_group(struct queue *q, struct queue_msg *batch)
+{
+	if (!q->q_jnl_failed_now)
+		return;
+	for (; batch != NULL; batch = batch->qm_next)
+		if (batch->qm_status == 0)
+			batch->qm_status = -EIO;
+}
+
 /* Whether anything of the batch is left for LMDB (not journaled). */
 static bool queue_batch_lmdb(const struct queue_msg *batch, const struct queue_update *ubatch)
 {
@@ -341,13 +371,17 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 		queue_jnl_cp_failed(q, ubatch, -EAGAIN);
 		cp = false;
 	} else if (cp && queue_room(q, QUEUE_TXN_PAGES * q->q_psize + queue_jnl_cp_bytes(q) +
-				       q->q_reserve) < 0) {
+				       queue_batch_bytes(batch, ubatch) + q->q_reserve) < 0) {
+		/* Room for the checkpoint and the rest of the batch, together:
+		 * they go in one transaction. */
 		queue_jnl_cp_failed(q, ubatch, -ENOSPC);
 		cp = false;
 	}
+	if (!cp)
+		queue_refuse_failed_group(q, batch);
 	if (cp || queue_batch_lmdb(batch, ubatch)) {
 		queue_readers_check(q, false);
-		queue_batch_room(q, batch, ubatch);
+		queue_batch_room(q, batch, ubatch, cp ? queue_jnl_cp_bytes(q) : 0);
 		rc = queue_write_batch(q, batch, ubatch, &ids, cp);
 		if (rc != 0 && cp) {
 			/* The journal keeps its messages (durable there); the
@@ -355,6 +389,7 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 			queue_jnl_cp_failed(q, ubatch, rc);
 			cp = false;
 			ids.n = njnl;
+			queue_refuse_failed_group(q, batch);
 			rc = queue_batch_lmdb(batch, ubatch) ?
 			     queue_write_batch(q, batch, ubatch, &ids, false) : 0;
 		}
@@ -910,9 +945,11 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	}
 	pthread_cond_init(&q->q_cp_cond, NULL);
 	pthread_mutex_init(&q->q_ov_lock, NULL);
-	/* A journal a killed daemon left: replayed first, when no daemon
-	 * holds the queue now (the tools then see every message). */
-	if (!(flags & QUEUE_F_EXCLUSIVE))
+	/* A journal a killed daemon left: a tool that writes replays it
+	 * first, when no daemon holds the queue now; a tool that reads never
+	 * takes the daemon's lock (it would keep a restarting daemon out):
+	 * it reads the journal beside LMDB instead (queue_jnl_view). */
+	if (!(flags & (QUEUE_F_EXCLUSIVE | QUEUE_F_RDONLY)))
 		queue_jnl_recover_dir(dir, map_size);
 	q->q_linger_ns = QUEUE_LINGER_NS;
 	q->q_batch_want = QUEUE_BATCH_WANT;

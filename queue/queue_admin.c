@@ -96,10 +96,16 @@ int queue_admin_foreach_from(struct queue *q, uint64_t from_id,
 		id = rc == 0 && k.mv_size == 8 ? queue_key_get(k.mv_data) : UINT64_MAX;
 		/* The journal's messages below this one first. */
 		while (iov < nov && ov[iov] < id) {
-			if (queue_ov_peek(q, ov[iov], &r, &body, &blen) == 1 &&
-			    cb(ctx, ov[iov], &r, body, blen) != 0) {
-				rc = MDB_NOTFOUND;
-				goto out;
+			struct jnl_seg *seg;
+
+			if (queue_ov_peek(q, ov[iov], &r, &body, &blen, &seg) == 1) {
+				int stop = cb(ctx, ov[iov], &r, body, blen);
+
+				jnl_seg_unref(seg);
+				if (stop != 0) {
+					rc = MDB_NOTFOUND;
+					goto out;
+				}
 			}
 			iov++;
 		}
@@ -177,13 +183,14 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 	char ids[17], cls[48];
 	const void *ovbody = NULL;
 	size_t ovlen = 0;
+	struct jnl_seg *seg = NULL;
 	bool own;
 	int ret = 0;
 
 	queue_key_put(key, id);
 	if (queue_read_txn(q, &txn, &own) != 0)
 		return -EIO;
-	if (queue_ov_peek(q, id, &r, &ovbody, &ovlen) == 1) {
+	if (queue_ov_peek(q, id, &r, &ovbody, &ovlen, &seg) == 1) {
 		/* in a tool's view of the journal */
 	} else if (mdb_get(txn, q->q_meta, &k, &v) != 0) {
 		ret = -ENOENT;
@@ -213,6 +220,8 @@ int queue_admin_show(struct queue *q, uint64_t id, FILE *out)
 	else if (mdb_get(txn, q->q_body, &k, &bv) == 0)
 		fwrite(bv.mv_data, 1, bv.mv_size, out);
 out:
+	if (seg != NULL)
+		jnl_seg_unref(seg);
 	if (own)
 		mdb_txn_abort(txn);
 	return ret;

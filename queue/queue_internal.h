@@ -96,6 +96,8 @@ struct queue {
 	uint64_t q_ov_bytes;		/* what a checkpoint would write, about */
 	struct queue_ov_entry *q_ov_oldest, *q_ov_newest;
 	uint64_t q_cp_seq, q_cp_off;	/* committer: the last checkpoint */
+	bool q_cp_at_end;		/* and no group written since */
+	bool q_jnl_failed_now;		/* this batch's group failed (queue.c) */
 	bool q_jnl_broken;		/* a group failed: checkpoint past it */
 	bool q_jnl_warned;		/* the failure was logged */
 	bool q_cp_warned;		/* a failed checkpoint was logged */
@@ -175,10 +177,10 @@ int queue_read_txn(struct queue *q, MDB_txn **txn_r, bool *own_r);
 /* Overlay entries with id >= from, sorted by id (a malloc'd array of
  * ids, *n_r of them; NULL when none). */
 uint64_t *queue_ov_ids_from(struct queue *q, uint64_t from, size_t *n_r);
-/* Decode an overlay message's record and find its body: 1 found, 0 not
- * (valid while the queue is open: only a view's entries stay put). */
+/* Decode an overlay message's record and find its body: 1 found, 0 not;
+ * both stay valid until the caller drops *seg_r (jnl_seg_unref). */
 int queue_ov_peek(struct queue *q, uint64_t id, struct qrecord *r_r, const void **body_r,
-		  size_t *body_len_r);
+		  size_t *body_len_r, struct jnl_seg **seg_r);
 /* Committer: the journal's part of a batch. Marks what it made durable
  * (QUEUE_ST_JOURNAL) and returns whether the LMDB part must checkpoint. */
 bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,

@@ -45,6 +45,12 @@
 #define QUEUE_CP_AGE_NS (500u * 1000000u)
 #define QUEUE_CP_BYTES (48u << 20)
 #define QUEUE_CP_RETRY_NS 1000000000u	/* after a failed checkpoint */
+/* Larger messages go straight to LMDB: their bodies fill overflow pages
+ * written once (1.04x their size at 100 KiB), where through the journal
+ * every one still queued at a checkpoint would be written twice; the
+ * journal pays off for small mail, whose LMDB cost is each commit's
+ * fixed pages (README "Queue journal"). */
+#define QUEUE_JNL_BODY_MAX (16u << 10)
 
 static const unsigned char queue_jpos_key[] = "pos";
 
@@ -108,6 +114,21 @@ static int queue_ov_grow(struct queue *q)
 	return 0;
 }
 
+/*
+ * What a checkpoint may write into LMDB for e (queue_room, the map
+ * checks): a body too large for a leaf goes to whole overflow pages; a
+ * small one, and the record, may sit in half-empty leaves; the schedule
+ * entry and a share of the branch pages. An estimate too low is a write
+ * into a hole when the disk is full (SIGBUS), so it errs high.
+ */
+static uint64_t queue_ov_cost(const struct queue *q, const struct queue_ov_entry *e)
+{
+	uint64_t ps = q->q_psize ? q->q_psize : 4096, body = e->oe_body_len;
+
+	body = body + 64 > ps / 2 ? (body + 16 + ps - 1) / ps * ps + ps : 2 * body + 128;
+	return body + 2 * (uint64_t)e->oe_rec_len + 512;
+}
+
 /* Add an entry (the caller made it; it holds a reference on its segment). */
 static int queue_ov_add(struct queue *q, struct queue_ov_entry *e)
 {
@@ -126,7 +147,7 @@ static int queue_ov_add(struct queue *q, struct queue_ov_entry *e)
 		q->q_ov_oldest = e;
 	q->q_ov_newest = e;
 	q->q_ov_count++;
-	q->q_ov_bytes += e->oe_rec_len + e->oe_body_len + 1024u;
+	q->q_ov_bytes += queue_ov_cost(q, e);
 	return 0;
 }
 
@@ -147,7 +168,7 @@ static void queue_ov_remove(struct queue *q, struct queue_ov_entry *e)
 	else
 		q->q_ov_newest = e->oe_older;
 	q->q_ov_count--;
-	q->q_ov_bytes -= e->oe_rec_len + e->oe_body_len + 1024u;
+	q->q_ov_bytes -= queue_ov_cost(q, e);
 	jnl_seg_unref(e->oe_loc.jl_seg);
 	free(e);
 }
@@ -276,7 +297,7 @@ uint64_t *queue_ov_ids_from(struct queue *q, uint64_t from, size_t *n_r)
 }
 
 int queue_ov_peek(struct queue *q, uint64_t id, struct qrecord *r_r, const void **body_r,
-		  size_t *body_len_r)
+		  size_t *body_len_r, struct jnl_seg **seg_r)
 {
 	struct queue_ov_entry *e;
 	int found = 0;
@@ -286,6 +307,10 @@ int queue_ov_peek(struct queue *q, uint64_t id, struct qrecord *r_r, const void 
 	pthread_mutex_lock(&q->q_ov_lock);
 	e = queue_ov_find(q, id);
 	if (e != NULL && qrecord_decode(queue_ov_payload(e) + 4, e->oe_rec_len, r_r) == 0) {
+		/* The entry may go as soon as the lock does; the segment
+		 * stays mapped while held. */
+		jnl_seg_ref(e->oe_loc.jl_seg);
+		*seg_r = e->oe_loc.jl_seg;
 		*body_r = queue_ov_payload(e) + 4 + e->oe_rec_len;
 		*body_len_r = e->oe_body_len;
 		found = 1;
@@ -389,6 +414,71 @@ static int queue_jnl_room(struct queue *q, uint64_t need)
 	return queue_room(q, need) < 0 ? -ENOSPC : 0;
 }
 
+/* Whether id is stored already, in the overlay or in LMDB (txn): a
+ * second message with one id would hide or replace the first. */
+static bool queue_jnl_id_taken(struct queue *q, MDB_txn *txn, uint64_t id)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	bool taken;
+
+	pthread_mutex_lock(&q->q_ov_lock);
+	taken = queue_ov_find(q, id) != NULL;
+	pthread_mutex_unlock(&q->q_ov_lock);
+	queue_key_put(key, id);
+	return taken || (txn != NULL && mdb_get(txn, q->q_meta, &k, &v) == 0);
+}
+
+/* A new message the journal takes: no event records (they go with the
+ * message into LMDB's "events" in one transaction), not too large. */
+static bool queue_jnl_msg_ok(const struct queue_msg *m)
+{
+	size_t total = 0;
+
+	if (m->qm_status != 0 || m->qm_events != NULL)
+		return false;
+	for (unsigned i = 0; i < m->qm_iovcnt && total <= QUEUE_JNL_BODY_MAX; i++)
+		total += m->qm_iov[i].iov_len;
+	return total <= QUEUE_JNL_BODY_MAX;
+}
+
+/* Queue one new message's record: u32 record length, record, body. */
+static int queue_jnl_add_msg(struct queue *q, struct queue_msg *m, struct queue_jnl_new *n)
+{
+	struct iovec parts[1 + 64], *big = NULL, *pp = parts;
+	size_t total = 0, rl;
+	uint32_t rl32;
+	int rc;
+
+	for (unsigned i = 0; i < m->qm_iovcnt; i++)
+		total += m->qm_iov[i].iov_len;
+	m->qm_rec.size = total;
+	rl = qrecord_encoded_size(&m->qm_rec);
+	n->jn_msg = m;
+	n->jn_enc = malloc(4 + rl);
+	if (n->jn_enc == NULL)
+		return -ENOMEM;
+	rl32 = (uint32_t)rl;
+	memcpy(n->jn_enc, &rl32, 4);
+	qrecord_encode(&m->qm_rec, (char *)n->jn_enc + 4);
+	if (m->qm_iovcnt > 64 && (pp = big = malloc((1 + m->qm_iovcnt) * sizeof(*big))) == NULL) {
+		free(n->jn_enc);
+		n->jn_enc = NULL;
+		return -ENOMEM;
+	}
+	pp[0] = (struct iovec){ n->jn_enc, 4 + rl };
+	/* The body from the workers' buffers: the kernel copies it into the
+	 * page cache, no copy of ours. */
+	memcpy(&pp[1], m->qm_iov, m->qm_iovcnt * sizeof(*pp));
+	rc = jnl_add(q->q_jnl, JNL_MSG, m->qm_id, pp, 1 + m->qm_iovcnt, &n->jn_loc);
+	free(big);
+	if (rc != 0) {
+		free(n->jn_enc);
+		n->jn_enc = NULL;
+	}
+	return rc;
+}
+
 bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
 		     struct queue_idlist *ids, bool want_cp)
 {
@@ -396,8 +486,10 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 	unsigned nnew = 0, cap = 0, ndel = 0;
 	uint64_t wait, in = 0;
 	bool need_cp = want_cp || queue_jnl_cp_due(q, &wait);
+	MDB_txn *txn = NULL;
 	int rc = 0;
 
+	q->q_jnl_failed_now = false;
 	if (q->q_jnl == NULL)
 		return false;
 	/* After a failed group only a checkpoint (past it) comes next. */
@@ -416,11 +508,11 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 			need_cp = true;
 	}
 	for (struct queue_msg *m = batch; q->q_jnl_new && m != NULL; m = m->qm_next)
-		if (m->qm_status == 0 && m->qm_events == NULL) {
+		if (queue_jnl_msg_ok(m)) {
 			cap++;
 			for (unsigned i = 0; i < m->qm_iovcnt; i++)
 				in += m->qm_iov[i].iov_len;
-			in += 1024;
+			in += 2 * q->q_psize;	/* as queue_ov_cost errs high */
 		}
 	/* New mail only while LMDB could still take it at a checkpoint;
 	 * else it goes to LMDB now, and its full-store rules answer. */
@@ -428,75 +520,52 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 		cap = 0;
 	if (cap == 0 && ndel == 0)
 		return need_cp;
-	if (cap > 0 && (nw = calloc(cap, sizeof(*nw))) == NULL)
+	if (cap > 0 && ((nw = calloc(cap, sizeof(*nw))) == NULL ||
+			mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) != 0)) {
+		free(nw);
 		return need_cp;	/* LMDB takes it all */
-	for (struct queue_msg *m = batch; m != NULL && rc == 0 && nnew < cap; m = m->qm_next) {
-		struct iovec parts[1 + 64];
-		struct queue_jnl_new *n;
-		size_t total = 0, rl;
-		uint32_t rl32;
-		unsigned np = 0;
-
-		if (m->qm_status != 0 || m->qm_events != NULL)
-			continue;
-		for (unsigned i = 0; i < m->qm_iovcnt; i++)
-			total += m->qm_iov[i].iov_len;
-		m->qm_rec.size = total;
-		rl = qrecord_encoded_size(&m->qm_rec);
-		n = &nw[nnew];
-		n->jn_msg = m;
-		n->jn_enc = malloc(4 + rl);
-		if (n->jn_enc == NULL) {
-			rc = -ENOMEM;
-			break;
-		}
-		nnew++;
-		rl32 = (uint32_t)rl;
-		memcpy(n->jn_enc, &rl32, 4);
-		qrecord_encode(&m->qm_rec, (char *)n->jn_enc + 4);
-		parts[np++] = (struct iovec){ n->jn_enc, 4 + rl };
-		if (m->qm_iovcnt <= 64) {
-			/* The body from the workers' buffers: the kernel copies
-			 * it into the page cache, no copy of ours. */
-			memcpy(&parts[np], m->qm_iov, m->qm_iovcnt * sizeof(*parts));
-			np += m->qm_iovcnt;
-			rc = jnl_add(q->q_jnl, JNL_MSG, m->qm_id, parts, np, &n->jn_loc);
-		} else {
-			struct iovec *big = malloc((1 + m->qm_iovcnt) * sizeof(*big));
-
-			if (big == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			big[0] = parts[0];
-			memcpy(&big[1], m->qm_iov, m->qm_iovcnt * sizeof(*big));
-			rc = jnl_add(q->q_jnl, JNL_MSG, m->qm_id, big, 1 + m->qm_iovcnt,
-				     &n->jn_loc);
-			free(big);
-		}
 	}
-	for (struct queue_update *u = ubatch; u != NULL && rc == 0; u = u->qu_next) {
+	for (struct queue_msg *m = batch; m != NULL && nnew < cap; m = m->qm_next) {
+		if (!queue_jnl_msg_ok(m))
+			continue;
+		if (queue_jnl_id_taken(q, txn, m->qm_id)) {
+			m->qm_status = -EEXIST;	/* as LMDB's refusal: 4xx */
+			cap--;
+			continue;
+		}
+		/* No room or memory for it (a full disk refuses a segment):
+		 * it and the rest go to LMDB, whose rules answer. */
+		if (queue_jnl_add_msg(q, m, &nw[nnew]) != 0)
+			break;
+		nnew++;
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
 		struct jnl_loc loc;
 		bool in_ov;
 
 		if (u->qu_status != 0 || !queue_jnl_update_ok(q, u, &in_ov))
 			continue;
-		rc = jnl_add(q->q_jnl, JNL_DEL, u->qu_id, NULL, 0, &loc);
-		if (rc == 0)
+		/* Deletes may use each segment's reserve. */
+		if (jnl_add(q->q_jnl, JNL_DEL, u->qu_id, NULL, 0, &loc) == 0)
 			u->qu_status = QUEUE_ST_JOURNAL;
+		else
+			u->qu_status = -ENOSPC;	/* not in LMDB: delivery tries again */
 	}
-	if (rc == 0)
-		rc = jnl_commit(q->q_jnl);
-	else
-		jnl_abort(q->q_jnl);
+	rc = jnl_commit(q->q_jnl);
 	if (rc != 0) {
 		/* LMDB takes the batch, in a checkpoint that moves the
-		 * position past whatever of this group reached the disk. */
+		 * position past whatever of this group reached the disk; if
+		 * that checkpoint cannot commit, the group's new mail is
+		 * refused (queue.c): its records may be on disk, ahead of the
+		 * position, and a replay would bring them back. */
 		if (!q->q_jnl_warned)
 			fprintf(stderr, "ringmta: queue: journal write failed (%s): storing in"
 				" LMDB until it works again\n", queue_strerror(rc));
 		q->q_jnl_warned = true;
 		q->q_jnl_broken = true;
+		q->q_jnl_failed_now = true;
 		for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
 			if (u->qu_status == QUEUE_ST_JOURNAL)
 				u->qu_status = 0;
@@ -542,6 +611,7 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 	if (q->q_jnl_warned)
 		fprintf(stderr, "ringmta: queue: journal writes work again\n");
 	q->q_jnl_warned = false;
+	q->q_cp_at_end = false;
 	pthread_mutex_lock(&q->q_lock);
 	q->q_stats.jnl_groups++;
 	pthread_mutex_unlock(&q->q_lock);
@@ -596,8 +666,13 @@ int queue_jnl_cp_put(struct queue *q, MDB_txn *txn)
 
 		rc = queue_put_raw(q, txn, e->oe_id, p + 4, e->oe_rec_len, e->oe_next_attempt,
 				   p + 4 + e->oe_rec_len, e->oe_body_len);
-		if (rc == MDB_KEYEXIST)
-			rc = 0;	/* a replay over a checkpoint that had it */
+		if (rc == MDB_KEYEXIST) {
+			/* Admission refuses an id LMDB has (queue_jnl_id_taken):
+			 * LMDB's message stays, and this is said. */
+			fprintf(stderr, "ringmta: queue: journal message %016llx: the id is in"
+				" LMDB already; kept LMDB's\n", (unsigned long long)e->oe_id);
+			rc = 0;
+		}
 	}
 	pthread_mutex_unlock(&q->q_ov_lock);
 	if (rc != 0)
@@ -622,6 +697,7 @@ void queue_jnl_cp_done(struct queue *q)
 	q->q_cp_warned = false;
 	q->q_cp_retry_ns = 0;
 	jnl_position(q->q_jnl, &q->q_cp_seq, &q->q_cp_off);
+	q->q_cp_at_end = true;	/* until the next group */
 	q->q_jnl_broken = false;
 	queue_ov_clear(q);
 	jnl_recycle(q->q_jnl, q->q_cp_seq);
@@ -685,6 +761,7 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	unsigned char *pos;
 	MDB_val k = { sizeof(queue_jpos_key), (void *)queue_jpos_key }, v;
 	uint64_t seq = 0, off = 0, eseq, eoff, n;
+	unsigned damaged = 0;
 	MDB_txn *txn;
 	int rc;
 
@@ -712,7 +789,7 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	rc = jnl_open(&q->q_jnl, path, false, err, errlen);
 	if (rc < 0)
 		return rc;
-	(void)jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff);
+	(void)jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff, &damaged);
 	jnl_start_after_replay(q->q_jnl, seq + 1);
 	n = q->q_ov_count;
 	/* One checkpoint of what the journal held: LMDB is then the whole
@@ -777,10 +854,12 @@ void queue_jnl_close(struct queue *q)
 		q->q_ov_hash = NULL;
 		return;
 	}
-	/* The committer checkpointed everything when it stopped. */
+	/* The committer checkpointed everything when it stopped: then the
+	 * stored position is the journal's end and every segment is history.
+	 * If that checkpoint failed, only what lies before the position. */
 	if (q->q_thread_started) {
 		jnl_start_after_replay(q->q_jnl, 0);
-		jnl_recycle(q->q_jnl, q->q_ov_count == 0 ? UINT64_MAX : q->q_cp_seq);
+		jnl_recycle(q->q_jnl, q->q_cp_at_end ? UINT64_MAX : q->q_cp_seq);
 	}
 	queue_ov_clear(q);
 	jnl_close(&q->q_jnl);
@@ -793,6 +872,7 @@ void queue_jnl_view(struct queue *q, const char *dir)
 	char path[PATH_MAX], err[256];
 	MDB_val k = { sizeof(queue_jpos_key), (void *)queue_jpos_key }, v;
 	uint64_t seq = 0, off = 0, eseq, eoff;
+	unsigned damaged;
 	MDB_dbi dbi;
 
 	snprintf(path, sizeof(path), "%s/journal", dir);
@@ -812,7 +892,7 @@ void queue_jnl_view(struct queue *q, const char *dir)
 		seq = queue_key_get(v.mv_data);
 		off = queue_key_get((const unsigned char *)v.mv_data + 8);
 	}
-	(void)jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff);
+	(void)jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff, &damaged);
 }
 
 void queue_jnl_recover_dir(const char *dir, uint64_t map_size)

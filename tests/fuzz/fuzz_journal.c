@@ -4,9 +4,11 @@
  * by a queue open, which checks each record, decodes each message's
  * record, adds and removes overlay entries and checkpoints them into
  * LMDB. It must never read outside the file's map nor crash. The input's
- * records get a valid magic, segment number and CRC first (each header's
- * length is taken as given), so that the payloads are reached; a few bits
- * of the first byte leave one header as it is, so that bad ones are seen.
+ * records get a valid magic, segment number and CRC first (the first one
+ * made the segment's salt record, each other header's length taken as
+ * given), so that the payloads are reached; when the first byte's low
+ * three bits are set they are left as they are, so that bad ones (and
+ * the scan past them) are seen.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -80,17 +82,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off + JNL_HDR_SIZE <= size) {
 		uint32_t len, magic = 0x314a4d52u, crc;
 		uint64_t one = 1;
+		struct iovec pl;
 
 		memcpy(&len, seg + off + 16, 4);
+		if (off == 0)
+			len = 8;	/* the salt record */
 		if (len > size - off - JNL_HDR_SIZE)
 			len = (uint32_t)(size - off - JNL_HDR_SIZE);
-		if ((data[0] & 0x7) != 0x7) {
+		if ((data[0] & 0x7) != 0x7 && (off > 0 || len == 8)) {
 			memcpy(seg + off, &magic, 4);
 			memcpy(seg + off + 8, &one, 8);
 			memcpy(seg + off + 16, &len, 4);
-			seg[off + 20] = (unsigned char)(1 + (seg[off + 20] & 1));
-			crc = jnl_crc32c(0, seg + off + 8, JNL_HDR_SIZE - 8);
-			crc = jnl_crc32c(crc, seg + off + JNL_HDR_SIZE, len);
+			seg[off + 20] = off == 0 ? JNL_SEG : (unsigned char)(1 + (seg[off + 20] & 1));
+			pl = (struct iovec){ seg + off + JNL_HDR_SIZE, len };
+			crc = jnl_rec_crc(off == 0 ? NULL : seg + JNL_HDR_SIZE, seg + off, &pl, 1);
 			memcpy(seg + off + 4, &crc, 4);
 		}
 		off += JNL_HDR_SIZE + ((len + 7u) & ~7u);

@@ -239,8 +239,14 @@ static void test_replay(const char *dir)
 	snprintf(path, sizeof(path), "%s/journal", dir);
 	tap_ok(acked == 6 && jnl_dir_has_segments(path),
 	       "a process died with 6 messages in the journal (%d)", acked);
-	/* A tool's open replays it (no daemon holds the queue). */
+	/* A tool that only reads sees it beside LMDB, without replaying. */
 	ok = queue_open(&q, dir, 64u << 20, QUEUE_F_RDONLY, err, sizeof(err)) == 0 &&
+	     queue_admin_count(q, &n) == 0 && n == 6 && body_is(q, 503, 3);
+	tap_ok(ok, "a reading tool sees the 6 (%llu)", (unsigned long long)n);
+	queue_close(&q);
+	tap_ok(jnl_dir_has_segments(path), "and leaves the journal as it was");
+	/* A tool that writes replays it (no daemon holds the queue). */
+	ok = queue_open(&q, dir, 64u << 20, 0, err, sizeof(err)) == 0 &&
 	     queue_admin_count(q, &n) == 0 && n == 6;
 	tap_ok(ok, "replayed: %llu messages", (unsigned long long)n);
 	for (unsigned i = 0; q != NULL && i < 6; i++)
@@ -250,9 +256,8 @@ static void test_replay(const char *dir)
 	tap_ok(!jnl_dir_has_segments(path), "after the replay no segment is left to replay");
 }
 
-/* After a clean stop every segment is a spare, and the stored position
- * names a segment that is gone: the next run must number its segments
- * above it, or a crash in that run would replay nothing. */
+/* After a clean stop every segment is a spare: a second run journals,
+ * dies, and its replay finds everything. */
 static void test_run_after_clean_stop(const char *dir)
 {
 	struct queue *q;
@@ -368,14 +373,14 @@ static unsigned replay_count(const char *dir)
 {
 	struct jnl *j;
 	char err[256];
-	unsigned n = 0;
+	unsigned n = 0, damaged;
 	uint64_t es, eo;
 
 	if (jnl_open(&j, dir, false, err, sizeof(err)) != 0)
 		return 9999;
-	jnl_replay(j, 0, 0, count_cb, &n, &es, &eo);
+	jnl_replay(j, 0, 0, count_cb, &n, &es, &eo, &damaged);
 	jnl_close(&j);
-	return n;
+	return n + 100 * damaged;
 }
 
 static void test_file_layer(const char *dir)
@@ -392,6 +397,15 @@ static void test_file_layer(const char *dir)
 	for (unsigned i = 0; i < 5; i++)
 		ok &= jnl_add(j, JNL_MSG, 10 + i, &part, 1, &loc[i]) == 0;
 	tap_ok(ok && jnl_commit(j) == 0, "5 records in one group");
+	{
+		uint64_t ps, po;
+
+		/* A checkpoint's position at a segment's end: nothing since
+		 * (it counted the whole segment, and checkpointed always). */
+		jnl_position(j, &ps, &po);
+		tap_ok(jnl_bytes_since(j, ps, po) == 0, "no bytes since the position reached");
+		tap_ok(jnl_bytes_since(j, ps, 0) == po, "all of them since the start");
+	}
 	tap_ok(memcmp(loc[2].jl_seg->js_map + loc[2].jl_off, "payload bytes", 13) == 0,
 	       "a payload is read from the map where jnl_add said");
 	jnl_close(&j);
@@ -402,12 +416,42 @@ static void test_file_layer(const char *dir)
 	fd = open(seg1, O_RDWR);
 	tap_ok(fd >= 0 && pwrite(fd, "X", 1, (off_t)loc[2].jl_off + 3) == 1, "flip a byte");
 	close(fd);
-	tap_ok(replay_count(dir) == 2, "a bad CRC ends the segment: 2 replayed");
+	tap_ok(replay_count(dir) == 4 + 100,
+	       "a bad CRC mid-segment is damage: reported, the 4 others replayed");
+	{
+		char dmg[600];
+		struct stat st;
+
+		snprintf(dmg, sizeof(dmg), "%s/damaged-0000000000000001-%llu", dir,
+			 (unsigned long long)(loc[2].jl_off - JNL_HDR_SIZE));
+		tap_ok(stat(dmg, &st) == 0 && st.st_size == JNL_HDR_SIZE + 16,
+		       "the unreadable bytes are kept for inspection");
+	}
+	/* The tail of the last group torn: nothing valid after it, the end. */
+	fd = open(seg1, O_RDWR);
+	tap_ok(fd >= 0 && ftruncate(fd, (off_t)loc[4].jl_off + 4) == 0, "tear the last record");
+	close(fd);
+	tap_ok(replay_count(dir) == 3 + 100, "a torn tail ends the segment quietly");
 	/* The same file under another number (a recycled spare): its old
 	 * records carry segment 1 and are not taken for segment 9's. */
 	snprintf(seg9, sizeof(seg9), "%s/0000000000000009.seg", dir);
 	tap_ok(rename(seg1, seg9) == 0 && replay_count(dir) == 0,
 	       "stale records of a recycled file are not replayed");
+	/* New segments are numbered above any spare's old number. */
+	{
+		char sp[600], want[600];
+		struct stat st;
+
+		snprintf(sp, sizeof(sp), "%s/spare.20", dir);
+		fd = open(sp, O_RDWR | O_CREAT, 0600);
+		close(fd);
+		unlink(seg9);
+		ok = jnl_open(&j, dir, false, err, sizeof(err)) == 0 &&
+		     jnl_add(j, JNL_MSG, 1, &part, 1, &loc[0]) == 0 && jnl_commit(j) == 0;
+		jnl_close(&j);
+		snprintf(want, sizeof(want), "%s/0000000000000021.seg", dir);
+		tap_ok(ok && stat(want, &st) == 0, "a new segment is numbered above spare.20");
+	}
 }
 
 int main(void)
