@@ -474,6 +474,62 @@ static void jnl_keep_damage(struct jnl *j, const struct jnl_seg *s, uint64_t fro
 	close(fd);
 }
 
+/* A header of ours at off (magic and this segment's number), valid or
+ * not. */
+static bool jnl_ours_at(const struct jnl_seg *s, uint64_t off)
+{
+	return s->js_map != NULL && off + JNL_HDR_SIZE <= s->js_size &&
+	       jnl_get32(s->js_map + off) == JNL_MAGIC && jnl_get64(s->js_map + off + 8) == s->js_seq;
+}
+
+/* Whether a later segment was begun (its salt record is valid): then
+ * every group of s was synced before it, and none can be torn. */
+static bool jnl_later_begun(const struct jnl_seg *s)
+{
+	struct jnl_rec r;
+
+	for (const struct jnl_seg *n = s->js_next; n != NULL; n = n->js_next)
+		if (jnl_rec_valid(n, 0, &r))
+			return true;
+	return false;
+}
+
+/*
+ * The salt record itself is bad. Its 8 bytes may still be right: take
+ * them when the record after it is valid under them. Else, when the
+ * segment is ours (its header), the whole file is kept as damaged (never
+ * recycled, never written again) and said; false either way but the
+ * first. On success *r is the salt record (as read).
+ */
+static bool jnl_salt_salvage(struct jnl *j, struct jnl_seg *s, struct jnl_rec *r)
+{
+	struct jnl_rec next;
+	char name[64], dmg[80];
+
+	if (s->js_map != NULL && s->js_size >= 2 * JNL_HDR_SIZE + 8) {
+		memcpy(s->js_salt, s->js_map + JNL_HDR_SIZE, 8);
+		s->js_salted = true;
+		if (jnl_rec_valid(s, JNL_HDR_SIZE + 8, &next)) {
+			fprintf(stderr, "ringmta: queue journal %s: segment %016" PRIx64 ": its first"
+				" record is damaged; its salt still reads the records after it\n",
+				j->j_dir, s->js_seq);
+			r->jr_next_off = JNL_HDR_SIZE + 8;
+			return true;
+		}
+		s->js_salted = false;
+	}
+	if (!jnl_ours_at(s, 0))
+		return false;	/* zeros or a spare's old bytes: not ours */
+	snprintf(name, sizeof(name), "%016" PRIx64 ".seg", s->js_seq);
+	snprintf(dmg, sizeof(dmg), "damaged-%016" PRIx64 ".seg", s->js_seq);
+	fprintf(stderr, "ringmta: queue journal %s: segment %016" PRIx64 " is damaged at its"
+		" start: none of its records can be read; %s\n", j->j_dir, s->js_seq,
+		j->j_ro ? "left as it is" : "kept as damaged-*.seg");
+	if (!j->j_ro && renameat(j->j_dirfd, name, j->j_dirfd, dmg) == 0)
+		s->js_damaged = true;	/* jnl_recycle leaves it alone */
+	return false;
+}
+
 int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 	       int (*cb)(void *ctx, const struct jnl_rec *r), void *ctx,
 	       uint64_t *end_seq_r, uint64_t *end_off_r, unsigned *damaged_r)
@@ -489,10 +545,12 @@ int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 			continue;
 		/* The salt first: without it nothing in the file is ours
 		 * (a spare's old records, zeros). */
-		if (!jnl_rec_valid(s, 0, &r))
+		if (jnl_rec_valid(s, 0, &r)) {
+			memcpy(s->js_salt, r.jr_data, 8);
+			s->js_salted = true;
+		} else if (!jnl_salt_salvage(j, s, &r)) {
 			continue;
-		memcpy(s->js_salt, r.jr_data, 8);
-		s->js_salted = true;
+		}
 		o = s->js_seq == seq && off > r.jr_next_off ? off : r.jr_next_off;
 		for (;;) {
 			uint64_t bad;
@@ -509,8 +567,25 @@ int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 			for (o += 8; o + JNL_HDR_SIZE <= s->js_size; o += 8)
 				if (jnl_get32(s->js_map + o) == JNL_MAGIC && jnl_rec_valid(s, o, &r))
 					break;
-			if (o + JNL_HDR_SIZE > s->js_size)
+			if (o + JNL_HDR_SIZE > s->js_size) {
+				/* The end: zeros, a spare's old bytes, or a torn
+				 * tail, which only the newest segment may have: a
+				 * record of ours that fails here, with a later
+				 * segment begun, is damage. */
+				if (jnl_ours_at(s, bad) && jnl_later_begun(s)) {
+					uint64_t to = bad + JNL_HDR_SIZE +
+						      jnl_get32(s->js_map + bad + 16);
+
+					to = to > s->js_size || to < bad ? s->js_size : to;
+					fprintf(stderr, "ringmta: queue journal %s: segment %016" PRIx64
+						" is damaged at offset %" PRIu64 " (its last records;"
+						" kept as damaged-%016" PRIx64 "-%" PRIu64 ")\n",
+						j->j_dir, s->js_seq, bad, s->js_seq, bad);
+					jnl_keep_damage(j, s, bad, to);
+					(*damaged_r)++;
+				}
 				break;
+			}
 			fprintf(stderr, "ringmta: queue journal %s: segment %016" PRIx64 " is damaged"
 				" at offset %" PRIu64 " (%" PRIu64 " bytes unreadable, kept as"
 				" damaged-%016" PRIx64 "-%" PRIu64 "); the records after it are"
@@ -613,8 +688,10 @@ int jnl_add(struct jnl *j, uint8_t type, uint64_t id, const struct iovec *parts,
 		/* Its first record: the salt every later CRC in it covers. */
 		salt = (struct iovec){ j->j_active->js_salt, 8 };
 		rc = jnl_queue(j, j->j_active, JNL_SEG, 0, &salt, 1, 8, NULL);
-		if (rc < 0)
+		if (rc < 0) {
+			j->j_active = NULL;	/* never written without its salt */
 			return rc;
+		}
 	}
 	return jnl_queue(j, j->j_active, type, id, parts, nparts, len, loc_r);
 }
@@ -763,7 +840,7 @@ void jnl_recycle(struct jnl *j, uint64_t before_seq)
 
 		/* Still needed, held here, or held by a tool beside us (its
 		 * shared flock): later. */
-		if (s->js_seq >= before_seq || s == j->j_active ||
+		if (s->js_seq >= before_seq || s == j->j_active || s->js_damaged ||
 		    atomic_load(&s->js_refs) != 0 || flock(s->js_fd, LOCK_EX | LOCK_NB) < 0) {
 			prev = s;
 			pp = &s->js_next;

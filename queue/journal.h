@@ -63,6 +63,7 @@ struct jnl_seg {
 	uint64_t js_end;		/* writer: bytes queued or written */
 	unsigned char js_salt[8];	/* see above; valid when js_salted */
 	bool js_salted;
+	bool js_damaged;		/* renamed damaged-*.seg: kept as it is */
 	_Atomic unsigned js_refs;	/* readers (open bodies, overlay entries) */
 };
 

@@ -377,8 +377,12 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 		queue_jnl_cp_failed(q, ubatch, -ENOSPC);
 		cp = false;
 	}
-	if (!cp)
+	if (!cp) {
 		queue_refuse_failed_group(q, batch);
+		queue_jnl_lmdb_guard(q, batch, ubatch);
+	} else {
+		queue_jnl_lmdb_guard(q, batch, NULL);
+	}
 	if (cp || queue_batch_lmdb(batch, ubatch)) {
 		queue_readers_check(q, false);
 		queue_batch_room(q, batch, ubatch, cp ? queue_jnl_cp_bytes(q) : 0);
@@ -390,6 +394,7 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 			cp = false;
 			ids.n = njnl;
 			queue_refuse_failed_group(q, batch);
+			queue_jnl_lmdb_guard(q, batch, ubatch);
 			rc = queue_batch_lmdb(batch, ubatch) ?
 			     queue_write_batch(q, batch, ubatch, &ids, false) : 0;
 		}
@@ -559,8 +564,10 @@ static void *queue_committer(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&q->q_lock);
+		/* A due checkpoint (age, size) is the journal's to cut; a
+		 * request (queue_jnl_sync) takes everything. */
 		if (batch != NULL || ubatch != NULL || cp_due || cp_req != q->q_cp_done)
-			queue_commit_batch(q, batch, ubatch, cp_due || cp_req != q->q_cp_done);
+			queue_commit_batch(q, batch, ubatch, cp_req != q->q_cp_done);
 		pthread_mutex_lock(&q->q_lock);
 		if (cp_req != q->q_cp_done) {
 			q->q_cp_done = cp_req;

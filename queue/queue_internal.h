@@ -20,6 +20,7 @@ struct queue_ov_entry {
 	struct queue_ov_entry *oe_hnext;	/* hash chain */
 	struct queue_ov_entry *oe_older, *oe_newer;	/* arrival order */
 	uint64_t oe_id;
+	uint64_t oe_seq;		/* order of adding = order in the journal */
 	uint64_t oe_added_ns;
 	struct jnl_loc oe_loc;
 	uint32_t oe_rec_len;
@@ -96,7 +97,14 @@ struct queue {
 	uint64_t q_ov_bytes;		/* what a checkpoint would write, about */
 	struct queue_ov_entry *q_ov_oldest, *q_ov_newest;
 	uint64_t q_cp_seq, q_cp_off;	/* committer: the last checkpoint */
+	uint64_t q_ov_next_seq;		/* the next entry's oe_seq (from 1) */
+	/* The checkpoint this batch makes: it moves the entries with oe_seq
+	 * up to q_cp_cut (UINT64_MAX: all), and its position is the first
+	 * entry left's record (or the journal's end); queue_jnl_cp_put. */
+	uint64_t q_cp_cut;
+	uint64_t q_cp_pos_seq, q_cp_pos_off;
 	bool q_cp_at_end;		/* and no group written since */
+	bool q_replaying;		/* queue_jnl_open's checkpoint */
 	bool q_jnl_failed_now;		/* this batch's group failed (queue.c) */
 	bool q_jnl_broken;		/* a group failed: checkpoint past it */
 	bool q_jnl_warned;		/* the failure was logged */
@@ -197,6 +205,11 @@ void queue_jnl_cp_failed(struct queue *q, struct queue_update *u, int err);
 /* A failed checkpoint is not tried again for a second (-EAGAIN to
  * queue_jnl_cp_failed: refused for that reason, no new wait). */
 bool queue_jnl_cp_backoff(struct queue *q);
+/* Before LMDB writes a batch without a checkpoint: an update of a journal
+ * message is held back (-EAGAIN: LMDB does not have it, and -ENOENT would
+ * tell delivery it was gone), and a new message or bounce whose id the
+ * journal holds is refused (-EEXIST): one id, one message. */
+void queue_jnl_lmdb_guard(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch);
 /* Committer: a checkpoint is due (age, bytes); *wait_ns_r how long until
  * one is when the overlay is not empty (0: none pending). */
 bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r);

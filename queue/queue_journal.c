@@ -137,6 +137,7 @@ static int queue_ov_add(struct queue *q, struct queue_ov_entry *e)
 	if ((q->q_ov_hash == NULL || q->q_ov_count > q->q_ov_hmask) && queue_ov_grow(q) < 0)
 		return -ENOMEM;
 	s = queue_ov_slot(q, e->oe_id);
+	e->oe_seq = ++q->q_ov_next_seq;
 	e->oe_hnext = q->q_ov_hash[s];
 	q->q_ov_hash[s] = e;
 	e->oe_newer = NULL;
@@ -335,7 +336,8 @@ int queue_read_txn(struct queue *q, MDB_txn **txn_r, bool *own_r)
  * Whether u can be journaled: its message is in the overlay, and after it
  * no recipient is pending and there is nothing but the removal to store.
  */
-static bool queue_jnl_update_ok(struct queue *q, const struct queue_update *u, bool *in_ov_r)
+static bool queue_jnl_update_ok(struct queue *q, const struct queue_update *u,
+				uint64_t *in_ov_r)
 {
 	struct queue_ov_entry *e;
 	struct qrecord r;
@@ -343,12 +345,12 @@ static bool queue_jnl_update_ok(struct queue *q, const struct queue_update *u, b
 	size_t off = 0;
 	bool ok = true;
 
-	*in_ov_r = false;
+	*in_ov_r = 0;
 	if (u->qu_id == 0)
 		return false;
 	pthread_mutex_lock(&q->q_ov_lock);
 	e = queue_ov_find(q, u->qu_id);
-	*in_ov_r = e != NULL;
+	*in_ov_r = e != NULL ? e->oe_seq : 0;
 	if (e == NULL || u->qu_events != NULL || u->qu_nsuppress > 0 || u->qu_new != NULL ||
 	    u->qu_set_flags != 0 || u->qu_clear_flags != 0 ||
 	    qrecord_decode(queue_ov_payload(e) + 4, e->oe_rec_len, &r) < 0) {
@@ -373,9 +375,38 @@ struct queue_jnl_new {
 	struct jnl_loc jn_loc;
 };
 
+/*
+ * The cut of a checkpoint that age or size call for: the entries added
+ * QUEUE_CP_AGE_NS/2 ago or earlier (a prefix: the overlay is in journal
+ * order), so that mail delivered within that time never reaches LMDB;
+ * all of them when the journal since the position is twice
+ * QUEUE_CP_BYTES (at a rate where that half second is more than it).
+ * *moves_r: whether the position would move.
+ */
+static uint64_t queue_jnl_cp_cut(struct queue *q, bool *moves_r)
+{
+	uint64_t limit = queue_jnl_now_ns() - QUEUE_CP_AGE_NS / 2, cut = 0;
+	struct queue_ov_entry *e;
+
+	*moves_r = true;
+	if (q->q_jnl_broken ||
+	    jnl_bytes_since(q->q_jnl, q->q_cp_seq, q->q_cp_off) >= 2 * (uint64_t)QUEUE_CP_BYTES)
+		return UINT64_MAX;
+	pthread_mutex_lock(&q->q_ov_lock);
+	for (e = q->q_ov_oldest; e != NULL && e->oe_added_ns <= limit; e = e->oe_newer)
+		cut = e->oe_seq;
+	/* It stays where it is when the first entry left starts there. */
+	if (e != NULL)
+		*moves_r = !(e->oe_loc.jl_seg->js_seq == q->q_cp_seq &&
+			     e->oe_loc.jl_off - JNL_HDR_SIZE == q->q_cp_off);
+	pthread_mutex_unlock(&q->q_ov_lock);
+	return cut;
+}
+
 bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r)
 {
 	uint64_t now, age;
+	bool moves;
 
 	*wait_ns_r = 0;
 	if (q->q_jnl == NULL)
@@ -384,7 +415,11 @@ bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r)
 		*wait_ns_r = q->q_cp_retry_ns - queue_jnl_now_ns();
 		return false;
 	}
-	if (q->q_jnl_broken || jnl_bytes_since(q->q_jnl, q->q_cp_seq, q->q_cp_off) >= QUEUE_CP_BYTES)
+	if (q->q_jnl_broken)
+		return true;
+	/* Journal size: a checkpoint that moves the position (recycling). */
+	if (jnl_bytes_since(q->q_jnl, q->q_cp_seq, q->q_cp_off) >= QUEUE_CP_BYTES &&
+	    (queue_jnl_cp_cut(q, &moves) > 0 || moves))
 		return true;
 	pthread_mutex_lock(&q->q_ov_lock);
 	age = q->q_ov_oldest != NULL ? q->q_ov_oldest->oe_added_ns : 0;
@@ -485,34 +520,47 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 	struct queue_jnl_new *nw = NULL;
 	unsigned nnew = 0, cap = 0, ndel = 0;
 	uint64_t wait, in = 0;
-	bool need_cp = want_cp || queue_jnl_cp_due(q, &wait);
+	bool need_cp = false, moves;
 	MDB_txn *txn = NULL;
 	int rc = 0;
 
 	q->q_jnl_failed_now = false;
+	q->q_cp_cut = 0;
 	if (q->q_jnl == NULL)
 		return false;
-	/* After a failed group only a checkpoint (past it) comes next. */
-	if (q->q_jnl_broken)
-		return true;
+	/* After a failed group only a checkpoint (past it, of all) comes. */
+	if (want_cp || q->q_jnl_broken) {
+		need_cp = true;
+		q->q_cp_cut = UINT64_MAX;
+		if (q->q_jnl_broken)
+			return true;
+	} else if (queue_jnl_cp_due(q, &wait)) {
+		need_cp = true;
+		q->q_cp_cut = queue_jnl_cp_cut(q, &moves);
+	}
 	/* An update that needs its message in LMDB makes this batch a
-	 * checkpoint (the journaled items go first all the same). */
+	 * checkpoint of the entries up to that message (the journaled items
+	 * go first all the same). */
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
-		bool in_ov;
+		uint64_t in_ov;
 
 		if (u->qu_status != 0)
 			continue;
-		if (queue_jnl_update_ok(q, u, &in_ov))
+		if (queue_jnl_update_ok(q, u, &in_ov)) {
 			ndel++;
-		else if (in_ov)
+		} else if (in_ov != 0) {
 			need_cp = true;
+			if (in_ov > q->q_cp_cut)
+				q->q_cp_cut = in_ov;
+		}
 	}
 	for (struct queue_msg *m = batch; q->q_jnl_new && m != NULL; m = m->qm_next)
 		if (queue_jnl_msg_ok(m)) {
 			cap++;
 			for (unsigned i = 0; i < m->qm_iovcnt; i++)
 				in += m->qm_iov[i].iov_len;
-			in += 2 * q->q_psize;	/* as queue_ov_cost errs high */
+			/* As queue_ov_cost errs high: pages, the record twice. */
+			in += 2 * q->q_psize + 2 * qrecord_encoded_size(&m->qm_rec) + 512;
 		}
 	/* New mail only while LMDB could still take it at a checkpoint;
 	 * else it goes to LMDB now, and its full-store rules answer. */
@@ -522,8 +570,10 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 		return need_cp;
 	if (cap > 0 && ((nw = calloc(cap, sizeof(*nw))) == NULL ||
 			mdb_txn_begin(q->q_env, NULL, MDB_RDONLY, &txn) != 0)) {
-		free(nw);
-		return need_cp;	/* LMDB takes it all */
+		/* The new mail goes to LMDB; the deletes still come here
+		 * (in LMDB their messages are not: -ENOENT, and back). */
+		txn = NULL;
+		cap = 0;
 	}
 	for (struct queue_msg *m = batch; m != NULL && nnew < cap; m = m->qm_next) {
 		if (!queue_jnl_msg_ok(m))
@@ -543,7 +593,7 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 		mdb_txn_abort(txn);
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
 		struct jnl_loc loc;
-		bool in_ov;
+		uint64_t in_ov;
 
 		if (u->qu_status != 0 || !queue_jnl_update_ok(q, u, &in_ov))
 			continue;
@@ -566,6 +616,8 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
 		q->q_jnl_warned = true;
 		q->q_jnl_broken = true;
 		q->q_jnl_failed_now = true;
+		q->q_cp_cut = UINT64_MAX;
+		q->q_cp_at_end = false;	/* something may lie past the position */
 		for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next)
 			if (u->qu_status == QUEUE_ST_JOURNAL)
 				u->qu_status = 0;
@@ -630,6 +682,24 @@ uint64_t queue_jnl_cp_bytes(struct queue *q)
 	return n;
 }
 
+void queue_jnl_lmdb_guard(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch)
+{
+	if (q->q_jnl == NULL)
+		return;
+	pthread_mutex_lock(&q->q_ov_lock);
+	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
+		if (u->qu_status == 0 && u->qu_id != 0 && queue_ov_find(q, u->qu_id) != NULL)
+			u->qu_status = -EAGAIN;
+		if (u->qu_status == 0 && u->qu_new != NULL && u->qu_new->qm_status == 0 &&
+		    queue_ov_find(q, u->qu_new->qm_id) != NULL)
+			u->qu_status = u->qu_new->qm_status = -EEXIST;
+	}
+	for (; batch != NULL; batch = batch->qm_next)
+		if (batch->qm_status == 0 && queue_ov_find(q, batch->qm_id) != NULL)
+			batch->qm_status = -EEXIST;
+	pthread_mutex_unlock(&q->q_ov_lock);
+}
+
 bool queue_jnl_cp_backoff(struct queue *q)
 {
 	return q->q_cp_retry_ns != 0 && queue_jnl_now_ns() < q->q_cp_retry_ns;
@@ -655,29 +725,42 @@ int queue_jnl_cp_put(struct queue *q, MDB_txn *txn)
 {
 	unsigned char pos[16];
 	MDB_val k = { sizeof(queue_jpos_key), (void *)queue_jpos_key }, v = { 16, pos };
+	struct queue_ov_entry *e;
 	uint64_t seq, off;
 	int rc = 0;
 
 	if (q->q_jnl == NULL)
 		return 0;
+
 	pthread_mutex_lock(&q->q_ov_lock);
-	for (struct queue_ov_entry *e = q->q_ov_oldest; e != NULL && rc == 0; e = e->oe_newer) {
+	for (e = q->q_ov_oldest; e != NULL && e->oe_seq <= q->q_cp_cut && rc == 0; e = e->oe_newer) {
 		const unsigned char *p = queue_ov_payload(e);
 
 		rc = queue_put_raw(q, txn, e->oe_id, p + 4, e->oe_rec_len, e->oe_next_attempt,
 				   p + 4 + e->oe_rec_len, e->oe_body_len);
-		if (rc == MDB_KEYEXIST) {
-			/* Admission refuses an id LMDB has (queue_jnl_id_taken):
-			 * LMDB's message stays, and this is said. */
+		if (rc == MDB_KEYEXIST && q->q_replaying) {
+			/* A replay over a store that has it: LMDB's is the
+			 * later state. Said, kept. */
 			fprintf(stderr, "ringmta: queue: journal message %016llx: the id is in"
 				" LMDB already; kept LMDB's\n", (unsigned long long)e->oe_id);
 			rc = 0;
 		}
+		/* Running, both paths refuse an id the other holds: a clash
+		 * here fails the checkpoint rather than drop either. */
+	}
+	/* The position: the first entry left (everything before it is in
+	 * LMDB or was delivered), or the journal's end. */
+	if (e != NULL) {
+		seq = e->oe_loc.jl_seg->js_seq;
+		off = e->oe_loc.jl_off - JNL_HDR_SIZE;
+	} else {
+		jnl_position(q->q_jnl, &seq, &off);
 	}
 	pthread_mutex_unlock(&q->q_ov_lock);
 	if (rc != 0)
 		return rc;
-	jnl_position(q->q_jnl, &seq, &off);
+	q->q_cp_pos_seq = seq;
+	q->q_cp_pos_off = off;
 	queue_key_put(pos, seq);
 	queue_key_put(pos + 8, off);
 	q->q_cp_count++;
@@ -696,10 +779,14 @@ void queue_jnl_cp_done(struct queue *q)
 		fprintf(stderr, "ringmta: queue: journal checkpoints work again\n");
 	q->q_cp_warned = false;
 	q->q_cp_retry_ns = 0;
-	jnl_position(q->q_jnl, &q->q_cp_seq, &q->q_cp_off);
-	q->q_cp_at_end = true;	/* until the next group */
+	q->q_cp_seq = q->q_cp_pos_seq;
+	q->q_cp_off = q->q_cp_pos_off;
 	q->q_jnl_broken = false;
-	queue_ov_clear(q);
+	pthread_mutex_lock(&q->q_ov_lock);
+	while (q->q_ov_oldest != NULL && q->q_ov_oldest->oe_seq <= q->q_cp_cut)
+		queue_ov_remove(q, q->q_ov_oldest);
+	q->q_cp_at_end = q->q_ov_oldest == NULL;	/* until the next group */
+	pthread_mutex_unlock(&q->q_ov_lock);
 	jnl_recycle(q->q_jnl, q->q_cp_seq);
 	pthread_mutex_lock(&q->q_lock);
 	q->q_stats.checkpoints++;
@@ -729,6 +816,8 @@ static int queue_jnl_replay_one(void *ctx, const struct jnl_rec *r)
 {
 	struct queue *q = ctx;
 	struct queue_ov_entry *e;
+	struct qrecord rec;
+	uint32_t rl;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->q_ov_lock);
@@ -738,15 +827,18 @@ static int queue_jnl_replay_one(void *ctx, const struct jnl_rec *r)
 			queue_ov_remove(q, e);
 	} else if (e == NULL) {
 		e = queue_ov_entry_new(&r->jr_loc, r->jr_id, r->jr_data, r->jr_len);
-		if (e == NULL || queue_ov_add(q, e) < 0) {
-			if (e != NULL) {
-				jnl_seg_unref(e->oe_loc.jl_seg);
-				free(e);
-			}
-			/* A valid CRC over a record that does not decode:
-			 * say so, keep going (the rest is independent). */
-			fprintf(stderr, "ringmta: queue: journal record %016llx unreadable;"
-				" skipped\n", (unsigned long long)r->jr_id);
+		if (e != NULL && queue_ov_add(q, e) < 0) {
+			jnl_seg_unref(e->oe_loc.jl_seg);
+			free(e);
+			rc = -ENOMEM;	/* stops the replay, fails the open */
+		} else if (e == NULL) {
+			memcpy(&rl, r->jr_data, r->jr_len >= 4 ? 4 : 0);
+			if (r->jr_len >= 4 && rl <= r->jr_len - 4 &&
+			    qrecord_decode(r->jr_data + 4, rl, &rec) == 0)
+				rc = -ENOMEM;
+			else	/* a valid CRC over a record that does not decode */
+				fprintf(stderr, "ringmta: queue: journal record %016llx unreadable;"
+					" skipped\n", (unsigned long long)r->jr_id);
 		}
 	}
 	pthread_mutex_unlock(&q->q_ov_lock);
@@ -763,7 +855,7 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	uint64_t seq = 0, off = 0, eseq, eoff, n;
 	unsigned damaged = 0;
 	MDB_txn *txn;
-	int rc;
+	int rc, replay_rc;
 
 	snprintf(path, sizeof(path), "%s/journal", dir);
 	if (!on && !jnl_dir_has_segments(path))
@@ -789,19 +881,31 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	rc = jnl_open(&q->q_jnl, path, false, err, errlen);
 	if (rc < 0)
 		return rc;
-	(void)jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff, &damaged);
+	/* Out of memory there stops the open: a record left out would be
+	 * checkpointed past, and lost. */
+	replay_rc = jnl_replay(q->q_jnl, seq, off, queue_jnl_replay_one, q, &eseq, &eoff,
+			       &damaged) != 0 ? -ENOMEM : 0;
 	jnl_start_after_replay(q->q_jnl, seq + 1);
 	n = q->q_ov_count;
 	/* One checkpoint of what the journal held: LMDB is then the whole
 	 * queue, and every old segment is history. */
-	rc = queue_room(q, 64 * q->q_psize + q->q_ov_bytes + q->q_reserve);
+	rc = replay_rc;
+	if (rc == 0)
+		rc = queue_room(q, 64 * q->q_psize + q->q_ov_bytes + q->q_reserve);
+	q->q_cp_cut = UINT64_MAX;
+	q->q_replaying = true;
 	if (rc == 0)
 		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
 	if (rc == 0 && (rc = queue_jnl_cp_put(q, txn)) != 0)
 		mdb_txn_abort(txn);
 	else if (rc == 0)
 		rc = mdb_txn_commit(txn);
-	if (rc != 0 && daemon) {
+	q->q_replaying = false;
+	/* Ids go on above the journal's too (queue_open reads LMDB's). */
+	for (struct queue_ov_entry *e = q->q_ov_oldest; e != NULL; e = e->oe_newer)
+		if (e->oe_id > q->q_last_id)
+			q->q_last_id = e->oe_id;
+	if (rc != 0 && rc != -ENOMEM && daemon) {
 		/* Full: the messages stay in the journal, durable, and are
 		 * delivered from there; checkpoints are tried again. */
 		fprintf(stderr, "ringmta: queue %s: cannot write the journal's %llu message%s"
