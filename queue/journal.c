@@ -280,7 +280,7 @@ static int jnl_seg_new(struct jnl *j, uint64_t need)
 
 /* --- open, close, replay ------------------------------------------------ */
 
-static int jnl_seq_cmp(const void *a, const void *b)
+int jnl_u64_cmp(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -374,7 +374,7 @@ int jnl_open(struct jnl **j_r, const char *dir, bool ro, char *err, size_t errle
 	}
 	closedir(d);
 	if (n > 0)
-		qsort(seqs, n, sizeof(*seqs), jnl_seq_cmp);
+		qsort(seqs, n, sizeof(*seqs), jnl_u64_cmp);
 	for (unsigned i = 0; i < n; i++) {
 		struct jnl_seg *s;
 		char name[64];

@@ -138,6 +138,9 @@ static inline void jnl_seg_unref(struct jnl_seg *s)
 	atomic_fetch_sub(&s->js_refs, 1);
 }
 
+/* qsort(3) order of uint64_t values (segment numbers, queue ids). */
+int jnl_u64_cmp(const void *a, const void *b);
+
 /* CRC-32C (Castagnoli), as records carry it; crc 0 to start. */
 uint32_t jnl_crc32c(uint32_t crc, const void *buf, size_t len);
 /* A record's CRC: over the salt (NULL for a JNL_SEG), the header from its

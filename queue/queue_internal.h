@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "queue/journal.h"
 #include "queue/queue.h"
@@ -98,6 +99,9 @@ struct queue {
 	struct queue_ov_entry *q_ov_oldest, *q_ov_newest;
 	uint64_t q_cp_seq, q_cp_off;	/* committer: the last checkpoint */
 	uint64_t q_ov_next_seq;		/* the next entry's oe_seq (from 1) */
+	_Atomic uint64_t q_cp_age_ns;	/* the oldest entry's age that calls for a
+					   checkpoint (QUEUE_CP_AGE_NS; tests set
+					   it with queue_jnl_set_age) */
 	/* The checkpoint this batch makes: it moves the entries with oe_seq
 	 * up to q_cp_cut (UINT64_MAX: all), and its position is the first
 	 * entry left's record (or the journal's end); queue_jnl_cp_put. */
@@ -105,7 +109,7 @@ struct queue {
 	uint64_t q_cp_pos_seq, q_cp_pos_off;
 	bool q_cp_at_end;		/* and no group written since */
 	bool q_replaying;		/* queue_jnl_open's checkpoint */
-	bool q_jnl_failed_now;		/* this batch's group failed (queue.c) */
+	bool q_jnl_failed_now;		/* this batch's group failed (queue_commit.c) */
 	bool q_jnl_broken;		/* a group failed: checkpoint past it */
 	bool q_jnl_warned;		/* the failure was logged */
 	bool q_cp_warned;		/* a failed checkpoint was logged */
@@ -122,6 +126,32 @@ struct queue {
 	unsigned q_cp_req, q_cp_done;
 	pthread_cond_t q_cp_cond;
 };
+
+/* Pages a write transaction may touch besides its records and bodies
+ * (branch pages, leaf splits, the free list). */
+#define QUEUE_TXN_PAGES 64
+/* The committer's gathering defaults (queue_set_gather): under load it
+ * waits at most QUEUE_LINGER_NS for QUEUE_BATCH_WANT items, when at least
+ * QUEUE_GATHER_MIN arrived during the last commit (one session's message
+ * and its previous one's result do not make load: the 250 latency at low
+ * load). */
+#define QUEUE_LINGER_NS 500000u
+#define QUEUE_BATCH_WANT 128u
+#define QUEUE_GATHER_MIN 4u
+/* A checkpoint of the journal's oldest messages when the oldest is this
+ * old (queue_journal.c). */
+#define QUEUE_CP_AGE_NS (500u * 1000000u)
+
+static inline uint64_t queue_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* In queue_commit.c: the committer thread's body (queue_open starts it). */
+void *queue_committer(void *arg);
 
 /* In queue.c: make sure LMDB's next writes, up to need bytes past the
  * pages in use, land in allocated blocks (MDB_WRITEMAP faults on a hole
@@ -205,6 +235,9 @@ void queue_jnl_cp_failed(struct queue *q, struct queue_update *u, int err);
 /* A failed checkpoint is not tried again for a second (-EAGAIN to
  * queue_jnl_cp_failed: refused for that reason, no new wait). */
 bool queue_jnl_cp_backoff(struct queue *q);
+/* Tests: the age that calls for a checkpoint (any thread; takes effect at
+ * the committer's next look). */
+void queue_jnl_set_age(struct queue *q, uint64_t ns);
 /* Before LMDB writes a batch without a checkpoint: an update of a journal
  * message is held back (-EAGAIN: LMDB does not have it, and -ENOENT would
  * tell delivery it was gone), and a new message or bounce whose id the
@@ -216,6 +249,20 @@ bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r);
 /* Make everything the journal holds visible in LMDB (a checkpoint, waited
  * for): before a walk of LMDB from another thread. No-op without one. */
 void queue_jnl_sync(struct queue *q);
+/* In queue_overlay.c, the committer's (and a replay's) side, under
+ * q_ov_lock: find, add (the entry holds a reference on its segment),
+ * remove (and free); clear takes the lock itself. An entry from a
+ * JNL_MSG payload (u32 record length, record, body), NULL when it does
+ * not decode; its record and body in place. */
+struct queue_ov_entry *queue_ov_find(struct queue *q, uint64_t id);
+int queue_ov_add(struct queue *q, struct queue_ov_entry *e);
+void queue_ov_remove(struct queue *q, struct queue_ov_entry *e);
+void queue_ov_clear(struct queue *q);
+struct queue_ov_entry *queue_ov_entry_new(const struct jnl_loc *loc, uint64_t id,
+					  const unsigned char *payload, uint32_t len);
+const unsigned char *queue_ov_payload(const struct queue_ov_entry *e);
+/* The "journal" database's key of the checkpoint position. */
+#define QUEUE_JPOS_KEY "pos"
 /* Overlay reads (queue_update.c): 1 found (filled), 0 not there. */
 int queue_ov_record(struct queue *q, uint64_t id, void **rec_r, size_t *len_r);
 int queue_ov_body(struct queue *q, uint64_t id, struct queue_body *b_r);

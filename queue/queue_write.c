@@ -55,69 +55,98 @@ static int queue_put_app(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
 	return mdb_put(txn, dbi, k, v, flags);
 }
 
-/* Write one message into the open transaction. */
-int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
+/*
+ * One message's three entries in the open transaction: record and body
+ * reserved and filled at once (LMDB's MDB_RESERVE space is valid only
+ * until the next update), schedule entry put. Keys above what the
+ * committer knows of append.
+ */
+struct queue_fill {
+	void (*qf_rec)(const struct queue_fill *f, void *dst);
+	void (*qf_body)(const struct queue_fill *f, void *dst);
+	const void *qf_ctx;
+	const void *qf_rec_src, *qf_body_src;	/* queue_put_raw's */
+	size_t qf_rec_len, qf_body_len;
+};
+
+static int queue_put_entries(struct queue *q, MDB_txn *txn, uint64_t id, uint64_t next_attempt,
+			     const struct queue_fill *f)
 {
 	unsigned char key[8], skey[16];
-	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
-	size_t total = 0;
-	bool app;
-	char *dst;
-	int rc;
-
-	for (unsigned i = 0; i < m->qm_iovcnt; i++)
-		total += m->qm_iov[i].iov_len;
-	m->qm_rec.size = total;
-	queue_key_put(key, m->qm_id);
-	app = m->qm_id > q->q_append_id;
-	if (app)
-		q->q_append_id = m->qm_id;
-	v.mv_size = qrecord_encoded_size(&m->qm_rec);
-	rc = queue_put_app(txn, q->q_meta, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
-	if (rc != 0)
-		return rc;
-	qrecord_encode(&m->qm_rec, v.mv_data);
-	v.mv_size = total;
-	rc = queue_put_app(txn, q->q_body, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
-	if (rc != 0)
-		return rc;
-	dst = v.mv_data;
-	for (unsigned i = 0; i < m->qm_iovcnt; i++) {
-		memcpy(dst, m->qm_iov[i].iov_base, m->qm_iov[i].iov_len);
-		dst += m->qm_iov[i].iov_len;
-	}
-	queue_key_put(skey, m->qm_rec.next_attempt);
-	queue_key_put(skey + 8, m->qm_id);
-	app = memcmp(skey, q->q_append_sched, 16) > 0;
-	if (app)
-		memcpy(q->q_append_sched, skey, 16);
-	return queue_put_app(txn, q->q_sched, &sk, &sv, 0, app);
-}
-
-int queue_put_raw(struct queue *q, MDB_txn *txn, uint64_t id, const void *rec, size_t rec_len,
-		  uint64_t next_attempt, const void *body, size_t body_len)
-{
-	unsigned char key[8], skey[16];
-	MDB_val k = { 8, key }, v = { rec_len, (void *)rec }, sk = { 16, skey }, sv = { 0, NULL };
+	MDB_val k = { 8, key }, v = { f->qf_rec_len, NULL }, sk = { 16, skey }, sv = { 0, NULL };
 	bool app = id > q->q_append_id;
 	int rc;
 
 	queue_key_put(key, id);
 	if (app)
 		q->q_append_id = id;
-	rc = queue_put_app(txn, q->q_meta, &k, &v, MDB_NOOVERWRITE, app);
+	rc = queue_put_app(txn, q->q_meta, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
 	if (rc != 0)
 		return rc;
-	v = (MDB_val){ body_len, (void *)body };
-	rc = queue_put_app(txn, q->q_body, &k, &v, MDB_NOOVERWRITE, app);
+	f->qf_rec(f, v.mv_data);
+	v = (MDB_val){ f->qf_body_len, NULL };
+	rc = queue_put_app(txn, q->q_body, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE, app);
 	if (rc != 0)
 		return rc;
+	f->qf_body(f, v.mv_data);
 	queue_key_put(skey, next_attempt);
 	queue_key_put(skey + 8, id);
 	app = memcmp(skey, q->q_append_sched, 16) > 0;
 	if (app)
 		memcpy(q->q_append_sched, skey, 16);
 	return queue_put_app(txn, q->q_sched, &sk, &sv, 0, app);
+}
+
+static void queue_fill_encode(const struct queue_fill *f, void *dst)
+{
+	const struct queue_msg *m = f->qf_ctx;
+
+	qrecord_encode(&m->qm_rec, dst);
+}
+
+/* The body from the workers' receive buffers: the one copy it gets. */
+static void queue_fill_iov(const struct queue_fill *f, void *dst)
+{
+	const struct queue_msg *m = f->qf_ctx;
+	char *d = dst;
+
+	for (unsigned i = 0; i < m->qm_iovcnt; i++) {
+		memcpy(d, m->qm_iov[i].iov_base, m->qm_iov[i].iov_len);
+		d += m->qm_iov[i].iov_len;
+	}
+}
+
+static void queue_fill_rec_copy(const struct queue_fill *f, void *dst)
+{
+	if (f->qf_rec_len > 0)
+		memcpy(dst, f->qf_rec_src, f->qf_rec_len);
+}
+
+static void queue_fill_body_copy(const struct queue_fill *f, void *dst)
+{
+	if (f->qf_body_len > 0)
+		memcpy(dst, f->qf_body_src, f->qf_body_len);
+}
+
+/* Write one message into the open transaction. */
+int queue_put_msg(struct queue *q, MDB_txn *txn, struct queue_msg *m)
+{
+	struct queue_fill f = { queue_fill_encode, queue_fill_iov, m, NULL, NULL, 0, 0 };
+
+	for (unsigned i = 0; i < m->qm_iovcnt; i++)
+		f.qf_body_len += m->qm_iov[i].iov_len;
+	m->qm_rec.size = f.qf_body_len;
+	f.qf_rec_len = qrecord_encoded_size(&m->qm_rec);
+	return queue_put_entries(q, txn, m->qm_id, m->qm_rec.next_attempt, &f);
+}
+
+int queue_put_raw(struct queue *q, MDB_txn *txn, uint64_t id, const void *rec, size_t rec_len,
+		  uint64_t next_attempt, const void *body, size_t body_len)
+{
+	struct queue_fill f = { queue_fill_rec_copy, queue_fill_body_copy, NULL, rec, body,
+				rec_len, body_len };
+
+	return queue_put_entries(q, txn, id, next_attempt, &f);
 }
 
 static void queue_refuse_updates(struct queue_update *u)

@@ -10,6 +10,8 @@
  * three bits are set they are left as they are, so that bad ones (and
  * the scan past them) are seen.
  */
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,22 +26,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char g_dir[64];
 
-static void fuzz_rm(const char *dir)
+/* What one input leaves in dir: every file of journal/ (segments, spares,
+ * damaged-*), the LMDB files; with locks, the lock files too. */
+static void fuzz_rm(const char *dir, bool locks)
 {
-	char p[128];
+	static const char *const files[] = { "data.mdb", "lock.mdb", "ringmta.lock",
+					     "ringmta.tools.lock" };
+	char p[400];
+	struct dirent *e;
+	DIR *d;
 
-	snprintf(p, sizeof(p), "%s/journal/0000000000000001.seg", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/journal/0000000000000002.seg", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/journal/spare.1", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/journal/spare.2", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/data.mdb", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-	unlink(p);
+	snprintf(p, sizeof(p), "%s/journal", dir);
+	if ((d = opendir(p)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%s/journal/%s", dir, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) - (locks ? 0 : 2); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
 }
 
 /* At exit: the directory goes (libFuzzer exits through exit()). */
@@ -49,11 +59,7 @@ static void fuzz_cleanup(void)
 
 	if (g_dir[0] == '\0')
 		return;
-	fuzz_rm(g_dir);
-	snprintf(p, sizeof(p), "%s/ringmta.lock", g_dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/ringmta.tools.lock", g_dir);
-	unlink(p);
+	fuzz_rm(g_dir, true);
 	snprintf(p, sizeof(p), "%s/journal", g_dir);
 	rmdir(p);
 	rmdir(g_dir);
@@ -76,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mkdir(path, 0700);
 		atexit(fuzz_cleanup);
 	}
-	fuzz_rm(g_dir);
+	fuzz_rm(g_dir, false);
 	seg = malloc(size ? size : 1);
 	memcpy(seg, data, size);
 	while (off + JNL_HDR_SIZE <= size) {

@@ -118,13 +118,16 @@ static void test_journal_path(const char *dir)
 
 	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
 			  sizeof(err)) == 0, "queue opens with the journal");
+	/* No checkpoint by age in this test, however slow the machine: what
+	 * it counts is the journal's own. */
+	queue_jnl_set_age(q, UINT64_MAX / 2);
 	queue_sink_init(&sink, notify, &w);
 	for (unsigned i = 0; i < 8; i++) {
 		fill(&m[i], &sink, 100 + i, &rc, iov[i], i);
 		ok &= submit_wait(q, &sink, &w, &m[i]) == 0;
 	}
 	queue_get_stats(q, &st);
-	tap_ok(ok && st.jnl_groups == 8 && st.checkpoints <= 1,
+	tap_ok(ok && st.jnl_groups == 8 && st.checkpoints == 0,
 	       "8 messages committed through the journal (%llu groups, %llu checkpoints)",
 	       (unsigned long long)st.jnl_groups, (unsigned long long)st.checkpoints);
 	tap_ok(body_is(q, 103, 3), "a body is read back from its segment");
@@ -226,6 +229,7 @@ static int child_run(const char *dir, unsigned count, unsigned tear)
 		if (queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
 			       sizeof(err)) != 0)
 			_exit(2);
+		queue_jnl_set_age(q, UINT64_MAX / 2);	/* all of it stays in the journal */
 		queue_sink_init(&sink, notify, &w);
 		for (unsigned i = 0; i < count; i++) {
 			fill(&m[i], &sink, 500 + i, &rc, iov[i], i);
@@ -332,6 +336,7 @@ static void test_view(const char *dir)
 
 	tap_ok(queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err,
 			  sizeof(err)) == 0, "the daemon's queue opens");
+	queue_jnl_set_age(q, UINT64_MAX / 2);
 	queue_sink_init(&sink, notify, &w);
 	for (unsigned i = 0; i < 3; i++) {
 		fill(&m[i], &sink, 700 + i, &rc, iov[i], i);
