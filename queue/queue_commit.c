@@ -188,21 +188,6 @@ static uint64_t queue_batch_bytes(const struct queue_msg *batch,
 	return n;
 }
 
-/*
- * This batch's journal group failed, and no checkpoint past it commits
- * with the batch: its new mail is refused (4xx), not stored in LMDB. Its
- * records may have reached the disk ahead of the stored position, and a
- * replay would bring back a message LMDB had since delivered.
- */
-static void queue_refuse_failed_group(struct queue *q, struct queue_msg *batch)
-{
-	if (!q->q_jnl_failed_now)
-		return;
-	for (; batch != NULL; batch = batch->qm_next)
-		if (batch->qm_status == 0)
-			batch->qm_status = -EIO;
-}
-
 /* Whether anything of the batch is left for LMDB (not journaled). */
 static bool queue_batch_lmdb(const struct queue_msg *batch, const struct queue_update *ubatch)
 {
@@ -222,7 +207,7 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 	uint64_t t0 = queue_now_ns(), n = 0, failed = 0;
 	unsigned njnl;
 	bool cp;
-	int rc = 0;
+	int rc = 0, why = 0;
 
 	for (struct queue_msg *m = batch; m != NULL; m = m->qm_next)
 		m->qm_status = 0;
@@ -238,22 +223,14 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 	/* A checkpoint writes the journal's messages into LMDB: only into
 	 * allocated blocks (MDB_WRITEMAP faults on a hole). Without room it
 	 * waits, and so does what needed it. */
-	if (cp && queue_jnl_cp_backoff(q)) {
-		queue_jnl_cp_failed(q, ubatch, -EAGAIN);
+	if (cp && queue_jnl_cp_backoff(q))
+		why = -EAGAIN;
+	else if (cp && queue_room(q, QUEUE_TXN_PAGES * q->q_psize + queue_jnl_cp_bytes(q) +
+				    queue_batch_bytes(batch, ubatch) + q->q_reserve) < 0)
+		why = -ENOSPC;	/* room for both together: one transaction */
+	if (why != 0)
 		cp = false;
-	} else if (cp && queue_room(q, QUEUE_TXN_PAGES * q->q_psize + queue_jnl_cp_bytes(q) +
-				       queue_batch_bytes(batch, ubatch) + q->q_reserve) < 0) {
-		/* Room for the checkpoint and the rest of the batch, together:
-		 * they go in one transaction. */
-		queue_jnl_cp_failed(q, ubatch, -ENOSPC);
-		cp = false;
-	}
-	if (!cp) {
-		queue_refuse_failed_group(q, batch);
-		queue_jnl_lmdb_guard(q, batch, ubatch);
-	} else {
-		queue_jnl_lmdb_guard(q, batch, NULL);
-	}
+	queue_jnl_before_lmdb(q, batch, ubatch, cp, why);
 	if (cp || queue_batch_lmdb(batch, ubatch)) {
 		queue_readers_check(q, false);
 		queue_batch_room(q, batch, ubatch, cp ? queue_jnl_cp_bytes(q) : 0);
@@ -261,11 +238,9 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 		if (rc != 0 && cp) {
 			/* The journal keeps its messages (durable there); the
 			 * rest of the batch goes in without the checkpoint. */
-			queue_jnl_cp_failed(q, ubatch, rc);
 			cp = false;
 			ids.n = njnl;
-			queue_refuse_failed_group(q, batch);
-			queue_jnl_lmdb_guard(q, batch, ubatch);
+			queue_jnl_before_lmdb(q, batch, ubatch, false, rc);
 			rc = queue_batch_lmdb(batch, ubatch) ?
 			     queue_write_batch(q, batch, ubatch, &ids, false) : 0;
 		}

@@ -227,22 +227,23 @@ bool queue_jnl_batch(struct queue *q, struct queue_msg *batch, struct queue_upda
  * position; after its commit, queue_jnl_cp_done. */
 int queue_jnl_cp_put(struct queue *q, MDB_txn *txn);
 void queue_jnl_cp_done(struct queue *q);
-/* What a checkpoint writes into LMDB, for queue_room (with a margin per
- * message); and, when there is no room for it, refuse the batch's updates
- * of journal messages (-ENOSPC: delivery tries them again). */
+/* What a checkpoint writes into LMDB at most, for queue_room (it errs
+ * high). */
 uint64_t queue_jnl_cp_bytes(struct queue *q);
-void queue_jnl_cp_failed(struct queue *q, struct queue_update *u, int err);
 /* A failed checkpoint is not tried again for a second (-EAGAIN to
- * queue_jnl_cp_failed: refused for that reason, no new wait). */
+ * queue_jnl_before_lmdb: not run for that reason, no new wait). */
 bool queue_jnl_cp_backoff(struct queue *q);
 /* Tests: the age that calls for a checkpoint (any thread; takes effect at
  * the committer's next look). */
 void queue_jnl_set_age(struct queue *q, uint64_t ns);
-/* Before LMDB writes a batch without a checkpoint: an update of a journal
- * message is held back (-EAGAIN: LMDB does not have it, and -ENOENT would
- * tell delivery it was gone), and a new message or bounce whose id the
- * journal holds is refused (-EEXIST): one id, one message. */
-void queue_jnl_lmdb_guard(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch);
+/* Before LMDB writes what the journal left of a batch, with the
+ * checkpoint (cp) or without (err: why one that was due cannot run, or
+ * 0): an update of a journal message is held back (-EAGAIN) unless the
+ * checkpoint takes it; a new message or bounce whose id the journal holds
+ * is refused (-EEXIST: one id, one message); a failed group's new mail is
+ * refused when no checkpoint passes it (-EIO). */
+void queue_jnl_before_lmdb(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
+			   bool cp, int err);
 /* Committer: a checkpoint is due (age, bytes); *wait_ns_r how long until
  * one is when the overlay is not empty (0: none pending). */
 bool queue_jnl_cp_due(struct queue *q, uint64_t *wait_ns_r);

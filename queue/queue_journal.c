@@ -399,13 +399,34 @@ uint64_t queue_jnl_cp_bytes(struct queue *q)
 	return n;
 }
 
-void queue_jnl_lmdb_guard(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch)
+void queue_jnl_before_lmdb(struct queue *q, struct queue_msg *batch, struct queue_update *ubatch,
+			   bool cp, int err)
 {
 	if (q->q_jnl == NULL)
 		return;
+	if (err != 0) {
+		if (!q->q_cp_warned)
+			fprintf(stderr, "ringmta: queue: cannot checkpoint the journal into LMDB"
+				" (%s): its messages stay in the journal; trying again\n",
+				queue_strerror(err));
+		q->q_cp_warned = true;
+		/* Not in every batch: a checkpoint that fails wrote it all
+		 * first. */
+		if (err != -EAGAIN)
+			q->q_cp_retry_ns = queue_now_ns() + QUEUE_CP_RETRY_NS;
+	}
+	/* A failed group's new mail, with no checkpoint past it: refused
+	 * (4xx), not stored in LMDB. Its records may be on disk ahead of
+	 * the position, and a replay would bring back what LMDB delivered. */
+	for (struct queue_msg *m = batch; !cp && q->q_jnl_failed_now && m != NULL; m = m->qm_next)
+		if (m->qm_status == 0)
+			m->qm_status = -EIO;
 	pthread_mutex_lock(&q->q_ov_lock);
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
-		if (u->qu_status == 0 && u->qu_id != 0 && queue_ov_find(q, u->qu_id) != NULL)
+		/* Without a checkpoint its message is not in LMDB: held back
+		 * (-ENOENT there would tell delivery it was gone). With one,
+		 * the cut took every message an update needs. */
+		if (!cp && u->qu_status == 0 && u->qu_id != 0 && queue_ov_find(q, u->qu_id) != NULL)
 			u->qu_status = -EAGAIN;
 		if (u->qu_status == 0 && u->qu_new != NULL && u->qu_new->qm_status == 0 &&
 		    queue_ov_find(q, u->qu_new->qm_id) != NULL)
@@ -428,22 +449,6 @@ void queue_jnl_set_age(struct queue *q, uint64_t ns)
 bool queue_jnl_cp_backoff(struct queue *q)
 {
 	return q->q_cp_retry_ns != 0 && queue_now_ns() < q->q_cp_retry_ns;
-}
-
-void queue_jnl_cp_failed(struct queue *q, struct queue_update *u, int err)
-{
-	if (!q->q_cp_warned)
-		fprintf(stderr, "ringmta: queue: cannot checkpoint the journal into LMDB (%s):"
-			" its messages stay in the journal; trying again\n", queue_strerror(err));
-	q->q_cp_warned = true;
-	/* Not in every batch: a checkpoint that fails wrote it all first. */
-	if (err != -EAGAIN)
-		q->q_cp_retry_ns = queue_now_ns() + QUEUE_CP_RETRY_NS;
-	pthread_mutex_lock(&q->q_ov_lock);
-	for (; u != NULL; u = u->qu_next)
-		if (u->qu_status == 0 && u->qu_id != 0 && queue_ov_find(q, u->qu_id) != NULL)
-			u->qu_status = -ENOSPC;
-	pthread_mutex_unlock(&q->q_ov_lock);
 }
 
 int queue_jnl_cp_put(struct queue *q, MDB_txn *txn)
