@@ -109,7 +109,9 @@ const char *queue_strerror(int err);
  * maps the file, it is checked against what its meta pages claim (an empty
  * or truncated data.mdb is refused, never replaced by an empty queue).
  * With QUEUE_F_EXCLUSIVE, queue_dir/ringmta.lock is flock()ed for the
- * queue's life and a second holder gets -EBUSY. Plain CLI opens work
+ * queue's life and a second holder gets -EBUSY (a daemon, QUEUE_F_COMMITTER,
+ * first waits up to a minute for a tool that holds it only to replay a
+ * journal a killed daemon left). Plain CLI opens work
  * beside the daemon; they share queue_dir/ringmta.tools.lock, which
  * queue compact (QUEUE_F_EXCLUSIVE without QUEUE_F_COMMITTER) takes alone,
  * so a tool never runs while compact replaces the file (-EBUSY either way).

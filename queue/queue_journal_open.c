@@ -207,8 +207,10 @@ void queue_jnl_recover_dir(const char *dir, uint64_t map_size)
 	snprintf(path, sizeof(path), "%s/journal", dir);
 	if (!jnl_dir_has_segments(path))
 		return;
-	/* Exclusive: refused (and left to the daemon) while one runs. */
-	if (queue_open(&q, dir, map_size, QUEUE_F_EXCLUSIVE, err, sizeof(err)) == 0)
+	/* Exclusive: refused (and left to the daemon) while one runs; a
+	 * daemon that starts meanwhile waits for this (QUEUE_F_RECOVER). */
+	if (queue_open(&q, dir, map_size, QUEUE_F_EXCLUSIVE | QUEUE_F_RECOVER, err,
+		       sizeof(err)) == 0)
 		queue_close(&q);
 }
 

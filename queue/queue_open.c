@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* meta, body, sched, suppress, shaping, events, journal, and room for more. */
@@ -152,12 +153,27 @@ static void queue_open_err(char *err, size_t errlen, const char *dir, int rc)
 		 queue_strerror(rc), damaged ? "; restore it, see \"ringmta queue check\"" : "");
 }
 
-/* queue_dir/ringmta.lock: one daemon (or queue compact) per queue. */
-static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen)
+/* The lock file's text: the holder's pid, and the tag when it holds the
+ * lock only to replay a journal (queue_jnl_recover_dir). */
+static void queue_lock_text(int fd, char *buf, size_t len)
 {
-	char path[PATH_MAX], pid[32];
-	ssize_t n;
-	int fd;
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * queue_dir/ringmta.lock: one daemon (or queue compact) per queue. A
+ * daemon that finds it held by a tool's journal replay waits for that
+ * (bounded: QUEUE_LOCK_WAIT_NS), checking every 20 ms; anything else
+ * holding it is a refusal at once.
+ */
+static int queue_lock(struct queue *q, const char *dir, unsigned flags, char *err,
+		      size_t errlen)
+{
+	char path[PATH_MAX], pid[64];
+	uint64_t deadline = queue_now_ns() + QUEUE_LOCK_WAIT_NS;
+	int n, fd;
 
 	snprintf(path, sizeof(path), "%s/ringmta.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
@@ -167,12 +183,18 @@ static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen
 		snprintf(err, errlen, "queue lock %s: %s", path, strerror(errno));
 		return rc;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 
-		n = pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
+		queue_lock_text(fd, pid, sizeof(pid));
+		if (rc == -EBUSY && (flags & QUEUE_F_COMMITTER) &&
+		    strstr(pid, QUEUE_LOCK_REPLAY_TAG) != NULL && queue_now_ns() < deadline) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		pid[strcspn(pid, " \n")] = '\0';
 		if (rc == -EBUSY)
 			snprintf(err, errlen, "queue_dir %s is in use by another ringmta (pid %s,"
 				 " lock %s): refusing to run a second one on it",
@@ -182,9 +204,10 @@ static int queue_lock(struct queue *q, const char *dir, char *err, size_t errlen
 		close(fd);
 		return rc;
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	/* The pid is only for the message above: a failure to write it is
-	 * not one to stop for. */
+	n = snprintf(pid, sizeof(pid), "%ld%s\n", (long)getpid(),
+		     (flags & QUEUE_F_RECOVER) ? " " QUEUE_LOCK_REPLAY_TAG : "");
+	/* The text is for the message above and for a daemon's wait: a
+	 * failure to write it is not one to stop for. */
 	if (ftruncate(fd, 0) == 0)
 		(void)!pwrite(fd, pid, (size_t)n, 0);
 	q->q_lockfd = fd;
@@ -297,7 +320,7 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	q->q_batch_want = QUEUE_BATCH_WANT;
 	q->q_gather_min = QUEUE_GATHER_MIN;
 	q->q_cp_age_ns = QUEUE_CP_AGE_NS;
-	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, err, errlen)) < 0) ||
+	if (((flags & QUEUE_F_EXCLUSIVE) && (rc = queue_lock(q, dir, flags, err, errlen)) < 0) ||
 	    (!(flags & QUEUE_F_COMMITTER) &&
 	     (rc = queue_tools_lock(q, dir, (flags & QUEUE_F_EXCLUSIVE) != 0, err, errlen)) < 0) ||
 	    (rc = queue_open_precheck(dir, err, errlen)) < 0) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -501,13 +502,77 @@ static void test_file_layer(const char *dir)
 	}
 }
 
+/* A child holds queue_dir/ringmta.lock with text as its lock file's
+ * text (after its pid) for ms milliseconds; its pid, once it holds it. */
+static pid_t hold_lock(const char *dir, const char *text, unsigned ms)
+{
+	char path[400], buf[80];
+	int p[2];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/ringmta.lock", dir);
+	if (pipe(p) < 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(path, O_RDWR | O_CREAT, 0640), n;
+
+		if (fd < 0 || flock(fd, LOCK_EX) < 0)
+			_exit(1);
+		n = snprintf(buf, sizeof(buf), "%ld%s\n", (long)getpid(), text);
+		if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n ||
+		    write(p[1], "x", 1) != 1)
+			_exit(1);
+		usleep(ms * 1000u);
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], buf, 1) != 1)
+		pid = -1;
+	close(p[0]);
+	return pid;
+}
+
+/* A daemon that starts while a tool holds the lock to replay a journal
+ * waits for it; one held by another daemon, or by a tool for anything
+ * else, is a refusal at once; a tool is refused by a replay's lock. */
+static void test_daemon_waits_for_replay(const char *dir)
+{
+	struct queue *q = NULL;
+	char err[512];
+	pid_t pid;
+	int rc, st;
+
+	mkdir(dir, 0750);
+	pid = hold_lock(dir, " " QUEUE_LOCK_REPLAY_TAG, 300);
+	tap_ok(pid > 0, "a tool holds the lock to replay");
+	rc = queue_open(&q, dir, 64u << 20, QUEUE_F_EXCLUSIVE, err, sizeof(err));
+	tap_ok(rc == -EBUSY, "another tool is refused at once: %d %s", rc, rc ? err : "");
+	queue_close(&q);
+	rc = queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err, sizeof(err));
+	tap_ok(rc == 0, "a daemon waits for the replay, then opens: %d %s", rc, rc ? err : "");
+	queue_close(&q);
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+
+	pid = hold_lock(dir, "", 10000);
+	tap_ok(pid > 0, "a daemon holds the lock");
+	rc = queue_open(&q, dir, 64u << 20, QUEUE_F_COMMITTER | QUEUE_F_JOURNAL, err, sizeof(err));
+	tap_ok(rc == -EBUSY && strstr(err, "in use by another ringmta") != NULL,
+	       "a second daemon is refused at once: %d %s", rc, err);
+	queue_close(&q);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+}
+
 int main(void)
 {
-	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[5][300];
+	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[6][300];
 
 	if (mkdtemp(base) == NULL)
 		return 1;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		snprintf(d[i], sizeof(d[i]), "%s/q%d", base, i);
 	test_journal_path(d[0]);
 	test_run_after_clean_stop(d[0]);
@@ -515,6 +580,7 @@ int main(void)
 	test_replay(d[1]);
 	test_tear(d[2]);
 	test_file_layer(d[3]);
+	test_daemon_waits_for_replay(d[5]);
 	{
 		char cmd[400];
 
