@@ -4,12 +4,13 @@
  * readers, the counters. Opening and closing: queue_open.c; the group
  * committer: queue_commit.c; the journal: queue_journal*.c.
  *
- * MDB_WRITEMAP makes the data file as long as the map but sparse; a store
- * into a hole on a full filesystem is a SIGBUS, not an error. So the file
- * is kept allocated (fallocate) past LMDB's last page by a reserve, and
- * the committer grows that allocation before each batch: when it cannot,
- * new mail is refused with -ENOSPC while delivery results and deletes
- * still commit inside the reserve (queue_room(), README "Queue storage").
+ * LMDB writes a transaction's pages with pwritev at commit; on a full
+ * filesystem a write that needs a new block fails, and with it the whole
+ * commit, deletes and delivery results too. So the file is kept allocated
+ * (fallocate) past LMDB's last page by a reserve, and the committer grows
+ * that allocation before each batch: when it cannot, new mail is refused
+ * with -ENOSPC while delivery results and deletes still commit inside the
+ * reserve (queue_room(), README "Queue storage").
  */
 #include "queue/queue_internal.h"
 

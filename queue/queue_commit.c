@@ -5,9 +5,10 @@
  * journal's part first, then LMDB's: queue_jnl_batch, queue_write_batch)
  * and hands the messages back to their sinks, once per sink per batch.
  *
- * LMDB is opened with MDB_WRITEMAP: for what goes to LMDB, the committer
- * copies each body from the workers' receive buffers straight into the
- * map (MDB_RESERVE); the journal writes them with pwritev (no copy).
+ * For what goes to LMDB, the committer copies each body from the workers'
+ * receive buffers into the value LMDB reserved (MDB_RESERVE, a page of the
+ * transaction in memory; LMDB writes it with pwritev at commit); the
+ * journal writes them with pwritev (no copy).
  */
 #include "queue/queue_internal.h"
 
@@ -155,7 +156,7 @@ static void queue_batch_room(struct queue *q, struct queue_msg *batch,
 	/* Inside the allocation, count an update as the pages it may copy
 	 * (the record's leaf and branch in "meta", the old and the new
 	 * schedule entries' in "sched"), not its bytes: an estimate too low
-	 * here is a write into a hole, and SIGBUS. */
+	 * here is a write past the allocation, which a full disk fails. */
 	up = 0;
 	for (struct queue_update *u = ubatch; u != NULL; u = u->qu_next) {
 		uint64_t b = QUEUE_UPDATE_PAGES * q->q_psize +
@@ -221,8 +222,8 @@ static void queue_commit_batch(struct queue *q, struct queue_msg *batch,
 	cp = queue_jnl_batch(q, batch, ubatch, &ids, want_cp);
 	njnl = ids.n;
 	/* A checkpoint writes the journal's messages into LMDB: only into
-	 * allocated blocks (MDB_WRITEMAP faults on a hole). Without room it
-	 * waits, and so does what needed it. */
+	 * allocated blocks (a full disk fails any other write, and the whole
+	 * commit with it). Without room it waits, and so does what needed it. */
 	if (cp && queue_jnl_cp_backoff(q))
 		why = -EAGAIN;
 	else if (cp && queue_room(q, QUEUE_TXN_PAGES * q->q_psize + queue_jnl_cp_bytes(q) +

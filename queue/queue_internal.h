@@ -162,8 +162,8 @@ static inline uint64_t queue_now_ns(void)
 void *queue_committer(void *arg);
 
 /* In queue.c: make sure LMDB's next writes, up to need bytes past the
- * pages in use, land in allocated blocks (MDB_WRITEMAP faults on a hole
- * when the filesystem is full). 0 or -ENOSPC (or another -errno). */
+ * pages in use, land in allocated blocks (on a full filesystem any other
+ * write fails, and the commit with it). 0 or -ENOSPC (or another -errno). */
 int queue_room(struct queue *q, uint64_t need);
 /* Clear reader slots left by dead processes; at most once a second unless
  * force. */

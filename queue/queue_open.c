@@ -88,9 +88,9 @@ static int queue_open_dbs(struct queue *q)
 }
 
 /*
- * Before LMDB maps data.mdb (which, with MDB_WRITEMAP, also stretches it
- * to the map size): an empty file would silently become a new empty
- * queue, a truncated one faults (SIGBUS) on the missing pages. Compare the
+ * Before LMDB maps data.mdb: an empty file would silently become a new
+ * empty queue, a truncated one faults (SIGBUS) on reading the missing
+ * pages. Compare the
  * file with what its meta pages claim, using a read-only, lock-free look.
  */
 static int queue_open_precheck(const char *dir, char *err, size_t errlen)
@@ -281,7 +281,9 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 	       unsigned flags, char *err, size_t errlen)
 {
 	struct queue *q;
-	unsigned eflags = MDB_WRITEMAP | MDB_NOTLS | MDB_NORDAHEAD;
+	/* No MDB_WRITEMAP: LMDB builds a transaction's pages in memory and
+	 * writes them with pwritev (README "Queue storage"). */
+	unsigned eflags = MDB_NOTLS | MDB_NORDAHEAD;
 	MDB_stat ms;
 	int rc;
 

@@ -68,7 +68,8 @@ static int queue_ov_grow(struct queue *q)
  * checks): a body too large for a leaf goes to whole overflow pages; a
  * small one, and the record, may sit in half-empty leaves; the schedule
  * entry and a share of the branch pages. An estimate too low is a write
- * into a hole when the disk is full (SIGBUS), so it errs high.
+ * past the allocation, which a full disk fails (the whole commit with it),
+ * so it errs high.
  */
 static uint64_t queue_ov_cost(const struct queue *q, const struct queue_ov_entry *e)
 {

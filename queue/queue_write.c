@@ -240,16 +240,16 @@ static int queue_write_updates(struct queue *q, MDB_txn *txn, struct queue_updat
  * One write transaction for everything gathered; one sync. An item whose
  * write fails (a damaged record, no room for a bounce) must not take the
  * batch down: the transaction is aborted (LMDB's is unusable after most
- * errors, and MDB_WRITEMAP rules out nested ones) and the batch is written
- * again without it, so at most one retry per failing item. A full map
+ * errors; a nested transaction per item would cost every item to spare a
+ * rare retry) and the batch is written again without it, so at most one retry per failing item. A full map
  * refuses all new mail of the batch at once.
  *
  * The updates go first: the deletes of delivered mail empty leaf pages,
  * which LMDB copied (copy on write) into pages dirty in this transaction;
  * an emptied one goes to the transaction's loose list, and the new
  * messages written next take those pages again. In the other order the
- * emptied copies are pages of their own, and msync writes them all the
- * same.
+ * emptied copies are pages of their own, and the commit writes them all
+ * the same.
  */
 int queue_write_batch(struct queue *q, struct queue_msg *batch,
 			     struct queue_update *ubatch, struct queue_idlist *ids, bool checkpoint)
