@@ -441,7 +441,7 @@ static bool jnl_rec_valid(const struct jnl_seg *s, uint64_t off, struct jnl_rec 
 	if (len > s->js_size - off - JNL_HDR_SIZE)
 		return false;
 	if (off == 0 ? h[20] != JNL_SEG || len != 8 :
-	    (h[20] != JNL_MSG && h[20] != JNL_DEL) || !s->js_salted)
+	    (h[20] != JNL_MSG && h[20] != JNL_DEL && h[20] != JNL_PAD) || !s->js_salted)
 		return false;
 	pl = (struct iovec){ (void *)(h + JNL_HDR_SIZE), len };
 	if (jnl_rec_crc(off == 0 ? NULL : s->js_salt, h, &pl, 1) != jnl_get32(h + 4))
@@ -556,7 +556,7 @@ int jnl_replay(struct jnl *j, uint64_t seq, uint64_t off,
 			uint64_t bad;
 
 			while (jnl_rec_valid(s, o, &r)) {
-				if (cb(ctx, &r) != 0)
+				if (r.jr_type != JNL_PAD && cb(ctx, &r) != 0)
 					return 1;
 				o = r.jr_next_off;
 				*end_seq_r = s->js_seq;
@@ -752,7 +752,27 @@ static unsigned jnl_iov_half(struct iovec *iov, unsigned n)
 	return n;
 }
 
-static const unsigned char jnl_zeros[8];
+static const unsigned char jnl_zeros[JNL_PAGE];
+
+/* End the group on a page boundary (journal.h, JNL_PAGE): a JNL_PAD to
+ * it, when the segment has room past the deletes' reserve. Without one
+ * (no room, no memory) the group is only not padded. */
+static void jnl_pad_group(struct jnl *j)
+{
+	struct jnl_seg *s = j->j_active;
+	uint64_t end, len;
+	struct iovec z;
+
+	if (s == NULL || s->js_end % JNL_PAGE == 0 || j->j_pend[j->j_npend - 1].jp_seg != s)
+		return;
+	/* The boundary that leaves room for the header: len < JNL_PAGE. */
+	end = (s->js_end + JNL_HDR_SIZE + JNL_PAGE - 1) / JNL_PAGE * JNL_PAGE;
+	if (end + JNL_DEL_RESERVE > s->js_size)
+		return;
+	len = end - s->js_end - JNL_HDR_SIZE;
+	z = (struct iovec){ (void *)jnl_zeros, (size_t)len };
+	(void)jnl_queue(j, s, JNL_PAD, 0, &z, len > 0 ? 1 : 0, len, NULL);
+}
 
 int jnl_commit(struct jnl *j)
 {
@@ -763,11 +783,12 @@ int jnl_commit(struct jnl *j)
 	if (j->j_npend == 0)
 		return 0;
 	j->j_groups++;
+	jnl_pad_group(j);
 	/* One pwritev run per segment the group reaches (usually one). */
 	while (i < j->j_npend && rc == 0) {
 		struct jnl_seg *s = j->j_pend[i].jp_seg;
 		uint64_t off = j->j_pend[i].jp_off;
-		unsigned k = i, n = 0, cap = 0;
+		unsigned k = i, n = 0, cap = 0, nrec;
 
 		for (; k < j->j_npend && j->j_pend[k].jp_seg == s; k++)
 			cap += 2 + j->j_pend[k].jp_nparts;
@@ -777,9 +798,12 @@ int jnl_commit(struct jnl *j)
 			rc = -ENOMEM;
 			break;
 		}
+		nrec = UINT_MAX;
 		for (; i < k; i++) {
 			struct jnl_pending *p = &j->j_pend[i];
 
+			if (p->jp_hdr[20] == JNL_PAD)
+				nrec = n;	/* the iovecs before the pad */
 			iov[n++] = (struct iovec){ p->jp_hdr, JNL_HDR_SIZE };
 			for (unsigned m = 0; m < p->jp_nparts; m++)
 				if (j->j_parts[p->jp_part0 + m].iov_len > 0)
@@ -788,7 +812,8 @@ int jnl_commit(struct jnl *j)
 				iov[n++] = (struct iovec){ (void *)jnl_zeros, p->jp_pad };
 		}
 		if (j->j_tear_at != 0 && j->j_groups == j->j_tear_at) {
-			n = jnl_iov_half(iov, n);
+			/* Half of the records, not of the pad after them. */
+			n = jnl_iov_half(iov, nrec < n ? nrec : n);
 			(void)jnl_pwritev_all(s->js_fd, iov, n, off);
 			(void)fdatasync(s->js_fd);
 			raise(SIGKILL);

@@ -25,7 +25,9 @@
  *
  * Writes are grouped: jnl_add() queues records (their bytes are not
  * copied: the iovecs must stay valid until jnl_commit()), jnl_commit()
- * writes them with pwritev() and fdatasync()s each segment it touched.
+ * ends the group with a JNL_PAD to the next page boundary, writes them
+ * with pwritev() and fdatasync()s each segment it touched. Replay skips
+ * JNL_PAD records (its callback never sees them).
  *
  * Threads: the writer (jnl_add, jnl_commit, jnl_recycle) is one thread,
  * the committer. Readers hold a segment by jnl_seg_ref() and may read its
@@ -48,7 +50,14 @@ enum jnl_type {
 	JNL_MSG = 1,	/* a new message: u32 record length, record, body */
 	JNL_DEL = 2,	/* the message left the queue: no payload */
 	JNL_SEG = 3,	/* a segment's first record: its 8-byte salt */
+	JNL_PAD = 4,	/* zeros to a page boundary: a group's last record */
 };
+
+/* Each group ends on a JNL_PAGE boundary (a JNL_PAD record fills up to it,
+ * room permitting): the next group starts a page of its own, so each
+ * fdatasync writes a page once, where without the pad the page a group
+ * ended in was written again by the next group's sync. */
+#define JNL_PAGE 4096u
 
 /* The end of each segment kept for JNL_DEL records: a full disk that
  * refuses a new segment (and so new mail) still lets deliveries leave. */

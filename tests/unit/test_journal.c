@@ -410,6 +410,43 @@ static unsigned replay_count(const char *dir)
 	return n + 100 * damaged;
 }
 
+/* Each group ends on a page boundary (JNL_PAD): the next group's first
+ * record starts a page, so no page is written by two groups' syncs; the
+ * pads are valid records that replay skips (no damage, no callback). A
+ * group that ends right before a boundary pads past the next one. */
+static void test_group_pages(const char *dir)
+{
+	struct jnl *j;
+	struct jnl_loc loc[3];
+	char err[256];
+	struct iovec part = { "payload bytes", 13 }, big;
+	static char fill[JNL_PAGE];
+	uint64_t ps, po;
+	bool ok;
+
+	mkdir(dir, 0750);
+	ok = jnl_open(&j, dir, false, err, sizeof(err)) == 0 &&
+	     jnl_add(j, JNL_MSG, 1, &part, 1, &loc[0]) == 0 && jnl_commit(j) == 0 &&
+	     jnl_add(j, JNL_DEL, 1, NULL, 0, &loc[1]) == 0 &&
+	     jnl_add(j, JNL_MSG, 2, &part, 1, &loc[2]) == 0 && jnl_commit(j) == 0;
+	tap_ok(ok, "two groups");
+	tap_ok(ok && (loc[1].jl_off - JNL_HDR_SIZE) % JNL_PAGE == 0,
+	       "the second group starts a page of its own (offset %llu)",
+	       (unsigned long long)(loc[1].jl_off - JNL_HDR_SIZE));
+	jnl_position(j, &ps, &po);
+	tap_ok(po % JNL_PAGE == 0, "the position after a group is on a page boundary");
+	/* A group that ends 8 bytes before a boundary: too little for a
+	 * pad's header, so its pad reaches the boundary after. */
+	memset(fill, 'f', sizeof(fill));
+	big = (struct iovec){ fill, JNL_PAGE - JNL_HDR_SIZE - 8 };
+	ok = jnl_add(j, JNL_MSG, 3, &big, 1, &loc[0]) == 0 && jnl_commit(j) == 0;
+	jnl_position(j, &ps, &po);
+	tap_ok(ok && po % JNL_PAGE == 0 && po - (loc[0].jl_off - JNL_HDR_SIZE) == 2 * JNL_PAGE,
+	       "a group 8 bytes short of a boundary pads to the next one");
+	jnl_close(&j);
+	tap_ok(replay_count(dir) == 4, "replay: the 4 records, the pads skipped, no damage");
+}
+
 static void test_file_layer(const char *dir)
 {
 	struct jnl *j;
@@ -568,11 +605,11 @@ static void test_daemon_waits_for_replay(const char *dir)
 
 int main(void)
 {
-	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[6][300];
+	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[7][300];
 
 	if (mkdtemp(base) == NULL)
 		return 1;
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		snprintf(d[i], sizeof(d[i]), "%s/q%d", base, i);
 	test_journal_path(d[0]);
 	test_run_after_clean_stop(d[0]);
@@ -581,6 +618,7 @@ int main(void)
 	test_tear(d[2]);
 	test_file_layer(d[3]);
 	test_daemon_waits_for_replay(d[5]);
+	test_group_pages(d[6]);
 	{
 		char cmd[400];
 
