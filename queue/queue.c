@@ -19,6 +19,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const char *queue_strerror(int err)
 {
@@ -72,8 +74,21 @@ int queue_room(struct queue *q, uint64_t need)
 	for (uint64_t extra = q->q_reserve / 4;; extra = 0) {
 		uint64_t end = want + extra > ei.me_mapsize ? ei.me_mapsize : want + extra;
 
-		if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(end - start)) == 0 ||
-		    errno == EOPNOTSUPP) {	/* nothing to promise there */
+		if (fallocate(q->q_fd, 0, (off_t)start, (off_t)(end - start)) == 0) {
+			q->q_alloc_end = end;
+			return 0;
+		}
+		if (errno == EOPNOTSUPP) {
+			/* Nothing to promise there; but keep the file as long
+			 * as LMDB's pages may reach: LMDB does not write a page
+			 * it allocated and freed in one transaction, and the
+			 * check at open refuses a file shorter than its last
+			 * page (queue_open_precheck). */
+			struct stat st;
+
+			if (fstat(q->q_fd, &st) == 0 && (uint64_t)st.st_size < end &&
+			    ftruncate(q->q_fd, (off_t)end) < 0)
+				return -errno;
 			q->q_alloc_end = end;
 			return 0;
 		}

@@ -349,30 +349,43 @@ static int queue_flush_collect(void *arg, uint64_t id, const struct qrecord *r,
 	return 0;
 }
 
-/* Make the messages ids due now in one transaction; gone ones (delivered
- * meanwhile) are skipped when skip_gone. */
+/* Ids made due per transaction: a transaction's pages are heap memory
+ * until its commit, so a flush of the whole queue (a million messages)
+ * goes in steps of bounded size, each one durable. */
+#define QUEUE_FLUSH_STEP 4096u
+
+/* Make the messages ids due now, QUEUE_FLUSH_STEP per transaction; gone
+ * ones (delivered meanwhile) are skipped when skip_gone. On an error the
+ * steps before it are committed (*n_r counts them). */
 static int queue_flush_ids(struct queue *q, const uint64_t *ids, size_t n, bool skip_gone,
 			   uint64_t now_us, unsigned *n_r)
 {
-	MDB_txn *txn;
-	int rc = 0;
+	for (size_t i0 = 0; i0 < n; i0 += QUEUE_FLUSH_STEP) {
+		size_t end = n - i0 > QUEUE_FLUSH_STEP ? i0 + QUEUE_FLUSH_STEP : n;
+		unsigned done = 0;
+		MDB_txn *txn;
+		int rc;
 
-	if ((rc = queue_room(q, (64 + 2 * n) * q->q_psize)) < 0 ||
-	    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		rc = queue_flush_one(q, txn, ids[i], now_us);
-		if (rc == -ENOENT && skip_gone)
-			rc = 0;		/* delivered meanwhile */
-		if (rc < 0)
-			break;
-		(*n_r)++;
+		if ((rc = queue_room(q, (64 + 2 * (end - i0)) * q->q_psize)) < 0 ||
+		    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0)
+			return rc;
+		for (size_t i = i0; i < end; i++) {
+			rc = queue_flush_one(q, txn, ids[i], now_us);
+			if (rc == -ENOENT && skip_gone)
+				rc = 0;		/* delivered meanwhile */
+			if (rc < 0)
+				break;
+			done++;
+		}
+		if (rc < 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		if ((rc = queue_status(mdb_txn_commit(txn))) != 0)
+			return rc;
+		*n_r += done;
 	}
-	if (rc < 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return queue_status(mdb_txn_commit(txn));
+	return 0;
 }
 
 int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r)

@@ -22,7 +22,7 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 	MDB_val k = { 8, key }, v, sk = { 16, skey }, sv = { 0, NULL };
 	struct qrecord r;
 	struct qrcpt *rcpts;
-	size_t off = 0;
+	size_t off = 0, elen = 0;
 	uint64_t next = UINT64_MAX, old_next;
 	uint32_t i = 0, pending = 0;
 	void *enc;
@@ -68,30 +68,36 @@ static int queue_apply(struct queue *q, MDB_txn *txn, struct queue_update *u,
 			next = rcpts[i].next_attempt;
 	}
 	old_next = r.next_attempt;
+	/* Encode the new record before any update: r's strings (sender,
+	 * addresses, replies) point into v, which LMDB keeps valid only until
+	 * the next update in this transaction; the del below may copy the
+	 * page v lies in, or spill and free it. */
+	enc = NULL;
+	if (pending > 0) {
+		r.flags = (r.flags | u->qu_set_flags) & ~u->qu_clear_flags;
+		/* A held message is never due: its schedule entry waits at
+		 * the end. */
+		r.next_attempt = (r.flags & QRECORD_F_HELD) ? QRECORD_HELD_NEXT : next;
+		r.rcpts = rcpts;
+		elen = qrecord_encoded_size(&r);
+		if ((enc = malloc(elen)) == NULL) {
+			free(rcpts);
+			return -ENOMEM;
+		}
+		qrecord_encode(&r, enc);
+	}
+	free(rcpts);
 	queue_sched_key(skey, old_next, u->qu_id);
 	(void)mdb_del(txn, q->q_sched, &sk, NULL);	/* absent is fine */
 	if (pending == 0) {
-		free(rcpts);
 		u->qu_removed = true;
 		rc = mdb_del(txn, q->q_meta, &k, NULL);
 		if (rc == 0)
 			rc = mdb_del(txn, q->q_body, &k, NULL);
 		return rc == 0 || rc == MDB_NOTFOUND ? 0 : queue_status(rc);
 	}
-	/* Re-encode from copies: v points into pages the put may move. */
-	r.flags = (r.flags | u->qu_set_flags) & ~u->qu_clear_flags;
-	/* A held message is never due: its schedule entry waits at the end. */
-	r.next_attempt = (r.flags & QRECORD_F_HELD) ? QRECORD_HELD_NEXT : next;
-	r.rcpts = rcpts;
-	v.mv_size = qrecord_encoded_size(&r);
-	enc = malloc(v.mv_size);
-	if (enc == NULL) {
-		free(rcpts);
-		return -ENOMEM;
-	}
-	qrecord_encode(&r, enc);
-	free(rcpts);
 	v.mv_data = enc;
+	v.mv_size = elen;
 	rc = mdb_put(txn, q->q_meta, &k, &v, 0);
 	free(enc);
 	if (rc != 0)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -735,6 +736,73 @@ static void test_append(const char *dir)
 	queue_close(&q);
 }
 
+static int count_due(void *ctx, uint64_t id, uint64_t when)
+{
+	(void)id;
+	(void)when;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/*
+ * queue flush --all over more messages than one flush transaction takes
+ * (QUEUE_FLUSH_STEP, 4096): every one is made due, in steps, and counted
+ * once; the record each update rewrites keeps its sender and recipient.
+ */
+static void test_flush_steps(const char *dir)
+{
+	enum { N = 2 * 4096 + 5 };
+	struct queue *q;
+	struct queue_sink sink;
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct queue_msg *m = calloc(N, sizeof(*m)), **got = calloc(N, sizeof(*got));
+	struct qrcpt *rc = calloc(N, sizeof(*rc));
+	struct iovec *iov = calloc(N, sizeof(*iov));
+	uint64_t later = (uint64_t)time(NULL) * 1000000u + 3600u * 1000000u, now;
+	unsigned due = 0, n = 0;
+	struct found f = { 0 };
+	char err[512];
+	int ok = 0;
+
+	if (m == NULL || got == NULL || rc == NULL || iov == NULL ||
+	    queue_open(&q, dir, 256u << 20, QUEUE_F_COMMITTER, err, sizeof(err)) != 0) {
+		tap_ok(0, "flush steps: open: %s", err);
+		goto out;
+	}
+	queue_sink_init(&sink, notify, &w);
+	for (unsigned i = 0; i < N; i++) {
+		rc[i].addr = "to@example.com";
+		rc[i].addr_len = 14;
+		rc[i].state = QRCPT_PENDING;
+		rc[i].next_attempt = later;
+		fill_msg(&m[i], &sink, 0x100000 + i, &rc[i], &iov[i], "Subject: s\r\n\r\nx\r\n", 17);
+		m[i].qm_rec.next_attempt = later;
+		queue_submit(q, &m[i]);
+	}
+	take_all(&sink, &w, N, got, N);
+	for (unsigned i = 0; i < N; i++)
+		ok += got[i]->qm_status == 0;
+	now = later - 3000u * 1000000u;
+	queue_scan_due(q, now, count_due, &due);
+	tap_ok(ok == N && due == 0, "flush steps: %d stored, %u due before the flush", ok, due);
+	ok = queue_admin_flush(q, 0, now, &n);
+	tap_ok(ok == 0 && n == N, "flush --all over %d messages: %u made due (%d)", (int)N, n, ok);
+	due = 0;
+	queue_scan_due(q, now, count_due, &due);
+	tap_ok(due == N, "flush steps: all %u due after it", due);
+	f.id = 0x100000 + 4096;	/* the first of the second step */
+	queue_admin_foreach(q, find_cb, &f);
+	tap_ok(f.seen == 1 && strcmp(f.sender, "from@example.org") == 0 && f.nrcpt == 1,
+	       "a rewritten record keeps its sender and recipient");
+	queue_close(&q);
+	queue_sink_destroy(&sink);
+out:
+	free(m);
+	free(got);
+	free(rc);
+	free(iov);
+}
+
 int main(void)
 {
 	char dir[512];
@@ -763,6 +831,8 @@ int main(void)
 		test_dead_reader(sub);
 		snprintf(sub, sizeof(sub), "%s/append", dir);
 		test_append(sub);
+		snprintf(sub, sizeof(sub), "%s/flush", dir);
+		test_flush_steps(sub);
 	}
 	{
 		char cmd[600];
