@@ -127,8 +127,6 @@ struct queue {
 	pthread_cond_t q_cp_cond;
 };
 
-/* Pages a write transaction may touch besides its records and bodies
- * (branch pages, leaf splits, the free list). */
 /* queue_open flag of queue_jnl_recover_dir: a tool that takes the
  * daemon's lock only to replay a journal marks the lock file so, and a
  * daemon that starts meanwhile waits for it (QUEUE_LOCK_WAIT_NS) rather
@@ -137,6 +135,8 @@ struct queue {
 #define QUEUE_LOCK_WAIT_NS (60ull * 1000000000ull)
 #define QUEUE_LOCK_REPLAY_TAG "journal replay"
 
+/* Pages a write transaction may touch besides its records and bodies
+ * (branch pages, leaf splits, the free list). */
 #define QUEUE_TXN_PAGES 64
 /* The committer's gathering defaults (queue_set_gather): under load it
  * waits at most QUEUE_LINGER_NS for QUEUE_BATCH_WANT items, when at least

@@ -90,8 +90,8 @@ static int queue_open_dbs(struct queue *q)
 /*
  * Before LMDB maps data.mdb: an empty file would silently become a new
  * empty queue, a truncated one faults (SIGBUS) on reading the missing
- * pages. Compare the
- * file with what its meta pages claim, using a read-only, lock-free look.
+ * pages. Compare the file with what its meta pages claim, using a
+ * read-only, lock-free look.
  */
 static int queue_open_precheck(const char *dir, char *err, size_t errlen)
 {
