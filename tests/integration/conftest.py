@@ -17,12 +17,24 @@ SRCDIR = os.environ.get("RINGMTA_SRCDIR", os.path.abspath(os.path.join(os.path.d
 BIN = os.environ.get("RINGMTA_BIN", os.path.join(SRCDIR, "build", "core", "ringmta"))
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on now, and never one this run
+    handed out before: the kernel may give a port it just gave again (10 of
+    20,000 runs of four calls in a row here), and a test that takes one
+    port for ringmta and another for a peer that must refuse connections
+    would then have ringmta talk to itself."""
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no loopback port left that was not handed out before")
 
 
 class Server:
