@@ -133,10 +133,13 @@ void queue_submit(struct queue *q, struct queue_msg *m);
  * gather_min items wait as a commit ends (load), it waits up to
  * linger_ns more, or until batch_want items wait, before the next
  * commit; work that finds it idle, or fewer items, is committed at once.
- * Defaults 0.5 ms, 4 and 128; linger_ns 0 turns it off. Any thread (tests).
+ * Defaults 1 ms, 4 and 128; linger_ns 0 turns it off. Any thread (tests).
  */
 void queue_set_gather(struct queue *q, uint64_t linger_ns, unsigned gather_min,
 		      unsigned batch_want);
+/* The same wait alone (the daemon's queue_commit_delay): the others keep
+ * their values. Any thread. */
+void queue_set_commit_delay(struct queue *q, uint64_t linger_ns);
 /* Messages ready now (next attempt <= now_us) and scheduled later, and
  * the arrival time of the oldest message (0 when empty). Read-only scan. */
 int queue_depth(struct queue *q, uint64_t now_us, uint64_t *ready_r,
@@ -251,8 +254,10 @@ void queue_events_free(struct queue_event **list);
  * the batch's messages went back to their sinks and its updates' qu_done
  * ran, with the ids of the messages it stored (received mail and bounces;
  * n is 0 when it stored none, or when the commit failed). So a listener
- * that the qu_done callbacks feed can wake its thread once per batch.
- * Set before any submit; must be quick.
+ * that the qu_done callbacks feed acts once per batch. Set before any
+ * submit. The next commit starts when it returns, so it does little (the
+ * delivery scheduler splits at most 64 new messages into jobs there); it
+ * may read the queue (queue_record_get), never wait for a commit.
  */
 void queue_set_listener(struct queue *q,
 			void (*fn)(void *ctx, const uint64_t *ids, unsigned n),

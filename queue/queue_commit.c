@@ -453,6 +453,15 @@ void queue_set_gather(struct queue *q, uint64_t linger_ns, unsigned gather_min,
 	pthread_mutex_unlock(&q->q_lock);
 }
 
+void queue_set_commit_delay(struct queue *q, uint64_t linger_ns)
+{
+	pthread_mutex_lock(&q->q_lock);
+	if (q->q_linger_ns != linger_ns)
+		q->q_gather_skip = q->q_gather_backoff = 0;
+	q->q_linger_ns = linger_ns;
+	pthread_mutex_unlock(&q->q_lock);
+}
+
 void queue_submit_update(struct queue *q, struct queue_update *u)
 {
 	bool wake;

@@ -143,7 +143,7 @@ struct queue {
  * QUEUE_GATHER_MIN arrived during the last commit (one session's message
  * and its previous one's result do not make load: the 250 latency at low
  * load). */
-#define QUEUE_LINGER_NS 500000u
+#define QUEUE_LINGER_NS 1000000u
 #define QUEUE_BATCH_WANT 128u
 #define QUEUE_GATHER_MIN 4u
 /* A checkpoint of the journal's oldest messages when the oldest is this

@@ -456,6 +456,7 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 		log_msg(LOG_ERROR, "%s", err);
 		return 1;
 	}
+	queue_set_commit_delay(q, (uint64_t)cfg->queue_commit_delay * 1000u);
 	for (unsigned i = 0; i < cfg->listen_count; i++) {
 		const struct config_listen *cl = &cfg->listen[i];
 		int prc;

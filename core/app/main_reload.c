@@ -26,6 +26,7 @@
 #include "core/events/events.h"
 #include "core/outbound/smtp_creds.h"
 #include "core/sasl/auth.h"
+#include "queue/queue.h"
 #include "tls/tls.h"
 
 static pthread_mutex_t main_reload_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -232,6 +233,7 @@ static const struct config *main_reload_settings(struct main_reload_arg *ra,
 	log_set_level((enum log_level)nc->log_level);
 	if (ra->ra_dlv != NULL)
 		delivery_set_config(ra->ra_dlv, nc);
+	queue_set_commit_delay(srv->s_queue, (uint64_t)nc->queue_commit_delay * 1000u);
 	if (!server_gen_wait(srv, seq, MAIN_RELOAD_ADOPT_MS))
 		log_msg(LOG_WARNING, "reload: a worker has not taken the new settings yet (it will"
 			" at its next tick)");

@@ -76,6 +76,8 @@ struct config {
 					 * arriving earlier is refused */
 
 	uint64_t queue_map_size;	/* bytes, LMDB map size */
+	unsigned int queue_commit_delay; /* microseconds a commit under load
+					 * waits for more (queue_set_commit_delay) */
 	bool queue_journal;		/* new mail through the journal first
 					 * (README "Queue journal") */
 	unsigned int recv_buffer_size;	/* bytes, power of two */

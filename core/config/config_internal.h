@@ -35,6 +35,7 @@ enum config_unit {
 	CONFIG_U_BYTES,		/* k, M, G: powers of 1024 */
 	CONFIG_U_SECONDS,	/* s, m, h */
 	CONFIG_U_MILLIS,	/* ms (also plain), s */
+	CONFIG_U_MICROS,	/* us (also plain), ms, s */
 };
 
 struct config_key {

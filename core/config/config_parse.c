@@ -78,6 +78,16 @@ static int config_parse_number(const char *s, enum config_unit unit,
 		case 'm': mul = 60; s++; break;
 		case 'h': mul = 3600; s++; break;
 		}
+	} else if (*s != '\0' && unit == CONFIG_U_MICROS) {
+		if (s[0] == 'u' && s[1] == 's') {
+			s += 2;
+		} else if (s[0] == 'm' && s[1] == 's') {
+			mul = 1000;
+			s += 2;
+		} else if (s[0] == 's') {
+			mul = 1000000;
+			s++;
+		}
 	} else if (*s != '\0' && unit == CONFIG_U_MILLIS) {
 		if (s[0] == 'm' && s[1] == 's') {
 			s += 2;
@@ -160,6 +170,11 @@ static void config_number_error(const struct config_key *k, bool too_large,
 		snprintf(err, errlen,
 			 "must be a duration between %s and %s milliseconds"
 			 " (suffix ms or s allowed)", min, max);
+		break;
+	case CONFIG_U_MICROS:
+		snprintf(err, errlen,
+			 "must be a duration between %s and %s microseconds"
+			 " (suffix us, ms or s allowed)", min, max);
 		break;
 	}
 }

@@ -142,18 +142,20 @@ struct delivery {
 	struct queue *d_q;
 	pthread_t d_thread;
 	bool d_started;			/* d_thread runs */
-	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_stop */
+	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_kick */
 	pthread_cond_t d_cond;
 	struct id_list d_new, d_done;
-	bool d_stop;
+	bool d_kick;			/* the committer asks for the scan now */
+	atomic_bool d_stop;		/* set under d_lock, read anywhere */
 	atomic_uint d_inflight_n;
-	/* Guards d_inflight: the scheduler holds it while it dispatches and
-	 * retires messages, the admin API while it changes messages
-	 * (delivery_admin_lock), so neither acts on a stale view. */
+	/* Guards d_inflight and d_rr: the committer (delivery_on_commit) and
+	 * the scheduler hold it while they dispatch and retire messages, the
+	 * admin API while it changes messages (delivery_admin_lock), so none
+	 * acts on a stale view. */
 	pthread_mutex_t d_inflight_lock;
 	struct idset d_inflight;
 	uint64_t d_last_scan;
-	bool d_scan_full;		/* the last scan filled its places: more are due */
+	atomic_bool d_scan_full;	/* the last scan filled its places: more are due */
 	uint64_t d_rr;
 };
 
@@ -165,19 +167,69 @@ static uint64_t dlv_now_us(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* Committer thread, at the end of each batch: messages just stored, and
- * the results that delivery_msg_done_batched() noted. One wake. */
+/* New messages per batch that the committer hands to the workers itself
+ * (delivery_on_commit). */
+#define DLV_INLINE_MAX 64u
+
+static void delivery_dispatch(struct delivery *d, uint64_t id);
+static void delivery_retire(struct delivery *d, const struct id_list *done);
+
+/*
+ * Committer thread, at the end of each batch: messages just stored, and
+ * the results that delivery_msg_done_batched() noted. The results are
+ * retired and the new messages handed to the workers here, in the
+ * committer's thread (README "Group commit: who wakes whom"): the
+ * scheduler is not woken for them, and a worker learns of its new jobs
+ * in the same wake as of its 250s (queue_return ran just before).
+ *
+ * Only for a batch of at most DLV_INLINE_MAX new messages: a larger one
+ * (heavy load, where one wake per batch costs little) goes to the
+ * scheduler, so splitting jobs runs beside the next commit, not in it.
+ * Only with d_inflight_lock free: the admin API holds it while it waits
+ * for its updates' commit (admin_queue_ops.c), which this thread makes:
+ * waiting here would deadlock. Busy, the ids go to the scheduler as
+ * before. So does everything once delivery_stop() began.
+ */
 static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 {
 	struct delivery *d = ctx;
-	bool work;
+	struct id_list done;
+	bool work, stop;
 
+	if (n <= DLV_INLINE_MAX && !atomic_load(&d->d_stop) &&
+	    pthread_mutex_trylock(&d->d_inflight_lock) == 0) {
+		if (atomic_load(&d->d_stop)) {
+			pthread_mutex_unlock(&d->d_inflight_lock);
+			goto hand_over;
+		}
+		pthread_mutex_lock(&d->d_lock);
+		done = d->d_done;
+		memset(&d->d_done, 0, sizeof(d->d_done));
+		pthread_mutex_unlock(&d->d_lock);
+		delivery_retire(d, &done);
+		for (unsigned i = 0; i < n; i++)
+			delivery_dispatch(d, ids[i]);
+		pthread_mutex_unlock(&d->d_inflight_lock);
+		free(done.ids);
+		/* A scan that filled its places wants to go on once half of
+		 * them are free: the scheduler's, woken only then. */
+		if (!atomic_load(&d->d_scan_full) ||
+		    atomic_load(&d->d_inflight_n) > dlv_cfg_of(d)->delivery_inflight_max / 2)
+			return;
+		pthread_mutex_lock(&d->d_lock);
+		d->d_kick = true;
+		pthread_mutex_unlock(&d->d_lock);
+		pthread_cond_signal(&d->d_cond);
+		return;
+	}
+hand_over:
 	pthread_mutex_lock(&d->d_lock);
 	for (unsigned i = 0; i < n; i++)
 		id_list_add(&d->d_new, ids[i]);
 	work = d->d_new.n > 0 || d->d_done.n > 0;
+	stop = d->d_stop;
 	pthread_mutex_unlock(&d->d_lock);
-	if (work)
+	if (work && !stop)
 		pthread_cond_signal(&d->d_cond);
 }
 
@@ -647,13 +699,27 @@ static unsigned delivery_room(struct delivery *d)
 	return max - n < DLV_SCAN_MAX ? max - n : DLV_SCAN_MAX;
 }
 
-/* Only the scheduler thread changes d_inflight, so it reads it unlocked. */
+/* Under d_inflight_lock: its messages are no longer in flight. */
+static void delivery_retire(struct delivery *d, const struct id_list *done)
+{
+	for (unsigned i = 0; i < done->n; i++) {
+		idset_del(&d->d_inflight, done->ids[i]);
+		atomic_fetch_sub(&d->d_inflight_n, 1);
+	}
+}
+
+/* The committer changes d_inflight too (delivery_on_commit): each look
+ * is under the lock, taken per id so a long scan never holds it. */
 static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
 {
 	struct dlv_scan *s = ctx;
+	bool busy;
 
 	(void)when;
-	if (idset_has(&s->ds_d->d_inflight, id))
+	pthread_mutex_lock(&s->ds_d->d_inflight_lock);
+	busy = idset_has(&s->ds_d->d_inflight, id);
+	pthread_mutex_unlock(&s->ds_d->d_inflight_lock);
+	if (busy)
 		return 0;
 	id_list_add(&s->ds_due, id);
 	return s->ds_due.n >= s->ds_room;
@@ -672,13 +738,14 @@ static void *delivery_main(void *arg)
 		uint64_t now;
 		bool tick;
 
-		if (d->d_new.n == 0 && d->d_done.n == 0) {
+		if (d->d_new.n == 0 && d->d_done.n == 0 && !d->d_kick) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&d->d_cond, &d->d_lock, &ts);
 			if (d->d_stop)
 				break;
 		}
+		d->d_kick = false;
 		fresh = d->d_new;
 		done = d->d_done;
 		memset(&d->d_new, 0, sizeof(d->d_new));
@@ -686,10 +753,7 @@ static void *delivery_main(void *arg)
 		pthread_mutex_unlock(&d->d_lock);
 
 		pthread_mutex_lock(&d->d_inflight_lock);
-		for (unsigned i = 0; i < done.n; i++) {
-			idset_del(&d->d_inflight, done.ids[i]);
-			atomic_fetch_sub(&d->d_inflight_n, 1);
-		}
+		delivery_retire(d, &done);
 		for (unsigned i = 0; i < fresh.n; i++)
 			delivery_dispatch(d, fresh.ids[i]);
 		pthread_mutex_unlock(&d->d_inflight_lock);
@@ -825,6 +889,10 @@ void delivery_stop(struct delivery **dp)
 	pthread_mutex_lock(&d->d_lock);
 	d->d_stop = true;
 	pthread_mutex_unlock(&d->d_lock);
+	/* A dispatch the committer began before it saw d_stop ends first:
+	 * none starts after this, as none did after the scheduler's join. */
+	pthread_mutex_lock(&d->d_inflight_lock);
+	pthread_mutex_unlock(&d->d_inflight_lock);
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
 	d->d_started = false;

@@ -1,9 +1,11 @@
 /*
  * delivery: getting queued mail to the recipients' servers.
  *
- * The scheduler thread (delivery.c) decides what to try: messages the
- * committer just stored, and every second those whose next attempt has
- * come (queue_scan_due). It keeps the set of messages in flight so none
+ * The scheduler (delivery.c) decides what to try: messages the committer
+ * just stored (split into jobs on the committer's thread at the end of
+ * its batch, delivery_on_commit; a large batch on the scheduler thread),
+ * and every second those whose next attempt has come (queue_scan_due, on
+ * the scheduler thread). It keeps the set of messages in flight so none
  * is tried twice at once, and no more than delivery_inflight_max of them
  * (the rest of a backlog stays in the queue's schedule, so memory does not
  * grow with the queue), reads each message's record, and splits its
@@ -323,8 +325,8 @@ void delivery_dsn_msg_free(struct queue_msg **m);
 
 /* Scheduler side, called by workers: a message's round is over. */
 void delivery_msg_done(struct dlv_msg *m);
-/* The same on the committer thread from a qu_done: the scheduler is woken
- * once for the whole batch by the commit listener that runs after it. */
+/* The same on the committer thread from a qu_done: no wake; the commit
+ * listener that runs after it retires the batch's results. */
 void delivery_msg_done_batched(struct dlv_msg *m);
 /* Worker side: a job is finished (results filled in). */
 void delivery_job_done(struct dlv_worker *w, struct dlv_job *j);

@@ -138,7 +138,7 @@ def test_admin_off(make_server):
 import smtplib
 import time
 
-from conftest import relay_server, wait_log
+from conftest import relay_server, wait_log, wait_until
 from sink import Sink
 
 
@@ -335,6 +335,48 @@ def test_in_flight_is_not_deleted(make_server, sink):
                        else {"ids": [qid]})
         assert code == 409 and j["in_flight"] == [qid] and j["affected"] == 0, (action, j)
     assert sink.wait_for(1, timeout=15)     # the round ends as it would have
+
+
+def test_changes_while_mail_is_committed_do_not_deadlock(make_server, sink):
+    """The committer hands new mail to delivery itself (delivery_on_commit),
+    under the lock that an admin change holds while it waits for its own
+    commit: were the committer to wait for that lock, a change whose updates
+    fall in the next batch would wait forever. Mail keeps arriving while
+    changes over 20 deferred messages run, again and again: every change
+    answers, every message is accepted and the good ones are delivered."""
+    import threading
+    srv = relay_server(make_server, sink)
+    for i in range(20):
+        send(srv, "sender@example.org", ["tempfail@example.com"], b"Subject: d%d\r\n\r\nx\r\n" % i)
+    assert wait_until(lambda: srv.read_log().count("status=deferred") >= 20), srv.read_log()
+    stop, sent, errors = threading.Event(), [0], []
+
+    def inject():
+        while not stop.is_set():
+            try:
+                with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as s:
+                    for _ in range(10):
+                        s.sendmail("sender@example.org", ["ok@example.com"], b"Subject: m\r\n\r\nx\r\n")
+                        sent[0] += 1
+            except Exception as e:      # noqa: BLE001 - reported below
+                errors.append(repr(e))
+                return
+
+    threads = [threading.Thread(target=inject) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for round_ in range(30):
+            for action in ("hold", "release", "flush"):
+                code, j = post(srv, action, {"recipient": "tempfail@example.com"})
+                assert code == 200 and j["matched"] == 20, (round_, action, j)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assert sent[0] > 0
+    assert sink.wait_for(sent[0], timeout=30), (len(sink.messages), sent[0])
 
 
 def test_selection_errors(filled):

@@ -193,14 +193,14 @@ def test_reload_under_load(make_server, sink, pki, tmp_path):
         assert "debug:" not in srv.read_log()       # no debug lines yet
         passwd_file(passwd, "newuser", "newpass")
         rewrite(srv, log_level="debug", max_message_size="20k",
-                relay_networks="127.0.0.1/32, ::1",
+                relay_networks="127.0.0.1/32, ::1", queue_commit_delay="0",
                 tls_cert_file=pki.second[0], tls_key_file=pki.second[1])
         code, answer = reload_api(srv)
         assert code == 200 and answer["ok"] is True, answer
         parts = parts_of(answer)
         changed = {c["key"]: c for c in parts["config"]["changed"]}
         assert set(changed) == {"max_message_size", "relay_networks", "log_level",
-                                "tls_cert_file", "tls_key_file"}, changed
+                                "queue_commit_delay", "tls_cert_file", "tls_key_file"}, changed
         assert changed["log_level"]["old"] == "info" and changed["log_level"]["new"] == "debug"
         assert changed["max_message_size"]["new"] == "20480"
         assert parts["config"]["needs_restart"] == []
@@ -233,7 +233,8 @@ def test_reload_under_load(make_server, sink, pki, tmp_path):
                  r"reload: max_message_size: 10240000 -> 20480",
                  r"reload: relay_networks: 127\.0\.0\.0/8, ::1/128 -> 127\.0\.0\.1/32, ::1/128",
                  r"reload: tls_cert_file: \S+first\.test\.pem -> \S+second\.test\.pem",
-                 r"reload: 5 settings changed, 0 of them need a restart"):
+                 r"reload: queue_commit_delay: 1000 -> 0",
+                 r"reload: 6 settings changed, 0 of them need a restart"):
         assert re.search(line, log), line
     # Every message a client saw accepted arrives; nothing else does.
     deadline = time.time() + 60

@@ -107,6 +107,11 @@ static const struct {
 	{ "greeting_delay", "1s", "1000" },
 	{ "greeting_delay", "60s", "60000" },
 	{ "greeting_delay", "60000ms", "60000" },
+	{ "queue_commit_delay", "0", "0" },
+	{ "queue_commit_delay", "500", "500" },
+	{ "queue_commit_delay", "500us", "500" },
+	{ "queue_commit_delay", "2ms", "2000" },
+	{ "queue_commit_delay", "100ms", "100000" },
 	/* Delivery */
 	{ "delivery", "no", "no" },
 	{ "delivery", "yes", "yes" },
@@ -359,6 +364,14 @@ static const struct {
 	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
 	{ "greeting_delay", "1.5s", "greeting_delay: must be a duration"
 	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
+	{ "queue_commit_delay", "1s", "queue_commit_delay: must be a duration"
+	  " between 0 and 100000 microseconds (suffix us, ms or s allowed)" },
+	{ "queue_commit_delay", "101ms", "queue_commit_delay: must be a duration"
+	  " between 0 and 100000 microseconds (suffix us, ms or s allowed)" },
+	{ "queue_commit_delay", "2m", "queue_commit_delay: must be a duration"
+	  " between 0 and 100000 microseconds (suffix us, ms or s allowed)" },
+	{ "queue_commit_delay", "5usx", "queue_commit_delay: must be a duration"
+	  " between 0 and 100000 microseconds (suffix us, ms or s allowed)" },
 	{ "greeting_delay", "-1", "greeting_delay: must be a duration"
 	  " between 0 and 60000 milliseconds (suffix ms or s allowed)" },
 	{ "greeting_delay", "", "greeting_delay: must be a duration"
