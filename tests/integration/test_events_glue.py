@@ -48,8 +48,9 @@ def test_http_injection_and_admin_actions_are_events(make_server, tmp_path):
     status, _ = curl(srv, "/api/v1/suspend", "POST",
                      {"domain": "example.net", "duration": "1h", "reason": "asked"})
     assert status == 200
-    status, _ = curl(srv, "/api/v1/queue/hold", "POST", {"ids": [qid]})
-    assert status == 200
+    status, ans = curl(srv, "/api/v1/queue/hold", "POST", {"ids": [qid]})
+    # This once answered 404 in a full run (a flake not seen since): say why.
+    assert status == 200, (status, ans, srv.read_log()[-4000:])
     # A read or a refused request changes nothing and is no event.
     assert curl(srv, "/api/v1/suspensions")[0] == 200
     assert curl(srv, "/api/v1/suspend", "POST", {"domain": "x", "duration": "soon"})[0] == 400
