@@ -1,9 +1,10 @@
 /*
- * delivery.c: the delivery scheduler thread. It learns of new messages
- * from the committer (queue listener), scans the schedule once a second
- * for deferred mail whose time has come, keeps the set of messages in
- * flight, and splits each message into per-next-hop jobs for the workers.
- * See delivery.h.
+ * delivery.c: the delivery scheduler. It learns of new messages from the
+ * committer (the queue listener, on the committer's thread), scans the
+ * schedule once a second for deferred mail whose time has come (its own
+ * thread), keeps the set of messages in flight (delivery_ids.c), and
+ * splits each message into per-next-hop jobs for the workers. See
+ * delivery.h.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/delivery/delivery_ids.h"
 #include "core/delivery/delivery_internal.h"
 #include "core/shaping/shp_holder.h"
 #include "core/base/log.h"
@@ -31,106 +33,6 @@
  * had, the next comes as soon as half the bound is free again rather than
  * a second later, so a drain is not paced at one bound per second.
  */
-
-/* Open-addressing set of queue ids (never 0 or ~0: ids carry a time). */
-struct idset {
-	uint64_t *is_slots;
-	size_t is_cap, is_n;
-};
-
-#define IDSET_EMPTY 0u
-
-static size_t idset_pos(const struct idset *s, uint64_t id)
-{
-	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20) & (s->is_cap - 1);
-}
-
-static bool idset_has(const struct idset *s, uint64_t id)
-{
-	if (s->is_cap == 0)
-		return false;
-	for (size_t i = idset_pos(s, id);; i = (i + 1) & (s->is_cap - 1)) {
-		if (s->is_slots[i] == id)
-			return true;
-		if (s->is_slots[i] == IDSET_EMPTY)
-			return false;
-	}
-}
-
-static int idset_add(struct idset *s, uint64_t id);
-
-static int idset_grow(struct idset *s)
-{
-	struct idset n = { NULL, s->is_cap ? s->is_cap * 2 : 1024, 0 };
-
-	n.is_slots = calloc(n.is_cap, sizeof(uint64_t));
-	if (n.is_slots == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->is_cap; i++)
-		if (s->is_slots[i] != IDSET_EMPTY)
-			idset_add(&n, s->is_slots[i]);
-	free(s->is_slots);
-	*s = n;
-	return 0;
-}
-
-static int idset_add(struct idset *s, uint64_t id)
-{
-	size_t i;
-
-	if ((s->is_n + 1) * 2 > s->is_cap && idset_grow(s) < 0)
-		return -ENOMEM;
-	for (i = idset_pos(s, id); s->is_slots[i] != IDSET_EMPTY; i = (i + 1) & (s->is_cap - 1))
-		if (s->is_slots[i] == id)
-			return 0;
-	s->is_slots[i] = id;
-	s->is_n++;
-	return 0;
-}
-
-/* Delete with backward shift, so probes never need tombstones. */
-static void idset_del(struct idset *s, uint64_t id)
-{
-	size_t i, j;
-
-	if (s->is_cap == 0)
-		return;
-	for (i = idset_pos(s, id); s->is_slots[i] != id; i = (i + 1) & (s->is_cap - 1))
-		if (s->is_slots[i] == IDSET_EMPTY)
-			return;
-	s->is_slots[i] = IDSET_EMPTY;
-	s->is_n--;
-	for (j = (i + 1) & (s->is_cap - 1); s->is_slots[j] != IDSET_EMPTY;
-	     j = (j + 1) & (s->is_cap - 1)) {
-		size_t home = idset_pos(s, s->is_slots[j]);
-
-		/* Move j back to i unless its home lies cyclically in (i, j]. */
-		if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
-			s->is_slots[i] = s->is_slots[j];
-			s->is_slots[j] = IDSET_EMPTY;
-			i = j;
-		}
-	}
-}
-
-struct id_list {
-	uint64_t *ids;
-	unsigned n, cap;
-};
-
-static void id_list_add(struct id_list *l, uint64_t id)
-{
-	if (l->n == l->cap) {
-		unsigned cap = l->cap ? l->cap * 2 : 256;
-		uint64_t *n = realloc(l->ids, cap * sizeof(*n));
-
-		if (n == NULL)
-			return;		/* found again by the next scan */
-		l->ids = n;
-		l->cap = cap;
-	}
-	l->ids[l->n++] = id;
-}
 
 struct delivery {
 	struct delivery_env d_env;
@@ -225,7 +127,7 @@ static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 hand_over:
 	pthread_mutex_lock(&d->d_lock);
 	for (unsigned i = 0; i < n; i++)
-		id_list_add(&d->d_new, ids[i]);
+		dlv_id_list_add(&d->d_new, ids[i]);
 	work = d->d_new.n > 0 || d->d_done.n > 0;
 	stop = d->d_stop;
 	pthread_mutex_unlock(&d->d_lock);
@@ -256,7 +158,7 @@ void delivery_msg_done(struct dlv_msg *m)
 	struct delivery *d = m->dm_dlv;
 
 	pthread_mutex_lock(&d->d_lock);
-	id_list_add(&d->d_done, m->dm_id);
+	dlv_id_list_add(&d->d_done, m->dm_id);
 	pthread_mutex_unlock(&d->d_lock);
 	pthread_cond_signal(&d->d_cond);
 	dlv_msg_free(m);
@@ -267,7 +169,7 @@ void delivery_msg_done_batched(struct dlv_msg *m)
 	struct delivery *d = m->dm_dlv;
 
 	pthread_mutex_lock(&d->d_lock);
-	id_list_add(&d->d_done, m->dm_id);
+	dlv_id_list_add(&d->d_done, m->dm_id);
 	pthread_mutex_unlock(&d->d_lock);
 	dlv_msg_free(m);
 }
@@ -284,7 +186,7 @@ void delivery_admin_lock(struct delivery *d)
 
 bool delivery_admin_inflight(struct delivery *d, uint64_t id)
 {
-	return idset_has(&d->d_inflight, id);
+	return dlv_idset_has(&d->d_inflight, id);
 }
 
 void delivery_admin_unlock(struct delivery *d)
@@ -486,7 +388,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	unsigned njobs = 0;
 	char hop[300];
 
-	if (idset_has(&d->d_inflight, id))
+	if (dlv_idset_has(&d->d_inflight, id))
 		return;
 	if (atomic_load(&d->d_inflight_n) >= dlv_cfg_of(d)->delivery_inflight_max)
 		return;		/* left in the schedule for a later scan */
@@ -533,7 +435,7 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		dlv_msg_free(m);
 		return;
 	}
-	idset_add(&d->d_inflight, id);
+	dlv_idset_add(&d->d_inflight, id);
 	atomic_fetch_add(&d->d_inflight_n, 1);
 	m->dm_start_us = dlv_now_us();
 	atomic_store(&m->dm_parts_left, njobs);
@@ -703,7 +605,7 @@ static unsigned delivery_room(struct delivery *d)
 static void delivery_retire(struct delivery *d, const struct id_list *done)
 {
 	for (unsigned i = 0; i < done->n; i++) {
-		idset_del(&d->d_inflight, done->ids[i]);
+		dlv_idset_del(&d->d_inflight, done->ids[i]);
 		atomic_fetch_sub(&d->d_inflight_n, 1);
 	}
 }
@@ -717,11 +619,11 @@ static int delivery_scan_cb(void *ctx, uint64_t id, uint64_t when)
 
 	(void)when;
 	pthread_mutex_lock(&s->ds_d->d_inflight_lock);
-	busy = idset_has(&s->ds_d->d_inflight, id);
+	busy = dlv_idset_has(&s->ds_d->d_inflight, id);
 	pthread_mutex_unlock(&s->ds_d->d_inflight_lock);
 	if (busy)
 		return 0;
-	id_list_add(&s->ds_due, id);
+	dlv_id_list_add(&s->ds_due, id);
 	return s->ds_due.n >= s->ds_room;
 }
 
@@ -909,7 +811,7 @@ void delivery_free(struct delivery **dp)
 		return;
 	free(d->d_new.ids);
 	free(d->d_done.ids);
-	free(d->d_inflight.is_slots);
+	dlv_idset_free(&d->d_inflight);
 	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);
 	free(d->d_workers);
