@@ -83,7 +83,7 @@ static void dres_update_done(struct queue_update *u)
 	u->qu_suppress = NULL;
 	u->qu_nsuppress = 0;
 	delivery_dsn_msg_free(&m->dm_bounce);
-	delivery_msg_done_batched(m);	/* delivery_on_commit wakes the scheduler */
+	delivery_msg_done_batched(m);	/* delivery_on_commit retires it */
 }
 
 /* The MTA's name for Remote-MTA (RFC 3464 2.3.5, type dns) from
