@@ -96,7 +96,7 @@ static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 {
 	struct delivery *d = ctx;
 	struct id_list done;
-	bool work, stop;
+	bool work;
 
 	if (n <= DLV_INLINE_MAX && !atomic_load(&d->d_stop) &&
 	    pthread_mutex_trylock(&d->d_inflight_lock) == 0) {
@@ -129,9 +129,8 @@ hand_over:
 	for (unsigned i = 0; i < n; i++)
 		dlv_id_list_add(&d->d_new, ids[i]);
 	work = d->d_new.n > 0 || d->d_done.n > 0;
-	stop = d->d_stop;
 	pthread_mutex_unlock(&d->d_lock);
-	if (work && !stop)
+	if (work)
 		pthread_cond_signal(&d->d_cond);
 }
 
