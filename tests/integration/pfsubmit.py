@@ -115,6 +115,17 @@ postlog unix-dgram n - n - 1 postlogd
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, text, timeout=10):
+        """Whether text shows in the log within timeout seconds. Postfix's
+        daemons log through postlogd (a datagram to another process), so a
+        line can land after the reply it belongs to has been read."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.log():
+                return True
+            time.sleep(0.05)
+        return text in self.log()
+
     def __enter__(self):
         self._write()
         # "postfix start" reports a configuration error only on a terminal.

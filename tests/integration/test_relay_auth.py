@@ -355,7 +355,7 @@ def test_postfix_plain_over_starttls(make_server, postfix_sub):
     srv = pf_relaying(make_server, pf.starttls_port)
     send(srv, "pf-plain@example.com")
     assert sink_got(pf.sink, "pf-plain@example.com"), srv.read_log() + pf.log()
-    assert "sasl_method=PLAIN, sasl_username=%s" % PF_USER in pf.log()
+    assert pf.wait_log("sasl_method=PLAIN, sasl_username=%s" % PF_USER), pf.log()
     assert wait_log(srv, r"authenticated to \S+ with PLAIN")
     assert PASSWORD not in srv.read_log()
 
@@ -365,7 +365,7 @@ def test_postfix_login_when_only_login_is_offered(make_server, postfix_sub):
     srv = pf_relaying(make_server, pf.login_port)
     send(srv, "pf-login@example.com")
     assert sink_got(pf.sink, "pf-login@example.com"), srv.read_log() + pf.log()
-    assert "sasl_method=LOGIN, sasl_username=%s" % PF_USER in pf.log()
+    assert pf.wait_log("sasl_method=LOGIN, sasl_username=%s" % PF_USER), pf.log()
     assert wait_log(srv, r"authenticated to \S+ with LOGIN")
 
 
@@ -388,7 +388,7 @@ def test_postfix_wrong_password_defers(make_server, postfix_sub):
                     r".*ecode=4\.7\.8.*class=authentication"), srv.read_log()
     assert "SMTP AUTH with [127.0.0.1]:%d failed: 535 5.7.8" % pf.starttls_port in \
         srv.read_log()
-    assert "SASL PLAIN authentication failed" in pf.log()
+    assert pf.wait_log("SASL PLAIN authentication failed"), pf.log()
     assert srv.queue_count() == 1
     assert not any("pf-wrong@example.com" in m["rcpts"] for m in pf.sink.messages)
     assert "not-the-password" not in srv.read_log()
@@ -422,6 +422,7 @@ def test_postfix_implicit_tls_verified_by_policy(make_server, postfix_sub, pki):
         srv.stop()
 
         bad = verify_relaying(make_server, "other.test", pf.implicit_port, common)
+        assert pf.wait_log("sasl_method="), pf.log()    # the first delivery's line is in
         before = pf.log().count("sasl_method=")
         send(bad, "pf-unverified@example.com")
         assert wait_log(bad, r"delivery id=\S+ to=<pf-unverified@example\.com> "
