@@ -80,10 +80,21 @@ int smtp_client_body_window(const char *data, uint64_t len, uint64_t off, uint64
 bool smtp_client_body_ends_crlf(const char *data, uint64_t len, uint64_t strip_off,
 				uint32_t strip_len)
 {
-	/* The last octet sent is before a stripped range that ends the body. */
-	if (strip_len != 0 && strip_off + strip_len == len)
-		len = strip_off;
-	return len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n';
+	uint64_t se = strip_off + strip_len, i = len;
+	char tail[2];
+	int n = 0;
+
+	/* The last two octets sent, from the end, stepping over the strip
+	 * range (one that does not fit the message is not applied). */
+	while (i > 0 && n < 2) {
+		i--;
+		if (strip_len != 0 && se <= len && i >= strip_off && i < se) {
+			i = strip_off;
+			continue;
+		}
+		tail[n++] = data[i];
+	}
+	return n == 2 && tail[1] == '\r' && tail[0] == '\n';
 }
 
 /*

@@ -12,7 +12,7 @@
 #include <string.h>
 
 struct test_wire {
-	char buf[4096];
+	char buf[8192];
 	size_t len;
 };
 
@@ -30,7 +30,7 @@ static int test_put(void *ctx, const char *p, size_t n)
 /* The expected wire form: the range cut out, then stuffed, then the end. */
 static size_t test_expect(const char *msg, size_t len, size_t so, size_t sl, char *out)
 {
-	char cut[4096];
+	char cut[8192];
 	size_t n = 0, o = 0;
 	bool bol = true;
 
@@ -79,7 +79,7 @@ static size_t test_send(const char *msg, size_t len, size_t win, uint64_t so, ui
 static void test_all_windows(const char *what, const char *msg, size_t so, size_t sl)
 {
 	size_t len = strlen(msg), bad = 0;
-	char want[4096];
+	char want[8192];
 	size_t wl = test_expect(msg, len, so, sl, want);
 	struct test_wire w;
 
@@ -88,6 +88,52 @@ static void test_all_windows(const char *what, const char *msg, size_t so, size_
 			bad++;
 	}
 	tap_ok(bad == 0, "%s: every window size 1..%zu (%zu wrong)", what, len, bad);
+}
+
+/*
+ * Bodies longer than a block (the stuffing scan looks at 64 octets at a
+ * time): lines of every length from 0 to 140, some starting with a dot,
+ * some ending in a bare LF or CR, so that a dot after an LF falls at
+ * every offset of a block, the LF on either side of the block's edge.
+ */
+static void test_long_bodies(void)
+{
+	static char msg[3000];
+	size_t bad = 0, dots = 0;
+
+	srand(4522);
+	for (int t = 0; t < 40; t++) {
+		size_t n = 0, so, sl;
+		char want[8192];
+		size_t wl;
+		struct test_wire w;
+
+		while (n < sizeof(msg) - 160) {
+			size_t k = (size_t)rand() % 141;
+
+			if (rand() % 3 == 0)
+				msg[n++] = '.', dots++;
+			memset(msg + n, 'x', k);
+			n += k;
+			if (rand() % 8 == 0)
+				msg[n++] = rand() % 2 ? '\r' : '.';
+			else
+				msg[n++] = '\r', msg[n++] = '\n';
+			if (rand() % 8 == 0)
+				msg[n++] = '\n';
+		}
+		msg[n] = '\0';
+		so = t % 2 ? (size_t)rand() % n : 0;
+		sl = t % 2 ? (size_t)rand() % (n - so) : 0;
+		wl = test_expect(msg, n, so, sl, want);
+		for (size_t win = 1; win <= n; win += 1 + (size_t)rand() % 97)
+			if (test_send(msg, n, win, so, sl, &w) != wl || memcmp(w.buf, want, wl) != 0)
+				bad++;
+		if (test_send(msg, n, n, so, sl, &w) != wl || memcmp(w.buf, want, wl) != 0)
+			bad++;
+	}
+	tap_ok(bad == 0 && dots > 400, "40 bodies of 3 KB, %zu dot lines, windows of many sizes "
+	       "(%zu wrong)", dots, bad);
 }
 
 int main(void)
@@ -127,5 +173,6 @@ int main(void)
 	wl = test_expect(m1, strlen(m1), 0, 0, want);
 	tap_ok(w.len == wl && memcmp(w.buf, want, wl) == 0,
 	       "a range past the end of the message: nothing cut");
+	test_long_bodies();
 	return tap_done();
 }
