@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/outbound/smtp_client_internal.h"
+#include "core/wire/smtp_scan.h"
 #include "queue/queue.h"
 #include "tls/tls.h"
 
@@ -37,26 +38,71 @@ static int cl_body_sink(void *ctx, const char *p, size_t n)
 	return cl_body_put(ctx, p, n);
 }
 
+typedef void cl_body_block_fn(const char *p, struct smtp_scan_masks *m);
+
+/* The first dot after p that starts a line (follows an LF), or end:
+ * 64 octets at a time, the last 64 or fewer a line at a time. */
+static inline __attribute__((always_inline)) const char *
+cl_body_next_dot_with(cl_body_block_fn *block, const char *p, const char *end)
+{
+	uint64_t lf_in = *p == '\n';	/* bit 0: the octet before the block is an LF */
+	const char *lf;
+
+	for (p++; end - p >= SMTP_SCAN_BLOCK; p += SMTP_SCAN_BLOCK) {
+		struct smtp_scan_masks m;
+		uint64_t hit;
+
+		block(p, &m);
+		hit = (m.lf << 1 | lf_in) & m.dot;
+		if (hit != 0)
+			return p + __builtin_ctzll(hit);
+		lf_in = m.lf >> 63;
+	}
+	if (p < end && lf_in && *p == '.')
+		return p;
+	while (p < end && (lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p = lf + 1;
+		if (p < end && *p == '.')
+			return p;
+	}
+	return end;
+}
+
+#ifdef SMTP_SCAN_AVX2
+__attribute__((target("avx2")))
+static const char *cl_body_next_dot_avx2(const char *p, const char *end)
+{
+	return cl_body_next_dot_with(smtp_scan_block_avx2, p, end);
+}
+#endif
+
+static const char *cl_body_next_dot(const char *p, const char *end)
+{
+#ifdef SMTP_SCAN_AVX2
+	if (__builtin_cpu_supports("avx2"))
+		return cl_body_next_dot_avx2(p, end);
+#endif
+	return cl_body_next_dot_with(smtp_scan_block, p, end);
+}
+
 /* Write p..end dot-stuffed; *bol carries the line state between calls. */
 static int cl_body_stuffed(const char *p, const char *end, bool *bol,
 			   int (*put)(void *ctx, const char *p, size_t n), void *ctx)
 {
-	const char *seg = p;
+	const char *seg = p, *dot;
 	int rc = 0;
 
-	while (p < end && rc == 0) {
-		const char *lf;
-
-		if (*bol && *p == '.') {
-			rc = put(ctx, seg, (size_t)(p - seg));
-			if (rc == 0)
-				rc = put(ctx, ".", 1);
-			seg = p;
-		}
-		lf = memchr(p, '\n', (size_t)(end - p));
-		p = lf != NULL ? lf + 1 : end;
-		*bol = lf != NULL;
+	if (p == end)
+		return 0;
+	for (dot = *bol && *p == '.' ? p : cl_body_next_dot(p, end); dot < end && rc == 0;
+	     dot = cl_body_next_dot(dot, end)) {
+		/* The dot goes out twice: once here, once leading the next run. */
+		rc = put(ctx, seg, (size_t)(dot - seg));
+		if (rc == 0)
+			rc = put(ctx, ".", 1);
+		seg = dot;
 	}
+	*bol = end[-1] == '\n';
 	return rc == 0 ? put(ctx, seg, (size_t)(end - seg)) : rc;
 }
 

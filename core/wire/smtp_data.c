@@ -2,9 +2,10 @@
  * smtp_data.c: the DATA / BDAT body decoder; see smtp_data.h.
  *
  * Two layers. The framer (smtp_data_feed, smtp_data_scan) walks the input
- * a line at a time with memchr(), decides which octets belong to the
- * message (dropping stuffed dots and the terminator) and flags the line
- * structure: bare CR, bare LF, long lines. Each run of message octets then
+ * 64 octets at a time (smtp_scan.h's masks: every line end of a block at
+ * once), the last 64 or fewer a line at a time with memchr(). It decides
+ * which octets belong to the message (dropping stuffed dots and the
+ * terminator) and flags the line structure: bare CR, bare LF, long lines. Each run of message octets then
  * goes to smtp_data_out(), which looks at what the message says (size,
  * 8-bit octets, Date: and Message-ID:) and passes the run to emit unless
  * the message is already too big. A piece without stuffed dots is one run
@@ -27,6 +28,7 @@
  *     is message content (a bare CR) that is no longer in any buffer.
  */
 #include "core/wire/smtp_data.h"
+#include "core/wire/smtp_scan.h"
 
 #include <string.h>
 
@@ -361,20 +363,111 @@ static inline void smtp_data_bare_cr(struct smtp_data *d, const char *p, size_t 
 		d->flags |= SMTP_DATA_F_BARE_CR;
 }
 
+/* The lines of octets [0, n) of a block whose LFs are lf (none at or
+ * past n): the first line end closes the line carried in, the lines
+ * between are shorter than a block, the octets after the last LF start
+ * the next line. */
+static inline void smtp_data_block_lines(struct smtp_data *d, uint64_t lf, unsigned n)
+{
+	if (lf == 0) {
+		smtp_data_line_add(d, n);
+		return;
+	}
+	smtp_data_line_add(d, (unsigned)__builtin_ctzll(lf) + 1);
+	d->line_len = n - 1 - (63 - (unsigned)__builtin_clzll(lf));
+}
+
+/*
+ * From buf[i], 64 octets at a time while more than 64 remain (so that the
+ * octet after a block can be read), for as long as no line starts with a
+ * dot in DOT mode. Returns the position reached: with *dot_r, that of a
+ * dot that starts a line; otherwise *prev_cr says whether the octet
+ * before it is a CR (whose LF may be the next octet).
+ */
+typedef void smtp_data_block_fn(const char *p, struct smtp_scan_masks *m);
+
+static inline __attribute__((always_inline)) size_t
+smtp_data_scan_blocks_with(smtp_data_block_fn *block, struct smtp_data *d, const char *buf,
+			   size_t i, size_t len, bool *dot_r, bool *prev_cr)
+{
+	bool dots = d->mode == SMTP_DATA_DOT;
+	uint64_t cr_in = 0;	/* bit 0: the octet before the block is a CR */
+	uint64_t bol_in = 0;	/* bit 0: the block starts a line after CRLF */
+
+	while (len - i > SMTP_SCAN_BLOCK) {
+		struct smtp_scan_masks m;
+		uint64_t crlf, next_lf, bare, keep = ~0ull;
+		unsigned n = SMTP_SCAN_BLOCK;
+
+		block(buf + i, &m);
+		crlf = m.lf & (m.cr << 1 | cr_in);	/* LFs that end a CRLF */
+		if (dots && ((crlf << 1 | bol_in) & m.dot) != 0) {
+			/* Only what comes before the dot is looked at here:
+			 * after a terminator come the next commands. */
+			n = (unsigned)__builtin_ctzll((crlf << 1 | bol_in) & m.dot);
+			keep = (1ull << n) - 1;	/* n < 64: bit 63 is never set by the shift */
+		}
+		next_lf = (uint64_t)(buf[i + SMTP_SCAN_BLOCK] == '\n') << 63;
+		bare = (m.lf & ~crlf) | (m.cr & ~(m.lf >> 1 | next_lf));
+		if ((bare & keep & m.lf) != 0)
+			d->flags |= SMTP_DATA_F_BARE_LF;
+		if ((bare & keep & m.cr) != 0)
+			d->flags |= SMTP_DATA_F_BARE_CR;
+		smtp_data_block_lines(d, m.lf & keep, n);
+		if (n < SMTP_SCAN_BLOCK) {
+			*dot_r = true;
+			return i + n;
+		}
+		cr_in = m.cr >> 63;
+		bol_in = crlf >> 63;
+		i += SMTP_SCAN_BLOCK;
+	}
+	*dot_r = dots && bol_in && buf[i] == '.';
+	*prev_cr = cr_in != 0;
+	return i;
+}
+
+#ifdef SMTP_SCAN_AVX2
+__attribute__((target("avx2")))
+static size_t smtp_data_scan_blocks_avx2(struct smtp_data *d, const char *buf, size_t i, size_t len,
+					 bool *dot_r, bool *prev_cr)
+{
+	return smtp_data_scan_blocks_with(smtp_scan_block_avx2, d, buf, i, len, dot_r, prev_cr);
+}
+#endif
+
+static size_t smtp_data_scan_blocks(struct smtp_data *d, const char *buf, size_t i, size_t len,
+				    bool *dot_r, bool *prev_cr)
+{
+#ifdef SMTP_SCAN_AVX2
+	if (__builtin_cpu_supports("avx2"))
+		return smtp_data_scan_blocks_avx2(d, buf, i, len, dot_r, prev_cr);
+#endif
+	return smtp_data_scan_blocks_with(smtp_scan_block, d, buf, i, len, dot_r, prev_cr);
+}
+
 /*
  * The fast path: from buf[i], inside a line whose previous octet was not
  * CR, scan whole lines until the end of the buffer or, in DOT mode, a line
  * that starts with a dot. Returns the position reached and leaves
- * d->state at TEXT, CR or BOL accordingly.
+ * d->state at TEXT, CR or BOL accordingly. Blocks first; the last 64
+ * octets or fewer a line at a time.
  */
 static size_t smtp_data_scan(struct smtp_data *d, const char *buf, size_t i, size_t len)
 {
 	bool dots = d->mode == SMTP_DATA_DOT;
+	bool prev_cr = false;	/* buf[i - 1] is a CR the blocks left open */
+	bool dot = false;
 
+	i = smtp_data_scan_blocks(d, buf, i, len, &dot, &prev_cr);
+	if (dot) {
+		d->state = SMTP_DATA_ST_BOL;
+		return i;
+	}
 	while (i < len) {
 		const char *lf = memchr(buf + i, '\n', len - i);
 		size_t k;
-		bool crlf;
+		bool cr_before, crlf;
 
 		if (lf == NULL) {
 			/* A CR in the last octet waits for the next piece. */
@@ -386,8 +479,10 @@ static size_t smtp_data_scan(struct smtp_data *d, const char *buf, size_t i, siz
 			return len;
 		}
 		k = (size_t)(lf - buf);
-		crlf = k > i && buf[k - 1] == '\r';
-		smtp_data_bare_cr(d, buf + i, k - i - crlf);
+		cr_before = k > i && buf[k - 1] == '\r';
+		crlf = cr_before || (k == i && prev_cr);
+		prev_cr = false;
+		smtp_data_bare_cr(d, buf + i, k - i - cr_before);
 		smtp_data_line_add(d, k - i + 1);
 		d->line_len = 0;
 		i = k + 1;
