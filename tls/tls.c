@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "tls/tls_sesscache.h"
+#include "tls/tls_ticket.h"
 
 #define TLS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 #define TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -88,6 +89,12 @@ int tls_ctx_server_new(struct tls_ctx **c_r, const char *cert_file, const char *
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	/* Tickets outlive the context: a reload's contexts share the keys. */
+	if (tls_ticket_install(ctx) != 0) {
+		tls_err(err, errlen, "TLS session tickets", NULL);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
 	*c_r = tls_ctx_wrap(ctx);
 	return *c_r ? 0 : -1;
 }

@@ -7,8 +7,9 @@
  * Contexts (certificate, key, CA store, protocol floor TLS 1.2, AEAD
  * ciphers only) are reference-counted so a reload (SIGHUP) can swap in a
  * new one while connections finish on the old. Server contexts keep a
- * session cache and issue tickets; client connections resume from the
- * caller's tls_sesscache (tls_conn_use_cache).
+ * session cache and issue tickets under the process's keys (tls_ticket.h),
+ * so a reload's contexts resume the old ones' tickets; client connections
+ * resume from the caller's tls_sesscache (tls_conn_use_cache).
  */
 #ifndef RINGMTA_TLS_H
 #define RINGMTA_TLS_H

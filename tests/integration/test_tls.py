@@ -10,11 +10,12 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import signal
 import time
 
 import pytest
 
-from conftest import Raw, free_port
+from conftest import Raw, free_port, wait_log
 from pki import Pki
 from sink import Sink
 
@@ -114,6 +115,43 @@ def test_tls_session_resumption(tls_server, pki):
     s2.recv(1000)
     assert s2.session_reused
     s2.close()
+
+
+def s_client_session(pki, port, sess_file, resume):
+    """One implicit-TLS 1.3 connection by openssl s_client, reading the
+    banner (TLS 1.3 tickets come after the handshake); its output."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-CAfile", pki.ca, "-tls1_3", "-crlf", "-ign_eof",
+                        "-sess_in" if resume else "-sess_out", sess_file],
+                       input=b"QUIT\n", capture_output=True, timeout=30)
+    return r.stdout.decode(errors="replace")
+
+
+def test_tickets_resume_across_a_reload(tls_server, pki, tmp_path):
+    # The ticket keys belong to the process (tls/tls_ticket.c), not to the
+    # contexts a reload replaces: sessions from before SIGHUP resume after
+    # it, TLS 1.2 (Python) and TLS 1.3 (s_client) alike.
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    s1 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_server.p465)),
+                         server_hostname="mx.test.invalid")
+    s1.recv(1000)
+    sess12 = s1.session
+    s1.close()
+    sess13 = str(tmp_path / "sess13.pem")
+    out = s_client_session(pki, tls_server.p465, sess13, False)
+    assert "220 mx.test.invalid" in out and "TLSv1.3" in out, out[-2000:]
+    assert "Reused" in s_client_session(pki, tls_server.p465, sess13, True)   # before the reload
+
+    tls_server.proc.send_signal(signal.SIGHUP)
+    assert wait_log(tls_server, r"reload: TLS certificates reloaded")
+    s2 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_server.p465)),
+                         server_hostname="mx.test.invalid", session=sess12)
+    s2.recv(1000)
+    assert s2.session_reused, "TLS 1.2 session not resumed after the reload"
+    s2.close()
+    out = s_client_session(pki, tls_server.p465, sess13, True)
+    assert "Reused, TLSv1.3" in out, out[-2000:]
 
 
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
