@@ -38,6 +38,36 @@ int queue_status(int mdb_rc)
 	return mdb_rc;
 }
 
+int queue_txn_begin_write(struct queue *q, MDB_txn **txn_r)
+{
+	int rc;
+
+	if (q->q_test_panic_at != 0 &&
+	    atomic_fetch_add(&q->q_test_writes, 1) + 1 >= q->q_test_panic_at)
+		rc = MDB_PANIC;	/* as LMDB answers once a meta page write failed */
+	else
+		rc = mdb_txn_begin(q->q_env, NULL, 0, txn_r);
+	if (rc == MDB_PANIC && !atomic_exchange(&q->q_fatal, true)) {
+		fprintf(stderr, "ringmta: queue: the store failed beyond repair in this process"
+			" (%s); new mail gets 4xx; stopping, so that a restart reopens it at"
+			" its last commit\n", mdb_strerror(rc));
+		if (q->q_fatal_fn != NULL)
+			q->q_fatal_fn(q->q_fatal_ctx);
+	}
+	return rc;
+}
+
+void queue_set_fatal_listener(struct queue *q, void (*fn)(void *ctx), void *ctx)
+{
+	q->q_fatal_fn = fn;
+	q->q_fatal_ctx = ctx;
+}
+
+bool queue_failed(struct queue *q)
+{
+	return atomic_load(&q->q_fatal);
+}
+
 void queue_readers_check(struct queue *q, bool force)
 {
 	uint64_t now = queue_now_ns();

@@ -239,7 +239,7 @@ int queue_admin_delete(struct queue *q, uint64_t id)
 	/* A delete copies a few pages too: never into a hole (see queue.c). */
 	if ((rc = queue_room(q, 64 * q->q_psize)) < 0)
 		return rc;
-	if ((rc = mdb_txn_begin(q->q_env, NULL, 0, &txn)) != 0)
+	if ((rc = queue_txn_begin_write(q, &txn)) != 0)
 		return queue_status(rc);
 	rc = mdb_get(txn, q->q_meta, &k, &v);
 	if (rc != 0) {
@@ -367,7 +367,7 @@ static int queue_flush_ids(struct queue *q, const uint64_t *ids, size_t n, bool 
 		int rc;
 
 		if ((rc = queue_room(q, (64 + 2 * (end - i0)) * q->q_psize)) < 0 ||
-		    (rc = queue_status(mdb_txn_begin(q->q_env, NULL, 0, &txn))) != 0)
+		    (rc = queue_status(queue_txn_begin_write(q, &txn))) != 0)
 			return rc;
 		for (size_t i = i0; i < end; i++) {
 			rc = queue_flush_one(q, txn, ids[i], now_us);

@@ -131,7 +131,7 @@ int queue_events_trim(struct queue *q, uint64_t upto, uint64_t *n_r)
 	*n_r = 0;
 	if (!q->q_has_events || upto == 0)
 		return 0;
-	rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
+	rc = queue_txn_begin_write(q, &txn);
 	if (rc != 0)
 		return queue_status(rc);
 	rc = mdb_cursor_open(txn, q->q_events, &cur);

@@ -43,6 +43,12 @@ struct queue {
 	_Atomic uint64_t q_event_last;	/* last sequence committed */
 	void (*q_event_listener)(void *ctx, uint64_t last);
 	void *q_event_listener_ctx;
+	_Atomic bool q_fatal;		/* MDB_PANIC seen (queue_fatal_check) */
+	void (*q_fatal_fn)(void *ctx);
+	void *q_fatal_ctx;
+	unsigned q_test_panic_at;	/* test hook: the write transaction from
+					   which LMDB "answers" MDB_PANIC; 0 off */
+	_Atomic unsigned q_test_writes;
 	unsigned q_flags;
 	uint64_t q_last_id;
 	pthread_t q_thread;
@@ -171,6 +177,9 @@ void queue_readers_check(struct queue *q, bool force);
 /* An LMDB return (0, a positive errno or an MDB_* code) as our status:
  * 0, -errno, MDB_* codes kept (they are below -30000), MAP_FULL -ENOSPC. */
 int queue_status(int mdb_rc);
+/* Begin a write transaction (mdb_txn_begin); an MDB_PANIC answer marks
+ * the queue failed and tells the fatal listener (queue_set_fatal_listener). */
+int queue_txn_begin_write(struct queue *q, MDB_txn **txn_r);
 
 /* In queue_update.c: apply one update inside the committer's txn. */
 int queue_apply_update(struct queue *q, MDB_txn *txn, struct queue_update *u);

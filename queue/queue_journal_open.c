@@ -61,7 +61,7 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	if (!on && !jnl_dir_has_segments(path))
 		return 0;
 	txn = NULL;
-	if ((rc = mdb_txn_begin(q->q_env, NULL, 0, &txn)) != 0 ||
+	if ((rc = queue_txn_begin_write(q, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "journal", MDB_CREATE, &q->q_jdb)) != 0) {
 		if (rc != 0 && txn != NULL)
 			mdb_txn_abort(txn);
@@ -95,7 +95,7 @@ int queue_jnl_open(struct queue *q, const char *dir, unsigned flags, char *err, 
 	q->q_cp_cut = UINT64_MAX;
 	q->q_replaying = true;
 	if (rc == 0)
-		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
+		rc = queue_txn_begin_write(q, &txn);
 	if (rc == 0 && (rc = queue_jnl_cp_put(q, txn)) != 0)
 		mdb_txn_abort(txn);
 	else if (rc == 0)

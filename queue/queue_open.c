@@ -390,6 +390,11 @@ int queue_open(struct queue **q_r, const char *dir, uint64_t map_size,
 			mdb_txn_abort(txn);
 		}
 	}
+	{
+		const char *t = getenv("RINGMTA_TEST_LMDB_PANIC");
+
+		q->q_test_panic_at = t != NULL ? (unsigned)strtoul(t, NULL, 10) : 0;
+	}
 	if (flags & QUEUE_F_COMMITTER) {
 		rc = pthread_create(&q->q_thread, NULL, queue_committer, q);
 		if (rc != 0) {

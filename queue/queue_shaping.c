@@ -20,7 +20,7 @@ int queue_blob_put(struct queue *q, const char *name, const void *data, size_t l
 
 	if (!q->q_has_shaping || (q->q_flags & QUEUE_F_RDONLY))
 		return -EROFS;
-	rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
+	rc = queue_txn_begin_write(q, &txn);
 	if (rc != 0)
 		return queue_status(rc);
 	rc = mdb_put(txn, q->q_shaping, &k, &v, 0);

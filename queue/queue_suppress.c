@@ -179,7 +179,7 @@ static int qsup_write_begin(struct queue *q, MDB_txn **txn_r)
 		return -EROFS;
 	if ((rc = queue_room(q, 64 * q->q_psize)) < 0)
 		return rc;
-	return queue_status(mdb_txn_begin(q->q_env, NULL, 0, txn_r));
+	return queue_status(queue_txn_begin_write(q, txn_r));
 }
 
 int queue_suppress_add(struct queue *q, const struct queue_suppress *e)

@@ -262,7 +262,7 @@ int queue_write_batch(struct queue *q, struct queue_msg *batch,
 	for (;;) {
 		ids->n = n0;
 		q->q_event_seq = seq0;	/* a retried batch numbers again */
-		rc = mdb_txn_begin(q->q_env, NULL, 0, &txn);
+		rc = queue_txn_begin_write(q, &txn);
 		if (rc != 0)
 			return queue_status(rc);
 		/* A checkpoint: the journal's messages first (queue_journal.c);

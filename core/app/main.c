@@ -413,6 +413,14 @@ static uint64_t main_worker_progress(void *arg, unsigned i)
 	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
 }
 
+/* The queue's store failed (queue_set_fatal_listener): stop as SIGTERM
+ * does; main_serve then exits 1, so that a service manager restarts it. */
+static void main_queue_fatal(void *ctx)
+{
+	(void)ctx;
+	kill(getpid(), SIGTERM);
+}
+
 /* ra: what a reload reads again (the file and the -o values); main_serve
  * fills in the rest. */
 static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
@@ -430,6 +438,7 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 	struct notify_watchdog *wd = NULL;
 	sigset_t set;
 	char err[512], addr[80];
+	bool failed;
 	int sig, rc;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -457,6 +466,7 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 		return 1;
 	}
 	queue_set_commit_delay(q, (uint64_t)cfg->queue_commit_delay * 1000u);
+	queue_set_fatal_listener(q, main_queue_fatal, NULL);
 	for (unsigned i = 0; i < cfg->listen_count; i++) {
 		const struct config_listen *cl = &cfg->listen[i];
 		int prc;
@@ -614,11 +624,16 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 	server_stop(&srv);
 	server_join(&srv);
 	events_stop(&srv.s_events);	/* what is unsent stays stored */
+	failed = queue_failed(q);
 	queue_close(&q);		/* commits anything still waiting */
 	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);
 	auth_db_free(&srv.s_auth);
 	smtp_creds_holder_destroy(&smtp_creds);
+	if (failed) {
+		log_msg(LOG_ERROR, "stopped: the queue's store failed (above); exit status 1");
+		return 1;
+	}
 	log_msg(LOG_INFO, "stopped");
 	return 0;
 }
