@@ -63,11 +63,6 @@ void queue_set_fatal_listener(struct queue *q, void (*fn)(void *ctx), void *ctx)
 	q->q_fatal_ctx = ctx;
 }
 
-bool queue_failed(struct queue *q)
-{
-	return atomic_load(&q->q_fatal);
-}
-
 void queue_readers_check(struct queue *q, bool force)
 {
 	uint64_t now = queue_now_ns();

@@ -254,12 +254,11 @@ void queue_events_free(struct queue_event **list);
  * (a write of its meta page failed, so it refuses every transaction after
  * it). Every commit fails from then on, new mail gets 4xx, deliveries'
  * results are not stored. fn is called once, on the thread that saw it
- * (any), and should stop the process: a restart reopens the store at its
- * last good commit. queue_failed says whether it happened. Set fn before
- * any submit.
+ * (any, also the committer inside queue_close), and should stop the
+ * process: a restart reopens the store at its last good commit. Set fn
+ * before any submit.
  */
 void queue_set_fatal_listener(struct queue *q, void (*fn)(void *ctx), void *ctx);
-bool queue_failed(struct queue *q);
 
 /*
  * Called on the committer thread once at the end of every batch, after

@@ -43,7 +43,7 @@ struct queue {
 	_Atomic uint64_t q_event_last;	/* last sequence committed */
 	void (*q_event_listener)(void *ctx, uint64_t last);
 	void *q_event_listener_ctx;
-	_Atomic bool q_fatal;		/* MDB_PANIC seen (queue_fatal_check) */
+	_Atomic bool q_fatal;		/* MDB_PANIC seen (queue_txn_begin_write) */
 	void (*q_fatal_fn)(void *ctx);
 	void *q_fatal_ctx;
 	unsigned q_test_panic_at;	/* test hook: the write transaction from

@@ -31,12 +31,14 @@ int tls_ticket_ring_at(struct tls_ticket_ring *r, uint64_t now,
 {
 	struct tls_ticket_key k;
 
+	/* A key decrypts until two intervals after its birth: it made its
+	 * last ticket within the first (a later one would have rotated it). */
+	if (r->tr_prev.tk_set && now - r->tr_prev.tk_born >= 2 * r->tr_interval)
+		r->tr_prev.tk_set = 0;
 	if (r->tr_cur.tk_set && now - r->tr_cur.tk_born < r->tr_interval)
 		return 0;
 	if (tls_ticket_new_key(&k, now, fill) != 0)
 		return -1;
-	/* cur made its last ticket within its interval (a later one would
-	 * have rotated it then): it decrypts for one interval past that. */
 	if (r->tr_cur.tk_set && now - r->tr_cur.tk_born < 2 * r->tr_interval)
 		r->tr_prev = r->tr_cur;
 	else

@@ -7,8 +7,8 @@
  * server contexts, old and new, encrypt with the ring's current key and
  * decrypt with its current or previous one. The ring rotates as BoringSSL's
  * own keys do (SSL_DEFAULT_TICKET_KEY_ROTATION_INTERVAL, 48 hours): a key
- * encrypts for one interval, then only decrypts until the next rotation,
- * and a ticket under it is renewed under the current key. Keys are random (RAND_bytes),
+ * encrypts for one interval, then only decrypts, until two intervals after
+ * its birth, and a ticket under it is renewed under the current key. Keys are random (RAND_bytes),
  * in memory only: a restart still starts afresh, as with nginx without
  * ssl_session_ticket_key files.
  *
@@ -39,10 +39,10 @@ struct tls_ticket_ring {
 
 /*
  * Bring the ring to now (seconds on a clock that does not jump back): a
- * first key, or the next one once cur is an interval old. The old cur
- * becomes prev unless it is two intervals old (it made no ticket for an
- * interval); prev goes at the next rotation. fill makes a key's random
- * bytes (0 or -1). Returns 0, or -1 when fill failed (ring unchanged).
+ * first key, or the next one once cur is an interval old, the old cur
+ * becoming prev; a key older than two intervals decrypts nothing (prev is
+ * dropped). fill makes a key's random bytes (0 or -1). Returns 0, or -1
+ * when fill failed (then only an expired prev was dropped).
  */
 int tls_ticket_ring_at(struct tls_ticket_ring *r, uint64_t now,
 		       int (*fill)(uint8_t *p, size_t n));

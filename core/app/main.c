@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,11 +414,15 @@ static uint64_t main_worker_progress(void *arg, unsigned i)
 	return stat_get(&srv->s_workers[i].w_loop.lp_stats.loops);
 }
 
-/* The queue's store failed (queue_set_fatal_listener): stop as SIGTERM
- * does; main_serve then exits 1, so that a service manager restarts it. */
+/* The queue's store failed (queue_set_fatal_listener; any thread, also
+ * inside queue_close at stop): stop as SIGTERM does; main_serve then exits
+ * 1, so that a service manager restarts it. */
+static atomic_bool main_store_failed;
+
 static void main_queue_fatal(void *ctx)
 {
 	(void)ctx;
+	atomic_store(&main_store_failed, true);
 	kill(getpid(), SIGTERM);
 }
 
@@ -438,7 +443,6 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 	struct notify_watchdog *wd = NULL;
 	sigset_t set;
 	char err[512], addr[80];
-	bool failed;
 	int sig, rc;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -624,13 +628,12 @@ static int main_serve(const struct config *cfg, struct main_reload_arg *ra)
 	server_stop(&srv);
 	server_join(&srv);
 	events_stop(&srv.s_events);	/* what is unsent stays stored */
-	failed = queue_failed(q);
 	queue_close(&q);		/* commits anything still waiting */
 	server_destroy(&srv);		/* closes delivery's worker parts */
 	delivery_free(&dlv);
 	auth_db_free(&srv.s_auth);
 	smtp_creds_holder_destroy(&smtp_creds);
-	if (failed) {
+	if (atomic_load(&main_store_failed)) {
 		log_msg(LOG_ERROR, "stopped: the queue's store failed (above); exit status 1");
 		return 1;
 	}

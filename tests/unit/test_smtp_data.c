@@ -409,6 +409,35 @@ static void test_long_lines(void)
 		test_out_free(&o);
 		free(m);
 	}
+	/* The limit exactly, for a line that starts anywhere in a 64-octet
+	 * block (after a first line of pre octets): the block scan carries
+	 * the octets after a block's last LF into the next line's count. */
+	{
+		char *m = malloc(80 + 2 + 999 + 2 + 3);
+		int bad = 0;
+
+		for (size_t pre = 0; pre < 80; pre++)
+			for (size_t n = 998; n <= 999; n++) {
+				struct test_out o;
+				size_t len = 0;
+
+				memset(m, 'y', pre);
+				len = pre;
+				memcpy(m + len, "\r\n", 2);
+				len += 2;
+				memset(m + len, 'x', n);
+				len += n;
+				memcpy(m + len, "\r\n.\r\n", 5);
+				len += 5;
+				test_decode1(m, len, SMTP_DATA_DOT, 0, &o);
+				if (o.flags != (n == 999 ? F_LONG : 0u) || !o.done)
+					bad++;
+				test_out_free(&o);
+			}
+		tap_ok(bad == 0, "998 + CRLF passes and 999 + CRLF is long after a first line of "
+		       "0-79 octets (%d wrong)", bad);
+		free(m);
+	}
 	/* Many short lines never add up to a long one. */
 	{
 		size_t n = 5000 * 12;
@@ -755,15 +784,18 @@ static void test_field(void)
 	}
 }
 
-/* A random body for the block scan: short lines and long ones, CR, LF,
- * dots and 8-bit octets dense enough that every pattern falls on every
- * side of a 64-octet block edge; in DOT mode a terminator somewhere,
- * with what a client pipelines after it (bare CR and LF included). */
-static size_t test_random_body(char *m, size_t cap, bool dot_mode)
+/* A random body for the block scan: short lines and long ones, dots and
+ * 8-bit octets dense enough that every pattern falls on every side of a
+ * 64-octet block edge, and at most `anomalies` bare CRs or LFs (so that
+ * the flags, which stick, still tell the paths apart); in DOT mode a
+ * terminator somewhere, with what a client pipelines after it (bare CR
+ * and LF included). */
+static size_t test_random_body(char *m, size_t cap, bool dot_mode, int anomalies)
 {
 	static const char *const atoms[] = {
-		"\r\n", "\r\n", "\r\n.", "\r\n..", "\r", "\n", ".", "a", "\x80", "\r\r\n", "\n.",
+		"\r\n", "\r\n", "\r\n.", "\r\n..", ".", "a", "\x80",
 	};
+	static const char *const bad[] = { "\r", "\n", "\r\r\n", "\n." };
 	size_t n = 0, end = (size_t)rand() % (cap - 1100);
 
 	while (n < end) {
@@ -775,7 +807,9 @@ static size_t test_random_body(char *m, size_t cap, bool dot_mode)
 			memset(m + n, 'x', k);
 			n += k;
 		} else {
-			const char *a = atoms[(size_t)rand() % (sizeof(atoms) / sizeof(atoms[0]))];
+			const char *a = anomalies > 0 && rand() % 24 == 0 ?
+					anomalies--, bad[(size_t)rand() % 4] :
+					atoms[(size_t)rand() % (sizeof(atoms) / sizeof(atoms[0]))];
 
 			memcpy(m + n, a, strlen(a));
 			n += strlen(a);
@@ -800,12 +834,12 @@ static void test_blocks(void)
 	enum { CAP = 4096 };
 	char *m = malloc(CAP);
 	size_t *cuts = malloc(CAP * sizeof(*cuts));
-	int bad = 0, stuffed = 0;
+	int bad = 0, stuffed = 0, clean = 0, one = 0;
 
 	srand(5321);
-	for (int t = 0; t < 600; t++) {
+	for (int t = 0; t < 1000; t++) {
 		enum smtp_data_mode mode = t % 3 == 2 ? SMTP_DATA_RAW : SMTP_DATA_DOT;
-		size_t len = test_random_body(m, CAP, mode == SMTP_DATA_DOT), nc = 0;
+		size_t len = test_random_body(m, CAP, mode == SMTP_DATA_DOT, t % 4), nc = 0;
 		struct test_out ref, whole, cut;
 
 		for (size_t i = 1; i < len; i++)
@@ -827,12 +861,23 @@ static void test_blocks(void)
 					       ref.done);
 			}
 		stuffed += ref.len < ref.consumed;
+		switch (ref.flags & (F_BARE_CR | F_BARE_LF)) {
+		case 0:
+			clean++;
+			break;
+		case F_BARE_CR:
+		case F_BARE_LF:
+			one++;
+			break;
+		}
 		test_out_free(&ref);
 		test_out_free(&whole);
 		test_out_free(&cut);
 	}
-	tap_ok(bad == 0 && stuffed > 100, "600 random bodies: blocks agree with the line path "
-	       "(%d differ, %d stuffed or terminated)", bad, stuffed);
+	tap_ok(bad == 0 && stuffed > 100 && clean > 200 && one > 100,
+	       "1000 random bodies: blocks agree with the line path (%d differ, %d stuffed or "
+	       "terminated, %d without a bare CR or LF, %d with one of the two)", bad, stuffed,
+	       clean, one);
 	free(cuts);
 	free(m);
 }

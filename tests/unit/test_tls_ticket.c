@@ -1,8 +1,8 @@
 /*
  * test_tls_ticket: the session ticket key ring (tls/tls_ticket.c) on an
  * explicit clock: the first key, rotation after one interval, the old
- * key decrypting (and asking for renewal) until the next rotation, an
- * idle ring that skips a stale key, and a failed random source.
+ * key decrypting (and asking for renewal) until two intervals after its
+ * birth, an idle ring that skips a stale key, and a failed random source.
  */
 #include "tls/tls_ticket.h"
 #include "tests/unit/tap.h"
@@ -64,10 +64,20 @@ int main(void)
 	       test_find(&r, &c) == 0 && test_find(&r, &b) == 0,
 	       "after a long idle time only the new key is kept");
 
+	/* Sparse use: the key born at 1500 rotates late, at 1690, and still
+	 * decrypts until 1700, two intervals after its birth, not until the
+	 * next rotation (as BoringSSL's own keys). */
+	c = r.tr_cur;
+	tap_ok(tls_ticket_ring_at(&r, 1690, test_fill) == 0 && test_find(&r, &c) == 2,
+	       "a key rotated late still decrypts");
+	tap_ok(tls_ticket_ring_at(&r, 1699, test_fill) == 0 && test_find(&r, &c) == 2 &&
+	       tls_ticket_ring_at(&r, 1700, test_fill) == 0 && test_find(&r, &c) == 0,
+	       "until two intervals after its birth");
+
 	test_fail = 1;
 	c = r.tr_cur;
-	tap_ok(tls_ticket_ring_at(&r, 1700, test_fill) == -1 &&
-	       memcmp(&r.tr_cur, &c, sizeof(c)) == 0, "no random bytes: the ring is unchanged");
+	tap_ok(tls_ticket_ring_at(&r, 1800, test_fill) == -1 &&
+	       memcmp(&r.tr_cur, &c, sizeof(c)) == 0, "no random bytes: the key stays");
 	test_fail = 0;
 	return tap_done();
 }
