@@ -5,11 +5,11 @@
  * 64 octets at a time (smtp_scan.h's masks: every line end of a block at
  * once), the last 64 or fewer a line at a time with memchr(). It decides
  * which octets belong to the message (dropping stuffed dots and the
- * terminator) and flags the line structure: bare CR, bare LF, long lines. Each run of message octets then
- * goes to smtp_data_out(), which looks at what the message says (size,
- * 8-bit octets, Date: and Message-ID:) and passes the run to emit unless
- * the message is already too big. A piece without stuffed dots is one run
- * and one emit.
+ * terminator) and flags the line structure: bare CR, bare LF, long lines.
+ * Each run of message octets then goes to smtp_data_out(), which looks at
+ * what the message says (size, 8-bit octets, Date: and Message-ID:) and
+ * passes the run to emit unless the message is already too big. A piece
+ * without stuffed dots is one run and one emit.
  *
  * Choices the header leaves open:
  *   - Only a dot right after CRLF is special. After a bare LF a dot is
@@ -377,15 +377,16 @@ static inline void smtp_data_block_lines(struct smtp_data *d, uint64_t lf, unsig
 	d->line_len = n - 1 - (63 - (unsigned)__builtin_clzll(lf));
 }
 
+typedef void smtp_data_block_fn(const char *p, struct smtp_scan_masks *m);
+
 /*
  * From buf[i], 64 octets at a time while more than 64 remain (so that the
  * octet after a block can be read), for as long as no line starts with a
  * dot in DOT mode. Returns the position reached: with *dot_r, that of a
  * dot that starts a line; otherwise *prev_cr says whether the octet
- * before it is a CR (whose LF may be the next octet).
+ * before it is a CR (whose LF may be the next octet). Inlined into each
+ * caller below with its block function (the AVX2 one in an AVX2 body).
  */
-typedef void smtp_data_block_fn(const char *p, struct smtp_scan_masks *m);
-
 static inline __attribute__((always_inline)) size_t
 smtp_data_scan_blocks_with(smtp_data_block_fn *block, struct smtp_data *d, const char *buf,
 			   size_t i, size_t len, bool *dot_r, bool *prev_cr)
@@ -405,7 +406,7 @@ smtp_data_scan_blocks_with(smtp_data_block_fn *block, struct smtp_data *d, const
 			/* Only what comes before the dot is looked at here:
 			 * after a terminator come the next commands. */
 			n = (unsigned)__builtin_ctzll((crlf << 1 | bol_in) & m.dot);
-			keep = (1ull << n) - 1;	/* n < 64: bit 63 is never set by the shift */
+			keep = (1ull << n) - 1;	/* n <= 63: the shift is defined */
 		}
 		next_lf = (uint64_t)(buf[i + SMTP_SCAN_BLOCK] == '\n') << 63;
 		bare = (m.lf & ~crlf) | (m.cr & ~(m.lf >> 1 | next_lf));
