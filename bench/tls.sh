@@ -8,6 +8,7 @@
 #              REUSE ["1 0"]   smtp-load -m: 1 = a connection (and a full
 #                              handshake) per message, 0 = one per session
 #              RIG [/work/shared/rig] OUT [/tmp/ringmta-bench]
+#              RINGMTA [build/core/ringmta] SMTP_LOAD [build/bench/smtp-load]
 # Both MTAs fsync before the 250; Postfix accepts into its hold queue (no
 # delivery), ringmta runs with delivery=no: acceptance only, like inbound.sh.
 set -uo pipefail
@@ -18,8 +19,8 @@ SIZES=${SIZES:-"1024 102400"}
 SESSIONS=${SESSIONS:-50}
 MESSAGES=${MESSAGES:-4000}
 REUSE=${REUSE:-"1 0"}
-RINGMTA=$ROOT/build/core/ringmta
-LOAD=$ROOT/build/bench/smtp-load
+RINGMTA=${RINGMTA:-$ROOT/build/core/ringmta}
+LOAD=${SMTP_LOAD:-$ROOT/build/bench/smtp-load}
 U="$RIG/rigutil.py"
 PORT=2625
 mkdir -p "$OUT"
