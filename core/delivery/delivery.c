@@ -46,7 +46,8 @@ struct delivery {
 	bool d_started;			/* d_thread runs */
 	pthread_mutex_t d_lock;		/* guards d_new, d_done, d_kick */
 	pthread_cond_t d_cond;
-	struct id_list d_new, d_done;
+	struct id_list d_new;		/* without memory an id is dropped: a scan finds it */
+	struct dlv_msg *d_done;		/* ended rounds, by dm_done_next: never dropped */
 	bool d_kick;			/* the committer asks for the scan now */
 	atomic_bool d_stop;		/* set under d_lock, read anywhere */
 	atomic_uint d_inflight_n;
@@ -74,7 +75,8 @@ static uint64_t dlv_now_us(void)
 #define DLV_INLINE_MAX 64u
 
 static void delivery_dispatch(struct delivery *d, uint64_t id);
-static void delivery_retire(struct delivery *d, const struct id_list *done);
+static void delivery_retire(struct delivery *d, const struct dlv_msg *done);
+static void dlv_done_free(struct dlv_msg *done);
 
 /*
  * Committer thread, at the end of each batch: messages just stored, and
@@ -95,7 +97,7 @@ static void delivery_retire(struct delivery *d, const struct id_list *done);
 static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 {
 	struct delivery *d = ctx;
-	struct id_list done;
+	struct dlv_msg *done;
 	bool work;
 
 	if (n <= DLV_INLINE_MAX && !atomic_load(&d->d_stop) &&
@@ -106,13 +108,13 @@ static void delivery_on_commit(void *ctx, const uint64_t *ids, unsigned n)
 		}
 		pthread_mutex_lock(&d->d_lock);
 		done = d->d_done;
-		memset(&d->d_done, 0, sizeof(d->d_done));
+		d->d_done = NULL;
 		pthread_mutex_unlock(&d->d_lock);
-		delivery_retire(d, &done);
+		delivery_retire(d, done);
 		for (unsigned i = 0; i < n; i++)
 			delivery_dispatch(d, ids[i]);
 		pthread_mutex_unlock(&d->d_inflight_lock);
-		free(done.ids);
+		dlv_done_free(done);
 		/* A scan that filled its places wants to go on once half of
 		 * them are free: the scheduler's, woken only then. */
 		if (!atomic_load(&d->d_scan_full) ||
@@ -128,13 +130,14 @@ hand_over:
 	pthread_mutex_lock(&d->d_lock);
 	for (unsigned i = 0; i < n; i++)
 		dlv_id_list_add(&d->d_new, ids[i]);
-	work = d->d_new.n > 0 || d->d_done.n > 0;
+	work = d->d_new.n > 0 || d->d_done != NULL;
 	pthread_mutex_unlock(&d->d_lock);
 	if (work)
 		pthread_cond_signal(&d->d_cond);
 }
 
-static void dlv_msg_free(struct dlv_msg *m)
+/* What m owns; m itself stays. */
+static void dlv_msg_clear(struct dlv_msg *m)
 {
 	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
 		free(m->dm_rcpts[i].dr_addr);
@@ -149,28 +152,48 @@ static void dlv_msg_free(struct dlv_msg *m)
 	free(m->dm_sender);
 	free(m->dm_pool);
 	free(m->dm_updates);
+}
+
+static void dlv_msg_free(struct dlv_msg *m)
+{
+	dlv_msg_clear(m);
 	free(m);
+}
+
+/* The round of m is over: its id goes to the scheduler on m itself. */
+static void dlv_msg_retire_later(struct dlv_msg *m)
+{
+	struct delivery *d = m->dm_dlv;
+
+	dlv_msg_clear(m);
+	pthread_mutex_lock(&d->d_lock);
+	m->dm_done_next = d->d_done;
+	d->d_done = m;
+	pthread_mutex_unlock(&d->d_lock);
 }
 
 void delivery_msg_done(struct dlv_msg *m)
 {
 	struct delivery *d = m->dm_dlv;
 
-	pthread_mutex_lock(&d->d_lock);
-	dlv_id_list_add(&d->d_done, m->dm_id);
-	pthread_mutex_unlock(&d->d_lock);
+	dlv_msg_retire_later(m);
 	pthread_cond_signal(&d->d_cond);
-	dlv_msg_free(m);
 }
 
 void delivery_msg_done_batched(struct dlv_msg *m)
 {
-	struct delivery *d = m->dm_dlv;
+	dlv_msg_retire_later(m);
+}
 
-	pthread_mutex_lock(&d->d_lock);
-	dlv_id_list_add(&d->d_done, m->dm_id);
-	pthread_mutex_unlock(&d->d_lock);
-	dlv_msg_free(m);
+/* The structs left of ended rounds, once retired (no lock needed). */
+static void dlv_done_free(struct dlv_msg *done)
+{
+	while (done != NULL) {
+		struct dlv_msg *next = done->dm_done_next;
+
+		free(done);
+		done = next;
+	}
 }
 
 unsigned delivery_inflight(struct delivery *d)
@@ -394,8 +417,16 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 	if (queue_record_get(d->d_q, id, dlv_build_cb, &b) < 0 || b.m == NULL)
 		return;
 	m = b.m;
+	/* In the set before any job exists: a message the set cannot take
+	 * (no memory) is not handed out, as a later scan would hand it out
+	 * again while it is in flight. It stays in the schedule. */
+	if (dlv_idset_add(&d->d_inflight, id) < 0) {
+		dlv_msg_free(m);
+		return;
+	}
 	jobs = calloc(m->dm_nrcpt ? m->dm_nrcpt : 1, sizeof(*jobs));
 	if (jobs == NULL) {
+		dlv_idset_del(&d->d_inflight, id);
 		dlv_msg_free(m);
 		return;
 	}
@@ -430,11 +461,11 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 		if (m->dm_rcpts[i].dr_result == 0xff)
 			m->dm_rcpts[i].dr_result = DLV_R_NONE;
 	if (njobs == 0) {
+		dlv_idset_del(&d->d_inflight, id);
 		free(jobs);
 		dlv_msg_free(m);
 		return;
 	}
-	dlv_idset_add(&d->d_inflight, id);
 	atomic_fetch_add(&d->d_inflight_n, 1);
 	m->dm_start_us = dlv_now_us();
 	atomic_store(&m->dm_parts_left, njobs);
@@ -600,11 +631,12 @@ static unsigned delivery_room(struct delivery *d)
 	return max - n < DLV_SCAN_MAX ? max - n : DLV_SCAN_MAX;
 }
 
-/* Under d_inflight_lock: its messages are no longer in flight. */
-static void delivery_retire(struct delivery *d, const struct id_list *done)
+/* Under d_inflight_lock: the messages of these ended rounds are no
+ * longer in flight. */
+static void delivery_retire(struct delivery *d, const struct dlv_msg *done)
 {
-	for (unsigned i = 0; i < done->n; i++) {
-		dlv_idset_del(&d->d_inflight, done->ids[i]);
+	for (; done != NULL; done = done->dm_done_next) {
+		dlv_idset_del(&d->d_inflight, done->dm_id);
 		atomic_fetch_sub(&d->d_inflight_n, 1);
 	}
 }
@@ -633,13 +665,14 @@ static void *delivery_main(void *arg)
 	pthread_setname_np(pthread_self(), "rm-sched");
 	pthread_mutex_lock(&d->d_lock);
 	while (!d->d_stop) {
-		struct id_list fresh, done;
+		struct id_list fresh;
+		struct dlv_msg *done;
 		struct dlv_scan scan = { .ds_d = d };
 		struct timespec ts;
 		uint64_t now;
 		bool tick;
 
-		if (d->d_new.n == 0 && d->d_done.n == 0 && !d->d_kick) {
+		if (d->d_new.n == 0 && d->d_done == NULL && !d->d_kick) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&d->d_cond, &d->d_lock, &ts);
@@ -650,11 +683,11 @@ static void *delivery_main(void *arg)
 		fresh = d->d_new;
 		done = d->d_done;
 		memset(&d->d_new, 0, sizeof(d->d_new));
-		memset(&d->d_done, 0, sizeof(d->d_done));
+		d->d_done = NULL;
 		pthread_mutex_unlock(&d->d_lock);
 
 		pthread_mutex_lock(&d->d_inflight_lock);
-		delivery_retire(d, &done);
+		delivery_retire(d, done);
 		for (unsigned i = 0; i < fresh.n; i++)
 			delivery_dispatch(d, fresh.ids[i]);
 		pthread_mutex_unlock(&d->d_inflight_lock);
@@ -680,7 +713,7 @@ static void *delivery_main(void *arg)
 			delivery_shp_tick(d, now);
 		}
 		free(fresh.ids);
-		free(done.ids);
+		dlv_done_free(done);
 		free(scan.ds_due.ids);
 		pthread_mutex_lock(&d->d_lock);
 	}
@@ -809,7 +842,7 @@ void delivery_free(struct delivery **dp)
 	if (d == NULL)
 		return;
 	free(d->d_new.ids);
-	free(d->d_done.ids);
+	dlv_done_free(d->d_done);
 	dlv_idset_free(&d->d_inflight);
 	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);

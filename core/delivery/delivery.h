@@ -113,6 +113,11 @@ struct dlv_msg {
 	struct queue_rcpt_update *dm_updates;
 	struct queue_msg *dm_bounce;
 	struct queue_event *dm_events;	/* this round's, until submitted */
+	/* Its round over (delivery_msg_done*): the rest is freed, the
+	 * struct waits on the scheduler's list of ended rounds, linked
+	 * here, until the id leaves the set in flight. No allocation, so
+	 * no round's end is lost for want of memory. */
+	struct dlv_msg *dm_done_next;
 };
 
 /* One next hop's share of a message. */
@@ -323,7 +328,9 @@ struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, ui
 				   bool ret_full);
 void delivery_dsn_msg_free(struct queue_msg **m);
 
-/* Scheduler side, called by workers: a message's round is over. */
+/* Scheduler side, called by workers: a message's round is over. Its
+ * contents are freed now; m itself by the scheduler once it retired the
+ * id (the caller must not touch m again). */
 void delivery_msg_done(struct dlv_msg *m);
 /* The same on the committer thread from a qu_done: no wake; the commit
  * listener that runs after it retires the batch's results. */

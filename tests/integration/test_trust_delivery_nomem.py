@@ -1,0 +1,118 @@
+"""The delivery scheduler without memory for its bookkeeping. The set of
+messages in flight and the list of messages whose round ended both grow
+on the heap; when an allocation fails there, a message must neither be
+handed to a worker twice (a duplicate at the receiver) nor be lost to
+the scheduler (never retried until a restart).
+
+tests/tools/libfailalloc.so (LD_PRELOAD) makes the chosen allocations
+fail, made from the chosen functions (their ranges in the binary from
+nm): calloc(1024, 8) in dlv_idset_add is the in-flight set's first table
+(core/delivery/delivery_ids.c), realloc(NULL, 2048) in dlv_id_list_add
+an id list's first array. Release builds only: ASan owns the allocator
+in the other."""
+import os
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN
+from sink import Sink
+
+SHIM = os.path.join(os.path.dirname(os.path.dirname(BIN)), "tests", "tools", "libfailalloc.so")
+
+
+def _sanitized():
+    r = subprocess.run(["ldd", BIN], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
+pytestmark = pytest.mark.skipif(not os.path.exists(SHIM) or _sanitized(),
+                                reason="no libfailalloc.so, or a sanitizer build")
+
+
+def code_range(*names):
+    """'LO-HI' (hex offsets in the binary) of the first of names that nm
+    lists as a function, to the next symbol's address."""
+    out = subprocess.run(["nm", "-n", BIN], capture_output=True, text=True, check=True).stdout
+    syms = []
+    for ln in out.splitlines():
+        f = ln.split()
+        if len(f) == 3:
+            syms.append((int(f[0], 16), f[1], f[2]))
+    for name in names:
+        for i, (addr, kind, sym) in enumerate(syms):
+            if sym == name and kind in "tT":
+                nxt = next(a for a, _, _ in syms[i + 1:] if a > addr)
+                return "%x-%x" % (addr, nxt)
+    raise AssertionError("none of %s in %s" % (names, BIN))
+
+
+def start_failing(make_server, sink, spec, tmp_path, **kw):
+    settings = dict(delivery="yes", relayhost="[127.0.0.1]:%d" % sink.port,
+                    retry_min="1s", retry_max="2s")
+    settings.update(kw)
+    srv = make_server(**settings)
+    log, arm = str(tmp_path / "failalloc.log"), tmp_path / "failalloc.arm"
+    os.environ.update(LD_PRELOAD=SHIM, FAILALLOC=spec, FAILALLOC_LOG=log,
+                      FAILALLOC_ARM=str(arm))
+    try:
+        srv.start()
+    finally:
+        for k in ("LD_PRELOAD", "FAILALLOC", "FAILALLOC_LOG", "FAILALLOC_ARM"):
+            del os.environ[k]
+    arm.touch()     # from now on: ringmta's start allocates such tables too
+    return srv, log
+
+
+def send(srv, rcpt, subject):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        s.sendmail("from@example.org", [rcpt], "Subject: %s\r\n\r\nbody\r\n" % subject)
+
+
+def failures(log):
+    try:
+        with open(log) as f:
+            return f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
+def test_inflight_set_without_memory_never_sends_twice(make_server, tmp_path):
+    # The receiver holds the final DATA reply 2.5 s, longer than the
+    # scheduler's scan (1 s): a message handed out while the in-flight set
+    # could not take its id would be handed out again by that scan.
+    sink = Sink(data_delay=2.5)
+    try:
+        srv, log = start_failing(make_server, sink, "calloc:1024:8:2:" + code_range("idset_grow", "dlv_idset_add"), tmp_path)
+        send(srv, "once@example.com", "once")
+        assert sink.wait_for(1, timeout=20), srv.read_log()
+        deadline = time.time() + 20
+        while time.time() < deadline and srv.queue_count() != 0:
+            time.sleep(0.1)
+        assert srv.queue_count() == 0, srv.read_log()
+        time.sleep(1.5)     # a second copy, if there were one, arrives by now
+        assert failures(log) == ["calloc 1024 8"] * 2, failures(log)
+        assert len(sink.messages) == 1, [m["data"][:60] for m in sink.messages]
+        assert srv.read_log().count("status=sent") == 1, srv.read_log()
+    finally:
+        sink.stop()
+
+
+def test_done_list_without_memory_still_retries(make_server, tmp_path):
+    # An id list's first array fails three times: the first is where the
+    # message's deferral ended its round (an id list once; now nothing is
+    # allocated there), the others the next scans' lists of due mail
+    # (dropped ids: the scan after finds them). The round must end in the
+    # scheduler, so that a retry happens and the message is delivered.
+    sink = Sink()
+    try:
+        srv, log = start_failing(make_server, sink, "realloc0:2048:3:" + code_range("dlv_id_list_add"), tmp_path)
+        send(srv, "tempthenok@example.com", "retried")
+        assert sink.wait_for(1, timeout=20), srv.read_log() + "\n".join(failures(log))
+        assert failures(log) == ["realloc0 2048"] * 3, failures(log)
+        log_text = srv.read_log()
+        assert "status=deferred" in log_text and "status=sent" in log_text, log_text
+    finally:
+        sink.stop()
