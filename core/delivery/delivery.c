@@ -440,15 +440,8 @@ static void delivery_dispatch(struct delivery *d, uint64_t id)
 			if (strcmp(jobs[k]->dj_nexthop, hop) == 0)
 				j = jobs[k];
 		if (j == NULL) {
-			j = calloc(1, sizeof(*j));
-			if (j == NULL || (j->dj_nexthop = strdup(hop)) == NULL ||
-			    (j->dj_rcpts = calloc(m->dm_nrcpt, sizeof(uint32_t))) == NULL ||
-			    (j->dj_addrs = calloc(m->dm_nrcpt, sizeof(char *))) == NULL ||
-			    (j->dj_dsn = calloc(m->dm_nrcpt, sizeof(*j->dj_dsn))) == NULL) {
-				if (j != NULL)
-					dlv_job_free(j);
+			if ((j = dlv_job_new(hop, m->dm_nrcpt)) == NULL)
 				continue;	/* retried by the next scan */
-			}
 			j->dj_msg = m;
 			jobs[njobs++] = j;
 		}

@@ -156,6 +156,9 @@ void dlv_dest_enqueue_front(struct dlv_dest *d, struct dlv_job *j);
  * delivery_worker.c: open sessions to d on route rt. */
 void dlv_dest_on_route(void *ctx, const struct dns_route *r);
 void dlv_dest_open(struct dlv_worker *w, struct dlv_dest *d, struct smtp_route *rt);
+/* delivery_job.c: a job for nexthop with room for cap recipients and
+ * nothing else set (NULL: no memory). */
+struct dlv_job *dlv_job_new(const char *nexthop, unsigned cap);
 /* delivery_job.c: split j after its first max recipients into a new job
  * of the same message, first in d's line (false: no memory, j goes
  * whole); how many of j's first recipients name at most dmax domains

@@ -1,6 +1,6 @@
 /*
  * delivery_job.c: a job (one message's recipients for one next hop)
- * freed, or split where a path's max_recipients or a next hop's LIMITS
+ * made, freed, or split where a path's max_recipients or a next hop's LIMITS
  * (RCPTMAX, RCPTDOMAINMAX) end a transaction. See delivery_internal.h.
  */
 #include "core/delivery/delivery_internal.h"
@@ -24,19 +24,28 @@ void dlv_job_free(struct dlv_job *j)
  * RCPTDOMAINMAX): split j, its recipients past max going to a new job of
  * the same message, first in line. False: no memory (j is then sent
  * whole, as before shaping). */
-bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
+struct dlv_job *dlv_job_new(const char *nexthop, unsigned cap)
 {
 	struct dlv_job *t = calloc(1, sizeof(*t));
-	unsigned n = j->dj_nrcpt - max;
 
-	if (t == NULL || (t->dj_nexthop = strdup(j->dj_nexthop)) == NULL ||
-	    (t->dj_rcpts = calloc(n, sizeof(uint32_t))) == NULL ||
-	    (t->dj_addrs = calloc(n, sizeof(char *))) == NULL ||
-	    (t->dj_dsn = calloc(n, sizeof(*t->dj_dsn))) == NULL) {
+	if (t == NULL || (t->dj_nexthop = strdup(nexthop)) == NULL ||
+	    (t->dj_rcpts = calloc(cap, sizeof(uint32_t))) == NULL ||
+	    (t->dj_addrs = calloc(cap, sizeof(char *))) == NULL ||
+	    (t->dj_dsn = calloc(cap, sizeof(*t->dj_dsn))) == NULL) {
 		if (t != NULL)
 			dlv_job_free(t);
-		return false;
+		return NULL;
 	}
+	return t;
+}
+
+bool dlv_job_split(struct dlv_dest *d, struct dlv_job *j, unsigned max)
+{
+	unsigned n = j->dj_nrcpt - max;
+	struct dlv_job *t = dlv_job_new(j->dj_nexthop, n);
+
+	if (t == NULL)
+		return false;
 	/* The same source; the pick (one message) stays with j. */
 	if (j->dj_source != NULL && (t->dj_source = strdup(j->dj_source)) == NULL) {
 		dlv_job_free(t);
