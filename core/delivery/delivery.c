@@ -48,6 +48,7 @@ struct delivery {
 	pthread_cond_t d_cond;
 	struct id_list d_new;		/* without memory an id is dropped: a scan finds it */
 	struct dlv_msg *d_done;		/* ended rounds, by dm_done_next: never dropped */
+	struct dlv_msg *d_upd_later;	/* updates to submit again, by dm_done_next */
 	bool d_kick;			/* the committer asks for the scan now */
 	atomic_bool d_stop;		/* set under d_lock, read anywhere */
 	atomic_uint d_inflight_n;
@@ -183,6 +184,36 @@ void delivery_msg_done(struct dlv_msg *m)
 void delivery_msg_done_batched(struct dlv_msg *m)
 {
 	dlv_msg_retire_later(m);
+}
+
+void delivery_update_later(struct dlv_msg *m)
+{
+	struct delivery *d = m->dm_dlv;
+
+	pthread_mutex_lock(&d->d_lock);
+	m->dm_done_next = d->d_upd_later;
+	d->d_upd_later = m;
+	pthread_mutex_unlock(&d->d_lock);
+}
+
+/* Submit again every update that could not be stored (scheduler thread,
+ * once a second, and at stop). One that fails again comes back through
+ * delivery_update_later. */
+static void delivery_update_again(struct delivery *d)
+{
+	struct dlv_msg *m;
+
+	pthread_mutex_lock(&d->d_lock);
+	m = d->d_upd_later;
+	d->d_upd_later = NULL;
+	pthread_mutex_unlock(&d->d_lock);
+	while (m != NULL) {
+		struct dlv_msg *next = m->dm_done_next;
+
+		m->dm_done_next = NULL;
+		queue_submit_update(d->d_q, &m->dm_update);
+		m = next;
+	}
 }
 
 /* The structs left of ended rounds, once retired (no lock needed). */
@@ -377,12 +408,18 @@ static void dlv_build_cb(void *ctx, uint64_t id, const struct qrecord *r)
 		dlv_msg_free(m);
 		return;
 	}
-	m->dm_nrcpt = r->nrcpt;
+	/* Every allocation of the round that can fail is made here, where
+	 * failing leaves the message in the schedule: the result's update
+	 * array too, as a result that could not be written down would be
+	 * a message sent and then sent again. */
 	m->dm_rcpts = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_rcpts));
-	if (m->dm_sender == NULL || m->dm_rcpts == NULL || m->dm_pool == NULL) {
-		dlv_msg_free(m);
+	m->dm_updates = calloc(r->nrcpt ? r->nrcpt : 1, sizeof(*m->dm_updates));
+	if (m->dm_sender == NULL || m->dm_rcpts == NULL || m->dm_updates == NULL ||
+	    m->dm_pool == NULL) {
+		dlv_msg_free(m);	/* dm_nrcpt is 0: no recipient to free */
 		return;
 	}
+	m->dm_nrcpt = r->nrcpt;
 	while (i < r->nrcpt && qrecord_rcpt_next(r, &off, &rc)) {
 		struct dlv_rcpt *dr = &m->dm_rcpts[i++];
 
@@ -704,6 +741,7 @@ static void *delivery_main(void *arg)
 		if (tick) {
 			d->d_last_scan = now;
 			delivery_shp_tick(d, now);
+			delivery_update_again(d);
 		}
 		free(fresh.ids);
 		dlv_done_free(done);
@@ -823,6 +861,9 @@ void delivery_stop(struct delivery **dp)
 	pthread_cond_signal(&d->d_cond);
 	pthread_join(d->d_thread, NULL);
 	d->d_started = false;
+	/* The results not stored yet get one more try: the committer
+	 * drains after this. */
+	delivery_update_again(d);
 	delivery_shp_save(d, dlv_now_us());
 	delivery_src_save(d, dlv_now_us());
 }
@@ -836,6 +877,13 @@ void delivery_free(struct delivery **dp)
 		return;
 	free(d->d_new.ids);
 	dlv_done_free(d->d_done);
+	while (d->d_upd_later != NULL) {
+		struct dlv_msg *m = d->d_upd_later;
+
+		d->d_upd_later = m->dm_done_next;
+		dres_update_abandon(m);
+		dlv_msg_free(m);
+	}
 	dlv_idset_free(&d->d_inflight);
 	for (unsigned i = 0; d->d_workers != NULL && i < d->d_env.de_nworkers; i++)
 		dlv_worker_destroy(&d->d_workers[i]);

@@ -113,11 +113,13 @@ struct dlv_msg {
 	struct queue_rcpt_update *dm_updates;
 	struct queue_msg *dm_bounce;
 	struct queue_event *dm_events;	/* this round's, until submitted */
-	/* Its round over (delivery_msg_done*): the rest is freed, the
-	 * struct waits on the scheduler's list of ended rounds, linked
-	 * here, until the id leaves the set in flight. No allocation, so
-	 * no round's end is lost for want of memory. */
+	/* The scheduler's lists, linked here (no allocation, so nothing is
+	 * lost for want of memory): ended rounds (delivery_msg_done*: the
+	 * rest is freed, the struct waits until the id leaves the set in
+	 * flight), and results whose update could not be stored yet
+	 * (delivery_update_later: all kept, the update submitted again). */
 	struct dlv_msg *dm_done_next;
+	unsigned dm_update_tries;	/* failed submissions of dm_update */
 };
 
 /* One next hop's share of a message. */
@@ -327,6 +329,16 @@ struct queue_msg *delivery_dsn_msg(const struct config *cfg, struct queue *q, ui
 				   struct dsn_msg *dm, uint64_t new_id, uint64_t now,
 				   bool ret_full);
 void delivery_dsn_msg_free(struct queue_msg **m);
+
+/* Committer thread, from dm_update's qu_done: the update was not stored
+ * for a passing reason (no memory, no room, a checkpoint that waits):
+ * the message stays in flight, so no scan hands it out again (recipients
+ * it reached would get it twice), and the scheduler submits the same
+ * update again within a second, and once more when delivery stops. */
+void delivery_update_later(struct dlv_msg *m);
+/* After the last try at stop: logs an update never stored and frees
+ * what it holds (its events, suppressions and bounce), not m. */
+void dres_update_abandon(struct dlv_msg *m);
 
 /* Scheduler side, called by workers: a message's round is over. Its
  * contents are freed now; m itself by the scheduler once it retired the

@@ -61,14 +61,34 @@ static uint32_t dres_rand(struct dlv_worker *w)
 	return (uint32_t)(w->w_rnd >> 32);
 }
 
+/* A failure that passes: no memory, no room, a checkpoint that waits, an
+ * I/O error (one for good stops the daemon: MDB_PANIC). The others (the
+ * record is gone, damaged, or the update's bounce exists) would fail the
+ * same way again. */
+static bool dres_update_retryable(int status)
+{
+	return status == -ENOMEM || status == -ENOSPC || status == -EAGAIN || status == -EIO;
+}
+
 /* Committer thread: the update is durable (or failed). */
 static void dres_update_done(struct queue_update *u)
 {
 	struct dlv_msg *m = (struct dlv_msg *)((char *)u - offsetof(struct dlv_msg, dm_update));
 
+	if (dres_update_retryable(u->qu_status)) {
+		if (m->dm_update_tries++ % 60 == 0)
+			log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed: %s;"
+				" kept, and submitted again (tries: %u)", m->dm_id,
+				queue_strerror(u->qu_status), m->dm_update_tries);
+		delivery_update_later(m);
+		return;
+	}
 	if (u->qu_status != 0 && u->qu_status != -ENOENT)
 		log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " failed: %s;"
 			" it will be tried again", m->dm_id, queue_strerror(u->qu_status));
+	else if (u->qu_status == 0 && m->dm_update_tries > 0)
+		log_msg(LOG_INFO, "delivery: queue update of %016" PRIx64 " stored after %u"
+			" failed tries", m->dm_id, m->dm_update_tries);
 	/* Logged once durable, with the failure that caused it. */
 	for (unsigned i = 0; u->qu_status == 0 && i < u->qu_nsuppress; i++) {
 		const struct queue_suppress *e = &u->qu_suppress[i];
@@ -84,6 +104,18 @@ static void dres_update_done(struct queue_update *u)
 	u->qu_nsuppress = 0;
 	delivery_dsn_msg_free(&m->dm_bounce);
 	delivery_msg_done_batched(m);	/* delivery_on_commit retires it */
+}
+
+void dres_update_abandon(struct dlv_msg *m)
+{
+	struct queue_update *u = &m->dm_update;
+
+	log_msg(LOG_WARNING, "delivery: queue update of %016" PRIx64 " not stored at stop"
+		" (%s): its recipients are tried again after the restart, those it"
+		" reached too", m->dm_id, queue_strerror(u->qu_status));
+	queue_events_free(&u->qu_events);
+	free((void *)u->qu_suppress);
+	delivery_dsn_msg_free(&m->dm_bounce);
 }
 
 /* The MTA's name for Remote-MTA (RFC 3464 2.3.5, type dns) from
@@ -445,12 +477,7 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 	char ids[17];
 
 	queue_id_str(m->dm_id, ids);
-	m->dm_updates = calloc(m->dm_nrcpt ? m->dm_nrcpt : 1, sizeof(*m->dm_updates));
-	if (m->dm_updates == NULL) {
-		delivery_msg_done(m);	/* nothing stored: tried again later */
-		return;
-	}
-	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {
+	for (uint32_t i = 0; i < m->dm_nrcpt; i++) {	/* dm_updates: dlv_build_cb */
 		struct dlv_rcpt *r = &m->dm_rcpts[i];
 		struct queue_rcpt_update *u = &m->dm_updates[n];
 		uint64_t next = 0;
@@ -503,6 +530,10 @@ static void dres_finalize(struct dlv_worker *w, struct dlv_msg *m)
 		m->dm_bounce = dres_bounce(w, m, now, warn);
 		if (m->dm_bounce != NULL)
 			stat_inc(&w->w_bounces);
+		else	/* not silent: the notice is owed and lost */
+			log_msg(LOG_ERROR, "delivery: %s: no memory to build the notice to <%s>"
+				" (%u failed, %u delayed): it is not sent", ids, m->dm_sender,
+				fails, delays);
 	}
 	sup = failed > 0 ? dres_suppress(cfg, m, now, &nsup) : NULL;
 	for (unsigned i = 0; i < nsup; i++)

@@ -663,7 +663,10 @@ int dlv_shp_pick(struct dlv_worker *w, struct dlv_job *j, uint64_t *retry_at_r, 
 	*retry_at_r = 0;
 	if (r == NULL) {
 		j->dj_source = strdup(DLV_SOURCE_DEFAULT);
-		return j->dj_source != NULL ? SHP_SRC_OK : SHP_SRC_NONE;
+		if (j->dj_source != NULL)
+			return SHP_SRC_OK;
+		snprintf(why, whylen, "out of memory choosing a source");
+		return SHP_SRC_NONE;
 	}
 	/* A pool gone in a reload: the default one. */
 	pool = shp_rules_pool(r, pname);

@@ -32,6 +32,13 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SHIM) or _sanitized(),
                                 reason="no libfailalloc.so, or a sanitizer build")
 
 
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
 def code_range(*names):
     """'LO-HI' (hex offsets in the binary) of the first of names that nm
     lists as a function, to the next symbol's address."""
@@ -79,40 +86,76 @@ def failures(log):
         return []
 
 
+def delivered_once(srv, sink):
+    """The one message arrives, leaves the queue, and no second copy
+    follows within a scan and a half."""
+    assert sink.wait_for(1, timeout=20), srv.read_log()
+    deadline = time.time() + 20
+    while time.time() < deadline and srv.queue_count() != 0:
+        time.sleep(0.1)
+    assert srv.queue_count() == 0, srv.read_log()
+    time.sleep(1.5)
+    assert srv.proc.poll() is None, srv.read_log()
+    assert len(sink.messages) == 1, ([m["data"][:60] for m in sink.messages], srv.read_log())
+
+
 def test_inflight_set_without_memory_never_sends_twice(make_server, tmp_path):
     # The receiver holds the final DATA reply 2.5 s, longer than the
     # scheduler's scan (1 s): a message handed out while the in-flight set
     # could not take its id would be handed out again by that scan.
     sink = Sink(data_delay=2.5)
     try:
-        srv, log = start_failing(make_server, sink, "calloc:1024:8:2:" + code_range("idset_grow", "dlv_idset_add"), tmp_path)
+        srv, log = start_failing(make_server, sink, "calloc:1024:8:2:" +
+                                 code_range("idset_grow", "dlv_idset_add"), tmp_path)
         send(srv, "once@example.com", "once")
-        assert sink.wait_for(1, timeout=20), srv.read_log()
-        deadline = time.time() + 20
-        while time.time() < deadline and srv.queue_count() != 0:
-            time.sleep(0.1)
-        assert srv.queue_count() == 0, srv.read_log()
-        time.sleep(1.5)     # a second copy, if there were one, arrives by now
+        delivered_once(srv, sink)
         assert failures(log) == ["calloc 1024 8"] * 2, failures(log)
-        assert len(sink.messages) == 1, [m["data"][:60] for m in sink.messages]
         assert srv.read_log().count("status=sent") == 1, srv.read_log()
     finally:
         sink.stop()
 
 
-def test_done_list_without_memory_still_retries(make_server, tmp_path):
+def test_done_list_without_memory_still_retries(make_server, tmp_path, sink):
     # An id list's first array fails three times: the first is where the
     # message's deferral ended its round (an id list once; now nothing is
     # allocated there), the others the next scans' lists of due mail
     # (dropped ids: the scan after finds them). The round must end in the
     # scheduler, so that a retry happens and the message is delivered.
-    sink = Sink()
-    try:
-        srv, log = start_failing(make_server, sink, "realloc0:2048:3:" + code_range("dlv_id_list_add"), tmp_path)
-        send(srv, "tempthenok@example.com", "retried")
-        assert sink.wait_for(1, timeout=20), srv.read_log() + "\n".join(failures(log))
-        assert failures(log) == ["realloc0 2048"] * 3, failures(log)
-        log_text = srv.read_log()
-        assert "status=deferred" in log_text and "status=sent" in log_text, log_text
-    finally:
-        sink.stop()
+    srv, log = start_failing(make_server, sink, "realloc0:2048:3:" +
+                             code_range("dlv_id_list_add"), tmp_path)
+    send(srv, "tempthenok@example.com", "retried")
+    assert sink.wait_for(1, timeout=20), srv.read_log() + "\n".join(failures(log))
+    assert failures(log) == ["realloc0 2048"] * 3, failures(log)
+    log_text = srv.read_log()
+    assert "status=deferred" in log_text and "status=sent" in log_text, log_text
+
+
+def test_message_without_memory_for_its_recipients_waits(make_server, tmp_path, sink):
+    # The scheduler reads a message to hand it out: the struct (let
+    # through), then its recipients' array, which fails once. Before, the
+    # half-built message was freed as if it had its recipients (a NULL
+    # read: the process died); now it stays in the schedule and the next
+    # scan hands it out.
+    srv, log = start_failing(make_server, sink,
+                             "calloc:1:0:1:%s:1" % code_range("dlv_build_cb"), tmp_path)
+    send(srv, "alive@example.com", "alive")
+    delivered_once(srv, sink)
+    got = failures(log)
+    assert len(got) == 1 and got[0].startswith("calloc 1 "), got
+
+
+def test_result_not_stored_is_kept_not_sent_again(make_server, tmp_path, sink):
+    # The delivery result's update fails once for want of memory (the
+    # record's recipients, read in the committer's transaction). Before,
+    # the message was let go as if nothing had been tried, and the next
+    # scan sent it again; now the same update is submitted again.
+    # queue_journal = no: the update is an LMDB write (with the journal,
+    # a delivered message's removal is a journal record).
+    srv, log = start_failing(make_server, sink,
+                             "calloc:1:0:1:%s" % code_range("queue_apply", "queue_apply_update"),
+                             tmp_path, queue_journal="no")
+    send(srv, "stored@example.com", "stored")
+    delivered_once(srv, sink)
+    assert len(failures(log)) == 1, failures(log)
+    text = srv.read_log()
+    assert "kept, and submitted again" in text and "stored after 1 failed tries" in text, text

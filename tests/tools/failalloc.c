@@ -4,14 +4,16 @@
  * ringmta can be shown to keep their promises. Never installed; not for
  * sanitizer builds (ASan owns the allocator there).
  *
- *   FAILALLOC="calloc:NMEMB:SIZE:COUNT:LO-HI[,realloc0:SIZE:COUNT:LO-HI]"
+ *   FAILALLOC="calloc:NMEMB:SIZE:COUNT:LO-HI[:SKIP][,realloc0:SIZE:COUNT:LO-HI[:SKIP]]"
  *
  * calloc:NMEMB:SIZE:COUNT:LO-HI fails the first COUNT calls of
  * calloc(NMEMB, SIZE) made from code at offsets LO to HI (hex, HI
  * excluded) of the object that made the call: the test reads the
  * function's range with nm, so only the allocation it means fails.
- * realloc0:SIZE:COUNT:LO-HI likewise for realloc(NULL, SIZE) (a growing
- * array's first allocation). Each failure
+ * NMEMB or SIZE 0 matches any (a struct's size the test does not know);
+ * SKIP lets that many matching calls through first. realloc0:SIZE:
+ * COUNT:LO-HI likewise for realloc(NULL, SIZE) (a growing array's first
+ * allocation). Each failure
  * sets errno to ENOMEM and returns NULL; every other call goes to the
  * allocator the process would have used (jemalloc or glibc), found with
  * dlsym(RTLD_NEXT). FAILALLOC_LOG=PATH appends one line per failure made
@@ -39,6 +41,7 @@ struct fa_rule {
 	int fr_kind;			/* 1 calloc, 2 realloc0 */
 	size_t fr_nmemb, fr_size;
 	uintptr_t fr_lo, fr_hi;		/* the caller's offsets in its object */
+	atomic_long fr_skip;		/* matching calls to let through first */
 	atomic_long fr_left;
 };
 
@@ -71,13 +74,13 @@ static void fa_parse(const char *spec)
 	for (char *t = strtok_r(buf, ",", &save); t != NULL && fa_nrules < FA_RULES;
 	     t = strtok_r(NULL, ",", &save)) {
 		struct fa_rule *r = &fa_rules[fa_nrules];
-		unsigned long a, b, c, lo, hi;
+		unsigned long a, b, c, lo, hi, skip = 0;
 
-		if (sscanf(t, "calloc:%lu:%lu:%lu:%lx-%lx", &a, &b, &c, &lo, &hi) == 5) {
+		if (sscanf(t, "calloc:%lu:%lu:%lu:%lx-%lx:%lu", &a, &b, &c, &lo, &hi, &skip) >= 5) {
 			r->fr_kind = 1;
 			r->fr_nmemb = a;
 			r->fr_size = b;
-		} else if (sscanf(t, "realloc0:%lu:%lu:%lx-%lx", &b, &c, &lo, &hi) == 4) {
+		} else if (sscanf(t, "realloc0:%lu:%lu:%lx-%lx:%lu", &b, &c, &lo, &hi, &skip) >= 4) {
 			r->fr_kind = 2;
 			r->fr_size = b;
 		} else {
@@ -85,6 +88,7 @@ static void fa_parse(const char *spec)
 		}
 		r->fr_lo = lo;
 		r->fr_hi = hi;
+		atomic_store(&r->fr_skip, (long)skip);
 		atomic_store(&r->fr_left, (long)c);
 		fa_nrules++;
 	}
@@ -131,8 +135,8 @@ static int fa_fail(int kind, size_t nmemb, size_t size, const void *caller)
 	for (int i = 0; i < fa_nrules; i++) {
 		struct fa_rule *r = &fa_rules[i];
 
-		if (r->fr_kind != kind || r->fr_size != size ||
-		    (kind == 1 && r->fr_nmemb != nmemb))
+		if (r->fr_kind != kind || (r->fr_size != 0 && r->fr_size != size) ||
+		    (kind == 1 && r->fr_nmemb != 0 && r->fr_nmemb != nmemb))
 			continue;
 		if (dladdr(caller, &di) == 0)
 			continue;
@@ -141,6 +145,8 @@ static int fa_fail(int kind, size_t nmemb, size_t size, const void *caller)
 			continue;
 		arm = getenv("FAILALLOC_ARM");
 		if (arm != NULL && access(arm, F_OK) != 0)
+			return 0;
+		if (atomic_fetch_sub(&r->fr_skip, 1) > 0)
 			return 0;
 		if (atomic_fetch_sub(&r->fr_left, 1) <= 0)
 			return 0;
