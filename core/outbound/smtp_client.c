@@ -316,6 +316,16 @@ const struct smtp_limits *smtp_client_limits(const struct smtp_client *c)
 
 
 
+/* A transaction ended without a message (refused, or nobody to send
+ * to): RSET, and with PIPELINING the next transaction right behind it. */
+static void cl_rset(struct smtp_client *c)
+{
+	c->c_state = CL_RSET;
+	cl_write(c, "RSET\r\n");
+	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
+	cl_pipeline_offer(c, false);
+}
+
 /* The reply that answers DATA (phase n+1). */
 static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
@@ -348,9 +358,7 @@ static void cl_on_data_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 	cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no reply to DATA");
 	c->c_msgs++;
-	c->c_state = CL_RSET;
-	cl_write(c, "RSET\r\n");
-	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
+	cl_rset(c);
 }
 
 static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
@@ -373,8 +381,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_settle_reply(c, k, r);
 			if (!pipelined) {
 				cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "MAIL refused");
-				c->c_state = CL_RSET;
-				cl_write(c, "RSET\r\n");
+				cl_rset(c);
 			}
 			return;		/* pipelined: RCPT and DATA replies follow */
 		}
@@ -401,8 +408,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 				cl_deadline(c, cl_cfg(c)->smtp_data_init_timeout);
 			} else {
 				cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no recipient accepted");
-				c->c_state = CL_RSET;
-				cl_write(c, "RSET\r\n");
+				cl_rset(c);
 			}
 		}
 		return;
@@ -546,12 +552,15 @@ static void cl_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CL_DOT_DISCARD:
 		cl_job_end(c, SMTP_CLIENT_R_DEFERRED, "4.0.0", "no recipient accepted");
 		c->c_msgs++;
-		c->c_state = CL_RSET;
-		cl_write(c, "RSET\r\n");
-		cl_deadline(c, cfg->smtp_command_timeout);
+		cl_rset(c);
 		return;
 	case CL_RSET:
-		cl_txn_next(c);
+		/* Whatever RSET got, the pipelined MAIL behind it has its own
+		 * reply coming (a 421 closes: it goes back untried). */
+		if (c->c_next != NULL)
+			cl_next_begin(c, r->code);
+		else
+			cl_txn_next(c);
 		return;
 	case CL_QUIT:
 		io_conn_close(&c->c_conn);

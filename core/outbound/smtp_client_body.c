@@ -186,6 +186,6 @@ int cl_body_more(struct smtp_client *c)
 	c->c_body_end = true;
 	rc = c->c_body_bol ? cl_body_put(c, ".\r\n", 3) : cl_body_put(c, "\r\n.\r\n", 5);
 	if (rc == 0)
-		cl_pipeline_offer(c);	/* the next MAIL goes out with the "." */
+		cl_pipeline_offer(c, true);	/* the next MAIL goes out with the "." */
 	return rc;
 }

@@ -168,13 +168,14 @@ struct smtp_client_txn *cl_next_take(struct smtp_client *c);
 void cl_next_return(struct smtp_client *c);
 
 /* smtp_client_txn.c */
-/* A transaction's end of data is written: offer the next one to send
- * behind it (PIPELINING). */
-void cl_pipeline_offer(struct smtp_client *c);
+/* A transaction's end of data (behind_dot) or an RSET is written: offer
+ * the next one to send behind it (PIPELINING). */
+void cl_pipeline_offer(struct smtp_client *c, bool behind_dot);
 /* RCPT k of j, with its DSN parameters. */
 void cl_send_rcpt(struct smtp_client *c, const struct smtp_client_txn *j, unsigned k);
-/* The reply to the end of data came, with c_next pipelined behind it:
- * its replies follow; after a 421 none will, and it goes back untried. */
+/* The reply to the end of data or RSET came, with c_next pipelined
+ * behind it: its replies follow; after a 421 none will, and it goes back
+ * untried. */
 void cl_next_begin(struct smtp_client *c, unsigned code);
 
 /* smtp_client_body.c */

@@ -3,7 +3,7 @@
  * smtp_client.h): the admission checks (SIZE, SMTPUTF8, 8BITMIME, the
  * next hop's LIMITS), MAIL with its DSN parameters, RCPT and DATA, in one
  * write with PIPELINING; and the next transaction sent right behind a
- * final dot (RFC 2920 3.1). The replies are smtp_client.c's.
+ * final dot or an RSET (RFC 2920 3.1). The replies are smtp_client.c's.
  */
 #include "core/outbound/smtp_client_internal.h"
 
@@ -125,7 +125,7 @@ static void cl_job_begin(struct smtp_client *c, struct smtp_client_txn *j, bool 
 }
 
 /* smtp_client_start_job() from ready_early: j goes out behind the end
- * of data just written, and waits in c_next for that end's reply. */
+ * of data (or the RSET) just written, and waits in c_next for its reply. */
 static void cl_pipeline_take(struct smtp_client *c, struct smtp_client_txn *j)
 {
 	uint64_t len;
@@ -143,19 +143,22 @@ static void cl_pipeline_take(struct smtp_client *c, struct smtp_client_txn *j)
 	cl_txn_send(c, j, len);
 }
 
-/* The end of data of c_job is written (cl_body_more), on a next hop that
- * offers PIPELINING: the owner may hand over the next transaction now,
- * to go out in the same write (RFC 2920 3.1: the end of data may be
- * followed by the next MAIL), so a message costs one round trip. Not
- * beyond the path's messages per connection or the next hop's MAILMAX:
- * the transaction of this end of data counts as done. */
-void cl_pipeline_offer(struct smtp_client *c)
+/* The end of data of c_job is written (cl_body_more), or the RSET that
+ * follows a refused transaction (cl_rset), on a next hop that offers
+ * PIPELINING: the owner may hand over the next transaction now, to go
+ * out in the same write (RFC 2920 3.1: the end of data may be followed
+ * by the next MAIL, and RSET is not among the commands that must end a
+ * group), so a message costs one round trip. Not beyond the path's
+ * messages per connection or the next hop's MAILMAX: behind_dot, the
+ * transaction of that end of data counts as done (behind an RSET it was
+ * counted already). */
+void cl_pipeline_offer(struct smtp_client *c, bool behind_dot)
 {
 	const struct smtp_client_ops *ops = cl_ops_of(c);
 
 	if (!(c->c_ext & SMTP_EXT_PIPELINING) || ops->ready_early == NULL ||
 	    c->c_next != NULL || io_conn_closing(&c->c_conn) ||
-	    c->c_msgs + 1 >= c->c_path.cp_max_msgs ||
+	    c->c_msgs + (behind_dot ? 1u : 0u) >= c->c_path.cp_max_msgs ||
 	    (c->c_limits.lm_mailmax != 0 && c->c_mails >= c->c_limits.lm_mailmax))
 		return;
 	c->c_offering = true;
@@ -163,9 +166,9 @@ void cl_pipeline_offer(struct smtp_client *c)
 	c->c_offering = false;
 }
 
-/* The reply to the end of data came, with c_next pipelined behind it:
- * its replies follow. After a 421 (the server closes) none will: it goes
- * back untried. */
+/* The reply to the end of data (or to the RSET) came, with c_next
+ * pipelined behind it: its replies follow. After a 421 (the server
+ * closes) none will: it goes back untried. */
 void cl_next_begin(struct smtp_client *c, unsigned code)
 {
 	bool *ok = c->c_next_rcpt_ok;

@@ -279,15 +279,18 @@ def postfix_usable():
 
 class PostfixRig:
     """The rig's Postfix on a free loopback port (self.port), relaying to
-    relay_port; purged and stopped on exit."""
+    relay_port; purged and stopped on exit. extra_main: more main.cf
+    lines (the rig's EXTRA_MAIN)."""
 
-    def __init__(self, relay_port):
+    def __init__(self, relay_port, extra_main=""):
         self.port = free_port()
         self.relay_port = relay_port
+        self.extra_main = extra_main
 
     def __enter__(self):
         env = dict(os.environ, LISTEN="127.0.0.1:%d" % self.port,
-                   RELAY="[127.0.0.1]:%d" % self.relay_port, MAILLOG="none", PROCESS_LIMIT="20")
+                   RELAY="[127.0.0.1]:%d" % self.relay_port, MAILLOG="none", PROCESS_LIMIT="20",
+                   EXTRA_MAIN=self.extra_main)
         up = subprocess.run(["bash", os.path.join(RIG, "postfix-up.sh"), "--purge"], env=env,
                             capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -300,8 +303,9 @@ class PostfixRig:
 
 
 @contextlib.contextmanager
-def postfix_next_hop(sink):
+def postfix_next_hop(sink, extra_main=""):
     """Postfix (the rig's postfix-up.sh) on a free loopback port, relaying
-    everything to sink; yields its port and takes it down after."""
-    with PostfixRig(sink.port) as rig:
+    everything to sink (with extra_main, more main.cf lines); yields its
+    port and takes it down after."""
+    with PostfixRig(sink.port, extra_main) as rig:
         yield rig.port

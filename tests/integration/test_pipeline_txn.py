@@ -31,7 +31,10 @@ class HoldSink(Sink):
     for a MAIL that must not come. The reply to an end of data depends on
     the first recipient's local part: dot5xx 554, dot4xx 451, dot421 421
     and close, dotclose 250 and close; anything else 250 (then the
-    message is in messages, its data unstuffed). The first connection's
+    message is in messages, its data unstuffed). A recipient whose local
+    part is rcpt5xx gets 550 at RCPT, and DATA without recipients 503;
+    the reply to RSET is held like that to an end of data (rset_holds).
+    The first connection's
     greeting waits for gate (so every test message is queued before the
     session is ready). keywords are extra EHLO keywords; mail_max makes a
     MAIL past it 451; tls (an ssl.SSLContext) offers STARTTLS."""
@@ -41,6 +44,7 @@ class HoldSink(Sink):
         self.gate = threading.Event()
         self.dots = []          # (conn, first recipient, reply code)
         self.holds = []         # per end of data: the next MAIL came while held
+        self.rset_holds = []    # per RSET: the same
         super().__init__(pipelining=pipelining, mail_max=mail_max)
 
     async def _session(self, reader, writer):
@@ -110,7 +114,11 @@ class HoldSink(Sink):
                     sender = cmd[10:].split(">")[0].lstrip("<")
                     await send("250 2.1.0 Ok")
                 elif verb == "RCPT":
-                    rcpts.append(cmd[8:].split(">")[0].lstrip("<"))
+                    rcpt = cmd[8:].split(">")[0].lstrip("<")
+                    if rcpt.startswith("rcpt5xx@"):
+                        await send("550 5.1.1 <%s>: Recipient address rejected" % rcpt)
+                        continue
+                    rcpts.append(rcpt)
                     await send("250 2.1.5 Ok")
                 elif verb == "DATA":
                     if sender is None or not rcpts:
@@ -140,6 +148,9 @@ class HoldSink(Sink):
                     sender, rcpts = None, []
                 elif verb == "RSET":
                     sender, rcpts = None, []
+                    held = await hold()
+                    with self.lock:
+                        self.rset_holds.append(held)
                     await send("250 2.0.0 Ok")
                 elif verb == "QUIT":
                     await send("221 2.0.0 Bye")
@@ -174,12 +185,14 @@ def body_of(i):
             b".leading dot %d\r\n..two dots\r\n" % (i, i, i) + b"x" * (300 + i) + b"\r\n")
 
 
-def inject(srv, sink, rcpts):
+def inject(srv, sink, rcpts, never=()):
     """Queue one message per recipient (body_of(i)), then let the first
-    session in: when it is ready, every message waits for it."""
+    session in: when it is ready, every message waits for it. Recipients
+    in never get NOTIFY=NEVER (no bounce)."""
     with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
         for i, r in enumerate(rcpts):
-            s.sendmail("from@example.org", [r], body_of(i))
+            s.sendmail("from@example.org", [r], body_of(i),
+                       rcpt_options=["NOTIFY=NEVER"] if r in never else [])
     # Every message handed to delivery (then its worker's inbox, drained
     # in the same loop turn); the gate holds the session's greeting.
     deadline = time.time() + 15
@@ -245,6 +258,37 @@ def test_without_pipelining_lock_step(make_server):
         assert sink.holds == [False] * n    # no MAIL before the "."'s reply
         # Greeting, EHLO, then MAIL, RCPT, DATA and "." each wait.
         assert metric(srv, "ringmta_outbound_round_trips_total") == 2 + 4 * n
+    finally:
+        sink.stop()
+
+
+def test_next_transaction_behind_rset(make_server):
+    """A transaction whose only recipient is refused ends with RSET; the
+    next one's MAIL, RCPT and DATA go out in the same write as the RSET,
+    so the refusal costs no round trip of its own."""
+    sink = HoldSink()
+    try:
+        srv = start_relay(make_server, sink)
+        rcpts = ["rcpt5xx@example.com", "ok0@example.com", "ok1@example.com"]
+        # NOTIFY=NEVER: no bounce to join the session.
+        inject(srv, sink, rcpts, never=rcpts[:1])
+        assert sink.wait_for(2)
+        assert wait_queue_empty(srv)
+        assert sink.connections == 1
+        assert [m["rcpts"] for m in sink.messages] == [["ok0@example.com"],
+                                                       ["ok1@example.com"]]
+        assert sink.messages[0]["data"].endswith(body_of(1))
+        assert sink.messages[1]["data"].endswith(body_of(2))
+        # The next MAIL came while the reply to RSET was held.
+        assert sink.rset_holds == [True], sink.rset_holds
+        assert sink.holds == [True, False], sink.holds
+        log = srv.read_log()
+        assert status_of(log, "rcpt5xx@example.com") == ["bounced"], log
+        assert status_of(log, "ok0@example.com") == ["sent"], log
+        assert status_of(log, "ok1@example.com") == ["sent"], log
+        # Greeting, EHLO, the first MAIL group (refused), RSET with the
+        # second group, then one per message; lock-step after RSET: 7.
+        assert metric(srv, "ringmta_outbound_round_trips_total") == 6
     finally:
         sink.stop()
 
@@ -342,6 +386,41 @@ def test_mailmax_1_never_pipelines_a_second_mail(make_server):
         sink.stop()
 
 
+def postfix_run(make_server, pport, rcpts, never=()):
+    """One message per recipient (body_of(i)) queued with delivery off,
+    then delivery on: every one is ready when the one session to Postfix
+    at pport starts. Returns the relay."""
+    mport = free_port()
+    srv = make_server(relayhost="[127.0.0.1]:%d" % pport, retry_min="1h",
+                      retry_max="2h", workers=1, destination_concurrency_limit=1,
+                      metrics_listen="127.0.0.1:%d" % mport).start()
+    srv.metrics_url = "http://127.0.0.1:%d" % mport
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+        for i, r in enumerate(rcpts):
+            s.sendmail("from@example.org", [r], body_of(i),
+                       rcpt_options=["NOTIFY=NEVER"] if r in never else [])
+    # Queued with delivery off; on again, every message is ready at once.
+    assert srv.stop() == 0
+    with open(srv.conf) as f:
+        conf = f.read()
+    with open(srv.conf, "w") as f:
+        f.write(conf.replace("delivery = no\n", "delivery = yes\n"))
+    return srv.start()
+
+
+def check_postfix_bodies(sink, rcpts):
+    """What Postfix relayed to sink is each message's body, and its header
+    fields among Postfix's."""
+    got = {m["rcpts"][0]: m["data"] for m in sink.messages}
+    assert sorted(got) == sorted(rcpts)
+    for r in rcpts:
+        i = int(r.split("@")[0][2:])
+        head, body = got[r].split(b"\r\n\r\n", 1)
+        want_head, want_body = body_of(i).split(b"\r\n\r\n", 1)
+        assert body == want_body
+        assert all(h in head for h in want_head.split(b"\r\n"))
+
+
 @pytest.mark.skipif(not postfix_usable(), reason="needs root, postfix and ../shared/rig")
 def test_postfix_next_hop_one_round_trip_per_message(make_server):
     """Postfix's smtpd (PIPELINING) as the next hop, relaying on to a
@@ -352,33 +431,43 @@ def test_postfix_next_hop_one_round_trip_per_message(make_server):
     sink = Sink()
     try:
         with postfix_next_hop(sink) as pport:
-            mport = free_port()
-            srv = make_server(relayhost="[127.0.0.1]:%d" % pport, retry_min="1h",
-                              retry_max="2h", workers=1, destination_concurrency_limit=1,
-                              metrics_listen="127.0.0.1:%d" % mport).start()
-            srv.metrics_url = "http://127.0.0.1:%d" % mport
-            with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
-                for i in range(n):
-                    s.sendmail("from@example.org", ["pf%d@example.com" % i], body_of(i))
-            # Queued with delivery off; on again, every message is ready at once.
-            assert srv.stop() == 0
-            with open(srv.conf) as f:
-                conf = f.read()
-            with open(srv.conf, "w") as f:
-                f.write(conf.replace("delivery = no\n", "delivery = yes\n"))
-            srv.start()
+            rcpts = ["pf%d@example.com" % i for i in range(n)]
+            srv = postfix_run(make_server, pport, rcpts)
             assert sink.wait_for(n, timeout=60)
             assert wait_queue_empty(srv)
-            got = {m["rcpts"][0]: m["data"] for m in sink.messages}
-            assert sorted(got) == sorted("pf%d@example.com" % i for i in range(n))
-            for i in range(n):
-                # Postfix adds header fields.
-                head, body = got["pf%d@example.com" % i].split(b"\r\n\r\n", 1)
-                want_head, want_body = body_of(i).split(b"\r\n\r\n", 1)
-                assert body == want_body
-                assert all(h in head for h in want_head.split(b"\r\n"))
+            check_postfix_bodies(sink, rcpts)
             assert metric(srv, "ringmta_outbound_transactions_total") == n
             # Lock-step after the "." would be 2 per message: at least 2 + 2n.
             assert metric(srv, "ringmta_outbound_round_trips_total") <= n + 5
+    finally:
+        sink.stop()
+
+
+@pytest.mark.skipif(not postfix_usable(), reason="needs root, postfix and ../shared/rig")
+def test_postfix_next_hop_refused_recipient_costs_no_round_trip(make_server):
+    """Postfix refuses the first message's only recipient
+    (check_recipient_access) and then its DATA ("no valid recipients"):
+    that transaction ends with RSET, and the next one goes out behind the
+    RSET in the same write: n messages, one refused, take the round trips
+    of n accepted ones."""
+    n = 5
+    sink = Sink()
+    refuse = ("smtpd_recipient_restrictions = check_recipient_access"
+              " inline:{ refused@example.com=REJECT }, permit_mynetworks, reject")
+    try:
+        with postfix_next_hop(sink, refuse) as pport:
+            rcpts = ["refused@example.com"] + ["pf%d@example.com" % i for i in range(1, n)]
+            srv = postfix_run(make_server, pport, rcpts, never=rcpts[:1])
+            assert sink.wait_for(n - 1, timeout=60)
+            assert wait_queue_empty(srv)
+            check_postfix_bodies(sink, rcpts[1:])
+            log = srv.read_log()
+            assert status_of(log, "refused@example.com") == ["bounced"], log
+            assert "Recipient address rejected" in log, log
+            assert metric(srv, "ringmta_outbound_transactions_total") == n
+            # Greeting, EHLO, the first MAIL group (refused), RSET with the
+            # second group, then one per message, as if none was refused;
+            # lock-step after the RSET would be n + 4.
+            assert metric(srv, "ringmta_outbound_round_trips_total") == n + 3
     finally:
         sink.stop()
