@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base/log.h"
 #include "core/delivery/delivery_internal.h"
@@ -67,6 +68,38 @@ static unsigned dlv_susp_flush(struct delivery *d, enum shp_susp_kind kind, cons
 	return n;
 }
 
+/* A suspension as it was before a change, put back when the change
+ * cannot be saved: the saved table still has it, so memory must too. */
+struct dlv_susp_prev {
+	enum shp_susp_kind sp_kind;
+	const char *sp_name;
+	bool sp_found;
+	char sp_who[SHP_SUSP_WHO_MAX + 1];
+	char sp_reason[SHP_SUSP_REASON_MAX + 1];
+	uint64_t sp_until;
+};
+
+static void dlv_susp_prev_cb(void *arg, const struct shp_susp_item *it)
+{
+	struct dlv_susp_prev *p = arg;
+
+	if (it->si_kind != p->sp_kind || strcasecmp(it->si_name, p->sp_name) != 0)
+		return;
+	p->sp_found = true;
+	snprintf(p->sp_who, sizeof(p->sp_who), "%s", it->si_who);
+	snprintf(p->sp_reason, sizeof(p->sp_reason), "%s", it->si_reason);
+	p->sp_until = it->si_until_us;
+}
+
+/* Under ds_susp_lock: the change is not saved; the selector goes back to
+ * what it was (in force or not). */
+static void dlv_susp_put_back(struct shp_susp *s, const struct dlv_susp_prev *p, uint64_t now)
+{
+	if (!p->sp_found || shp_susp_set(s, p->sp_kind, p->sp_name, p->sp_who, p->sp_reason,
+					 now, p->sp_until) < 0)
+		(void)shp_susp_clear(s, p->sp_kind, p->sp_name, now, NULL);
+}
+
 int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *name,
 		     uint64_t duration_us, const char *who, const char *reason)
 {
@@ -76,6 +109,7 @@ int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *na
 	const char **sel[SHP_SUSP_NKINDS] = {
 		&m.sm_site, &m.sm_domain, &m.sm_source, &m.sm_sender_domain,
 	};
+	struct dlv_susp_prev prev = { .sp_kind = kind, .sp_name = name };
 	char why[400];
 	int rc;
 
@@ -83,10 +117,12 @@ int delivery_suspend(struct delivery *d, enum shp_susp_kind kind, const char *na
 		return -EINVAL;
 	pthread_mutex_lock(&shp->ds_susp_lock);
 	old_until = shp_susp_until(shp->ds_susp, kind, name, now);
+	(void)shp_susp_foreach(shp->ds_susp, now, dlv_susp_prev_cb, &prev);
 	rc = shp_susp_set(shp->ds_susp, kind, name, who, reason, now, now + duration_us);
 	if (rc == 0 && (rc = dlv_susp_save(d, now)) < 0) {
-		/* Not saved, not in force: the caller is told it failed. */
-		(void)shp_susp_clear(shp->ds_susp, kind, name, now, NULL);
+		/* Not saved, not in force: the caller is told it failed, and
+		 * a suspension it would have replaced stays as it was. */
+		dlv_susp_put_back(shp->ds_susp, &prev, now);
 	}
 	pthread_mutex_unlock(&shp->ds_susp_lock);
 	if (rc < 0)
@@ -109,15 +145,17 @@ int delivery_resume(struct delivery *d, enum shp_susp_kind kind, const char *nam
 {
 	struct dlv_shaping *shp = dlv_shaping_of(d);
 	uint64_t now = dlv_unix_us(), until;
+	struct dlv_susp_prev prev = { .sp_kind = kind, .sp_name = name };
 	unsigned n = 0;
 	int rc;
 
 	if (flushed_r != NULL)
 		*flushed_r = 0;
 	pthread_mutex_lock(&shp->ds_susp_lock);
+	(void)shp_susp_foreach(shp->ds_susp, now, dlv_susp_prev_cb, &prev);
 	rc = shp_susp_clear(shp->ds_susp, kind, name, now, &until);
-	if (rc == 0)
-		rc = dlv_susp_save(d, now);
+	if (rc == 0 && (rc = dlv_susp_save(d, now)) < 0)
+		dlv_susp_put_back(shp->ds_susp, &prev, now);	/* still in force */
 	pthread_mutex_unlock(&shp->ds_susp_lock);
 	if (rc < 0)
 		return rc;

@@ -159,3 +159,36 @@ def test_result_not_stored_is_kept_not_sent_again(make_server, tmp_path, sink):
     assert len(failures(log)) == 1, failures(log)
     text = srv.read_log()
     assert "kept, and submitted again" in text and "stored after 1 failed tries" in text, text
+
+
+def test_suspension_not_saved_leaves_the_old_one(make_server, tmp_path, sink):
+    # A suspension replaced, or lifted, whose save fails (the buffer of
+    # the saved table, the second malloc of delivery_suspend's and the
+    # first of delivery_resume's): the caller is told, and the one in
+    # force stays as saved. Before, a replaced one was gone from memory
+    # (mail flowed to a site the operator had suspended) while the saved
+    # table still had it.
+    from test_admin_api import curl
+    srv, log = start_failing(
+        make_server, sink, "malloc:0:1:%s:1,malloc:0:1:%s" % (
+            code_range("dlv_susp_save", "delivery_suspend"),
+            code_range("delivery_resume")), tmp_path)
+    code, j = curl(srv, "/api/v1/suspend", "POST",
+                   {"domain": "hold.example", "duration": "2h", "reason": "first"})
+    assert code == 200, j
+    code, j = curl(srv, "/api/v1/suspend", "POST",
+                   {"domain": "hold.example", "duration": "5h", "reason": "second"})
+    assert code != 200, j
+    code, j = curl(srv, "/api/v1/suspensions")
+    assert code == 200 and [(x["name"], x["reason"]) for x in j["suspensions"]] == \
+        [("hold.example", "first")], j
+    assert 7000 < j["suspensions"][0]["remaining_s"] <= 7200, j
+    code, j = curl(srv, "/api/v1/resume", "POST", {"domain": "hold.example"})
+    assert code != 200, j
+    code, j = curl(srv, "/api/v1/suspensions")
+    assert [x["reason"] for x in j["suspensions"]] == ["first"], j
+    assert failures(log) == [f for f in failures(log) if f.startswith("malloc ")]
+    assert len(failures(log)) == 2, failures(log)
+    # The next save works: resume lifts it.
+    assert curl(srv, "/api/v1/resume", "POST", {"domain": "hold.example"})[0] == 200
+    assert curl(srv, "/api/v1/suspensions")[1]["suspensions"] == []

@@ -4,16 +4,19 @@
  * ringmta can be shown to keep their promises. Never installed; not for
  * sanitizer builds (ASan owns the allocator there).
  *
- *   FAILALLOC="calloc:NMEMB:SIZE:COUNT:LO-HI[:SKIP][,realloc0:SIZE:COUNT:LO-HI[:SKIP]]"
+ *   FAILALLOC="RULE[,RULE...]", each RULE one of
+ *     calloc:NMEMB:SIZE:COUNT:LO-HI[:SKIP]
+ *     malloc:SIZE:COUNT:LO-HI[:SKIP]
+ *     realloc0:SIZE:COUNT:LO-HI[:SKIP]
  *
  * calloc:NMEMB:SIZE:COUNT:LO-HI fails the first COUNT calls of
  * calloc(NMEMB, SIZE) made from code at offsets LO to HI (hex, HI
  * excluded) of the object that made the call: the test reads the
  * function's range with nm, so only the allocation it means fails.
  * NMEMB or SIZE 0 matches any (a struct's size the test does not know);
- * SKIP lets that many matching calls through first. realloc0:SIZE:
- * COUNT:LO-HI likewise for realloc(NULL, SIZE) (a growing array's first
- * allocation). Each failure
+ * SKIP lets that many matching calls through first. malloc likewise for
+ * malloc(SIZE), realloc0 for realloc(NULL, SIZE) (a growing array's
+ * first allocation). Each failure
  * sets errno to ENOMEM and returns NULL; every other call goes to the
  * allocator the process would have used (jemalloc or glibc), found with
  * dlsym(RTLD_NEXT). FAILALLOC_LOG=PATH appends one line per failure made
@@ -38,7 +41,7 @@
 #define FA_RULES 4
 
 struct fa_rule {
-	int fr_kind;			/* 1 calloc, 2 realloc0 */
+	int fr_kind;			/* 1 calloc, 2 realloc0, 3 malloc */
 	size_t fr_nmemb, fr_size;
 	uintptr_t fr_lo, fr_hi;		/* the caller's offsets in its object */
 	atomic_long fr_skip;		/* matching calls to let through first */
@@ -49,6 +52,7 @@ static struct fa_rule fa_rules[FA_RULES];
 static int fa_nrules;
 static atomic_int fa_ready;		/* 0 not yet, 1 being set up, 2 ready */
 static void *(*fa_calloc)(size_t, size_t);
+static void *(*fa_malloc)(size_t);
 static void *(*fa_realloc)(void *, size_t);
 static void (*fa_free)(void *);
 static char fa_arena[4096];
@@ -80,6 +84,9 @@ static void fa_parse(const char *spec)
 			r->fr_kind = 1;
 			r->fr_nmemb = a;
 			r->fr_size = b;
+		} else if (sscanf(t, "malloc:%lu:%lu:%lx-%lx:%lu", &b, &c, &lo, &hi, &skip) >= 4) {
+			r->fr_kind = 3;
+			r->fr_size = b;
 		} else if (sscanf(t, "realloc0:%lu:%lu:%lx-%lx:%lu", &b, &c, &lo, &hi, &skip) >= 4) {
 			r->fr_kind = 2;
 			r->fr_size = b;
@@ -101,6 +108,7 @@ static void fa_setup(void)
 	if (!atomic_compare_exchange_strong(&fa_ready, &expect, 1))
 		return;
 	fa_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+	fa_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
 	fa_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
 	fa_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 	fa_parse(getenv("FAILALLOC"));
@@ -125,7 +133,24 @@ static void fa_log(const char *line)
 
 /* Does a rule of this kind and shape, for this caller, want the call
  * to fail? */
+static atomic_int fa_armed;	/* FAILALLOC_ARM was seen */
+static __thread int fa_busy;	/* inside fa_fail: what it calls allocates freely */
+
+static int fa_fail_rules(int kind, size_t nmemb, size_t size, const void *caller);
+
 static int fa_fail(int kind, size_t nmemb, size_t size, const void *caller)
+{
+	int rc;
+
+	if (fa_nrules == 0 || fa_busy)
+		return 0;
+	fa_busy = 1;
+	rc = fa_fail_rules(kind, nmemb, size, caller);
+	fa_busy = 0;
+	return rc;
+}
+
+static int fa_fail_rules(int kind, size_t nmemb, size_t size, const void *caller)
 {
 	const char *arm;
 	char line[64];
@@ -138,14 +163,17 @@ static int fa_fail(int kind, size_t nmemb, size_t size, const void *caller)
 		if (r->fr_kind != kind || (r->fr_size != 0 && r->fr_size != size) ||
 		    (kind == 1 && r->fr_nmemb != 0 && r->fr_nmemb != nmemb))
 			continue;
+		if (!fa_armed) {
+			arm = getenv("FAILALLOC_ARM");
+			if (arm != NULL && access(arm, F_OK) != 0)
+				return 0;
+			fa_armed = 1;
+		}
 		if (dladdr(caller, &di) == 0)
 			continue;
 		off = (uintptr_t)caller - (uintptr_t)di.dli_fbase;
 		if (off < r->fr_lo || off >= r->fr_hi)
 			continue;
-		arm = getenv("FAILALLOC_ARM");
-		if (arm != NULL && access(arm, F_OK) != 0)
-			return 0;
 		if (atomic_fetch_sub(&r->fr_skip, 1) > 0)
 			return 0;
 		if (atomic_fetch_sub(&r->fr_left, 1) <= 0)
@@ -153,7 +181,8 @@ static int fa_fail(int kind, size_t nmemb, size_t size, const void *caller)
 		if (kind == 1)
 			snprintf(line, sizeof(line), "calloc %zu %zu\n", nmemb, size);
 		else
-			snprintf(line, sizeof(line), "realloc0 %zu\n", size);
+			snprintf(line, sizeof(line), "%s %zu\n", kind == 2 ? "realloc0" : "malloc",
+				 size);
 		fa_log(line);
 		return 1;
 	}
@@ -172,6 +201,20 @@ void *calloc(size_t nmemb, size_t size)
 		return NULL;
 	}
 	return fa_calloc(nmemb, size);
+}
+
+void *malloc(size_t size)
+{
+	if (atomic_load(&fa_ready) != 2) {
+		if (atomic_load(&fa_ready) == 1)
+			return fa_arena_alloc(size);
+		fa_setup();
+	}
+	if (fa_fail(3, 0, size, __builtin_return_address(0))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return fa_malloc(size);
 }
 
 static int fa_in_arena(const void *p)
