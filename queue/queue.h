@@ -328,11 +328,13 @@ void queue_admin_set_class_namer(const char *(*name)(uint8_t bclass));
 int queue_admin_list(struct queue *q, FILE *out, uint64_t now_us);
 int queue_admin_show(struct queue *q, uint64_t id, FILE *out);
 int queue_admin_delete(struct queue *q, uint64_t id);
-/* Make message id (0: every message) due now; *n_r messages touched. */
+/* Make message id (0: every message) due now; *n_r messages touched.
+ * -ENOMEM when the list of every message stopped short (those before are
+ * due now). */
 int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r);
 /* Make due now every message whose next attempt lies in [from_us, to_us]
  * (what waited for a suspension that ended at from_us, with its jitter);
- * *n_r messages touched. */
+ * *n_r messages touched; -ENOMEM as queue_admin_flush. */
 int queue_admin_flush_window(struct queue *q, uint64_t from_us, uint64_t to_us, uint64_t now_us,
 			     unsigned *n_r);
 /* Copy the store with compaction (mdb_env_copy2 MDB_CP_COMPACT) and

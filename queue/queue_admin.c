@@ -326,6 +326,7 @@ static int queue_flush_one(struct queue *q, MDB_txn *txn, uint64_t id, uint64_t 
 struct queue_flush_ctx {
 	uint64_t *ids;
 	size_t n, cap;
+	bool nomem;		/* the list stopped short: the caller says so */
 };
 
 static int queue_flush_collect(void *arg, uint64_t id, const struct qrecord *r,
@@ -340,8 +341,10 @@ static int queue_flush_collect(void *arg, uint64_t id, const struct qrecord *r,
 		size_t cap = ctx->cap ? ctx->cap * 2 : 256;
 		uint64_t *n = realloc(ctx->ids, cap * sizeof(*n));
 
-		if (n == NULL)
+		if (n == NULL) {
+			ctx->nomem = true;
 			return 1;
+		}
 		ctx->ids = n;
 		ctx->cap = cap;
 	}
@@ -390,7 +393,7 @@ static int queue_flush_ids(struct queue *q, const uint64_t *ids, size_t n, bool 
 
 int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n_r)
 {
-	struct queue_flush_ctx ctx = { NULL, 0, 0 };
+	struct queue_flush_ctx ctx = { NULL, 0, 0, false };
 	int rc;
 
 	*n_r = 0;
@@ -399,7 +402,8 @@ int queue_admin_flush(struct queue *q, uint64_t id, uint64_t now_us, unsigned *n
 	if ((rc = queue_admin_foreach(q, queue_flush_collect, &ctx)) >= 0)
 		rc = queue_flush_ids(q, ctx.ids, ctx.n, true, now_us, n_r);
 	free(ctx.ids);
-	return rc;
+	/* Those listed are due now; the others are not, and that is an error. */
+	return rc >= 0 && ctx.nomem ? -ENOMEM : rc;
 }
 
 struct queue_window_ctx {
@@ -419,14 +423,14 @@ static int queue_window_collect(void *arg, uint64_t id, uint64_t when)
 int queue_admin_flush_window(struct queue *q, uint64_t from_us, uint64_t to_us, uint64_t now_us,
 			     unsigned *n_r)
 {
-	struct queue_window_ctx w = { { NULL, 0, 0 }, from_us };
+	struct queue_window_ctx w = { { NULL, 0, 0, false }, from_us };
 	int rc;
 
 	*n_r = 0;
 	if ((rc = queue_scan_due(q, to_us, queue_window_collect, &w)) >= 0 && w.wc_ids.n > 0)
 		rc = queue_flush_ids(q, w.wc_ids.ids, w.wc_ids.n, true, now_us, n_r);
 	free(w.wc_ids.ids);
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? rc : w.wc_ids.nomem ? -ENOMEM : 0;
 }
 
 int queue_admin_compact(struct queue **qp, const char *dir, uint64_t *before_r,

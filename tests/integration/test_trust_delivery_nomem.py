@@ -192,3 +192,21 @@ def test_suspension_not_saved_leaves_the_old_one(make_server, tmp_path, sink):
     # The next save works: resume lifts it.
     assert curl(srv, "/api/v1/resume", "POST", {"domain": "hold.example"})[0] == 200
     assert curl(srv, "/api/v1/suspensions")[1]["suspensions"] == []
+
+
+def test_flush_of_the_whole_queue_without_memory_says_so(make_server, tmp_path):
+    # `queue flush --all` lists every message first: a list that stops
+    # short for want of memory is an error, not "flushed 0 messages".
+    srv = make_server().start()
+    send(srv, "later@example.com", "later")
+    assert srv.stop() == 0
+    env = dict(os.environ, LD_PRELOAD=SHIM, FAILALLOC_LOG=str(tmp_path / "failalloc.log"),
+               FAILALLOC="realloc0:2048:1:" + code_range("queue_flush_collect"))
+    r = subprocess.run([BIN, "-c", srv.conf, "queue", "flush", "--all"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    assert "flushed" not in r.stdout and "memory" in r.stderr, (r.stdout, r.stderr)
+    assert failures(str(tmp_path / "failalloc.log")) == ["realloc0 2048"]
+    r = subprocess.run([BIN, "-c", srv.conf, "queue", "flush", "--all"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "flushed 1 message" in r.stdout, (r.stdout, r.stderr)
