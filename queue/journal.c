@@ -42,7 +42,7 @@ struct jnl {
 	struct jnl_seg *j_active;	/* written now; NULL: start one */
 	uint64_t j_next_seq;
 	unsigned j_nspares;
-	char **j_spares;		/* file names in j_dir */
+	uint64_t j_spares[JNL_SPARES_MAX];	/* "spare.%x" in j_dir: no allocation */
 	struct jnl_pending *j_pend;
 	unsigned j_npend, j_pendcap;
 	struct iovec *j_parts;
@@ -163,6 +163,12 @@ static void jnl_seg_name(char *buf, size_t len, uint64_t seq)
 	snprintf(buf, len, "%016" PRIx64 ".seg", seq);
 }
 
+/* A spare segment's file name: the number it had as a segment. */
+static void jnl_spare_name(char *buf, size_t len, uint64_t seq)
+{
+	snprintf(buf, len, "spare.%" PRIx64, seq);
+}
+
 /*
  * Open and map a segment file (by its name in j_dir). A reader (j_ro)
  * holds a shared flock on it, which keeps the writer from recycling it
@@ -230,16 +236,15 @@ static int jnl_seg_new(struct jnl *j, uint64_t need)
 
 	jnl_seg_name(name, sizeof(name), j->j_next_seq);
 	while (j->j_nspares > 0) {
-		char *sp = j->j_spares[--j->j_nspares];
+		char sp[64];
 
+		jnl_spare_name(sp, sizeof(sp), j->j_spares[--j->j_nspares]);
 		if (fstatat(j->j_dirfd, sp, &st, 0) == 0 && (uint64_t)st.st_size >= size &&
 		    renameat(j->j_dirfd, sp, j->j_dirfd, name) == 0) {
-			free(sp);
 			rc = 0;
 			break;
 		}
 		(void)unlinkat(j->j_dirfd, sp, 0);
-		free(sp);
 	}
 	if (rc != 0) {
 		fd = openat(j->j_dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -341,20 +346,21 @@ int jnl_open(struct jnl **j_r, const char *dir, bool ro, char *err, size_t errle
 	}
 	while ((e = readdir(d)) != NULL) {
 		if (!ro && strncmp(e->d_name, "spare.", 6) == 0) {
-			char **sp = realloc(j->j_spares, (j->j_nspares + 1) * sizeof(*sp));
-			uint64_t was = strtoull(e->d_name + 6, NULL, 16);
+			char *end, back[64];
+			uint64_t was = strtoull(e->d_name + 6, &end, 16);
 
 			/* New segments are numbered above any number a spare
 			 * ever had, so its old records never pass for new. */
 			if (was != UINT64_MAX && was + 1 > j->j_next_seq)
 				j->j_next_seq = was + 1;
-
-			if (sp != NULL && (sp[j->j_nspares] = strdup(e->d_name)) != NULL) {
-				j->j_spares = sp;
-				j->j_nspares++;
-			} else if (sp != NULL) {
-				j->j_spares = sp;
-			}
+			/* Kept when its name says its number (the spare's name
+			 * is made from it again) and there is room; else gone. */
+			jnl_spare_name(back, sizeof(back), was);
+			if (*end == '\0' && strcmp(back, e->d_name) == 0 &&
+			    j->j_nspares < JNL_SPARES_MAX)
+				j->j_spares[j->j_nspares++] = was;
+			else
+				(void)unlinkat(j->j_dirfd, e->d_name, 0);
 			continue;
 		}
 		if (!jnl_seg_file(e->d_name, &seq))
@@ -412,9 +418,6 @@ void jnl_close(struct jnl **jp)
 		j->j_head = s->js_next;
 		jnl_seg_free(s);
 	}
-	for (unsigned i = 0; i < j->j_nspares; i++)
-		free(j->j_spares[i]);
-	free(j->j_spares);
 	free(j->j_pend);
 	free(j->j_parts);
 	if (j->j_dirfd >= 0)
@@ -875,18 +878,12 @@ void jnl_recycle(struct jnl *j, uint64_t before_seq)
 		if (j->j_tail == s)
 			j->j_tail = prev;
 		jnl_seg_name(name, sizeof(name), s->js_seq);
-		snprintf(spare, sizeof(spare), "spare.%" PRIx64, s->js_seq);
-		if (j->j_nspares < JNL_SPARES_MAX && s->js_size <= JNL_SEG_SIZE) {
-			char **sp = realloc(j->j_spares, (j->j_nspares + 1) * sizeof(*sp));
-
-			if (sp != NULL)
-				j->j_spares = sp;
-			if (sp != NULL && renameat(j->j_dirfd, name, j->j_dirfd, spare) == 0 &&
-			    (sp[j->j_nspares] = strdup(spare)) != NULL) {
-				j->j_nspares++;
-				jnl_seg_free(s);
-				continue;
-			}
+		jnl_spare_name(spare, sizeof(spare), s->js_seq);
+		if (j->j_nspares < JNL_SPARES_MAX && s->js_size <= JNL_SEG_SIZE &&
+		    renameat(j->j_dirfd, name, j->j_dirfd, spare) == 0) {
+			j->j_spares[j->j_nspares++] = s->js_seq;
+			jnl_seg_free(s);
+			continue;
 		}
 		(void)unlinkat(j->j_dirfd, name, 0);
 		jnl_seg_free(s);

@@ -603,13 +603,62 @@ static void test_daemon_waits_for_replay(const char *dir)
 	}
 }
 
+static int count_spares(const char *dir)
+{
+	char cmd[600];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^spare\\.'", dir);
+	if ((p = popen(cmd, "r")) != NULL) {
+		if (fscanf(p, "%d", &n) != 1)
+			n = -1;
+		pclose(p);
+	}
+	return n;
+}
+
+/* Spares found at open: as many as are kept (JNL_SPARES_MAX, by number,
+ * with no allocation), the others and misnamed ones removed; a new
+ * segment takes one, numbered above them all. */
+static void test_spares_at_open(const char *dir)
+{
+	static const char *names[] = { "spare.30", "spare.31", "spare.32", "spare.0033" };
+	struct jnl *j;
+	struct jnl_loc loc;
+	struct iovec part = { "payload bytes", 13 };
+	char err[256], path[600];
+	struct stat st;
+	bool ok = true;
+
+	mkdir(dir, 0750);
+	for (unsigned i = 0; i < 4; i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		fd = open(path, O_RDWR | O_CREAT, 0600);
+		ok &= fd >= 0 && ftruncate(fd, JNL_SEG_SIZE) == 0;
+		close(fd);
+	}
+	tap_ok(ok && jnl_open(&j, dir, false, err, sizeof(err)) == 0, "journal opens with 4 spares");
+	tap_ok(count_spares(dir) == 2, "2 spares kept, the others removed (%d)", count_spares(dir));
+	snprintf(path, sizeof(path), "%s/spare.0033", dir);
+	tap_ok(stat(path, &st) < 0, "a spare whose name is not its number's is removed");
+	ok = jnl_add(j, JNL_MSG, 1, &part, 1, &loc) == 0 && jnl_commit(j) == 0;
+	snprintf(path, sizeof(path), "%s/0000000000000034.seg", dir);
+	tap_ok(ok && stat(path, &st) == 0 && (uint64_t)st.st_size == JNL_SEG_SIZE,
+	       "the new segment is numbered above every spare's number");
+	tap_ok(count_spares(dir) == 1, "and is a spare renamed (%d left)", count_spares(dir));
+	jnl_close(&j);
+}
+
 int main(void)
 {
-	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[7][300];
+	char base[] = "/tmp/ringmta-test-journal-XXXXXX", d[8][300];
 
 	if (mkdtemp(base) == NULL)
 		return 1;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		snprintf(d[i], sizeof(d[i]), "%s/q%d", base, i);
 	test_journal_path(d[0]);
 	test_run_after_clean_stop(d[0]);
@@ -619,6 +668,7 @@ int main(void)
 	test_file_layer(d[3]);
 	test_daemon_waits_for_replay(d[5]);
 	test_group_pages(d[6]);
+	test_spares_at_open(d[7]);
 	{
 		char cmd[400];
 
