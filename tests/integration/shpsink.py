@@ -63,10 +63,13 @@ class ProviderSink:
             asyncio.start_server(self._session, self.host, self.port, reuse_address=True))
         self.ready.set()
         self.loop.run_forever()
+        self._close_loop()
 
-    # The same thread, loop and lists as sink.Sink: its stop and wait_for.
+    # The same thread, loop and lists as sink.Sink: its stop, wait_for
+    # and the loop's end.
     stop = Sink.stop
     wait_for = Sink.wait_for
+    _close_loop = Sink._close_loop
 
     def count(self):
         with self.lock:

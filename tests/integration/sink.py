@@ -94,6 +94,19 @@ class Sink:
         self.port = self.server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
+        self._close_loop()
+
+    def _close_loop(self):
+        """In the loop's thread once stop() ended it: what is left is
+        cancelled and the loop closed. A loop left open is closed by the
+        garbage collector as the interpreter exits, and its complaint can
+        land after pytest's summary line."""
+        tasks = asyncio.all_tasks(self.loop)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
 
     def stop(self):
         def _stop():
