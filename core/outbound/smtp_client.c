@@ -320,6 +320,7 @@ const struct smtp_limits *smtp_client_limits(const struct smtp_client *c)
  * to): RSET, and with PIPELINING the next transaction right behind it. */
 static void cl_rset(struct smtp_client *c)
 {
+	c->c_txn_refused = true;
 	c->c_state = CL_RSET;
 	cl_write(c, "RSET\r\n");
 	cl_deadline(c, cl_cfg(c)->smtp_command_timeout);
@@ -374,6 +375,7 @@ static void cl_on_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	if (phase == 0) {
+		c->c_txn_refused = false;	/* a transaction answered since */
 		c->c_mail_ok = r->code >= 200 && r->code < 300;
 		if (!c->c_mail_ok) {
 			j->ct_mail_refused = true;
@@ -623,22 +625,28 @@ static const char *cl_state_name(uint8_t st)
  * (not an idle timeout of the receiver's), or at the next MAIL without
  * answering it; and only when that last reply was not an error: a 421
  * (or any 4xx/5xx) and a close is the receiver saying why it closes
- * (RFC 5321 4.2.2), a deferral, not a limit of N messages. */
+ * (RFC 5321 4.2.2), a deferral, not a limit of N messages. Nor after a
+ * refused transaction, even with the RSET that followed answered 250:
+ * receivers close on refused recipients (a guard against address
+ * harvesting), which says nothing of how many messages they take. */
 #define CL_CLOSE_AFTER_REPLY_S 2u
 
 static void cl_on_eof(struct io_conn *conn, int err)
 {
 	struct smtp_client *c = (struct smtp_client *)conn;
+	/* A close that tells the receiver's messages per connection. */
+	bool limit = c->c_msgs > 0 && c->c_last_code < 400 && !c->c_txn_refused;
 
 	if (c->c_state == CL_TXN && c->c_phase == 0 && c->c_job != NULL &&
-	    ((c->c_msgs > 0 && c->c_last_code < 400) || c->c_job_pipelined) &&
+	    (limit || c->c_job_pipelined || c->c_txn_refused) &&
 	    cl_ops_of(c)->closed_after != NULL) {
 		/* Nothing of this transaction was answered: the receiver's
-		 * limit, not a failure (after an error reply, or a job that
-		 * followed the previous end of data unasked, no limit is
-		 * told: nmsgs 0). The owner takes the job back. */
+		 * limit, not a failure (after an error reply, a refused
+		 * transaction, or a job that followed the previous end of
+		 * data unasked, no limit is told: nmsgs 0). The owner takes
+		 * the job back. */
 		struct smtp_client_txn *t = c->c_job;
-		unsigned n = c->c_msgs > 0 && c->c_last_code < 400 ? c->c_msgs : 0;
+		unsigned n = limit ? c->c_msgs : 0;
 
 		free(c->c_rcpt_ok);
 		c->c_rcpt_ok = NULL;
@@ -649,7 +657,7 @@ static void cl_on_eof(struct io_conn *conn, int err)
 		io_conn_close(conn);
 		return;
 	}
-	if (c->c_state == CL_READY && c->c_job == NULL && c->c_msgs > 0 && c->c_last_code < 400 &&
+	if (c->c_state == CL_READY && c->c_job == NULL && limit &&
 	    io_loop_now() <= c->c_last_reply + CL_CLOSE_AFTER_REPLY_S &&
 	    cl_ops_of(c)->closed_after != NULL)
 		cl_ops_of(c)->closed_after(c->c_env->ce_ctx, c->c_dest, c->c_msgs, NULL);

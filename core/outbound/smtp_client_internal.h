@@ -88,6 +88,11 @@ struct smtp_client {
 	uint64_t c_next_body_len;	/* c_next's stored body size */
 	bool c_offering;		/* inside ops->ready_early: a job is c_next */
 	bool c_job_pipelined;		/* c_job's commands followed the previous dot */
+	/* The last transaction ended without a message (refused: RSET
+	 * followed), and no later one has been answered: a close now is
+	 * the receiver's answer to the refusal, not a limit of messages
+	 * per connection; what it leaves unanswered goes back untried. */
+	bool c_txn_refused;
 	bool c_sent;			/* output since the last reply (round trips) */
 	unsigned c_round_trips;		/* replies waited for on this session */
 	uint64_t c_body_off;		/* stored body bytes already written */

@@ -33,14 +33,17 @@ class HoldSink(Sink):
     and close, dotclose 250 and close; anything else 250 (then the
     message is in messages, its data unstuffed). A recipient whose local
     part is rcpt5xx gets 550 at RCPT, and DATA without recipients 503;
-    the reply to RSET is held like that to an end of data (rset_holds).
+    the reply to RSET is held like that to an end of data (rset_holds),
+    and with close_after_rset the connection is closed right after it.
     The first connection's
     greeting waits for gate (so every test message is queued before the
     session is ready). keywords are extra EHLO keywords; mail_max makes a
     MAIL past it 451; tls (an ssl.SSLContext) offers STARTTLS."""
 
-    def __init__(self, pipelining=True, keywords=(), hold_s=5.0, mail_max=0, tls=None):
+    def __init__(self, pipelining=True, keywords=(), hold_s=5.0, mail_max=0, tls=None,
+                 close_after_rset=False):
         self.keywords, self.hold_s, self.tls = list(keywords), hold_s, tls
+        self.close_after_rset = close_after_rset
         self.gate = threading.Event()
         self.dots = []          # (conn, first recipient, reply code)
         self.holds = []         # per end of data: the next MAIL came while held
@@ -152,6 +155,9 @@ class HoldSink(Sink):
                     with self.lock:
                         self.rset_holds.append(held)
                     await send("250 2.0.0 Ok")
+                    if self.close_after_rset:
+                        writer.close()
+                        return
                 elif verb == "QUIT":
                     await send("221 2.0.0 Bye")
                     writer.close()
@@ -289,6 +295,32 @@ def test_next_transaction_behind_rset(make_server):
         # Greeting, EHLO, the first MAIL group (refused), RSET with the
         # second group, then one per message; lock-step after RSET: 7.
         assert metric(srv, "ringmta_outbound_round_trips_total") == 6
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_close_after_a_refusal_is_no_limit(make_server, pipelining):
+    """A receiver that answers the RSET after a refused recipient and
+    closes: no limit of messages per connection is learned from it (the
+    refused transaction is not a message), and a transaction sent before
+    the close was seen (pipelined behind the RSET, or the next MAIL in
+    lock-step) goes back untried, to be sent at once on a new connection,
+    never deferred as a lost connection."""
+    sink = HoldSink(pipelining=pipelining, close_after_rset=True, hold_s=1.0)
+    try:
+        srv = start_relay(make_server, sink)
+        rcpts = ["rcpt5xx@example.com", "ok0@example.com", "ok1@example.com",
+                 "ok2@example.com"]
+        inject(srv, sink, rcpts, never=rcpts[:1])
+        assert sink.wait_for(3, timeout=20), srv.read_log()
+        assert wait_queue_empty(srv)
+        log = srv.read_log()
+        assert "max messages per connection lowered" not in log, log
+        for r in rcpts[1:]:
+            assert status_of(log, r) == ["sent"], log
+        # The three accepted messages share the second connection.
+        assert [m["conn"] for m in sink.messages] == [2, 2, 2], sink.messages
     finally:
         sink.stop()
 
